@@ -1,0 +1,557 @@
+"""Activation functions stated symbolically.
+
+An :class:`Activation` wraps a sympy expression φ(x) of one real variable ``x`` and derives from
+it everything the theory and the simulator need: derivatives (in the almost-everywhere sense,
+with the jumps of φ' recorded separately), vectorized numpy and arbitrary-precision mpmath
+evaluators, the breakpoints (kinks) located from ``Max``, ``Min``, ``Abs``, ``Heaviside``,
+``sign`` and ``Piecewise``, exact Taylor coefficients at 0, the exponential growth rate at
+±infinity, and a few structural facts (parity, positive homogeneity).
+
+Construction validates the activation: an expression that does not parse, a free symbol without a
+value, an activation undefined or complex somewhere on the real line, or one growing like
+``exp(c x**2)`` raises a :class:`~critheory.errors.ActivationError` subclass.
+
+Examples
+--------
+>>> from critheory.activation import Activation
+>>> act = Activation.from_string("tanh(a*x)", params={"a": 2})
+>>> float(act.numpy(0.5))  # tanh(1)
+0.7615941559557649
+>>> Activation.get("relu").breakpoints
+(0.0,)
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable, Mapping, Sequence
+
+import mpmath
+import numpy as np
+import scipy.special
+import sympy as sp
+from sympy.parsing.sympy_parser import (
+    parse_expr,
+    standard_transformations,
+    implicit_multiplication_application,
+)
+
+from .errors import (
+    ActivationError,
+    ActivationParseError,
+    DomainError,
+    FreeSymbolError,
+    GrowthError,
+    InvalidArgumentError,
+)
+
+__all__ = ["Activation", "X", "TaylorInfo"]
+
+#: The real variable of every activation expression.
+X = sp.Symbol("x", real=True)
+
+_NONSMOOTH = (sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise, sp.DiracDelta)
+
+# numpy translations for lambdify (scipy.special for the special functions)
+_NUMPY_MODULE = {
+    "erf": scipy.special.erf,
+    "erfc": scipy.special.erfc,
+    "Heaviside": lambda x, h0=0.5: np.heaviside(x, h0),
+    "sign": np.sign,
+}
+
+
+@dataclass(frozen=True)
+class TaylorInfo:
+    """Exact derivatives of φ at 0.
+
+    Attributes
+    ----------
+    derivatives : tuple of sympy.Expr or None
+        ``σ_p = φ^{(p)}(0)`` for p = 0, 1, ..., exact; ``None`` where φ is not smooth at 0.
+    reason : str
+        Why the coefficients are absent (empty when present).
+    """
+
+    derivatives: tuple | None
+    reason: str = ""
+
+    @property
+    def available(self) -> bool:
+        return self.derivatives is not None
+
+
+def _as_expr(value) -> sp.Expr:
+    try:
+        return sp.sympify(value)
+    except (sp.SympifyError, TypeError, ValueError) as exc:  # pragma: no cover - defensive
+        raise ActivationParseError(f"cannot interpret parameter value {value!r}") from exc
+
+
+def _strip_delta(expr: sp.Expr) -> sp.Expr:
+    """Replace DiracDelta terms by 0: derivatives almost everywhere."""
+    if expr.has(sp.DiracDelta):
+        expr = expr.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.S.Zero)
+    return expr
+
+
+class Activation:
+    """A scalar activation function φ(x), stated as a sympy expression in ``x``.
+
+    Build one with :meth:`get` (a zoo name, a formula string, a sympy expression or an
+    existing Activation), :meth:`from_string` or :meth:`from_expr`.
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+        φ as an expression in :data:`X` (``x``, real), with every parameter substituted.
+    name : str
+        A readable name (the zoo name, or the formula).
+
+    Notes
+    -----
+    Derivatives are taken almost everywhere: ``DiracDelta`` terms that sympy produces at kinks
+    are dropped, and the jumps of φ' at each breakpoint are kept in :attr:`derivative_jumps`, so
+    that distributional expectations (``E[φ φ'']``) can add the point masses back.
+    """
+
+    def __init__(self, expr: sp.Expr, name: str | None = None, *, _validate: bool = True):
+        if not isinstance(expr, sp.Basic):
+            raise ActivationParseError(f"not a sympy expression: {expr!r}")
+        expr = sp.sympify(expr)
+        free = expr.free_symbols - {X}
+        # allow a plain (non-real) x from user code
+        for s in list(free):
+            if s.name == "x":
+                expr = expr.subs(s, X)
+        free = expr.free_symbols - {X}
+        if free:
+            names = ", ".join(sorted(str(s) for s in free))
+            raise FreeSymbolError(
+                f"activation has free symbol(s) {names} without a value; give them with params"
+                " (e.g. --param a=1.5) or use x as the variable"
+            )
+        if expr.has(sp.I) or expr.has(sp.zoo) or expr.has(sp.nan) or expr.has(sp.oo):
+            raise DomainError(f"activation {expr} is complex or infinite")
+        self.expr: sp.Expr = expr
+        self.name: str = name or str(expr)
+        if _validate:
+            self._validate()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def get(cls, spec, params: Mapping[str, float] | None = None) -> "Activation":
+        """Build an activation from a zoo name, a formula string or a sympy expression.
+
+        Parameters
+        ----------
+        spec : str, sympy.Expr or Activation
+            A name from :func:`critheory.zoo.names` (``"relu"``, ``"gelu"``, ...), a formula in
+            ``x`` (``"x*erf(x)"``), a sympy expression, or an Activation (returned as is).
+        params : mapping, optional
+            Values of the expression's parameters (``{"a": 2}`` for ``"tanh(a*x)"``), or of a
+            zoo entry's parameters (``{"slope": 0.2}`` for ``leaky_relu``).
+
+        Examples
+        --------
+        >>> Activation.get("leaky_relu", {"slope": 0.2}).name
+        'leaky_relu(slope=0.2)'
+        """
+        if isinstance(spec, Activation):
+            if params:
+                raise InvalidArgumentError("parameters cannot be applied to a built Activation")
+            return spec
+        if isinstance(spec, str):
+            from . import zoo
+
+            key = spec.strip().lower()
+            if key in zoo.ZOO:
+                return zoo.make(key, params)
+            return cls.from_string(spec, params)
+        if isinstance(spec, sp.Basic):
+            return cls.from_expr(spec, params)
+        raise ActivationParseError(f"cannot build an activation from {spec!r}")
+
+    @classmethod
+    def from_string(cls, text: str, params: Mapping[str, float] | None = None,
+                    name: str | None = None) -> "Activation":
+        """Parse a formula in ``x``; parameters are substituted from ``params``.
+
+        Examples
+        --------
+        >>> Activation.from_string("Max(0, x) + 0.1*Min(0, x)").breakpoints
+        (0.0,)
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise ActivationParseError("empty activation expression")
+        params = dict(params or {})
+        local = {"x": X}
+        for key in params:
+            if not isinstance(key, str) or not key.isidentifier() or key == "x":
+                raise InvalidArgumentError(f"invalid parameter name {key!r}")
+            local[key] = sp.Symbol(key, real=True)
+        # a few friendly aliases
+        local.setdefault("relu", lambda u: sp.Max(0, u))
+        local.setdefault("step", sp.Heaviside)
+        local.setdefault("pi", sp.pi)
+        local.setdefault("e", sp.E)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expr = parse_expr(text, local_dict=local, transformations=standard_transformations,
+                                  evaluate=True)
+        except Exception as exc:  # SyntaxError, TokenError, TypeError, AttributeError...
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ActivationParseError(f"cannot parse activation {text!r}: {msg}") from None
+        if not isinstance(expr, sp.Expr):
+            raise ActivationParseError(f"activation {text!r} is not an expression in x")
+        return cls.from_expr(expr, params, name=name or text.strip())
+
+    @classmethod
+    def from_expr(cls, expr: sp.Expr, params: Mapping[str, float] | None = None,
+                  name: str | None = None) -> "Activation":
+        """Build from a sympy expression, substituting ``params`` by name."""
+        params = dict(params or {})
+        subs = {}
+        names = {s.name: s for s in expr.free_symbols}
+        for key, value in params.items():
+            if key not in names:
+                raise InvalidArgumentError(
+                    f"parameter {key!r} does not occur in {expr} (free symbols:"
+                    f" {', '.join(sorted(names)) or 'none'})")
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                raise InvalidArgumentError(f"parameter {key}={value!r} is not a number") from None
+            if not math.isfinite(v):
+                raise InvalidArgumentError(f"parameter {key}={value!r} is not finite")
+            subs[names[key]] = _as_expr(value)
+        if subs:
+            expr = expr.subs(subs)
+        if name is None:
+            name = str(expr)
+        return cls(expr, name)
+
+    # ------------------------------------------------------------------ dunder
+    def __repr__(self) -> str:
+        return f"Activation({self.name!r}: {self.expr})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Activation) and self.expr == other.expr
+
+    def __hash__(self) -> int:
+        return hash(("Activation", self.expr))
+
+    # ------------------------------------------------------------------ symbolic
+    def derivative(self, n: int = 1) -> sp.Expr:
+        """φ^{(n)} as a sympy expression, almost everywhere (no DiracDelta terms)."""
+        if n < 0:
+            raise InvalidArgumentError("derivative order must be >= 0")
+        return self._derivatives(n)[n]
+
+    def _derivatives(self, n: int) -> list:
+        cache = self.__dict__.setdefault("_dcache", [self.expr])
+        while len(cache) <= n:
+            d = _strip_delta(sp.diff(cache[-1], X))
+            cache.append(d)
+        return cache
+
+    @cached_property
+    def breakpoints(self) -> tuple[float, ...]:
+        """Sorted real points where φ or one of its derivatives is not smooth.
+
+        Located from the arguments of Max, Min, Abs, Heaviside, sign and the conditions of
+        Piecewise in φ and its first two derivatives.
+        """
+        pts: set[float] = set()
+        for e in (self.expr, self.derivative(1), self.derivative(2)):
+            for atom in e.atoms(*_NONSMOOTH):
+                for g in _switch_functions(atom):
+                    pts.update(_real_zeros(g, self))
+        return tuple(sorted(pts))
+
+    @cached_property
+    def is_smooth(self) -> bool:
+        return not self.breakpoints
+
+    @cached_property
+    def jumps(self) -> tuple[tuple[float, float, float], ...]:
+        """For each breakpoint b: (b, φ(b), φ'(b+) - φ'(b-)), the jump of the first derivative.
+
+        φ itself must be continuous; a discontinuous φ raises :class:`DomainError` when a
+        derivative expectation is requested (see :meth:`check_continuous`).
+        """
+        out = []
+        d1 = self.mpmath_func(1)
+        f0 = self.mpmath_func(0)
+        with mpmath.workdps(60):
+            eps = mpmath.mpf(10) ** -40
+            for b in self.breakpoints:
+                jump = d1(mpmath.mpf(b) + eps) - d1(mpmath.mpf(b) - eps)
+                val = (f0(mpmath.mpf(b) + eps) + f0(mpmath.mpf(b) - eps)) / 2
+                jump = 0.0 if abs(jump) < 1e-30 else float(jump)
+                val = 0.0 if abs(val) < 1e-30 else float(val)
+                out.append((b, val, jump))
+        return tuple(out)
+
+    @cached_property
+    def discontinuities(self) -> tuple[float, ...]:
+        """Breakpoints where φ itself jumps (a step function, for instance)."""
+        f0 = self.mpmath_func(0)
+        out = []
+        with mpmath.workdps(40):
+            for b in self.breakpoints:
+                eps = mpmath.mpf(10) ** -25
+                if abs(f0(mpmath.mpf(b) + eps) - f0(mpmath.mpf(b) - eps)) > mpmath.mpf(10) ** -15:
+                    out.append(b)
+        return tuple(out)
+
+    def check_continuous(self, what: str = "derivative expectations") -> None:
+        """Raise :class:`DomainError` if φ is discontinuous (φ' would contain a delta)."""
+        if self.discontinuities:
+            raise DomainError(
+                f"activation {self.name} is discontinuous at x = "
+                f"{', '.join(f'{b:g}' for b in self.discontinuities)}: {what} are undefined")
+
+    @cached_property
+    def taylor(self) -> TaylorInfo:
+        """Exact derivatives σ_p = φ^{(p)}(0), p = 0..4, from sympy (absent at a kink at 0)."""
+        if any(abs(b) == 0.0 for b in self.breakpoints):
+            return TaylorInfo(None, "phi is not smooth at x = 0 (kink)")
+        try:
+            vals = []
+            for p in range(5):
+                d = self.derivative(p)
+                v = d.subs(X, 0)
+                if v.has(sp.nan, sp.zoo) or not v.is_finite:
+                    v = sp.limit(d, X, 0)
+                v = sp.nsimplify(sp.simplify(v)) if v.is_number and not v.is_Rational else sp.simplify(v)
+                vals.append(v)
+        except Exception as exc:  # pragma: no cover - sympy failure
+            return TaylorInfo(None, f"sympy could not expand phi at 0 ({exc})")
+        return TaylorInfo(tuple(vals))
+
+    @cached_property
+    def parity(self) -> str:
+        """'odd', 'even' or 'none', checked symbolically then on sample points."""
+        f = self.numpy
+        t = np.linspace(0.013, 7.3, 41)
+        with np.errstate(all="ignore"):
+            a, b = f(t), f(-t)
+        scale = np.maximum(1.0, np.abs(a))
+        if np.all(np.abs(a + b) <= 1e-13 * scale):
+            return "odd"
+        if np.all(np.abs(a - b) <= 1e-13 * scale):
+            return "even"
+        return "none"
+
+    @cached_property
+    def homogeneous_slopes(self) -> tuple[float, float] | None:
+        """(a_+, a_-) if φ(x) = a_+ x for x > 0 and a_- x for x < 0 (scale-invariant), else None."""
+        if any(b != 0.0 for b in self.breakpoints):
+            return None
+        for s in (1, -1):
+            d2 = self.derivative(2)
+            # second derivative must vanish identically on each side
+            pts = np.array([0.01, 0.37, 1.0, 2.9, 11.0, 47.0]) * s
+            with np.errstate(all="ignore"):
+                vals = np.broadcast_to(self._lambdify(d2)(pts), pts.shape)
+            if not np.all(np.abs(vals) == 0.0):
+                return None
+        f = self.numpy
+        if abs(float(f(0.0))) > 0.0:
+            return None
+        ap = float(f(1.0))
+        am = -float(f(-1.0))
+        pts = np.array([0.003, 0.5, 3.0, 40.0])
+        if not (np.allclose(f(pts), ap * pts, rtol=1e-14, atol=0)
+                and np.allclose(f(-pts), -am * pts, rtol=1e-14, atol=0)):
+            return None
+        return (ap, am)
+
+    @cached_property
+    def growth_rate(self) -> tuple[float, float]:
+        """Exponential growth rates (α_-, α_+) with |φ(x)| ≲ e^{α_± |x|} as x → ±∞ (>= 0)."""
+        return (_growth(self.mpmath_func(0), -1), _growth(self.mpmath_func(0), +1))
+
+    # ------------------------------------------------------------------ numeric
+    def _lambdify(self, expr: sp.Expr) -> Callable:
+        fn = sp.lambdify(X, expr, modules=[_NUMPY_MODULE, "numpy", "scipy"])
+
+        def f(x, _fn=fn):
+            x = np.asarray(x, dtype=float)
+            with np.errstate(all="ignore"):
+                y = _fn(x)
+            return np.broadcast_to(np.asarray(y, dtype=float), x.shape) if np.ndim(y) < np.ndim(x) \
+                else np.asarray(y, dtype=float)
+
+        return f
+
+    def numpy_func(self, n: int = 0) -> Callable[[np.ndarray], np.ndarray]:
+        """Vectorized float64 evaluator of φ^{(n)} (almost everywhere)."""
+        cache = self.__dict__.setdefault("_npcache", {})
+        if n not in cache:
+            cache[n] = self._lambdify(self.derivative(n))
+        return cache[n]
+
+    @property
+    def numpy(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Vectorized float64 φ."""
+        return self.numpy_func(0)
+
+    def __call__(self, x):
+        return self.numpy(x)
+
+    def mpmath_func(self, n: int = 0) -> Callable:
+        """Arbitrary-precision evaluator of φ^{(n)} (uses the current ``mpmath.mp.dps``)."""
+        cache = self.__dict__.setdefault("_mpcache", {})
+        if n not in cache:
+            expr = self.derivative(n)
+            fn = sp.lambdify(X, expr, modules=["mpmath"])
+
+            def f(x, _fn=fn):
+                v = _fn(x)
+                return mpmath.mpf(v) if not isinstance(v, (mpmath.mpf, mpmath.mpc)) else v
+
+            cache[n] = f
+        return cache[n]
+
+    def sympy_numpy(self, expr: sp.Expr) -> Callable:
+        """Vectorized float64 evaluator of any expression in ``x`` (an integrand built from φ)."""
+        return self._lambdify(expr)
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self) -> None:
+        try:
+            bps = self.breakpoints
+        except ActivationError:
+            raise
+        except Exception as exc:
+            raise ActivationError(f"cannot analyse activation {self.name}: {exc}") from None
+        _check_domain(self, bps)
+        a_m, a_p = self.growth_rate  # raises GrowthError for super-exponential growth
+        del a_m, a_p
+
+
+# ---------------------------------------------------------------------- helpers
+def _switch_functions(atom) -> list:
+    """Expressions whose real zeros are the switching points of a non-smooth atom."""
+    if isinstance(atom, (sp.Max, sp.Min)):
+        args = atom.args
+        return [args[i] - args[j] for i in range(len(args)) for j in range(i + 1, len(args))]
+    if isinstance(atom, (sp.Abs, sp.Heaviside, sp.sign, sp.DiracDelta)):
+        return [atom.args[0]]
+    if isinstance(atom, sp.Piecewise):
+        out = []
+        for _, cond in atom.args:
+            for rel in cond.atoms(sp.core.relational.Relational):
+                out.append(rel.lhs - rel.rhs)
+        return out
+    return []
+
+
+def _real_zeros(g: sp.Expr, act: "Activation") -> list[float]:
+    g = sp.sympify(g)
+    if not g.has(X):
+        return []
+    try:
+        sol = sp.solveset(sp.Eq(g, 0), X, domain=sp.S.Reals)
+    except Exception:
+        sol = None
+    if isinstance(sol, sp.FiniteSet):
+        out = []
+        for s in sol:
+            v = complex(sp.N(s, 30))
+            if abs(v.imag) < 1e-14 and math.isfinite(v.real):
+                out.append(float(v.real))
+        return out
+    if sol is not None and sol == sp.S.EmptySet:
+        return []
+    # numeric fallback: sign changes on a grid, refined by bisection
+    fn = sp.lambdify(X, g, modules=["mpmath"])
+    grid = np.concatenate([-np.logspace(3, -3, 400), [0.0], np.logspace(-3, 3, 400)])
+    out = []
+    with mpmath.workdps(30):
+        vals = []
+        for t in grid:
+            try:
+                vals.append(float(mpmath.re(fn(mpmath.mpf(t)))))
+            except Exception:
+                vals.append(float("nan"))
+        for i in range(len(grid) - 1):
+            a, b = vals[i], vals[i + 1]
+            if a == 0.0:
+                out.append(float(grid[i]))
+            elif a * b < 0:
+                try:
+                    r = mpmath.findroot(lambda t: fn(t), (grid[i], grid[i + 1]), solver="bisect")
+                    out.append(float(r))
+                except Exception:
+                    raise ActivationError(
+                        f"cannot locate the breakpoints of activation {act.name}") from None
+    return out
+
+
+def _check_domain(act: Activation, bps: Sequence[float]) -> None:
+    """Raise DomainError if φ is undefined, infinite or complex somewhere on the real line."""
+    expr = act.expr
+    # symbolic: sympy's continuous domain over the reals
+    try:
+        from sympy.calculus.util import continuous_domain
+
+        dom = continuous_domain(expr, X, sp.S.Reals)
+        if dom != sp.S.Reals:
+            missing = sp.Complement(sp.S.Reals, dom)
+            # discontinuities of step-like functions (Heaviside, sign, Piecewise) are allowed
+            if not (expr.has(sp.Heaviside, sp.sign, sp.Piecewise) and missing.is_FiniteSet):
+                raise DomainError(
+                    f"activation {act.name} is not defined (or not real) on all of the real line:"
+                    f" it fails on {missing}")
+    except DomainError:
+        raise
+    except Exception:
+        pass
+    # numeric: real and finite on a dense grid, at breakpoints and at 0
+    f = act.mpmath_func(0)
+    grid = np.concatenate([np.linspace(-30, 30, 241), np.array(bps, dtype=float),
+                           [0.0, 1e-8, -1e-8, 0.5, -0.5, 1.0, -1.0, 100.0, -100.0]])
+    with mpmath.workdps(30):
+        for t in grid:
+            try:
+                v = f(mpmath.mpf(float(t)))
+            except (ZeroDivisionError, ValueError, TypeError, OverflowError):
+                raise DomainError(f"activation {act.name} is undefined at x = {t:g}") from None
+            if isinstance(v, mpmath.mpc):
+                if abs(v.imag) > 0:
+                    raise DomainError(f"activation {act.name} is complex at x = {t:g}")
+                v = v.real
+            if not mpmath.isfinite(v):
+                raise DomainError(f"activation {act.name} is not finite at x = {t:g}")
+
+
+def _growth(f, sign: int) -> float:
+    """Exponential rate α of |φ| at sign·∞; GrowthError if log|φ| grows like x²."""
+    with mpmath.workdps(30):
+        xs = [mpmath.mpf(200), mpmath.mpf(400), mpmath.mpf(10) ** 4]
+        logs = []
+        for x in xs:
+            try:
+                v = abs(f(sign * x))
+            except Exception:
+                raise DomainError(f"activation cannot be evaluated at x = {sign * float(x):g}") from None
+            if not mpmath.isfinite(v):
+                raise GrowthError(
+                    f"activation is infinite at x = {sign * float(x):g}: it grows too fast for"
+                    " Gaussian expectations")
+            logs.append(float(mpmath.log(v)) if v > 0 else -math.inf)
+        if logs[2] > 0 and logs[2] / float(xs[2]) ** 2 > 1e-3:
+            raise GrowthError(
+                "activation grows like exp(c*x**2) or faster: its Gaussian expectations do not"
+                " exist for all variances")
+        if not math.isfinite(logs[0]) or not math.isfinite(logs[1]):
+            return 0.0
+        rate = (logs[1] - logs[0]) / 200.0
+        # polynomial growth gives p*log(2)/200: not exponential
+        return rate if rate > 0.05 else 0.0

@@ -1,0 +1,69 @@
+"""Command-line interface: ``critheory moments ACTIVATION --var K [--json]``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import CritheoryError
+
+__all__ = ["main"]
+
+
+def _params(items):
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise CritheoryError(f"--param expects NAME=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = float(v)
+        except ValueError:
+            raise CritheoryError(f"--param {k}: {v!r} is not a number") from None
+    return out
+
+
+def _cmd_moments(args) -> int:
+    from .activation import Activation
+    from .gaussian import moments
+
+    act = Activation.get(args.activation, _params(args.param))
+    res = moments(act, args.var)
+    if args.json:
+        print(json.dumps({"activation": act.name, "expr": str(act.expr), "var": args.var,
+                          "moments": {k: {"value": r.value, "error": r.error, "method": r.method}
+                                      for k, r in res.items()}}, indent=2))
+    else:
+        print(f"activation {act.name}: {act.expr}   K = {args.var:g}")
+        labels = {"phi": "E[phi]", "phi2": "E[phi^2]", "dphi2": "E[phi'^2]",
+                  "phi_d2phi": "E[phi phi'']"}
+        for k, r in res.items():
+            print(f"  {labels[k]:<14} {r.value: .16e}  +- {r.error:.1e}  ({r.method})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="critheory", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("moments", help="Gaussian moments of an activation at variance K")
+    m.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
+    m.add_argument("--var", type=float, default=1.0, help="variance K of the Gaussian (default 1)")
+    m.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="value of a parameter of the activation (repeatable)")
+    m.add_argument("--json", action="store_true", help="machine-readable output")
+    m.set_defaults(func=_cmd_moments)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CritheoryError as exc:
+        print(f"critheory: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Integrands of Gaussian expectations, built from an activation.
+
+The theory needs a handful of named integrands; any sympy expression in ``x`` works too.
+
+=============  ==========================  ==============================================
+name           integrand                   where it appears
+=============  ==========================  ==============================================
+phi            φ                           mean activation, post-LN variance
+phi2           φ²                          kernel map K' = σ_b² + σ_w² E[φ²]
+dphi           φ'
+dphi2          φ'²                         χ_⊥ = σ_w² E[φ'²]
+phi_d2phi      φ φ''  (distributional)      χ_∥ = σ_w² E[φ'² + φ φ'']
+phi4           φ⁴                          four-point vertex
+h_phi_dphi     h φ φ'                      χ_∥ = (σ_w²/K) E[h φ φ']
+=============  ==========================  ==============================================
+
+``phi_d2phi`` is taken in the sense of distributions: at a kink b where φ' jumps by Δ_b, φ''
+contains Δ_b δ(x - b), which contributes φ(b) Δ_b p_K(b). With this convention the Gaussian
+integration-by-parts identity E[φ'² + φφ''] = E[hφφ']/K holds for every continuous φ.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from .activation import Activation, X, _growth
+from .errors import GrowthError, InvalidArgumentError
+
+__all__ = ["Integrand", "integrand", "NAMED"]
+
+NAMED = ("phi", "phi2", "dphi", "dphi2", "phi_d2phi", "phi4", "h_phi_dphi", "d2phi")
+
+
+@dataclass(frozen=True, eq=False)
+class Integrand:
+    """A function g(x) built from an activation, with what quadrature needs to know about it.
+
+    Attributes
+    ----------
+    activation : Activation
+    name : str
+        One of :data:`NAMED`, or the expression's text.
+    expr : sympy.Expr
+        g(x), almost everywhere.
+    point_masses : tuple of (b, c)
+        Distributional terms c·δ(x - b) added to g.
+    """
+
+    activation: Activation
+    name: str
+    expr: sp.Expr
+    point_masses: tuple = field(default=())
+
+    @cached_property
+    def numpy(self) -> Callable[[np.ndarray], np.ndarray]:
+        return self.activation.sympy_numpy(self.expr)
+
+    @cached_property
+    def mpmath(self) -> Callable:
+        fn = sp.lambdify(X, self.expr, modules=["mpmath"])
+
+        def f(t):
+            v = fn(t)
+            return v if isinstance(v, (mpmath.mpf, mpmath.mpc)) else mpmath.mpf(v)
+
+        return f
+
+    @cached_property
+    def breakpoints(self) -> tuple[float, ...]:
+        """The activation's breakpoints and those of the integrand's own non-smooth parts."""
+        from .activation import _NONSMOOTH, _real_zeros, _switch_functions
+
+        pts = set(self.activation.breakpoints)
+        for atom in self.expr.atoms(*_NONSMOOTH):
+            for g in _switch_functions(atom):
+                pts.update(_real_zeros(g, self.activation))
+        return tuple(sorted(pts))
+
+    @cached_property
+    def growth(self) -> tuple[float, float]:
+        """Exponential growth rates (α_-, α_+) of |g| at ∓∞."""
+        f = sp.lambdify(X, self.expr, modules=["mpmath"])
+        try:
+            return (_growth(f, -1), _growth(f, +1))
+        except GrowthError:
+            raise GrowthError(
+                f"integrand {self.name} of {self.activation.name} grows like exp(c*x**2) or"
+                " faster: its Gaussian expectation does not exist") from None
+
+    @cached_property
+    def parity(self) -> str:
+        """'odd', 'even' or 'none' (numerical check on sample points)."""
+        t = np.linspace(0.011, 9.7, 57)
+        a, b = self.numpy(t), self.numpy(-t)
+        sc = np.maximum(1e-300, np.abs(a) + np.abs(b))
+        if np.all(np.abs(a + b) <= 1e-14 * sc) and not self.point_masses:
+            return "odd"
+        if np.all(np.abs(a - b) <= 1e-14 * sc):
+            return "even"
+        return "none"
+
+
+def integrand(act: Activation, spec) -> Integrand:
+    """The integrand ``spec`` (a name from :data:`NAMED` or a sympy expression in x) of ``act``."""
+    if isinstance(spec, Integrand):
+        return spec
+    cache = act.__dict__.setdefault("_intcache", {})
+    key = spec if isinstance(spec, str) else sp.srepr(spec)
+    if key in cache:
+        return cache[key]
+    phi, d1, d2 = act.expr, act.derivative(1), act.derivative(2)
+    masses: tuple = ()
+    if isinstance(spec, str):
+        if spec == "phi":
+            e = phi
+        elif spec == "phi2":
+            e = phi ** 2
+        elif spec == "dphi":
+            act.check_continuous("expectations of phi'")
+            e = d1
+        elif spec == "d2phi":
+            act.check_continuous("expectations of phi''")
+            e = d2
+            masses = tuple((b, jump) for b, _, jump in act.jumps if jump != 0.0)
+        elif spec == "dphi2":
+            act.check_continuous("expectations of phi'^2")
+            e = d1 ** 2
+        elif spec == "phi_d2phi":
+            act.check_continuous("expectations of phi*phi''")
+            e = phi * d2
+            masses = tuple((b, val * jump) for b, val, jump in act.jumps if val * jump != 0.0)
+        elif spec == "phi4":
+            e = phi ** 4
+        elif spec == "h_phi_dphi":
+            act.check_continuous("expectations of h*phi*phi'")
+            e = X * phi * d1
+        else:
+            raise InvalidArgumentError(
+                f"unknown integrand {spec!r}; named integrands: {', '.join(NAMED)}")
+        name = spec
+    elif isinstance(spec, sp.Basic):
+        e = sp.sympify(spec)
+        extra = e.free_symbols - {X}
+        if extra:
+            raise InvalidArgumentError(f"integrand has free symbols {extra}")
+        name = str(e)
+    else:
+        raise InvalidArgumentError(f"cannot use {spec!r} as an integrand")
+    out = Integrand(act, name, e, masses)
+    cache[key] = out
+    return out

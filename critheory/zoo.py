@@ -1,0 +1,115 @@
+"""The built-in activation zoo.
+
+Each entry is a sympy formula in ``x`` with default parameter values; parameters can be
+overridden by name (``make("leaky_relu", {"slope": 0.2})``).
+
+=============  ===============================================  =====================
+name           φ(x)                                             parameters
+=============  ===============================================  =====================
+linear         x
+relu           max(0, x)
+leaky_relu     max(0, x) + slope·min(0, x)                      slope = 0.01
+abs            |x|
+hardtanh       max(-1, min(1, x))
+relu6          min(max(0, x), 6)
+tanh           tanh(x)
+erf            erf(x)
+sigmoid        1/(1 + e^{-x})
+softplus       log(1 + e^x)
+gelu           x Φ(x) = x (1 + erf(x/√2))/2  (exact)
+gelu_tanh      x/2 (1 + tanh(√(2/π)(x + 0.044715 x³)))
+swish, silu    x/(1 + e^{-beta x})                              beta = 1
+mish           x tanh(log(1 + e^x))
+elu            x (x > 0), alpha (e^x - 1) (x <= 0)              alpha = 1
+selu           scale·elu(x; alpha)                              alpha, scale: Klambauer et al. 2017
+celu           max(0, x) + min(0, alpha (e^{x/alpha} - 1))      alpha = 1
+softsign       x/(1 + |x|)
+sin, cos       sin(x), cos(x)
+=============  ===============================================  =====================
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from .errors import InvalidArgumentError
+
+__all__ = ["ZOO", "names", "make"]
+
+# name -> (formula, default parameters)
+ZOO: dict[str, tuple[str, dict[str, str]]] = {
+    "linear": ("x", {}),
+    "relu": ("Max(0, x)", {}),
+    "leaky_relu": ("Max(0, x) + slope*Min(0, x)", {"slope": "1/100"}),
+    "abs": ("Abs(x)", {}),
+    "hardtanh": ("Max(-1, Min(1, x))", {}),
+    "relu6": ("Min(Max(0, x), 6)", {}),
+    "tanh": ("tanh(x)", {}),
+    "erf": ("erf(x)", {}),
+    "sigmoid": ("1/(1 + exp(-x))", {}),
+    "softplus": ("log(1 + exp(x))", {}),
+    "gelu": ("x*(1 + erf(x/sqrt(2)))/2", {}),
+    "gelu_tanh": ("x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x**3)))/2", {}),
+    "swish": ("x/(1 + exp(-beta*x))", {"beta": "1"}),
+    "silu": ("x/(1 + exp(-x))", {}),
+    "mish": ("x*tanh(log(1 + exp(x)))", {}),
+    "elu": ("Piecewise((x, x > 0), (alpha*(exp(x) - 1), True))", {"alpha": "1"}),
+    "selu": ("scale*Piecewise((x, x > 0), (alpha*(exp(x) - 1), True))",
+             {"alpha": "1.6732632423543772848170429916717",
+              "scale": "1.0507009873554804934193349852946"}),
+    "celu": ("Max(0, x) + Min(0, alpha*(exp(x/alpha) - 1))", {"alpha": "1"}),
+    "softsign": ("x/(1 + Abs(x))", {}),
+    "sin": ("sin(x)", {}),
+    "cos": ("cos(x)", {}),
+}
+
+
+def names() -> list[str]:
+    """Names of the built-in activations."""
+    return list(ZOO)
+
+
+def make(name: str, params: Mapping[str, float] | None = None):
+    """Build a zoo activation, overriding default parameters by name.
+
+    Examples
+    --------
+    >>> make("elu", {"alpha": 0.5}).name
+    'elu(alpha=0.5)'
+    """
+    from .activation import Activation
+    import sympy as sp
+
+    key = name.strip().lower()
+    if key not in ZOO:
+        raise InvalidArgumentError(f"unknown activation {name!r}; built-in: {', '.join(ZOO)}")
+    formula, defaults = ZOO[key]
+    params = dict(params or {})
+    unknown = set(params) - set(defaults)
+    if unknown:
+        raise InvalidArgumentError(
+            f"activation {key} has no parameter(s) {', '.join(sorted(unknown))}"
+            f" (it has: {', '.join(defaults) or 'none'})")
+    values = {k: sp.nsimplify(v) if isinstance(v, str) else v for k, v in defaults.items()}
+    values.update(params)
+    label = key
+    if params:
+        label += "(" + ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
+                                 for k, v in params.items()) + ")"
+    return _cached(key, label, formula, tuple(sorted((k, str(v)) for k, v in values.items())))
+
+
+_CACHE: dict = {}
+
+
+def _cached(key, label, formula, items):
+    from .activation import Activation
+    import sympy as sp
+
+    ck = (formula, items)
+    if ck not in _CACHE:
+        act = Activation.from_string(formula, {k: sp.sympify(v) for k, v in items}, name=label)
+        _CACHE[ck] = act
+    act = _CACHE[ck]
+    if act.name != label:
+        act = Activation(act.expr, label, _validate=False)
+    return act

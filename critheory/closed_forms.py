@@ -21,7 +21,7 @@ caller can fall back to quadrature where a closed form cancels catastrophically)
 from __future__ import annotations
 
 import math
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 import scipy.special as sc
@@ -62,8 +62,44 @@ def _resolve(e: sp.Expr, t0: float) -> sp.Expr:
     return e.func(*[_resolve(a, t0) for a in e.args])
 
 
+_EXP_LIKE = (sp.exp, sp.sin, sp.cos, sp.sinh, sp.cosh)
+
+
+def _could_be_exp_poly(e: sp.Expr) -> bool:
+    """Cheap structural test: e is built from x, constants, +, ×, non-negative integer powers
+    and exp/sin/cos/sinh/cosh (or c**(...)) of expressions linear in x.
+
+    Anything else (tanh, log, erf, division by a function of x, ...) is not treated as an
+    exponential polynomial; this avoids sympy's very slow ``expand(rewrite(exp))`` on large
+    derivative expressions (seconds for mish or gelu_tanh) that would end in None anyway.
+    """
+    if not e.has(X):
+        return True
+    if e == X:
+        return True
+    if isinstance(e, (sp.Add, sp.Mul)):
+        return all(_could_be_exp_poly(a) for a in e.args)
+    if isinstance(e, _EXP_LIKE):
+        return _is_linear(e.args[0])
+    if e.is_Pow:
+        base, ex = e.args
+        if not base.has(X):
+            return _is_linear(ex)
+        return bool(ex.is_Integer and ex >= 0 and _could_be_exp_poly(base))
+    return False
+
+
+def _is_linear(arg: sp.Expr) -> bool:
+    try:
+        return not sp.diff(arg, X).has(X)
+    except Exception:  # pragma: no cover - defensive
+        return False
+
+
 def _exp_poly_terms(e: sp.Expr):
     """Write e as Σ c x^p e^{αx} (c, α complex); None if impossible."""
+    if not _could_be_exp_poly(e):
+        return None
     e = sp.expand(sp.powsimp(sp.expand(e.rewrite(sp.exp)), combine="exp"))
     terms = []
     if e == 0:
@@ -145,12 +181,15 @@ def _upper_tails(t: np.ndarray, jmax: int) -> list[np.ndarray]:
     return U[: jmax + 1]
 
 
+@lru_cache(maxsize=None)
 def _full_moment(j: int) -> float:
-    return 0.0 if j % 2 else float(sc.factorial2(j - 1, exact=True)) if j else 1.0
+    """E[z^j], z ~ N(0, 1): (j-1)!! for even j, 0 for odd j."""
+    return 0.0 if j % 2 else float(math.prod(range(j - 1, 0, -2)))
 
 
 _SEG_PANELS = 24
 _SEG_T, _SEG_W = np.polynomial.legendre.leggauss(20)
+_SEG_FRAC = np.linspace(0.0, 1.0, _SEG_PANELS + 1)
 
 
 def _segment_moments(a: np.ndarray, b: np.ndarray, jmax: int) -> list[np.ndarray]:
@@ -168,20 +207,29 @@ def _segment_moments(a: np.ndarray, b: np.ndarray, jmax: int) -> list[np.ndarray
     # tails: at most one end finite
     Ua = _upper_tails(np.where(np.isfinite(a), a, -40.0), jmax)
     Ub_m = _upper_tails(np.where(np.isfinite(b), -b, -40.0), jmax)
-    # finite segments: composite rule
-    lo = np.clip(a, -40.0, 40.0)
-    hi = np.clip(b, -40.0, 40.0)
-    edges = lo[..., None] + (hi - lo)[..., None] * np.linspace(0.0, 1.0, _SEG_PANELS + 1)
-    mid = 0.5 * (edges[..., 1:] + edges[..., :-1])
-    half = 0.5 * (edges[..., 1:] - edges[..., :-1])
-    Z = mid[..., None] + half[..., None] * _SEG_T          # (..., panels, nodes)
-    W = half[..., None] * _SEG_W * np.exp(-0.5 * Z * Z) / math.sqrt(2 * math.pi)
+    # finite segments: composite rule (only where some segment is finite: the quadrature
+    # dominates the cost of a closed-form call)
+    any_finite = bool(np.any(finite))
+    if any_finite:
+        lo = np.clip(a, -40.0, 40.0)
+        hi = np.clip(b, -40.0, 40.0)
+        edges = lo[..., None] + (hi - lo)[..., None] * _SEG_FRAC
+        mid = 0.5 * (edges[..., 1:] + edges[..., :-1])
+        half = 0.5 * (edges[..., 1:] - edges[..., :-1])
+        Z = mid[..., None] + half[..., None] * _SEG_T          # (..., panels, nodes)
+        W = half[..., None] * _SEG_W * np.exp(-0.5 * Z * Z) / math.sqrt(2 * math.pi)
+        Zj = np.ones_like(Z)
     for j in range(jmax + 1):
         sgn = -1.0 if j % 2 else 1.0
         upper = Ua[j]                  # ∫_a^∞ (b = +∞)
         lower = sgn * Ub_m[j]          # ∫_{-∞}^b (a = -∞)
         both = np.full(a.shape, _full_moment(j))
-        seg = np.sum(W * Z ** j, axis=(-1, -2))
+        if any_finite:
+            if j:
+                Zj = Zj * Z
+            seg = np.sum(W * Zj, axis=(-1, -2))
+        else:
+            seg = 0.0
         tail = np.where(np.isinf(b) & np.isinf(a), both, np.where(np.isinf(b), upper, lower))
         out.append(np.where(finite, seg, tail))
     return out

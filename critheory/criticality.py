@@ -1,0 +1,405 @@
+"""Critical lines, critical points and universality classes.
+
+The critical set of an architecture is ``χ_J(K*) = 1`` at a fixed point ``K*`` [DHG §2]. Each
+architecture parametrizes it explicitly (``Architecture.critical_curve``; for the MLP
+``σ_w² = 1/E_{K*}[φ'²]``, ``σ_b² = K* - σ_w² E_{K*}[φ²]``), so the critical line at given bias
+variances is found by a scan of the parameter for crossings ``σ_b²(t) = σ_b²`` (every branch)
+and a vectorized bracket refinement to 1e-15 relative in ``t``. Critical points additionally
+have ``χ_∥(K*) = 1`` [PDLT §5.2].
+
+Universality classes of the MLP [PDLT §5.3]:
+
+* ``scale-invariant``: ``φ = a_+ z (z >= 0), a_- z (z < 0)``; χ's independent of K.
+* ``K*=0``: ``φ(0) = 0``, ``σ_1 = φ'(0) ≠ 0`` and ``a_1 = σ_3/σ_1 + (3/4)(σ_2/σ_1)² < 0``: critical
+  point ``(1/σ_1², 0)``; ``K^l ≈ 1/((-a_1) l)``; ``J^{l0,l} ∝ l^{-p_⊥}``, ``p_⊥ = b_1/a_1``,
+  ``b_1 = σ_3/σ_1 + (σ_2/σ_1)²`` [PDLT eqs. (5.88)–(5.93)].
+* ``half-stable``: a critical point at ``K* > 0`` (a tangent fixed point, χ_∥ = 1), e.g. GELU,
+  SWISH; ``K^l - K* ≈ -2/(χ_∥' l)`` from the attracting side and
+  ``J ∝ l^{-p}``, ``p = 2 χ_⊥'(K*)/χ_∥'(K*)`` (derived: expand both maps to first order in
+  ``K - K*``; for the K*=0 class this reduces to ``b_1/a_1``).
+* ``none``: no critical point (sigmoid, softplus, ...).
+
+Examples
+--------
+>>> from critheory.layers import architecture
+>>> from critheory.criticality import critical_points
+>>> [(round(p.weight_var, 8), round(p.bias_var, 8)) for p in critical_points(architecture("mlp", "gelu"))]
+[(1.98305826, 0.17292239)]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from .errors import InvalidArgumentError
+from .layers import MLP, Architecture, PreLN
+from .roots import refine_brackets
+
+__all__ = ["LinePoint", "CriticalPoint", "Universality", "critical_line", "critical_points",
+           "universality", "parse_grid"]
+
+_TGRID = np.logspace(-6, 6, 241)
+
+
+@dataclass(frozen=True)
+class LinePoint:
+    """One point of the critical line: (σ_b², σ_w²) with its fixed point and χ_∥.
+
+    ``fixed_point`` is NaN where no fixed point exists (e.g. ReLU with σ_b² > 0: χ_J = 1 at
+    every depth while K grows linearly); ``weight_var`` is NaN where every σ_w² is critical.
+    """
+
+    bias_var: float
+    weight_var: float
+    fixed_point: float
+    chi_parallel: float
+    branch: int = 0
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        from .fixed_points import _num
+
+        return {"bias_var": self.bias_var, "weight_var": _num(self.weight_var),
+                "fixed_point": _num(self.fixed_point), "chi_parallel": _num(self.chi_parallel),
+                "branch": self.branch, "note": self.note}
+
+
+@dataclass(frozen=True)
+class CriticalPoint:
+    """A critical point: χ_J(K*) = χ_∥(K*) = 1 (``fixed_point`` NaN where every K is fixed)."""
+
+    weight_var: float
+    bias_var: float
+    fixed_point: float
+    kind: str = ""
+
+    def to_dict(self) -> dict:
+        from .fixed_points import _num
+
+        return {"weight_var": _num(self.weight_var), "bias_var": _num(self.bias_var),
+                "fixed_point": _num(self.fixed_point), "kind": self.kind}
+
+
+def parse_grid(spec: str) -> np.ndarray:
+    """``"START:STOP:NUM"`` → ``numpy.linspace(START, STOP, NUM)``; a single number is allowed."""
+    parts = str(spec).split(":")
+    try:
+        if len(parts) == 1:
+            return np.array([float(parts[0])])
+        if len(parts) != 3:
+            raise ValueError
+        a, b, n = float(parts[0]), float(parts[1]), int(parts[2])
+    except ValueError:
+        raise InvalidArgumentError(f"grid must be START:STOP:NUM, got {spec!r}") from None
+    if n < 1:
+        raise InvalidArgumentError(f"grid {spec!r} is empty (NUM must be >= 1)")
+    if not (np.isfinite(a) and np.isfinite(b)):
+        raise InvalidArgumentError(f"grid {spec!r} has non-finite ends")
+    return np.linspace(a, b, n)
+
+
+def _mu2(arch: Architecture) -> float:
+    return arch.mu ** 2 if arch.residual else 0.0
+
+
+def _zero_endpoint(arch: Architecture):
+    """σ_w² of the K* = 0 end of an MLP/residual critical line (φ(0) = 0, φ'(0) ≠ 0), or None."""
+    if not isinstance(arch, MLP) or not arch.has_fixed_point or arch.homogeneous:
+        return None
+    t = arch.activation.taylor
+    if not t.available:
+        return None
+    s0, s1 = t.derivatives[0], t.derivatives[1]
+    if s0 != 0 or s1 == 0:
+        return None
+    return (1.0 - _mu2(arch)) / float(s1) ** 2
+
+
+def _a1b1(arch: Architecture):
+    """PDLT's a_1, b_1 (exact, sympy) for φ(0) = 0, φ'(0) ≠ 0, else None."""
+    t = arch.activation.taylor
+    if not t.available or t.derivatives[0] != 0 or t.derivatives[1] == 0:
+        return None
+    s1, s2, s3 = (sp.nsimplify(t.derivatives[i]) for i in (1, 2, 3))
+    return (sp.simplify(s3 / s1 + sp.Rational(3, 4) * (s2 / s1) ** 2),
+            sp.simplify(s3 / s1 + (s2 / s1) ** 2))
+
+
+def _scan(arch: Architecture, tgrid: np.ndarray):
+    sw, sb, ks = arch.critical_curve(tgrid)
+    # noise level of σ_b²(t), a difference of two O(K*) terms each accurate to ~1e-13
+    noise = 1e-12 * (np.abs(ks) + np.abs(sb)) + 1e-300
+    return sw, sb, ks, noise
+
+
+def critical_line(arch: Architecture, bias_vars) -> list[LinePoint]:
+    """The critical line χ_J(K*) = 1 at the given bias variances, every branch.
+
+    Parameters
+    ----------
+    arch : Architecture
+    bias_vars : array_like
+        σ_b² values (>= 0).
+
+    Returns
+    -------
+    list of LinePoint
+        Sorted by σ_b², then σ_w². A σ_b² with no critical σ_w² contributes no point.
+
+    Examples
+    --------
+    >>> from critheory.layers import architecture
+    >>> pts = critical_line(architecture("mlp", "erf"), [0.0, 0.1])
+    >>> [round(p.weight_var, 10) for p in pts]
+    [0.7853981634, 1.1216883452]
+    """
+    y = np.atleast_1d(np.asarray(bias_vars, dtype=float)).ravel()
+    if y.size == 0:
+        raise InvalidArgumentError("empty grid of bias variances")
+    if not np.all(np.isfinite(y)) or np.any(y < 0):
+        raise InvalidArgumentError("bias variances must be finite and >= 0")
+    out: list[LinePoint] = []
+    mu2 = _mu2(arch)
+    if isinstance(arch, MLP) and arch.homogeneous:
+        if not arch.has_fixed_point:
+            return []
+        ap, am = arch.activation.homogeneous_slopes
+        swc = (1.0 - mu2) * 2.0 / (ap * ap + am * am)
+        for v in y:
+            if v == 0:
+                out.append(LinePoint(float(v), swc, np.nan, 1.0, 0,
+                                     "every K is a fixed point (marginal)"))
+            else:
+                out.append(LinePoint(float(v), swc, np.nan, 1.0, 0,
+                                     "chi_J = 1 at every depth; K grows linearly (no fixed point)"))
+        return out
+    if isinstance(arch, PreLN):
+        if not arch.has_fixed_point:
+            return []
+        slope = arch.line_slope
+        for v in y:
+            if abs(slope) <= 1e-13:
+                if v == 0:
+                    out.append(LinePoint(0.0, np.nan, np.nan, mu2, 0,
+                                         "every weight variance is critical at bias variance 0"))
+            elif slope > 0 and v > 0:
+                sw, sb, ks = arch.critical_curve(np.array([v / slope]))
+                out.append(LinePoint(float(v), float(sw[0]), float(ks[0]), mu2, 0))
+        return out
+    if not arch.has_fixed_point:
+        return []
+    tgrid = _TGRID
+    sw, sb, ks, noise = _scan(arch, tgrid)
+    # extend the scan upward while the largest target exceeds what the grid reaches
+    top = np.nanmax(np.where(np.isfinite(sb), sb, -np.inf)) if np.any(np.isfinite(sb)) else -np.inf
+    ext = 0
+    while y.max() > top and ext < 4 and np.isfinite(top):
+        more = tgrid[-1] * np.logspace(0, 3, 61)[1:]
+        s2 = _scan(arch, more)
+        tgrid = np.concatenate([tgrid, more])
+        sw, sb, ks, noise = (np.concatenate([u, v]) for u, v in zip((sw, sb, ks, noise), s2))
+        top = np.nanmax(sb)
+        ext += 1
+    valid = np.isfinite(sb) & np.isfinite(sw) & (sw > 0)
+    # brackets: for each target, consecutive valid grid points with σ_b²(t) - y of opposite sign
+    D = sb[None, :] - y[:, None]
+    Dm = np.where(np.abs(D) <= noise[None, :], np.nan, D)
+    Dm[:, ~valid] = np.nan
+    tgt, lo, hi, flo, fhi = [], [], [], [], []
+    for i in range(y.size):
+        fin = np.flatnonzero(np.isfinite(Dm[i]))
+        if fin.size < 2:
+            continue
+        a, b = fin[:-1], fin[1:]
+        contiguous = (b - a) <= 2  # never bridge a gap of invalid parameter values
+        ch = (np.sign(Dm[i, a]) != np.sign(Dm[i, b])) & contiguous
+        for j, k in zip(a[ch], b[ch]):
+            tgt.append(i)
+            lo.append(tgrid[j])
+            hi.append(tgrid[k])
+            flo.append(Dm[i, j])
+            fhi.append(Dm[i, k])
+    roots = []
+    if tgt:
+        tgt = np.array(tgt)
+
+        def f(t, ids):
+            return arch.critical_curve(t)[1] - y[ids]
+
+        # refine in log t for uniform relative accuracy
+        r = refine_brackets(lambda u, ids: f(np.exp(u), ids), np.log(lo), np.log(hi),
+                            np.array(flo), np.array(fhi), tgt, xtol=1e-16)
+        tr = np.exp(r)
+        swr, sbr, kr = arch.critical_curve(tr)
+        chi = arch.chi_parallel(kr, swr, sbr)
+        roots = list(zip(tgt.tolist(), swr.tolist(), kr.tolist(), chi.tolist()))
+    swz = _zero_endpoint(arch)
+    for i, v in enumerate(y):
+        pts = [(w, k, c) for (j, w, k, c) in roots if j == i]
+        if v == 0 and swz is not None and not any(abs(k) < 1e-6 for _, k, _ in pts):
+            pts.append((swz, 0.0, 1.0))
+        pts.sort()
+        for b, (w, k, c) in enumerate(pts):
+            out.append(LinePoint(float(v), float(w), float(k), float(c), b))
+    return out
+
+
+def critical_points(arch: Architecture) -> list[CriticalPoint]:
+    """Critical points: on the critical line with χ_∥(K*) = 1 as well, ascending in σ_w².
+
+    Includes the K* = 0 point (1/σ_1², 0) of activations with φ(0) = 0, φ'(0) = σ_1 ≠ 0 (stable
+    for a_1 < 0, the unstable end of the line otherwise) and the marginal point of scale-invariant
+    activations.
+    """
+    mu2 = _mu2(arch)
+    if isinstance(arch, MLP) and arch.homogeneous:
+        if not arch.has_fixed_point:
+            return []
+        ap, am = arch.activation.homogeneous_slopes
+        return [CriticalPoint((1.0 - mu2) * 2.0 / (ap * ap + am * am), 0.0, np.nan,
+                              "scale-invariant (every K is a fixed point)")]
+    if not isinstance(arch, MLP) or not arch.has_fixed_point:
+        return []  # χ_∥ = μ² < 1 is constant for the LayerNorm maps
+    sw, sb, ks = arch.critical_curve(_TGRID)
+    D = arch.chi_parallel(ks, sw, sb) - 1.0
+    ok = np.isfinite(D) & np.isfinite(sb) & (sw > 0)
+    D = np.where(ok & (np.abs(D) > 1e-12), D, np.nan)
+    out = []
+    swz = _zero_endpoint(arch)
+    ab = _a1b1(arch)
+    if swz is not None and ab is not None and not ab[0].is_positive:
+        # the K* = 0 end of the line is a critical point that attracts only for a_1 <= 0
+        out.append(CriticalPoint(swz, 0.0, 0.0, "K*=0"))
+    fin = np.flatnonzero(np.isfinite(D))
+    if fin.size >= 2:
+        a, b = fin[:-1], fin[1:]
+        ch = (np.sign(D[a]) != np.sign(D[b])) & ((b - a) <= 2)
+        if np.any(ch):
+            def g(u, _):
+                t = np.exp(u)
+                w, s, k = arch.critical_curve(t)
+                return arch.chi_parallel(k, w, s) - 1.0
+
+            r = np.exp(refine_brackets(g, np.log(_TGRID[a[ch]]), np.log(_TGRID[b[ch]]),
+                                       D[a[ch]], D[b[ch]], xtol=1e-16))
+            w, s, k = arch.critical_curve(r)
+            for wi, si, ki in zip(w, s, k):
+                if si >= -1e-12 * ki:
+                    out.append(CriticalPoint(float(wi), float(max(si, 0.0)), float(ki),
+                                             "half-stable"))
+    out.sort(key=lambda p: p.weight_var)
+    return out
+
+
+@dataclass(frozen=True)
+class Universality:
+    """Universality class and critical exponents of an architecture's critical point.
+
+    Exponent conventions: ``K^l ∝ l^{-kernel}`` (for the half-stable class ``|K^l - K*|``),
+    ``J^{l0,l} ∝ l^{-apjn}``. ``*_exact`` are sympy expressions where the theory gives them
+    exactly, else None.
+    """
+
+    name: str
+    critical_point: CriticalPoint | None
+    kernel: float | None
+    apjn: float | None
+    kernel_exact: sp.Expr | None = None
+    apjn_exact: sp.Expr | None = None
+    a1: sp.Expr | None = None
+    b1: sp.Expr | None = None
+    laws: dict = field(default_factory=dict)
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        def s(e):
+            return None if e is None else str(e)
+
+        return {"name": self.name,
+                "critical_point": None if self.critical_point is None
+                else self.critical_point.to_dict(),
+                "kernel": self.kernel, "apjn": self.apjn,
+                "kernel_exact": s(self.kernel_exact), "apjn_exact": s(self.apjn_exact),
+                "a1": s(self.a1), "b1": s(self.b1), "laws": self.laws, "note": self.note}
+
+
+def _dE(arch: Architecture, g: str, K: float) -> float:
+    """d/dK E_K[g] = (E_K[x² g] - K E_K[g]) / (2K²)  (differentiate the Gaussian density)."""
+    from .gaussian import expect
+    from .integrands import integrand
+
+    act = arch.activation
+    base = integrand(act, g).expr
+    e_x2 = float(expect(act, sp.Symbol("x", real=True) ** 2 * base, K).value)
+    e = float(expect(act, base, K).value)
+    return (e_x2 - K * e) / (2.0 * K * K)
+
+
+def universality(arch: Architecture) -> Universality:
+    """Classify the MLP (or residual, μ < 1) critical behaviour of an activation [PDLT §5.3].
+
+    Examples
+    --------
+    >>> from critheory.layers import architecture
+    >>> u = universality(architecture("mlp", "tanh"))
+    >>> u.name, u.a1, u.b1, u.apjn_exact
+    ('K*=0', -2, -2, 1)
+    """
+    act = arch.activation
+    if not isinstance(arch, MLP) or not arch.has_fixed_point:
+        return Universality("not applicable", None, None, None,
+                            note=f"universality classes are defined for the MLP; "
+                                 f"{arch.describe()} is analysed through its critical set")
+    cps = critical_points(arch)
+    if arch.homogeneous:
+        return Universality("scale-invariant", cps[0], 0.0, 0.0, sp.S.Zero, sp.S.Zero,
+                            laws={"kernel": "K^l = K^1", "apjn": "J^{l0,l} = 1"},
+                            note="chi_parallel = chi_perp for every K")
+    t = act.taylor
+    ab = _a1b1(arch)
+    if ab is not None:
+        a1, b1 = ab
+        if a1.is_negative:
+            p = sp.nsimplify(sp.simplify(b1 / a1))
+            cp = next(c for c in cps if c.kind == "K*=0")
+            return Universality(
+                "K*=0", cp, 1.0, float(p), sp.S.One, p, a1, b1,
+                laws={"kernel": f"K^l ~ 1/({sp.sstr(-a1)} l)",
+                      "chi_parallel": "1 - 2/l", "chi_perp": f"1 - {sp.sstr(p)}/l",
+                      "apjn": f"J^(l0,l) ~ (l0/l)^({sp.sstr(p)})"})
+        half = [c for c in cps if c.kind == "half-stable"]
+        if a1.is_positive and half:
+            return _half_stable(arch, half, a1, b1)
+        if a1 == 0:
+            return Universality("K*=0 (marginal a1 = 0)", cps[0] if cps else None, None, None,
+                                a1=a1, b1=b1, note="a1 = 0: the kernel flow is set by "
+                                "higher-order Taylor coefficients")
+        return Universality("none", None, None, None, a1=a1, b1=b1,
+                            note="a1 > 0: the K*=0 end of the critical line is unstable and "
+                                 "no critical point has K* > 0")
+    half = [c for c in cps if c.kind == "half-stable"]
+    if half:
+        return _half_stable(arch, half, None, None)
+    return Universality("none", None, None, None,
+                        note="no point where chi_parallel = chi_perp = 1")
+
+
+def _half_stable(arch, half, a1, b1) -> Universality:
+    cp = half[0]
+    K = cp.fixed_point
+    sw, sb = cp.weight_var, cp.bias_var
+    # χ_∥' = σ_w² d/dK (E[hφφ']/K), χ_⊥' = σ_w² d/dK E[φ'²]
+    from .gaussian import expect
+
+    e = float(expect(arch.activation, "h_phi_dphi", K).value)
+    dchi_par = sw * (_dE(arch, "h_phi_dphi", K) / K - e / K ** 2)
+    dchi_perp = sw * _dE(arch, "dphi2", K)
+    p = 2.0 * dchi_perp / dchi_par
+    return Universality(
+        "half-stable", cp, 1.0, float(p), sp.S.One, None, a1, b1,
+        laws={"kernel": f"K^l - K* ~ {-2.0 / dchi_par:.6g}/l (from the attracting side)",
+              "apjn": f"J^(l0,l) ~ (l0/l)^({p:.6g})",
+              "dchi_parallel_dK": dchi_par, "dchi_perp_dK": dchi_perp},
+        note="the fixed point is half-stable: inputs on the other side of K* flow away")

@@ -1,0 +1,289 @@
+"""Fixed points of the kernel map, their stability, and the phase of a point (σ_w², σ_b²).
+
+A fixed point solves ``K* = f(K*)`` for the architecture's kernel map ``f``; it is stable where
+``χ_∥(K*) = f'(K*) < 1``, unstable where ``> 1`` and half-stable where ``= 1`` (a tangent root:
+attracting from one side only) [PDLT §5.1]. The phase is read off ``χ_J`` at the fixed point the
+input flows to: ordered (``χ_J < 1``, APJN decays as ``e^{-l/ξ}``), chaotic (``> 1``) or critical
+(``= 1``), with correlation length ``ξ = 1/|log χ_J|`` [DHG eq. (9)].
+
+Examples
+--------
+>>> from critheory.layers import architecture
+>>> from critheory.fixed_points import analyze_point
+>>> p = analyze_point(architecture("mlp", "erf"), 1.0, 0.1)
+>>> p.phase, round(p.attractor.K, 10)
+('ordered', 0.3097447818)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+from .layers import MLP, Architecture, check_hyper
+from .roots import refine_brackets, sign_change_brackets
+
+__all__ = ["FixedPoint", "PointAnalysis", "fixed_points", "analyze_point", "CRITICAL_TOL"]
+
+#: |χ_J - 1| below which a point counts as critical (root-finding accuracy of the line).
+CRITICAL_TOL = 1e-9
+_KGRID = np.logspace(-10, 8, 361)
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """A fixed point ``K*`` of the kernel map with its susceptibilities.
+
+    ``stability`` is ``"stable"`` (χ_∥ < 1), ``"unstable"`` (χ_∥ > 1), ``"half-stable"`` (a
+    tangent root, χ_∥ = 1) or ``"marginal"`` (every K is a fixed point: scale-invariant φ at its
+    critical point).
+    """
+
+    K: float
+    chi_parallel: float
+    chi_perp: float
+    chi_jacobian: float
+    stability: str
+
+    def to_dict(self) -> dict:
+        return {"K": _num(self.K), "chi_parallel": _num(self.chi_parallel),
+                "chi_perp": _num(self.chi_perp), "chi_jacobian": _num(self.chi_jacobian),
+                "stability": self.stability}
+
+
+def _num(x):
+    """float for JSON: None for NaN/inf/None."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class PointAnalysis:
+    """Everything about one point (σ_w², σ_b²) of one architecture.
+
+    Attributes
+    ----------
+    fixed_points : tuple of FixedPoint
+        All fixed points, ascending in K.
+    attractor : FixedPoint or None
+        The fixed point an input with ``|x|²/N_0 = q0`` flows to (None if K runs away).
+    runaway : str or None
+        ``"linear"`` / ``"exponential"`` / ``"unbounded"`` when K^l grows without bound.
+    chi_jacobian : float
+        χ_J at the attractor (or its limit as K → ∞ when K runs away).
+    phase : str
+        ``"ordered"``, ``"chaotic"`` or ``"critical"``.
+    correlation_length : float
+        ξ = 1/|log χ_J| (inf at criticality).
+    """
+
+    arch: str
+    weight_var: float
+    bias_var: float
+    input_kernel: float
+    fixed_points: tuple
+    attractor: FixedPoint | None
+    runaway: str | None
+    chi_parallel: float
+    chi_perp: float
+    chi_jacobian: float
+    phase: str
+    correlation_length: float
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "arch": self.arch,
+            "weight_var": self.weight_var,
+            "bias_var": self.bias_var,
+            "input_kernel": self.input_kernel,
+            "fixed_point": None if self.attractor is None else _num(self.attractor.K),
+            "fixed_points": [fp.to_dict() for fp in self.fixed_points],
+            "runaway": self.runaway,
+            "chi_parallel": _num(self.chi_parallel),
+            "chi_perp": _num(self.chi_perp),
+            "chi_jacobian": _num(self.chi_jacobian),
+            "phase": self.phase,
+            "correlation_length": _num(self.correlation_length),
+            "note": self.note,
+        }
+
+
+def _stability(chi_par: float) -> str:
+    if abs(chi_par - 1.0) <= 1e-9:
+        return "half-stable"
+    return "stable" if chi_par < 1.0 else "unstable"
+
+
+def _make(arch: Architecture, K: float, sw: float, sb: float, stability: str | None = None):
+    Kc = max(K, 1e-300)
+    if K == 0.0:
+        mu2 = arch.mu ** 2 if arch.residual else 0.0
+        if isinstance(arch, MLP) and arch.homogeneous:
+            chi_par = chi_j = _homogeneous_slope(arch, sw)
+        else:
+            t = arch.activation.taylor
+            d1 = float(t.derivatives[1]) if t.available else float("nan")
+            chi_par = chi_j = mu2 + sw * d1 * d1
+    else:
+        chi_par = float(arch.chi_parallel(Kc, sw, sb))
+        chi_j = float(arch.chi_jacobian(Kc, sw, sb))
+    return FixedPoint(float(K), chi_par, chi_j, chi_j,
+                      stability or (_stability(chi_par) if np.isfinite(chi_par) else "unknown"))
+
+
+def _homogeneous_slope(arch: Architecture, sw: float) -> float:
+    ap, am = arch.activation.homogeneous_slopes
+    return (arch.mu ** 2 if arch.residual else 0.0) + sw * (ap * ap + am * am) / 2.0
+
+
+def fixed_points(arch: Architecture, weight_var: float, bias_var: float) -> tuple:
+    """All fixed points of the kernel map at (σ_w², σ_b²), ascending, with stability.
+
+    For the MLP and residual maps the search scans ``K`` on a log grid from 1e-10 to 1e8 for
+    sign changes of ``f(K) - K`` and for tangent roots (sign changes of ``χ_∥ - 1`` where
+    ``|f(K) - K|`` vanishes to rounding), then refines each root to 1e-15 relative. ``K* = 0``
+    is included where ``σ_b² = 0`` and ``φ(0) = 0``. LayerNorm maps are affine in K and are solved
+    exactly.
+    """
+    sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))
+    if not arch.has_fixed_point:
+        return ()
+    if not isinstance(arch, MLP):  # affine in K: K' = μ²K + c
+        mu2 = arch.mu ** 2 if arch.residual else 0.0
+        c = float(arch.kernel_map(1.0, sw, sb)) - mu2
+        if c <= 0:
+            return ()
+        return (_make(arch, c / (1.0 - mu2), sw, sb),)
+    act = arch.activation
+    phi0 = float(act.numpy(0.0))
+    if arch.homogeneous:
+        m = _homogeneous_slope(arch, sw)
+        if abs(m - 1.0) <= 1e-14:
+            return (_make(arch, 0.0, sw, sb, "marginal"),) if sb == 0 else ()
+        if sb == 0:
+            return (_make(arch, 0.0, sw, sb, "stable" if m < 1 else "unstable"),)
+        return (_make(arch, sb / (1.0 - m), sw, sb),) if m < 1 else ()
+    K = _KGRID
+    F = arch.kernel_map(K, sw, sb) - K
+    noise = 1e-12 * (np.abs(arch.kernel_map(K, sw, sb)) + K)
+    Fm = np.where(np.abs(F) <= noise, np.nan, F)
+    roots = []
+    idx = sign_change_brackets(Fm)[:, 0] if np.any(np.isfinite(Fm)) else np.array([], int)
+    # brackets across NaN (noise-level) runs: connect consecutive finite values
+    fin = np.flatnonzero(np.isfinite(Fm))
+    pairs = [(fin[i], fin[i + 1]) for i in range(len(fin) - 1)
+             if np.sign(Fm[fin[i]]) != np.sign(Fm[fin[i + 1]])]
+    if pairs:
+        lo = np.array([K[a] for a, _ in pairs])
+        hi = np.array([K[b] for _, b in pairs])
+        r = refine_brackets(lambda x, _: arch.kernel_map(x, sw, sb) - x, lo, hi,
+                            np.array([Fm[a] for a, _ in pairs]), np.array([Fm[b] for _, b in pairs]))
+        roots.extend(r.tolist())
+    del idx
+    # tangent roots: extrema of F (χ_∥ = 1) where F vanishes to rounding
+    G = arch.chi_parallel(K, sw, sb) - 1.0
+    gi = sign_change_brackets(G)[:, 0]
+    if gi.size:
+        ke = refine_brackets(lambda x, _: arch.chi_parallel(x, sw, sb) - 1.0, K[gi], K[gi + 1],
+                             G[gi], G[gi + 1])
+        fe = arch.kernel_map(ke, sw, sb) - ke
+        tol = 1e-11 * (np.abs(ke) + sb)
+        for k, v in zip(ke, fe):
+            if abs(v) <= tol.max() and not any(abs(k - r) <= 1e-6 * k for r in roots):
+                roots.append(float(k))
+    out = []
+    if sb == 0.0 and phi0 == 0.0:
+        out.append(_make(arch, 0.0, sw, sb))
+    for r in sorted(roots):
+        if out and abs(r - out[-1].K) <= 1e-9 * r:
+            continue
+        out.append(_make(arch, r, sw, sb))
+    return tuple(out)
+
+
+def _runaway_kind(arch: Architecture, sw: float, sb: float) -> str:
+    if isinstance(arch, MLP) and arch.homogeneous:
+        return "linear" if abs(_homogeneous_slope(arch, sw) - 1.0) <= 1e-14 else "exponential"
+    if arch.residual and arch.mu >= 1.0:
+        if arch.mu > 1.0:
+            return "exponential"
+        return "linear" if arch.name != "residual" else "unbounded"
+    return "unbounded"
+
+
+def analyze_point(arch: Architecture, weight_var: float, bias_var: float, q0: float = 1.0
+                  ) -> PointAnalysis:
+    """Fixed points, the attractor reached from an input with ``|x|²/N_0 = q0``, χ's, phase, ξ.
+
+    Examples
+    --------
+    >>> from critheory.layers import architecture
+    >>> p = analyze_point(architecture("mlp", "relu"), 3.0, 0.0)
+    >>> p.phase, p.runaway, p.chi_jacobian
+    ('chaotic', 'exponential', 1.5)
+    """
+    sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))
+    if not (np.isfinite(q0) and q0 > 0):
+        raise InvalidArgumentError(f"input norm q0 must be finite and > 0, got {q0}")
+    K1 = float(arch.input_kernel(q0, sw, sb))
+    fps = fixed_points(arch, sw, sb)
+    note = ""
+    attractor = None
+    runaway = None
+    if fps and fps[0].stability == "marginal":
+        attractor = _make(arch, K1, sw, sb, "marginal")
+        note = "every K is a fixed point (scale-invariant activation at its critical point)"
+    elif arch.has_fixed_point:
+        F1 = float(arch.kernel_map(K1, sw, sb)) - K1
+        Ks = [fp.K for fp in fps]
+        if abs(F1) <= 1e-13 * (K1 + sb):
+            cand = [fp for fp in fps if abs(fp.K - K1) <= 1e-9 * K1]
+            attractor = cand[0] if cand else _make(arch, K1, sw, sb)
+        elif F1 > 0:
+            above = [fp for fp in fps if fp.K > K1]
+            attractor = above[0] if above else None
+        else:
+            below = [fp for fp in fps if fp.K < K1]
+            attractor = below[-1] if below else None
+        if attractor is None:
+            runaway = _runaway_kind(arch, sw, sb)
+        del Ks
+    else:
+        runaway = _runaway_kind(arch, sw, sb)
+    if attractor is not None:
+        chi_par, chi_j = attractor.chi_parallel, attractor.chi_jacobian
+    else:
+        chi_par, chi_j = _runaway_limits(arch, sw, sb)
+        note = note or _runaway_note(arch, runaway)
+    if runaway is not None and arch.residual and arch.mu == 1.0 and arch.name != "residual":
+        phase = "critical"
+        note = ("everywhere critical: K grows linearly and the APJN grows as a power law "
+                "l^(B/A) (LayerNorm with mu = 1)")
+    elif runaway is not None and arch.residual and arch.mu >= 1.0:
+        phase = "chaotic"
+    elif abs(chi_j - 1.0) <= CRITICAL_TOL:
+        phase = "critical"
+    else:
+        phase = "ordered" if chi_j < 1.0 else "chaotic"
+    xi = np.inf if phase == "critical" else 1.0 / abs(np.log(chi_j)) if chi_j > 0 else 0.0
+    return PointAnalysis(arch.describe(), sw, sb, K1, fps, attractor, runaway, float(chi_par),
+                         float(chi_j), float(chi_j), phase, float(xi), note)
+
+
+def _runaway_limits(arch: Architecture, sw: float, sb: float) -> tuple[float, float]:
+    """(χ_∥, χ_J) in the limit K → ∞ along a runaway."""
+    if isinstance(arch, MLP) and arch.homogeneous:
+        m = _homogeneous_slope(arch, sw)
+        return m, m
+    K = 1e12
+    return float(arch.chi_parallel(K, sw, sb)), float(arch.chi_jacobian(K, sw, sb))
+
+
+def _runaway_note(arch: Architecture, kind: str | None) -> str:
+    if arch.residual and arch.mu >= 1.0:
+        return f"no fixed point: the residual branch (mu = {arch.mu:g}) makes K grow ({kind})"
+    return f"no fixed point above the input kernel: K grows without bound ({kind})"

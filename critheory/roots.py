@@ -1,0 +1,95 @@
+"""Vectorized bracketing root-finding: scan a grid for sign changes, refine all brackets at once.
+
+Each iteration evaluates the function once on the array of all unfinished brackets, so that a
+whole critical line (or every fixed point of a grid of hyperparameters) costs a few dozen
+vectorized Gaussian expectations instead of one scalar solve per point.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .errors import ConvergenceError
+
+__all__ = ["refine_brackets", "sign_change_brackets"]
+
+
+def sign_change_brackets(values: np.ndarray) -> np.ndarray:
+    """Indices i with values[..., i] and values[..., i+1] of opposite sign (or an exact zero at i).
+
+    Returns an array of shape (n, ndim) of multi-indices along the last axis (as from argwhere).
+    """
+    v = np.asarray(values, dtype=float)
+    a, b = v[..., :-1], v[..., 1:]
+    ok = np.isfinite(a) & np.isfinite(b)
+    change = ok & (((a < 0) & (b > 0)) | ((a > 0) & (b < 0)) | (a == 0))
+    return np.argwhere(change)
+
+
+def refine_brackets(f: Callable[[np.ndarray, np.ndarray], np.ndarray], lo: np.ndarray,
+                    hi: np.ndarray, flo: np.ndarray, fhi: np.ndarray, ids: np.ndarray | None = None,
+                    *, xtol: float = 1e-15, maxiter: int = 200) -> np.ndarray:
+    """Refine many brackets [lo, hi] with f(lo)·f(hi) <= 0 at once (Illinois regula falsi with
+    bisection safeguard).
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x, ids)`` evaluated on an array of abscissae; ``ids`` selects which problem each
+        entry belongs to (an index array passed through unchanged).
+    lo, hi, flo, fhi : ndarray
+        Brackets and function values at their ends.
+    xtol : float
+        Relative bracket width at which to stop.
+
+    Returns
+    -------
+    ndarray
+        The roots (relative accuracy ~ xtol).
+    """
+    lo, hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
+    flo, fhi = np.array(flo, dtype=float), np.array(fhi, dtype=float)
+    ids = np.arange(lo.size) if ids is None else np.asarray(ids)
+    root = np.where(flo == 0, lo, np.where(fhi == 0, hi, np.nan))
+    active = np.isnan(root)
+    side = np.zeros(lo.shape, dtype=int)
+    for it in range(maxiter):
+        if not np.any(active):
+            break
+        idx = np.flatnonzero(active)
+        a, b, fa, fb = lo[idx], hi[idx], flo[idx], fhi[idx]
+        width = np.abs(b - a)
+        done = width <= xtol * np.maximum(np.abs(a), np.abs(b)) + 1e-300
+        # Illinois step, bisection every 4th iteration or when the secant leaves the bracket
+        with np.errstate(all="ignore"):
+            x = b - fb * (b - a) / (fb - fa)
+        bad = ~np.isfinite(x) | (x <= np.minimum(a, b)) | (x >= np.maximum(a, b)) | (it % 4 == 3)
+        x = np.where(bad, 0.5 * (a + b), x)
+        fx = np.asarray(f(x, ids[idx]), dtype=float)
+        if not np.all(np.isfinite(fx)):
+            raise ConvergenceError("non-finite function value while refining a root")
+        zero = fx == 0
+        same_lo = np.sign(fx) == np.sign(fa)
+        # replace the end with the same sign
+        new_lo = np.where(same_lo, x, a)
+        new_hi = np.where(same_lo, b, x)
+        new_flo = np.where(same_lo, fx, fa)
+        new_fhi = np.where(same_lo, fb, fx)
+        s = side[idx]
+        # Illinois: halve the stale end's value when the same end is kept twice
+        kept_hi = same_lo
+        new_fhi = np.where(kept_hi & (s == 1), new_fhi * 0.5, new_fhi)
+        new_flo = np.where(~kept_hi & (s == -1), new_flo * 0.5, new_flo)
+        side[idx] = np.where(kept_hi, 1, -1)
+        lo[idx], hi[idx], flo[idx], fhi[idx] = new_lo, new_hi, new_flo, new_fhi
+        finished = done | zero
+        root[idx[zero]] = x[zero]
+        fin = idx[done & ~zero]
+        # pick the end with the smaller |f| (values may be halved: use the midpoint)
+        root[fin] = 0.5 * (lo[fin] + hi[fin])
+        active[idx[finished]] = False
+    else:
+        if np.any(active):
+            raise ConvergenceError("bracket refinement did not converge")
+    return root

@@ -104,17 +104,49 @@ def _mu2(arch: Architecture) -> float:
     return arch.mu ** 2 if arch.residual else 0.0
 
 
+def one_sided_derivatives(act, n: int = 3) -> tuple[tuple[float, float], ...]:
+    """(φ^{(k)}(0+), φ^{(k)}(0-)) for k = 0..n, at 60 digits (rounded to 1e-30)."""
+    import mpmath
+
+    out = []
+    with mpmath.workdps(60):
+        eps = mpmath.mpf(10) ** -40
+        for k in range(n + 1):
+            f = act.mpmath_func(k)
+            vals = []
+            for x in (eps, -eps):
+                v = f(x)
+                v = mpmath.re(v) if isinstance(v, mpmath.mpc) else v
+                vals.append(0.0 if abs(v) < 1e-30 else float(v))
+            out.append(tuple(vals))
+    return tuple(out)
+
+
 def _zero_endpoint(arch: Architecture):
-    """σ_w² of the K* = 0 end of an MLP/residual critical line (φ(0) = 0, φ'(0) ≠ 0), or None."""
+    """σ_w² of the K* = 0 end of an MLP/residual critical line (φ(0) = 0 and φ'(0) ≠ 0, with φ'
+    continuous at 0), or None."""
     if not isinstance(arch, MLP) or not arch.has_fixed_point or arch.homogeneous:
         return None
     t = arch.activation.taylor
-    if not t.available:
+    if t.available:
+        s0, s1 = t.derivatives[0], t.derivatives[1]
+        if s0 != 0 or s1 == 0:
+            return None
+        return (1.0 - _mu2(arch)) / float(s1) ** 2
+    d = one_sided_derivatives(arch.activation, 1)
+    if d[0] != (0.0, 0.0) or d[1][0] != d[1][1] or d[1][0] == 0.0:
         return None
-    s0, s1 = t.derivatives[0], t.derivatives[1]
-    if s0 != 0 or s1 == 0:
+    return (1.0 - _mu2(arch)) / d[1][0] ** 2
+
+
+def _kinked_second(arch: Architecture):
+    """For φ(0) = 0, φ'(0) = σ_1 continuous but φ'' jumping at 0 (ELU-type): Δ_2/σ_1 with
+    Δ_2 = φ''(0+) - φ''(0-); else None."""
+    if arch.activation.taylor.available or _zero_endpoint(arch) is None:
         return None
-    return (1.0 - _mu2(arch)) / float(s1) ** 2
+    d = one_sided_derivatives(arch.activation, 2)
+    delta2 = d[2][0] - d[2][1]
+    return delta2 / d[1][0] if delta2 != 0.0 else None
 
 
 def _a1b1(arch: Architecture):
@@ -230,7 +262,7 @@ def critical_line(arch: Architecture, bias_vars) -> list[LinePoint]:
 
         # refine in log t for uniform relative accuracy
         r = refine_brackets(lambda u, ids: f(np.exp(u), ids), np.log(lo), np.log(hi),
-                            np.array(flo), np.array(fhi), tgt, xtol=1e-16)
+                            np.array(flo), np.array(fhi), tgt, xtol=4e-16, atol=1e-15)
         tr = np.exp(r)
         swr, sbr, kr = arch.critical_curve(tr)
         chi = arch.chi_parallel(kr, swr, sbr)
@@ -269,7 +301,9 @@ def critical_points(arch: Architecture) -> list[CriticalPoint]:
     out = []
     swz = _zero_endpoint(arch)
     ab = _a1b1(arch)
-    if swz is not None and ab is not None and not ab[0].is_positive:
+    kink = _kinked_second(arch)
+    if swz is not None and ((ab is not None and not ab[0].is_positive)
+                            or (kink is not None and kink < 0)):
         # the K* = 0 end of the line is a critical point that attracts only for a_1 <= 0
         out.append(CriticalPoint(swz, 0.0, 0.0, "K*=0"))
     fin = np.flatnonzero(np.isfinite(D))
@@ -283,7 +317,7 @@ def critical_points(arch: Architecture) -> list[CriticalPoint]:
                 return arch.chi_parallel(k, w, s) - 1.0
 
             r = np.exp(refine_brackets(g, np.log(_TGRID[a[ch]]), np.log(_TGRID[b[ch]]),
-                                       D[a[ch]], D[b[ch]], xtol=1e-16))
+                                       D[a[ch]], D[b[ch]], xtol=4e-16, atol=1e-15))
             w, s, k = arch.critical_curve(r)
             for wi, si, ki in zip(w, s, k):
                 if si >= -1e-12 * ki:
@@ -358,6 +392,23 @@ def universality(arch: Architecture) -> Universality:
                             laws={"kernel": "K^l = K^1", "apjn": "J^{l0,l} = 1"},
                             note="chi_parallel = chi_perp for every K")
     t = act.taylor
+    kink = _kinked_second(arch)
+    if kink is not None:
+        # φ = σ_1 x + ½ σ_2^± x² + ...: E_K[φ²]/σ_1² = K + (Δ_2/σ_1) √(2/π) K^{3/2} + O(K²) and
+        # E_K[φ'²]/σ_1² = 1 + (Δ_2/σ_1) √(2/π) √K + O(K) (derived, see docs/mlp.md); with
+        # c = -(Δ_2/σ_1)√(2/π) > 0: K^l ≈ 4/(c² l²), χ_⊥ ≈ 1 - 2/l, so J ∝ l^{-2}.
+        c = -kink * float(np.sqrt(2.0 / np.pi))
+        zero = [p for p in cps if p.kind == "K*=0"]
+        if c > 0:
+            cn = sp.nsimplify(-kink) * sp.sqrt(2 / sp.pi)
+            return Universality(
+                "K*=0 (kinked)", zero[0] if zero else None, 2.0, 2.0, sp.Integer(2),
+                sp.Integer(2),
+                laws={"kernel": f"K^l ~ 4/(c^2 l^2), c = {sp.sstr(cn)} = {c:.12g}",
+                      "chi_parallel": "1 - 3/l", "chi_perp": "1 - 2/l",
+                      "apjn": "J^(l0,l) ~ (l0/l)^2"},
+                note="phi'' jumps at 0 (Delta_2 = phi''(0+) - phi''(0-)): the kernel flow is "
+                     "K' = K - c K^(3/2), not PDLT's K' = K + a_1 K^2")
     ab = _a1b1(arch)
     if ab is not None:
         a1, b1 = ab

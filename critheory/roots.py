@@ -29,7 +29,7 @@ def sign_change_brackets(values: np.ndarray) -> np.ndarray:
 
 def refine_brackets(f: Callable[[np.ndarray, np.ndarray], np.ndarray], lo: np.ndarray,
                     hi: np.ndarray, flo: np.ndarray, fhi: np.ndarray, ids: np.ndarray | None = None,
-                    *, xtol: float = 1e-15, maxiter: int = 200) -> np.ndarray:
+                    *, xtol: float = 1e-15, atol: float = 0.0, maxiter: int = 200) -> np.ndarray:
     """Refine many brackets [lo, hi] with f(lo)·f(hi) <= 0 at once (Illinois regula falsi with
     bisection safeguard).
 
@@ -40,8 +40,8 @@ def refine_brackets(f: Callable[[np.ndarray, np.ndarray], np.ndarray], lo: np.nd
         entry belongs to (an index array passed through unchanged).
     lo, hi, flo, fhi : ndarray
         Brackets and function values at their ends.
-    xtol : float
-        Relative bracket width at which to stop.
+    xtol, atol : float
+        Relative and absolute bracket widths at which to stop.
 
     Returns
     -------
@@ -60,7 +60,9 @@ def refine_brackets(f: Callable[[np.ndarray, np.ndarray], np.ndarray], lo: np.nd
         idx = np.flatnonzero(active)
         a, b, fa, fb = lo[idx], hi[idx], flo[idx], fhi[idx]
         width = np.abs(b - a)
-        done = width <= xtol * np.maximum(np.abs(a), np.abs(b)) + 1e-300
+        done = width <= xtol * np.maximum(np.abs(a), np.abs(b)) + atol + 1e-300
+        # no representable point strictly inside: converged to rounding
+        done |= (np.nextafter(np.minimum(a, b), np.inf) >= np.maximum(a, b))
         # Illinois step, bisection every 4th iteration or when the secant leaves the bracket
         with np.errstate(all="ignore"):
             x = b - fb * (b - a) / (fb - fa)

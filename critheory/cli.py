@@ -42,8 +42,16 @@ def _cmd_moments(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit status 2) for every sub-parser."""
+
+    def error(self, message):  # noqa: D102
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="critheory", description=__doc__)
+    p = _Parser(prog="critheory", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     m = sub.add_parser("moments", help="Gaussian moments of an activation at variance K")
     m.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
@@ -52,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="value of a parameter of the activation (repeatable)")
     m.add_argument("--json", action="store_true", help="machine-readable output")
     m.set_defaults(func=_cmd_moments)
+    from .cli_theory import register
+
+    register(sub)
+    try:
+        from .cli_sim import register as register_sim
+    except ImportError:  # pragma: no cover - simulator commands not installed
+        register_sim = None
+    if register_sim is not None:
+        register_sim(sub)
     return p
 
 
@@ -63,6 +80,13 @@ def main(argv=None) -> int:
     except CritheoryError as exc:
         print(f"critheory: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("critheory: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - never a traceback on the command line
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"critheory: internal error: {type(exc).__name__}: {msg}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

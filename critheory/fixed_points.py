@@ -131,6 +131,16 @@ def _make(arch: Architecture, K: float, sw: float, sb: float, stability: str | N
     else:
         chi_par = float(arch.chi_parallel(Kc, sw, sb))
         chi_j = float(arch.chi_jacobian(Kc, sw, sb))
+    if stability is None and K == 0.0 and abs(chi_par - 1.0) <= 1e-12:
+        # K* = 0 with χ_∥ = 1: attracting (algebraically) iff the leading correction to
+        # f(K) - K is negative: a_1 < 0, or Δ_2/σ_1 < 0 for a kink in φ'' [PDLT §5.3]
+        from .criticality import _a1b1, _kinked_second
+
+        ab, kink = _a1b1(arch), _kinked_second(arch)
+        if (ab is not None and ab[0].is_negative) or (kink is not None and kink < 0):
+            stability = "stable"
+        elif (ab is not None and ab[0].is_positive) or (kink is not None and kink > 0):
+            stability = "unstable"
     return FixedPoint(float(K), chi_par, chi_j, chi_j,
                       stability or (_stability(chi_par) if np.isfinite(chi_par) else "unknown"))
 

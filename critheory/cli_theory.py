@@ -1,0 +1,287 @@
+"""Sub-commands of the theory engine: ``analyze``, ``line``, ``point``, ``depth``, ``phase``.
+
+Registered on the parser of :mod:`critheory.cli`. JSON output uses the keys documented in the
+README (``weight_var``, ``bias_var``, ``fixed_point``, ``chi_parallel``, ``chi_perp``,
+``chi_jacobian``, ``correlation_length``, ``phase``, ``universality_class``, ``critical_points``,
+``exponents``, ``line``); absent quantities are ``null``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+
+__all__ = ["register"]
+
+
+def _params(items):
+    from .cli import _params as p
+
+    return p(items)
+
+
+def _arch(args):
+    from .activation import Activation
+    from .layers import architecture
+
+    act = Activation.get(args.activation, _params(args.param))
+    return architecture(args.arch, act, args.mu)
+
+
+def _dump(obj) -> None:
+    from .report import clean
+
+    print(json.dumps(clean(obj), indent=2, allow_nan=False))
+
+
+def _fmt(x, spec=".10g") -> str:
+    return "-" if x is None else format(x, spec) if isinstance(x, (int, float)) else str(x)
+
+
+def _cmd_analyze(args) -> int:
+    from .report import analyze
+
+    arch = _arch(args)
+    grid = None
+    if args.bias_var is not None:
+        from .criticality import parse_grid
+
+        grid = parse_grid(args.bias_var)
+    r = analyze(arch.activation, arch.name, args.mu, bias_vars=grid,
+                verify_depth=args.verify_depth)
+    if args.plot:
+        from .plots import plot_line
+
+        plot_line(r["line"], args.plot, critical_points=r["critical_points"],
+                  title=f"{r['activation']} ({r['arch']}): critical line")
+    if args.json:
+        _dump(r)
+        return 0
+    print(f"activation  {r['activation']}: {r['expr']}")
+    print(f"architecture {arch.describe()}")
+    print(f"universality class: {r['universality_class']}")
+    if r["note"]:
+        print(f"  note: {r['note']}")
+    if r["critical_points"]:
+        print("critical points (weight_var, bias_var, K*):")
+        for c in r["critical_points"]:
+            print(f"  ({_fmt(c['weight_var'])}, {_fmt(c['bias_var'])}, {_fmt(c['fixed_point'])})"
+                  f"  {c['kind']}")
+    else:
+        print("critical points: none")
+    e = r["exponents"]
+    if e["kernel"] is not None:
+        print(f"exponents ({e['convention']}):")
+        print(f"  kernel {e['kernel_exact'] or _fmt(e['kernel'])}   apjn "
+              f"{e['apjn_exact'] or _fmt(e['apjn'])}")
+        for k, v in e["laws"].items():
+            if isinstance(v, str):
+                print(f"  {k}: {v}")
+        if e.get("fit"):
+            f = e["fit"]
+            print(f"  check: recursion iterated to depth {f['depth']}: kernel {_fmt(f['kernel'], '.4f')}"
+                  f", apjn {_fmt(f['apjn'], '.4f')}")
+    print("critical line (bias_var -> weight_var, K*):")
+    for p in r["line"]:
+        print(f"  {p['bias_var']:<8.4g} {_fmt(p['weight_var']):>16} {_fmt(p['fixed_point']):>16}"
+              f"  {p.get('note', '')}")
+    return 0
+
+
+def _cmd_line(args) -> int:
+    from .criticality import critical_line, critical_points, parse_grid
+
+    arch = _arch(args)
+    grid = parse_grid(args.bias_var)
+    pts = [p.to_dict() for p in critical_line(arch, grid)]
+    if args.plot:
+        from .plots import plot_line
+
+        plot_line(pts, args.plot, critical_points=[c.to_dict() for c in critical_points(arch)],
+                  title=f"{arch.activation.name} ({arch.describe()}): critical line")
+    if args.csv:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["bias_var", "weight_var", "fixed_point", "chi_parallel", "branch"])
+        for p in pts:
+            w.writerow(["" if p[k] is None else repr(float(p[k])) if k != "branch" else p[k]
+                        for k in ("bias_var", "weight_var", "fixed_point", "chi_parallel",
+                                  "branch")])
+        sys.stdout.write(buf.getvalue())
+    elif args.json:
+        _dump({"activation": arch.activation.name, "arch": arch.name,
+               "mu": arch.mu if arch.residual else None, "line": pts})
+    else:
+        print(f"{'bias_var':>12} {'weight_var':>20} {'fixed_point':>20} {'chi_parallel':>14} br")
+        for p in pts:
+            print(f"{p['bias_var']:>12.6g} {_fmt(p['weight_var'], '.15g'):>20} "
+                  f"{_fmt(p['fixed_point'], '.15g'):>20} {_fmt(p['chi_parallel'], '.8g'):>14} "
+                  f"{p['branch']}")
+        if not pts:
+            print("no critical point with these bias variances")
+    return 0
+
+
+def _cmd_point(args) -> int:
+    from .report import point_report
+
+    arch = _arch(args)
+    r = point_report(arch, args.weight_var, args.bias_var, args.q0)
+    if args.json:
+        _dump(r)
+        return 0
+    print(f"{arch.activation.name} ({arch.describe()}) at weight_var = {args.weight_var:g}, "
+          f"bias_var = {args.bias_var:g}, input kernel K^1 = {r['input_kernel']:.10g}")
+    print("fixed points:" if r["fixed_points"] else "fixed points: none")
+    for fp in r["fixed_points"]:
+        print(f"  K* = {_fmt(fp['K'])}  chi_parallel = {_fmt(fp['chi_parallel'])}  "
+              f"chi_perp = {_fmt(fp['chi_perp'])}  ({fp['stability']})")
+    print(f"reached from the input: {_fmt(r['fixed_point'])}"
+          + (f"  (runaway: {r['runaway']})" if r["runaway"] else ""))
+    print(f"chi_parallel = {_fmt(r['chi_parallel'])}  chi_perp = chi_J = {_fmt(r['chi_jacobian'])}")
+    print(f"phase: {r['phase']}   correlation length xi = {_fmt(r['correlation_length'])}")
+    if r["note"]:
+        print(f"note: {r['note']}")
+    return 0
+
+
+def _cmd_depth(args) -> int:
+    from .depth import depth_curves, fit_power_law
+
+    arch = _arch(args)
+    corr = None if args.corr is None or args.corr.lower() == "none" else float(args.corr)
+    d = depth_curves(arch, args.weight_var, args.bias_var, args.depth, l0=args.l0, q0=args.q0,
+                     input_correlation=corr, progress=args.depth >= 2000 and not args.json)
+    out = d.to_dict()
+    fit = None
+    if args.depth - args.l0 >= 10:
+        try:
+            fit = fit_power_law(d.depths[args.l0 - 1:], d.apjn[args.l0 - 1:]).to_dict()
+        except InvalidArgumentError:
+            fit = None
+    out["apjn_fit"] = fit
+    predicted = _predicted_exponents(arch, args.weight_var, args.bias_var)
+    out["theory_exponents"] = predicted
+    if args.plot:
+        from .plots import plot_depth
+
+        plot_depth(d, args.plot,
+                   exponent=predicted["apjn"] if predicted else None,
+                   kernel_exponent=predicted["kernel"] if predicted else None,
+                   title=f"{arch.activation.name} ({arch.describe()}), "
+                         f"$\\sigma_w^2$={args.weight_var:g}, $\\sigma_b^2$={args.bias_var:g}")
+    if args.json:
+        _dump(out)
+        return 0
+    show = np.unique(np.round(np.geomspace(1, args.depth, min(args.depth, 20))).astype(int))
+    print(f"{'l':>7} {'K^l':>20} {'c^l':>12} {'J^(l0,l)':>20}")
+    for l in show:
+        i = l - 1
+        c = "-" if d.correlation is None else _fmt(d.correlation[i], ".8f")
+        print(f"{l:>7} {_fmt(d.kernel[i], '.12g'):>20} {c:>12} {_fmt(d.apjn[i], '.12g'):>20}")
+    if fit:
+        print(f"APJN power-law fit over l in {fit['window']}: J ~ l^{fit['slope']:.4f}")
+    if d.runaway_depth:
+        print(f"K exceeded 1e150 at depth {d.runaway_depth} (runaway)")
+    return 0
+
+
+def _predicted_exponents(arch, sw: float, sb: float) -> dict | None:
+    """The class's exponents if (sw, sb) is its critical point (to 1e-9), else None."""
+    from .criticality import universality
+
+    try:
+        u = universality(arch)
+    except Exception:  # noqa: BLE001 - a prediction is optional here
+        return None
+    cp = u.critical_point
+    if cp is None or u.kernel is None:
+        return None
+    if abs(cp.weight_var - sw) <= 1e-9 * cp.weight_var and abs(cp.bias_var - sb) <= 1e-9 * max(
+            1.0, cp.bias_var):
+        return {"kernel": u.kernel, "apjn": u.apjn, "class": u.name}
+    return None
+
+
+def _cmd_phase(args) -> int:
+    from .criticality import critical_line, critical_points
+    from .plots import plot_phase
+
+    if not args.plot:
+        raise InvalidArgumentError("phase needs --plot FILE")
+    arch = _arch(args)
+    sw = tuple(float(v) for v in args.weight_range.split(":"))
+    sb = tuple(float(v) for v in args.bias_range.split(":"))
+    if len(sw) != 2 or len(sb) != 2 or sw[0] <= 0 or sb[0] < 0 or sw[1] <= sw[0] or sb[1] <= sb[0]:
+        raise InvalidArgumentError("ranges must be LO:HI with 0 < LO < HI (weight) and "
+                                   "0 <= LO < HI (bias)")
+    line = [p.to_dict() for p in critical_line(arch, np.linspace(sb[0], sb[1], 101))]
+    path = plot_phase(arch, args.plot, sw_range=sw, sb_range=sb, n=args.grid, line=line,
+                      critical_points=[c.to_dict() for c in critical_points(arch)],
+                      title=f"{arch.activation.name} ({arch.describe()})")
+    print(f"wrote {path}")
+    return 0
+
+
+def _common(p, plot=True):
+    p.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="value of a parameter of the activation (repeatable)")
+    p.add_argument("--arch", default="mlp",
+                   choices=["mlp", "residual", "pre-ln", "post-ln", "pre-ln-residual",
+                            "pre-ln-mlp-block"], help="architecture (default mlp)")
+    p.add_argument("--mu", type=float, default=1.0, help="residual strength mu (default 1)")
+    if plot:
+        p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
+
+
+def register(sub) -> None:
+    """Add the theory sub-commands to an argparse sub-parser collection."""
+    a = sub.add_parser("analyze", help="universality class, critical points, exponents, line")
+    _common(a)
+    a.add_argument("--bias-var", metavar="START:STOP:NUM",
+                   help="grid of the critical-line summary (default 0:1:11)")
+    a.add_argument("--verify-depth", type=int, default=10000,
+                   help="depth of the recursion that checks the exponents (0: skip)")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=_cmd_analyze)
+
+    ln = sub.add_parser("line", help="critical line chi_J(K*) = 1 on a grid of bias variances")
+    _common(ln)
+    ln.add_argument("--bias-var", required=True, metavar="START:STOP:NUM")
+    g = ln.add_mutually_exclusive_group()
+    g.add_argument("--json", action="store_true")
+    g.add_argument("--csv", action="store_true")
+    ln.set_defaults(func=_cmd_line)
+
+    pt = sub.add_parser("point", help="fixed points, chi's, phase and xi at one point")
+    _common(pt, plot=False)
+    pt.add_argument("--weight-var", type=float, required=True)
+    pt.add_argument("--bias-var", type=float, required=True)
+    pt.add_argument("--q0", type=float, default=1.0, help="input norm |x|^2/N0 (default 1)")
+    pt.add_argument("--json", action="store_true")
+    pt.set_defaults(func=_cmd_point)
+
+    dp = sub.add_parser("depth", help="K^l, c^l and the APJN J^(l0,l) through depth")
+    _common(dp)
+    dp.add_argument("--weight-var", type=float, required=True)
+    dp.add_argument("--bias-var", type=float, required=True)
+    dp.add_argument("--depth", type=int, required=True)
+    dp.add_argument("--l0", type=int, default=1)
+    dp.add_argument("--q0", type=float, default=1.0, help="input norm |x|^2/N0 (default 1)")
+    dp.add_argument("--corr", default=None,
+                    help="correlation of a second input (default: no two-input curve)")
+    dp.add_argument("--json", action="store_true")
+    dp.set_defaults(func=_cmd_depth)
+
+    ph = sub.add_parser("phase", help="phase diagram in the (weight_var, bias_var) plane")
+    _common(ph)
+    ph.add_argument("--weight-range", default="0.25:4", metavar="LO:HI")
+    ph.add_argument("--bias-range", default="0:1", metavar="LO:HI")
+    ph.add_argument("--grid", type=int, default=41, help="grid points per axis (default 41)")
+    ph.set_defaults(func=_cmd_phase)

@@ -1,0 +1,181 @@
+"""Depth curves at infinite width: K^l, the correlation c^l of two inputs, and the APJN.
+
+Iterates an architecture's maps from the input layer: ``K^1 = σ_b² + σ_w² q0`` with
+``q0 = |x|²/N_0``, ``K^{l+1} = f(K^l)``; two inputs of correlation ``c^0`` give
+``K^1_{12} = σ_b² + σ_w² c^0 q0`` and the covariance map; the APJN is
+``J^{l0,l} = Π_{l'=l0}^{l-1} χ_J(K^{l'})`` with ``J^{l0,l0} = 1`` [DHG eq. (4)].
+
+Also fits power laws to the computed curves (least squares in log–log over a depth window), which
+is how the analytic depth laws of :mod:`critheory.criticality` are checked.
+
+Examples
+--------
+>>> from critheory.layers import architecture
+>>> from critheory.depth import depth_curves
+>>> d = depth_curves(architecture("mlp", "relu"), 2.0, 0.0, depth=5)
+>>> d.kernel.tolist(), d.apjn.tolist()
+([2.0, 2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0, 1.0])
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+from .layers import Architecture, check_hyper
+from .tabulated import TabulatedMap
+
+__all__ = ["DepthCurves", "depth_curves", "fit_power_law", "PowerLawFit"]
+
+_RUNAWAY = 1e150
+
+
+@dataclass(frozen=True)
+class DepthCurves:
+    """Infinite-width depth profiles.
+
+    Attributes
+    ----------
+    depths : ndarray
+        1..L.
+    kernel : ndarray
+        K^l (NaN after a runaway beyond 1e150).
+    correlation : ndarray or None
+        c^l of two inputs (None if not requested).
+    chi_jacobian : ndarray
+        χ_J(K^l).
+    apjn : ndarray
+        J^{l0,l} for l >= l0 (NaN for l < l0).
+    runaway_depth : int or None
+        First depth where K exceeded 1e150.
+    """
+
+    weight_var: float
+    bias_var: float
+    l0: int
+    depths: np.ndarray
+    kernel: np.ndarray
+    correlation: np.ndarray | None
+    chi_jacobian: np.ndarray
+    apjn: np.ndarray
+    runaway_depth: int | None = None
+
+    def to_dict(self) -> dict:
+        def lst(a):
+            return None if a is None else [float(v) if np.isfinite(v) else None for v in a]
+
+        return {"weight_var": self.weight_var, "bias_var": self.bias_var, "l0": self.l0,
+                "depths": self.depths.tolist(), "kernel": lst(self.kernel),
+                "correlation": lst(self.correlation), "chi_jacobian": lst(self.chi_jacobian),
+                "apjn": lst(self.apjn), "runaway_depth": self.runaway_depth}
+
+
+def depth_curves(arch: Architecture, weight_var: float, bias_var: float, depth: int, *,
+                 l0: int = 1, q0: float = 1.0, input_correlation: float | None = 0.5,
+                 progress: bool = False, tabulate: bool = True) -> DepthCurves:
+    """K^l, c^l and J^{l0,l} for l = 1..depth (see module docstring).
+
+    Parameters
+    ----------
+    arch : Architecture
+    weight_var, bias_var : float
+    depth : int
+        Number of layers L >= 1.
+    l0 : int
+        Reference layer of the APJN, 1 <= l0 <= L.
+    q0 : float
+        Input norm |x|²/N_0 > 0.
+    input_correlation : float or None
+        Correlation of the two inputs in [-1, 1]; None skips the two-input curve.
+    progress : bool
+        Print progress to stderr.
+    tabulate : bool
+        Evaluate the kernel map and χ_J from verified Chebyshev tables
+        (:class:`critheory.tabulated.TabulatedMap`, relative error <= 1e-12) instead of
+        quadrature at every layer; the two-input map is always evaluated directly.
+    """
+    sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))
+    try:
+        L, l0 = int(depth), int(l0)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError("depth and l0 must be integers") from None
+    if L != depth or L < 1:
+        raise InvalidArgumentError(f"depth must be an integer >= 1, got {depth}")
+    if l0 != int(l0) or not 1 <= l0 <= L:
+        raise InvalidArgumentError(f"l0 must satisfy 1 <= l0 <= depth, got l0 = {l0}, depth = {L}")
+    if not (np.isfinite(q0) and q0 > 0):
+        raise InvalidArgumentError(f"input norm q0 must be finite and > 0, got {q0}")
+    if input_correlation is not None and not -1.0 <= input_correlation <= 1.0:
+        raise InvalidArgumentError("input correlation must lie in [-1, 1]")
+    K = np.full(L, np.nan)
+    chi = np.full(L, np.nan)
+    corr = None if input_correlation is None else np.full(L, np.nan)
+    table = TabulatedMap(arch, sw, sb) if tabulate and L > 64 else None
+    k = float(arch.input_kernel(q0, sw, sb))
+    k12 = None if corr is None else sb + sw * input_correlation * q0
+    runaway = None
+    step = max(1, L // 50)
+    for i in range(L):
+        if not np.isfinite(k) or k > _RUNAWAY:
+            runaway = i + 1
+            break
+        if k <= 0.0:  # collapsed onto the K* = 0 fixed point (underflow)
+            K[i:] = 0.0
+            break
+        K[i] = k
+        if table is not None:
+            knext, chi[i] = table.both(k)
+        else:
+            knext, chi[i] = float(arch.kernel_map(k, sw, sb)), float(arch.chi_jacobian(k, sw, sb))
+        if corr is not None:
+            corr[i] = np.clip(k12 / k, -1.0, 1.0)
+        if i + 1 < L:
+            if corr is not None:
+                c = np.clip(k12 / k, -1.0, 1.0)
+                _, k12n, _ = arch.covariance_map(k, c * k, k, sw, sb)
+                k12 = float(k12n)
+            k = knext
+        if progress and (i % step == 0 or i == L - 1):
+            print(f"\rdepth {i + 1}/{L}", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    J = np.full(L, np.nan)
+    J[l0 - 1] = 1.0
+    if L > l0:
+        J[l0:] = np.cumprod(chi[l0 - 1:L - 1])
+    return DepthCurves(sw, sb, l0, np.arange(1, L + 1), K, corr, chi, J, runaway)
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """y ≈ A l^{slope} by least squares of log y on log l over ``window``."""
+
+    slope: float
+    amplitude: float
+    window: tuple[int, int]
+    local_slope: float
+
+    def to_dict(self) -> dict:
+        return {"slope": self.slope, "amplitude": self.amplitude, "window": list(self.window),
+                "local_slope": self.local_slope}
+
+
+def fit_power_law(depths, values, window: tuple[int, int] | None = None) -> PowerLawFit:
+    """Least-squares slope of log|y| against log l over the window (default: last 90 %), and the
+    local slope d log|y|/d log l over the last 10 % of the window.
+    """
+    l = np.asarray(depths, dtype=float)
+    y = np.abs(np.asarray(values, dtype=float))
+    if window is None:
+        window = (max(int(l[-1] // 10), int(l[0])), int(l[-1]))
+    m = (l >= window[0]) & (l <= window[1]) & np.isfinite(y) & (y > 0)
+    if m.sum() < 3:
+        raise InvalidArgumentError("need at least 3 finite points in the fit window")
+    x, v = np.log(l[m]), np.log(y[m])
+    slope, icpt = np.polyfit(x, v, 1)
+    n = max(3, m.sum() // 10)
+    ls = np.polyfit(x[-n:], v[-n:], 1)[0]
+    return PowerLawFit(float(slope), float(np.exp(icpt)), (int(window[0]), int(window[1])),
+                       float(ls))

@@ -1,0 +1,162 @@
+"""Reports: the full analysis of an activation and architecture as one JSON-ready dict.
+
+``analyze`` assembles the universality class, the critical points, the exponents (exact where the
+theory gives them, and fitted from a deep iteration of the recursion as an independent check), a
+summary of the critical line, and the point analysis at the (first) critical point. Every number
+that does not exist is ``None`` (JSON ``null``), never NaN or infinity.
+
+Examples
+--------
+>>> from critheory.report import analyze
+>>> r = analyze("tanh", verify_depth=2000)
+>>> r["universality_class"], r["critical_points"][0]["weight_var"], r["exponents"]["apjn"]
+('K*=0', 1.0, 1.0)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .activation import Activation
+from .criticality import critical_line, critical_points, universality
+from .depth import depth_curves, fit_power_law
+from .fixed_points import _num, analyze_point
+from .layers import architecture
+
+__all__ = ["analyze", "verify_exponents", "point_report", "clean"]
+
+
+def clean(obj):
+    """Recursively replace NaN/inf floats by None and numpy scalars by Python numbers."""
+    if isinstance(obj, dict):
+        return {k: clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [clean(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _num(obj)
+    return obj
+
+
+def verify_exponents(arch, univ, depth: int = 10000, q0: float = 1.0) -> dict | None:
+    """Iterate the recursion at the critical point to ``depth`` and fit the power laws.
+
+    K*=0 classes start from the input kernel ``K^1 = σ_w² q0``; the half-stable class starts on
+    the attracting side at ``K* ± K*/2``; the fit window is the last 90 % of depths.
+    """
+    cp = univ.critical_point
+    if cp is None or univ.kernel is None:
+        return None
+    sw, sb = cp.weight_var, cp.bias_var
+    if univ.name == "half-stable":
+        slope = univ.laws.get("dchi_parallel_dK", 0.0)
+        # attracting side: ΔK of sign opposite to χ_∥'
+        start = cp.fixed_point * (1.5 if slope < 0 else 0.5)
+        q0 = (start - sb) / sw
+        if q0 <= 0:
+            return None
+    d = depth_curves(arch, sw, sb, depth, q0=q0, input_correlation=None)
+    y = d.kernel - (cp.fixed_point if univ.name == "half-stable" else 0.0)
+    if univ.name == "scale-invariant":
+        kf = {"slope": 0.0 if np.allclose(d.kernel, d.kernel[0], rtol=1e-10) else None}
+        jf = {"slope": 0.0 if np.allclose(d.apjn, 1.0, rtol=1e-10) else None}
+        return {"depth": depth, "kernel": 0.0 if kf["slope"] is not None else None,
+                "apjn": 0.0 if jf["slope"] is not None else None,
+                "method": "iterated recursion; K and J constant to 1e-10"}
+    kf = fit_power_law(d.depths, y)
+    jf = fit_power_law(d.depths, d.apjn)
+    out = {"depth": depth, "window": list(kf.window), "kernel": -kf.slope, "apjn": -jf.slope,
+           "kernel_local": -kf.local_slope, "apjn_local": -jf.local_slope,
+           "method": "least-squares slope of log K (or log|K - K*|) and log J vs log l"}
+    tol = 0.05
+    out["asymptotic_regime_reached"] = bool(
+        abs(out["kernel_local"] - univ.kernel) <= tol * max(1.0, abs(univ.kernel))
+        and abs(out["apjn_local"] - univ.apjn) <= tol * max(1.0, abs(univ.apjn)))
+    return out
+
+
+def point_report(arch, weight_var: float, bias_var: float, q0: float = 1.0) -> dict:
+    """The ``critheory point`` contract: fixed points, χ's, phase and ξ at one point."""
+    p = analyze_point(arch, weight_var, bias_var, q0)
+    return clean(p.to_dict())
+
+
+def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
+            bias_vars=None, verify_depth: int = 10000) -> dict:
+    """Full report for an activation and architecture (the ``critheory analyze`` command).
+
+    Parameters
+    ----------
+    activation : str, sympy.Expr or Activation
+    arch : str
+        Architecture name (see :func:`critheory.layers.architecture`).
+    mu : float
+        Residual strength.
+    params : dict, optional
+        Values of free parameters of the activation.
+    bias_vars : array_like, optional
+        σ_b² grid of the critical-line summary (default ``linspace(0, 1, 11)``).
+    verify_depth : int
+        Depth of the iteration that checks the exponents (0 to skip).
+    """
+    act = Activation.get(activation, params)
+    a = architecture(arch, act, mu)
+    univ = universality(a)
+    cps = critical_points(a)
+    grid = np.linspace(0.0, 1.0, 11) if bias_vars is None else np.asarray(bias_vars, dtype=float)
+    line = [p.to_dict() for p in critical_line(a, grid)]
+    out = {
+        "activation": act.name,
+        "expr": str(act.expr),
+        "arch": a.name,
+        "mu": a.mu if a.residual else None,
+        "universality_class": univ.name,
+        "critical_points": [c.to_dict() for c in cps],
+        "exponents": {
+            "kernel": univ.kernel, "apjn": univ.apjn,
+            "kernel_exact": None if univ.kernel_exact is None else str(univ.kernel_exact),
+            "apjn_exact": None if univ.apjn_exact is None else str(univ.apjn_exact),
+            "convention": "K^l ~ l^(-kernel) (|K^l - K*| for half-stable), "
+                          "J^(l0,l) ~ l^(-apjn)",
+            "laws": univ.laws,
+            "a1": None if univ.a1 is None else str(univ.a1),
+            "b1": None if univ.b1 is None else str(univ.b1),
+        },
+        "line": line,
+        "note": univ.note,
+    }
+    if verify_depth and univ.critical_point is not None and univ.kernel is not None:
+        out["exponents"]["fit"] = verify_exponents(a, univ, verify_depth)
+    else:
+        out["exponents"]["fit"] = None
+    # the point analysis at the class's critical point (else the first critical point)
+    cp = univ.critical_point or (cps[0] if cps else None)
+    keys = ("weight_var", "bias_var", "fixed_point", "chi_parallel", "chi_perp", "chi_jacobian",
+            "correlation_length", "phase")
+    if cp is not None and np.isfinite(cp.weight_var):
+        pr = analyze_point(a, cp.weight_var, cp.bias_var)
+        d = pr.to_dict()
+        for k in keys:
+            out[k] = d[k]
+        if np.isfinite(cp.fixed_point):
+            # report the critical fixed point itself (the input may flow elsewhere)
+            from .fixed_points import _make
+
+            fp = _make(a, cp.fixed_point, cp.weight_var, cp.bias_var)
+            out["fixed_point"] = fp.K
+            out["chi_parallel"], out["chi_perp"] = fp.chi_parallel, fp.chi_perp
+            out["chi_jacobian"] = fp.chi_jacobian
+            out["phase"] = "critical"
+            out["correlation_length"] = None
+    else:
+        for k in keys:
+            out[k] = None
+        if a.residual and a.mu >= 1.0 and a.name != "residual":
+            out["phase"] = "critical"
+            out["note"] = ("everywhere critical: with LayerNorm and mu = 1 the APJN grows as "
+                           "l^(B/A) for every (weight_var, bias_var)")
+    return clean(out)

@@ -389,6 +389,16 @@ class Activation:
             y = np.broadcast_to(np.asarray(y, dtype=float), x.shape) if np.ndim(y) < np.ndim(x) \
                 else np.asarray(y, dtype=float)
             bad = ~np.isfinite(y) & np.isfinite(x)
+            if np.any(bad) and y.ndim:
+                # first retry in extended precision (exp overflows at 11356 instead of 709)
+                with np.errstate(all="ignore"):
+                    try:
+                        yl = np.asarray(_fn(x[bad].astype(np.longdouble)), dtype=float)
+                    except TypeError:
+                        yl = np.full(int(bad.sum()), np.nan)
+                y = np.array(y, dtype=float, copy=True)
+                y[bad] = np.broadcast_to(yl, y[bad].shape)
+                bad = ~np.isfinite(y) & np.isfinite(x)
             if np.any(bad):
                 # float64 overflow in an intermediate (e.g. exp(-x)/(1 + exp(-x))**2 at x = -1e3):
                 # re-evaluate those entries in arbitrary precision, where the result is finite

@@ -40,7 +40,8 @@ from .roots import refine_brackets
 __all__ = ["LinePoint", "CriticalPoint", "Universality", "critical_line", "critical_points",
            "universality", "parse_grid"]
 
-_TGRID = np.logspace(-6, 6, 241)
+_TGRID = np.logspace(-6, 6, 241)      # critical-point search
+_LINE_GRID = np.logspace(-6, 2, 121)  # critical-line scan, extended upward on demand
 
 
 @dataclass(frozen=True)
@@ -222,13 +223,13 @@ def critical_line(arch: Architecture, bias_vars) -> list[LinePoint]:
         return out
     if not arch.has_fixed_point:
         return []
-    tgrid = _TGRID
+    tgrid = _LINE_GRID
     sw, sb, ks, noise = _scan(arch, tgrid)
     # extend the scan upward while the largest target exceeds what the grid reaches
     top = np.nanmax(np.where(np.isfinite(sb), sb, -np.inf)) if np.any(np.isfinite(sb)) else -np.inf
     ext = 0
-    while y.max() > top and ext < 4 and np.isfinite(top):
-        more = tgrid[-1] * np.logspace(0, 3, 61)[1:]
+    while y.max() > top and ext < 8 and np.isfinite(top):
+        more = tgrid[-1] * np.logspace(0, 2, 31)[1:]
         s2 = _scan(arch, more)
         tgrid = np.concatenate([tgrid, more])
         sw, sb, ks, noise = (np.concatenate([u, v]) for u, v in zip((sw, sb, ks, noise), s2))

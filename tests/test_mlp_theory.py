@@ -1,0 +1,356 @@
+"""MLP criticality engine: layer maps, fixed points, critical lines/points, classes, exponents.
+
+Independent routes used here:
+* mpmath at 25-30 digits with the activations written directly in mpmath (not critheory's
+  lambdified expressions) for the critical line and the GELU/SWISH critical points;
+* closed forms (erf: E[erf²] = (2/π) arcsin(2K/(1+2K)), E[erf'²] = 4/(π√(1+4K)); ReLU);
+* a Gauss–Hermite recursion written in this file for depth curves;
+* published values: PDLT §5.3 (tanh a_1 = b_1 = -2; erf critical point (π/4, 0); GELU
+  (1.98305826, 0.17292239) and SWISH (1.98800468, 0.55514317), quoted to 8 decimals).
+"""
+from __future__ import annotations
+
+import math
+
+import mpmath as mp
+import numpy as np
+import pytest
+import sympy as sp
+
+from critheory.criticality import critical_line, critical_points, parse_grid, universality
+from critheory.depth import depth_curves, fit_power_law
+from critheory.errors import CritheoryError, InvalidArgumentError, InvalidVarianceError
+from critheory.fixed_points import analyze_point, fixed_points
+from critheory.layers import architecture
+from critheory.tabulated import TabulatedMap
+
+# --------------------------------------------------------------------------- mpmath reference
+_MP = {
+    "tanh": (mp.tanh, lambda x: 1 / mp.cosh(x) ** 2),
+    "erf": (mp.erf, lambda x: 2 / mp.sqrt(mp.pi) * mp.exp(-x * x)),
+    "gelu": (lambda x: x * mp.ncdf(x), lambda x: mp.ncdf(x) + x * mp.npdf(x)),
+    "swish": (lambda x: x / (1 + mp.exp(-x)),
+              lambda x: 1 / (1 + mp.exp(-x)) + x * mp.exp(-x) / (1 + mp.exp(-x)) ** 2),
+}
+
+
+def _mp_E(g, K):
+    K = mp.mpf(K)
+    s = mp.sqrt(K)
+    return mp.quad(lambda z: g(s * z) * mp.npdf(z), [-mp.inf, -4, 0, 4, mp.inf])
+
+
+def _mp_line_point(name, y, K0):
+    """σ_w² on the MLP critical line at σ_b² = y: solve K - E[φ²]/E[φ'²] = y for K (mpmath)."""
+    f, df = _MP[name]
+    with mp.workdps(25):
+        K = mp.findroot(lambda K: K - _mp_E(lambda x: f(x) ** 2, K)
+                        / _mp_E(lambda x: df(x) ** 2, K) - y, mp.mpf(K0))
+        return float(1 / _mp_E(lambda x: df(x) ** 2, K)), float(K)
+
+
+def _mp_critical_point(name, K0):
+    """K* with χ_∥ = χ_⊥ on the line: E[hφφ']/K = E[φ'²] (mpmath); returns (σ_w², σ_b², K*)."""
+    f, df = _MP[name]
+    with mp.workdps(25):
+        K = mp.findroot(lambda K: _mp_E(lambda x: x * f(x) * df(x), K) / K
+                        - _mp_E(lambda x: df(x) ** 2, K), mp.mpf(K0))
+        sw = 1 / _mp_E(lambda x: df(x) ** 2, K)
+        sb = K - sw * _mp_E(lambda x: f(x) ** 2, K)
+        return float(sw), float(sb), float(K)
+
+
+# --------------------------------------------------------------------------- layer maps
+def test_mlp_maps_relu_closed_form():
+    a = architecture("mlp", "relu")
+    K = np.array([0.3, 1.0, 7.0])
+    assert np.allclose(a.kernel_map(K, 1.5, 0.2), 0.2 + 1.5 * K / 2, rtol=1e-14)
+    assert np.allclose(a.chi_parallel(K, 1.5, 0.2), 0.75, rtol=1e-13)
+    assert np.allclose(a.chi_jacobian(K, 1.5, 0.2), 0.75, rtol=1e-14)
+    # two-input map: arc-cosine kernel sqrt(K11 K22)(sin θ + (π - θ) cos θ)/(2π)
+    k11, k12, k22 = 1.0, 0.3, 2.0
+    th = math.acos(k12 / math.sqrt(k11 * k22))
+    e = math.sqrt(k11 * k22) * (math.sin(th) + (math.pi - th) * math.cos(th)) / (2 * math.pi)
+    _, c12, _ = a.covariance_map(k11, k12, k22, 2.0, 0.1)
+    assert abs(float(c12) - (0.1 + 2.0 * e)) < 1e-13
+
+
+def test_chi_parallel_is_derivative_of_kernel_map():
+    # χ_∥ = dK'/dK, checked by a central difference (truncation ~ h² f''' ~ 1e-10)
+    for name in ("tanh", "gelu", "elu", "softplus"):
+        a = architecture("mlp", name)
+        for K in (0.2, 1.0, 3.0):
+            h = 1e-5 * K
+            fd = (a.kernel_map(K + h, 1.7, 0.1) - a.kernel_map(K - h, 1.7, 0.1)) / (2 * h)
+            assert abs(float(a.chi_parallel(K, 1.7, 0.1)) - float(fd)) < 1e-8, (name, K)
+
+
+def test_chi_perp_is_slope_of_covariance_map():
+    # χ_⊥ = ∂K'_12/∂K_12 at coincident inputs: one-sided difference from just below c = 1
+    for name in ("tanh", "erf"):
+        a = architecture("mlp", name)
+        K, h = 0.8, 1e-6
+        _, c1, _ = a.covariance_map(K, K - h, K, 1.3, 0.05)
+        _, c2, _ = a.covariance_map(K, K - 2 * h, K, 1.3, 0.05)
+        slope = float(c1 - c2) / h
+        assert abs(slope - float(a.chi_perp(K, 1.3, 0.05))) < 1e-5
+
+
+# --------------------------------------------------------------------------- fixed points
+def test_fixed_point_matches_direct_iteration():
+    # erf at (1, 0.1): iterate K' = σ_b² + σ_w² (2/π) arcsin(2K/(1+2K)) (closed form) to convergence
+    K = 1.1
+    for _ in range(2000):
+        K = 0.1 + (2 / math.pi) * math.asin(2 * K / (1 + 2 * K))
+    p = analyze_point(architecture("mlp", "erf"), 1.0, 0.1)
+    assert p.attractor is not None and abs(p.attractor.K - K) < 1e-12 * K
+    assert p.attractor.stability == "stable" and p.phase == "ordered"
+    chi = 4 / (math.pi * math.sqrt(1 + 4 * K))
+    assert abs(p.chi_jacobian - chi) < 1e-13
+    assert abs(p.correlation_length - 1 / abs(math.log(chi))) < 1e-9
+
+
+def test_relu_runaway_and_marginal():
+    a = architecture("mlp", "relu")
+    p = analyze_point(a, 3.0, 0.0)
+    assert p.runaway == "exponential" and p.attractor is None and p.phase == "chaotic"
+    assert p.chi_jacobian == 1.5
+    p = analyze_point(a, 2.0, 0.5)  # χ_J = 1 exactly while K grows linearly
+    assert p.runaway == "linear" and p.phase == "critical"
+    p = analyze_point(a, 1.0, 0.5)  # K* = σ_b²/(1 - σ_w²/2) = 1
+    assert abs(p.attractor.K - 1.0) < 1e-14 and p.phase == "ordered"
+    assert fixed_points(a, 2.0, 0.0)[0].stability == "marginal"
+
+
+def test_multiple_fixed_points_gelu():
+    # at GELU's critical point the half-stable K* = 3.56 coexists with a stable one below it
+    cp = [c for c in critical_points(architecture("mlp", "gelu")) if c.kind == "half-stable"][0]
+    fps = fixed_points(architecture("mlp", "gelu"), cp.weight_var, cp.bias_var)
+    Ks = [f.K for f in fps]
+    assert any(abs(k - cp.fixed_point) < 1e-6 * cp.fixed_point for k in Ks)
+    a = architecture("mlp", "gelu")
+    for f in fps:  # every reported root is a root
+        assert abs(float(a.kernel_map(f.K, cp.weight_var, cp.bias_var)) - f.K) < 1e-9 * f.K
+
+
+def test_tanh_zero_fixed_point_is_stable():
+    fps = fixed_points(architecture("mlp", "tanh"), 1.0, 0.0)
+    assert fps[0].K == 0.0 and fps[0].stability == "stable"
+    fps = fixed_points(architecture("mlp", "gelu"), 4.0, 0.0)
+    assert fps[0].K == 0.0 and fps[0].stability == "unstable"
+
+
+# --------------------------------------------------------------------------- critical line
+def test_erf_line_against_closed_form():
+    # explicit parametrization by K*: σ_w² = π√(1+4K)/4, σ_b² = K - σ_w² (2/π) arcsin(2K/(1+2K))
+    Ks = np.array([0.05, 0.3, 1.0, 2.5, 7.0])
+    sw = np.pi * np.sqrt(1 + 4 * Ks) / 4
+    sb = Ks - sw * (2 / np.pi) * np.arcsin(2 * Ks / (1 + 2 * Ks))
+    pts = critical_line(architecture("mlp", "erf"), sb)
+    assert len(pts) == len(Ks)
+    for p, w, k in zip(pts, sw, Ks):
+        assert abs(p.weight_var - w) <= 1e-12 * w
+        assert abs(p.fixed_point - k) <= 1e-10 * k
+
+
+@pytest.mark.parametrize("name,y,K0", [("tanh", 0.3, 1.46), ("gelu", 0.05, 0.86),
+                                       ("swish", 0.8, 20.0)])
+def test_line_against_mpmath(name, y, K0):
+    sw_ref, K_ref = _mp_line_point(name, y, K0)
+    pts = critical_line(architecture("mlp", name), [y])
+    near = [p for p in pts if abs(p.fixed_point - K_ref) < 1e-3 * K_ref]
+    assert near, pts
+    assert abs(near[0].weight_var - sw_ref) <= 1e-10 * sw_ref
+    assert abs(near[0].fixed_point - K_ref) <= 1e-9 * K_ref
+
+
+def test_line_zero_bias_ends():
+    assert critical_line(architecture("mlp", "tanh"), [0.0])[0].weight_var == 1.0
+    p = critical_line(architecture("mlp", "erf"), [0.0])[0]
+    assert abs(p.weight_var - math.pi / 4) < 1e-15
+    # ELU: φ'(0) = 1 continuous, so the line ends at (1, 0) with K* = 0
+    assert critical_line(architecture("mlp", "elu"), [0.0])[0].weight_var == 1.0
+
+
+def test_relu_line_is_vertical():
+    pts = critical_line(architecture("mlp", "relu"), [0.0, 0.5, 1.0])
+    assert [p.weight_var for p in pts] == [2.0, 2.0, 2.0]
+    pts = critical_line(architecture("mlp", "leaky_relu"), [0.3])
+    assert abs(pts[0].weight_var - 2 / (1 + 0.01 ** 2)) < 1e-14
+
+
+def test_line_every_branch():
+    # cos: σ_b²(K*) = K* - E[cos²]/E[sin²] is not monotone: a σ_b² can have several σ_w²;
+    # check every reported point solves the defining equations and none is missed on a grid
+    a = architecture("mlp", "sin")
+    Ks = np.logspace(-3, 1.5, 4000)
+    sw, sb, _ = a.critical_curve(Ks)
+    y = 0.2
+    crossings = np.sum(np.sign(sb[:-1] - y) != np.sign(sb[1:] - y))
+    pts = critical_line(a, [y])
+    assert len(pts) == crossings >= 1
+    for p in pts:
+        w, s, _ = a.critical_curve(np.array([p.fixed_point]))
+        assert abs(s[0] - y) < 1e-12 and abs(w[0] - p.weight_var) < 1e-12 * w[0]
+
+
+def test_line_cost_is_linear_and_grid_errors():
+    with pytest.raises(InvalidArgumentError):
+        parse_grid("1:0:0")
+    with pytest.raises(InvalidArgumentError):
+        parse_grid("a:b:c")
+    with pytest.raises(InvalidArgumentError):
+        critical_line(architecture("mlp", "tanh"), [])
+    with pytest.raises(InvalidArgumentError):
+        critical_line(architecture("mlp", "tanh"), [-0.1])
+    assert np.allclose(parse_grid("0:1:3"), [0, 0.5, 1])
+
+
+def test_no_critical_line_is_a_result():
+    assert critical_line(architecture("mlp", "softplus"), [0.0, 0.5]) == []
+    assert critical_points(architecture("mlp", "sigmoid")) == []
+    assert universality(architecture("mlp", "sigmoid")).name == "none"
+
+
+# --------------------------------------------------------------------------- critical points
+def test_gelu_swish_critical_points_published_and_mpmath():
+    for name, pub, K0 in (("gelu", (1.98305826, 0.17292239), 3.5),
+                          ("swish", (1.98800468, 0.55514317), 14.0)):
+        cps = [c for c in critical_points(architecture("mlp", name)) if c.kind == "half-stable"]
+        assert len(cps) == 1
+        c = cps[0]
+        # PDLT quotes 8 decimals: agreement to half a unit in the last place
+        assert abs(c.weight_var - pub[0]) <= 5e-9 and abs(c.bias_var - pub[1]) <= 5e-9
+        sw, sb, K = _mp_critical_point(name, K0)
+        assert abs(c.weight_var - sw) <= 1e-9 * sw
+        assert abs(c.bias_var - sb) <= 1e-9 * sb
+        assert abs(c.fixed_point - K) <= 1e-9 * K
+
+
+def test_k0_class_critical_points():
+    assert [(c.weight_var, c.bias_var) for c in critical_points(architecture("mlp", "tanh"))] \
+        == [(1.0, 0.0)]
+    c = critical_points(architecture("mlp", "erf"))[0]
+    assert abs(c.weight_var - math.pi / 4) < 1e-15 and c.bias_var == 0.0
+
+
+# --------------------------------------------------------------------------- classes, exponents
+def test_universality_classes_exact():
+    u = universality(architecture("mlp", "tanh"))
+    assert (u.name, u.a1, u.b1, u.apjn_exact, u.kernel_exact) == ("K*=0", -2, -2, 1, 1)
+    u = universality(architecture("mlp", "sin"))
+    assert (u.a1, u.b1) == (-1, -1)
+    u = universality(architecture("mlp", "erf"))
+    assert (u.a1, u.b1) == (-2, -2)
+    # φ = tanh(x) + x²/10: σ_2/σ_1 = 1/5, so a_1 = -2 + 3/100, b_1 = -2 + 1/25 (PDLT (5.88))
+    u = universality(architecture("mlp", "tanh(x) + x**2/10"))
+    assert u.a1 == sp.Rational(-197, 100) and u.b1 == sp.Rational(-49, 25)
+    assert u.apjn_exact == sp.Rational(196, 197)
+    assert universality(architecture("mlp", "relu")).name == "scale-invariant"
+    assert universality(architecture("mlp", "gelu")).name == "half-stable"
+    assert universality(architecture("mlp", "swish")).name == "half-stable"
+    assert universality(architecture("mlp", "elu")).name == "K*=0 (kinked)"
+
+
+def test_half_stable_exponent_from_finite_differences():
+    # p = 2 χ_⊥'(K*)/χ_∥'(K*): recompute the derivatives by central differences of the maps
+    a = architecture("mlp", "gelu")
+    u = universality(a)
+    c = u.critical_point
+    h = 1e-4 * c.fixed_point
+    K = c.fixed_point
+    dpar = (a.chi_parallel(K + h, c.weight_var, c.bias_var)
+            - a.chi_parallel(K - h, c.weight_var, c.bias_var)) / (2 * h)
+    dperp = (a.chi_perp(K + h, c.weight_var, c.bias_var)
+             - a.chi_perp(K - h, c.weight_var, c.bias_var)) / (2 * h)
+    assert abs(u.apjn - 2 * float(dperp) / float(dpar)) < 1e-5 * abs(u.apjn)
+
+
+@pytest.mark.parametrize("name,kernel,apjn", [("tanh", 1, 1), ("erf", 1, 1), ("sin", 1, 1),
+                                              ("elu", 2, 2), ("softsign", 2, 2)])
+def test_depth_laws_by_iteration(name, kernel, apjn):
+    # iterate to l = 10^4 and fit over [10^3, 10^4]; the corrections to K ≈ 1/((-a_1) l) are
+    # O(log l / l) ~ 1e-3 there, so the fitted slopes must agree to 1 %
+    a = architecture("mlp", name)
+    u = universality(a)
+    c = u.critical_point
+    d = depth_curves(a, c.weight_var, c.bias_var, 10000, input_correlation=None)
+    kf = fit_power_law(d.depths, d.kernel)
+    jf = fit_power_law(d.depths, d.apjn)
+    assert abs(-kf.slope - kernel) < 0.01 and abs(-jf.slope - apjn) < 0.01
+    assert u.kernel == kernel and u.apjn == apjn
+
+
+def test_kernel_amplitude_tanh():
+    # K^l ≈ 1/((-a_1) l) = 1/(2l): l·K^l → 1/2 (corrections O(log l/l))
+    d = depth_curves(architecture("mlp", "tanh"), 1.0, 0.0, 20000, input_correlation=None)
+    assert abs(d.kernel[-1] * 20000 - 0.5) < 5e-3
+
+
+# --------------------------------------------------------------------------- depth curves
+def _gh_recursion(f, df, sw, sb, L, n=200):
+    z, w = np.polynomial.hermite_e.hermegauss(n)
+    w = w / w.sum()
+    K = sb + sw
+    Ks, chis = [], []
+    for _ in range(L):
+        Ks.append(K)
+        h = np.sqrt(K) * z
+        chis.append(sw * np.sum(w * df(h) ** 2))
+        K = sb + sw * np.sum(w * f(h) ** 2)
+    return np.array(Ks), np.array(chis)
+
+
+def test_depth_curves_against_independent_recursion():
+    f, df = np.tanh, lambda x: 1 / np.cosh(x) ** 2
+    Ks, chis = _gh_recursion(f, df, 1.5, 0.05, 300)
+    d = depth_curves(architecture("mlp", "tanh"), 1.5, 0.05, 300, l0=3, input_correlation=None)
+    assert np.allclose(d.kernel, Ks, rtol=1e-11, atol=0)
+    J = np.concatenate([[np.nan, np.nan, 1.0], np.cumprod(chis[2:-1])])
+    assert np.allclose(d.apjn[2:], J[2:], rtol=1e-10)
+    assert np.all(np.isnan(d.apjn[:2]))
+
+
+def test_depth_correlation_relu_closed_form():
+    # ReLU at (2, 0): K constant; c-map c' = (sqrt(1-c²) + (π - arccos c) c)/π
+    d = depth_curves(architecture("mlp", "relu"), 2.0, 0.0, 20, input_correlation=0.3)
+    c = 0.3
+    for l in range(20):
+        assert abs(d.correlation[l] - c) < 1e-12
+        c = (math.sqrt(1 - c * c) + (math.pi - math.acos(c)) * c) / math.pi
+    assert np.all(d.apjn == 1.0)
+
+
+def test_tabulated_map_accuracy():
+    a = architecture("mlp", "gelu")
+    t = TabulatedMap(a, 1.9, 0.2)
+    for K in np.geomspace(1e-5, 1e4, 37):
+        f, g = t.both(K)
+        assert abs(f - float(a.kernel_map(K, 1.9, 0.2))) <= 2e-12 * abs(f)
+        assert abs(g - float(a.chi_jacobian(K, 1.9, 0.2))) <= 2e-12 * abs(g)
+
+
+def test_runaway_depth_is_reported():
+    d = depth_curves(architecture("mlp", "relu"), 100.0, 0.0, 400, input_correlation=None)
+    assert d.runaway_depth is not None
+    out = d.to_dict()
+    assert None in out["kernel"]  # no inf/NaN in the serialized form
+
+
+# --------------------------------------------------------------------------- bad input
+def test_bad_hyperparameters():
+    a = architecture("mlp", "tanh")
+    with pytest.raises(InvalidVarianceError):
+        analyze_point(a, -1.0, 0.0)
+    with pytest.raises(InvalidVarianceError):
+        analyze_point(a, 1.0, -0.1)
+    with pytest.raises(InvalidVarianceError):
+        analyze_point(a, float("nan"), 0.0)
+    with pytest.raises(InvalidArgumentError):
+        depth_curves(a, 1.0, 0.0, 0)
+    with pytest.raises(InvalidArgumentError):
+        depth_curves(a, 1.0, 0.0, 10, l0=11)
+    with pytest.raises(InvalidArgumentError):
+        architecture("transformer", "tanh")
+    with pytest.raises(CritheoryError):
+        architecture("residual", "tanh", mu=-1)

@@ -53,7 +53,8 @@ def _cmd_analyze(args) -> int:
 
         grid = parse_grid(args.bias_var)
     r = analyze(arch.activation, arch.name, args.mu, bias_vars=grid,
-                verify_depth=args.verify_depth)
+                verify_depth=args.verify_depth, weight_var=args.weight_var,
+                bias_var=args.ref_bias_var)
     if args.plot:
         from .plots import plot_line
 
@@ -65,6 +66,9 @@ def _cmd_analyze(args) -> int:
     print(f"activation  {r['activation']}: {r['expr']}")
     print(f"architecture {arch.describe()}")
     print(f"universality class: {r['universality_class']}")
+    print(f"critical set: {r['critical_set']['kind']}: {r['critical_set']['description']}")
+    if r.get("growth"):
+        print(f"APJN growth: {r['growth']['law']}: {r['growth']['description']}")
     if r["note"]:
         print(f"  note: {r['note']}")
     if r["critical_points"]:
@@ -84,8 +88,8 @@ def _cmd_analyze(args) -> int:
                 print(f"  {k}: {v}")
         if e.get("fit"):
             f = e["fit"]
-            print(f"  check: recursion iterated to depth {f['depth']}: kernel {_fmt(f['kernel'], '.4f')}"
-                  f", apjn {_fmt(f['apjn'], '.4f')}")
+            print(f"  check: recursion iterated to depth {f['depth']}: kernel "
+                  f"{_fmt(f.get('kernel'), '.4f')}, apjn {_fmt(f.get('apjn'), '.4f')}")
     print("critical line (bias_var -> weight_var, K*):")
     for p in r["line"]:
         print(f"  {p['bias_var']:<8.4g} {_fmt(p['weight_var']):>16} {_fmt(p['fixed_point']):>16}"
@@ -215,6 +219,22 @@ def _cmd_phase(args) -> int:
     if not args.plot:
         raise InvalidArgumentError("phase needs --plot FILE")
     arch = _arch(args)
+    if args.plane == "weight-mu":
+        from .plots import plot_phase_mu
+
+        sw = tuple(float(v) for v in args.weight_range.split(":"))
+        mr = tuple(float(v) for v in args.mu_range.split(":"))
+        if arch.name not in ("residual", "pre-ln-residual", "pre-ln-mlp-block"):
+            raise InvalidArgumentError("the (weight_var, mu) plane needs a residual --arch")
+        if len(sw) != 2 or len(mr) != 2 or sw[0] <= 0 or mr[0] < 0 or sw[1] <= sw[0] \
+                or mr[1] <= mr[0]:
+            raise InvalidArgumentError("ranges must be LO:HI with LO < HI")
+        path = plot_phase_mu(arch.name, arch.activation, args.plot, sw_range=sw, mu_range=mr,
+                             bias_var=args.at_bias_var, n=args.grid,
+                             title=f"{arch.activation.name} ({arch.name}), "
+                                   f"$\\sigma_b^2$ = {args.at_bias_var:g}")
+        print(f"wrote {path}")
+        return 0
     sw = tuple(float(v) for v in args.weight_range.split(":"))
     sb = tuple(float(v) for v in args.bias_range.split(":"))
     if len(sw) != 2 or len(sb) != 2 or sw[0] <= 0 or sb[0] < 0 or sw[1] <= sw[0] or sb[1] <= sb[0]:
@@ -248,6 +268,11 @@ def register(sub) -> None:
                    help="grid of the critical-line summary (default 0:1:11)")
     a.add_argument("--verify-depth", type=int, default=10000,
                    help="depth of the recursion that checks the exponents (0: skip)")
+    a.add_argument("--weight-var", type=float, default=1.0,
+                   help="reference weight variance for hyperparameter-dependent exponents "
+                        "(everywhere-critical / residual architectures; default 1)")
+    a.add_argument("--ref-bias-var", type=float, default=0.0,
+                   help="reference bias variance for the same (default 0)")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=_cmd_analyze)
 
@@ -284,4 +309,9 @@ def register(sub) -> None:
     ph.add_argument("--weight-range", default="0.25:4", metavar="LO:HI")
     ph.add_argument("--bias-range", default="0:1", metavar="LO:HI")
     ph.add_argument("--grid", type=int, default=41, help="grid points per axis (default 41)")
+    ph.add_argument("--plane", choices=["weight-bias", "weight-mu"], default="weight-bias",
+                    help="which plane (default weight-bias)")
+    ph.add_argument("--mu-range", default="0:1", metavar="LO:HI")
+    ph.add_argument("--at-bias-var", type=float, default=0.0,
+                    help="bias variance of the (weight_var, mu) plane (default 0)")
     ph.set_defaults(func=_cmd_phase)

@@ -416,9 +416,11 @@ def universality(arch: Architecture) -> Universality:
         if a1.is_negative:
             p = sp.nsimplify(sp.simplify(b1 / a1))
             cp = next(c for c in cps if c.kind == "K*=0")
+            # residual branch: K' = K + (1 - μ²) a_1 K² + ..., so the amplitude carries 1 - μ²
+            amp = -a1 * (1 - sp.nsimplify(_mu2(arch)))
             return Universality(
                 "K*=0", cp, 1.0, float(p), sp.S.One, p, a1, b1,
-                laws={"kernel": f"K^l ~ 1/({sp.sstr(-a1)} l)",
+                laws={"kernel": f"K^l ~ 1/({sp.sstr(amp)} l)",
                       "chi_parallel": "1 - 2/l", "chi_perp": f"1 - {sp.sstr(p)}/l",
                       "apjn": f"J^(l0,l) ~ (l0/l)^({sp.sstr(p)})"})
         half = [c for c in cps if c.kind == "half-stable"]

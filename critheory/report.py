@@ -85,8 +85,33 @@ def point_report(arch, weight_var: float, bias_var: float, q0: float = 1.0) -> d
     return clean(p.to_dict())
 
 
+def _everywhere(a, out: dict, sw: float, sb: float, depth: int) -> None:
+    from .critical_sets import everywhere_apjn, everywhere_constants
+
+    A, B = (float(v) for v in everywhere_constants(a, sw, sb))
+    out["universality_class"] = "everywhere-critical"
+    out["exponents"].update({
+        "kernel": -1.0, "apjn": -B / A, "kernel_exact": "-1", "apjn_exact": None,
+        "laws": {"kernel": f"K^l = K^1 + A (l - 1), A = {A:.12g}",
+                 "apjn": f"J^(l0,l) = Gamma(x+B/A+n) Gamma(x) / (Gamma(x+B/A) Gamma(x+n)) "
+                         f"~ l^(B/A), B/A = {B / A:.12g}",
+                 "reference_point": {"weight_var": sw, "bias_var": sb}}})
+    if depth:
+        J, K = everywhere_apjn(a, sw, sb, depth)
+        l = np.arange(1, depth + 1)
+        f = fit_power_law(l, J)
+        out["exponents"]["fit"] = {"depth": depth, "window": list(f.window), "apjn": -f.slope,
+                                   "apjn_local": -f.local_slope,
+                                   "method": "slope of log J (exact product) vs log l"}
+    for k, v in (("weight_var", sw), ("bias_var", sb), ("fixed_point", None),
+                 ("chi_parallel", 1.0), ("chi_perp", None), ("chi_jacobian", None),
+                 ("correlation_length", None), ("phase", "critical")):
+        out[k] = v
+
+
 def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
-            bias_vars=None, verify_depth: int = 10000) -> dict:
+            bias_vars=None, verify_depth: int = 10000, weight_var: float = 1.0,
+            bias_var: float = 0.0) -> dict:
     """Full report for an activation and architecture (the ``critheory analyze`` command).
 
     Parameters
@@ -102,7 +127,11 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
         σ_b² grid of the critical-line summary (default ``linspace(0, 1, 11)``).
     verify_depth : int
         Depth of the iteration that checks the exponents (0 to skip).
+    weight_var, bias_var : float
+        Reference point for architectures whose exponents depend on the hyperparameters
+        (everywhere-critical pre-LN residual networks; residual growth laws).
     """
+    from .critical_sets import critical_set, residual_growth
     act = Activation.get(activation, params)
     a = architecture(arch, act, mu)
     univ = universality(a)
@@ -127,8 +156,15 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
             "b1": None if univ.b1 is None else str(univ.b1),
         },
         "line": line,
+        "critical_set": critical_set(a).to_dict(),
         "note": univ.note,
     }
+    if out["critical_set"]["kind"] == "everywhere":
+        _everywhere(a, out, weight_var, bias_var, verify_depth)
+        return clean(out)
+    if a.name == "residual" and a.mu == 1.0:
+        out["growth"] = residual_growth(a, weight_var, bias_var)
+        out["growth"]["reference_point"] = {"weight_var": weight_var, "bias_var": bias_var}
     if verify_depth and univ.critical_point is not None and univ.kernel is not None:
         out["exponents"]["fit"] = verify_exponents(a, univ, verify_depth)
     else:

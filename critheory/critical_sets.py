@@ -1,0 +1,167 @@
+"""Critical sets of every architecture, everywhere-criticality and residual growth laws [DHG].
+
+The critical set of an architecture is where ``χ_J = 1`` at the kernel the network settles on:
+
+* ``line``: a curve in the (σ_w², σ_b²) plane (MLP, residual with μ < 1, the LayerNorm
+  architectures with μ < 1);
+* ``everywhere``: pre-LN residual networks at μ = 1 (``pre-ln-residual``, ``pre-ln-mlp-block``):
+  ``K^l = K^{l0} + A (l - l0)`` grows linearly while ``χ_J = 1 + B/K^l`` → 1, so
+  ``J^{l0,l} = Π_{j=0}^{n-1} (1 + B/(K^{l0} + A j)) = Γ(x+β+n)Γ(x) / (Γ(x+β)Γ(x+n))``,
+  ``x = K^{l0}/A``, ``β = B/A``, ``n = l - l0``: a power law ``∝ l^{B/A}`` for every
+  (σ_w², σ_b²) [DHG §4, re-derived in docs/architectures.md];
+* ``none``: residual networks without LayerNorm at μ = 1 (and any μ > 1): K grows and χ_J > 1 at
+  every layer. For bounded φ the growth is a stretched exponential
+  ``log J ≈ 2 σ_w² I √(l/a)/√(2π)`` with ``I = ∫ φ'(x)² dx`` and ``a = σ_b² + σ_w² φ_∞²``
+  (``φ_∞² = (φ(+∞)² + φ(-∞)²)/2``), because ``E_K[φ'²] ≈ I/√(2πK)`` and ``K^l ≈ a l``; for φ
+  growing linearly it is exponential (derived; see docs/architectures.md).
+
+For pre-LN residual networks with μ < 1, ``K* = A/(1 - μ²)`` and
+``χ_J = μ² + (1 - μ²) B/A``, so the correlation length ``ξ = 1/|log χ_J|`` diverges as
+``1/((1 - μ²)|B/A - 1|)`` when μ → 1.
+
+Examples
+--------
+>>> from critheory.layers import architecture
+>>> from critheory.critical_sets import everywhere_apjn
+>>> a = architecture("pre-ln-residual", "relu", mu=1.0)
+>>> J, K = everywhere_apjn(a, 2.0, 0.0, depth=5, l0=1)
+>>> [round(float(v), 12) for v in J / (K / K[0])]  # ReLU at σ_b = 0: J^{l0,l} = K^l/K^{l0}
+[1.0, 1.0, 1.0, 1.0, 1.0]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from .errors import InvalidArgumentError
+from .layers import MLP, Architecture, PreLN, PreLNMLPBlock, check_hyper
+
+__all__ = ["CriticalSet", "critical_set", "everywhere_apjn", "residual_growth",
+           "correlation_length_vs_mu", "everywhere_constants"]
+
+
+@dataclass(frozen=True)
+class CriticalSet:
+    """Kind (``line``, ``everywhere``, ``none``) and description of an architecture's critical
+    set; ``exponent`` is the APJN growth exponent B/A for ``everywhere`` (a function of σ's:
+    see :func:`everywhere_constants`)."""
+
+    kind: str
+    description: str
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "description": self.description}
+
+
+def everywhere_constants(arch: Architecture, weight_var, bias_var) -> tuple[np.ndarray, np.ndarray]:
+    """(A, B) of a pre-LN residual architecture at μ = 1: K grows by A per layer and
+    χ_J = 1 + B/K.
+
+    pre-LN residual: ``A = σ_b² + σ_w² E_1[φ²]``, ``B = σ_w² E_1[φ'²]``;
+    pre-LN MLP block: ``A = σ_b² + σ_w² E_q[φ²]``, ``B = σ_w⁴ E_q[φ'²]``, ``q = σ_w² + σ_b²``.
+    """
+    from .gaussian import expect
+
+    sw, sb = check_hyper(weight_var, bias_var)
+    act = arch.activation
+    if isinstance(arch, PreLNMLPBlock):
+        q = sw + sb
+        return (sb + sw * expect(act, "phi2", q).value,
+                sw * sw * expect(act, "dphi2", q).value)
+    if isinstance(arch, PreLN):
+        e2, d2 = arch._unit
+        return sb + sw * e2, sw * d2
+    raise InvalidArgumentError(f"{arch.name} has no everywhere-critical regime")
+
+
+def everywhere_apjn(arch: Architecture, weight_var: float, bias_var: float, depth: int,
+                    l0: int = 1, q0: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Exact finite-depth APJN of a pre-LN residual network at μ = 1 (infinite width).
+
+    Returns ``(J, K)`` for l = l0..depth: ``K^l = K^1 + A(l - 1)`` with ``K^1 = σ_b² + σ_w² q0``,
+    and ``J^{l0,l} = Γ(x+β+n)Γ(x)/(Γ(x+β)Γ(x+n))``, ``x = K^{l0}/A``, ``β = B/A``,
+    ``n = l - l0`` (evaluated with log-gamma).
+    """
+    if not (arch.residual and arch.mu == 1.0 and isinstance(arch, (PreLN, PreLNMLPBlock))):
+        raise InvalidArgumentError("everywhere_apjn needs a pre-LN residual architecture with mu = 1")
+    if int(depth) != depth or depth < 1 or not 1 <= l0 <= depth:
+        raise InvalidArgumentError("need integers 1 <= l0 <= depth")
+    A, B = (float(v) for v in everywhere_constants(arch, weight_var, bias_var))
+    K1 = float(arch.input_kernel(q0, weight_var, bias_var))
+    l = np.arange(l0, depth + 1)
+    K = K1 + A * (l - 1)
+    x, beta, n = (K1 + A * (l0 - 1)) / A, B / A, l - l0
+    logJ = (special.gammaln(x + beta + n) - special.gammaln(x + n)
+            - special.gammaln(x + beta) + special.gammaln(x))
+    return np.exp(logJ), K
+
+
+def residual_growth(arch: Architecture, weight_var: float, bias_var: float) -> dict:
+    """Growth law of the APJN of a residual network without LayerNorm at μ = 1.
+
+    Returns a dict with ``law`` (``"stretched-exponential"`` or ``"exponential"``) and its
+    constants: ``log J ≈ C l^{1/2}`` with ``C = 2σ_w² I/√(2π a)`` for bounded φ; for φ with
+    asymptotic slopes (a_+, a_-), ``χ_J → 1 + σ_w² (a_+² + a_-²)/2`` and J grows exponentially.
+    """
+    if not (isinstance(arch, MLP) and arch.residual and arch.mu == 1.0):
+        raise InvalidArgumentError("residual_growth is for the residual architecture at mu = 1")
+    from scipy import integrate
+
+    sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))
+    f, df = arch.activation.numpy, arch.activation.numpy_func(1)
+    big = 1e6
+    slopes = (float(df(big)), float(df(-big)))
+    if max(abs(s) for s in slopes) > 1e-8:
+        chi = 1.0 + sw * (slopes[0] ** 2 + slopes[1] ** 2) / 2
+        return {"law": "exponential", "chi_jacobian_limit": chi,
+                "description": f"J grows as {chi:.6g}^l (phi grows linearly)"}
+    phi_inf2 = (float(f(big)) ** 2 + float(f(-big)) ** 2) / 2
+    a = sb + sw * phi_inf2
+    bps = sorted(set(arch.activation.breakpoints))
+    edges = [-np.inf] + bps + [np.inf]
+    I = sum(integrate.quad(lambda x: float(df(x)) ** 2, lo, hi, limit=200)[0]
+            for lo, hi in zip(edges[:-1], edges[1:]))
+    C = 2 * sw * I / np.sqrt(2 * np.pi * a) if a > 0 else np.inf
+    return {"law": "stretched-exponential", "C": C, "I": I, "growth_rate": a,
+            "description": f"log J ~ {C:.6g} l^(1/2): K grows as {a:.6g} l and "
+                           f"chi_J ~ 1 + {sw * I / np.sqrt(2 * np.pi):.6g}/sqrt(K)"}
+
+
+def correlation_length_vs_mu(arch_name: str, activation, weight_var: float, bias_var: float,
+                             mus) -> np.ndarray:
+    """ξ = 1/|log χ_J(K*)| at each μ < 1 (inf where χ_J = 1 to 1e-12)."""
+    from .fixed_points import analyze_point
+    from .layers import architecture
+
+    out = []
+    for mu in np.atleast_1d(mus):
+        if not 0 <= mu < 1:
+            raise InvalidArgumentError("correlation lengths need 0 <= mu < 1")
+        p = analyze_point(architecture(arch_name, activation, mu), weight_var, bias_var)
+        out.append(p.correlation_length)
+    return np.array(out)
+
+
+def critical_set(arch: Architecture) -> CriticalSet:
+    """Which kind of critical set the architecture has (see module docstring)."""
+    name = arch.name
+    if arch.residual and arch.mu >= 1.0:
+        if isinstance(arch, (PreLN, PreLNMLPBlock)) and arch.mu == 1.0:
+            return CriticalSet("everywhere", "every (weight_var, bias_var) is critical: K grows "
+                               "linearly and J^(l0,l) ~ l^(B/A)")
+        return CriticalSet("none", "K grows without bound and chi_J > 1 at every layer "
+                           + ("(stretched-exponential or exponential APJN growth)"
+                              if arch.mu == 1.0 else "(exponential growth, mu > 1)"))
+    if isinstance(arch, PreLN):
+        s = arch.line_slope
+        if abs(s) <= 1e-13:
+            return CriticalSet("line", "bias_var = 0 for every weight_var "
+                               "(E_1[phi'^2] = E_1[phi^2])")
+        if s > 0:
+            return CriticalSet("line", f"bias_var = {s:.12g} * weight_var "
+                               "(E_1[phi'^2] - E_1[phi^2] times weight_var)")
+        return CriticalSet("none", "E_1[phi'^2] < E_1[phi^2]: the line would need bias_var < 0")
+    return CriticalSet("line", "chi_J(K*) = 1, parametrized by "
+                       + ("K*" if arch.curve_parameter == "K*" else arch.curve_parameter))

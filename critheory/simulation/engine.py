@@ -1,0 +1,442 @@
+"""Finite-width Monte Carlo simulation of kernels and APJN at initialization.
+
+The simulator shares only the activation with the theory modules: networks are sampled, run
+forward, and differentiated by forward-mode tangents, with no Gaussian expectations anywhere.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..activation import Activation
+from ..errors import InvalidArgumentError
+from ._util import check_int, check_real, check_variance, json_safe, readonly
+from .architectures import LayerSpec, normalize_arch, step
+from .sampling import METHODS, DenseSampler, ProjectedSampler, seed_streams
+
+__all__ = ["simulate", "SimulationResult", "EXACT_MAX_WIDTH", "DEFAULT_PROBES",
+           "make_inputs"]
+
+#: Widths up to this use the exact APJN (identity tangent) when ``probes`` is not given.
+EXACT_MAX_WIDTH = 256
+#: Hutchinson probes used above :data:`EXACT_MAX_WIDTH` when ``probes`` is not given.
+DEFAULT_PROBES = 8
+# a batch of networks holds about this many float64 per state array (projected method)
+_BATCH_ELEMENTS = 1 << 21
+# tangents are renormalized (exactly, the scale kept in log space) outside this range
+_RESCALE_HI, _RESCALE_LO = 1e100, 1e-100
+
+
+def _stderr(a: np.ndarray) -> np.ndarray:
+    s = a.shape[0]
+    if s < 2:
+        return np.full(a.shape[1:], np.nan)
+    with np.errstate(invalid="ignore"):
+        return np.std(a, axis=0, ddof=1) / math.sqrt(s)
+
+
+def _std(a: np.ndarray) -> np.ndarray:
+    if a.shape[0] < 2:
+        return np.full(a.shape[1:], np.nan)
+    with np.errstate(invalid="ignore"):
+        return np.std(a, axis=0, ddof=1)
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationResult:
+    """Per-network, per-layer measurements of an ensemble of random networks.
+
+    Attributes
+    ----------
+    activation, arch : str
+        Activation name and canonical architecture name.
+    weight_var, bias_var, mu, q0 : float
+        σ_w², σ_b², residual strength, input norm ``|x|²/N₀``.
+    width, depth, l0 : int
+        Width N, number of recorded layers L, layer the APJN is taken from.
+    probes : int or None
+        Hutchinson probes per network (None: exact APJN).
+    method : str
+        ``"dense"`` or ``"projected"`` (see :mod:`critheory.simulation.sampling`).
+    seed : int
+        Root entropy (repeat the run by passing it back as ``seed``).
+    second_input_corr : float or None
+        Correlation ``x₁·x₂/|x|²`` of the second input, if one was simulated.
+    ln_eps : float
+        LayerNorm epsilon.
+    depths : ndarray of int, shape (D,)
+        ``l0, l0+1, ..., L``: the layers ``l`` of ``J^{l0,l}``.
+    apjn : ndarray, shape (S, D)
+        ``J^{l0,l} = ‖∂h^l/∂h^{l0}‖_F² / N`` per network (exact or Hutchinson estimate).
+    log_apjn : ndarray, shape (S, D)
+        Its natural log (kept separately: tangents are renormalized so that it stays finite
+        when ``apjn`` overflows).
+    kernel : ndarray, shape (S, L)
+        ``K^l = (1/N) Σ_i (h_i^l)²`` for layers 1..L (first input).
+    kernel_second, covariance : ndarray, shape (S, L), or None
+        Same for the second input, and ``(1/N) Σ_i h_i^l(x₁) h_i^l(x₂)``.
+    elapsed : float
+        Wall-clock seconds of the simulation.
+    """
+
+    activation: str
+    arch: str
+    weight_var: float
+    bias_var: float
+    mu: float
+    width: int
+    depth: int
+    l0: int
+    probes: int | None
+    method: str
+    seed: int
+    q0: float
+    second_input_corr: float | None
+    ln_eps: float
+    depths: np.ndarray
+    apjn: np.ndarray
+    log_apjn: np.ndarray
+    kernel: np.ndarray
+    kernel_second: np.ndarray | None = None
+    covariance: np.ndarray | None = None
+    elapsed: float = field(default=0.0)
+
+    # ---------------------------------------------------------------- shapes
+    @property
+    def n_seeds(self) -> int:
+        """Number of networks S."""
+        return int(self.apjn.shape[0])
+
+    @property
+    def layers(self) -> np.ndarray:
+        """``1, ..., L``: the layers of :attr:`kernel`."""
+        return np.arange(1, self.depth + 1)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the APJN is exact (identity tangent) rather than a Hutchinson estimate."""
+        return self.probes is None
+
+    # ---------------------------------------------------------------- APJN statistics
+    @property
+    def apjn_mean(self) -> np.ndarray:
+        """Mean of ``J^{l0,l}`` over networks, shape (D,)."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            return self.apjn.mean(axis=0)
+
+    @property
+    def apjn_stderr(self) -> np.ndarray:
+        """Standard error of :attr:`apjn_mean` (``std(ddof=1)/√S``; NaN for S = 1)."""
+        return _stderr(self.apjn)
+
+    @property
+    def apjn_median(self) -> np.ndarray:
+        """Median of ``J^{l0,l}`` over networks."""
+        return np.median(self.apjn, axis=0)
+
+    @property
+    def log_apjn_mean(self) -> np.ndarray:
+        """Mean of ``log J^{l0,l}`` over networks (log of the geometric mean)."""
+        return self.log_apjn.mean(axis=0)
+
+    @property
+    def log_apjn_std(self) -> np.ndarray:
+        """Spread (std, ddof=1) of ``log J^{l0,l}`` across networks; NaN for S = 1."""
+        return _std(self.log_apjn)
+
+    # ---------------------------------------------------------------- kernel statistics
+    @property
+    def kernel_mean(self) -> np.ndarray:
+        """Mean of ``K^l`` over networks, shape (L,)."""
+        return self.kernel.mean(axis=0)
+
+    @property
+    def kernel_stderr(self) -> np.ndarray:
+        """Standard error of :attr:`kernel_mean`."""
+        return _stderr(self.kernel)
+
+    @property
+    def covariance_mean(self) -> np.ndarray | None:
+        return None if self.covariance is None else self.covariance.mean(axis=0)
+
+    @property
+    def covariance_stderr(self) -> np.ndarray | None:
+        return None if self.covariance is None else _stderr(self.covariance)
+
+    @property
+    def correlation(self) -> np.ndarray | None:
+        """Per-network correlation ``cov / sqrt(K₁ K₂)``, shape (S, L), or None."""
+        if self.covariance is None:
+            return None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.covariance / np.sqrt(self.kernel * self.kernel_second)
+
+    def apjn_at(self, layer: int) -> np.ndarray:
+        """``J^{l0,layer}`` for every network, shape (S,)."""
+        if not self.l0 <= layer <= self.depth:
+            raise InvalidArgumentError(f"layer must be in [{self.l0}, {self.depth}], got {layer}")
+        return self.apjn[:, layer - self.l0]
+
+    # ---------------------------------------------------------------- export
+    def to_dict(self, samples: bool = False) -> dict[str, Any]:
+        """JSON-safe summary (None for NaN/inf); per-network arrays too with ``samples=True``."""
+        out: dict[str, Any] = {
+            "activation": self.activation, "arch": self.arch,
+            "weight_var": self.weight_var, "bias_var": self.bias_var, "mu": self.mu,
+            "width": self.width, "depth": self.depth, "l0": self.l0,
+            "probes": self.probes, "exact": self.exact, "method": self.method,
+            "seed": self.seed, "n_seeds": self.n_seeds, "q0": self.q0,
+            "second_input_corr": self.second_input_corr, "ln_eps": self.ln_eps,
+            "elapsed": self.elapsed,
+            "depths": self.depths, "apjn_mean": self.apjn_mean,
+            "apjn_stderr": self.apjn_stderr, "apjn_median": self.apjn_median,
+            "log_apjn_mean": self.log_apjn_mean, "log_apjn_std": self.log_apjn_std,
+            "layers": self.layers, "kernel_mean": self.kernel_mean,
+            "kernel_stderr": self.kernel_stderr,
+            "covariance_mean": self.covariance_mean,
+            "covariance_stderr": self.covariance_stderr,
+        }
+        if samples:
+            out.update(apjn=self.apjn, log_apjn=self.log_apjn, kernel=self.kernel,
+                       kernel_second=self.kernel_second, covariance=self.covariance)
+        return json_safe(out)
+
+
+# -------------------------------------------------------------------- inputs
+def make_inputs(rng: np.random.Generator, n0: int, q0: float,
+                corr: float | None = None) -> np.ndarray:
+    """Input column(s) with ``|x|²/n0 = q0`` exactly, and ``x₁·x₂/n0 = corr·q0``.
+
+    Returns an array of shape (n0, 1) or (n0, 2).
+    """
+    g = rng.standard_normal(n0)
+    scale = math.sqrt(n0 * q0)
+    x1 = g * (scale / np.linalg.norm(g))
+    if corr is None:
+        return x1[:, None]
+    g2 = rng.standard_normal(n0)
+    u = g2 - x1 * (x1 @ g2) / (x1 @ x1) if q0 > 0 else g2
+    u *= scale / np.linalg.norm(u)
+    x2 = corr * x1 + math.sqrt(max(0.0, 1.0 - corr * corr)) * u
+    return np.stack([x1, x2], axis=1)
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool | Callable[[int, int], None]):
+        self.total = total
+        self.done = 0
+        self.callback = enabled if callable(enabled) else None
+        self.bar = bool(enabled) and not callable(enabled)
+        self._last = -1.0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+        if self.bar:
+            now = time.perf_counter()
+            if now - self._last > 0.2 or self.done >= self.total:
+                self._last = now
+                frac = self.done / self.total
+                width = 30
+                fill = int(round(frac * width))
+                sys.stderr.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {100 * frac:5.1f}%")
+                if self.done >= self.total:
+                    sys.stderr.write("\n")
+                sys.stderr.flush()
+
+
+# -------------------------------------------------------------------- simulation
+def simulate(activation: str | Activation, weight_var: float, bias_var: float, *,
+             width: int, depth: int, seeds: int = 1, arch: str = "mlp", mu: float = 1.0,
+             l0: int = 1, probes: int | str | None = None, seed: int | None = 0,
+             q0: float = 1.0, second_input_corr: float | None = None, ln_eps: float = 0.0,
+             method: str = "auto", params: Mapping[str, float] | None = None,
+             progress: bool | Callable[[int, int], None] = False) -> SimulationResult:
+    """Simulate an ensemble of random finite-width networks; record kernels and APJN.
+
+    Layers: ``h¹ = W⁰ x + b⁰`` (input of width N with ``|x|²/N = q0``), then
+    ``h^{l+1} = F_l(h^l)`` for the chosen architecture (see
+    :mod:`critheory.simulation.architectures`), with fresh ``W ~ N(0, σ_w²/N)`` and
+    ``b ~ N(0, σ_b²)`` at every layer, for ``l = 1, ..., depth``.
+
+    The APJN ``J^{l0,l} = ‖∂h^l/∂h^{l0}‖_F² / N`` is obtained for every ``l >= l0`` in one
+    forward pass by carrying a tangent matrix ``T`` (``N × P``) from ``h^{l0}``:
+
+    * exact mode (``P = N``, ``T = I``): ``J = ‖T‖_F² / N``;
+    * Hutchinson mode (``P`` probes ``v ~ N(0, I_N)``, drawn from their own stream):
+      ``J ≈ (1/(N P)) Σ_p ‖J v_p‖²``, unbiased, with variance
+      ``2 ‖JᵀJ‖_F² / (N² P)`` (each ``‖Jv‖²`` has variance ``2‖JᵀJ‖_F²``). For a
+      well-conditioned Jacobian ``‖JᵀJ‖_F² ≈ N J²``, i.e. a relative standard deviation of
+      about ``sqrt(2/(N P))`` per network, small next to the network-to-network spread.
+
+    Parameters
+    ----------
+    activation : str or Activation
+        Zoo name (``"tanh"``, ``"relu"``...) or a formula in ``x``; ``params`` fills its
+        parameters.
+    weight_var, bias_var : float
+        σ_w² and σ_b² (``>= 0``).
+    width, depth : int
+        Width N (also the input width) and number of layers L (``>= 1``).
+    seeds : int
+        Number of independent networks S.
+    arch : str
+        One of ``mlp``, ``residual``, ``pre-ln``, ``post-ln``, ``pre-ln-residual``,
+        ``pre-ln-mlp-block``.
+    mu : float
+        Residual strength μ (residual architectures only).
+    l0 : int
+        Layer the Jacobian starts from (``1 <= l0 <= depth``).
+    probes : int, "exact" or None
+        Number of Hutchinson probes, or ``"exact"``; None: exact for
+        ``width <= EXACT_MAX_WIDTH`` (256), else ``DEFAULT_PROBES`` (8).
+    seed : int or None
+        Root seed; network ``i`` uses ``SeedSequence(seed).spawn(S)[i]`` and is the same for
+        every ensemble size. None draws fresh entropy (stored in the result's ``seed``).
+    q0 : float
+        Input norm ``|x|²/N`` (the input is a random vector rescaled exactly).
+    second_input_corr : float, optional
+        Also propagate a second input with ``x₁·x₂ / |x₁|² = second_input_corr`` (same norm) and
+        record its kernel and the covariance with the first.
+    ln_eps : float
+        LayerNorm epsilon under the square root (default 0: exact normalization).
+    method : {"auto", "dense", "projected"}
+        ``dense`` draws every weight matrix; ``projected`` draws ``W X`` directly as
+        ``G R`` with ``RᵀR = XᵀX`` for the block ``X`` (``N × k``) it multiplies, which has
+        exactly the same law (see :mod:`critheory.simulation.sampling`) at ``O(N k²)`` cost.
+        ``auto``: projected when the block has at most N/4 columns, else dense.
+        Results are reproducible for a given method; the two methods use different streams.
+    params : mapping, optional
+        Parameters of the activation.
+    progress : bool or callable
+        True: a progress bar on stderr; a callable: called as ``progress(done, total)`` in
+        units of network-layers.
+
+    Returns
+    -------
+    SimulationResult
+
+    Notes
+    -----
+    Memory: one network holds its state, tangents and at most one ``N × N`` weight matrix at
+    a time (``O(N² + N P)``); the projected method batches networks, ``O(B N (P + 2))``.
+    Tangents are renormalized exactly when their norm leaves ``[1e-100, 1e100]``, so
+    ``log_apjn`` stays finite for deep ordered or chaotic networks; the forward
+    preactivations are not rescaled (a network whose kernel overflows gives inf/NaN).
+
+    Examples
+    --------
+    >>> res = simulate("relu", 2.0, 0.0, width=32, depth=4, seeds=3, seed=1)
+    >>> res.apjn.shape, res.kernel.shape, res.depths.tolist()
+    ((3, 4), (3, 4), [1, 2, 3, 4])
+    >>> float(res.apjn[0, 0])   # J^{l0,l0} = 1 in exact mode
+    1.0
+    """
+    t_start = time.perf_counter()
+    act = Activation.get(activation, params)
+    weight_var = check_variance("weight_var", weight_var)
+    bias_var = check_variance("bias_var", bias_var)
+    q0 = check_variance("q0", q0)
+    ln_eps = check_variance("ln_eps", ln_eps)
+    arch = normalize_arch(arch)
+    width = check_int("width", width, 1)
+    depth = check_int("depth", depth, 1)
+    seeds = check_int("seeds", seeds, 1)
+    l0 = check_int("l0", l0, 1)
+    if l0 > depth:
+        raise InvalidArgumentError(f"l0 must be <= depth ({depth}), got {l0}")
+    mu = check_real("mu", mu)
+    if seed is not None:
+        seed = check_int("seed", seed, 0)
+    if arch.startswith(("pre-ln", "post-ln")) and width < 2:
+        raise InvalidArgumentError("LayerNorm architectures need width >= 2")
+    if second_input_corr is not None:
+        second_input_corr = check_real("second_input_corr", second_input_corr)
+        if not -1.0 <= second_input_corr <= 1.0:
+            raise InvalidArgumentError(
+                f"second_input_corr must be in [-1, 1], got {second_input_corr}")
+        if width < 2:
+            raise InvalidArgumentError("a second input needs width >= 2")
+    if isinstance(probes, str):
+        if probes.strip().lower() != "exact":
+            raise InvalidArgumentError(f"probes must be a positive integer or 'exact', got "
+                                       f"{probes!r}")
+        n_probes = None
+    elif probes is None:
+        n_probes = None if width <= EXACT_MAX_WIDTH else DEFAULT_PROBES
+    else:
+        n_probes = check_int("probes", probes, 1)
+    if not isinstance(method, str) or method.strip().lower() not in METHODS:
+        raise InvalidArgumentError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    method = method.strip().lower()
+    n_in = 1 if second_input_corr is None else 2
+    n_tan = width if n_probes is None else n_probes
+    if method == "auto":
+        method = "projected" if 4 * (n_in + n_tan) <= width else "dense"
+
+    spec = LayerSpec(arch=arch, phi=act.numpy_func(0), dphi=act.numpy_func(1),
+                     weight_var=weight_var, bias_var=bias_var, mu=mu, ln_eps=ln_eps)
+    entropy, streams = seed_streams(seed, seeds)
+    n_depths = depth - l0 + 1
+    log_apjn = np.empty((seeds, n_depths))
+    kernel = np.empty((seeds, depth, n_in))
+    cov = np.empty((seeds, depth)) if n_in == 2 else None
+    norm = math.log(width) if n_probes is None else math.log(width * n_probes)
+
+    if method == "dense":
+        batch = 1
+        sampler_cls = DenseSampler
+    else:
+        batch = max(1, min(seeds, _BATCH_ELEMENTS // (width * (n_in + n_tan + 1))))
+        sampler_cls = ProjectedSampler
+    bar = _Progress(seeds * depth, progress)
+
+    for start in range(0, seeds, batch):
+        idx = slice(start, min(seeds, start + batch))
+        chunk = streams[idx]
+        nb = len(chunk)
+        sampler = sampler_cls([s[1] for s in chunk])
+        x = np.stack([make_inputs(s[0], width, q0, second_input_corr) for s in chunk])
+        h = sampler.matmul(x, weight_var, width) + sampler.bias(width, bias_var)
+        t = None
+        log_scale = np.zeros(nb)
+        for layer in range(1, depth + 1):
+            if layer > 1:
+                h, t = step(sampler, spec, h, t)
+            if layer == l0:
+                if n_probes is None:
+                    t = np.broadcast_to(np.eye(width), (nb, width, width)).copy()
+                else:
+                    t = np.stack([s[2].standard_normal((width, n_probes)) for s in chunk])
+            k = np.einsum("bij,bij->bj", h, h) / width
+            kernel[idx, layer - 1] = k
+            if cov is not None:
+                cov[idx, layer - 1] = np.einsum("bi,bi->b", h[:, :, 0], h[:, :, 1]) / width
+            if t is not None:
+                sq = np.einsum("bij,bij->b", t, t)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    log_apjn[idx, layer - l0] = np.log(sq) + log_scale - norm
+                    out_of_range = np.isfinite(sq) & (sq > 0) & (
+                        (sq > _RESCALE_HI) | (sq < _RESCALE_LO))
+                if out_of_range.any():
+                    factor = np.where(out_of_range, np.sqrt(sq / math.exp(norm)), 1.0)
+                    t /= factor[:, None, None]
+                    log_scale += 2.0 * np.log(factor)
+            bar.update(nb)
+
+    with np.errstate(over="ignore"):
+        apjn = np.exp(log_apjn)
+    return SimulationResult(
+        activation=act.name, arch=arch, weight_var=weight_var, bias_var=bias_var, mu=mu,
+        width=width, depth=depth, l0=l0, probes=n_probes, method=method, seed=entropy, q0=q0,
+        second_input_corr=second_input_corr, ln_eps=ln_eps,
+        depths=readonly(np.arange(l0, depth + 1)), apjn=readonly(apjn),
+        log_apjn=readonly(log_apjn), kernel=readonly(kernel[:, :, 0]),
+        kernel_second=readonly(kernel[:, :, 1]) if n_in == 2 else None,
+        covariance=readonly(cov), elapsed=time.perf_counter() - t_start)

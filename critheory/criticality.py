@@ -41,7 +41,8 @@ __all__ = ["LinePoint", "CriticalPoint", "Universality", "critical_line", "criti
            "universality", "parse_grid"]
 
 _TGRID = np.logspace(-6, 6, 241)      # critical-point search
-_LINE_GRID = np.logspace(-6, 2, 121)  # critical-line scan, extended upward on demand
+# critical-line scan (6 points per decade below 1e-2, 20 above), extended upward on demand
+_LINE_GRID = np.concatenate([np.logspace(-6, -2, 25), np.logspace(-2, 2, 81)[1:]])
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ def refine_brackets(f: Callable[[np.ndarray, np.ndarray], np.ndarray], lo: np.nd
     root = np.where(flo == 0, lo, np.where(fhi == 0, hi, np.nan))
     active = np.isnan(root)
     side = np.zeros(lo.shape, dtype=int)
+    stall = np.zeros(lo.shape, dtype=int)
+    prev_x = np.full(lo.shape, np.nan)  # iterations in a row that kept the same end
     for it in range(maxiter):
         if not np.any(active):
             break
@@ -63,11 +65,15 @@ def refine_brackets(f: Callable[[np.ndarray, np.ndarray], np.ndarray], lo: np.nd
         done = width <= xtol * np.maximum(np.abs(a), np.abs(b)) + atol + 1e-300
         # no representable point strictly inside: converged to rounding
         done |= (np.nextafter(np.minimum(a, b), np.inf) >= np.maximum(a, b))
-        # Illinois step, bisection every 4th iteration or when the secant leaves the bracket
+        # Illinois step; bisection when the secant leaves the bracket or one end is stuck 3 times
         with np.errstate(all="ignore"):
             x = b - fb * (b - a) / (fb - fa)
-        bad = ~np.isfinite(x) | (x <= np.minimum(a, b)) | (x >= np.maximum(a, b)) | (it % 4 == 3)
+        bad = ~np.isfinite(x) | (x <= np.minimum(a, b)) | (x >= np.maximum(a, b)) | (stall[idx] >= 3)
         x = np.where(bad, 0.5 * (a + b), x)
+        # secant iterates that stop moving have converged even when regula falsi keeps one
+        # end of the bracket fixed
+        moved = np.abs(x - prev_x[idx])
+        prev_x[idx] = x
         fx = np.asarray(f(x, ids[idx]), dtype=float)
         if not np.all(np.isfinite(fx)):
             raise ConvergenceError("non-finite function value while refining a root")
@@ -83,9 +89,13 @@ def refine_brackets(f: Callable[[np.ndarray, np.ndarray], np.ndarray], lo: np.nd
         kept_hi = same_lo
         new_fhi = np.where(kept_hi & (s == 1), new_fhi * 0.5, new_fhi)
         new_flo = np.where(~kept_hi & (s == -1), new_flo * 0.5, new_flo)
+        stall[idx] = np.where(np.where(kept_hi, 1, -1) == s, stall[idx] + 1, 0)
+        stall[idx] = np.where(bad, 0, stall[idx])
         side[idx] = np.where(kept_hi, 1, -1)
         lo[idx], hi[idx], flo[idx], fhi[idx] = new_lo, new_hi, new_flo, new_fhi
-        finished = done | zero
+        still = ~bad & (moved <= 4 * (xtol * np.abs(x) + atol) + 1e-300) & ~zero & ~done
+        root[idx[still]] = x[still]
+        finished = done | zero | still
         root[idx[zero]] = x[zero]
         fin = idx[done & ~zero]
         # pick the end with the smaller |f| (values may be halved: use the midpoint)

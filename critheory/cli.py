@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .errors import CritheoryError
@@ -80,6 +81,12 @@ def main(argv=None) -> int:
     except CritheoryError as exc:
         print(f"critheory: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into a closed reader (e.g. head)
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
     except KeyboardInterrupt:
         print("critheory: interrupted", file=sys.stderr)
         return 130

@@ -89,7 +89,9 @@ def _cmd_analyze(args) -> int:
         if e.get("fit"):
             f = e["fit"]
             print(f"  check: recursion iterated to depth {f['depth']}: kernel "
-                  f"{_fmt(f.get('kernel'), '.4f')}, apjn {_fmt(f.get('apjn'), '.4f')}")
+                  f"{_fmt(f.get('kernel'), '.4f')}, apjn {_fmt(f.get('apjn'), '.4f')}"
+                  + ("" if f.get("asymptotic_regime_reached", True)
+                     else "  (asymptotic regime not reached at this depth)"))
     print("critical line (bias_var -> weight_var, K*):")
     for p in r["line"]:
         print(f"  {p['bias_var']:<8.4g} {_fmt(p['weight_var']):>16} {_fmt(p['fixed_point']):>16}"

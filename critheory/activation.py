@@ -22,6 +22,7 @@ Examples
 """
 from __future__ import annotations
 
+import builtins
 import math
 import warnings
 from dataclasses import dataclass
@@ -187,6 +188,7 @@ class Activation:
         if not isinstance(text, str) or not text.strip():
             raise ActivationParseError("empty activation expression")
         params = dict(params or {})
+        _check_formula_tokens(text, allowed=params)
         local = {"x": X}
         for key in params:
             if not isinstance(key, str) or not key.isidentifier() or key == "x":
@@ -436,7 +438,7 @@ class Activation:
         cache = self.__dict__.setdefault("_mpcache", {})
         if n not in cache:
             expr = self.derivative(n)
-            fn = sp.lambdify(X, expr, modules=["mpmath"])
+            fn = _mp_lambdify(expr)
 
             def f(x, _fn=fn):
                 v = _fn(x)
@@ -463,14 +465,77 @@ class Activation:
 
 
 # ---------------------------------------------------------------------- helpers
+_BUILTIN_NAMES = frozenset(dir(builtins)) - {"abs", "pow", "min", "max", "True", "False"}
+_FORBIDDEN_OPS = frozenset({".", ";", "=", ":", ":=", "[", "]", "{", "}", "@", "->", "\\"})
+
+
+def _check_formula_tokens(text: str, allowed=()) -> None:
+    """Reject formulas that are not plain arithmetic expressions before ``parse_expr`` ``eval``s
+    them: attribute access, dunder and Python builtin names, keywords, strings, statements.
+
+    ``parse_expr`` evaluates its input as Python code; without this check
+    ``"__import__('os').system(...)"`` given as an activation (on the command line, say) runs.
+    """
+    import io
+    import keyword
+    import tokenize
+
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError) as exc:
+        msg = exc.args[0] if exc.args else type(exc).__name__
+        raise ActivationParseError(f"cannot parse activation {text!r}: {msg}") from None
+    for tok in tokens:
+        bad = None
+        if tok.type == tokenize.NAME:
+            if tok.string in allowed:
+                continue
+            if tok.string.startswith("_") or tok.string in _BUILTIN_NAMES:
+                bad = f"name {tok.string!r}"
+            elif keyword.iskeyword(tok.string) and tok.string not in ("True", "False"):
+                bad = f"keyword {tok.string!r}"
+        elif tok.type == tokenize.STRING:
+            bad = "a string literal"
+        elif tok.type == tokenize.OP and tok.string in _FORBIDDEN_OPS:
+            bad = f"{tok.string!r}"
+        elif tok.type == tokenize.ERRORTOKEN and tok.string.strip():
+            bad = f"{tok.string!r}"
+        if bad:
+            raise ActivationParseError(
+                f"cannot parse activation {text!r}: {bad} is not allowed in a formula in x")
+
+
+def _mp_lambdify(expr: sp.Expr) -> Callable:
+    """mpmath lambdify, with common-subexpression elimination unless the expression has a
+    Piecewise (whose branches are evaluated lazily: a hoisted subexpression could be evaluated
+    where its branch is undefined). CSE makes the references 2-4x faster for the derivative
+    integrands of mish, gelu_tanh, swish (φφ'' of mish: 400 -> 110 µs per evaluation)."""
+    if not expr.has(sp.Piecewise):
+        try:
+            return sp.lambdify(X, expr, modules=["mpmath"], cse=True)
+        except Exception:  # pragma: no cover - sympy CSE failure
+            pass
+    return sp.lambdify(X, expr, modules=["mpmath"])
+
+
 def _np_lambdify(expr: sp.Expr) -> Callable:
     """numpy lambdify with common-subexpression elimination.
 
     Derivative integrands (φ'², φφ'', hφφ') repeat large subexpressions — φφ'' of mish or
     gelu_tanh is 3-4x faster to evaluate with CSE, and the quadrature spends most of its time
     there. Falls back to the plain translation if sympy's CSE fails on an expression.
+
+    ``exp(u) - 1`` and ``log(1 + u)`` are rewritten to ``expm1``/``log1p`` first: float64
+    ``exp(x) - 1`` has relative error eps/|x| near 0, which made E[elu(h)²] at K = 1e-30 fail to
+    converge (every node on the negative side was off by ~10%).
     """
     modules = [_NUMPY_MODULE, "numpy", "scipy"]
+    try:
+        from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
+
+        expr = optimize(expr, [expm1_opt, log1p_opt])
+    except Exception:  # pragma: no cover - rewriting failure: evaluate as written
+        pass
     try:
         return sp.lambdify(X, expr, modules=modules, cse=True)
     except Exception:  # pragma: no cover - sympy CSE failure

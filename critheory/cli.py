@@ -5,6 +5,9 @@ import argparse
 import json
 import os
 import sys
+import warnings
+
+import numpy as np
 
 from .errors import CritheoryError
 
@@ -77,7 +80,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return args.func(args)
     except CritheoryError as exc:
         print(f"critheory: error: {exc}", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ import sympy as sp
 
 from .activation import X
 from .integrands import Integrand
+from .quadrature import det2
 
 __all__ = ["closed_form_1d", "closed_form_2d", "piecewise_terms"]
 
@@ -235,6 +236,11 @@ def _segment_moments(a: np.ndarray, b: np.ndarray, jmax: int) -> list[np.ndarray
     return out
 
 
+def _sqrtK_pow(K, sK, j: int):
+    """K^{j/2}, with exact integer powers of K for even j (√K² rounds; E[relu²] = K/2)."""
+    return K ** (j // 2) * sK if j % 2 else K ** (j // 2)
+
+
 def _piece_1d(lo: float, hi: float, terms, K: np.ndarray):
     """Σ_terms E[c x^p e^{αx} 1{lo<x<hi}], x ~ N(0,K); returns (value, Σ|parts|)."""
     sK = np.sqrt(K)
@@ -245,7 +251,8 @@ def _piece_1d(lo: float, hi: float, terms, K: np.ndarray):
         pref = c * np.exp(0.5 * a * a * K)
         if math.isinf(lo) and math.isinf(hi):
             for j in range(0, p + 1, 2):
-                part = pref * math.comb(p, j) * shift ** (p - j) * sK ** j * _full_moment(j)
+                part = (pref * math.comb(p, j) * shift ** (p - j) * _sqrtK_pow(K, sK, j)
+                        * _full_moment(j))
                 val += part
                 mag += np.abs(part)
             continue
@@ -253,7 +260,7 @@ def _piece_1d(lo: float, hi: float, terms, K: np.ndarray):
         br = (hi - shift.real) / sK
         T = _segment_moments(ar, br, p)
         for j in range(p + 1):
-            part = pref * math.comb(p, j) * shift ** (p - j) * sK ** j * T[j]
+            part = pref * math.comb(p, j) * shift ** (p - j) * _sqrtK_pow(K, sK, j) * T[j]
             val += part
             mag += np.abs(part)
     return val, mag
@@ -263,6 +270,9 @@ def closed_form_1d(itg: Integrand, K: np.ndarray):
     """(value, error estimate) of E_K[g] for every entry of K, or None if no closed form."""
     K = np.asarray(K, dtype=float)
     special = _erf_1d(itg, K)
+    if special is not None:
+        return special
+    special = _homogeneous_1d(itg, K)
     if special is not None:
         return special
     pieces = piecewise_terms(itg)
@@ -281,6 +291,33 @@ def closed_form_1d(itg: Integrand, K: np.ndarray):
             mag += np.abs(pm)
     err = 8 * _EPS * mag + np.abs(val.imag)
     return val.real, err
+
+
+# ---------------------------------------------------------------------- ReLU family
+def _homogeneous_1d(itg: Integrand, K: np.ndarray):
+    """φ = a₊ relu(x) − a₋ relu(−x) (linear, relu, leaky_relu, abs): the named moments are
+    monomials in K (E[relu(h)^p] = E[|h|^p]/2), a fast path for the commonest activations."""
+    name = itg.name
+    if name not in ("phi", "phi2", "dphi", "dphi2", "phi_d2phi", "phi4", "h_phi_dphi"):
+        return None
+    hs = itg.activation.homogeneous_slopes
+    if hs is None:
+        return None
+    ap, am = hs
+    with np.errstate(all="ignore"):
+        if name == "phi":           # E[|h|]/2 = √(K/2π)
+            v = (ap - am) * np.sqrt(K / (2 * math.pi))
+        elif name in ("phi2", "h_phi_dphi"):   # h φ φ' = φ² for homogeneous φ
+            v = (ap * ap + am * am) * K / 2
+        elif name == "dphi":
+            v = np.full(K.shape, (ap + am) / 2)
+        elif name == "dphi2":
+            v = np.full(K.shape, (ap * ap + am * am) / 2)
+        elif name == "phi_d2phi":   # φ'' = 0 a.e., point mass φ(0)Δ = 0
+            v = np.zeros(K.shape)
+        else:                       # E[h^4]/2 = 3K²/2
+            v = (ap ** 4 + am ** 4) * 1.5 * K * K
+    return v, 8 * _EPS * (np.abs(v) + np.abs(ap * am) * np.where(name == "phi", np.sqrt(K), 0))
 
 
 # ---------------------------------------------------------------------- erf family
@@ -362,15 +399,21 @@ def closed_form_2d(f: Integrand, g: Integrand, K11, K12, K22):
         names = {f.name, g.name}
         if hs is not None and names in ({"phi"}, {"dphi"}):
             ap, am = hs
-            theta = np.arccos(rho)
-            thetam = np.arccos(-rho)
+            # θ = arccos ρ from atan2(√det, K12): arccos amplifies the rounding of
+            # ρ = K12/√(K11 K22) near |ρ| = 1 to √eps (E[relu'(h1) relu'(h2)] came out
+            # 0.49999999807 instead of 0.5 at K11 = K12 = K22 = 97.04); the determinant of an
+            # exactly singular input is 0, so θ is exactly 0 or π there.
+            det = np.maximum(det2(K11, K12, K22), 0.0)
+            theta = np.arctan2(np.sqrt(det), K12)
+            thetam = np.pi - theta
             if names == {"phi"}:
                 k1 = lambda th: (np.sin(th) + (np.pi - th) * np.cos(th)) / (2 * np.pi)  # noqa: E731
                 v = np.sqrt(K11 * K22) * ((ap * ap + am * am) * k1(theta) - 2 * ap * am * k1(thetam))
             else:
                 k0 = lambda th: (np.pi - th) / (2 * np.pi)  # noqa: E731
                 v = (ap * ap + am * am) * k0(theta) + 2 * ap * am * k0(thetam)
-            return v, 64 * _EPS * (np.abs(v) + np.sqrt(K11 * K22) * (ap * ap + am * am))
+            scale = np.sqrt(K11 * K22) if names == {"phi"} else 1.0   # φ' kernels are O(1)
+            return v, 64 * _EPS * (np.abs(v) + scale * (ap * ap + am * am))
         ep = _erf_params(act)
         if ep is not None and names in ({"phi"}, {"dphi"}):
             c, a = ep
@@ -378,10 +421,15 @@ def closed_form_2d(f: Integrand, g: Integrand, K11, K12, K22):
             if names == {"phi"}:
                 arg = 2 * a2 * K12 / np.sqrt((1 + 2 * a2 * K11) * (1 + 2 * a2 * K22))
                 v = c * c * (2 / np.pi) * np.arcsin(np.clip(arg, -1, 1))
+                # arcsin is ill-conditioned near |arg| = 1 (large K, |ρ| ~ 1)
+                cond = np.abs(arg) / np.sqrt(np.maximum(1 - arg * arg, 1e-300))
+                return v, 64 * _EPS * (np.abs(v) + c * c * cond)
             else:
                 det = (1 + 2 * a2 * K11) * (1 + 2 * a2 * K22) - 4 * a2 * a2 * K12 * K12
                 v = c * c * 4 * a2 / (np.pi * np.sqrt(det))
-            return v, 64 * _EPS * np.abs(v)
+                # the determinant cancels for large K at |ρ| ~ 1
+                cond = (1 + 2 * a2 * K11) * (1 + 2 * a2 * K22) / det
+                return v, 64 * _EPS * np.abs(v) * (1 + cond)
     pf, pg = piecewise_terms(f), piecewise_terms(g)
     if pf is None or pg is None or len(pf) != 1 or len(pg) != 1:
         return None

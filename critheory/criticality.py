@@ -134,7 +134,7 @@ def _zero_endpoint(arch: Architecture):
         s0, s1 = t.derivatives[0], t.derivatives[1]
         if s0 != 0 or s1 == 0:
             return None
-        return (1.0 - _mu2(arch)) / float(s1) ** 2
+        return float((1 - sp.nsimplify(_mu2(arch))) / sp.nsimplify(s1) ** 2)
     d = one_sided_derivatives(arch.activation, 1)
     if d[0] != (0.0, 0.0) or d[1][0] != d[1][1] or d[1][0] == 0.0:
         return None

@@ -279,7 +279,12 @@ def analyze_point(arch: Architecture, weight_var: float, bias_var: float, q0: fl
         phase = "critical"
     else:
         phase = "ordered" if chi_j < 1.0 else "chaotic"
-    xi = np.inf if phase == "critical" else 1.0 / abs(np.log(chi_j)) if chi_j > 0 else 0.0
+    if phase == "critical":
+        xi = np.inf
+    elif np.isfinite(chi_j) and chi_j > 0:
+        xi = 1.0 / abs(np.log(chi_j))
+    else:
+        xi = 0.0 if chi_j == 0 else np.nan  # χ_J = 0: no memory; χ_J → ∞: undefined
     return PointAnalysis(arch.describe(), sw, sb, K1, fps, attractor, runaway, float(chi_par),
                          float(chi_j), float(chi_j), phase, float(xi), note)
 

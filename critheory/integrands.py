@@ -28,7 +28,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .activation import Activation, X, _growth
+from .activation import Activation, X, _growth, _mp_lambdify
 from .errors import GrowthError, InvalidArgumentError
 
 __all__ = ["Integrand", "integrand", "NAMED"]
@@ -62,7 +62,7 @@ class Integrand:
 
     @cached_property
     def mpmath(self) -> Callable:
-        fn = sp.lambdify(X, self.expr, modules=["mpmath"])
+        fn = _mp_lambdify(self.expr)
 
         def f(t):
             v = fn(t)

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from .activation import Activation
-from .errors import InvalidArgumentError, InvalidVarianceError
+from .errors import GrowthError, InvalidArgumentError, InvalidVarianceError
 from .gaussian import expect, expect2
 
 __all__ = ["Architecture", "MLP", "Residual", "PreLN", "PostLN", "PreLNResidual",
@@ -83,7 +83,26 @@ def _E(act: Activation, g: str, K) -> np.ndarray:
     out = np.zeros(K.shape)
     pos = K > 0
     if np.any(pos):
-        out[pos] = expect(act, g, K[pos]).value
+        try:
+            out[pos] = expect(act, g, K[pos]).value
+        except GrowthError:
+            # the expectation overflows float64 at the largest K (e.g. E_K[exp(2h)] = e^{2K}):
+            # evaluate entry by entry and mark the overflowing ones as inf
+            # overflow grows with K: bisect for the largest K that still evaluates
+            idx = np.flatnonzero(pos.ravel())
+            order = idx[np.argsort(K.ravel()[idx])]
+            lo, hi = 0, order.size  # entries [0, lo) known good, [hi, n) known bad
+            while lo < hi:
+                mid = (lo + hi) // 2
+                try:
+                    expect(act, g, K.flat[order[mid]])
+                    lo = mid + 1
+                except GrowthError:
+                    hi = mid
+            good, bad = order[:lo], order[lo:]
+            if good.size:
+                out.flat[good] = expect(act, g, K.flat[good]).value
+            out.flat[bad] = np.inf
     if np.any(~pos):  # K = 0: point evaluation
         f = {"phi2": lambda: float(act.numpy(0.0)) ** 2,
              "dphi2": lambda: float(act.numpy_func(1)(0.0)) ** 2,
@@ -179,14 +198,15 @@ class MLP(Architecture):
     def chi_parallel(self, K, sw, sb):
         K = np.asarray(K, dtype=float)
         # χ_∥ = σ_w² E[φ'² + φφ''] = (σ_w²/K) E[h φ φ'] (Gaussian integration by parts)
-        return self._mu2() + sw * expect(self.activation, "h_phi_dphi", K).value / K
+        return self._mu2() + sw * _E(self.activation, "h_phi_dphi", K) / K
 
     def chi_jacobian(self, K, sw, sb):
         return self._mu2() + sw * _E(self.activation, "dphi2", K)
 
     @property
     def homogeneous(self) -> bool:
-        return self.activation.homogeneous_slopes is not None
+        s = self.activation.homogeneous_slopes
+        return s is not None and s[0] ** 2 + s[1] ** 2 > 0
 
     def critical_curve(self, t):
         # χ_J(K*) = 1 and K* = μ²K* + σ_b² + σ_w² E[φ²]  ⇒  explicit in K* = t

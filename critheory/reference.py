@@ -58,8 +58,36 @@ def mp_expect(activation, spec, K, dps: int = 30, mean=0) -> mpmath.mpf:
         return +val
 
 
+_X_FEATURES = (0, 0.5, 1, 2, 4, 8, 16)
+_Z_FEATURES = (0, 1, 2, 3, 4.5, 6, 8, 10.5)
+
+
+def _panel_points(lo, hi, scale, mean, bps, extra=()):
+    """Sorted split points in the standardized variable: window ends, a z-grid, the x-scale
+    features of the activation (x = 0, ±1/2, ..., ±16) and its breakpoints, mapped by
+    z = (x - mean)/scale, plus ``extra``."""
+    pts = {lo, hi}
+    for z in _Z_FEATURES:
+        pts.update((mpmath.mpf(z), -mpmath.mpf(z)))
+    for x in _X_FEATURES:
+        for sgn in (1, -1):
+            pts.add((sgn * mpmath.mpf(x) - mean) / scale)
+    for b in bps:
+        pts.add((mpmath.mpf(b) - mean) / scale)
+    pts.update(extra)
+    return sorted(p for p in pts if lo <= p <= hi)
+
+
 def mp_expect2(activation, f_spec, g_spec, K11, K12, K22, dps: int = 20) -> mpmath.mpf:
-    """E[f(h1) g(h2)] for a Gaussian pair, by iterated tanh-sinh quadrature (slow)."""
+    """E[f(h1) g(h2)] for a Gaussian pair, by iterated quadrature in mpmath (slow: seconds to
+    minutes per value).
+
+    ``h1 = √K11 u``, ``h2 = (K12/√K11) u + s v`` with u, v independent standard normals and
+    ``s² = K22 - K12²/K11``. Both levels use adaptive Gauss–Legendre (``mpmath.quad``) on panels
+    split at the integrand's breakpoints, at the activation's x-scale features and at a z-grid;
+    the outer panels are also split around the points where the inner expectation has a
+    near-kink (g's breakpoints mapped to u, width s√K11/|K12|).
+    """
     act = Activation.get(activation)
     fi, gi = integrand(act, f_spec), integrand(act, g_spec)
     f, g = fi.mpmath, gi.mpmath
@@ -69,30 +97,31 @@ def mp_expect2(activation, f_spec, g_spec, K11, K12, K22, dps: int = 20) -> mpma
         slope = K12 / s11
         var = K22 - K12 * K12 / K11
         s = mpmath.sqrt(var) if var > 0 else mpmath.mpf(0)
-        L = _window(dps)
-        gr = max(gi.growth) * abs(slope) + fi.growth[1] * s11
-        lo, hi = -L - gr, L + gr
+        L = mpmath.mpf(_window(dps))
+        c = 1 / mpmath.sqrt(2 * mpmath.pi)
+        g_grow = max(gi.growth)
 
         def inner(u):
             m = slope * u
             if s == 0:
                 return g(m)
-            plo, phi_ = -L - max(gi.growth) * s, L + max(gi.growth) * s
-            pts = _split_points(plo, phi_, s, gi.breakpoints, m)
+            lo, hi = -L - g_grow * s, L + g_grow * s
+            pts = _panel_points(lo, hi, s, m, gi.breakpoints)
             return mpmath.quad(lambda v: g(m + s * v) * mpmath.exp(-v * v / 2), pts,
-                               maxdegree=8) / mpmath.sqrt(2 * mpmath.pi)
+                               method="gauss-legendre", maxdegree=8) * c
 
-        pts = _split_points(mpmath.mpf(lo), mpmath.mpf(hi), s11, fi.breakpoints)
+        gr = g_grow * abs(slope) + max(fi.growth) * s11
+        lo, hi = -L - gr, L + gr
+        extra = []
         if slope != 0:
+            for x in _X_FEATURES:
+                extra += [mpmath.mpf(x) / slope, -mpmath.mpf(x) / slope]
+            w = s / abs(slope)
             for b in gi.breakpoints:
                 u0 = mpmath.mpf(b) / slope
-                w = s / abs(slope)
-                for k in (0, 1, 4):
-                    for sg in (1, -1):
-                        p = u0 + sg * k * w
-                        if lo < p < hi:
-                            pts.append(p)
-            pts = sorted(set(pts))
+                for k in (0, 0.5, 1, 2, 4, 8):
+                    extra += [u0 + k * w, u0 - k * w]
+        pts = _panel_points(lo, hi, s11, 0, fi.breakpoints, extra)
         val = mpmath.quad(lambda u: f(s11 * u) * inner(u) * mpmath.exp(-u * u / 2), pts,
-                          maxdegree=8) / mpmath.sqrt(2 * mpmath.pi)
+                          method="gauss-legendre", maxdegree=8) * c
         return +val

@@ -1,0 +1,275 @@
+"""Sub-commands of the finite-width simulator: ``simulate`` and ``validate``.
+
+Registered on the parser of :mod:`critheory.cli`::
+
+    critheory simulate ACTIVATION --weight-var X --bias-var Y --width N --depth L [--seeds S]
+        [--arch A --mu M] [--l0 L0] [--probes P|exact] [--seed SEED] [--q0 Q] [--window LO:HI]
+        [--param NAME=VALUE] [--json] [--plot FILE] [--progress | --no-progress]
+    critheory validate ACTIVATION ...same options... [--alpha A]
+
+Both simulate ``S`` random networks of width ``N`` (:func:`critheory.simulation.simulate`) and
+compute the infinite-width theory (:func:`critheory.depth.depth_curves`) through
+:func:`critheory.validation.compare`; ``simulate`` prints the simulation with the theory
+alongside, ``validate`` adds per-depth z-scores and the verdict (Bonferroni at family-wise
+level ``--alpha``, default 0.01). Finite-width corrections of relative size ``O(l/N)`` are
+expected: keep ``depth << width`` when the verdict is meant as a check of the theory.
+
+JSON output (``--json``; both commands; absent numbers are ``null``, never NaN):
+
+``depths``         ``l0..L``, the depths of the APJN arrays
+``layers``         ``1..L``, the layers of the kernel arrays
+``apjn_mean``, ``apjn_stderr``, ``apjn_median``, ``log_apjn_mean``, ``log_apjn_std``
+                   simulated ``J^{l0,l}`` statistics over networks
+``apjn_theory``    infinite-width ``J^{l0,l}``
+``apjn_z``         ``(apjn_mean - apjn_theory)/apjn_stderr``
+``kernel_mean``, ``kernel_stderr``, ``kernel_theory``, ``kernel_z``   the same for ``K^l``
+``fit``            power-law fit of the simulated APJN: ``exponent`` (signed,
+                   ``d log J/d log l``), ``stderr`` (bootstrap over networks), ``ci_low``,
+                   ``ci_high``, ``window``, ... (null when there are too few depths)
+``theory_exponent``         signed asymptotic exponent (null where the theory has no power law)
+``theory_exponent_source``  why (or why not)
+``theory_window_slope``     slope of the infinite-width curve over the fit window
+``verdict``, ``apjn_verdict``, ``kernel_verdict``, ``z_crit``, ``alpha``, ``n_compared``,
+``max_abs_z``, ``exponent_check``, ``settings``, ``notes``, ``elapsed``
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+
+__all__ = ["register"]
+
+_ARCHS = ["mlp", "residual", "pre-ln", "post-ln", "pre-ln-residual", "pre-ln-mlp-block"]
+
+
+def _params(items):
+    from .cli import _params as p
+
+    return p(items)
+
+
+def _window(spec):
+    if spec is None:
+        return None
+    parts = str(spec).split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        lo, hi = int(parts[0]), int(parts[1])
+    except ValueError:
+        raise InvalidArgumentError(f"--window must be LO:HI (two integers), got {spec!r}") \
+            from None
+    return lo, hi
+
+
+def _probes(spec):
+    if spec is None:
+        return None
+    s = str(spec).strip().lower()
+    if s == "exact":
+        return "exact"
+    try:
+        v = int(s)
+    except ValueError:
+        raise InvalidArgumentError(f"--probes must be a positive integer or 'exact', got "
+                                   f"{spec!r}") from None
+    if v < 1:
+        raise InvalidArgumentError(f"--probes must be >= 1, got {v}")
+    return v
+
+
+def _progress(args):
+    if args.progress is not None:
+        return args.progress
+    return sys.stderr.isatty()
+
+
+def _check_plot(path) -> None:
+    """Refuse a bad figure path before a (possibly long) simulation, as plots._save would."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.suffix.lower() not in (".png", ".pdf", ".svg", ".jpg", ".eps"):
+        raise InvalidArgumentError(f"plot file must end in .png, .pdf, .svg, .jpg or .eps: {p}")
+    if p.parent and not p.parent.exists():
+        raise InvalidArgumentError(f"directory {p.parent} does not exist")
+
+
+def _run(args):
+    from .validation import compare, plot_comparison
+
+    if args.plot:
+        _check_plot(args.plot)
+    c = compare(args.activation, args.weight_var, args.bias_var, width=args.width,
+                depth=args.depth, seeds=args.seeds, arch=args.arch, mu=args.mu, l0=args.l0,
+                probes=_probes(args.probes), seed=args.seed, q0=args.q0,
+                window=_window(args.window), progress=_progress(args),
+                params=_params(args.param), alpha=args.alpha, n_boot=args.n_boot)
+    if args.plot:
+        plot_comparison(c, args.plot)
+    return c
+
+
+def _dump(obj) -> None:
+    print(json.dumps(obj, indent=2, allow_nan=False))
+
+
+def _f(x, spec=".6g") -> str:
+    if x is None:
+        return "-"
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return format(v, spec) if np.isfinite(v) else "-"
+
+
+def _rows(depth: int, l0: int, n: int = 15) -> list[int]:
+    pts = np.unique(np.round(np.geomspace(1, depth, min(depth, n))).astype(int))
+    return sorted(set(pts.tolist()) | {l0, depth})
+
+
+def _header(c) -> str:
+    s = c.simulation
+    mu = f", mu = {s.mu:g}" if s.arch in ("residual", "pre-ln-residual", "pre-ln-mlp-block") else ""
+    mode = "exact APJN" if s.probes is None else f"Hutchinson APJN ({s.probes} probes)"
+    return (f"{s.activation} ({s.arch}{mu}) at weight_var = {s.weight_var:g}, bias_var = "
+            f"{s.bias_var:g}, q0 = {s.q0:g}\nwidth {s.width}, depth {s.depth}, {s.n_seeds} "
+            f"networks, l0 = {s.l0}, {mode}, {s.method} sampling, seed {s.seed}, "
+            f"{s.elapsed:.2f} s")
+
+
+def _fit_lines(c) -> list[str]:
+    out = []
+    f = c.fit
+    if f is not None:
+        ci = (f"  ({100 * f.ci_level:g}% CI [{_f(f.ci_low, '.4f')}, {_f(f.ci_high, '.4f')}])"
+              if np.isfinite(f.ci_low) else "")
+        out.append(f"APJN power-law fit over l in [{f.window[0]}, {f.window[1]}]: "
+                   f"J ~ l^{_f(f.exponent, '.4f')} +- {_f(f.stderr, '.4f')}{ci}")
+    if c.theory_exponent is not None:
+        out.append(f"theory: J ~ l^{_f(c.theory_exponent, '.6g')}  ({c.theory_exponent_source})")
+    else:
+        out.append(f"theory: no power law ({c.theory_exponent_source})")
+    if c.theory_window_slope is not None and c.window is not None:
+        out.append(f"infinite-width slope over [{c.window[0]}, {c.window[1]}]: "
+                   f"{_f(c.theory_window_slope, '.4f')}")
+    return out
+
+
+def _table(c, with_z: bool) -> list[str]:
+    s = c.simulation
+    jm, js, jt, jz = s.apjn_mean, s.apjn_stderr, c.apjn_theory, c.apjn_z
+    km, ks, kt, kz = s.kernel_mean, s.kernel_stderr, c.kernel_theory, c.kernel_z
+    zc = f"{'z':>7}" if with_z else ""
+    lines = [f"{'l':>6} {'J sim':>12} {'+- s.e.':>10} {'J theory':>12}{zc} "
+             f"{'K sim':>12} {'+- s.e.':>10} {'K theory':>12}{zc}"]
+    for l in _rows(s.depth, s.l0):
+        k = l - 1
+        if l >= s.l0:
+            i = l - s.l0
+            j = f"{_f(jm[i]):>12} {_f(js[i], '.3g'):>10} {_f(jt[i]):>12}"
+            if with_z:
+                j += f"{_f(jz[i], '.2f'):>7}"
+        else:
+            j = f"{'-':>12} {'-':>10} {'-':>12}" + (f"{'-':>7}" if with_z else "")
+        kk = f"{_f(km[k]):>12} {_f(ks[k], '.3g'):>10} {_f(kt[k]):>12}"
+        if with_z:
+            kk += f"{_f(kz[k], '.2f'):>7}"
+        lines.append(f"{l:>6} {j} {kk}")
+    return lines
+
+
+def _cmd_simulate(args) -> int:
+    c = _run(args)
+    if args.json:
+        _dump(c.to_dict())
+        return 0
+    print(_header(c))
+    print("\n".join(_table(c, with_z=False)))
+    print("\n".join(_fit_lines(c)))
+    for n in c.notes:
+        print(f"note: {n}")
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    c = _run(args)
+    if args.json:
+        _dump(c.to_dict())
+        return 0
+    print(_header(c))
+    print("\n".join(_table(c, with_z=True)))
+    print("\n".join(_fit_lines(c)))
+    chk = c.exponent_check
+    if chk["theory_in_ci"] is not None or chk["window_slope_in_ci"] is not None:
+        parts = []
+        if chk["theory_in_ci"] is not None:
+            parts.append(f"theory exponent {'inside' if chk['theory_in_ci'] else 'outside'}")
+        if chk["window_slope_in_ci"] is not None:
+            parts.append(f"window slope {'inside' if chk['window_slope_in_ci'] else 'outside'}")
+        print("exponent check: " + ", ".join(parts) + " the fit's confidence interval")
+    zs = [(abs(z), "J", int(l)) for z, l in zip(c.apjn_z, c.depths) if np.isfinite(z)]
+    zs += [(abs(z), "K", int(l)) for z, l in zip(c.kernel_z, c.layers) if np.isfinite(z)]
+    if zs:
+        zmax, q, l = max(zs)
+        print(f"largest |z| = {zmax:.2f} ({q} at l = {l}); Bonferroni threshold z_crit = "
+              f"{_f(c.z_crit, '.3f')} over {c.n_compared} comparisons (alpha = {c.alpha:g})")
+    print(f"verdict: {c.verdict} (APJN {c.apjn_verdict}, kernel {c.kernel_verdict})")
+    for n in c.notes:
+        print(f"note: {n}")
+    if c.verdict == "inconsistent" and not any("O(l/N)" in n for n in c.notes):
+        print("note: finite-width corrections of relative size O(l/N) accumulate with depth; "
+              "compare at depth << width before suspecting the theory")
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _options(p) -> None:
+    p.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="value of a parameter of the activation (repeatable)")
+    p.add_argument("--arch", default="mlp", choices=_ARCHS, help="architecture (default mlp)")
+    p.add_argument("--mu", type=float, default=1.0, help="residual strength mu (default 1)")
+    p.add_argument("--weight-var", type=float, required=True, help="weight variance sigma_w^2")
+    p.add_argument("--bias-var", type=float, required=True, help="bias variance sigma_b^2")
+    p.add_argument("--width", type=int, required=True, help="width N")
+    p.add_argument("--depth", type=int, required=True, help="number of layers L")
+    p.add_argument("--seeds", type=int, default=8,
+                   help="number of independent networks S (default 8)")
+    p.add_argument("--l0", type=int, default=1, help="reference layer of J^(l0,l) (default 1)")
+    p.add_argument("--probes", default=None, metavar="P|exact",
+                   help="Hutchinson probes per network, or 'exact' (default: exact for "
+                        "width <= 256, else 8 probes)")
+    p.add_argument("--seed", type=int, default=0, help="root random seed (default 0)")
+    p.add_argument("--q0", type=float, default=1.0, help="input norm |x|^2/N (default 1)")
+    p.add_argument("--window", metavar="LO:HI",
+                   help="depth window of the power-law fit (default: last half of l >= l0+1)")
+    p.add_argument("--alpha", type=float, default=0.01,
+                   help="family-wise level of the verdict (default 0.01)")
+    p.add_argument("--n-boot", type=int, default=1000,
+                   help="bootstrap replicates of the fit (default 1000)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
+    g.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def register(sub) -> None:
+    """Add ``simulate`` and ``validate`` to an argparse sub-parser collection."""
+    s = sub.add_parser("simulate", help="finite-width simulation of K^l and the APJN, with the "
+                                        "infinite-width theory alongside")
+    _options(s)
+    s.set_defaults(func=_cmd_simulate)
+    v = sub.add_parser("validate", help="theory vs simulation: per-depth z-scores and a verdict")
+    _options(v)
+    v.set_defaults(func=_cmd_validate)

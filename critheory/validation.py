@@ -1,0 +1,585 @@
+"""Theory against simulation: infinite-width depth curves next to finite-width Monte Carlo.
+
+:func:`compare` runs the finite-width simulator (:func:`critheory.simulation.simulate`) and the
+infinite-width recursion (:func:`critheory.depth.depth_curves`, same architecture, ``l0`` and input
+norm ``q0``), and returns a :class:`Comparison` with
+
+* per-depth z-scores ``z_l = (mean_sim - theory) / stderr_sim`` of the APJN ``J^{l0,l}`` and of the
+  kernel ``K^l`` (standard error over the simulated networks);
+* a verdict at family-wise level ``α`` (default 0.01) by Bonferroni: over the ``m`` (depth,
+  quantity) pairs compared — every APJN depth ``l0..L`` and every kernel layer ``1..L`` — the
+  threshold is ``z_crit = Φ⁻¹(1 - α/(2m))``; ``"consistent"`` if every ``|z| <= z_crit``, else
+  ``"inconsistent"`` (``"undetermined"`` with a single network: no standard error). The separate
+  APJN and kernel verdicts use the same threshold;
+* the power-law fit of the simulated APJN (:func:`critheory.simulation.fit_power_law`, signed
+  exponent ``d log J / d log l``, bootstrap over networks), by default over the last half of the
+  depths ``>= l0 + 1``;
+* the theory's asymptotic exponent as a *signed* slope (:func:`theory_exponent`), and the
+  infinite-width curve's own least-squares slope over the same window
+  (``theory_window_slope``): asymptotic exponents carry ``log l / l`` corrections at moderate
+  depth, so the window slope is the fair comparison for a short network.
+
+Finite width
+------------
+The theory is the ``N → ∞`` limit. At width ``N`` the mean APJN and kernel carry corrections of
+relative size ``O(1/N)`` per layer that accumulate to ``O(l/N)`` at depth ``l`` (LayerNorm layers
+alone contribute ``~1/N`` each: the LN Jacobian removes 2 of N directions and
+``E[1/s²] = N/((N-3)K)``), and the network-to-network spread of ``log J`` grows like ``√(l/N)``.
+The standard error shrinks as ``1/√S`` with the number of networks while the bias does not, so a
+deep or narrow run (``l/N`` not small) with many networks is reported ``"inconsistent"`` even
+though nothing is wrong: the verdict tests the *infinite-width* prediction. Use
+``depth << width`` (say ``l/N <= 0.05``) when the verdict is meant as a check of the theory.
+Exceptions: the one-layer APJN of ``mlp``/``residual`` at ``l0 = 1`` is exact at any width, and
+ReLU at ``σ_w² = 2`` has mean APJN exactly 1 at any width and depth.
+
+Examples
+--------
+>>> from critheory.validation import compare
+>>> c = compare("relu", 2.0, 0.0, width=64, depth=6, seeds=8, seed=1)
+>>> c.verdict, c.theory_exponent
+('consistent', 0.0)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import CritheoryError, InvalidArgumentError, InvalidVarianceError
+
+__all__ = ["Comparison", "compare", "theory_exponent", "default_window", "z_scores",
+           "bonferroni_threshold", "plot_comparison", "ALPHA"]
+
+#: Default family-wise significance level of the verdict.
+ALPHA = 0.01
+#: Relative tolerance for "at the critical point" (as the theory command does).
+_MATCH = 1e-9
+#: Numerical floor of the standard error, relative to the theory value: exact-mode APJN at
+#: l = l0 is 1 up to rounding in every network, so its sample standard error is rounding noise.
+_SE_FLOOR = 1e-12
+
+
+# ----------------------------------------------------------------------------- helpers
+def bonferroni_threshold(m: int, alpha: float = ALPHA) -> float:
+    """``z_crit = Φ⁻¹(1 - α/(2m))``: two-sided, family-wise level ``α`` over ``m`` comparisons.
+
+    >>> round(bonferroni_threshold(1, 0.05), 6)
+    1.959964
+    """
+    from scipy.special import ndtri
+
+    if m < 1:
+        return math.nan
+    return float(ndtri(1.0 - alpha / (2.0 * m)))
+
+
+def z_scores(mean, stderr, theory) -> np.ndarray:
+    """``(mean - theory)/stderr`` per entry; NaN where any of the three is not finite.
+
+    The standard error is floored at ``1e-12 |theory|`` (rounding): an entry that is exact in
+    every network (``J^{l0,l0} = 1``) gets ``z ≈ 0`` rather than rounding noise over rounding
+    noise.
+    """
+    mean, stderr, theory = (np.asarray(a, dtype=float) for a in (mean, stderr, theory))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        se = np.maximum(stderr, _SE_FLOOR * np.abs(theory))
+        z = (mean - theory) / se
+    ok = np.isfinite(mean) & np.isfinite(stderr) & np.isfinite(theory) & (se > 0)
+    return np.where(ok, z, np.nan)
+
+
+def default_window(depth: int, l0: int = 1) -> tuple[int, int] | None:
+    """The last half of the depths ``l0+1..depth`` (None if fewer than 2 such depths).
+
+    >>> default_window(100, 1), default_window(10, 5), default_window(2, 1)
+    ((51, 100), (8, 10), None)
+    """
+    n = depth - l0
+    if n < 2:
+        return None
+    return (depth - (n + 1) // 2 + 1, depth)
+
+
+def _close(a: float, b: float, scale: float | None = None) -> bool:
+    s = max(abs(b), 1.0) if scale is None else scale
+    return abs(a - b) <= _MATCH * s
+
+
+def theory_exponent(arch, weight_var: float, bias_var: float, q0: float = 1.0
+                    ) -> tuple[float | None, str]:
+    """The signed asymptotic APJN exponent ``p`` (``J^{l0,l} ∝ l^p``) the theory predicts at a
+    point, and where it comes from; ``(None, reason)`` where the theory gives no power law.
+
+    * pre-LN residual architectures at ``μ = 1`` (``pre-ln-residual``, ``pre-ln-mlp-block``;
+      every point is critical): ``B/A`` from :func:`critheory.critical_sets.everywhere_constants`;
+    * scale-invariant φ (ReLU-like) without LayerNorm at its critical weight variance (any bias
+      variance): ``χ_J = 1`` at every layer, so ``0``;
+    * the critical point of the MLP (or residual with ``μ < 1``) universality class, to ``1e-9``
+      relative: ``-universality(arch).apjn`` — provided the input flows to it (a half-stable
+      fixed point attracts from one side only);
+    * any other point of a critical line whose fixed point is stable and reached from the input
+      (``χ_J(K*) = 1`` to 1e-9, ``χ_∥(K*) < 1``): ``K`` converges exponentially, the factors
+      ``χ_J(K^l) → 1`` exponentially, so ``J^{l0,l}`` tends to a constant: ``0``;
+    * otherwise (ordered or chaotic: exponential; residual μ >= 1 without LayerNorm: faster than
+      any power) ``None``.
+
+    Examples
+    --------
+    >>> from critheory.layers import architecture
+    >>> theory_exponent(architecture("mlp", "tanh"), 1.0, 0.0)[0]
+    -1.0
+    >>> theory_exponent(architecture("pre-ln-residual", "relu", 1.0), 2.0, 0.0)[0]
+    1.0
+    >>> theory_exponent(architecture("mlp", "tanh"), 1.5, 0.0)[0] is None
+    True
+    """
+    from .critical_sets import critical_set, everywhere_constants
+    from .layers import MLP
+
+    sw, sb = float(weight_var), float(bias_var)
+    try:
+        cs = critical_set(arch)
+        if cs.kind == "everywhere":
+            A, B = (float(v) for v in everywhere_constants(arch, sw, sb))
+            return B / A, ("everywhere critical (pre-LN residual, mu = 1): K^l grows by A per "
+                           "layer, chi_J = 1 + B/K, J ~ l^(B/A)")
+        if cs.kind == "none":
+            return None, f"no critical set: {cs.description}"
+        if isinstance(arch, MLP) and arch.homogeneous:
+            from .criticality import critical_points
+
+            cps = critical_points(arch)
+            if cps and _close(sw, cps[0].weight_var, cps[0].weight_var):
+                return 0.0, ("scale-invariant activation at its critical weight variance: "
+                             "chi_J = 1 at every layer, J = 1")
+            return None, "scale-invariant activation off criticality: J = chi_J^(l - l0)"
+        if isinstance(arch, MLP):
+            from .criticality import universality
+
+            u = universality(arch)
+            cp = u.critical_point
+            if (cp is not None and u.apjn is not None and _close(sw, cp.weight_var, cp.weight_var)
+                    and _close(sb, cp.bias_var)):
+                reached, why = _reaches_critical_point(arch, u, sw, sb, q0)
+                if reached:
+                    p = -float(u.apjn)
+                    p = p if p != 0 else 0.0
+                    return p, (f"critical point of the {u.name} universality class: "
+                               f"J ~ l^({p:g})")
+                return None, f"critical point of the {u.name} class, but {why}"
+        from .fixed_points import analyze_point
+
+        pa = analyze_point(arch, sw, sb, q0)
+        fp = pa.attractor
+        if (fp is not None and fp.stability == "stable" and np.isfinite(fp.chi_jacobian)
+                and abs(fp.chi_jacobian - 1.0) <= _MATCH):
+            return 0.0, ("on the critical line (chi_J(K*) = 1) with a stable fixed point: "
+                         "J tends to a constant")
+        return None, f"{pa.phase} phase: no power law"
+    except CritheoryError as exc:  # a prediction is optional
+        return None, f"theory exponent unavailable: {exc}"
+
+
+def _reaches_critical_point(arch, u, sw: float, sb: float, q0: float) -> tuple[bool, str]:
+    """Whether the kernel flows from the input to the class's critical fixed point K*.
+
+    K*=0 classes: the attractor of the input is K = 0. Half-stable class: K* attracts only
+    from the side where ``(K - K*) χ_∥'(K*) < 0`` [``K^l - K* ≈ -2/(χ_∥' l)``], and no other
+    fixed point may lie between the input kernel and K*. Tangent roots are ill-conditioned (an
+    error ε in the kernel map moves them by ``~√(ε/χ_∥')``; root finders may report a nearby
+    split root), so fixed points within 5 % of K* do not count as in between.
+    """
+    from .fixed_points import analyze_point, fixed_points
+
+    kstar = float(u.critical_point.fixed_point)
+    if u.name != "half-stable":
+        pa = analyze_point(arch, sw, sb, q0)
+        if pa.attractor is not None and pa.attractor.K == 0.0 and kstar == 0.0:
+            return True, ""
+        return False, "the input does not flow to its fixed point K* = 0"
+    k1 = float(arch.input_kernel(q0, sw, sb))
+    slope = float(u.laws.get("dchi_parallel_dK", np.nan))
+    if not np.isfinite(slope) or slope == 0.0:
+        return False, "the side the fixed point attracts from is unknown"
+    if (k1 - kstar) * slope > 0:
+        return False, (f"the input kernel K^1 = {k1:.6g} lies on the repelling side of the "
+                       f"half-stable fixed point K* = {kstar:.6g}")
+    lo, hi = min(k1, kstar), max(k1, kstar)
+    for fp in fixed_points(arch, sw, sb):
+        if lo < fp.K < hi and abs(fp.K - kstar) > 0.05 * kstar:
+            return False, (f"the fixed point K = {fp.K:.6g} lies between the input kernel "
+                           f"K^1 = {k1:.6g} and K* = {kstar:.6g}")
+    return True, ""
+
+
+def _window_slope(depths, values, window) -> float | None:
+    if window is None:
+        return None
+    d = np.asarray(depths, dtype=float)
+    v = np.asarray(values, dtype=float)
+    m = (d >= window[0]) & (d <= window[1]) & np.isfinite(v) & (v > 0)
+    if m.sum() < 2:
+        return None
+    x, y = np.log(d[m]), np.log(v[m])
+    dx = x - x.mean()
+    return float(dx @ (y - y.mean()) / (dx @ dx))
+
+
+def _verdict(zs: list[np.ndarray], zc: float) -> str:
+    vals = np.concatenate([z[np.isfinite(z)] for z in zs]) if zs else np.array([])
+    if vals.size == 0 or not np.isfinite(zc):
+        return "undetermined"
+    return "consistent" if np.all(np.abs(vals) <= zc) else "inconsistent"
+
+
+# ----------------------------------------------------------------------------- result
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """Simulation and infinite-width theory side by side (see the module docstring).
+
+    Attributes
+    ----------
+    simulation : SimulationResult
+    theory : DepthCurves
+    depths : ndarray
+        ``l0..L``: the depths of the APJN arrays.
+    layers : ndarray
+        ``1..L``: the layers of the kernel arrays.
+    apjn_theory, kernel_theory : ndarray
+        Infinite-width ``J^{l0,l}`` (l in ``depths``) and ``K^l`` (l in ``layers``).
+    apjn_z, kernel_z : ndarray
+        Per-depth z-scores (NaN where undefined).
+    alpha, z_crit : float
+        Family-wise level and the Bonferroni threshold over ``n_compared`` comparisons.
+    verdict, apjn_verdict, kernel_verdict : str
+        ``"consistent"``, ``"inconsistent"`` or ``"undetermined"``.
+    fit : FitResult or None
+        Power-law fit of the simulated APJN over ``window`` (None if not possible).
+    theory_exponent : float or None
+        Signed asymptotic exponent (``J ∝ l^p``); None where the theory has no power law.
+    theory_exponent_source : str
+    theory_window_slope : float or None
+        Least-squares slope of the infinite-width ``log J`` against ``log l`` over ``window``.
+    notes : tuple of str
+    """
+
+    simulation: Any
+    theory: Any
+    depths: np.ndarray
+    layers: np.ndarray
+    apjn_theory: np.ndarray
+    kernel_theory: np.ndarray
+    apjn_z: np.ndarray
+    kernel_z: np.ndarray
+    alpha: float
+    z_crit: float
+    n_compared: int
+    verdict: str
+    apjn_verdict: str
+    kernel_verdict: str
+    fit: Any
+    window: tuple[int, int] | None
+    theory_exponent: float | None
+    theory_exponent_source: str
+    theory_window_slope: float | None
+    notes: tuple = field(default_factory=tuple)
+
+    # convenient views of the simulation
+    @property
+    def apjn_mean(self) -> np.ndarray:
+        return self.simulation.apjn_mean
+
+    @property
+    def apjn_stderr(self) -> np.ndarray:
+        return self.simulation.apjn_stderr
+
+    @property
+    def kernel_mean(self) -> np.ndarray:
+        return self.simulation.kernel_mean
+
+    @property
+    def kernel_stderr(self) -> np.ndarray:
+        return self.simulation.kernel_stderr
+
+    @property
+    def max_abs_z(self) -> float:
+        """Largest finite ``|z|`` over APJN and kernel (NaN if none)."""
+        z = np.concatenate([self.apjn_z, self.kernel_z])
+        z = z[np.isfinite(z)]
+        return float(np.max(np.abs(z))) if z.size else math.nan
+
+    @property
+    def exponent_check(self) -> dict:
+        """Whether the theory exponent / window slope lie in the fit's confidence interval."""
+        f = self.fit
+        out = {"theory_in_ci": None, "window_slope_in_ci": None, "theory_z": None,
+               "window_slope_z": None}
+        if f is None or not (np.isfinite(f.ci_low) and np.isfinite(f.ci_high)):
+            return out
+        for key, v in (("theory", self.theory_exponent),
+                       ("window_slope", self.theory_window_slope)):
+            if v is not None:
+                out[f"{key}_in_ci"] = f.contains(v)
+                out[f"{key}_z"] = ((f.exponent - v) / f.stderr
+                                   if np.isfinite(f.stderr) and f.stderr > 0 else None)
+        return out
+
+    def settings(self) -> dict:
+        s = self.simulation
+        return {"activation": s.activation, "arch": s.arch, "mu": s.mu,
+                "weight_var": s.weight_var, "bias_var": s.bias_var, "width": s.width,
+                "depth": s.depth, "seeds": s.n_seeds, "l0": s.l0,
+                "probes": "exact" if s.probes is None else s.probes, "method": s.method,
+                "seed": s.seed, "q0": s.q0}
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict (None for NaN/inf); keys documented in :mod:`critheory.cli_sim`."""
+        from .report import clean
+
+        s = self.simulation
+        out = {
+            "settings": self.settings(),
+            "depths": self.depths, "layers": self.layers,
+            "apjn_mean": s.apjn_mean, "apjn_stderr": s.apjn_stderr,
+            "apjn_median": s.apjn_median, "log_apjn_mean": s.log_apjn_mean,
+            "log_apjn_std": s.log_apjn_std, "apjn_theory": self.apjn_theory,
+            "apjn_z": self.apjn_z,
+            "kernel_mean": s.kernel_mean, "kernel_stderr": s.kernel_stderr,
+            "kernel_theory": self.kernel_theory, "kernel_z": self.kernel_z,
+            "fit": None if self.fit is None else self.fit.to_dict(),
+            "window": None if self.window is None else list(self.window),
+            "theory_exponent": self.theory_exponent,
+            "theory_exponent_source": self.theory_exponent_source,
+            "theory_window_slope": self.theory_window_slope,
+            "exponent_check": self.exponent_check,
+            "alpha": self.alpha, "z_crit": self.z_crit, "n_compared": self.n_compared,
+            "max_abs_z": self.max_abs_z,
+            "verdict": self.verdict, "apjn_verdict": self.apjn_verdict,
+            "kernel_verdict": self.kernel_verdict,
+            "notes": list(self.notes), "elapsed": s.elapsed,
+        }
+        return clean(out)
+
+
+# ----------------------------------------------------------------------------- compare
+def _check_args(width, depth, seeds, l0, probes, weight_var, bias_var, q0, mu, alpha, window):
+    from .simulation._util import check_int, check_real
+
+    width = check_int("width", width, 1)
+    depth = check_int("depth", depth, 1)
+    seeds = check_int("seeds", seeds, 1)
+    l0 = check_int("l0", l0, 1)
+    if l0 > depth:
+        raise InvalidArgumentError(f"l0 must be <= depth ({depth}), got {l0}")
+    if probes is not None and not isinstance(probes, str):
+        probes = check_int("probes", probes, 1)
+    sw = check_real("weight_var", weight_var) if not isinstance(weight_var, str) else None
+    if sw is None or sw <= 0:
+        raise InvalidVarianceError(f"weight variance must be a finite number > 0, got "
+                                   f"{weight_var!r}")
+    sb = check_real("bias_var", bias_var) if not isinstance(bias_var, str) else None
+    if sb is None or sb < 0:
+        raise InvalidVarianceError(f"bias variance must be a finite number >= 0, got "
+                                   f"{bias_var!r}")
+    q0 = check_real("q0", q0)
+    if q0 <= 0:
+        raise InvalidArgumentError(f"input norm q0 must be > 0, got {q0}")
+    mu = check_real("mu", mu)
+    if mu < 0:
+        raise InvalidArgumentError(f"residual strength mu must be >= 0, got {mu}")
+    alpha = check_real("alpha", alpha)
+    if not 0 < alpha < 1:
+        raise InvalidArgumentError(f"alpha must be in (0, 1), got {alpha}")
+    if window is not None:
+        try:
+            lo, hi = window
+            lo, hi = check_int("window low end", lo, 1), check_int("window high end", hi, 1)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"window must be a pair (lo, hi), got {window!r}") \
+                from None
+        if not l0 <= lo < hi <= depth:
+            raise InvalidArgumentError(
+                f"window must satisfy l0 <= lo < hi <= depth ({l0} <= lo < hi <= {depth}), "
+                f"got {lo}:{hi}")
+        window = (lo, hi)
+    return width, depth, seeds, l0, probes, sw, sb, q0, mu, alpha, window
+
+
+def compare(activation, weight_var: float, bias_var: float, *, width: int, depth: int,
+            seeds: int, arch: str = "mlp", mu: float = 1.0, l0: int = 1, probes=None,
+            seed: int | None = 0, q0: float = 1.0, window: tuple[int, int] | None = None,
+            progress=False, params: Mapping[str, float] | None = None, alpha: float = ALPHA,
+            n_boot: int = 1000) -> Comparison:
+    """Simulate ``seeds`` networks and compare with the infinite-width theory.
+
+    Parameters
+    ----------
+    activation : str or Activation
+        Zoo name or formula in ``x`` (``params`` fills its parameters).
+    weight_var, bias_var : float
+        σ_w² > 0 and σ_b² >= 0.
+    width, depth, seeds : int
+        Width N, number of layers L, number of networks S (all >= 1).
+    arch : str
+        ``mlp``, ``residual``, ``pre-ln``, ``post-ln``, ``pre-ln-residual``, ``pre-ln-mlp-block``.
+    mu : float
+        Residual strength (residual architectures).
+    l0 : int
+        Reference layer of the APJN ``J^{l0,l}``.
+    probes : int, "exact" or None
+        Hutchinson probes (see :func:`critheory.simulation.simulate`).
+    seed : int or None
+        Root seed of the simulation (the fit's bootstrap uses seed 0).
+    q0 : float
+        Input norm ``|x|²/N``.
+    window : (lo, hi), optional
+        Depth window of the power-law fit; default :func:`default_window`.
+    progress : bool or callable
+        Progress bar of the simulation (stderr) or a callback ``(done, total)``.
+    alpha : float
+        Family-wise level of the verdict (default 0.01).
+    n_boot : int
+        Bootstrap replicates of the fit.
+
+    Returns
+    -------
+    Comparison
+
+    Raises
+    ------
+    CritheoryError
+        (:class:`~critheory.errors.InvalidArgumentError`,
+        :class:`~critheory.errors.InvalidVarianceError`, activation errors) on bad input, before
+        anything is simulated.
+    """
+    from .activation import Activation
+    from .depth import depth_curves
+    from .layers import architecture
+    from .simulation import fit_power_law, normalize_arch, simulate
+
+    (width, depth, seeds, l0, probes, sw, sb, q0, mu, alpha, window) = _check_args(
+        width, depth, seeds, l0, probes, weight_var, bias_var, q0, mu, alpha, window)
+    from .simulation._util import check_int
+
+    n_boot = check_int("n_boot", n_boot, 0)
+    if seed is not None:
+        seed = check_int("seed", seed, 0)
+    name = normalize_arch(arch)
+    if name.startswith(("pre-ln", "post-ln")) and width < 2:
+        raise InvalidArgumentError("LayerNorm architectures need width >= 2")
+    act = Activation.get(activation, params)
+    th_arch = architecture(name, act, mu)
+    # theory first: cheap, and its errors should come before a long simulation
+    theory = depth_curves(th_arch, sw, sb, depth, l0=l0, q0=q0, input_correlation=None,
+                          progress=bool(progress) and not callable(progress) and depth >= 2000)
+    p, source = theory_exponent(th_arch, sw, sb, q0)
+    sim = simulate(act, sw, sb, width=width, depth=depth, seeds=seeds, arch=name, mu=mu,
+                   l0=l0, probes=probes, seed=seed, q0=q0, progress=progress)
+
+    depths = np.asarray(sim.depths)
+    layers = np.arange(1, depth + 1)
+    apjn_th = np.asarray(theory.apjn[l0 - 1:], dtype=float)
+    kern_th = np.asarray(theory.kernel, dtype=float)
+    zj = z_scores(sim.apjn_mean, sim.apjn_stderr, apjn_th)
+    zk = z_scores(sim.kernel_mean, sim.kernel_stderr, kern_th)
+    m = int(np.isfinite(zj).sum() + np.isfinite(zk).sum())
+    zc = bonferroni_threshold(m, alpha)
+    notes = []
+    if seeds < 2:
+        notes.append("one network: no standard error, no verdict")
+    n_skip = int((~np.isfinite(zj)).sum() + (~np.isfinite(zk)).sum())
+    if seeds >= 2 and n_skip:
+        notes.append(f"{n_skip} (depth, quantity) pairs not compared (non-finite values)")
+    if theory.runaway_depth is not None:
+        notes.append(f"theory kernel exceeded 1e150 at depth {theory.runaway_depth}")
+    ratio = depth / width
+    if ratio > 0.05:
+        notes.append(f"depth/width = {ratio:.3g}: finite-width corrections of relative size "
+                     "O(l/N) are expected and can make the verdict 'inconsistent'")
+
+    if window is None:
+        window = default_window(depth, l0)
+    fit = None
+    if window is not None:
+        try:
+            fit = fit_power_law(sim, window=window, n_boot=n_boot if seeds >= 2 else 0, seed=0)
+        except CritheoryError as exc:
+            notes.append(f"no power-law fit: {exc}")
+    else:
+        notes.append("too few depths for a power-law fit (need depth >= l0 + 2)")
+    return Comparison(
+        simulation=sim, theory=theory, depths=depths, layers=layers, apjn_theory=apjn_th,
+        kernel_theory=kern_th, apjn_z=zj, kernel_z=zk, alpha=alpha, z_crit=zc, n_compared=m,
+        verdict=_verdict([zj, zk], zc), apjn_verdict=_verdict([zj], zc),
+        kernel_verdict=_verdict([zk], zc), fit=fit, window=window, theory_exponent=p,
+        theory_exponent_source=source,
+        theory_window_slope=_window_slope(np.arange(1, depth + 1), theory.apjn, window),
+        notes=tuple(notes))
+
+
+# ----------------------------------------------------------------------------- figure
+def plot_comparison(c: Comparison, path, *, title: str | None = None) -> str:
+    """Log–log figure of a :class:`Comparison`: the kernel (left) and the APJN (right), the
+    simulation as means with standard-error bars, the infinite-width curves as lines, the
+    predicted power law ``l^p`` (anchored on the theory curve at the end of the fit window) and
+    the fitted power law over its window. Returns the path written."""
+    from .plots import _plt, _save
+
+    plt = _plt()
+    s = c.simulation
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    ax = axes[0]
+    layers = np.asarray(c.layers, dtype=float)
+    km, ks, kt = (np.asarray(a, dtype=float) for a in (s.kernel_mean, s.kernel_stderr,
+                                                         c.kernel_theory))
+    ok = np.isfinite(kt) & (kt > 0)
+    if ok.any():
+        ax.plot(layers[ok], kt[ok], "-", color="C0", label=r"theory ($N=\infty$)")
+    ok = np.isfinite(km) & (km > 0)
+    if ok.any():
+        ax.errorbar(layers[ok], km[ok], yerr=np.nan_to_num(ks[ok]), fmt="o", ms=3,
+                    color="C3", label="simulation (mean ± s.e.)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"depth $\ell$")
+    ax.set_ylabel(r"$K^\ell$")
+    ax = axes[1]
+    d = np.asarray(c.depths, dtype=float)
+    jm, js, jt = (np.asarray(a, dtype=float) for a in (s.apjn_mean, s.apjn_stderr,
+                                                         c.apjn_theory))
+    ok = np.isfinite(jt) & (jt > 0)
+    if ok.any():
+        ax.plot(d[ok], jt[ok], "-", color="C0", label=r"theory ($N=\infty$)")
+    okm = np.isfinite(jm) & (jm > 0)
+    if okm.any():
+        ax.errorbar(d[okm], jm[okm], yerr=np.nan_to_num(js[okm]), fmt="o", ms=3, color="C3",
+                    label="simulation (mean ± s.e.)")
+    lo = c.window[0] if c.window is not None else d[0]
+    hi = c.window[1] if c.window is not None else d[-1]
+    if c.theory_exponent is not None:
+        i = int(np.searchsorted(d, hi))
+        if i < d.size and np.isfinite(jt[i]) and jt[i] > 0:
+            ll = d[d >= max(d[0] + 1, 1)] if d.size > 1 else d
+            ax.plot(ll, jt[i] * (ll / hi) ** c.theory_exponent, "--", color="gray",
+                    label=rf"predicted $\propto \ell^{{{c.theory_exponent:.4g}}}$")
+    if c.fit is not None:
+        ll = d[(d >= lo) & (d <= hi)]
+        ax.plot(ll, c.fit.amplitude * ll ** c.fit.exponent, ":", color="k", lw=2,
+                label=rf"fit $\ell^{{{c.fit.exponent:.3f}}}$ over [{lo}, {hi}]")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"depth $\ell$")
+    ax.set_ylabel(rf"APJN $\mathcal{{J}}^{{{s.l0},\ell}}$")
+    for a in axes:
+        a.legend(frameon=False, fontsize=7)
+    if title is None:
+        mu = f", $\\mu$={s.mu:g}" if s.arch in ("residual", "pre-ln-residual",
+                                                 "pre-ln-mlp-block") else ""
+        title = (f"{s.activation} ({s.arch}{mu}), $\\sigma_w^2$={s.weight_var:g}, "
+                 f"$\\sigma_b^2$={s.bias_var:g}: N={s.width}, {s.n_seeds} networks — "
+                 f"{c.verdict}")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

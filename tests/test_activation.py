@@ -1,0 +1,220 @@
+"""Activations: construction, zoo, derivatives, breakpoints/jumps, structure; docstring examples."""
+from __future__ import annotations
+
+import doctest
+import importlib
+import math
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+
+from critheory import zoo
+from critheory.activation import X, Activation
+from critheory.errors import CritheoryError, InvalidArgumentError
+
+ZOO = zoo.names()
+
+
+# ---------------------------------------------------------------------- zoo and construction
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_builds_and_evaluates(name):
+    act = Activation.get(name)
+    assert act.name == name
+    x = np.linspace(-5.0, 5.0, 101)
+    y = act(x)
+    assert y.shape == x.shape and np.all(np.isfinite(y))
+    # float64 evaluator agrees with the mpmath one
+    f = act.mpmath_func(0)
+    for t in (-3.7, -1.0, -0.2, 0.0, 0.3, 2.0, 6.5):
+        assert float(act(t)) == pytest.approx(float(f(mpmath.mpf(t))), rel=1e-14, abs=1e-300)
+
+
+def test_zoo_values():
+    x = np.array([-2.0, -0.5, 0.0, 0.5, 2.0, 7.0])
+    exact = {
+        "linear": x,
+        "relu": np.maximum(x, 0),
+        "leaky_relu": np.where(x > 0, x, 0.01 * x),
+        "abs": np.abs(x),
+        "hardtanh": np.clip(x, -1, 1),
+        "relu6": np.clip(x, 0, 6),
+        "tanh": np.tanh(x),
+        "sigmoid": 1 / (1 + np.exp(-x)),
+        "softplus": np.log1p(np.exp(x)),
+        "swish": x / (1 + np.exp(-x)),
+        "softsign": x / (1 + np.abs(x)),
+        "elu": np.where(x > 0, x, np.expm1(x)),
+        "sin": np.sin(x),
+        "cos": np.cos(x),
+    }
+    for name, y in exact.items():
+        np.testing.assert_allclose(Activation.get(name)(x), y, rtol=1e-15, atol=1e-16,
+                                   err_msg=name)
+
+
+def test_get_variants():
+    a = Activation.get("tanh")
+    assert Activation.get(a) is a
+    assert Activation.get("  TANH ") == a                      # zoo lookup is case-insensitive
+    assert Activation.get(sp.tanh(X)) == a                      # sympy expression
+    assert Activation.get(sp.tanh(sp.Symbol("x"))) == a         # plain (non-real) x accepted
+    b = Activation.get("tanh(a*x)", {"a": 2})
+    assert float(b(0.5)) == pytest.approx(math.tanh(1.0), rel=1e-15)
+    assert Activation.get("x*erf(x)").is_smooth
+    with pytest.raises(InvalidArgumentError):
+        Activation.get(a, {"a": 1})
+
+
+def test_zoo_parameters():
+    leaky = Activation.get("leaky_relu", {"slope": 0.2})
+    assert leaky.name == "leaky_relu(slope=0.2)"
+    assert float(leaky(-1.0)) == pytest.approx(-0.2)
+    assert zoo.make("elu", {"alpha": 0.5}).name == "elu(alpha=0.5)"
+    assert float(Activation.get("swish", {"beta": 2.0})(1.0)) == pytest.approx(1 / (1 + math.exp(-2)))
+    with pytest.raises(InvalidArgumentError):
+        zoo.make("relu", {"slope": 1.0})          # relu has no parameters
+    with pytest.raises(InvalidArgumentError):
+        zoo.make("no_such_activation")
+    with pytest.raises(InvalidArgumentError):
+        Activation.get("tanh(a*x)", {"b": 1.0})   # parameter not in the formula
+    with pytest.raises(InvalidArgumentError):
+        Activation.get("tanh(a*x)", {"a": float("nan")})
+    with pytest.raises(InvalidArgumentError):
+        Activation.get("tanh(a*x)", {"x": 1.0})
+    with pytest.raises(CritheoryError):
+        Activation.get(3.5)
+
+
+def test_equality_and_hash():
+    assert Activation.get("relu") == Activation.get("Max(0, x)")
+    assert hash(Activation.get("relu")) == hash(Activation.get("Max(0, x)"))
+    assert Activation.get("relu") != Activation.get("abs")
+    assert "relu" in repr(Activation.get("relu"))
+
+
+# ---------------------------------------------------------------------- derivatives
+@pytest.mark.parametrize("name", ZOO)
+def test_derivatives_match_finite_differences(name):
+    """φ' and φ'' (almost everywhere) against central differences in mpmath, away from kinks."""
+    act = Activation.get(name)
+    f = act.mpmath_func(0)
+    d1, d2 = act.numpy_func(1), act.numpy_func(2)
+    with mpmath.workdps(40):
+        for t in (-4.3, -1.7, -0.6, 0.35, 1.3, 3.1, 7.9):
+            if any(abs(t - b) < 0.05 for b in act.breakpoints):
+                continue
+            h = mpmath.mpf(10) ** -12
+            x = mpmath.mpf(t)
+            fd1 = (f(x + h) - f(x - h)) / (2 * h)
+            fd2 = (f(x + h) - 2 * f(x) + f(x - h)) / h ** 2
+            assert float(d1(t)) == pytest.approx(float(fd1), rel=1e-12, abs=1e-14)
+            assert float(d2(t)) == pytest.approx(float(fd2), rel=1e-6, abs=1e-8)
+
+
+def test_derivative_expressions():
+    tanh = Activation.get("tanh")
+    assert sp.simplify(tanh.derivative(1) - (1 - sp.tanh(X) ** 2)) == 0
+    assert tanh.derivative(0) == tanh.expr
+    relu = Activation.get("relu")
+    assert not relu.derivative(2).has(sp.DiracDelta)          # delta terms dropped
+    with pytest.raises(InvalidArgumentError):
+        tanh.derivative(-1)
+
+
+# ---------------------------------------------------------------------- kinks
+@pytest.mark.parametrize("name, bps", [
+    ("linear", ()), ("relu", (0.0,)), ("leaky_relu", (0.0,)), ("abs", (0.0,)),
+    ("hardtanh", (-1.0, 1.0)), ("relu6", (0.0, 6.0)), ("tanh", ()), ("gelu", ()),
+    ("elu", (0.0,)), ("selu", (0.0,)), ("celu", (0.0,)), ("softsign", (0.0,)), ("sin", ()),
+])
+def test_breakpoints(name, bps):
+    assert Activation.get(name).breakpoints == bps
+
+
+def test_breakpoints_of_formulas():
+    assert Activation.get("Max(0, x - 1.5)").breakpoints == (1.5,)
+    assert Activation.get("Abs(x**2 - 4)").breakpoints == (-2.0, 2.0)
+    assert Activation.get("Piecewise((x, x > 0.5), (0.5, True))").breakpoints == (0.5,)
+
+
+@pytest.mark.parametrize("name, jumps", [
+    ("relu", ((0.0, 0.0, 1.0),)),
+    ("leaky_relu", ((0.0, 0.0, 0.99),)),
+    ("abs", ((0.0, 0.0, 2.0),)),
+    ("hardtanh", ((-1.0, -1.0, 1.0), (1.0, 1.0, -1.0))),
+    ("relu6", ((0.0, 0.0, 1.0), (6.0, 6.0, -1.0))),
+    ("elu", ((0.0, 0.0, 0.0),)),      # ELU with alpha = 1 is C^1
+    ("softsign", ((0.0, 0.0, 0.0),)),
+])
+def test_jumps(name, jumps):
+    got = Activation.get(name).jumps
+    assert len(got) == len(jumps)
+    for (b, v, d), (b2, v2, d2) in zip(got, jumps):
+        assert b == b2
+        assert v == pytest.approx(v2, abs=1e-15)
+        assert d == pytest.approx(d2, rel=1e-14, abs=1e-15)
+
+
+def test_selu_jump():
+    (b, v, d), = Activation.get("selu").jumps
+    scale, alpha = 1.0507009873554804934193349852946, 1.6732632423543772848170429916717
+    assert (b, v) == (0.0, 0.0)
+    assert d == pytest.approx(scale * (1 - alpha), rel=1e-14)
+
+
+def test_discontinuity_detected():
+    step = Activation.get("Heaviside(x)")
+    assert step.discontinuities == (0.0,)
+    assert Activation.get("relu").discontinuities == ()
+    Activation.get("relu").check_continuous()
+
+
+# ---------------------------------------------------------------------- structure
+@pytest.mark.parametrize("name, parity", [
+    ("linear", "odd"), ("tanh", "odd"), ("erf", "odd"), ("sin", "odd"), ("softsign", "odd"),
+    ("hardtanh", "odd"), ("abs", "even"), ("cos", "even"), ("relu", "none"), ("gelu", "none"),
+    ("sigmoid", "none"), ("elu", "none"),
+])
+def test_parity(name, parity):
+    assert Activation.get(name).parity == parity
+
+
+@pytest.mark.parametrize("name, slopes", [
+    ("linear", (1.0, 1.0)), ("relu", (1.0, 0.0)), ("leaky_relu", (1.0, 0.01)),
+    ("abs", (1.0, -1.0)), ("tanh", None), ("relu6", None), ("hardtanh", None), ("elu", None),
+])
+def test_homogeneous_slopes(name, slopes):
+    assert Activation.get(name).homogeneous_slopes == slopes
+
+
+@pytest.mark.parametrize("formula, rates", [
+    ("tanh(x)", (0.0, 0.0)), ("Max(0, x)", (0.0, 0.0)), ("log(1 + exp(x))", (0.0, 0.0)),
+    ("exp(x)", (0.0, 1.0)), ("cosh(2*x)", (2.0, 2.0)), ("x**3", (0.0, 0.0)),
+])
+def test_growth_rate(formula, rates):
+    got = Activation.get(formula).growth_rate
+    assert got == pytest.approx(rates, abs=1e-2)
+
+
+def test_taylor():
+    t = Activation.get("tanh").taylor
+    assert t.available and t.derivatives == (0, 1, 0, -2, 0)
+    s = Activation.get("sigmoid").taylor
+    assert s.derivatives[:2] == (sp.Rational(1, 2), sp.Rational(1, 4))
+    r = Activation.get("relu").taylor
+    assert not r.available and "kink" in r.reason
+
+
+# ---------------------------------------------------------------------- docstring examples
+DOCTEST_MODULES = ["errors", "activation", "zoo", "integrands", "quadrature", "closed_forms",
+                   "reference", "gaussian", "cli"]
+
+
+@pytest.mark.parametrize("module", DOCTEST_MODULES)
+def test_docstring_examples(module):
+    mod = importlib.import_module(f"critheory.{module}")
+    res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+                          verbose=False)
+    assert res.failed == 0, f"{res.failed} docstring example(s) of critheory.{module} failed"

@@ -186,8 +186,8 @@ def critical_line(arch: Architecture, bias_vars) -> list[LinePoint]:
     --------
     >>> from critheory.layers import architecture
     >>> pts = critical_line(architecture("mlp", "erf"), [0.0, 0.1])
-    >>> [round(p.weight_var, 10) for p in pts]
-    [0.7853981634, 1.1216883452]
+    >>> [round(p.weight_var, 10) for p in pts]  # π/4; mpmath solve of the erf closed form
+    [0.7853981634, 1.5521178553]
     """
     y = np.atleast_1d(np.asarray(bias_vars, dtype=float)).ravel()
     if y.size == 0:

@@ -11,8 +11,8 @@ Examples
 >>> from critheory.layers import architecture
 >>> from critheory.fixed_points import analyze_point
 >>> p = analyze_point(architecture("mlp", "erf"), 1.0, 0.1)
->>> p.phase, round(p.attractor.K, 10)
-('ordered', 0.3097447818)
+>>> p.phase, round(p.attractor.K, 10)  # K* = (2/π) arcsin(2K*/(1+2K*)) + 0.1 (mpmath)
+('ordered', 0.3877703372)
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ __all__ = ["FixedPoint", "PointAnalysis", "fixed_points", "analyze_point", "CRIT
 #: |χ_J - 1| below which a point counts as critical (root-finding accuracy of the line).
 CRITICAL_TOL = 1e-9
 _KGRID = np.logspace(-10, 8, 361)
+_SUBDIVIDE = 64
 
 
 @dataclass(frozen=True)
@@ -177,9 +178,8 @@ def fixed_points(arch: Architecture, weight_var: float, bias_var: float) -> tupl
         if sb == 0:
             return (_make(arch, 0.0, sw, sb, "stable" if m < 1 else "unstable"),)
         return (_make(arch, sb / (1.0 - m), sw, sb),) if m < 1 else ()
-    K = _KGRID
-    F = arch.kernel_map(K, sw, sb) - K
-    noise = 1e-12 * (np.abs(arch.kernel_map(K, sw, sb)) + K)
+    K, F, G = _adaptive_scan(arch, sw, sb)
+    noise = 1e-12 * (np.abs(F + K) + K)
     Fm = np.where(np.abs(F) <= noise, np.nan, F)
     roots = []
     idx = sign_change_brackets(Fm)[:, 0] if np.any(np.isfinite(Fm)) else np.array([], int)
@@ -195,7 +195,6 @@ def fixed_points(arch: Architecture, weight_var: float, bias_var: float) -> tupl
         roots.extend(r.tolist())
     del idx
     # tangent roots: extrema of F (χ_∥ = 1) where F vanishes to rounding
-    G = arch.chi_parallel(K, sw, sb) - 1.0
     gi = sign_change_brackets(G)[:, 0]
     if gi.size:
         ke = refine_brackets(lambda x, _: arch.chi_parallel(x, sw, sb) - 1.0, K[gi], K[gi + 1],
@@ -213,6 +212,40 @@ def fixed_points(arch: Architecture, weight_var: float, bias_var: float) -> tupl
             continue
         out.append(_make(arch, r, sw, sb))
     return tuple(out)
+
+
+def _adaptive_scan(arch: Architecture, sw: float, sb: float):
+    """``K``, ``F = f(K) - K`` and ``G = χ_∥(K) - 1`` on the log grid, subdivided where roots hide.
+
+    Two roots of ``G`` inside one cell of the coarse grid (a tangent root of ``F`` next to a
+    transversal one, as for SWISH at its critical point, where χ_∥ - 1 touches 0 twice within
+    1.3% in K) leave no sign change on the grid. Every cell next to a sign change of ``F`` or
+    ``G``, or a local minimum of ``|F|`` or of ``|G|``, is therefore resampled
+    ``_SUBDIVIDE`` times finer, which resolves roots 0.2% apart.
+    """
+    K = _KGRID
+    F = arch.kernel_map(K, sw, sb) - K
+    G = arch.chi_parallel(K, sw, sb) - 1.0
+    cells = set()
+    for V in (F, G):
+        cells.update(sign_change_brackets(V)[:, 0].tolist())
+        a = np.abs(V)
+        with np.errstate(invalid="ignore"):
+            mins = np.flatnonzero((a[1:-1] <= a[:-2]) & (a[1:-1] <= a[2:])) + 1
+        for i in mins:
+            cells.update((i - 1, i))
+    cells = sorted(c for c in cells if 0 <= c < K.size - 1)
+    if not cells:
+        return K, F, G
+    t = np.linspace(0.0, 1.0, _SUBDIVIDE + 1)[1:-1]
+    lk = np.log(K)
+    new = np.exp((lk[cells][:, None] + t * (lk[np.array(cells) + 1] - lk[cells])[:, None])
+                 .ravel())
+    Kn = np.concatenate([K, new])
+    Fn = np.concatenate([F, arch.kernel_map(new, sw, sb) - new])
+    Gn = np.concatenate([G, arch.chi_parallel(new, sw, sb) - 1.0])
+    order = np.argsort(Kn)
+    return Kn[order], Fn[order], Gn[order]
 
 
 def _runaway_kind(arch: Architecture, sw: float, sb: float) -> str:

@@ -227,6 +227,50 @@ def test_gelu_swish_critical_points_published_and_mpmath():
         assert abs(c.fixed_point - K) <= 1e-9 * K
 
 
+def test_point_at_half_stable_critical_point_is_critical():
+    # At SWISH's critical point χ_∥ - 1 touches zero twice within 1.3% in K (the tangent root
+    # and a transversal root just above it): both fixed points must be found. The half-stable
+    # K* attracts from below for SWISH (f(K) - K >= 0 below it) and from above for GELU, so an
+    # input on the attracting side flows to it, where χ_J = 1.
+    for name, q0 in (("swish", 1.0), ("gelu", 10.0)):
+        arch = architecture("mlp", name)
+        c = [c for c in critical_points(arch) if c.kind == "half-stable"][0]
+        p = analyze_point(arch, c.weight_var, c.bias_var, q0=q0)
+        assert p.phase == "critical", name
+        assert p.attractor.stability == "half-stable"
+        assert abs(p.attractor.K - c.fixed_point) <= 1e-7 * c.fixed_point
+        # independent check: iterating the map from K^1 approaches K* monotonically from the
+        # attracting side and never crosses it (the approach is algebraic, hence slow)
+        K = [p.input_kernel]
+        for _ in range(2000):
+            K.append(float(arch.kernel_map(K[-1], c.weight_var, c.bias_var)))
+        d = np.sign(c.fixed_point - K[0])
+        assert np.all(d * np.diff(K) >= 0)
+        assert np.all(d * (c.fixed_point * (1 + d * 1e-9) - np.array(K)) > 0)
+
+
+def test_gelu_critical_point_has_a_stable_fixed_point_below():
+    # At GELU's critical point f(K) - K changes sign near K = 3.035 (mpmath quadrature of
+    # f(K) - K: +4.8e-7 at K = 3.03, -4.6e-7 at K = 3.04), so inputs with K^1 below it flow to
+    # an ordered stable fixed point, not to the half-stable K* = 3.5616.
+    arch = architecture("mlp", "gelu")
+    c = [c for c in critical_points(arch) if c.kind == "half-stable"][0]
+    sw, sb = mp.mpf(c.weight_var), mp.mpf(c.bias_var)
+
+    def F(K):
+        phi = lambda x: x * (1 + mp.erf(x / mp.sqrt(2))) / 2  # noqa: E731
+        g = lambda z: phi(mp.sqrt(K) * z) ** 2 * mp.npdf(z)  # noqa: E731
+        return sw * mp.quad(g, [-mp.inf, 0, mp.inf]) + sb - K
+
+    with mp.workdps(30):
+        assert F(mp.mpf("3.03")) > 0 > F(mp.mpf("3.04"))
+    fps = fixed_points(arch, c.weight_var, c.bias_var)
+    assert [fp.stability for fp in fps] == ["stable", "half-stable"]
+    assert 3.03 < fps[0].K < 3.04
+    p = analyze_point(arch, c.weight_var, c.bias_var)  # q0 = 1: K^1 = 2.156 < 3.035
+    assert p.phase == "ordered" and p.attractor == fps[0]
+
+
 def test_k0_class_critical_points():
     assert [(c.weight_var, c.bias_var) for c in critical_points(architecture("mlp", "tanh"))] \
         == [(1.0, 0.0)]

@@ -383,6 +383,8 @@ class Activation:
         fn = _np_lambdify(expr)
 
         mp_fn: list = []
+        # |x| beyond which the value itself overflows float64, per side (found by _mp_repair)
+        overflow_at = {-1: math.inf, 1: math.inf}
 
         def f(x, _fn=fn):
             x = np.asarray(x, dtype=float)
@@ -407,13 +409,7 @@ class Activation:
                 if not mp_fn:
                     mp_fn.append(sp.lambdify(X, expr, modules=["mpmath"]))
                 y = np.array(y, dtype=float, copy=True)
-                with mpmath.workdps(30):
-                    for i in zip(*np.nonzero(bad)) if y.ndim else [()]:
-                        try:
-                            v = mp_fn[0](mpmath.mpf(float(x[i])))
-                            y[i] = float(mpmath.re(v)) if abs(mpmath.im(v)) == 0 else np.nan
-                        except (ValueError, ZeroDivisionError, OverflowError, TypeError):
-                            pass
+                _mp_repair(mp_fn[0], x, y, bad, overflow_at)
             return y
 
         return f
@@ -635,6 +631,57 @@ def _check_domain(act: Activation, bps: Sequence[float]) -> None:
                 v = v.real
             if not mpmath.isfinite(v):
                 raise DomainError(f"activation {act.name} is not finite at x = {t:g}")
+
+
+_FLOAT_MAX = mpmath.mpf(np.finfo(float).max)
+
+
+def _mp_repair(mp_fn: Callable, x: np.ndarray, y: np.ndarray, bad: np.ndarray,
+               overflow_at: dict) -> None:
+    """Fill the non-finite entries ``y[bad]`` with arbitrary-precision values of φ at ``x[bad]``.
+
+    Entries are visited from small to large ``|x|`` on each side. Once the value itself exceeds
+    the float64 range at some ``|x0|`` (a genuine overflow, e.g. ``exp(x)`` at ``x = 1e5``, not a
+    cancelling intermediate), every entry further out on that side is set to ``±inf`` without
+    evaluation, and ``|x0|`` is remembered in ``overflow_at`` for later calls: an expectation at
+    huge variance can put millions of nodes there, at ~50 µs per mpmath evaluation.
+    """
+    if y.ndim == 0:
+        y1, x1 = y.reshape(1), np.asarray(x, dtype=float).reshape(1)
+        _mp_repair(mp_fn, x1, y1, np.asarray(bad).reshape(1), overflow_at)
+        y[()] = y1[0]
+        return
+    flat = np.flatnonzero(bad)
+    xs = x.ravel()[flat]
+    yv = y.reshape(-1)  # a view: y is a fresh contiguous array
+    for side in (1, -1):
+        beyond = (np.sign(xs) == side) & (np.abs(xs) >= overflow_at[side])
+        yv[flat[beyond]] = overflow_at.get((side, "sign"), np.inf)
+    limit = np.where(xs >= 0, overflow_at[1], overflow_at[-1])
+    order = np.argsort(np.abs(xs), kind="stable")
+    todo = order[np.abs(xs[order]) < limit[order]]
+    with mpmath.workdps(30):
+        for k in todo:
+            xv = float(xs[k])
+            side = 1 if xv >= 0 else -1
+            if abs(xv) >= overflow_at[side]:
+                yv[flat[k]] = overflow_at[(side, "sign")]
+                continue
+            try:
+                v = mp_fn(mpmath.mpf(xv))
+                if abs(mpmath.im(v)) != 0:
+                    yv[flat[k]] = np.nan
+                    continue
+                v = mpmath.re(v)
+            except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+                continue
+            if mpmath.isfinite(v) and abs(v) <= _FLOAT_MAX:
+                yv[flat[k]] = float(v)
+            else:
+                yv[flat[k]] = math.copysign(math.inf, float(mpmath.sign(v)) or 1.0)
+                if mpmath.isinf(v) or abs(v) > _FLOAT_MAX:
+                    overflow_at[side] = min(overflow_at[side], abs(xv))
+                    overflow_at[(side, "sign")] = yv[flat[k]]
 
 
 def _growth(f, sign: int) -> float:

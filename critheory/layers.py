@@ -198,7 +198,8 @@ class MLP(Architecture):
     def chi_parallel(self, K, sw, sb):
         K = np.asarray(K, dtype=float)
         # χ_∥ = σ_w² E[φ'² + φφ''] = (σ_w²/K) E[h φ φ'] (Gaussian integration by parts)
-        return self._mu2() + sw * _E(self.activation, "h_phi_dphi", K) / K
+        with np.errstate(invalid="ignore", over="ignore"):  # inf where E overflows float64
+            return self._mu2() + sw * _E(self.activation, "h_phi_dphi", K) / K
 
     def chi_jacobian(self, K, sw, sb):
         return self._mu2() + sw * _E(self.activation, "dphi2", K)
@@ -212,8 +213,11 @@ class MLP(Architecture):
         # χ_J(K*) = 1 and K* = μ²K* + σ_b² + σ_w² E[φ²]  ⇒  explicit in K* = t
         t = np.asarray(t, dtype=float)
         one = 1.0 - self._mu2()
-        sw = one / _E(self.activation, "dphi2", t)
-        sb = one * t - sw * _E(self.activation, "phi2", t)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            # where E overflows float64 (K* far out for exponential φ) the point is NaN: out of
+            # range, skipped by the scans
+            sw = one / _E(self.activation, "dphi2", t)
+            sb = one * t - sw * _E(self.activation, "phi2", t)
         return sw, sb, t
 
 

@@ -102,10 +102,12 @@ def expect_z(zfunc: Callable[[np.ndarray, np.ndarray], np.ndarray], n_entries: i
             Z = np.broadcast_to(t, (todo.size, n))
             with np.errstate(all="ignore"):
                 G = zfunc(Z, todo)
-            q = G @ w
-            qa = np.abs(G) @ w
+            with np.errstate(all="ignore"):
+                q = G @ w
+                qa = np.abs(G) @ w
             if prev is not None:
-                err = np.abs(q - prev)
+                with np.errstate(invalid="ignore"):  # inf - inf: not converged, handled below
+                    err = np.abs(q - prev)
                 ok = np.isfinite(q) & (err <= _tol(q, qa, rtol))
                 value[todo[ok]] = q[ok]
                 error[todo[ok]] = np.maximum(err[ok], 1e-16 * qa[ok])

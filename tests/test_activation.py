@@ -218,3 +218,23 @@ def test_docstring_examples(module):
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
                           verbose=False)
     assert res.failed == 0, f"{res.failed} docstring example(s) of critheory.{module} failed"
+
+
+# ---------------------------------------------------------------------- float64 overflow repair
+def test_overflow_repair_keeps_finite_values_and_marks_genuine_overflow():
+    # log(1 + e^x) overflows in an intermediate beyond x ~ 11356 (long double exp) but equals
+    # x there to 1e-4900; e^x itself overflows float64 beyond log(DBL_MAX) = 709.78.
+    sp_ = Activation.get("log(1 + exp(x))").numpy
+    x = np.array([800.0, 1.2e4, 1e5, 2e5, -1e5])
+    np.testing.assert_array_equal(sp_(x), [800.0, 1.2e4, 1e5, 2e5, 0.0])
+    ex = Activation.get("exp(x)").numpy
+    # ask twice: the second call uses the remembered overflow threshold
+    for _ in range(2):
+        y = ex(np.array([709.0, 710.0, 1e5, -1e5, -710.0]))
+        assert y[0] == math.exp(709.0) and np.all(np.isposinf(y[1:3])) and y[3] == 0.0
+        assert y[4] == math.exp(-710.0)
+    # a cancelling intermediate still gets its finite value back: e^x/(1 + e^x)^2 at -2e4
+    d = Activation.get("exp(x)/(1 + exp(x))**2").numpy(np.array([-2e4, 2e4]))
+    assert np.all(d == 0.0)
+    s = Activation.get("exp(-x)/(1 + exp(-x))**2").numpy(np.array([-1e3]))
+    assert s[0] == pytest.approx(float(mpmath.exp(-1000)), rel=1e-14)

@@ -22,6 +22,7 @@ from critheory.depth import depth_curves, fit_power_law
 from critheory.errors import CritheoryError, InvalidArgumentError, InvalidVarianceError
 from critheory.fixed_points import analyze_point, fixed_points
 from critheory.layers import architecture
+from critheory.report import analyze
 from critheory.tabulated import TabulatedMap
 
 # --------------------------------------------------------------------------- mpmath reference
@@ -151,6 +152,19 @@ def test_erf_line_against_closed_form():
     for p, w, k in zip(pts, sw, Ks):
         assert abs(p.weight_var - w) <= 1e-12 * w
         assert abs(p.fixed_point - k) <= 1e-10 * k
+
+
+def test_exponential_activation_line_and_report():
+    # φ = e^x: E[φ²] = E[φ'²] = e^{2K}, so χ_⊥ = σ_w² e^{2K} = 1 and K* = 1 + σ_b²: the line is
+    # σ_w² = exp(-2(1 + σ_b²)). The report scans K up to 1e6, where e^{2K} overflows float64:
+    # those points must be treated as "beyond the range", not as errors or NaN.
+    sb = np.array([0.0, 0.5, 3.0])
+    pts = critical_line(architecture("mlp", "exp(x)"), sb)
+    for p, y in zip(pts, sb):
+        assert abs(p.weight_var - math.exp(-2 * (1 + y))) <= 1e-12 * p.weight_var
+        assert abs(p.fixed_point - (1 + y)) <= 1e-12 * (1 + y)
+    rep = analyze("exp(x)")
+    assert rep["universality_class"] == "none" and rep["critical_points"] == []
 
 
 @pytest.mark.parametrize("name,y,K0", [("tanh", 0.3, 1.46), ("gelu", 0.05, 0.86),

@@ -23,10 +23,13 @@ JSON output (``--json``; both commands; absent numbers are ``null``, never NaN):
 ``apjn_theory``    infinite-width ``J^{l0,l}``
 ``apjn_z``         ``(apjn_mean - apjn_theory)/apjn_stderr``
 ``kernel_mean``, ``kernel_stderr``, ``kernel_theory``, ``kernel_z``   the same for ``K^l``
-``fit``            power-law fit of the simulated APJN: ``exponent`` (signed,
-                   ``d log J/d log l``), ``stderr`` (bootstrap over networks), ``ci_low``,
-                   ``ci_high``, ``window``, ... (null when there are too few depths)
-``theory_exponent``         signed asymptotic exponent (null where the theory has no power law)
+``fit``            power-law fit of the simulated APJN ``J ∝ l^(-exponent)`` (the convention of
+                   ``critheory analyze``: tanh at (1, 0) has exponent 1, a growing APJN a
+                   negative one): ``exponent``, ``stderr`` (bootstrap over networks),
+                   ``ci_low``, ``ci_high`` (of the exponent), ``slope`` and ``slope_ci`` (the
+                   signed ``d log J/d log l``), ``window``, ... (null when too few depths)
+``theory_exponent``         asymptotic exponent in the same convention (null where the theory
+                            has no power law); ``theory_slope`` is its signed slope
 ``theory_exponent_source``  why (or why not)
 ``theory_window_slope``     slope of the infinite-width curve over the fit window
 ``verdict``, ``apjn_verdict``, ``kernel_verdict``, ``z_crit``, ``alpha``, ``n_compared``,
@@ -152,7 +155,9 @@ def _fit_lines(c) -> list[str]:
         out.append(f"APJN power-law fit over l in [{f.window[0]}, {f.window[1]}]: "
                    f"J ~ l^{_f(f.exponent, '.4f')} +- {_f(f.stderr, '.4f')}{ci}")
     if c.theory_exponent is not None:
-        out.append(f"theory: J ~ l^{_f(c.theory_exponent, '.6g')}  ({c.theory_exponent_source})")
+        out.append(f"theory: J ~ l^{_f(c.theory_exponent, '.6g')}, exponent "
+                   f"{_f(-c.theory_exponent, '.6g')} in J ~ l^(-exponent)  "
+                   f"({c.theory_exponent_source})")
     else:
         out.append(f"theory: no power law ({c.theory_exponent_source})")
     if c.theory_window_slope is not None and c.window is not None:

@@ -348,9 +348,11 @@ class Comparison:
             "apjn_z": self.apjn_z,
             "kernel_mean": s.kernel_mean, "kernel_stderr": s.kernel_stderr,
             "kernel_theory": self.kernel_theory, "kernel_z": self.kernel_z,
-            "fit": None if self.fit is None else self.fit.to_dict(),
+            "fit": _fit_json(self.fit),
             "window": None if self.window is None else list(self.window),
-            "theory_exponent": self.theory_exponent,
+            # decay convention J ∝ l^(-exponent), as `critheory analyze`'s exponents.apjn
+            "theory_exponent": None if self.theory_exponent is None else 0.0 - self.theory_exponent,
+            "theory_slope": self.theory_exponent,
             "theory_exponent_source": self.theory_exponent_source,
             "theory_window_slope": self.theory_window_slope,
             "exponent_check": self.exponent_check,
@@ -361,6 +363,22 @@ class Comparison:
             "notes": list(self.notes), "elapsed": s.elapsed,
         }
         return clean(out)
+
+
+def _fit_json(fit) -> dict | None:
+    """The fit for JSON in the decay convention of ``critheory analyze`` (``J ∝ l^(-exponent)``,
+    so tanh at its critical point has exponent 1): ``exponent`` and ``ci_low``/``ci_high`` refer
+    to that exponent; ``slope``/``slope_ci`` keep the signed ``d log J / d log l``."""
+    if fit is None:
+        return None
+    d = fit.to_dict()
+    if d.get("model") == "power_law":
+        d["slope_ci"] = [d.get("ci_low"), d.get("ci_high")]
+        d["exponent"] = None if d.get("slope") is None else 0.0 - d["slope"]
+        d["ci_low"] = None if d["slope_ci"][1] is None else 0.0 - d["slope_ci"][1]
+        d["ci_high"] = None if d["slope_ci"][0] is None else 0.0 - d["slope_ci"][0]
+        d["convention"] = "J ~ l^(-exponent)"
+    return d
 
 
 # ----------------------------------------------------------------------------- compare

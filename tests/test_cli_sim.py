@@ -65,8 +65,13 @@ def test_json_keys_and_no_nan(capsys, cmd):
     for k in ("exponent", "stderr", "ci_low", "ci_high", "window"):
         assert k in f
     assert f["window"] == [6, 10]  # last half of l = 2..10
-    # tanh at (1, 0) is the K*=0 critical point: J ~ l^-1
-    assert d["theory_exponent"] == pytest.approx(-1.0)
+    # tanh at (1, 0) is the K*=0 critical point: J ~ l^-1, exponent 1 in J ~ l^(-exponent)
+    # (the convention of `critheory analyze`'s exponents.apjn); the signed slope is -1
+    assert d["theory_exponent"] == pytest.approx(1.0) and d["theory_slope"] == pytest.approx(-1.0)
+    assert f["exponent"] == pytest.approx(-f["slope"])
+    assert f["ci_low"] == pytest.approx(-f["slope_ci"][1])
+    assert f["ci_high"] == pytest.approx(-f["slope_ci"][0])
+    assert f["ci_low"] <= f["exponent"] <= f["ci_high"]
     assert d["verdict"] in ("consistent", "inconsistent")
     # values agree with a direct call of the library
     c = compare("tanh", 1.0, 0.0, width=32, depth=10, seeds=4)
@@ -86,7 +91,7 @@ def test_json_l0_and_probes(capsys):
     assert len(d["kernel_mean"]) == 12
     assert d["fit"]["window"] == [5, 12]
     assert d["settings"]["probes"] == 4 and d["settings"]["seed"] == 7
-    assert d["theory_exponent"] == pytest.approx(1.0)  # B/A = 1 for ReLU
+    assert d["theory_exponent"] == pytest.approx(-1.0)  # J ~ l^(B/A), B/A = 1 for ReLU
     # infinite width: K^l = K^1 + A (l - 1), K^1 = sw q0 = 4, A = sw/2 = 1
     np.testing.assert_allclose(d["kernel_theory"], 4.0 + np.arange(12), rtol=1e-12)
 

@@ -130,64 +130,92 @@ def expect_z(zfunc: Callable[[np.ndarray, np.ndarray], np.ndarray], n_entries: i
     if todo.size:
         if edges is None:
             raise ValueError("edges are required for the composite rule")
-        e = np.sort(edges[todo], axis=1)
-        lo, hi = e[:, :-1], e[:, 1:]  # (m, P)
-        half = 0.5 * (hi - lo)
-        mid = 0.5 * (hi + lo)
-        prev = prev_err = None
-        best_q = best_err = None
-        for n in _GL_LADDER:
-            t, w = _legendre(n)
-            Z = mid[:, :, None] + half[:, :, None] * t  # (m, P, n)
-            m, P = mid.shape
-            with np.errstate(all="ignore"):
-                G = zfunc(Z.reshape(m, P * n), todo).reshape(m, P, n)
-                G = G * np.exp(-0.5 * Z * Z) / _SQRT2PI
-            G = np.where(np.isnan(G) & (np.abs(Z) > 30), 0.0, G)
-            q = np.einsum("mpn,n,mp->m", G, w, half)
-            qa = np.einsum("mpn,n,mp->m", np.abs(G), w, half)
-            if prev is not None:
-                err = np.abs(q - prev)
-                tol = _tol(q, qa, rtol)
-                ok = np.isfinite(q) & (err <= tol)
-                est = err
-                if prev_err is not None:
-                    # Round-off plateau: Gauss-Legendre converges geometrically on analytic
-                    # panels, so once doubling the nodes no longer shrinks the difference
-                    # (ratio >= 1/10) while it is already within 1000x of the tolerance, the
-                    # rule has converged to the float64 noise of the integrand's evaluation
-                    # (e.g. cancelling terms in phi*phi''); further levels only add cost.
-                    # Accept and report the larger of the last two differences.
-                    plateau = (np.isfinite(q) & ~ok & (err <= 1e3 * tol)
-                               & (err >= 0.1 * prev_err))
-                    est = np.where(plateau, np.maximum(err, prev_err), err)
-                    ok = ok | plateau
-                value[todo[ok]] = q[ok]
-                error[todo[ok]] = np.maximum(est[ok], 1e-16 * qa[ok])
-                method[todo[ok]] = "gauss_legendre_composite"
-                keep = ~ok
-                todo, q, qa, err = todo[keep], q[keep], qa[keep], err[keep]
-                mid, half = mid[keep], half[keep]
-                best_q, best_err, best_qa = q, err, qa
-                prev_err = err
-                if not todo.size:
-                    break
-            prev = q
-        if todo.size:
-            bad = ~np.isfinite(best_q)
-            if np.any(bad):
-                raise GrowthError(
-                    "the Gaussian expectation is not finite (integrand overflows or is undefined"
-                    " inside the Gaussian window)")
-            rel = best_err / np.maximum(np.abs(best_q), 1e-300)
-            if np.any((rel > max_error) & (best_err > 1e-15 * best_qa)):
-                raise ConvergenceError(
-                    f"Gaussian quadrature did not converge: relative error estimate"
-                    f" {np.max(rel):.2e} with {_GL_LADDER[-1]} nodes per panel")
-            value[todo] = best_q
-            error[todo] = best_err
-            method[todo] = "gauss_legendre_composite"
+        _composite(zfunc, todo, edges, rtol, max_error, value, error, method)
     return QuadResult(value, error, method)
+
+
+def _composite(zfunc, todo, edges, rtol, max_error, value, error, method) -> None:
+    """Panel-adaptive composite Gauss–Legendre for the entries ``todo`` (fills value/error/method).
+
+    Every panel of every entry runs the ladder 8, 16, 32, ... nodes on its own: a panel stops
+    when its two last rules differ by at most its share of the entry's tolerance (half the larger
+    of its part of ∫|g| and 1/number of panels), so the panels next to a feature (a kink in φ'', the bend of tanh at |x| ~ 1)
+    refine while the others stop at 16 nodes, and panels of zero width (grid points clipped to
+    the window) cost nothing. The entry's error estimate is the sum of its panels' estimates.
+    """
+    e = np.sort(edges[todo], axis=1)
+    lo, hi = e[:, :-1], e[:, 1:]
+    ent, col = np.nonzero(hi > lo)  # panels of positive width
+    m = todo.size
+    mid = 0.5 * (hi[ent, col] + lo[ent, col])
+    half = 0.5 * (hi[ent, col] - lo[ent, col])
+    npan = ent.size
+    n_e = np.bincount(ent, minlength=m).astype(float)
+    q_p = np.zeros(npan)
+    qa_p = np.zeros(npan)
+    err_p = np.full(npan, np.inf)
+    prev_err = np.full(npan, np.nan)
+    done = np.zeros(npan, dtype=bool)
+    for level, n in enumerate(_GL_LADDER):
+        act = np.flatnonzero(~done)
+        if not act.size:
+            break
+        t, w = _legendre(n)
+        Z = mid[act, None] + half[act, None] * t  # (panels, n)
+        with np.errstate(all="ignore"):
+            G = zfunc(Z, todo[ent[act]])
+            G = G * np.exp(-0.5 * Z * Z) / _SQRT2PI
+        G = np.where(np.isnan(G) & (np.abs(Z) > 30), 0.0, G)
+        with np.errstate(all="ignore"):
+            q_new = (G @ w) * half[act]
+            qa_new = (np.abs(G) @ w) * half[act]
+            if level:
+                err_new = np.abs(q_new - q_p[act])
+        q_p[act], qa_p[act] = q_new, qa_new
+        if not level:
+            continue
+        with np.errstate(all="ignore"):
+            q_e = np.bincount(ent, weights=q_p, minlength=m)
+            qa_e = np.bincount(ent, weights=qa_p, minlength=m)
+            tol_e = _tol(q_e, qa_e, rtol)
+            # allocation: each panel may use the larger of an equal part of the entry's
+            # tolerance and its share of ∫|g| (the shares and the equal parts each sum to 1,
+            # so the panels' errors sum to at most twice the tolerance)
+            share = np.where(qa_e[ent[act]] > 0, qa_new / qa_e[ent[act]], 1.0)
+            share = 0.5 * np.maximum(share, 1.0 / n_e[ent[act]])
+            tol_p = tol_e[ent[act]] * share + 1e-300
+            ok = np.isfinite(q_new) & (err_new <= tol_p)
+            # Round-off plateau: Gauss–Legendre converges geometrically on analytic panels, so
+            # once doubling the nodes no longer shrinks the difference (ratio >= 1/10) while it
+            # is within 1000x of the tolerance, the rule has reached the float64 noise of the
+            # integrand's evaluation (e.g. cancelling terms in φφ''): accept and report the
+            # larger of the last two differences.
+            pe = prev_err[act]
+            plateau = (np.isfinite(q_new) & ~ok & (err_new <= 1e3 * tol_p)
+                       & (err_new >= 0.1 * pe))
+        est = np.where(plateau, np.maximum(err_new, np.nan_to_num(pe)), err_new)
+        err_p[act] = np.maximum(est, 1e-16 * qa_new)
+        prev_err[act] = err_new
+        done[act] = ok | plateau
+    q_e = np.bincount(ent, weights=q_p, minlength=m)
+    qa_e = np.bincount(ent, weights=qa_p, minlength=m)
+    with np.errstate(invalid="ignore"):
+        err_e = np.bincount(ent, weights=err_p, minlength=m)
+    unfinished = np.bincount(ent, weights=~done, minlength=m) > 0
+    if np.any(unfinished):
+        bad = unfinished & ~np.isfinite(q_e)
+        if np.any(bad):
+            raise GrowthError(
+                "the Gaussian expectation is not finite (integrand overflows or is undefined"
+                " inside the Gaussian window)")
+        rel = err_e / np.maximum(np.abs(q_e), 1e-300)
+        if np.any(unfinished & (rel > max_error) & (err_e > 1e-15 * qa_e)):
+            raise ConvergenceError(
+                f"Gaussian quadrature did not converge: relative error estimate"
+                f" {np.max(rel[unfinished]):.2e} with {_GL_LADDER[-1]} nodes per panel")
+    value[todo] = q_e
+    error[todo] = np.maximum(err_e, 1e-16 * qa_e)
+    method[todo] = "gauss_legendre_composite"
 
 
 def make_edges(mean: np.ndarray, std: np.ndarray, breakpoints: Sequence[float],

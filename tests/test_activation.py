@@ -1,8 +1,6 @@
-"""Activations: construction, zoo, derivatives, breakpoints/jumps, structure; docstring examples."""
+"""Activations: construction, zoo, derivatives, breakpoints/jumps, structure."""
 from __future__ import annotations
 
-import doctest
-import importlib
 import math
 
 import mpmath
@@ -205,19 +203,6 @@ def test_taylor():
     assert s.derivatives[:2] == (sp.Rational(1, 2), sp.Rational(1, 4))
     r = Activation.get("relu").taylor
     assert not r.available and "kink" in r.reason
-
-
-# ---------------------------------------------------------------------- docstring examples
-DOCTEST_MODULES = ["errors", "activation", "zoo", "integrands", "quadrature", "closed_forms",
-                   "reference", "gaussian", "cli"]
-
-
-@pytest.mark.parametrize("module", DOCTEST_MODULES)
-def test_docstring_examples(module):
-    mod = importlib.import_module(f"critheory.{module}")
-    res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
-                          verbose=False)
-    assert res.failed == 0, f"{res.failed} docstring example(s) of critheory.{module} failed"
 
 
 # ---------------------------------------------------------------------- float64 overflow repair

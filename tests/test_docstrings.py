@@ -1,16 +1,18 @@
-"""Run the docstring examples of the theory modules (values in them are checked independently
-in the docstring comments: closed forms or mpmath solves)."""
+"""Run the docstring examples of the library modules. Values in them are checked independently
+in the docstrings' comments (closed forms, mpmath solves); the simulator's and the validation
+module's examples are run by tests/test_simulator.py and tests/test_cli_sim.py."""
 import doctest
 import importlib
 
 import pytest
 
-THEORY_MODULES = ["layers", "roots", "fixed_points", "criticality", "critical_sets", "tabulated",
-                  "depth", "report", "plots", "cli_theory"]
+MODULES = ["errors", "activation", "zoo", "integrands", "quadrature", "closed_forms", "reference",
+           "gaussian", "cli", "layers", "roots", "fixed_points", "criticality", "critical_sets",
+           "tabulated", "depth", "report", "plots", "cli_theory"]
 
 
-@pytest.mark.parametrize("module", THEORY_MODULES)
-def test_theory_docstring_examples(module):
+@pytest.mark.parametrize("module", MODULES)
+def test_docstring_examples(module):
     mod = importlib.import_module(f"critheory.{module}")
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
                           verbose=False)

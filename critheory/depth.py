@@ -72,6 +72,10 @@ class DepthCurves:
                 "apjn": lst(self.apjn), "runaway_depth": self.runaway_depth}
 
 
+#: Largest depth iterated layer by layer (10^7 layers: ~8 minutes, 80 MB per stored curve).
+MAX_DEPTH = 10 ** 7
+
+
 def depth_curves(arch: Architecture, weight_var: float, bias_var: float, depth: int, *,
                  l0: int = 1, q0: float = 1.0, input_correlation: float | None = 0.5,
                  progress: bool = False, tabulate: bool = True) -> DepthCurves:
@@ -103,6 +107,10 @@ def depth_curves(arch: Architecture, weight_var: float, bias_var: float, depth: 
         raise InvalidArgumentError("depth and l0 must be integers") from None
     if L != depth or L < 1:
         raise InvalidArgumentError(f"depth must be an integer >= 1, got {depth}")
+    if L > MAX_DEPTH:
+        raise InvalidArgumentError(
+            f"depth {L} is beyond the supported {MAX_DEPTH:.0e} layers (the recursion is iterated"
+            " layer by layer, ~50 us each); use the asymptotic laws of `critheory analyze`")
     if l0 != int(l0) or not 1 <= l0 <= L:
         raise InvalidArgumentError(f"l0 must satisfy 1 <= l0 <= depth, got l0 = {l0}, depth = {L}")
     if not (np.isfinite(q0) and q0 > 0):

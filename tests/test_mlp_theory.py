@@ -408,6 +408,8 @@ def test_bad_hyperparameters():
         depth_curves(a, 1.0, 0.0, 0)
     with pytest.raises(InvalidArgumentError):
         depth_curves(a, 1.0, 0.0, 10, l0=11)
+    with pytest.raises(InvalidArgumentError, match="beyond the supported"):
+        depth_curves(a, 1.0, 0.0, 10 ** 9)  # impossible depth: refused at once, no allocation
     with pytest.raises(InvalidArgumentError):
         architecture("transformer", "tanh")
     with pytest.raises(CritheoryError):

@@ -127,8 +127,17 @@ def _make(arch: Architecture, K: float, sw: float, sb: float, stability: str | N
             chi_par = chi_j = _homogeneous_slope(arch, sw)
         else:
             t = arch.activation.taylor
-            d1 = float(t.derivatives[1]) if t.available else float("nan")
-            chi_par = chi_j = mu2 + sw * d1 * d1
+            if t.available:
+                d1 = float(t.derivatives[1])
+                chi_par = chi_j = mu2 + sw * d1 * d1
+            else:
+                # a kink at 0: as K → 0 the Gaussian sees only the two slopes φ'(0±), so the map
+                # is that of the piecewise-linear activation with those slopes:
+                # χ_∥ = χ_J = μ² + σ_w² (φ'(0+)² + φ'(0-)²)/2
+                from .criticality import one_sided_derivatives
+
+                ap, am = one_sided_derivatives(arch.activation, 1)[1]
+                chi_par = chi_j = mu2 + sw * (ap * ap + am * am) / 2.0
     else:
         chi_par = float(arch.chi_parallel(Kc, sw, sb))
         chi_j = float(arch.chi_jacobian(Kc, sw, sb))

@@ -414,3 +414,19 @@ def test_bad_hyperparameters():
         architecture("transformer", "tanh")
     with pytest.raises(CritheoryError):
         architecture("residual", "tanh", mu=-1)
+
+
+def test_selu_self_normalizing_fixed_point():
+    # Klambauer et al. (2017), eqs. (4)-(5): λ, α are chosen so that E[selu(z)] = 0 and
+    # E[selu(z)²] = 1 for z ~ N(0, 1): at (σ_w², σ_b²) = (1, 0) K* = 1 is a fixed point.
+    # χ_J(1) = E[selu'(z)²] = λ²/2 + λ²α² e² Φ(-2) in closed form; K = 0 is a fixed point too,
+    # with the slopes λ, λα of the kink at 0: χ = (λ² + λ²α²)/2.
+    lam = mp.mpf("1.0507009873554804934193349852946")
+    alpha = mp.mpf("1.6732632423543772848170429916717")
+    fps = fixed_points(architecture("mlp", "selu"), 1.0, 0.0)
+    assert [fp.stability for fp in fps] == ["unstable", "stable"]
+    assert fps[0].K == 0.0
+    assert fps[0].chi_jacobian == pytest.approx(float((lam**2 + (lam * alpha) ** 2) / 2), rel=1e-14)
+    assert abs(fps[1].K - 1.0) <= 1e-9  # λ, α are given to 30 digits; float64 map
+    chi = lam**2 / 2 + (lam * alpha) ** 2 * mp.e**2 * mp.ncdf(-2)
+    assert fps[1].chi_jacobian == pytest.approx(float(chi), rel=1e-10)

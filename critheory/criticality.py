@@ -102,10 +102,6 @@ def parse_grid(spec: str) -> np.ndarray:
     return np.linspace(a, b, n)
 
 
-def _mu2(arch: Architecture) -> float:
-    return arch.mu ** 2 if arch.residual else 0.0
-
-
 def one_sided_derivatives(act, n: int = 3) -> tuple[tuple[float, float], ...]:
     """(φ^{(k)}(0+), φ^{(k)}(0-)) for k = 0..n, at 60 digits (rounded to 1e-30)."""
     import mpmath
@@ -134,11 +130,11 @@ def _zero_endpoint(arch: Architecture):
         s0, s1 = t.derivatives[0], t.derivatives[1]
         if s0 != 0 or s1 == 0:
             return None
-        return float((1 - sp.nsimplify(_mu2(arch))) / sp.nsimplify(s1) ** 2)
+        return float((1 - sp.nsimplify(arch.mu2)) / sp.nsimplify(s1) ** 2)
     d = one_sided_derivatives(arch.activation, 1)
     if d[0] != (0.0, 0.0) or d[1][0] != d[1][1] or d[1][0] == 0.0:
         return None
-    return (1.0 - _mu2(arch)) / d[1][0] ** 2
+    return (1.0 - arch.mu2) / d[1][0] ** 2
 
 
 def _kinked_second(arch: Architecture):
@@ -195,7 +191,7 @@ def critical_line(arch: Architecture, bias_vars) -> list[LinePoint]:
     if not np.all(np.isfinite(y)) or np.any(y < 0):
         raise InvalidArgumentError("bias variances must be finite and >= 0")
     out: list[LinePoint] = []
-    mu2 = _mu2(arch)
+    mu2 = arch.mu2
     if isinstance(arch, MLP) and arch.homogeneous:
         if not arch.has_fixed_point:
             return []
@@ -287,7 +283,7 @@ def critical_points(arch: Architecture) -> list[CriticalPoint]:
     for a_1 < 0, the unstable end of the line otherwise) and the marginal point of scale-invariant
     activations.
     """
-    mu2 = _mu2(arch)
+    mu2 = arch.mu2
     if isinstance(arch, MLP) and arch.homogeneous:
         if not arch.has_fixed_point:
             return []
@@ -383,7 +379,6 @@ def universality(arch: Architecture) -> Universality:
     >>> u.name, u.a1, u.b1, u.apjn_exact
     ('K*=0', -2, -2, 1)
     """
-    act = arch.activation
     if not isinstance(arch, MLP) or not arch.has_fixed_point:
         return Universality("not applicable", None, None, None,
                             note=f"universality classes are defined for the MLP; "
@@ -393,7 +388,6 @@ def universality(arch: Architecture) -> Universality:
         return Universality("scale-invariant", cps[0], 0.0, 0.0, sp.S.Zero, sp.S.Zero,
                             laws={"kernel": "K^l = K^1", "apjn": "J^{l0,l} = 1"},
                             note="chi_parallel = chi_perp for every K")
-    t = act.taylor
     kink = _kinked_second(arch)
     if kink is not None:
         # φ = σ_1 x + ½ σ_2^± x² + ...: E_K[φ²]/σ_1² = K + (Δ_2/σ_1) √(2/π) K^{3/2} + O(K²) and
@@ -418,7 +412,7 @@ def universality(arch: Architecture) -> Universality:
             p = sp.nsimplify(sp.simplify(b1 / a1))
             cp = next(c for c in cps if c.kind == "K*=0")
             # residual branch: K' = K + (1 - μ²) a_1 K² + ..., so the amplitude carries 1 - μ²
-            amp = -a1 * (1 - sp.nsimplify(_mu2(arch)))
+            amp = -a1 * (1 - sp.nsimplify(arch.mu2))
             return Universality(
                 "K*=0", cp, 1.0, float(p), sp.S.One, p, a1, b1,
                 laws={"kernel": f"K^l ~ 1/({sp.sstr(amp)} l)",
@@ -444,7 +438,7 @@ def universality(arch: Architecture) -> Universality:
 def _half_stable(arch, half, a1, b1) -> Universality:
     cp = half[0]
     K = cp.fixed_point
-    sw, sb = cp.weight_var, cp.bias_var
+    sw = cp.weight_var
     # χ_∥' = σ_w² d/dK (E[hφφ']/K), χ_⊥' = σ_w² d/dK E[φ'²]
     from .gaussian import expect
 

@@ -122,7 +122,7 @@ def _stability(chi_par: float) -> str:
 def _make(arch: Architecture, K: float, sw: float, sb: float, stability: str | None = None):
     Kc = max(K, 1e-300)
     if K == 0.0:
-        mu2 = arch.mu ** 2 if arch.residual else 0.0
+        mu2 = arch.mu2
         if isinstance(arch, MLP) and arch.homogeneous:
             chi_par = chi_j = _homogeneous_slope(arch, sw)
         else:
@@ -157,7 +157,7 @@ def _make(arch: Architecture, K: float, sw: float, sb: float, stability: str | N
 
 def _homogeneous_slope(arch: Architecture, sw: float) -> float:
     ap, am = arch.activation.homogeneous_slopes
-    return (arch.mu ** 2 if arch.residual else 0.0) + sw * (ap * ap + am * am) / 2.0
+    return arch.mu2 + sw * (ap * ap + am * am) / 2.0
 
 
 def fixed_points(arch: Architecture, weight_var: float, bias_var: float) -> tuple:
@@ -173,7 +173,7 @@ def fixed_points(arch: Architecture, weight_var: float, bias_var: float) -> tupl
     if not arch.has_fixed_point:
         return ()
     if not isinstance(arch, MLP):  # affine in K: K' = μ²K + c
-        mu2 = arch.mu ** 2 if arch.residual else 0.0
+        mu2 = arch.mu2
         c = float(arch.kernel_map(1.0, sw, sb)) - mu2
         if c <= 0:
             return ()
@@ -191,7 +191,6 @@ def fixed_points(arch: Architecture, weight_var: float, bias_var: float) -> tupl
     noise = 1e-12 * (np.abs(F + K) + K)
     Fm = np.where(np.abs(F) <= noise, np.nan, F)
     roots = []
-    idx = sign_change_brackets(Fm)[:, 0] if np.any(np.isfinite(Fm)) else np.array([], int)
     # brackets across NaN (noise-level) runs: connect consecutive finite values
     fin = np.flatnonzero(np.isfinite(Fm))
     pairs = [(fin[i], fin[i + 1]) for i in range(len(fin) - 1)
@@ -202,7 +201,6 @@ def fixed_points(arch: Architecture, weight_var: float, bias_var: float) -> tupl
         r = refine_brackets(lambda x, _: arch.kernel_map(x, sw, sb) - x, lo, hi,
                             np.array([Fm[a] for a, _ in pairs]), np.array([Fm[b] for _, b in pairs]))
         roots.extend(r.tolist())
-    del idx
     # tangent roots: extrema of F (χ_∥ = 1) where F vanishes to rounding
     gi = sign_change_brackets(G)[:, 0]
     if gi.size:
@@ -291,7 +289,6 @@ def analyze_point(arch: Architecture, weight_var: float, bias_var: float, q0: fl
         note = "every K is a fixed point (scale-invariant activation at its critical point)"
     elif arch.has_fixed_point:
         F1 = float(arch.kernel_map(K1, sw, sb)) - K1
-        Ks = [fp.K for fp in fps]
         if abs(F1) <= 1e-13 * (K1 + sb):
             cand = [fp for fp in fps if abs(fp.K - K1) <= 1e-9 * K1]
             attractor = cand[0] if cand else _make(arch, K1, sw, sb)
@@ -303,7 +300,6 @@ def analyze_point(arch: Architecture, weight_var: float, bias_var: float, q0: fl
             attractor = below[-1] if below else None
         if attractor is None:
             runaway = _runaway_kind(arch, sw, sb)
-        del Ks
     else:
         runaway = _runaway_kind(arch, sw, sb)
     if attractor is not None:

@@ -154,6 +154,11 @@ class Architecture:
     def residual(self) -> bool:
         return False
 
+    @property
+    def mu2(self) -> float:
+        """μ², the skip connection's contribution to χ_∥ and χ_J (0 without one)."""
+        return 0.0
+
     def input_kernel(self, q0, sw, sb) -> np.ndarray:
         """K^1 = σ_b² + σ_w² q0 for an input with |x|²/N_0 = q0 (plain first layer)."""
         return np.asarray(sb, dtype=float) + np.asarray(sw, dtype=float) * q0
@@ -174,63 +179,16 @@ def _check_mu(mu: float) -> float:
     return mu
 
 
-@dataclass(frozen=True)
-class MLP(Architecture):
-    """``h' = W φ(h) + b`` [PDLT eq. (4.69); DHG eq. (6)]."""
-
-    name: str = field(default="mlp", init=False)
-
-    def _mu2(self) -> float:
-        return 0.0
-
-    def kernel_map(self, K, sw, sb):
-        K = np.asarray(K, dtype=float)
-        return self._mu2() * K + sb + sw * _E(self.activation, "phi2", K)
-
-    def covariance_map(self, K11, K12, K22, sw, sb):
-        a = self.activation
-        e12 = expect2(a, "phi", "phi", K11, K12, K22).value
-        m = self._mu2()
-        return (m * np.asarray(K11) + sb + sw * _E(a, "phi2", K11),
-                m * np.asarray(K12) + sb + sw * e12,
-                m * np.asarray(K22) + sb + sw * _E(a, "phi2", K22))
-
-    def chi_parallel(self, K, sw, sb):
-        K = np.asarray(K, dtype=float)
-        # χ_∥ = σ_w² E[φ'² + φφ''] = (σ_w²/K) E[h φ φ'] (Gaussian integration by parts)
-        with np.errstate(invalid="ignore", over="ignore"):  # inf where E overflows float64
-            return self._mu2() + sw * _E(self.activation, "h_phi_dphi", K) / K
-
-    def chi_jacobian(self, K, sw, sb):
-        return self._mu2() + sw * _E(self.activation, "dphi2", K)
-
-    @property
-    def homogeneous(self) -> bool:
-        s = self.activation.homogeneous_slopes
-        return s is not None and s[0] ** 2 + s[1] ** 2 > 0
-
-    def critical_curve(self, t):
-        # χ_J(K*) = 1 and K* = μ²K* + σ_b² + σ_w² E[φ²]  ⇒  explicit in K* = t
-        t = np.asarray(t, dtype=float)
-        one = 1.0 - self._mu2()
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            # where E overflows float64 (K* far out for exponential φ) the point is NaN: out of
-            # range, skipped by the scans
-            sw = one / _E(self.activation, "dphi2", t)
-            sb = one * t - sw * _E(self.activation, "phi2", t)
-        return sw, sb, t
-
-
-@dataclass(frozen=True)
-class Residual(MLP):
-    """``h' = μ h + W φ(h) + b`` [DHG §4]."""
-
-    name: str = field(default="residual", init=False)
+class _ResidualBranch:
+    """The skip connection ``μ h`` shared by the residual architectures: μ is validated, ``μ²``
+    is added to χ_∥ and χ_J (through ``mu2``), and for μ >= 1 there is no fixed point and no
+    critical curve (NaN). Mixed in before the architecture whose map it extends."""
 
     def __post_init__(self):
         object.__setattr__(self, "mu", _check_mu(self.mu))
 
-    def _mu2(self) -> float:
+    @property
+    def mu2(self) -> float:
         return self.mu ** 2
 
     @property
@@ -243,10 +201,60 @@ class Residual(MLP):
 
     def critical_curve(self, t):
         if self.mu >= 1.0:
-            t = np.asarray(t, dtype=float)
-            nan = np.full(t.shape, np.nan)
+            nan = np.full(np.shape(t), np.nan)
             return nan, nan, nan
         return super().critical_curve(t)
+
+
+@dataclass(frozen=True)
+class MLP(Architecture):
+    """``h' = W φ(h) + b`` [PDLT eq. (4.69); DHG eq. (6)]."""
+
+    name: str = field(default="mlp", init=False)
+
+    def kernel_map(self, K, sw, sb):
+        K = np.asarray(K, dtype=float)
+        return self.mu2 * K + sb + sw * _E(self.activation, "phi2", K)
+
+    def covariance_map(self, K11, K12, K22, sw, sb):
+        a = self.activation
+        e12 = expect2(a, "phi", "phi", K11, K12, K22).value
+        m = self.mu2
+        return (m * np.asarray(K11) + sb + sw * _E(a, "phi2", K11),
+                m * np.asarray(K12) + sb + sw * e12,
+                m * np.asarray(K22) + sb + sw * _E(a, "phi2", K22))
+
+    def chi_parallel(self, K, sw, sb):
+        K = np.asarray(K, dtype=float)
+        # χ_∥ = σ_w² E[φ'² + φφ''] = (σ_w²/K) E[h φ φ'] (Gaussian integration by parts)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf where E overflows float64
+            return self.mu2 + sw * _E(self.activation, "h_phi_dphi", K) / K
+
+    def chi_jacobian(self, K, sw, sb):
+        return self.mu2 + sw * _E(self.activation, "dphi2", K)
+
+    @property
+    def homogeneous(self) -> bool:
+        s = self.activation.homogeneous_slopes
+        return s is not None and s[0] ** 2 + s[1] ** 2 > 0
+
+    def critical_curve(self, t):
+        # χ_J(K*) = 1 and K* = μ²K* + σ_b² + σ_w² E[φ²]  ⇒  explicit in K* = t
+        t = np.asarray(t, dtype=float)
+        one = 1.0 - self.mu2
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            # where E overflows float64 (K* far out for exponential φ) the point is NaN: out of
+            # range, skipped by the scans
+            sw = one / _E(self.activation, "dphi2", t)
+            sb = one * t - sw * _E(self.activation, "phi2", t)
+        return sw, sb, t
+
+
+@dataclass(frozen=True)
+class Residual(_ResidualBranch, MLP):
+    """``h' = μ h + W φ(h) + b`` [DHG §4]."""
+
+    name: str = field(default="residual", init=False)
 
 
 @dataclass(frozen=True)
@@ -256,9 +264,6 @@ class PreLN(Architecture):
     name: str = field(default="pre-ln", init=False)
     curve_parameter: str = field(default="sigma_w^2", init=False)
 
-    def _mu2(self) -> float:
-        return 0.0
-
     @cached_property
     def _unit(self) -> tuple[float, float]:
         a = self.activation
@@ -266,29 +271,29 @@ class PreLN(Architecture):
 
     def kernel_map(self, K, sw, sb):
         e2, _ = self._unit
-        return self._mu2() * np.asarray(K, dtype=float) + sb + sw * e2
+        return self.mu2 * np.asarray(K, dtype=float) + sb + sw * e2
 
     def covariance_map(self, K11, K12, K22, sw, sb):
         K11, K12, K22 = (np.asarray(v, dtype=float) for v in (K11, K12, K22))
         c = np.clip(K12 / np.sqrt(K11 * K22), -1.0, 1.0)
         e12 = expect2(self.activation, "phi", "phi", np.ones_like(c), c, np.ones_like(c)).value
         e2, _ = self._unit
-        m = self._mu2()
+        m = self.mu2
         return m * K11 + sb + sw * e2, m * K12 + sb + sw * e12, m * K22 + sb + sw * e2
 
     def chi_parallel(self, K, sw, sb):
-        return np.broadcast_to(self._mu2(), np.broadcast(np.asarray(K), sw, sb).shape).astype(float)
+        return np.broadcast_to(self.mu2, np.broadcast(np.asarray(K), sw, sb).shape).astype(float)
 
     def chi_jacobian(self, K, sw, sb):
         _, d2 = self._unit
-        return self._mu2() + np.asarray(sw, dtype=float) * d2 / np.asarray(K, dtype=float)
+        return self.mu2 + np.asarray(sw, dtype=float) * d2 / np.asarray(K, dtype=float)
 
     def critical_curve(self, t):
         # χ_J = 1 at K* ⇔ B = A ⇔ σ_b² = σ_w² (E_1[φ'²] - E_1[φ²]); parameter t = σ_w²
         t = np.asarray(t, dtype=float)
         e2, d2 = self._unit
         sb = t * (d2 - e2)
-        kstar = t * d2 / (1.0 - self._mu2())
+        kstar = t * d2 / (1.0 - self.mu2)
         return t.copy(), sb, kstar
 
     @property
@@ -299,31 +304,10 @@ class PreLN(Architecture):
 
 
 @dataclass(frozen=True)
-class PreLNResidual(PreLN):
+class PreLNResidual(_ResidualBranch, PreLN):
     """``h' = μ h + W φ(LN(h)) + b``: K' = μ²K + A, χ_J = μ² + B/K [DHG §4]."""
 
     name: str = field(default="pre-ln-residual", init=False)
-
-    def __post_init__(self):
-        object.__setattr__(self, "mu", _check_mu(self.mu))
-
-    def _mu2(self) -> float:
-        return self.mu ** 2
-
-    @property
-    def residual(self) -> bool:
-        return True
-
-    @property
-    def has_fixed_point(self) -> bool:
-        return self.mu < 1.0
-
-    def critical_curve(self, t):
-        if self.mu >= 1.0:
-            t = np.asarray(t, dtype=float)
-            nan = np.full(t.shape, np.nan)
-            return nan, nan, nan
-        return super().critical_curve(t)
 
     def everywhere_exponent(self, sw, sb) -> np.ndarray:
         """At μ = 1: K^l = K^{l0} + A (l - l0) exactly and J^{l0,l} ~ l^{B/A}; returns B/A."""
@@ -368,7 +352,7 @@ class PostLN(Architecture):
 
 
 @dataclass(frozen=True)
-class PreLNMLPBlock(Architecture):
+class PreLNMLPBlock(_ResidualBranch, Architecture):
     """``h' = μh + W₂ φ(W₁ LN(h) + b₁) + b₂``, the MLP block of pre-LN transformers/Mixers.
 
     Hidden preactivation variance ``q = σ_w² + σ_b²`` (LN output has unit second moment);
@@ -378,20 +362,9 @@ class PreLNMLPBlock(Architecture):
     name: str = field(default="pre-ln-mlp-block", init=False)
     curve_parameter: str = field(default="q", init=False)
 
-    def __post_init__(self):
-        object.__setattr__(self, "mu", _check_mu(self.mu))
-
-    @property
-    def residual(self) -> bool:
-        return True
-
-    @property
-    def has_fixed_point(self) -> bool:
-        return self.mu < 1.0
-
     def kernel_map(self, K, sw, sb):
         q = np.asarray(sw + sb, dtype=float)
-        return self.mu ** 2 * np.asarray(K, dtype=float) + sb + sw * _E(self.activation, "phi2", q)
+        return self.mu2 * np.asarray(K, dtype=float) + sb + sw * _E(self.activation, "phi2", q)
 
     def covariance_map(self, K11, K12, K22, sw, sb):
         K11, K12, K22 = (np.asarray(v, dtype=float) for v in (K11, K12, K22))
@@ -399,29 +372,28 @@ class PreLNMLPBlock(Architecture):
         q = np.asarray(sw + sb, dtype=float)
         e12 = expect2(self.activation, "phi", "phi", q, sw * c + sb, q).value
         e2 = _E(self.activation, "phi2", q)
-        m = self.mu ** 2
+        m = self.mu2
         return m * K11 + sb + sw * e2, m * K12 + sb + sw * e12, m * K22 + sb + sw * e2
 
     def chi_parallel(self, K, sw, sb):
-        return np.broadcast_to(self.mu ** 2, np.broadcast(np.asarray(K), sw, sb).shape).astype(float)
+        return np.broadcast_to(self.mu2, np.broadcast(np.asarray(K), sw, sb).shape).astype(float)
 
     def chi_jacobian(self, K, sw, sb):
         q = np.asarray(sw + sb, dtype=float)
-        return self.mu ** 2 + sw ** 2 * _E(self.activation, "dphi2", q) / np.asarray(K, dtype=float)
+        return self.mu2 + sw ** 2 * _E(self.activation, "dphi2", q) / np.asarray(K, dtype=float)
 
     def critical_curve(self, t):
         # χ_J = 1 at the fixed point ⇔ σ_w⁴ E_q[φ'²] = σ_b² + σ_w² E_q[φ²]; with σ_b² = q - σ_w²:
         # E_q[φ'²] s² + (1 - E_q[φ²]) s - q = 0 for s = σ_w² (positive root); parameter t = q.
-        q = np.asarray(t, dtype=float)
-        nan = np.full(q.shape, np.nan)
         if self.mu >= 1.0:
-            return nan, nan, nan
+            return _ResidualBranch.critical_curve(self, t)
+        q = np.asarray(t, dtype=float)
         d2 = _E(self.activation, "dphi2", q)
         e2 = _E(self.activation, "phi2", q)
         bq = 1.0 - e2
         s = 2.0 * q / (bq + np.sqrt(bq * bq + 4.0 * d2 * q))  # stable form of the positive root
         sb = q - s
-        kstar = (sb + s * e2) / (1.0 - self.mu ** 2)
+        kstar = (sb + s * e2) / (1.0 - self.mu2)
         return s, sb, kstar
 
 

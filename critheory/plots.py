@@ -79,7 +79,7 @@ def attractors(arch, sw, sb, q0: float = 1.0) -> np.ndarray:
     from .layers import MLP
 
     if not isinstance(arch, MLP):  # affine maps: K' = μ²K + c
-        mu2 = arch.mu ** 2 if arch.residual else 0.0
+        mu2 = arch.mu2
         c = np.asarray(arch.kernel_map(np.ones(n), sw, sb), dtype=float) - mu2
         return c / (1.0 - mu2)
     G = np.logspace(-8, 8, 97)

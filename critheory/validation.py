@@ -383,14 +383,10 @@ def _fit_json(fit) -> dict | None:
 
 # ----------------------------------------------------------------------------- compare
 def _check_args(width, depth, seeds, l0, probes, weight_var, bias_var, q0, mu, alpha, window):
-    from .simulation._util import check_int, check_real
+    from .simulation._util import check_int, check_layers, check_real
 
-    width = check_int("width", width, 1)
-    depth = check_int("depth", depth, 1)
+    width, depth, l0 = check_layers(width, depth, l0)
     seeds = check_int("seeds", seeds, 1)
-    l0 = check_int("l0", l0, 1)
-    if l0 > depth:
-        raise InvalidArgumentError(f"l0 must be <= depth ({depth}), got {l0}")
     if probes is not None and not isinstance(probes, str):
         probes = check_int("probes", probes, 1)
     sw = check_real("weight_var", weight_var) if not isinstance(weight_var, str) else None

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, InvalidVarianceError
 
-__all__ = ["check_int", "check_variance", "check_real", "json_safe", "readonly"]
+__all__ = ["check_int", "check_layers", "check_variance", "check_real", "json_safe", "readonly"]
 
 
 def check_int(name: str, value: Any, minimum: int) -> int:
@@ -24,6 +24,16 @@ def check_int(name: str, value: Any, minimum: int) -> int:
     if value < minimum:
         raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def check_layers(width: Any, depth: Any, l0: Any) -> tuple[int, int, int]:
+    """(width, depth, l0) as ints with width, depth >= 1 and 1 <= l0 <= depth."""
+    width = check_int("width", width, 1)
+    depth = check_int("depth", depth, 1)
+    l0 = check_int("l0", l0, 1)
+    if l0 > depth:
+        raise InvalidArgumentError(f"l0 must be <= depth ({depth}), got {l0}")
+    return width, depth, l0
 
 
 def check_real(name: str, value: Any) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..activation import Activation
 from ..errors import InvalidArgumentError
-from ._util import check_int, check_real, check_variance, json_safe, readonly
+from ._util import check_int, check_layers, check_real, check_variance, json_safe, readonly
 from .architectures import LayerSpec, normalize_arch, step
 from .sampling import METHODS, DenseSampler, ProjectedSampler, seed_streams
 
@@ -345,12 +345,8 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
     q0 = check_variance("q0", q0)
     ln_eps = check_variance("ln_eps", ln_eps)
     arch = normalize_arch(arch)
-    width = check_int("width", width, 1)
-    depth = check_int("depth", depth, 1)
+    width, depth, l0 = check_layers(width, depth, l0)
     seeds = check_int("seeds", seeds, 1)
-    l0 = check_int("l0", l0, 1)
-    if l0 > depth:
-        raise InvalidArgumentError(f"l0 must be <= depth ({depth}), got {l0}")
     mu = check_real("mu", mu)
     if seed is not None:
         seed = check_int("seed", seed, 0)

@@ -14,8 +14,7 @@ from typing import Mapping
 import numpy as np
 
 from ..activation import Activation
-from ..errors import InvalidArgumentError
-from ._util import check_int, check_real, check_variance
+from ._util import check_int, check_layers, check_real, check_variance
 from .architectures import normalize_arch
 from .engine import make_inputs
 from .layernorm import layer_norm, layer_norm_jacobian
@@ -69,13 +68,9 @@ def explicit_jacobian_chain(activation: str | Activation, weight_var: float, bia
     sw = check_variance("weight_var", weight_var)
     sb = check_variance("bias_var", bias_var)
     arch = normalize_arch(arch)
-    n = check_int("width", width, 1)
-    depth = check_int("depth", depth, 1)
-    l0 = check_int("l0", l0, 1)
+    n, depth, l0 = check_layers(width, depth, l0)
     index = check_int("index", index, 0)
     mu = check_real("mu", mu)
-    if l0 > depth:
-        raise InvalidArgumentError(f"l0 must be <= depth ({depth}), got {l0}")
     _, streams = seed_streams(seed, index + 1)
     rng_in, rng, _ = streams[index]
     x = make_inputs(rng_in, n, check_variance("q0", q0))[:, 0]

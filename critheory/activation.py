@@ -36,7 +36,6 @@ import sympy as sp
 from sympy.parsing.sympy_parser import (
     parse_expr,
     standard_transformations,
-    implicit_multiplication_application,
 )
 
 from .errors import (
@@ -383,8 +382,9 @@ class Activation:
         fn = _np_lambdify(expr)
 
         mp_fn: list = []
-        # |x| beyond which the value itself overflows float64, per side (found by _mp_repair)
-        overflow_at = {-1: math.inf, 1: math.inf}
+        # per side: (|x| beyond which the value itself overflows float64, its ±inf), found
+        # by _mp_repair
+        overflow_at = {-1: (math.inf, math.inf), 1: (math.inf, math.inf)}
 
         def f(x, _fn=fn):
             x = np.asarray(x, dtype=float)
@@ -642,9 +642,10 @@ def _mp_repair(mp_fn: Callable, x: np.ndarray, y: np.ndarray, bad: np.ndarray,
 
     Entries are visited from small to large ``|x|`` on each side. Once the value itself exceeds
     the float64 range at some ``|x0|`` (a genuine overflow, e.g. ``exp(x)`` at ``x = 1e5``, not a
-    cancelling intermediate), every entry further out on that side is set to ``±inf`` without
-    evaluation, and ``|x0|`` is remembered in ``overflow_at`` for later calls: an expectation at
-    huge variance can put millions of nodes there, at ~50 µs per mpmath evaluation.
+    cancelling intermediate), every entry further out on that side is set to that ``±inf``
+    without evaluation, and ``overflow_at[side] = (|x0|, ±inf)`` is remembered for later calls:
+    an expectation at huge variance can put millions of nodes there, at ~50 µs per mpmath
+    evaluation.
     """
     if y.ndim == 0:
         y1, x1 = y.reshape(1), np.asarray(x, dtype=float).reshape(1)
@@ -654,18 +655,16 @@ def _mp_repair(mp_fn: Callable, x: np.ndarray, y: np.ndarray, bad: np.ndarray,
     flat = np.flatnonzero(bad)
     xs = x.ravel()[flat]
     yv = y.reshape(-1)  # a view: y is a fresh contiguous array
-    for side in (1, -1):
-        beyond = (np.sign(xs) == side) & (np.abs(xs) >= overflow_at[side])
-        yv[flat[beyond]] = overflow_at.get((side, "sign"), np.inf)
-    limit = np.where(xs >= 0, overflow_at[1], overflow_at[-1])
+    side_of = np.where(xs >= 0, 1, -1)
+    far = np.abs(xs) >= np.where(side_of > 0, overflow_at[1][0], overflow_at[-1][0])
+    yv[flat[far]] = np.where(side_of[far] > 0, overflow_at[1][1], overflow_at[-1][1])
     order = np.argsort(np.abs(xs), kind="stable")
-    todo = order[np.abs(xs[order]) < limit[order]]
     with mpmath.workdps(30):
-        for k in todo:
-            xv = float(xs[k])
-            side = 1 if xv >= 0 else -1
-            if abs(xv) >= overflow_at[side]:
-                yv[flat[k]] = overflow_at[(side, "sign")]
+        for k in order[~far[order]]:
+            xv, side = float(xs[k]), int(side_of[k])
+            x0, beyond = overflow_at[side]
+            if abs(xv) >= x0:  # found earlier in this loop
+                yv[flat[k]] = beyond
                 continue
             try:
                 v = mp_fn(mpmath.mpf(xv))
@@ -675,13 +674,13 @@ def _mp_repair(mp_fn: Callable, x: np.ndarray, y: np.ndarray, bad: np.ndarray,
                 v = mpmath.re(v)
             except (ValueError, ZeroDivisionError, OverflowError, TypeError):
                 continue
-            if mpmath.isfinite(v) and abs(v) <= _FLOAT_MAX:
+            if mpmath.isnan(v):
+                yv[flat[k]] = np.nan
+            elif mpmath.isfinite(v) and abs(v) <= _FLOAT_MAX:
                 yv[flat[k]] = float(v)
             else:
-                yv[flat[k]] = math.copysign(math.inf, float(mpmath.sign(v)) or 1.0)
-                if mpmath.isinf(v) or abs(v) > _FLOAT_MAX:
-                    overflow_at[side] = min(overflow_at[side], abs(xv))
-                    overflow_at[(side, "sign")] = yv[flat[k]]
+                yv[flat[k]] = math.copysign(math.inf, float(mpmath.sign(v)))
+                overflow_at[side] = (abs(xv), yv[flat[k]])
 
 
 def _growth(f, sign: int) -> float:

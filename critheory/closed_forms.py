@@ -21,7 +21,7 @@ caller can fall back to quadrature where a closed form cancels catastrophically)
 from __future__ import annotations
 
 import math
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 import numpy as np
 import scipy.special as sc
@@ -392,7 +392,6 @@ def _exp_poly_2d(tf, tg, K11, K12, K22):
 def closed_form_2d(f: Integrand, g: Integrand, K11, K12, K22):
     """(value, error) of E[f(h1) g(h2)] or None."""
     act_f, act_g = f.activation, g.activation
-    rho = np.clip(K12 / np.sqrt(K11 * K22), -1.0, 1.0)
     if act_f == act_g:
         act = act_f
         hs = act.homogeneous_slopes

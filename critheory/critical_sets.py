@@ -146,7 +146,6 @@ def correlation_length_vs_mu(arch_name: str, activation, weight_var: float, bias
 
 def critical_set(arch: Architecture) -> CriticalSet:
     """Which kind of critical set the architecture has (see module docstring)."""
-    name = arch.name
     if arch.residual and arch.mu >= 1.0:
         if isinstance(arch, (PreLN, PreLNMLPBlock)) and arch.mu == 1.0:
             return CriticalSet("everywhere", "every (weight_var, bias_var) is critical: K grows "

@@ -33,7 +33,7 @@ import numpy as np
 from .activation import Activation
 from .closed_forms import closed_form_1d, closed_form_2d
 from .errors import ConvergenceError, CritheoryError, InvalidArgumentError, InvalidVarianceError
-from .integrands import Integrand, integrand
+from .integrands import integrand
 from .quadrature import expect_1d, expect_2d
 
 __all__ = ["Expectation", "expect", "expect2", "moments", "check_variance"]

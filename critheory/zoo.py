@@ -76,7 +76,6 @@ def make(name: str, params: Mapping[str, float] | None = None):
     >>> make("elu", {"alpha": 0.5}).name
     'elu(alpha=0.5)'
     """
-    from .activation import Activation
     import sympy as sp
 
     key = name.strip().lower()

@@ -7,7 +7,11 @@ variances. Each result carries its value, an error estimate and the method used:
 * ``"symmetry"``: odd integrand, exactly 0;
 * ``"closed_form"``: see :mod:`critheory.closed_forms`; accepted only where its round-off
   estimate is below ``rtol`` (else the entry falls back to quadrature);
-* ``"gauss_hermite"`` / ``"gauss_legendre_composite"``: see :mod:`critheory.quadrature`;
+* ``"double_exponential"``: the trapezoidal rule after a sinh / exp-exp / tanh-sinh map of each
+  piece between breakpoints (:mod:`critheory.de_quadrature`), for centred Gaussians;
+* ``"gauss_hermite"`` / ``"gauss_legendre_composite"``: see :mod:`critheory.quadrature` (the
+  two-point expectations, and the fallback where the double-exponential rule does not converge:
+  singularities very close to the real axis, exponentially growing integrands);
 * ``"mpmath"``: the arbitrary-precision reference of :mod:`critheory.reference` (on request).
 
 Examples
@@ -18,10 +22,10 @@ Examples
 'closed_form'
 >>> round(float(r.value), 12)  # (2/π) arcsin(2/3)
 0.464559054398
->>> expect("tanh", "dphi2", [0.01, 0.1]).method
-'gauss_hermite'
->>> expect("tanh", "dphi2", [0.1, 10.0]).method  # K = 10: tanh looks kinked at GH node spacing
-'gauss_hermite+gauss_legendre_composite'
+>>> expect("tanh", "dphi2", [0.01, 10.0]).method
+'double_exponential'
+>>> expect("tanh(30*x)", "dphi2", 1.0).method  # poles at ±iπ/60: too close for the DE rule
+'gauss_legendre_composite'
 """
 from __future__ import annotations
 
@@ -156,7 +160,7 @@ def expect(activation, g="phi2", K=1.0, *, method: str = "auto", rtol: float = 1
             raise CritheoryError(f"no closed form is known for E[{itg.name}] of {act.name}")
     if np.any(todo):
         r = expect_1d(itg.numpy, 0.0, np.sqrt(Kf[todo]), breakpoints=itg.breakpoints,
-                      growth=itg.growth, rtol=rtol)
+                      growth=itg.growth, rtol=rtol, noise=itg.float64_noise)
         v = r.value
         err = r.error
         for b, c in itg.point_masses:

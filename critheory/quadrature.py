@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .de_quadrature import expect_centered
 from .errors import ConvergenceError, GrowthError
 
 __all__ = ["QuadResult", "expect_1d", "expect_z", "WINDOW_L"]
@@ -61,14 +62,15 @@ def _legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     return t, w
 
 
-def _tol(q: np.ndarray, absq: np.ndarray, rtol: float) -> np.ndarray:
+def _tol(q: np.ndarray, absq: np.ndarray, rtol: float, floor=0.0) -> np.ndarray:
     # relative to the value, with a floor relative to ∫|g| for integrals that cancel to ~0
-    return np.maximum(rtol * np.abs(q), 1e-15 * absq) + 1e-300
+    # and an absolute floor given by the caller
+    return np.maximum(np.maximum(rtol * np.abs(q), 1e-15 * absq), floor) + 1e-300
 
 
 def expect_z(zfunc: Callable[[np.ndarray, np.ndarray], np.ndarray], n_entries: int,
              edges: np.ndarray | None, *, smooth: bool, rtol: float = 1e-13,
-             max_error: float = 1e-7) -> QuadResult:
+             max_error: float = 1e-7, abs_floor: np.ndarray | float = 0.0) -> QuadResult:
     """E[G_i(z)], z ~ N(0,1), for entries i = 0..M-1.
 
     Parameters
@@ -87,7 +89,11 @@ def expect_z(zfunc: Callable[[np.ndarray, np.ndarray], np.ndarray], n_entries: i
         Requested relative accuracy.
     max_error : float
         Relative error estimate above which a ConvergenceError is raised.
+    abs_floor : float or ndarray of shape (M,)
+        Absolute error that is always acceptable (e.g. a fraction of a Cauchy–Schwarz bound
+        for integrals that cancel to far below the size of their integrand).
     """
+    floor_all = np.broadcast_to(np.asarray(abs_floor, dtype=float), (n_entries,))
     M = n_entries
     value = np.full(M, np.nan)
     error = np.full(M, np.nan)
@@ -108,7 +114,7 @@ def expect_z(zfunc: Callable[[np.ndarray, np.ndarray], np.ndarray], n_entries: i
             if prev is not None:
                 with np.errstate(invalid="ignore"):  # inf - inf: not converged, handled below
                     err = np.abs(q - prev)
-                ok = np.isfinite(q) & (err <= _tol(q, qa, rtol))
+                ok = np.isfinite(q) & (err <= _tol(q, qa, rtol, floor_all[todo]))
                 value[todo[ok]] = q[ok]
                 error[todo[ok]] = np.maximum(err[ok], 1e-16 * qa[ok])
                 method[todo[ok]] = "gauss_hermite"
@@ -130,11 +136,11 @@ def expect_z(zfunc: Callable[[np.ndarray, np.ndarray], np.ndarray], n_entries: i
     if todo.size:
         if edges is None:
             raise ValueError("edges are required for the composite rule")
-        _composite(zfunc, todo, edges, rtol, max_error, value, error, method)
+        _composite(zfunc, todo, edges, rtol, max_error, value, error, method, floor_all[todo])
     return QuadResult(value, error, method)
 
 
-def _composite(zfunc, todo, edges, rtol, max_error, value, error, method) -> None:
+def _composite(zfunc, todo, edges, rtol, max_error, value, error, method, floor) -> None:
     """Panel-adaptive composite Gauss–Legendre for the entries ``todo`` (fills value/error/method).
 
     Every panel of every entry runs the ladder 8, 16, 32, ... nodes on its own: a panel stops
@@ -177,7 +183,7 @@ def _composite(zfunc, todo, edges, rtol, max_error, value, error, method) -> Non
         with np.errstate(all="ignore"):
             q_e = np.bincount(ent, weights=q_p, minlength=m)
             qa_e = np.bincount(ent, weights=qa_p, minlength=m)
-            tol_e = _tol(q_e, qa_e, rtol)
+            tol_e = _tol(q_e, qa_e, rtol, floor)
             # allocation: each panel may use the larger of an equal part of the entry's
             # tolerance and its share of ∫|g| (the shares and the equal parts each sum to 1,
             # so the panels' errors sum to at most twice the tolerance)
@@ -209,7 +215,7 @@ def _composite(zfunc, todo, edges, rtol, max_error, value, error, method) -> Non
                 "the Gaussian expectation is not finite (integrand overflows or is undefined"
                 " inside the Gaussian window)")
         rel = err_e / np.maximum(np.abs(q_e), 1e-300)
-        if np.any(unfinished & (rel > max_error) & (err_e > 1e-15 * qa_e)):
+        if np.any(unfinished & (rel > max_error) & (err_e > np.maximum(1e-15 * qa_e, floor))):
             raise ConvergenceError(
                 f"Gaussian quadrature did not converge: relative error estimate"
                 f" {np.max(rel[unfinished]):.2e} with {_GL_LADDER[-1]} nodes per panel")
@@ -248,9 +254,14 @@ _GH_MAX_STD = 3.0
 def expect_1d(g: Callable[[np.ndarray], np.ndarray], mean, std, *,
               breakpoints: Sequence[float] = (), growth: tuple[float, float] = (0.0, 0.0),
               rtol: float = 1e-13, allow_hermite: bool = True,
-              max_error: float = 1e-7) -> QuadResult:
+              max_error: float = 1e-7, noise: Callable | None = None, de: bool = True,
+              _centred: bool = False) -> QuadResult:
     """E[g(mean + std·z)], z ~ N(0,1), vectorized over broadcast arrays ``mean``, ``std`` (> 0).
 
+    Where every mean is 0 and g does not grow exponentially, the double-exponential rules of
+    :mod:`critheory.de_quadrature` are used first (``noise``: the float64 error model of g they
+    add to their error estimate); otherwise (or with ``de=False``), and for the entries they do
+    not converge for, Gauss–Hermite and the composite Gauss–Legendre rule described above.
     ``max_error`` is the relative error estimate above which ConvergenceError is raised.
 
     Examples
@@ -264,6 +275,20 @@ def expect_1d(g: Callable[[np.ndarray], np.ndarray], mean, std, *,
     shape = mean.shape
     mu = mean.ravel()
     sd = std.ravel()
+    if de and growth == (0.0, 0.0) and not np.any(mu):
+        # centred Gaussians: the double-exponential trapezoidal rules; the entries they do not
+        # converge for (singularities near the real axis, undeclared kinks) come back here
+        v, e, ok = expect_centered(g, sd, breakpoints=breakpoints, rtol=rtol, noise=noise)
+        if ok.all():
+            meth = np.full(sd.size, "double_exponential", dtype=object)
+            return QuadResult(v.reshape(shape), e.reshape(shape), meth.reshape(shape))
+        rest = expect_1d(g, 1.0, sd[~ok], breakpoints=breakpoints, rtol=rtol,
+                         allow_hermite=allow_hermite, max_error=max_error, _centred=True)
+        meth = np.full(sd.size, "double_exponential", dtype=object)
+        v[~ok], e[~ok], meth[~ok] = rest.value, rest.error, rest.method
+        return QuadResult(v.reshape(shape), e.reshape(shape), meth.reshape(shape))
+    if _centred:
+        mu = np.zeros_like(sd)
 
     def zfunc(Z, idx):
         return g(mu[idx, None] + sd[idx, None] * Z)
@@ -374,5 +399,13 @@ def expect_2d(f: Callable, g: Callable, K11, K12, K22, *, f_breakpoints: Sequenc
     E = np.clip(np.nan_to_num(E, nan=0.0), edges[:, :1], edges[:, 1:2])
     smooth = (not len(fb) and not len(gb) and tuple(f_growth) == (0.0, 0.0) and smooth_g) \
         & (s11 <= _GH_MAX_STD) & (np.sqrt(k22) <= _GH_MAX_STD)
-    r = expect_z(zfunc, k11.size, E, smooth=smooth, rtol=rtol)
+    # Cauchy–Schwarz scale sqrt(E[f²] E[g²]) (48-node Gauss–Hermite, a size, not a result): a
+    # result far below it (ρ ~ 1e-11 for odd φ) is the difference of terms of this size, and
+    # the inner values carry absolute round-off relative to it, so 1e-14 of it is the floor
+    t, w = _hermite(48)
+    with np.errstate(all="ignore"):
+        ef = (f(s11[:, None] * t) ** 2) @ w
+        eg = (g(np.sqrt(k22)[:, None] * t) ** 2) @ w
+    cs = np.nan_to_num(np.sqrt(ef * eg), nan=0.0, posinf=0.0)
+    r = expect_z(zfunc, k11.size, E, smooth=smooth, rtol=rtol, abs_floor=1e-14 * cs)
     return QuadResult(r.value.reshape(shape), r.error.reshape(shape), r.method.reshape(shape))

@@ -1,0 +1,309 @@
+"""Centered Gaussian expectations by the trapezoidal rule after double-exponential maps.
+
+``expect_centered(g, σ)`` computes ``E[g(h)]``, h ~ N(0, σ²), for an array of σ. The real line
+is cut at the breakpoints of g that lie inside the Gaussian window ``|h| < L σ`` (L = 11), and
+each piece is mapped to the whole u-axis, where the trapezoidal rule with step τ is applied:
+
+=================  ==========================================  ==============================
+piece              map h(u)                                    name
+=================  ==========================================  ==============================
+(-∞, ∞)            s·sinh u                                    sinh rule
+[b, ∞), (-∞, b]    b ± s·exp(u - e^{-u})                       exp-exp rule (Ooura & Mori)
+[a, b]             (a+b)/2 + (b-a)/2·tanh((π/2) sinh u)        tanh-sinh rule
+=================  ==========================================  ==============================
+
+with s = min(σ, 1): the smaller of the Gaussian's scale and the O(1) scale on which activations
+bend. The mapped integrand g(h(u)) p_σ(h(u)) h'(u) decays double-exponentially in |u| (the
+Gaussian density of a sinh, or the map's clustering at a breakpoint), so the rule may be cut at
+|u| ≈ 3-8, and for g analytic on each piece the error of the trapezoidal rule decays like
+exp(-2πd/τ) with d the half-width of the strip |Im u| < d where the mapped integrand is
+analytic (Trefethen & Weideman, *The exponentially convergent trapezoidal rule*, SIAM Rev. 56
+(2014), §5; Mori & Sugihara, *The double-exponential transformation in numerical analysis*,
+J. Comput. Appl. Math. 127 (2001)). For the sinh map d < π/4 (beyond it the Gaussian factor
+grows); the poles of tanh, sigmoid, softplus, mish, ... lie near Im u = π/2.
+
+Steps τ = 0.2, 0.1, 0.05, 0.025 are nested (each level adds the odd multiples of the new step),
+so refining costs only the new nodes. With the geometric convergence above, halving τ squares
+the relative error; an entry is accepted at level k when the model error of T_k,
+``|T_k - T_{k-1}|² / ∫|f|``, is below the tolerance (the same estimate as Bailey's in mpmath's
+tanh-sinh rule; measured over the activation zoo it over-estimates the actual error by ~30x).
+Entries that do not converge by τ = 0.025 (singularities close to the real axis, kinks that are
+not declared as breakpoints, non-finite values) are reported as not converged and left to the
+composite Gauss–Legendre rule of :mod:`critheory.quadrature`.
+
+Examples
+--------
+>>> import numpy as np
+>>> v, err, ok = expect_centered(np.tanh, np.array([0.1, 10.0]), rtol=1e-13)
+>>> bool(ok.all()), bool(np.all(err < 1e-13 * v + 1e-300))
+True
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["expect_centered", "WINDOW_L", "STEPS"]
+
+#: Half-width of the Gaussian window in standard deviations: e^{-L²/2} ≈ 5e-27.
+WINDOW_L = 11.0
+#: Trapezoidal steps in u, coarsest first (nested: each halves the previous).
+STEPS = (0.2, 0.1, 0.05, 0.025)
+_INV_SQRT2PI = 1.0 / np.sqrt(2.0 * np.pi)
+_HALF_PI = 0.5 * np.pi
+# u-range of the exp-exp map: at u = -4, t = exp(-4 - e^4) ≈ 3e-26 and t' = t (1 + e^4) ≈ 2e-24
+_EXPEXP_UMIN = -4.0
+# plain trapezoidal rule in z = h/σ for small σ without breakpoints: steps 1, 1/2, 1/4, 1/8,
+# |z| <= 9.5 (e^{-z²/2} < 3e-20); its error is ~2 e^{-2π²/τ²} for the Gaussian itself
+# (5e-9 at τ = 1, 4e-35 at τ = 1/2) and e^{-2πd/τ} for g analytic in |Im z| < d = (distance of
+# g's nearest singularity to the real axis)/σ, d >= 6 for tanh at σ < 1/4
+_TRAP_STEP = 1.0
+_TRAP_Z = 9.5
+# from this σ on, all entries share the nodes h = sinh(u) (s = 1): the Gaussian has >= 2.5
+# nodes per σ at τ = 0.1 near h = 0, where its trapezoid error is ~e^{-2π²(σ/τ)²} < 1e-50
+_UNIT_SD = 0.25
+# u-range of the tanh-sinh map: at u = ±3.5, 1 - |t| ≈ 2e-23 and t' ≈ 4e-22
+_TANHSINH_U = 3.5
+
+
+def _pass_nodes(umin: float, umax: float, p: int, base: float) -> tuple[np.ndarray, int]:
+    """u-nodes of pass p and the index of the first level-0 node among them.
+
+    Pass 0 takes all multiples of τ_1 in [umin, umax] (levels 0 and 1 at once: the level-0
+    nodes are every second one); pass p >= 1 adds the odd multiples of τ_{p+1}; τ_k = base·2^-k.
+    """
+    tau = base * 0.5 ** (p + 1 if p else 1)
+    jlo, jhi = int(np.ceil(umin / tau)), int(np.floor(umax / tau))
+    j = np.arange(jlo, jhi + 1)
+    if p:
+        j = j[j % 2 != 0]
+    return j * tau, int(jlo % 2)
+
+
+@lru_cache(maxsize=512)
+def _map(kind: str, umin: float, umax: float, p: int):
+    """Pass-p nodes t(u), weights τ·t'(u) and first-even index of a standard map."""
+    base = _TRAP_STEP if kind == "trap" else STEPS[0]
+    u, even0 = _pass_nodes(umin, umax, p, base)
+    if kind == "trap":
+        t, dt = u, np.ones_like(u)
+    elif kind == "sinh":
+        t, dt = np.sinh(u), np.cosh(u)
+    elif kind == "expexp":
+        e = np.exp(-u)
+        t = np.exp(u - e)
+        dt = t * (1.0 + e)
+    else:
+        sh = _HALF_PI * np.sinh(u)
+        t = np.tanh(sh)
+        dt = _HALF_PI * np.cosh(u) / np.cosh(sh) ** 2
+    dt = dt * (base * 0.5 ** (p + 1 if p else 1))
+    # the standard Gaussian weight of the sinh map with s = σ, shared by all entries σ < 1
+    wz = np.exp(-0.5 * t * t) * _INV_SQRT2PI * dt
+    for a in (t, dt, wz):
+        a.setflags(write=False)
+    return t, dt, wz, even0
+
+
+class _Piece:
+    """One piece of the real line: h = origin + sign·scale·t(u) with a standard map t."""
+
+    __slots__ = ("kind", "origin", "scale", "sign", "umin", "umax", "shared_h", "shared_w")
+
+    def __init__(self, kind, origin, scale, sign, umin, umax, shared_h, shared_w):
+        self.kind, self.origin, self.scale, self.sign = kind, origin, scale, sign
+        self.umin, self.umax = umin, umax
+        self.shared_h, self.shared_w = shared_h, shared_w
+
+
+def _pieces(bps: tuple[float, ...], sd: np.ndarray, s: np.ndarray, unit: bool) -> list:
+    """The pieces for entries with active breakpoints ``bps``; ``unit``: s = 1 for all."""
+    reach = WINDOW_L * float(np.max(sd))
+    smin = float(np.min(s))
+    scol = 1.0 if unit else s[:, None]
+    if not bps:
+        if not unit:
+            return [_Piece("trap", 0.0, scol, 1.0, -_TRAP_Z, _TRAP_Z, False, True)]
+        umax = round(float(np.arcsinh(WINDOW_L * np.max(sd))), 1) + 0.1
+        return [_Piece("sinh", 0.0, 1.0, 1.0, -umax, umax, True, False)]
+    b = sorted(bps)
+    out = []
+    for end, sign in ((b[0], -1.0), (b[-1], 1.0)):
+        # the half-line's t must reach from the breakpoint to the far end of the window
+        far = (reach + abs(end)) / smin
+        umax = round(float(np.log(max(far, 1.0))), 1) + 1.0
+        out.append(_Piece("expexp", end, scol, sign, _EXPEXP_UMIN, umax, unit,
+                          (not unit) and end == 0.0))
+    for lo, hi in zip(b[:-1], b[1:]):
+        out.append(_Piece("tanhsinh", 0.5 * (lo + hi), 0.5 * (hi - lo), 1.0, -_TANHSINH_U,
+                          _TANHSINH_U, True, False))
+    return out
+
+
+def _nodes_h(pc: _Piece, st: np.ndarray) -> np.ndarray:
+    """h = origin + sign·st (st = scale·t), nodes that round onto a breakpoint moved one ulp in."""
+    H = pc.origin + pc.sign * st
+    if pc.kind == "expexp":
+        edge = np.nextafter(pc.origin, pc.sign * np.inf)
+        H = np.maximum(H, edge) if pc.sign > 0 else np.minimum(H, edge)
+    elif pc.kind == "tanhsinh":
+        H = np.clip(H, np.nextafter(pc.origin - pc.scale, np.inf),
+                    np.nextafter(pc.origin + pc.scale, -np.inf))
+    return H
+
+
+def _piece_pass(g, noise, pc: _Piece, sd: np.ndarray, p: int):
+    """Sums over the pass-p nodes of one piece, per entry: Σf, Σ|f|, Σ|w|·noise and, on pass 0,
+    the level-0 sum (every second node, doubled).
+
+    Two layouts avoid forming f = g·w node by node: shared nodes (g evaluated once, the Gaussian
+    weights a matrix, the sums matrix-vector products) and shared weights (σ-scaled nodes, the
+    weights one vector).
+    """
+    t, dt, wz, e0 = _map(pc.kind, pc.umin, pc.umax, p)
+    m = sd.size
+    with np.errstate(all="ignore"):
+        if pc.shared_h:
+            H = _nodes_h(pc, pc.scale * t)                        # (n,)
+            G = np.asarray(g(H), dtype=float)
+            v = G * dt
+            E = np.exp(np.multiply.outer(-0.5 / (sd * sd), H * H))  # (m, n)
+            bad = ~np.isfinite(v)
+            if bad.any():
+                # g may be inf/nan where every Gaussian weight underflows: those nodes add 0
+                lost = (E[:, bad] > 0).any(axis=1)
+                v = np.where(bad, 0.0, v)
+            c = (_INV_SQRT2PI * pc.scale) / sd
+            q = c * (E @ v)
+            qa = c * (E @ np.abs(v))
+            qn = c * (E @ (noise(H) * dt)) if noise else 0.0
+            q0 = 2.0 * c * (E[:, e0::2] @ v[e0::2]) if p == 0 else None
+            if bad.any():
+                q[lost] = np.nan
+            return q, qa, qn, q0
+        H = _nodes_h(pc, np.multiply.outer(pc.scale.ravel(), t) if np.ndim(pc.scale) else
+                     pc.scale * t)
+        if H.ndim == 1:
+            H = np.broadcast_to(H, (m, t.size))
+        G = np.asarray(g(H), dtype=float)
+        if pc.shared_w:
+            W = wz
+            G = np.where(np.isfinite(G) | (W > 0), G, 0.0)
+            q = G @ W
+            qa = np.abs(G) @ W
+            qn = noise(H) @ W if noise else 0.0
+            q0 = 2.0 * (G[:, e0::2] @ W[e0::2]) if p == 0 else None
+            return q, qa, qn, q0
+        z = H / sd[:, None]
+        W = np.exp(-0.5 * z * z) * ((_INV_SQRT2PI * np.broadcast_to(pc.scale, (m, 1)))
+                                    / sd[:, None]) * dt
+        F = np.where(W > 0, G * W, 0.0)
+        q = F.sum(axis=1)
+        qa = np.abs(F).sum(axis=1)
+        qn = (W * noise(H)).sum(axis=1) if noise else 0.0
+        q0 = 2.0 * F[:, e0::2].sum(axis=1) if p == 0 else None
+        return q, qa, qn, q0
+
+
+def _group(g, noise, sd: np.ndarray, bps: tuple[float, ...], rtol: float):
+    m = sd.size
+    unit = bool(np.all(sd >= _UNIT_SD))
+    s = np.ones(m) if unit else sd.copy()
+    value = np.full(m, np.nan)
+    error = np.full(m, np.nan)
+    ok = np.zeros(m, dtype=bool)
+    pieces = _pieces(bps, sd, s, unit)
+    act = np.arange(m)
+    T = A = N = None
+    for p in range(len(STEPS) - 1):
+        q = qa = qn = q0 = 0.0
+        for pc in pieces:
+            if act.size < m and np.ndim(pc.scale):
+                pc = _Piece(pc.kind, pc.origin, pc.scale[act], pc.sign, pc.umin, pc.umax,
+                            pc.shared_h, pc.shared_w)
+            a, b, c, d = _piece_pass(g, noise, pc, sd[act], p)
+            q, qa, qn = q + a, qa + b, qn + c
+            if p == 0:
+                q0 = q0 + d
+        if p:
+            # the previous level's nodes carry half the weight at the new step
+            q, qa, qn = q + 0.5 * T, qa + 0.5 * A, qn + 0.5 * N
+            prev = T
+        else:
+            prev = q0
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = np.abs(q - prev)
+            # geometric convergence: halving τ squares the relative error
+            est = d * d / np.maximum(qa, 1e-300)
+        tol = np.maximum(rtol * np.abs(q), 1e-15 * qa)
+        # converged as a quadrature; the float64 noise of g (qn) is reported, not refined
+        good = np.isfinite(q) & (est <= tol)
+        idx = act[good]
+        value[idx], ok[idx] = q[good], True
+        error[idx] = np.maximum(np.maximum(est, qn), 1e-16 * qa)[good]
+        keep = ~good & np.isfinite(q)
+        act = act[keep]
+        if not act.size:
+            break
+        T, A, N = q[keep], qa[keep], np.broadcast_to(qn, q.shape)[keep]
+    return value, error, ok
+
+
+def expect_centered(g: Callable[[np.ndarray], np.ndarray], std, *,
+                    breakpoints: Sequence[float] = (), rtol: float = 1e-13,
+                    noise: Callable[[np.ndarray], np.ndarray] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """E[g(σ z)], z ~ N(0, 1), for a 1-D array of σ > 0.
+
+    Parameters
+    ----------
+    g : callable
+        Vectorized integrand; evaluated only at points other than its breakpoints.
+    std : array_like
+        Standard deviations σ (> 0).
+    breakpoints : sequence of float
+        Points where g or a derivative jumps.
+    rtol : float
+        Requested relative accuracy (an absolute floor of 1e-15·E|g| applies for integrals
+        that cancel to ~0).
+    noise : callable, optional
+        ``noise(x)``: estimated absolute error of the float64 evaluation of g at x (see
+        :attr:`critheory.integrands.Integrand.float64_noise`); its Gaussian average is added to
+        the error estimate, which the comparison of two rules cannot see.
+
+    Returns
+    -------
+    value, error, converged : ndarray
+        Values and error estimates (NaN where not converged) and the mask of converged entries.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v, err, ok = expect_centered(lambda x: np.maximum(x, 0.0) ** 2, np.array([2.0]),
+    ...                              breakpoints=(0.0,))
+    >>> round(float(v[0]), 14)   # E[relu(h)²] = σ²/2
+    2.0
+    """
+    sd = np.asarray(std, dtype=float).ravel()
+    value = np.full(sd.size, np.nan)
+    error = np.full(sd.size, np.nan)
+    ok = np.zeros(sd.size, dtype=bool)
+    bp = np.asarray(sorted(set(float(b) for b in breakpoints)), dtype=float)
+    # breakpoints outside an entry's window |h| < Lσ do not matter for it (mass < e^{-60})
+    active = np.abs(bp)[None, :] < WINDOW_L * sd[:, None]
+    if bp.size:
+        rows, which = np.unique(active, axis=0, return_inverse=True)
+        groups = [(tuple(bp[row]), np.flatnonzero(which.ravel() == j))
+                  for j, row in enumerate(rows)]
+    else:
+        groups = [((), np.arange(sd.size))]
+    for bps, idx in groups:
+        # entries with σ < 1/4 (s = σ) and σ >= 1/4 (s = 1, nodes shared) are refined apart
+        small = sd[idx] < _UNIT_SD
+        for part in (idx[small], idx[~small]):
+            if part.size:
+                v, e, o = _group(g, noise, sd[part], bps, rtol)
+                value[part], error[part], ok[part] = v, e, o
+    return value, error, ok

@@ -392,8 +392,11 @@ class Activation:
                 y = _fn(x)
             y = np.broadcast_to(np.asarray(y, dtype=float), x.shape) if np.ndim(y) < np.ndim(x) \
                 else np.asarray(y, dtype=float)
-            bad = ~np.isfinite(y) & np.isfinite(x)
-            if np.any(bad) and y.ndim:
+            fin = np.isfinite(y)
+            if fin.all():
+                return y
+            bad = ~fin & np.isfinite(x)
+            if bad.any() and y.ndim:
                 # first retry in extended precision (exp overflows at 11356 instead of 709)
                 with np.errstate(all="ignore"):
                     try:
@@ -403,7 +406,7 @@ class Activation:
                 y = np.array(y, dtype=float, copy=True)
                 y[bad] = np.broadcast_to(yl, y[bad].shape)
                 bad = ~np.isfinite(y) & np.isfinite(x)
-            if np.any(bad):
+            if bad.any():
                 # float64 overflow in an intermediate (e.g. exp(-x)/(1 + exp(-x))**2 at x = -1e3):
                 # re-evaluate those entries in arbitrary precision, where the result is finite
                 if not mp_fn:

@@ -233,21 +233,53 @@ def _group(g, noise, sd: np.ndarray, bps: tuple[float, ...], rtol: float):
             prev = T
         else:
             prev = q0
-        with np.errstate(invalid="ignore", over="ignore"):
-            d = np.abs(q - prev)
-            # geometric convergence: halving τ squares the relative error
-            est = d * d / np.maximum(qa, 1e-300)
-        tol = np.maximum(rtol * np.abs(q), 1e-15 * qa)
         # converged as a quadrature; the float64 noise of g (qn) is reported, not refined
-        good = np.isfinite(q) & (est <= tol)
+        good, err = _accept(q, qa, qn, prev, rtol)
         idx = act[good]
         value[idx], ok[idx] = q[good], True
-        error[idx] = np.maximum(np.maximum(est, qn), 1e-16 * qa)[good]
+        error[idx] = err[good]
         keep = ~good & np.isfinite(q)
         act = act[keep]
         if not act.size:
             break
         T, A, N = q[keep], qa[keep], np.broadcast_to(qn, q.shape)[keep]
+    return value, error, ok
+
+
+def _accept(q, qa, qn, prev, rtol):
+    """Converged mask and error estimates of level sums q given the previous level's sums."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = np.abs(q - prev)
+        # geometric convergence: halving τ squares the relative error
+        est = d * d / np.maximum(qa, 1e-300)
+        good = np.isfinite(q) & (est <= np.maximum(rtol * np.abs(q), 1e-15 * qa))
+        err = np.maximum(np.maximum(est, qn), 1e-16 * qa)
+    return good, err
+
+
+def _smooth_pass0(g, noise, sd: np.ndarray, rtol: float):
+    """First pass (levels 0 and 1) for g without breakpoints, both layouts in one go: the
+    plain trapezoid in z for σ < 1/4, the shared sinh nodes for σ >= 1/4."""
+    value = np.empty(sd.size)
+    error = np.empty(sd.size)
+    ok = np.zeros(sd.size, dtype=bool)
+    small = sd < _UNIT_SD
+    with np.errstate(all="ignore"):
+        if small.any():
+            i = np.flatnonzero(small)
+            t, dt, W, e0 = _map("trap", -_TRAP_Z, _TRAP_Z, 0)
+            H = np.multiply.outer(sd[i], t)
+            G = g(H)
+            q = G @ W
+            good, err = _accept(q, np.abs(G) @ W, noise(H) @ W if noise else 0.0,
+                                2.0 * (G[:, e0::2] @ W[e0::2]), rtol)
+            value[i], error[i], ok[i] = q, err, good
+        if not small.all():
+            i = np.flatnonzero(~small)
+            pc = _pieces((), sd[i], sd[i], True)[0]
+            q, qa, qn, q0 = _piece_pass(g, noise, pc, sd[i], 0)
+            good, err = _accept(q, qa, qn, q0, rtol)
+            value[i], error[i], ok[i] = q, err, good
     return value, error, ok
 
 
@@ -293,12 +325,20 @@ def expect_centered(g: Callable[[np.ndarray], np.ndarray], std, *,
     bp = np.asarray(sorted(set(float(b) for b in breakpoints)), dtype=float)
     # breakpoints outside an entry's window |h| < Lσ do not matter for it (mass < e^{-60})
     active = np.abs(bp)[None, :] < WINDOW_L * sd[:, None]
+    if active.size and not active.any():
+        bp = bp[:0]
+    if not bp.size:
+        value, error, ok = _smooth_pass0(g, noise, sd, rtol)
+        if ok.all():
+            return value, error, ok
+        # the rest go through the full ladder (from pass 0 again: a few entries at most)
+        active = np.zeros((sd.size, 0), dtype=bool)
     if bp.size:
         rows, which = np.unique(active, axis=0, return_inverse=True)
         groups = [(tuple(bp[row]), np.flatnonzero(which.ravel() == j))
                   for j, row in enumerate(rows)]
     else:
-        groups = [((), np.arange(sd.size))]
+        groups = [((), np.flatnonzero(~ok))]
     for bps, idx in groups:
         # entries with σ < 1/4 (s = σ) and σ >= 1/4 (s = 1, nodes shared) are refined apart
         small = sd[idx] < _UNIT_SD

@@ -77,9 +77,9 @@ def check_variance(K, name: str = "K") -> np.ndarray:
         raise InvalidVarianceError(f"{name} must be a number or an array of numbers") from None
     if arr.size == 0:
         raise InvalidVarianceError(f"{name} is empty")
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():
         raise InvalidVarianceError(f"{name} must be finite (got {arr[~np.isfinite(arr)].ravel()[0]})")
-    if np.any(arr <= 0):
+    if (arr <= 0).any():
         raise InvalidVarianceError(f"{name} must be > 0 (got {arr[arr <= 0].ravel()[0]:g})")
     return arr
 
@@ -158,7 +158,7 @@ def expect(activation, g="phi2", K=1.0, *, method: str = "auto", rtol: float = 1
                 todo &= ~ok
         if method == "closed_form" and np.any(todo):
             raise CritheoryError(f"no closed form is known for E[{itg.name}] of {act.name}")
-    if np.any(todo):
+    if todo.any():
         r = expect_1d(itg.numpy, 0.0, np.sqrt(Kf[todo]), breakpoints=itg.breakpoints,
                       growth=itg.growth, rtol=rtol, noise=itg.float64_noise)
         v = r.value

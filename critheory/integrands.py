@@ -134,8 +134,8 @@ class Integrand:
 
         def noise(x: np.ndarray) -> np.ndarray:
             _, ex = np.frexp(x)
-            k = np.clip(ex, _NOISE_EMIN, _NOISE_EMAX) - _NOISE_EMIN
-            return table[(x > 0).astype(np.intp), k]
+            k = np.minimum(np.maximum(ex, _NOISE_EMIN), _NOISE_EMAX) - _NOISE_EMIN
+            return table[(x > 0).view(np.int8), k]
 
         return noise
 

@@ -275,7 +275,7 @@ def expect_1d(g: Callable[[np.ndarray], np.ndarray], mean, std, *,
     shape = mean.shape
     mu = mean.ravel()
     sd = std.ravel()
-    if de and growth == (0.0, 0.0) and not np.any(mu):
+    if de and growth == (0.0, 0.0) and not mu.any():
         # centred Gaussians: the double-exponential trapezoidal rules; the entries they do not
         # converge for (singularities near the real axis, undeclared kinks) come back here
         v, e, ok = expect_centered(g, sd, breakpoints=breakpoints, rtol=rtol, noise=noise)

@@ -1,0 +1,144 @@
+"""The double-exponential trapezoidal rules of critheory.de_quadrature (centred Gaussians).
+
+Independent routes: closed forms (arc-cosine family, erf, sin/cos, Wick) of
+critheory.closed_forms; the composite Gauss–Legendre / Gauss–Hermite rules of
+critheory.quadrature (``de=False``), which share nothing with the DE rules but the integrand;
+mpmath at 30 digits. Tolerances: 1e-13 relative (the rules' rtol) plus the two methods' own
+error estimates; an estimate must bound the actual error up to the factor 10 used in
+tests/test_gaussian.py (``_estimate_ok``).
+"""
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+
+from critheory.activation import Activation
+from critheory.closed_forms import closed_form_1d
+from critheory.de_quadrature import expect_centered
+from critheory.gaussian import expect, expect2
+from critheory.integrands import integrand
+from critheory.quadrature import expect_1d
+
+EPS = np.finfo(float).eps
+K_GRID = np.logspace(-4, 2, 13)
+
+
+def _de(name, g, K):
+    itg = integrand(Activation.get(name), g)
+    return expect_centered(itg.numpy, np.sqrt(K), breakpoints=itg.breakpoints,
+                           noise=itg.float64_noise)
+
+
+@pytest.mark.parametrize("name,g", [(n, g) for n in ("relu", "leaky_relu", "abs", "erf", "sin",
+                                                     "cos", "linear", "hardtanh", "relu6")
+                                    for g in ("phi2", "dphi2")])
+def test_against_closed_forms(name, g):
+    itg = integrand(Activation.get(name), g)
+    cf = closed_form_1d(itg, K_GRID)
+    assert cf is not None
+    want, want_err = cf
+    v, err, ok = _de(name, g, K_GRID)
+    assert ok.all()
+    diff = np.abs(v - want)
+    assert np.all(diff <= 1e-13 * np.abs(want) + want_err + 1e-300), (K_GRID, diff / np.abs(want))
+    assert np.all(diff <= 10 * (err + want_err) + 4 * EPS * np.abs(want) + 1e-300)
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "softplus", "gelu", "gelu_tanh", "swish",
+                                  "mish", "softsign", "elu", "selu", "celu",
+                                  "Piecewise((x, x > 0), (exp(x) - 1, True))", "x*erf(x)"])
+@pytest.mark.parametrize("g", ["phi2", "dphi2", "phi_d2phi", "phi4"])
+def test_against_classical_rules(name, g):
+    """Same integrand, two unrelated rules: sinh/exp-exp/tanh-sinh trapezoids vs Gauss–Hermite
+    and graded composite Gauss–Legendre."""
+    itg = integrand(Activation.get(name), g)
+    sd = np.sqrt(K_GRID)
+    v, err, ok = _de(name, g, K_GRID)
+    ref = expect_1d(itg.numpy, 0.0, sd, breakpoints=itg.breakpoints, growth=itg.growth,
+                    de=False)
+    assert ok.all()
+    diff = np.abs(v - ref.value)
+    scale = np.abs(ref.value)
+    assert np.all(diff <= 1e-13 * scale + 10 * ref.error + 1e-300), diff / scale
+    assert np.all(diff <= 10 * (err + ref.error) + 4 * EPS * scale + 1e-300)
+
+
+def test_kink_off_zero_never_sampled():
+    """Breakpoints split the line and no node lies on one: g is NaN exactly at its kink."""
+    a = 1.0
+    g = lambda x: np.where(x == a, np.nan, np.abs(x - a))  # noqa: E731
+    sd = np.array([0.05, 0.2, 0.5, 3.0, 30.0])
+    v, err, ok = expect_centered(g, sd, breakpoints=(a,))
+    assert ok.all()
+    # E|h - a| = σ √(2/π) e^{-a²/2σ²} + a (2Φ(a/σ) - 1), in mpmath
+    want = [float(s * mpmath.sqrt(2 / mpmath.pi) * mpmath.exp(-a * a / (2 * s * s))
+                  + a * mpmath.erf(a / (s * mpmath.sqrt(2)))) for s in sd]
+    assert np.allclose(v, want, rtol=1e-13, atol=0)
+
+
+def test_shared_nodes_cost():
+    """σ >= 1/4 share one set of nodes (g evaluated once for all of them); σ < 1/4 take the
+    39-node plain trapezoid in z. Count g's evaluations for tanh² on 20 variances."""
+    n_eval = []
+
+    def g(x):
+        n_eval.append(np.size(x))
+        return np.tanh(x) ** 2
+
+    sd = np.sqrt(np.logspace(-4, 2, 20))
+    v, err, ok = expect_centered(g, sd)
+    assert ok.all()
+    small = int(np.sum(sd < 0.25))
+    # pass 0 only: 39 nodes per small entry, one shared sinh grid (|u| <= asinh(11σ_max) + 0.1,
+    # step 0.1) for the others
+    umax = round(float(np.arcsinh(11 * sd.max())), 1) + 0.1
+    shared = int(np.floor(umax / 0.1 + 1e-9)) * 2 + 1
+    assert n_eval[:2] == [39 * small, shared]
+    # a few small entries (σ near 1/4, where z² e^{-z²/2} aliases at τ = 1) go on to the next
+    # step (their first pass again, 39 nodes, and 38 new ones); the shared group is done
+    rest = sum(n_eval[2:])
+    assert rest % 77 == 0 and rest <= 77 * 3
+    assert sum(n_eval) / sd.size < 50     # evaluations of g per variance
+
+
+def test_close_singularity_falls_back():
+    """tanh(30x) has poles at ±iπ/60: the trapezoid would need tiny steps, so the composite rule
+    takes over (and is right)."""
+    r = expect("tanh(30*x)", "phi2", [0.01, 1.0, 100.0])
+    assert set(r.methods) == {"gauss_legendre_composite"}
+    want = float(expect("tanh(30*x)", "phi2", 1.0, method="mpmath", dps=30).value)
+    assert abs(r.value[1] - want) <= 1e-12 * want
+
+
+def test_float64_noise_model():
+    """φφ'' of mish loses digits to cancellation for x > 3; the measured noise model bounds
+    the actual float64 error at points it did not sample."""
+    itg = integrand(Activation.get("mish"), "phi_d2phi")
+    x = np.array([-9.3, -2.2, 0.37, 3.3, 7.3, 10.1, 15.5, 19.0])
+    got = itg.numpy(x)
+    with mpmath.workdps(30):
+        exact = np.array([float(itg.mpmath(mpmath.mpf(t))) for t in x])
+    bound = itg.float64_noise(x)
+    assert np.all(np.abs(got - exact) <= bound)
+    assert np.all(bound[x > 3] > 1e-15)   # cancellation: far above eps·|g|
+
+
+def test_noise_in_error_estimate(ref):
+    """E[mish·mish''] at K = 100 is limited by the float64 integrand (relative error ~1e-13,
+    both rules); the estimate must say so, not 1e-16."""
+    r = expect("mish", "phi_d2phi", 100.0)
+    want = float(ref("mish", "phi_d2phi", 100.0))
+    assert abs(r.value - want) <= 1e-12 * abs(want)
+    assert abs(r.value - want) <= 10 * r.error + 4 * EPS * abs(want)
+
+
+def test_two_point_tiny_correlation():
+    """Regression: E[tanh(h1) tanh(h2)] at ρ = 2.1e-11 raised ConvergenceError (relative
+    accuracy asked of a value 1e-11 of the integrand's size). To first order in ρ it is
+    ρ E[tanh'(h)]², accurate to 1e-14 of the Cauchy–Schwarz scale E[tanh²]."""
+    rho = 2.1244250406195955e-11
+    r = expect2("tanh", "phi", "phi", 1.0, rho, 1.0)
+    d = expect("tanh", "dphi", 1.0).value
+    cs = expect("tanh", "phi2", 1.0).value
+    assert abs(r.value - rho * d * d) <= 1e-14 * cs

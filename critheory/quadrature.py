@@ -24,13 +24,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .de_quadrature import expect_centered
+from .de_quadrature import WINDOW_L, expect_centered
 from .errors import ConvergenceError, GrowthError
 
 __all__ = ["QuadResult", "expect_1d", "expect_z", "WINDOW_L"]
 
-#: Half-width of the integration window in standard-normal units: e^{-L²/2} ≈ 5e-27.
-WINDOW_L = 11.0
 _GH_LADDER = (24, 48, 96, 192)
 _GL_LADDER = (8, 16, 32, 64, 128, 256)
 _Z_GRID = np.array([0.0, 1.0, -1.0, 2.0, -2.0, 3.0, -3.0, 4.0, -4.0, 5.5, -5.5, 7.0, -7.0,
@@ -254,8 +252,8 @@ _GH_MAX_STD = 3.0
 def expect_1d(g: Callable[[np.ndarray], np.ndarray], mean, std, *,
               breakpoints: Sequence[float] = (), growth: tuple[float, float] = (0.0, 0.0),
               rtol: float = 1e-13, allow_hermite: bool = True,
-              max_error: float = 1e-7, noise: Callable | None = None, de: bool = True,
-              _centred: bool = False) -> QuadResult:
+              max_error: float = 1e-7, noise: Callable | None = None,
+              de: bool = True) -> QuadResult:
     """E[g(mean + std·z)], z ~ N(0,1), vectorized over broadcast arrays ``mean``, ``std`` (> 0).
 
     Where every mean is 0 and g does not grow exponentially, the double-exponential rules of
@@ -282,13 +280,11 @@ def expect_1d(g: Callable[[np.ndarray], np.ndarray], mean, std, *,
         if ok.all():
             meth = np.full(sd.size, "double_exponential", dtype=object)
             return QuadResult(v.reshape(shape), e.reshape(shape), meth.reshape(shape))
-        rest = expect_1d(g, 1.0, sd[~ok], breakpoints=breakpoints, rtol=rtol,
-                         allow_hermite=allow_hermite, max_error=max_error, _centred=True)
+        rest = expect_1d(g, 0.0, sd[~ok], breakpoints=breakpoints, rtol=rtol,
+                         allow_hermite=allow_hermite, max_error=max_error, de=False)
         meth = np.full(sd.size, "double_exponential", dtype=object)
         v[~ok], e[~ok], meth[~ok] = rest.value, rest.error, rest.method
         return QuadResult(v.reshape(shape), e.reshape(shape), meth.reshape(shape))
-    if _centred:
-        mu = np.zeros_like(sd)
 
     def zfunc(Z, idx):
         return g(mu[idx, None] + sd[idx, None] * Z)

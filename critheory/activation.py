@@ -97,6 +97,10 @@ def _strip_delta(expr: sp.Expr) -> sp.Expr:
     return expr
 
 
+#: Activations built from formula strings, by (text, parameters): the 256 most recent.
+_FORMULA_CACHE: dict = {}
+
+
 class Activation:
     """A scalar activation function φ(x), stated as a sympy expression in ``x``.
 
@@ -169,7 +173,19 @@ class Activation:
             key = spec.strip().lower()
             if key in zoo.ZOO:
                 return zoo.make(key, params)
-            return cls.from_string(spec, params)
+            # formulas are parsed, validated and analysed once (~10 ms); repeated calls such as
+            # expect("x*erf(x)", ...) in a loop get the same Activation
+            try:
+                ck = (spec, tuple(sorted((k, float(v)) for k, v in (params or {}).items())))
+            except (TypeError, ValueError):
+                return cls.from_string(spec, params)      # raises the informative error
+            act = _FORMULA_CACHE.get(ck)
+            if act is None:
+                act = cls.from_string(spec, params)
+                if len(_FORMULA_CACHE) >= 256:
+                    _FORMULA_CACHE.pop(next(iter(_FORMULA_CACHE)))
+                _FORMULA_CACHE[ck] = act
+            return act
         if isinstance(spec, sp.Basic):
             return cls.from_expr(spec, params)
         raise ActivationParseError(f"cannot build an activation from {spec!r}")
@@ -392,9 +408,11 @@ class Activation:
                 y = _fn(x)
             y = np.broadcast_to(np.asarray(y, dtype=float), x.shape) if np.ndim(y) < np.ndim(x) \
                 else np.asarray(y, dtype=float)
-            fin = np.isfinite(y)
-            if fin.all():
+            if np.isfinite(np.add.reduce(y, axis=None)):
+                # one pass: the sum is finite only if every value is (a sum that overflows
+                # merely takes the checks below)
                 return y
+            fin = np.isfinite(y)
             bad = ~fin & np.isfinite(x)
             if bad.any() and y.ndim:
                 # first retry in extended precision (exp overflows at 11356 instead of 709)

@@ -12,9 +12,15 @@ piece              map h(u)                                    name
 [a, b]             (a+b)/2 + (b-a)/2·tanh((π/2) sinh u)        tanh-sinh rule
 =================  ==========================================  ==============================
 
-with s = σ for σ < 1/4 and s = 1 (nodes shared by all entries, g evaluated once) for σ >= 1/4;
-for σ < 1/4 without breakpoints the plain trapezoidal rule in z = h/σ (|z| <= 9.5) replaces
-the sinh map. The mapped integrand g(h(u)) p_σ(h(u)) h'(u) decays double-exponentially in |u| (the
+with s = σ for σ < 1/4 and s = 1 (nodes shared by all entries, g evaluated once) for σ >= 1/4,
+except for a single breakpoint at 0 (softsign, elu, ...: s = σ throughout); for σ < 1/4
+without breakpoints the plain trapezoidal rule in z = h/σ (|z| <= 9.5) replaces the sinh map.
+Node sets symmetric about 0 (the sinh and z rules, the two exp-exp half-lines at a kink at 0)
+are summed as pairs ±h: the Gaussian weight of a pair is computed once (with s = 1 the weights
+are an exp per entry and node, the dominant cost), and for g declared even (``even=True``, e.g.
+proven by sympy) g is evaluated at +h only. With s = 1, weights of nodes outside an entry's
+window (|h| >= Lσ, weight < e^{-L²/2}) are set to 0 without computing an exp.
+The mapped integrand g(h(u)) p_σ(h(u)) h'(u) decays double-exponentially in |u| (the
 Gaussian density of a sinh, or the map's clustering at a breakpoint), so the rule may be cut at
 |u| ≈ 3-8, and for g analytic on each piece the error of the trapezoidal rule decays like
 exp(-2πd/τ) with d the half-width of the strip |Im u| < d where the mapped integrand is
@@ -23,14 +29,14 @@ analytic (Trefethen & Weideman, *The exponentially convergent trapezoidal rule*,
 J. Comput. Appl. Math. 127 (2001)). For the sinh map d < π/4 (beyond it the Gaussian factor
 grows); the poles of tanh, sigmoid, softplus, mish, ... lie near Im u = π/2.
 
-Steps τ = 0.2, 0.1, 0.05, 0.025 (0.8, 0.4, 0.2, 0.1 for the plain rule in z) are nested (each level adds the odd multiples of the new step),
-so refining costs only the new nodes. With the geometric convergence above, halving τ squares
+Steps τ = 0.2, 0.1, 0.05, 0.025 (0.8, 0.4, 0.2, 0.1 for the plain rule in z) are nested (each
+level adds the odd multiples of the new step), so refining costs only the new nodes. With the geometric convergence above, halving τ squares
 the relative error; an entry is accepted at level k when the model error of T_k,
 ``|T_k - T_{k-1}|² / ∫|f|``, is below the tolerance (the same estimate as Bailey's in mpmath's
 tanh-sinh rule; measured over the activation zoo it over-estimates the actual error by ~30x).
 The reported error adds what no comparison of rules can see: the float64 error of evaluating g
-(``noise``, measured against mpmath per integrand) and a floor of 4 ulps of E|g| (rounding of
-nodes, weights and sums).
+(the Gaussian average of ``noise``, measured against mpmath per integrand) and a floor of 4 ulps
+of E|g| (rounding of nodes, weights and sums).
 Entries that do not converge by τ = 0.025 (singularities close to the real axis, kinks that are
 not declared as breakpoints, non-finite values) are reported as not converged and left to the
 composite Gauss–Legendre rule of :mod:`critheory.quadrature`.
@@ -56,10 +62,12 @@ WINDOW_L = 11.0
 #: Trapezoidal steps in u, coarsest first (nested: each halves the previous).
 STEPS = (0.2, 0.1, 0.05, 0.025)
 _INV_SQRT2PI = 1.0 / np.sqrt(2.0 * np.pi)
+_LOG_WINDOW = -0.5 * WINDOW_L ** 2
 _EPS = np.finfo(float).eps
 _HALF_PI = 0.5 * np.pi
-# u-range of the exp-exp map: at u = -4, t = exp(-4 - e^4) ≈ 3e-26 and t' = t (1 + e^4) ≈ 2e-24
-_EXPEXP_UMIN = -4.0
+# lower end of the exp-exp map: at u = -3.8, t = exp(-3.8 - e^3.8) ≈ 9e-22 and t' ≈ 4e-20 (the
+# piece [b, b + s·t] it leaves out holds < 1e-21 of the mass per unit of s/σ)
+_EXPEXP_UMIN = -3.8
 # plain trapezoidal rule in z = h/σ for small σ without breakpoints: steps 0.8, 0.4, 0.2, 0.1,
 # |z| <= 9.5 (e^{-z²/2} < 3e-20); its error is ~2 k^p e^{-k²/2}, k = 2π/τ, for z^p times the
 # Gaussian (Poisson summation: 3e-10 for p = 4 at τ = 0.8, below 1e-40 at τ = 0.4; with τ = 1
@@ -67,6 +75,7 @@ _EXPEXP_UMIN = -4.0
 # e^{-2πd/τ} for g analytic in |Im z| < d = (distance of g's nearest singularity to the real
 # axis)/σ, d >= 6 for tanh at σ < 1/4
 _TRAP_STEP = 0.8
+_BASE_STEP = {"trap": _TRAP_STEP, "sinh": 0.2}
 _TRAP_Z = 9.5
 # from this σ on, all entries share the nodes h = sinh(u) (s = 1): the Gaussian has >= 2.5
 # nodes per σ at τ = 0.1 near h = 0, where its trapezoid error is ~e^{-2π²(σ/τ)²} < 1e-50
@@ -91,8 +100,12 @@ def _pass_nodes(umin: float, umax: float, p: int, base: float) -> tuple[np.ndarr
 
 @lru_cache(maxsize=512)
 def _map(kind: str, umin: float, umax: float, p: int):
-    """Pass-p nodes t(u), weights τ·t'(u) and first-even index of a standard map."""
-    base = _TRAP_STEP if kind == "trap" else STEPS[0]
+    """Pass-p nodes t(u), weights τ·t'(u) and first-even index of a standard map.
+
+    The maps ``trap`` (t = u) and ``sinh`` are odd in u: taken with umin = 0 they stand for the
+    nodes ±t of the whole line (``_Piece.both``), and the node at u = 0 gets half its weight.
+    """
+    base = _BASE_STEP.get(kind, STEPS[0])
     u, even0 = _pass_nodes(umin, umax, p, base)
     if kind == "trap":
         t, dt = u, np.ones_like(u)
@@ -107,7 +120,9 @@ def _map(kind: str, umin: float, umax: float, p: int):
         t = np.tanh(sh)
         dt = _HALF_PI * np.cosh(u) / np.cosh(sh) ** 2
     dt = dt * (base * 0.5 ** (p + 1 if p else 1))
-    # the standard Gaussian weight of the sinh map with s = σ, shared by all entries σ < 1
+    if kind in ("trap", "sinh") and umin == 0.0 and u.size and u[0] == 0.0:
+        dt[0] *= 0.5
+    # the standard Gaussian weight of the nodes (shared-weight layout: h = σ·t)
     wz = np.exp(-0.5 * t * t) * _INV_SQRT2PI * dt
     for a in (t, dt, wz):
         a.setflags(write=False)
@@ -115,14 +130,33 @@ def _map(kind: str, umin: float, umax: float, p: int):
 
 
 class _Piece:
-    """One piece of the real line: h = origin + sign·scale·t(u) with a standard map t."""
+    """One piece of the real line: h = origin + sign·scale·t(u) with a standard map t; with
+    ``both`` the mirror image origin - sign·scale·t(u) too (origin 0: the nodes ±h share their
+    Gaussian weights, which are computed once)."""
 
-    __slots__ = ("kind", "origin", "scale", "sign", "umin", "umax", "shared_h", "shared_w")
+    __slots__ = ("kind", "origin", "scale", "sign", "umin", "umax", "shared_h", "shared_w",
+                 "both")
 
-    def __init__(self, kind, origin, scale, sign, umin, umax, shared_h, shared_w):
+    def __init__(self, kind, origin, scale, sign, umin, umax, shared_h, shared_w, both=False):
         self.kind, self.origin, self.scale, self.sign = kind, origin, scale, sign
         self.umin, self.umax = umin, umax
-        self.shared_h, self.shared_w = shared_h, shared_w
+        self.shared_h, self.shared_w, self.both = shared_h, shared_w, both
+
+    def rows(self, idx: np.ndarray) -> "_Piece":
+        """The piece for a subset of the entries (per-entry scales taken along)."""
+        if not np.ndim(self.scale):
+            return self
+        return _Piece(self.kind, self.origin, self.scale[idx], self.sign, self.umin, self.umax,
+                      self.shared_h, self.shared_w, self.both)
+
+
+def _expexp_umax(far: float) -> float:
+    """u from which the exp-exp map exceeds ``far``: u - e^{-u} = ln(far), one level-0 step on."""
+    lf = np.log(max(far, 1.0))
+    u = lf + 1.0
+    for _ in range(8):          # fixed point u = ln(far) + e^{-u}: a contraction for u > 0
+        u = lf + np.exp(-u)
+    return round(float(u), 1) + STEPS[0]
 
 
 def _pieces(bps: tuple[float, ...], sd: np.ndarray, s: np.ndarray, unit: bool) -> list:
@@ -131,15 +165,18 @@ def _pieces(bps: tuple[float, ...], sd: np.ndarray, s: np.ndarray, unit: bool) -
     scol = 1.0 if unit else s[:, None]
     if not bps:
         if not unit:
-            return [_Piece("trap", 0.0, scol, 1.0, -_TRAP_Z, _TRAP_Z, False, True)]
+            return [_Piece("trap", 0.0, scol, 1.0, 0.0, _TRAP_Z, False, True, True)]
         umax = round(float(np.arcsinh(WINDOW_L * np.max(sd))), 1) + 0.1
-        return [_Piece("sinh", 0.0, 1.0, 1.0, -umax, umax, True, False)]
+        return [_Piece("sinh", 0.0, 1.0, 1.0, 0.0, umax, True, False, True)]
     b = sorted(bps)
+    if b == [0.0]:
+        # one kink at 0: the two half-lines ±s·t(u) share nodes |h| and Gaussian weights
+        umax = _expexp_umax(float(np.max(reach / s)))
+        return [_Piece("expexp", 0.0, scol, 1.0, _EXPEXP_UMIN, umax, unit, not unit, True)]
     out = []
     for end, sign in ((b[0], -1.0), (b[-1], 1.0)):
         # the half-line's t must reach from the breakpoint to the far end of the window
-        far = float(np.max((reach + abs(end)) / s))
-        umax = round(float(np.log(max(far, 1.0))), 1) + 1.0
+        umax = _expexp_umax(float(np.max((reach + abs(end)) / s)))
         out.append(_Piece("expexp", end, scol, sign, _EXPEXP_UMIN, umax, unit,
                           (not unit) and end == 0.0))
     for lo, hi in zip(b[:-1], b[1:]):
@@ -150,6 +187,9 @@ def _pieces(bps: tuple[float, ...], sd: np.ndarray, s: np.ndarray, unit: bool) -
 
 def _nodes_h(pc: _Piece, st: np.ndarray) -> np.ndarray:
     """h = origin + sign·st (st = scale·t), nodes that round onto a breakpoint moved one ulp in."""
+    if pc.kind in ("trap", "sinh") or (pc.kind == "expexp" and pc.origin == 0.0
+                                       and pc.sign > 0 and st.min() > 0.0):
+        return st       # no breakpoint at or near the nodes
     H = pc.origin + pc.sign * st
     if pc.kind == "expexp":
         edge = np.nextafter(pc.origin, pc.sign * np.inf)
@@ -160,87 +200,120 @@ def _nodes_h(pc: _Piece, st: np.ndarray) -> np.ndarray:
     return H
 
 
-def _piece_pass(g, noise, pc: _Piece, sd: np.ndarray, p: int):
-    """Sums over the pass-p nodes of one piece, per entry: Σf, Σ|f|, Σ|w|·noise and, on pass 0,
-    the level-0 sum (every second node, doubled).
+def _eval(g, H: np.ndarray, both: bool, even: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """g at the nodes, |g| and a factor for both: with ``both`` the values at the mirror nodes
+    -H (origin 0) are added, or for even g counted by the factor 2."""
+    G = np.asarray(g(H), dtype=float)
+    if not both or even:
+        return G, np.abs(G), 2.0 if both else 1.0
+    Gm = np.asarray(g(-H), dtype=float)
+    return G + Gm, np.abs(G) + np.abs(Gm), 1.0
+
+
+def _piece_pass(g, pc: _Piece, sd: np.ndarray, p: int, even: bool):
+    """Sums over the pass-p nodes of one piece, per entry: Σf, Σ|f| and, on pass 0, the
+    level-0 sum (every second node, doubled).
 
     Two layouts avoid forming f = g·w node by node: shared nodes (g evaluated once, the Gaussian
-    weights a matrix, the sums matrix-vector products) and shared weights (σ-scaled nodes, the
+    weights a matrix, the sums one matrix product) and shared weights (σ-scaled nodes, the
     weights one vector).
     """
     t, dt, wz, e0 = _map(pc.kind, pc.umin, pc.umax, p)
     m = sd.size
     with np.errstate(all="ignore"):
         if pc.shared_h:
-            H = _nodes_h(pc, pc.scale * t)                        # (n,)
-            G = np.asarray(g(H), dtype=float)
-            v = G * dt
-            E = np.exp(np.multiply.outer(-0.5 / (sd * sd), H * H))  # (m, n)
-            bad = ~np.isfinite(v)
+            H = _nodes_h(pc, pc.scale * t) if pc.kind != "sinh" else t   # (n,)
+            G, Ga, f = _eval(g, H, pc.both, even)
+            V = np.empty((t.size, 3))
+            np.multiply(G, dt, out=V[:, 0])
+            np.multiply(Ga, dt, out=V[:, 1])
+            V[:, 2] = 0.0
+            if p == 0:
+                V[e0::2, 2] = 2.0 * V[e0::2, 0]
+            A = np.multiply.outer(-0.5 / (sd * sd), H * H)          # (m, n)
+            # exp only inside each entry's window (|h| < Lσ): beyond, the weight is < e^{-L²/2}
+            E = np.exp(A, out=np.zeros(A.shape), where=A > _LOG_WINDOW)
+            bad = ~np.isfinite(V[:, 0])
             if bad.any():
                 # g may be inf/nan where every Gaussian weight underflows: those nodes add 0
                 lost = (E[:, bad] > 0).any(axis=1)
-                v = np.where(bad, 0.0, v)
-            c = (_INV_SQRT2PI * pc.scale) / sd
-            q = c * (E @ v)
-            qa = c * (E @ np.abs(v))
-            qn = c * (E @ (noise(H) * dt)) if noise else 0.0
-            q0 = 2.0 * c * (E[:, e0::2] @ v[e0::2]) if p == 0 else None
+                V[bad] = 0.0
+            R = E @ V
+            R *= ((f * _INV_SQRT2PI * pc.scale) / sd)[:, None]
+            q, qa, q0 = R[:, 0], R[:, 1], (R[:, 2] if p == 0 else None)
             if bad.any():
                 q[lost] = np.nan
-            return q, qa, qn, q0
-        H = _nodes_h(pc, np.multiply.outer(pc.scale.ravel(), t) if np.ndim(pc.scale) else
-                     pc.scale * t)
-        if H.ndim == 1:
-            H = np.broadcast_to(H, (m, t.size))
-        G = np.asarray(g(H), dtype=float)
+            return q, qa, q0
+        if pc.kind == "trap":
+            H = np.multiply.outer(pc.scale.ravel(), t)
+        else:
+            H = _nodes_h(pc, np.multiply.outer(pc.scale.ravel(), t) if np.ndim(pc.scale) else
+                         pc.scale * t)
+            if H.ndim == 1:
+                H = np.broadcast_to(H, (m, t.size))
+        G, Ga, f = _eval(g, H, pc.both, even)
         if pc.shared_w:
-            W = wz
-            G = np.where(np.isfinite(G) | (W > 0), G, 0.0)
-            q = G @ W
-            qa = np.abs(G) @ W
-            qn = noise(H) @ W if noise else 0.0
-            q0 = 2.0 * (G[:, e0::2] @ W[e0::2]) if p == 0 else None
-            return q, qa, qn, q0
+            WW = _level_weights(pc.kind, pc.umin, pc.umax, p)
+            R = G @ WW
+            if not np.isfinite(R).all():
+                # g may be inf/nan where the Gaussian weight underflows: those nodes add 0
+                fin = np.isfinite(G) | (wz > 0)
+                G, Ga = np.where(fin, G, 0.0), np.where(fin, Ga, 0.0)
+                R = G @ WW
+            if f != 1.0:
+                R *= f
+            return R[:, 0], f * (Ga @ wz), (R[:, 1] if p == 0 else None)
         z = H / sd[:, None]
         W = np.exp(-0.5 * z * z) * ((_INV_SQRT2PI * np.broadcast_to(pc.scale, (m, 1)))
                                     / sd[:, None]) * dt
         F = np.where(W > 0, G * W, 0.0)
-        q = F.sum(axis=1)
-        qa = np.abs(F).sum(axis=1)
-        qn = (W * noise(H)).sum(axis=1) if noise else 0.0
-        q0 = 2.0 * F[:, e0::2].sum(axis=1) if p == 0 else None
-        return q, qa, qn, q0
+        q = f * F.sum(axis=1)
+        qa = f * np.where(W > 0, Ga * W, 0.0).sum(axis=1)
+        q0 = 2.0 * f * F[:, e0::2].sum(axis=1) if p == 0 else None
+        return q, qa, q0
 
 
-def _group(g, noise, sd: np.ndarray, bps: tuple[float, ...], rtol: float):
+@lru_cache(maxsize=512)
+def _level_weights(kind: str, umin: float, umax: float, p: int) -> np.ndarray:
+    """(n, 2): the standard Gaussian weights of the pass-p nodes and, on pass 0, those of the
+    level-0 rule (twice the weight on every second node, 0 elsewhere)."""
+    t, dt, wz, e0 = _map(kind, umin, umax, p)
+    WW = np.zeros((t.size, 2))
+    WW[:, 0] = wz
+    if p == 0:
+        WW[e0::2, 1] = 2.0 * wz[e0::2]
+    WW.setflags(write=False)
+    return WW
+
+
+def _group(g, qn: np.ndarray, sd: np.ndarray, bps: tuple[float, ...], rtol: float, even: bool):
     m = sd.size
-    unit = bool(np.all(sd >= _UNIT_SD))
+    # s = 1 (shared nodes) for σ >= 1/4, except with a single kink at 0: there the exp-exp
+    # nodes ±σ·t(u) cluster at the kink for every σ, and with s = 1 entries σ ~ 1/4 - 1/2 needed
+    # a second pass
+    unit = bool(np.all(sd >= _UNIT_SD)) and bps != (0.0,)
     s = np.ones(m) if unit else sd.copy()
     value = np.full(m, np.nan)
     error = np.full(m, np.nan)
     ok = np.zeros(m, dtype=bool)
     pieces = _pieces(bps, sd, s, unit)
     act = np.arange(m)
-    T = A = N = None
+    T = A = None
     for p in range(len(STEPS) - 1):
-        q = qa = qn = q0 = 0.0
+        q = qa = q0 = 0.0
         for pc in pieces:
-            if act.size < m and np.ndim(pc.scale):
-                pc = _Piece(pc.kind, pc.origin, pc.scale[act], pc.sign, pc.umin, pc.umax,
-                            pc.shared_h, pc.shared_w)
-            a, b, c, d = _piece_pass(g, noise, pc, sd[act], p)
-            q, qa, qn = q + a, qa + b, qn + c
+            a, b, d = _piece_pass(g, pc.rows(act) if act.size < m else pc, sd[act], p, even)
+            q, qa = q + a, qa + b
             if p == 0:
                 q0 = q0 + d
         if p:
             # the previous level's nodes carry half the weight at the new step
-            q, qa, qn = q + 0.5 * T, qa + 0.5 * A, qn + 0.5 * N
+            q, qa = q + 0.5 * T, qa + 0.5 * A
             prev = T
         else:
             prev = q0
         # converged as a quadrature; the float64 noise of g (qn) is reported, not refined
-        good, err = _accept(q, qa, qn, prev, rtol)
+        good, err = _accept(q, qa, qn[act], prev, rtol)
         idx = act[good]
         value[idx], ok[idx] = q[good], True
         error[idx] = err[good]
@@ -248,7 +321,7 @@ def _group(g, noise, sd: np.ndarray, bps: tuple[float, ...], rtol: float):
         act = act[keep]
         if not act.size:
             break
-        T, A, N = q[keep], qa[keep], np.broadcast_to(qn, q.shape)[keep]
+        T, A = q[keep], qa[keep]
     return value, error, ok
 
 
@@ -265,36 +338,45 @@ def _accept(q, qa, qn, prev, rtol):
     return good, err
 
 
-def _smooth_pass0(g, noise, sd: np.ndarray, rtol: float):
+def _noise_average(noise, sd: np.ndarray) -> np.ndarray:
+    """E[noise(σz)] per entry: ``noise.gaussian(σ)`` where the model provides it (see
+    :class:`critheory.integrands.Float64Noise`), else the trapezoidal rule in z (step 1/4)."""
+    if noise is None:
+        return np.zeros(sd.size)
+    if hasattr(noise, "gaussian"):
+        return np.asarray(noise.gaussian(sd), dtype=float)
+    z = np.arange(-38, 39) * 0.25
+    w = np.exp(-0.5 * z * z) * (0.25 * _INV_SQRT2PI)
+    return np.asarray(noise(np.multiply.outer(sd, z)), dtype=float) @ w
+
+
+def _smooth_pass0(g, qn, sd: np.ndarray, rtol: float, even: bool):
     """First pass (levels 0 and 1) for g without breakpoints, both layouts in one go: the
     plain trapezoid in z for σ < 1/4, the shared sinh nodes for σ >= 1/4."""
+    small = sd < _UNIT_SD
+    nsmall = int(np.count_nonzero(small))
+    if nsmall in (0, sd.size):
+        # one layout for all (the common case of a single σ): no index bookkeeping
+        pc = _pieces((), sd, sd, nsmall == 0)[0]
+        q, qa, q0 = _piece_pass(g, pc, sd, 0, even)
+        good, err = _accept(q, qa, qn, q0, rtol)
+        return q, err, good
     value = np.empty(sd.size)
     error = np.empty(sd.size)
     ok = np.zeros(sd.size, dtype=bool)
-    small = sd < _UNIT_SD
-    with np.errstate(all="ignore"):
-        if small.any():
-            i = np.flatnonzero(small)
-            t, dt, W, e0 = _map("trap", -_TRAP_Z, _TRAP_Z, 0)
-            H = np.multiply.outer(sd[i], t)
-            G = g(H)
-            q = G @ W
-            good, err = _accept(q, np.abs(G) @ W, noise(H) @ W if noise else 0.0,
-                                2.0 * (G[:, e0::2] @ W[e0::2]), rtol)
-            value[i], error[i], ok[i] = q, err, good
-        if not small.all():
-            i = np.flatnonzero(~small)
-            pc = _pieces((), sd[i], sd[i], True)[0]
-            q, qa, qn, q0 = _piece_pass(g, noise, pc, sd[i], 0)
-            good, err = _accept(q, qa, qn, q0, rtol)
-            value[i], error[i], ok[i] = q, err, good
+    for i, unit in ((np.flatnonzero(small), False), (np.flatnonzero(~small), True)):
+        s = sd[i]
+        pc = _pieces((), s, s, unit)[0]
+        q, qa, q0 = _piece_pass(g, pc, s, 0, even)
+        good, err = _accept(q, qa, qn[i], q0, rtol)
+        value[i], error[i], ok[i] = q, err, good
     return value, error, ok
 
 
 def expect_centered(g: Callable[[np.ndarray], np.ndarray], std, *,
                     breakpoints: Sequence[float] = (), rtol: float = 1e-13,
-                    noise: Callable[[np.ndarray], np.ndarray] | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    noise: Callable[[np.ndarray], np.ndarray] | None = None,
+                    even: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """E[g(σ z)], z ~ N(0, 1), for a 1-D array of σ > 0.
 
     Parameters
@@ -310,8 +392,12 @@ def expect_centered(g: Callable[[np.ndarray], np.ndarray], std, *,
         that cancel to ~0).
     noise : callable, optional
         ``noise(x)``: estimated absolute error of the float64 evaluation of g at x (see
-        :attr:`critheory.integrands.Integrand.float64_noise`); its Gaussian average is added to
-        the error estimate, which the comparison of two rules cannot see.
+        :class:`critheory.integrands.Float64Noise`, whose ``gaussian(σ)`` gives the Gaussian
+        average directly); its Gaussian average is added to the error estimate, which the
+        comparison of two rules cannot see.
+    even : bool
+        g(-x) = g(x) exactly (e.g. proven symbolically): the nodes -h of the pieces symmetric
+        about 0 are not evaluated, g(h) counts twice.
 
     Returns
     -------
@@ -327,31 +413,41 @@ def expect_centered(g: Callable[[np.ndarray], np.ndarray], std, *,
     2.0
     """
     sd = np.asarray(std, dtype=float).ravel()
-    value = np.full(sd.size, np.nan)
-    error = np.full(sd.size, np.nan)
-    ok = np.zeros(sd.size, dtype=bool)
-    bp = np.asarray(sorted(set(float(b) for b in breakpoints)), dtype=float)
+    qn = _noise_average(noise, sd)
+    bp = sorted(set(float(b) for b in breakpoints))
     # breakpoints outside an entry's window |h| < Lσ do not matter for it (mass < e^{-60})
-    active = np.abs(bp)[None, :] < WINDOW_L * sd[:, None]
-    if active.size and not active.any():
-        bp = bp[:0]
-    if not bp.size:
-        value, error, ok = _smooth_pass0(g, noise, sd, rtol)
+    if bp:
+        bpa = np.asarray(bp)
+        active = np.abs(bpa)[None, :] < WINDOW_L * sd[:, None]
+        if not active.any():
+            bp = []
+    if not bp:
+        value, error, ok = _smooth_pass0(g, qn, sd, rtol, even)
         if ok.all():
             return value, error, ok
         # the rest go through the full ladder (from pass 0 again: a few entries at most)
-        active = np.zeros((sd.size, 0), dtype=bool)
-    if bp.size:
-        rows, which = np.unique(active, axis=0, return_inverse=True)
-        groups = [(tuple(bp[row]), np.flatnonzero(which.ravel() == j))
-                  for j, row in enumerate(rows)]
-    else:
         groups = [((), np.flatnonzero(~ok))]
+    else:
+        value = np.full(sd.size, np.nan)
+        error = np.full(sd.size, np.nan)
+        ok = np.zeros(sd.size, dtype=bool)
+        if np.array_equal(active.all(axis=0), active.any(axis=0)):
+            # the same breakpoints active for all entries (the common case)
+            groups = [(tuple(bpa[active[0]]), np.arange(sd.size))]
+        else:
+            rows, which = np.unique(active, axis=0, return_inverse=True)
+            groups = [(tuple(bpa[row]), np.flatnonzero(which.ravel() == j))
+                      for j, row in enumerate(rows)]
     for bps, idx in groups:
-        # entries with σ < 1/4 (s = σ) and σ >= 1/4 (s = 1, nodes shared) are refined apart
-        small = sd[idx] < _UNIT_SD
-        for part in (idx[small], idx[~small]):
+        if bps == (0.0,):
+            # one kink at 0: s = σ for all entries (see _group)
+            parts = (idx,)
+        else:
+            # entries with σ < 1/4 (s = σ) and σ >= 1/4 (s = 1, nodes shared) are refined apart
+            small = sd[idx] < _UNIT_SD
+            parts = (idx[small], idx[~small])
+        for part in parts:
             if part.size:
-                v, e, o = _group(g, noise, sd[part], bps, rtol)
+                v, e, o = _group(g, qn[part], sd[part], bps, rtol, even)
                 value[part], error[part], ok[part] = v, e, o
     return value, error, ok

@@ -253,13 +253,14 @@ def expect_1d(g: Callable[[np.ndarray], np.ndarray], mean, std, *,
               breakpoints: Sequence[float] = (), growth: tuple[float, float] = (0.0, 0.0),
               rtol: float = 1e-13, allow_hermite: bool = True,
               max_error: float = 1e-7, noise: Callable | None = None,
-              de: bool = True) -> QuadResult:
+              de: bool = True, even: bool = False) -> QuadResult:
     """E[g(mean + std·z)], z ~ N(0,1), vectorized over broadcast arrays ``mean``, ``std`` (> 0).
 
     Where every mean is 0 and g does not grow exponentially, the double-exponential rules of
     :mod:`critheory.de_quadrature` are used first (``noise``: the float64 error model of g they
     add to their error estimate); otherwise (or with ``de=False``), and for the entries they do
     not converge for, Gauss–Hermite and the composite Gauss–Legendre rule described above.
+    ``even``: g is known to be even (the DE rules then evaluate it at h >= 0 only).
     ``max_error`` is the relative error estimate above which ConvergenceError is raised.
 
     Examples
@@ -269,14 +270,20 @@ def expect_1d(g: Callable[[np.ndarray], np.ndarray], mean, std, *,
     >>> np.allclose(r.value, [1.0, 4.0])
     True
     """
-    mean, std = np.broadcast_arrays(np.asarray(mean, dtype=float), np.asarray(std, dtype=float))
-    shape = mean.shape
-    mu = mean.ravel()
-    sd = std.ravel()
-    if de and growth == (0.0, 0.0) and not mu.any():
+    std = np.asarray(std, dtype=float)
+    if np.ndim(mean) == 0 and mean == 0.0:
+        shape, sd = std.shape, std.ravel()
+        mu = np.zeros(sd.size)
+        centred = True
+    else:
+        mean, std = np.broadcast_arrays(np.asarray(mean, dtype=float), std)
+        shape, mu, sd = mean.shape, mean.ravel(), std.ravel()
+        centred = not mu.any()
+    if de and growth == (0.0, 0.0) and centred:
         # centred Gaussians: the double-exponential trapezoidal rules; the entries they do not
         # converge for (singularities near the real axis, undeclared kinks) come back here
-        v, e, ok = expect_centered(g, sd, breakpoints=breakpoints, rtol=rtol, noise=noise)
+        v, e, ok = expect_centered(g, sd, breakpoints=breakpoints, rtol=rtol, noise=noise,
+                                   even=even)
         if ok.all():
             meth = np.full(sd.size, "double_exponential", dtype=object)
             return QuadResult(v.reshape(shape), e.reshape(shape), meth.reshape(shape))

@@ -76,8 +76,6 @@ def make(name: str, params: Mapping[str, float] | None = None):
     >>> make("elu", {"alpha": 0.5}).name
     'elu(alpha=0.5)'
     """
-    import sympy as sp
-
     key = name.strip().lower()
     if key not in ZOO:
         raise InvalidArgumentError(f"unknown activation {name!r}; built-in: {', '.join(ZOO)}")
@@ -88,7 +86,7 @@ def make(name: str, params: Mapping[str, float] | None = None):
         raise InvalidArgumentError(
             f"activation {key} has no parameter(s) {', '.join(sorted(unknown))}"
             f" (it has: {', '.join(defaults) or 'none'})")
-    values = {k: sp.nsimplify(v) if isinstance(v, str) else v for k, v in defaults.items()}
+    values = dict(_defaults(key))
     values.update(params)
     label = key
     if params:
@@ -98,6 +96,18 @@ def make(name: str, params: Mapping[str, float] | None = None):
 
 
 _CACHE: dict = {}
+_DEFAULTS: dict = {}
+
+
+def _defaults(key: str) -> dict:
+    """The zoo entry's default parameter values, exact (strings through nsimplify), cached:
+    nsimplify parses a string with sympy's parser, ~1 ms per call."""
+    if key not in _DEFAULTS:
+        import sympy as sp
+
+        _DEFAULTS[key] = {k: sp.nsimplify(v) if isinstance(v, str) else v
+                          for k, v in ZOO[key][1].items()}
+    return _DEFAULTS[key]
 
 
 def _cached(key, label, formula, items):

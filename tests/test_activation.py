@@ -223,3 +223,11 @@ def test_overflow_repair_keeps_finite_values_and_marks_genuine_overflow():
     assert np.all(d == 0.0)
     s = Activation.get("exp(-x)/(1 + exp(-x))**2").numpy(np.array([-1e3]))
     assert s[0] == pytest.approx(float(mpmath.exp(-1000)), rel=1e-14)
+
+
+def test_formula_activations_are_cached():
+    """A formula string is parsed and analysed once; parameters are part of the key."""
+    a = Activation.get("tanh(a*x) + 0.25*x", {"a": 2})
+    assert Activation.get("tanh(a*x) + 0.25*x", {"a": 2.0}) is a
+    b = Activation.get("tanh(a*x) + 0.25*x", {"a": 3})
+    assert b is not a and float(b.numpy(1.0)) == pytest.approx(np.tanh(3.0) + 0.25, rel=1e-15)

@@ -27,7 +27,7 @@ K_GRID = np.logspace(-4, 2, 13)
 def _de(name, g, K):
     itg = integrand(Activation.get(name), g)
     return expect_centered(itg.numpy, np.sqrt(K), breakpoints=itg.breakpoints,
-                           noise=itg.float64_noise)
+                           noise=itg.float64_noise, even=itg.even)
 
 
 @pytest.mark.parametrize("name,g", [(n, g) for n in ("relu", "leaky_relu", "abs", "erf", "sin",
@@ -77,10 +77,12 @@ def test_kink_off_zero_never_sampled():
     assert np.allclose(v, want, rtol=1e-13, atol=0)
 
 
-def test_shared_nodes_cost():
+@pytest.mark.parametrize("even", [False, True])
+def test_shared_nodes_cost(even):
     """σ >= 1/4 share one set of nodes (g evaluated once for all of them); σ < 1/4 take the
-    47-node plain trapezoid in z (step 0.4, |z| <= 9.5). Count g's evaluations for tanh² on
-    20 variances."""
+    47-node plain trapezoid in z (step 0.4, |z| <= 9.5). Both node sets are symmetric: they are
+    evaluated as the 24 (sinh: n) nodes z >= 0 (u >= 0) and their mirror images, which are
+    skipped when g is declared even. Count g's evaluations for tanh² on 20 variances."""
     n_eval = []
 
     def g(x):
@@ -88,16 +90,19 @@ def test_shared_nodes_cost():
         return np.tanh(x) ** 2
 
     sd = np.sqrt(np.logspace(-4, 2, 20))
-    v, err, ok = expect_centered(g, sd)
+    v, err, ok = expect_centered(g, sd, even=even)
     assert ok.all()
     small = int(np.sum(sd < 0.25))
-    # pass 0 only: 47 nodes per small entry, one shared sinh grid (|u| <= asinh(11σ_max) + 0.1,
-    # step 0.1) for the others
+    # pass 0 only: nodes 0, 0.4, ..., 9.2 per small entry; one shared sinh grid
+    # (0 <= u <= asinh(11σ_max) + 0.1, step 0.1) for the others
     umax = round(float(np.arcsinh(11 * sd.max())), 1) + 0.1
-    shared = int(np.floor(umax / 0.1 + 1e-9)) * 2 + 1
+    shared = int(np.floor(umax / 0.1 + 1e-9)) + 1
     # one pass each: the first two steps of both rules suffice for tanh² at every σ
-    assert n_eval == [47 * small, shared]
-    assert sum(n_eval) / sd.size < 50     # evaluations of g per variance
+    per_side = [24 * small, shared] if even else [24 * small, 24 * small, shared, shared]
+    assert n_eval == per_side
+    assert sum(n_eval) / sd.size < (25 if even else 50)     # evaluations of g per variance
+    want = expect_centered(lambda x: np.tanh(x) ** 2, sd, even=not even)[0]
+    assert np.allclose(v, want, rtol=4 * EPS, atol=0)
 
 
 def test_close_singularity_falls_back():
@@ -140,3 +145,57 @@ def test_two_point_tiny_correlation():
     d = expect("tanh", "dphi", 1.0).value
     cs = expect("tanh", "phi2", 1.0).value
     assert abs(r.value - rho * d * d) <= 1e-14 * cs
+
+
+@pytest.mark.parametrize("name,g,even", [
+    ("tanh", "phi2", True), ("softsign", "phi2", True), ("erf", "phi_d2phi", True),
+    ("sigmoid", "dphi2", True),          # exp(-x)/(1 + exp(-x))**2: even after simplify
+    ("softsign", "phi_d2phi", True),
+    ("sigmoid", "phi2", False), ("relu", "phi2", False), ("gelu", "dphi2", False),
+    ("tanh(x)**2 + 1e-20*x**3", "phi", False),   # numerically even on sample points, not even
+])
+def test_even_is_proven(name, g, even):
+    """``Integrand.even`` (which lets the rules skip the nodes -h) is claimed only when sympy
+    proves g(-x) = g(x)."""
+    itg = integrand(Activation.get(name), g)
+    assert itg.even is even
+    if even:
+        x = np.linspace(0.03, 30.0, 50)
+        assert np.allclose(itg.numpy(-x), itg.numpy(x), rtol=1e-13, atol=1e-300)
+
+
+def test_even_fold_against_both_sides():
+    """Folding with even=True equals evaluating both mirror nodes, on every layout (z rule,
+    shared sinh nodes, exp-exp at a kink at 0)."""
+    sd = np.sqrt(np.logspace(-4, 2, 25))
+    for name in ("tanh", "softsign"):
+        itg = integrand(Activation.get(name), "phi2")
+        a = expect_centered(itg.numpy, sd, breakpoints=itg.breakpoints, even=True)
+        b = expect_centered(itg.numpy, sd, breakpoints=itg.breakpoints, even=False)
+        assert a[2].all() and b[2].all()
+        assert np.allclose(a[0], b[0], rtol=8 * EPS, atol=0)
+
+
+def test_gaussian_average_of_noise_model():
+    """``Float64Noise.gaussian(σ)`` (exact per-octave sums, tabulated on σ = 2^(j/4)) against a
+    fine trapezoidal average of the pointwise model: an upper estimate, within the change of
+    the average over a quarter octave of σ."""
+    itg = integrand(Activation.get("mish"), "phi_d2phi")
+    nz = itg.float64_noise
+    z = np.linspace(-12.0, 12.0, 240001)
+    w = np.exp(-0.5 * z * z) * (z[1] - z[0]) / np.sqrt(2 * np.pi)
+    sd = np.array([1e-3, 0.05, 0.3, 1.0, 2.7, 10.0, 100.0])
+    got = nz.gaussian(sd)
+    direct = np.array([nz(s * z) @ w for s in sd])
+    quarter = np.array([[nz(s * f * z) @ w for f in (2 ** -0.25, 2 ** 0.25)] for s in sd])
+    assert np.all(got >= direct * (1 - 1e-3))
+    assert np.all(got <= np.maximum(direct, quarter.max(axis=1)) * (1 + 1e-3))
+
+
+def test_pointwise_noise_callable():
+    """A plain noise(x) callable (no ``gaussian``) is averaged by a z trapezoid and bounds the
+    reported error from below."""
+    v, err, ok = expect_centered(np.tanh, np.array([0.1, 1.0, 10.0]),
+                                 noise=lambda x: np.full(np.shape(x), 1e-10))
+    assert ok.all()
+    assert np.allclose(err, 1e-10, rtol=1e-6)

@@ -16,6 +16,10 @@ timings; accuracy on the 20 of them that the mpmath references are computed for)
 * **reference**: ``critheory.reference.mp_expect`` at 30 digits (mpmath tanh-sinh), against
   which the accuracy of both is measured (max relative error over the K grid).
 
+Timings are best-of: ``--rounds`` (3) rounds that each time critheory (best of ``--repeat``
+calls), then quad, then quad[math]; each method keeps its best round, so that a slow spell
+of a shared machine does not fall on one side of a ratio only.
+
 Usage::
 
     python benchmarks/bench_expectations.py            # whole zoo, 191 (20) K values
@@ -113,7 +117,10 @@ def main(argv=None) -> int:
                          " `every`-th of them (default 10)")
     ap.add_argument("--acts", nargs="*", default=None, help="activations (default: whole zoo)")
     ap.add_argument("--jobs", type=int, default=1, help="processes for the mpmath references")
-    ap.add_argument("--repeat", type=int, default=5, help="repeats of the critheory timing")
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="repeats of the critheory timing per round (best kept)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of critheory and quad timings, alternating (best kept)")
     ap.add_argument("--cache", default=None,
                     help="JSON file of mpmath references: read if present, updated after")
     args = ap.parse_args(argv)
@@ -164,11 +171,16 @@ def main(argv=None) -> int:
             act = Activation.get(name)
             r = expect(act, g, Kt)            # cold: builds caches
             t_setup = time.perf_counter() - t_setup
-            t_crit = _best_time(lambda: expect(act, g, Kt), args.repeat) / nT
-            t_one = _best_time(lambda: expect(act, g, 1.0), args.repeat)
-            qv, t_quad = _quad_loop(act, g, Kt, "numpy")
-            qm, t_quadm = _quad_loop(act, g, Kt, "math")
-            t_quad, t_quadm = t_quad / nT, t_quadm / nT
+            # rounds alternate the methods, and each keeps its best time: a slow spell of a
+            # shared machine then hits both or neither, not one side of a ratio
+            t_crit = t_one = t_quad = t_quadm = math.inf
+            for _ in range(args.rounds):
+                t_crit = min(t_crit, _best_time(lambda: expect(act, g, Kt), args.repeat) / nT)
+                t_one = min(t_one, _best_time(lambda: expect(act, g, 1.0), args.repeat))
+                qv, dt = _quad_loop(act, g, Kt, "numpy")
+                t_quad = min(t_quad, dt / nT)
+                qm, dt = _quad_loop(act, g, Kt, "math")
+                t_quadm = min(t_quadm, dt / nT)
             scale = np.maximum(np.abs(ref), 1e-300)
             e_crit = float(np.max(np.abs(r.value[::args.every] - ref) / scale))
             e_quad = float(np.max(np.abs(qv[::args.every] - ref) / scale))

@@ -188,7 +188,10 @@ def _full_moment(j: int) -> float:
     return 0.0 if j % 2 else float(math.prod(range(j - 1, 0, -2)))
 
 
-_SEG_PANELS = 24
+_SEG_PANELS = 8
+#: half-width of the part of a finite segment that is integrated, around its point nearest 0
+#: (see _segment_moments)
+_SEG_REACH = 12.0
 _SEG_T, _SEG_W = np.polynomial.legendre.leggauss(20)
 _SEG_FRAC = np.linspace(0.0, 1.0, _SEG_PANELS + 1)
 
@@ -198,8 +201,10 @@ def _segment_moments(a: np.ndarray, b: np.ndarray, jmax: int) -> list[np.ndarray
 
     Segments with an infinite end use the tail recursion (no cancellation: the tail is taken
     on the side where it is small); finite segments are integrated directly by a composite
-    Gauss–Legendre rule over [a, b] ∩ [-40, 40] with panels of length at most 80/24, on which
-    z^j ϕ(z) is resolved to machine precision (the differences of tails would cancel).
+    Gauss–Legendre rule (8 panels of 20 nodes) over [a, b] ∩ [-40, 40] ∩ [c - 12, c + 12], c the
+    point of [a, b] nearest 0 (the rest holds < 1e-18 of the integral for j <= 20), panels of
+    length at most 3 on which z^j ϕ(z) is resolved to machine precision (the differences of
+    tails would cancel).
     """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
@@ -214,6 +219,9 @@ def _segment_moments(a: np.ndarray, b: np.ndarray, jmax: int) -> list[np.ndarray
     if any_finite:
         lo = np.clip(a, -40.0, 40.0)
         hi = np.clip(b, -40.0, 40.0)
+        near = np.minimum(np.maximum(lo, 0.0), hi)
+        lo = np.maximum(lo, near - _SEG_REACH)
+        hi = np.minimum(hi, near + _SEG_REACH)
         edges = lo[..., None] + (hi - lo)[..., None] * _SEG_FRAC
         mid = 0.5 * (edges[..., 1:] + edges[..., :-1])
         half = 0.5 * (edges[..., 1:] - edges[..., :-1])

@@ -33,6 +33,7 @@ import mpmath
 import numpy as np
 import scipy.special
 import sympy as sp
+from sympy.printing.numpy import SciPyPrinter
 from sympy.parsing.sympy_parser import (
     parse_expr,
     standard_transformations,
@@ -54,12 +55,31 @@ X = sp.Symbol("x", real=True)
 
 _NONSMOOTH = (sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise, sp.DiracDelta)
 
+
+
+def _ipow(b, n: int):
+    """b**n for an integer n != 0 by repeated squaring: numpy's power takes ~20 ns per element
+    for exponents other than 2, -1 and 1/2, a product ~1 ns (error: a few ulps, like pow's
+    one ulp well inside what the float64 noise model of an integrand measures)."""
+    if n < 0:
+        return 1.0 / _ipow(b, -n)
+    r = None
+    while True:
+        if n & 1:
+            r = b if r is None else r * b
+        n >>= 1
+        if not n:
+            return r
+        b = b * b
+
+
 # numpy translations for lambdify (scipy.special for the special functions)
 _NUMPY_MODULE = {
     "erf": scipy.special.erf,
     "erfc": scipy.special.erfc,
     "Heaviside": lambda x, h0=0.5: np.heaviside(x, h0),
     "sign": np.sign,
+    "_ipow": _ipow,
 }
 
 
@@ -553,10 +573,24 @@ def _np_lambdify(expr: sp.Expr) -> Callable:
         expr = optimize(expr, [expm1_opt, log1p_opt])
     except Exception:  # pragma: no cover - rewriting failure: evaluate as written
         pass
+    printer = _IntPowPrinter({"fully_qualified_modules": False, "inline": True,
+                              "allow_unknown_functions": True,
+                              "user_functions": {k: k for k in _NUMPY_MODULE}})
     try:
-        return sp.lambdify(X, expr, modules=modules, cse=True)
+        return sp.lambdify(X, expr, modules=modules, printer=printer, cse=True)
     except Exception:  # pragma: no cover - sympy CSE failure
-        return sp.lambdify(X, expr, modules=modules)
+        return sp.lambdify(X, expr, modules=modules, printer=printer)
+
+
+class _IntPowPrinter(SciPyPrinter):
+    """lambdify's numpy/scipy printer, with integer powers other than 2 and -1 as ``_ipow``
+    (repeated squaring): φ⁴, (1 + |x|)^-4, tanh(u)^3 ... 5-20x faster to evaluate."""
+
+    def _print_Pow(self, expr, rational=False):
+        e = expr.exp
+        if e.is_Integer and abs(int(e)) <= 64 and int(e) not in (0, 1, 2, -1):
+            return f"_ipow({self._print(expr.base)}, {int(e)})"
+        return super()._print_Pow(expr, rational=rational)
 
 
 def _switch_functions(atom) -> list:

@@ -231,3 +231,20 @@ def test_formula_activations_are_cached():
     assert Activation.get("tanh(a*x) + 0.25*x", {"a": 2.0}) is a
     b = Activation.get("tanh(a*x) + 0.25*x", {"a": 3})
     assert b is not a and float(b.numpy(1.0)) == pytest.approx(np.tanh(3.0) + 0.25, rel=1e-15)
+
+
+@pytest.mark.parametrize("n", [-9, -4, -3, -2, 3, 4, 5, 8, 13])
+def test_integer_powers_by_squaring(n):
+    """Integer powers are evaluated by repeated squaring (``_ipow``); against np.power, within
+    the rounding of ~2 log2|n| products (and one division for n < 0)."""
+    from critheory.activation import _ipow
+
+    x = np.random.default_rng(7).uniform(-3.0, 3.0, 1000)
+    x = x[np.abs(x) > 0.05]
+    want = np.power(x, float(n))
+    got = _ipow(x, n)
+    ulps = 2 * math.log2(abs(n)) + 2
+    assert np.all(np.abs(got - want) <= ulps * np.finfo(float).eps * np.abs(want))
+    act = Activation.get(f"x**{n} * exp(-x**2)" if n > 0 else f"exp(-x**2) / (1 + x**2)**{-n}")
+    f = act.numpy
+    assert np.allclose(f(x), [float(act.mpmath_func(0)(t)) for t in x], rtol=1e-14, atol=0)

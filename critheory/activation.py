@@ -56,7 +56,6 @@ X = sp.Symbol("x", real=True)
 _NONSMOOTH = (sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise, sp.DiracDelta)
 
 
-
 def _ipow(b, n: int):
     """b**n for an integer n != 0 by repeated squaring: numpy's power takes ~20 ns per element
     for exponents other than 2, -1 and 1/2, a product ~1 ns (error: a few ulps, like pow's

@@ -158,19 +158,18 @@ def expect(activation, g="phi2", K=1.0, *, method: str = "auto", rtol: float = 1
                 todo &= ~ok
         if method == "closed_form" and np.any(todo):
             raise CritheoryError(f"no closed form is known for E[{itg.name}] of {act.name}")
-    # the float64 error model of g (measured once per integrand, 5-200 ms) serves the
-    # double-exponential rules, which take integrands of bounded exponential growth only
-    noise = itg.float64_noise if itg.growth == (0.0, 0.0) else None
-    if todo.all() and not itg.point_masses:
-        # nothing from closed forms or symmetry (the common case for smooth activations)
-        r = expect_1d(itg.numpy, 0.0, np.sqrt(Kf), breakpoints=itg.breakpoints,
-                      growth=itg.growth, rtol=rtol, noise=noise, even=itg.even)
-        return _pack(r.value.reshape(Karr.shape), r.error.reshape(Karr.shape),
-                     r.method.reshape(Karr.shape), scalar)
     if todo.any():
-        r = expect_1d(itg.numpy, 0.0, np.sqrt(Kf[todo]), breakpoints=itg.breakpoints,
-                      growth=itg.growth, rtol=rtol, noise=noise,
+        # the float64 error model of g (measured once per integrand, 5-200 ms) serves the
+        # double-exponential rules, which take integrands of bounded exponential growth only
+        noise = itg.float64_noise if itg.growth == (0.0, 0.0) else None
+        every = todo.all()
+        r = expect_1d(itg.numpy, 0.0, np.sqrt(Kf if every else Kf[todo]),
+                      breakpoints=itg.breakpoints, growth=itg.growth, rtol=rtol, noise=noise,
                       even=itg.even)
+        if every and not itg.point_masses:
+            # nothing from closed forms or symmetry (the common case for smooth activations)
+            return _pack(r.value.reshape(Karr.shape), r.error.reshape(Karr.shape),
+                         r.method.reshape(Karr.shape), scalar)
         v = r.value
         err = r.error
         for b, c in itg.point_masses:

@@ -247,7 +247,6 @@ class Float64Noise:
         return self._avg2[f.astype(np.intp)]
 
 
-
 def integrand(act: Activation, spec) -> Integrand:
     """The integrand ``spec`` (a name from :data:`NAMED` or a sympy expression in x) of ``act``."""
     if isinstance(spec, Integrand):

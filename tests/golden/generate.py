@@ -1,0 +1,52 @@
+"""Freeze the outputs of the golden command lines into ``tests/data/golden.json``.
+
+Run from the repository root: ``python tests/golden/generate.py``. Each entry holds the command
+line, its exit status and its standard output (parsed JSON where the command printed JSON).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import pathlib
+import sys
+import tempfile
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from commands import commands  # noqa: E402
+
+OUT = HERE.parent / "data" / "golden.json"
+TMP_TOKEN = "{tmp}"
+
+
+def run(argv: list[str], tmp: str) -> dict:
+    from critheory.cli import main
+
+    args = [a.replace(TMP_TOKEN, tmp) for a in argv]
+    buf, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(err):
+        rc = main(args)
+    text = buf.getvalue().replace(tmp, TMP_TOKEN)
+    try:
+        out = json.loads(text)
+    except ValueError:
+        out = text
+    return {"argv": argv, "rc": rc, "out": out, "stderr": err.getvalue()}
+
+
+def main() -> None:
+    entries = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for argv in commands():
+            entries.append(run(argv, tmp))
+            del entries[-1]["stderr"]  # progress and warnings: not part of the contract
+            print(" ".join(argv), "->", entries[-1]["rc"], file=sys.stderr)
+    OUT.write_text(json.dumps({"source": "critheory CLI before the block redesign (issue 12)",
+                               "entries": entries}, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {len(entries)} entries to {OUT}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -20,9 +20,9 @@ import time
 import numpy as np
 from scipy import integrate, optimize
 
-from critheory.activation import Activation
-from critheory.criticality import critical_line
-from critheory.layers import architecture
+from critheory.activation.symbolic import Activation
+from critheory.theory.meanfield.criticality import critical_line
+from critheory.theory.meanfield.architectures import architecture
 
 
 def scipy_line(act: Activation, bias_vars, k_lo=1e-6, k_hi=1e3):

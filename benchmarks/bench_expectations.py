@@ -13,7 +13,7 @@ timings; accuracy on the 20 of them that the mpmath references are computed for)
   ``np.tanh``). Its time per point is the headline baseline. A second, faster variant with
   ``math``-module scalar functions (``quad[math]``) is timed too, to show the ratio against the
   cheapest integrand a user could reasonably write;
-* **reference**: ``critheory.reference.mp_expect`` at 30 digits (mpmath tanh-sinh), against
+* **reference**: ``critheory.expectations.reference.mp_expect`` at 30 digits (mpmath tanh-sinh), against
   which the accuracy of both is measured (max relative error over the K grid).
 
 Timings are best-of: ``--rounds`` (3) rounds that each time critheory (best of ``--repeat``
@@ -48,10 +48,10 @@ import scipy.special
 import sympy as sp
 from scipy.integrate import quad
 
-from critheory import zoo
-from critheory.activation import X, Activation
-from critheory.gaussian import expect
-from critheory.reference import mp_expect
+from critheory.activation import zoo
+from critheory.activation.symbolic import X, Activation
+from critheory.expectations.gaussian import expect
+from critheory.expectations.reference import mp_expect
 
 QUICK_ACTS = ["relu", "tanh", "erf", "gelu", "mish", "softsign"]
 INTEGRANDS = ("phi2", "dphi2")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from critheory.criticality import critical_line, critical_points, universality
-from critheory.critical_sets import everywhere_apjn
-from critheory.depth import depth_curves
-from critheory.layers import architecture
-from critheory.plots import _plt, _save, plot_depth, plot_phase, plot_phase_mu
+from critheory.theory.meanfield.criticality import critical_line, critical_points, universality
+from critheory.theory.meanfield.critical_sets import everywhere_apjn
+from critheory.theory.meanfield.depth import depth_curves
+from critheory.theory.meanfield.architectures import architecture
+from critheory.io.plots import _plt, _save, plot_depth, plot_phase, plot_phase_mu
 
 OUT = Path(__file__).parent / "figures"
 

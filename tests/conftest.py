@@ -7,8 +7,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-from critheory import zoo
-from critheory.reference import mp_expect
+from critheory.activation import zoo
+from critheory.expectations.reference import mp_expect
 
 # Property tests: few examples, no deadline (the first call of an activation builds caches).
 settings.register_profile(
@@ -47,7 +47,7 @@ def _prefetch(keys) -> None:
 
 
 def mp_ref(name: str, g: str, K: float, dps: int = REF_DPS):
-    """critheory.reference.mp_expect at ``dps`` digits, cached for the whole session."""
+    """critheory.expectations.reference.mp_expect at ``dps`` digits, cached for the whole session."""
     key = (name, g, float(K), dps)
     if key not in _CACHE:
         if key in _FAST_KEYS and not _PREFETCHED:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from critheory import zoo
-from critheory.activation import X, Activation
+from critheory.activation import zoo
+from critheory.activation.symbolic import X, Activation
 from critheory.errors import CritheoryError, InvalidArgumentError
 
 ZOO = zoo.names()
@@ -237,7 +237,7 @@ def test_formula_activations_are_cached():
 def test_integer_powers_by_squaring(n):
     """Integer powers are evaluated by repeated squaring (``_ipow``); against np.power, within
     the rounding of ~2 log2|n| products (and one division for n < 0)."""
-    from critheory.activation import _ipow
+    from critheory.activation.symbolic import _ipow
 
     x = np.random.default_rng(7).uniform(-3.0, 3.0, 1000)
     x = x[np.abs(x) > 0.05]

@@ -6,9 +6,9 @@
     ``(I - 11ᵀ/N - yyᵀ/N)/s``; checked against finite differences). Drawing ``h ~ N(0, K I_N)``
     and fresh weights, the Monte-Carlo averages of ``‖J‖_F²/N`` and of ``mean(h'²)`` estimate
     the theory's ``χ_J(K)`` and kernel map ``K'(K)``
-    (:meth:`critheory.layers.Architecture.chi_jacobian`, ``kernel_map``).
+    (:meth:`critheory.theory.meanfield.architectures.Architecture.chi_jacobian`, ``kernel_map``).
 (b) **The finite-width simulator** (:func:`critheory.simulation.simulate`) against the
-    infinite-width depth curves (:func:`critheory.depth.depth_curves`): mean APJN ``J^{l0,l}`` and
+    infinite-width depth curves (:func:`critheory.theory.meanfield.depth.depth_curves`): mean APJN ``J^{l0,l}`` and
     mean kernel over networks within a few standard errors, width >= 256, 10–12 layers.
 (c) **Published claims** [DHG = Doshi, He, Gromov, arXiv:2111.12143]: ReLU's pre-LN critical line
     is ``σ_b² = 0``; the pre-LN residual ReLU network at ``μ = 1``, ``σ_b = 0`` has
@@ -52,15 +52,15 @@ import pytest
 from scipy import integrate
 from scipy.special import erf
 
-from critheory.critical_sets import everywhere_apjn, everywhere_constants
-from critheory.criticality import critical_line
-from critheory.depth import depth_curves
-from critheory.layers import architecture
+from critheory.theory.meanfield.critical_sets import everywhere_apjn, everywhere_constants
+from critheory.theory.meanfield.criticality import critical_line
+from critheory.theory.meanfield.depth import depth_curves
+from critheory.theory.meanfield.architectures import architecture
 from critheory.simulation import simulate
 
 # --------------------------------------------------------------------------- activations
 _SQ2PI = math.sqrt(2.0 * math.pi)
-ACTS = {  # φ and φ' written out here, independent of critheory.activation
+ACTS = {  # φ and φ' written out here, independent of critheory.activation.symbolic
     "relu": (lambda x: np.maximum(x, 0.0), lambda x: (x > 0).astype(float)),
     "tanh": (np.tanh, lambda x: 1.0 - np.tanh(x) ** 2),
     "erf": (erf, lambda x: 2.0 / math.sqrt(math.pi) * np.exp(-x * x)),

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from critheory.cli import main
-from critheory.gaussian import moments
+from critheory.cli.main import main
+from critheory.expectations.gaussian import moments
 
 KEYS = {"phi", "phi2", "dphi2", "phi_d2phi"}
 

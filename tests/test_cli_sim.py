@@ -1,4 +1,4 @@
-"""The ``simulate`` and ``validate`` sub-commands (critheory.cli_sim) and critheory.validation.
+"""The ``simulate`` and ``validate`` sub-commands (critheory.cli.simulation) and critheory.validation.compare.
 
 Everything runs through ``critheory.cli.main([...])`` at small sizes (width <= 64, depth <= 12):
 JSON output parses without NaN/Infinity tokens and carries the documented keys, bad input gives
@@ -12,16 +12,16 @@ import math
 import numpy as np
 import pytest
 
-from critheory.cli import main
+from critheory.cli.main import main
 from critheory.errors import InvalidArgumentError, InvalidVarianceError
-from critheory.validation import (
+from critheory.validation.compare import (
     bonferroni_threshold,
     compare,
     default_window,
     theory_exponent,
     z_scores,
 )
-from critheory.layers import architecture
+from critheory.theory.meanfield.architectures import architecture
 
 CONTRACT = ("depths", "apjn_mean", "apjn_stderr", "apjn_theory", "kernel_mean", "kernel_theory",
             "fit", "theory_exponent")
@@ -273,13 +273,3 @@ def test_theory_exponent(name, act, mu, sw, sb, expected):
     else:
         assert p == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
-
-def test_doctests():
-    import doctest
-
-    import critheory.cli_sim
-    import critheory.validation
-
-    for mod in (critheory.validation, critheory.cli_sim):
-        failed, _ = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
-        assert failed == 0, mod.__name__

@@ -1,8 +1,8 @@
-"""The double-exponential trapezoidal rules of critheory.de_quadrature (centred Gaussians).
+"""The double-exponential trapezoidal rules of critheory.expectations.de_quadrature (centred Gaussians).
 
 Independent routes: closed forms (arc-cosine family, erf, sin/cos, Wick) of
-critheory.closed_forms; the composite Gauss–Legendre / Gauss–Hermite rules of
-critheory.quadrature (``de=False``), which share nothing with the DE rules but the integrand;
+critheory.expectations.closed_forms; the composite Gauss–Legendre / Gauss–Hermite rules of
+critheory.expectations.quadrature (``de=False``), which share nothing with the DE rules but the integrand;
 mpmath at 30 digits. Tolerances: 1e-13 relative (the rules' rtol) plus the two methods' own
 error estimates; an estimate must bound the actual error up to the factor 10 used in
 tests/test_gaussian.py (``_estimate_ok``).
@@ -13,12 +13,12 @@ import mpmath
 import numpy as np
 import pytest
 
-from critheory.activation import Activation
-from critheory.closed_forms import closed_form_1d
-from critheory.de_quadrature import expect_centered
-from critheory.gaussian import expect, expect2
-from critheory.integrands import integrand
-from critheory.quadrature import expect_1d
+from critheory.activation.symbolic import Activation
+from critheory.expectations.closed_forms import closed_form_1d
+from critheory.expectations.de_quadrature import expect_centered
+from critheory.expectations.gaussian import expect, expect2
+from critheory.expectations.integrands import integrand
+from critheory.expectations.quadrature import expect_1d
 
 EPS = np.finfo(float).eps
 K_GRID = np.logspace(-4, 2, 13)

@@ -10,11 +10,11 @@ import pytest
 
 import critheory
 from critheory import errors
-from critheory.activation import Activation
-from critheory.cli import main
+from critheory.activation.symbolic import Activation
+from critheory.cli.main import main
 from critheory.errors import (ActivationParseError, CritheoryError, DomainError, FreeSymbolError,
                               GrowthError, InvalidArgumentError, InvalidVarianceError)
-from critheory.gaussian import check_variance, expect, expect2, moments
+from critheory.expectations.gaussian import check_variance, expect, expect2, moments
 
 
 def test_hierarchy():

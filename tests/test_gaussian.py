@@ -18,11 +18,11 @@ import pytest
 import sympy as sp
 from hypothesis import given, settings, strategies as st
 
-from critheory import zoo
-from critheory.activation import X, Activation
-from critheory.gaussian import Expectation, expect, moments
-from critheory.integrands import integrand
-from critheory.reference import mp_expect
+from critheory.activation import zoo
+from critheory.activation.symbolic import X, Activation
+from critheory.expectations.gaussian import Expectation, expect, moments
+from critheory.expectations.integrands import integrand
+from critheory.expectations.reference import mp_expect
 
 ZOO = zoo.names()
 EPS = np.finfo(float).eps
@@ -140,7 +140,7 @@ def _independent_mp(act: Activation, g: str, K: float, dps: int = 30):
     ("selu", "phi_d2phi", 1.0), ("softsign", "dphi2", 3.0), ("gelu", "phi2", 0.3),
 ])
 def test_reference_vs_independent_route(name, g, K):
-    """critheory.reference.mp_expect agrees with a route written here to ~25 digits."""
+    """critheory.expectations.reference.mp_expect agrees with a route written here to ~25 digits."""
     act = Activation.get(name)
     a = mp_expect(act, g, K, dps=30)
     b = _independent_mp(act, g, K)

@@ -11,7 +11,7 @@ References (all evaluated in mpmath at 30+ digits; target: relative error <= 1e-
   ``E[f(h1) g(h2)] = Σ_n ρ^n a_n b_n`` with ``a_n = E[f(√K11 z) He_n(z)]/√n!`` computed by a
   fixed high-order Gauss–Legendre rule in mpmath (independent of critheory's quadrature);
   the tail after N terms is below ρ^{N+1}/(1-ρ) · sqrt(E f² E g²) (Cauchy–Schwarz, Parseval);
-* ``critheory.reference.mp_expect2`` (iterated mpmath quadrature) at |ρ| = 0.999, slow-only
+* ``critheory.expectations.reference.mp_expect2`` (iterated mpmath quadrature) at |ρ| = 0.999, slow-only
   (tens of seconds per value).
 """
 from __future__ import annotations
@@ -26,10 +26,10 @@ import sympy as sp
 from hypothesis import given, settings, strategies as st
 from mpmath.calculus.quadrature import GaussLegendre
 
-from critheory import zoo
-from critheory.activation import X, Activation
-from critheory.gaussian import expect, expect2
-from critheory.reference import mp_expect2
+from critheory.activation import zoo
+from critheory.activation.symbolic import X, Activation
+from critheory.expectations.gaussian import expect, expect2
+from critheory.expectations.reference import mp_expect2
 
 ZOO = zoo.names()
 RHOS = (-0.999, -0.5, 0.0, 0.5, 0.999)

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from critheory.criticality import critical_line, critical_points, parse_grid, universality
-from critheory.depth import depth_curves, fit_power_law
+from critheory.theory.meanfield.criticality import critical_line, critical_points, parse_grid, universality
+from critheory.theory.meanfield.depth import depth_curves, fit_power_law
 from critheory.errors import CritheoryError, InvalidArgumentError, InvalidVarianceError
-from critheory.fixed_points import analyze_point, fixed_points
-from critheory.layers import architecture
-from critheory.report import analyze
-from critheory.tabulated import TabulatedMap
+from critheory.theory.meanfield.fixed_points import analyze_point, fixed_points
+from critheory.theory.meanfield.architectures import architecture
+from critheory.io.report import analyze
+from critheory.theory.meanfield.tabulated import TabulatedMap
 
 # --------------------------------------------------------------------------- mpmath reference
 _MP = {

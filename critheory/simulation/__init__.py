@@ -1,7 +1,7 @@
 """Finite-width numpy simulator of random networks at initialization.
 
 An independent check of the theory: it shares only the activation
-(:class:`critheory.activation.Activation`) with the theory modules. Networks are sampled layer by
+(:class:`critheory.activation.symbolic.Activation`) with the theory modules. Networks are sampled layer by
 layer, run forward, and differentiated with forward-mode tangents.
 
 Modules

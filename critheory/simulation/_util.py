@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidArgumentError, InvalidVarianceError
+from critheory.errors import InvalidArgumentError, InvalidVarianceError
 
 __all__ = ["check_int", "check_layers", "check_variance", "check_real", "json_safe", "readonly"]
 

@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import InvalidArgumentError
+from critheory.errors import InvalidArgumentError
 from .layernorm import layer_norm, layer_norm_jvp
 
 __all__ = ["ARCHITECTURES", "normalize_arch", "LayerSpec", "step"]

@@ -13,8 +13,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..activation import Activation
-from ..errors import InvalidArgumentError
+from critheory.activation.symbolic import Activation
+from critheory.errors import InvalidArgumentError
 from ._util import check_int, check_layers, check_real, check_variance, json_safe, readonly
 from .architectures import LayerSpec, normalize_arch, step
 from .sampling import METHODS, DenseSampler, ProjectedSampler, seed_streams

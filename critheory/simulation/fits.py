@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidArgumentError
+from critheory.errors import InvalidArgumentError
 from ._util import check_int, check_real, json_safe
 
 __all__ = ["FitResult", "fit_power_law", "fit_exponential"]

@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..activation import Activation
+from critheory.activation.symbolic import Activation
 from ._util import check_int, check_layers, check_real, check_variance
 from .architectures import normalize_arch
 from .engine import make_inputs

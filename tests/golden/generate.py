@@ -22,7 +22,7 @@ TMP_TOKEN = "{tmp}"
 
 
 def run(argv: list[str], tmp: str) -> dict:
-    from critheory.cli import main
+    from critheory.cli.main import main
 
     args = [a.replace(TMP_TOKEN, tmp) for a in argv]
     buf, err = io.StringIO(), io.StringIO()

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ConvergenceError
+from critheory.errors import ConvergenceError
 
 __all__ = ["refine_brackets", "sign_change_brackets"]
 

@@ -5,18 +5,18 @@ K12, K22)`` computes ``E[f(h1) g(h2)]`` for a Gaussian pair, both vectorized ove
 variances. Each result carries its value, an error estimate and the method used:
 
 * ``"symmetry"``: odd integrand, exactly 0;
-* ``"closed_form"``: see :mod:`critheory.closed_forms`; accepted only where its round-off
+* ``"closed_form"``: see :mod:`critheory.expectations.closed_forms`; accepted only where its round-off
   estimate is below ``rtol`` (else the entry falls back to quadrature);
 * ``"double_exponential"``: the trapezoidal rule after a sinh / exp-exp / tanh-sinh map of each
-  piece between breakpoints (:mod:`critheory.de_quadrature`), for centred Gaussians;
-* ``"gauss_hermite"`` / ``"gauss_legendre_composite"``: see :mod:`critheory.quadrature` (the
+  piece between breakpoints (:mod:`critheory.expectations.de_quadrature`), for centred Gaussians;
+* ``"gauss_hermite"`` / ``"gauss_legendre_composite"``: see :mod:`critheory.expectations.quadrature` (the
   two-point expectations, and the fallback where the double-exponential rule does not converge:
   singularities very close to the real axis, exponentially growing integrands);
-* ``"mpmath"``: the arbitrary-precision reference of :mod:`critheory.reference` (on request).
+* ``"mpmath"``: the arbitrary-precision reference of :mod:`critheory.expectations.reference` (on request).
 
 Examples
 --------
->>> from critheory.gaussian import expect
+>>> from critheory.expectations.gaussian import expect
 >>> r = expect("erf", "phi2", 1.0)
 >>> r.method
 'closed_form'
@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from .activation import Activation
-from .closed_forms import closed_form_1d, closed_form_2d
-from .errors import ConvergenceError, CritheoryError, InvalidArgumentError, InvalidVarianceError
-from .integrands import integrand
-from .quadrature import expect_1d, expect_2d
+from critheory.activation.symbolic import Activation
+from critheory.expectations.closed_forms import closed_form_1d, closed_form_2d
+from critheory.errors import ConvergenceError, CritheoryError, InvalidArgumentError, InvalidVarianceError
+from critheory.expectations.integrands import integrand
+from critheory.expectations.quadrature import expect_1d, expect_2d
 
 __all__ = ["Expectation", "expect", "expect2", "moments", "check_variance"]
 
@@ -107,7 +107,7 @@ def expect(activation, g="phi2", K=1.0, *, method: str = "auto", rtol: float = 1
     activation : str, sympy.Expr or Activation
     g : str or sympy.Expr
         A named integrand (``"phi"``, ``"phi2"``, ``"dphi2"``, ``"phi_d2phi"``, ``"phi4"``,
-        ``"h_phi_dphi"``, ...; see :mod:`critheory.integrands`) or an expression in ``x``.
+        ``"h_phi_dphi"``, ...; see :mod:`critheory.expectations.integrands`) or an expression in ``x``.
     K : float or array_like
         Variance(s), finite and > 0.
     method : {"auto", "closed_form", "quadrature", "mpmath"}
@@ -133,7 +133,7 @@ def expect(activation, g="phi2", K=1.0, *, method: str = "auto", rtol: float = 1
     Kf = Karr.ravel()
     itg.growth  # raises GrowthError for integrands without Gaussian expectations
     if method == "mpmath":
-        from .reference import mp_expect
+        from critheory.expectations.reference import mp_expect
 
         vals = np.array([float(mp_expect(act, itg, k, dps=dps)) for k in Kf])
         err = np.abs(vals) * 10.0 ** (-dps + 2)
@@ -216,7 +216,7 @@ def expect2(activation, f="phi", g="phi", K11=1.0, K12=0.0, K22=1.0, *, method: 
     a11, a12, a22 = k11.ravel(), k12.ravel(), k22.ravel()
     fi.growth, gi.growth  # noqa: B018 - raise GrowthError early
     if method == "mpmath":
-        from .reference import mp_expect2
+        from critheory.expectations.reference import mp_expect2
 
         vals = np.array([float(mp_expect2(act, fi, gi, x, y, z, dps=dps))
                          for x, y, z in zip(a11, a12, a22)])

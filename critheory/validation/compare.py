@@ -1,7 +1,7 @@
 """Theory against simulation: infinite-width depth curves next to finite-width Monte Carlo.
 
 :func:`compare` runs the finite-width simulator (:func:`critheory.simulation.simulate`) and the
-infinite-width recursion (:func:`critheory.depth.depth_curves`, same architecture, ``l0`` and input
+infinite-width recursion (:func:`critheory.theory.meanfield.depth.depth_curves`, same architecture, ``l0`` and input
 norm ``q0``), and returns a :class:`Comparison` with
 
 * per-depth z-scores ``z_l = (mean_sim - theory) / stderr_sim`` of the APJN ``J^{l0,l}`` and of the
@@ -34,7 +34,7 @@ ReLU at ``σ_w² = 2`` has mean APJN exactly 1 at any width and depth.
 
 Examples
 --------
->>> from critheory.validation import compare
+>>> from critheory.validation.compare import compare
 >>> c = compare("relu", 2.0, 0.0, width=64, depth=6, seeds=8, seed=1)
 >>> c.verdict, c.theory_exponent
 ('consistent', 0.0)
@@ -47,7 +47,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import CritheoryError, InvalidArgumentError, InvalidVarianceError
+from critheory.errors import CritheoryError, InvalidArgumentError, InvalidVarianceError
 
 __all__ = ["Comparison", "compare", "theory_exponent", "default_window", "z_scores",
            "bonferroni_threshold", "plot_comparison", "ALPHA"]
@@ -113,7 +113,7 @@ def theory_exponent(arch, weight_var: float, bias_var: float, q0: float = 1.0
     point, and where it comes from; ``(None, reason)`` where the theory gives no power law.
 
     * pre-LN residual architectures at ``μ = 1`` (``pre-ln-residual``, ``pre-ln-mlp-block``;
-      every point is critical): ``B/A`` from :func:`critheory.critical_sets.everywhere_constants`;
+      every point is critical): ``B/A`` from :func:`critheory.theory.meanfield.critical_sets.everywhere_constants`;
     * scale-invariant φ (ReLU-like) without LayerNorm at its critical weight variance (any bias
       variance): ``χ_J = 1`` at every layer, so ``0``;
     * the critical point of the MLP (or residual with ``μ < 1``) universality class, to ``1e-9``
@@ -127,7 +127,7 @@ def theory_exponent(arch, weight_var: float, bias_var: float, q0: float = 1.0
 
     Examples
     --------
-    >>> from critheory.layers import architecture
+    >>> from critheory.theory.meanfield.architectures import architecture
     >>> theory_exponent(architecture("mlp", "tanh"), 1.0, 0.0)[0]
     -1.0
     >>> theory_exponent(architecture("pre-ln-residual", "relu", 1.0), 2.0, 0.0)[0]
@@ -135,8 +135,8 @@ def theory_exponent(arch, weight_var: float, bias_var: float, q0: float = 1.0
     >>> theory_exponent(architecture("mlp", "tanh"), 1.5, 0.0)[0] is None
     True
     """
-    from .critical_sets import critical_set, everywhere_constants
-    from .layers import MLP
+    from critheory.theory.meanfield.critical_sets import critical_set, everywhere_constants
+    from critheory.theory.meanfield.architectures import MLP
 
     sw, sb = float(weight_var), float(bias_var)
     try:
@@ -148,7 +148,7 @@ def theory_exponent(arch, weight_var: float, bias_var: float, q0: float = 1.0
         if cs.kind == "none":
             return None, f"no critical set: {cs.description}"
         if isinstance(arch, MLP) and arch.homogeneous:
-            from .criticality import critical_points
+            from critheory.theory.meanfield.criticality import critical_points
 
             cps = critical_points(arch)
             if cps and _close(sw, cps[0].weight_var, cps[0].weight_var):
@@ -156,7 +156,7 @@ def theory_exponent(arch, weight_var: float, bias_var: float, q0: float = 1.0
                              "chi_J = 1 at every layer, J = 1")
             return None, "scale-invariant activation off criticality: J = chi_J^(l - l0)"
         if isinstance(arch, MLP):
-            from .criticality import universality
+            from critheory.theory.meanfield.criticality import universality
 
             u = universality(arch)
             cp = u.critical_point
@@ -169,7 +169,7 @@ def theory_exponent(arch, weight_var: float, bias_var: float, q0: float = 1.0
                     return p, (f"critical point of the {u.name} universality class: "
                                f"J ~ l^({p:g})")
                 return None, f"critical point of the {u.name} class, but {why}"
-        from .fixed_points import analyze_point
+        from critheory.theory.meanfield.fixed_points import analyze_point
 
         pa = analyze_point(arch, sw, sb, q0)
         fp = pa.attractor
@@ -191,7 +191,7 @@ def _reaches_critical_point(arch, u, sw: float, sb: float, q0: float) -> tuple[b
     error ε in the kernel map moves them by ``~√(ε/χ_∥')``; root finders may report a nearby
     split root), so fixed points within 5 % of K* do not count as in between.
     """
-    from .fixed_points import analyze_point, fixed_points
+    from critheory.theory.meanfield.fixed_points import analyze_point, fixed_points
 
     kstar = float(u.critical_point.fixed_point)
     if u.name != "half-stable":
@@ -335,8 +335,8 @@ class Comparison:
                 "seed": s.seed, "q0": s.q0}
 
     def to_dict(self) -> dict:
-        """JSON-safe dict (None for NaN/inf); keys documented in :mod:`critheory.cli_sim`."""
-        from .report import clean
+        """JSON-safe dict (None for NaN/inf); keys documented in :mod:`critheory.cli.simulation`."""
+        from critheory.io.report import clean
 
         s = self.simulation
         out = {
@@ -383,7 +383,7 @@ def _fit_json(fit) -> dict | None:
 
 # ----------------------------------------------------------------------------- compare
 def _check_args(width, depth, seeds, l0, probes, weight_var, bias_var, q0, mu, alpha, window):
-    from .simulation._util import check_int, check_layers, check_real
+    from critheory.simulation._util import check_int, check_layers, check_real
 
     width, depth, l0 = check_layers(width, depth, l0)
     seeds = check_int("seeds", seeds, 1)
@@ -468,14 +468,14 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
         :class:`~critheory.errors.InvalidVarianceError`, activation errors) on bad input, before
         anything is simulated.
     """
-    from .activation import Activation
-    from .depth import depth_curves
-    from .layers import architecture
-    from .simulation import fit_power_law, normalize_arch, simulate
+    from critheory.activation.symbolic import Activation
+    from critheory.theory.meanfield.depth import depth_curves
+    from critheory.theory.meanfield.architectures import architecture
+    from critheory.simulation import fit_power_law, normalize_arch, simulate
 
     (width, depth, seeds, l0, probes, sw, sb, q0, mu, alpha, window) = _check_args(
         width, depth, seeds, l0, probes, weight_var, bias_var, q0, mu, alpha, window)
-    from .simulation._util import check_int
+    from critheory.simulation._util import check_int
 
     n_boot = check_int("n_boot", n_boot, 0)
     if seed is not None:
@@ -539,7 +539,7 @@ def plot_comparison(c: Comparison, path, *, title: str | None = None) -> str:
     simulation as means with standard-error bars, the infinite-width curves as lines, the
     predicted power law ``l^p`` (anchored on the theory curve at the end of the fit window) and
     the fitted power law over its window. Returns the path written."""
-    from .plots import _plt, _save
+    from critheory.io.plots import _plt, _save
 
     plt = _plt()
     s = c.simulation

@@ -10,8 +10,8 @@ decade) and, failing that, the exact map is used for that interval.
 
 Examples
 --------
->>> from critheory.layers import architecture
->>> from critheory.tabulated import TabulatedMap
+>>> from critheory.theory.meanfield.architectures import architecture
+>>> from critheory.theory.meanfield.tabulated import TabulatedMap
 >>> t = TabulatedMap(architecture("mlp", "tanh"), 1.0, 0.0)
 >>> abs(t.kernel(0.37) - float(architecture("mlp", "tanh").kernel_map(0.37, 1.0, 0.0))) < 1e-13
 True
@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numpy.polynomial import chebyshev as C
 
-from .layers import Architecture
+from critheory.theory.meanfield.architectures import Architecture
 
 __all__ = ["TabulatedMap"]
 

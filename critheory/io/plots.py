@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from critheory.errors import InvalidArgumentError
 
 __all__ = ["plot_line", "plot_phase", "plot_depth", "phase_grid", "phase_grid_mu", "attractors", "plot_phase_mu"]
 
@@ -68,7 +68,7 @@ def attractors(arch, sw, sb, q0: float = 1.0) -> np.ndarray:
     Scans ``f(K) - K`` on a log grid of K for every entry at once, brackets the first sign change
     in the direction of the flow, and refines all brackets together.
     """
-    from .roots import refine_brackets
+    from critheory.theory.roots import refine_brackets
 
     sw, sb = np.broadcast_arrays(np.asarray(sw, dtype=float), np.asarray(sb, dtype=float))
     sw, sb = sw.ravel(), sb.ravel()
@@ -76,7 +76,7 @@ def attractors(arch, sw, sb, q0: float = 1.0) -> np.ndarray:
     K1 = np.asarray(arch.input_kernel(q0, sw, sb), dtype=float)
     if not arch.has_fixed_point:
         return np.full(n, np.inf)
-    from .layers import MLP
+    from critheory.theory.meanfield.architectures import MLP
 
     if not isinstance(arch, MLP):  # affine maps: K' = μ²K + c
         mu2 = arch.mu2
@@ -131,7 +131,7 @@ def phase_grid(arch, sw_range=(0.25, 4.0), sb_range=(0.0, 1.0), n: int = 41, q0:
     pos = K > 0
     chi[pos] = np.asarray(arch.chi_jacobian(K[pos], w[pos], b[pos]), dtype=float)
     if np.any(~pos):  # K* = 0: χ_J = μ² + σ_w² φ'(0)² where defined
-        from .fixed_points import _make
+        from critheory.theory.meanfield.fixed_points import _make
 
         for i in np.flatnonzero(~pos):
             chi[i] = _make(arch, 0.0, w[i], b[i]).chi_jacobian
@@ -211,7 +211,7 @@ def _row(arch, sws, bias_var):
     b = np.full(sws.shape, bias_var)
     chi[pos] = np.asarray(arch.chi_jacobian(K[pos], sws[pos], b[pos]), dtype=float)
     if np.any(~pos):
-        from .fixed_points import _make
+        from critheory.theory.meanfield.fixed_points import _make
 
         for i in np.flatnonzero(~pos):
             chi[i] = _make(arch, 0.0, sws[i], bias_var).chi_jacobian
@@ -222,7 +222,7 @@ def _row(arch, sws, bias_var):
 def phase_grid_mu(arch_name: str, activation, sw_range=(0.25, 4.0), mu_range=(0.0, 1.0),
                   bias_var: float = 0.0, n: int = 41):
     """log χ_J on an n×n grid of (σ_w², μ) at fixed σ_b² (each μ row vectorized over σ_w²)."""
-    from .layers import architecture
+    from critheory.theory.meanfield.architectures import architecture
 
     sws = np.linspace(*sw_range, n)
     mus = np.linspace(*mu_range, n)

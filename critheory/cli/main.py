@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from .errors import CritheoryError
+from critheory.errors import CritheoryError
 
 __all__ = ["main"]
 
@@ -28,8 +28,8 @@ def _params(items):
 
 
 def _cmd_moments(args) -> int:
-    from .activation import Activation
-    from .gaussian import moments
+    from critheory.activation.symbolic import Activation
+    from critheory.expectations.gaussian import moments
 
     act = Activation.get(args.activation, _params(args.param))
     res = moments(act, args.var)
@@ -64,11 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="value of a parameter of the activation (repeatable)")
     m.add_argument("--json", action="store_true", help="machine-readable output")
     m.set_defaults(func=_cmd_moments)
-    from .cli_theory import register
+    from critheory.cli.theory import register
 
     register(sub)
     try:
-        from .cli_sim import register as register_sim
+        from critheory.cli.simulation import register as register_sim
     except ImportError:  # pragma: no cover - simulator commands not installed
         register_sim = None
     if register_sim is not None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from .errors import InvalidArgumentError
+from critheory.errors import InvalidArgumentError
 
 __all__ = ["ZOO", "names", "make"]
 
@@ -111,7 +111,7 @@ def _defaults(key: str) -> dict:
 
 
 def _cached(key, label, formula, items):
-    from .activation import Activation
+    from critheory.activation.symbolic import Activation
     import sympy as sp
 
     ck = (formula, items)

@@ -39,7 +39,7 @@ The reported error adds what no comparison of rules can see: the float64 error o
 of E|g| (rounding of nodes, weights and sums).
 Entries that do not converge by τ = 0.025 (singularities close to the real axis, kinks that are
 not declared as breakpoints, non-finite values) are reported as not converged and left to the
-composite Gauss–Legendre rule of :mod:`critheory.quadrature`.
+composite Gauss–Legendre rule of :mod:`critheory.expectations.quadrature`.
 
 Examples
 --------
@@ -337,7 +337,7 @@ def _accept(q, qa, qn, prev, rtol):
 
 def _noise_average(noise, sd: np.ndarray) -> np.ndarray:
     """E[noise(σz)] per entry: ``noise.gaussian(σ)`` where the model provides it (see
-    :class:`critheory.integrands.Float64Noise`), else the trapezoidal rule in z (step 1/4)."""
+    :class:`critheory.expectations.integrands.Float64Noise`), else the trapezoidal rule in z (step 1/4)."""
     if noise is None:
         return np.zeros(sd.size)
     if hasattr(noise, "gaussian"):
@@ -390,7 +390,7 @@ def expect_centered(g: Callable[[np.ndarray], np.ndarray], std, *,
         that cancel to ~0).
     noise : callable, optional
         ``noise(x)``: estimated absolute error of the float64 evaluation of g at x (see
-        :class:`critheory.integrands.Float64Noise`, whose ``gaussian(σ)`` gives the Gaussian
+        :class:`critheory.expectations.integrands.Float64Noise`, whose ``gaussian(σ)`` gives the Gaussian
         average directly); its Gaussian average is added to the error estimate, which the
         comparison of two rules cannot see.
     even : bool

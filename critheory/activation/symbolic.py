@@ -13,7 +13,7 @@ value, an activation undefined or complex somewhere on the real line, or one gro
 
 Examples
 --------
->>> from critheory.activation import Activation
+>>> from critheory.activation.symbolic import Activation
 >>> act = Activation.from_string("tanh(a*x)", params={"a": 2})
 >>> float(act.numpy(0.5))  # tanh(1)
 0.7615941559557649
@@ -39,7 +39,7 @@ from sympy.parsing.sympy_parser import (
     standard_transformations,
 )
 
-from .errors import (
+from critheory.errors import (
     ActivationError,
     ActivationParseError,
     DomainError,
@@ -171,7 +171,7 @@ class Activation:
         Parameters
         ----------
         spec : str, sympy.Expr or Activation
-            A name from :func:`critheory.zoo.names` (``"relu"``, ``"gelu"``, ...), a formula in
+            A name from :func:`critheory.activation.zoo.names` (``"relu"``, ``"gelu"``, ...), a formula in
             ``x`` (``"x*erf(x)"``), a sympy expression, or an Activation (returned as is).
         params : mapping, optional
             Values of the expression's parameters (``{"a": 2}`` for ``"tanh(a*x)"``), or of a
@@ -187,7 +187,7 @@ class Activation:
                 raise InvalidArgumentError("parameters cannot be applied to a built Activation")
             return spec
         if isinstance(spec, str):
-            from . import zoo
+            from critheory.activation import zoo
 
             key = spec.strip().lower()
             if key in zoo.ZOO:

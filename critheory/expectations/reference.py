@@ -6,7 +6,7 @@ mesh, with the activation evaluated by mpmath at ``dps`` digits.
 
 Examples
 --------
->>> from critheory.reference import mp_expect
+>>> from critheory.expectations.reference import mp_expect
 >>> float(mp_expect("relu", "phi2", 2.0))  # E[relu(h)^2] = K/2
 1.0
 """
@@ -16,8 +16,8 @@ import math
 
 import mpmath
 
-from .activation import Activation
-from .integrands import integrand
+from critheory.activation.symbolic import Activation
+from critheory.expectations.integrands import integrand
 
 __all__ = ["mp_expect", "mp_expect2"]
 

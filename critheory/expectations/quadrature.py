@@ -24,8 +24,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .de_quadrature import WINDOW_L, expect_centered
-from .errors import ConvergenceError, GrowthError
+from critheory.expectations.de_quadrature import WINDOW_L, expect_centered
+from critheory.errors import ConvergenceError, GrowthError
 
 __all__ = ["QuadResult", "expect_1d", "expect_z", "WINDOW_L"]
 
@@ -257,7 +257,7 @@ def expect_1d(g: Callable[[np.ndarray], np.ndarray], mean, std, *,
     """E[g(mean + std·z)], z ~ N(0,1), vectorized over broadcast arrays ``mean``, ``std`` (> 0).
 
     Where every mean is 0 and g does not grow exponentially, the double-exponential rules of
-    :mod:`critheory.de_quadrature` are used first (``noise``: the float64 error model of g they
+    :mod:`critheory.expectations.de_quadrature` are used first (``noise``: the float64 error model of g they
     add to their error estimate); otherwise (or with ``de=False``), and for the entries they do
     not converge for, Gauss–Hermite and the composite Gauss–Legendre rule described above.
     ``even``: g is known to be even (the DE rules then evaluate it at h >= 0 only).

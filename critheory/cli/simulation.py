@@ -1,6 +1,6 @@
 """Sub-commands of the finite-width simulator: ``simulate`` and ``validate``.
 
-Registered on the parser of :mod:`critheory.cli`::
+Registered on the parser of :mod:`critheory.cli.main`::
 
     critheory simulate ACTIVATION --weight-var X --bias-var Y --width N --depth L [--seeds S]
         [--arch A --mu M] [--l0 L0] [--probes P|exact] [--seed SEED] [--q0 Q] [--window LO:HI]
@@ -8,7 +8,7 @@ Registered on the parser of :mod:`critheory.cli`::
     critheory validate ACTIVATION ...same options... [--alpha A]
 
 Both simulate ``S`` random networks of width ``N`` (:func:`critheory.simulation.simulate`) and
-compute the infinite-width theory (:func:`critheory.depth.depth_curves`) through
+compute the infinite-width theory (:func:`critheory.theory.meanfield.depth.depth_curves`) through
 :func:`critheory.validation.compare`; ``simulate`` prints the simulation with the theory
 alongside, ``validate`` adds per-depth z-scores and the verdict (Bonferroni at family-wise
 level ``--alpha``, default 0.01). Finite-width corrections of relative size ``O(l/N)`` are
@@ -42,7 +42,7 @@ import sys
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from critheory.errors import InvalidArgumentError
 
 __all__ = ["register"]
 
@@ -50,7 +50,7 @@ _ARCHS = ["mlp", "residual", "pre-ln", "post-ln", "pre-ln-residual", "pre-ln-mlp
 
 
 def _params(items):
-    from .cli import _params as p
+    from critheory.cli.main import _params as p
 
     return p(items)
 
@@ -103,7 +103,7 @@ def _check_plot(path) -> None:
 
 
 def _run(args):
-    from .validation import compare, plot_comparison
+    from critheory.validation.compare import compare, plot_comparison
 
     if args.plot:
         _check_plot(args.plot)

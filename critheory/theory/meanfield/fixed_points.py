@@ -8,8 +8,8 @@ input flows to: ordered (``χ_J < 1``, APJN decays as ``e^{-l/ξ}``), chaotic (`
 
 Examples
 --------
->>> from critheory.layers import architecture
->>> from critheory.fixed_points import analyze_point
+>>> from critheory.theory.meanfield.architectures import architecture
+>>> from critheory.theory.meanfield.fixed_points import analyze_point
 >>> p = analyze_point(architecture("mlp", "erf"), 1.0, 0.1)
 >>> p.phase, round(p.attractor.K, 10)  # K* = (2/π) arcsin(2K*/(1+2K*)) + 0.1 (mpmath)
 ('ordered', 0.3877703372)
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidArgumentError
-from .layers import MLP, Architecture, check_hyper
-from .roots import refine_brackets, sign_change_brackets
+from critheory.errors import InvalidArgumentError
+from critheory.theory.meanfield.architectures import MLP, Architecture, check_hyper
+from critheory.theory.roots import refine_brackets, sign_change_brackets
 
 __all__ = ["FixedPoint", "PointAnalysis", "fixed_points", "analyze_point", "CRITICAL_TOL"]
 
@@ -134,7 +134,7 @@ def _make(arch: Architecture, K: float, sw: float, sb: float, stability: str | N
                 # a kink at 0: as K → 0 the Gaussian sees only the two slopes φ'(0±), so the map
                 # is that of the piecewise-linear activation with those slopes:
                 # χ_∥ = χ_J = μ² + σ_w² (φ'(0+)² + φ'(0-)²)/2
-                from .criticality import one_sided_derivatives
+                from critheory.theory.meanfield.criticality import one_sided_derivatives
 
                 ap, am = one_sided_derivatives(arch.activation, 1)[1]
                 chi_par = chi_j = mu2 + sw * (ap * ap + am * am) / 2.0
@@ -144,7 +144,7 @@ def _make(arch: Architecture, K: float, sw: float, sb: float, stability: str | N
     if stability is None and K == 0.0 and abs(chi_par - 1.0) <= 1e-12:
         # K* = 0 with χ_∥ = 1: attracting (algebraically) iff the leading correction to
         # f(K) - K is negative: a_1 < 0, or Δ_2/σ_1 < 0 for a kink in φ'' [PDLT §5.3]
-        from .criticality import _a1b1, _kinked_second
+        from critheory.theory.meanfield.criticality import _a1b1, _kinked_second
 
         ab, kink = _a1b1(arch), _kinked_second(arch)
         if (ab is not None and ab[0].is_negative) or (kink is not None and kink < 0):
@@ -271,7 +271,7 @@ def analyze_point(arch: Architecture, weight_var: float, bias_var: float, q0: fl
 
     Examples
     --------
-    >>> from critheory.layers import architecture
+    >>> from critheory.theory.meanfield.architectures import architecture
     >>> p = analyze_point(architecture("mlp", "relu"), 3.0, 0.0)
     >>> p.phase, p.runaway, p.chi_jacobian
     ('chaotic', 'exponential', 1.5)

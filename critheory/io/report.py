@@ -7,7 +7,7 @@ that does not exist is ``None`` (JSON ``null``), never NaN or infinity.
 
 Examples
 --------
->>> from critheory.report import analyze
+>>> from critheory.io.report import analyze
 >>> r = analyze("tanh", verify_depth=2000)
 >>> r["universality_class"], r["critical_points"][0]["weight_var"], r["exponents"]["apjn"]
 ('K*=0', 1.0, 1.0)
@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activation import Activation
-from .criticality import critical_line, critical_points, universality
-from .depth import depth_curves, fit_power_law
-from .fixed_points import _num, analyze_point
-from .layers import architecture
+from critheory.activation.symbolic import Activation
+from critheory.theory.meanfield.criticality import critical_line, critical_points, universality
+from critheory.theory.meanfield.depth import depth_curves, fit_power_law
+from critheory.theory.meanfield.fixed_points import _num, analyze_point
+from critheory.theory.meanfield.architectures import architecture
 
 __all__ = ["analyze", "verify_exponents", "point_report", "clean"]
 
@@ -86,7 +86,7 @@ def point_report(arch, weight_var: float, bias_var: float, q0: float = 1.0) -> d
 
 
 def _everywhere(a, out: dict, sw: float, sb: float, depth: int) -> None:
-    from .critical_sets import everywhere_apjn, everywhere_constants
+    from critheory.theory.meanfield.critical_sets import everywhere_apjn, everywhere_constants
 
     A, B = (float(v) for v in everywhere_constants(a, sw, sb))
     out["universality_class"] = "everywhere-critical"
@@ -118,7 +118,7 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
     ----------
     activation : str, sympy.Expr or Activation
     arch : str
-        Architecture name (see :func:`critheory.layers.architecture`).
+        Architecture name (see :func:`critheory.theory.meanfield.architectures.architecture`).
     mu : float
         Residual strength.
     params : dict, optional
@@ -131,7 +131,7 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
         Reference point for architectures whose exponents depend on the hyperparameters
         (everywhere-critical pre-LN residual networks; residual growth laws).
     """
-    from .critical_sets import critical_set, residual_growth
+    from critheory.theory.meanfield.critical_sets import critical_set, residual_growth
     act = Activation.get(activation, params)
     a = architecture(arch, act, mu)
     univ = universality(a)
@@ -180,7 +180,7 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
             out[k] = d[k]
         if np.isfinite(cp.fixed_point):
             # report the critical fixed point itself (the input may flow elsewhere)
-            from .fixed_points import _make
+            from critheory.theory.meanfield.fixed_points import _make
 
             fp = _make(a, cp.fixed_point, cp.weight_var, cp.bias_var)
             out["fixed_point"] = fp.K

@@ -21,8 +21,8 @@ Universality classes of the MLP [PDLT §5.3]:
 
 Examples
 --------
->>> from critheory.layers import architecture
->>> from critheory.criticality import critical_points
+>>> from critheory.theory.meanfield.architectures import architecture
+>>> from critheory.theory.meanfield.criticality import critical_points
 >>> [(round(p.weight_var, 8), round(p.bias_var, 8)) for p in critical_points(architecture("mlp", "gelu"))]
 [(1.98305826, 0.17292239)]
 """
@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from .errors import InvalidArgumentError
-from .layers import MLP, Architecture, PreLN
-from .roots import refine_brackets
+from critheory.errors import InvalidArgumentError
+from critheory.theory.meanfield.architectures import MLP, Architecture, PreLN
+from critheory.theory.roots import refine_brackets
 
 __all__ = ["LinePoint", "CriticalPoint", "Universality", "critical_line", "critical_points",
            "universality", "parse_grid"]
@@ -61,7 +61,7 @@ class LinePoint:
     note: str = ""
 
     def to_dict(self) -> dict:
-        from .fixed_points import _num
+        from critheory.theory.meanfield.fixed_points import _num
 
         return {"bias_var": self.bias_var, "weight_var": _num(self.weight_var),
                 "fixed_point": _num(self.fixed_point), "chi_parallel": _num(self.chi_parallel),
@@ -78,7 +78,7 @@ class CriticalPoint:
     kind: str = ""
 
     def to_dict(self) -> dict:
-        from .fixed_points import _num
+        from critheory.theory.meanfield.fixed_points import _num
 
         return {"weight_var": _num(self.weight_var), "bias_var": _num(self.bias_var),
                 "fixed_point": _num(self.fixed_point), "kind": self.kind}
@@ -180,7 +180,7 @@ def critical_line(arch: Architecture, bias_vars) -> list[LinePoint]:
 
     Examples
     --------
-    >>> from critheory.layers import architecture
+    >>> from critheory.theory.meanfield.architectures import architecture
     >>> pts = critical_line(architecture("mlp", "erf"), [0.0, 0.1])
     >>> [round(p.weight_var, 10) for p in pts]  # π/4; mpmath solve of the erf closed form
     [0.7853981634, 1.5521178553]
@@ -359,8 +359,8 @@ class Universality:
 
 def _dE(arch: Architecture, g: str, K: float) -> float:
     """d/dK E_K[g] = (E_K[x² g] - K E_K[g]) / (2K²)  (differentiate the Gaussian density)."""
-    from .gaussian import expect
-    from .integrands import integrand
+    from critheory.expectations.gaussian import expect
+    from critheory.expectations.integrands import integrand
 
     act = arch.activation
     base = integrand(act, g).expr
@@ -374,7 +374,7 @@ def universality(arch: Architecture) -> Universality:
 
     Examples
     --------
-    >>> from critheory.layers import architecture
+    >>> from critheory.theory.meanfield.architectures import architecture
     >>> u = universality(architecture("mlp", "tanh"))
     >>> u.name, u.a1, u.b1, u.apjn_exact
     ('K*=0', -2, -2, 1)
@@ -440,7 +440,7 @@ def _half_stable(arch, half, a1, b1) -> Universality:
     K = cp.fixed_point
     sw = cp.weight_var
     # χ_∥' = σ_w² d/dK (E[hφφ']/K), χ_⊥' = σ_w² d/dK E[φ'²]
-    from .gaussian import expect
+    from critheory.expectations.gaussian import expect
 
     e = float(expect(arch.activation, "h_phi_dphi", K).value)
     dchi_par = sw * (_dE(arch, "h_phi_dphi", K) / K - e / K ** 2)

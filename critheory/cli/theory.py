@@ -1,6 +1,6 @@
 """Sub-commands of the theory engine: ``analyze``, ``line``, ``point``, ``depth``, ``phase``.
 
-Registered on the parser of :mod:`critheory.cli`. JSON output uses the keys documented in the
+Registered on the parser of :mod:`critheory.cli.main`. JSON output uses the keys documented in the
 README (``weight_var``, ``bias_var``, ``fixed_point``, ``chi_parallel``, ``chi_perp``,
 ``chi_jacobian``, ``correlation_length``, ``phase``, ``universality_class``, ``critical_points``,
 ``exponents``, ``line``); absent quantities are ``null``.
@@ -14,27 +14,27 @@ import sys
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from critheory.errors import InvalidArgumentError
 
 __all__ = ["register"]
 
 
 def _params(items):
-    from .cli import _params as p
+    from critheory.cli.main import _params as p
 
     return p(items)
 
 
 def _arch(args):
-    from .activation import Activation
-    from .layers import architecture
+    from critheory.activation.symbolic import Activation
+    from critheory.theory.meanfield.architectures import architecture
 
     act = Activation.get(args.activation, _params(args.param))
     return architecture(args.arch, act, args.mu)
 
 
 def _dump(obj) -> None:
-    from .report import clean
+    from critheory.io.report import clean
 
     print(json.dumps(clean(obj), indent=2, allow_nan=False))
 
@@ -44,19 +44,19 @@ def _fmt(x, spec=".10g") -> str:
 
 
 def _cmd_analyze(args) -> int:
-    from .report import analyze
+    from critheory.io.report import analyze
 
     arch = _arch(args)
     grid = None
     if args.bias_var is not None:
-        from .criticality import parse_grid
+        from critheory.theory.meanfield.criticality import parse_grid
 
         grid = parse_grid(args.bias_var)
     r = analyze(arch.activation, arch.name, args.mu, bias_vars=grid,
                 verify_depth=args.verify_depth, weight_var=args.weight_var,
                 bias_var=args.ref_bias_var)
     if args.plot:
-        from .plots import plot_line
+        from critheory.io.plots import plot_line
 
         plot_line(r["line"], args.plot, critical_points=r["critical_points"],
                   title=f"{r['activation']} ({r['arch']}): critical line")
@@ -100,13 +100,13 @@ def _cmd_analyze(args) -> int:
 
 
 def _cmd_line(args) -> int:
-    from .criticality import critical_line, critical_points, parse_grid
+    from critheory.theory.meanfield.criticality import critical_line, critical_points, parse_grid
 
     arch = _arch(args)
     grid = parse_grid(args.bias_var)
     pts = [p.to_dict() for p in critical_line(arch, grid)]
     if args.plot:
-        from .plots import plot_line
+        from critheory.io.plots import plot_line
 
         plot_line(pts, args.plot, critical_points=[c.to_dict() for c in critical_points(arch)],
                   title=f"{arch.activation.name} ({arch.describe()}): critical line")
@@ -134,7 +134,7 @@ def _cmd_line(args) -> int:
 
 
 def _cmd_point(args) -> int:
-    from .report import point_report
+    from critheory.io.report import point_report
 
     arch = _arch(args)
     r = point_report(arch, args.weight_var, args.bias_var, args.q0)
@@ -157,7 +157,7 @@ def _cmd_point(args) -> int:
 
 
 def _cmd_depth(args) -> int:
-    from .depth import depth_curves, fit_power_law
+    from critheory.theory.meanfield.depth import depth_curves, fit_power_law
 
     arch = _arch(args)
     corr = None if args.corr is None or args.corr.lower() == "none" else float(args.corr)
@@ -174,7 +174,7 @@ def _cmd_depth(args) -> int:
     predicted = _predicted_exponents(arch, args.weight_var, args.bias_var)
     out["theory_exponents"] = predicted
     if args.plot:
-        from .plots import plot_depth
+        from critheory.io.plots import plot_depth
 
         plot_depth(d, args.plot,
                    exponent=predicted["apjn"] if predicted else None,
@@ -199,7 +199,7 @@ def _cmd_depth(args) -> int:
 
 def _predicted_exponents(arch, sw: float, sb: float) -> dict | None:
     """The class's exponents if (sw, sb) is its critical point (to 1e-9), else None."""
-    from .criticality import universality
+    from critheory.theory.meanfield.criticality import universality
 
     try:
         u = universality(arch)
@@ -215,14 +215,14 @@ def _predicted_exponents(arch, sw: float, sb: float) -> dict | None:
 
 
 def _cmd_phase(args) -> int:
-    from .criticality import critical_line, critical_points
-    from .plots import plot_phase
+    from critheory.theory.meanfield.criticality import critical_line, critical_points
+    from critheory.io.plots import plot_phase
 
     if not args.plot:
         raise InvalidArgumentError("phase needs --plot FILE")
     arch = _arch(args)
     if args.plane == "weight-mu":
-        from .plots import plot_phase_mu
+        from critheory.io.plots import plot_phase_mu
 
         sw = tuple(float(v) for v in args.weight_range.split(":"))
         mr = tuple(float(v) for v in args.mu_range.split(":"))

@@ -36,7 +36,7 @@ removes two directions, which changes ``||·||_F²/N`` only at order 1/N.
 
 Examples
 --------
->>> from critheory.layers import architecture
+>>> from critheory.theory.meanfield.architectures import architecture
 >>> mlp = architecture("mlp", "relu")
 >>> float(mlp.chi_jacobian(3.0, 2.0, 0.1))
 1.0
@@ -51,9 +51,9 @@ from typing import Any
 
 import numpy as np
 
-from .activation import Activation
-from .errors import GrowthError, InvalidArgumentError, InvalidVarianceError
-from .gaussian import expect, expect2
+from critheory.activation.symbolic import Activation
+from critheory.errors import GrowthError, InvalidArgumentError, InvalidVarianceError
+from critheory.expectations.gaussian import expect, expect2
 
 __all__ = ["Architecture", "MLP", "Residual", "PreLN", "PostLN", "PreLNResidual",
            "PreLNMLPBlock", "architecture", "ARCHITECTURES", "check_hyper"]

@@ -27,9 +27,9 @@ import numpy as np
 import scipy.special as sc
 import sympy as sp
 
-from .activation import X
-from .integrands import Integrand
-from .quadrature import det2
+from critheory.activation.symbolic import X
+from critheory.expectations.integrands import Integrand
+from critheory.expectations.quadrature import det2
 
 __all__ = ["closed_form_1d", "closed_form_2d", "piecewise_terms"]
 

@@ -6,12 +6,12 @@ Iterates an architecture's maps from the input layer: ``K^1 = σ_b² + σ_w² q0
 ``J^{l0,l} = Π_{l'=l0}^{l-1} χ_J(K^{l'})`` with ``J^{l0,l0} = 1`` [DHG eq. (4)].
 
 Also fits power laws to the computed curves (least squares in log–log over a depth window), which
-is how the analytic depth laws of :mod:`critheory.criticality` are checked.
+is how the analytic depth laws of :mod:`critheory.theory.meanfield.criticality` are checked.
 
 Examples
 --------
->>> from critheory.layers import architecture
->>> from critheory.depth import depth_curves
+>>> from critheory.theory.meanfield.architectures import architecture
+>>> from critheory.theory.meanfield.depth import depth_curves
 >>> d = depth_curves(architecture("mlp", "relu"), 2.0, 0.0, depth=5)
 >>> d.kernel.tolist(), d.apjn.tolist()
 ([2.0, 2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0, 1.0])
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidArgumentError
-from .layers import Architecture, check_hyper
-from .tabulated import TabulatedMap
+from critheory.errors import InvalidArgumentError
+from critheory.theory.meanfield.architectures import Architecture, check_hyper
+from critheory.theory.meanfield.tabulated import TabulatedMap
 
 __all__ = ["DepthCurves", "depth_curves", "fit_power_law", "PowerLawFit"]
 
@@ -97,7 +97,7 @@ def depth_curves(arch: Architecture, weight_var: float, bias_var: float, depth: 
         Print progress to stderr.
     tabulate : bool
         Evaluate the kernel map and χ_J from verified Chebyshev tables
-        (:class:`critheory.tabulated.TabulatedMap`, relative error <= 1e-12) instead of
+        (:class:`critheory.theory.meanfield.tabulated.TabulatedMap`, relative error <= 1e-12) instead of
         quadrature at every layer; the two-input map is always evaluated directly.
     """
     sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))

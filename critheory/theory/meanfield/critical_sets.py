@@ -21,8 +21,8 @@ For pre-LN residual networks with μ < 1, ``K* = A/(1 - μ²)`` and
 
 Examples
 --------
->>> from critheory.layers import architecture
->>> from critheory.critical_sets import everywhere_apjn
+>>> from critheory.theory.meanfield.architectures import architecture
+>>> from critheory.theory.meanfield.critical_sets import everywhere_apjn
 >>> a = architecture("pre-ln-residual", "relu", mu=1.0)
 >>> J, K = everywhere_apjn(a, 2.0, 0.0, depth=5, l0=1)
 >>> [round(float(v), 12) for v in J / (K / K[0])]  # ReLU at σ_b = 0: J^{l0,l} = K^l/K^{l0}
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from .errors import InvalidArgumentError
-from .layers import MLP, Architecture, PreLN, PreLNMLPBlock, check_hyper
+from critheory.errors import InvalidArgumentError
+from critheory.theory.meanfield.architectures import MLP, Architecture, PreLN, PreLNMLPBlock, check_hyper
 
 __all__ = ["CriticalSet", "critical_set", "everywhere_apjn", "residual_growth",
            "correlation_length_vs_mu", "everywhere_constants"]
@@ -62,7 +62,7 @@ def everywhere_constants(arch: Architecture, weight_var, bias_var) -> tuple[np.n
     pre-LN residual: ``A = σ_b² + σ_w² E_1[φ²]``, ``B = σ_w² E_1[φ'²]``;
     pre-LN MLP block: ``A = σ_b² + σ_w² E_q[φ²]``, ``B = σ_w⁴ E_q[φ'²]``, ``q = σ_w² + σ_b²``.
     """
-    from .gaussian import expect
+    from critheory.expectations.gaussian import expect
 
     sw, sb = check_hyper(weight_var, bias_var)
     act = arch.activation
@@ -132,8 +132,8 @@ def residual_growth(arch: Architecture, weight_var: float, bias_var: float) -> d
 def correlation_length_vs_mu(arch_name: str, activation, weight_var: float, bias_var: float,
                              mus) -> np.ndarray:
     """ξ = 1/|log χ_J(K*)| at each μ < 1 (inf where χ_J = 1 to 1e-12)."""
-    from .fixed_points import analyze_point
-    from .layers import architecture
+    from critheory.theory.meanfield.fixed_points import analyze_point
+    from critheory.theory.meanfield.architectures import architecture
 
     out = []
     for mu in np.atleast_1d(mus):

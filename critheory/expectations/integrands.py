@@ -29,8 +29,8 @@ import numpy as np
 import sympy as sp
 from scipy.special import erfc
 
-from .activation import Activation, X, _growth, _mp_lambdify
-from .errors import GrowthError, InvalidArgumentError
+from critheory.activation.symbolic import Activation, X, _growth, _mp_lambdify
+from critheory.errors import GrowthError, InvalidArgumentError
 
 __all__ = ["Integrand", "Float64Noise", "integrand", "NAMED"]
 
@@ -77,7 +77,7 @@ class Integrand:
     @cached_property
     def breakpoints(self) -> tuple[float, ...]:
         """The activation's breakpoints and those of the integrand's own non-smooth parts."""
-        from .activation import _NONSMOOTH, _real_zeros, _switch_functions
+        from critheory.activation.symbolic import _NONSMOOTH, _real_zeros, _switch_functions
 
         pts = set(self.activation.breakpoints)
         for atom in self.expr.atoms(*_NONSMOOTH):

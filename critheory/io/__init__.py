@@ -1,0 +1,1 @@
+"""Output: JSON-ready reports and figures (no solver inside the plotting code)."""

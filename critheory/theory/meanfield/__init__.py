@@ -1,0 +1,1 @@
+"""The infinite-width (mean-field) theory: kernel recursions, fixed points, criticality."""

@@ -22,7 +22,7 @@ from scipy import integrate, optimize
 
 from critheory.activation.symbolic import Activation
 from critheory.theory.meanfield.criticality import critical_line
-from critheory.theory.meanfield.architectures import architecture
+from critheory.theory.meanfield.maps import architecture
 
 
 def scipy_line(act: Activation, bias_vars, k_lo=1e-6, k_hi=1e3):

@@ -1,14 +1,15 @@
-"""Shared fixtures: cached mpmath references (prefetched on all cores) and hypothesis settings."""
+"""Shared fixtures: mpmath references (frozen for the fast run, live for the slow one),
+per-point failure reports and hypothesis settings."""
 from __future__ import annotations
 
-import multiprocessing
-import os
+import contextlib
+import importlib.util
+import json
+import pathlib
 
+import mpmath
 import pytest
 from hypothesis import HealthCheck, settings
-
-from critheory.activation import zoo
-from critheory.expectations.reference import mp_expect
 
 # Property tests: few examples, no deadline (the first call of an activation builds caches).
 settings.register_profile(
@@ -17,51 +18,118 @@ settings.register_profile(
 settings.load_profile("critheory")
 
 REF_DPS = 30
+DATA = pathlib.Path(__file__).resolve().parent / "data"
+REFERENCES = DATA / "mpmath_references.json"
 
-#: The 30-digit references of the default (fast) run: E[φ²] at K = 1e-4, 1, 100 and E[φ'²],
-#: E[φφ''] at K = 1 for the whole zoo. They dominate the run time (~0.1-1 s each), so the first
-#: test that asks for one computes all of them in parallel.
-FAST_REFS = ([(n, "phi2", K) for n in zoo.names() for K in (1e-4, 1.0, 100.0)]
-             + [(n, g, 1.0) for n in zoo.names() for g in ("dphi2", "phi_d2phi")])
-
-_CACHE: dict = {}
-
-
-def _compute(key):
-    name, g, K, dps = key
-    return key, mp_expect(name, g, K, dps=dps)
+_spec = importlib.util.spec_from_file_location("generate_references",
+                                               DATA / "generate_references.py")
+generate_references = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(generate_references)
 
 
-def _prefetch(keys) -> None:
-    todo = [k for k in keys if k not in _CACHE]
-    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                  else (os.cpu_count() or 1), 4)
-    if len(todo) < 8 or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return   # computed lazily, one by one
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for key, val in pool.imap_unordered(_compute, todo, chunksize=2):
-                _CACHE[key] = val
-    except Exception:   # pragma: no cover - no worker processes here: stay serial
-        pass
+# ---------------------------------------------------------------------- mpmath references
+class FrozenReferences:
+    """The values of tests/data/mpmath_references.json, keyed ``(kind, *args)`` exactly like
+    the live call (``generate_references.key``). A key the file lacks is an error naming the
+    generator, never a silent live computation."""
+
+    def __init__(self, path: pathlib.Path = REFERENCES):
+        self.path = path
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            pytest.fail(f"{path} is missing: run `{generate_references.SCRIPT}`", pytrace=False)
+        self.header = {k: v for k, v in doc.items() if k != "entries"}
+        self.entries = doc["entries"]
+        self._values = {}
+        for e in self.entries:
+            k = generate_references.key(e["kind"], *e["args"].values())
+            self._values[k] = generate_references.decode(e["value"], e["type"])
+
+    def key(self, entry: dict) -> tuple:
+        return generate_references.key(entry["kind"], *entry["args"].values())
+
+    @staticmethod
+    def compute(kind: str, *args):
+        """The reference computed now, by the routine that produced the frozen value."""
+        return generate_references.compute(kind, *args)
+
+    def __call__(self, kind: str, *args):
+        k = generate_references.key(kind, *args)
+        try:
+            return self._values[k]
+        except KeyError:
+            pytest.fail(f"no frozen mpmath reference {k} in {self.path.name}: add it to "
+                        f"entries() in {generate_references.SCRIPT} and rerun `python "
+                        f"{generate_references.SCRIPT} --jobs N`", pytrace=False)
 
 
-def mp_ref(name: str, g: str, K: float, dps: int = REF_DPS):
-    """critheory.expectations.reference.mp_expect at ``dps`` digits, cached for the whole session."""
-    key = (name, g, float(K), dps)
-    if key not in _CACHE:
-        if key in _FAST_KEYS and not _PREFETCHED:
-            _PREFETCHED.append(True)
-            _prefetch(sorted(_FAST_KEYS))
-        if key not in _CACHE:
-            _CACHE[key] = mp_expect(name, g, K, dps=dps)
-    return _CACHE[key]
+_LIVE: dict = {}
 
 
-_FAST_KEYS = {(n, g, float(K), REF_DPS) for n, g, K in FAST_REFS}
-_PREFETCHED: list = []
+def live_reference(kind: str, *args):
+    """The reference computed now (cached for the session): what the slow tests use."""
+    k = generate_references.key(kind, *args)
+    if k not in _LIVE:
+        _LIVE[k] = generate_references.compute(*k)
+    return _LIVE[k]
 
 
 @pytest.fixture(scope="session")
-def ref():
-    return mp_ref
+def frozen_references() -> FrozenReferences:
+    return FrozenReferences()
+
+
+@pytest.fixture
+def reference(request, frozen_references):
+    """``reference(kind, *args)``: frozen in the default run; a test marked ``slow`` (or a
+    ``slow`` parameter of one) computes it live instead, so the slow run does not depend on
+    the frozen file."""
+    if request.node.get_closest_marker("slow") is not None:
+        return live_reference
+    return frozen_references
+
+
+@pytest.fixture
+def ref(reference):
+    """``ref(name, g, K, dps=30)``: E_K[g] by critheory.expectations.reference.mp_expect."""
+    def get(name: str, g: str, K: float, dps: int = REF_DPS) -> mpmath.mpf:
+        return reference("mp_expect", name, g, K, dps)
+    return get
+
+
+# ---------------------------------------------------------------------- per-point reports
+class _Points:
+    def __init__(self):
+        self.bad: list = []
+        self.n = 0
+
+    @contextlib.contextmanager
+    def at(self, **point):
+        """Checks of one data point: a failed assertion is recorded, not raised."""
+        self.n += 1
+        try:
+            yield
+        except AssertionError as exc:
+            msg = " ".join(str(exc).split("\n")[0].split())[:300]
+            self.bad.append(", ".join(f"{k}={v!r}" for k, v in point.items()) + f": {msg}")
+
+
+@pytest.fixture
+def every_point():
+    """scipy FuncData-style reporting for tests that loop over reference points::
+
+        with every_point() as pts:
+            for K in Ks:
+                with pts.at(K=K):
+                    assert ...
+
+    checks every point and then fails once, listing each point that failed."""
+    @contextlib.contextmanager
+    def run():
+        pts = _Points()
+        yield pts
+        if pts.bad:
+            raise AssertionError(f"{len(pts.bad)} of {pts.n} points failed:\n  "
+                                 + "\n  ".join(pts.bad))
+    return run

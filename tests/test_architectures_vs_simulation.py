@@ -6,7 +6,7 @@
     ``(I - 11ᵀ/N - yyᵀ/N)/s``; checked against finite differences). Drawing ``h ~ N(0, K I_N)``
     and fresh weights, the Monte-Carlo averages of ``‖J‖_F²/N`` and of ``mean(h'²)`` estimate
     the theory's ``χ_J(K)`` and kernel map ``K'(K)``
-    (:meth:`critheory.theory.meanfield.architectures.Architecture.chi_jacobian`, ``kernel_map``).
+    (:meth:`critheory.theory.meanfield.maps.LayerMaps.chi_jacobian`, ``kernel_map``).
 (b) **The finite-width simulator** (:func:`critheory.simulation.simulate`) against the
     infinite-width depth curves (:func:`critheory.theory.meanfield.depth.depth_curves`): mean APJN ``J^{l0,l}`` and
     mean kernel over networks within a few standard errors, width >= 256, 10–12 layers.
@@ -55,7 +55,7 @@ from scipy.special import erf
 from critheory.theory.meanfield.critical_sets import everywhere_apjn, everywhere_constants
 from critheory.theory.meanfield.criticality import critical_line
 from critheory.theory.meanfield.depth import depth_curves
-from critheory.theory.meanfield.architectures import architecture
+from critheory.theory.meanfield.maps import architecture
 from critheory.simulation import simulate
 
 # --------------------------------------------------------------------------- activations

@@ -19,9 +19,10 @@ from critheory.validation.compare import (
     compare,
     default_window,
     theory_exponent,
+    theory_slope,
     z_scores,
 )
-from critheory.theory.meanfield.architectures import architecture
+from critheory.theory.meanfield.maps import architecture
 
 CONTRACT = ("depths", "apjn_mean", "apjn_stderr", "apjn_theory", "kernel_mean", "kernel_theory",
             "fit", "theory_exponent")
@@ -77,6 +78,11 @@ def test_json_keys_and_no_nan(capsys, cmd):
     c = compare("tanh", 1.0, 0.0, width=32, depth=10, seeds=4)
     np.testing.assert_allclose(d["apjn_mean"], c.apjn_mean)
     np.testing.assert_allclose(d["kernel_theory"], c.kernel_theory)
+    # the Python objects use the JSON's convention (exponent: decay, slope: signed)
+    assert (c.theory_exponent, c.theory_slope) == (d["theory_exponent"], d["theory_slope"])
+    assert (c.fit.exponent, c.fit.slope) == (f["exponent"], f["slope"])
+    assert list(c.fit.exponent_ci) == [f["ci_low"], f["ci_high"]]
+    assert [c.fit.ci_low, c.fit.ci_high] == f["slope_ci"]
     assert d["apjn_theory"][0] == 1.0 and d["apjn_mean"][0] == pytest.approx(1.0)
 
 
@@ -253,23 +259,27 @@ def test_helpers():
 
 
 @pytest.mark.parametrize("name, act, mu, sw, sb, expected", [
-    ("mlp", "tanh", 1.0, 1.0, 0.0, -1.0),              # K*=0 class, p = 1
-    ("mlp", "erf", 1.0, math.pi / 4, 0.0, -1.0),       # sigma_1 = 2/sqrt(pi)
+    ("mlp", "tanh", 1.0, 1.0, 0.0, 1.0),               # K*=0 class, J ~ l^-1
+    ("mlp", "erf", 1.0, math.pi / 4, 0.0, 1.0),        # sigma_1 = 2/sqrt(pi)
     ("mlp", "relu", 1.0, 2.0, 0.3, 0.0),               # scale-invariant
     ("mlp", "relu", 1.0, 2.5, 0.0, None),              # chaotic
     ("mlp", "tanh", 1.0, 1.3, 0.0, None),              # off the critical point
     ("residual", "relu", 0.6, 2.0 * 0.64, 0.0, 0.0),   # scale-invariant, sw = 2 (1 - mu^2)
     ("residual", "tanh", 1.0, 1.0, 0.0, None),         # mu = 1 without LN: faster than l^p
-    ("pre-ln-residual", "relu", 1.0, 2.0, 0.0, 1.0),   # B/A = 1
-    ("pre-ln-residual", "relu", 1.0, 2.0, 1.0, 0.5),   # B/A = 1/(1 + 1)
+    ("pre-ln-residual", "relu", 1.0, 2.0, 0.0, -1.0),  # J ~ l^(B/A), B/A = 1
+    ("pre-ln-residual", "relu", 1.0, 2.0, 1.0, -0.5),  # B/A = 1/(1 + 1)
     ("pre-ln", "relu", 1.0, 2.0, 0.0, 0.0),            # critical line sb = 0: J -> const
     ("pre-ln", "relu", 1.0, 2.0, 0.3, None),           # ordered
 ])
 def test_theory_exponent(name, act, mu, sw, sb, expected):
+    # decay convention J ~ l^(-exponent); theory_slope is the signed d log J / d log l
     p, why = theory_exponent(architecture(name, act, mu), sw, sb)
     assert why
+    slope, why_slope = theory_slope(architecture(name, act, mu), sw, sb)
+    assert why_slope == why
     if expected is None:
-        assert p is None
+        assert p is None and slope is None
     else:
         assert p == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        assert slope == 0.0 - p
 

@@ -50,7 +50,7 @@ def _estimate_ok(v, err, ref):
 
 
 # ---------------------------------------------------------------------- API
-def test_expectation_fields():
+def test_expectation_fields(ref):
     r = expect("tanh", "phi2", 1.0)
     assert isinstance(r, Expectation)
     assert isinstance(r.value, float) and isinstance(r.error, float)
@@ -64,7 +64,7 @@ def test_expectation_fields():
     assert expect("relu", "phi2", 1.0).method == "closed_form"
     assert expect("tanh", "phi", 1.0).method == "symmetry"
     m = expect("tanh", "phi2", 0.7, method="mpmath", dps=25)
-    assert m.method == "mpmath" and m.value == pytest.approx(float(mp_expect("tanh", "phi2", 0.7)),
+    assert m.method == "mpmath" and m.value == pytest.approx(float(ref("tanh", "phi2", 0.7)),
                                                             rel=1e-15)
 
 
@@ -97,18 +97,22 @@ def test_derivative_moments_vs_mpmath(name, g, ref):
 @pytest.mark.slow
 @pytest.mark.parametrize("g", ["phi2", "dphi2", "phi_d2phi"])
 @pytest.mark.parametrize("name", ZOO)
-def test_sweep_vs_mpmath(name, g, ref):
+def test_sweep_vs_mpmath(name, g, ref, every_point):
     """The issue's full sweep: whole zoo × K in {1e-4, ..., 100} × three integrands."""
     K = np.array(SWEEP_K)
     r = expect(name, g, K)
     rq = expect(name, g, K, method="quadrature")
-    for i, k in enumerate(SWEEP_K):
-        want = ref(name, g, k)
-        assert _rel_ok(r.value[i], want, 1e-12), (name, g, k, r.value[i], want)
-        assert _estimate_ok(r.value[i], r.error[i], want), (name, g, k, r.error[i])
-        # the quadrature path on its own (where auto took a closed form or symmetry)
-        assert _rel_ok(rq.value[i], want, 1e-12), (name, g, k, "quadrature", rq.value[i], want)
-        assert _estimate_ok(rq.value[i], rq.error[i], want), (name, g, k, "quadrature")
+    with every_point() as pts:
+        for i, k in enumerate(SWEEP_K):
+            want = ref(name, g, k)
+            with pts.at(K=k, method="auto"):
+                assert _rel_ok(r.value[i], want, 1e-12), (name, g, k, r.value[i], want)
+                assert _estimate_ok(r.value[i], r.error[i], want), (name, g, k, r.error[i])
+            # the quadrature path on its own (where auto took a closed form or symmetry)
+            with pts.at(K=k, method="quadrature"):
+                assert _rel_ok(rq.value[i], want, 1e-12), (name, g, k, "quadrature",
+                                                           rq.value[i], want)
+                assert _estimate_ok(rq.value[i], rq.error[i], want), (name, g, k, "quadrature")
 
 
 # ---------------------------------------------------------------------- independent reference
@@ -139,22 +143,25 @@ def _independent_mp(act: Activation, g: str, K: float, dps: int = 30):
     ("tanh", "phi_d2phi", 2.0), ("hardtanh", "phi_d2phi", 0.5), ("relu6", "phi_d2phi", 9.0),
     ("selu", "phi_d2phi", 1.0), ("softsign", "dphi2", 3.0), ("gelu", "phi2", 0.3),
 ])
-def test_reference_vs_independent_route(name, g, K):
+def test_reference_vs_independent_route(name, g, K, reference):
     """critheory.expectations.reference.mp_expect agrees with a route written here to ~25 digits."""
     act = Activation.get(name)
     a = mp_expect(act, g, K, dps=30)
-    b = _independent_mp(act, g, K)
+    b = reference("independent_mp", name, g, K, 30)   # _independent_mp(act, g, K), frozen
     assert abs(a - b) <= mpmath.mpf(10) ** -25 * abs(b)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ZOO)
-def test_reference_vs_independent_route_zoo(name):
+def test_reference_vs_independent_route_zoo(name, every_point):
     act = Activation.get(name)
-    for g in ("phi2", "dphi2", "phi_d2phi"):
-        a = mp_expect(act, g, 1.0, dps=30)
-        b = _independent_mp(act, g, 1.0)
-        assert abs(a - b) <= mpmath.mpf(10) ** -25 * abs(b) + mpmath.mpf(10) ** -40, (g, a, b)
+    with every_point() as pts:
+        for g in ("phi2", "dphi2", "phi_d2phi"):
+            a = mp_expect(act, g, 1.0, dps=30)
+            b = _independent_mp(act, g, 1.0)
+            with pts.at(g=g):
+                assert abs(a - b) <= mpmath.mpf(10) ** -25 * abs(b) + mpmath.mpf(10) ** -40, (
+                    g, a, b)
 
 
 # ---------------------------------------------------------------------- integration by parts
@@ -317,11 +324,40 @@ def test_polynomial_wick(c, K):
     assert abs(r.value - want) <= 1e-13 * scale
 
 
-def test_sympy_expression_integrand():
+def test_sympy_expression_integrand(ref):
     """A sympy expression in x works as an integrand (here E[tanh(h)² h²])."""
     act = Activation.get("tanh")
     g = sp.tanh(X) ** 2 * X ** 2
     r = expect(act, g, 1.3)
-    want = mp_expect(act, g, 1.3, dps=30)
+    want = ref("tanh", str(g), 1.3)   # mp_expect(act, g, 1.3, dps=30), frozen
     assert _rel_ok(r.value, want, 1e-12)
     assert integrand(act, g).name == str(g)
+
+
+# ---------------------------------------------------------------------- the frozen references
+@pytest.mark.slow
+def test_frozen_references_match_live(frozen_references, every_point):
+    """tests/data/mpmath_references.json (what the fast tests read) against a live
+    recomputation of ~20 of its entries, every kind among them, each at its stored precision
+    (``digits``): a mismatch means the reference routines changed and
+    tests/data/generate_references.py must be rerun."""
+    entries = frozen_references.entries
+    kinds = sorted({e["kind"] for e in entries})
+    sample = []
+    for kind in kinds:   # evenly spaced within each kind, about 20 in all, at least one each
+        of_kind = [e for e in entries if e["kind"] == kind]
+        m = max(1, round(20 * len(of_kind) / len(entries)))
+        sample += [of_kind[round(i * (len(of_kind) - 1) / max(m - 1, 1))] for i in range(m)]
+    assert len(sample) >= 20 and {e["kind"] for e in sample} == set(kinds)
+    assert frozen_references.header["mpmath_version"]
+    with every_point() as pts:
+        for e in sample:
+            key = frozen_references.key(e)
+            frozen = frozen_references(*key)
+            live = frozen_references.compute(*key)
+            with pts.at(key=key):
+                for f, v in zip(*((x if isinstance(x, tuple) else (x,)) for x in (frozen, live)),
+                                strict=True):
+                    with mpmath.workdps(e["digits"] + 20):
+                        assert abs(mpmath.mpf(v) - f) <= mpmath.mpf(10) ** -e["digits"] * abs(f), (
+                            f, v)

@@ -117,11 +117,13 @@ def test_closed_forms_2d(name, spec, K11, rho, K22):
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", ["phi", "dphi"])
 @pytest.mark.parametrize("name", CLOSED_2D)
-def test_closed_forms_2d_sweep(name, spec):
-    for rho in RHOS:
-        for K11 in KS:
-            for K22 in KS:
-                _closed_case(name, spec, K11, rho, K22)
+def test_closed_forms_2d_sweep(name, spec, every_point):
+    with every_point() as pts:
+        for rho in RHOS:
+            for K11 in KS:
+                for K22 in KS:
+                    with pts.at(K11=K11, rho=rho, K22=K22):
+                        _closed_case(name, spec, K11, rho, K22)
 
 
 def test_closed_form_methods():
@@ -177,24 +179,30 @@ def _mehler(name, spec, K11, K12, K22, N=50):
 
 @pytest.mark.parametrize("name, spec", [
     ("relu", "phi"), pytest.param("erf", "dphi", marks=pytest.mark.slow)])
-def test_mehler_reference_is_exact_for_closed_forms(name, spec):
-    """The Mehler machinery reproduces the arc-cosine and erf kernels (kink and smooth)."""
-    for rho in (-0.5, 0.5):
-        K11, K12, K22 = _cov(1.0, rho, 1.0)
-        with mpmath.workdps(40):
-            want = _exact(name, spec, K11, K12, K22)
-        got = _mehler(name, spec, K11, K12, K22)
-        # truncation after 50 terms: 0.5^51/(1 - 0.5) · sqrt(E f² E g²) < 1e-15
-        assert abs(got - want) <= 1e-15 * abs(want)
+def test_mehler_reference_is_exact_for_closed_forms(name, spec, reference, every_point):
+    """The Mehler machinery reproduces the arc-cosine and erf kernels (kink and smooth); the
+    fast case checks the frozen Mehler values, the slow one computes them."""
+    with every_point() as pts:
+        for rho in (-0.5, 0.5):
+            K11, K12, K22 = _cov(1.0, rho, 1.0)
+            with mpmath.workdps(40):
+                want = _exact(name, spec, K11, K12, K22)
+            got = reference("mehler", name, spec, K11, K12, K22)   # _mehler(...)
+            # truncation after 50 terms: 0.5^51/(1 - 0.5) · sqrt(E f² E g²) < 1e-15
+            with pts.at(rho=rho):
+                assert abs(got - want) <= 1e-15 * abs(want), (got, want)
 
 
 @pytest.mark.parametrize("name, spec", [
     ("tanh", "phi"), pytest.param("softsign", "dphi", marks=pytest.mark.slow)])
-def test_mehler_vs_expect2(name, spec):
-    for rho in (-0.5, 0.5):
-        K11, K12, K22 = _cov(1.0, rho, 1.0)
-        want = _mehler(name, spec, K11, K12, K22)
-        _check(expect2(name, spec, spec, K11, K12, K22).value, want, _cs(name, spec, K11, K22))
+def test_mehler_vs_expect2(name, spec, reference, every_point):
+    with every_point() as pts:
+        for rho in (-0.5, 0.5):
+            K11, K12, K22 = _cov(1.0, rho, 1.0)
+            want = reference("mehler", name, spec, K11, K12, K22)   # _mehler(...)
+            with pts.at(rho=rho):
+                _check(expect2(name, spec, spec, K11, K12, K22).value, want,
+                       _cs(name, spec, K11, K22))
 
 
 NO_CLOSED = [n for n in ZOO if n not in CLOSED_2D]
@@ -203,17 +211,20 @@ NO_CLOSED = [n for n in ZOO if n not in CLOSED_2D]
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", ["phi", "dphi"])
 @pytest.mark.parametrize("name", NO_CLOSED)
-def test_mehler_sweep(name, spec):
+def test_mehler_sweep(name, spec, every_point):
     """Whole zoo without closed forms × K11, K22 in {0.1, 1, 10} × ρ in {-0.5, 0, 0.5}."""
-    for K11 in KS:
-        for K22 in KS:
-            cs = _cs(name, spec, K11, K22)
-            for rho in (-0.5, 0.0, 0.5):
-                K11_, K12, K22_ = _cov(K11, rho, K22)
-                want = _mehler(name, spec, K11_, K12, K22_)
-                r = expect2(name, spec, spec, K11_, K12, K22_)
-                _check(r.value, want, cs)
-                assert abs(r.value - float(want)) <= 10 * r.error + 1e-15 * cs
+    with every_point() as pts:
+        for K11 in KS:
+            for K22 in KS:
+                cs = _cs(name, spec, K11, K22)
+                for rho in (-0.5, 0.0, 0.5):
+                    K11_, K12, K22_ = _cov(K11, rho, K22)
+                    want = _mehler(name, spec, K11_, K12, K22_)
+                    r = expect2(name, spec, spec, K11_, K12, K22_)
+                    with pts.at(K11=K11, rho=rho, K22=K22):
+                        _check(r.value, want, cs)
+                        assert abs(r.value - float(want)) <= 10 * r.error + 1e-15 * cs, (
+                            r.value, r.error, want)
 
 
 @pytest.mark.slow

@@ -21,15 +21,22 @@ sys.path.insert(0, str(HERE / "golden"))
 from generate import run  # noqa: E402
 
 RTOL = 1e-12
+#: Ill-conditioned outputs get a looser tolerance, from their conditioning: the exponent fits of
+#: the half-stable class fit log|K^l − K*| with |K^l − K*|/K* ~ 1e-4 at the verification depth,
+#: which amplifies an ulp-level change of K* (a different but equally exact order of the same
+#: floating-point operations) by ~1e4; its APJN exponent 2χ_⊥'/χ_∥' divides by χ_∥'(K*), ~6e-6
+#: for SWISH (a nearly degenerate tangent), which amplifies by ~1e4 again.
+RTOL_CONDITIONED = 1e-9
+_CONDITIONED = re.compile(r"^\.exponents\.(fit\.[a-z_]+|laws\.dchi_[A-Za-z_]+|apjn)$")
 _IGNORED = {"elapsed"}
 _NUM = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 _DATA = json.loads((HERE / "data" / "golden.json").read_text())["entries"]
 
 
-def _close(a: float, b: float) -> bool:
+def _close(a: float, b: float, rtol: float = RTOL) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
-    return abs(a - b) <= RTOL * max(abs(a), abs(b)) or a == b
+    return abs(a - b) <= rtol * max(abs(a), abs(b)) or a == b
 
 
 def _str_diff(a: str, b: str, path: str, bad: list) -> None:
@@ -69,7 +76,8 @@ def diff(new, old, path: str = "") -> list[str]:
             bad.append(f"{path}: {new!r} != {old!r}")
     elif isinstance(old, (int, float)):
         if isinstance(new, bool) or not isinstance(new, (int, float)) \
-                or not _close(float(new), float(old)):
+                or not _close(float(new), float(old),
+                              RTOL_CONDITIONED if _CONDITIONED.match(path) else RTOL):
             bad.append(f"{path}: {new!r} != {old!r}")
     elif isinstance(old, str):
         if not isinstance(new, str):
@@ -88,6 +96,9 @@ def test_diff_sees_changes():
     assert diff({"a": "x = 0.26"}, {"a": "x = 0.25"})
     assert diff({"a": None}, {"a": 0.0}) and diff({"b": 1}, {"a": 1})
     assert diff({"a": [1, 2]}, {"a": [1]})
+    assert diff({"exponents": {"apjn": 1.0 + 1e-11}}, {"exponents": {"apjn": 1.0}}) == []
+    assert diff({"exponents": {"apjn": 1.0 + 1e-8}}, {"exponents": {"apjn": 1.0}})
+    assert diff({"exponents": {"kernel": 1.0 + 1e-11}}, {"exponents": {"kernel": 1.0}})
 
 
 @pytest.mark.parametrize("entry", _DATA, ids=[" ".join(e["argv"])[:80] for e in _DATA])

@@ -17,15 +17,17 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from critheory.theory.meanfield.criticality import critical_line, critical_points, parse_grid, universality
+from critheory.cli.theory import parse_grid
+from critheory.theory.meanfield.criticality import critical_line, critical_points, universality
 from critheory.theory.meanfield.depth import depth_curves, fit_power_law
 from critheory.errors import CritheoryError, InvalidArgumentError, InvalidVarianceError
 from critheory.theory.meanfield.fixed_points import analyze_point, fixed_points
-from critheory.theory.meanfield.architectures import architecture
+from critheory.theory.meanfield.maps import architecture
 from critheory.io.report import analyze
 from critheory.theory.meanfield.tabulated import TabulatedMap
 
 # --------------------------------------------------------------------------- mpmath reference
+# (the default run reads these values frozen: tests/data/generate_references.py calls them)
 _MP = {
     "tanh": (mp.tanh, lambda x: 1 / mp.cosh(x) ** 2),
     "erf": (mp.erf, lambda x: 2 / mp.sqrt(mp.pi) * mp.exp(-x * x)),
@@ -169,8 +171,8 @@ def test_exponential_activation_line_and_report():
 
 @pytest.mark.parametrize("name,y,K0", [("tanh", 0.3, 1.46), ("gelu", 0.05, 0.86),
                                        ("swish", 0.8, 20.0)])
-def test_line_against_mpmath(name, y, K0):
-    sw_ref, K_ref = _mp_line_point(name, y, K0)
+def test_line_against_mpmath(name, y, K0, reference):
+    sw_ref, K_ref = reference("mp_line_point", name, y, K0)   # _mp_line_point(name, y, K0)
     pts = critical_line(architecture("mlp", name), [y])
     near = [p for p in pts if abs(p.fixed_point - K_ref) < 1e-3 * K_ref]
     assert near, pts
@@ -227,7 +229,7 @@ def test_no_critical_line_is_a_result():
 
 
 # --------------------------------------------------------------------------- critical points
-def test_gelu_swish_critical_points_published_and_mpmath():
+def test_gelu_swish_critical_points_published_and_mpmath(reference):
     for name, pub, K0 in (("gelu", (1.98305826, 0.17292239), 3.5),
                           ("swish", (1.98800468, 0.55514317), 14.0)):
         cps = [c for c in critical_points(architecture("mlp", name)) if c.kind == "half-stable"]
@@ -235,7 +237,7 @@ def test_gelu_swish_critical_points_published_and_mpmath():
         c = cps[0]
         # PDLT quotes 8 decimals: agreement to half a unit in the last place
         assert abs(c.weight_var - pub[0]) <= 5e-9 and abs(c.bias_var - pub[1]) <= 5e-9
-        sw, sb, K = _mp_critical_point(name, K0)
+        sw, sb, K = reference("mp_critical_point", name, K0)   # _mp_critical_point(name, K0)
         assert abs(c.weight_var - sw) <= 1e-9 * sw
         assert abs(c.bias_var - sb) <= 1e-9 * sb
         assert abs(c.fixed_point - K) <= 1e-9 * K

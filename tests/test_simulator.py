@@ -229,7 +229,7 @@ def test_tanh_critical_apjn_power_law():
     theory = fit_power_law(np.arange(1, depth + 1), J, window=window, n_boot=0).slope
     assert -1.04 < theory < -1.01
     assert fit.ci_low <= theory <= fit.ci_high, (fit, theory)
-    assert abs(fit.exponent + 1.0) < 4 * fit.stderr + 0.03
+    assert abs(fit.exponent - 1.0) < 4 * fit.stderr + 0.03    # decay exponent: J ~ l^-1
     # kernel ~ 1/(2l) with the same recursion, early layers (l/N tiny), within 4 s.e.
     K, _ = tanh_theory(depth, 1)
     z = (res.kernel_mean[:32] - K[:32]) / res.kernel_stderr[:32]
@@ -427,7 +427,7 @@ def test_fits_recover_exact_curves():
     rng = np.random.default_rng(0)
     noise = np.exp(0.2 * rng.standard_normal((50, 1)))          # per-network amplitude
     fit = fit_power_law(l, 2.0 * l ** -1.5 * noise, window=(10, 150), n_boot=500)
-    assert abs(fit.exponent + 1.5) < 1e-10
+    assert abs(fit.exponent - 1.5) < 1e-10 and fit.slope == 0.0 - fit.exponent
     assert fit.window == (10, 150) and fit.n_points == 141
     assert fit.stderr < 1e-10                     # amplitude noise does not move the slope
     fe = fit_exponential(l, 3.0 * np.exp(-l / 7.0), window=(5, None), n_boot=0)

@@ -46,7 +46,6 @@ from critheory.errors import InvalidArgumentError
 
 __all__ = ["register"]
 
-_ARCHS = ["mlp", "residual", "pre-ln", "post-ln", "pre-ln-residual", "pre-ln-mlp-block"]
 
 
 def _params(items):
@@ -138,7 +137,9 @@ def _rows(depth: int, l0: int, n: int = 15) -> list[int]:
 
 def _header(c) -> str:
     s = c.simulation
-    mu = f", mu = {s.mu:g}" if s.arch in ("residual", "pre-ln-residual", "pre-ln-mlp-block") else ""
+    from critheory.blocks.registry import residual_names
+
+    mu = f", mu = {s.mu:g}" if s.arch in residual_names() else ""
     mode = "exact APJN" if s.probes is None else f"Hutchinson APJN ({s.probes} probes)"
     return (f"{s.activation} ({s.arch}{mu}) at weight_var = {s.weight_var:g}, bias_var = "
             f"{s.bias_var:g}, q0 = {s.q0:g}\nwidth {s.width}, depth {s.depth}, {s.n_seeds} "
@@ -152,11 +153,13 @@ def _fit_lines(c) -> list[str]:
     if f is not None:
         ci = (f"  ({100 * f.ci_level:g}% CI [{_f(f.ci_low, '.4f')}, {_f(f.ci_high, '.4f')}])"
               if np.isfinite(f.ci_low) else "")
+        # the signed slope and its interval (the fit's ci_low/ci_high are the slope's)
         out.append(f"APJN power-law fit over l in [{f.window[0]}, {f.window[1]}]: "
-                   f"J ~ l^{_f(f.exponent, '.4f')} +- {_f(f.stderr, '.4f')}{ci}")
+                   f"J ~ l^{_f(f.slope, '.4f')} +- {_f(f.stderr, '.4f')}{ci}")
     if c.theory_exponent is not None:
-        out.append(f"theory: J ~ l^{_f(c.theory_exponent, '.6g')}, exponent "
-                   f"{_f(-c.theory_exponent, '.6g')} in J ~ l^(-exponent)  "
+        # printed as -slope, not as the exponent, so that a zero slope keeps printing "-0"
+        out.append(f"theory: J ~ l^{_f(c.theory_slope, '.6g')}, exponent "
+                   f"{_f(-c.theory_slope, '.6g')} in J ~ l^(-exponent)  "
                    f"({c.theory_exponent_source})")
     else:
         out.append(f"theory: no power law ({c.theory_exponent_source})")
@@ -241,7 +244,9 @@ def _options(p) -> None:
     p.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="value of a parameter of the activation (repeatable)")
-    p.add_argument("--arch", default="mlp", choices=_ARCHS, help="architecture (default mlp)")
+    from critheory.blocks.registry import names
+
+    p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
     p.add_argument("--mu", type=float, default=1.0, help="residual strength mu (default 1)")
     p.add_argument("--weight-var", type=float, required=True, help="weight variance sigma_w^2")
     p.add_argument("--bias-var", type=float, required=True, help="bias variance sigma_b^2")

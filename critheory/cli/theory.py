@@ -16,7 +16,25 @@ import numpy as np
 
 from critheory.errors import InvalidArgumentError
 
-__all__ = ["register"]
+__all__ = ["register", "parse_grid"]
+
+
+def parse_grid(spec: str) -> np.ndarray:
+    """``"START:STOP:NUM"`` → ``numpy.linspace(START, STOP, NUM)``; a single number is allowed."""
+    parts = str(spec).split(":")
+    try:
+        if len(parts) == 1:
+            return np.array([float(parts[0])])
+        if len(parts) != 3:
+            raise ValueError
+        a, b, n = float(parts[0]), float(parts[1]), int(parts[2])
+    except ValueError:
+        raise InvalidArgumentError(f"grid must be START:STOP:NUM, got {spec!r}") from None
+    if n < 1:
+        raise InvalidArgumentError(f"grid {spec!r} is empty (NUM must be >= 1)")
+    if not (np.isfinite(a) and np.isfinite(b)):
+        raise InvalidArgumentError(f"grid {spec!r} has non-finite ends")
+    return np.linspace(a, b, n)
 
 
 def _params(items):
@@ -26,8 +44,8 @@ def _params(items):
 
 
 def _arch(args):
-    from critheory.activation.symbolic import Activation
-    from critheory.theory.meanfield.architectures import architecture
+    from critheory.activation import Activation
+    from critheory.theory.meanfield.maps import architecture
 
     act = Activation.get(args.activation, _params(args.param))
     return architecture(args.arch, act, args.mu)
@@ -49,8 +67,6 @@ def _cmd_analyze(args) -> int:
     arch = _arch(args)
     grid = None
     if args.bias_var is not None:
-        from critheory.theory.meanfield.criticality import parse_grid
-
         grid = parse_grid(args.bias_var)
     r = analyze(arch.activation, arch.name, args.mu, bias_vars=grid,
                 verify_depth=args.verify_depth, weight_var=args.weight_var,
@@ -100,7 +116,7 @@ def _cmd_analyze(args) -> int:
 
 
 def _cmd_line(args) -> int:
-    from critheory.theory.meanfield.criticality import critical_line, critical_points, parse_grid
+    from critheory.theory.meanfield.criticality import critical_line, critical_points
 
     arch = _arch(args)
     grid = parse_grid(args.bias_var)
@@ -121,7 +137,7 @@ def _cmd_line(args) -> int:
         sys.stdout.write(buf.getvalue())
     elif args.json:
         _dump({"activation": arch.activation.name, "arch": arch.name,
-               "mu": arch.mu if arch.residual else None, "line": pts})
+               "mu": arch.mu, "line": pts})
     else:
         print(f"{'bias_var':>12} {'weight_var':>20} {'fixed_point':>20} {'chi_parallel':>14} br")
         for p in pts:
@@ -215,24 +231,24 @@ def _predicted_exponents(arch, sw: float, sb: float) -> dict | None:
 
 
 def _cmd_phase(args) -> int:
+    from critheory.io.plots import check_path, plot_phase, plot_phase_mu
     from critheory.theory.meanfield.criticality import critical_line, critical_points
-    from critheory.io.plots import plot_phase
+    from critheory.theory.meanfield.phase import phase_grid, phase_grid_mu
 
     if not args.plot:
         raise InvalidArgumentError("phase needs --plot FILE")
+    check_path(args.plot)
     arch = _arch(args)
     if args.plane == "weight-mu":
-        from critheory.io.plots import plot_phase_mu
-
         sw = tuple(float(v) for v in args.weight_range.split(":"))
         mr = tuple(float(v) for v in args.mu_range.split(":"))
-        if arch.name not in ("residual", "pre-ln-residual", "pre-ln-mlp-block"):
+        if not arch.residual:
             raise InvalidArgumentError("the (weight_var, mu) plane needs a residual --arch")
         if len(sw) != 2 or len(mr) != 2 or sw[0] <= 0 or mr[0] < 0 or sw[1] <= sw[0] \
                 or mr[1] <= mr[0]:
             raise InvalidArgumentError("ranges must be LO:HI with LO < HI")
-        path = plot_phase_mu(arch.name, arch.activation, args.plot, sw_range=sw, mu_range=mr,
-                             bias_var=args.at_bias_var, n=args.grid,
+        grid = phase_grid_mu(arch.name, arch.activation, sw, mr, args.at_bias_var, args.grid)
+        path = plot_phase_mu(grid, args.plot, bias_var=args.at_bias_var,
                              title=f"{arch.activation.name} ({arch.name}), "
                                    f"$\\sigma_b^2$ = {args.at_bias_var:g}")
         print(f"wrote {path}")
@@ -243,7 +259,7 @@ def _cmd_phase(args) -> int:
         raise InvalidArgumentError("ranges must be LO:HI with 0 < LO < HI (weight) and "
                                    "0 <= LO < HI (bias)")
     line = [p.to_dict() for p in critical_line(arch, np.linspace(sb[0], sb[1], 101))]
-    path = plot_phase(arch, args.plot, sw_range=sw, sb_range=sb, n=args.grid, line=line,
+    path = plot_phase(phase_grid(arch, sw, sb, args.grid), args.plot, line=line,
                       critical_points=[c.to_dict() for c in critical_points(arch)],
                       title=f"{arch.activation.name} ({arch.describe()})")
     print(f"wrote {path}")
@@ -254,9 +270,9 @@ def _common(p, plot=True):
     p.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="value of a parameter of the activation (repeatable)")
-    p.add_argument("--arch", default="mlp",
-                   choices=["mlp", "residual", "pre-ln", "post-ln", "pre-ln-residual",
-                            "pre-ln-mlp-block"], help="architecture (default mlp)")
+    from critheory.blocks.registry import names
+
+    p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
     p.add_argument("--mu", type=float, default=1.0, help="residual strength mu (default 1)")
     if plot:
         p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")

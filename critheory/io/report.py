@@ -17,29 +17,18 @@ from __future__ import annotations
 import numpy as np
 
 from critheory.activation.symbolic import Activation
+from critheory.common.jsonable import jsonable
 from critheory.theory.meanfield.criticality import critical_line, critical_points, universality
 from critheory.theory.meanfield.depth import depth_curves, fit_power_law
-from critheory.theory.meanfield.fixed_points import _num, analyze_point
-from critheory.theory.meanfield.architectures import architecture
+from critheory.theory.meanfield.fixed_points import analyze_point
+from critheory.theory.meanfield.maps import architecture
 
 __all__ = ["analyze", "verify_exponents", "point_report", "clean"]
 
 
-def clean(obj):
-    """Recursively replace NaN/inf floats by None and numpy scalars by Python numbers."""
-    if isinstance(obj, dict):
-        return {k: clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [clean(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _num(obj)
-    return obj
+#: JSON-safe conversion of a report; the same function as
+#: :func:`critheory.common.jsonable.jsonable` (kept under this name for ``critheory.cli.theory``).
+clean = jsonable
 
 
 def verify_exponents(arch, univ, depth: int = 10000, q0: float = 1.0) -> dict | None:
@@ -82,7 +71,7 @@ def verify_exponents(arch, univ, depth: int = 10000, q0: float = 1.0) -> dict | 
 def point_report(arch, weight_var: float, bias_var: float, q0: float = 1.0) -> dict:
     """The ``critheory point`` contract: fixed points, χ's, phase and ξ at one point."""
     p = analyze_point(arch, weight_var, bias_var, q0)
-    return clean(p.to_dict())
+    return jsonable(p.to_dict())
 
 
 def _everywhere(a, out: dict, sw: float, sb: float, depth: int) -> None:
@@ -118,7 +107,7 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
     ----------
     activation : str, sympy.Expr or Activation
     arch : str
-        Architecture name (see :func:`critheory.theory.meanfield.architectures.architecture`).
+        Architecture name (see :func:`critheory.theory.meanfield.maps.architecture`).
     mu : float
         Residual strength.
     params : dict, optional
@@ -131,7 +120,9 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
         Reference point for architectures whose exponents depend on the hyperparameters
         (everywhere-critical pre-LN residual networks; residual growth laws).
     """
-    from critheory.theory.meanfield.critical_sets import critical_set, residual_growth
+    from critheory.theory.meanfield.critical_sets import (critical_set,
+                                                          has_residual_growth_law,
+                                                          residual_growth)
     act = Activation.get(activation, params)
     a = architecture(arch, act, mu)
     univ = universality(a)
@@ -142,7 +133,7 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
         "activation": act.name,
         "expr": str(act.expr),
         "arch": a.name,
-        "mu": a.mu if a.residual else None,
+        "mu": a.mu,
         "universality_class": univ.name,
         "critical_points": [c.to_dict() for c in cps],
         "exponents": {
@@ -161,8 +152,8 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
     }
     if out["critical_set"]["kind"] == "everywhere":
         _everywhere(a, out, weight_var, bias_var, verify_depth)
-        return clean(out)
-    if a.name == "residual" and a.mu == 1.0:
+        return jsonable(out)
+    if has_residual_growth_law(a):
         out["growth"] = residual_growth(a, weight_var, bias_var)
         out["growth"]["reference_point"] = {"weight_var": weight_var, "bias_var": bias_var}
     if verify_depth and univ.critical_point is not None and univ.kernel is not None:
@@ -191,8 +182,8 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
     else:
         for k in keys:
             out[k] = None
-        if a.residual and a.mu >= 1.0 and a.name != "residual":
+        if a.caps.everywhere_critical:
             out["phase"] = "critical"
             out["note"] = ("everywhere critical: with LayerNorm and mu = 1 the APJN grows as "
                            "l^(B/A) for every (weight_var, bias_var)")
-    return clean(out)
+    return jsonable(out)

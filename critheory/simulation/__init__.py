@@ -20,7 +20,7 @@ Examples
 >>> res.apjn.shape
 (4, 40)
 >>> fit = fit_power_law(res, window=(10, 40), n_boot=100)
->>> -2.0 < fit.exponent < 0.0
+>>> 0.0 < fit.exponent < 2.0      # decay exponent: J ~ l^(-exponent), slope = -exponent
 True
 """
 from .architectures import ARCHITECTURES, normalize_arch

@@ -1,21 +1,21 @@
-"""The simulated architectures: one layer's forward map and its tangent (forward-mode) map.
+"""The simulator's reading of the blocks: each block's forward map and its tangent map.
 
-Notation: ``h`` the preactivations of the layer, ``W, W₁, W₂`` fresh ``N(0, σ_w²/N)`` matrices,
-``b, b₁, b₂`` fresh ``N(0, σ_b²)`` biases, ``LN`` LayerNorm without affine parameters
-(:mod:`critheory.simulation.layernorm`), ``μ`` the residual strength.
+The network description is the one the theory reads (:mod:`critheory.blocks`): a unit of blocks
+repeated every layer. Here each block kind becomes a forward step on arrays, with forward-mode
+tangents:
 
-=====================  ==========================================  ==================================
-arch                   forward ``h'``                              tangent ``T'``
-=====================  ==========================================  ==================================
-``mlp``                ``W φ(h) + b``                              ``W (φ'(h) ⊙ T)``
-``residual``           ``μ h + W φ(h) + b``                        ``μ T + W (φ'(h) ⊙ T)``
-``pre-ln``             ``W φ(LN h) + b``                           ``W (φ'(y) ⊙ dLN·T)``
-``post-ln``            ``W LN(φ(h)) + b``                          ``W dLN(φ(h))·(φ'(h) ⊙ T)``
-``pre-ln-residual``    ``μ h + W φ(LN h) + b``                     ``μ T + W (φ'(y) ⊙ dLN·T)``
-``pre-ln-mlp-block``   ``μ h + W₂ φ(W₁ LN h + b₁) + b₂``            ``μ T + W₂ (φ'(u) ⊙ W₁ dLN·T)``
-=====================  ==========================================  ==================================
+=============  ==============================  ==========================================
+block          forward                          tangent ``T``
+=============  ==============================  ==========================================
+dense          ``W x + b``                     ``W T``
+phi            ``φ(x)``                        ``φ'(x) ⊙ T``
+layernorm      ``LN(x)``                       ``dLN(x)·T`` (:mod:`.layernorm`)
+residual       ``μ x + branch(x)``             ``μ T + branch'(x)·T``
+=============  ==============================  ==========================================
 
-(``y = LN h``, ``u = W₁ y + b₁``; the hidden width of the MLP block equals ``N``.)
+``W`` are fresh ``N(0, σ_w²/N)`` matrices and ``b`` fresh ``N(0, σ_b²)`` biases, drawn in the
+order of the dense blocks; ``LN`` is LayerNorm without affine parameters; the hidden width of an
+MLP block equals ``N``.
 
 State arrays have shape ``(B, N, n)`` (B networks, N neurons, n inputs) and tangents
 ``(B, N, P)``; tangents belong to the first input. Each weight matrix is applied once to the
@@ -29,57 +29,33 @@ from typing import Callable
 
 import numpy as np
 
+from critheory.blocks.blocks import walk
+from critheory.blocks.registry import canonical as normalize_arch
+from critheory.blocks.registry import names, unit
 from critheory.errors import InvalidArgumentError
 from .layernorm import layer_norm, layer_norm_jvp
 
-__all__ = ["ARCHITECTURES", "normalize_arch", "LayerSpec", "step"]
+__all__ = ["ARCHITECTURES", "normalize_arch", "LayerSpec", "step", "unit"]
 
-ARCHITECTURES = ("mlp", "residual", "pre-ln", "post-ln", "pre-ln-residual", "pre-ln-mlp-block")
-
-_ALIASES = {
-    "ffn": "mlp", "feedforward": "mlp", "res": "residual", "resnet": "residual",
-    "preln": "pre-ln", "postln": "post-ln", "preln-residual": "pre-ln-residual",
-    "preln-mlp-block": "pre-ln-mlp-block", "transformer": "pre-ln-mlp-block",
-}
-
-
-def normalize_arch(arch: str) -> str:
-    """Canonical architecture name (``_`` and ``-`` are interchangeable, case-insensitive).
-
-    Examples
-    --------
-    >>> normalize_arch("Pre_LN_Residual")
-    'pre-ln-residual'
-    """
-    if not isinstance(arch, str):
-        raise InvalidArgumentError(f"arch must be a string, got {arch!r}")
-    key = arch.strip().lower().replace("_", "-")
-    key = _ALIASES.get(key, key)
-    if key not in ARCHITECTURES:
-        raise InvalidArgumentError(
-            f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-    return key
+#: The registry's architecture names (:mod:`critheory.blocks.registry`).
+ARCHITECTURES = names()
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """Everything a layer step needs besides the random weights."""
+    """Everything a layer step needs besides the random weights: the unit's blocks, φ, φ' and
+    the hyperparameters (``ln_eps`` is the epsilon of every LayerNorm block)."""
 
-    arch: str
+    unit: tuple
     phi: Callable[[np.ndarray], np.ndarray]
     dphi: Callable[[np.ndarray], np.ndarray]
     weight_var: float
     bias_var: float
-    mu: float = 1.0
     ln_eps: float = 0.0
 
     @property
-    def residual(self) -> bool:
-        return self.arch in ("residual", "pre-ln-residual", "pre-ln-mlp-block")
-
-    @property
     def uses_ln(self) -> bool:
-        return self.arch.startswith(("pre-ln", "post-ln"))
+        return any(b.kind == "layernorm" for b in walk(self.unit))
 
 
 def _dense_layer(sampler, spec: LayerSpec, acts: np.ndarray, dacts: np.ndarray | None):
@@ -100,8 +76,32 @@ def _phi_and_tangent(spec: LayerSpec, z: np.ndarray, dz: np.ndarray | None):
     return a, spec.dphi(z[..., :1]) * dz
 
 
+def _layernorm(spec: LayerSpec, x: np.ndarray, dx: np.ndarray | None):
+    y, s = layer_norm(x, spec.ln_eps)
+    return y, None if dx is None else layer_norm_jvp(y[..., :1], s[..., :1], dx)
+
+
+def _blocks(sampler, spec: LayerSpec, blocks, x: np.ndarray, t: np.ndarray | None):
+    for b in blocks:
+        if b.kind == "dense":
+            x, t = _dense_layer(sampler, spec, x, t)
+        elif b.kind == "phi":
+            x, t = _phi_and_tangent(spec, x, t)
+        elif b.kind == "layernorm":
+            x, t = _layernorm(spec, x, t)
+        elif b.kind == "residual":
+            x2, t2 = _blocks(sampler, spec, b.branch, x, t)
+            x2 += b.mu * x
+            if t2 is not None:
+                t2 += b.mu * t
+            x, t = x2, t2
+        else:
+            raise InvalidArgumentError(f"the simulator has no step for a {b.kind!r} block")
+    return x, t
+
+
 def step(sampler, spec: LayerSpec, h: np.ndarray, t: np.ndarray | None):
-    """One layer: ``(h, T) -> (h', T')`` (``T`` may be None: no tangents yet).
+    """One layer (the unit's blocks): ``(h, T) -> (h', T')`` (``T`` may be None: no tangents).
 
     Parameters
     ----------
@@ -115,30 +115,4 @@ def step(sampler, spec: LayerSpec, h: np.ndarray, t: np.ndarray | None):
     -------
     (ndarray, ndarray or None)
     """
-    arch = spec.arch
-    if arch in ("mlp", "residual"):
-        a, da = _phi_and_tangent(spec, h, t)
-        h2, t2 = _dense_layer(sampler, spec, a, da)
-    elif arch in ("pre-ln", "pre-ln-residual"):
-        y, s = layer_norm(h, spec.ln_eps)
-        dy = None if t is None else layer_norm_jvp(y[..., :1], s[..., :1], t)
-        a, da = _phi_and_tangent(spec, y, dy)
-        h2, t2 = _dense_layer(sampler, spec, a, da)
-    elif arch == "post-ln":
-        a, da = _phi_and_tangent(spec, h, t)
-        z, s = layer_norm(a, spec.ln_eps)
-        dz = None if da is None else layer_norm_jvp(z[..., :1], s[..., :1], da)
-        h2, t2 = _dense_layer(sampler, spec, z, dz)
-    elif arch == "pre-ln-mlp-block":
-        y, s = layer_norm(h, spec.ln_eps)
-        dy = None if t is None else layer_norm_jvp(y[..., :1], s[..., :1], t)
-        u, du = _dense_layer(sampler, spec, y, dy)
-        a, da = _phi_and_tangent(spec, u, du)
-        h2, t2 = _dense_layer(sampler, spec, a, da)
-    else:  # pragma: no cover - normalize_arch guards this
-        raise InvalidArgumentError(f"unknown architecture {arch!r}")
-    if spec.residual:
-        h2 += spec.mu * h
-        if t2 is not None:
-            t2 += spec.mu * t
-    return h2, t2
+    return _blocks(sampler, spec, spec.unit, h, t)

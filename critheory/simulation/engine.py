@@ -14,9 +14,13 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from critheory.activation.symbolic import Activation
-from critheory.errors import InvalidArgumentError
-from ._util import check_int, check_layers, check_real, check_variance, json_safe, readonly
-from .architectures import LayerSpec, normalize_arch, step
+from critheory.common.checks import (check_bias_var, check_int, check_layers, check_nonnegative,
+                                     check_real, check_weight_var)
+from critheory.common.jsonable import jsonable
+from critheory.errors import InvalidArgumentError, InvalidVarianceError
+from ._util import readonly
+from critheory.blocks.blocks import walk
+from .architectures import LayerSpec, normalize_arch, step, unit
 from .sampling import METHODS, DenseSampler, ProjectedSampler, seed_streams
 
 __all__ = ["simulate", "SimulationResult", "EXACT_MAX_WIDTH", "DEFAULT_PROBES",
@@ -204,7 +208,7 @@ class SimulationResult:
         if samples:
             out.update(apjn=self.apjn, log_apjn=self.log_apjn, kernel=self.kernel,
                        kernel_second=self.kernel_second, covariance=self.covariance)
-        return json_safe(out)
+        return jsonable(out)
 
 
 # -------------------------------------------------------------------- inputs
@@ -281,7 +285,7 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
         Zoo name (``"tanh"``, ``"relu"``...) or a formula in ``x``; ``params`` fills its
         parameters.
     weight_var, bias_var : float
-        σ_w² and σ_b² (``>= 0``).
+        σ_w² ``> 0`` and σ_b² ``>= 0`` (:mod:`critheory.common.checks`).
     width, depth : int
         Width N (also the input width) and number of layers L (``>= 1``).
     seeds : int
@@ -340,17 +344,18 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
     """
     t_start = time.perf_counter()
     act = Activation.get(activation, params)
-    weight_var = check_variance("weight_var", weight_var)
-    bias_var = check_variance("bias_var", bias_var)
-    q0 = check_variance("q0", q0)
-    ln_eps = check_variance("ln_eps", ln_eps)
+    weight_var = check_weight_var(weight_var)
+    bias_var = check_bias_var(bias_var)
+    q0 = check_nonnegative("q0", q0, error=InvalidVarianceError)
+    ln_eps = check_nonnegative("ln_eps", ln_eps, error=InvalidVarianceError)
     arch = normalize_arch(arch)
     width, depth, l0 = check_layers(width, depth, l0)
     seeds = check_int("seeds", seeds, 1)
     mu = check_real("mu", mu)
     if seed is not None:
         seed = check_int("seed", seed, 0)
-    if arch.startswith(("pre-ln", "post-ln")) and width < 2:
+    blocks = unit(arch, mu)
+    if any(b.kind == "layernorm" for b in walk(blocks)) and width < 2:
         raise InvalidArgumentError("LayerNorm architectures need width >= 2")
     if second_input_corr is not None:
         second_input_corr = check_real("second_input_corr", second_input_corr)
@@ -376,8 +381,8 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
     if method == "auto":
         method = "projected" if 4 * (n_in + n_tan) <= width else "dense"
 
-    spec = LayerSpec(arch=arch, phi=act.numpy_func(0), dphi=act.numpy_func(1),
-                     weight_var=weight_var, bias_var=bias_var, mu=mu, ln_eps=ln_eps)
+    spec = LayerSpec(unit=blocks, phi=act.numpy_func(0), dphi=act.numpy_func(1),
+                     weight_var=weight_var, bias_var=bias_var, ln_eps=ln_eps)
     entropy, streams = seed_streams(seed, seeds)
     n_depths = depth - l0 + 1
     log_apjn = np.empty((seeds, n_depths))

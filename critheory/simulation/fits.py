@@ -2,11 +2,16 @@
 
 Both fits are ordinary least squares on ``log y``:
 
-* power law ``y ∝ l^{slope}``: ``log y = intercept + slope · log l``. The *signed* slope is
-  reported as ``exponent = d log y / d log l``: critical tanh gives ``≈ -1`` (``J ∝ 1/l``), the
-  pre-LN residual ReLU network ``+1`` (``J ∝ l``).
+* power law ``y ∝ l^{slope}``: ``log y = intercept + slope · log l``. ``slope`` is the
+  *signed* ``d log y / d log l``; ``exponent = -slope`` is the decay exponent of the reports'
+  convention ``J ∝ l^(-exponent)`` (README "Conventions"): critical tanh gives slope ``≈ -1``,
+  exponent ``≈ +1`` (``J ∝ 1/l``), the pre-LN residual ReLU network slope ``+1``, exponent
+  ``-1`` (``J ∝ l``).
 * exponential ``y ∝ exp(slope · l)``: ``log y = intercept + slope · l``; the correlation depth
   is ``xi = -1/slope`` (``y ∝ exp(-l/xi)``, positive for a decay).
+
+The least squares (window selection, slope, intercept) are those of
+:mod:`critheory.common.powerlaw`, shared with the theory's fits.
 
 The point estimate fits the curve averaged over networks (``statistic="mean"``: the mean of
 ``y``; ``"geometric"``: the mean of ``log y``). Its uncertainty comes from a bootstrap over
@@ -24,8 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from critheory.common.checks import check_int, check_real
+from critheory.common.jsonable import jsonable
+from critheory.common.powerlaw import ols, window_mask
 from critheory.errors import InvalidArgumentError
-from ._util import check_int, check_real, json_safe
 
 __all__ = ["FitResult", "fit_power_law", "fit_exponential"]
 
@@ -39,14 +46,15 @@ class FitResult:
     model : str
         ``"power_law"`` or ``"exponential"``.
     slope : float
-        ``d log y / d log l`` (power law) or ``d log y / d l`` (exponential), OLS on the
-        averaged curve.
+        Signed ``d log y / d log l`` (power law) or ``d log y / d l`` (exponential), OLS on the
+        averaged curve. The power law's decay exponent is :attr:`exponent` ``= -slope``.
     intercept : float
         ``log y`` at ``log l = 0`` (power law) or ``l = 0`` (exponential).
     stderr : float
         Bootstrap standard error of the slope (NaN with one network or ``n_boot = 0``).
     ci_low, ci_high : float
-        Bootstrap percentile confidence interval of the slope at level ``ci_level``.
+        Bootstrap percentile confidence interval of the slope at level ``ci_level`` (that of
+        the exponent is :attr:`exponent_ci`).
     ci_level : float
     ols_stderr : float
         OLS standard error of the mean-curve fit (ignores correlations; optimistic).
@@ -77,8 +85,17 @@ class FitResult:
 
     @property
     def exponent(self) -> float:
-        """Signed power-law exponent ``d log y / d log l`` (the slope)."""
-        return self.slope
+        """Decay exponent of the power law, ``y ∝ l^(-exponent)``: ``-slope`` (tanh at its
+        critical point: ``+1``; a growing curve: negative). NaN for the exponential model."""
+        return 0.0 - self.slope if self.model == "power_law" else math.nan
+
+    @property
+    def exponent_ci(self) -> tuple[float, float]:
+        """Confidence interval of :attr:`exponent`: ``(-ci_high, -ci_low)`` (power law; NaNs for
+        the exponential model)."""
+        if self.model != "power_law":
+            return (math.nan, math.nan)
+        return (0.0 - self.ci_high, 0.0 - self.ci_low)
 
     @property
     def amplitude(self) -> float:
@@ -100,11 +117,13 @@ class FitResult:
         return (min(a, b), max(a, b))
 
     def contains(self, value: float) -> bool:
-        """Whether ``value`` lies in the slope's confidence interval."""
+        """Whether the *slope* ``value`` lies in the slope's confidence interval (for an
+        exponent ``p``, ask ``contains(-p)``)."""
         return bool(self.ci_low <= value <= self.ci_high)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (None for NaN/inf)."""
+        """JSON-safe dict (None for NaN/inf); ``ci_low``/``ci_high`` are the slope's interval,
+        ``exponent`` (power law) the decay exponent ``-slope``."""
         out = {
             "model": self.model, "slope": self.slope, "intercept": self.intercept,
             "stderr": self.stderr, "ci_low": self.ci_low, "ci_high": self.ci_high,
@@ -118,7 +137,7 @@ class FitResult:
         else:
             out["xi"] = self.xi
             out["xi_ci"] = list(self.xi_ci)
-        return json_safe(out)
+        return jsonable(out)
 
 
 def _log_samples(result_or_depths, values):
@@ -157,16 +176,6 @@ def _log_samples(result_or_depths, values):
     return depths, logs
 
 
-def _ols(x: np.ndarray, y: np.ndarray):
-    """Slopes and intercepts of y (..., n) against x (n,)."""
-    xm = x.mean()
-    dx = x - xm
-    sxx = float(dx @ dx)
-    slope = (y - y.mean(axis=-1, keepdims=True)) @ dx / sxx
-    intercept = y.mean(axis=-1) - slope * xm
-    return slope, intercept, sxx
-
-
 def _fit(model, result_or_depths, values, window, n_boot, seed, ci, statistic) -> FitResult:
     depths, samples = _log_samples(result_or_depths, values)
     n_boot = check_int("n_boot", n_boot, 0)
@@ -181,11 +190,9 @@ def _fit(model, result_or_depths, values, window, n_boot, seed, ci, statistic) -
         lmin, lmax = window
     except (TypeError, ValueError):
         raise InvalidArgumentError(f"window must be a pair (lmin, lmax), got {window!r}") from None
-    lmin = depths.min() if lmin is None else check_real("window[0]", lmin)
-    lmax = depths.max() if lmax is None else check_real("window[1]", lmax)
-    sel = (depths >= lmin) & (depths <= lmax)
-    if model == "power_law":
-        sel &= depths > 0
+    lmin = None if lmin is None else check_real("window[0]", lmin)
+    lmax = None if lmax is None else check_real("window[1]", lmax)
+    sel = window_mask(depths, (lmin, lmax), positive=model == "power_law")
     if sel.sum() < 2:
         raise InvalidArgumentError(
             f"the window {window!r} holds fewer than 2 usable depths of {depths.min():g}.."
@@ -206,7 +213,7 @@ def _fit(model, result_or_depths, values, window, n_boot, seed, ci, statistic) -
     logy = curve(ys)
     if not np.all(np.isfinite(logy)):
         raise InvalidArgumentError("the averaged curve is not finite and positive in the window")
-    slope, intercept, sxx = _ols(x, logy)
+    slope, intercept, sxx = ols(x, logy)
     resid = logy - (intercept + slope * x)
     n = d.size
     rms = float(np.sqrt(np.mean(resid ** 2)))
@@ -224,7 +231,7 @@ def _fit(model, result_or_depths, values, window, n_boot, seed, ci, statistic) -
             idx = rng.integers(0, s, size=(m, s))
             lb = curve(ys[idx])
             ok = np.all(np.isfinite(lb), axis=1)
-            slopes.append(_ols(x, lb[ok])[0])
+            slopes.append(ols(x, lb[ok])[0])
         slopes = np.concatenate(slopes)
         kept = slopes.size
         if kept >= 2:
@@ -238,7 +245,7 @@ def _fit(model, result_or_depths, values, window, n_boot, seed, ci, statistic) -
 
 def fit_power_law(result_or_depths, values=None, *, window=None, n_boot: int = 1000,
                   seed: int = 0, ci: float = 0.95, statistic: str = "mean") -> FitResult:
-    """Fit ``y ∝ l^{exponent}`` (signed: ``exponent = d log y / d log l``) over a depth window.
+    """Fit ``y ∝ l^{slope} = l^(-exponent)`` over a depth window.
 
     Parameters
     ----------
@@ -262,7 +269,8 @@ def fit_power_law(result_or_depths, values=None, *, window=None, n_boot: int = 1
     Returns
     -------
     FitResult
-        ``slope`` (= ``exponent``), ``stderr``, ``ci_low``, ``ci_high``, ``amplitude``...
+        ``slope`` (signed ``d log y / d log l``), ``exponent`` (``= -slope``), ``stderr``,
+        ``ci_low``, ``ci_high`` (of the slope), ``exponent_ci``, ``amplitude``...
 
     Examples
     --------
@@ -270,8 +278,8 @@ def fit_power_law(result_or_depths, values=None, *, window=None, n_boot: int = 1
     >>> l = np.arange(1, 50)
     >>> samples = np.array([3.0 * l ** -1.0 * f for f in (0.9, 1.0, 1.1)])
     >>> fit = fit_power_law(l, samples, window=(5, 40), n_boot=200)
-    >>> round(fit.exponent, 12), round(fit.amplitude, 12)
-    (-1.0, 3.0)
+    >>> round(fit.slope, 12), round(fit.exponent, 12), round(fit.amplitude, 12)
+    (-1.0, 1.0, 3.0)
     """
     return _fit("power_law", result_or_depths, values, window, n_boot, seed, ci, statistic)
 

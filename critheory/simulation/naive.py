@@ -14,8 +14,10 @@ from typing import Mapping
 import numpy as np
 
 from critheory.activation.symbolic import Activation
-from ._util import check_int, check_layers, check_real, check_variance
-from .architectures import normalize_arch
+from critheory.common.checks import (check_bias_var, check_int, check_layers, check_nonnegative,
+                                     check_real, check_weight_var)
+from critheory.errors import InvalidVarianceError
+from .architectures import normalize_arch, unit
 from .engine import make_inputs
 from .layernorm import layer_norm, layer_norm_jacobian
 from .sampling import draw_bias, draw_weight, seed_streams
@@ -65,15 +67,17 @@ def explicit_jacobian_chain(activation: str | Activation, weight_var: float, bia
     """
     act = Activation.get(activation, params)
     phi, dphi = act.numpy_func(0), act.numpy_func(1)
-    sw = check_variance("weight_var", weight_var)
-    sb = check_variance("bias_var", bias_var)
+    sw = check_weight_var(weight_var)
+    sb = check_bias_var(bias_var)
     arch = normalize_arch(arch)
     n, depth, l0 = check_layers(width, depth, l0)
     index = check_int("index", index, 0)
     mu = check_real("mu", mu)
+    blocks = unit(arch, mu)
+    ln_eps = check_nonnegative("ln_eps", ln_eps, error=InvalidVarianceError)
     _, streams = seed_streams(seed, index + 1)
     rng_in, rng, _ = streams[index]
-    x = make_inputs(rng_in, n, check_variance("q0", q0))[:, 0]
+    x = make_inputs(rng_in, n, check_nonnegative("q0", q0, error=InvalidVarianceError))[:, 0]
     eye = np.eye(n)
 
     def dense(v):
@@ -81,32 +85,30 @@ def explicit_jacobian_chain(activation: str | Activation, weight_var: float, bia
         b = draw_bias(rng, n, sb)
         return w, w @ v + b
 
+    def run(blocks, v):
+        """(output, explicit Jacobian) of a sequence of blocks at the vector v."""
+        m = eye
+        for blk in blocks:
+            if blk.kind == "dense":
+                w, v = dense(v)
+                m = w @ m
+            elif blk.kind == "phi":
+                m = dphi(v)[:, None] * m
+                v = phi(v)
+            elif blk.kind == "layernorm":
+                m = layer_norm_jacobian(v, ln_eps) @ m
+                v = layer_norm(v[:, None], ln_eps)[0][:, 0]
+            else:  # residual
+                v2, m2 = run(blk.branch, v)
+                v, m = v2 + blk.mu * v, m2 + blk.mu * m
+        return v, m
+
     _, h = dense(x)
     jac = None
     apjn, kernel, jacs = [], [], []
     for layer in range(1, depth + 1):
         if layer > 1:
-            if arch in ("mlp", "residual"):
-                w, h2 = dense(phi(h))
-                m = w * dphi(h)[None, :]
-            elif arch in ("pre-ln", "pre-ln-residual"):
-                y = layer_norm(h[:, None], ln_eps)[0][:, 0]
-                w, h2 = dense(phi(y))
-                m = (w * dphi(y)[None, :]) @ layer_norm_jacobian(h, ln_eps)
-            elif arch == "post-ln":
-                a = phi(h)
-                z = layer_norm(a[:, None], ln_eps)[0][:, 0]
-                w, h2 = dense(z)
-                m = w @ layer_norm_jacobian(a, ln_eps) * dphi(h)[None, :]
-            else:  # pre-ln-mlp-block
-                y = layer_norm(h[:, None], ln_eps)[0][:, 0]
-                w1, u = dense(y)
-                w2, h2 = dense(phi(u))
-                m = (w2 * dphi(u)[None, :]) @ w1 @ layer_norm_jacobian(h, ln_eps)
-            if arch in ("residual", "pre-ln-residual", "pre-ln-mlp-block"):
-                h2 = h2 + mu * h
-                m = m + mu * eye
-            h = h2
+            h, m = run(blocks, h)
             if jac is not None:
                 jac = m @ jac
         if layer == l0:

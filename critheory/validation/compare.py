@@ -11,13 +11,17 @@ norm ``q0``), and returns a :class:`Comparison` with
   threshold is ``z_crit = Φ⁻¹(1 - α/(2m))``; ``"consistent"`` if every ``|z| <= z_crit``, else
   ``"inconsistent"`` (``"undetermined"`` with a single network: no standard error). The separate
   APJN and kernel verdicts use the same threshold;
-* the power-law fit of the simulated APJN (:func:`critheory.simulation.fit_power_law`, signed
-  exponent ``d log J / d log l``, bootstrap over networks), by default over the last half of the
-  depths ``>= l0 + 1``;
-* the theory's asymptotic exponent as a *signed* slope (:func:`theory_exponent`), and the
-  infinite-width curve's own least-squares slope over the same window
-  (``theory_window_slope``): asymptotic exponents carry ``log l / l`` corrections at moderate
-  depth, so the window slope is the fair comparison for a short network.
+* the power-law fit of the simulated APJN (:func:`critheory.simulation.fit_power_law`,
+  bootstrap over networks), by default over the last half of the depths ``>= l0 + 1``;
+* the theory's asymptotic exponent (:func:`theory_exponent`), and the infinite-width curve's own
+  least-squares slope over the same window (``theory_window_slope``): asymptotic exponents carry
+  ``log l / l`` corrections at moderate depth, so the window slope is the fair comparison for a
+  short network.
+
+Conventions (README "Conventions", as in the JSON of ``critheory simulate``/``validate``): an
+attribute named ``exponent`` is a *decay* exponent, ``J ∝ l^(-exponent)`` (tanh at its critical
+point: ``+1``; a growing APJN: negative); one named ``slope`` is the *signed*
+``d log J / d log l`` (``slope = -exponent``).
 
 Finite width
 ------------
@@ -47,10 +51,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from critheory.errors import CritheoryError, InvalidArgumentError, InvalidVarianceError
+from critheory.common.checks import (check_bias_var, check_int, check_layers, check_real,
+                                     check_weight_var)
+from critheory.common.jsonable import jsonable
+from critheory.common.powerlaw import fit_line
+from critheory.errors import CritheoryError, InvalidArgumentError
 
-__all__ = ["Comparison", "compare", "theory_exponent", "default_window", "z_scores",
-           "bonferroni_threshold", "plot_comparison", "ALPHA"]
+__all__ = ["Comparison", "compare", "theory_exponent", "theory_slope", "default_window",
+           "z_scores", "bonferroni_threshold", "plot_comparison", "ALPHA"]
 
 #: Default family-wise significance level of the verdict.
 ALPHA = 0.01
@@ -109,8 +117,28 @@ def _close(a: float, b: float, scale: float | None = None) -> bool:
 
 def theory_exponent(arch, weight_var: float, bias_var: float, q0: float = 1.0
                     ) -> tuple[float | None, str]:
-    """The signed asymptotic APJN exponent ``p`` (``J^{l0,l} ∝ l^p``) the theory predicts at a
+    """The asymptotic APJN decay exponent ``a`` (``J^{l0,l} ∝ l^(-a)``) the theory predicts at a
     point, and where it comes from; ``(None, reason)`` where the theory gives no power law.
+
+    ``a = -p`` with ``p`` the signed slope of :func:`theory_slope` (see there for the cases).
+
+    Examples
+    --------
+    >>> from critheory.theory.meanfield.maps import architecture
+    >>> theory_exponent(architecture("mlp", "tanh"), 1.0, 0.0)[0]
+    1.0
+    >>> theory_exponent(architecture("pre-ln-residual", "relu", 1.0), 2.0, 0.0)[0]
+    -1.0
+    """
+    p, source = theory_slope(arch, weight_var, bias_var, q0)
+    return (None if p is None else 0.0 - p), source
+
+
+def theory_slope(arch, weight_var: float, bias_var: float, q0: float = 1.0
+                 ) -> tuple[float | None, str]:
+    """The signed asymptotic APJN slope ``p = d log J / d log l`` (``J^{l0,l} ∝ l^p``) the theory
+    predicts at a point, and where it comes from; ``(None, reason)`` where the theory gives no
+    power law.
 
     * pre-LN residual architectures at ``μ = 1`` (``pre-ln-residual``, ``pre-ln-mlp-block``;
       every point is critical): ``B/A`` from :func:`critheory.theory.meanfield.critical_sets.everywhere_constants`;
@@ -127,16 +155,15 @@ def theory_exponent(arch, weight_var: float, bias_var: float, q0: float = 1.0
 
     Examples
     --------
-    >>> from critheory.theory.meanfield.architectures import architecture
-    >>> theory_exponent(architecture("mlp", "tanh"), 1.0, 0.0)[0]
+    >>> from critheory.theory.meanfield.maps import architecture
+    >>> theory_slope(architecture("mlp", "tanh"), 1.0, 0.0)[0]
     -1.0
-    >>> theory_exponent(architecture("pre-ln-residual", "relu", 1.0), 2.0, 0.0)[0]
+    >>> theory_slope(architecture("pre-ln-residual", "relu", 1.0), 2.0, 0.0)[0]
     1.0
-    >>> theory_exponent(architecture("mlp", "tanh"), 1.5, 0.0)[0] is None
+    >>> theory_slope(architecture("mlp", "tanh"), 1.5, 0.0)[0] is None
     True
     """
     from critheory.theory.meanfield.critical_sets import critical_set, everywhere_constants
-    from critheory.theory.meanfield.architectures import MLP
 
     sw, sb = float(weight_var), float(bias_var)
     try:
@@ -147,7 +174,7 @@ def theory_exponent(arch, weight_var: float, bias_var: float, q0: float = 1.0
                            "layer, chi_J = 1 + B/K, J ~ l^(B/A)")
         if cs.kind == "none":
             return None, f"no critical set: {cs.description}"
-        if isinstance(arch, MLP) and arch.homogeneous:
+        if arch.caps.scale_invariant:
             from critheory.theory.meanfield.criticality import critical_points
 
             cps = critical_points(arch)
@@ -155,7 +182,7 @@ def theory_exponent(arch, weight_var: float, bias_var: float, q0: float = 1.0
                 return 0.0, ("scale-invariant activation at its critical weight variance: "
                              "chi_J = 1 at every layer, J = 1")
             return None, "scale-invariant activation off criticality: J = chi_J^(l - l0)"
-        if isinstance(arch, MLP):
+        if not arch.caps.affine_kernel_map:
             from critheory.theory.meanfield.criticality import universality
 
             u = universality(arch)
@@ -215,16 +242,14 @@ def _reaches_critical_point(arch, u, sw: float, sb: float, q0: float) -> tuple[b
 
 
 def _window_slope(depths, values, window) -> float | None:
+    """Least-squares slope of log J on log l over ``window`` (None: no window, or fewer than 2
+    finite positive values in it)."""
     if window is None:
         return None
-    d = np.asarray(depths, dtype=float)
-    v = np.asarray(values, dtype=float)
-    m = (d >= window[0]) & (d <= window[1]) & np.isfinite(v) & (v > 0)
-    if m.sum() < 2:
+    try:
+        return fit_line(depths, values, window).slope
+    except InvalidArgumentError:
         return None
-    x, y = np.log(d[m]), np.log(v[m])
-    dx = x - x.mean()
-    return float(dx @ (y - y.mean()) / (dx @ dx))
 
 
 def _verdict(zs: list[np.ndarray], zc: float) -> str:
@@ -256,12 +281,15 @@ class Comparison:
     verdict, apjn_verdict, kernel_verdict : str
         ``"consistent"``, ``"inconsistent"`` or ``"undetermined"``.
     fit : FitResult or None
-        Power-law fit of the simulated APJN over ``window`` (None if not possible).
+        Power-law fit of the simulated APJN over ``window`` (None if not possible): its
+        ``exponent`` is the decay exponent, its ``slope`` the signed slope.
     theory_exponent : float or None
-        Signed asymptotic exponent (``J ∝ l^p``); None where the theory has no power law.
+        Asymptotic decay exponent ``a`` (``J ∝ l^(-a)``; tanh at (1, 0): 1); None where the
+        theory has no power law. :attr:`theory_slope` is the signed ``-a``.
     theory_exponent_source : str
     theory_window_slope : float or None
-        Least-squares slope of the infinite-width ``log J`` against ``log l`` over ``window``.
+        Signed least-squares slope of the infinite-width ``log J`` against ``log l`` over
+        ``window``.
     notes : tuple of str
     """
 
@@ -285,6 +313,11 @@ class Comparison:
     theory_exponent_source: str
     theory_window_slope: float | None
     notes: tuple = field(default_factory=tuple)
+
+    @property
+    def theory_slope(self) -> float | None:
+        """Signed asymptotic slope ``d log J / d log l = -theory_exponent`` (None if none)."""
+        return None if self.theory_exponent is None else 0.0 - self.theory_exponent
 
     # convenient views of the simulation
     @property
@@ -312,17 +345,19 @@ class Comparison:
 
     @property
     def exponent_check(self) -> dict:
-        """Whether the theory exponent / window slope lie in the fit's confidence interval."""
+        """Whether the theory's slope / window slope lie in the fit's confidence interval of the
+        slope (equivalently, the exponents in that of the exponent), and their z-scores
+        ``(fit slope - theory slope)/stderr``."""
         f = self.fit
         out = {"theory_in_ci": None, "window_slope_in_ci": None, "theory_z": None,
                "window_slope_z": None}
         if f is None or not (np.isfinite(f.ci_low) and np.isfinite(f.ci_high)):
             return out
-        for key, v in (("theory", self.theory_exponent),
+        for key, v in (("theory", self.theory_slope),
                        ("window_slope", self.theory_window_slope)):
             if v is not None:
                 out[f"{key}_in_ci"] = f.contains(v)
-                out[f"{key}_z"] = ((f.exponent - v) / f.stderr
+                out[f"{key}_z"] = ((f.slope - v) / f.stderr
                                    if np.isfinite(f.stderr) and f.stderr > 0 else None)
         return out
 
@@ -336,8 +371,6 @@ class Comparison:
 
     def to_dict(self) -> dict:
         """JSON-safe dict (None for NaN/inf); keys documented in :mod:`critheory.cli.simulation`."""
-        from critheory.io.report import clean
-
         s = self.simulation
         out = {
             "settings": self.settings(),
@@ -351,8 +384,8 @@ class Comparison:
             "fit": _fit_json(self.fit),
             "window": None if self.window is None else list(self.window),
             # decay convention J ∝ l^(-exponent), as `critheory analyze`'s exponents.apjn
-            "theory_exponent": None if self.theory_exponent is None else 0.0 - self.theory_exponent,
-            "theory_slope": self.theory_exponent,
+            "theory_exponent": self.theory_exponent,
+            "theory_slope": self.theory_slope,
             "theory_exponent_source": self.theory_exponent_source,
             "theory_window_slope": self.theory_window_slope,
             "exponent_check": self.exponent_check,
@@ -362,7 +395,7 @@ class Comparison:
             "kernel_verdict": self.kernel_verdict,
             "notes": list(self.notes), "elapsed": s.elapsed,
         }
-        return clean(out)
+        return jsonable(out)
 
 
 def _fit_json(fit) -> dict | None:
@@ -371,32 +404,22 @@ def _fit_json(fit) -> dict | None:
     to that exponent; ``slope``/``slope_ci`` keep the signed ``d log J / d log l``."""
     if fit is None:
         return None
-    d = fit.to_dict()
-    if d.get("model") == "power_law":
-        d["slope_ci"] = [d.get("ci_low"), d.get("ci_high")]
-        d["exponent"] = None if d.get("slope") is None else 0.0 - d["slope"]
-        d["ci_low"] = None if d["slope_ci"][1] is None else 0.0 - d["slope_ci"][1]
-        d["ci_high"] = None if d["slope_ci"][0] is None else 0.0 - d["slope_ci"][0]
+    d = fit.to_dict()  # already holds "exponent" = -slope (power law)
+    if fit.model == "power_law":
+        d["slope_ci"] = [d["ci_low"], d["ci_high"]]
+        d["ci_low"], d["ci_high"] = jsonable(fit.exponent_ci)
         d["convention"] = "J ~ l^(-exponent)"
     return d
 
 
 # ----------------------------------------------------------------------------- compare
 def _check_args(width, depth, seeds, l0, probes, weight_var, bias_var, q0, mu, alpha, window):
-    from critheory.simulation._util import check_int, check_layers, check_real
-
     width, depth, l0 = check_layers(width, depth, l0)
     seeds = check_int("seeds", seeds, 1)
     if probes is not None and not isinstance(probes, str):
         probes = check_int("probes", probes, 1)
-    sw = check_real("weight_var", weight_var) if not isinstance(weight_var, str) else None
-    if sw is None or sw <= 0:
-        raise InvalidVarianceError(f"weight variance must be a finite number > 0, got "
-                                   f"{weight_var!r}")
-    sb = check_real("bias_var", bias_var) if not isinstance(bias_var, str) else None
-    if sb is None or sb < 0:
-        raise InvalidVarianceError(f"bias variance must be a finite number >= 0, got "
-                                   f"{bias_var!r}")
+    sw = check_weight_var(weight_var)
+    sb = check_bias_var(bias_var)
     q0 = check_real("q0", q0)
     if q0 <= 0:
         raise InvalidArgumentError(f"input norm q0 must be > 0, got {q0}")
@@ -470,25 +493,23 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
     """
     from critheory.activation.symbolic import Activation
     from critheory.theory.meanfield.depth import depth_curves
-    from critheory.theory.meanfield.architectures import architecture
+    from critheory.theory.meanfield.maps import architecture
     from critheory.simulation import fit_power_law, normalize_arch, simulate
 
     (width, depth, seeds, l0, probes, sw, sb, q0, mu, alpha, window) = _check_args(
         width, depth, seeds, l0, probes, weight_var, bias_var, q0, mu, alpha, window)
-    from critheory.simulation._util import check_int
-
     n_boot = check_int("n_boot", n_boot, 0)
     if seed is not None:
         seed = check_int("seed", seed, 0)
     name = normalize_arch(arch)
-    if name.startswith(("pre-ln", "post-ln")) and width < 2:
+    th_arch = architecture(name, Activation.get(activation, params), mu)
+    if th_arch.caps.has_layernorm and width < 2:
         raise InvalidArgumentError("LayerNorm architectures need width >= 2")
-    act = Activation.get(activation, params)
-    th_arch = architecture(name, act, mu)
+    act = th_arch.activation
     # theory first: cheap, and its errors should come before a long simulation
     theory = depth_curves(th_arch, sw, sb, depth, l0=l0, q0=q0, input_correlation=None,
                           progress=bool(progress) and not callable(progress) and depth >= 2000)
-    p, source = theory_exponent(th_arch, sw, sb, q0)
+    exponent, source = theory_exponent(th_arch, sw, sb, q0)
     sim = simulate(act, sw, sb, width=width, depth=depth, seeds=seeds, arch=name, mu=mu,
                    l0=l0, probes=probes, seed=seed, q0=q0, progress=progress)
 
@@ -527,7 +548,7 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
         simulation=sim, theory=theory, depths=depths, layers=layers, apjn_theory=apjn_th,
         kernel_theory=kern_th, apjn_z=zj, kernel_z=zk, alpha=alpha, z_crit=zc, n_compared=m,
         verdict=_verdict([zj, zk], zc), apjn_verdict=_verdict([zj], zc),
-        kernel_verdict=_verdict([zk], zc), fit=fit, window=window, theory_exponent=p,
+        kernel_verdict=_verdict([zk], zc), fit=fit, window=window, theory_exponent=exponent,
         theory_exponent_source=source,
         theory_window_slope=_window_slope(np.arange(1, depth + 1), theory.apjn, window),
         notes=tuple(notes))
@@ -538,12 +559,19 @@ def plot_comparison(c: Comparison, path, *, title: str | None = None) -> str:
     """Log–log figure of a :class:`Comparison`: the kernel (left) and the APJN (right), the
     simulation as means with standard-error bars, the infinite-width curves as lines, the
     predicted power law ``l^p`` (anchored on the theory curve at the end of the fit window) and
-    the fitted power law over its window. Returns the path written."""
-    from critheory.io.plots import _plt, _save
+    the fitted power law over its window (both drawn with the signed slopes). Returns the path
+    written."""
+    from critheory.io.plots import style
 
-    plt = _plt()
+    with style():  # the house style of critheory.io.plots, without touching pyplot's state
+        return _draw_comparison(c, path, title)
+
+
+def _draw_comparison(c: Comparison, path, title: str | None) -> str:
+    from critheory.io.plots import figure, save
+
     s = c.simulation
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    fig, axes = figure(1, 2, figsize=(9.0, 3.6))
     ax = axes[0]
     layers = np.asarray(c.layers, dtype=float)
     km, ks, kt = (np.asarray(a, dtype=float) for a in (s.kernel_mean, s.kernel_stderr,
@@ -572,16 +600,16 @@ def plot_comparison(c: Comparison, path, *, title: str | None = None) -> str:
                     label="simulation (mean ± s.e.)")
     lo = c.window[0] if c.window is not None else d[0]
     hi = c.window[1] if c.window is not None else d[-1]
-    if c.theory_exponent is not None:
+    if c.theory_slope is not None:
         i = int(np.searchsorted(d, hi))
         if i < d.size and np.isfinite(jt[i]) and jt[i] > 0:
             ll = d[d >= max(d[0] + 1, 1)] if d.size > 1 else d
-            ax.plot(ll, jt[i] * (ll / hi) ** c.theory_exponent, "--", color="gray",
-                    label=rf"predicted $\propto \ell^{{{c.theory_exponent:.4g}}}$")
+            ax.plot(ll, jt[i] * (ll / hi) ** c.theory_slope, "--", color="gray",
+                    label=rf"predicted $\propto \ell^{{{c.theory_slope:.4g}}}$")
     if c.fit is not None:
         ll = d[(d >= lo) & (d <= hi)]
-        ax.plot(ll, c.fit.amplitude * ll ** c.fit.exponent, ":", color="k", lw=2,
-                label=rf"fit $\ell^{{{c.fit.exponent:.3f}}}$ over [{lo}, {hi}]")
+        ax.plot(ll, c.fit.amplitude * ll ** c.fit.slope, ":", color="k", lw=2,
+                label=rf"fit $\ell^{{{c.fit.slope:.3f}}}$ over [{lo}, {hi}]")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"depth $\ell$")
@@ -596,4 +624,4 @@ def plot_comparison(c: Comparison, path, *, title: str | None = None) -> str:
                  f"{c.verdict}")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)

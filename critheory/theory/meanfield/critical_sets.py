@@ -21,7 +21,7 @@ For pre-LN residual networks with μ < 1, ``K* = A/(1 - μ²)`` and
 
 Examples
 --------
->>> from critheory.theory.meanfield.architectures import architecture
+>>> from critheory.theory.meanfield.maps import architecture
 >>> from critheory.theory.meanfield.critical_sets import everywhere_apjn
 >>> a = architecture("pre-ln-residual", "relu", mu=1.0)
 >>> J, K = everywhere_apjn(a, 2.0, 0.0, depth=5, l0=1)
@@ -36,9 +36,11 @@ import numpy as np
 from scipy import special
 
 from critheory.errors import InvalidArgumentError
-from critheory.theory.meanfield.architectures import MLP, Architecture, PreLN, PreLNMLPBlock, check_hyper
+from critheory.common.checks import check_hyper
+from critheory.theory.meanfield.maps import LayerMaps
 
 __all__ = ["CriticalSet", "critical_set", "everywhere_apjn", "residual_growth",
+           "has_residual_growth_law",
            "correlation_length_vs_mu", "everywhere_constants"]
 
 
@@ -55,28 +57,21 @@ class CriticalSet:
         return {"kind": self.kind, "description": self.description}
 
 
-def everywhere_constants(arch: Architecture, weight_var, bias_var) -> tuple[np.ndarray, np.ndarray]:
-    """(A, B) of a pre-LN residual architecture at μ = 1: K grows by A per layer and
-    χ_J = 1 + B/K.
+def everywhere_constants(arch: LayerMaps, weight_var, bias_var) -> tuple[np.ndarray, np.ndarray]:
+    """(A, B) of a network with a normalized input (LayerNorm first in the residual branch): K
+    grows by A per layer at μ = 1 and χ_J = 1 + B/K.
 
     pre-LN residual: ``A = σ_b² + σ_w² E_1[φ²]``, ``B = σ_w² E_1[φ'²]``;
-    pre-LN MLP block: ``A = σ_b² + σ_w² E_q[φ²]``, ``B = σ_w⁴ E_q[φ'²]``, ``q = σ_w² + σ_b²``.
+    pre-LN MLP block: ``A = σ_b² + σ_w² E_q[φ²]``, ``B = σ_w⁴ E_q[φ'²]``, ``q = σ_w² + σ_b²``
+    (both read off the block rules at K = 1).
     """
-    from critheory.expectations.gaussian import expect
-
     sw, sb = check_hyper(weight_var, bias_var)
-    act = arch.activation
-    if isinstance(arch, PreLNMLPBlock):
-        q = sw + sb
-        return (sb + sw * expect(act, "phi2", q).value,
-                sw * sw * expect(act, "dphi2", q).value)
-    if isinstance(arch, PreLN):
-        e2, d2 = arch._unit
-        return sb + sw * e2, sw * d2
-    raise InvalidArgumentError(f"{arch.name} has no everywhere-critical regime")
+    if not arch.caps.normalized_input:
+        raise InvalidArgumentError(f"{arch.name} has no everywhere-critical regime")
+    return arch.unit_constants(sw, sb)
 
 
-def everywhere_apjn(arch: Architecture, weight_var: float, bias_var: float, depth: int,
+def everywhere_apjn(arch: LayerMaps, weight_var: float, bias_var: float, depth: int,
                     l0: int = 1, q0: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Exact finite-depth APJN of a pre-LN residual network at μ = 1 (infinite width).
 
@@ -84,7 +79,7 @@ def everywhere_apjn(arch: Architecture, weight_var: float, bias_var: float, dept
     and ``J^{l0,l} = Γ(x+β+n)Γ(x)/(Γ(x+β)Γ(x+n))``, ``x = K^{l0}/A``, ``β = B/A``,
     ``n = l - l0`` (evaluated with log-gamma).
     """
-    if not (arch.residual and arch.mu == 1.0 and isinstance(arch, (PreLN, PreLNMLPBlock))):
+    if not arch.caps.everywhere_critical:
         raise InvalidArgumentError("everywhere_apjn needs a pre-LN residual architecture with mu = 1")
     if int(depth) != depth or depth < 1 or not 1 <= l0 <= depth:
         raise InvalidArgumentError("need integers 1 <= l0 <= depth")
@@ -98,14 +93,20 @@ def everywhere_apjn(arch: Architecture, weight_var: float, bias_var: float, dept
     return np.exp(logJ), K
 
 
-def residual_growth(arch: Architecture, weight_var: float, bias_var: float) -> dict:
+def has_residual_growth_law(arch: LayerMaps) -> bool:
+    """True for a residual network without LayerNorm at μ = 1 (a single dense block after φ)."""
+    c = arch.caps
+    return c.residual_strength == 1.0 and c.single_dense and not c.has_layernorm
+
+
+def residual_growth(arch: LayerMaps, weight_var: float, bias_var: float) -> dict:
     """Growth law of the APJN of a residual network without LayerNorm at μ = 1.
 
     Returns a dict with ``law`` (``"stretched-exponential"`` or ``"exponential"``) and its
     constants: ``log J ≈ C l^{1/2}`` with ``C = 2σ_w² I/√(2π a)`` for bounded φ; for φ with
     asymptotic slopes (a_+, a_-), ``χ_J → 1 + σ_w² (a_+² + a_-²)/2`` and J grows exponentially.
     """
-    if not (isinstance(arch, MLP) and arch.residual and arch.mu == 1.0):
+    if not has_residual_growth_law(arch):
         raise InvalidArgumentError("residual_growth is for the residual architecture at mu = 1")
     from scipy import integrate
 
@@ -133,7 +134,7 @@ def correlation_length_vs_mu(arch_name: str, activation, weight_var: float, bias
                              mus) -> np.ndarray:
     """ξ = 1/|log χ_J(K*)| at each μ < 1 (inf where χ_J = 1 to 1e-12)."""
     from critheory.theory.meanfield.fixed_points import analyze_point
-    from critheory.theory.meanfield.architectures import architecture
+    from critheory.theory.meanfield.maps import architecture
 
     out = []
     for mu in np.atleast_1d(mus):
@@ -144,16 +145,20 @@ def correlation_length_vs_mu(arch_name: str, activation, weight_var: float, bias
     return np.array(out)
 
 
-def critical_set(arch: Architecture) -> CriticalSet:
+def critical_set(arch: LayerMaps) -> CriticalSet:
     """Which kind of critical set the architecture has (see module docstring)."""
-    if arch.residual and arch.mu >= 1.0:
-        if isinstance(arch, (PreLN, PreLNMLPBlock)) and arch.mu == 1.0:
+    c = arch.caps
+    if c.unbounded_growth:
+        if c.everywhere_critical:
             return CriticalSet("everywhere", "every (weight_var, bias_var) is critical: K grows "
                                "linearly and J^(l0,l) ~ l^(B/A)")
         return CriticalSet("none", "K grows without bound and chi_J > 1 at every layer "
                            + ("(stretched-exponential or exponential APJN growth)"
                               if arch.mu == 1.0 else "(exponential growth, mu > 1)"))
-    if isinstance(arch, PreLN):
+    if c.normalized_input and not c.single_dense:
+        return CriticalSet("line", "B(weight_var, bias_var) = A(weight_var, bias_var), where "
+                           "K' = mu^2 K + A and chi_J = mu^2 + B/K")
+    if c.normalized_input:
         s = arch.line_slope
         if abs(s) <= 1e-13:
             return CriticalSet("line", "bias_var = 0 for every weight_var "
@@ -162,5 +167,4 @@ def critical_set(arch: Architecture) -> CriticalSet:
             return CriticalSet("line", f"bias_var = {s:.12g} * weight_var "
                                "(E_1[phi'^2] - E_1[phi^2] times weight_var)")
         return CriticalSet("none", "E_1[phi'^2] < E_1[phi^2]: the line would need bias_var < 0")
-    return CriticalSet("line", "chi_J(K*) = 1, parametrized by "
-                       + ("K*" if arch.curve_parameter == "K*" else arch.curve_parameter))
+    return CriticalSet("line", "chi_J(K*) = 1, parametrized by " + arch.curve_parameter)

@@ -1,7 +1,7 @@
 """Critical lines, critical points and universality classes.
 
 The critical set of an architecture is ``χ_J(K*) = 1`` at a fixed point ``K*`` [DHG §2]. Each
-architecture parametrizes it explicitly (``Architecture.critical_curve``; for the MLP
+single-dense network parametrizes it explicitly (``LayerMaps.critical_curve``; for the MLP
 ``σ_w² = 1/E_{K*}[φ'²]``, ``σ_b² = K* - σ_w² E_{K*}[φ²]``), so the critical line at given bias
 variances is found by a scan of the parameter for crossings ``σ_b²(t) = σ_b²`` (every branch)
 and a vectorized bracket refinement to 1e-15 relative in ``t``. Critical points additionally
@@ -21,7 +21,7 @@ Universality classes of the MLP [PDLT §5.3]:
 
 Examples
 --------
->>> from critheory.theory.meanfield.architectures import architecture
+>>> from critheory.theory.meanfield.maps import architecture
 >>> from critheory.theory.meanfield.criticality import critical_points
 >>> [(round(p.weight_var, 8), round(p.bias_var, 8)) for p in critical_points(architecture("mlp", "gelu"))]
 [(1.98305826, 0.17292239)]
@@ -34,11 +34,11 @@ import numpy as np
 import sympy as sp
 
 from critheory.errors import InvalidArgumentError
-from critheory.theory.meanfield.architectures import MLP, Architecture, PreLN
+from critheory.theory.meanfield.maps import LayerMaps
 from critheory.theory.roots import refine_brackets
 
 __all__ = ["LinePoint", "CriticalPoint", "Universality", "critical_line", "critical_points",
-           "universality", "parse_grid"]
+           "universality"]
 
 _TGRID = np.logspace(-6, 6, 241)      # critical-point search
 # critical-line scan (6 points per decade below 1e-2, 20 above), extended upward on demand
@@ -84,24 +84,6 @@ class CriticalPoint:
                 "fixed_point": _num(self.fixed_point), "kind": self.kind}
 
 
-def parse_grid(spec: str) -> np.ndarray:
-    """``"START:STOP:NUM"`` → ``numpy.linspace(START, STOP, NUM)``; a single number is allowed."""
-    parts = str(spec).split(":")
-    try:
-        if len(parts) == 1:
-            return np.array([float(parts[0])])
-        if len(parts) != 3:
-            raise ValueError
-        a, b, n = float(parts[0]), float(parts[1]), int(parts[2])
-    except ValueError:
-        raise InvalidArgumentError(f"grid must be START:STOP:NUM, got {spec!r}") from None
-    if n < 1:
-        raise InvalidArgumentError(f"grid {spec!r} is empty (NUM must be >= 1)")
-    if not (np.isfinite(a) and np.isfinite(b)):
-        raise InvalidArgumentError(f"grid {spec!r} has non-finite ends")
-    return np.linspace(a, b, n)
-
-
 def one_sided_derivatives(act, n: int = 3) -> tuple[tuple[float, float], ...]:
     """(φ^{(k)}(0+), φ^{(k)}(0-)) for k = 0..n, at 60 digits (rounded to 1e-30)."""
     import mpmath
@@ -120,10 +102,17 @@ def one_sided_derivatives(act, n: int = 3) -> tuple[tuple[float, float], ...]:
     return tuple(out)
 
 
-def _zero_endpoint(arch: Architecture):
+def _kernel_dependent(arch: LayerMaps) -> bool:
+    """True where the kernel map depends on K non-trivially (no LayerNorm fixing it) and a
+    fixed point exists: the MLP-like networks with universality classes."""
+    c = arch.caps
+    return not c.affine_kernel_map and c.has_fixed_point and c.single_dense
+
+
+def _zero_endpoint(arch: LayerMaps):
     """σ_w² of the K* = 0 end of an MLP/residual critical line (φ(0) = 0 and φ'(0) ≠ 0, with φ'
     continuous at 0), or None."""
-    if not isinstance(arch, MLP) or not arch.has_fixed_point or arch.homogeneous:
+    if not _kernel_dependent(arch) or arch.caps.scale_invariant:
         return None
     t = arch.activation.taylor
     if t.available:
@@ -137,7 +126,7 @@ def _zero_endpoint(arch: Architecture):
     return (1.0 - arch.mu2) / d[1][0] ** 2
 
 
-def _kinked_second(arch: Architecture):
+def _kinked_second(arch: LayerMaps):
     """For φ(0) = 0, φ'(0) = σ_1 continuous but φ'' jumping at 0 (ELU-type): Δ_2/σ_1 with
     Δ_2 = φ''(0+) - φ''(0-); else None."""
     if arch.activation.taylor.available or _zero_endpoint(arch) is None:
@@ -147,7 +136,7 @@ def _kinked_second(arch: Architecture):
     return delta2 / d[1][0] if delta2 != 0.0 else None
 
 
-def _a1b1(arch: Architecture):
+def _a1b1(arch: LayerMaps):
     """PDLT's a_1, b_1 (exact, sympy) for φ(0) = 0, φ'(0) ≠ 0, else None."""
     t = arch.activation.taylor
     if not t.available or t.derivatives[0] != 0 or t.derivatives[1] == 0:
@@ -157,19 +146,19 @@ def _a1b1(arch: Architecture):
             sp.simplify(s3 / s1 + (s2 / s1) ** 2))
 
 
-def _scan(arch: Architecture, tgrid: np.ndarray):
+def _scan(arch: LayerMaps, tgrid: np.ndarray):
     sw, sb, ks = arch.critical_curve(tgrid)
     # noise level of σ_b²(t), a difference of two O(K*) terms each accurate to ~1e-13
     noise = 1e-12 * (np.abs(ks) + np.abs(sb)) + 1e-300
     return sw, sb, ks, noise
 
 
-def critical_line(arch: Architecture, bias_vars) -> list[LinePoint]:
+def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
     """The critical line χ_J(K*) = 1 at the given bias variances, every branch.
 
     Parameters
     ----------
-    arch : Architecture
+    arch : LayerMaps
     bias_vars : array_like
         σ_b² values (>= 0).
 
@@ -180,7 +169,7 @@ def critical_line(arch: Architecture, bias_vars) -> list[LinePoint]:
 
     Examples
     --------
-    >>> from critheory.theory.meanfield.architectures import architecture
+    >>> from critheory.theory.meanfield.maps import architecture
     >>> pts = critical_line(architecture("mlp", "erf"), [0.0, 0.1])
     >>> [round(p.weight_var, 10) for p in pts]  # π/4; mpmath solve of the erf closed form
     [0.7853981634, 1.5521178553]
@@ -192,8 +181,9 @@ def critical_line(arch: Architecture, bias_vars) -> list[LinePoint]:
         raise InvalidArgumentError("bias variances must be finite and >= 0")
     out: list[LinePoint] = []
     mu2 = arch.mu2
-    if isinstance(arch, MLP) and arch.homogeneous:
-        if not arch.has_fixed_point:
+    caps = arch.caps
+    if caps.scale_invariant:
+        if not caps.has_fixed_point:
             return []
         ap, am = arch.activation.homogeneous_slopes
         swc = (1.0 - mu2) * 2.0 / (ap * ap + am * am)
@@ -205,8 +195,10 @@ def critical_line(arch: Architecture, bias_vars) -> list[LinePoint]:
                 out.append(LinePoint(float(v), swc, np.nan, 1.0, 0,
                                      "chi_J = 1 at every depth; K grows linearly (no fixed point)"))
         return out
-    if isinstance(arch, PreLN):
-        if not arch.has_fixed_point:
+    if caps.normalized_input and not caps.single_dense:
+        return [] if not caps.has_fixed_point else _normalized_line(arch, y)
+    if caps.normalized_input:  # the ray B = A
+        if not caps.has_fixed_point:
             return []
         slope = arch.line_slope
         for v in y:
@@ -218,7 +210,7 @@ def critical_line(arch: Architecture, bias_vars) -> list[LinePoint]:
                 sw, sb, ks = arch.critical_curve(np.array([v / slope]))
                 out.append(LinePoint(float(v), float(sw[0]), float(ks[0]), mu2, 0))
         return out
-    if not arch.has_fixed_point:
+    if not caps.has_fixed_point:
         return []
     tgrid = _LINE_GRID
     sw, sb, ks, noise = _scan(arch, tgrid)
@@ -276,7 +268,52 @@ def critical_line(arch: Architecture, bias_vars) -> list[LinePoint]:
     return out
 
 
-def critical_points(arch: Architecture) -> list[CriticalPoint]:
+#: σ_w² scan of the critical set B = A of normalized-input networks (8 points per decade)
+_SW_GRID = np.logspace(-6, 6, 97)
+
+
+def _normalized_line(arch: LayerMaps, y: np.ndarray) -> list[LinePoint]:
+    """Critical line of a network with a normalized input and several dense blocks (pre-LN MLP
+    block): ``K' = μ²K + A(σ)``, ``χ_J = μ² + B(σ)/K``, so ``K* = A/(1 − μ²)`` and
+    ``χ_J(K*) = 1`` ⇔ ``B(σ_w², σ_b²) = A(σ_w², σ_b²)``; at each σ_b² every sign change of
+    ``B − A`` on a log grid of σ_w² is refined to 1e-15 relative."""
+    out: list[LinePoint] = []
+    n = _SW_GRID.size
+    W = np.tile(_SW_GRID, y.size)
+    Y = np.repeat(y, n)
+    A, B = arch.unit_constants(W, Y)
+    D = (B - A).reshape(y.size, n)
+    noise = (1e-12 * (np.abs(A) + np.abs(B))).reshape(y.size, n)
+    D = np.where(np.isfinite(D) & (np.abs(D) > noise), D, np.nan)
+    ids, lo, hi, flo, fhi = [], [], [], [], []
+    for i in range(y.size):
+        fin = np.flatnonzero(np.isfinite(D[i]))
+        a, b = fin[:-1], fin[1:]
+        ch = (np.sign(D[i, a]) != np.sign(D[i, b])) & ((b - a) <= 2)
+        for j, k in zip(a[ch], b[ch]):
+            ids.append(i), lo.append(_SW_GRID[j]), hi.append(_SW_GRID[k])
+            flo.append(D[i, j]), fhi.append(D[i, k])
+    if not ids:
+        return out
+    ids = np.array(ids)
+
+    def f(u, k):
+        A, B = arch.unit_constants(np.exp(u), y[k])
+        return B - A
+
+    sw = np.exp(refine_brackets(f, np.log(lo), np.log(hi), np.array(flo), np.array(fhi), ids,
+                                xtol=4e-16, atol=1e-15))
+    A, _ = arch.unit_constants(sw, y[ids])
+    ks = A / (1.0 - arch.mu2)
+    pts = sorted(zip(ids.tolist(), sw.tolist(), ks.tolist()))
+    branch = 0
+    for m, (i, w, k) in enumerate(pts):
+        branch = branch + 1 if m and pts[m - 1][0] == i else 0
+        out.append(LinePoint(float(y[i]), float(w), float(k), arch.mu2, branch))
+    return out
+
+
+def critical_points(arch: LayerMaps) -> list[CriticalPoint]:
     """Critical points: on the critical line with χ_∥(K*) = 1 as well, ascending in σ_w².
 
     Includes the K* = 0 point (1/σ_1², 0) of activations with φ(0) = 0, φ'(0) = σ_1 ≠ 0 (stable
@@ -284,14 +321,14 @@ def critical_points(arch: Architecture) -> list[CriticalPoint]:
     activations.
     """
     mu2 = arch.mu2
-    if isinstance(arch, MLP) and arch.homogeneous:
-        if not arch.has_fixed_point:
+    if arch.caps.scale_invariant:
+        if not arch.caps.has_fixed_point:
             return []
         ap, am = arch.activation.homogeneous_slopes
         return [CriticalPoint((1.0 - mu2) * 2.0 / (ap * ap + am * am), 0.0, np.nan,
                               "scale-invariant (every K is a fixed point)")]
-    if not isinstance(arch, MLP) or not arch.has_fixed_point:
-        return []  # χ_∥ = μ² < 1 is constant for the LayerNorm maps
+    if not _kernel_dependent(arch):
+        return []  # χ_∥ = μ² < 1 is constant where the kernel map is affine
     sw, sb, ks = arch.critical_curve(_TGRID)
     D = arch.chi_parallel(ks, sw, sb) - 1.0
     ok = np.isfinite(D) & np.isfinite(sb) & (sw > 0)
@@ -357,7 +394,7 @@ class Universality:
                 "a1": s(self.a1), "b1": s(self.b1), "laws": self.laws, "note": self.note}
 
 
-def _dE(arch: Architecture, g: str, K: float) -> float:
+def _dE(arch: LayerMaps, g: str, K: float) -> float:
     """d/dK E_K[g] = (E_K[x² g] - K E_K[g]) / (2K²)  (differentiate the Gaussian density)."""
     from critheory.expectations.gaussian import expect
     from critheory.expectations.integrands import integrand
@@ -369,22 +406,22 @@ def _dE(arch: Architecture, g: str, K: float) -> float:
     return (e_x2 - K * e) / (2.0 * K * K)
 
 
-def universality(arch: Architecture) -> Universality:
+def universality(arch: LayerMaps) -> Universality:
     """Classify the MLP (or residual, μ < 1) critical behaviour of an activation [PDLT §5.3].
 
     Examples
     --------
-    >>> from critheory.theory.meanfield.architectures import architecture
+    >>> from critheory.theory.meanfield.maps import architecture
     >>> u = universality(architecture("mlp", "tanh"))
     >>> u.name, u.a1, u.b1, u.apjn_exact
     ('K*=0', -2, -2, 1)
     """
-    if not isinstance(arch, MLP) or not arch.has_fixed_point:
+    if not _kernel_dependent(arch):
         return Universality("not applicable", None, None, None,
                             note=f"universality classes are defined for the MLP; "
                                  f"{arch.describe()} is analysed through its critical set")
     cps = critical_points(arch)
-    if arch.homogeneous:
+    if arch.caps.scale_invariant:
         return Universality("scale-invariant", cps[0], 0.0, 0.0, sp.S.Zero, sp.S.Zero,
                             laws={"kernel": "K^l = K^1", "apjn": "J^{l0,l} = 1"},
                             note="chi_parallel = chi_perp for every K")

@@ -10,7 +10,7 @@ is how the analytic depth laws of :mod:`critheory.theory.meanfield.criticality` 
 
 Examples
 --------
->>> from critheory.theory.meanfield.architectures import architecture
+>>> from critheory.theory.meanfield.maps import architecture
 >>> from critheory.theory.meanfield.depth import depth_curves
 >>> d = depth_curves(architecture("mlp", "relu"), 2.0, 0.0, depth=5)
 >>> d.kernel.tolist(), d.apjn.tolist()
@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from critheory.errors import InvalidArgumentError
-from critheory.theory.meanfield.architectures import Architecture, check_hyper
+from critheory.common.checks import check_hyper
+from critheory.theory.meanfield.maps import LayerMaps
 from critheory.theory.meanfield.tabulated import TabulatedMap
 
 __all__ = ["DepthCurves", "depth_curves", "fit_power_law", "PowerLawFit"]
@@ -76,14 +77,14 @@ class DepthCurves:
 MAX_DEPTH = 10 ** 7
 
 
-def depth_curves(arch: Architecture, weight_var: float, bias_var: float, depth: int, *,
+def depth_curves(arch: LayerMaps, weight_var: float, bias_var: float, depth: int, *,
                  l0: int = 1, q0: float = 1.0, input_correlation: float | None = 0.5,
                  progress: bool = False, tabulate: bool = True) -> DepthCurves:
     """K^l, c^l and J^{l0,l} for l = 1..depth (see module docstring).
 
     Parameters
     ----------
-    arch : Architecture
+    arch : LayerMaps
     weight_var, bias_var : float
     depth : int
         Number of layers L >= 1.
@@ -136,7 +137,8 @@ def depth_curves(arch: Architecture, weight_var: float, bias_var: float, depth: 
         if table is not None:
             knext, chi[i] = table.both(k)
         else:
-            knext, chi[i] = float(arch.kernel_map(k, sw, sb)), float(arch.chi_jacobian(k, sw, sb))
+            kn, ch = arch.kernel_and_chi(k, sw, sb)
+            knext, chi[i] = float(kn), float(ch)
         if corr is not None:
             corr[i] = np.clip(k12 / k, -1.0, 1.0)
         if i + 1 < L:
@@ -158,7 +160,11 @@ def depth_curves(arch: Architecture, weight_var: float, bias_var: float, depth: 
 
 @dataclass(frozen=True)
 class PowerLawFit:
-    """y ≈ A l^{slope} by least squares of log y on log l over ``window``."""
+    """y ≈ A l^{slope} by least squares of log y on log l over ``window``.
+
+    ``slope`` and ``local_slope`` are signed (``d log y / d log l``): the decay exponent of the
+    reports (``J ∝ l^(-exponent)``) is ``-slope``.
+    """
 
     slope: float
     amplitude: float
@@ -173,17 +179,15 @@ class PowerLawFit:
 def fit_power_law(depths, values, window: tuple[int, int] | None = None) -> PowerLawFit:
     """Least-squares slope of log|y| against log l over the window (default: last 90 %), and the
     local slope d log|y|/d log l over the last 10 % of the window.
+
+    A thin use of :func:`critheory.common.powerlaw.fit_line` (points where ``|y|`` is not finite
+    and positive are left out; at least 3 must remain).
     """
-    l = np.asarray(depths, dtype=float)
-    y = np.abs(np.asarray(values, dtype=float))
+    from critheory.common.powerlaw import fit_line, tail_window
+
     if window is None:
-        window = (max(int(l[-1] // 10), int(l[0])), int(l[-1]))
-    m = (l >= window[0]) & (l <= window[1]) & np.isfinite(y) & (y > 0)
-    if m.sum() < 3:
-        raise InvalidArgumentError("need at least 3 finite points in the fit window")
-    x, v = np.log(l[m]), np.log(y[m])
-    slope, icpt = np.polyfit(x, v, 1)
-    n = max(3, m.sum() // 10)
-    ls = np.polyfit(x[-n:], v[-n:], 1)[0]
-    return PowerLawFit(float(slope), float(np.exp(icpt)), (int(window[0]), int(window[1])),
-                       float(ls))
+        window = tail_window(depths)
+    f = fit_line(depths, np.abs(np.asarray(values, dtype=float)), window, min_points=3)
+    with np.errstate(over="ignore"):  # an exponential decay fitted in log-log: A = inf
+        amplitude = float(np.exp(f.intercept))
+    return PowerLawFit(f.slope, amplitude, (int(window[0]), int(window[1])), f.local_slope)

@@ -8,7 +8,7 @@ input flows to: ordered (``χ_J < 1``, APJN decays as ``e^{-l/ξ}``), chaotic (`
 
 Examples
 --------
->>> from critheory.theory.meanfield.architectures import architecture
+>>> from critheory.theory.meanfield.maps import architecture
 >>> from critheory.theory.meanfield.fixed_points import analyze_point
 >>> p = analyze_point(architecture("mlp", "erf"), 1.0, 0.1)
 >>> p.phase, round(p.attractor.K, 10)  # K* = (2/π) arcsin(2K*/(1+2K*)) + 0.1 (mpmath)
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from critheory.errors import InvalidArgumentError
-from critheory.theory.meanfield.architectures import MLP, Architecture, check_hyper
+from critheory.common.checks import check_hyper
+from critheory.theory.meanfield.maps import LayerMaps
 from critheory.theory.roots import refine_brackets, sign_change_brackets
 
 __all__ = ["FixedPoint", "PointAnalysis", "fixed_points", "analyze_point", "CRITICAL_TOL"]
@@ -29,6 +30,8 @@ __all__ = ["FixedPoint", "PointAnalysis", "fixed_points", "analyze_point", "CRIT
 #: |χ_J - 1| below which a point counts as critical (root-finding accuracy of the line).
 CRITICAL_TOL = 1e-9
 _KGRID = np.logspace(-10, 8, 361)
+#: where a runaway kernel's χ's are read (their limit as K → ∞)
+RUNAWAY_K = 1e12
 _SUBDIVIDE = 64
 
 
@@ -119,11 +122,11 @@ def _stability(chi_par: float) -> str:
     return "stable" if chi_par < 1.0 else "unstable"
 
 
-def _make(arch: Architecture, K: float, sw: float, sb: float, stability: str | None = None):
+def _make(arch: LayerMaps, K: float, sw: float, sb: float, stability: str | None = None):
     Kc = max(K, 1e-300)
     if K == 0.0:
         mu2 = arch.mu2
-        if isinstance(arch, MLP) and arch.homogeneous:
+        if arch.caps.scale_invariant:
             chi_par = chi_j = _homogeneous_slope(arch, sw)
         else:
             t = arch.activation.taylor
@@ -141,6 +144,7 @@ def _make(arch: Architecture, K: float, sw: float, sb: float, stability: str | N
     else:
         chi_par = float(arch.chi_parallel(Kc, sw, sb))
         chi_j = float(arch.chi_jacobian(Kc, sw, sb))
+        chi_perp = float(arch.chi_perp(Kc, sw, sb))
     if stability is None and K == 0.0 and abs(chi_par - 1.0) <= 1e-12:
         # K* = 0 with χ_∥ = 1: attracting (algebraically) iff the leading correction to
         # f(K) - K is negative: a_1 < 0, or Δ_2/σ_1 < 0 for a kink in φ'' [PDLT §5.3]
@@ -151,28 +155,31 @@ def _make(arch: Architecture, K: float, sw: float, sb: float, stability: str | N
             stability = "stable"
         elif (ab is not None and ab[0].is_positive) or (kink is not None and kink > 0):
             stability = "unstable"
-    return FixedPoint(float(K), chi_par, chi_j, chi_j,
+    if K == 0.0:
+        chi_perp = chi_j  # the one-sided limit: χ_⊥ = χ_J for every block rule at K -> 0
+    return FixedPoint(float(K), chi_par, chi_perp, chi_j,
                       stability or (_stability(chi_par) if np.isfinite(chi_par) else "unknown"))
 
 
-def _homogeneous_slope(arch: Architecture, sw: float) -> float:
+def _homogeneous_slope(arch: LayerMaps, sw: float) -> float:
     ap, am = arch.activation.homogeneous_slopes
     return arch.mu2 + sw * (ap * ap + am * am) / 2.0
 
 
-def fixed_points(arch: Architecture, weight_var: float, bias_var: float) -> tuple:
+def fixed_points(arch: LayerMaps, weight_var: float, bias_var: float) -> tuple:
     """All fixed points of the kernel map at (σ_w², σ_b²), ascending, with stability.
 
     For the MLP and residual maps the search scans ``K`` on a log grid from 1e-10 to 1e8 for
     sign changes of ``f(K) - K`` and for tangent roots (sign changes of ``χ_∥ - 1`` where
     ``|f(K) - K|`` vanishes to rounding), then refines each root to 1e-15 relative. ``K* = 0``
-    is included where ``σ_b² = 0`` and ``φ(0) = 0``. LayerNorm maps are affine in K and are solved
-    exactly.
+    is included where ``σ_b² = 0`` and ``φ(0) = 0``. Maps affine in K (the capability
+    ``affine_kernel_map``: LayerNorm before the activation or before the last dense block) are
+    solved exactly.
     """
     sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))
     if not arch.has_fixed_point:
         return ()
-    if not isinstance(arch, MLP):  # affine in K: K' = μ²K + c
+    if arch.caps.affine_kernel_map:  # K' = μ²K + c
         mu2 = arch.mu2
         c = float(arch.kernel_map(1.0, sw, sb)) - mu2
         if c <= 0:
@@ -180,7 +187,7 @@ def fixed_points(arch: Architecture, weight_var: float, bias_var: float) -> tupl
         return (_make(arch, c / (1.0 - mu2), sw, sb),)
     act = arch.activation
     phi0 = float(act.numpy(0.0))
-    if arch.homogeneous:
+    if arch.caps.scale_invariant:
         m = _homogeneous_slope(arch, sw)
         if abs(m - 1.0) <= 1e-14:
             return (_make(arch, 0.0, sw, sb, "marginal"),) if sb == 0 else ()
@@ -221,7 +228,7 @@ def fixed_points(arch: Architecture, weight_var: float, bias_var: float) -> tupl
     return tuple(out)
 
 
-def _adaptive_scan(arch: Architecture, sw: float, sb: float):
+def _adaptive_scan(arch: LayerMaps, sw: float, sb: float):
     """``K``, ``F = f(K) - K`` and ``G = χ_∥(K) - 1`` on the log grid, subdivided where roots hide.
 
     Two roots of ``G`` inside one cell of the coarse grid (a tangent root of ``F`` next to a
@@ -255,23 +262,24 @@ def _adaptive_scan(arch: Architecture, sw: float, sb: float):
     return Kn[order], Fn[order], Gn[order]
 
 
-def _runaway_kind(arch: Architecture, sw: float, sb: float) -> str:
-    if isinstance(arch, MLP) and arch.homogeneous:
+def _runaway_kind(arch: LayerMaps, sw: float, sb: float) -> str:
+    if arch.caps.scale_invariant:
         return "linear" if abs(_homogeneous_slope(arch, sw) - 1.0) <= 1e-14 else "exponential"
-    if arch.residual and arch.mu >= 1.0:
+    if arch.caps.unbounded_growth:
         if arch.mu > 1.0:
             return "exponential"
-        return "linear" if arch.name != "residual" else "unbounded"
+        # μ = 1: K' = K + A grows linearly where the map is affine
+        return "linear" if arch.caps.affine_kernel_map else "unbounded"
     return "unbounded"
 
 
-def analyze_point(arch: Architecture, weight_var: float, bias_var: float, q0: float = 1.0
+def analyze_point(arch: LayerMaps, weight_var: float, bias_var: float, q0: float = 1.0
                   ) -> PointAnalysis:
     """Fixed points, the attractor reached from an input with ``|x|²/N_0 = q0``, χ's, phase, ξ.
 
     Examples
     --------
-    >>> from critheory.theory.meanfield.architectures import architecture
+    >>> from critheory.theory.meanfield.maps import architecture
     >>> p = analyze_point(architecture("mlp", "relu"), 3.0, 0.0)
     >>> p.phase, p.runaway, p.chi_jacobian
     ('chaotic', 'exponential', 1.5)
@@ -307,11 +315,11 @@ def analyze_point(arch: Architecture, weight_var: float, bias_var: float, q0: fl
     else:
         chi_par, chi_j = _runaway_limits(arch, sw, sb)
         note = note or _runaway_note(arch, runaway)
-    if runaway is not None and arch.residual and arch.mu == 1.0 and arch.name != "residual":
+    if runaway is not None and arch.caps.everywhere_critical:
         phase = "critical"
         note = ("everywhere critical: K grows linearly and the APJN grows as a power law "
                 "l^(B/A) (LayerNorm with mu = 1)")
-    elif runaway is not None and arch.residual and arch.mu >= 1.0:
+    elif runaway is not None and arch.caps.unbounded_growth:
         phase = "chaotic"
     elif abs(chi_j - 1.0) <= CRITICAL_TOL:
         phase = "critical"
@@ -323,20 +331,21 @@ def analyze_point(arch: Architecture, weight_var: float, bias_var: float, q0: fl
         xi = 1.0 / abs(np.log(chi_j))
     else:
         xi = 0.0 if chi_j == 0 else np.nan  # χ_J = 0: no memory; χ_J → ∞: undefined
+    chi_perp = attractor.chi_perp if attractor is not None else chi_j
     return PointAnalysis(arch.describe(), sw, sb, K1, fps, attractor, runaway, float(chi_par),
-                         float(chi_j), float(chi_j), phase, float(xi), note)
+                         float(chi_perp), float(chi_j), phase, float(xi), note)
 
 
-def _runaway_limits(arch: Architecture, sw: float, sb: float) -> tuple[float, float]:
+def _runaway_limits(arch: LayerMaps, sw: float, sb: float) -> tuple[float, float]:
     """(χ_∥, χ_J) in the limit K → ∞ along a runaway."""
-    if isinstance(arch, MLP) and arch.homogeneous:
+    if arch.caps.scale_invariant:
         m = _homogeneous_slope(arch, sw)
         return m, m
-    K = 1e12
+    K = RUNAWAY_K
     return float(arch.chi_parallel(K, sw, sb)), float(arch.chi_jacobian(K, sw, sb))
 
 
-def _runaway_note(arch: Architecture, kind: str | None) -> str:
-    if arch.residual and arch.mu >= 1.0:
+def _runaway_note(arch: LayerMaps, kind: str | None) -> str:
+    if arch.caps.unbounded_growth:
         return f"no fixed point: the residual branch (mu = {arch.mu:g}) makes K grow ({kind})"
     return f"no fixed point above the input kernel: K grows without bound ({kind})"

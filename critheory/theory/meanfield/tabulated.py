@@ -10,7 +10,7 @@ decade) and, failing that, the exact map is used for that interval.
 
 Examples
 --------
->>> from critheory.theory.meanfield.architectures import architecture
+>>> from critheory.theory.meanfield.maps import architecture
 >>> from critheory.theory.meanfield.tabulated import TabulatedMap
 >>> t = TabulatedMap(architecture("mlp", "tanh"), 1.0, 0.0)
 >>> abs(t.kernel(0.37) - float(architecture("mlp", "tanh").kernel_map(0.37, 1.0, 0.0))) < 1e-13
@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numpy.polynomial import chebyshev as C
 
-from critheory.theory.meanfield.architectures import Architecture
+from critheory.theory.meanfield.maps import LayerMaps
 
 __all__ = ["TabulatedMap"]
 
@@ -33,15 +33,15 @@ _N = 32  # polynomial degree per interval
 class TabulatedMap:
     """On-demand Chebyshev tables of ``kernel_map`` and ``chi_jacobian`` in log K."""
 
-    def __init__(self, arch: Architecture, weight_var: float, bias_var: float, *,
+    def __init__(self, arch: LayerMaps, weight_var: float, bias_var: float, *,
                  rtol: float = 1e-12):
         self.arch, self.sw, self.sb, self.rtol = arch, float(weight_var), float(bias_var), rtol
         self._pieces: dict[tuple[int, int], object] = {}  # (level, index) -> coeffs or None
         self.max_error = 0.0
 
     def _exact(self, K):
-        return (np.asarray(self.arch.kernel_map(K, self.sw, self.sb), dtype=float),
-                np.asarray(self.arch.chi_jacobian(K, self.sw, self.sb), dtype=float))
+        f, g = self.arch.kernel_and_chi(K, self.sw, self.sb)
+        return np.asarray(f, dtype=float), np.asarray(g, dtype=float)
 
     def _build(self, level: int, index: int):
         width = 1.0 / 2 ** level  # in decades

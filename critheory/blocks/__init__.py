@@ -1,0 +1,12 @@
+"""Networks as sequences of blocks: the one description read by the theory and the simulator.
+
+``blocks``    Dense, Phi, LayerNorm, Residual (pure descriptions)
+``network``   :class:`Network` (activation + unit) and its :class:`Capabilities`
+``registry``  the named architectures and their aliases
+"""
+from critheory.blocks.blocks import Block, Dense, LayerNorm, Phi, Residual, mlp_block
+from critheory.blocks.network import Capabilities, Network
+from critheory.blocks.registry import canonical, names, network
+
+__all__ = ["Block", "Dense", "Phi", "LayerNorm", "Residual", "mlp_block", "Network",
+           "Capabilities", "network", "names", "canonical"]

@@ -1,0 +1,205 @@
+"""Mean-field rules: how each block maps a :class:`~critheory.theory.meanfield.state.State`.
+
+One function per block kind, registered in :data:`RULES`; a layer is the composition of its
+blocks' rules (:func:`apply`). Conventions as in :mod:`critheory.blocks.blocks`: ``E_K[g]`` is
+``E[g(h)]``, ``h ~ N(0, K)``; at infinite width a dense block makes its output Gaussian with
+``K' = σ_b² + σ_w² K``, an activation maps second moments through Gaussian expectations, and a
+LayerNorm divides by the empirical standard deviation (its Jacobian
+``(I − 11ᵀ/N − yyᵀ/N)/s`` removes two directions, which changes ``‖·‖²/N`` only at order 1/N).
+
+=============  ====================================  ======================  ==================
+block          ``K``                                 ``J`` (tangent norm²)   ``dK12`` (χ_⊥)
+=============  ====================================  ======================  ==================
+dense          ``σ_b² + σ_w² K``                     ``σ_w² J``              ``σ_w² dK12``
+phi            ``E_K[φ²]``                           ``E_K[φ'²] J``          ``E_K[φ'²] dK12``
+layernorm      ``1``                                 ``J / V``               ``dK12 / V``
+residual       ``μ² K + branch(K)``                  ``μ² J + branch(J)``    ``μ² dK12 + ...``
+=============  ====================================  ======================  ==================
+
+with ``V = K`` for a Gaussian input of LayerNorm and ``V = E_q[φ²] − E_q[φ]²`` for ``φ(h)``,
+``h ~ N(0, q)``. The derivative of ``E_K[φ²]`` is ``E_K[hφφ']/K`` (Gaussian integration by
+parts), and ``∂E[φ(u₁)φ(u₂)]/∂K₁₂ = E[φ'(u₁)φ'(u₂)]`` (Price's theorem), which is ``E_K[φ'²]``
+at coincident inputs: that is how χ_⊥ comes out of the covariance map [PDLT §5; DHG §2–4].
+
+Examples
+--------
+>>> import numpy as np
+>>> from critheory.blocks.registry import network
+>>> from critheory.theory.meanfield.rules import apply
+>>> from critheory.theory.meanfield.state import State
+>>> net = network("mlp", "relu")
+>>> s = apply(net, State.start(np.array(3.0), jacobian=True), 2.0, 0.1)
+>>> float(s.K), float(s.J)          # K' = 0.1 + 2 * 3/2, chi_J = 2 * 1/2
+(3.1, 1.0)
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from critheory.activation import Activation
+from critheory.blocks.blocks import Residual
+from critheory.errors import GrowthError, InvalidArgumentError, InvalidVarianceError
+from critheory.expectations import expect, expect2
+from critheory.theory.meanfield.state import State
+
+__all__ = ["RULES", "apply", "apply_blocks", "check_composition", "E", "rule"]
+
+
+def E(act: Activation, g: str, K) -> np.ndarray:
+    """``E_K[g]`` for a named integrand, vectorized over ``K >= 0``.
+
+    ``K = 0`` is a point evaluation (for ``phi``, ``phi2``, ``dphi2``); an entry whose value
+    overflows float64 is ``inf`` (found by bisection in K, since the overflow grows with K); a
+    constant array is evaluated once.
+    """
+    K = np.asarray(K, dtype=float)
+    if K.size > 1 and K.flat[0] > 0 and np.all(K == K.flat[0]):
+        return np.broadcast_to(E(act, g, K.flat[0]), K.shape).copy()
+    out = np.zeros(K.shape)
+    pos = K > 0
+    if np.any(pos):
+        try:
+            out[pos] = expect(act, g, K[pos]).value
+        except GrowthError:
+            idx = np.flatnonzero(pos.ravel())
+            order = idx[np.argsort(K.ravel()[idx])]
+            lo, hi = 0, order.size  # entries [0, lo) known good, [hi, n) known bad
+            while lo < hi:
+                mid = (lo + hi) // 2
+                try:
+                    expect(act, g, K.flat[order[mid]])
+                    lo = mid + 1
+                except GrowthError:
+                    hi = mid
+            good, bad = order[:lo], order[lo:]
+            if good.size:
+                out.flat[good] = expect(act, g, K.flat[good]).value
+            out.flat[bad] = np.inf
+    if np.any(~pos):  # K = 0: point evaluation
+        f = {"phi2": lambda: float(act.numpy(0.0)) ** 2,
+             "dphi2": lambda: float(act.numpy_func(1)(0.0)) ** 2,
+             "phi": lambda: float(act.numpy(0.0))}.get(g)
+        if f is None:
+            raise InvalidVarianceError("K must be > 0")
+        out[~pos] = f()
+    return out
+
+
+def _dense(block, s: State, act: Activation, sw, sb) -> State:
+    # NaN (no warning) where an overflowed expectation (inf) meets σ_w² = 0
+    with np.errstate(invalid="ignore"):
+        return State(
+            K=sb + sw * s.K,
+            K22=None if s.K22 is None else sb + sw * s.K22,
+            K12=None if s.K12 is None else sb + sw * s.K12,
+            dK=None if s.dK is None else sw * s.dK,
+            dK12=None if s.dK12 is None else sw * s.dK12,
+            J=None if s.J is None else sw * s.J)
+
+
+def _phi(block, s: State, act: Activation, sw, sb) -> State:
+    if not s.gaussian:
+        raise InvalidArgumentError("an activation block must follow a dense block or a "
+                                   "LayerNorm of a Gaussian vector (the mean-field rule needs "
+                                   "a Gaussian input)")
+    K = s.K
+    d2 = E(act, "dphi2", K) if (s.J is not None or s.dK12 is not None) else None
+    dK = None
+    if s.dK is not None:
+        with np.errstate(invalid="ignore", over="ignore"):  # inf where E overflows float64
+            dK = E(act, "h_phi_dphi", K) / K * s.dK
+    out = State(K=E(act, "phi2", K), q=K, dK=dK,
+                J=None if s.J is None else d2 * s.J)
+    if s.K12 is not None:
+        e12 = expect2(act, "phi", "phi", K, s.K12, s.K22).value
+        out = out.with_(K12=e12, K22=E(act, "phi2", s.K22), q22=s.K22,
+                        dK12=None if s.dK12 is None else d2 * s.dK12)
+    return out
+
+
+def _layernorm(block, s: State, act: Activation, sw, sb) -> State:
+    if s.gaussian:   # LN(h) = h/√K at infinite width
+        V, V22 = s.K, s.K22
+        c = None if s.K12 is None else np.clip(s.K12 / np.sqrt(s.K * s.K22), -1.0, 1.0)
+    else:            # LN(φ(h)) = (φ(h) − E[φ])/√Var[φ]
+        m = E(act, "phi", s.q)
+        V = s.K - m ** 2
+        V22 = c = None
+        if s.K12 is not None:
+            m2 = E(act, "phi", s.q22)
+            V22 = s.K22 - m2 ** 2
+            c = (s.K12 - m * m2) / np.sqrt(V * V22)
+    one = np.ones(np.shape(s.K))
+    return State(
+        K=one, K22=None if c is None else one.copy(), K12=c,
+        dK=None if s.dK is None else np.zeros(np.shape(s.K)),
+        dK12=None if s.dK12 is None else s.dK12 / V,
+        J=None if s.J is None else s.J / V)
+
+
+def _residual(block: Residual, s: State, act: Activation, sw, sb) -> State:
+    b = apply_blocks(block.branch, act, s, sw, sb)
+    if b.q is not None:
+        raise InvalidArgumentError("a residual branch must end with a dense block (the sum of "
+                                   "μh and φ(h) has no mean-field rule here)")
+    m = block.mu ** 2
+
+    def add(x, y):
+        return None if x is None else m * x + y
+
+    return State(K=add(s.K, b.K), K22=add(s.K22, b.K22), K12=add(s.K12, b.K12),
+                 dK=add(s.dK, b.dK), dK12=add(s.dK12, b.dK12), J=add(s.J, b.J))
+
+
+def _ends_gaussian(blocks) -> bool:
+    gaussian = True
+    for b in blocks:
+        gaussian = b.kind == "dense" or (gaussian and b.kind == "layernorm")
+    return gaussian
+
+
+#: block kind -> mean-field rule ``(block, state, activation, σ_w², σ_b²) -> state``
+RULES: dict[str, Callable] = {"dense": _dense, "phi": _phi, "layernorm": _layernorm,
+                              "residual": _residual}
+
+
+def rule(block) -> Callable:
+    try:
+        return RULES[block.kind]
+    except KeyError:
+        raise InvalidArgumentError(f"the mean-field theory has no rule for a {block.kind!r} "
+                                   "block") from None
+
+
+def apply_blocks(blocks, act: Activation, s: State, sw, sb) -> State:
+    """The state after a sequence of blocks at weight/bias variances ``sw``, ``sb``."""
+    for block in blocks:
+        s = rule(block)(block, s, act, sw, sb)
+    return s
+
+
+def apply(net, s: State, sw, sb) -> State:
+    """The state after one layer (the network's unit) at weight/bias variances ``sw``, ``sb``."""
+    return apply_blocks(net.unit, net.activation, s, sw, sb)
+
+
+def check_composition(blocks) -> None:
+    """Refuse, before any number is computed, a sequence of blocks the rules cannot read: an
+    activation whose input is not Gaussian, a residual branch that does not end Gaussian."""
+    gaussian = True
+    for b in blocks:
+        if b.kind == "phi":
+            if not gaussian:
+                raise InvalidArgumentError("an activation block must follow a dense block or a "
+                                           "LayerNorm of a Gaussian vector")
+            gaussian = False
+        elif b.kind == "dense":
+            gaussian = True
+        elif b.kind == "residual":
+            check_composition(b.branch)
+            if not _ends_gaussian(b.branch):
+                raise InvalidArgumentError("a residual branch must end with a dense block")
+        else:
+            rule(b)

@@ -1,0 +1,203 @@
+"""Start-up: what importing critheory and building the command line load, and the zoo cache.
+
+``import critheory``, ``import critheory.cli`` and building the parser must not import sympy,
+scipy or matplotlib (each takes 0.5-0.9 s to import); ``critheory moments`` on a zoo activation
+needs none of them either, thanks to the zoo cache (:mod:`critheory.activation.cache`), whose
+results must be bit-identical to the live derivation's. Each check runs in a fresh interpreter.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+HEAVY = ("sympy", "scipy", "matplotlib")
+
+
+def _run(code: str, env_extra: dict | None = None, timeout: float = 300) -> str:
+    env = dict(os.environ)
+    env.pop("CRITHEORY_NO_ZOO_CACHE", None)
+    env.update(env_extra or {})
+    p = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                       text=True, env=env, timeout=timeout)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def _loaded_after(code: str) -> list[str]:
+    out = _run(textwrap.dedent(code) + textwrap.dedent(f"""
+        import sys
+        print("loaded:" + ",".join(m for m in {HEAVY!r} if m in sys.modules))
+        """))
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("loaded:"), out
+    return [m for m in last[len("loaded:"):].split(",") if m]
+
+
+def test_import_critheory_is_light():
+    assert _loaded_after("import critheory\n") == []
+
+
+def test_cli_and_parser_are_light():
+    code = """
+        import critheory.cli
+        p = critheory.cli.build_parser()
+        for argv in (["moments", "tanh"], ["analyze", "relu", "--json"],
+                     ["point", "tanh", "--weight-var", "1", "--bias-var", "0"]):
+            p.parse_args(argv)
+        """
+    assert _loaded_after(code) == []
+
+
+def test_lazy_exports_still_work():
+    out = _run("""
+        import critheory
+        from critheory import Activation
+        from critheory import CritheoryError, ActivationError, InvalidArgumentError
+        import critheory.errors
+        assert critheory.Activation is Activation
+        assert CritheoryError is critheory.errors.CritheoryError
+        assert issubclass(ActivationError, critheory.CritheoryError)
+        assert "Activation" in dir(critheory)
+        from critheory.activation import X
+        from critheory.activation.symbolic import X as X2
+        assert X is X2 and X.is_real
+        print(Activation.get("relu").breakpoints)
+        """)
+    assert out.strip() == "(0.0,)"
+
+
+def test_help_exits_zero():
+    p = subprocess.run([sys.executable, "-m", "critheory", "--help"], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "moments" in p.stdout and "analyze" in p.stdout
+
+
+# ---------------------------------------------------------------------- the zoo cache
+def test_zoo_cache_is_up_to_date():
+    """The shipped zoo cache applies to this source tree (else every run falls back to sympy).
+    After editing the zoo or a file in cache.HASHED_SOURCES: python -m
+    critheory.expectations.build_zoo_cache"""
+    out = _run("""
+        import json
+        from critheory.activation import cache, zoo
+        st = cache.status()
+        print(json.dumps(st))
+        """)
+    st = json.loads(out)
+    assert st["symbolic"], st["reason"]
+    from critheory.activation.zoo import ZOO
+
+    assert st["entries"] == sorted(ZOO)
+
+
+def test_moments_needs_no_sympy():
+    code = """
+        import io, contextlib, sys
+        from critheory.cli.main import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(["moments", "tanh", "--var", "0.7", "--json"]) == 0
+            assert main(["moments", "relu"]) == 0
+            assert main(["moments", "sin", "--json"]) == 0
+        """
+    assert _loaded_after(code) == []
+
+
+_COMPARE = """
+    import json
+    import numpy as np
+    from critheory.activation.symbolic import Activation
+    from critheory.expectations.gaussian import expect, expect2
+    from critheory.expectations.integrands import NAMED, integrand
+    from critheory.errors import CritheoryError
+
+    K = np.array([1e-6, 0.03, 0.7, 1.0, 3.3, 47.0, 1e4])
+    x = np.array([-800.0, -30.0, -2.5, -1.0, -1e-3, 0.0, 2e-7, 0.5, 1.0, 6.0, 40.0, 750.0])
+    out = {}
+    for name in NAMES:
+        act = Activation.get(name)
+        row = {"expr": act.expr_text, "bps": act.breakpoints, "parity": act.parity,
+               "hs": act.homogeneous_slopes, "growth": act.growth_rate,
+               "f": [act.numpy_func(n)(x).tolist() for n in range(3)]}
+        for g in NAMED:
+            try:
+                r = expect(act, g, K)
+            except CritheoryError as exc:
+                row[g] = repr(exc)
+                continue
+            itg = integrand(act, g)
+            row[g] = [r.value.tolist(), r.error.tolist(), r.methods.tolist(),
+                      itg.numpy(x).tolist(), itg.breakpoints, itg.growth, itg.parity,
+                      list(itg.point_masses)]
+        for f, g in (("phi", "phi"), ("dphi", "dphi"), ("phi", "dphi2")):
+            try:
+                r = expect2(act, f, g, [1.0, 2.0], [0.3, -1.9], [0.5, 2.0])
+                row[f + "," + g] = [r.value.tolist(), r.error.tolist(), r.methods.tolist()]
+            except CritheoryError as exc:
+                row[f + "," + g] = repr(exc)
+        out[name] = row
+    print(json.dumps(out, sort_keys=True))
+    """
+
+
+@pytest.mark.parametrize("names", [
+    ("tanh", "relu", "gelu", "elu", "sin"),
+    pytest.param(("softplus", "hardtanh", "swish", "leaky_relu", "erf", "softsign", "mish",
+                  "gelu_tanh", "selu", "celu", "relu6", "sigmoid", "silu", "abs", "cos",
+                  "linear"), marks=pytest.mark.slow),
+])
+def test_zoo_cache_is_bit_identical(names):
+    """Values, error estimates, methods and the float64 evaluators are the same, bit for bit,
+    with the cache and with the live derivation (CRITHEORY_NO_ZOO_CACHE=1)."""
+    code = f"NAMES = {list(names)!r}\n" + textwrap.dedent(_COMPARE)
+    cached = _run(code)
+    live = _run(code, {"CRITHEORY_NO_ZOO_CACHE": "1"})
+    assert json.loads(cached) == json.loads(live)
+    assert cached == live
+
+
+def test_cached_activation_matches_live_symbolically():
+    """What the theory asks of an activation (expression, derivatives, Taylor coefficients,
+    mpmath evaluators, integrand expressions) is the same from the cache as live."""
+    out = _run("""
+        import mpmath
+        from critheory.activation import cache, zoo
+        from critheory.expectations.integrands import integrand
+        names = ["tanh", "gelu", "elu", "softplus"]
+        cached = {n: zoo.make(n) for n in names}
+        assert all("_zoo" in a.__dict__ for a in cached.values())
+        cache.DISABLED = True
+        cache.reset()
+        live = {n: zoo.make(n) for n in names}
+        assert not any("_zoo" in a.__dict__ for a in live.values())
+        for n in names:
+            a, b = cached[n], live[n]
+            assert a == b and hash(a) == hash(b) and repr(a) == repr(b), n
+            assert a.expr_text == str(b.expr) and a.name == b.name
+            assert a.derivative(2) == b.derivative(2)
+            assert a.taylor == b.taylor, n
+            assert a.jumps == b.jumps and a.discontinuities == b.discontinuities
+            with mpmath.workdps(30):
+                for t in ("-3.5", "0.25", "7"):
+                    for k in range(3):
+                        assert a.mpmath_func(k)(mpmath.mpf(t)) == b.mpmath_func(k)(mpmath.mpf(t))
+            for g in ("phi2", "dphi2", "phi_d2phi", "h_phi_dphi"):
+                ia, ib = integrand(a, g), integrand(b, g)
+                assert ia.expr == ib.expr and ia.point_masses == ib.point_masses, (n, g)
+                assert ia.even == ib.even
+        print("ok")
+        """)
+    assert out.strip().endswith("ok")
+
+
+@pytest.mark.slow
+def test_zoo_cache_equals_live_derivation():
+    """Every stored entry equals what the generator derives live now (the whole zoo, ~20 s)."""
+    p = subprocess.run([sys.executable, "-m", "critheory.expectations.build_zoo_cache", "--check"],
+                       capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stdout + p.stderr

@@ -90,22 +90,13 @@ def _progress(args):
     return sys.stderr.isatty()
 
 
-def _check_plot(path) -> None:
-    """Refuse a bad figure path before a (possibly long) simulation, as plots._save would."""
-    from pathlib import Path
-
-    p = Path(path)
-    if p.suffix.lower() not in (".png", ".pdf", ".svg", ".jpg", ".eps"):
-        raise InvalidArgumentError(f"plot file must end in .png, .pdf, .svg, .jpg or .eps: {p}")
-    if p.parent and not p.parent.exists():
-        raise InvalidArgumentError(f"directory {p.parent} does not exist")
-
-
 def _run(args):
     from critheory.validation.compare import compare, plot_comparison
 
     if args.plot:
-        _check_plot(args.plot)
+        from critheory.io.plots import check_path
+
+        check_path(args.plot)  # refused before a (possibly long) simulation
     c = compare(args.activation, args.weight_var, args.bias_var, width=args.width,
                 depth=args.depth, seeds=args.seeds, arch=args.arch, mu=args.mu, l0=args.l0,
                 probes=_probes(args.probes), seed=args.seed, q0=args.q0,

@@ -52,9 +52,9 @@ def _arch(args):
 
 
 def _dump(obj) -> None:
-    from critheory.io.report import clean
+    from critheory.common.jsonable import jsonable
 
-    print(json.dumps(clean(obj), indent=2, allow_nan=False))
+    print(json.dumps(jsonable(obj), indent=2, allow_nan=False))
 
 
 def _fmt(x, spec=".10g") -> str:

@@ -23,12 +23,9 @@ from critheory.theory.meanfield.depth import depth_curves, fit_power_law
 from critheory.theory.meanfield.fixed_points import analyze_point
 from critheory.theory.meanfield.maps import architecture
 
-__all__ = ["analyze", "verify_exponents", "point_report", "clean"]
+__all__ = ["analyze", "verify_exponents", "point_report"]
 
 
-#: JSON-safe conversion of a report; the same function as
-#: :func:`critheory.common.jsonable.jsonable` (kept under this name for ``critheory.cli.theory``).
-clean = jsonable
 
 
 def verify_exponents(arch, univ, depth: int = 10000, q0: float = 1.0) -> dict | None:

@@ -82,8 +82,8 @@ class LayerMaps:
         return self.network.describe()
 
     # ------------------------------------------------------------------ maps
-    def _run(self, K, sw, sb, **want) -> State:
-        return apply(self.network, State.start(K, **want), sw, sb)
+    def _run(self, K, sw, sb, need_K: bool = True, **want) -> State:
+        return apply(self.network, State.start(K, **want), sw, sb, need_K)
 
     def kernel_map(self, K, sw, sb) -> np.ndarray:
         return self._run(K, sw, sb).K
@@ -93,16 +93,16 @@ class LayerMaps:
         return s.K, s.K12, s.K22
 
     def chi_parallel(self, K, sw, sb) -> np.ndarray:
-        s = self._run(K, sw, sb, tangents=True)
+        s = self._run(K, sw, sb, False, tangents=True)
         return np.broadcast_to(s.dK, np.broadcast(np.asarray(K), sw, sb).shape).astype(float)
 
     def chi_perp(self, K, sw, sb) -> np.ndarray:
         K = np.asarray(K, dtype=float)
-        s = self._run(K, sw, sb, K12=K, K22=K, tangents=True)
+        s = self._run(K, sw, sb, False, perp=True)
         return np.broadcast_to(s.dK12, np.broadcast(K, sw, sb).shape).astype(float)
 
     def chi_jacobian(self, K, sw, sb) -> np.ndarray:
-        s = self._run(K, sw, sb, jacobian=True)
+        s = self._run(K, sw, sb, False, jacobian=True)
         return np.broadcast_to(s.J, np.broadcast(np.asarray(K), sw, sb).shape).astype(float)
 
     def kernel_and_chi(self, K, sw, sb) -> tuple[np.ndarray, np.ndarray]:

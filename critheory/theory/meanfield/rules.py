@@ -87,11 +87,11 @@ def E(act: Activation, g: str, K) -> np.ndarray:
     return out
 
 
-def _dense(block, s: State, act: Activation, sw, sb) -> State:
+def _dense(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> State:
     # NaN (no warning) where an overflowed expectation (inf) meets σ_w² = 0
     with np.errstate(invalid="ignore"):
         return State(
-            K=sb + sw * s.K,
+            K=None if s.K is None else sb + sw * s.K,
             K22=None if s.K22 is None else sb + sw * s.K22,
             K12=None if s.K12 is None else sb + sw * s.K12,
             dK=None if s.dK is None else sw * s.dK,
@@ -99,7 +99,7 @@ def _dense(block, s: State, act: Activation, sw, sb) -> State:
             J=None if s.J is None else sw * s.J)
 
 
-def _phi(block, s: State, act: Activation, sw, sb) -> State:
+def _phi(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> State:
     if not s.gaussian:
         raise InvalidArgumentError("an activation block must follow a dense block or a "
                                    "LayerNorm of a Gaussian vector (the mean-field rule needs "
@@ -110,16 +110,15 @@ def _phi(block, s: State, act: Activation, sw, sb) -> State:
     if s.dK is not None:
         with np.errstate(invalid="ignore", over="ignore"):  # inf where E overflows float64
             dK = E(act, "h_phi_dphi", K) / K * s.dK
-    out = State(K=E(act, "phi2", K), q=K, dK=dK,
-                J=None if s.J is None else d2 * s.J)
+    out = State(K=E(act, "phi2", K) if need_K else None, q=K, dK=dK, J=None if s.J is None else d2 * s.J,
+                dK12=None if s.dK12 is None else d2 * s.dK12)
     if s.K12 is not None:
         e12 = expect2(act, "phi", "phi", K, s.K12, s.K22).value
-        out = out.with_(K12=e12, K22=E(act, "phi2", s.K22), q22=s.K22,
-                        dK12=None if s.dK12 is None else d2 * s.dK12)
+        out = out.with_(K12=e12, K22=E(act, "phi2", s.K22), q22=s.K22)
     return out
 
 
-def _layernorm(block, s: State, act: Activation, sw, sb) -> State:
+def _layernorm(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> State:
     if s.gaussian:   # LN(h) = h/√K at infinite width
         V, V22 = s.K, s.K22
         c = None if s.K12 is None else np.clip(s.K12 / np.sqrt(s.K * s.K22), -1.0, 1.0)
@@ -139,15 +138,15 @@ def _layernorm(block, s: State, act: Activation, sw, sb) -> State:
         J=None if s.J is None else s.J / V)
 
 
-def _residual(block: Residual, s: State, act: Activation, sw, sb) -> State:
-    b = apply_blocks(block.branch, act, s, sw, sb)
+def _residual(block: Residual, s: State, act: Activation, sw, sb, need_K: bool = True) -> State:
+    b = apply_blocks(block.branch, act, s, sw, sb, need_K)
     if b.q is not None:
         raise InvalidArgumentError("a residual branch must end with a dense block (the sum of "
                                    "μh and φ(h) has no mean-field rule here)")
     m = block.mu ** 2
 
     def add(x, y):
-        return None if x is None else m * x + y
+        return None if x is None or y is None else m * x + y
 
     return State(K=add(s.K, b.K), K22=add(s.K22, b.K22), K12=add(s.K12, b.K12),
                  dK=add(s.dK, b.dK), dK12=add(s.dK12, b.dK12), J=add(s.J, b.J))
@@ -173,16 +172,22 @@ def rule(block) -> Callable:
                                    "block") from None
 
 
-def apply_blocks(blocks, act: Activation, s: State, sw, sb) -> State:
-    """The state after a sequence of blocks at weight/bias variances ``sw``, ``sb``."""
-    for block in blocks:
-        s = rule(block)(block, s, act, sw, sb)
+def apply_blocks(blocks, act: Activation, s: State, sw, sb, need_K: bool = True) -> State:
+    """The state after a sequence of blocks at weight/bias variances ``sw``, ``sb``.
+
+    ``need_K=False``: the caller reads only tangent fields (χ's), so an activation block whose
+    output kernel no later block reads skips computing it (``K`` is then None).
+    """
+    blocks = tuple(blocks)
+    for i, block in enumerate(blocks):
+        later = need_K or any(b.kind != "dense" for b in blocks[i + 1:])
+        s = rule(block)(block, s, act, sw, sb, need_K=later)
     return s
 
 
-def apply(net, s: State, sw, sb) -> State:
+def apply(net, s: State, sw, sb, need_K: bool = True) -> State:
     """The state after one layer (the network's unit) at weight/bias variances ``sw``, ``sb``."""
-    return apply_blocks(net.unit, net.activation, s, sw, sb)
+    return apply_blocks(net.unit, net.activation, s, sw, sb, need_K)
 
 
 def check_composition(blocks) -> None:

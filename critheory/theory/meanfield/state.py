@@ -55,14 +55,16 @@ class State:
         return replace(self, **fields)
 
     @classmethod
-    def start(cls, K, *, K12=None, K22=None, tangents: bool = False,
+    def start(cls, K, *, K12=None, K22=None, tangents: bool = False, perp: bool = False,
               jacobian: bool = False) -> "State":
-        """The state entering a layer: kernel ``K`` (and a second input), with unit tangents
-        ``dK = 1`` / ``dK12 = 1`` where ``tangents`` and ``J = 1`` where ``jacobian``."""
+        """The state entering a layer: kernel ``K`` (and a second input), with the unit tangent
+        ``dK = 1`` where ``tangents``, ``dK12 = 1`` where ``perp`` (the derivative along the
+        covariance at coincident inputs: the rules read it off ``K`` alone, so no second input
+        is needed) and ``J = 1`` where ``jacobian``."""
         K = np.asarray(K, dtype=float)
         one = np.ones_like(K)
         two = K12 is not None
         return cls(K=K, K22=None if not two else np.asarray(K22, dtype=float),
                    K12=None if not two else np.asarray(K12, dtype=float),
-                   dK=one if tangents else None, dK12=one if tangents and two else None,
+                   dK=one if tangents else None, dK12=one if perp else None,
                    J=one if jacobian else None)

@@ -311,3 +311,13 @@ def test_swap_and_factorization(name, K11, K22, rho):
     f0 = expect2(name, "phi", "dphi", K11, 0.0, K22).value
     assert f0 == pytest.approx(expect(name, "phi", K11).value * expect(name, "dphi", K22).value,
                                rel=1e-12, abs=1e-15 * scale)
+
+
+def test_floor_sees_indicator_derivatives():
+    """hardtanh' is the indicator of |h| < 1: at K11 = 20 none of the 48 Gauss–Hermite nodes of
+    the Cauchy–Schwarz scale fell inside it, the absolute floor was 0 and E[φ'(h1) φ(h2)] — which
+    is exactly 0 for every correlation (even times odd conditional mean) — raised
+    ConvergenceError (found by hypothesis in test_swap_and_factorization)."""
+    for rho in (0.0, 1.1920928955078125e-07, 1e-5, 0.3):
+        r = expect2("hardtanh", "dphi", "phi", 20.0, rho * math.sqrt(20.0), 1.0)
+        assert abs(r.value) <= max(r.error, 1e-16), (rho, r.value, r.error)

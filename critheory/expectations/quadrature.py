@@ -328,6 +328,16 @@ def det2(k11, k12, k22) -> np.ndarray:
     return (p1 - p2) + (e1 - e2)
 
 
+def _second_moment(f: Callable, sd: np.ndarray, breakpoints, growth, t, w) -> np.ndarray:
+    """E[f(sd·z)²] as a size: Gauss–Hermite for smooth f, the 1-D rules (cut at the
+    breakpoints, accuracy 1e-6 is plenty for a scale) otherwise."""
+    if not len(breakpoints):
+        return (f(sd[:, None] * t) ** 2) @ w
+    r = expect_1d(lambda x: f(x) ** 2, np.zeros_like(sd), sd, breakpoints=tuple(breakpoints),
+                  growth=(2.0 * growth[0], 2.0 * growth[1]), rtol=1e-6, max_error=np.inf)
+    return np.asarray(r.value, dtype=float)
+
+
 def expect_2d(f: Callable, g: Callable, K11, K12, K22, *, f_breakpoints: Sequence[float] = (),
               g_breakpoints: Sequence[float] = (), f_growth=(0.0, 0.0), g_growth=(0.0, 0.0),
               rtol: float = 1e-12) -> QuadResult:
@@ -405,10 +415,14 @@ def expect_2d(f: Callable, g: Callable, K11, K12, K22, *, f_breakpoints: Sequenc
     # Cauchy–Schwarz scale sqrt(E[f²] E[g²]) (48-node Gauss–Hermite, a size, not a result): a
     # result far below it (ρ ~ 1e-11 for odd φ) is the difference of terms of this size, and
     # the inner values carry absolute round-off relative to it, so 1e-14 of it is the floor
+    # For f or g with breakpoints the Gauss–Hermite nodes can miss every feature (hardtanh' is
+    # the indicator of |h| < 1: at K = 20 no node of the 48-point rule falls inside, the floor
+    # was 0 and a zero result could never converge), so there the sizes come from the 1-D
+    # rules, which cut at the breakpoints.
     t, w = _hermite(48)
     with np.errstate(all="ignore"):
-        ef = (f(s11[:, None] * t) ** 2) @ w
-        eg = (g(np.sqrt(k22)[:, None] * t) ** 2) @ w
+        ef = _second_moment(f, s11, fb, f_growth, t, w)
+        eg = _second_moment(g, np.sqrt(k22), gb, g_growth, t, w)
     cs = np.nan_to_num(np.sqrt(ef * eg), nan=0.0, posinf=0.0)
     r = expect_z(zfunc, k11.size, E, smooth=smooth, rtol=rtol, abs_floor=1e-14 * cs)
     return QuadResult(r.value.reshape(shape), r.error.reshape(shape), r.method.reshape(shape))

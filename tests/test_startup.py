@@ -79,17 +79,27 @@ def test_help_exits_zero():
 
 
 # ---------------------------------------------------------------------- the zoo cache
+def _cache_status() -> dict:
+    return json.loads(_run("""
+        import json
+        from critheory.activation import cache
+        print(json.dumps(cache.status()))
+        """))
+
+
+def _skip_if_other_versions(st: dict) -> None:
+    # generated with other sympy/mpmath versions than installed here: the cache is (rightly)
+    # not used, every zoo activation takes the live path; not a defect of the source tree
+    if st["mismatch"] and set(st["mismatch"]) <= {"sympy", "mpmath"}:
+        pytest.skip(f"zoo cache not used here: {st['reason']}")
+
+
 def test_zoo_cache_is_up_to_date():
     """The shipped zoo cache applies to this source tree (else every run falls back to sympy).
     After editing the zoo or a file in cache.HASHED_SOURCES: python -m
     critheory.expectations.build_zoo_cache"""
-    out = _run("""
-        import json
-        from critheory.activation import cache, zoo
-        st = cache.status()
-        print(json.dumps(st))
-        """)
-    st = json.loads(out)
+    st = _cache_status()
+    _skip_if_other_versions(st)
     assert st["symbolic"], st["reason"]
     from critheory.activation.zoo import ZOO
 
@@ -97,6 +107,7 @@ def test_zoo_cache_is_up_to_date():
 
 
 def test_moments_needs_no_sympy():
+    _skip_if_other_versions(_cache_status())
     code = """
         import io, contextlib, sys
         from critheory.cli.main import main
@@ -164,6 +175,7 @@ def test_zoo_cache_is_bit_identical(names):
 def test_cached_activation_matches_live_symbolically():
     """What the theory asks of an activation (expression, derivatives, Taylor coefficients,
     mpmath evaluators, integrand expressions) is the same from the cache as live."""
+    _skip_if_other_versions(_cache_status())
     out = _run("""
         import mpmath
         from critheory.activation import cache, zoo
@@ -198,6 +210,7 @@ def test_cached_activation_matches_live_symbolically():
 @pytest.mark.slow
 def test_zoo_cache_equals_live_derivation():
     """Every stored entry equals what the generator derives live now (the whole zoo, ~20 s)."""
+    _skip_if_other_versions(_cache_status())
     p = subprocess.run([sys.executable, "-m", "critheory.expectations.build_zoo_cache", "--check"],
                        capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stdout + p.stderr

@@ -29,16 +29,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable, Mapping, Sequence
 
-import mpmath
 import numpy as np
-import scipy.special
-import sympy as sp
-from sympy.printing.numpy import SciPyPrinter
-from sympy.parsing.sympy_parser import (
-    parse_expr,
-    standard_transformations,
-)
 
+from critheory.activation._lazy import LazyModule, load, on_import
 from critheory.errors import (
     ActivationError,
     ActivationParseError,
@@ -50,10 +43,48 @@ from critheory.errors import (
 
 __all__ = ["Activation", "X", "TaylorInfo"]
 
-#: The real variable of every activation expression.
-X = sp.Symbol("x", real=True)
+# sympy (~0.8 s to import) and mpmath are imported on first use: a zoo activation served from
+# the zoo cache (critheory.activation.cache) needs neither for its numerical work
+sp = LazyModule("sympy")
+mpmath = LazyModule("mpmath")
 
-_NONSMOOTH = (sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise, sp.DiracDelta)
+#: The real variable of every activation expression (``X`` and ``_NONSMOOTH`` are created when
+#: sympy is imported; ``from critheory.activation.symbolic import X`` imports it).
+_SYMPY_GLOBALS = ("X", "_NONSMOOTH")
+
+
+def _on_sympy(mod) -> None:
+    global sp, X, _NONSMOOTH
+    sp = mod
+    X = mod.Symbol("x", real=True)
+    _NONSMOOTH = (mod.Max, mod.Min, mod.Abs, mod.Heaviside, mod.sign, mod.Piecewise,
+                  mod.DiracDelta)
+
+
+def _on_mpmath(mod) -> None:
+    global mpmath
+    mpmath = mod
+
+
+on_import("sympy", _on_sympy)
+on_import("mpmath", _on_mpmath)
+
+
+def _need_sympy() -> None:
+    """Import sympy (once) and create the module globals derived from it."""
+    if "X" not in globals():
+        load("sympy")
+
+
+def __getattr__(name: str):
+    if name in _SYMPY_GLOBALS:
+        _need_sympy()
+        return globals()[name]
+    if name == "_NUMPY_MODULE":
+        return _numpy_module()
+    if name == "_IntPowPrinter":
+        return _int_pow_printer()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _ipow(b, n: int):
@@ -72,14 +103,28 @@ def _ipow(b, n: int):
         b = b * b
 
 
-# numpy translations for lambdify (scipy.special for the special functions)
-_NUMPY_MODULE = {
-    "erf": scipy.special.erf,
-    "erfc": scipy.special.erfc,
-    "Heaviside": lambda x, h0=0.5: np.heaviside(x, h0),
-    "sign": np.sign,
-    "_ipow": _ipow,
-}
+def _heaviside(x, h0=0.5):
+    """numpy translation of sympy's Heaviside (H(0) = 1/2)."""
+    return np.heaviside(x, h0)
+
+
+_NUMPY_MODULE_CACHE: dict = {}
+
+
+def _numpy_module() -> dict:
+    """numpy translations for lambdify (scipy.special for the special functions; imported here,
+    on the first lambdify, not with this module)."""
+    if not _NUMPY_MODULE_CACHE:
+        import scipy.special
+
+        _NUMPY_MODULE_CACHE.update({
+            "erf": scipy.special.erf,
+            "erfc": scipy.special.erfc,
+            "Heaviside": _heaviside,
+            "sign": np.sign,
+            "_ipow": _ipow,
+        })
+    return _NUMPY_MODULE_CACHE
 
 
 @dataclass(frozen=True)
@@ -103,6 +148,7 @@ class TaylorInfo:
 
 
 def _as_expr(value) -> sp.Expr:
+    _need_sympy()
     try:
         return sp.sympify(value)
     except (sp.SympifyError, TypeError, ValueError) as exc:  # pragma: no cover - defensive
@@ -111,6 +157,7 @@ def _as_expr(value) -> sp.Expr:
 
 def _strip_delta(expr: sp.Expr) -> sp.Expr:
     """Replace DiracDelta terms by 0: derivatives almost everywhere."""
+    _need_sympy()
     if expr.has(sp.DiracDelta):
         expr = expr.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.S.Zero)
     return expr
@@ -141,6 +188,7 @@ class Activation:
     """
 
     def __init__(self, expr: sp.Expr, name: str | None = None, *, _validate: bool = True):
+        _need_sympy()
         if not isinstance(expr, sp.Basic):
             raise ActivationParseError(f"not a sympy expression: {expr!r}")
         expr = sp.sympify(expr)
@@ -162,6 +210,46 @@ class Activation:
         self.name: str = name or str(expr)
         if _validate:
             self._validate()
+
+    @classmethod
+    def _from_zoo_cache(cls, entry, name: str) -> "Activation":
+        """A zoo activation from the zoo cache (:mod:`critheory.activation.cache`): the derived
+        properties are filled in from the cache, the sympy expression is rebuilt on first
+        access of :attr:`expr`, and the numpy/mpmath evaluators are the cached lambdify sources.
+        """
+        self = cls.__new__(cls)
+        d = self.__dict__
+        d["name"] = name
+        d["_zoo"] = entry
+        a = entry.data["activation"]
+        for key in ("breakpoints", "discontinuities", "jumps", "parity", "homogeneous_slopes",
+                    "growth_rate"):
+            d[key] = a[key]
+        d["_erf_params"] = a["erf_params"]
+        return self
+
+    @property
+    def expr(self) -> sp.Expr:
+        """φ as a sympy expression in :data:`X`."""
+        try:
+            return self.__dict__["_expr"]
+        except KeyError:
+            pass
+        # a zoo activation from the cache: rebuild the expression (imports sympy)
+        e = self.__dict__["_expr"] = self.__dict__["_zoo"].expr()
+        return e
+
+    @expr.setter
+    def expr(self, value) -> None:
+        self.__dict__["_expr"] = value
+
+    @property
+    def expr_text(self) -> str:
+        """``str(self.expr)``, without importing sympy for a zoo activation from the cache."""
+        z = self.__dict__.get("_zoo")
+        if z is not None and "_expr" not in self.__dict__:
+            return z.data["expr_text"]
+        return str(self.expr)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -223,6 +311,9 @@ class Activation:
             raise ActivationParseError("empty activation expression")
         params = dict(params or {})
         _check_formula_tokens(text, allowed=params)
+        _need_sympy()
+        from sympy.parsing.sympy_parser import parse_expr, standard_transformations
+
         local = {"x": X}
         for key in params:
             if not isinstance(key, str) or not key.isidentifier() or key == "x":
@@ -272,7 +363,7 @@ class Activation:
 
     # ------------------------------------------------------------------ dunder
     def __repr__(self) -> str:
-        return f"Activation({self.name!r}: {self.expr})"
+        return f"Activation({self.name!r}: {self.expr_text})"
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Activation) and self.expr == other.expr
@@ -288,6 +379,7 @@ class Activation:
         return self._derivatives(n)[n]
 
     def _derivatives(self, n: int) -> list:
+        _need_sympy()
         cache = self.__dict__.setdefault("_dcache", [self.expr])
         while len(cache) <= n:
             d = _strip_delta(sp.diff(cache[-1], X))
@@ -354,6 +446,9 @@ class Activation:
     @cached_property
     def taylor(self) -> TaylorInfo:
         """Exact derivatives σ_p = φ^{(p)}(0), p = 0..4, from sympy (absent at a kink at 0)."""
+        z = self.__dict__.get("_zoo")
+        if z is not None:
+            return z.taylor()
         if any(abs(b) == 0.0 for b in self.breakpoints):
             return TaylorInfo(None, "phi is not smooth at x = 0 (kink)")
         try:
@@ -414,51 +509,21 @@ class Activation:
 
     # ------------------------------------------------------------------ numeric
     def _lambdify(self, expr: sp.Expr) -> Callable:
-        fn = _np_lambdify(expr)
-
-        mp_fn: list = []
-        # per side: (|x| beyond which the value itself overflows float64, its ±inf), found
-        # by _mp_repair
-        overflow_at = {-1: (math.inf, math.inf), 1: (math.inf, math.inf)}
-
-        def f(x, _fn=fn):
-            x = np.asarray(x, dtype=float)
-            with np.errstate(all="ignore"):
-                y = _fn(x)
-            y = np.broadcast_to(np.asarray(y, dtype=float), x.shape) if np.ndim(y) < np.ndim(x) \
-                else np.asarray(y, dtype=float)
-            if np.isfinite(np.add.reduce(y, axis=None)):
-                # one pass: the sum is finite only if every value is (a sum that overflows
-                # merely takes the checks below)
-                return y
-            fin = np.isfinite(y)
-            bad = ~fin & np.isfinite(x)
-            if bad.any() and y.ndim:
-                # first retry in extended precision (exp overflows at 11356 instead of 709)
-                with np.errstate(all="ignore"):
-                    try:
-                        yl = np.asarray(_fn(x[bad].astype(np.longdouble)), dtype=float)
-                    except TypeError:
-                        yl = np.full(int(bad.sum()), np.nan)
-                y = np.array(y, dtype=float, copy=True)
-                y[bad] = np.broadcast_to(yl, y[bad].shape)
-                bad = ~np.isfinite(y) & np.isfinite(x)
-            if bad.any():
-                # float64 overflow in an intermediate (e.g. exp(-x)/(1 + exp(-x))**2 at x = -1e3):
-                # re-evaluate those entries in arbitrary precision, where the result is finite
-                if not mp_fn:
-                    mp_fn.append(sp.lambdify(X, expr, modules=["mpmath"]))
-                y = np.array(y, dtype=float, copy=True)
-                _mp_repair(mp_fn[0], x, y, bad, overflow_at)
-            return y
-
-        return f
+        return _wrap_numpy(_np_lambdify(expr),
+                           lambda: sp.lambdify(X, expr, modules=["mpmath"]))
 
     def numpy_func(self, n: int = 0) -> Callable[[np.ndarray], np.ndarray]:
         """Vectorized float64 evaluator of φ^{(n)} (almost everywhere)."""
         cache = self.__dict__.setdefault("_npcache", {})
         if n not in cache:
-            cache[n] = self._lambdify(self.derivative(n))
+            z = self.__dict__.get("_zoo")
+            srcs = z.data["functions"].get(n) if z is not None else None
+            if srcs is not None:
+                label = f"d{n}phi"
+                cache[n] = _wrap_numpy(z.function(srcs["np"], label),
+                                       lambda: z.function(srcs["mp_plain"], label + " (mpmath)"))
+            else:
+                cache[n] = self._lambdify(self.derivative(n))
         return cache[n]
 
     @property
@@ -473,8 +538,12 @@ class Activation:
         """Arbitrary-precision evaluator of φ^{(n)} (uses the current ``mpmath.mp.dps``)."""
         cache = self.__dict__.setdefault("_mpcache", {})
         if n not in cache:
-            expr = self.derivative(n)
-            fn = _mp_lambdify(expr)
+            z = self.__dict__.get("_zoo")
+            srcs = z.data["functions"].get(n) if z is not None else None
+            if srcs is not None:
+                fn = z.function(srcs["mp"], f"d{n}phi (mpmath, cse)")
+            else:
+                fn = _mp_lambdify(self.derivative(n))
 
             def f(x, _fn=fn):
                 v = _fn(x)
@@ -501,6 +570,55 @@ class Activation:
 
 
 # ---------------------------------------------------------------------- helpers
+def _wrap_numpy(fn: Callable, mp_factory: Callable[[], Callable]) -> Callable:
+    """The float64 evaluator around a lambdified numpy function ``fn``: float64 results, and
+    non-finite values where the argument is finite repaired in extended, then arbitrary
+    precision (``mp_factory()`` gives the plain mpmath lambdification, made on first need)."""
+    mp_fn: list = []
+    # per side: (|x| beyond which the value itself overflows float64, its ±inf), found
+    # by _mp_repair
+    overflow_at = {-1: (math.inf, math.inf), 1: (math.inf, math.inf)}
+
+    def f(x, _fn=fn):
+        x = np.asarray(x, dtype=float)
+        with np.errstate(all="ignore"):
+            y = _fn(x)
+        y = np.broadcast_to(np.asarray(y, dtype=float), x.shape) if np.ndim(y) < np.ndim(x) \
+            else np.asarray(y, dtype=float)
+        if np.isfinite(np.add.reduce(y, axis=None)):
+            # one pass: the sum is finite only if every value is (a sum that overflows
+            # merely takes the checks below)
+            return y
+        fin = np.isfinite(y)
+        bad = ~fin & np.isfinite(x)
+        if bad.any() and y.ndim:
+            # first retry in extended precision (exp overflows at 11356 instead of 709)
+            with np.errstate(all="ignore"):
+                try:
+                    yl = np.asarray(_fn(x[bad].astype(np.longdouble)), dtype=float)
+                except TypeError:
+                    yl = np.full(int(bad.sum()), np.nan)
+            y = np.array(y, dtype=float, copy=True)
+            y[bad] = np.broadcast_to(yl, y[bad].shape)
+            bad = ~np.isfinite(y) & np.isfinite(x)
+        if bad.any():
+            # float64 overflow in an intermediate (e.g. exp(-x)/(1 + exp(-x))**2 at x = -1e3):
+            # re-evaluate those entries in arbitrary precision, where the result is finite
+            if not mp_fn:
+                mp_fn.append(mp_factory())
+            y = np.array(y, dtype=float, copy=True)
+            _mp_repair(mp_fn[0], x, y, bad, overflow_at)
+        return y
+
+    return f
+
+
+def _from_srepr(text: str):
+    """A sympy expression from its ``srepr`` (the zoo cache stores expressions so)."""
+    _need_sympy()
+    return sp.sympify(text)
+
+
 _BUILTIN_NAMES = frozenset(dir(builtins)) - {"abs", "pow", "min", "max", "True", "False"}
 _FORBIDDEN_OPS = frozenset({".", ";", "=", ":", ":=", "[", "]", "{", "}", "@", "->", "\\"})
 
@@ -546,6 +664,7 @@ def _mp_lambdify(expr: sp.Expr) -> Callable:
     Piecewise (whose branches are evaluated lazily: a hoisted subexpression could be evaluated
     where its branch is undefined). CSE makes the references 2-4x faster for the derivative
     integrands of mish, gelu_tanh, swish (φφ'' of mish: 400 -> 110 µs per evaluation)."""
+    _need_sympy()
     if not expr.has(sp.Piecewise):
         try:
             return sp.lambdify(X, expr, modules=["mpmath"], cse=True)
@@ -565,35 +684,49 @@ def _np_lambdify(expr: sp.Expr) -> Callable:
     ``exp(x) - 1`` has relative error eps/|x| near 0, which made E[elu(h)²] at K = 1e-30 fail to
     converge (every node on the negative side was off by ~10%).
     """
-    modules = [_NUMPY_MODULE, "numpy", "scipy"]
+    _need_sympy()
+    numpy_module = _numpy_module()
+    modules = [numpy_module, "numpy", "scipy"]
     try:
         from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
 
         expr = optimize(expr, [expm1_opt, log1p_opt])
     except Exception:  # pragma: no cover - rewriting failure: evaluate as written
         pass
-    printer = _IntPowPrinter({"fully_qualified_modules": False, "inline": True,
-                              "allow_unknown_functions": True,
-                              "user_functions": {k: k for k in _NUMPY_MODULE}})
+    printer = _int_pow_printer()({"fully_qualified_modules": False, "inline": True,
+                                  "allow_unknown_functions": True,
+                                  "user_functions": {k: k for k in numpy_module}})
     try:
         return sp.lambdify(X, expr, modules=modules, printer=printer, cse=True)
     except Exception:  # pragma: no cover - sympy CSE failure
         return sp.lambdify(X, expr, modules=modules, printer=printer)
 
 
-class _IntPowPrinter(SciPyPrinter):
-    """lambdify's numpy/scipy printer, with integer powers other than 2 and -1 as ``_ipow``
-    (repeated squaring): φ⁴, (1 + |x|)^-4, tanh(u)^3 ... 5-20x faster to evaluate."""
+_PRINTER: list = []
 
-    def _print_Pow(self, expr, rational=False):
-        e = expr.exp
-        if e.is_Integer and abs(int(e)) <= 64 and int(e) not in (0, 1, 2, -1):
-            return f"_ipow({self._print(expr.base)}, {int(e)})"
-        return super()._print_Pow(expr, rational=rational)
+
+def _int_pow_printer() -> type:
+    """The class ``_IntPowPrinter``: lambdify's numpy/scipy printer, with integer powers other
+    than 2 and -1 as ``_ipow`` (repeated squaring): φ⁴, (1 + |x|)^-4, tanh(u)^3 ... 5-20x faster
+    to evaluate. Created on first use (it subclasses a sympy printer)."""
+    if not _PRINTER:
+        from sympy.printing.numpy import SciPyPrinter
+
+        class _IntPowPrinter(SciPyPrinter):
+            def _print_Pow(self, expr, rational=False):
+                e = expr.exp
+                if e.is_Integer and abs(int(e)) <= 64 and int(e) not in (0, 1, 2, -1):
+                    return f"_ipow({self._print(expr.base)}, {int(e)})"
+                return super()._print_Pow(expr, rational=rational)
+
+        _IntPowPrinter.__doc__ = _int_pow_printer.__doc__
+        _PRINTER.append(_IntPowPrinter)
+    return _PRINTER[0]
 
 
 def _switch_functions(atom) -> list:
     """Expressions whose real zeros are the switching points of a non-smooth atom."""
+    _need_sympy()
     if isinstance(atom, (sp.Max, sp.Min)):
         args = atom.args
         return [args[i] - args[j] for i in range(len(args)) for j in range(i + 1, len(args))]
@@ -609,6 +742,7 @@ def _switch_functions(atom) -> list:
 
 
 def _real_zeros(g: sp.Expr, act: "Activation") -> list[float]:
+    _need_sympy()
     g = sp.sympify(g)
     if not g.has(X):
         return []
@@ -652,6 +786,7 @@ def _real_zeros(g: sp.Expr, act: "Activation") -> list[float]:
 
 def _check_domain(act: Activation, bps: Sequence[float]) -> None:
     """Raise DomainError if φ is undefined, infinite or complex somewhere on the real line."""
+    _need_sympy()
     expr = act.expr
     # symbolic: sympy's continuous domain over the reals
     try:
@@ -687,7 +822,7 @@ def _check_domain(act: Activation, bps: Sequence[float]) -> None:
                 raise DomainError(f"activation {act.name} is not finite at x = {t:g}")
 
 
-_FLOAT_MAX = mpmath.mpf(np.finfo(float).max)
+_FLOAT_MAX: list = []
 
 
 def _mp_repair(mp_fn: Callable, x: np.ndarray, y: np.ndarray, bad: np.ndarray,
@@ -713,6 +848,9 @@ def _mp_repair(mp_fn: Callable, x: np.ndarray, y: np.ndarray, bad: np.ndarray,
     far = np.abs(xs) >= np.where(side_of > 0, overflow_at[1][0], overflow_at[-1][0])
     yv[flat[far]] = np.where(side_of[far] > 0, overflow_at[1][1], overflow_at[-1][1])
     order = np.argsort(np.abs(xs), kind="stable")
+    if not _FLOAT_MAX:
+        _FLOAT_MAX.append(mpmath.mpf(np.finfo(float).max))
+    float_max = _FLOAT_MAX[0]
     with mpmath.workdps(30):
         for k in order[~far[order]]:
             xv, side = float(xs[k]), int(side_of[k])
@@ -730,7 +868,7 @@ def _mp_repair(mp_fn: Callable, x: np.ndarray, y: np.ndarray, bad: np.ndarray,
                 continue
             if mpmath.isnan(v):
                 yv[flat[k]] = np.nan
-            elif mpmath.isfinite(v) and abs(v) <= _FLOAT_MAX:
+            elif mpmath.isfinite(v) and abs(v) <= float_max:
                 yv[flat[k]] = float(v)
             else:
                 yv[flat[k]] = math.copysign(math.inf, float(mpmath.sign(v)))

@@ -86,6 +86,10 @@ def make(name: str, params: Mapping[str, float] | None = None):
         raise InvalidArgumentError(
             f"activation {key} has no parameter(s) {', '.join(sorted(unknown))}"
             f" (it has: {', '.join(defaults) or 'none'})")
+    if not params:
+        act = _from_zoo_cache(key)
+        if act is not None:
+            return act
     values = dict(_defaults(key))
     values.update(params)
     label = key
@@ -97,6 +101,29 @@ def make(name: str, params: Mapping[str, float] | None = None):
 
 _CACHE: dict = {}
 _DEFAULTS: dict = {}
+_ZOO_CACHED: dict = {}
+
+
+def _forget_cached() -> None:
+    _ZOO_CACHED.clear()
+
+
+def _from_zoo_cache(key: str):
+    """The zoo activation ``key`` (default parameters) built from the zoo cache without sympy
+    (see :mod:`critheory.activation.cache`), or None where the cache does not apply."""
+    if key not in _ZOO_CACHED:
+        from critheory.activation import cache
+
+        if _forget_cached not in cache._ON_RESET:
+            cache.on_reset(_forget_cached)
+        entry = cache.entry(key)
+        act = None
+        if entry is not None:
+            from critheory.activation.symbolic import Activation
+
+            act = Activation._from_zoo_cache(entry, key)
+        _ZOO_CACHED[key] = act
+    return _ZOO_CACHED[key]
 
 
 def _defaults(key: str) -> dict:

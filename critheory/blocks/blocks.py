@@ -79,6 +79,9 @@ def check_mu(mu) -> float:
         raise InvalidArgumentError(f"residual strength mu must be a number, got {mu!r}") from None
     if not math.isfinite(mu) or mu < 0:
         raise InvalidArgumentError(f"residual strength mu must be finite and >= 0, got {mu}")
+    if mu > 1e150:   # μ² enters every map: refuse where it overflows float64
+        raise InvalidArgumentError(f"residual strength mu must be <= 1e150 (mu^2 overflows "
+                                   f"float64), got {mu:g}")
     return mu
 
 

@@ -1,13 +1,13 @@
 """Command-line interface: ``critheory moments ACTIVATION --var K [--json]``."""
 from __future__ import annotations
 
+# Start-up: this module builds the parser of every sub-command; it imports nothing heavy
+# (numpy, sympy, scipy, matplotlib are imported by the commands that use them, inside their
+# functions), so that ``critheory --help`` and argument errors are fast.
 import argparse
-import json
 import os
 import sys
 import warnings
-
-import numpy as np
 
 from critheory.errors import CritheoryError
 
@@ -34,11 +34,13 @@ def _cmd_moments(args) -> int:
     act = Activation.get(args.activation, _params(args.param))
     res = moments(act, args.var)
     if args.json:
-        print(json.dumps({"activation": act.name, "expr": str(act.expr), "var": args.var,
+        import json
+
+        print(json.dumps({"activation": act.name, "expr": act.expr_text, "var": args.var,
                           "moments": {k: {"value": r.value, "error": r.error, "method": r.method}
                                       for k, r in res.items()}}, indent=2))
     else:
-        print(f"activation {act.name}: {act.expr}   K = {args.var:g}")
+        print(f"activation {act.name}: {act.expr_text}   K = {args.var:g}")
         labels = {"phi": "E[phi]", "phi2": "E[phi^2]", "dphi2": "E[phi'^2]",
                   "phi_d2phi": "E[phi phi'']"}
         for k, r in res.items():
@@ -79,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import numpy as np
+
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -7,6 +7,7 @@ README (``weight_var``, ``bias_var``, ``fixed_point``, ``chi_parallel``, ``chi_p
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -19,12 +20,24 @@ from critheory.errors import InvalidArgumentError
 __all__ = ["register", "parse_grid"]
 
 
+#: Budgets of the theory commands (refused at once above them, see README "Resource limits").
+MAX_GRID_POINTS = 100_000      # bias variances of one critical line
+MAX_PHASE_GRID = 401           # points per axis of a phase diagram
+
+
 def parse_grid(spec: str) -> np.ndarray:
-    """``"START:STOP:NUM"`` → ``numpy.linspace(START, STOP, NUM)``; a single number is allowed."""
+    """``"START:STOP:NUM"`` → ``numpy.linspace(START, STOP, NUM)``; a single number is allowed.
+
+    >>> parse_grid("0:1:3").tolist()
+    [0.0, 0.5, 1.0]
+    """
     parts = str(spec).split(":")
     try:
         if len(parts) == 1:
-            return np.array([float(parts[0])])
+            a = float(parts[0])
+            if not np.isfinite(a):
+                raise InvalidArgumentError(f"grid value must be finite, got {spec!r}")
+            return np.array([a])
         if len(parts) != 3:
             raise ValueError
         a, b, n = float(parts[0]), float(parts[1]), int(parts[2])
@@ -32,9 +45,58 @@ def parse_grid(spec: str) -> np.ndarray:
         raise InvalidArgumentError(f"grid must be START:STOP:NUM, got {spec!r}") from None
     if n < 1:
         raise InvalidArgumentError(f"grid {spec!r} is empty (NUM must be >= 1)")
+    if n > MAX_GRID_POINTS:
+        raise InvalidArgumentError(f"grid {spec!r} has {n} points; at most {MAX_GRID_POINTS} "
+                                   "per command (split the range)")
     if not (np.isfinite(a) and np.isfinite(b)):
         raise InvalidArgumentError(f"grid {spec!r} has non-finite ends")
     return np.linspace(a, b, n)
+
+
+def _finite(text: str) -> float:
+    """argparse type: a finite number."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def _range(text: str) -> tuple[float, float]:
+    """argparse type: ``LO:HI``, two finite numbers with LO < HI."""
+    parts = str(text).split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        lo, hi = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO:HI, got {text!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise argparse.ArgumentTypeError(f"expected finite LO < HI, got {text!r}")
+    return lo, hi
+
+
+def _grid_size(text: str) -> int:
+    """argparse type: points per axis of a phase diagram, 2..MAX_PHASE_GRID."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 2 <= n <= MAX_PHASE_GRID:
+        raise argparse.ArgumentTypeError(f"must be between 2 and {MAX_PHASE_GRID}, got {n}")
+    return n
+
+
+def _correlation(text: str) -> float | None:
+    """argparse type: a correlation in [-1, 1], or ``none``."""
+    if str(text).strip().lower() == "none":
+        return None
+    v = _finite(text)
+    if not -1.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"a correlation must lie in [-1, 1], got {text!r}")
+    return v
 
 
 def _params(items):
@@ -176,7 +238,7 @@ def _cmd_depth(args) -> int:
     from critheory.theory.meanfield.depth import depth_curves, fit_power_law
 
     arch = _arch(args)
-    corr = None if args.corr is None or args.corr.lower() == "none" else float(args.corr)
+    corr = args.corr
     d = depth_curves(arch, args.weight_var, args.bias_var, args.depth, l0=args.l0, q0=args.q0,
                      input_correlation=corr, progress=args.depth >= 2000 and not args.json)
     out = d.to_dict()
@@ -240,22 +302,20 @@ def _cmd_phase(args) -> int:
     check_path(args.plot)
     arch = _arch(args)
     if args.plane == "weight-mu":
-        sw = tuple(float(v) for v in args.weight_range.split(":"))
-        mr = tuple(float(v) for v in args.mu_range.split(":"))
+        sw, mr = args.weight_range, args.mu_range
         if not arch.residual:
             raise InvalidArgumentError("the (weight_var, mu) plane needs a residual --arch")
-        if len(sw) != 2 or len(mr) != 2 or sw[0] <= 0 or mr[0] < 0 or sw[1] <= sw[0] \
-                or mr[1] <= mr[0]:
-            raise InvalidArgumentError("ranges must be LO:HI with LO < HI")
+        if sw[0] <= 0 or mr[0] < 0:
+            raise InvalidArgumentError("ranges must be LO:HI with 0 < LO (weight) and "
+                                       "0 <= LO (mu)")
         grid = phase_grid_mu(arch.name, arch.activation, sw, mr, args.at_bias_var, args.grid)
         path = plot_phase_mu(grid, args.plot, bias_var=args.at_bias_var,
                              title=f"{arch.activation.name} ({arch.name}), "
                                    f"$\\sigma_b^2$ = {args.at_bias_var:g}")
         print(f"wrote {path}")
         return 0
-    sw = tuple(float(v) for v in args.weight_range.split(":"))
-    sb = tuple(float(v) for v in args.bias_range.split(":"))
-    if len(sw) != 2 or len(sb) != 2 or sw[0] <= 0 or sb[0] < 0 or sw[1] <= sw[0] or sb[1] <= sb[0]:
+    sw, sb = args.weight_range, args.bias_range
+    if sw[0] <= 0 or sb[0] < 0:
         raise InvalidArgumentError("ranges must be LO:HI with 0 < LO < HI (weight) and "
                                    "0 <= LO < HI (bias)")
     line = [p.to_dict() for p in critical_line(arch, np.linspace(sb[0], sb[1], 101))]
@@ -273,7 +333,7 @@ def _common(p, plot=True):
     from critheory.blocks.registry import names
 
     p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
-    p.add_argument("--mu", type=float, default=1.0, help="residual strength mu (default 1)")
+    p.add_argument("--mu", type=_finite, default=1.0, help="residual strength mu (default 1)")
     if plot:
         p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
 
@@ -286,10 +346,10 @@ def register(sub) -> None:
                    help="grid of the critical-line summary (default 0:1:11)")
     a.add_argument("--verify-depth", type=int, default=10000,
                    help="depth of the recursion that checks the exponents (0: skip)")
-    a.add_argument("--weight-var", type=float, default=1.0,
+    a.add_argument("--weight-var", type=_finite, default=1.0,
                    help="reference weight variance for hyperparameter-dependent exponents "
                         "(everywhere-critical / residual architectures; default 1)")
-    a.add_argument("--ref-bias-var", type=float, default=0.0,
+    a.add_argument("--ref-bias-var", type=_finite, default=0.0,
                    help="reference bias variance for the same (default 0)")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=_cmd_analyze)
@@ -304,32 +364,33 @@ def register(sub) -> None:
 
     pt = sub.add_parser("point", help="fixed points, chi's, phase and xi at one point")
     _common(pt, plot=False)
-    pt.add_argument("--weight-var", type=float, required=True)
-    pt.add_argument("--bias-var", type=float, required=True)
-    pt.add_argument("--q0", type=float, default=1.0, help="input norm |x|^2/N0 (default 1)")
+    pt.add_argument("--weight-var", type=_finite, required=True)
+    pt.add_argument("--bias-var", type=_finite, required=True)
+    pt.add_argument("--q0", type=_finite, default=1.0, help="input norm |x|^2/N0 (default 1)")
     pt.add_argument("--json", action="store_true")
     pt.set_defaults(func=_cmd_point)
 
     dp = sub.add_parser("depth", help="K^l, c^l and the APJN J^(l0,l) through depth")
     _common(dp)
-    dp.add_argument("--weight-var", type=float, required=True)
-    dp.add_argument("--bias-var", type=float, required=True)
+    dp.add_argument("--weight-var", type=_finite, required=True)
+    dp.add_argument("--bias-var", type=_finite, required=True)
     dp.add_argument("--depth", type=int, required=True)
     dp.add_argument("--l0", type=int, default=1)
-    dp.add_argument("--q0", type=float, default=1.0, help="input norm |x|^2/N0 (default 1)")
-    dp.add_argument("--corr", default=None,
+    dp.add_argument("--q0", type=_finite, default=1.0, help="input norm |x|^2/N0 (default 1)")
+    dp.add_argument("--corr", type=_correlation, default=None,
                     help="correlation of a second input (default: no two-input curve)")
     dp.add_argument("--json", action="store_true")
     dp.set_defaults(func=_cmd_depth)
 
     ph = sub.add_parser("phase", help="phase diagram in the (weight_var, bias_var) plane")
     _common(ph)
-    ph.add_argument("--weight-range", default="0.25:4", metavar="LO:HI")
-    ph.add_argument("--bias-range", default="0:1", metavar="LO:HI")
-    ph.add_argument("--grid", type=int, default=41, help="grid points per axis (default 41)")
+    ph.add_argument("--weight-range", type=_range, default=(0.25, 4.0), metavar="LO:HI")
+    ph.add_argument("--bias-range", type=_range, default=(0.0, 1.0), metavar="LO:HI")
+    ph.add_argument("--grid", type=_grid_size, default=41,
+                    help=f"grid points per axis, 2..{MAX_PHASE_GRID} (default 41)")
     ph.add_argument("--plane", choices=["weight-bias", "weight-mu"], default="weight-bias",
                     help="which plane (default weight-bias)")
-    ph.add_argument("--mu-range", default="0:1", metavar="LO:HI")
-    ph.add_argument("--at-bias-var", type=float, default=0.0,
+    ph.add_argument("--mu-range", type=_range, default=(0.0, 1.0), metavar="LO:HI")
+    ph.add_argument("--at-bias-var", type=_finite, default=0.0,
                     help="bias variance of the (weight_var, mu) plane (default 0)")
     ph.set_defaults(func=_cmd_phase)

@@ -24,14 +24,33 @@ import math
 from functools import lru_cache
 
 import numpy as np
-import scipy.special as sc
-import sympy as sp
 
-from critheory.activation.symbolic import X
+from critheory.activation import symbolic as _sym
+from critheory.activation._lazy import LazyModule, on_import
 from critheory.expectations.integrands import Integrand
 from critheory.expectations.quadrature import det2
 
 __all__ = ["closed_form_1d", "closed_form_2d", "piecewise_terms"]
+
+# imported on first use: the structural analysis (sympy) is cached for zoo activations, and
+# scipy.special (erfc) serves only the piecewise closed forms
+sp = LazyModule("sympy")
+sc = LazyModule("scipy.special")
+
+
+def _on_sympy(mod) -> None:
+    global sp, _EXP_LIKE
+    sp = mod
+    _EXP_LIKE = (mod.exp, mod.sin, mod.cos, mod.sinh, mod.cosh)
+
+
+def _on_special(mod) -> None:
+    global sc
+    sc = mod
+
+
+on_import("sympy", _on_sympy)
+on_import("scipy.special", _on_special)
 
 _EPS = np.finfo(float).eps
 
@@ -39,6 +58,7 @@ _EPS = np.finfo(float).eps
 # ---------------------------------------------------------------------- structure
 def _resolve(e: sp.Expr, t0: float) -> sp.Expr:
     """The smooth branch of a piecewise expression that is active at x = t0."""
+    X = _sym.X
     if not e.args or not e.has(sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise):
         return e
     val = lambda a: float(sp.N(a.subs(X, t0), 20))  # noqa: E731
@@ -63,8 +83,6 @@ def _resolve(e: sp.Expr, t0: float) -> sp.Expr:
     return e.func(*[_resolve(a, t0) for a in e.args])
 
 
-_EXP_LIKE = (sp.exp, sp.sin, sp.cos, sp.sinh, sp.cosh)
-
 
 def _could_be_exp_poly(e: sp.Expr) -> bool:
     """Cheap structural test: e is built from x, constants, +, ×, non-negative integer powers
@@ -74,6 +92,7 @@ def _could_be_exp_poly(e: sp.Expr) -> bool:
     exponential polynomial; this avoids sympy's very slow ``expand(rewrite(exp))`` on large
     derivative expressions (seconds for mish or gelu_tanh) that would end in None anyway.
     """
+    X = _sym.X
     if not e.has(X):
         return True
     if e == X:
@@ -91,6 +110,7 @@ def _could_be_exp_poly(e: sp.Expr) -> bool:
 
 
 def _is_linear(arg: sp.Expr) -> bool:
+    X = _sym.X
     try:
         return not sp.diff(arg, X).has(X)
     except Exception:  # pragma: no cover - defensive
@@ -99,6 +119,7 @@ def _is_linear(arg: sp.Expr) -> bool:
 
 def _exp_poly_terms(e: sp.Expr):
     """Write e as Σ c x^p e^{αx} (c, α complex); None if impossible."""
+    X = _sym.X
     if not _could_be_exp_poly(e):
         return None
     e = sp.expand(sp.powsimp(sp.expand(e.rewrite(sp.exp)), combine="exp"))
@@ -192,8 +213,14 @@ _SEG_PANELS = 8
 #: half-width of the part of a finite segment that is integrated, around its point nearest 0
 #: (see _segment_moments)
 _SEG_REACH = 12.0
-_SEG_T, _SEG_W = np.polynomial.legendre.leggauss(20)
 _SEG_FRAC = np.linspace(0.0, 1.0, _SEG_PANELS + 1)
+
+
+@lru_cache(maxsize=None)
+def _seg_rule() -> tuple[np.ndarray, np.ndarray]:
+    """The 20-node Gauss–Legendre rule of the finite segments (numpy.polynomial is imported
+    here, on first use, not with this module)."""
+    return np.polynomial.legendre.leggauss(20)
 
 
 def _segment_moments(a: np.ndarray, b: np.ndarray, jmax: int) -> list[np.ndarray]:
@@ -225,8 +252,9 @@ def _segment_moments(a: np.ndarray, b: np.ndarray, jmax: int) -> list[np.ndarray
         edges = lo[..., None] + (hi - lo)[..., None] * _SEG_FRAC
         mid = 0.5 * (edges[..., 1:] + edges[..., :-1])
         half = 0.5 * (edges[..., 1:] - edges[..., :-1])
-        Z = mid[..., None] + half[..., None] * _SEG_T          # (..., panels, nodes)
-        W = half[..., None] * _SEG_W * np.exp(-0.5 * Z * Z) / math.sqrt(2 * math.pi)
+        seg_t, seg_w = _seg_rule()
+        Z = mid[..., None] + half[..., None] * seg_t          # (..., panels, nodes)
+        W = half[..., None] * seg_w * np.exp(-0.5 * Z * Z) / math.sqrt(2 * math.pi)
         Zj = np.ones_like(Z)
     for j in range(jmax + 1):
         sgn = -1.0 if j % 2 else 1.0
@@ -332,6 +360,7 @@ def _homogeneous_1d(itg: Integrand, K: np.ndarray):
 def _erf_params(act):
     cache = act.__dict__
     if "_erf_params" not in cache:
+        X = _sym.X
         c, a = sp.Wild("c", exclude=[X]), sp.Wild("a", exclude=[X])
         m = act.expr.match(c * sp.erf(a * X))
         res = None

@@ -20,17 +20,30 @@ integration-by-parts identity E[φ'² + φφ''] = E[hφφ']/K holds for every co
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError
 from functools import cached_property
 from typing import Callable
 
-import mpmath
 import numpy as np
-import sympy as sp
-from scipy.special import erfc
 
-from critheory.activation.symbolic import Activation, X, _growth, _mp_lambdify
+from critheory.activation import symbolic as _sym
+from critheory.activation._lazy import LazyModule, on_import
+from critheory.activation.symbolic import Activation, _growth, _mp_lambdify
 from critheory.errors import GrowthError, InvalidArgumentError
+
+# imported on first use (a zoo activation from the zoo cache needs neither)
+sp = LazyModule("sympy")
+mpmath = LazyModule("mpmath")
+
+
+def _on_import(name):
+    def hook(mod):
+        globals()[name] = mod
+    return hook
+
+
+on_import("sympy", _on_import("sp"))
+on_import("mpmath", _on_import("mpmath"))
 
 __all__ = ["Integrand", "Float64Noise", "integrand", "NAMED"]
 
@@ -40,9 +53,12 @@ _NOISE_EMIN, _NOISE_EMAX = -29, 12
 NAMED = ("phi", "phi2", "dphi", "dphi2", "phi_d2phi", "phi4", "h_phi_dphi", "d2phi")
 
 
-@dataclass(frozen=True, eq=False)
 class Integrand:
     """A function g(x) built from an activation, with what quadrature needs to know about it.
+
+    Immutable; the derived attributes are computed on first use (or taken from the zoo cache,
+    :mod:`critheory.activation.cache`, for the named integrands of a cached zoo activation:
+    then ``expr`` too is derived only when asked for).
 
     Attributes
     ----------
@@ -55,18 +71,54 @@ class Integrand:
         Distributional terms c·δ(x - b) added to g.
     """
 
-    activation: Activation
-    name: str
-    expr: sp.Expr
-    point_masses: tuple = field(default=())
+    def __init__(self, activation: Activation, name: str, expr=None, point_masses: tuple = (),
+                 *, _cached: dict | None = None):
+        d = self.__dict__
+        d["activation"] = activation
+        d["name"] = name
+        d["point_masses"] = tuple(point_masses)
+        if expr is not None:
+            d["expr"] = expr
+        elif _cached is None:
+            raise InvalidArgumentError("an Integrand needs an expression")
+        if _cached is not None:
+            d["_cached"] = _cached
+            for key in ("breakpoints", "growth", "parity"):
+                d[key] = _cached[key]
+            d["_pw_terms"] = _cached["pw_terms"]
+
+    def __setattr__(self, name, value):
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name):
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __repr__(self) -> str:
+        return (f"Integrand(activation={self.activation!r}, name={self.name!r},"
+                f" expr={self.expr!r}, point_masses={self.point_masses!r})")
+
+    @cached_property
+    def expr(self):
+        """g(x) as a sympy expression (a cached named integrand: built on first use)."""
+        return _named(self.activation, self.name)[0]
+
+    def _cached_function(self, which: str, label: str):
+        z = self.activation.__dict__["_zoo"]
+        return z.function(self.__dict__["_cached"][which], f"{self.name} {label}")
 
     @cached_property
     def numpy(self) -> Callable[[np.ndarray], np.ndarray]:
+        if "_cached" in self.__dict__:
+            return _sym._wrap_numpy(self._cached_function("np", "(numpy)"),
+                                    lambda: self._cached_function("mp_plain", "(mpmath)"))
         return self.activation.sympy_numpy(self.expr)
 
     @cached_property
     def mpmath(self) -> Callable:
-        fn = _mp_lambdify(self.expr)
+        if "_cached" in self.__dict__:
+            fn = self._cached_function("mp", "(mpmath, cse)")
+        else:
+            fn = _mp_lambdify(self.expr)
 
         def f(t):
             v = fn(t)
@@ -77,10 +129,10 @@ class Integrand:
     @cached_property
     def breakpoints(self) -> tuple[float, ...]:
         """The activation's breakpoints and those of the integrand's own non-smooth parts."""
-        from critheory.activation.symbolic import _NONSMOOTH, _real_zeros, _switch_functions
+        from critheory.activation.symbolic import _real_zeros, _switch_functions
 
         pts = set(self.activation.breakpoints)
-        for atom in self.expr.atoms(*_NONSMOOTH):
+        for atom in self.expr.atoms(*_sym._NONSMOOTH):
             for g in _switch_functions(atom):
                 pts.update(_real_zeros(g, self.activation))
         return tuple(sorted(pts))
@@ -88,7 +140,7 @@ class Integrand:
     @cached_property
     def growth(self) -> tuple[float, float]:
         """Exponential growth rates (α_-, α_+) of |g| at ∓∞."""
-        f = sp.lambdify(X, self.expr, modules=["mpmath"])
+        f = sp.lambdify(_sym.X, self.expr, modules=["mpmath"])
         try:
             return (_growth(f, -1), _growth(f, +1))
         except GrowthError:
@@ -109,6 +161,11 @@ class Integrand:
         largest error in the octave of x and its two neighbours (beyond the sampled octaves:
         the outermost).
         """
+        cached = self.__dict__.get("_cached")
+        if cached is not None:
+            table = self.activation.__dict__["_zoo"].noise_table(self.name)
+            if table is not None:
+                return Float64Noise(table)
         e = np.arange(_NOISE_EMIN, _NOISE_EMAX + 1)
         two = e >= -3
         mags = np.concatenate([2.0 ** (e - 0.75), 2.0 ** (e[two] - 0.25)])
@@ -151,6 +208,7 @@ class Integrand:
         already 0 (tanh(x) + 1e-20 passes the numerical check and is not odd).
         """
         e = self.expr
+        X = _sym.X
         m = e.subs(X, -X)
         diffs = {"odd": m + e, "even": m - e}
         if self.point_masses:
@@ -182,6 +240,9 @@ class Integrand:
         return "none"
 
 
+_OCTAVE_MASS: list = []
+
+
 class Float64Noise:
     """Octave table of the float64 evaluation error of an integrand (see
     :attr:`Integrand.float64_noise`).
@@ -210,17 +271,7 @@ class Float64Noise:
         table = np.array(table, dtype=float)
         table.setflags(write=False)
         self.table = table
-        ex = np.arange(_NOISE_EMIN, _NOISE_EMAX + 1, dtype=float)
-        lo = 2.0 ** (ex - 1)
-        lo[0] = 0.0
-        hi = 2.0 ** ex
-        hi[-1] = np.inf
-        # σ grid: four octaves beyond the table on either side, then constant
-        j = np.arange(self._STEPS_PER_OCTAVE * (_NOISE_EMIN - 4),
-                      self._STEPS_PER_OCTAVE * (_NOISE_EMAX + 4) + 1)
-        sig = 2.0 ** (j / self._STEPS_PER_OCTAVE)
-        r = 1.0 / (np.sqrt(2.0) * sig[:, None])
-        mass = 0.5 * (erfc(lo[None, :] * r) - erfc(hi[None, :] * r))   # P(a <= σz < b, z > 0)
+        j, mass = self.octave_mass()
         both = table[0] + table[1]
         # octaves without Gaussian mass add nothing, even where the table is inf (float64
         # overflow far out, e.g. exp(x) at 2^12)
@@ -231,6 +282,40 @@ class Float64Noise:
         avg2.setflags(write=False)
         self._j0 = int(j[0])
         self._avg2 = avg2
+
+    @classmethod
+    def octave_mass(cls) -> tuple[np.ndarray, np.ndarray]:
+        """The σ grid (as exponents j, σ = 2^(j/4)) and the Gaussian mass of each octave at each
+        σ: constants, computed once per process (with scipy.special.erfc; taken from the zoo
+        cache where its float64 part applies, which spares importing scipy.special)."""
+        if not _OCTAVE_MASS:
+            # σ grid: four octaves beyond the table on either side, then constant
+            j = np.arange(cls._STEPS_PER_OCTAVE * (_NOISE_EMIN - 4),
+                          cls._STEPS_PER_OCTAVE * (_NOISE_EMAX + 4) + 1)
+            from critheory.activation import cache
+
+            if _OCTAVE_MASS.clear not in cache._ON_RESET:
+                cache.on_reset(_OCTAVE_MASS.clear)
+            mass = cache.noise_mass()
+            if mass is None or mass.shape != (j.size, _NOISE_EMAX - _NOISE_EMIN + 1):
+                mass = cls._compute_octave_mass(j)
+            _OCTAVE_MASS.append((j, mass))
+        return _OCTAVE_MASS[0]
+
+    @classmethod
+    def _compute_octave_mass(cls, j: np.ndarray) -> np.ndarray:
+        from scipy.special import erfc
+
+        ex = np.arange(_NOISE_EMIN, _NOISE_EMAX + 1, dtype=float)
+        lo = 2.0 ** (ex - 1)
+        lo[0] = 0.0
+        hi = 2.0 ** ex
+        hi[-1] = np.inf
+        sig = 2.0 ** (j / cls._STEPS_PER_OCTAVE)
+        r = 1.0 / (np.sqrt(2.0) * sig[:, None])
+        mass = 0.5 * (erfc(lo[None, :] * r) - erfc(hi[None, :] * r))   # P(a <= σz < b, z > 0)
+        mass.setflags(write=False)
+        return mass
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         _, ex = np.frexp(x)
@@ -247,52 +332,68 @@ class Float64Noise:
         return self._avg2[f.astype(np.intp)]
 
 
+def _named(act: Activation, spec: str) -> tuple:
+    """(g(x), point masses) of the named integrand ``spec`` of ``act``."""
+    phi, d1, d2 = act.expr, act.derivative(1), act.derivative(2)
+    masses: tuple = ()
+    if spec == "phi":
+        e = phi
+    elif spec == "phi2":
+        e = phi ** 2
+    elif spec == "dphi":
+        act.check_continuous("expectations of phi'")
+        e = d1
+    elif spec == "d2phi":
+        act.check_continuous("expectations of phi''")
+        e = d2
+        masses = tuple((b, jump) for b, _, jump in act.jumps if jump != 0.0)
+    elif spec == "dphi2":
+        act.check_continuous("expectations of phi'^2")
+        e = d1 ** 2
+    elif spec == "phi_d2phi":
+        act.check_continuous("expectations of phi*phi''")
+        e = phi * d2
+        masses = tuple((b, val * jump) for b, val, jump in act.jumps if val * jump != 0.0)
+    elif spec == "phi4":
+        e = phi ** 4
+    elif spec == "h_phi_dphi":
+        act.check_continuous("expectations of h*phi*phi'")
+        e = _sym.X * phi * d1
+    else:
+        raise InvalidArgumentError(
+            f"unknown integrand {spec!r}; named integrands: {', '.join(NAMED)}")
+    return e, masses
+
+
 def integrand(act: Activation, spec) -> Integrand:
     """The integrand ``spec`` (a name from :data:`NAMED` or a sympy expression in x) of ``act``."""
     if isinstance(spec, Integrand):
         return spec
     cache = act.__dict__.setdefault("_intcache", {})
-    key = spec if isinstance(spec, str) else sp.srepr(spec)
+    if isinstance(spec, str):
+        out = cache.get(spec)
+        if out is not None:
+            return out
+        zoo = act.__dict__.get("_zoo")
+        data = zoo.integrands.get(spec) if zoo is not None else None
+        if data is not None:
+            # a zoo activation from the zoo cache: no sympy
+            out = cache[spec] = Integrand(act, spec, None, data["point_masses"], _cached=data)
+            return out
+        e, masses = _named(act, spec)
+        out = cache[spec] = Integrand(act, spec, e, masses)
+        return out
+    key = sp.srepr(spec)
     if key in cache:
         return cache[key]
-    phi, d1, d2 = act.expr, act.derivative(1), act.derivative(2)
-    masses: tuple = ()
-    if isinstance(spec, str):
-        if spec == "phi":
-            e = phi
-        elif spec == "phi2":
-            e = phi ** 2
-        elif spec == "dphi":
-            act.check_continuous("expectations of phi'")
-            e = d1
-        elif spec == "d2phi":
-            act.check_continuous("expectations of phi''")
-            e = d2
-            masses = tuple((b, jump) for b, _, jump in act.jumps if jump != 0.0)
-        elif spec == "dphi2":
-            act.check_continuous("expectations of phi'^2")
-            e = d1 ** 2
-        elif spec == "phi_d2phi":
-            act.check_continuous("expectations of phi*phi''")
-            e = phi * d2
-            masses = tuple((b, val * jump) for b, val, jump in act.jumps if val * jump != 0.0)
-        elif spec == "phi4":
-            e = phi ** 4
-        elif spec == "h_phi_dphi":
-            act.check_continuous("expectations of h*phi*phi'")
-            e = X * phi * d1
-        else:
-            raise InvalidArgumentError(
-                f"unknown integrand {spec!r}; named integrands: {', '.join(NAMED)}")
-        name = spec
-    elif isinstance(spec, sp.Basic):
+    if isinstance(spec, sp.Basic):
         e = sp.sympify(spec)
-        extra = e.free_symbols - {X}
+        extra = e.free_symbols - {_sym.X}
         if extra:
             raise InvalidArgumentError(f"integrand has free symbols {extra}")
         name = str(e)
     else:
         raise InvalidArgumentError(f"cannot use {spec!r} as an integrand")
-    out = Integrand(act, name, e, masses)
+    out = Integrand(act, name, e)
     cache[key] = out
     return out

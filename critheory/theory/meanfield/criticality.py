@@ -41,6 +41,8 @@ __all__ = ["LinePoint", "CriticalPoint", "Universality", "critical_line", "criti
            "universality"]
 
 _TGRID = np.logspace(-6, 6, 241)      # critical-point search
+#: Most bias variances of one critical_line call (the scan holds ~200 floats per value).
+MAX_LINE_POINTS = 100_000
 # critical-line scan (6 points per decade below 1e-2, 20 above), extended upward on demand
 _LINE_GRID = np.concatenate([np.logspace(-6, -2, 25), np.logspace(-2, 2, 81)[1:]])
 
@@ -174,7 +176,13 @@ def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
     >>> [round(p.weight_var, 10) for p in pts]  # π/4; mpmath solve of the erf closed form
     [0.7853981634, 1.5521178553]
     """
-    y = np.atleast_1d(np.asarray(bias_vars, dtype=float)).ravel()
+    try:
+        y = np.atleast_1d(np.asarray(bias_vars, dtype=float)).ravel()
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"bias variances must be numbers, got {bias_vars!r}") from None
+    if y.size > MAX_LINE_POINTS:
+        raise InvalidArgumentError(f"{y.size} bias variances in one call; at most "
+                                   f"{MAX_LINE_POINTS} (memory grows with their number)")
     if y.size == 0:
         raise InvalidArgumentError("empty grid of bias variances")
     if not np.all(np.isfinite(y)) or np.any(y < 0):

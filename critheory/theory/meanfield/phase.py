@@ -8,19 +8,47 @@ Examples
 --------
 >>> from critheory.theory.meanfield.maps import architecture
 >>> from critheory.theory.meanfield.phase import phase_grid
->>> sws, sbs, Z = phase_grid(architecture("mlp", "relu"), (1.0, 3.0), (0.0, 0.0), n=3)
->>> [round(float(z), 12) for z in Z[0]]          # log χ_J = log(σ_w²/2)
+>>> sws, sbs, Z = phase_grid(architecture("mlp", "relu"), (1.0, 3.0), (0.0, 0.5), n=3)
+>>> [round(float(z), 12) for z in Z[0]]          # σ_b² = 0: log χ_J = log(σ_w²/2)
 [-0.69314718056, 0.0, 0.405465108108]
 """
 from __future__ import annotations
 
 import numpy as np
 
+from critheory.common.checks import check_hyper
+from critheory.errors import InvalidArgumentError
 from critheory.theory.meanfield.maps import LayerMaps, architecture
 from critheory.theory.meanfield.fixed_points import RUNAWAY_K
 from critheory.theory.roots import refine_brackets
 
-__all__ = ["attractors", "phase_grid", "phase_grid_mu"]
+__all__ = ["attractors", "phase_grid", "phase_grid_mu", "MAX_POINTS"]
+
+#: Largest number of grid points of one phase diagram (n² <= 1e6: ~1e8 kernel-map evaluations).
+MAX_POINTS = 1_000_000
+
+
+def _check_grid(n, ranges: dict) -> int:
+    """n as an int >= 2 with n² <= MAX_POINTS; each range finite with LO < HI and LO >= bound."""
+    try:
+        ok = int(n) == n
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or n < 2:
+        raise InvalidArgumentError(f"grid size n must be an integer >= 2, got {n!r}")
+    if n * n > MAX_POINTS:
+        raise InvalidArgumentError(f"a {n}x{n} phase grid exceeds {MAX_POINTS} points")
+    for name, (rng, low, strict) in ranges.items():
+        try:
+            lo, hi = (float(v) for v in rng)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"{name} must be (LO, HI), got {rng!r}") from None
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise InvalidArgumentError(f"{name} must be finite with LO < HI, got {rng!r}")
+        if lo < low or (strict and lo == low):
+            raise InvalidArgumentError(f"{name} must start {'above' if strict else 'at or above'}"
+                                       f" {low:g}, got {lo:g}")
+    return int(n)
 
 
 def attractors(arch: LayerMaps, sw, sb, q0: float = 1.0) -> np.ndarray:
@@ -80,6 +108,8 @@ def phase_grid(arch, sw_range=(0.25, 4.0), sb_range=(0.0, 1.0), n: int = 41, q0:
     """log χ_J on an n×n grid of (σ_w², σ_b²) at the fixed point the input flows to
     (:func:`attractors`); a runaway kernel is evaluated at
     K = :data:`~critheory.theory.meanfield.fixed_points.RUNAWAY_K`, as in ``analyze_point``."""
+    n = _check_grid(n, {"weight range": (sw_range, 0.0, True),
+                        "bias range": (sb_range, 0.0, False)})
     sws = np.linspace(*sw_range, n)
     sbs = np.linspace(*sb_range, n)
     W, B = np.meshgrid(sws, sbs)
@@ -118,6 +148,9 @@ def _row(arch, sws, bias_var):
 def phase_grid_mu(arch_name: str, activation, sw_range=(0.25, 4.0), mu_range=(0.0, 1.0),
                   bias_var: float = 0.0, n: int = 41):
     """log χ_J on an n×n grid of (σ_w², μ) at fixed σ_b² (each μ row vectorized over σ_w²)."""
+    n = _check_grid(n, {"weight range": (sw_range, 0.0, True),
+                        "mu range": (mu_range, 0.0, False)})
+    check_hyper(sw_range[0], bias_var)
     sws = np.linspace(*sw_range, n)
     mus = np.linspace(*mu_range, n)
     Z = np.full((n, n), np.nan)

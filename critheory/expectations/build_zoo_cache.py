@@ -1,0 +1,381 @@
+"""Generator of the zoo cache (:mod:`critheory.activation.cache`).
+
+Derives, with the live (sympy) code and the cache turned off, everything the cache holds for
+every zoo activation with its default parameters, and writes it into the package
+``critheory/activation/_zoo_data`` (``__init__.py``: keys and index; one module per activation).
+Each lambdified function is checked to recompile, from its stored source and namespace, to the
+same bytecode, constants and names, every name bound to the very object lambdify bound; every
+stored value is read back and compared with the live one (types, NaN, signed zeros included).
+It lives here, not in ``activation``, because it derives integrand data as well (imports go one
+way: activation < expectations). Rerunnable: regenerate after editing the zoo or one of
+:data:`critheory.activation.cache.HASHED_SOURCES` (the tests fail until then)::
+
+    python -m critheory.expectations.build_zoo_cache            # write (~20 s)
+    python -m critheory.expectations.build_zoo_cache --check    # compare with what is stored
+    python -m critheory.expectations.build_zoo_cache --check tanh relu
+"""
+from __future__ import annotations
+
+import argparse
+import builtins
+import importlib
+import importlib.util
+import inspect
+import math
+import os
+import pathlib
+import sys
+import tempfile
+import time
+import types
+
+import numpy as np
+
+from critheory.activation import cache
+
+__all__ = ["derive", "write", "check", "main"]
+
+_DATA_DIR = pathlib.Path(__file__).resolve().parent.parent / "activation" / "_zoo_data"
+
+#: where the names used by lambdified code are looked up, in order (identity of the objects)
+_NAME_MODULES = ("critheory.activation.symbolic", "numpy", "scipy.special", "mpmath", "math",
+                 "functools", "builtins")
+
+
+# ---------------------------------------------------------------------- sources
+def _code_names(code: types.CodeType) -> set:
+    names = set(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            names |= _code_names(c)
+    return names
+
+
+def _origin(name: str, obj) -> tuple[str, str]:
+    for modname in _NAME_MODULES:
+        mod = importlib.import_module(modname)
+        if getattr(mod, name, _origin) is obj:
+            return modname, name
+    mod = importlib.import_module("critheory.activation.symbolic")
+    for attr, val in vars(mod).items():
+        if val is obj and not attr.startswith("__"):
+            return mod.__name__, attr
+    raise RuntimeError(f"cannot locate the object {obj!r} that lambdified code calls {name!r}")
+
+
+def source_of(fn) -> dict:
+    """The stored form of a lambdified function: its source, its name and where each name it
+    uses comes from."""
+    code = inspect.getsource(fn)
+    names = {}
+    for name in sorted(_code_names(fn.__code__)):
+        if name in fn.__globals__:
+            names[name] = _origin(name, fn.__globals__[name])
+        elif hasattr(builtins, name):
+            names[name] = ("builtins", name)
+        else:
+            raise RuntimeError(f"lambdified code uses an unknown name {name!r}:\n{code}")
+    out = {"func": fn.__name__, "code": code, "names": names}
+    # the stored form must give the very same function
+    again = cache.compile_source(out, "check")
+    a, b = again.__code__, fn.__code__
+    if (a.co_code, a.co_consts, a.co_names, a.co_varnames) != \
+            (b.co_code, b.co_consts, b.co_names, b.co_varnames):
+        raise RuntimeError(f"stored source does not recompile to the same code:\n{code}")
+    for n in names:
+        if n in fn.__globals__ and names[n][0] != "builtins" and \
+                again.__globals__[n] is not fn.__globals__[n]:
+            raise RuntimeError(f"name {n!r} resolves to another object")
+    return out
+
+
+class _Sources:
+    """Deduplicated sources of one activation, by id."""
+
+    def __init__(self):
+        self.by_id: dict = {}
+        self._ids: dict = {}
+
+    def add(self, fn) -> int:
+        src = source_of(fn)
+        key = (src["code"], tuple(sorted(src["names"].items())))
+        if key not in self._ids:
+            self._ids[key] = len(self.by_id)
+            self.by_id[self._ids[key]] = src
+        return self._ids[key]
+
+
+# ---------------------------------------------------------------------- derivation
+def _live_activation(name: str):
+    """The zoo activation as the live code builds it (the cache must be off)."""
+    from critheory.activation import zoo
+
+    formula, _ = zoo.ZOO[name]
+    values = dict(zoo._defaults(name))
+    items = tuple(sorted((k, str(v)) for k, v in values.items()))
+    return zoo._cached(name, name, formula, items), items
+
+
+def _fns_of(expr):
+    from critheory.activation import symbolic
+    from critheory.activation.symbolic import X, _mp_lambdify, _np_lambdify
+
+    return (_np_lambdify(expr), _mp_lambdify(expr),
+            symbolic.sp.lambdify(X, expr, modules=["mpmath"]))
+
+
+def derive(name: str) -> dict:
+    """Everything the cache stores for the zoo activation ``name``, derived live."""
+    import sympy as sp
+
+    from critheory.activation import zoo
+    from critheory.activation.symbolic import _from_srepr
+    from critheory.errors import CritheoryError
+    from critheory.expectations import closed_forms
+    from critheory.expectations.integrands import NAMED, integrand
+
+    if not cache.DISABLED:
+        raise RuntimeError("derive() needs the cache turned off (cache.DISABLED = True)")
+    act, items = _live_activation(name)
+    formula, defaults = zoo.ZOO[name]
+    srepr = sp.srepr(act.expr)
+    if _from_srepr(srepr) != act.expr or sp.srepr(_from_srepr(srepr)) != srepr:
+        raise RuntimeError(f"{name}: srepr does not rebuild the expression")
+    t = act.taylor
+    taylor = (None if t.derivatives is None else tuple(sp.srepr(d) for d in t.derivatives),
+              t.reason)
+    if t.derivatives is not None:
+        for d, s in zip(t.derivatives, taylor[0]):
+            if _from_srepr(s) != d:
+                raise RuntimeError(f"{name}: srepr does not rebuild a Taylor coefficient")
+    srcs = _Sources()
+    functions = {}
+    for n in (0, 1, 2):
+        f_np, f_mp, f_plain = _fns_of(act.derivative(n))
+        live = act.numpy_func(n).__defaults__[0]
+        if live.__code__.co_code != f_np.__code__.co_code:  # pragma: no cover - defensive
+            raise RuntimeError(f"{name}: lambdify is not deterministic")
+        functions[n] = {"np": srcs.add(f_np), "mp": srcs.add(f_mp), "mp_plain": srcs.add(f_plain)}
+    integrands = {}
+    for spec in NAMED:
+        try:
+            itg = integrand(act, spec)
+            growth = itg.growth
+        except CritheoryError:
+            continue        # not defined for this activation: the live code raises at use
+        f_np, f_mp, f_plain = _fns_of(itg.expr)
+        noise = itg.float64_noise.table if growth == (0.0, 0.0) else None
+        integrands[spec] = {
+            "np": srcs.add(f_np), "mp": srcs.add(f_mp), "mp_plain": srcs.add(f_plain),
+            "breakpoints": itg.breakpoints, "growth": growth, "parity": itg.parity,
+            "point_masses": itg.point_masses, "pw_terms": closed_forms.piecewise_terms(itg),
+            "noise": None if noise is None else cache.encode(noise),
+            "noise_shape": None if noise is None else tuple(noise.shape),
+        }
+    return {
+        "name": name, "formula": formula, "defaults": dict(defaults), "items": items,
+        "expr_text": str(act.expr), "expr_srepr": srepr,
+        "activation": {
+            "breakpoints": act.breakpoints, "discontinuities": act.discontinuities,
+            "jumps": act.jumps, "parity": act.parity,
+            "homogeneous_slopes": act.homogeneous_slopes, "growth_rate": act.growth_rate,
+            "erf_params": closed_forms._erf_params(act),
+        },
+        "taylor": taylor, "functions": functions, "integrands": integrands,
+        "sources": srcs.by_id,
+    }
+
+
+# ---------------------------------------------------------------------- writing
+def emit(obj) -> str:
+    """A Python literal of obj (exact floats, inf/nan as _inf/_nan, types kept)."""
+    t = type(obj)
+    if obj is None or t is bool or t is int:
+        return repr(obj)
+    if t is str:
+        return repr(obj)
+    if t is float:
+        if math.isnan(obj):
+            return "_nan"
+        if math.isinf(obj):
+            return "_inf" if obj > 0 else "-_inf"
+        return repr(obj)
+    if t is complex:
+        return f"complex({emit(obj.real)}, {emit(obj.imag)})"
+    if t is tuple:
+        return "(" + "".join(emit(x) + ", " for x in obj) + ")"
+    if t is list:
+        return "[" + ", ".join(emit(x) for x in obj) + "]"
+    if t is dict:
+        return "{" + ", ".join(f"{emit(k)}: {emit(v)}" for k, v in obj.items()) + "}"
+    raise TypeError(f"cannot store a {t.__name__} ({obj!r}) in the zoo cache")
+
+
+def _same(a, b) -> bool:
+    """Equal, with the same types all the way down (NaN equal to NaN, -0.0 != 0.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) ==
+                                                       math.copysign(1, b))
+    if isinstance(a, complex):
+        return _same(a.real, b.real) and _same(a.imag, b.imag)
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+_HEADER = '''"""Zoo cache data: {what}.
+
+GENERATED by ``python -m critheory.expectations.build_zoo_cache``: do not edit (see
+:mod:`critheory.activation.cache`).
+"""
+_inf = float("inf")
+_nan = float("nan")
+'''
+
+
+def _write_file(path: pathlib.Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".py")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _module_text(data: dict) -> str:
+    return (_HEADER.format(what=f"zoo activation {data['name']!r}")
+            + f"\nDATA = {emit(data)}\n")
+
+
+def _index_text(index: dict, mass: np.ndarray) -> str:
+    return (_HEADER.format(what="keys and index")
+            + f"\nSYMBOLIC_KEY = {emit(cache.symbolic_key())}\n"
+            + f"\nNUMERIC_KEY = {emit(cache.numeric_key())}\n"
+            + f"\n#: zoo name -> (formula, default parameters) it was derived from\n"
+            + f"INDEX = {emit(index)}\n"
+            + f"\n#: Float64Noise.octave_mass() (base64 of little-endian float64)\n"
+            + f"NOISE_MASS_SHAPE = {emit(tuple(mass.shape))}\n"
+            + f"NOISE_MASS = {emit(cache.encode(mass))}\n")
+
+
+def _octave_mass() -> np.ndarray:
+    from critheory.expectations.integrands import Float64Noise
+
+    j, _ = Float64Noise.octave_mass()
+    return Float64Noise._compute_octave_mass(j)
+
+
+def write(names=None, verbose: bool = True) -> None:
+    """Derive and write the cache for ``names`` (default: the whole zoo; then entries of
+    activations no longer in the zoo are removed)."""
+    from critheory.activation import zoo
+
+    cache.DISABLED = True
+    cache.reset()
+    everything = names is None
+    names = list(zoo.ZOO) if everything else list(names)
+    _DATA_DIR.mkdir(exist_ok=True)
+    old = {}
+    if not everything and (_DATA_DIR / "__init__.py").exists():
+        spec = importlib.util.spec_from_file_location("_zoo_index", _DATA_DIR / "__init__.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        old = dict(getattr(mod, "INDEX", {}))
+    index = {k: v for k, v in old.items() if k in zoo.ZOO}
+    for name in names:
+        t0 = time.perf_counter()
+        data = derive(name)
+        text = _module_text(data)
+        ns: dict = {}
+        exec(compile(text, name, "exec"), ns)  # noqa: S102 - read back what is written
+        if not _same(ns["DATA"], data):
+            raise RuntimeError(f"{name}: the written data does not read back equal")
+        _write_file(_DATA_DIR / f"{name}.py", text)
+        index[name] = (data["formula"], data["defaults"])
+        if verbose:
+            print(f"{name:12s} {len(data['integrands'])} integrands, {len(data['sources'])}"
+                  f" sources, {len(text) / 1024:.0f} KiB, {time.perf_counter() - t0:.1f} s",
+                  flush=True)
+    if everything:
+        for p in _DATA_DIR.glob("*.py"):
+            if p.stem != "__init__" and p.stem not in zoo.ZOO:
+                p.unlink()
+    index = {k: index[k] for k in zoo.ZOO if k in index}
+    _write_file(_DATA_DIR / "__init__.py", _index_text(index, _octave_mass()))
+    cache.reset()
+
+
+def _without_noise(data: dict) -> dict:
+    out = dict(data)
+    out["integrands"] = {k: {**v, "noise": None} for k, v in data["integrands"].items()}
+    return out
+
+
+def check(names=None, verbose: bool = True) -> list[str]:
+    """Differences between the stored cache and a live derivation (empty: up to date).
+
+    The float64 noise tables are compared only where the float64 part of the cache applies
+    (the platform it was measured on); elsewhere they are not used, so not checked."""
+    from critheory.activation import zoo
+
+    problems = []
+    cache.DISABLED = False
+    cache.reset()
+    st = cache.status()
+    if not st["symbolic"]:
+        problems.append(f"cache not used: {st['reason']}")
+    numeric = st["numeric"]
+    if not numeric and verbose:
+        print("note: the float64 part of the cache (noise tables) does not apply here"
+              f" (stored {cache._check().get('numeric_key')}, here {cache.numeric_key()}):"
+              " it is measured at first use instead, and not compared")
+    stored = {}
+    for name in (names or list(zoo.ZOO)):
+        e = cache.entry(name)
+        if e is None:
+            problems.append(f"{name}: no cache entry")
+        else:
+            stored[name] = e.data
+    cache.DISABLED = True
+    cache.reset()
+    try:
+        for name, data in stored.items():
+            live = derive(name)
+            if not numeric:
+                live, data = _without_noise(live), _without_noise(data)
+            if not _same(live, data):
+                bad = [k for k in live if not _same(live.get(k), data.get(k))]
+                problems.append(f"{name}: stored data differs from a live derivation in {bad}")
+            elif verbose:
+                print(f"{name:12s} up to date", flush=True)
+        mass = _octave_mass()
+        pkg = importlib.import_module("critheory.activation._zoo_data")
+        if numeric and pkg.NOISE_MASS != cache.encode(mass):
+            problems.append("NOISE_MASS differs from a live computation")
+    finally:
+        cache.DISABLED = False
+        cache.reset()
+    return problems
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("names", nargs="*", help="zoo activations (default: all)")
+    ap.add_argument("--check", action="store_true",
+                    help="compare the stored cache with a live derivation, write nothing")
+    args = ap.parse_args(argv)
+    if args.check:
+        problems = check(args.names or None)
+        for p in problems:
+            print("STALE:", p)
+        print("zoo cache: " + ("up to date" if not problems else f"{len(problems)} problem(s)"))
+        return 1 if problems else 0
+    write(args.names or None)
+    print(f"zoo cache written to {_DATA_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

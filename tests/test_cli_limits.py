@@ -1,0 +1,102 @@
+"""Budgets and option parsing of the theory commands: bad or impossible input gets one line on
+stderr and exit status 2 at once — never exit 3 (an internal error), a hang or a huge allocation.
+
+The command lines below exited 3, ran away (8.9 GB for a 1e9-point grid) or silently accepted a
+NaN before; the hypothesis test feeds arbitrary option strings to the parsers.
+"""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from critheory.cli.main import main
+
+
+def _run(capsys, argv):
+    try:
+        rc = main(argv)
+    except SystemExit as exc:   # argparse refuses bad option values itself (status 2)
+        rc = exc.code
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+BAD = [
+    ["phase", "tanh", "--plot", "{tmp}/p.png", "--grid", "0"],
+    ["phase", "tanh", "--plot", "{tmp}/p.png", "--grid", "100000"],
+    ["phase", "tanh", "--plot", "{tmp}/p.png", "--weight-range", "1:a"],
+    ["phase", "tanh", "--plot", "{tmp}/p.png", "--bias-range", "1:0"],
+    ["phase", "tanh", "--plot", "{tmp}/p.png", "--weight-range", "0:1"],
+    ["phase", "tanh", "--plot", "{tmp}/p.png", "--arch", "residual", "--plane", "weight-mu",
+     "--at-bias-var", "nan"],
+    ["phase", "tanh", "--plot", "{tmp}/p.png", "--arch", "residual", "--plane", "weight-mu",
+     "--at-bias-var", "-1"],
+    ["phase", "tanh", "--plot", "{tmp}/p.png", "--arch", "residual", "--plane", "weight-mu",
+     "--mu-range", "-1:0.5"],
+    ["depth", "tanh", "--weight-var", "1", "--bias-var", "0", "--depth", "5", "--corr", "abc"],
+    ["depth", "tanh", "--weight-var", "1", "--bias-var", "0", "--depth", "5", "--corr", "1.5"],
+    ["point", "tanh", "--weight-var", "1", "--bias-var", "0", "--arch", "residual", "--mu",
+     "1e308"],
+    ["point", "tanh", "--weight-var", "nan", "--bias-var", "0"],
+    ["point", "tanh", "--weight-var", "1", "--bias-var", "inf"],
+    ["line", "tanh", "--bias-var", "0:1:1000000000"],
+    ["line", "tanh", "--bias-var", "nan"],
+    ["analyze", "tanh", "--bias-var", "0:1:1000000000"],
+]
+
+
+@pytest.mark.parametrize("argv", BAD, ids=[" ".join(a[2:]) for a in BAD])
+def test_refused_with_one_line(capsys, tmp_path, argv):
+    rc, out, err = _run(capsys, [a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1 and "error" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_valid_small_phase_still_runs(capsys, tmp_path):
+    rc, out, err = _run(capsys, ["phase", "tanh", "--plot", str(tmp_path / "p.png"), "--grid",
+                                 "3", "--weight-range", "0.5:2", "--bias-range", "0:0.5"])
+    assert rc == 0, err
+    assert (tmp_path / "p.png").exists()
+
+
+_TOKENS = st.sampled_from(["0", "1", "-1", "0.5", "2", "nan", "inf", "-inf", "1e308", "a", "",
+                           ":", "1e-300", "400", "3"])
+_SPEC = st.lists(_TOKENS, min_size=1, max_size=4).map(":".join)
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec=_SPEC, option=st.sampled_from(["--weight-range", "--bias-range", "--grid"]))
+def test_phase_option_strings(spec, option):
+    """Any option string: exit 0 or 2 (never 3), and the grid stays within its budget."""
+    import contextlib
+    import io
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["phase", "relu", "--plot", f"{tmp}/p.png", "--grid", "3", option, spec]
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            try:
+                rc = main(argv)
+            except SystemExit as exc:   # argparse refusals
+                rc = exc.code
+        assert rc in (0, 2), (argv, err.getvalue())
+        if rc == 2:
+            assert len(err.getvalue().strip().splitlines()) == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec=_SPEC)
+def test_line_grid_strings(spec):
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        try:
+            rc = main(["line", "relu", "--bias-var", spec])
+        except SystemExit as exc:
+            rc = exc.code
+    assert rc in (0, 2), (spec, err.getvalue())

@@ -100,3 +100,27 @@ def test_line_grid_strings(spec):
         except SystemExit as exc:
             rc = exc.code
     assert rc in (0, 2), (spec, err.getvalue())
+
+
+QUIET = [
+    ["simulate", "exp(x)", "--weight-var", "3", "--bias-var", "0.1", "--width", "16", "--depth",
+     "30", "--seeds", "2", "--no-progress"],
+    ["validate", "tanh", "--weight-var", "1e300", "--bias-var", "0", "--width", "16", "--depth",
+     "10", "--seeds", "3", "--no-progress"],
+    ["validate", "relu", "--weight-var", "50", "--bias-var", "0", "--width", "16", "--depth",
+     "200", "--seeds", "2", "--no-progress", "--json", "--plot", "{tmp}/v.png"],
+    ["analyze", "exp(x)", "--arch", "pre-ln-mlp-block", "--mu", "0.7", "--verify-depth", "300"],
+    ["depth", "exp(x)", "--weight-var", "1.5", "--bias-var", "0.1", "--depth", "100"],
+]
+
+
+@pytest.mark.parametrize("argv", QUIET, ids=[" ".join(a[:2]) for a in QUIET])
+def test_expected_overflow_is_silent(capsys, tmp_path, argv):
+    """The command line no longer silences numpy: runaway networks and overflowing
+    expectations are handled where they arise, so no RuntimeWarning escapes (here: an error)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        rc, out, err = _run(capsys, [a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert rc == 0, err

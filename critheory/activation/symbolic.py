@@ -466,7 +466,9 @@ class Activation:
 
     @cached_property
     def parity(self) -> str:
-        """'odd', 'even' or 'none', checked symbolically then on sample points."""
+        """'odd', 'even' or 'none', from φ(±t) at 41 sample points t in [0.013, 7.3] (a numerical
+        check, not a proof; the integrands' parity, which decides exact zeros, is proven by
+        sympy: :attr:`critheory.expectations.integrands.Integrand.parity`)."""
         f = self.numpy
         t = np.linspace(0.013, 7.3, 41)
         with np.errstate(all="ignore"):
@@ -480,7 +482,10 @@ class Activation:
 
     @cached_property
     def homogeneous_slopes(self) -> tuple[float, float] | None:
-        """(a_+, a_-) if φ(x) = a_+ x for x > 0 and a_- x for x < 0 (scale-invariant), else None."""
+        """(a_+, a_-) if φ(x) = a_+ x for x > 0 and a_- x for x < 0 (scale-invariant), else None.
+
+        Checked numerically: no breakpoint other than 0, φ'' exactly 0 at 12 sample points, and
+        φ(±x) = a_± (±x) to 1e-14 at 8 more."""
         if any(b != 0.0 for b in self.breakpoints):
             return None
         for s in (1, -1):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 
 from critheory.errors import CritheoryError
 
@@ -81,12 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    import numpy as np
-
     try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return args.func(args)
+        # no blanket silencing of numpy here: the library handles (and documents) the overflows
+        # it expects, so a warning that reaches the command line is one a user should see
+        return args.func(args)
     except CritheoryError as exc:
         print(f"critheory: error: {exc}", file=sys.stderr)
         return 2

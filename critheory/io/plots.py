@@ -26,10 +26,12 @@ _FORMATS = (".png", ".pdf", ".svg", ".jpg", ".eps")
 
 @contextlib.contextmanager
 def style():
-    """The house style for the figures drawn (and saved) inside the block, nothing outside."""
+    """The house style for the figures drawn (and saved) inside the block, nothing outside
+    (and no numpy overflow warnings from matplotlib's autoscaling of huge values)."""
     import matplotlib
 
-    with matplotlib.rc_context(STYLE):
+    # matplotlib's autoscaling overflows on values near 1e308 (a runaway APJN): harmless there
+    with matplotlib.rc_context(STYLE), np.errstate(over="ignore", invalid="ignore"):
         yield
 
 

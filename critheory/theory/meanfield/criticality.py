@@ -290,7 +290,8 @@ def _normalized_line(arch: LayerMaps, y: np.ndarray) -> list[LinePoint]:
     W = np.tile(_SW_GRID, y.size)
     Y = np.repeat(y, n)
     A, B = arch.unit_constants(W, Y)
-    D = (B - A).reshape(y.size, n)
+    with np.errstate(invalid="ignore"):   # inf - inf where both overflow: masked below
+        D = (B - A).reshape(y.size, n)
     noise = (1e-12 * (np.abs(A) + np.abs(B))).reshape(y.size, n)
     D = np.where(np.isfinite(D) & (np.abs(D) > noise), D, np.nan)
     ids, lo, hi, flo, fhi = [], [], [], [], []

@@ -88,8 +88,9 @@ def E(act: Activation, g: str, K) -> np.ndarray:
 
 
 def _dense(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> State:
-    # NaN (no warning) where an overflowed expectation (inf) meets σ_w² = 0
-    with np.errstate(invalid="ignore"):
+    # inf where a kernel overflows float64 (a runaway, e.g. E_K[exp(2h)] = e^{2K}), NaN where
+    # such an inf meets σ_w² = 0: both are results the solvers read, not accidents
+    with np.errstate(invalid="ignore", over="ignore"):
         return State(
             K=None if s.K is None else sb + sw * s.K,
             K22=None if s.K22 is None else sb + sw * s.K22,

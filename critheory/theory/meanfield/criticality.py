@@ -104,6 +104,14 @@ def one_sided_derivatives(act, n: int = 3) -> tuple[tuple[float, float], ...]:
     return tuple(out)
 
 
+def _exact(v):
+    """A Taylor coefficient as an exact sympy number: already exact ones as they are (nsimplify
+    of an exact irrational such as 2/√π runs a PSLQ search, ~35 ms, for nothing), floats
+    rationalized by nsimplify."""
+    v = sp.sympify(v)
+    return sp.nsimplify(v) if v.has(sp.Float) else v
+
+
 def _kernel_dependent(arch: LayerMaps) -> bool:
     """True where the kernel map depends on K non-trivially (no LayerNorm fixing it) and a
     fixed point exists: the MLP-like networks with universality classes."""
@@ -121,7 +129,7 @@ def _zero_endpoint(arch: LayerMaps):
         s0, s1 = t.derivatives[0], t.derivatives[1]
         if s0 != 0 or s1 == 0:
             return None
-        return float((1 - sp.nsimplify(arch.mu2)) / sp.nsimplify(s1) ** 2)
+        return float((1 - sp.nsimplify(arch.mu2)) / _exact(s1) ** 2)
     d = one_sided_derivatives(arch.activation, 1)
     if d[0] != (0.0, 0.0) or d[1][0] != d[1][1] or d[1][0] == 0.0:
         return None
@@ -143,7 +151,7 @@ def _a1b1(arch: LayerMaps):
     t = arch.activation.taylor
     if not t.available or t.derivatives[0] != 0 or t.derivatives[1] == 0:
         return None
-    s1, s2, s3 = (sp.nsimplify(t.derivatives[i]) for i in (1, 2, 3))
+    s1, s2, s3 = (_exact(t.derivatives[i]) for i in (1, 2, 3))
     return (sp.simplify(s3 / s1 + sp.Rational(3, 4) * (s2 / s1) ** 2),
             sp.simplify(s3 / s1 + (s2 / s1) ** 2))
 

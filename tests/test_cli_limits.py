@@ -124,3 +124,30 @@ def test_expected_overflow_is_silent(capsys, tmp_path, argv):
         warnings.simplefilter("error", RuntimeWarning)
         rc, out, err = _run(capsys, [a.replace("{tmp}", str(tmp_path)) for a in argv])
     assert rc == 0, err
+
+
+def test_no_verdict_over_nothing(capsys):
+    """validate at σ_w² = 1e308 compared one value of 20 (the rest non-finite) and said
+    'consistent'; a verdict needs every entry compared."""
+    import json
+
+    rc, out, err = _run(capsys, ["validate", "tanh", "--weight-var", "1e308", "--bias-var", "0",
+                                 "--width", "16", "--depth", "10", "--seeds", "3",
+                                 "--no-progress", "--json"])
+    assert rc == 0, err
+    d = json.loads(out)
+    assert d["verdict"] == "undetermined"
+    assert d["apjn_verdict"] == "undetermined" and d["kernel_verdict"] == "undetermined"
+
+
+def test_verdict_rules():
+    import numpy as np
+
+    from critheory.validation.compare import _verdict
+
+    z = np.array([0.1, -0.5])
+    assert _verdict([z], 2.0) == "consistent"
+    assert _verdict([np.array([0.1, np.nan])], 2.0) == "undetermined"
+    assert _verdict([np.array([5.0, np.nan])], 2.0) == "inconsistent"
+    assert _verdict([np.array([])], 2.0) == "undetermined"
+    assert _verdict([z], float("nan")) == "undetermined"

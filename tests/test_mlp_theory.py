@@ -432,3 +432,20 @@ def test_selu_self_normalizing_fixed_point():
     assert abs(fps[1].K - 1.0) <= 1e-9  # λ, α are given to 30 digits; float64 map
     chi = lam**2 / 2 + (lam * alpha) ** 2 * mp.e**2 * mp.ncdf(-2)
     assert fps[1].chi_jacobian == pytest.approx(float(chi), rel=1e-10)
+
+
+@pytest.mark.parametrize("v", [1e20, 1e40, 1e100, 1e250])
+def test_critical_line_far_out_is_not_dropped(v):
+    """The critical line at huge bias variances was silently empty (the scan of K* stopped at
+    ~1e18, and a target on the last grid point was taken for noise). erf closed forms:
+    E_K[φ'²] = (4/π)/√(1 + 4K), E_K[φ²] = (2/π) asin(2K/(1 + 2K)), so on the line
+    σ_w² = π√(1 + 4K*)/4 and K* = σ_b² + σ_w² E_K*[φ²]. The line is refined in u = log K*, which
+    resolves K* to ulp(u) ≈ 2.2e-16·|log K*| relative (1.3e-13 at 1e250): that is the tolerance."""
+    a = architecture("mlp", "erf")
+    (p,) = critical_line(a, [v])
+    k = p.fixed_point
+    tol = 4.4e-16 * abs(math.log(k)) + 1e-15
+    assert p.weight_var == pytest.approx(math.pi * math.sqrt(1 + 4 * k) / 4, rel=tol)
+    e2 = (2 / math.pi) * math.asin(2 * k / (1 + 2 * k))
+    assert k == pytest.approx(v + p.weight_var * e2, rel=tol)
+    assert float(a.chi_jacobian(k, p.weight_var, v)) == pytest.approx(1.0, abs=tol)

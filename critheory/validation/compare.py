@@ -253,10 +253,17 @@ def _window_slope(depths, values, window) -> float | None:
 
 
 def _verdict(zs: list[np.ndarray], zc: float) -> str:
-    vals = np.concatenate([z[np.isfinite(z)] for z in zs]) if zs else np.array([])
-    if vals.size == 0 or not np.isfinite(zc):
+    """``inconsistent`` if any finite |z| exceeds the threshold; ``consistent`` only if every
+    entry was compared and none does; ``undetermined`` otherwise (an entry without a finite z —
+    a non-finite mean, theory or standard error — is not evidence of agreement, so a verdict
+    over a few surviving values, or over none, is not given)."""
+    allz = np.concatenate([np.ravel(z) for z in zs]) if zs else np.array([])
+    vals = allz[np.isfinite(allz)]
+    if vals.size and np.isfinite(zc) and np.any(np.abs(vals) > zc):
+        return "inconsistent"
+    if allz.size == 0 or vals.size < allz.size or not np.isfinite(zc):
         return "undetermined"
-    return "consistent" if np.all(np.abs(vals) <= zc) else "inconsistent"
+    return "consistent"
 
 
 # ----------------------------------------------------------------------------- result

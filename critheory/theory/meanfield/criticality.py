@@ -233,7 +233,8 @@ def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
     # extend the scan upward while the largest target exceeds what the grid reaches
     top = np.nanmax(np.where(np.isfinite(sb), sb, -np.inf)) if np.any(np.isfinite(sb)) else -np.inf
     ext = 0
-    while y.max() > top and ext < 8 and np.isfinite(top):
+    # up to K* ~ 1e300 (2 decades per step); a target beyond what the curve reaches gets no point
+    while y.max() >= top and tgrid[-1] < 1e298 and ext < 160 and np.isfinite(top):
         more = tgrid[-1] * np.logspace(0, 2, 31)[1:]
         s2 = _scan(arch, more)
         tgrid = np.concatenate([tgrid, more])

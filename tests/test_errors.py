@@ -159,3 +159,51 @@ def test_cli_subprocess_bad_input(args):
     assert p.stdout == ""
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert "Traceback" not in p.stderr
+
+
+# ---------------------------------------------------------------- issue 13: raw errors from inside
+@pytest.mark.parametrize("formula", ["floor(x)", "DiracDelta(x)", "Integral(x, x)",
+                                     "Derivative(tanh(x), x)", "ceiling(x) + x", "frac(x)"])
+def test_unsupported_formulas_are_activation_errors(formula):
+    from critheory.errors import ActivationError
+
+    with pytest.raises(ActivationError):
+        Activation.from_string(formula)
+
+
+def test_compatibility_characters_are_normalized():
+    assert Activation.from_string("ｔａｎｈ(x)").expr == Activation.from_string("tanh(x)").expr
+
+
+def test_huge_polynomial_degree_is_a_growth_error():
+    from critheory.errors import GrowthError
+    from critheory.expectations import moments
+
+    with pytest.raises(GrowthError):
+        moments(Activation.from_string("x**1000"), 1.0)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: __import__("critheory.expectations", fromlist=["expect"]).expect(
+        "tanh", "phi2", 1.0, rtol="a"),
+    lambda: __import__("critheory.expectations", fromlist=["expect"]).expect(
+        "tanh", "phi2", 1.0, method="mpmath", dps=-5),
+    lambda: __import__("critheory.expectations", fromlist=["expect2"]).expect2(
+        "tanh", "phi", "phi", [1, 2], [0.1, 0.2, 0.3], [1, 2]),
+    lambda: __import__("critheory.theory.meanfield.depth", fromlist=["x"]).depth_curves(
+        __import__("critheory.theory.meanfield.maps", fromlist=["x"]).architecture("mlp", "tanh"),
+        1.0, 0.0, float("inf")),
+    lambda: __import__("critheory.theory.meanfield.depth", fromlist=["x"]).fit_power_law([], []),
+    lambda: __import__("critheory.theory.meanfield.maps", fromlist=["x"]).architecture(
+        "residual", "tanh", mu="abc"),
+    lambda: __import__("critheory.theory.meanfield.criticality", fromlist=["x"]).critical_line(
+        __import__("critheory.theory.meanfield.maps", fromlist=["x"]).architecture("mlp", "tanh"),
+        "0:1:3"),
+], ids=["rtol", "dps", "expect2-shapes", "depth-inf", "fit-empty", "mu-str", "line-str"])
+def test_library_boundary_raises_critheory_errors(call):
+    """Bad arguments at the public boundary: a CritheoryError, not a TypeError/ValueError/
+    OverflowError/IndexError from inside numpy (these were found by the adversarial pass)."""
+    from critheory.errors import CritheoryError
+
+    with pytest.raises(CritheoryError):
+        call()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
@@ -206,6 +207,13 @@ class Activation:
             )
         if expr.has(sp.I) or expr.has(sp.zoo) or expr.has(sp.nan) or expr.has(sp.oo):
             raise DomainError(f"activation {expr} is complex or infinite")
+        unsupported = [c.__name__ for c in (sp.Derivative, sp.Integral, sp.Subs, sp.DiracDelta,
+                                             sp.floor, sp.ceiling, sp.frac) if expr.has(c)]
+        if unsupported:
+            raise ActivationError(
+                f"activation {expr} uses {', '.join(unsupported)}: unevaluated derivatives or "
+                "integrals, point masses and staircases (infinitely many jumps) are not "
+                "supported; write phi as an explicit formula")
         self.expr: sp.Expr = expr
         self.name: str = name or str(expr)
         if _validate:
@@ -309,6 +317,8 @@ class Activation:
         """
         if not isinstance(text, str) or not text.strip():
             raise ActivationParseError("empty activation expression")
+        # compatibility forms (fullwidth letters, ligatures, superscripts) as plain ASCII
+        text = unicodedata.normalize("NFKC", text)
         params = dict(params or {})
         _check_formula_tokens(text, allowed=params)
         _need_sympy()
@@ -572,6 +582,16 @@ class Activation:
         _check_domain(self, bps)
         a_m, a_p = self.growth_rate  # raises GrowthError for super-exponential growth
         del a_m, a_p
+        try:  # the numeric evaluators must exist for every expression we accept
+            with np.errstate(all="ignore"):
+                self.numpy_func(0)(np.array([-1.5, 0.25, 2.0]))
+                self.numpy_func(1)(np.array([-1.5, 0.25, 2.0]))
+        except ActivationError:
+            raise
+        except Exception as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ActivationError(f"cannot evaluate activation {self.name} numerically: "
+                                  f"{msg}") from None
 
 
 # ---------------------------------------------------------------------- helpers

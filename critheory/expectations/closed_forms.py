@@ -27,6 +27,7 @@ import numpy as np
 
 from critheory.activation import symbolic as _sym
 from critheory.activation._lazy import LazyModule, on_import
+from critheory.errors import GrowthError
 from critheory.expectations.integrands import Integrand
 from critheory.expectations.quadrature import det2
 
@@ -205,8 +206,15 @@ def _upper_tails(t: np.ndarray, jmax: int) -> list[np.ndarray]:
 
 @lru_cache(maxsize=None)
 def _full_moment(j: int) -> float:
-    """E[z^j], z ~ N(0, 1): (j-1)!! for even j, 0 for odd j."""
-    return 0.0 if j % 2 else float(math.prod(range(j - 1, 0, -2)))
+    """E[z^j], z ~ N(0, 1): (j-1)!! for even j, 0 for odd j; GrowthError where (j-1)!!
+    overflows float64 (j >= 302: a polynomial activation of degree >= 151 in E[φ²])."""
+    if j % 2:
+        return 0.0
+    try:
+        return float(math.prod(range(j - 1, 0, -2)))
+    except OverflowError:
+        raise GrowthError(f"E[z^{j}] = {j - 1}!! overflows float64: the activation's polynomial "
+                          "degree is too high for float64 Gaussian moments") from None
 
 
 _SEG_PANELS = 8

@@ -93,9 +93,19 @@ def _pack(value, error, methods, scalar: bool) -> Expectation:
     return Expectation(value, error, method, methods)
 
 
-def _check_method(method: str) -> None:
-    if method not in _METHODS:
+def _check_method(method: str, rtol=1e-13, dps=30) -> None:
+    """The options of expect/expect2: a known method, 1e-16 <= rtol < 1, 15 <= dps <= 1000."""
+    if not isinstance(method, str) or method not in _METHODS:
         raise InvalidArgumentError(f"method must be one of {', '.join(_METHODS)}, got {method!r}")
+    try:
+        ok = 1e-16 <= float(rtol) < 1.0 and not isinstance(rtol, bool)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InvalidArgumentError(f"rtol must be a number in [1e-16, 1), got {rtol!r}")
+    if isinstance(dps, bool) or not isinstance(dps, (int, np.integer)) or not 15 <= dps <= 1000:
+        raise InvalidArgumentError(f"dps (mpmath digits) must be an integer in [15, 1000], "
+                                   f"got {dps!r}")
 
 
 def expect(activation, g="phi2", K=1.0, *, method: str = "auto", rtol: float = 1e-13,
@@ -125,7 +135,7 @@ def expect(activation, g="phi2", K=1.0, *, method: str = "auto", rtol: float = 1
     >>> float(expect("relu", "phi2", 3.0).value)
     1.5
     """
-    _check_method(method)
+    _check_method(method, rtol, dps)
     act = Activation.get(activation)
     itg = integrand(act, g)
     Karr = check_variance(K)
@@ -193,7 +203,7 @@ def expect2(activation, f="phi", g="phi", K11=1.0, K12=0.0, K22=1.0, *, method: 
     >>> bool(np.isclose(r.value, 1 / (2 * np.pi)))
     True
     """
-    _check_method(method)
+    _check_method(method, rtol, dps)
     act = Activation.get(activation)
     fi, gi = integrand(act, f), integrand(act, g)
     if fi.point_masses or gi.point_masses:
@@ -206,7 +216,12 @@ def expect2(activation, f="phi", g="phi", K11=1.0, K12=0.0, K22=1.0, *, method: 
         raise InvalidVarianceError("K12 must be a number or array") from None
     if not np.all(np.isfinite(k12)):
         raise InvalidVarianceError("K12 must be finite")
-    k11, k12, k22 = np.broadcast_arrays(k11, k12, k22)
+    try:
+        k11, k12, k22 = np.broadcast_arrays(k11, k12, k22)
+    except ValueError:
+        raise InvalidArgumentError(f"K11, K12, K22 have shapes {np.shape(k11)}, "
+                                   f"{np.shape(k12)}, {np.shape(k22)} that do not broadcast "
+                                   "together") from None
     bound = np.sqrt(k11 * k22)
     if np.any(np.abs(k12) > bound * (1 + 1e-12)):
         raise InvalidVarianceError("covariance matrix is not positive semidefinite (|K12| >"

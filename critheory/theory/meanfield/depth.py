@@ -104,7 +104,7 @@ def depth_curves(arch: LayerMaps, weight_var: float, bias_var: float, depth: int
     sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))
     try:
         L, l0 = int(depth), int(l0)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidArgumentError("depth and l0 must be integers") from None
     if L != depth or L < 1:
         raise InvalidArgumentError(f"depth must be an integer >= 1, got {depth}")
@@ -185,6 +185,9 @@ def fit_power_law(depths, values, window: tuple[int, int] | None = None) -> Powe
     """
     from critheory.common.powerlaw import fit_line, tail_window
 
+    if np.size(depths) == 0 or np.size(depths) != np.size(values):
+        raise InvalidArgumentError(f"need depths and values of the same, non-zero length (got "
+                                   f"{np.size(depths)} and {np.size(values)})")
     if window is None:
         window = tail_window(depths)
     f = fit_line(depths, np.abs(np.asarray(values, dtype=float)), window, min_points=3)

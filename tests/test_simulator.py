@@ -374,7 +374,9 @@ def test_result_arrays_read_only_and_json():
 def test_default_probe_choice_and_methods():
     small = simulate("tanh", 1.0, 0.0, width=32, depth=2)
     assert small.probes is None and small.method == "dense"
-    big = simulate("tanh", 1.0, 0.0, width=300, depth=2)
+    mid = simulate("tanh", 1.0, 0.0, width=300, depth=2)   # 5.4e7 flops: exact by cost
+    assert mid.probes is None
+    big = simulate("tanh", 1.0, 0.0, width=2000, depth=3)  # 2.4e10 > budget: probes
     assert big.probes == 8 and big.method == "projected"
 
 

@@ -247,8 +247,8 @@ def _options(p) -> None:
                    help="number of independent networks S (default 8)")
     p.add_argument("--l0", type=int, default=1, help="reference layer of J^(l0,l) (default 1)")
     p.add_argument("--probes", default=None, metavar="P|exact",
-                   help="Hutchinson probes per network, or 'exact' (default: exact for "
-                        "width <= 256, else 8 probes)")
+                   help="Hutchinson probes per network, or 'exact' (default: exact while "
+                        "seeds*depth*width^3 <= 2e10, else 8 probes; the output says which)")
     p.add_argument("--seed", type=int, default=0, help="root random seed (default 0)")
     p.add_argument("--q0", type=float, default=1.0, help="input norm |x|^2/N (default 1)")
     p.add_argument("--window", metavar="LO:HI",

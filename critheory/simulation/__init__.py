@@ -24,12 +24,13 @@ Examples
 True
 """
 from .architectures import ARCHITECTURES, normalize_arch
-from .engine import DEFAULT_PROBES, EXACT_MAX_WIDTH, SimulationResult, simulate
+from .engine import (DEFAULT_PROBES, EXACT_COST_BUDGET, SimulationResult, default_probes,
+                     simulate)
 from .fits import FitResult, fit_exponential, fit_power_law
 from .naive import ChainResult, explicit_jacobian_chain
 
 __all__ = [
     "simulate", "SimulationResult", "fit_power_law", "fit_exponential", "FitResult",
     "explicit_jacobian_chain", "ChainResult", "ARCHITECTURES", "normalize_arch",
-    "EXACT_MAX_WIDTH", "DEFAULT_PROBES",
+    "EXACT_COST_BUDGET", "DEFAULT_PROBES", "default_probes",
 ]

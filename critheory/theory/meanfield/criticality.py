@@ -163,6 +163,21 @@ def _scan(arch: LayerMaps, tgrid: np.ndarray):
     return sw, sb, ks, noise
 
 
+def _brackets(D: np.ndarray, grid: np.ndarray):
+    """Sign-change brackets of each row of ``D`` (NaN = invalid or noise-level) on ``grid``:
+    consecutive finite entries of opposite sign, never bridging a gap of more than one invalid
+    grid point. Returns ``(row, lo, hi, f_lo, f_hi)`` arrays."""
+    out = ([], [], [], [], [])
+    for i, row in enumerate(np.atleast_2d(D)):
+        fin = np.flatnonzero(np.isfinite(row))
+        a, b = fin[:-1], fin[1:]
+        ch = (np.sign(row[a]) != np.sign(row[b])) & ((b - a) <= 2)
+        for j, k in zip(a[ch], b[ch]):
+            for lst, v in zip(out, (i, grid[j], grid[k], row[j], row[k])):
+                lst.append(v)
+    return tuple(np.array(v) for v in out)
+
+
 def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
     """The critical line χ_J(K*) = 1 at the given bias variances, every branch.
 
@@ -246,30 +261,15 @@ def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
     D = sb[None, :] - y[:, None]
     Dm = np.where(np.abs(D) <= noise[None, :], np.nan, D)
     Dm[:, ~valid] = np.nan
-    tgt, lo, hi, flo, fhi = [], [], [], [], []
-    for i in range(y.size):
-        fin = np.flatnonzero(np.isfinite(Dm[i]))
-        if fin.size < 2:
-            continue
-        a, b = fin[:-1], fin[1:]
-        contiguous = (b - a) <= 2  # never bridge a gap of invalid parameter values
-        ch = (np.sign(Dm[i, a]) != np.sign(Dm[i, b])) & contiguous
-        for j, k in zip(a[ch], b[ch]):
-            tgt.append(i)
-            lo.append(tgrid[j])
-            hi.append(tgrid[k])
-            flo.append(Dm[i, j])
-            fhi.append(Dm[i, k])
+    tgt, lo, hi, flo, fhi = _brackets(Dm, tgrid)
     roots = []
-    if tgt:
-        tgt = np.array(tgt)
-
+    if tgt.size:
         def f(t, ids):
             return arch.critical_curve(t)[1] - y[ids]
 
         # refine in log t for uniform relative accuracy
         r = refine_brackets(lambda u, ids: f(np.exp(u), ids), np.log(lo), np.log(hi),
-                            np.array(flo), np.array(fhi), tgt, xtol=4e-16, atol=1e-15)
+                            flo, fhi, tgt, xtol=4e-16, atol=1e-15)
         tr = np.exp(r)
         swr, sbr, kr = arch.critical_curve(tr)
         chi = arch.chi_parallel(kr, swr, sbr)
@@ -303,23 +303,15 @@ def _normalized_line(arch: LayerMaps, y: np.ndarray) -> list[LinePoint]:
         D = (B - A).reshape(y.size, n)
     noise = (1e-12 * (np.abs(A) + np.abs(B))).reshape(y.size, n)
     D = np.where(np.isfinite(D) & (np.abs(D) > noise), D, np.nan)
-    ids, lo, hi, flo, fhi = [], [], [], [], []
-    for i in range(y.size):
-        fin = np.flatnonzero(np.isfinite(D[i]))
-        a, b = fin[:-1], fin[1:]
-        ch = (np.sign(D[i, a]) != np.sign(D[i, b])) & ((b - a) <= 2)
-        for j, k in zip(a[ch], b[ch]):
-            ids.append(i), lo.append(_SW_GRID[j]), hi.append(_SW_GRID[k])
-            flo.append(D[i, j]), fhi.append(D[i, k])
-    if not ids:
+    ids, lo, hi, flo, fhi = _brackets(D, _SW_GRID)
+    if not ids.size:
         return out
-    ids = np.array(ids)
 
     def f(u, k):
         A, B = arch.unit_constants(np.exp(u), y[k])
         return B - A
 
-    sw = np.exp(refine_brackets(f, np.log(lo), np.log(hi), np.array(flo), np.array(fhi), ids,
+    sw = np.exp(refine_brackets(f, np.log(lo), np.log(hi), flo, fhi, ids,
                                 xtol=4e-16, atol=1e-15))
     A, _ = arch.unit_constants(sw, y[ids])
     ks = A / (1.0 - arch.mu2)
@@ -359,23 +351,20 @@ def critical_points(arch: LayerMaps) -> list[CriticalPoint]:
                             or (kink is not None and kink < 0)):
         # the K* = 0 end of the line is a critical point that attracts only for a_1 <= 0
         out.append(CriticalPoint(swz, 0.0, 0.0, "K*=0"))
-    fin = np.flatnonzero(np.isfinite(D))
-    if fin.size >= 2:
-        a, b = fin[:-1], fin[1:]
-        ch = (np.sign(D[a]) != np.sign(D[b])) & ((b - a) <= 2)
-        if np.any(ch):
-            def g(u, _):
-                t = np.exp(u)
-                w, s, k = arch.critical_curve(t)
-                return arch.chi_parallel(k, w, s) - 1.0
+    _, lo, hi, flo, fhi = _brackets(D, _TGRID)
+    if lo.size:
+        def g(u, _):
+            t = np.exp(u)
+            w, s, k = arch.critical_curve(t)
+            return arch.chi_parallel(k, w, s) - 1.0
 
-            r = np.exp(refine_brackets(g, np.log(_TGRID[a[ch]]), np.log(_TGRID[b[ch]]),
-                                       D[a[ch]], D[b[ch]], xtol=4e-16, atol=1e-15))
-            w, s, k = arch.critical_curve(r)
-            for wi, si, ki in zip(w, s, k):
-                if si >= -1e-12 * ki:
-                    out.append(CriticalPoint(float(wi), float(max(si, 0.0)), float(ki),
-                                             "half-stable"))
+        r = np.exp(refine_brackets(g, np.log(lo), np.log(hi), flo, fhi, xtol=4e-16,
+                                   atol=1e-15))
+        w, s, k = arch.critical_curve(r)
+        for wi, si, ki in zip(w, s, k):
+            if si >= -1e-12 * ki:
+                out.append(CriticalPoint(float(wi), float(max(si, 0.0)), float(ki),
+                                         "half-stable"))
     out.sort(key=lambda p: p.weight_var)
     return out
 

@@ -92,18 +92,21 @@ class LayerMaps:
         s = self._run(K11, sw, sb, K12=K12, K22=K22)
         return s.K, s.K12, s.K22
 
+    def _tangent(self, field: str, K, sw, sb, **start) -> np.ndarray:
+        """One tangent field of the layer's output state (the kernel itself is not computed
+        where nothing downstream reads it), broadcast over K, σ_w², σ_b²."""
+        s = self._run(K, sw, sb, False, **start)
+        shape = np.broadcast(np.asarray(K), sw, sb).shape
+        return np.broadcast_to(getattr(s, field), shape).astype(float)
+
     def chi_parallel(self, K, sw, sb) -> np.ndarray:
-        s = self._run(K, sw, sb, False, tangents=True)
-        return np.broadcast_to(s.dK, np.broadcast(np.asarray(K), sw, sb).shape).astype(float)
+        return self._tangent("dK", K, sw, sb, tangents=True)
 
     def chi_perp(self, K, sw, sb) -> np.ndarray:
-        K = np.asarray(K, dtype=float)
-        s = self._run(K, sw, sb, False, perp=True)
-        return np.broadcast_to(s.dK12, np.broadcast(K, sw, sb).shape).astype(float)
+        return self._tangent("dK12", K, sw, sb, perp=True)
 
     def chi_jacobian(self, K, sw, sb) -> np.ndarray:
-        s = self._run(K, sw, sb, False, jacobian=True)
-        return np.broadcast_to(s.J, np.broadcast(np.asarray(K), sw, sb).shape).astype(float)
+        return self._tangent("J", K, sw, sb, jacobian=True)
 
     def kernel_and_chi(self, K, sw, sb) -> tuple[np.ndarray, np.ndarray]:
         """``(kernel_map, chi_jacobian)`` in one pass through the blocks."""

@@ -22,7 +22,7 @@ from critheory.theory.meanfield.maps import LayerMaps, architecture
 from critheory.theory.meanfield.fixed_points import RUNAWAY_K
 from critheory.theory.roots import refine_brackets
 
-__all__ = ["attractors", "phase_grid", "phase_grid_mu", "MAX_POINTS"]
+__all__ = ["attractors", "phase_grid", "phase_grid_mu", "log_chi_at_attractor", "MAX_POINTS"]
 
 #: Largest number of grid points of one phase diagram (n² <= 1e6: ~1e8 kernel-map evaluations).
 MAX_POINTS = 1_000_000
@@ -113,7 +113,14 @@ def phase_grid(arch, sw_range=(0.25, 4.0), sb_range=(0.0, 1.0), n: int = 41, q0:
     sws = np.linspace(*sw_range, n)
     sbs = np.linspace(*sb_range, n)
     W, B = np.meshgrid(sws, sbs)
-    w, b = W.ravel(), B.ravel()
+    return sws, sbs, log_chi_at_attractor(arch, W.ravel(), B.ravel(), q0).reshape(n, n)
+
+
+def log_chi_at_attractor(arch: LayerMaps, w: np.ndarray, b: np.ndarray,
+                         q0: float = 1.0) -> np.ndarray:
+    """log χ_J at the fixed point each (σ_w², σ_b²) entry flows to (:func:`attractors`; a
+    runaway at ``RUNAWAY_K``, K* = 0 by the one-sided limits of ``analyze_point``); NaN where
+    χ_J <= 0."""
     K = attractors(arch, w, b, q0)
     K = np.where(np.isfinite(K), K, RUNAWAY_K)
     chi = np.full(K.shape, np.nan)
@@ -125,24 +132,7 @@ def phase_grid(arch, sw_range=(0.25, 4.0), sb_range=(0.0, 1.0), n: int = 41, q0:
         for i in np.flatnonzero(~pos):
             chi[i] = _make(arch, 0.0, w[i], b[i]).chi_jacobian
     with np.errstate(all="ignore"):
-        Z = np.where(chi > 0, np.log(chi), np.nan)
-    return sws, sbs, Z.reshape(n, n)
-
-
-def _row(arch, sws, bias_var):
-    K = attractors(arch, sws, np.full(sws.shape, bias_var))
-    K = np.where(np.isfinite(K), K, RUNAWAY_K)
-    chi = np.full(K.shape, np.nan)
-    pos = K > 0
-    b = np.full(sws.shape, bias_var)
-    chi[pos] = np.asarray(arch.chi_jacobian(K[pos], sws[pos], b[pos]), dtype=float)
-    if np.any(~pos):
-        from critheory.theory.meanfield.fixed_points import _make
-
-        for i in np.flatnonzero(~pos):
-            chi[i] = _make(arch, 0.0, sws[i], bias_var).chi_jacobian
-    with np.errstate(all="ignore"):
-        return sws, None, np.where(chi > 0, np.log(chi), np.nan)
+        return np.where(chi > 0, np.log(chi), np.nan)
 
 
 def phase_grid_mu(arch_name: str, activation, sw_range=(0.25, 4.0), mu_range=(0.0, 1.0),
@@ -155,7 +145,6 @@ def phase_grid_mu(arch_name: str, activation, sw_range=(0.25, 4.0), mu_range=(0.
     mus = np.linspace(*mu_range, n)
     Z = np.full((n, n), np.nan)
     for i, mu in enumerate(mus):
-        arch = architecture(arch_name, activation, mu)
-        sws_, _, z = _row(arch, sws, bias_var)
-        Z[i] = z
+        Z[i] = log_chi_at_attractor(architecture(arch_name, activation, mu), sws,
+                                    np.full(sws.shape, bias_var))
     return sws, mus, Z

@@ -111,7 +111,8 @@ def _phi(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> State
     if s.dK is not None:
         with np.errstate(invalid="ignore", over="ignore"):  # inf where E overflows float64
             dK = E(act, "h_phi_dphi", K) / K * s.dK
-    out = State(K=E(act, "phi2", K) if need_K else None, q=K, dK=dK, J=None if s.J is None else d2 * s.J,
+    out = State(K=E(act, "phi2", K) if need_K else None, q=K, dK=dK,
+                J=None if s.J is None else d2 * s.J,
                 dK12=None if s.dK12 is None else d2 * s.dK12)
     if s.K12 is not None:
         e12 = expect2(act, "phi", "phi", K, s.K12, s.K22).value
@@ -153,13 +154,6 @@ def _residual(block: Residual, s: State, act: Activation, sw, sb, need_K: bool =
                  dK=add(s.dK, b.dK), dK12=add(s.dK12, b.dK12), J=add(s.J, b.J))
 
 
-def _ends_gaussian(blocks) -> bool:
-    gaussian = True
-    for b in blocks:
-        gaussian = b.kind == "dense" or (gaussian and b.kind == "layernorm")
-    return gaussian
-
-
 #: block kind -> mean-field rule ``(block, state, activation, σ_w², σ_b²) -> state``
 RULES: dict[str, Callable] = {"dense": _dense, "phi": _phi, "layernorm": _layernorm,
                               "residual": _residual}
@@ -191,9 +185,10 @@ def apply(net, s: State, sw, sb, need_K: bool = True) -> State:
     return apply_blocks(net.unit, net.activation, s, sw, sb, need_K)
 
 
-def check_composition(blocks) -> None:
+def check_composition(blocks) -> bool:
     """Refuse, before any number is computed, a sequence of blocks the rules cannot read: an
-    activation whose input is not Gaussian, a residual branch that does not end Gaussian."""
+    activation whose input is not Gaussian, a residual branch that does not end Gaussian.
+    Returns whether the sequence ends with a Gaussian representation."""
     gaussian = True
     for b in blocks:
         if b.kind == "phi":
@@ -204,8 +199,8 @@ def check_composition(blocks) -> None:
         elif b.kind == "dense":
             gaussian = True
         elif b.kind == "residual":
-            check_composition(b.branch)
-            if not _ends_gaussian(b.branch):
+            if not check_composition(b.branch):
                 raise InvalidArgumentError("a residual branch must end with a dense block")
         else:
             rule(b)
+    return gaussian

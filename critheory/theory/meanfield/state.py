@@ -46,10 +46,6 @@ class State:
         a LayerNorm of one)."""
         return self.q is None
 
-    @property
-    def two_inputs(self) -> bool:
-        return self.K12 is not None
-
     def with_(self, **fields) -> "State":
         """A copy with some fields replaced."""
         return replace(self, **fields)

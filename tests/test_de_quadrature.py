@@ -39,10 +39,15 @@ def test_against_closed_forms(name, g):
     assert cf is not None
     want, want_err = cf
     v, err, ok = _de(name, g, K_GRID)
-    assert ok.all()
-    diff = np.abs(v - want)
+    # the rule may decline to certify an entry (sin² at K = 100 oscillates ~35 times across the
+    # window; hardtanh at K = 0.01 is a narrow Gaussian inside a tanh-sinh piece whose nodes
+    # crowd at its ends): the composite rule takes those (test_expect_matches_closed_forms);
+    # every certified entry keeps its promise
+    assert ok.mean() >= 0.75
+    diff = np.abs(v - want)[ok]
+    want, want_err, err = want[ok], want_err[ok], err[ok]
     assert np.all(diff <= 1e-13 * np.abs(want) + want_err + 1e-300), (K_GRID, diff / np.abs(want))
-    assert np.all(diff <= 10 * (err + want_err) + 4 * EPS * np.abs(want) + 1e-300)
+    assert np.all(diff <= err + want_err + 4 * EPS * np.abs(want) + 1e-300)
 
 
 @pytest.mark.parametrize("name", ["tanh", "sigmoid", "softplus", "gelu", "gelu_tanh", "swish",
@@ -57,11 +62,26 @@ def test_against_classical_rules(name, g):
     v, err, ok = _de(name, g, K_GRID)
     ref = expect_1d(itg.numpy, 0.0, sd, breakpoints=itg.breakpoints, growth=itg.growth,
                     de=False)
-    assert ok.all()
-    diff = np.abs(v - ref.value)
-    scale = np.abs(ref.value)
+    assert ok.mean() >= 0.75   # declined entries go to the composite rule (see above)
+    diff = np.abs(v - ref.value)[ok]
+    scale = np.abs(ref.value)[ok]
+    err = err[ok]
+    ref = type(ref)(ref.value[ok], ref.error[ok], ref.method[ok])
     assert np.all(diff <= 1e-13 * scale + 10 * ref.error + 1e-300), diff / scale
-    assert np.all(diff <= 10 * (err + ref.error) + 4 * EPS * scale + 1e-300)
+    assert np.all(diff <= err + ref.error + 4 * EPS * scale + 1e-300)
+
+
+@pytest.mark.parametrize("name", ["sin", "cos", "hardtanh", "relu6", "erf"])
+@pytest.mark.parametrize("g", ["phi2", "dphi2"])
+def test_expect_matches_closed_forms(name, g):
+    """Through expect's quadrature (closed forms off), every entry the DE rule declines is
+    taken by the composite rule, within the error bars of both routes."""
+    itg = integrand(Activation.get(name), g)
+    want, want_err = closed_form_1d(itg, K_GRID)
+    r = expect_1d(itg.numpy, 0.0, np.sqrt(K_GRID), breakpoints=itg.breakpoints,
+                  growth=itg.growth, noise=itg.float64_noise, even=itg.even)
+    diff = np.abs(r.value - want)
+    assert np.all(diff <= r.error + want_err + 4 * EPS * np.abs(want)), diff / r.error
 
 
 def test_kink_off_zero_never_sampled():
@@ -97,10 +117,16 @@ def test_shared_nodes_cost(even):
     # (0 <= u <= asinh(11σ_max) + 0.1, step 0.1) for the others
     umax = round(float(np.arcsinh(11 * sd.max())), 1) + 0.1
     shared = int(np.floor(umax / 0.1 + 1e-9)) + 1
-    # one pass each: the first two steps of both rules suffice for tanh² at every σ
-    per_side = [24 * small, shared] if even else [24 * small, 24 * small, shared, shared]
+    # pass 1 adds the odd multiples of the halved step: 0.2, 0.6, ..., 9.4 (24) and of 0.05
+    odd = len([j for j in range(1, int(umax / 0.05 + 1e-9) + 1, 2)])
+    # two passes each: the difference of levels τ/2 and τ/4 certifies tanh² at every σ (the
+    # difference of the first two levels is its error estimate, see _accept)
+    trap = [24 * small, 24 * small]
+    sinh = [shared, odd]
+    per_side = (trap + sinh) if even else [n for n in trap for _ in (0, 1)] + \
+        [n for n in sinh for _ in (0, 1)]
     assert n_eval == per_side
-    assert sum(n_eval) / sd.size < (25 if even else 50)     # evaluations of g per variance
+    assert sum(n_eval) / sd.size < (30 if even else 60)     # evaluations of g per variance
     want = expect_centered(lambda x: np.tanh(x) ** 2, sd, even=not even)[0]
     assert np.allclose(v, want, rtol=4 * EPS, atol=0)
 

@@ -233,6 +233,10 @@ class Activation:
         for key in ("breakpoints", "discontinuities", "jumps", "parity", "homogeneous_slopes",
                     "growth_rate"):
             d[key] = a[key]
+        if "features" in a:
+            from critheory.activation.features import Features
+
+            d["features"] = Features(*a["features"])
         d["_erf_params"] = a["erf_params"]
         return self
 
@@ -518,6 +522,13 @@ class Activation:
         return (ap, am)
 
     @cached_property
+    def features(self):
+        """Where and how narrow φ's features are (:class:`critheory.activation.features.Features`)."""
+        from critheory.activation.features import features
+
+        return features(self.expr)
+
+    @cached_property
     def growth_rate(self) -> tuple[float, float]:
         """Exponential growth rates (α_-, α_+) with |φ(x)| ≲ e^{α_± |x|} as x → ±∞ (>= 0)."""
         return (_growth(self.mpmath_func(0), -1), _growth(self.mpmath_func(0), +1))
@@ -798,7 +809,11 @@ def _real_zeros(g: sp.Expr, act: "Activation") -> list[float]:
         for i in range(len(grid) - 1):
             a, b = vals[i], vals[i + 1]
             if a == 0.0:
-                out.append(float(grid[i]))
+                # a zero of g, or a point of an interval on which g vanishes (Abs(x) - x on
+                # x >= 0): there only the ends of the interval switch a branch
+                left = vals[i - 1] if i else float("nan")
+                if not (left == 0.0 and b == 0.0):
+                    out.append(float(grid[i]))
             elif a * b < 0:
                 try:
                     r = mpmath.findroot(lambda t: fn(t), (grid[i], grid[i + 1]), solver="bisect")

@@ -179,6 +179,7 @@ def derive(name: str) -> dict:
             "breakpoints": act.breakpoints, "discontinuities": act.discontinuities,
             "jumps": act.jumps, "parity": act.parity,
             "homogeneous_slopes": act.homogeneous_slopes, "growth_rate": act.growth_rate,
+            "features": act.features.to_data(),
             "erf_params": closed_forms._erf_params(act),
         },
         "taylor": taylor, "functions": functions, "integrands": integrands,

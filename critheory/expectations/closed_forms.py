@@ -231,19 +231,23 @@ def _seg_rule() -> tuple[np.ndarray, np.ndarray]:
     return np.polynomial.legendre.leggauss(20)
 
 
-def _segment_moments(a: np.ndarray, b: np.ndarray, jmax: int) -> list[np.ndarray]:
-    """T_j(a, b) = ∫_a^b z^j ϕ(z) dz for j = 0..jmax.
+def _segment_moments(a: np.ndarray, b: np.ndarray, jmax: int
+                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """T_j(a, b) = ∫_a^b z^j ϕ(z) dz for j = 0..jmax, and the sizes ∫_a^b |z|^j ϕ(z) dz that
+    their round-off is relative to.
 
     Segments with an infinite end use the tail recursion (no cancellation: the tail is taken
     on the side where it is small); finite segments are integrated directly by a composite
     Gauss–Legendre rule (8 panels of 20 nodes) over [a, b] ∩ [-40, 40] ∩ [c - 12, c + 12], c the
     point of [a, b] nearest 0 (the rest holds < 1e-18 of the integral for j <= 20), panels of
     length at most 3 on which z^j ϕ(z) is resolved to machine precision (the differences of
-    tails would cancel).
+    tails would cancel). The rounding of that rule is relative to ∫|z^j|ϕ over the segment,
+    not to T_j: ∫_{-1e4}^{10} z ϕ(z) dz = -ϕ(10) ≈ -8e-23 comes out as ~1e-17 (the sizes
+    returned say so; the tails of infinite segments are accurate relative to themselves).
     """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
-    out = []
+    out, size = [], []
     finite = np.isfinite(a) & np.isfinite(b)
     # tails: at most one end finite
     Ua = _upper_tails(np.where(np.isfinite(a), a, -40.0), jmax)
@@ -273,11 +277,13 @@ def _segment_moments(a: np.ndarray, b: np.ndarray, jmax: int) -> list[np.ndarray
             if j:
                 Zj = Zj * Z
             seg = np.sum(W * Zj, axis=(-1, -2))
+            seg_abs = np.sum(W * np.abs(Zj), axis=(-1, -2))
         else:
-            seg = 0.0
+            seg = seg_abs = 0.0
         tail = np.where(np.isinf(b) & np.isinf(a), both, np.where(np.isinf(b), upper, lower))
         out.append(np.where(finite, seg, tail))
-    return out
+        size.append(np.where(finite, seg_abs, np.abs(tail)))
+    return out, size
 
 
 def _sqrtK_pow(K, sK, j: int):
@@ -302,11 +308,11 @@ def _piece_1d(lo: float, hi: float, terms, K: np.ndarray):
             continue
         ar = (lo - shift.real) / sK
         br = (hi - shift.real) / sK
-        T = _segment_moments(ar, br, p)
+        T, S = _segment_moments(ar, br, p)
         for j in range(p + 1):
-            part = pref * math.comb(p, j) * shift ** (p - j) * _sqrtK_pow(K, sK, j) * T[j]
-            val += part
-            mag += np.abs(part)
+            coef = pref * math.comb(p, j) * shift ** (p - j) * _sqrtK_pow(K, sK, j)
+            val += coef * T[j]
+            mag += np.abs(coef) * S[j]
     return val, mag
 
 

@@ -175,7 +175,7 @@ def expect(activation, g="phi2", K=1.0, *, method: str = "auto", rtol: float = 1
         every = todo.all()
         r = expect_1d(itg.numpy, 0.0, np.sqrt(Kf if every else Kf[todo]),
                       breakpoints=itg.breakpoints, growth=itg.growth, rtol=rtol, noise=noise,
-                      even=itg.even)
+                      even=itg.even, features=itg.features)
         if every and not itg.point_masses:
             # nothing from closed forms or symmetry (the common case for smooth activations)
             return _pack(r.value.reshape(Karr.shape), r.error.reshape(Karr.shape),
@@ -262,7 +262,8 @@ def expect2(activation, f="phi", g="phi", K11=1.0, K12=0.0, K22=1.0, *, method: 
         try:
             r = expect_2d(fi.numpy, gi.numpy, a11[todo], a12[todo], a22[todo],
                           f_breakpoints=fi.breakpoints, g_breakpoints=gi.breakpoints,
-                          f_growth=fi.growth, g_growth=gi.growth, rtol=rtol)
+                          f_growth=fi.growth, g_growth=gi.growth, rtol=rtol,
+                          f_features=fi.features, g_features=gi.features)
         except ConvergenceError:
             # near |ρ| = 1 a closed form with a larger round-off estimate beats no answer
             if cf is None or not np.all(np.isfinite(v[todo])):

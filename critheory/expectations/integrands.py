@@ -20,6 +20,8 @@ integration-by-parts identity E[φ'² + φφ''] = E[hφφ']/K holds for every co
 """
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import FrozenInstanceError
 from functools import cached_property
 from typing import Callable
@@ -28,6 +30,7 @@ import numpy as np
 
 from critheory.activation import symbolic as _sym
 from critheory.activation._lazy import LazyModule, on_import
+from critheory.activation.budget import SYMBOLIC_SECONDS, within
 from critheory.activation.symbolic import Activation, _growth, _mp_lambdify
 from critheory.errors import GrowthError, InvalidArgumentError
 
@@ -138,6 +141,17 @@ class Integrand:
         return tuple(sorted(pts))
 
     @cached_property
+    def features(self):
+        """Where and how narrow g's features are (:mod:`critheory.activation.features`): the
+        activation's for a named integrand (built from φ and its derivatives, whose function
+        arguments are φ's), else read off the expression."""
+        if self.name in NAMED:
+            return self.activation.features
+        from critheory.activation.features import features
+
+        return features(self.expr)
+
+    @cached_property
     def growth(self) -> tuple[float, float]:
         """Exponential growth rates (α_-, α_+) of |g| at ∓∞."""
         f = sp.lambdify(_sym.X, self.expr, modules=["mpmath"])
@@ -222,6 +236,9 @@ class Integrand:
         sc = np.maximum(1e-300, np.abs(a) + np.abs(b))
         numeric = {"odd": np.all(np.abs(a + b) <= 1e-14 * sc),
                    "even": np.all(np.abs(a - b) <= 1e-14 * sc)}
+        deadline = time.monotonic() + SYMBOLIC_SECONDS    # for all attempts together
+        if e.has(sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise):
+            return self._piecewise_parity(numeric, deadline)
         for kind, d in diffs.items():
             if not numeric[kind]:
                 continue
@@ -231,12 +248,58 @@ class Integrand:
             for f in forms:
                 # simplify of nested piecewise expressions can take minutes (hardtanh φ'²: 11 s
                 # at 21 operations): small ones only
-                limit = 60 if not f.has(sp.Piecewise) else 15
+                # (any non-smooth atom: Max(pi, x, Abs(x))**3's φ'² with Heaviside and sign,
+                # 46 operations, did not finish in minutes); every attempt runs under a
+                # wall-clock budget (critheory.activation.budget): out of time = not proven
+                limit = 60 if not f.has(sp.Piecewise, sp.Max, sp.Min, sp.Abs, sp.Heaviside,
+                                        sp.sign) else 15
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return "none"
                 try:
-                    if sp.count_ops(f) <= limit and sp.simplify(f) == 0:
+                    done, r = within(lambda f=f: sp.simplify(f) == 0, left,
+                                     small=sp.count_ops(f) <= limit)
+                    if done and r:
                         return kind
                 except Exception:  # pragma: no cover - sympy failure: not proven
                     pass
+        return "none"
+
+
+    def _piecewise_parity(self, numeric: dict, deadline: float) -> str:
+        """Parity of a piecewise g, proven piece by piece: between consecutive points of
+        ±breakpoints every Max/Min/Abs/Heaviside/sign/Piecewise has one active branch, so g on
+        (a, b) and g on (-b, -a) are smooth expressions whose sum (odd) or difference (even)
+        simplifies to 0 quickly; the whole expression's rewrite and simplify can take minutes."""
+        from critheory.expectations.closed_forms import _resolve
+
+        X = _sym.X
+        pos = sorted({abs(b) for b in self.breakpoints if b != 0.0})
+        edges = [0.0] + pos + [math.inf]
+        for kind in ("odd", "even"):
+            if not numeric[kind] or (kind == "odd" and self.point_masses):
+                continue
+            proven = True
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                t0 = lo + 1.0 if math.isinf(hi) else 0.5 * (lo + hi)
+                try:
+                    gp = _resolve(self.expr, t0)
+                    gm = _resolve(self.expr, -t0).subs(X, -X)
+                except Exception:  # noqa: BLE001 - a branch sympy cannot decide: not proven
+                    return "none"
+                d = gm + gp if kind == "odd" else gm - gp
+                if d == 0:
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return "none"
+                done, r = within(lambda d=d: sp.simplify(d.rewrite(sp.exp)) == 0, left,
+                                 small=sp.count_ops(d) <= 60)
+                if not (done and r):
+                    proven = False
+                    break
+            if proven:
+                return kind
         return "none"
 
 

@@ -35,6 +35,7 @@ _Z_GRID = np.array([0.0, 1.0, -1.0, 2.0, -2.0, 3.0, -3.0, 4.0, -4.0, 5.5, -5.5, 
                     9.0, -9.0])
 _X_GRID = np.concatenate([[0.0], 2.0 ** np.arange(-5, 6), -(2.0 ** np.arange(-5, 6))])
 _SQRT2PI = np.sqrt(2.0 * np.pi)
+_EPS = np.finfo(float).eps
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,12 @@ def _composite(zfunc, todo, edges, rtol, max_error, value, error, method, floor)
     err_p = np.full(npan, np.inf)
     prev_err = np.full(npan, np.nan)
     done = np.zeros(npan, dtype=bool)
+    # panels whose sum is ±inf (the integrand overflows float64 at finite nodes, e^x at x > 709):
+    # more nodes cannot make it finite, so they stop refining and their entry is reported as
+    # not finite at once instead of after the whole ladder
+    dead = np.zeros(npan, dtype=bool)
     for level, n in enumerate(_GL_LADDER):
-        act = np.flatnonzero(~done)
+        act = np.flatnonzero(~done & ~dead)
         if not act.size:
             break
         t, w = _legendre(n)
@@ -176,6 +181,7 @@ def _composite(zfunc, todo, edges, rtol, max_error, value, error, method, floor)
             if level:
                 err_new = np.abs(q_new - q_p[act])
         q_p[act], qa_p[act] = q_new, qa_new
+        dead[act] = np.isinf(q_new)
         if not level:
             continue
         with np.errstate(all="ignore"):
@@ -249,11 +255,41 @@ def make_edges(mean: np.ndarray, std: np.ndarray, breakpoints: Sequence[float],
 _GH_MAX_STD = 3.0
 
 
+#: most panel edges per entry of the composite rule for a steep integrand whose features are not
+#: located (a uniform grid of spacing 1/rate across the Gaussian window)
+MAX_STEEP_EDGES = 20000
+
+
+def steep_edges(mean: np.ndarray, std: np.ndarray, features) -> np.ndarray:
+    """Extra panel edges in x for a steep integrand (``features.steep``): around each known
+    centre c the grid c + ℓ·(0, ±2^-5, ..., ±2^5) with ℓ = 1/rate, and where some feature is not
+    located a uniform grid of spacing ℓ over the window |x - mean| <= L·std. ConvergenceError
+    when that grid would exceed :data:`MAX_STEEP_EDGES` edges for an entry."""
+    ell = 1.0 / features.rate
+    mean = np.asarray(mean, dtype=float).ravel()
+    std = np.asarray(std, dtype=float).ravel()
+    cols = [np.zeros((mean.size, 0))]
+    if features.centres:
+        g = np.concatenate([np.asarray(c) + ell * _X_GRID for c in features.centres])
+        cols.append(np.broadcast_to(g, (mean.size, g.size)))
+    if not features.located:
+        n = int(np.ceil(2.0 * WINDOW_L * float(np.max(std)) * features.rate)) + 1
+        if n > MAX_STEEP_EDGES:
+            raise ConvergenceError(
+                f"the integrand bends on a length ~{ell:.2g} at places that cannot be located"
+                f" symbolically; a Gaussian of standard deviation {float(np.max(std)):.3g} would"
+                f" need {n} panels (the limit is {MAX_STEEP_EDGES}): use a smaller variance or"
+                " a less steep formula")
+        t = np.linspace(-1.0, 1.0, n)
+        cols.append(mean[:, None] + (WINDOW_L * std)[:, None] * t[None, :])
+    return np.concatenate(cols, axis=1)
+
+
 def expect_1d(g: Callable[[np.ndarray], np.ndarray], mean, std, *,
               breakpoints: Sequence[float] = (), growth: tuple[float, float] = (0.0, 0.0),
               rtol: float = 1e-13, allow_hermite: bool = True,
               max_error: float = 1e-7, noise: Callable | None = None,
-              de: bool = True, even: bool = False) -> QuadResult:
+              de: bool = True, even: bool = False, features=None) -> QuadResult:
     """E[g(mean + std·z)], z ~ N(0,1), vectorized over broadcast arrays ``mean``, ``std`` (> 0).
 
     Where every mean is 0 and g does not grow exponentially, the double-exponential rules of
@@ -262,6 +298,9 @@ def expect_1d(g: Callable[[np.ndarray], np.ndarray], mean, std, *,
     not converge for, Gauss–Hermite and the composite Gauss–Legendre rule described above.
     ``even``: g is known to be even (the DE rules then evaluate it at h >= 0 only).
     ``max_error`` is the relative error estimate above which ConvergenceError is raised.
+    ``features``: the integrand's :class:`critheory.activation.features.Features`; a steep one
+    (narrower than the node spacing of the fixed-node rules) goes to the composite rule with
+    panels placed by :func:`steep_edges`, never to the double-exponential or Gauss–Hermite rules.
 
     Examples
     --------
@@ -279,6 +318,9 @@ def expect_1d(g: Callable[[np.ndarray], np.ndarray], mean, std, *,
         mean, std = np.broadcast_arrays(np.asarray(mean, dtype=float), std)
         shape, mu, sd = mean.shape, mean.ravel(), std.ravel()
         centred = not mu.any()
+    steep = features is not None and features.steep
+    if steep:
+        de = allow_hermite = False
     if de and growth == (0.0, 0.0) and centred:
         # centred Gaussians: the double-exponential trapezoidal rules; the entries they do not
         # converge for (singularities near the real axis, undeclared kinks) come back here
@@ -287,8 +329,10 @@ def expect_1d(g: Callable[[np.ndarray], np.ndarray], mean, std, *,
         if ok.all():
             meth = np.full(sd.size, "double_exponential", dtype=object)
             return QuadResult(v.reshape(shape), e.reshape(shape), meth.reshape(shape))
+        # the DE rules did not converge: a singularity near the real axis or a feature
+        # narrower than their nodes, and the fixed Gauss–Hermite nodes would not see it either
         rest = expect_1d(g, 0.0, sd[~ok], breakpoints=breakpoints, rtol=rtol,
-                         allow_hermite=allow_hermite, max_error=max_error, de=False)
+                         allow_hermite=False, max_error=max_error, de=False)
         meth = np.full(sd.size, "double_exponential", dtype=object)
         v[~ok], e[~ok], meth[~ok] = rest.value, rest.error, rest.method
         return QuadResult(v.reshape(shape), e.reshape(shape), meth.reshape(shape))
@@ -301,8 +345,21 @@ def expect_1d(g: Callable[[np.ndarray], np.ndarray], mean, std, *,
     # two GH rules can agree on a wrong value (measured: gelu_tanh E[φ²] at K = 1e3 came out
     # exactly K/2, the ReLU value); those entries go to the graded composite rule.
     smooth = (allow_hermite and not breakpoints and growth == (0.0, 0.0)) & (sd <= _GH_MAX_STD)
-    edges = make_edges(mu, sd, breakpoints, growth)
-    r = expect_z(zfunc, mu.size, edges, smooth=smooth, rtol=rtol, max_error=max_error)
+    extra = steep_edges(mu, sd, features) if steep else None
+    edges = make_edges(mu, sd, breakpoints, growth, extra_x=extra)
+    chunk = max(1, 400_000 // edges.shape[1])
+    if mu.size <= chunk:
+        r = expect_z(zfunc, mu.size, edges, smooth=smooth, rtol=rtol, max_error=max_error)
+    else:
+        # many panels per entry (a steep integrand): a bounded number of entries at a time
+        parts = []
+        for i in range(0, mu.size, chunk):
+            sl = slice(i, i + chunk)
+            parts.append(expect_1d(g, mu[sl], sd[sl], breakpoints=breakpoints, growth=growth,
+                                   rtol=rtol, allow_hermite=allow_hermite,
+                                   max_error=max_error, de=False, features=features))
+        r = QuadResult(*(np.concatenate([getattr(q, k) for q in parts])
+                         for k in ("value", "error", "method")))
     return QuadResult(r.value.reshape(shape), r.error.reshape(shape), r.method.reshape(shape))
 
 
@@ -328,19 +385,22 @@ def det2(k11, k12, k22) -> np.ndarray:
     return (p1 - p2) + (e1 - e2)
 
 
-def _second_moment(f: Callable, sd: np.ndarray, breakpoints, growth, t, w) -> np.ndarray:
+def _second_moment(f: Callable, sd: np.ndarray, breakpoints, growth, t, w,
+                   features=None) -> np.ndarray:
     """E[f(sd·z)²] as a size: Gauss–Hermite for smooth f, the 1-D rules (cut at the
-    breakpoints, accuracy 1e-6 is plenty for a scale) otherwise."""
-    if not len(breakpoints):
+    breakpoints, panels at steep features; accuracy 1e-6 is plenty for a scale) otherwise."""
+    steep = features is not None and features.steep
+    if not len(breakpoints) and not steep:
         return (f(sd[:, None] * t) ** 2) @ w
     r = expect_1d(lambda x: f(x) ** 2, np.zeros_like(sd), sd, breakpoints=tuple(breakpoints),
-                  growth=(2.0 * growth[0], 2.0 * growth[1]), rtol=1e-6, max_error=np.inf)
+                  growth=(2.0 * growth[0], 2.0 * growth[1]), rtol=1e-6, max_error=np.inf,
+                  features=features)
     return np.asarray(r.value, dtype=float)
 
 
 def expect_2d(f: Callable, g: Callable, K11, K12, K22, *, f_breakpoints: Sequence[float] = (),
               g_breakpoints: Sequence[float] = (), f_growth=(0.0, 0.0), g_growth=(0.0, 0.0),
-              rtol: float = 1e-12) -> QuadResult:
+              rtol: float = 1e-12, f_features=None, g_features=None) -> QuadResult:
     """E[f(h1) g(h2)] for (h1, h2) ~ N(0, [[K11, K12], [K12, K22]]), vectorized.
 
     Iterated quadrature after the Cholesky substitution ``h1 = √K11 u``,
@@ -349,7 +409,17 @@ def expect_2d(f: Callable, g: Callable, K11, K12, K22, *, f_breakpoints: Sequenc
     the outer rule over u is split at f's breakpoints and graded around the points where the
     inner expectation has a near-kink (g's breakpoints mapped to u, width s√K11/|K12|).
     |ρ| = 1 reduces to a one-dimensional expectation.
+    Steep f or g (``*_features``, see :func:`steep_edges`) are integrated by the composite rules
+    only, with panels graded around their centres (mapped to u as the breakpoints are);
+    ConvergenceError for steep features that are not located.
     """
+    f_steep = f_features is not None and f_features.steep
+    g_steep = g_features is not None and g_features.steep
+    for ft in (f_features, g_features):
+        if ft is not None and ft.steep and not ft.located:
+            raise ConvergenceError(
+                f"two-point expectations of a formula that bends on a length ~{1 / ft.rate:.2g}"
+                " at places that cannot be located symbolically are not supported")
     K11, K12, K22 = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (K11, K12, K22)))
     shape = K11.shape
     k11, k12, k22 = K11.ravel(), K12.ravel(), K22.ravel()
@@ -361,7 +431,7 @@ def expect_2d(f: Callable, g: Callable, K11, K12, K22, *, f_breakpoints: Sequenc
     s = np.sqrt(np.maximum(det2(k11, k12, k22), 0.0) / k11)
     degenerate = s <= 1e-14 * np.sqrt(k22)
     gb = np.asarray(g_breakpoints, dtype=float)
-    smooth_g = not len(gb) and tuple(g_growth) == (0.0, 0.0)
+    smooth_g = not len(gb) and tuple(g_growth) == (0.0, 0.0) and not g_steep
 
     def inner(means: np.ndarray, sd: np.ndarray) -> np.ndarray:
         # No relative-accuracy check on the inner values: where the inner expectation is tiny
@@ -369,8 +439,12 @@ def expect_2d(f: Callable, g: Callable, K11, K12, K22, *, f_breakpoints: Sequenc
         # its absolute error is negligible against the outer integral, whose own ladder
         # controls the accuracy of the result.
         r = expect_1d(g, means, sd, breakpoints=tuple(gb), growth=tuple(g_growth), rtol=rtol,
-                      allow_hermite=smooth_g, max_error=np.inf)
-        return r.value
+                      allow_hermite=smooth_g, max_error=np.inf, features=g_features)
+        return r.value, r.error
+
+    # the largest error of an inner expectation, per entry: the outer rules cannot see it (it
+    # is the same in every rule), and E_u[|f| err_inner] <= max err_inner · √E[f²]
+    inner_err = np.zeros(k11.size)
 
     def zfunc(U, idx):
         h1 = s11[idx, None] * U
@@ -382,7 +456,13 @@ def expect_2d(f: Callable, g: Callable, K11, K12, K22, *, f_breakpoints: Sequenc
         if np.any(deg):
             G[deg] = g(m[deg])
         if np.any(~deg):
-            G[~deg] = inner(m[~deg], sd[~deg])
+            v, e = inner(m[~deg], sd[~deg])
+            G[~deg] = v
+            with np.errstate(invalid="ignore"):
+                e = np.where(np.isfinite(e) & np.isfinite(out[~deg]), e, 0.0)
+                worst = np.zeros(U.shape)
+                worst[~deg] = e
+                np.maximum.at(inner_err, idx, worst.max(axis=1))
         return out * G
 
     # outer edges: f's kinks (in x units of h1) and g's kinks mapped to u, graded by s
@@ -394,6 +474,21 @@ def expect_2d(f: Callable, g: Callable, K11, K12, K22, *, f_breakpoints: Sequenc
             for k in (0.0, 0.5, 1.0, 2.0, 4.0, 8.0):
                 extra.append(u0 + k * w)
                 extra.append(u0 - k * w)
+    if g_steep:
+        # g's features at x = c: the inner expectation bends at u = c/slope, over a width
+        # (ℓ + s)/|slope| (the feature smoothed by the conditional spread s)
+        with np.errstate(all="ignore"):
+            ell = 1.0 / g_features.rate
+            for c in g_features.centres:
+                u0 = np.where(slope != 0, c / slope, 0.0)
+                w = np.where(slope != 0, (ell + s) / np.abs(slope), 0.0)
+                for k in _X_GRID:
+                    extra.append(u0 + k * w)
+    if f_steep:
+        ell = 1.0 / f_features.rate
+        for c in f_features.centres:
+            for k in _X_GRID:
+                extra.append((c + k * ell) / s11)
     # window in u: exponential growth e^{α_f √K11 u} from f and e^{α_g |slope| u} from g
     ga = np.abs(slope)
     grow_lo = f_growth[0] * s11 + np.where(slope >= 0, g_growth[0], g_growth[1]) * ga
@@ -410,7 +505,8 @@ def expect_2d(f: Callable, g: Callable, K11, K12, K22, *, f_breakpoints: Sequenc
         cols.append(np.stack(extra, axis=1))
     E = np.concatenate(cols, axis=1)
     E = np.clip(np.nan_to_num(E, nan=0.0), edges[:, :1], edges[:, 1:2])
-    smooth = (not len(fb) and not len(gb) and tuple(f_growth) == (0.0, 0.0) and smooth_g) \
+    smooth = (not len(fb) and not len(gb) and tuple(f_growth) == (0.0, 0.0) and smooth_g
+              and not f_steep) \
         & (s11 <= _GH_MAX_STD) & (np.sqrt(k22) <= _GH_MAX_STD)
     # Cauchy–Schwarz scale sqrt(E[f²] E[g²]) (48-node Gauss–Hermite, a size, not a result): a
     # result far below it (ρ ~ 1e-11 for odd φ) is the difference of terms of this size, and
@@ -421,8 +517,12 @@ def expect_2d(f: Callable, g: Callable, K11, K12, K22, *, f_breakpoints: Sequenc
     # rules, which cut at the breakpoints.
     t, w = _hermite(48)
     with np.errstate(all="ignore"):
-        ef = _second_moment(f, s11, fb, f_growth, t, w)
-        eg = _second_moment(g, np.sqrt(k22), gb, g_growth, t, w)
+        ef = _second_moment(f, s11, fb, f_growth, t, w, f_features)
+        eg = _second_moment(g, np.sqrt(k22), gb, g_growth, t, w, g_features)
     cs = np.nan_to_num(np.sqrt(ef * eg), nan=0.0, posinf=0.0)
     r = expect_z(zfunc, k11.size, E, smooth=smooth, rtol=rtol, abs_floor=1e-14 * cs)
-    return QuadResult(r.value.reshape(shape), r.error.reshape(shape), r.method.reshape(shape))
+    # what the comparison of outer rules cannot see: the inner expectations' errors and the
+    # rounding of the products f·E[g] (a few ulps of the Cauchy–Schwarz size)
+    with np.errstate(invalid="ignore"):
+        err = r.error + inner_err * np.sqrt(np.nan_to_num(ef, nan=0.0, posinf=0.0)) + 4 * _EPS * cs
+    return QuadResult(r.value.reshape(shape), err.reshape(shape), r.method.reshape(shape))

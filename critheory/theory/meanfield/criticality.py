@@ -157,10 +157,9 @@ def _a1b1(arch: LayerMaps):
 
 
 def _scan(arch: LayerMaps, tgrid: np.ndarray):
-    sw, sb, ks = arch.critical_curve(tgrid)
-    # noise level of σ_b²(t), a difference of two O(K*) terms each accurate to ~1e-13
-    noise = 1e-12 * (np.abs(ks) + np.abs(sb)) + 1e-300
-    return sw, sb, ks, noise
+    # with the noise level of σ_b²(t): relative where the gap K*·χ − K was followed through the
+    # blocks (see critical_curve), else a difference of two O(K*) terms accurate to ~1e-13
+    return arch.critical_curve(tgrid, noise=True)
 
 
 def _brackets(D: np.ndarray, grid: np.ndarray):
@@ -255,6 +254,20 @@ def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
         tgrid = np.concatenate([tgrid, more])
         sw, sb, ks, noise = (np.concatenate([u, v]) for u, v in zip((sw, sb, ks, noise), s2))
         top = np.nanmax(sb)
+        ext += 1
+    # extend the scan downward while a positive target lies below every positive σ_b² on the
+    # grid (K* -> 0: tanh has σ_b² ≈ (4/3)K*³, so σ_b² = 1e-30 sits at K* ≈ 1e-10), to K* ~ 1e-300
+    ext = 0
+    ypos = y[y > 0]
+    while ypos.size and tgrid[0] > 1e-298 and ext < 160:
+        ok = np.isfinite(sb) & (sb > noise)
+        low = np.min(sb[ok]) if np.any(ok) else np.inf
+        if not (ypos.min() < low and np.isfinite(low)) or not ok[0]:
+            break
+        more = tgrid[0] * np.logspace(-2, 0, 31)[:-1]
+        s2 = _scan(arch, more)
+        tgrid = np.concatenate([more, tgrid])
+        sw, sb, ks, noise = (np.concatenate([v, u]) for u, v in zip((sw, sb, ks, noise), s2))
         ext += 1
     valid = np.isfinite(sb) & np.isfinite(sw) & (sw > 0)
     # brackets: for each target, consecutive valid grid points with σ_b²(t) - y of opposite sign

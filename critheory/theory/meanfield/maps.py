@@ -162,7 +162,7 @@ class LayerMaps:
         """The parameter of :meth:`critical_curve`: ``K*`` or ``sigma_w^2`` (rays)."""
         return "sigma_w^2" if self.caps.normalized_input else "K*"
 
-    def critical_curve(self, t):
+    def critical_curve(self, t, *, noise: bool = False):
         """(σ_w², σ_b², K*) on the critical set χ_J(K*) = 1, parametrized by ``t``.
 
         Single-dense networks only: at fixed K their maps are ``K' = μ²K + σ_b² + σ_w² S(K)``
@@ -170,7 +170,8 @@ class LayerMaps:
         ``t = K*``: ``σ_w² = (1 − μ²)/D(K*)``, ``σ_b² = (1 − μ²)K* − σ_w² S(K*)``. With a
         normalized input the set is the ray ``σ_b² = (D − S) σ_w²`` (``t = σ_w²``,
         ``K* = σ_w² D/(1 − μ²)``). NaN where the parameter gives no point (μ >= 1, or an
-        expectation overflowing float64).
+        expectation overflowing float64). ``noise=True`` adds a fourth array: the rounding
+        level of σ_b² (relative where the gap was resolved, else relative to K*).
         """
         t = np.asarray(t, dtype=float)
         if not self.caps.single_dense:
@@ -178,16 +179,24 @@ class LayerMaps:
                                        "critical set (more than one dense block)")
         if self.caps.unbounded_growth:
             nan = np.full(np.shape(t), np.nan)
-            return nan, nan, nan
+            return (nan, nan, nan, nan) if noise else (nan, nan, nan)
         one = 1.0 - self.mu2
         if self.caps.normalized_input:
             S, D = self._unit_moments
-            return t.copy(), t * (D - S), t * D / one
-        S, D = self._branch(t, 1.0, 0.0)
+            out = (t.copy(), t * (D - S), t * D / one)
+            return out + (1e-12 * (np.abs(out[1]) + np.abs(out[2])),) if noise else out
+        b = apply_blocks(self.network.branch, self.activation, State.start(t, gap=True),
+                         1.0, 0.0)
+        S, D = b.K, b.J
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             sw = one / D
-            sb = one * t - sw * S
-        return sw, sb, t
+            # σ_b² = (1 − μ²)(K* − S/D) = (1 − μ²)·gap/D, gap = K*·D − S followed through the
+            # blocks without cancellation (None through a LayerNorm: the difference then)
+            diff = one * t - sw * S
+            sb = diff if b.gap is None else np.where(np.isfinite(b.gap), one * b.gap / D, diff)
+            resolved = np.zeros(np.shape(t), dtype=bool) if b.gap is None else np.isfinite(b.gap)
+            lvl = np.where(resolved, 1e-12 * np.abs(sb), 1e-12 * (np.abs(t) + np.abs(sb)))
+        return (sw, sb, t, lvl + 1e-320) if noise else (sw, sb, t)
 
 
 def architecture(name: Any = "mlp", activation: Any = "relu", mu: float = 1.0,

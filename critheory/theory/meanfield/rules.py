@@ -20,6 +20,9 @@ with ``V = K`` for a Gaussian input of LayerNorm and ``V = E_q[φ²] − E_q[φ]
 ``h ~ N(0, q)``. The derivative of ``E_K[φ²]`` is ``E_K[hφφ']/K`` (Gaussian integration by
 parts), and ``∂E[φ(u₁)φ(u₂)]/∂K₁₂ = E[φ'(u₁)φ'(u₂)]`` (Price's theorem), which is ``E_K[φ'²]``
 at coincident inputs: that is how χ_⊥ comes out of the covariance map [PDLT §5; DHG §2–4].
+The field ``gap = K₀J − K`` maps as ``σ_w² gap − σ_b²`` (dense), ``E_K[φ'²] gap + P(K)``
+(activation, P the Poincaré gap of :mod:`critheory.expectations.poincare`), ``μ² gap +
+branch(gap)`` (residual); a LayerNorm does not carry it (None).
 
 Examples
 --------
@@ -42,6 +45,7 @@ from critheory.activation import Activation
 from critheory.blocks.blocks import Residual
 from critheory.errors import GrowthError, InvalidArgumentError, InvalidVarianceError
 from critheory.expectations import expect, expect2
+from critheory.expectations.poincare import poincare_gap
 from critheory.theory.meanfield.state import State
 
 __all__ = ["RULES", "apply", "apply_blocks", "check_composition", "E", "rule"]
@@ -87,6 +91,26 @@ def E(act: Activation, g: str, K) -> np.ndarray:
     return out
 
 
+def _poincare(act: Activation, K) -> np.ndarray:
+    """``K E_K[φ'²] − E_K[φ²]`` without cancellation (K = 0: ``−φ(0)²``); NaN where it cannot
+    be resolved."""
+    K = np.asarray(K, dtype=float)
+    out = np.full(K.shape, -float(act.numpy(0.0)) ** 2)
+    pos = K > 0
+    if np.any(pos):
+        try:
+            r = poincare_gap(act, K[pos])
+            v = np.asarray(r.value, dtype=float)
+            # NaN where neither the difference nor the series resolves the gap to 1e-9
+            # (softplus at K ~ 1e31: the solvers treat NaN as "no information here")
+            out[pos] = np.where(np.asarray(r.error) <= 1e-9 * np.abs(v), v, np.nan)
+        except GrowthError:
+            # an expectation overflows float64 somewhere: the difference of E's (inf/NaN there)
+            with np.errstate(invalid="ignore", over="ignore"):
+                out[pos] = K[pos] * E(act, "dphi2", K[pos]) - E(act, "phi2", K[pos])
+    return out
+
+
 def _dense(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> State:
     # inf where a kernel overflows float64 (a runaway, e.g. E_K[exp(2h)] = e^{2K}), NaN where
     # such an inf meets σ_w² = 0: both are results the solvers read, not accidents
@@ -97,7 +121,8 @@ def _dense(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> Sta
             K12=None if s.K12 is None else sb + sw * s.K12,
             dK=None if s.dK is None else sw * s.dK,
             dK12=None if s.dK12 is None else sw * s.dK12,
-            J=None if s.J is None else sw * s.J)
+            J=None if s.J is None else sw * s.J,
+            gap=None if s.gap is None else sw * s.gap - sb)
 
 
 def _phi(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> State:
@@ -111,9 +136,13 @@ def _phi(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> State
     if s.dK is not None:
         with np.errstate(invalid="ignore", over="ignore"):  # inf where E overflows float64
             dK = E(act, "h_phi_dphi", K) / K * s.dK
+    gap = None
+    if s.gap is not None:
+        with np.errstate(invalid="ignore", over="ignore"):  # inf where E overflows float64
+            gap = s.gap * d2 + _poincare(act, K)
     out = State(K=E(act, "phi2", K) if need_K else None, q=K, dK=dK,
                 J=None if s.J is None else d2 * s.J,
-                dK12=None if s.dK12 is None else d2 * s.dK12)
+                dK12=None if s.dK12 is None else d2 * s.dK12, gap=gap)
     if s.K12 is not None:
         e12 = expect2(act, "phi", "phi", K, s.K12, s.K22).value
         out = out.with_(K12=e12, K22=E(act, "phi2", s.K22), q22=s.K22)
@@ -151,7 +180,8 @@ def _residual(block: Residual, s: State, act: Activation, sw, sb, need_K: bool =
         return None if x is None or y is None else m * x + y
 
     return State(K=add(s.K, b.K), K22=add(s.K22, b.K22), K12=add(s.K12, b.K12),
-                 dK=add(s.dK, b.dK), dK12=add(s.dK12, b.dK12), J=add(s.J, b.J))
+                 dK=add(s.dK, b.dK), dK12=add(s.dK12, b.dK12), J=add(s.J, b.J),
+                 gap=add(s.gap, b.gap))
 
 
 #: block kind -> mean-field rule ``(block, state, activation, σ_w², σ_b²) -> state``

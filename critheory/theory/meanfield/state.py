@@ -14,6 +14,11 @@ fields of the infinite-width (mean-field) theory:
 ``dK12``   derivative of ``K12`` with respect to the input covariance at coincident inputs
            (gives χ_⊥, from the covariance map itself)
 ``J``      the factor by which the layer multiplies ``‖t‖²/N`` of a tangent vector (gives χ_J)
+``gap``    ``K₀·J − K`` with K₀ the kernel entering the layer: on the critical set of a
+           single-dense network ``σ_b² = (1 − μ²)·gap/J`` at σ_w² = 1, σ_b² = 0, and following
+           it block by block (the activation adds the Poincaré gap ``K E_K[φ'²] − E_K[φ²]``,
+           computed without cancellation) keeps that difference accurate where ``K₀·J`` and
+           ``K`` agree to every float64 digit (K* → 0 on the critical line of tanh)
 
 Later theories add their fields here (the NTK Θ, the four-point vertex V, ...) and one rule per
 block in their own room; the fixed-point and depth solvers do not change.
@@ -39,6 +44,7 @@ class State:
     dK: np.ndarray | None = None
     dK12: np.ndarray | None = None
     J: np.ndarray | None = None
+    gap: np.ndarray | None = None
 
     @property
     def gaussian(self) -> bool:
@@ -52,15 +58,16 @@ class State:
 
     @classmethod
     def start(cls, K, *, K12=None, K22=None, tangents: bool = False, perp: bool = False,
-              jacobian: bool = False) -> "State":
+              jacobian: bool = False, gap: bool = False) -> "State":
         """The state entering a layer: kernel ``K`` (and a second input), with the unit tangent
         ``dK = 1`` where ``tangents``, ``dK12 = 1`` where ``perp`` (the derivative along the
         covariance at coincident inputs: the rules read it off ``K`` alone, so no second input
-        is needed) and ``J = 1`` where ``jacobian``."""
+        is needed), ``J = 1`` where ``jacobian`` and ``gap = 0`` (with ``J = 1``) where ``gap``."""
         K = np.asarray(K, dtype=float)
         one = np.ones_like(K)
         two = K12 is not None
         return cls(K=K, K22=None if not two else np.asarray(K22, dtype=float),
                    K12=None if not two else np.asarray(K12, dtype=float),
                    dK=one if tangents else None, dK12=one if perp else None,
-                   J=one if jacobian else None)
+                   J=one if (jacobian or gap) else None,
+                   gap=np.zeros_like(K) if gap else None)

@@ -130,17 +130,31 @@ def _numeric_rate(a, x) -> float:
     """max |a'(x)| / max(1, |a(x)|) on |x| <= 8 (finite values only): where an argument is
     large, the function of it (a saturated tanh, an exponential, a power) changes by the relative
     amount a'/a, not by a'."""
+    d = sp.diff(a, x)
     try:
-        fa = sp.lambdify(x, a, modules="numpy")
-        fd = sp.lambdify(x, sp.diff(a, x), modules="numpy")
+        fa = sp.lambdify(x, a, modules=["numpy", "scipy"])
+        fd = sp.lambdify(x, d, modules=["numpy", "scipy"])
         with np.errstate(all="ignore"):
             va = np.abs(np.asarray(fa(_SCAN), dtype=complex)) * np.ones_like(_SCAN)
             v = np.abs(np.asarray(fd(_SCAN), dtype=complex)) * np.ones_like(_SCAN)
-            v = v / np.maximum(va, 1.0)
-    except Exception:  # noqa: BLE001 - an argument numpy cannot evaluate: no information
-        return math.inf
+    except Exception:  # noqa: BLE001 - a function numpy/scipy lack: mpmath, coarser grid
+        import mpmath
+
+        fa = sp.lambdify(x, a, modules="mpmath")
+        fd = sp.lambdify(x, d, modules="mpmath")
+        pts = _SCAN[::10]
+        va, v = np.full(pts.size, np.nan), np.full(pts.size, np.nan)
+        for i, t in enumerate(pts):
+            try:
+                va[i] = float(abs(fa(mpmath.mpf(t))))
+                v[i] = float(abs(fd(mpmath.mpf(t))))
+            except Exception:  # noqa: BLE001 - a point where it is undefined: skipped
+                pass
+    with np.errstate(all="ignore"):
+        v = v / np.maximum(va, 1.0)
     v = v[np.isfinite(v)]
-    return float(v.max()) if v.size else math.inf
+    # nothing evaluable: no information beyond the inner arguments (0 here)
+    return float(v.max()) if v.size else 0.0
 
 
 def features(expr, x=None) -> Features:

@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         register_sim = None
     if register_sim is not None:
         register_sim(sub)
+    from critheory.cli.finitewidth import register as register_finite_width
+
+    register_finite_width(sub)
+    from critheory.cli.spectrum import register as register_spectrum
+
+    register_spectrum(sub)
     return p
 
 

@@ -34,6 +34,26 @@ JSON output (``--json``; both commands; absent numbers are ``null``, never NaN):
 ``theory_window_slope``     slope of the infinite-width curve over the fit window
 ``verdict``, ``apjn_verdict``, ``kernel_verdict``, ``z_crit``, ``alpha``, ``n_compared``,
 ``max_abs_z``, ``exponent_check``, ``settings``, ``notes``, ``elapsed``
+
+Finite width (issue 14; :mod:`critheory.theory.finitewidth` at the simulated width n), per layer
+``1..L``:
+
+``kurtosis_mean``, ``kurtosis_stderr``   measured excess kurtosis of one preactivation,
+                   ``mean_s(m4)/mean_s(m2)² − 3`` over networks and neurons, with a
+                   delta-method standard error over networks (the neurons of one network are
+                   correlated)
+``kurtosis_theory``  predicted ``3V^l/(n (K^l)²)``; ``kurtosis_z`` its z-score
+``kernel_finite_theory``, ``kernel_finite_z``   ``K^l + K^{(1),l}/n`` and the z-score of
+                   ``kernel_mean`` against it
+``kurtosis_meaningful``  whether the layer is in the regime of the leading order (predicted
+                   kurtosis <= 0.1, its square below the standard error, >= 30 networks)
+``finite_width_verdict``, ``finite_width_z_crit``, ``finite_width_n_compared``   the same
+                   Bonferroni test over the meaningful layers only (``"not meaningful"`` when no
+                   layer is); it never enters ``verdict``
+``kurtosis_regime``  that regime in plain words
+``log_apjn_std_stderr``  standard error of ``log_apjn_std`` (the spread of ``log J^{l0,l}``
+                   across networks: run-to-run gradient-norm noise), ``std/√(2(S−1))``
+``log_apjn_quantiles``   ``{"q10", "q50", "q90"}``: quantiles of ``log J^{l0,l}`` across networks
 """
 from __future__ import annotations
 
@@ -164,9 +184,12 @@ def _table(c, with_z: bool) -> list[str]:
     s = c.simulation
     jm, js, jt, jz = s.apjn_mean, s.apjn_stderr, c.apjn_theory, c.apjn_z
     km, ks, kt, kz = s.kernel_mean, s.kernel_stderr, c.kernel_theory, c.kernel_z
+    um, us, ut, uz = s.kurtosis_mean, s.kurtosis_stderr, c.kurtosis_theory, c.kurtosis_z
+    ok = c.kurtosis_meaningful
     zc = f"{'z':>7}" if with_z else ""
     lines = [f"{'l':>6} {'J sim':>12} {'+- s.e.':>10} {'J theory':>12}{zc} "
-             f"{'K sim':>12} {'+- s.e.':>10} {'K theory':>12}{zc}"]
+             f"{'K sim':>12} {'+- s.e.':>10} {'K theory':>12}{zc} "
+             f"{'kurt sim':>10} {'+- s.e.':>8} {'kurt 1/n':>9}{zc}"]
     for l in _rows(s.depth, s.l0):
         k = l - 1
         if l >= s.l0:
@@ -179,8 +202,32 @@ def _table(c, with_z: bool) -> list[str]:
         kk = f"{_f(km[k]):>12} {_f(ks[k], '.3g'):>10} {_f(kt[k]):>12}"
         if with_z:
             kk += f"{_f(kz[k], '.2f'):>7}"
-        lines.append(f"{l:>6} {j} {kk}")
+        uu = f"{_f(um[k], '.4g'):>10} {_f(us[k], '.3g'):>8} {_f(ut[k], '.4g'):>9}"
+        if with_z:
+            # a z-score outside the regime of the 1/n expansion is shown in parentheses
+            z = _f(uz[k], '.2f')
+            uu += f"{z if ok[k] or z == '-' else '(' + z + ')':>7}"
+        lines.append(f"{l:>6} {j} {kk} {uu}")
     return lines
+
+
+def _finite_width_lines(c, with_verdict: bool) -> list[str]:
+    s = c.simulation
+    out = [f"kurtosis vs the finite-width theory at width {s.width}: {c.kurtosis_regime}"]
+    if with_verdict:
+        zs = [(abs(z), l) for z, l, ok in zip(c.kurtosis_z, c.layers, c.kurtosis_meaningful)
+              if ok and np.isfinite(z)]
+        extra = f"; largest kurtosis |z| = {max(zs)[0]:.2f} at l = {max(zs)[1]}" if zs else ""
+        out.append(f"finite-width verdict (kurtosis and K + K1/n at the meaningful layers, "
+                   f"not part of the verdict below): {c.finite_width_verdict} "
+                   f"(z_crit = {_f(c.finite_width_z_crit, '.3f')} over "
+                   f"{c.finite_width_n_compared} comparisons{extra})")
+    sd, se = s.log_apjn_std[-1], s.log_apjn_std_stderr[-1]
+    q = s.log_apjn_quantiles[:, -1]
+    out.append(f"spread of log J^({s.l0},{s.depth}) across networks: std {_f(sd, '.4g')} +- "
+               f"{_f(se, '.2g')} (10%/50%/90% quantiles {_f(q[0], '.4g')} / {_f(q[1], '.4g')}"
+               f" / {_f(q[2], '.4g')})")
+    return out
 
 
 def _cmd_simulate(args) -> int:
@@ -191,6 +238,7 @@ def _cmd_simulate(args) -> int:
     print(_header(c))
     print("\n".join(_table(c, with_z=False)))
     print("\n".join(_fit_lines(c)))
+    print("\n".join(_finite_width_lines(c, with_verdict=False)))
     for n in c.notes:
         print(f"note: {n}")
     if args.plot:
@@ -220,6 +268,7 @@ def _cmd_validate(args) -> int:
         zmax, q, l = max(zs)
         print(f"largest |z| = {zmax:.2f} ({q} at l = {l}); Bonferroni threshold z_crit = "
               f"{_f(c.z_crit, '.3f')} over {c.n_compared} comparisons (alpha = {c.alpha:g})")
+    print("\n".join(_finite_width_lines(c, with_verdict=True)))
     print(f"verdict: {c.verdict} (APJN {c.apjn_verdict}, kernel {c.kernel_verdict})")
     for n in c.notes:
         print(f"note: {n}")

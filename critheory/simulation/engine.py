@@ -21,6 +21,7 @@ from critheory.errors import InvalidArgumentError, InvalidVarianceError
 from ._util import readonly
 from critheory.blocks.blocks import walk
 from .architectures import LayerSpec, normalize_arch, step, unit
+from .finitewidth import _kurtosis
 from .sampling import METHODS, DenseSampler, ProjectedSampler, seed_streams
 
 __all__ = ["simulate", "SimulationResult", "EXACT_COST_BUDGET", "DEFAULT_PROBES",
@@ -99,6 +100,10 @@ class SimulationResult:
         ``K^l = (1/N) Σ_i (h_i^l)²`` for layers 1..L (first input).
     kernel_second, covariance : ndarray, shape (S, L), or None
         Same for the second input, and ``(1/N) Σ_i h_i^l(x₁) h_i^l(x₂)``.
+    fourth_moment : ndarray, shape (S, L), or None
+        ``(1/N) Σ_i (h_i^l)⁴`` for layers 1..L (first input): with :attr:`kernel`, the excess
+        kurtosis of one preactivation (:attr:`kurtosis_mean`). Computed from the same forward
+        pass (no extra random numbers).
     elapsed : float
         Wall-clock seconds of the simulation.
     """
@@ -124,6 +129,7 @@ class SimulationResult:
     kernel_second: np.ndarray | None = None
     covariance: np.ndarray | None = None
     elapsed: float = field(default=0.0)
+    fourth_moment: np.ndarray | None = None
 
     # ---------------------------------------------------------------- shapes
     @property
@@ -168,6 +174,24 @@ class SimulationResult:
         """Spread (std, ddof=1) of ``log J^{l0,l}`` across networks; NaN for S = 1."""
         return _std(self.log_apjn)
 
+    @property
+    def log_apjn_std_stderr(self) -> np.ndarray:
+        """Standard error of :attr:`log_apjn_std`, ``std/√(2(S−1))`` (Gaussian approximation);
+        NaN for S = 1."""
+        s = self.n_seeds
+        if s < 2:
+            return np.full(self.log_apjn.shape[1:], np.nan)
+        return self.log_apjn_std / math.sqrt(2.0 * (s - 1))
+
+    @property
+    def log_apjn_quantiles(self) -> np.ndarray:
+        """The 10 %, 50 % and 90 % quantiles of ``log J^{l0,l}`` across networks, shape (3, D)
+        (the distribution of the run-to-run gradient-norm noise; NaN where not finite)."""
+        with np.errstate(invalid="ignore"):
+            q = np.quantile(self.log_apjn, [0.1, 0.5, 0.9], axis=0)
+        ok = np.all(np.isfinite(self.log_apjn), axis=0)
+        return np.where(ok, q, np.nan)
+
     # ---------------------------------------------------------------- kernel statistics
     @property
     def kernel_mean(self) -> np.ndarray:
@@ -178,6 +202,28 @@ class SimulationResult:
     def kernel_stderr(self) -> np.ndarray:
         """Standard error of :attr:`kernel_mean`."""
         return _stderr(self.kernel)
+
+    # ---------------------------------------------------------------- non-Gaussianity
+    def _kurt(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.fourth_moment is None:
+            nan = np.full(self.kernel.shape[1:], np.nan)
+            return nan, nan
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            return _kurtosis(self.kernel, self.fourth_moment)
+
+    @property
+    def kurtosis_mean(self) -> np.ndarray:
+        """Excess kurtosis of one preactivation per layer, shape (L,): the ratio of ensemble
+        means ``mean_s(m4)/mean_s(m2)² − 3`` over networks s and neurons (``m2``, ``m4`` the
+        per-network means of ``(h_i^l)²`` and ``(h_i^l)⁴``); NaN where undefined."""
+        return self._kurt()[0]
+
+    @property
+    def kurtosis_stderr(self) -> np.ndarray:
+        """Delta-method standard error of :attr:`kurtosis_mean`, over networks only (the neurons
+        of one network are correlated: they share the layer below), so it includes the
+        network-to-network fluctuation of the layer's variance; NaN for S = 1."""
+        return self._kurt()[1]
 
     @property
     def covariance_mean(self) -> np.ndarray | None:
@@ -219,10 +265,13 @@ class SimulationResult:
             "kernel_stderr": self.kernel_stderr,
             "covariance_mean": self.covariance_mean,
             "covariance_stderr": self.covariance_stderr,
+            "log_apjn_std_stderr": self.log_apjn_std_stderr,
+            "kurtosis_mean": self.kurtosis_mean, "kurtosis_stderr": self.kurtosis_stderr,
         }
         if samples:
             out.update(apjn=self.apjn, log_apjn=self.log_apjn, kernel=self.kernel,
-                       kernel_second=self.kernel_second, covariance=self.covariance)
+                       kernel_second=self.kernel_second, covariance=self.covariance,
+                       fourth_moment=self.fourth_moment)
         return jsonable(out)
 
 
@@ -402,6 +451,7 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
     n_depths = depth - l0 + 1
     log_apjn = np.empty((seeds, n_depths))
     kernel = np.empty((seeds, depth, n_in))
+    fourth = np.empty((seeds, depth))
     cov = np.empty((seeds, depth)) if n_in == 2 else None
     norm = math.log(width) if n_probes is None else math.log(width * n_probes)
 
@@ -435,6 +485,8 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
                         t = np.stack([s[2].standard_normal((width, n_probes)) for s in chunk])
                 k = np.einsum("bij,bij->bj", h, h) / width
                 kernel[idx, layer - 1] = k
+                z2 = h[:, :, 0] * h[:, :, 0]
+                fourth[idx, layer - 1] = (z2 * z2).mean(axis=1)
                 if cov is not None:
                     cov[idx, layer - 1] = np.einsum("bi,bi->b", h[:, :, 0], h[:, :, 1]) / width
                 if t is not None:
@@ -458,4 +510,5 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
         depths=readonly(np.arange(l0, depth + 1)), apjn=readonly(apjn),
         log_apjn=readonly(log_apjn), kernel=readonly(kernel[:, :, 0]),
         kernel_second=readonly(kernel[:, :, 1]) if n_in == 2 else None,
-        covariance=readonly(cov), elapsed=time.perf_counter() - t_start)
+        covariance=readonly(cov), elapsed=time.perf_counter() - t_start,
+        fourth_moment=readonly(fourth))

@@ -36,12 +36,37 @@ though nothing is wrong: the verdict tests the *infinite-width* prediction. Use
 Exceptions: the one-layer APJN of ``mlp``/``residual`` at ``l0 = 1`` is exact at any width, and
 ReLU at ``σ_w² = 2`` has mean APJN exactly 1 at any width and depth.
 
+Finite-width theory: kurtosis and the 1/n kernel
+------------------------------------------------
+Beside the infinite-width curves, :func:`compare` computes the finite-width prediction at the
+simulated width n (:func:`critheory.theory.finitewidth.finite_width_curves`): the excess kurtosis
+of one preactivation ``3V^l/(n (K^l)²)`` and the kernel ``K^l + K^{(1),l}/n``, with z-scores
+against the measured kurtosis (ratio of ensemble means, delta-method standard error over networks,
+:attr:`~critheory.simulation.SimulationResult.kurtosis_mean`) and the measured mean kernel.
+These are leading-order predictions in depth/width. A layer is *compared* (enters
+``finite_width_verdict``) only where
+
+* the predicted kurtosis ``ε_l = 3V^l/(n (K^l)²)`` (about ``3ν l/n``: ν = 5 for ReLU, 2/3 for
+  tanh) is at most :data:`KURTOSIS_EPS_MAX` = 0.1, so that the neglected order, ``O(ε²)``, is a
+  percent-level correction; and
+* that neglected order is below the statistical error, ``ε_l² <= kurtosis_stderr_l``: with
+  enough networks a z-test resolves the ``O((l/n)²)`` term, which is not an error of the theory;
+* at least :data:`KURTOSIS_MIN_SEEDS` networks were simulated (a fourth-moment standard error
+  from fewer networks is itself too noisy for a z-test; fewer: ``"undetermined"``).
+
+Elsewhere the z-scores are still reported, marked not meaningful (``kurtosis_meaningful``); a run
+with no layer in the regime has ``finite_width_verdict = "not meaningful"``. The finite-width
+comparison never enters ``verdict`` (the test of the infinite-width theory, unchanged): the two
+theories have different regimes of validity and error bars of different reliability.
+
 Examples
 --------
 >>> from critheory.validation.compare import compare
 >>> c = compare("relu", 2.0, 0.0, width=64, depth=6, seeds=8, seed=1)
 >>> c.verdict, c.theory_exponent
 ('consistent', 0.0)
+>>> [round(float(k), 4) for k in c.kurtosis_theory[:3]]     # 15 (l - 1)/64
+[0.0, 0.2344, 0.4688]
 """
 from __future__ import annotations
 
@@ -58,7 +83,8 @@ from critheory.common.powerlaw import fit_line
 from critheory.errors import CritheoryError, InvalidArgumentError
 
 __all__ = ["Comparison", "compare", "theory_exponent", "theory_slope", "default_window",
-           "z_scores", "bonferroni_threshold", "plot_comparison", "ALPHA"]
+           "z_scores", "bonferroni_threshold", "plot_comparison", "kurtosis_regime", "ALPHA",
+           "KURTOSIS_EPS_MAX", "KURTOSIS_MIN_SEEDS"]
 
 #: Default family-wise significance level of the verdict.
 ALPHA = 0.01
@@ -67,6 +93,11 @@ _MATCH = 1e-9
 #: Numerical floor of the standard error, relative to the theory value: exact-mode APJN at
 #: l = l0 is 1 up to rounding in every network, so its sample standard error is rounding noise.
 _SE_FLOOR = 1e-12
+#: Largest predicted excess kurtosis ``3V/(nK²)`` at which the leading order in depth/width is
+#: compared with the simulation (the neglected order is ~ its square: a percent-level change).
+KURTOSIS_EPS_MAX = 0.1
+#: Fewest networks for a kurtosis z-test: its standard error is a fourth-moment statistic.
+KURTOSIS_MIN_SEEDS = 30
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -266,6 +297,51 @@ def _verdict(zs: list[np.ndarray], zc: float) -> str:
     return "consistent"
 
 
+def kurtosis_regime(kurtosis_theory, kurtosis_stderr, seeds: int, width: int | None = None,
+                    nu: float | None = None) -> tuple[np.ndarray, str]:
+    """Which layers' kurtosis (and 1/n kernel) z-scores test the leading order in depth/width,
+    and a plain-words statement of the regime.
+
+    A layer is meaningful where the predicted kurtosis ``ε = 3V/(nK²)`` satisfies
+    ``|ε| <= KURTOSIS_EPS_MAX`` and ``ε² <= stderr`` (the neglected order is below the error bar);
+    with fewer than :data:`KURTOSIS_MIN_SEEDS` networks no layer is. With ``width`` the
+    statement gives the compared depths as depth/width, and with ``nu`` (``V/K² ≈ ν l``, > 0) the
+    general rule ``depth/width <= 0.1/(3ν)``.
+
+    >>> m, text = kurtosis_regime([0.0, 0.05, 0.2], [0.01, 0.01, 0.01], 100)
+    >>> m.tolist()
+    [True, True, False]
+    """
+    eps = np.asarray(kurtosis_theory, dtype=float)
+    se = np.asarray(kurtosis_stderr, dtype=float)
+    with np.errstate(invalid="ignore"):
+        small = np.isfinite(eps) & (np.abs(eps) <= KURTOSIS_EPS_MAX)
+        resolvable = np.isfinite(se) & (eps * eps > se)
+    ok = small & ~resolvable
+    if seeds < KURTOSIS_MIN_SEEDS:
+        return np.zeros(eps.shape, dtype=bool), (
+            f"kurtosis z-scores need >= {KURTOSIS_MIN_SEEDS} networks (a fourth-moment "
+            f"standard error from {seeds} is too noisy): reported, not tested")
+    head = (f"the finite-width prediction is leading order in depth/width: it is tested where "
+            f"the predicted kurtosis 3V/(nK^2) <= {KURTOSIS_EPS_MAX:g} and its square (the "
+            "neglected order) is below the standard error")
+    if nu is not None and np.isfinite(nu) and nu > 0:
+        head += (f" (3V/(nK^2) ~ 3 nu l/n with nu = {nu:.4g}: depth/width <= "
+                 f"{KURTOSIS_EPS_MAX / (3.0 * nu):.3g})")
+    if not ok.any():
+        return ok, head + "; no layer of this run is in that regime (not meaningful)"
+    layers = np.flatnonzero(ok) + 1
+    last = int(layers[-1])
+    n_out = int(eps.size - ok.sum())
+    tail = (f"; here layers 1..{last}" if ok[:last].all() else
+            f"; here {int(ok.sum())} layers up to l = {last}")
+    if width:
+        tail += f" (depth/width <= {last / width:.3g})"
+    if n_out:
+        tail += f" ({n_out} layers beyond it: reported, not meaningful)"
+    return ok, head + tail
+
+
 # ----------------------------------------------------------------------------- result
 @dataclass(frozen=True, eq=False)
 class Comparison:
@@ -298,6 +374,21 @@ class Comparison:
         Signed least-squares slope of the infinite-width ``log J`` against ``log l`` over
         ``window``.
     notes : tuple of str
+    finite_width : FiniteWidthCurves or None
+        The finite-width theory at the simulated width (None where it is not available).
+    kurtosis_theory, kernel_finite_theory : ndarray, shape (L,)
+        Predicted excess kurtosis ``3V^l/(n(K^l)²)`` and kernel ``K^l + K^{(1),l}/n`` at width n
+        (NaN where unavailable).
+    kurtosis_z, kernel_finite_z : ndarray, shape (L,)
+        Their z-scores against the simulation.
+    kurtosis_meaningful : ndarray of bool, shape (L,)
+        Layers in the regime of the leading order (:func:`kurtosis_regime`).
+    finite_width_z_crit, finite_width_n_compared, finite_width_verdict
+        Bonferroni threshold (level ``alpha``) over the compared (kurtosis, kernel) pairs of the
+        meaningful layers, and the verdict: ``consistent``, ``inconsistent``,
+        ``undetermined`` or ``not meaningful``. Separate from :attr:`verdict`.
+    kurtosis_regime : str
+        Plain-words statement of where the finite-width comparison is meaningful.
     """
 
     simulation: Any
@@ -320,6 +411,16 @@ class Comparison:
     theory_exponent_source: str
     theory_window_slope: float | None
     notes: tuple = field(default_factory=tuple)
+    finite_width: Any = None
+    kurtosis_theory: np.ndarray | None = None
+    kurtosis_z: np.ndarray | None = None
+    kernel_finite_theory: np.ndarray | None = None
+    kernel_finite_z: np.ndarray | None = None
+    kurtosis_meaningful: np.ndarray | None = None
+    finite_width_z_crit: float = math.nan
+    finite_width_n_compared: int = 0
+    finite_width_verdict: str = "not meaningful"
+    kurtosis_regime: str = ""
 
     @property
     def theory_slope(self) -> float | None:
@@ -401,6 +502,20 @@ class Comparison:
             "verdict": self.verdict, "apjn_verdict": self.apjn_verdict,
             "kernel_verdict": self.kernel_verdict,
             "notes": list(self.notes), "elapsed": s.elapsed,
+            # finite width (issue 14): added keys; the keys above are unchanged
+            "kurtosis_mean": s.kurtosis_mean, "kurtosis_stderr": s.kurtosis_stderr,
+            "kurtosis_theory": self.kurtosis_theory, "kurtosis_z": self.kurtosis_z,
+            "kurtosis_meaningful": (None if self.kurtosis_meaningful is None
+                                    else [bool(v) for v in self.kurtosis_meaningful]),
+            "kernel_finite_theory": self.kernel_finite_theory,
+            "kernel_finite_z": self.kernel_finite_z,
+            "finite_width_z_crit": self.finite_width_z_crit,
+            "finite_width_n_compared": self.finite_width_n_compared,
+            "finite_width_verdict": self.finite_width_verdict,
+            "kurtosis_regime": self.kurtosis_regime,
+            "log_apjn_std_stderr": s.log_apjn_std_stderr,
+            "log_apjn_quantiles": {f"q{int(round(100 * p))}": q for p, q in
+                                   zip((0.1, 0.5, 0.9), s.log_apjn_quantiles)},
         }
         return jsonable(out)
 
@@ -551,6 +666,7 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
             notes.append(f"no power-law fit: {exc}")
     else:
         notes.append("too few depths for a power-law fit (need depth >= l0 + 2)")
+    fw = _finite_width(th_arch, sw, sb, depth, width, q0, sim, alpha, notes)
     return Comparison(
         simulation=sim, theory=theory, depths=depths, layers=layers, apjn_theory=apjn_th,
         kernel_theory=kern_th, apjn_z=zj, kernel_z=zk, alpha=alpha, z_crit=zc, n_compared=m,
@@ -558,7 +674,40 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
         kernel_verdict=_verdict([zk], zc), fit=fit, window=window, theory_exponent=exponent,
         theory_exponent_source=source,
         theory_window_slope=_window_slope(np.arange(1, depth + 1), theory.apjn, window),
-        notes=tuple(notes))
+        notes=tuple(notes), **fw)
+
+
+def _finite_width(th_arch, sw, sb, depth, width, q0, sim, alpha, notes) -> dict:
+    """The finite-width theory at the simulated width beside the measured kurtosis and kernel
+    (fields of :class:`Comparison`); a theory that is unavailable gives NaN and a note."""
+    from critheory.theory.finitewidth.curves import finite_width_curves
+
+    nan = np.full(depth, np.nan)
+    curves = None
+    kt, kf = nan, nan
+    try:
+        curves = finite_width_curves(th_arch, sw, sb, depth, width=width, q0=q0)
+        kt = np.asarray(curves.kurtosis, dtype=float)
+        kf = np.asarray(curves.kernel_finite, dtype=float)
+    except CritheoryError as exc:  # a prediction is optional
+        notes.append(f"finite-width theory unavailable: {exc}")
+    kz = z_scores(sim.kurtosis_mean, sim.kurtosis_stderr, kt)
+    gz = z_scores(sim.kernel_mean, sim.kernel_stderr, kf)
+    nu = None if curves is None else curves.nu.value
+    ok, regime = kurtosis_regime(kt, sim.kurtosis_stderr, sim.n_seeds, width, nu)
+    zs = [kz[ok], gz[ok]]
+    m = int(np.isfinite(zs[0]).sum() + np.isfinite(zs[1]).sum())
+    zc = bonferroni_threshold(m, alpha)
+    if sim.n_seeds < KURTOSIS_MIN_SEEDS:
+        verdict = "undetermined"
+    elif not ok.any():
+        verdict = "not meaningful"
+    else:
+        verdict = _verdict(zs, zc)
+    return dict(finite_width=curves, kurtosis_theory=kt, kurtosis_z=kz,
+                kernel_finite_theory=kf, kernel_finite_z=gz, kurtosis_meaningful=ok,
+                finite_width_z_crit=zc, finite_width_n_compared=m,
+                finite_width_verdict=verdict, kurtosis_regime=regime)
 
 
 # ----------------------------------------------------------------------------- figure

@@ -1,0 +1,253 @@
+"""Sub-command ``finite-width``: the four-point vertex, the 1/n kernel and the depth-to-width
+ratio, with an optional simulation beside them.
+
+Registered on the parser of :mod:`critheory.cli.main`::
+
+    critheory finite-width ACTIVATION --weight-var X --bias-var Y --depth L [--width N]
+        [--arch A --mu M] [--q0 Q] [--param NAME=VALUE] [--json] [--plot FILE]
+        [--simulate --seeds S [--seed SEED] [--probes P|exact]]
+
+JSON output (absent numbers are ``null``):
+
+``depths``             1..L (layer 1 is the first dense layer: V¹ = 0)
+``kernel``             K^l (infinite width)
+``vertex``             V^l, with E[z⁴] − 3E[z²]² = 3V^l/n for one preactivation
+``vertex_normalized``  V^l/(K^l)²
+``nlo_kernel``         K^{(1),l}: E[z²] = K^l + K^{(1),l}/n + O(1/n²)
+``nu``                 ``{"value", "exact", "method"}``: V^l/(K^l)² ≈ ν l
+``nu_reached``         V^L/((K^L)² ν L) at the last depth: how far the asymptote is reached
+``kurtosis``           (with ``--width``) predicted excess kurtosis 3V^l/(n (K^l)²)
+``kernel_finite``      (with ``--width``) K^l + K^{(1),l}/n
+``kurtosis_exact``     (with ``--width``) exact finite-width kurtosis where known (scale-invariant
+                       MLP), else null
+``trust``              plain-words statement of when the depth/width expansion holds
+``simulation``         (with ``--simulate``) measured ``kurtosis_mean``, ``kurtosis_stderr``,
+                       ``kurtosis_theory``, ``kurtosis_z``, ``kernel_mean``, ``kernel_stderr``,
+                       ``kernel_theory`` (K + K1/n), ``kernel_z``, ``kernel_z_infinite_width``,
+                       ``log_apjn_mean``, ``log_apjn_std`` (spread of log J^{1,l} across
+                       networks), ``log_apjn_std_stderr``, ``regime``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from critheory.errors import InvalidArgumentError
+
+__all__ = ["register", "plot_finite_width", "MAX_CLI_DEPTH"]
+
+#: Depth budget of the command (refused at once above it): the recursion is iterated layer by
+#: layer, ~70 us a layer with the vertex and the 1/n kernel (10^6 layers: about a minute).
+MAX_CLI_DEPTH = 10 ** 6
+MAX_SEEDS = 10 ** 6
+
+
+def _finite(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def _bounded_int(lo: int, hi: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"{what} must be >= {lo}, got {v}")
+        if v > hi:
+            raise argparse.ArgumentTypeError(
+                f"{what} {v} is beyond the supported {hi:.0e} (the finite-width recursion is "
+                "iterated layer by layer)" if what == "depth" else
+                f"{what} must be <= {hi:.0e}, got {v}")
+        return v
+    return parse
+
+
+def _params(items):
+    from critheory.cli.main import _params as p
+
+    return p(items)
+
+
+def plot_finite_width(curves: dict, path, *, title: str = "", measured: dict | None = None,
+                      extra_widths=()) -> str:
+    """Two panels: V^l/(K^l)² with νl, and the predicted (and measured) excess kurtosis per
+    depth at the width of ``curves`` and at ``extra_widths`` (drawing only)."""
+    from critheory.io.plots import figure, save, style
+
+    with style():
+        fig, axes = figure(1, 2, figsize=(8.5, 3.4))
+        l = np.asarray(curves["depths"], dtype=float)
+        vn = np.array([np.nan if v is None else v for v in curves["vertex_normalized"]])
+        ax = axes[0]
+        ax.plot(l, vn, "-", label=r"$V^\ell/(K^\ell)^2$ (recursion)")
+        nu = curves["nu"]["value"]
+        if nu is not None:
+            ax.plot(l, nu * l, "--", color="gray", label=rf"$\nu\ell$, $\nu$ = {nu:.4g}")
+        ax.set_xlabel(r"depth $\ell$")
+        ax.set_ylabel(r"$V^\ell/(K^\ell)^2$")
+        ax = axes[1]
+        widths = ([curves["width"]] if curves.get("width") else []) + list(extra_widths)
+        for i, n in enumerate(widths):
+            ax.plot(l, 3 * vn / n, "-", color=f"C{i}", label=rf"theory $3V/(nK^2)$, n = {n}")
+        ex = curves.get("kurtosis_exact")
+        if ex is not None:
+            ax.plot(l, [np.nan if v is None else v for v in ex], "--", color="C0",
+                    label=f"exact at n = {curves['width']}")
+        if measured is not None:
+            ax.errorbar(measured["depths"], measured["kurtosis_mean"],
+                        yerr=measured["kurtosis_stderr"], fmt="o", ms=3, color="C0",
+                        label=f"simulation, n = {curves['width']} (mean ± s.e.)")
+        ax.set_xlabel(r"depth $\ell$")
+        ax.set_ylabel("excess kurtosis of one preactivation")
+        for a in axes:
+            a.legend(frameon=False, fontsize=8)
+        fig.suptitle(title)
+        fig.tight_layout()
+        return save(fig, path)
+
+
+def _compare(c: dict, m) -> dict:
+    """Theory at the simulated width beside the measurement, with z-scores."""
+    kt = np.array([np.nan if v is None else v for v in c["kurtosis"]])
+    kf = np.array([np.nan if v is None else v for v in c["kernel_finite"]])
+    k0 = np.array([np.nan if v is None else v for v in c["kernel"]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kz = (m.kurtosis_mean - kt) / m.kurtosis_stderr
+        gz = (m.kernel_mean - kf) / m.kernel_stderr
+        gz0 = (m.kernel_mean - k0) / m.kernel_stderr
+    eps = np.nanmax(kt) if np.any(np.isfinite(kt)) else np.nan
+    regime = (f"leading order in depth/width: the predicted kurtosis reaches {eps:.3g}; the "
+              "comparison checks the theory where it (and the relative 1/n kernel shift) is "
+              "well below 1 - beyond, z-scores grow with the next order ~(depth/width)^2, "
+              "not with an error of the theory")
+    return {"depths": m.depths, "width": m.width, "seeds": m.seeds, "seed": m.seed,
+            "probes": m.probes,
+            "kurtosis_mean": m.kurtosis_mean, "kurtosis_stderr": m.kurtosis_stderr,
+            "kurtosis_theory": kt, "kurtosis_z": kz,
+            "kernel_mean": m.kernel_mean, "kernel_stderr": m.kernel_stderr,
+            "kernel_theory": kf, "kernel_z": gz, "kernel_z_infinite_width": gz0,
+            "log_apjn_mean": m.log_apjn_mean, "log_apjn_std": m.log_apjn_std,
+            "log_apjn_std_stderr": m.log_apjn_std_stderr,
+            "log_apjn_std_theory": None,
+            "regime": regime, "elapsed": m.elapsed}
+
+
+def _cmd_finite_width(args) -> int:
+    from critheory.common.jsonable import jsonable
+
+    if args.simulate:
+        from critheory.simulation.finitewidth import check_budget
+
+        if args.width is None:
+            raise InvalidArgumentError("--simulate needs --width")
+        check_budget(args.width, args.depth, args.seeds, apjn=True, probes=args.probes)
+    if args.plot:
+        from critheory.io.plots import check_path
+
+        check_path(args.plot)
+    from critheory.activation import Activation
+    from critheory.theory.finitewidth.curves import finite_width_curves
+    from critheory.theory.meanfield.maps import architecture
+
+    act = Activation.get(args.activation, _params(args.param))
+    arch = architecture(args.arch, act, args.mu)
+    c = finite_width_curves(arch, args.weight_var, args.bias_var, args.depth, width=args.width,
+                            q0=args.q0, progress=args.depth >= 20000 and not args.json)
+    out = c.to_dict()
+    m = None
+    if args.simulate:
+        from critheory.simulation.finitewidth import measure_finite_width
+
+        m = measure_finite_width(act, args.weight_var, args.bias_var, width=args.width,
+                                 depth=args.depth, seeds=args.seeds, arch=arch.name,
+                                 mu=args.mu, q0=args.q0, seed=args.seed, probes=args.probes)
+        out["simulation"] = jsonable(_compare(out, m))
+    if args.plot:
+        plot_finite_width(out, args.plot, measured=out.get("simulation"),
+                          title=f"{act.name} ({arch.describe()}), "
+                                f"$\\sigma_w^2$={args.weight_var:g}, "
+                                f"$\\sigma_b^2$={args.bias_var:g}")
+    if args.json:
+        print(json.dumps(jsonable(out), indent=2, allow_nan=False))
+        return 0
+    nu = out["nu"]
+    print(f"{act.name} ({arch.describe()}) at weight_var = {args.weight_var:g}, "
+          f"bias_var = {args.bias_var:g}, q0 = {args.q0:g}")
+    print(f"nu = {'-' if nu['value'] is None else format(nu['value'], '.10g')}"
+          + (f"  (exact: {nu['exact']})" if nu["exact"] else "") + f"  [{nu['method']}]")
+    if out["nu_reached"] is not None:
+        print(f"V/(K^2 nu l) at the last depth: {out['nu_reached']:.6g} (1: asymptote reached)")
+    head = f"{'l':>7} {'K^l':>16} {'V^l':>16} {'V/K^2':>12} {'K1^l':>14}"
+    if c.width is not None:
+        head += f" {'kurtosis':>12} {'K+K1/n':>16}"
+    exact = c.kurtosis_exact
+    if exact is not None:
+        head += f" {'exact kurt.':>12}"
+    if m is not None:
+        head += f" {'measured':>18} {'z':>6}"
+    print(head)
+    L = args.depth
+    show = np.unique(np.round(np.geomspace(1, L, min(L, 20))).astype(int))
+
+    def f(x, spec):
+        return "-" if x is None or not np.isfinite(x) else format(x, spec)
+
+    sim = out.get("simulation")
+    for l in show:
+        i = l - 1
+        row = (f"{l:>7} {f(c.kernel[i], '.10g'):>16} {f(c.vertex[i], '.10g'):>16} "
+               f"{f(c.vertex_normalized[i], '.6g'):>12} {f(c.nlo_kernel[i], '.8g'):>14}")
+        if c.width is not None:
+            row += f" {f(c.kurtosis[i], '.6g'):>12} {f(c.kernel_finite[i], '.10g'):>16}"
+        if exact is not None:
+            row += f" {f(exact[i], '.6g'):>12}"
+        if m is not None:
+            meas = (f"{f(m.kurtosis_mean[i], '.4g')}±{f(m.kurtosis_stderr[i], '.2g')}")
+            z = sim["kurtosis_z"][i]
+            row += f" {meas:>18} {f(np.nan if z is None else z, '.2f'):>6}"
+        print(row)
+    print(f"trust: {c.trust}")
+    if m is not None:
+        print(f"simulation: {m.seeds} networks of width {m.width}; spread of log J^(1,L) "
+              f"across networks {f(m.log_apjn_std[-1], '.4g')} "
+              f"± {f(m.log_apjn_std_stderr[-1], '.2g')}")
+        print(f"regime: {sim['regime']}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add the ``finite-width`` sub-command to an argparse sub-parser collection."""
+    from critheory.blocks.registry import names
+
+    p = sub.add_parser("finite-width", help="four-point vertex, 1/n kernel and kurtosis at "
+                                            "finite width (depth/width corrections)")
+    p.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="value of a parameter of the activation (repeatable)")
+    p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
+    p.add_argument("--mu", type=_finite, default=1.0, help="residual strength mu (default 1)")
+    p.add_argument("--weight-var", type=_finite, required=True)
+    p.add_argument("--bias-var", type=_finite, required=True)
+    p.add_argument("--depth", type=_bounded_int(1, MAX_CLI_DEPTH, "depth"), required=True)
+    p.add_argument("--width", type=_bounded_int(1, 10 ** 15, "width"), default=None,
+                   help="width n: adds the predicted kurtosis and kernel at this width")
+    p.add_argument("--q0", type=_finite, default=1.0, help="input norm |x|^2/N0 (default 1)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
+    p.add_argument("--simulate", action="store_true",
+                   help="also simulate --seeds networks of width --width and compare")
+    p.add_argument("--seeds", type=_bounded_int(2, MAX_SEEDS, "seeds"), default=1000,
+                   help="networks simulated with --simulate (default 1000)")
+    p.add_argument("--seed", type=_bounded_int(0, 2 ** 63 - 1, "seed"), default=0)
+    p.add_argument("--probes", default=None,
+                   help="Hutchinson probes of the APJN (or 'exact'; default by cost)")
+    p.set_defaults(func=_cmd_finite_width)

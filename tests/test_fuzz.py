@@ -1,0 +1,231 @@
+"""Fuzz suite (issue 13): random formulas, numbers and option strings.
+
+The invariant, for every generated case:
+
+* the library returns a value with an error bar that contains the truth (checked against mpmath
+  at 40 digits on every case of :func:`test_moments_bound_the_truth`), or raises a
+  ``CritheoryError``;
+* the command line exits 0 (JSON without NaN) or 2 with one line on stderr — never 3 (an
+  internal error), never a traceback, never past the per-case time limit (a hang).
+
+Two profiles: a short one in CI (a few dozen cases per test, fixed seed through hypothesis'
+database-free derandomized mode) and a long one under the slow marker
+(``python -m pytest -m slow tests/test_fuzz.py``), which prints how many cases it tried.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import signal
+
+import numpy as np
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from critheory.errors import CritheoryError  # noqa: E402
+
+#: seconds one case may take before it counts as a hang (cold sympy work included)
+CASE_LIMIT = 60
+
+SHORT = settings(max_examples=12, deadline=None, derandomize=True, database=None,
+                 suppress_health_check=list(HealthCheck))
+LONG = settings(max_examples=150, deadline=None, derandomize=False, database=None,
+                suppress_health_check=list(HealthCheck))
+
+# --------------------------------------------------------------------- strategies
+_COEF = st.sampled_from(["0.1", "0.5", "0.7", "1", "2", "3", "10", "30", "100", "0.561", "1.7"])
+_SHIFT = st.sampled_from(["0", "0.3", "-1", "1", "2.5"])
+
+
+def _unary(u: str):
+    return st.sampled_from([
+        f"tanh({u})", f"sin({u})", f"cos({u})", f"erf({u})", f"exp(-({u})**2)", f"atan({u})",
+        f"1/(1 + exp(-({u})))", f"log(1 + exp({u}))", f"Abs({u})", f"sqrt(1 + ({u})**2)",
+        f"Max(0, {u})", f"Min(1, Max(-1, {u}))", f"({u})**2", f"({u})*tanh({u})",
+    ])
+
+
+@st.composite
+def formulas(draw, depth: int = 3) -> str:
+    """A random activation formula in x: compositions, sums and products of smooth and
+    piecewise functions of affine arguments, with coefficients from 0.1 to 100."""
+    if depth == 0 or draw(st.integers(0, 3)) == 0:
+        c, b = draw(_COEF), draw(_SHIFT)
+        return draw(st.sampled_from(["x", f"{c}*x", f"{c}*(x - {b})", f"{c}*x + {b}"]))
+    kind = draw(st.integers(0, 3))
+    if kind <= 1:
+        return draw(_unary(draw(formulas(depth - 1))))
+    a, b = draw(formulas(depth - 1)), draw(formulas(depth - 1))
+    c = draw(_COEF)
+    return draw(st.sampled_from([f"{a} + {c}*{b}", f"({a})*({b})", f"Max({a}, {b})",
+                                 f"{a} - {c}*({b})"]))
+
+
+_FLOATS = st.one_of(
+    st.sampled_from(["0", "1", "2", "0.5", "1e-30", "1e-300", "1e300", "1e308", "-1", "nan",
+                     "inf", "-inf", "abc", "", "1e-320", "3.0000000000000004", "1e40"]),
+    st.floats(min_value=1e-6, max_value=1e6).map(lambda v: f"{v:.6g}"))
+_ACTS = st.one_of(st.sampled_from(["relu", "tanh", "gelu", "swish", "erf", "sin", "hardtanh",
+                                   "softplus", "exp(x)", "x**1000", "floor(x)", "DiracDelta(x)",
+                                   "tanh(", "ｔａｎｈ(x)", "x*y", "1/x", "log(x)"]),
+                  formulas(2))
+_ARCHS = st.sampled_from(["mlp", "residual", "pre-ln", "post-ln", "pre-ln-residual",
+                          "pre-ln-mlp-block", "transformer", ""])
+
+
+@st.composite
+def command_lines(draw) -> list[str]:
+    """A command line of one of the theory commands with random (often invalid) values."""
+    cmd = draw(st.sampled_from(["moments", "point", "line", "depth", "analyze", "phase"]))
+    argv = [cmd, draw(_ACTS)]
+    f = lambda: draw(_FLOATS)  # noqa: E731
+    if cmd == "moments":
+        argv += ["--var", f()]
+    elif cmd == "point":
+        argv += ["--weight-var", f(), "--bias-var", f()]
+    elif cmd == "line":
+        argv += ["--bias-var", draw(st.sampled_from([f(), f"{f()}:{f()}:{f()}", "0:1:3"]))]
+    elif cmd == "depth":
+        argv += ["--weight-var", f(), "--bias-var", f(), "--depth",
+                 draw(st.sampled_from(["1", "10", "100", "0", "-3", "1e9", "x", "2.5"]))]
+    elif cmd == "phase":
+        argv += ["--plot", "/nonexistent-dir/p.png",
+                 "--grid", draw(st.sampled_from(["2", "5", "0", "1000", "a"]))]
+    if draw(st.booleans()) and cmd != "moments":
+        argv += ["--arch", draw(_ARCHS)]
+        if draw(st.booleans()):
+            argv += ["--mu", f()]
+    if cmd != "phase":
+        argv.append("--json")
+    return argv
+
+
+# --------------------------------------------------------------------- helpers
+class _Hang(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _limit(seconds: int):
+    def on_alarm(signum, frame):
+        raise _Hang(f"no result within {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _no_nan(text: str):
+    def bad(tok):
+        raise AssertionError(f"non-finite number {tok} in JSON output")
+
+    return json.loads(text, parse_constant=bad)
+
+
+def _run_cli(argv: list[str]) -> tuple[int, str, str]:
+    from critheory.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _limit(CASE_LIMIT):
+        try:
+            rc = main(argv)
+        except SystemExit as exc:   # argparse errors
+            rc = exc.code
+    return rc, out.getvalue(), err.getvalue()
+
+
+def _check_cli(argv: list[str]) -> None:
+    rc, out, err = _run_cli(argv)
+    assert rc in (0, 2), (argv, rc, err)
+    if rc == 2:
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        # argparse prints its usage line before the error line
+        assert len([ln for ln in lines if "error" in ln]) == 1, (argv, err)
+        assert "Traceback" not in err
+    elif "--json" in argv:
+        _no_nan(out)
+
+
+def _check_moment(formula: str, g: str, K: float) -> None:
+    from critheory.expectations.gaussian import expect
+
+    with _limit(CASE_LIMIT):
+        try:
+            r = expect(formula, g, K)
+        except CritheoryError:
+            return
+        assert math.isfinite(r.value) and math.isfinite(r.error) and r.error >= 0, \
+            (formula, g, K, r)
+        try:
+            ref = float(expect(formula, g, K, method="mpmath", dps=40).value)
+        except CritheoryError:
+            return
+    # the promise: |value − truth| <= error (mpmath's own error at 40 digits is far below)
+    assert abs(r.value - ref) <= r.error + 1e-30 + 1e-28 * abs(ref), \
+        (formula, g, K, r.value, ref, r.error, r.method)
+
+
+_K = st.sampled_from([1e-4, 1e-3, 0.01, 0.3, 1.0, 2.5, 7.0, 30.0])
+_G = st.sampled_from(["phi", "phi2", "dphi2"])
+
+
+# --------------------------------------------------------------------- short profile (CI)
+@SHORT
+@given(formulas(), _G, _K)
+def test_moments_bound_the_truth(formula, g, K):
+    _check_moment(formula, g, K)
+
+
+@SHORT
+@given(command_lines())
+def test_command_lines_exit_0_or_2(argv):
+    _check_cli(argv)
+
+
+@pytest.mark.parametrize("formula,g,K", [
+    ("tanh(100*x)", "dphi2", 1.0),                               # steep: was 0 +- 0
+    ("tanh(1000*x)", "phi2", 1.0),
+    ("tanh(sin(0.561*x)) + 0.213*exp(-x**2)", "phi2", 7.0),      # was 1758x outside its bar
+    ("sin(sin(0.7*x))", "dphi2", 7.0),
+    ("Max(-1, Min(0.1, x))", "phi", 1e-4),                       # tail-dominated, wrong sign
+    ("Max(-0.05, Min(1, x))", "phi", 1e-4),
+    ("exp(-1000*(x - 0.3)**2)", "phi", 1.0),
+    ("tanh(100*sin(x))", "phi2", 0.5),                           # steep, not located
+])
+def test_regressions(formula, g, K):
+    _check_moment(formula, g, K)
+
+
+# --------------------------------------------------------------------- long profile
+_COUNTS: dict = {}
+
+
+@pytest.mark.slow
+@LONG
+@given(formulas(), _G, _K)
+def test_moments_bound_the_truth_long(formula, g, K):
+    _COUNTS["moments"] = _COUNTS.get("moments", 0) + 1
+    _check_moment(formula, g, K)
+
+
+@pytest.mark.slow
+@LONG
+@given(command_lines())
+def test_command_lines_long(argv):
+    _COUNTS["cli"] = _COUNTS.get("cli", 0) + 1
+    _check_cli(argv)
+
+
+@pytest.mark.slow
+def test_report_counts():
+    print(f"\nfuzz cases tried: {_COUNTS}")
+    assert np.all([v > 0 for v in _COUNTS.values()])

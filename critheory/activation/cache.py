@@ -19,7 +19,7 @@ Invalidation (checked once per process; a stale part is ignored, never half-used
 
 * the **symbolic** part (everything but the noise tables) is used only if its key matches: the
   data format, the critheory version, a SHA-256 of the source files that derive the data
-  (:data:`HASHED_SOURCES`: symbolic.py, zoo.py, integrands.py, closed_forms.py, this module and
+  (:data:`HASHED_SOURCES`: symbolic.py, features.py, zoo.py, integrands.py, closed_forms.py, this module and
   the generator) and the installed versions of sympy and mpmath; an entry is used only if the
   zoo formula and default parameters it was derived from are the current ones;
 * the **float64 noise tables** and the Gaussian octave masses of
@@ -53,6 +53,7 @@ HASHED_SOURCES = (
     "activation/symbolic.py",
     "activation/zoo.py",
     "activation/cache.py",
+    "activation/features.py",
     "expectations/build_zoo_cache.py",
     "expectations/integrands.py",
     "expectations/closed_forms.py",

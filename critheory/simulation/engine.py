@@ -320,6 +320,30 @@ class _Progress:
 
 
 # -------------------------------------------------------------------- simulation
+#: bytes of float64 N×N matrices one simulation may hold at once (a weight matrix, and for the
+#: exact APJN the Jacobian product and its update)
+MAX_MATRIX_BYTES = 4 * 2 ** 30
+#: random numbers drawn for the weights, seeds·depth·N²: ~1e11 is a few minutes of RNG
+MAX_WEIGHT_DRAWS = 1e11
+
+
+def _check_budget(width: int, depth: int, seeds: int, n_probes) -> None:
+    """Refuse at once a simulation that cannot fit in memory or finish in reasonable time."""
+    mats = 3 if n_probes is None else 1
+    need = 8.0 * width * width * mats
+    if need > MAX_MATRIX_BYTES:
+        raise InvalidArgumentError(
+            f"width {width} needs {need / 2 ** 30:.1f} GiB of {width}x{width} matrices"
+            f"{' (exact APJN)' if n_probes is None else ''}; the limit is "
+            f"{MAX_MATRIX_BYTES / 2 ** 30:.0f} GiB"
+            + (": use probes instead of 'exact'" if n_probes is None else ": use a smaller width"))
+    draws = float(seeds) * depth * width * width
+    if draws > MAX_WEIGHT_DRAWS:
+        raise InvalidArgumentError(
+            f"seeds x depth x width^2 = {draws:.2g} weight draws; at most {MAX_WEIGHT_DRAWS:.0e}"
+            " per simulation (fewer seeds, a smaller depth or width)")
+
+
 def simulate(activation: str | Activation, weight_var: float, bias_var: float, *,
              width: int, depth: int, seeds: int = 1, arch: str = "mlp", mu: float = 1.0,
              l0: int = 1, probes: int | str | None = None, seed: int | None = 0,
@@ -437,6 +461,7 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
         n_probes = default_probes(width, depth, l0, seeds)
     else:
         n_probes = check_int("probes", probes, 1)
+    _check_budget(width, depth, seeds, n_probes)
     if not isinstance(method, str) or method.strip().lower() not in METHODS:
         raise InvalidArgumentError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     method = method.strip().lower()

@@ -28,6 +28,8 @@ Examples
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,11 +131,23 @@ def _zero_endpoint(arch: LayerMaps):
         s0, s1 = t.derivatives[0], t.derivatives[1]
         if s0 != 0 or s1 == 0:
             return None
-        return float((1 - sp.nsimplify(arch.mu2)) / _exact(s1) ** 2)
+        return _representable(float((1 - sp.nsimplify(arch.mu2)) / _exact(s1) ** 2), arch,
+                              f"(1 - mu^2)/phi'(0)^2 with phi'(0) = {float(s1):g}")
     d = one_sided_derivatives(arch.activation, 1)
     if d[0] != (0.0, 0.0) or d[1][0] != d[1][1] or d[1][0] == 0.0:
         return None
-    return (1.0 - arch.mu2) / d[1][0] ** 2
+    return _representable((1.0 - arch.mu2) / d[1][0] ** 2, arch,
+                          f"(1 - mu^2)/phi'(0)^2 with phi'(0) = {d[1][0]:g}")
+
+
+def _representable(sw: float, arch: LayerMaps, what: str) -> float:
+    """The critical weight variance, or a CritheoryError naming the input where it is not a
+    positive float64 (tanh(a*x) with a = 1e308: 1/a² underflows to 0)."""
+    if sw > 0 and math.isfinite(sw) and sw >= np.finfo(float).tiny:
+        return sw
+    raise InvalidArgumentError(
+        f"the critical weight variance of {arch.activation.name} is {what}, which is outside "
+        "the float64 range: rescale the activation's parameters")
 
 
 def _kinked_second(arch: LayerMaps):

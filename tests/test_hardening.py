@@ -1,0 +1,164 @@
+"""Regression tests for the classes of issue 13 fixed at their root (one test per class; the
+random search over the same classes is tests/test_fuzz.py)."""
+from __future__ import annotations
+
+import time
+
+import mpmath
+import numpy as np
+import pytest
+
+from critheory.activation.budget import within
+from critheory.activation.features import STEEP_RATE, features
+from critheory.activation.symbolic import Activation
+from critheory.activation.zoo import ZOO
+from critheory.cli.main import main
+from critheory.expectations.gaussian import expect, expect2
+from critheory.expectations.poincare import poincare_gap, taylor_coefficients
+from critheory.theory.meanfield.criticality import critical_line
+from critheory.theory.meanfield.maps import architecture
+
+
+# ------------------------------------------------------------------ steep formulas
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_is_not_steep(name):
+    """The fast fixed-node rules stay in use for the zoo (rate <= 1 up to rounding)."""
+    assert features(Activation.get(name).expr).rate <= 1.0 + 1e-12
+
+
+@pytest.mark.parametrize("formula,rate,centres,located", [
+    ("tanh(100*x)", 100.0, (0.0,), True),
+    ("tanh(100*(x - 0.3))", 100.0, (0.3,), True),
+    ("exp(-1000*(x - 0.3)**2)", 1000 ** 0.5, (0.3,), True),
+    ("sqrt(x**2 + 1e-6)", 1000.0, (0.0,), True),          # complex roots ±1e-3 i of the base
+    ("tanh(tanh(100*x))", 100.0, (0.0,), True),           # steepness explained by the inner one
+    ("tanh(100*sin(x))", 100.0, None, False),             # zeros of sin: not located
+])
+def test_features(formula, rate, centres, located):
+    f = features(Activation.get(formula).expr)
+    assert f.rate == pytest.approx(rate, rel=1e-12)
+    assert f.located is located and f.steep
+    if centres is not None:
+        assert f.centres == pytest.approx(centres, abs=1e-15)
+
+
+@pytest.mark.parametrize("a", [90, 100, 1000, 10 ** 5])
+def test_steep_tanh_against_closed_limit(a):
+    """E[φ'²] of tanh(a x) at K = 1: a² E[sech⁴(a h)] → a·(4/3)/(a√(2π))·a = (4/3)a/√(2π) for
+    a → ∞ (the sech⁴ bump integrates to 4/(3a) against p(0) = 1/√(2π)); the relative
+    correction is O(1/a²) (curvature of the Gaussian over the bump)."""
+    r = expect(f"tanh({a}*x)", "dphi2", 1.0)
+    limit = 4.0 / 3.0 * a / np.sqrt(2 * np.pi)
+    assert abs(r.value / limit - 1) < 3.0 / a ** 2 + 1e-12
+    assert r.error < 1e-10 * r.value
+
+
+def test_two_point_steep_zero_correlation_is_a_product():
+    """ρ = 0: E[f(h1) g(h2)] = E[f] E[g] (an independent route through the 1-D rules)."""
+    for f, g in [("dphi", "dphi"), ("phi", "phi")]:
+        r = expect2("tanh(30*x) + 0.1", f, g, 1.3, 0.0, 0.7)
+        a, b = expect("tanh(30*x) + 0.1", f, 1.3), expect("tanh(30*x) + 0.1", g, 0.7)
+        want = a.value * b.value
+        bound = r.error + abs(a.value) * b.error + abs(b.value) * a.error
+        assert abs(r.value - want) <= bound + 4e-16 * abs(want)
+
+
+# ------------------------------------------------------------------ tail-dominated closed forms
+@pytest.mark.parametrize("formula,K", [("Max(-1, Min(0.1, x))", 1e-4),
+                                       ("Max(-0.05, Min(1, x))", 1e-4),
+                                       ("Max(-1, Min(0.5, x))", 1e-2)])
+def test_clipped_identity_tail(formula, K):
+    r = expect(formula, "phi", K)
+    ref = float(expect(formula, "phi", K, method="mpmath", dps=40).value)
+    assert abs(r.value - ref) <= r.error
+
+
+# ------------------------------------------------------------------ Poincaré gap, tiny σ_b²
+def test_taylor_coefficients_tanh():
+    a = taylor_coefficients("tanh")
+    # tanh = x − x³/3 + 2x⁵/15 − 17x⁷/315 + ...
+    assert np.allclose(a[:8], [0, 1, 0, -1 / 3, 0, 2 / 15, 0, -17 / 315], rtol=1e-14, atol=1e-30)
+    assert taylor_coefficients("relu") is None            # kink at 0
+
+
+_GAP_CASES = [(n, K) for n in ("tanh", "erf", "sin", "gelu", "swish")
+              for K in (1e-12, 1e-6, 1e-3, 0.3, 2.0)]
+
+
+@pytest.mark.parametrize("name,K", [c if c[0] in ("tanh", "swish") else
+                                    pytest.param(*c, marks=pytest.mark.slow)
+                                    for c in _GAP_CASES])
+def test_poincare_gap_against_mpmath(name, K):
+    act = Activation.get(name)
+    r = poincare_gap(act, K)
+    # the difference cancels up to log10(1/K²) digits: 40 more than that
+    dps = 40 + int(max(0.0, -2 * np.log10(K)))
+    with mpmath.workdps(dps):
+        from critheory.expectations.integrands import integrand
+        from critheory.expectations.reference import mp_expect
+
+        k = mpmath.mpf(K)
+        want = (k * mp_expect(act, integrand(act, "dphi2"), k, dps=dps)
+                - mp_expect(act, integrand(act, "phi2"), k, dps=dps))
+    assert abs(r.value - float(want)) <= r.error + 1e-300, (r.value, float(want), r.error)
+    assert r.error <= 1e-12 * abs(float(want))
+
+
+def test_line_at_smallest_bias_variance():
+    """σ_b² = 1e-300: K* ≈ 9e-101, where the Poincaré series of tanh, (4/3)K³ − (32/3)K⁴ + ...
+    (c_3 = 3·4a₃², c_4 = 15·2·8a₃a₅ with a₃ = −1/3, a₅ = 2/15), is exact to 1e-99 after two
+    terms (mpmath's quadrature does not resolve a 200-digit cancellation)."""
+    (p,) = critical_line(architecture("mlp", "tanh"), [1e-300])
+    k = p.fixed_point
+    assert abs((4 / 3 * k ** 3 - 32 / 3 * k ** 4) / 1e-300 - 1) < 1e-13
+    assert p.weight_var == 1.0   # 1/E[φ'²] = 1 + 2K* + ... rounds to 1
+
+
+@pytest.mark.parametrize("y", [1e-30, 1e-100])
+def test_line_at_tiny_bias_variance(y):
+    """The critical point exists (tanh: σ_b² ≈ (4/3)K*³) and satisfies the fixed-point equation
+    in mpmath: σ_b² = K* − σ_w² E_{K*}[φ²] with σ_w² = 1/E_{K*}[φ'²]."""
+    (p,) = critical_line(architecture("mlp", "tanh"), [y])
+    act = Activation.get("tanh")
+    # K* − S/D cancels log10(K*/σ_b²) digits: work with 30 more
+    dps = 30 + int(np.ceil(np.log10(p.fixed_point / y)))
+    with mpmath.workdps(dps):
+        from critheory.expectations.integrands import integrand
+        from critheory.expectations.reference import mp_expect
+
+        k = mpmath.mpf(p.fixed_point)
+        d = mp_expect(act, integrand(act, "dphi2"), k, dps=dps)
+        s = mp_expect(act, integrand(act, "phi2"), k, dps=dps)
+        sb = k - s / d
+    assert abs(float(sb) / y - 1) < 1e-9
+    assert abs(p.weight_var * float(d) - 1) < 1e-15
+
+
+# ------------------------------------------------------------------ budgets
+def test_symbolic_budget_gives_up():
+    t = time.monotonic()
+    done, r = within(lambda: time.sleep(5), 0.2)
+    assert not done and r is None and time.monotonic() - t < 2
+
+
+@pytest.mark.parametrize("argv,limit", [
+    (["moments", "Max(pi, x, Abs(x))**3", "--json"], 40),
+    (["point", "exp(x)", "--weight-var", "1.5", "--bias-var", "0.1", "--json"], 40),
+    (["simulate", "tanh", "--weight-var", "1", "--bias-var", "0", "--width", "60000",
+      "--depth", "10", "--seeds", "2", "--probes", "exact"], 5),
+    (["simulate", "tanh", "--weight-var", "1", "--bias-var", "0", "--width", "20000",
+      "--depth", "1000", "--seeds", "2"], 5),
+])
+def test_commands_finish_within_budget(argv, limit, capsys):
+    t = time.monotonic()
+    rc = main(argv)
+    assert time.monotonic() - t < limit
+    assert rc in (0, 2)
+    if rc == 2:
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_message_names_the_input(capsys):
+    assert main(["analyze", "tanh(a*x)", "--param", "a=1e308"]) == 2
+    err = capsys.readouterr().err
+    assert "float64 range" in err and "tanh(a*x)" in err and "got 0" not in err

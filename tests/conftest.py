@@ -133,3 +133,22 @@ def every_point():
             raise AssertionError(f"{len(pts.bad)} of {pts.n} points failed:\n  "
                                  + "\n  ".join(pts.bad))
     return run
+
+
+# ---------------------------------------------------------------------- notebooks
+NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
+
+
+@pytest.fixture
+def run_notebook():
+    """``run_notebook(name)``: execute the code cells of ``notebooks/<name>`` top to bottom in
+    one namespace (as a reader running all cells would) and return that namespace."""
+    def run(name: str) -> dict:
+        path = NOTEBOOKS / name
+        nb = json.loads(path.read_text())
+        ns: dict = {}
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                exec(compile("".join(cell["source"]), str(path), "exec"), ns)  # noqa: S102
+        return ns
+    return run

@@ -1,20 +1,12 @@
 """The Jacobian-spectra notebook runs top to bottom (its code cells executed in one namespace)
 and shows what its text says: orthogonal tanh is the only critical MLP that stays isometric at
 small depth, and small-c ResNets are isometric for tanh and ReLU alike."""
-import json
 import time
-from pathlib import Path
-
-NB = Path(__file__).resolve().parents[1] / "notebooks" / "jacobian_spectra.ipynb"
 
 
-def test_notebook_spectra_runs():
-    nb = json.loads(NB.read_text())
-    ns: dict = {}
+def test_notebook_spectra_runs(run_notebook):
     t0 = time.perf_counter()
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "code":
-            exec(compile("".join(cell["source"]), str(NB), "exec"), ns)  # noqa: S102
+    ns = run_notebook("jacobian_spectra.ipynb")
     elapsed = time.perf_counter() - t0
     rows = {(r[0], r[1], r[2]): r for r in ns["rows"]}
     assert all(abs(r[3] - 1.0) < 1e-9 for r in ns["rows"])        # critical: m1 = χ_J^L = 1

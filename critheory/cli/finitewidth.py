@@ -34,6 +34,7 @@ import json
 
 import numpy as np
 
+from critheory.cli.theory import _finite
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["register", "plot_finite_width", "MAX_CLI_DEPTH"]
@@ -42,16 +43,6 @@ __all__ = ["register", "plot_finite_width", "MAX_CLI_DEPTH"]
 #: layer, ~70 us a layer with the vertex and the 1/n kernel (10^6 layers: about a minute).
 MAX_CLI_DEPTH = 10 ** 6
 MAX_SEEDS = 10 ** 6
-
-
-def _finite(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not np.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return v
 
 
 def _bounded_int(lo: int, hi: int, what: str):

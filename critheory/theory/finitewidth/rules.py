@@ -60,6 +60,7 @@ from critheory.expectations import expect
 from critheory.expectations.derivatives import dexpect
 from critheory.theory.finitewidth.state import FWState
 from critheory.theory.meanfield.rules import E
+from critheory.theory.dispatch import rule_for
 
 __all__ = ["RULES", "apply", "apply_blocks", "rule", "dE", "check_composition"]
 
@@ -175,11 +176,7 @@ RULES: dict[str, Callable] = {"dense": _dense, "phi": _phi, "layernorm": _layern
 
 
 def rule(block) -> Callable:
-    try:
-        return RULES[block.kind]
-    except KeyError:
-        raise InvalidArgumentError(f"the finite-width theory has no rule for a {block.kind!r} "
-                                   "block") from None
+    return rule_for(RULES, block, "finite-width")
 
 
 def apply_blocks(blocks, act: Activation, s: FWState, sw, sb) -> FWState:

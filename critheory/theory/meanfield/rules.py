@@ -47,6 +47,7 @@ from critheory.errors import GrowthError, InvalidArgumentError, InvalidVarianceE
 from critheory.expectations import expect, expect2
 from critheory.expectations.poincare import poincare_gap
 from critheory.theory.meanfield.state import State
+from critheory.theory.dispatch import rule_for
 
 __all__ = ["RULES", "apply", "apply_blocks", "check_composition", "E", "rule"]
 
@@ -190,11 +191,7 @@ RULES: dict[str, Callable] = {"dense": _dense, "phi": _phi, "layernorm": _layern
 
 
 def rule(block) -> Callable:
-    try:
-        return RULES[block.kind]
-    except KeyError:
-        raise InvalidArgumentError(f"the mean-field theory has no rule for a {block.kind!r} "
-                                   "block") from None
+    return rule_for(RULES, block, "mean-field")
 
 
 def apply_blocks(blocks, act: Activation, s: State, sw, sb, need_K: bool = True) -> State:

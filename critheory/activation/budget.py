@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from typing import Any, Callable
 
 __all__ = ["within", "SYMBOLIC_SECONDS"]
@@ -46,8 +47,12 @@ def within(fn: Callable[[], Any], seconds: float = SYMBOLIC_SECONDS, *,
     def expire(signum, frame):
         raise _Expired
 
-    old = signal.signal(signal.SIGALRM, expire)
     prev = signal.getitimer(signal.ITIMER_REAL)
+    if 0 < prev[0] <= seconds:
+        # an outer timer that expires first keeps its own handler: it is the caller's limit
+        return True, fn()
+    old = signal.signal(signal.SIGALRM, expire)
+    t0 = time.monotonic()
     try:
         signal.setitimer(signal.ITIMER_REAL, seconds)
         try:
@@ -58,5 +63,6 @@ def within(fn: Callable[[], Any], seconds: float = SYMBOLIC_SECONDS, *,
             signal.setitimer(signal.ITIMER_REAL, 0)
     finally:
         signal.signal(signal.SIGALRM, old)
-        if prev[0] > 0:   # an outer timer: re-arm what was left of it
-            signal.setitimer(signal.ITIMER_REAL, *prev)
+        if prev[0] > 0:   # an outer timer: re-arm what is left of it
+            signal.setitimer(signal.ITIMER_REAL, max(prev[0] - (time.monotonic() - t0), 1e-3),
+                             prev[1])

@@ -16,7 +16,9 @@ function (tanh, exp, erf, sin, a non-integer power, ...) changes by O(1) over a 
   (``sqrt(x**2 + 1e-6)`` bends within 1e-3 of 0);
 * higher degree: rate ``max_k |c_k|^{1/k}`` about 0;
 * otherwise the largest ``|a'(x)|`` on |x| <= 8 (a dense grid), with no known centre unless an
-  inner argument already explains the steepness (``tanh(tanh(100*x))``).
+  inner argument already explains the steepness (``tanh(tanh(100*x))``);
+* arguments of periodic functions (sin, cos, ...) other than ``c x + b`` always take that last
+  rule: ``cos(10⁴x²)`` oscillates at ``2·10⁴|x|`` everywhere, not only near its vertex.
 
 The result is a conservative *upper* estimate of the steepness (``exp(-1000*(x - 0.3)**2)`` has
 rate √1000 at 0.3); quadrature uses it to refuse its fixed-node shortcuts and to place panels.
@@ -126,7 +128,13 @@ def _poly_scale(a, x, singular: bool):
     return (rate, tuple(centres))
 
 
-def _numeric_rate(a, x) -> float:
+def _periodic(node) -> bool:
+    """sin, cos, tan, ...: they oscillate at the rate |a'| wherever their argument a goes, not
+    only near a centre (cos(10⁴x²) is fast everywhere but at 0)."""
+    return isinstance(node, sp.functions.elementary.trigonometric.TrigonometricFunction)
+
+
+def _numeric_rate(a, x, relative: bool = True) -> float:
     """max |a'(x)| / max(1, |a(x)|) on |x| <= 8 (finite values only): where an argument is
     large, the function of it (a saturated tanh, an exponential, a power) changes by the relative
     amount a'/a, not by a'."""
@@ -150,8 +158,9 @@ def _numeric_rate(a, x) -> float:
                 v[i] = float(abs(fd(mpmath.mpf(t))))
             except Exception:  # noqa: BLE001 - a point where it is undefined: skipped
                 pass
-    with np.errstate(all="ignore"):
-        v = v / np.maximum(va, 1.0)
+    if relative:
+        with np.errstate(all="ignore"):
+            v = v / np.maximum(va, 1.0)
     v = v[np.isfinite(v)]
     # nothing evaluable: no information beyond the inner arguments (0 here)
     return float(v.max()) if v.size else 0.0
@@ -163,16 +172,18 @@ def features(expr, x=None) -> Features:
         from critheory.activation.symbolic import X as x
     memo: dict = {}
 
-    def arg_scale(a, singular):
-        key = (a, singular)
+    def arg_scale(a, singular, periodic=False):
+        key = (a, singular, periodic)
         if key in memo:
             return memo[key]
-        ps = _poly_scale(a, x, singular)
+        ps = None if periodic else _poly_scale(a, x, singular)
+        if periodic and a.is_polynomial(x) and sp.degree(a, x) <= 1:
+            ps = _poly_scale(a, x, singular)      # sin(c x + b): one rate everywhere
         if ps is not None:
             out = (ps[0], ps[1], True)
         else:
             inner = walk(a)
-            r = _numeric_rate(a, x)
+            r = _numeric_rate(a, x, relative=not periodic)
             # steepness explained by an inner, located feature keeps its location
             located = inner[2] and r <= 2.0 * max(inner[0], 1.0)
             out = (max(r, inner[0]), inner[1], located or r <= STEEP_RATE)
@@ -195,10 +206,11 @@ def features(expr, x=None) -> Features:
             else:
                 continue
             sing = _singular_at_zero(node)
+            per = _periodic(node)
             for a in args:
                 if not a.has(x):
                     continue
-                r, c, loc = arg_scale(a, sing)
+                r, c, loc = arg_scale(a, sing, per)
                 rate = max(rate, r)
                 centres.extend(c)
                 located = located and (loc or r <= STEEP_RATE)

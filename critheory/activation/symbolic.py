@@ -33,6 +33,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from critheory.activation._lazy import LazyModule, load, on_import
+from critheory.activation.budget import within
 from critheory.errors import (
     ActivationError,
     ActivationParseError,
@@ -783,7 +784,11 @@ def _real_zeros(g: sp.Expr, act: "Activation") -> list[float]:
     if not g.has(X):
         return []
     try:
-        sol = sp.solveset(sp.Eq(g, 0), X, domain=sp.S.Reals)
+        # solveset of a transcendental switch (10x = cos(10⁴x² − 10⁴x)) can run for minutes:
+        # under the symbolic budget, then the numeric scan below
+        done, sol = within(lambda: sp.solveset(sp.Eq(g, 0), X, domain=sp.S.Reals))
+        if not done:
+            sol = None
     except Exception:
         sol = None
     if isinstance(sol, sp.FiniteSet):

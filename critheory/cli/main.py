@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     from critheory.cli.spectrum import register as register_spectrum
 
     register_spectrum(sub)
+    from critheory.cli.ntk import register as register_ntk
+
+    register_ntk(sub)
+    from critheory.cli.shaped import register as register_shaped
+
+    register_shaped(sub)
     return p
 
 

@@ -1,0 +1,206 @@
+"""Sub-command ``ntk``: the infinite-width neural tangent kernel over depth, with learning-rate
+schedules and an optional finite-width simulation beside it.
+
+Registered on the parser of :mod:`critheory.cli.main`::
+
+    critheory ntk ACTIVATION --weight-var X --bias-var Y --depth L
+        [--lambda-b B] [--lambda-w W] [--scaling constant|equivalence]
+        [--arch A --mu M] [--q0 Q] [--q12 Q12 --q22 Q22] [--param NAME=VALUE]
+        [--json] [--plot FILE] [--simulate --width N --seeds S [--seed SEED]]
+
+JSON output (absent numbers are ``null``):
+
+``depths``        1..L
+``kernel``        K^l
+``ntk``           Θ^l (PDLT's convention: bias rate λ_b, weight rate λ_W/n_{l−1})
+``lambda_b``, ``lambda_w``  the learning rates per layer, as used by the schedule
+``scaling``       ``constant`` or ``equivalence`` (every layer contributes equally to Θ^L)
+``exponents``     ``{"ntk": s, "lambda": t}``: Θ^l ∝ l^s (growth positive), λ^l ∝ l^t
+``coefficients``  ``{"bias", "weight", "transfer"}``: B_l, W_l, c_l of
+                  Θ^l = λ_b^l B_l + λ_W^l W_l + c_l Θ^{l−1}
+``kernel12``, ``kernel22``, ``ntk12``, ``ntk22``  (with ``--q12 --q22``) the second input
+``simulation``    (with ``--simulate``) ``ntk_mean``, ``ntk_stderr``, ``ntk_std``, ``ntk_theory``,
+                  ``ntk_z``, ``kernel_mean``, ``kernel_stderr``, ``width``, ``seeds``, ``seed``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from critheory.cli.theory import _finite
+
+__all__ = ["register", "MAX_CLI_DEPTH", "MAX_SEEDS"]
+
+#: Depth budget of the command (refused by the parser): see critheory.theory.ntk.depth.MAX_DEPTH
+MAX_CLI_DEPTH = 10 ** 5
+MAX_SEEDS = 10 ** 6
+
+
+def _bounded_int(lo: int, hi: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"{what} must be >= {lo}, got {v}")
+        if v > hi:
+            raise argparse.ArgumentTypeError(f"{what} must be <= {hi:.0e}, got {v}")
+        return v
+    return parse
+
+
+def _nonneg(text: str) -> float:
+    v = _finite(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return v
+
+
+def _plot(out: dict, path: str, title: str) -> str:
+    from critheory.io.plots import figure, save, style
+
+    def arr(key, src=out):
+        return np.array([np.nan if v is None else v for v in src[key]], dtype=float)
+
+    with style():
+        fig, axes = figure(1, 2, figsize=(8.5, 3.4))
+        l = np.asarray(out["depths"], dtype=float)
+        ax = axes[0]
+        ax.plot(l, arr("ntk"), "-", label=r"$\Theta^\ell$ (recursion)")
+        sim = out.get("simulation")
+        if sim is not None:
+            ax.errorbar(l, arr("ntk_mean", sim), yerr=arr("ntk_stderr", sim), fmt="o", ms=3,
+                        label=f"simulation, n = {sim['width']}")
+        ax.set_xlabel(r"depth $\ell$")
+        ax.set_ylabel(r"NTK $\Theta^\ell$")
+        ax.legend(frameon=False, fontsize=8)
+        ax = axes[1]
+        ax.plot(l, arr("lambda_b"), "-", label=r"$\lambda_b^\ell$")
+        ax.plot(l, arr("lambda_w"), "--", label=r"$\lambda_W^\ell$")
+        ax.set_xlabel(r"depth $\ell$")
+        ax.set_ylabel("learning rate per layer")
+        ax.legend(frameon=False, fontsize=8)
+        fig.suptitle(title)
+        fig.tight_layout()
+        return save(fig, path)
+
+
+def _cmd_ntk(args) -> int:
+    from critheory.common.jsonable import jsonable
+    from critheory.errors import InvalidArgumentError
+
+    if (args.q12 is None) != (args.q22 is None):
+        raise InvalidArgumentError("a second input needs both --q12 and --q22")
+    if args.simulate:
+        from critheory.simulation.ntk import check_ntk_budget
+
+        if args.width is None:
+            raise InvalidArgumentError("--simulate needs --width")
+        check_ntk_budget(args.width, args.depth, args.seeds, args.arch)
+    if args.plot:
+        from critheory.io.plots import check_path
+
+        check_path(args.plot)
+    from critheory.activation import Activation
+    from critheory.theory.meanfield.maps import architecture
+    from critheory.theory.ntk.depth import ntk_curves
+
+    act = Activation.get(args.activation, _params(args.param))
+    arch = architecture(args.arch, act, args.mu)
+    c = ntk_curves(arch, act, args.weight_var, args.bias_var, args.depth,
+                   lambda_b=args.lambda_b, lambda_w=args.lambda_w, scaling=args.scaling,
+                   mu=args.mu, q0=args.q0, q12=args.q12, q22=args.q22)
+    out = c.to_dict()
+    out.update(activation=act.name, arch=arch.name, weight_var=args.weight_var,
+               bias_var=args.bias_var, q0=args.q0)
+    if args.simulate:
+        from critheory.simulation.ntk import measure_ntk
+
+        m = measure_ntk(act, args.weight_var, args.bias_var, width=args.width, depth=args.depth,
+                        seeds=args.seeds, lambda_b=c.lambda_b, lambda_w=c.lambda_w,
+                        arch=arch.name, mu=args.mu, q0=args.q0, seed=args.seed)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (m.ntk_mean - c.ntk) / m.ntk_stderr
+        # layer 1 of a fixed input is deterministic: rounding, not sampling, separates them
+        z = np.where(np.abs(m.ntk_mean - c.ntk) <= 1e-12 * np.abs(c.ntk), 0.0, z)
+        sim = m.to_dict()
+        sim.update(jsonable({"ntk_theory": c.ntk, "ntk_z": z}))
+        out["simulation"] = sim
+    if args.plot:
+        _plot(out, args.plot, f"{act.name} ({arch.describe()}), $\\sigma_w^2$="
+                              f"{args.weight_var:g}, $\\sigma_b^2$={args.bias_var:g}, "
+                              f"{args.scaling}")
+    out = jsonable(out)
+    if args.json:
+        print(json.dumps(out, indent=2, allow_nan=False))
+        return 0
+
+    def f(x, spec=".10g"):
+        return "-" if x is None else format(x, spec)
+
+    ex = out["exponents"]
+    print(f"{act.name} ({arch.describe()}) at weight_var = {args.weight_var:g}, bias_var = "
+          f"{args.bias_var:g}, q0 = {args.q0:g}; learning rates: {args.scaling} "
+          f"(lambda_b = {args.lambda_b:g}, lambda_w = {args.lambda_w:g})")
+    print(f"NTK exponent (Theta^l ~ l^s, growth positive): s = {f(ex['ntk'], '.4g')}; "
+          f"schedule lambda^l ~ l^{f(ex['lambda'], '.4g')}")
+    sim = out.get("simulation")
+    head = f"{'l':>7} {'K^l':>16} {'Theta^l':>16} {'lambda_b':>12} {'lambda_w':>12}"
+    if sim is not None:
+        head += f" {'measured':>22} {'z':>6}"
+    print(head)
+    L = args.depth
+    for l in np.unique(np.round(np.geomspace(1, L, min(L, 20))).astype(int)):
+        i = l - 1
+        row = (f"{l:>7} {f(out['kernel'][i]):>16} {f(out['ntk'][i]):>16} "
+               f"{f(out['lambda_b'][i], '.6g'):>12} {f(out['lambda_w'][i], '.6g'):>12}")
+        if sim is not None:
+            meas = f"{f(sim['ntk_mean'][i], '.6g')}±{f(sim['ntk_stderr'][i], '.2g')}"
+            row += f" {meas:>22} {f(sim['ntk_z'][i], '.2f'):>6}"
+        print(row)
+    if sim is not None:
+        print(f"simulation: {sim['seeds']} networks of width {sim['width']} (mean over "
+              f"{sim['neurons']} neurons each); deviations of order depth/width are the "
+              "finite-width correction, not an error of the recursion")
+    return 0
+
+
+def _params(items):
+    from critheory.cli.main import _params as p
+
+    return p(items)
+
+
+def register(sub) -> None:
+    """Add the ``ntk`` sub-command to an argparse sub-parser collection."""
+    from critheory.blocks.registry import names
+
+    p = sub.add_parser("ntk", help="neural tangent kernel over depth and learning-rate "
+                                   "schedules (infinite width; optional simulation)")
+    p.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="value of a parameter of the activation (repeatable)")
+    p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
+    p.add_argument("--mu", type=_finite, default=1.0, help="residual strength mu (default 1)")
+    p.add_argument("--weight-var", type=_finite, required=True)
+    p.add_argument("--bias-var", type=_finite, required=True)
+    p.add_argument("--depth", type=_bounded_int(1, MAX_CLI_DEPTH, "depth"), required=True)
+    p.add_argument("--lambda-b", type=_nonneg, default=1.0, help="bias learning rate (default 1)")
+    p.add_argument("--lambda-w", type=_nonneg, default=1.0,
+                   help="weight learning rate per fan-in (default 1)")
+    p.add_argument("--scaling", choices=("constant", "equivalence"), default="constant",
+                   help="per-layer schedule of the learning rates (default constant)")
+    p.add_argument("--q0", type=_nonneg, default=1.0, help="input norm |x|^2/N0 (default 1)")
+    p.add_argument("--q12", type=_finite, default=None, help="x1.x2/N0 of a second input")
+    p.add_argument("--q22", type=_nonneg, default=None, help="|x2|^2/N0 of a second input")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
+    p.add_argument("--simulate", action="store_true",
+                   help="also measure the NTK of --seeds networks of width --width")
+    p.add_argument("--width", type=_bounded_int(1, 10 ** 6, "width"), default=None)
+    p.add_argument("--seeds", type=_bounded_int(2, MAX_SEEDS, "seeds"), default=200)
+    p.add_argument("--seed", type=_bounded_int(0, 2 ** 63 - 1, "seed"), default=0)
+    p.set_defaults(func=_cmd_ntk)

@@ -1,0 +1,291 @@
+"""Sub-command ``sde``: the neural covariance SDE of shaped networks [LNR, arXiv:2206.02768].
+
+Registered on the parser of :mod:`critheory.cli.main`::
+
+    critheory sde ACT --shape relu|smooth [--c-plus C --c-minus C | --a A] --T T --rho0 R
+        [--inputs M] [--paths P] [--steps S] [--method em|pde] [--seed S] [--normalize]
+        [--simulate --width N --seeds S] [--json] [--plot F]
+
+JSON keys: ``T``, ``rho0``, ``rho_mean``, ``rho_std``, ``rho_quantiles`` (``0.1``, ``0.5``,
+``0.9``), ``rho_ode`` (infinite-width limit at T), ``drift`` (printed formula), ``stability``
+(``B``, ``verdict``: ``stable`` or ``blows_up``), ``method``, ``error`` (estimated error of
+``rho_mean``), plus ``shaping`` (one line), ``details`` (method numbers) and, with
+``--simulate``, ``simulation`` (finite shaped networks of width N and depth round(TN): moments
+with z-scores against the SDE, a Kolmogorov–Smirnov test, and the unshaped network's mean
+correlation). Absent numbers are ``null``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+
+from critheory.errors import InvalidArgumentError
+
+__all__ = ["register", "plot_sde", "compare", "MAX_PATHS", "MAX_STEPS", "MAX_WIDTH"]
+
+MAX_PATHS = 10 ** 6
+MAX_STEPS = 10 ** 5
+MAX_WIDTH = 4096
+MAX_SEEDS = 10 ** 5
+
+
+def _int(lo: int, hi: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{what} must be in [{lo}, {hi:.0e}], got {v}")
+        return v
+    return parse
+
+
+def _positive(text: str) -> float:
+    from critheory.cli.theory import _finite
+
+    v = _finite(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return v
+
+
+def _rho(text: str) -> float:
+    from critheory.cli.theory import _finite
+
+    v = _finite(text)
+    if abs(v) > 1:
+        raise argparse.ArgumentTypeError(f"a correlation must lie in [-1, 1], got {text!r}")
+    return v
+
+
+def _sd_stderr(x: np.ndarray) -> float:
+    """Standard error of the sample standard deviation (delta method with the 4th moment)."""
+    n = x.size
+    s2 = np.var(x, ddof=1)
+    m4 = np.mean((x - x.mean()) ** 4)
+    return float(math.sqrt(max(m4 - s2 ** 2 * (n - 3) / (n - 1), 0.0) / n) / (2 * math.sqrt(s2)))
+
+
+def compare(res, meas, unshaped=None) -> dict:
+    """Finite networks against the SDE: moments with z-scores and a KS test.
+
+    The theory's uncertainty (``res.error``; its spread of samples for EM) enters the z-scores.
+    The KS test is one-sample against the Fokker–Planck CDF (``pde``) or two-sample against the
+    EM paths (``em``).
+    """
+    from scipy import stats
+
+    r = meas.rho
+    n = r.size
+    se_mean = float(np.std(r, ddof=1) / math.sqrt(n))
+    se_std = _sd_stderr(r)
+    if res.method == "pde":
+        ks = stats.kstest(r, res.solution.cdf)
+        th_se_mean, th_se_std = res.error, res.details["errors"]["rho_std"]
+    else:
+        ks = stats.ks_2samp(r, res.solution.rho)
+        th_se_mean = res.error
+        th_se_std = math.hypot(_sd_stderr(res.solution.rho), res.details["std_step_bias"])
+    z_mean = (float(r.mean()) - res.rho_mean) / math.hypot(se_mean, th_se_mean)
+    z_std = (float(np.std(r, ddof=1)) - res.rho_std) / math.hypot(se_std, th_se_std)
+    out = {"width": meas.width, "depth": meas.depth, "T_effective": meas.T, "networks": n,
+           "seed": meas.seed, "rho_mean": float(r.mean()), "rho_mean_stderr": se_mean,
+           "z_mean": z_mean, "rho_std": float(np.std(r, ddof=1)), "rho_std_stderr": se_std,
+           "z_std": z_std,
+           "rho_quantiles": {str(q): float(np.quantile(r, q)) for q in (0.1, 0.5, 0.9)},
+           "ks_statistic": float(ks.statistic), "ks_pvalue": float(ks.pvalue),
+           "log_norm_mean": float(np.mean(meas.log_norm)),
+           "log_norm_var": float(np.var(meas.log_norm, ddof=1)),
+           "elapsed": meas.elapsed}
+    if unshaped is not None:
+        out["unshaped_rho_mean"] = float(np.mean(unshaped.rho))
+        out["unshaped_rho_std"] = float(np.std(unshaped.rho, ddof=1))
+    return out
+
+
+def plot_sde(res, path, *, shaped=None, unshaped=None, title: str = "") -> str:
+    """Sample paths of ρ_t and the density of ρ_T, shaped vs unshaped (drawing only)."""
+    from critheory.io.plots import figure, save, style
+
+    with style():
+        fig, axes = figure(1, 2, figsize=(9, 3.4))
+        ax = axes[0]
+        p = res.solution
+        if res.method == "em" and p.rho_paths.size:
+            ax.plot(p.times, p.rho_paths, color="C0", lw=0.6, alpha=0.6)
+            ax.plot([], [], color="C0", label="SDE paths (shaped)")
+        if shaped is not None and shaped.rho_paths.size:
+            ax.plot(shaped.times, shaped.rho_paths, color="C2", lw=0.6, alpha=0.6)
+            ax.plot([], [], color="C2", label=f"shaped network, n = {shaped.width}")
+        if unshaped is not None and unshaped.rho_paths.size:
+            ax.plot(unshaped.times, unshaped.rho_paths, color="C3", lw=0.6, alpha=0.6)
+            ax.plot([], [], color="C3", label=f"unshaped network, n = {unshaped.width}")
+        ax.set_xlabel("t = layer / width")
+        ax.set_ylabel(r"correlation $\rho_t$")
+        ax.set_ylim(-1.02, 1.02)
+        ax = axes[1]
+        bins = np.linspace(-1, 1, 61)
+        if res.method == "pde":
+            ax.plot(p.rho, p.density, color="C0", label="SDE (Fokker-Planck)")
+        else:
+            ax.hist(p.rho, bins=bins, density=True, histtype="step", color="C0",
+                    label="SDE (Euler-Maruyama)")
+        if shaped is not None:
+            ax.hist(shaped.rho, bins=bins, density=True, histtype="step", color="C2",
+                    label=f"shaped, n = {shaped.width}")
+        if unshaped is not None:
+            ax.hist(unshaped.rho, bins=bins, density=True, histtype="stepfilled", alpha=0.3,
+                    color="C3", label=f"unshaped, n = {unshaped.width}")
+        top = (np.max(p.density) if res.method == "pde"
+               else np.max(np.histogram(p.rho, bins=bins, density=True)[0]))
+        ax.set_ylim(0, 1.3 * top)   # the unshaped spike at ρ = 1 is clipped
+        ax.axvline(res.rho_ode, color="gray", ls="--", label="ODE limit (infinite width)")
+        ax.set_xlabel(r"$\rho_T$")
+        ax.set_ylabel("density")
+        ax.set_xlim(-1, 1)
+        for a in axes:
+            a.legend(frameon=False, fontsize=7)
+        fig.suptitle(title)
+        fig.tight_layout()
+        return save(fig, path)
+
+
+def _cmd_sde(args) -> int:
+    from critheory.common.jsonable import jsonable
+
+    # every check before any work
+    if args.method == "pde" and args.shape != "relu":
+        raise InvalidArgumentError("--method pde needs --shape relu (for smooth shaping the "
+                                   "correlation alone is not Markov)")
+    if args.method == "pde" and args.inputs != 2:
+        raise InvalidArgumentError("--method pde solves two inputs (--inputs 2)")
+    if args.shape == "relu" and args.a is not None:
+        raise InvalidArgumentError("--a is for --shape smooth; ReLU shaping takes --c-plus/--c-minus")
+    if args.shape == "smooth" and (args.c_plus is not None or args.c_minus is not None):
+        raise InvalidArgumentError("--c-plus/--c-minus are for --shape relu; smooth shaping "
+                                   "takes --a")
+    if args.inputs > 2 and args.rho0 < -1.0 / (args.inputs - 1):
+        raise InvalidArgumentError(f"{args.inputs} inputs cannot all have correlation "
+                                   f"{args.rho0:g} (needs rho0 >= {-1 / (args.inputs - 1):.4g})")
+    if args.method == "pde" and abs(args.rho0) == 1:
+        raise InvalidArgumentError("|rho0| = 1 is a fixed point of the correlation SDE")
+    if args.paths * (args.steps + 1) * args.inputs ** 2 > 4 * 10 ** 9:
+        raise InvalidArgumentError("--paths x --steps x inputs^2 is beyond the budget 4e9")
+    if args.simulate:
+        from critheory.simulation.shaped import check_budget
+
+        if args.width is None:
+            raise InvalidArgumentError("--simulate needs --width")
+        check_budget(args.width, args.T, args.seeds, args.inputs)
+    if args.plot:
+        from critheory.io.plots import check_path
+
+        check_path(args.plot)
+    from critheory.activation import Activation
+    from critheory.cli.main import _params
+    from critheory.theory.shaped import shape_relu, shape_smooth, solve_sde
+
+    params = _params(args.param)
+    if args.shape == "relu":
+        act = Activation.get(args.activation, params)
+        shaping = shape_relu(0.0 if args.c_plus is None else args.c_plus,
+                             -1.0 if args.c_minus is None else args.c_minus, act)
+    else:
+        shaping = shape_smooth(args.activation, 1.0 if args.a is None else args.a,
+                               normalize=args.normalize, params=params)
+        act = shaping.activation
+    keep = 20 if args.plot else 0
+    res = solve_sde(shaping, args.T, args.rho0, method=args.method, inputs=args.inputs,
+                    paths=args.paths, steps=args.steps, seed=args.seed, keep=keep)
+    out = {"shaping": shaping.describe()}
+    out.update(res.to_dict())
+    if shaping.note:
+        out["normalization"] = shaping.note
+    meas = uns = None
+    if args.simulate or args.plot:
+        from critheory.simulation.shaped import simulate_shaped
+
+        width = args.width or 64
+        nets = args.seeds if args.simulate else 200
+        kw = ({"c_plus": shaping.c_plus, "c_minus": shaping.c_minus} if shaping.kind == "relu"
+              else {"a": shaping.a})
+        base = act if act is not None else Activation.get("relu")
+        if args.simulate:
+            meas = simulate_shaped(base, width=width, T=args.T, rho0=args.rho0,
+                                   inputs=args.inputs, networks=nets, seed=args.seed + 1,
+                                   keep=keep, **kw)
+        uns = simulate_shaped(base, width=width, T=args.T, rho0=args.rho0, inputs=args.inputs,
+                              networks=nets, seed=args.seed + 2, keep=keep)
+        if meas is not None:
+            out["simulation"] = compare(res, meas, uns)
+    if args.plot:
+        plot_sde(res, args.plot, shaped=meas, unshaped=uns,
+                 title=f"{shaping.describe()}, T = {args.T:g}")
+    if args.json:
+        print(json.dumps(jsonable(out), indent=2, allow_nan=False))
+        return 0
+
+    def f(v, spec=".6g"):
+        return "-" if v is None or not np.isfinite(v) else format(v, spec)
+
+    print(out["shaping"])
+    if shaping.note:
+        print(f"activation {shaping.note}")
+    print(f"drift: {res.drift}")
+    print(f"stability: B = {res.stability.B:g} -> {res.stability.verdict} "
+          f"({res.stability.reason})")
+    print(f"T = {res.T:g}, rho0 = {res.rho0:g}, method {res.method}")
+    print(f"  E[rho_T]  = {f(res.rho_mean, '.6f')} +- {f(res.error, '.1e')}")
+    print(f"  sd        = {f(res.rho_std, '.6f')}")
+    print("  quantiles = " + ", ".join(f"{k}: {f(v, '.5f')}" for k, v in
+                                        res.rho_quantiles.items()))
+    print(f"  ODE limit (infinite width) rho(T) = {f(res.rho_ode, '.6f')}")
+    if res.method == "em":
+        d = res.details
+        print(f"  {d['paths']} paths, {d['steps']} steps: stderr {f(d['stderr'], '.1e')}, "
+              f"step bias {f(d['step_bias'], '.1e')}, {d['projected']} PSD projections")
+        if d["blown_up_fraction"] > 0:
+            print(f"  {d['blown_up_fraction']:.1%} of the paths blew up before T (moments over "
+                  "the others)")
+    sim = out.get("simulation")
+    if sim:
+        print(f"finite shaped networks (n = {sim['width']}, depth {sim['depth']}, "
+              f"{sim['networks']} networks): E[rho] = {sim['rho_mean']:.5f} +- "
+              f"{sim['rho_mean_stderr']:.1e} (z = {f(sim['z_mean'], '.2f')}), sd = "
+              f"{sim['rho_std']:.5f} (z = {f(sim['z_std'], '.2f')}), KS p = "
+              f"{sim['ks_pvalue']:.3g}; unshaped E[rho] = {sim['unshaped_rho_mean']:.5f}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add the ``sde`` sub-command to an argparse sub-parser collection."""
+    p = sub.add_parser("sde", help="neural covariance SDE of shaped networks (depth/width = T)")
+    p.add_argument("activation", help="zoo name or formula in x (relu for --shape relu)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE")
+    p.add_argument("--shape", choices=("relu", "smooth"), required=True)
+    from critheory.cli.theory import _finite
+
+    p.add_argument("--c-plus", type=_finite, default=None, help="ReLU shaping c+ (default 0)")
+    p.add_argument("--c-minus", type=_finite, default=None, help="ReLU shaping c- (default -1)")
+    p.add_argument("--a", type=_positive, default=None, help="smooth shaping a (default 1)")
+    p.add_argument("--normalize", action="store_true",
+                   help="smooth shaping: use (phi(x) - phi(0))/phi'(0)")
+    p.add_argument("--T", type=_positive, required=True, help="depth-to-width ratio")
+    p.add_argument("--rho0", type=_rho, required=True, help="initial correlation")
+    p.add_argument("--inputs", type=_int(2, 16, "inputs"), default=2)
+    p.add_argument("--paths", type=_int(2, MAX_PATHS, "paths"), default=20000)
+    p.add_argument("--steps", type=_int(2, MAX_STEPS, "steps"), default=200)
+    p.add_argument("--method", choices=("em", "pde"), default="em")
+    p.add_argument("--seed", type=_int(0, 2 ** 62, "seed"), default=0)
+    p.add_argument("--simulate", action="store_true",
+                   help="also simulate --seeds finite shaped networks of width --width")
+    p.add_argument("--width", type=_int(2, MAX_WIDTH, "width"), default=None)
+    p.add_argument("--seeds", type=_int(2, MAX_SEEDS, "seeds"), default=1000,
+                   help="networks simulated with --simulate (default 1000)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
+    p.set_defaults(func=_cmd_sde)

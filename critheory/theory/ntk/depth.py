@@ -1,0 +1,261 @@
+"""The infinite-width NTK over depth, the learning-rate schedules and the depth exponent.
+
+Every rule of :mod:`critheory.theory.ntk.rules` is affine in ``(λ_b, λ_W, Θ)``, so one layer
+maps ``Θ^{l-1}`` to ``Θ^l = λ_b^l B_l + λ_W^l W_l + c_l Θ^{l-1}`` with coefficients that depend
+on the kernel only. :func:`ntk_curves` sends the basis ``(1, 0, 0), (0, 1, 0), (0, 0, 1)``
+through each layer once (the mean-field kernel is computed once) and then applies any
+learning-rate schedule. For the MLP, ``B = 1``, ``W = E_{K^{l-1}}[φ²]`` and ``c = χ_⊥`` (PDLT
+§8.1); layer 1 has ``B = 1``, ``W = q0``, ``c = 0``.
+
+Learning-rate schedules (``docs/ntk.md`` §3):
+
+``constant``     ``λ_b^l = λ_b``, ``λ_W^l = λ_W`` at every layer
+``equivalence``  the learning-rate equivalence principle [PDLT §9.1]: every layer's parameters
+                 contribute equally to Θ^L. Layer l's contribution is
+                 ``(λ_b^l B_l + λ_W^l W_l) P_l`` with ``P_l = Π_{m>l} c_m`` (the NTK transfer
+                 from layer l to L); the schedule ``λ^l = λ / (L P_l)`` makes it
+                 ``(λ_b B_l + λ_W W_l)/L``, so Θ^L is the depth average of
+                 ``λ_b B_l + λ_W W_l``: of order one at any depth. For the scale-invariant class
+                 at criticality (``c = χ_⊥ = 1``) this is exactly PDLT's ``λ/L``
+                 (``Θ^L = λ_b + λ_W A₂ K*``); for the ``K* = 0`` class ``P_l ≈ (l/L)^{p_⊥}``
+                 gives ``λ^l ∝ L^{p_⊥−1} l^{−p_⊥}``.
+
+Examples
+--------
+>>> from critheory.theory.ntk.depth import ntk_curves
+>>> c = ntk_curves("mlp", "relu", 2.0, 0.0, 4, lambda_b=1.0, lambda_w=1.0)
+>>> c.ntk.tolist()                     # Θ^l = l (λ_b + λ_W K*/2·2) = 2l at criticality
+[2.0, 4.0, 6.0, 8.0]
+>>> e = ntk_curves("mlp", "relu", 2.0, 0.0, 4, lambda_b=1.0, lambda_w=1.0,
+...                scaling="equivalence")
+>>> e.lambda_b.tolist(), float(e.ntk[-1])
+([0.25, 0.25, 0.25, 0.25], 2.0)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from critheory.common.checks import (check_bias_var, check_int, check_nonnegative,
+                                     check_weight_var)
+from critheory.common.jsonable import jsonable
+from critheory.common.powerlaw import fit_line, tail_window
+from critheory.errors import CritheoryError, InvalidArgumentError
+from critheory.theory.meanfield.maps import architecture
+from critheory.theory.ntk.rules import apply
+from critheory.theory.ntk.state import NTKState
+
+__all__ = ["NTKCurves", "ntk_curves", "learning_rates", "layer_coefficients", "SCALINGS",
+           "MAX_DEPTH"]
+
+#: Depth budget (refused before any work): ~0.2 ms a layer, 10^5 layers ~ 20 s.
+MAX_DEPTH = 10 ** 5
+SCALINGS = ("constant", "equivalence")
+
+
+@dataclass(frozen=True)
+class NTKCurves:
+    """The NTK and the kernel per depth ``1..L`` at infinite width.
+
+    Attributes
+    ----------
+    depths : ndarray of int
+    kernel, ntk : ndarray
+        ``K^l`` and ``Θ^l`` (input 1); NaN where the kernel overflows.
+    kernel12, kernel22, ntk12, ntk22 : ndarray or None
+        The same across inputs 1, 2 and for input 2 (None with one input).
+    lambda_b, lambda_w : ndarray
+        The learning rates used at each layer (weight rate per fan-in, PDLT's convention).
+    bias_coef, weight_coef, transfer : ndarray
+        ``B_l``, ``W_l``, ``c_l`` of ``Θ^l = λ_b^l B_l + λ_W^l W_l + c_l Θ^{l-1}``.
+    scaling : str
+    exponents : dict
+        ``{"ntk": s}`` with ``Θ^l ∝ l^s`` fitted over the last 90 % of the depths (growth
+        positive; None with fewer than 3 depths or a non-positive Θ), and ``"lambda"``: the
+        slope of the schedule ``λ^l ∝ l^s`` likewise (0 for ``constant``).
+    """
+
+    depths: np.ndarray
+    kernel: np.ndarray
+    ntk: np.ndarray
+    lambda_b: np.ndarray
+    lambda_w: np.ndarray
+    bias_coef: np.ndarray
+    weight_coef: np.ndarray
+    transfer: np.ndarray
+    scaling: str
+    exponents: dict = field(default_factory=dict)
+    kernel12: np.ndarray | None = None
+    kernel22: np.ndarray | None = None
+    ntk12: np.ndarray | None = None
+    ntk22: np.ndarray | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (NaN → None) with the keys of the ``ntk`` command."""
+        out = {"depths": self.depths, "kernel": self.kernel, "ntk": self.ntk,
+               "lambda_b": self.lambda_b, "lambda_w": self.lambda_w, "scaling": self.scaling,
+               "exponents": self.exponents,
+               "coefficients": {"bias": self.bias_coef, "weight": self.weight_coef,
+                                "transfer": self.transfer}}
+        if self.ntk12 is not None:
+            out.update(kernel12=self.kernel12, kernel22=self.kernel22, ntk12=self.ntk12,
+                       ntk22=self.ntk22)
+        return jsonable(out)
+
+
+def layer_coefficients(arch, sw: float, sb: float, depth: int, q0: float = 1.0,
+                       q12=None, q22=None) -> dict:
+    """The kernel and the affine coefficients ``B_l, W_l, c_l`` per layer (one pass).
+
+    Returns a dict of arrays ``K``, ``B``, ``W``, ``c`` (shape (depth,)) and, with two inputs,
+    ``K12``, ``K22`` and ``B12, W12, c12, B22, W22, c22``. Layers past an overflowing kernel
+    are NaN.
+    """
+    net = arch.network
+    two = q12 is not None
+    L = depth
+    keys = ["K", "B", "W", "c"] + (["K12", "K22", "B12", "W12", "c12", "B22", "W22", "c22"]
+                                   if two else [])
+    out = {k: np.full(L, np.nan) for k in keys}
+    s = NTKState.start(q0, q12, q22, weight_var=sw, bias_var=sb)
+    out["K"][0], out["B"][0], out["W"][0], out["c"][0] = float(s.mf.K), 1.0, q0, 0.0
+    if two:
+        out["K12"][0], out["K22"][0] = float(s.mf.K12), float(s.mf.K22)
+        out["B12"][0], out["W12"][0], out["c12"][0] = 1.0, q12, 0.0
+        out["B22"][0], out["W22"][0], out["c22"][0] = 1.0, q22, 0.0
+    lb, lw, T = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0])
+    for i in range(1, L):
+        mf = s.mf
+        if not (np.isfinite(mf.K) and mf.K > 0):
+            break
+        basis = NTKState(mf, T, T.copy() if two else None, T.copy() if two else None)
+        try:
+            r = apply(net, basis, sw, sb, lb, lw)
+        except CritheoryError:
+            if np.isfinite(mf.K) and mf.K < 1e300:
+                raise
+            break
+        out["K"][i] = float(r.mf.K)
+        out["B"][i], out["W"][i], out["c"][i] = r.T
+        if two:
+            out["K12"][i], out["K22"][i] = float(r.mf.K12), float(r.mf.K22)
+            out["B12"][i], out["W12"][i], out["c12"][i] = r.T12
+            out["B22"][i], out["W22"][i], out["c22"][i] = r.T22
+        s = NTKState(r.mf, np.zeros(()))
+    return out
+
+
+def learning_rates(transfer, lambda_b: float, lambda_w: float,
+                   scaling: str = "constant") -> tuple[np.ndarray, np.ndarray]:
+    """Per-layer ``(λ_b^l, λ_W^l)`` for a schedule, given the NTK transfer ``c_l`` per layer.
+
+    >>> lb, lw = learning_rates([0.0, 1.0, 1.0, 1.0], 1.0, 2.0, "equivalence")
+    >>> lb.tolist(), lw.tolist()
+    ([0.25, 0.25, 0.25, 0.25], [0.5, 0.5, 0.5, 0.5])
+    """
+    if scaling not in SCALINGS:
+        raise InvalidArgumentError(f"scaling must be one of {', '.join(SCALINGS)}, "
+                                   f"got {scaling!r}")
+    c = np.asarray(transfer, dtype=float)
+    L = c.size
+    if scaling == "constant":
+        f = np.ones(L)
+    else:
+        # P_l = Π_{m>l} c_m, in logs (c_m > 0 for any non-degenerate layer)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logc = np.where(c[1:] > 0, np.log(np.where(c[1:] > 0, c[1:], 1.0)), np.nan)
+        suffix = np.concatenate([np.cumsum(logc[::-1])[::-1], [0.0]])
+        with np.errstate(over="ignore"):
+            f = np.exp(-suffix) / L
+    return lambda_b * f, lambda_w * f
+
+
+def _slope(depths, y) -> float | None:
+    if len(depths) < 3:
+        return None
+    y = np.asarray(y, dtype=float)
+    try:
+        fit = fit_line(depths, y, tail_window(depths), min_points=3)
+    except InvalidArgumentError:
+        return None
+    return fit.slope if math.isfinite(fit.slope) else None
+
+
+def ntk_curves(arch="mlp", activation="relu", weight_var=1.0, bias_var=0.0, depth: int = 10,
+               *, lambda_b: float = 1.0, lambda_w: float = 1.0, scaling: str = "constant",
+               mu: float = 1.0, q0: float = 1.0, q12=None, q22=None) -> NTKCurves:
+    """The infinite-width NTK ``Θ^l`` (and the kernel) for layers ``1..depth``.
+
+    Parameters
+    ----------
+    arch : str, Network or LayerMaps
+        Architecture (registry name, see :func:`critheory.theory.meanfield.maps.architecture`).
+    activation : str or Activation
+    weight_var, bias_var : float
+        σ_w², σ_b².
+    depth : int
+        Number of layers L (<= :data:`MAX_DEPTH`).
+    lambda_b, lambda_w : float
+        Bias and weight learning rates ``λ_b``, ``λ_W`` (>= 0); the schedule scales them.
+    scaling : {"constant", "equivalence"}
+    mu : float
+        Residual strength (ignored without a skip connection).
+    q0 : float
+        ``|x|²/n0`` of input 1; ``q12``, ``q22`` (both or neither): a second input.
+
+    Returns
+    -------
+    NTKCurves
+
+    Examples
+    --------
+    >>> c = ntk_curves("mlp", "linear", 1.0, 0.0, 3, lambda_b=0.0, lambda_w=1.0, q0=2.0)
+    >>> c.ntk.tolist()                 # Θ^l = λ_W l q0 for the critical linear net
+    [2.0, 4.0, 6.0]
+    """
+    sw = check_weight_var(weight_var)
+    sb = check_bias_var(bias_var)
+    depth = check_int("depth", depth, 1)
+    if depth > MAX_DEPTH:
+        raise InvalidArgumentError(f"depth {depth} is beyond the supported {MAX_DEPTH:.0e} "
+                                   "(the NTK recursion is iterated layer by layer)")
+    lb = check_nonnegative("lambda_b", lambda_b)
+    lw = check_nonnegative("lambda_w", lambda_w)
+    q0 = check_nonnegative("q0", q0)
+    if scaling not in SCALINGS:
+        raise InvalidArgumentError(f"scaling must be one of {', '.join(SCALINGS)}, "
+                                   f"got {scaling!r}")
+    if (q12 is None) != (q22 is None):
+        raise InvalidArgumentError("a second input needs both q12 and q22")
+    if q12 is not None:
+        q22 = check_nonnegative("q22", q22)
+        q12 = float(q12)
+        if not (math.isfinite(q12) and q12 * q12 <= q0 * q22 * (1 + 1e-12)):
+            raise InvalidArgumentError(f"q12 must satisfy q12^2 <= q0 q22 (a Gram matrix), got "
+                                       f"q12 = {q12!r}")
+    maps = architecture(arch, activation, mu)
+    co = layer_coefficients(maps, sw, sb, depth, q0, q12, q22)
+    lam_b, lam_w = learning_rates(co["c"], lb, lw, scaling)
+
+    def run(B, W, c):
+        T = np.empty(depth)
+        prev = 0.0
+        with np.errstate(invalid="ignore", over="ignore"):
+            for i in range(depth):
+                prev = lam_b[i] * B[i] + lam_w[i] * W[i] + c[i] * prev
+                T[i] = prev
+        return T
+
+    T = run(co["B"], co["W"], co["c"])
+    depths = np.arange(1, depth + 1)
+    lam_slope = 0.0 if scaling == "constant" else _slope(depths, lam_b if lb > 0 else lam_w)
+    ex = {"ntk": _slope(depths, T), "lambda": lam_slope}
+    kw = {}
+    if q12 is not None:
+        kw = dict(kernel12=co["K12"], kernel22=co["K22"], ntk12=run(co["B12"], co["W12"],
+                  co["c12"]), ntk22=run(co["B22"], co["W22"], co["c22"]))
+    return NTKCurves(depths=depths, kernel=co["K"], ntk=T, lambda_b=lam_b, lambda_w=lam_w,
+                     bias_coef=co["B"], weight_coef=co["W"], transfer=co["c"],
+                     scaling=scaling, exponents=ex, **kw)

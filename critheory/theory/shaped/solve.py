@@ -1,0 +1,527 @@
+"""Solutions of the neural covariance SDE: Euler–Maruyama for the full covariance, a
+Fokker–Planck solver for the 1-D correlation, and the deterministic (infinite-width) limit.
+
+* :func:`integrate` — vectorized Euler–Maruyama for m×m covariances (all paths at once; the
+  iterate is projected on the positive semidefinite cone, and how often that was needed is
+  reported); run at dt and dt/2 on the same Brownian paths, the difference estimates the
+  step-size bias.
+* :func:`fokker_planck` — the correlation of two inputs under ReLU shaping, in x = atanh ρ
+  (unit additive noise), by finite volumes with Scharfetter–Gummel fluxes and Crank–Nicolson
+  (Rannacher start); solved on two grids, the difference is the reported error.
+* :func:`rho_ode` — the ODE limit dρ/dt = ν(ρ) (the diffusion dropped: infinite width first),
+  solved exactly by quadrature, ``t = ∫_θ^{θ₀} 2π dθ'/(k(1 − θ' cot θ')) `` with ρ = cos θ;
+  :func:`norm_ode` — ``dV/dt = (B/a²)V(V − 1)``, ``V(t) = 1/(1 − (1 − 1/V₀)e^{Bt/a²})``.
+
+Examples
+--------
+>>> from critheory.theory.shaped.shaping import shape_relu
+>>> from critheory.theory.shaped.solve import rho_ode, fokker_planck
+>>> s = shape_relu(0.0, -1.0)
+>>> round(rho_ode(s, 0.0, 1e-9), 6)
+0.0
+>>> r = fokker_planck(s, T=0.5, rho0=0.5)
+>>> r.error < 1e-4, 0.4 < r.rho_mean < 0.6
+(True, True)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from critheory.errors import InvalidArgumentError
+from critheory.theory.shaped.sde import _sin_minus_theta_cos, drift, noise, step2, x_drift
+
+__all__ = ["check_T", "check_rho0", "start_matrix", "Paths", "integrate", "RhoLaw",
+           "fokker_planck", "rho_ode", "norm_ode", "MAX_PATH_STEPS"]
+
+#: Budget of :func:`integrate`: paths × steps × m² (refused above: about a minute).
+MAX_PATH_STEPS = 4 * 10 ** 9
+
+
+def check_T(T) -> float:
+    """``T`` as a finite float > 0 (else :class:`InvalidArgumentError`)."""
+    try:
+        T = float(T)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"T must be a number, got {T!r}") from None
+    if not (math.isfinite(T) and T > 0):
+        raise InvalidArgumentError(f"the depth-to-width ratio T must be finite and > 0, got {T:g}")
+    return T
+
+
+def check_rho0(rho0) -> float:
+    """``rho0`` as a float in [−1, 1] (else :class:`InvalidArgumentError`)."""
+    try:
+        r = float(rho0)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"rho0 must be a number, got {rho0!r}") from None
+    if not (math.isfinite(r) and abs(r) <= 1):
+        raise InvalidArgumentError(f"the initial correlation rho0 must lie in [-1, 1], got {r:g}")
+    return r
+
+
+def start_matrix(rho0: float, m: int = 2) -> np.ndarray:
+    """The m×m starting covariance: unit norms, every pair at correlation ``rho0``.
+
+    >>> start_matrix(0.5, 3).tolist()
+    [[1.0, 0.5, 0.5], [0.5, 1.0, 0.5], [0.5, 0.5, 1.0]]
+    """
+    rho0 = check_rho0(rho0)
+    if int(m) != m or m < 2:
+        raise InvalidArgumentError(f"the number of inputs must be an integer >= 2, got {m}")
+    if rho0 < -1.0 / (m - 1):
+        raise InvalidArgumentError(f"{m} inputs cannot all have pairwise correlation {rho0:g} "
+                                   f"(needs rho0 >= -1/(m-1))")
+    V = np.full((m, m), rho0)
+    np.fill_diagonal(V, 1.0)
+    return V
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Euler–Maruyama result.
+
+    Attributes
+    ----------
+    V : ndarray, shape (P, m, m)
+        Covariances at T (the dt/2 run).
+    V_coarse : ndarray, shape (P, m, m)
+        The same Brownian paths integrated with step dt.
+    times, rho_paths : ndarray
+        Save times and ρ₁₂ along the first ``keep`` paths (shape (len(times), keep)).
+    rho, rho_coarse : ndarray, shape (P,)
+        ρ₁₂ at T (fine and coarse step).
+    dt : float
+        The fine step.
+    projected : int
+        Number of (path, step) updates that left the PSD cone and were projected back.
+    """
+
+    V: np.ndarray
+    V_coarse: np.ndarray
+    times: np.ndarray
+    rho_paths: np.ndarray
+    rho: np.ndarray
+    rho_coarse: np.ndarray
+    dt: float
+    projected: int
+
+    @property
+    def finite(self) -> np.ndarray:
+        """Paths whose covariance stayed finite (all of them unless the norm blows up)."""
+        return np.isfinite(self.rho)
+
+    @property
+    def blown_up(self) -> float:
+        """Fraction of paths that blew up before T (their ρ_T is NaN)."""
+        return float(1.0 - np.mean(self.finite))
+
+    @property
+    def rho_mean(self) -> float:
+        """E[ρ_T] over the paths that stayed finite (NaN if none)."""
+        r = self.rho[self.finite]
+        return float(np.mean(r)) if r.size else float("nan")
+
+    @property
+    def stderr(self) -> float:
+        """Monte Carlo standard error of ``rho_mean``."""
+        r = self.rho[self.finite]
+        return float(np.std(r, ddof=1) / math.sqrt(r.size)) if r.size > 1 else float("nan")
+
+    @property
+    def bias(self) -> float:
+        """Step-size bias estimate of ``rho_mean``: |mean(2dt) − mean(dt)| (weak order 1)."""
+        ok = self.finite & np.isfinite(self.rho_coarse)
+        if not np.any(ok):
+            return float("nan")
+        return float(abs(np.mean(self.rho_coarse[ok]) - np.mean(self.rho[ok])))
+
+    @property
+    def error(self) -> float:
+        """Estimated error of ``rho_mean``: √(stderr² + bias²)."""
+        return math.hypot(self.stderr, self.bias)
+
+
+def _rho12(V):
+    d = np.sqrt(np.maximum(V[..., 0, 0] * V[..., 1, 1], 1e-300))
+    with np.errstate(invalid="ignore"):
+        r = np.clip(V[..., 0, 1] / d, -1.0, 1.0)
+    return np.where(np.all(np.isfinite(V), axis=(-2, -1)), r, np.nan)
+
+
+def _project(V):
+    """Project a stack of symmetric matrices on the PSD cone; count the projected ones."""
+    if V.shape[-1] == 2:  # closed form: V_proj = λ₊(V − λ₋I)/(λ₊ − λ₋) where λ₋ < 0
+        a, b, c = V[..., 0, 0], V[..., 0, 1], V[..., 1, 1]
+        half = 0.5 * (a + c)
+        r = np.sqrt(0.25 * (a - c) ** 2 + b * b)
+        lm, lp = half - r, half + r
+        bad = lm < 0
+        nbad = int(np.count_nonzero(bad))
+        if nbad:
+            V = V.copy()
+            Vb = V[bad]
+            lpb, lmb = np.maximum(lp[bad], 0.0), lm[bad]
+            Vb[:, 0, 0] -= lmb
+            Vb[:, 1, 1] -= lmb
+            f = np.where(lp[bad] > lmb, lpb / np.maximum(lp[bad] - lmb, 1e-300), 0.0)
+            V[bad] = Vb * f[:, None, None]
+        return V, nbad
+    w, U = np.linalg.eigh(V)
+    bad = np.any(w < 0, axis=-1)
+    nbad = int(np.count_nonzero(bad))
+    if nbad:
+        wb = np.maximum(w[bad], 0.0)
+        V = V.copy()
+        V[bad] = (U[bad] * wb[:, None, :]) @ np.swapaxes(U[bad], -1, -2)
+    return V, nbad
+
+
+def integrate(shaping, T, V0, *, paths: int = 10000, steps: int = 200, seed: int = 0,
+              keep: int = 0, saves: int = 50) -> Paths:
+    """Euler–Maruyama for ``dV = b(V)dt + Σ^{1/2}dB``, all paths at once.
+
+    The fine run uses ``steps`` steps of dt = T/steps; the coarse run, on the same Brownian
+    paths (increments summed in pairs), uses steps/2 steps of 2dt. ``steps`` is rounded up to
+    an even number.
+
+    Parameters
+    ----------
+    shaping : Shaping
+    T : float
+        Final time (depth-to-width ratio), > 0.
+    V0 : array (m, m)
+        Starting covariance (positive semidefinite).
+    paths, steps, seed : int
+        Number of paths, fine steps, seed of a ``numpy.random.default_rng``.
+    keep, saves : int
+        Keep ρ₁₂ of the first ``keep`` paths at ``saves`` times (for plots).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from critheory.theory.shaped.shaping import shape_relu
+    >>> p = integrate(shape_relu(0, -1), 0.5, start_matrix(0.3), paths=2000, steps=50, seed=1)
+    >>> p.V.shape, p.projected >= 0, abs(p.rho_mean - 0.3) < 0.1
+    ((2000, 2, 2), True, True)
+    """
+    T = check_T(T)
+    V0 = np.asarray(V0, dtype=float)
+    m = V0.shape[-1]
+    paths, steps = int(paths), int(steps)
+    if paths < 2 or steps < 2:
+        raise InvalidArgumentError("integrate needs at least 2 paths and 2 steps")
+    steps += steps % 2
+    if paths * steps * m * m > MAX_PATH_STEPS:
+        raise InvalidArgumentError(f"paths x steps x m^2 = {paths * steps * m * m:.1e} is beyond "
+                                   f"the budget {MAX_PATH_STEPS:.0e}")
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _integrate(shaping, T, V0, m, paths, steps, seed, keep, saves)
+
+
+def _integrate(shaping, T, V0, m, paths, steps, seed, keep, saves):
+    rng = np.random.default_rng(seed)
+    dt = T / steps
+    keep = min(int(keep), paths)
+    save_at = set(np.unique(np.linspace(0, steps, min(saves, steps) + 1).round().astype(int)))
+    times, rp = [], []
+    projected = 0
+    if m == 2:
+        fine = [np.full(paths, V0[0, 0]), np.full(paths, V0[0, 1]), np.full(paths, V0[1, 1])]
+        coarse = [v.copy() for v in fine]
+        gc = None
+        for i in range(steps + 1):
+            if i in save_at and keep:
+                times.append(i * dt)
+                a, b, c = (v[:keep] for v in fine)
+                rp.append(np.clip(b / np.sqrt(np.maximum(a * c, 1e-300)), -1, 1))
+            if i == steps:
+                break
+            g = rng.standard_normal((4, paths))
+            fine, nb = _project2(*step2(shaping, *fine, g, dt))
+            projected += nb
+            if gc is None:
+                gc = g
+            else:
+                coarse, nb = _project2(*step2(shaping, *coarse, (gc + g) / math.sqrt(2), 2 * dt))
+                projected += nb
+                gc = None
+        Vf = _stack2(*fine)
+        Vc = _stack2(*coarse)
+    else:
+        sq = math.sqrt(dt)
+        Vf = np.broadcast_to(V0, (paths, m, m)).copy()
+        Vc = Vf.copy()
+        Gc = None
+        for i in range(steps + 1):
+            if i in save_at and keep:
+                times.append(i * dt)
+                rp.append(_rho12(Vf[:keep]))
+            if i == steps:
+                break
+            G = rng.standard_normal((paths, m, m))
+            Vf, nb = _project(Vf + drift(shaping, Vf) * dt + noise(Vf, G) * sq)
+            projected += nb
+            if Gc is None:
+                Gc = G
+            else:
+                # coarse step of 2dt driven by the sum of the two increments
+                Vc, nb = _project(Vc + drift(shaping, Vc) * (2 * dt)
+                                  + noise(Vc, (Gc + G) / math.sqrt(2)) * math.sqrt(2 * dt))
+                projected += nb
+                Gc = None
+    return Paths(V=Vf, V_coarse=Vc, times=np.array(times), rho_paths=np.array(rp),
+                 rho=_rho12(Vf), rho_coarse=_rho12(Vc), dt=dt, projected=projected)
+
+
+def _stack2(a, b, c):
+    V = np.empty((a.size, 2, 2))
+    V[:, 0, 0], V[:, 0, 1], V[:, 1, 0], V[:, 1, 1] = a, b, b, c
+    return V
+
+
+def _project2(a, b, c):
+    """PSD projection of 2×2 matrices (a, b; b, c): ``λ₊(V − λ₋I)/(λ₊ − λ₋)`` where λ₋ < 0."""
+    half = 0.5 * (a + c)
+    r = np.sqrt(0.25 * (a - c) ** 2 + b * b)
+    lm, lp = half - r, half + r
+    bad = lm < 0
+    nbad = int(np.count_nonzero(bad))
+    if nbad:
+        lmb, lpb = lm[bad], lp[bad]
+        f = np.where(lpb > 0, np.maximum(lpb, 0.0) / np.maximum(lpb - lmb, 1e-300), 0.0)
+        a, b, c = a.copy(), b.copy(), c.copy()
+        a[bad] = (a[bad] - lmb) * f
+        c[bad] = (c[bad] - lmb) * f
+        b[bad] = b[bad] * f
+    return (a, b, c), nbad
+
+
+@dataclass(frozen=True)
+class RhoLaw:
+    """Law of ρ_T from the Fokker–Planck solver.
+
+    Attributes
+    ----------
+    rho_mean, rho_std : float
+    quantiles : dict
+        ``{0.1: q, 0.5: q, 0.9: q}``.
+    error : float
+        |fine − coarse grid| of ``rho_mean`` (the finer result is reported).
+    rho, density : ndarray
+        Grid of ρ and the density of ρ_T on it.
+    cdf : callable
+        ``cdf(r) = P(ρ_T <= r)``.
+    """
+
+    rho_mean: float
+    rho_std: float
+    quantiles: dict
+    error: float
+    errors: dict
+    rho: np.ndarray
+    density: np.ndarray
+    x_faces: np.ndarray
+    x_cdf: np.ndarray
+
+    def cdf(self, r):
+        """``P(ρ_T <= r)`` (vectorized; linear in x = atanh ρ between cell faces)."""
+        r = np.clip(np.asarray(r, dtype=float), -1 + 1e-16, 1 - 1e-16)
+        return np.interp(np.arctanh(r), self.x_faces, self.x_cdf, left=0.0, right=1.0)
+
+
+def _fp_once(shaping, T, x0, lo, hi, cells, nsteps):
+    from scipy.linalg import solve_banded
+
+    h = (hi - lo) / cells
+    faces = lo + h * np.arange(cells + 1)
+    xc = 0.5 * (faces[:-1] + faces[1:])
+    D = 0.5
+    mf = x_drift(shaping, faces[1:-1])
+    pe = mf * h / D
+
+    def bern(z):
+        z = np.asarray(z, dtype=float)
+        out = np.ones_like(z)
+        small = np.abs(z) < 1e-8
+        zz = z[~small]
+        with np.errstate(over="ignore"):
+            out[~small] = zz / np.expm1(zz)
+        out[small] = 1 - z[small] / 2
+        return out
+
+    # flux F_{i+1/2} = (D/h)[B(-Pe) p_i - B(Pe) p_{i+1}]
+    alpha = (D / h) * bern(-pe)     # coefficient of p_i
+    beta = (D / h) * bern(pe)       # coefficient of p_{i+1}
+    # dp_i/dt = -(F_{i+1/2} - F_{i-1/2})/h
+    main = np.zeros(cells)
+    upper = np.zeros(cells)   # A[i, i+1]
+    lower = np.zeros(cells)   # A[i+1, i]
+    main[:-1] -= alpha / h
+    upper[1:] += beta / h
+    main[1:] -= beta / h
+    lower[:-1] += alpha / h
+
+    def banded(scale):
+        ab = np.zeros((3, cells))
+        ab[0, 1:] = -scale * upper[1:]
+        ab[1] = 1 - scale * main
+        ab[2, :-1] = -scale * lower[:-1]
+        return ab
+
+    def apply_A(p):
+        out = main * p
+        out[:-1] += upper[1:] * p[1:]
+        out[1:] += lower[:-1] * p[:-1]
+        return out
+
+    p = np.zeros(cells)
+    j = (x0 - xc[0]) / h
+    i0 = int(np.floor(j))
+    w = j - i0
+    p[i0] += (1 - w) / h
+    p[i0 + 1] += w / h
+    dt = T / nsteps
+    # Rannacher start: 4 implicit Euler quarter steps, then Crank–Nicolson
+    ie = banded(dt / 4)
+    for _ in range(4):
+        p = solve_banded((1, 1), ie, p)
+    cn = banded(dt / 2)
+    for _ in range(nsteps - 1):
+        p = solve_banded((1, 1), cn, p + (dt / 2) * apply_A(p))
+    p = np.maximum(p, 0.0)
+    mass = p * h
+    mass /= mass.sum()
+    return xc, faces, mass
+
+
+def _moments(xc, faces, mass):
+    # cell averages of tanh and tanh² over each cell (exact antiderivatives)
+    h = faces[1] - faces[0]
+    lc = np.log(np.cosh(faces))
+    t1 = np.diff(lc) / h
+    t2 = 1 - np.diff(np.tanh(faces)) / h
+    mean = float(np.sum(mass * t1))
+    var = float(np.sum(mass * t2)) - mean ** 2
+    cdf = np.concatenate([[0.0], np.cumsum(mass)])
+    qs = {q: float(np.tanh(np.interp(q, cdf, faces))) for q in (0.1, 0.5, 0.9)}
+    return mean, math.sqrt(max(var, 0.0)), qs, cdf
+
+
+def fokker_planck(shaping, T, rho0, *, cells: int = 1200, steps: int = 400) -> RhoLaw:
+    """Law of ρ_T for two inputs under ReLU shaping, by the Fokker–Planck equation.
+
+    ``∂p/∂t = −∂_x(μ(x) p) + ½∂²_x p`` for x = atanh ρ, μ = :func:`x_drift`, on a truncated
+    interval with zero-flux ends, from a point mass at atanh ρ₀. Solved with ``cells`` cells
+    and ``steps`` steps, and again with half of each; the difference of the results is the
+    reported error (of the finer one, conservatively).
+
+    Examples
+    --------
+    >>> from critheory.theory.shaped.shaping import shape_relu
+    >>> r = fokker_planck(shape_relu(0, 0), T=1.0, rho0=0.0)    # no drift: symmetric law
+    >>> abs(r.rho_mean) < 1e-5, abs(r.quantiles[0.5]) < 1e-4
+    (True, True)
+    """
+    if shaping.kind != "relu":
+        raise InvalidArgumentError(
+            "the Fokker-Planck solver needs ReLU shaping (for smooth shaping the correlation "
+            "alone is not Markov: use method 'em')")
+    T = check_T(T)
+    rho0 = check_rho0(rho0)
+    if abs(rho0) >= 1 - 1e-12:
+        raise InvalidArgumentError(
+            f"rho0 = {rho0:g}: |rho0| = 1 is a fixed point of the correlation (nothing to solve)")
+    x0 = float(np.arctanh(rho0))
+    sd = math.sqrt(T)
+    hi = max(x0, 0.0) + 0.5 * T + 9 * sd + 1.0
+    lo = min(x0, 0.0) - 9 * sd - 1.0
+    res = []
+    for c_, s_ in ((max(cells // 2, 20), max(steps // 2, 8)), (max(cells, 40), max(steps, 16))):
+        xc, faces, mass = _fp_once(shaping, T, x0, lo, hi, c_, s_)
+        res.append((xc, faces, mass) + _moments(xc, faces, mass))
+    (_, _, _, m1, s1, q1, _), (xc, faces, mass, m2, s2, q2, cdf) = res
+    errors = {"rho_mean": abs(m2 - m1), "rho_std": abs(s2 - s1),
+              "quantiles": {q: abs(q2[q] - q1[q]) for q in q2}}
+    h = faces[1] - faces[0]
+    dens = mass / h * np.cosh(xc) ** 2       # dρ = sech²x dx
+    return RhoLaw(rho_mean=m2, rho_std=s2, quantiles=q2, error=errors["rho_mean"],
+                  errors=errors, rho=np.tanh(xc), density=dens, x_faces=faces, x_cdf=cdf)
+
+
+def rho_ode(shaping, rho0, T) -> float:
+    """Infinite-width limit: the solution at T of ``dρ/dt = ν(ρ)`` (ReLU shaping), exact.
+
+    With ρ = cos θ the ODE is ``dθ/dt = −(k/2π)(1 − θ cot θ)``; the time to go from θ₀ to θ is
+    the integral ``∫_θ^{θ₀} 2π dθ'/(k(1 − θ' cot θ'))``, inverted by bisection. For smooth
+    shaping the ODE limit of ρ depends on the norms; there the ODE ``dV = b(V)dt`` is integrated
+    (RK4, 2000 steps) from unit norms.
+
+    >>> from critheory.theory.shaped.shaping import shape_relu
+    >>> r = rho_ode(shape_relu(1, -1), 0.0, 1.0)
+    >>> 0.0 < r < 1.0
+    True
+    """
+    rho0 = check_rho0(rho0)
+    T = check_T(T)
+    if shaping.kind != "relu":
+        V = np.array([[1.0, rho0], [rho0, 1.0]])
+        n = 2000
+        h = T / n
+        for _ in range(n):
+            k1 = drift(shaping, V)
+            k2 = drift(shaping, V + h / 2 * k1)
+            k3 = drift(shaping, V + h / 2 * k2)
+            k4 = drift(shaping, V + h * k3)
+            V = V + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            if not np.all(np.isfinite(V)):
+                return float("nan")
+        return float(V[0, 1] / math.sqrt(V[0, 0] * V[1, 1]))
+    k = shaping.k
+    if k == 0 or rho0 >= 1.0:
+        return rho0
+    from scipy.integrate import quad
+
+    th0 = math.acos(rho0)
+
+    def rate(th):  # dθ/dt = -(k/2π) g(θ), g = (sin θ − θ cos θ)/sin θ
+        return (k / (2 * math.pi)) * float(_sin_minus_theta_cos(th)) / math.sin(th) \
+            if th > 0 else 0.0
+
+    def time_to(th):
+        if th >= th0:
+            return 0.0
+        return quad(lambda u: 1.0 / rate(u), th, th0, limit=200, epsabs=0, epsrel=1e-12)[0]
+
+    if th0 >= math.pi:  # ρ0 = −1: dθ/dt = −k/2 at θ = π (finite), start a hair inside
+        th0 = math.pi - 1e-12
+    lo, hi = 0.0, th0
+    # the time to reach θ → 0 is infinite (g ~ θ²/3): bisection on θ
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid == 0.0 or time_to(mid) > T:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-15:
+            break
+    return math.cos(0.5 * (lo + hi))
+
+
+def norm_ode(shaping, V0, T) -> float:
+    """Deterministic limit of the norm: ``V(T) = 1/(1 − (1 − 1/V₀)e^{BT/a²})`` (``inf`` after
+    blow-up); ReLU shaping: V₀.
+
+    >>> from critheory.theory.shaped.shaping import shape_smooth
+    >>> import math
+    >>> abs(norm_ode(shape_smooth("tanh", 1.0), 2.0, 1.0) - 1 / (1 - 0.5 * math.exp(-2.0))) < 1e-12
+    True
+    """
+    T = check_T(T)
+    if shaping.kind == "relu" or V0 == 1.0:
+        return float(V0)
+    g = shaping.B / shaping.a ** 2
+    den = 1.0 - (1.0 - 1.0 / V0) * math.exp(g * T)
+    return float("inf") if den <= 0 else 1.0 / den

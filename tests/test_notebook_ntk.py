@@ -1,0 +1,16 @@
+"""The NTK notebook runs top to bottom (its code cells executed in one namespace) and shows what
+its text says."""
+
+import numpy as np
+
+
+def test_notebook_runs(run_notebook):
+    ns = run_notebook("ntk.ipynb")
+    L = ns["L"]
+    # constant rates: Θ^L ≈ L/2 (p_⊥ = 1) plus the weight term; equivalence: Θ^L of order one
+    assert ns["const"].ntk[-1] > 0.4 * L and 0.9 < ns["equiv"].ntk[-1] < 1.3
+    assert abs(ns["equiv"].exponents["lambda"] + 1) < 0.1
+    np.testing.assert_allclose(ns["relu"].lambda_b, 1 / 50, rtol=1e-13)
+    assert abs(ns["relu"].ntk[-1] - 2.0) < 1e-12
+    # 7 comparisons at 4 σ plus the O(L/n) = 8/64 room the text allows: here |z| < 4.5
+    assert np.all(np.abs(ns["z"]) < 4.5)

@@ -727,7 +727,11 @@ def _np_lambdify(expr: sp.Expr) -> Callable:
     try:
         from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
 
-        expr = optimize(expr, [expm1_opt, log1p_opt])
+        # the rewrite factors polynomials and can run for minutes on a large derivative: under
+        # the symbolic budget, else evaluated as written (accurate except near exp(u) ≈ 1)
+        done, opt = within(lambda: optimize(expr, [expm1_opt, log1p_opt]))
+        if done:
+            expr = opt
     except Exception:  # pragma: no cover - rewriting failure: evaluate as written
         pass
     printer = _int_pow_printer()({"fully_qualified_modules": False, "inline": True,

@@ -203,6 +203,7 @@ def test_command_lines_exit_0_or_2(argv):
     ("Max(-0.05, Min(1, x))", "phi", 1e-4),
     ("exp(-1000*(x - 0.3)**2)", "phi", 1.0),
     ("tanh(100*sin(x))", "phi2", 0.5),                           # steep, not located
+    ("1/(1 + exp(-(2*(x - 2.5) + 0.561*(100*x)*(x))))", "phi", 30.0),  # 7 ulps (long run)
 ])
 def test_regressions(formula, g, K):
     _check_moment(formula, g, K)

@@ -34,7 +34,7 @@ import json
 
 import numpy as np
 
-from critheory.cli.theory import _finite
+from critheory.cli.theory import _finite, bounded_int, common_arguments
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["register", "plot_finite_width", "MAX_CLI_DEPTH"]
@@ -43,23 +43,6 @@ __all__ = ["register", "plot_finite_width", "MAX_CLI_DEPTH"]
 #: layer, ~70 us a layer with the vertex and the 1/n kernel (10^6 layers: about a minute).
 MAX_CLI_DEPTH = 10 ** 6
 MAX_SEEDS = 10 ** 6
-
-
-def _bounded_int(lo: int, hi: int, what: str):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
-        if v < lo:
-            raise argparse.ArgumentTypeError(f"{what} must be >= {lo}, got {v}")
-        if v > hi:
-            raise argparse.ArgumentTypeError(
-                f"{what} {v} is beyond the supported {hi:.0e} (the finite-width recursion is "
-                "iterated layer by layer)" if what == "depth" else
-                f"{what} must be <= {hi:.0e}, got {v}")
-        return v
-    return parse
 
 
 def _params(items):
@@ -217,28 +200,22 @@ def _cmd_finite_width(args) -> int:
 
 def register(sub) -> None:
     """Add the ``finite-width`` sub-command to an argparse sub-parser collection."""
-    from critheory.blocks.registry import names
-
     p = sub.add_parser("finite-width", help="four-point vertex, 1/n kernel and kurtosis at "
                                             "finite width (depth/width corrections)")
-    p.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="value of a parameter of the activation (repeatable)")
-    p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
-    p.add_argument("--mu", type=_finite, default=1.0, help="residual strength mu (default 1)")
+    common_arguments(p, plot=False)
     p.add_argument("--weight-var", type=_finite, required=True)
     p.add_argument("--bias-var", type=_finite, required=True)
-    p.add_argument("--depth", type=_bounded_int(1, MAX_CLI_DEPTH, "depth"), required=True)
-    p.add_argument("--width", type=_bounded_int(1, 10 ** 15, "width"), default=None,
+    p.add_argument("--depth", type=bounded_int(1, MAX_CLI_DEPTH, "depth", "the finite-width recursion is iterated layer by layer"), required=True)
+    p.add_argument("--width", type=bounded_int(1, 10 ** 15, "width"), default=None,
                    help="width n: adds the predicted kurtosis and kernel at this width")
     p.add_argument("--q0", type=_finite, default=1.0, help="input norm |x|^2/N0 (default 1)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
     p.add_argument("--simulate", action="store_true",
                    help="also simulate --seeds networks of width --width and compare")
-    p.add_argument("--seeds", type=_bounded_int(2, MAX_SEEDS, "seeds"), default=1000,
+    p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS, "seeds"), default=1000,
                    help="networks simulated with --simulate (default 1000)")
-    p.add_argument("--seed", type=_bounded_int(0, 2 ** 63 - 1, "seed"), default=0)
+    p.add_argument("--seed", type=bounded_int(0, 2 ** 63 - 1, "seed"), default=0)
     p.add_argument("--probes", default=None,
                    help="Hutchinson probes of the APJN (or 'exact'; default by cost)")
     p.set_defaults(func=_cmd_finite_width)

@@ -29,27 +29,13 @@ import json
 
 import numpy as np
 
-from critheory.cli.theory import _finite
+from critheory.cli.theory import _finite, bounded_int, common_arguments
 
 __all__ = ["register", "MAX_CLI_DEPTH", "MAX_SEEDS"]
 
 #: Depth budget of the command (refused by the parser): see critheory.theory.ntk.depth.MAX_DEPTH
 MAX_CLI_DEPTH = 10 ** 5
 MAX_SEEDS = 10 ** 6
-
-
-def _bounded_int(lo: int, hi: int, what: str):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
-        if v < lo:
-            raise argparse.ArgumentTypeError(f"{what} must be >= {lo}, got {v}")
-        if v > hi:
-            raise argparse.ArgumentTypeError(f"{what} must be <= {hi:.0e}, got {v}")
-        return v
-    return parse
 
 
 def _nonneg(text: str) -> float:
@@ -176,18 +162,12 @@ def _params(items):
 
 def register(sub) -> None:
     """Add the ``ntk`` sub-command to an argparse sub-parser collection."""
-    from critheory.blocks.registry import names
-
     p = sub.add_parser("ntk", help="neural tangent kernel over depth and learning-rate "
                                    "schedules (infinite width; optional simulation)")
-    p.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="value of a parameter of the activation (repeatable)")
-    p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
-    p.add_argument("--mu", type=_finite, default=1.0, help="residual strength mu (default 1)")
+    common_arguments(p, plot=False)
     p.add_argument("--weight-var", type=_finite, required=True)
     p.add_argument("--bias-var", type=_finite, required=True)
-    p.add_argument("--depth", type=_bounded_int(1, MAX_CLI_DEPTH, "depth"), required=True)
+    p.add_argument("--depth", type=bounded_int(1, MAX_CLI_DEPTH, "depth"), required=True)
     p.add_argument("--lambda-b", type=_nonneg, default=1.0, help="bias learning rate (default 1)")
     p.add_argument("--lambda-w", type=_nonneg, default=1.0,
                    help="weight learning rate per fan-in (default 1)")
@@ -200,7 +180,7 @@ def register(sub) -> None:
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
     p.add_argument("--simulate", action="store_true",
                    help="also measure the NTK of --seeds networks of width --width")
-    p.add_argument("--width", type=_bounded_int(1, 10 ** 6, "width"), default=None)
-    p.add_argument("--seeds", type=_bounded_int(2, MAX_SEEDS, "seeds"), default=200)
-    p.add_argument("--seed", type=_bounded_int(0, 2 ** 63 - 1, "seed"), default=0)
+    p.add_argument("--width", type=bounded_int(1, 10 ** 6, "width"), default=None)
+    p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS, "seeds"), default=200)
+    p.add_argument("--seed", type=bounded_int(0, 2 ** 63 - 1, "seed"), default=0)
     p.set_defaults(func=_cmd_ntk)

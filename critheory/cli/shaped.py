@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from critheory.cli.theory import bounded_int
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["register", "plot_sde", "compare", "MAX_PATHS", "MAX_STEPS", "MAX_WIDTH"]
@@ -30,18 +31,6 @@ MAX_PATHS = 10 ** 6
 MAX_STEPS = 10 ** 5
 MAX_WIDTH = 4096
 MAX_SEEDS = 10 ** 5
-
-
-def _int(lo: int, hi: int, what: str):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"{what} must be in [{lo}, {hi:.0e}], got {v}")
-        return v
-    return parse
 
 
 def _positive(text: str) -> float:
@@ -276,15 +265,15 @@ def register(sub) -> None:
                    help="smooth shaping: use (phi(x) - phi(0))/phi'(0)")
     p.add_argument("--T", type=_positive, required=True, help="depth-to-width ratio")
     p.add_argument("--rho0", type=_rho, required=True, help="initial correlation")
-    p.add_argument("--inputs", type=_int(2, 16, "inputs"), default=2)
-    p.add_argument("--paths", type=_int(2, MAX_PATHS, "paths"), default=20000)
-    p.add_argument("--steps", type=_int(2, MAX_STEPS, "steps"), default=200)
+    p.add_argument("--inputs", type=bounded_int(2, 16, "inputs"), default=2)
+    p.add_argument("--paths", type=bounded_int(2, MAX_PATHS, "paths"), default=20000)
+    p.add_argument("--steps", type=bounded_int(2, MAX_STEPS, "steps"), default=200)
     p.add_argument("--method", choices=("em", "pde"), default="em")
-    p.add_argument("--seed", type=_int(0, 2 ** 62, "seed"), default=0)
+    p.add_argument("--seed", type=bounded_int(0, 2 ** 62, "seed"), default=0)
     p.add_argument("--simulate", action="store_true",
                    help="also simulate --seeds finite shaped networks of width --width")
-    p.add_argument("--width", type=_int(2, MAX_WIDTH, "width"), default=None)
-    p.add_argument("--seeds", type=_int(2, MAX_SEEDS, "seeds"), default=1000,
+    p.add_argument("--width", type=bounded_int(2, MAX_WIDTH, "width"), default=None)
+    p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS, "seeds"), default=1000,
                    help="networks simulated with --simulate (default 1000)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")

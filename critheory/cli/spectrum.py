@@ -11,25 +11,9 @@ from __future__ import annotations
 
 import argparse
 
+from critheory.cli.theory import _finite, bounded_int
+
 __all__ = ["register"]
-
-
-def _finite(text: str) -> float:
-    from critheory.cli.theory import _finite as f
-
-    return f(text)
-
-
-def _int_in(lo: int, hi: int):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {v}")
-        return v
-    return parse
 
 
 def _cmd_spectrum(args) -> int:
@@ -130,24 +114,24 @@ def register(sub) -> None:
     p.add_argument("activation", help="zoo name (relu, tanh, ...) or a formula in x")
     p.add_argument("--weight-var", type=_finite, required=True, help="sigma_w^2")
     p.add_argument("--bias-var", type=_finite, required=True, help="sigma_b^2")
-    p.add_argument("--depth", type=_int_in(1, MAX_DEPTH), required=True, help="depth L")
+    p.add_argument("--depth", type=bounded_int(1, MAX_DEPTH, "depth"), required=True, help="depth L")
     p.add_argument("--arch", choices=ARCHS, default="mlp",
                    help="mlp (at its fixed point) or resnet (Tarnowski: x + phi(Wx + b), "
                         "Var W = sigma_w^2/(N L))")
     p.add_argument("--weights", choices=WEIGHTS, default="gaussian")
     p.add_argument("--input-var", type=_finite, default=1.0,
                    help="|x|^2/N of the input (default 1)")
-    p.add_argument("--points", type=_int_in(2, MAX_POINTS), default=400,
+    p.add_argument("--points", type=bounded_int(2, MAX_POINTS, "points"), default=400,
                    help="points of the density (default 400)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="value of a parameter of the activation (repeatable)")
     p.add_argument("--simulate", action="store_true",
                    help="compare with explicit Jacobians of finite networks")
-    p.add_argument("--width", type=_int_in(1, MAX_WIDTH), default=None,
+    p.add_argument("--width", type=bounded_int(1, MAX_WIDTH, "width"), default=None,
                    help=f"width N of the simulated networks (<= {MAX_WIDTH})")
-    p.add_argument("--seeds", type=_int_in(1, MAX_SEEDS), default=4,
+    p.add_argument("--seeds", type=bounded_int(1, MAX_SEEDS, "seeds"), default=4,
                    help="number of simulated networks (default 4)")
-    p.add_argument("--seed", type=_int_in(0, 2 ** 63 - 1), default=0, help="root seed")
+    p.add_argument("--seed", type=bounded_int(0, 2 ** 63 - 1, "seed"), default=0, help="root seed")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
     p.set_defaults(func=_cmd_spectrum)

@@ -53,6 +53,22 @@ def parse_grid(spec: str) -> np.ndarray:
     return np.linspace(a, b, n)
 
 
+def bounded_int(lo: int, hi: int, what: str = "value", why: str = ""):
+    """argparse type: an integer in [lo, hi] (``why``: what the upper limit protects)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"{what} must be >= {lo}, got {v}")
+        if v > hi:
+            raise argparse.ArgumentTypeError(f"{what} must be <= {hi:.6g}, got {v}"
+                                             + (f" ({why})" if why else ""))
+        return v
+    return parse
+
+
 def _finite(text: str) -> float:
     """argparse type: a finite number."""
     try:
@@ -326,7 +342,8 @@ def _cmd_phase(args) -> int:
     return 0
 
 
-def _common(p, plot=True):
+def common_arguments(p, plot=True):
+    """The activation, --param, --arch, --mu (and --plot) of every theory command."""
     p.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="value of a parameter of the activation (repeatable)")
@@ -341,7 +358,7 @@ def _common(p, plot=True):
 def register(sub) -> None:
     """Add the theory sub-commands to an argparse sub-parser collection."""
     a = sub.add_parser("analyze", help="universality class, critical points, exponents, line")
-    _common(a)
+    common_arguments(a)
     a.add_argument("--bias-var", metavar="START:STOP:NUM",
                    help="grid of the critical-line summary (default 0:1:11)")
     a.add_argument("--verify-depth", type=int, default=10000,
@@ -355,7 +372,7 @@ def register(sub) -> None:
     a.set_defaults(func=_cmd_analyze)
 
     ln = sub.add_parser("line", help="critical line chi_J(K*) = 1 on a grid of bias variances")
-    _common(ln)
+    common_arguments(ln)
     ln.add_argument("--bias-var", required=True, metavar="START:STOP:NUM")
     g = ln.add_mutually_exclusive_group()
     g.add_argument("--json", action="store_true")
@@ -363,7 +380,7 @@ def register(sub) -> None:
     ln.set_defaults(func=_cmd_line)
 
     pt = sub.add_parser("point", help="fixed points, chi's, phase and xi at one point")
-    _common(pt, plot=False)
+    common_arguments(pt, plot=False)
     pt.add_argument("--weight-var", type=_finite, required=True)
     pt.add_argument("--bias-var", type=_finite, required=True)
     pt.add_argument("--q0", type=_finite, default=1.0, help="input norm |x|^2/N0 (default 1)")
@@ -371,7 +388,7 @@ def register(sub) -> None:
     pt.set_defaults(func=_cmd_point)
 
     dp = sub.add_parser("depth", help="K^l, c^l and the APJN J^(l0,l) through depth")
-    _common(dp)
+    common_arguments(dp)
     dp.add_argument("--weight-var", type=_finite, required=True)
     dp.add_argument("--bias-var", type=_finite, required=True)
     dp.add_argument("--depth", type=int, required=True)
@@ -383,7 +400,7 @@ def register(sub) -> None:
     dp.set_defaults(func=_cmd_depth)
 
     ph = sub.add_parser("phase", help="phase diagram in the (weight_var, bias_var) plane")
-    _common(ph)
+    common_arguments(ph)
     ph.add_argument("--weight-range", type=_range, default=(0.25, 4.0), metavar="LO:HI")
     ph.add_argument("--bias-range", type=_range, default=(0.0, 1.0), metavar="LO:HI")
     ph.add_argument("--grid", type=_grid_size, default=41,

@@ -123,15 +123,18 @@ def _series(a: np.ndarray, K: np.ndarray):
     return val, smallest + 8 * _EPS * mag
 
 
-def poincare_gap(activation, K) -> Expectation:
+def poincare_gap(activation, K, *, moments: tuple | None = None) -> Expectation:
     """``K E_K[φ'²] − E_K[φ²]`` (>= 0 by the Gaussian Poincaré inequality for continuous φ),
-    vectorized over K > 0, with an error estimate; method ``difference`` or ``series``."""
+    vectorized over K > 0, with an error estimate; method ``difference`` or ``series``.
+
+    ``moments``: the expectations ``(E_K[φ'²], E_K[φ²])`` at the same K where the caller has
+    them already (the mean-field activation rule needs them anyway), else computed here."""
     act = Activation.get(activation)
     act.check_continuous("the Poincaré gap")
     Karr = check_variance(K)
     Kf = Karr.ravel()
-    D = expect(act, "dphi2", Kf)
-    S = expect(act, "phi2", Kf)
+    D, S = moments if moments is not None else (expect(act, "dphi2", Kf),
+                                                  expect(act, "phi2", Kf))
     dv, de = np.asarray(D.value, float), np.asarray(D.error, float)
     sv, se = np.asarray(S.value, float), np.asarray(S.error, float)
     val = Kf * dv - sv

@@ -92,24 +92,32 @@ def E(act: Activation, g: str, K) -> np.ndarray:
     return out
 
 
-def _poincare(act: Activation, K) -> np.ndarray:
-    """``K E_K[φ'²] − E_K[φ²]`` without cancellation (K = 0: ``−φ(0)²``); NaN where it cannot
-    be resolved."""
+def _poincare(act: Activation, K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(P, E_K[φ'²], E_K[φ²])`` with the Poincaré gap ``P = K E_K[φ'²] − E_K[φ²]`` computed
+    without cancellation from the same two expectations (K = 0: ``P = −φ(0)²``); P is NaN where
+    it cannot be resolved."""
     K = np.asarray(K, dtype=float)
-    out = np.full(K.shape, -float(act.numpy(0.0)) ** 2)
+    d2, p2, out = np.zeros(K.shape), np.zeros(K.shape), np.zeros(K.shape)
     pos = K > 0
+    if not np.all(pos):   # K = 0: point values
+        d2[~pos], p2[~pos] = E(act, "dphi2", K[~pos]), E(act, "phi2", K[~pos])
+        out[~pos] = -p2[~pos]
     if np.any(pos):
+        Kp = K[pos]
         try:
-            r = poincare_gap(act, K[pos])
+            D, S = expect(act, "dphi2", Kp), expect(act, "phi2", Kp)
+            r = poincare_gap(act, Kp, moments=(D, S))
+            d2[pos], p2[pos] = D.value, S.value
             v = np.asarray(r.value, dtype=float)
             # NaN where neither the difference nor the series resolves the gap to 1e-9
             # (softplus at K ~ 1e31: the solvers treat NaN as "no information here")
             out[pos] = np.where(np.asarray(r.error) <= 1e-9 * np.abs(v), v, np.nan)
         except GrowthError:
             # an expectation overflows float64 somewhere: the difference of E's (inf/NaN there)
+            d2[pos], p2[pos] = E(act, "dphi2", Kp), E(act, "phi2", Kp)
             with np.errstate(invalid="ignore", over="ignore"):
-                out[pos] = K[pos] * E(act, "dphi2", K[pos]) - E(act, "phi2", K[pos])
-    return out
+                out[pos] = Kp * d2[pos] - p2[pos]
+    return out, d2, p2
 
 
 def _dense(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> State:
@@ -132,16 +140,21 @@ def _phi(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> State
                                    "LayerNorm of a Gaussian vector (the mean-field rule needs "
                                    "a Gaussian input)")
     K = s.K
-    d2 = E(act, "dphi2", K) if (s.J is not None or s.dK12 is not None) else None
+    gap = phi2 = None
+    if s.gap is not None:
+        # the gap's two expectations are the rule's E[φ'²] and E[φ²]: computed once
+        P, d2, phi2 = _poincare(act, K)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf where E overflows float64
+            gap = s.gap * d2 + P
+    else:
+        d2 = E(act, "dphi2", K) if (s.J is not None or s.dK12 is not None) else None
     dK = None
     if s.dK is not None:
         with np.errstate(invalid="ignore", over="ignore"):  # inf where E overflows float64
             dK = E(act, "h_phi_dphi", K) / K * s.dK
-    gap = None
-    if s.gap is not None:
-        with np.errstate(invalid="ignore", over="ignore"):  # inf where E overflows float64
-            gap = s.gap * d2 + _poincare(act, K)
-    out = State(K=E(act, "phi2", K) if need_K else None, q=K, dK=dK,
+    if need_K and phi2 is None:
+        phi2 = E(act, "phi2", K)
+    out = State(K=phi2 if need_K else None, q=K, dK=dK,
                 J=None if s.J is None else d2 * s.J,
                 dK12=None if s.dK12 is None else d2 * s.dK12, gap=gap)
     if s.K12 is not None:

@@ -29,13 +29,11 @@ JSON output (absent numbers are ``null``):
 """
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 
-from critheory.cli.theory import _finite, bounded_int, common_arguments
-from critheory.errors import InvalidArgumentError
+from critheory.cli.theory import _finite, bounded_int, common_arguments, preflight
 
 __all__ = ["register", "plot_finite_width", "MAX_CLI_DEPTH"]
 
@@ -118,16 +116,12 @@ def _compare(c: dict, m) -> dict:
 def _cmd_finite_width(args) -> int:
     from critheory.common.jsonable import jsonable
 
-    if args.simulate:
+    def budget():
         from critheory.simulation.finitewidth import check_budget
 
-        if args.width is None:
-            raise InvalidArgumentError("--simulate needs --width")
         check_budget(args.width, args.depth, args.seeds, apjn=True, probes=args.probes)
-    if args.plot:
-        from critheory.io.plots import check_path
 
-        check_path(args.plot)
+    preflight(args, budget)
     from critheory.activation import Activation
     from critheory.theory.finitewidth.curves import finite_width_curves
     from critheory.theory.meanfield.maps import architecture

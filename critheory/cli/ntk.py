@@ -29,7 +29,7 @@ import json
 
 import numpy as np
 
-from critheory.cli.theory import _finite, bounded_int, common_arguments
+from critheory.cli.theory import _finite, bounded_int, common_arguments, preflight
 
 __all__ = ["register", "MAX_CLI_DEPTH", "MAX_SEEDS"]
 
@@ -80,16 +80,12 @@ def _cmd_ntk(args) -> int:
 
     if (args.q12 is None) != (args.q22 is None):
         raise InvalidArgumentError("a second input needs both --q12 and --q22")
-    if args.simulate:
+    def budget():
         from critheory.simulation.ntk import check_ntk_budget
 
-        if args.width is None:
-            raise InvalidArgumentError("--simulate needs --width")
         check_ntk_budget(args.width, args.depth, args.seeds, args.arch)
-    if args.plot:
-        from critheory.io.plots import check_path
 
-        check_path(args.plot)
+    preflight(args, budget)
     from critheory.activation import Activation
     from critheory.theory.meanfield.maps import architecture
     from critheory.theory.ntk.depth import ntk_curves

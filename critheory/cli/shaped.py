@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from critheory.cli.theory import bounded_int
+from critheory.cli.theory import bounded_int, preflight
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["register", "plot_sde", "compare", "MAX_PATHS", "MAX_STEPS", "MAX_WIDTH"]
@@ -164,16 +164,12 @@ def _cmd_sde(args) -> int:
         raise InvalidArgumentError("|rho0| = 1 is a fixed point of the correlation SDE")
     if args.paths * (args.steps + 1) * args.inputs ** 2 > 4 * 10 ** 9:
         raise InvalidArgumentError("--paths x --steps x inputs^2 is beyond the budget 4e9")
-    if args.simulate:
+    def budget():
         from critheory.simulation.shaped import check_budget
 
-        if args.width is None:
-            raise InvalidArgumentError("--simulate needs --width")
         check_budget(args.width, args.T, args.seeds, args.inputs)
-    if args.plot:
-        from critheory.io.plots import check_path
 
-        check_path(args.plot)
+    preflight(args, budget)
     from critheory.activation import Activation
     from critheory.cli.main import _params
     from critheory.theory.shaped import shape_relu, shape_smooth, solve_sde

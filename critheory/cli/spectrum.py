@@ -9,9 +9,8 @@ JSON keys: ``moments`` (``m1``, ``m2``, ``variance``), ``support`` ([low, high])
 """
 from __future__ import annotations
 
-import argparse
 
-from critheory.cli.theory import _finite, bounded_int
+from critheory.cli.theory import _finite, bounded_int, preflight
 
 __all__ = ["register"]
 
@@ -26,19 +25,15 @@ def _cmd_spectrum(args) -> int:
     from critheory.simulation.spectra import MAX_COST
     from critheory.theory.spectra import jacobian_spectrum
 
-    if args.plot:
-        from critheory.io.plots import check_path
-
-        check_path(args.plot)
-    if args.simulate:
-        if args.width is None:
-            raise InvalidArgumentError("--simulate needs --width")
+    def budget():
         cost = float(args.seeds) * (args.depth + 10) * float(args.width) ** 3
         if cost > MAX_COST:
             raise InvalidArgumentError(f"seeds*(depth+10)*width^3 = {cost:.2g} exceeds the "
                                        f"simulation budget {MAX_COST:.0e}")
         if args.seeds < 2:
             raise InvalidArgumentError("--simulate needs --seeds >= 2 (standard errors)")
+
+    preflight(args, budget)
     act = Activation.get(args.activation, _params(args.param))
     val = None
     if args.simulate:

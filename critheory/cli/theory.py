@@ -342,6 +342,20 @@ def _cmd_phase(args) -> int:
     return 0
 
 
+def preflight(args, budget=None) -> None:
+    """Refuse before any work what a command cannot do: ``--simulate`` without ``--width``, a
+    simulation over its budget (``budget()`` raises), a ``--plot`` file that cannot be written."""
+    if getattr(args, "simulate", False):
+        if args.width is None:
+            raise InvalidArgumentError("--simulate needs --width")
+        if budget is not None:
+            budget()
+    if getattr(args, "plot", None):
+        from critheory.io.plots import check_path
+
+        check_path(args.plot)
+
+
 def common_arguments(p, plot=True):
     """The activation, --param, --arch, --mu (and --plot) of every theory command."""
     p.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")

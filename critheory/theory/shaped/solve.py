@@ -153,21 +153,12 @@ def _rho12(V):
 
 def _project(V):
     """Project a stack of symmetric matrices on the PSD cone; count the projected ones."""
-    if V.shape[-1] == 2:  # closed form: V_proj = λ₊(V − λ₋I)/(λ₊ − λ₋) where λ₋ < 0
-        a, b, c = V[..., 0, 0], V[..., 0, 1], V[..., 1, 1]
-        half = 0.5 * (a + c)
-        r = np.sqrt(0.25 * (a - c) ** 2 + b * b)
-        lm, lp = half - r, half + r
-        bad = lm < 0
-        nbad = int(np.count_nonzero(bad))
+    if V.shape[-1] == 2:  # the closed form of _project2
+        (a, b, c), nbad = _project2(V[..., 0, 0], V[..., 0, 1], V[..., 1, 1])
         if nbad:
             V = V.copy()
-            Vb = V[bad]
-            lpb, lmb = np.maximum(lp[bad], 0.0), lm[bad]
-            Vb[:, 0, 0] -= lmb
-            Vb[:, 1, 1] -= lmb
-            f = np.where(lp[bad] > lmb, lpb / np.maximum(lp[bad] - lmb, 1e-300), 0.0)
-            V[bad] = Vb * f[:, None, None]
+            V[..., 0, 0], V[..., 1, 1] = a, c
+            V[..., 0, 1] = V[..., 1, 0] = b
         return V, nbad
     w, U = np.linalg.eigh(V)
     bad = np.any(w < 0, axis=-1)

@@ -3,7 +3,7 @@ registry, and the block rules against independent routes.
 
 Import ranks (a module may import only from its own package or lower ranks):
 errors/common 0 < activation 1 < expectations 2 < blocks 3 < theory 4 < io 5 < validation 6 <
-cli 7; the simulator may import errors, common, activation, blocks and itself only (it must stay
+the optional integrations torch and sweep 7 < cli 8; the simulator may import errors, common, activation, blocks and itself only (it must stay
 an independent check of the theory).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from critheory.theory.meanfield.maps import LayerMaps, architecture
 
 PKG = pathlib.Path(__file__).resolve().parent.parent / "critheory"
 RANK = {"errors": 0, "common": 0, "activation": 1, "expectations": 2, "blocks": 3, "theory": 4,
-        "io": 5, "validation": 6, "cli": 7}
+        "io": 5, "validation": 6, "torch": 7, "sweep": 7, "cli": 8}
 SIMULATION_MAY_IMPORT = {"errors", "common", "activation", "blocks", "simulation"}
 
 

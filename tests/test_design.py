@@ -101,9 +101,14 @@ def test_one_registry():
     assert "analyze" in text
     # the CLI choices are the registry's
     sub = [a for a in build_parser()._actions if a.dest == "command"][0]
+    from critheory.blocks.transformer import transformer_names
+
     for cmd in ("analyze", "line", "point", "depth", "phase", "simulate", "validate"):
         arch = [a for a in sub.choices[cmd]._actions if a.dest == "arch"][0]
-        assert tuple(arch.choices) == names(), cmd
+        # issue 18: the four commands with a transformer route also offer its architectures
+        extra = transformer_names() if cmd in ("analyze", "depth", "simulate", "validate") \
+            else ()
+        assert tuple(arch.choices) == names() + extra, cmd
 
 
 # ---------------------------------------------------------------- capabilities

@@ -84,9 +84,29 @@ _ARCHS = st.sampled_from(["mlp", "residual", "pre-ln", "post-ln", "pre-ln-residu
 @st.composite
 def command_lines(draw) -> list[str]:
     """A command line of one of the theory commands with random (often invalid) values."""
-    cmd = draw(st.sampled_from(["moments", "point", "line", "depth", "analyze", "phase"]))
+    cmd = draw(st.sampled_from(["moments", "point", "line", "depth", "analyze", "phase",
+                                "recipe", "ntk"]))
     argv = [cmd, draw(_ACTS)]
     f = lambda: draw(_FLOATS)  # noqa: E731
+    ints = st.sampled_from(["1", "2", "8", "64", "0", "-3", "1e9", "x", "2.5", "100000000"])
+    if cmd == "recipe":
+        argv += ["--width", draw(ints), "--depth", draw(ints)]
+        if draw(st.booleans()):
+            argv += ["--family", f()]
+        if draw(st.booleans()):
+            argv += ["--optimizer", draw(st.sampled_from(["sgd", "adamw", "adam"]))]
+        if draw(st.booleans()):
+            argv += ["--arch", "transformer", "--heads", draw(ints), "--mlp-ratio", f()]
+        argv.append(draw(st.sampled_from(["--json", "--torch"])))
+        return argv
+    if cmd == "ntk":
+        argv += ["--weight-var", f(), "--bias-var", f(), "--depth", draw(ints)]
+        if draw(st.booleans()):
+            argv += ["--lambda-b", f(), "--lambda-w", f()]
+        if draw(st.booleans()):
+            argv += ["--scaling", draw(st.sampled_from(["constant", "equivalence"]))]
+        argv.append("--json")
+        return argv
     if cmd == "moments":
         argv += ["--var", f()]
     elif cmd == "point":

@@ -141,6 +141,27 @@ def test_symbolic_budget_gives_up():
     assert not done and r is None and time.monotonic() - t < 2
 
 
+def test_symbolic_budget_survives_a_swallowed_alarm():
+    """An alarm that lands where Python ignores exceptions (a gc callback, a finalizer: seen in
+    the fuzz run as "Exception ignored in gc_callback ... _Expired") must not leave the work
+    unlimited: the alarm repeats until the work has stopped."""
+    def work():
+        t0 = time.monotonic()
+        try:
+            while time.monotonic() - t0 < 5:
+                time.sleep(0.001)
+        except BaseException:   # swallowed, as the interpreter does inside a gc callback
+            pass
+        while time.monotonic() - t0 < 5:
+            time.sleep(0.001)
+        return "ran to the end"
+
+    t = time.monotonic()
+    done, r = within(work, 0.2)
+    assert not done and r is None and time.monotonic() - t < 2
+    time.sleep(0.2)             # no alarm left behind
+
+
 @pytest.mark.parametrize("argv,limit", [
     (["moments", "Max(pi, x, Abs(x))**3", "--json"], 40),
     (["point", "exp(x)", "--weight-var", "1.5", "--bias-var", "0.1", "--json"], 40),

@@ -7,8 +7,9 @@ import numpy as np
 def test_notebook_runs(run_notebook):
     ns = run_notebook("ntk.ipynb")
     L = ns["L"]
-    # constant rates: Θ^L ≈ L/2 (p_⊥ = 1) plus the weight term; equivalence: Θ^L of order one
-    assert ns["const"].ntk[-1] > 0.4 * L and 0.9 < ns["equiv"].ntk[-1] < 1.3
+    # constant rates: Θ^L ≈ L/2 (p_⊥ = 1) plus the weight term; equivalence: Θ^L ≈ 1.5, of
+    # order one (λ_b + λ_W/2 plus O(log L/L) corrections: 1.58 at L = 200)
+    assert ns["const"].ntk[-1] > 0.4 * L and 1.4 < ns["equiv"].ntk[-1] < 1.7
     assert abs(ns["equiv"].exponents["lambda"] + 1) < 0.1
     np.testing.assert_allclose(ns["relu"].lambda_b, 1 / 50, rtol=1e-13)
     assert abs(ns["relu"].ntk[-1] - 2.0) < 1e-12

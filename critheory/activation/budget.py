@@ -26,6 +26,8 @@ __all__ = ["within", "SYMBOLIC_SECONDS"]
 
 #: seconds granted to one optional symbolic proof
 SYMBOLIC_SECONDS = 1.0
+#: interval of the repeated alarm once the budget is spent (until fn() has stopped)
+_REPEAT = 0.05
 
 
 class _Expired(BaseException):
@@ -44,8 +46,11 @@ def within(fn: Callable[[], Any], seconds: float = SYMBOLIC_SECONDS, *,
     if not _can_alarm():
         return (True, fn()) if small else (False, None)
 
+    done = [False]
+
     def expire(signum, frame):
-        raise _Expired
+        if not done[0]:
+            raise _Expired
 
     prev = signal.getitimer(signal.ITIMER_REAL)
     if 0 < prev[0] <= seconds:
@@ -54,12 +59,17 @@ def within(fn: Callable[[], Any], seconds: float = SYMBOLIC_SECONDS, *,
     old = signal.signal(signal.SIGALRM, expire)
     t0 = time.monotonic()
     try:
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+        # after the first alarm, one every _REPEAT seconds: Python ignores an exception raised
+        # while it runs a garbage-collector callback or a finalizer ("Exception ignored in"),
+        # and a single alarm landing there would leave fn() running without a limit
+        signal.setitimer(signal.ITIMER_REAL, seconds, _REPEAT)
         try:
             return True, fn()
         except _Expired:
+            done[0] = True
             return False, None
         finally:
+            done[0] = True
             signal.setitimer(signal.ITIMER_REAL, 0)
     finally:
         signal.signal(signal.SIGALRM, old)

@@ -78,8 +78,20 @@ def canonical(name: Any) -> str:
     key = name.strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
     if key not in REGISTRY:
+        from critheory.blocks.transformer import canonical_transformer
+
+        try:
+            tkey = canonical_transformer(name)
+        except InvalidArgumentError:
+            tkey = None
+        if tkey is not None:   # the token architectures have their own description
+            raise InvalidArgumentError(
+                f"{name!r} acts on T tokens: build it with "
+                f"critheory.blocks.transformer.transformer({tkey!r}, ...); the commands "
+                f"analyze, depth, simulate and validate take --arch {tkey}")
         raise InvalidArgumentError(f"unknown architecture {name!r}; choose one of "
-                                   + ", ".join(REGISTRY))
+                                   + ", ".join(REGISTRY) + " (token architectures: "
+                                   "transformer, transformer-post-ln)")
     return key
 
 

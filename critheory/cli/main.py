@@ -83,9 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     from critheory.cli.ntk import register as register_ntk
 
     register_ntk(sub)
+    from critheory.cli.recipe import register as register_recipe
+
+    register_recipe(sub)
     from critheory.cli.shaped import register as register_shaped
 
     register_shaped(sub)
+    from critheory.cli.torch_apjn import register as register_torch_apjn
+
+    register_torch_apjn(sub)
+    from critheory.cli.sweep import register as register_sweep
+
+    register_sweep(sub)
     return p
 
 

@@ -24,25 +24,20 @@ JSON output (absent numbers are ``null``):
 """
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 
-from critheory.cli.theory import _finite, bounded_int, common_arguments, preflight
+from critheory.cli.theory import (_finite, bounded_int, common_arguments, nonnegative,
+                                  preflight)
+from critheory.errors import InvalidArgumentError
 
-__all__ = ["register", "MAX_CLI_DEPTH", "MAX_SEEDS"]
+__all__ = ["register", "MAX_CLI_DEPTH", "MAX_SEEDS", "ntk_arguments", "ntk_check", "ntk_columns",
+           "ntk_lines"]
 
 #: Depth budget of the command (refused by the parser): see critheory.theory.ntk.depth.MAX_DEPTH
 MAX_CLI_DEPTH = 10 ** 5
 MAX_SEEDS = 10 ** 6
-
-
-def _nonneg(text: str) -> float:
-    v = _finite(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return v
 
 
 def _plot(out: dict, path: str, title: str) -> str:
@@ -99,15 +94,7 @@ def _cmd_ntk(args) -> int:
     out.update(activation=act.name, arch=arch.name, weight_var=args.weight_var,
                bias_var=args.bias_var, q0=args.q0)
     if args.simulate:
-        from critheory.simulation.ntk import measure_ntk
-
-        m = measure_ntk(act, args.weight_var, args.bias_var, width=args.width, depth=args.depth,
-                        seeds=args.seeds, lambda_b=c.lambda_b, lambda_w=c.lambda_w,
-                        arch=arch.name, mu=args.mu, q0=args.q0, seed=args.seed)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = (m.ntk_mean - c.ntk) / m.ntk_stderr
-        # layer 1 of a fixed input is deterministic: rounding, not sampling, separates them
-        z = np.where(np.abs(m.ntk_mean - c.ntk) <= 1e-12 * np.abs(c.ntk), 0.0, z)
+        m, z = _measure(args, act, arch, c)
         sim = m.to_dict()
         sim.update(jsonable({"ntk_theory": c.ntk, "ntk_z": z}))
         out["simulation"] = sim
@@ -156,6 +143,117 @@ def _params(items):
     return p(items)
 
 
+# ------------------------------------------------------------------ ``simulate --ntk``
+def ntk_arguments(p) -> None:
+    """``--ntk`` and the learning-rate options of ``ntk`` (for ``simulate``)."""
+    p.add_argument("--ntk", action="store_true",
+                   help="also measure the NTK per depth (ntk_mean, ntk_stderr, ntk_theory)")
+    p.add_argument("--lambda-b", type=nonnegative, default=None,
+                   help="with --ntk: bias learning rate (default 1)")
+    p.add_argument("--lambda-w", type=nonnegative, default=None,
+                   help="with --ntk: weight learning rate per fan-in (default 1)")
+    p.add_argument("--scaling", choices=("constant", "equivalence"), default=None,
+                   help="with --ntk: per-layer schedule of the learning rates (default constant)")
+
+
+def ntk_check(args) -> None:
+    """Refuse, before the simulation starts, an NTK measurement over its budget (and NTK
+    options without ``--ntk``, which would otherwise be silently ignored); fill in the
+    defaults of the learning-rate options."""
+    given = [o for o, v in (("--lambda-b", args.lambda_b), ("--lambda-w", args.lambda_w),
+                            ("--scaling", args.scaling)) if v is not None]
+    if given and not getattr(args, "ntk", False):
+        many = len(given) > 1
+        raise InvalidArgumentError(f"the NTK option{'s' if many else ''} {', '.join(given)} "
+                                   f"require{'' if many else 's'} --ntk")
+    args.lambda_b = 1.0 if args.lambda_b is None else args.lambda_b
+    args.lambda_w = 1.0 if args.lambda_w is None else args.lambda_w
+    args.scaling = "constant" if args.scaling is None else args.scaling
+    if getattr(args, "ntk", False):
+        from critheory.simulation.ntk import check_ntk_budget
+
+        check_ntk_budget(args.width, args.depth, args.seeds, args.arch)
+
+
+def _measure(args, act, arch, c):
+    """The simulated NTK at the rates of the curves ``c`` and its z-scores against them."""
+    from critheory.simulation.ntk import measure_ntk
+
+    m = measure_ntk(act, args.weight_var, args.bias_var, width=args.width, depth=args.depth,
+                    seeds=args.seeds, lambda_b=c.lambda_b, lambda_w=c.lambda_w,
+                    arch=arch.name, mu=args.mu, q0=args.q0, seed=args.seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (m.ntk_mean - c.ntk) / m.ntk_stderr
+    # layer 1 of a fixed input is deterministic: rounding, not sampling, separates them
+    return m, np.where(np.abs(m.ntk_mean - c.ntk) <= 1e-12 * np.abs(c.ntk), 0.0, z)
+
+
+def ntk_columns(args) -> dict:
+    """Per-layer ``ntk_mean``, ``ntk_stderr``, ``ntk_std``, ``ntk_theory``, ``ntk_z`` and the
+    rates used (``ntk_lambda_b``, ``ntk_lambda_w``, ``ntk_scaling``) for ``simulate --ntk``:
+    the simulator of :mod:`critheory.simulation.ntk` beside the recursion of
+    :mod:`critheory.theory.ntk` at the simulated width, depth, seeds and seed."""
+    from critheory.activation import Activation
+    from critheory.common.jsonable import jsonable
+    from critheory.theory.meanfield.maps import architecture
+    from critheory.theory.ntk.depth import ntk_curves
+
+    act = Activation.get(args.activation, _params(args.param))
+    arch = architecture(args.arch, act, args.mu)
+    c = ntk_curves(arch, act, args.weight_var, args.bias_var, args.depth,
+                   lambda_b=args.lambda_b, lambda_w=args.lambda_w, scaling=args.scaling,
+                   mu=args.mu, q0=args.q0)
+    m, z = _measure(args, act, arch, c)
+    return jsonable({"ntk_mean": m.ntk_mean, "ntk_stderr": m.ntk_stderr, "ntk_std": m.ntk_std,
+                     "ntk_theory": c.ntk, "ntk_z": z, "ntk_lambda_b": c.lambda_b,
+                     "ntk_lambda_w": c.lambda_w, "ntk_scaling": args.scaling})
+
+
+def ntk_verdict(cols: dict, alpha: float) -> dict:
+    """``validate --ntk``: the NTK's own verdict over the layers whose z-score is defined.
+
+    ``ntk_z_crit`` is the two-sided Bonferroni threshold ``Φ⁻¹(1 − α/(2m))`` over the ``m``
+    compared layers (those with a sampling error: layer 1 of a fixed input is deterministic) (family-wise error rate α under the infinite-width hypothesis);
+    ``ntk_verdict`` is ``consistent`` when every ``|z|`` is within it, ``inconsistent``
+    otherwise, and ``not compared`` when no layer has a z-score. Finite-width corrections of
+    relative size O(l/width) are not allowed for: at depth comparable to the width an
+    ``inconsistent`` NTK is the expected 1/n effect (the text output says so).
+    """
+    from scipy.stats import norm
+
+    z = np.array([np.nan if v is None else v for v in cols["ntk_z"]], dtype=float)
+    se = np.array([np.nan if v is None else v for v in cols["ntk_stderr"]], dtype=float)
+    z = z[np.isfinite(z) & (se > 0)]      # a deterministic layer (the first) is not a test
+    m = int(z.size)
+    if m == 0:
+        return {"ntk_verdict": "not compared", "ntk_z_crit": None, "ntk_n_compared": 0}
+    z_crit = float(norm.isf(alpha / (2 * m)))
+    ok = bool(np.all(np.abs(z) <= z_crit))
+    return {"ntk_verdict": "consistent" if ok else "inconsistent", "ntk_z_crit": z_crit,
+            "ntk_n_compared": m}
+
+
+def ntk_lines(cols: dict) -> list[str]:
+    """The text table of ``simulate --ntk``."""
+    def f(x, spec):
+        return "-" if x is None else format(x, spec)
+
+    L = len(cols["ntk_mean"])
+    out = [f"NTK ({cols['ntk_scaling']} learning rates): {'l':>5} {'measured':>24} "
+           f"{'theory':>14} {'z':>7}"]
+    for l in np.unique(np.round(np.geomspace(1, L, min(L, 15))).astype(int)):
+        i = l - 1
+        meas = f"{f(cols['ntk_mean'][i], '.6g')}+-{f(cols['ntk_stderr'][i], '.2g')}"
+        out.append(f"{'':>35}{l:>5} {meas:>24} {f(cols['ntk_theory'][i], '.8g'):>14} "
+                   f"{f(cols['ntk_z'][i], '.2f'):>7}")
+    out.append("NTK: deviations of relative size O(l/width) are the finite-width correction")
+    if "ntk_verdict" in cols:
+        crit = cols["ntk_z_crit"]
+        out.append(f"NTK verdict: {cols['ntk_verdict']} (Bonferroni threshold z_crit = "
+                   f"{f(crit, '.3f')} over {cols['ntk_n_compared']} layers)")
+    return out
+
+
 def register(sub) -> None:
     """Add the ``ntk`` sub-command to an argparse sub-parser collection."""
     p = sub.add_parser("ntk", help="neural tangent kernel over depth and learning-rate "
@@ -164,14 +262,14 @@ def register(sub) -> None:
     p.add_argument("--weight-var", type=_finite, required=True)
     p.add_argument("--bias-var", type=_finite, required=True)
     p.add_argument("--depth", type=bounded_int(1, MAX_CLI_DEPTH, "depth"), required=True)
-    p.add_argument("--lambda-b", type=_nonneg, default=1.0, help="bias learning rate (default 1)")
-    p.add_argument("--lambda-w", type=_nonneg, default=1.0,
+    p.add_argument("--lambda-b", type=nonnegative, default=1.0, help="bias learning rate (default 1)")
+    p.add_argument("--lambda-w", type=nonnegative, default=1.0,
                    help="weight learning rate per fan-in (default 1)")
     p.add_argument("--scaling", choices=("constant", "equivalence"), default="constant",
                    help="per-layer schedule of the learning rates (default constant)")
-    p.add_argument("--q0", type=_nonneg, default=1.0, help="input norm |x|^2/N0 (default 1)")
+    p.add_argument("--q0", type=nonnegative, default=1.0, help="input norm |x|^2/N0 (default 1)")
     p.add_argument("--q12", type=_finite, default=None, help="x1.x2/N0 of a second input")
-    p.add_argument("--q22", type=_nonneg, default=None, help="|x2|^2/N0 of a second input")
+    p.add_argument("--q22", type=nonnegative, default=None, help="|x2|^2/N0 of a second input")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
     p.add_argument("--simulate", action="store_true",

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from critheory.cli.theory import bounded_int, preflight
+from critheory.cli.theory import bounded_int, positive, preflight
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["register", "plot_sde", "compare", "MAX_PATHS", "MAX_STEPS", "MAX_WIDTH"]
@@ -31,15 +31,6 @@ MAX_PATHS = 10 ** 6
 MAX_STEPS = 10 ** 5
 MAX_WIDTH = 4096
 MAX_SEEDS = 10 ** 5
-
-
-def _positive(text: str) -> float:
-    from critheory.cli.theory import _finite
-
-    v = _finite(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return v
 
 
 def _rho(text: str) -> float:
@@ -256,10 +247,10 @@ def register(sub) -> None:
 
     p.add_argument("--c-plus", type=_finite, default=None, help="ReLU shaping c+ (default 0)")
     p.add_argument("--c-minus", type=_finite, default=None, help="ReLU shaping c- (default -1)")
-    p.add_argument("--a", type=_positive, default=None, help="smooth shaping a (default 1)")
+    p.add_argument("--a", type=positive, default=None, help="smooth shaping a (default 1)")
     p.add_argument("--normalize", action="store_true",
                    help="smooth shaping: use (phi(x) - phi(0))/phi'(0)")
-    p.add_argument("--T", type=_positive, required=True, help="depth-to-width ratio")
+    p.add_argument("--T", type=positive, required=True, help="depth-to-width ratio")
     p.add_argument("--rho0", type=_rho, required=True, help="initial correlation")
     p.add_argument("--inputs", type=bounded_int(2, 16, "inputs"), default=2)
     p.add_argument("--paths", type=bounded_int(2, MAX_PATHS, "paths"), default=20000)

@@ -5,6 +5,7 @@ Registered on the parser of :mod:`critheory.cli.main`::
     critheory simulate ACTIVATION --weight-var X --bias-var Y --width N --depth L [--seeds S]
         [--arch A --mu M] [--l0 L0] [--probes P|exact] [--seed SEED] [--q0 Q] [--window LO:HI]
         [--param NAME=VALUE] [--json] [--plot FILE] [--progress | --no-progress]
+        [--backend numpy|torch[:cuda]] [--dtype float64|float32]
     critheory validate ACTIVATION ...same options... [--alpha A]
 
 Both simulate ``S`` random networks of width ``N`` (:func:`critheory.simulation.simulate`) and
@@ -54,6 +55,14 @@ Finite width (issue 14; :mod:`critheory.theory.finitewidth` at the simulated wid
 ``log_apjn_std_stderr``  standard error of ``log_apjn_std`` (the spread of ``log J^{l0,l}``
                    across networks: run-to-run gradient-norm noise), ``std/√(2(S−1))``
 ``log_apjn_quantiles``   ``{"q10", "q50", "q90"}``: quantiles of ``log J^{l0,l}`` across networks
+
+NTK (issue 15; ``simulate --ntk [--lambda-b B --lambda-w W --scaling constant|equivalence]``),
+per layer ``1..L``: ``ntk_mean``, ``ntk_stderr``, ``ntk_std`` (the empirical NTK of
+:mod:`critheory.simulation.ntk`), ``ntk_theory`` (the recursion of :mod:`critheory.theory.ntk`),
+``ntk_z``, and the rates used: ``ntk_lambda_b``, ``ntk_lambda_w``, ``ntk_scaling``.
+``validate --ntk`` adds the same columns and the NTK's own verdict: ``ntk_verdict``,
+``ntk_z_crit`` (Bonferroni over the ``ntk_n_compared`` layers; the APJN/kernel ``verdict`` is
+unchanged).
 """
 from __future__ import annotations
 
@@ -121,7 +130,8 @@ def _run(args):
                 depth=args.depth, seeds=args.seeds, arch=args.arch, mu=args.mu, l0=args.l0,
                 probes=_probes(args.probes), seed=args.seed, q0=args.q0,
                 window=_window(args.window), progress=_progress(args),
-                params=_params(args.param), alpha=args.alpha, n_boot=args.n_boot)
+                params=_params(args.param), alpha=args.alpha, n_boot=args.n_boot,
+                backend=args.backend, dtype=args.dtype)
     if args.plot:
         plot_comparison(c, args.plot)
     return c
@@ -155,7 +165,9 @@ def _header(c) -> str:
     return (f"{s.activation} ({s.arch}{mu}) at weight_var = {s.weight_var:g}, bias_var = "
             f"{s.bias_var:g}, q0 = {s.q0:g}\nwidth {s.width}, depth {s.depth}, {s.n_seeds} "
             f"networks, l0 = {s.l0}, {mode}, {s.method} sampling, seed {s.seed}, "
-            f"{s.elapsed:.2f} s")
+            f"{s.elapsed:.2f} s"
+            + ("" if (s.backend, s.dtype) == ("numpy", "float64") else
+               f", backend {s.backend} {s.dtype}"))
 
 
 def _fit_lines(c) -> list[str]:
@@ -231,14 +243,20 @@ def _finite_width_lines(c, with_verdict: bool) -> list[str]:
 
 
 def _cmd_simulate(args) -> int:
+    from critheory.cli.ntk import ntk_check, ntk_columns, ntk_lines
+
+    ntk_check(args)  # an NTK measurement over its budget is refused before any work
     c = _run(args)
+    ntk = ntk_columns(args) if getattr(args, "ntk", False) else None
     if args.json:
-        _dump(c.to_dict())
+        _dump({**c.to_dict(), **(ntk or {})})
         return 0
     print(_header(c))
     print("\n".join(_table(c, with_z=False)))
     print("\n".join(_fit_lines(c)))
     print("\n".join(_finite_width_lines(c, with_verdict=False)))
+    if ntk is not None:
+        print("\n".join(ntk_lines(ntk)))
     for n in c.notes:
         print(f"note: {n}")
     if args.plot:
@@ -247,9 +265,16 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_validate(args) -> int:
+    from critheory.cli.ntk import ntk_check, ntk_columns, ntk_lines, ntk_verdict
+
+    ntk_check(args)  # an NTK measurement over its budget is refused before any work
     c = _run(args)
+    ntk = None
+    if getattr(args, "ntk", False):
+        ntk = ntk_columns(args)
+        ntk.update(ntk_verdict(ntk, args.alpha))
     if args.json:
-        _dump(c.to_dict())
+        _dump({**c.to_dict(), **(ntk or {})})
         return 0
     print(_header(c))
     print("\n".join(_table(c, with_z=True)))
@@ -270,6 +295,8 @@ def _cmd_validate(args) -> int:
               f"{_f(c.z_crit, '.3f')} over {c.n_compared} comparisons (alpha = {c.alpha:g})")
     print("\n".join(_finite_width_lines(c, with_verdict=True)))
     print(f"verdict: {c.verdict} (APJN {c.apjn_verdict}, kernel {c.kernel_verdict})")
+    if ntk is not None:
+        print("\n".join(ntk_lines(ntk)))
     for n in c.notes:
         print(f"note: {n}")
     if c.verdict == "inconsistent" and not any("O(l/N)" in n for n in c.notes):
@@ -308,10 +335,26 @@ def _options(p) -> None:
                    help="bootstrap replicates of the fit (default 1000)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
+    backend_arguments(p)
+    progress_arguments(p)
+
+
+def progress_arguments(p) -> None:
+    """``--progress | --no-progress`` (default: a progress bar when stderr is a terminal)."""
     g = p.add_mutually_exclusive_group()
     g.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     g.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def backend_arguments(p) -> None:
+    """``--backend numpy|torch[:cuda]`` and ``--dtype float64|float32`` (simulate, validate,
+    sweep; :mod:`critheory.simulation.backend`)."""
+    p.add_argument("--backend", default="numpy", metavar="numpy|torch[:cuda]",
+                   help="array backend of the simulator: numpy (default), torch (CPU), "
+                        "torch:cuda (GPU); the random numbers are numpy's whatever the backend")
+    p.add_argument("--dtype", default="float64", choices=("float64", "float32"),
+                   help="floating-point type of the simulation (default float64)")
 
 
 def register(sub) -> None:
@@ -319,7 +362,15 @@ def register(sub) -> None:
     s = sub.add_parser("simulate", help="finite-width simulation of K^l and the APJN, with the "
                                         "infinite-width theory alongside")
     _options(s)
+    from critheory.cli.ntk import ntk_arguments
+
+    ntk_arguments(s)
     s.set_defaults(func=_cmd_simulate)
+    from critheory.cli.transformer import extend as extend_transformer
+
+    extend_transformer(s, "simulate")    # --arch transformer (issue 18)
     v = sub.add_parser("validate", help="theory vs simulation: per-depth z-scores and a verdict")
     _options(v)
+    ntk_arguments(v)
     v.set_defaults(func=_cmd_validate)
+    extend_transformer(v, "validate")

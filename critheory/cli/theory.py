@@ -80,6 +80,25 @@ def _finite(text: str) -> float:
     return v
 
 
+def bounded_float(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False):
+    """argparse type: a finite number in ``[lo, hi]`` (``(lo, hi]`` where ``lo_open``)."""
+    def parse(text: str) -> float:
+        v = _finite(text)
+        if lo is not None and (v <= lo if lo_open else v < lo):
+            raise argparse.ArgumentTypeError(
+                f"expected a number {'>' if lo_open else '>='} {lo:g}, got {text!r}")
+        if hi is not None and v > hi:
+            raise argparse.ArgumentTypeError(f"expected a number <= {hi:g}, got {text!r}")
+        return v
+    return parse
+
+
+#: argparse types: a finite number > 0, >= 0, in [0, 1]
+positive = bounded_float(0.0, lo_open=True)
+nonnegative = bounded_float(0.0)
+unit_interval = bounded_float(0.0, 1.0)
+
+
 def _range(text: str) -> tuple[float, float]:
     """argparse type: ``LO:HI``, two finite numbers with LO < HI."""
     parts = str(text).split(":")
@@ -384,6 +403,9 @@ def register(sub) -> None:
                    help="reference bias variance for the same (default 0)")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=_cmd_analyze)
+    from critheory.cli.transformer import extend as extend_transformer
+
+    extend_transformer(a, "analyze")     # --arch transformer (issue 18)
 
     ln = sub.add_parser("line", help="critical line chi_J(K*) = 1 on a grid of bias variances")
     common_arguments(ln)
@@ -412,6 +434,7 @@ def register(sub) -> None:
                     help="correlation of a second input (default: no two-input curve)")
     dp.add_argument("--json", action="store_true")
     dp.set_defaults(func=_cmd_depth)
+    extend_transformer(dp, "depth")
 
     ph = sub.add_parser("phase", help="phase diagram in the (weight_var, bias_var) plane")
     common_arguments(ph)

@@ -18,7 +18,8 @@ order of the dense blocks; ``LN`` is LayerNorm without affine parameters; the hi
 MLP block equals ``N``.
 
 State arrays have shape ``(B, N, n)`` (B networks, N neurons, n inputs) and tangents
-``(B, N, P)``; tangents belong to the first input. Each weight matrix is applied once to the
+``(B, N, P)`` (numpy arrays, or torch tensors with a torch backend:
+:mod:`critheory.simulation.backend`); tangents belong to the first input. Each weight matrix is applied once to the
 concatenation of the input columns and the tangent columns, through a sampler that returns a
 fresh ``W @ X`` (:mod:`critheory.simulation.sampling`).
 """
@@ -62,7 +63,13 @@ def _dense_layer(sampler, spec: LayerSpec, acts: np.ndarray, dacts: np.ndarray |
     """``W [acts, dacts] + [b, 0]``: (new preactivations, new tangents or None)."""
     n_in = acts.shape[-1]
     n = acts.shape[-2]
-    x = acts if dacts is None else np.concatenate([acts, dacts], axis=-1)
+    bk = getattr(sampler, "bk", None)   # backend of the sampler (None: numpy float64)
+    if dacts is None:
+        x = acts
+    elif bk is None:
+        x = np.concatenate([acts, dacts], axis=-1)
+    else:
+        x = bk.concat([acts, dacts], axis=-1)
     y = sampler.matmul(x, spec.weight_var, n)
     h = y[..., :n_in] + sampler.bias(n, spec.bias_var)
     t = None if dacts is None else y[..., n_in:]

@@ -21,6 +21,7 @@ from critheory.errors import InvalidArgumentError, InvalidVarianceError
 from ._util import readonly
 from critheory.blocks.blocks import walk
 from .architectures import LayerSpec, normalize_arch, step, unit
+from .backend import get_backend
 from .finitewidth import _kurtosis
 from .sampling import METHODS, DenseSampler, ProjectedSampler, seed_streams
 
@@ -48,8 +49,8 @@ def default_probes(width: int, depth: int, l0: int, seeds: int) -> int | None:
     return None if cost <= EXACT_COST_BUDGET else DEFAULT_PROBES
 # a batch of networks holds about this many float64 per state array (projected method)
 _BATCH_ELEMENTS = 1 << 21
-# tangents are renormalized (exactly, the scale kept in log space) outside this range
-_RESCALE_HI, _RESCALE_LO = 1e100, 1e-100
+# tangents are renormalized (exactly, the scale kept in log space) outside a range of ‖T‖²:
+# [1e-100, 1e100] in float64, narrower in float32 (Backend.rescale_bounds)
 
 
 def _stderr(a: np.ndarray) -> np.ndarray:
@@ -106,6 +107,9 @@ class SimulationResult:
         pass (no extra random numbers).
     elapsed : float
         Wall-clock seconds of the simulation.
+    backend, dtype : str
+        Array backend (``numpy``, ``torch:cpu``, ``torch:cuda``...) and floating-point type of
+        the simulation (:mod:`critheory.simulation.backend`); the recorded arrays are float64.
     """
 
     activation: str
@@ -130,6 +134,8 @@ class SimulationResult:
     covariance: np.ndarray | None = None
     elapsed: float = field(default=0.0)
     fourth_moment: np.ndarray | None = None
+    backend: str = "numpy"
+    dtype: str = "float64"
 
     # ---------------------------------------------------------------- shapes
     @property
@@ -257,7 +263,7 @@ class SimulationResult:
             "probes": self.probes, "exact": self.exact, "method": self.method,
             "seed": self.seed, "n_seeds": self.n_seeds, "q0": self.q0,
             "second_input_corr": self.second_input_corr, "ln_eps": self.ln_eps,
-            "elapsed": self.elapsed,
+            "elapsed": self.elapsed, "backend": self.backend, "dtype": self.dtype,
             "depths": self.depths, "apjn_mean": self.apjn_mean,
             "apjn_stderr": self.apjn_stderr, "apjn_median": self.apjn_median,
             "log_apjn_mean": self.log_apjn_mean, "log_apjn_std": self.log_apjn_std,
@@ -349,7 +355,8 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
              l0: int = 1, probes: int | str | None = None, seed: int | None = 0,
              q0: float = 1.0, second_input_corr: float | None = None, ln_eps: float = 0.0,
              method: str = "auto", params: Mapping[str, float] | None = None,
-             progress: bool | Callable[[int, int], None] = False) -> SimulationResult:
+             progress: bool | Callable[[int, int], None] = False, backend: Any = "numpy",
+             dtype: str = "float64") -> SimulationResult:
     """Simulate an ensemble of random finite-width networks; record kernels and APJN.
 
     Layers: ``h¹ = W⁰ x + b⁰`` (input of width N with ``|x|²/N = q0``), then
@@ -409,6 +416,13 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
     progress : bool or callable
         True: a progress bar on stderr; a callable: called as ``progress(done, total)`` in
         units of network-layers.
+    backend : str or Backend
+        ``"numpy"`` (default), ``"torch"`` / ``"torch:cpu"``, ``"torch:cuda[:i]"``
+        (:mod:`critheory.simulation.backend`). The random numbers are drawn by numpy on the host
+        whatever the backend, so every backend simulates the same networks.
+    dtype : {"float64", "float32"}
+        Floating-point type of the forward pass (the recorded arrays are float64). numpy with
+        float64 is the reference path.
 
     Returns
     -------
@@ -431,6 +445,7 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
     1.0
     """
     t_start = time.perf_counter()
+    bk = get_backend(backend, dtype)
     act = Activation.get(activation, params)
     weight_var = check_weight_var(weight_var)
     bias_var = check_bias_var(bias_var)
@@ -470,7 +485,7 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
     if method == "auto":
         method = "projected" if 4 * (n_in + n_tan) <= width else "dense"
 
-    spec = LayerSpec(unit=blocks, phi=act.numpy_func(0), dphi=act.numpy_func(1),
+    spec = LayerSpec(unit=blocks, phi=bk.activation(act, 0), dphi=bk.activation(act, 1),
                      weight_var=weight_var, bias_var=bias_var, ln_eps=ln_eps)
     entropy, streams = seed_streams(seed, seeds)
     n_depths = depth - l0 + 1
@@ -479,6 +494,8 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
     fourth = np.empty((seeds, depth))
     cov = np.empty((seeds, depth)) if n_in == 2 else None
     norm = math.log(width) if n_probes is None else math.log(width * n_probes)
+    rescale_hi, rescale_lo = bk.rescale_bounds
+    host = bk.to_numpy
 
     if method == "dense":
         batch = 1
@@ -495,8 +512,9 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
             idx = slice(start, min(seeds, start + batch))
             chunk = streams[idx]
             nb = len(chunk)
-            sampler = sampler_cls([s[1] for s in chunk])
-            x = np.stack([make_inputs(s[0], width, q0, second_input_corr) for s in chunk])
+            sampler = sampler_cls([s[1] for s in chunk], bk)
+            x = bk.asarray(
+                np.stack([make_inputs(s[0], width, q0, second_input_corr) for s in chunk]))
             h = sampler.matmul(x, weight_var, width) + sampler.bias(width, bias_var)
             t = None
             log_scale = np.zeros(nb)
@@ -505,24 +523,26 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
                     h, t = step(sampler, spec, h, t)
                 if layer == l0:
                     if n_probes is None:
-                        t = np.broadcast_to(np.eye(width), (nb, width, width)).copy()
+                        t = bk.eye_batch(nb, width)
                     else:
-                        t = np.stack([s[2].standard_normal((width, n_probes)) for s in chunk])
-                k = np.einsum("bij,bij->bj", h, h) / width
-                kernel[idx, layer - 1] = k
+                        t = bk.asarray(
+                            np.stack([s[2].standard_normal((width, n_probes)) for s in chunk]))
+                k = bk.einsum("bij,bij->bj", h, h) / width
+                kernel[idx, layer - 1] = host(k)
                 z2 = h[:, :, 0] * h[:, :, 0]
-                fourth[idx, layer - 1] = (z2 * z2).mean(axis=1)
+                fourth[idx, layer - 1] = host((z2 * z2).mean(axis=1))
                 if cov is not None:
-                    cov[idx, layer - 1] = np.einsum("bi,bi->b", h[:, :, 0], h[:, :, 1]) / width
+                    cov[idx, layer - 1] = host(
+                        bk.einsum("bi,bi->b", h[:, :, 0], h[:, :, 1]) / width)
                 if t is not None:
-                    sq = np.einsum("bij,bij->b", t, t)
+                    sq = host(bk.einsum("bij,bij->b", t, t))
                     with np.errstate(divide="ignore", invalid="ignore"):
                         log_apjn[idx, layer - l0] = np.log(sq) + log_scale - norm
                         out_of_range = np.isfinite(sq) & (sq > 0) & (
-                            (sq > _RESCALE_HI) | (sq < _RESCALE_LO))
+                            (sq > rescale_hi) | (sq < rescale_lo))
                     if out_of_range.any():
                         factor = np.where(out_of_range, np.sqrt(sq / math.exp(norm)), 1.0)
-                        t /= factor[:, None, None]
+                        t /= bk.asarray(factor)[:, None, None]
                         log_scale += 2.0 * np.log(factor)
                 bar.update(nb)
 
@@ -536,4 +556,4 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
         log_apjn=readonly(log_apjn), kernel=readonly(kernel[:, :, 0]),
         kernel_second=readonly(kernel[:, :, 1]) if n_in == 2 else None,
         covariance=readonly(cov), elapsed=time.perf_counter() - t_start,
-        fourth_moment=readonly(fourth))
+        fourth_moment=readonly(fourth), backend=bk.label, dtype=bk.dtype)

@@ -15,6 +15,7 @@ that is ``∂y/∂h = (I - 1 1ᵀ/N - y yᵀ/N) / s``. With ``eps = 0`` the brac
 projection onto the complement of ``span(1, y)`` (``|y|² = N``), so LN removes two directions
 and rescales by ``1/s``. The formula holds for every ``eps >= 0``.
 
+The functions take numpy arrays or torch tensors (:mod:`critheory.simulation.backend`).
 Arrays carry the neurons on axis ``-2`` (columns are independent vectors: several inputs, or
 tangent directions), with optional leading batch axes.
 
@@ -37,6 +38,11 @@ import numpy as np
 __all__ = ["layer_norm", "layer_norm_jvp", "layer_norm_jacobian"]
 
 
+def _sqrt(a):
+    """Square root of a numpy array or a torch tensor."""
+    return a.sqrt() if hasattr(a, "sqrt") else np.sqrt(a)
+
+
 def layer_norm(h: np.ndarray, eps: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Normalize every column of ``h`` over the neuron axis (-2).
 
@@ -57,8 +63,8 @@ def layer_norm(h: np.ndarray, eps: float = 0.0) -> tuple[np.ndarray, np.ndarray]
     """
     m = h.mean(axis=-2, keepdims=True)
     c = h - m
-    v = np.mean(c * c, axis=-2, keepdims=True)
-    s = np.sqrt(v + eps)
+    v = (c * c).mean(axis=-2, keepdims=True)
+    s = _sqrt(v + eps)
     with np.errstate(divide="ignore", invalid="ignore"):
         y = c / s
     return y, s
@@ -82,7 +88,7 @@ def layer_norm_jvp(y: np.ndarray, s: np.ndarray, dh: np.ndarray) -> np.ndarray:
         ``(dh - mean(dh) - y * mean(y * dh)) / s`` (means over the neuron axis).
     """
     mean_dh = dh.mean(axis=-2, keepdims=True)
-    proj = np.mean(y * dh, axis=-2, keepdims=True)
+    proj = (y * dh).mean(axis=-2, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         return (dh - mean_dh - y * proj) / s
 

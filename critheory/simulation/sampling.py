@@ -35,7 +35,7 @@ import math
 import numpy as np
 
 __all__ = ["seed_streams", "draw_weight", "draw_bias", "DenseSampler", "ProjectedSampler",
-           "METHODS", "gram_factor"]
+           "METHODS", "gram_factor", "factor_gram"]
 
 METHODS = ("auto", "dense", "projected")
 
@@ -78,16 +78,24 @@ def draw_bias(rng: np.random.Generator, n: int, var: float) -> np.ndarray:
 
 
 class _Sampler:
-    """Fresh Gaussian layers for a batch of networks (one generator each)."""
+    """Fresh Gaussian layers for a batch of networks (one generator each).
+
+    ``backend`` (:class:`~critheory.simulation.backend.Backend`, default numpy float64): the
+    random numbers are always drawn by the numpy generators in float64 and then converted, so
+    every backend sees the same networks."""
 
     name = ""
 
-    def __init__(self, rngs: list[np.random.Generator]):
+    def __init__(self, rngs: list[np.random.Generator], backend=None):
         self.rngs = rngs
+        self.bk = backend
 
-    def bias(self, n: int, var: float) -> np.ndarray:
+    def _to(self, a: np.ndarray):
+        return a if self.bk is None else self.bk.asarray(a)
+
+    def bias(self, n: int, var: float):
         """Biases of shape (B, n, 1) for the B networks of the batch."""
-        return np.stack([draw_bias(r, n, var) for r in self.rngs])[:, :, None]
+        return self._to(np.stack([draw_bias(r, n, var) for r in self.rngs])[:, :, None])
 
     def matmul(self, x: np.ndarray, var: float, n_out: int) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
@@ -98,12 +106,17 @@ class DenseSampler(_Sampler):
 
     name = "dense"
 
-    def matmul(self, x: np.ndarray, var: float, n_out: int) -> np.ndarray:
+    def matmul(self, x, var: float, n_out: int):
         """``x``: (B, n_in, k) -> (B, n_out, k)."""
         b, n_in, k = x.shape
-        out = np.empty((b, n_out, k))
+        if self.bk is None or self.bk.is_reference:
+            out = np.empty((b, n_out, k))
+            for i, r in enumerate(self.rngs):
+                np.matmul(draw_weight(r, n_out, n_in, var), x[i], out=out[i])
+            return out
+        out = self.bk.empty((b, n_out, k))
         for i, r in enumerate(self.rngs):
-            np.matmul(draw_weight(r, n_out, n_in, var), x[i], out=out[i])
+            out[i] = self.bk.asarray(draw_weight(r, n_out, n_in, var)) @ x[i]
         return out
 
 
@@ -112,15 +125,18 @@ class ProjectedSampler(_Sampler):
 
     name = "projected"
 
-    def matmul(self, x: np.ndarray, var: float, n_out: int) -> np.ndarray:
+    def matmul(self, x, var: float, n_out: int):
         """``x``: (B, n_in, k) -> (B, n_out, k)."""
         b, n_in, k = x.shape
-        r = gram_factor(x)                      # (B, k, k)
+        ref = self.bk is None or self.bk.is_reference
+        r = gram_factor(x) if ref else factor_gram(self.bk.gram(x))    # (B, k, k)
         g = np.empty((b, n_out, k))
         for i, rng in enumerate(self.rngs):
             rng.standard_normal(out=g[i])
         g *= math.sqrt(var / n_in)
-        return g @ r
+        if ref:
+            return g @ r
+        return self.bk.asarray(g) @ self.bk.asarray(r)
 
 
 def gram_factor(x: np.ndarray) -> np.ndarray:
@@ -136,7 +152,11 @@ def gram_factor(x: np.ndarray) -> np.ndarray:
     ``O(ε/δ)``, against ``O(ε/√δ)`` for a dense product. A Householder QR would be as accurate
     as the dense product but is ~30 times slower on tall-skinny blocks.
     """
-    g = np.swapaxes(x, -1, -2) @ x
+    return factor_gram(np.swapaxes(x, -1, -2) @ x)
+
+
+def factor_gram(g: np.ndarray) -> np.ndarray:
+    """The factor ``R`` of :func:`gram_factor` from the Gram matrices ``g = XᵀX`` (B, k, k)."""
     d = np.sqrt(np.diagonal(g, axis1=-2, axis2=-1))
     if not np.all(np.isfinite(g)) or not np.all(np.isfinite(d)):
         return np.full(g.shape, np.nan)

@@ -475,7 +475,10 @@ class Comparison:
                 "weight_var": s.weight_var, "bias_var": s.bias_var, "width": s.width,
                 "depth": s.depth, "seeds": s.n_seeds, "l0": s.l0,
                 "probes": "exact" if s.probes is None else s.probes, "method": s.method,
-                "seed": s.seed, "q0": s.q0}
+                "seed": s.seed, "q0": s.q0,
+                # the backend only where it is not the default (keeps the golden files' keys)
+                **({} if (s.backend, s.dtype) == ("numpy", "float64") else
+                   {"backend": s.backend, "dtype": s.dtype})}
 
     def to_dict(self) -> dict:
         """JSON-safe dict (None for NaN/inf); keys documented in :mod:`critheory.cli.simulation`."""
@@ -570,7 +573,7 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
             seeds: int, arch: str = "mlp", mu: float = 1.0, l0: int = 1, probes=None,
             seed: int | None = 0, q0: float = 1.0, window: tuple[int, int] | None = None,
             progress=False, params: Mapping[str, float] | None = None, alpha: float = ALPHA,
-            n_boot: int = 1000) -> Comparison:
+            n_boot: int = 1000, backend="numpy", dtype: str = "float64") -> Comparison:
     """Simulate ``seeds`` networks and compare with the infinite-width theory.
 
     Parameters
@@ -601,6 +604,9 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
         Family-wise level of the verdict (default 0.01).
     n_boot : int
         Bootstrap replicates of the fit.
+    backend, dtype : str
+        Array backend and floating-point type of the simulation
+        (:mod:`critheory.simulation.backend`; default numpy, float64).
 
     Returns
     -------
@@ -623,6 +629,9 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
     n_boot = check_int("n_boot", n_boot, 0)
     if seed is not None:
         seed = check_int("seed", seed, 0)
+    from critheory.simulation.backend import get_backend
+
+    backend = get_backend(backend, dtype)     # a missing torch/CUDA before the theory runs
     name = normalize_arch(arch)
     th_arch = architecture(name, Activation.get(activation, params), mu)
     if th_arch.caps.has_layernorm and width < 2:
@@ -633,7 +642,8 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
                           progress=bool(progress) and not callable(progress) and depth >= 2000)
     exponent, source = theory_exponent(th_arch, sw, sb, q0)
     sim = simulate(act, sw, sb, width=width, depth=depth, seeds=seeds, arch=name, mu=mu,
-                   l0=l0, probes=probes, seed=seed, q0=q0, progress=progress)
+                   l0=l0, probes=probes, seed=seed, q0=q0, progress=progress,
+                   backend=backend, dtype=dtype)
 
     depths = np.asarray(sim.depths)
     layers = np.arange(1, depth + 1)

@@ -10,15 +10,25 @@ learning-rate schedule. For the MLP, ``B = 1``, ``W = E_{K^{l-1}}[φ²]`` and ``
 Learning-rate schedules (``docs/ntk.md`` §3):
 
 ``constant``     ``λ_b^l = λ_b``, ``λ_W^l = λ_W`` at every layer
-``equivalence``  the learning-rate equivalence principle [PDLT §9.1]: every layer's parameters
-                 contribute equally to Θ^L. Layer l's contribution is
-                 ``(λ_b^l B_l + λ_W^l W_l) P_l`` with ``P_l = Π_{m>l} c_m`` (the NTK transfer
-                 from layer l to L); the schedule ``λ^l = λ / (L P_l)`` makes it
-                 ``(λ_b B_l + λ_W W_l)/L``, so Θ^L is the depth average of
-                 ``λ_b B_l + λ_W W_l``: of order one at any depth. For the scale-invariant class
-                 at criticality (``c = χ_⊥ = 1``) this is exactly PDLT's ``λ/L``
-                 (``Θ^L = λ_b + λ_W A₂ K*``); for the ``K* = 0`` class ``P_l ≈ (l/L)^{p_⊥}``
-                 gives ``λ^l ∝ L^{p_⊥−1} l^{−p_⊥}``.
+``equivalence``  the learning-rate equivalence principle [PDLT §9.1–9.2]: every layer's
+                 biases and every layer's weights contribute equally to Θ^L. Layer l's
+                 contribution is ``(λ_b^l B_l + λ_W^l W_l) P_l`` with ``P_l = Π_{m>l} c_m`` (the
+                 NTK transfer from layer l to L). The schedule is
+
+                 ``λ_b^l = λ_b / (L P_l)``,  ``λ_W^l = λ_W w_l / (L P_l)``,
+                 ``w_l = L^γ W_L / W_l``,
+
+                 with ``γ`` the decay exponent of the weight coefficient (``W_l ∝ l^{-γ}``, fitted
+                 over the last 90 % of the depths; 0 with fewer than 3 layers). Every layer's
+                 biases then contribute ``λ_b B_l / L`` and every layer's weights
+                 ``λ_W L^γ W_L / L``, so ``Θ^L = λ_b ⟨B⟩ + λ_W L^γ W_L``: of order one at any
+                 depth, the weight part included. For the scale-invariant class at criticality
+                 (``c = 1``, ``W`` constant, ``γ = 0``) this is exactly PDLT's ``λ/L``
+                 (``Θ^L = λ_b + λ_W A₂ K*``); for the ``K* = 0`` class ``P_l ≈ (l/L)^{p_⊥}`` and
+                 ``W_l ∝ 1/l`` give the book's ``λ_b^l ∝ L^{p_⊥−1} l^{−p_⊥}`` and
+                 ``λ_W^l ∝ (L/l)^{p_⊥−1}`` (PDLT §9.2; the weight rate carries one more
+                 factor ``l`` than the bias rate, which keeps the decaying weight contribution
+                 ``λ_W^l E[φ²] ∝ λ_W^l/l`` from vanishing with depth).
 
 Examples
 --------
@@ -148,12 +158,17 @@ def layer_coefficients(arch, sw: float, sb: float, depth: int, q0: float = 1.0,
 
 
 def learning_rates(transfer, lambda_b: float, lambda_w: float,
-                   scaling: str = "constant") -> tuple[np.ndarray, np.ndarray]:
-    """Per-layer ``(λ_b^l, λ_W^l)`` for a schedule, given the NTK transfer ``c_l`` per layer.
+                   scaling: str = "constant", weight_coef=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-layer ``(λ_b^l, λ_W^l)`` for a schedule, given the NTK transfer ``c_l`` per layer and
+    (for ``equivalence``) the weight coefficients ``W_l`` (module docstring; without them the
+    weight rate shares the bias rate's depth factor, ``w_l = 1``).
 
     >>> lb, lw = learning_rates([0.0, 1.0, 1.0, 1.0], 1.0, 2.0, "equivalence")
     >>> lb.tolist(), lw.tolist()
     ([0.25, 0.25, 0.25, 0.25], [0.5, 0.5, 0.5, 0.5])
+    >>> lb, lw = learning_rates([0.0, 1.0, 1.0], 1.0, 1.0, "equivalence", [3.0, 1.5, 1.0])
+    >>> np.round(lw, 12).tolist()          # W_l ∝ 1/l: w_l = L W_L / W_l = l
+    [0.333333333333, 0.666666666667, 1.0]
     """
     if scaling not in SCALINGS:
         raise InvalidArgumentError(f"scaling must be one of {', '.join(SCALINGS)}, "
@@ -161,15 +176,34 @@ def learning_rates(transfer, lambda_b: float, lambda_w: float,
     c = np.asarray(transfer, dtype=float)
     L = c.size
     if scaling == "constant":
-        f = np.ones(L)
-    else:
-        # P_l = Π_{m>l} c_m, in logs (c_m > 0 for any non-degenerate layer)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logc = np.where(c[1:] > 0, np.log(np.where(c[1:] > 0, c[1:], 1.0)), np.nan)
-        suffix = np.concatenate([np.cumsum(logc[::-1])[::-1], [0.0]])
-        with np.errstate(over="ignore"):
-            f = np.exp(-suffix) / L
-    return lambda_b * f, lambda_w * f
+        return lambda_b * np.ones(L), lambda_w * np.ones(L)
+    # P_l = Π_{m>l} c_m, in logs (c_m > 0 for any non-degenerate layer)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logc = np.where(c[1:] > 0, np.log(np.where(c[1:] > 0, c[1:], 1.0)), np.nan)
+    suffix = np.concatenate([np.cumsum(logc[::-1])[::-1], [0.0]])
+    with np.errstate(over="ignore"):
+        f = np.exp(-suffix) / L
+    w = np.ones(L)
+    if weight_coef is not None:
+        W = np.asarray(weight_coef, dtype=float)
+        ok = np.isfinite(W) & (W > 0)
+        if ok.all() and L >= 1:
+            depths = np.arange(1, L + 1)
+            s = _slope(depths, W)
+            gamma = 0.0 if s is None else -s
+            with np.errstate(over="ignore", invalid="ignore"):
+                w = float(L) ** gamma * W[-1] / W
+        elif ok.any():
+            # a layer without weight contribution (W_l = 0, e.g. q0 = 0) keeps w_l = 1; the
+            # normalization comes from the last layer that has one
+            depths = np.arange(1, L + 1)[ok]
+            s = _slope(depths, W[ok])
+            gamma = 0.0 if s is None else -s
+            last = np.flatnonzero(ok)[-1]
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                w = np.where(ok, float(last + 1) ** gamma * W[last] / np.where(ok, W, 1.0),
+                             1.0)
+    return lambda_b * f, lambda_w * f * w
 
 
 def _slope(depths, y) -> float | None:
@@ -237,7 +271,7 @@ def ntk_curves(arch="mlp", activation="relu", weight_var=1.0, bias_var=0.0, dept
                                        f"q12 = {q12!r}")
     maps = architecture(arch, activation, mu)
     co = layer_coefficients(maps, sw, sb, depth, q0, q12, q22)
-    lam_b, lam_w = learning_rates(co["c"], lb, lw, scaling)
+    lam_b, lam_w = learning_rates(co["c"], lb, lw, scaling, co["W"])
 
     def run(B, W, c):
         T = np.empty(depth)

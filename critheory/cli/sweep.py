@@ -1,0 +1,166 @@
+"""Sub-command ``sweep``: measured phase diagrams over (activation, σ_w², σ_b²) grids on Dask.
+
+Registered on the parser of :mod:`critheory.cli.main`::
+
+    critheory sweep ACT[,ACT...] --arch A --weight-var LO:HI:N --bias-var LO:HI:N --width N
+        --depth L --seeds S [--observable apjn|kernel|kurtosis|ntk] [--mu M] [--probes P]
+        [--window LO:HI] [--seed SEED] [--n-boot B] [--scheduler ADDRESS | --workers K]
+        --out PATH [--resume] [--plot FILE] [--json] [--progress | --no-progress]
+        [--backend numpy|torch[:cuda]] [--dtype float64|float32]
+
+Every cell is one simulation (:mod:`critheory.sweep`); the results go to the zarr store
+``--out`` cell by cell, so that ``--resume`` computes only the missing cells. Needs the
+``critheory[sweep]`` extra (dask[distributed], xarray, zarr); without it the command says so in
+one line (exit 2).
+
+JSON output (``--json``): ``run`` (``path``, ``run``, ``cells``, ``computed``, ``skipped``,
+``workers``, ``scheduler``, ``elapsed``, ``compute_seconds``, ``cells_per_second``),
+``agreement`` (``compared``, ``disagree``, ``z_crit``, ``max_abs_z``, ``alpha``), ``plot``.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from critheory.cli.theory import _finite, bounded_int
+from critheory.errors import InvalidArgumentError
+
+__all__ = ["register"]
+
+_MISSING = "the sweep command needs the sweep extra: pip install 'critheory[sweep]'"
+
+
+def _need_extras() -> None:
+    import importlib
+
+    try:
+        for name in ("dask", "dask.distributed", "xarray", "zarr"):
+            importlib.import_module(name)
+    except ImportError:
+        raise InvalidArgumentError(_MISSING) from None
+
+
+def _window(spec):
+    if spec is None:
+        return ()
+    parts = str(spec).split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return int(parts[0]), int(parts[1])
+    except ValueError:
+        raise InvalidArgumentError(f"--window must be LO:HI (two integers), got {spec!r}") \
+            from None
+
+
+def _spec(args):
+    from critheory.sweep.spec import SweepSpec, check_spec, parse_range
+
+    acts = tuple(a.strip() for a in args.activations.split(","))
+    probes = None
+    if args.probes is not None:
+        if str(args.probes).strip().lower() != "exact":
+            try:
+                probes = int(args.probes)
+            except ValueError:
+                raise InvalidArgumentError(f"--probes must be a positive integer, got "
+                                           f"{args.probes!r}") from None
+    spec = SweepSpec(
+        activations=acts, arch=args.arch, mu=args.mu,
+        weight_var=parse_range("--weight-var", args.weight_var, low=0.0, strict=True),
+        bias_var=parse_range("--bias-var", args.bias_var, low=0.0, strict=False),
+        width=args.width, depth=args.depth, seeds=args.seeds, observable=args.observable,
+        root_seed=args.seed, probes=probes, window=_window(args.window), n_boot=args.n_boot,
+        q0=args.q0, backend=args.backend, dtype=args.dtype)
+    return check_spec(spec)
+
+
+def _progress(args) -> bool:
+    return sys.stderr.isatty() if args.progress is None else args.progress
+
+
+def _cmd_sweep(args) -> int:
+    spec = _spec(args)                    # argument and budget errors before any import
+    if args.plot:
+        from critheory.io.plots import check_path
+
+        check_path(args.plot)
+    _need_extras()
+    from critheory.sweep.plot import agreement, plot_sweep
+    from critheory.sweep.run import run_sweep
+    from critheory.sweep.store import load
+
+    run = run_sweep(spec, args.out, resume=args.resume, scheduler=args.scheduler,
+                    workers=args.workers, progress=_progress(args))
+    ds = load(args.out)
+    agr = agreement(ds)
+    plot = plot_sweep(ds, args.plot) if args.plot else None
+    if args.json:
+        from critheory.common.jsonable import jsonable
+
+        a = {k: v for k, v in agr.items() if k != "mask"}
+        print(json.dumps(jsonable({"run": run.to_dict(), "agreement": a, "plot": plot}),
+                         indent=2, allow_nan=False))
+        return 0
+    resumed = f", {run.skipped} were already done" if run.skipped else ""
+    print(f"sweep of {run.cells} cells ({len(spec.activations)} activations x "
+          f"{spec.shape[1]} weight variances x {spec.shape[2]} bias variances), {spec.arch}, "
+          f"width {spec.width}, depth {spec.depth}, {spec.seeds} networks per cell, "
+          f"{spec.backend} {spec.dtype}")
+    print(f"run {run.run}: computed {run.computed} cells{resumed} on {run.workers} workers "
+          f"({run.scheduler}) in {run.elapsed:.1f} s"
+          + (f", {run.cells_per_second:.2f} cells/s" if run.computed else ""))
+    print(f"chi_J vs theory: {agr['compared']} cells compared, {agr['disagree']} disagree "
+          f"(|z| > {agr['z_crit']:.2f}, Bonferroni at alpha = {agr['alpha']:g}); largest |z| "
+          f"= {agr['max_abs_z']:.2f}")
+    print(f"wrote {run.path}")
+    if plot:
+        print(f"wrote {plot}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``sweep`` to an argparse sub-parser collection."""
+    from critheory.cli.simulation import backend_arguments, progress_arguments
+
+    p = sub.add_parser("sweep", help="measured phase diagram: simulate a grid of (activation, "
+                                     "weight_var, bias_var) on Dask, results in a zarr store")
+    p.add_argument("activations", metavar="ACT[,ACT...]",
+                   help="comma-separated activations (zoo names or formulas)")
+    from critheory.blocks.registry import names
+
+    p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
+    p.add_argument("--mu", type=_finite, default=1.0, help="residual strength mu (default 1)")
+    p.add_argument("--weight-var", required=True, metavar="LO:HI:N",
+                   help="grid of sigma_w^2: N points from LO to HI")
+    p.add_argument("--bias-var", required=True, metavar="LO:HI:N",
+                   help="grid of sigma_b^2: N points from LO to HI")
+    p.add_argument("--width", type=bounded_int(1, 10 ** 6, "width"), required=True)
+    p.add_argument("--depth", type=bounded_int(3, 10 ** 6, "depth"), required=True)
+    p.add_argument("--seeds", type=bounded_int(2, 10 ** 6, "seeds"), required=True,
+                   help="networks per cell")
+    p.add_argument("--observable", default="apjn",
+                   choices=("apjn", "kernel", "kurtosis", "ntk"),
+                   help="recorded besides chi_J at the last layer (default apjn: chi_J only)")
+    p.add_argument("--probes", default=None, metavar="P|exact",
+                   help="Hutchinson probes per network (default: as simulate)")
+    p.add_argument("--window", metavar="LO:HI",
+                   help="depth window of the fits (default: the last half of the depths)")
+    p.add_argument("--seed", type=bounded_int(0, 2 ** 63 - 1, "seed"), default=0,
+                   help="root seed; each cell derives its own from it (default 0)")
+    p.add_argument("--n-boot", type=bounded_int(0, 10 ** 4, "n-boot"), default=200,
+                   help="bootstrap replicates of each cell's fits (default 200)")
+    p.add_argument("--q0", type=_finite, default=1.0, help="input norm |x|^2/N (default 1)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="address of an existing Dask scheduler (tcp://host:8786)")
+    g.add_argument("--workers", type=bounded_int(1, 4096, "workers"), default=None,
+                   help="workers of the local cluster (default: the machine's cores)")
+    p.add_argument("--out", required=True, metavar="PATH", help="zarr store of the results")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the sweep stored at --out (same settings)")
+    p.add_argument("--plot", metavar="FILE", help="measured phase diagram (.png, .pdf, .svg)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    backend_arguments(p)
+    progress_arguments(p)
+    p.set_defaults(func=_cmd_sweep)

@@ -1,0 +1,143 @@
+"""The token-kernel rule of each block: infinite-width maps of the ``T x T`` token kernel G and
+of tangent kernels Θ (forward-mode APJN), batched over R quasi-Monte Carlo randomizations.
+
+State: ``G`` of shape ``(R, T, T)``, ``G_{ts} = lim (1/n) Σ_i h_{t,i} h_{s,i}``, and ``Θ`` of
+shape ``(R, K, T, T)``, ``Θ_{ts} = lim (1/n) Σ_i δh_{t,i} δh_{s,i}`` for K tangents ``δh = J η``
+started from iid ``η`` (``Θ = I``: then ``tr Θ^l / T`` is the APJN). Primal and tangent are
+uncorrelated at infinite width (the tangent is odd in η), which removes every cross term below.
+
+==============  ===========================================  =================================
+block           G'                                           Θ'
+==============  ===========================================  =================================
+layernorm       ``D^{-1/2} G D^{-1/2}``, ``D = diag G``      ``D^{-1/2} Θ D^{-1/2}``
+mlp             ``σ_w² E[φ(u_t)φ(u_s)] + σ_b²``              ``σ_w⁴ E[φ'(u_t)φ'(u_s)] ∘ Θ``
+                (``u ~ N(0, σ_w² G + σ_b²)``)
+attention       ``C_U C_V E[A G Aᵀ]``                        ``C_U C_V (E[A Θ Aᵀ]``
+                                                             ``+ C_Q C_K (Θ∘E[tr(GPGP)]``
+                                                             ``+ G∘E[tr(ΘPGP)]))``
+residual        ``μ² G + branch(G)``                         ``μ² Θ + branch'(Θ)``
+==============  ===========================================  =================================
+
+(attention: value path ``A δv`` and logit path ``δA v``, ``δA_{s·} = P_s δz_{s·}``, with
+``E[δz_{sr} δz_{s'r'}] = C_Q C_K (Θ_{ss'} G_{rr'} + Θ_{rr'} G_{ss'})``; derivation in
+``docs/transformers.md``.) The two-point expectations of the MLP block are
+:func:`critheory.expectations.gaussian.expect2` (relative errors <= 1e-10, negligible next
+to the attention block's quasi-Monte Carlo error), evaluated once at the replicas' mean and
+carried to each replica to first order by Price's theorem where the replicas differ only by QMC
+noise (:func:`_mlp_expectations`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from critheory.errors import ConvergenceError, InvalidArgumentError
+from critheory.theory.dispatch import rule_for
+from critheory.theory.transformer.softmax import SoftmaxSampler, softmax_moments
+
+__all__ = ["Context", "apply_blocks", "RULES"]
+
+
+@dataclass
+class Context:
+    """What the rules need beside the state: φ, σ_w², σ_b² and the logit sampler."""
+
+    activation: Any
+    weight_var: float
+    bias_var: float
+    sampler: SoftmaxSampler | None
+
+
+def _layernorm(block, G, Th, ctx):
+    d = np.einsum("rtt->rt", G)
+    if np.any(d <= 0):
+        raise ConvergenceError("LayerNorm of a token with zero kernel (all weight and bias "
+                               "variances zero?): the normalization is undefined")
+    s = 1.0 / np.sqrt(d)
+    S = s[:, :, None] * s[:, None, :]
+    return G * S, Th * S[:, None]
+
+
+def _pairs(act, f, g, k11, k12, k22):
+    """``E[f(u_t) g(u_s)]`` per entry, each distinct (K11, K12, K22) triple once (the diagonal
+    of a normalized input repeats). rtol 1e-10: far below the QMC errors (~1e-5)."""
+    from critheory.expectations.gaussian import expect2
+
+    trip = np.stack([k11.ravel(), k12.ravel(), k22.ravel()])
+    uniq, inv = np.unique(trip, axis=1, return_inverse=True)
+    return expect2(act, f, g, *uniq, rtol=1e-10).value[inv.ravel()].reshape(k11.shape)
+
+
+#: Largest spread of the replicas' covariances (relative) for the linearized MLP rule.
+_LINEAR_SPREAD = 1e-3
+
+
+def _mlp_expectations(act, k11, k12, k22):
+    """``E[φφ]`` and ``E[φ'φ']`` for every replica (first axis) and token pair.
+
+    The R replicas differ only by the attention blocks' QMC noise δ (~1e-5). Where the
+    variances agree across replicas (they do after LayerNorm) and the spread of the covariances
+    is small, the expectations are evaluated at the replica mean and carried to each replica by
+    Price's theorem, ``∂E[f(u₁)g(u₂)]/∂K₁₂ = E[f'(u₁)g'(u₂)]``, to first order in δ (the
+    neglected term is ``O(δ²)`` ~ 1e-10 relative); R times fewer expectations. Elsewhere, or for
+    activations whose ``φ''`` is distributional (ReLU: closed forms, fast anyway), every replica
+    is evaluated.
+    """
+    R = k11.shape[0]
+    m12 = k12.mean(axis=0)
+    dev = k12 - m12
+    scale = np.sqrt(k11[0] * k22[0])
+    # variances equal across replicas up to rounding (1e-12: a change below the 1e-10 rtol)
+    if (R > 1 and np.allclose(k11, k11[:1], rtol=1e-12, atol=0)
+            and np.allclose(k22, k22[:1], rtol=1e-12, atol=0)
+            and np.all(np.abs(dev) <= _LINEAR_SPREAD * scale)):
+        try:
+            e3 = _pairs(act, "d2phi", "d2phi", k11[0], m12, k22[0])
+        except (InvalidArgumentError, ConvergenceError):
+            e3 = None
+        if e3 is not None:
+            e1 = _pairs(act, "phi", "phi", k11[0], m12, k22[0])
+            e2 = _pairs(act, "dphi", "dphi", k11[0], m12, k22[0])
+            return e1 + e2 * dev, e2 + e3 * dev
+    return (_pairs(act, "phi", "phi", k11, k12, k22),
+            _pairs(act, "dphi", "dphi", k11, k12, k22))
+
+
+def _mlp(block, G, Th, ctx):
+    R, T, _ = G.shape
+    sw, sb = ctx.weight_var, ctx.bias_var
+    Sig = sw * G + sb
+    iu, ju = np.triu_indices(T)       # each (t, s) pair once, then mirrored
+    pp, dd = _mlp_expectations(ctx.activation, Sig[:, iu, iu], Sig[:, iu, ju],
+                               Sig[:, ju, ju])
+    E1, E2 = np.empty((R, T, T)), np.empty((R, T, T))
+    E1[:, iu, ju] = pp
+    E1[:, ju, iu] = pp
+    E2[:, iu, ju] = dd
+    E2[:, ju, iu] = dd
+    return sw * E1 + sb, (sw * sw) * E2[:, None] * Th
+
+
+def _attention(block, G, Th, ctx):
+    afa, ata, logit = softmax_moments(G, Th, block.logit_variance, block.causal, ctx.sampler)
+    c = block.cu * block.cv
+    return c * afa, c * (ata + logit)
+
+
+def _residual(block, G, Th, ctx):
+    Gb, Tb = apply_blocks(block.branch, G, Th, ctx)
+    m2 = block.mu ** 2
+    return m2 * G + Gb, m2 * Th + Tb
+
+
+RULES = {"layernorm": _layernorm, "mlp": _mlp, "attention": _attention,
+         "residual": _residual}
+
+
+def apply_blocks(blocks, G: np.ndarray, Th: np.ndarray, ctx: Context):
+    """Apply each block's rule in order (kind-keyed dispatch, as every theory room does)."""
+    for b in blocks:
+        G, Th = rule_for(RULES, b, "transformer token-kernel")(b, G, Th, ctx)
+    return G, Th

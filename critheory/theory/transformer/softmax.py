@@ -1,0 +1,232 @@
+"""Expectations over the softmax of Gaussian logits, by randomized quasi-Monte Carlo.
+
+At infinite width (head dimension ``C → ∞``) the attention logits of one head,
+``z_{sr} = q_s·k_r/√C``, are jointly Gaussian given the token kernel F of the attention input:
+
+    ``E[z_{sr} z_{s'r'}] = C_Q C_K F_{ss'} F_{rr'}``            (``Z = √(C_Q C_K) L ξ Lᵀ``,
+                                                                ``F = L Lᵀ``, ξ iid N(0, 1))
+
+and the attention weights are ``A_{s·} = softmax(z_{s·})`` (over ``r <= s`` with a causal
+mask). The forward and tangent maps of the attention block need
+
+``E[A X Aᵀ]``                         (X = F: the kernel; X = Θ: the value path of a tangent)
+``E[tr(X P_s Y P_t)]``                (the logit path; ``P_s = diag(a_s) − a_s a_sᵀ`` is the
+                                       softmax Jacobian of row s)
+
+which have no closed form for ``T > 1``. They are averages over ``T²``-dimensional Gaussian
+vectors, computed here with scrambled Sobol points (:class:`scipy.stats.qmc.Sobol`) mapped to
+normals by ``Φ⁻¹``. The error is estimated the standard way for randomized QMC: R independent
+scramblings give R unbiased estimates, reported as their mean ± ``std/√R``.
+``tr(X P_s Y P_t)`` is evaluated in ``O(T³)`` per point through
+
+    ``[A(X∘Y)Aᵀ − A Wᵀ − W Aᵀ + (A Y Aᵀ)∘(A X Aᵀ)]_{st}``,  ``W = (A X)∘(A Y)``  (X, Y symmetric).
+
+Examples
+--------
+>>> import numpy as np
+>>> from critheory.theory.transformer.softmax import attention_kernel
+>>> r = attention_kernel(np.eye(2), logit_var=1.0, points=1024, replicas=8, seed=0)
+>>> bool(np.all(r.error < 1e-3)), bool(np.allclose(r.value, r.value.T))
+(True, True)
+>>> float(attention_kernel(np.eye(1), logit_var=4.0).value[0, 0])   # one token: exact
+1.0
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from critheory.errors import ConvergenceError, InvalidArgumentError
+
+__all__ = ["SoftmaxSampler", "sqrt_psd", "deterministic_weights", "softmax_moments",
+           "trace_pp", "attention_kernel", "AttentionKernel", "MAX_POINTS", "MAX_WORK"]
+
+#: Most quasi-Monte Carlo points per randomization (escalation stops here).
+MAX_POINTS = 2 ** 16
+#: Most (points x replicas x T³ x tangents) multiply-adds of one expectation call.
+MAX_WORK = 4e10
+_CHUNK_FLOATS = 2_000_000
+
+
+def sqrt_psd(F: np.ndarray) -> np.ndarray:
+    """A factor L with ``L Lᵀ = F`` for a symmetric PSD F (batched over leading axes);
+    eigenvalues below zero by rounding are clipped."""
+    w, V = np.linalg.eigh(F)
+    return V * np.sqrt(np.clip(w, 0.0, None))[..., None, :]
+
+
+def deterministic_weights(T: int, causal: bool) -> np.ndarray:
+    """The attention weights when the logits vanish: uniform over the allowed tokens."""
+    A = np.tril(np.ones((T, T))) if causal else np.ones((T, T))
+    return A / A.sum(axis=1, keepdims=True)
+
+
+class SoftmaxSampler:
+    """Standard-normal ``T x T`` logit draws from independently scrambled Sobol sequences.
+
+    Each call of :meth:`draws` starts R fresh scramblings (seeded from one root seed in call
+    order, so a run is reproducible) and yields chunks of shape ``(R, n, T, T)``.
+    """
+
+    def __init__(self, points: int, replicas: int, seed: int = 0):
+        if points < 2 or points & (points - 1):
+            raise InvalidArgumentError(f"points must be a power of 2 >= 2, got {points}")
+        if points > MAX_POINTS:
+            raise InvalidArgumentError(f"points must be <= {MAX_POINTS}, got {points}")
+        if replicas < 2:
+            raise InvalidArgumentError(f"replicas must be >= 2 (the error estimate needs "
+                                       f"two randomizations), got {replicas}")
+        self.points, self.replicas = int(points), int(replicas)
+        self._seeds = np.random.SeedSequence(seed)
+
+    def draws(self, T: int):
+        from scipy.special import ndtri
+        from scipy.stats import qmc
+
+        d = T * T
+        engines = [qmc.Sobol(d, scramble=True, seed=np.random.default_rng(s))
+                   for s in self._seeds.spawn(self.replicas)]
+        chunk = max(1, min(self.points, _CHUNK_FLOATS // (d * self.replicas)))
+        chunk = 1 << (chunk.bit_length() - 1)     # a power of 2: Sobol's balance per chunk
+        done = 0
+        while done < self.points:
+            n = min(chunk, self.points - done)
+            u = np.stack([e.random(n) for e in engines])
+            np.clip(u, 1e-300, 1.0 - 2 ** -53, out=u)
+            yield ndtri(u).reshape(self.replicas, n, T, T)
+            done += n
+
+
+def _softmax(Z: np.ndarray, causal: bool) -> np.ndarray:
+    if causal:
+        T = Z.shape[-1]
+        Z = np.where(np.tril(np.ones((T, T), dtype=bool)), Z, -np.inf)
+    Z = Z - Z.max(axis=-1, keepdims=True)
+    E = np.exp(Z)
+    return E / E.sum(axis=-1, keepdims=True)
+
+
+def trace_pp(A: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """``tr(X P_s Y P_t)`` for all (s, t), ``P_s = diag(a_s) − a_s a_sᵀ``; X, Y symmetric,
+    broadcast against the weights A (``..., T, T``).
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0); A = rng.dirichlet(np.ones(3), size=3)
+    >>> X = np.eye(3) + 0.3; Y = np.diag([1.0, 2.0, 3.0])
+    >>> P = [np.diag(a) - np.outer(a, a) for a in A]
+    >>> brute = np.array([[np.trace(X @ P[s] @ Y @ P[t]) for t in range(3)] for s in range(3)])
+    >>> bool(np.allclose(trace_pp(A, X, Y), brute))
+    True
+    """
+    At = np.swapaxes(A, -1, -2)
+    AX, AY = A @ X, A @ Y
+    W = AX * AY
+    WAt = W @ At
+    return (A @ (X * Y) @ At - np.swapaxes(WAt, -1, -2) - WAt
+            + (AY @ At) * (AX @ At))
+
+
+def softmax_moments(F: np.ndarray, thetas: np.ndarray, logit_var: float, causal: bool,
+                    sampler: SoftmaxSampler | None):
+    """Per-replica averages for one attention block.
+
+    Parameters
+    ----------
+    F : (R, T, T)
+        Token kernel of the attention input, per replica.
+    thetas : (R, K, T, T)
+        Tangent kernels of the attention input.
+    logit_var : float
+        ``C_Q C_K`` (0 for the 1/C logit scaling).
+    sampler : SoftmaxSampler or None
+        None only where the weights are deterministic (``T = 1`` or ``logit_var = 0``).
+
+    Returns
+    -------
+    (AFA, ATA, logit) with shapes (R, T, T), (R, K, T, T), (R, K, T, T): ``E[A F Aᵀ]``,
+    ``E[A Θ Aᵀ]`` and ``Θ∘E[tr(F P F P)] + F∘E[tr(Θ P F P)]`` (zero when the weights are
+    deterministic).
+    """
+    R, T, _ = F.shape
+    K = thetas.shape[1]
+    if T == 1 or logit_var == 0.0:
+        A = deterministic_weights(T, causal)
+        return (A @ F @ A.T, A @ thetas @ A.T, np.zeros_like(thetas))
+    if sampler is None:
+        raise InvalidArgumentError("random attention weights need a sampler")
+    work = sampler.points * sampler.replicas * T ** 3 * (6 + 8 * K)
+    if work > MAX_WORK:
+        raise InvalidArgumentError(
+            f"the attention expectation needs ~{work:.2g} multiply-adds (T = {T}, "
+            f"{sampler.points} points x {sampler.replicas} randomizations, {K} tangents); at "
+            f"most {MAX_WORK:.0e} per block (fewer tokens, points or a looser tolerance)")
+    Lf = logit_var ** 0.25 * sqrt_psd(F)            # (R, T, T): Z = Lf ξ Lfᵀ has cov σ² F⊗F
+    LfT = np.swapaxes(Lf, -1, -2)
+    Fb, Tb = F[:, None], thetas[:, :, None]                     # (R,1,T,T), (R,K,1,T,T)
+    afa = np.zeros_like(F)
+    ata = np.zeros_like(thetas)
+    t1 = np.zeros_like(F)
+    t2 = np.zeros_like(thetas)
+    for xi in sampler.draws(T):
+        A = _softmax(Lf[:, None] @ xi @ LfT[:, None], causal)  # (R, n, T, T)
+        At = np.swapaxes(A, -1, -2)
+        afa += (A @ Fb @ At).sum(axis=1)
+        Ak = A[:, None]
+        ata += (Ak @ Tb @ At[:, None]).sum(axis=2)
+        t1 += trace_pp(A, Fb, Fb).sum(axis=1)
+        t2 += trace_pp(Ak, Tb, Fb[:, None]).sum(axis=2)
+    n = sampler.points
+    afa, ata, t1, t2 = afa / n, ata / n, t1 / n, t2 / n
+    logit = thetas * t1[:, None] + F[:, None] * t2
+    return afa, ata, logit_var * logit
+
+
+@dataclass(frozen=True)
+class AttentionKernel:
+    """``E[A F Aᵀ]`` for one input kernel: value ± error (std over randomizations / √R)."""
+
+    value: np.ndarray
+    error: np.ndarray
+    points: int
+    replicas: int
+    exact: bool
+
+    def to_dict(self) -> dict:
+        return {"value": self.value.tolist(), "error": self.error.tolist(),
+                "points": self.points, "replicas": self.replicas, "exact": self.exact}
+
+
+def attention_kernel(F, logit_var: float = 1.0, *, causal: bool = False, points: int = 1024,
+                     replicas: int = 8, tolerance: float | None = None, seed: int = 0
+                     ) -> AttentionKernel:
+    """``E[A F Aᵀ]`` over softmax weights of Gaussian logits with covariance
+    ``logit_var · F⊗F``, with a randomized-QMC error estimate.
+
+    With ``tolerance``, the points are quadrupled until every entry's error is at most
+    ``tolerance · max|F|`` (:class:`ConvergenceError` beyond :data:`MAX_POINTS`).
+    """
+    F = np.asarray(F, dtype=float)
+    if F.ndim != 2 or F.shape[0] != F.shape[1] or not np.all(np.isfinite(F)):
+        raise InvalidArgumentError("F must be a finite square matrix")
+    if not np.allclose(F, F.T) or np.linalg.eigvalsh(F).min() < -1e-10 * max(1.0, abs(F).max()):
+        raise InvalidArgumentError("F must be symmetric positive semidefinite")
+    if not (np.isfinite(logit_var) and logit_var >= 0):
+        raise InvalidArgumentError(f"logit_var must be finite and >= 0, got {logit_var}")
+    T = F.shape[0]
+    if T == 1 or logit_var == 0.0:
+        A = deterministic_weights(T, causal)
+        return AttentionKernel(A @ F @ A.T, np.zeros_like(F), 0, 0, True)
+    while True:
+        s = SoftmaxSampler(points, replicas, seed)
+        Fr = np.broadcast_to(F, (replicas, T, T)).copy()
+        afa, _, _ = softmax_moments(Fr, np.zeros((replicas, 0, T, T)), logit_var, causal, s)
+        value, error = afa.mean(axis=0), afa.std(axis=0, ddof=1) / np.sqrt(replicas)
+        if tolerance is None or error.max() <= tolerance * abs(F).max():
+            return AttentionKernel(value, error, points, replicas, False)
+        if points * 4 > MAX_POINTS:
+            raise ConvergenceError(
+                f"attention expectation: error {error.max():.2g} > tolerance "
+                f"{tolerance:g} x max|F| with {points} points x {replicas} randomizations "
+                f"(the most is {MAX_POINTS} points); loosen the tolerance")
+        points *= 4

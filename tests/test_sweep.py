@@ -1,0 +1,248 @@
+"""critheory sweep: Dask-scheduled grids, the zarr store written cell by cell, resume, plot."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dask.distributed")
+pytest.importorskip("xarray")
+pytest.importorskip("zarr")
+
+from critheory.cli.main import main  # noqa: E402
+from critheory.errors import InvalidArgumentError  # noqa: E402
+from critheory.sweep import SweepSpec, cell_seed, check_spec, run_cell  # noqa: E402
+from critheory.sweep.cell import SCIENCE  # noqa: E402
+from critheory.sweep.plot import agreement  # noqa: E402
+from critheory.sweep.run import run_sweep  # noqa: E402
+from critheory.sweep.store import load  # noqa: E402
+
+# small networks: a cell takes ~0.05 s here; tanh has a curved critical line through the grid
+SPEC = SweepSpec(("tanh",), "mlp", 1.0, (0.5, 3.0, 9), (0.0, 0.3, 7), width=32, depth=12,
+                 seeds=8, n_boot=100)
+CLI_ARGS = ["tanh", "--weight-var", "0.5:3:9", "--bias-var", "0:0.3:7", "--width", "32",
+            "--depth", "12", "--seeds", "8", "--n-boot", "100"]
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One 2-worker LocalCluster of real worker processes for the module."""
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=":0", silence_logs=40)
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def full(client, tmp_path_factory):
+    """The 9x7 sweep, uninterrupted, on the 2-worker cluster: (run, path)."""
+    out = tmp_path_factory.mktemp("sweep") / "full.zarr"
+    return run_sweep(SPEC, out, client=client), out
+
+
+def _science(ds):
+    return {v: np.asarray(ds[v].values) for v in SCIENCE}
+
+
+def test_grid_9x7_store_plot_and_theory(full, tmp_path):
+    run, out = full
+    assert (run.cells, run.computed, run.skipped, run.workers, run.run) == (63, 63, 0, 2, 1)
+    ds = load(out)
+    assert ds["chi_j"].dims == ("activation", "weight_var", "bias_var")
+    assert ds["chi_j"].shape == (1, 9, 7) and bool(ds["done"].all())
+    assert list(ds["activation"].values) == ["tanh"]
+    assert np.allclose(ds["weight_var"].values, np.linspace(0.5, 3.0, 9))
+    for v in ("chi_j", "chi_j_stderr", "exponent", "chi_j_theory", "phase"):
+        assert v in ds and np.all(np.isfinite(ds[v].values))
+    from critheory.sweep.plot import plot_sweep
+
+    png = tmp_path / "s.png"
+    plot_sweep(ds, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # theory beside it: the phase follows chi_J at the fixed point
+    chi, ph = ds["chi_j_theory"].values, ds["phase"].values
+    assert np.all(ph[chi < 0.99] == -1) and np.all(ph[chi > 1.01] == 1)
+    # measured chi_J agrees with theory wherever the theory has a finite APJN (every cell
+    # here): no |z| beyond the Bonferroni threshold at family-wise level 0.01
+    agr = agreement(ds)
+    assert agr["compared"] == 63
+    assert agr["disagree"] == 0, agr["max_abs_z"]
+    # ...and the comparison has power: a theory 25 % off in chi_J is caught in most cells
+    # (log 1.25 = 0.22 against sigma = sqrt(se^2 + 1/32^2) ~ 0.035)
+    wrong = ds.copy()
+    sigma = np.abs(np.log(ds["chi_j"] / ds["chi_j_theory_window"]) / ds["chi_j_z"])
+    wrong["chi_j_z"] = (np.log(ds["chi_j"] / (1.25 * ds["chi_j_theory_window"]))) / sigma
+    assert agreement(wrong)["disagree"] > 40
+
+
+def test_kill_midway_and_resume(client, full, tmp_path):
+    """Kill a running `critheory sweep` (SIGKILL to its process group) after some cells are
+    written, resume it, and compare with the uninterrupted run."""
+    import zarr
+
+    out = tmp_path / "k.zarr"
+    # one worker (slower, so that it is still running when killed; the numbers do not depend
+    # on the number of workers)
+    code = ("import sys; from critheory.cli.main import main; "
+            f"sys.exit(main({['sweep'] + CLI_ARGS + ['--workers', '1', '--out', str(out)]!r}))")
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    n_before = 0
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            try:
+                n_before = int(np.sum(zarr.open_group(str(out), mode="r")["done"][...]))
+            except Exception:  # noqa: BLE001 - the store is not created yet
+                continue
+            if n_before >= 3:
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    before = load(out)
+    done1 = before["done"].values.copy()
+    assert 3 <= done1.sum() < 63, (n_before, proc.stderr.read().decode()[-2000:])
+    stamps = before["computed_at"].values.copy()
+    assert np.all(before["run"].values[done1] == 1)
+
+    run = run_sweep(SPEC, out, resume=True, client=client)
+    assert run.run == 2 and run.skipped == int(done1.sum()) and run.computed == 63 - run.skipped
+    after = load(out)
+    assert bool(after["done"].all())
+    # finished cells were not recomputed: same timestamp, still marked as run 1
+    assert np.array_equal(after["computed_at"].values[done1], stamps[done1])
+    assert np.all(after["run"].values[done1] == 1) and np.all(after["run"].values[~done1] == 2)
+    # the final store equals the uninterrupted run exactly
+    a, b = _science(after), _science(load(full[1]))
+    for v in SCIENCE:
+        assert np.array_equal(a[v], b[v], equal_nan=True), v
+    # resuming a complete sweep computes nothing
+    assert run_sweep(SPEC, out, resume=True, client=client).computed == 0
+
+
+def test_determinism_seeds():
+    spec = check_spec(SweepSpec(("gelu", "relu"), "pre-ln", 1.0, (0.5, 2.0, 2), (0.0, 0.1, 2),
+                                16, 6, 4, n_boot=20))
+    r1, r2 = run_cell(spec, 0, 1, 0), run_cell(spec, 0, 1, 0)
+    assert all(r1[k] == r2[k] or (r1[k] != r1[k] and r2[k] != r2[k]) for k in SCIENCE)
+    other = check_spec(SweepSpec(**{**spec.__dict__, "root_seed": 1}))
+    assert run_cell(other, 0, 1, 0)["chi_j"] != r1["chi_j"]
+    seeds = {cell_seed(0, *c) for c in spec.cells()}
+    assert len(seeds) == spec.n_cells
+
+
+def test_relu_theory_column():
+    # for relu E[phi'(z)^2] = P(z > 0) = 1/2 at every K, so the MLP's chi_J = sigma_w^2/2
+    spec = check_spec(SweepSpec(("relu",), "mlp", 1.0, (1.0, 3.0, 3), (0.0, 0.2, 2), 16, 6, 4,
+                                n_boot=20))
+    for a, i, j in spec.cells():
+        r = run_cell(spec, a, i, j)
+        assert r["chi_j_theory"] == pytest.approx(spec.weight_vars[i] / 2, rel=1e-12)
+        assert r["phase"] == {1.0: -1, 2.0: 0, 3.0: 1}[spec.weight_vars[i]]
+
+
+def test_cli_json_and_resume_refusals(client, tmp_path, capsys):
+    out = tmp_path / "c.zarr"
+    # an existing cluster by its address (used unchanged: still 2 workers afterwards)
+    base = ["sweep", "relu", "--weight-var", "1:3:3", "--bias-var", "0:0.2:2", "--width", "16",
+            "--depth", "6", "--seeds", "4", "--n-boot", "20", "--scheduler",
+            client.scheduler.address]
+    assert main(base + ["--out", str(out), "--json", "--plot", str(tmp_path / "c.png")]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["run"]["computed"] == 6 and d["agreement"]["compared"] == 6
+    assert d["run"]["workers"] == 2 and d["run"]["scheduler"] == client.scheduler.address
+    assert len(client.scheduler_info()["workers"]) == 2
+    assert (tmp_path / "c.png").exists()
+    # an existing store without --resume is refused, not overwritten
+    assert main(base + ["--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    # --resume with other settings: refused, naming the difference
+    assert main([*base[:5], "0:0.3:2", *base[6:], "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "bias_var" in err and err.count("\n") == 1
+    assert main(base + ["--out", str(out), "--resume"]) == 0
+    text = capsys.readouterr().out
+    assert "run 2: computed 0 cells, 6 were already done" in text and "wrote" in text
+
+
+@pytest.mark.parametrize("extra", [
+    ["--weight-var", "0:1:3"],                 # weight variance must be > 0
+    ["--weight-var", "1:2"],                   # not LO:HI:N
+    ["--bias-var", "1:0:3"],                   # HI < LO
+    ["--width", "4096", "--depth", "1000", "--seeds", "1000"],   # over the simulator budget
+    ["--weight-var", "0.5:3:400", "--bias-var", "0:1:300"],      # over MAX_CELLS
+    ["--backend", "jax"],
+    ["--backend", "torch:cuda:7"],             # no such device here (local cluster)
+    ["--window", "1:5"],
+    ["--probes", "many"],
+])
+def test_cli_errors_exit_2(extra, tmp_path, capsys):
+    args = ["sweep", "tanh", "--weight-var", "1:2:2", "--bias-var", "0:0.1:2", "--width", "8",
+            "--depth", "6", "--seeds", "2", "--out", str(tmp_path / "e.zarr")]
+    for i in range(0, len(extra), 2):
+        if extra[i] in args:
+            args[args.index(extra[i]) + 1] = extra[i + 1]
+        else:
+            args += extra[i:i + 2]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "e.zarr").exists()
+
+
+def test_resume_of_missing_store_and_bad_store(tmp_path):
+    spec = SweepSpec(("tanh",), "mlp", 1.0, (1.0, 2.0, 2), (0.0, 0.1, 2), 8, 6, 2)
+    with pytest.raises(InvalidArgumentError, match="does not exist"):
+        run_sweep(spec, tmp_path / "nope.zarr", resume=True)
+    (tmp_path / "x").mkdir()
+    with pytest.raises(InvalidArgumentError, match="not a critheory sweep store"):
+        run_sweep(spec, tmp_path / "x", resume=True)
+
+
+def test_without_extras_one_line():
+    code = ("import sys\n"
+            "for m in ('dask', 'dask.distributed', 'distributed', 'xarray', 'zarr'):\n"
+            "    sys.modules[m] = None\n"
+            "from critheory.cli.main import main\n"
+            "sys.exit(main(['sweep', 'tanh', '--weight-var', '1:2:2', '--bias-var', '0:0.1:2',"
+            " '--width', '8', '--depth', '6', '--seeds', '2', '--out', 'never.zarr']))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip() == ("critheory: error: the sweep command needs the sweep extra: "
+                                  "pip install 'critheory[sweep]'")
+    assert not os.path.exists("never.zarr")
+
+
+@pytest.mark.parametrize("obs", ["kernel", "kurtosis", "ntk"])
+def test_observables(obs):
+    spec = check_spec(SweepSpec(("tanh",), "mlp", 1.0, (1.0, 2.0, 2), (0.1, 0.1, 1), 32, 8, 16,
+                                observable=obs, n_boot=20))
+    r = run_cell(spec, 0, 1, 0)
+    assert np.isfinite(r["observable"]) and r["observable_stderr"] > 0
+    # kernel and NTK: Θ^8, K^8 at width 32 against infinite width, kurtosis against the 1/n
+    # prediction; 4 standard errors (16 networks) plus the O(depth/width) = 8/32 relative
+    # finite-width correction (the kurtosis theory is already at width 32)
+    slack = 0.25 * abs(r["observable_theory"]) if obs in ("kernel", "ntk") else 0.0
+    assert abs(r["observable"] - r["observable_theory"]) <= 4 * r["observable_stderr"] + slack
+
+
+@pytest.mark.slow
+def test_unreachable_scheduler_leaves_nothing(tmp_path, capsys):
+    # ~20 s: the connection timeout
+    out = tmp_path / "u.zarr"
+    assert main(["sweep", "tanh", "--weight-var", "1:2:2", "--bias-var", "0:0.1:2", "--width",
+                 "8", "--depth", "6", "--seeds", "2", "--out", str(out), "--scheduler",
+                 "tcp://127.0.0.1:1"]) == 2
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+    assert not out.exists()

@@ -1,0 +1,162 @@
+"""``critheory torch-apjn`` (issue 19): output, one-line errors, and the core without torch."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from critheory.cli.main import main
+
+MODEL = textwrap.dedent("""
+    import torch
+    from torch import nn
+    from critheory.torch import Residual, init_critical_
+
+    def mlp():
+        m = nn.Sequential(nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(),
+                          nn.Linear(32, 32))
+        init_critical_(m, seed=0)
+        return m
+
+    def resnet():
+        return nn.Sequential(nn.Linear(16, 16),
+                             Residual(nn.Sequential(nn.ReLU(), nn.Linear(16, 16)), mu=0.7))
+
+    class Custom(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(8, 8)
+            self.b = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.b(torch.sin(self.a(x)))
+
+    def custom():
+        return Custom()
+
+    def conv():
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+                             nn.Conv2d(4, 4, 3, padding=1))
+
+    def transformer():
+        return nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0,
+                                                                batch_first=True),
+                                     num_layers=2, enable_nested_tensor=False).eval()
+
+    def not_a_model():
+        return 42
+
+    def broken():
+        raise RuntimeError("no weights today")
+""")
+
+
+@pytest.fixture()
+def models(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    path = tmp_path / "usermodels.py"
+    path.write_text(MODEL)
+    monkeypatch.chdir(tmp_path)
+    yield path
+    sys.modules.pop("usermodels", None)
+
+
+def _run(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:          # argparse errors
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_json_output_with_theory(models, capsys):
+    code, out, err = _run(capsys, "torch-apjn", f"{models}:mlp", "--probes", "4", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["layers"] == ["0", "2", "4"] and d["input_shape"] == [16, 32]
+    assert len(d["apjn_mean"]) == len(d["apjn_stderr"]) == len(d["apjn_theory"]) == 3
+    assert d["apjn_mean"][0] == 1.0 and d["apjn_theory"][0] == 1.0
+    assert set(d["hyperparameters"][1]) == {"weight_var", "bias_var"}
+    assert d["hyperparameters"][1]["bias_var"] == 0.0 and d["phase"] == "critical"
+    # the same run again (module imported by name from the current directory): same numbers
+    code, out2, err = _run(capsys, "torch-apjn", "usermodels:mlp", "--probes", "4", "--json")
+    assert code == 0 and json.loads(out2)["apjn_mean"] == d["apjn_mean"]
+
+
+def test_unreadable_model_has_null_theory(models, capsys):
+    code, out, err = _run(capsys, "torch-apjn", "usermodels:custom", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["apjn_theory"] is None and d["layers"] == ["a", "b"]
+    assert "Custom" in d["theory_note"] and d["hyperparameters"][0]["weight_var"] > 0
+    code, out, err = _run(capsys, "torch-apjn", "usermodels:resnet", "--probes", "3")
+    assert code == 0 and "1.branch" not in out and "theory: phase" in out
+    code, out, err = _run(capsys, "torch-apjn", "usermodels:conv", "--input-shape", "2,3,5,5",
+                          "--method", "exact", "--json")
+    assert code == 0 and json.loads(out)["method"] == "exact"
+    code, out, err = _run(capsys, "torch-apjn", "usermodels:transformer", "--input-shape",
+                          "2,3,8", "--probes", "4", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["layers"] == ["layers.0", "layers.1"] and d["method"] == "vjp"
+    assert d["apjn_theory"] is None and d["hyperparameters"][0]["weight_var"] is None
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["nosuchmodule:f"], "cannot import 'nosuchmodule'"),
+    (["usermodels:nothere"], "has no attribute 'nothere'"),
+    (["usermodels:not_a_model"], "returned int, not a torch.nn.Module"),
+    (["usermodels:broken"], "broken() failed: RuntimeError: no weights today"),
+    (["usermodels:mlp", "--input-shape", "4,31"], "fails on inputs of shape (4, 31)"),
+    (["usermodels:conv"], "give --input-shape"),
+    (["usermodels"], "expected MODULE:FACTORY"),
+    (["missing.py:f"], "no such file"),
+    (["usermodels:mlp", "--input-shape", "100000,1000"], "at most"),
+    (["usermodels:mlp", "--probes", "0"], "--probes must be >= 1"),
+])
+def test_bad_input_is_one_line(models, capsys, argv, needle):
+    code, out, err = _run(capsys, "torch-apjn", *argv)
+    assert code == 2 and out == ""
+    assert needle in err and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+_NO_TORCH = textwrap.dedent("""
+    import importlib.abc, sys
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ImportError("torch is blocked in this test")
+            return None
+
+    sys.meta_path.insert(0, Block())
+    import critheory
+    import critheory.torch                     # the package itself imports without torch
+    from critheory.cli.main import main
+    assert main(["moments", "tanh", "--var", "1"]) == 0
+    try:
+        from critheory.torch import apjn
+    except ImportError as exc:
+        assert "pip install" in str(exc), exc
+    else:
+        raise SystemExit("critheory.torch.apjn imported without torch")
+    code = main(["torch-apjn", "x:y"])
+    assert "torch" not in sys.modules, sorted(m for m in sys.modules if "torch" in m)
+    sys.exit(10 + code)
+""")
+
+
+def test_core_and_command_without_torch():
+    env = dict(os.environ)
+    env.pop("PYTHONSTARTUP", None)
+    p = subprocess.run([sys.executable, "-c", _NO_TORCH], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert p.returncode == 12, p.stderr        # torch-apjn exits 2
+    lines = [l for l in p.stderr.strip().splitlines() if l]
+    assert lines == ["critheory: error: critheory torch-apjn needs PyTorch: "
+                     "pip install critheory[torch]"], p.stderr

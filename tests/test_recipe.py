@@ -485,3 +485,26 @@ def test_torch_snippet_one_sgd_step_moves_the_output_by_the_ntk(capsys):
     # 4 standard errors plus the O(L/n) finite-width correction
     print(f"one-step NTK: measured {mean:.4f} +- {se:.4f}, recursion {theta:.4f}")
     assert abs(mean - theta) < 4 * se + (L / n) * theta, (mean, se, theta)
+
+
+@pytest.mark.parametrize("s, table", [
+    # [DYZ] §II.1.E, the table of the Vision-Transformer runs (n = 768, n_out = 1000): relative
+    # lr factors of the AdamW-neural-tangent (s = 0) and AdamW-maximal-update (s = 1) runs, and
+    # the head weights' initial std (n^(-1/2) and n^(-1)). The positional embedding is the
+    # embedding group's (bias-like, not divided by a fan-in) rate; the M of the MLP weights is
+    # set to 1 because the printed runs "ignore the factor of M = 4" (their footnote 41).
+    (0.0, {"qkvu": 768 ** -1.5, "embedding": 768 ** -0.5, "head_lr": 1 / 768 / 1000 ** 0.5,
+           "head_std": 768 ** -0.5, "head_bias": 1000 ** -0.5}),
+    (1.0, {"qkvu": 1 / 768, "embedding": 1.0, "head_lr": 1 / 768 / 1000 ** 0.5,
+           "head_std": 1 / 768, "head_bias": 1000 ** -0.5}),
+])
+def test_transformer_adamw_matches_the_printed_vit_table(s, table):
+    r = recipe("gelu", width=768, depth=12, family=s, optimizer="adamw", arch="transformer",
+               heads=12, mlp_ratio=1, output_dim=1000)
+    for name in ("q", "k", "v", "out_proj", "mlp_in", "mlp_out"):
+        assert r.group(name).lr_factor == pytest.approx(table["qkvu"], rel=1e-12), name
+    assert r.group("embedding").lr_factor == pytest.approx(table["embedding"], rel=1e-12)
+    head = r.group("head")
+    assert head.lr_factor == pytest.approx(table["head_lr"], rel=1e-12)
+    assert math.sqrt(head.init_variance) == pytest.approx(table["head_std"], rel=1e-12)
+    assert r.extras["head_bias"]["lr_factor"] == pytest.approx(table["head_bias"], rel=1e-12)

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -258,7 +259,13 @@ def _jvp_pass(model, inputs, source, targets, tangent_for) -> tuple[dict, dict]:
         if h is None:
             raise InvalidArgumentError(f"submodule {source!r} does not return a tensor")
         done["src"] = True
-        return _replace_first(out, fwAD.make_dual(h, tangent_for(h)))
+        with warnings.catch_warnings():
+            # torch's first make_dual loads its forward-mode decompositions through
+            # torch.jit.script, which torch itself deprecates: not the caller's to act on
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated",
+                                    category=DeprecationWarning)
+            dual = fwAD.make_dual(h, tangent_for(h))
+        return _replace_first(out, dual)
 
     def tgt_hook(name):
         def hook(mod, args, out):

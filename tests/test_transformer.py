@@ -330,9 +330,18 @@ def test_cli_validate_and_analyze(capsys):
     a = json.loads(out)
     assert a["universality_class"] == "everywhere-critical"
     assert a["exponents"]["laws"]["one_token_zeta"] == pytest.approx(1.0, rel=1e-12)
+    assert a["kernel_tokens_error"] == [[0.0]]            # one token: exact
     rc, out, _ = _cli(capsys, "analyze", "relu", "--arch", "transformer-post-ln",
                       "--tokens", "2", "--verify-depth", "12")
-    assert rc == 0 and "not everywhere-critical" in out
+    assert rc == 0 and "not everywhere-critical" in out and " +- " in out
+    rc, out, _ = _cli(capsys, "analyze", "relu", "--arch", "transformer", "--tokens", "2",
+                      "--verify-depth", "12", "--json")
+    a = json.loads(out)
+    # every QMC number comes with its error: positive where the softmax is sampled
+    err = np.array(a["kernel_tokens_error"])
+    assert err.shape == (2, 2) and np.all(err > 0)
+    assert all(e > 0 for e in a["chi_blocks_error"]["layer_12"][:1])   # the attention block
+    assert a["chi_jacobian_error"]["layer_12"] > 0
 
 
 def test_linearized_mlp_rule_matches_full_evaluation(monkeypatch):

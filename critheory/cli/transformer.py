@@ -268,8 +268,13 @@ def _cmd_analyze(args) -> int:
          "chi_blocks": {"block_kinds": list(d.block_kinds),
                         "layer_2": d.chi_blocks[1].tolist() if L > 1 else None,
                         f"layer_{L}": d.chi_blocks[i].tolist()},
+         "chi_blocks_error": {"layer_2": d.chi_blocks_error[1].tolist() if L > 1 else None,
+                              f"layer_{L}": d.chi_blocks_error[i].tolist()},
          "chi_jacobian": {"layer_2": d.chi_jacobian[1], f"layer_{L}": d.chi_jacobian[i]},
+         "chi_jacobian_error": {"layer_2": d.chi_jacobian_error[1],
+                                f"layer_{L}": d.chi_jacobian_error[i]},
          "kernel_tokens": d.kernel_tokens[i].tolist(),
+         "kernel_tokens_error": d.kernel_tokens_error[i].tolist(),
          "settings": d.settings, "qmc": {"points": d.points, "replicas": d.replicas,
                                          "exact": d.exact}}
     if args.plot:
@@ -284,8 +289,9 @@ def _cmd_analyze(args) -> int:
     print(f"reference point weight_var = {sw:g}, bias_var = {sb:g}; " + _qmc_line(d))
     print(f"one-block APJN (chi) of {', '.join(d.block_kinds)}:")
     for l in sorted({2, L} if L > 1 else {1}):
-        print(f"  layer {l:>4}: " + "  ".join(_f(v, ".6g") for v in d.chi_blocks[l - 1])
-              + f"   (layer chi {_f(d.chi_jacobian[l - 1], '.6g')})")
+        print(f"  layer {l:>4}: " + "  ".join(_pm(v, e) for v, e in
+                                             zip(d.chi_blocks[l - 1], d.chi_blocks_error[l - 1]))
+              + f"   (layer chi {_pm(d.chi_jacobian[l - 1], d.chi_jacobian_error[l - 1])})")
     if crit:
         if fit is not None:
             print(f"APJN: J ~ l^{fit['slope']:.4f} (fit over {fit['window']}), local slope "
@@ -297,8 +303,8 @@ def _cmd_analyze(args) -> int:
         print(f"chi at l = {L}: {_f(d.chi_jacobian[i], '.6g')} (J grows/decays "
               f"exponentially unless it is 1)")
     print(f"token kernel G^{L}:")
-    for row in d.kernel_tokens[i]:
-        print("  " + " ".join(f"{v:12.6g}" for v in row))
+    for row, err in zip(d.kernel_tokens[i], d.kernel_tokens_error[i]):
+        print("  " + " ".join(f"{_pm(v, e):>22}" for v, e in zip(row, err)))
     if args.plot:
         print(f"wrote {args.plot}")
     return 0

@@ -94,6 +94,7 @@ class TransformerCurves:
     exact: bool
     runaway_depth: int | None = None
     settings: dict = field(default_factory=dict)
+    chi_blocks_error: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         def lst(a):
@@ -116,6 +117,8 @@ class TransformerCurves:
                 "kernel_error": lst(self.kernel_error), "apjn_error": lst(self.apjn_error),
                 "chi_jacobian_error": lst(self.chi_jacobian_error),
                 "chi_blocks": [lst(r) for r in self.chi_blocks],
+                "chi_blocks_error": (None if self.chi_blocks_error is None else
+                                     [lst(r) for r in self.chi_blocks_error]),
                 "block_kinds": list(self.block_kinds),
                 "qmc": {"points": self.points, "replicas": self.replicas,
                         "exact": self.exact},
@@ -227,7 +230,7 @@ def transformer_depth(net, weight_var: float, bias_var: float, depth: int, *, l0
         G, Ge = _stats(Gs, exact)
         Jm, Je = _stats(J, exact)
         cm, ce = _stats(chi, exact)
-        bm, _ = _stats(chib, exact)
+        bm, be = _stats(chib, exact)
         if exact or tolerance is None:
             break
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -261,7 +264,7 @@ def transformer_depth(net, weight_var: float, bias_var: float, depth: int, *, l0
                                          "+".join(x.kind for x in b.branch)
                                          for b in net.blocks),
         points=0 if exact else points, replicas=0 if exact else replicas, exact=exact,
-        runaway_depth=runaway,
+        runaway_depth=runaway, chi_blocks_error=be,
         settings={"arch": net.name, "tokens": T, "heads": net.attention.heads,
                   "mlp_ratio": net.mlp_ratio, "causal": net.attention.causal,
                   "logit_scale": net.attention.logit_scale, "cq": net.attention.cq,

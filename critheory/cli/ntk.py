@@ -213,7 +213,8 @@ def ntk_verdict(cols: dict, alpha: float) -> dict:
     """``validate --ntk``: the NTK's own verdict over the layers whose z-score is defined.
 
     ``ntk_z_crit`` is the two-sided Bonferroni threshold ``Φ⁻¹(1 − α/(2m))`` over the ``m``
-    compared layers (those with a sampling error: layer 1 of a fixed input is deterministic) (family-wise error rate α under the infinite-width hypothesis);
+    compared layers (those with a sampling error: layer 1 of a fixed input is deterministic;
+    family-wise error rate α under the infinite-width hypothesis);
     ``ntk_verdict`` is ``consistent`` when every ``|z|`` is within it, ``inconsistent``
     otherwise, and ``not compared`` when no layer has a z-score. Finite-width corrections of
     relative size O(l/width) are not allowed for: at depth comparable to the width an
@@ -262,7 +263,8 @@ def register(sub) -> None:
     p.add_argument("--weight-var", type=_finite, required=True)
     p.add_argument("--bias-var", type=_finite, required=True)
     p.add_argument("--depth", type=bounded_int(1, MAX_CLI_DEPTH, "depth"), required=True)
-    p.add_argument("--lambda-b", type=nonnegative, default=1.0, help="bias learning rate (default 1)")
+    p.add_argument("--lambda-b", type=nonnegative, default=1.0,
+                   help="bias learning rate (default 1)")
     p.add_argument("--lambda-w", type=nonnegative, default=1.0,
                    help="weight learning rate per fan-in (default 1)")
     p.add_argument("--scaling", choices=("constant", "equivalence"), default="constant",

@@ -317,17 +317,9 @@ def _compare(args):
         from critheory.io.plots import check_path
 
         check_path(args.plot)
-    probes = args.probes
-    if probes is not None and str(probes).strip().lower() != "exact":
-        try:
-            probes = int(probes)
-        except ValueError:
-            raise InvalidArgumentError(f"--probes must be a positive integer or 'exact', got "
-                                       f"{args.probes!r}") from None
-        if probes < 1:
-            raise InvalidArgumentError(f"--probes must be >= 1, got {probes}")
-    elif probes is not None:
-        probes = "exact"
+    from critheory.cli.simulation import _probes
+
+    probes = _probes(args.probes)
     net = _net(args)
     if args.width % net.attention.heads:
         raise InvalidArgumentError(f"--heads ({net.attention.heads}) must divide --width "

@@ -20,8 +20,9 @@ The projected sampler factors the ``k × k`` Gram matrix of each block on the ho
 (:func:`critheory.simulation.sampling.gram_factor`); only the ``N × k`` products run on the
 device.
 
-φ and φ' on torch are sympy's torch translation of the activation's formula (``Heaviside`` with
-``H(0) = 1/2`` as in numpy); where it fails or returns non-finite values for finite arguments
+φ and φ' on torch are the activation's formula compiled for tensors
+(:func:`critheory.activation.torch_eval.compile_torch`, ``Heaviside`` with its ``H(0)``, 1/2
+by default as in numpy); where it fails or returns non-finite values for finite arguments
 (the numpy evaluator repairs such values in extended precision) the values are computed by the
 numpy evaluator on the host instead. With float32 on numpy, φ is evaluated in float64 and
 rounded to float32.
@@ -189,22 +190,13 @@ class Backend:
 
 def _torch_activation(bk: Backend, act, n: int, host: Callable) -> Callable:
     t = bk._torch
+    from critheory.activation.symbolic import X
+    from critheory.activation.torch_eval import compile_torch
+    from critheory.errors import ActivationError
 
-    def heaviside(x, h0=0.5):
-        return t.heaviside(x, t.tensor(float(h0), dtype=x.dtype, device=x.device))
-
-    def ipow(b, k: int):
-        return b ** k
-
-    fn = None
     try:
-        import sympy as sp
-
-        from critheory.activation.symbolic import X
-
-        fn = sp.lambdify(X, act.derivative(n),
-                         modules=[{"Heaviside": heaviside, "_ipow": ipow}, "torch"])
-    except Exception:  # noqa: BLE001 - no torch translation: evaluate on the host
+        fn = compile_torch(act.derivative(n), X)
+    except ActivationError:  # no torch translation: evaluate on the host
         fn = None
 
     def on_host(z):
@@ -216,7 +208,7 @@ def _torch_activation(bk: Backend, act, n: int, host: Callable) -> Callable:
     def f(z):
         try:
             y = fn(z)
-        except Exception:  # noqa: BLE001 - a function sympy maps to nothing torch has
+        except Exception:  # noqa: BLE001 - a torch operation that fails on these values
             return on_host(z)
         if not isinstance(y, t.Tensor) or y.shape != z.shape:
             y = t.as_tensor(y, dtype=z.dtype, device=z.device).expand(z.shape).clone()

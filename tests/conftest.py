@@ -5,11 +5,25 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import os
 import pathlib
+import shutil
+import tempfile
 
 import mpmath
 import pytest
 from hypothesis import HealthCheck, settings
+
+# The zoo cache (critheory.activation.cache) of this test session lives in a folder of its
+# own, empty at the start: the tests never read what an earlier run or the user's own commands
+# left in the user cache directory, and never write there (subprocesses inherit the variable).
+_ZOO_CACHE_DIR = tempfile.mkdtemp(prefix="critheory-test-cache-")
+os.environ["CRITHEORY_CACHE_DIR"] = _ZOO_CACHE_DIR
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_ZOO_CACHE_DIR, ignore_errors=True)
+
 
 # Property tests: few examples, no deadline (the first call of an activation builds caches).
 settings.register_profile(

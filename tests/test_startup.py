@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -79,35 +80,49 @@ def test_help_exits_zero():
 
 
 # ---------------------------------------------------------------------- the zoo cache
-def _cache_status() -> dict:
+# Each test gets a cache folder of its own (CRITHEORY_CACHE_DIR=tmp_path): it starts empty, as on
+# a machine that never ran critheory.
+def _cache_status(cache_dir) -> dict:
     return json.loads(_run("""
         import json
         from critheory.activation import cache
         print(json.dumps(cache.status()))
-        """))
+        """, {"CRITHEORY_CACHE_DIR": str(cache_dir)}))
 
 
-def _skip_if_other_versions(st: dict) -> None:
-    # generated with other sympy/mpmath versions than installed here: the cache is (rightly)
-    # not used, every zoo activation takes the live path; not a defect of the source tree
-    if st["mismatch"] and set(st["mismatch"]) <= {"sympy", "mpmath"}:
-        pytest.skip(f"zoo cache not used here: {st['reason']}")
+def _fill(cache_dir, *names) -> None:
+    p = subprocess.run([sys.executable, "-m", "critheory.expectations.build_zoo_cache", *names],
+                       capture_output=True, text=True, timeout=900,
+                       env={**os.environ, "CRITHEORY_CACHE_DIR": str(cache_dir)})
+    assert p.returncode == 0, p.stdout + p.stderr
 
 
-def test_zoo_cache_is_up_to_date():
-    """The shipped zoo cache applies to this source tree (else every run falls back to sympy).
-    After editing the zoo or a file in cache.HASHED_SOURCES: python -m
-    critheory.expectations.build_zoo_cache"""
-    st = _cache_status()
-    _skip_if_other_versions(st)
-    assert st["symbolic"], st["reason"]
-    from critheory.activation.zoo import ZOO
-
-    assert st["entries"] == sorted(ZOO)
+def _cli(cache_dir, *argv) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "critheory", *argv], capture_output=True,
+                          text=True, timeout=300,
+                          env={**os.environ, "CRITHEORY_CACHE_DIR": str(cache_dir)})
 
 
-def test_moments_needs_no_sympy():
-    _skip_if_other_versions(_cache_status())
+def test_command_line_fills_the_cache_once(tmp_path):
+    """A new machine: the first command on a zoo activation stores its entry, the next ones
+    read it; the output is the same each time."""
+    assert _cache_status(tmp_path)["entries"] == []
+    first = _cli(tmp_path, "moments", "tanh", "--json")
+    assert first.returncode == 0 and first.stderr == "", first.stderr
+    st = _cache_status(tmp_path)
+    assert st["enabled"] and st["entries"] == ["tanh"], st
+    assert st["directory"].startswith(str(tmp_path))
+    second = _cli(tmp_path, "moments", "tanh", "--json")
+    assert second.stdout == first.stdout
+    live = subprocess.run([sys.executable, "-m", "critheory", "moments", "tanh", "--json"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CRITHEORY_NO_ZOO_CACHE": "1"})
+    assert live.stdout == first.stdout
+
+
+def test_moments_needs_no_sympy(tmp_path):
+    """After the first run on this machine, ``moments`` on a zoo activation imports neither
+    sympy nor scipy."""
     code = """
         import io, contextlib, sys
         from critheory.cli.main import main
@@ -116,7 +131,85 @@ def test_moments_needs_no_sympy():
             assert main(["moments", "relu"]) == 0
             assert main(["moments", "sin", "--json"]) == 0
         """
-    assert _loaded_after(code) == []
+    env = {"CRITHEORY_CACHE_DIR": str(tmp_path)}
+    _run(code, env)                     # the first run on this "machine" fills the cache
+    out = _run(textwrap.dedent(code) + textwrap.dedent(f"""
+        import sys
+        print("loaded:" + ",".join(m for m in {HEAVY!r} if m in sys.modules))
+        """), env)
+    assert out.strip().splitlines()[-1] == "loaded:"
+
+
+def test_damaged_cache_files_are_ignored_and_rewritten(tmp_path):
+    """A truncated, edited or foreign file changes nothing: it is not used, and the next
+    command writes it anew."""
+    good = _cli(tmp_path, "moments", "gelu", "--json")
+    assert good.returncode == 0
+    folder = pathlib.Path(_cache_status(tmp_path)["directory"])
+    path = folder / "gelu.py"
+    text = path.read_text()
+    for damaged in (text[: len(text) // 2], text.replace("x*(1 + erf(x/sqrt(2)))/2", "x"),
+                    "raise SystemExit(7)\n", "DATA = {'key': None}\n", ""):
+        assert damaged != text
+        path.write_text(damaged)
+        (folder / "_noise_mass.py").write_text(damaged)
+        again = _cli(tmp_path, "moments", "gelu", "--json")
+        assert again.returncode == 0, again.stderr
+        assert again.stdout == good.stdout
+        assert path.read_text() == text
+    path.unlink()
+    assert _cli(tmp_path, "moments", "gelu", "--json").stdout == good.stdout
+    assert path.read_text() == text
+
+
+def test_unwritable_cache_folder_is_one_note(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    p = _cli(blocker / "cache", "moments", "tanh", "--json")
+    ref = _cli(tmp_path / "ok", "moments", "tanh", "--json")
+    assert p.returncode == 0 and p.stdout == ref.stdout
+    assert len(p.stderr.strip().splitlines()) == 1 and "zoo cache could not be written" in p.stderr
+
+
+def test_cache_folder_is_keyed_by_machine_and_versions(monkeypatch, tmp_path):
+    """Another CPU, C library, numpy/scipy/sympy/mpmath version or an edit of the deriving code
+    is another folder: nothing measured elsewhere is ever used."""
+    from critheory.activation import cache
+
+    monkeypatch.setenv("CRITHEORY_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cache, "DISABLED", False)
+    cache.reset()
+    try:
+        here = cache.directory()
+        k = cache.key()
+        for field in ("cpu", "libc", "numpy", "scipy", "sympy", "mpmath", "sources", "python",
+                      "platform", "critheory"):
+            assert field in k
+        for field, value in (("cpu", "another-cpu"), ("numpy", "0.0"), ("sympy", "0.0")):
+            fake = {**k, field: value}
+            monkeypatch.setattr(cache, "key", lambda fake=fake: fake)
+            cache.reset()
+            assert cache.directory() != here, field
+            assert cache.directory().startswith(str(tmp_path))
+    finally:
+        monkeypatch.undo()
+        cache.reset()
+
+
+def test_cache_directory_follows_the_platform(monkeypatch, tmp_path):
+    from critheory.activation import cache
+
+    monkeypatch.delenv("CRITHEORY_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert cache.base_directory() == str(tmp_path / "xdg" / "critheory")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/is/ignored")
+    assert cache.base_directory().endswith(os.path.join(".cache", "critheory"))
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert cache.base_directory().endswith(os.path.join("Library", "Caches", "critheory"))
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "local"))
+    assert cache.base_directory() == os.path.join(str(tmp_path / "local"), "critheory", "Cache")
 
 
 _COMPARE = """
@@ -162,20 +255,21 @@ _COMPARE = """
                   "gelu_tanh", "selu", "celu", "relu6", "sigmoid", "silu", "abs", "cos",
                   "linear"), marks=pytest.mark.slow),
 ])
-def test_zoo_cache_is_bit_identical(names):
+def test_zoo_cache_is_bit_identical(names, tmp_path):
     """Values, error estimates, methods and the float64 evaluators are the same, bit for bit,
     with the cache and with the live derivation (CRITHEORY_NO_ZOO_CACHE=1)."""
+    _fill(tmp_path, *names)
     code = f"NAMES = {list(names)!r}\n" + textwrap.dedent(_COMPARE)
-    cached = _run(code)
+    cached = _run(code, {"CRITHEORY_CACHE_DIR": str(tmp_path)})
     live = _run(code, {"CRITHEORY_NO_ZOO_CACHE": "1"})
     assert json.loads(cached) == json.loads(live)
     assert cached == live
 
 
-def test_cached_activation_matches_live_symbolically():
+def test_cached_activation_matches_live_symbolically(tmp_path):
     """What the theory asks of an activation (expression, derivatives, Taylor coefficients,
     mpmath evaluators, integrand expressions) is the same from the cache as live."""
-    _skip_if_other_versions(_cache_status())
+    _fill(tmp_path, "tanh", "gelu", "elu", "softplus")
     out = _run("""
         import mpmath
         from critheory.activation import cache, zoo
@@ -203,14 +297,23 @@ def test_cached_activation_matches_live_symbolically():
                 assert ia.expr == ib.expr and ia.point_masses == ib.point_masses, (n, g)
                 assert ia.even == ib.even
         print("ok")
-        """)
+        """, {"CRITHEORY_CACHE_DIR": str(tmp_path)})
     assert out.strip().endswith("ok")
 
 
 @pytest.mark.slow
-def test_zoo_cache_equals_live_derivation():
-    """Every stored entry equals what the generator derives live now (the whole zoo, ~20 s)."""
-    _skip_if_other_versions(_cache_status())
+def test_zoo_cache_equals_live_derivation(tmp_path):
+    """Every stored entry reads back equal to what the generator derives live (the whole zoo,
+    ~40 s)."""
+    _fill(tmp_path)
+    assert _cache_status(tmp_path)["entries"] == sorted(_zoo_names())
     p = subprocess.run([sys.executable, "-m", "critheory.expectations.build_zoo_cache", "--check"],
-                       capture_output=True, text=True, timeout=900)
+                       capture_output=True, text=True, timeout=900,
+                       env={**os.environ, "CRITHEORY_CACHE_DIR": str(tmp_path)})
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def _zoo_names() -> list:
+    from critheory.activation.zoo import ZOO
+
+    return list(ZOO)

@@ -4,8 +4,8 @@
                  evaluation)
 ``zoo``          the built-in activations by name
 ``cache``        the zoo cache: what the symbolic analysis derives for the built-in activations,
-                 precomputed by ``critheory.expectations.build_zoo_cache`` (a zoo activation
-                 then needs no sympy)
+                 stored per machine in the user cache directory by
+                 ``critheory.expectations.build_zoo_cache`` (a zoo activation then needs no sympy)
 """
 from critheory.activation.symbolic import Activation, TaylorInfo
 

@@ -1,37 +1,34 @@
-"""The zoo cache: what the symbolic analysis derives for the built-in activations, precomputed.
+"""The zoo cache: what the symbolic analysis derives for the built-in activations, kept per machine.
 
-Every run of a command on a zoo activation used to re-derive the same things with sympy
-(importing sympy alone takes ~0.8 s, the derivation 0.1-0.5 s more): φ', φ'', the numpy and
+Every run of a command on a zoo activation would re-derive the same things with sympy
+(importing sympy alone takes ~0.8 s, the derivation 0.1-1.4 s more): φ', φ'', the numpy and
 mpmath sources that ``lambdify`` prints for φ, its derivatives and the named integrands (φ², φ'²,
 φφ'', ...), the breakpoints, jumps, parity, growth rates, closed-form data, Taylor coefficients
 and the float64 noise tables of the integrands. The generator
 :mod:`critheory.expectations.build_zoo_cache` (in ``expectations``, since it derives integrand
 data too: imports go one way, activation < expectations) derives them with the live code and
-writes them into the package ``critheory.activation._zoo_data`` (one module per activation,
-default parameters only); a zoo activation is then built from that data without importing sympy,
-and its sympy expression is rebuilt only if something asks for it.
+writes them, one file per activation, into a folder of the **user cache directory**
+(:func:`directory`); a zoo activation is then built from that data without importing sympy, and
+its sympy expression is rebuilt only if something asks for it.
 
-What is cached is exactly what the live code computes, and the cached functions are the very
-sources lambdify printed, executed with the same namespace objects: results are bit-identical
-with and without the cache (``CRITHEORY_NO_ZOO_CACHE=1`` turns it off; the tests compare both).
+Nothing of it is shipped with the package: part of the data are measurements of this machine's
+float64 arithmetic (the noise tables depend on the CPU features numpy dispatches on, the C
+library, numpy and scipy), and the printed sources depend on the sympy version. The folder's
+name is a digest of everything the data depend on (:func:`key`), so a machine, an upgrade of a
+library or an edit of the deriving code gets a folder of its own, filled on first use: the
+command line derives and stores the entry of a zoo activation the first time a command uses it
+(about 1 s, once), and ``python -m critheory.expectations.build_zoo_cache`` fills the whole zoo.
 
-Invalidation (checked once per process; a stale part is ignored, never half-used):
+What is cached is exactly what the live code computes on this machine, and the cached functions
+are the very sources lambdify printed, executed with the same namespace objects: results are
+bit-identical with and without the cache (``CRITHEORY_NO_ZOO_CACHE=1`` turns it off; the tests
+compare both). A file that cannot be read back (deleted, truncated, edited, written by another
+version) is ignored and written anew; a folder that cannot be written leaves the live path,
+with one line on standard error from the command line.
 
-* the **symbolic** part (everything but the noise tables) is used only if its key matches: the
-  data format, the critheory version, a SHA-256 of the source files that derive the data
-  (:data:`HASHED_SOURCES`: symbolic.py, features.py, zoo.py, integrands.py, closed_forms.py, this module and
-  the generator) and the installed versions of sympy and mpmath; an entry is used only if the
-  zoo formula and default parameters it was derived from are the current ones;
-* the **float64 noise tables** and the Gaussian octave masses of
-  :class:`~critheory.expectations.integrands.Float64Noise` are measurements of float64
-  arithmetic, so they are used only on the platform they were measured on as well: numpy and
-  scipy versions, the CPU features numpy dispatches on, the C library; elsewhere they are
-  measured again at first use (as without the cache) with the cached mpmath sources.
-
-After editing one of :data:`HASHED_SOURCES` or the zoo, regenerate (the test suite fails until
-then)::
-
-    python -m critheory.expectations.build_zoo_cache
+The directory: ``$CRITHEORY_CACHE_DIR`` if set, else the platform's convention
+(``$XDG_CACHE_HOME/critheory`` or ``~/.cache/critheory`` on Linux and other Unix systems,
+``~/Library/Caches/critheory`` on macOS, ``%LOCALAPPDATA%\\critheory\\Cache`` on Windows).
 """
 from __future__ import annotations
 
@@ -43,10 +40,11 @@ import sys
 
 import numpy as np
 
-__all__ = ["entry", "status", "reset", "on_reset", "noise_mass", "HASHED_SOURCES", "FORMAT"]
+__all__ = ["entry", "status", "enabled", "reset", "on_reset", "noise_mass", "store", "directory",
+           "base_directory", "key", "HASHED_SOURCES", "FORMAT"]
 
 #: Version of the data layout written by the generator.
-FORMAT = 1
+FORMAT = 2
 
 #: Source files (relative to the critheory package) whose code derives the cached data.
 HASHED_SOURCES = (
@@ -164,64 +162,84 @@ def _cpu_digest(cpu: str) -> str:
     return h.hexdigest()[:16]
 
 
+# ---------------------------------------------------------------------- where
+def base_directory() -> str:
+    """The user cache directory of critheory (see the module docstring); not created here."""
+    env = os.environ.get("CRITHEORY_CACHE_DIR", "")
+    if env:
+        return os.path.abspath(os.path.expanduser(env))
+    home = os.path.expanduser("~")
+    if sys.platform == "win32":
+        root = os.environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
+        return os.path.join(root, "critheory", "Cache")
+    if sys.platform == "darwin":
+        return os.path.join(home, "Library", "Caches", "critheory")
+    root = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(root):
+        root = os.path.join(home, ".cache")
+    return os.path.join(root, "critheory")
+
+
+def key() -> dict:
+    """Everything the cached data depend on: :func:`symbolic_key`, :func:`numeric_key` and the
+    Python implementation and version."""
+    impl = getattr(sys, "implementation", None)
+    return {**symbolic_key(), **numeric_key(),
+            "python": f"{getattr(impl, 'name', '')}-{sys.version_info[0]}.{sys.version_info[1]}"}
+
+
+def _digest(k: dict) -> str:
+    h = _sha256()
+    h.update(repr(sorted(k.items())).encode())
+    return h.hexdigest()[:16]
+
+
+def directory() -> str:
+    """The folder of this machine's zoo cache: ``<base_directory()>/zoo-<FORMAT>-<digest of
+    key()>``."""
+    st = _check()
+    return st["directory"]
+
+
 # ---------------------------------------------------------------------- state
-def _data_package():
-    try:
-        return importlib.import_module("critheory.activation._zoo_data")
-    except ImportError:
-        return None
-
-
 def _check() -> dict:
-    """Load the index and compare the keys (once per process)."""
+    """The key and the folder (once per process)."""
     if _STATE:
         return _STATE
-    st = {"symbolic": False, "numeric": False, "reason": "", "index": {}, "mismatch": []}
-    pkg = None if DISABLED else _data_package()
+    st: dict = {"reason": "", "directory": "", "key": None}
     if DISABLED:
         st["reason"] = "disabled (CRITHEORY_NO_ZOO_CACHE)"
-    elif pkg is None:
-        st["reason"] = "no cache data (run python -m critheory.expectations.build_zoo_cache)"
     else:
-        want = getattr(pkg, "SYMBOLIC_KEY", None)
-        have = symbolic_key()
-        if want != have or not all(have.values()):
-            bad = sorted(k for k in have if (want or {}).get(k) != have[k] or not have[k])
-            st["mismatch"] = bad
-            if set(bad) <= {"sympy", "mpmath"}:
-                st["reason"] = "generated with " + ", ".join(
-                    f"{k} {(want or {}).get(k) or '?'}" for k in bad) + "; installed: " + \
-                    ", ".join(f"{k} {have[k] or '?'}" for k in bad)
-            else:
-                st["reason"] = ("stale: " + ", ".join(bad) + " changed"
-                                " (run python -m critheory.expectations.build_zoo_cache)")
+        k = key()
+        # the C library and CPU features may be unreadable on some platforms (then the platform
+        # string and the library versions stand for them); the rest must be known
+        missing = sorted(f for f, v in k.items() if not v and f not in ("libc", "cpu"))
+        if missing:
+            st["reason"] = ("what the data depend on cannot be read here: " + ", ".join(missing)
+                            + " (the live path is used)")
         else:
-            st["symbolic"] = True
-            st["index"] = dict(pkg.INDEX)
-            st["numeric_key"] = pkg.NUMERIC_KEY
+            st["key"] = k
+            st["directory"] = os.path.join(base_directory(), f"zoo-{FORMAT}-{_digest(k)}")
     _STATE.update(st)
     return _STATE
 
 
-def _numeric_ok() -> bool:
-    st = _check()
-    if "numeric_ok" not in st:
-        have = numeric_key()
-        st["numeric_ok"] = bool(st["symbolic"]) and st.get("numeric_key") == have and all(
-            have.values())
-    return st["numeric_ok"]
+def enabled() -> bool:
+    """Whether this process reads and writes the zoo cache."""
+    return _check()["key"] is not None
 
 
 def status() -> dict:
-    """Whether the cache is used in this process, and why not: ``{"symbolic": bool,
-    "numeric": bool, "reason": str, "mismatch": [key fields that differ], "entries":
-    [names]}``. A mismatch of ``sources`` (or ``format``, ``critheory``) means the cache is
-    stale; of ``sympy``/``mpmath`` only that another version is installed than the one the
-    cache was generated with."""
+    """Whether the cache is used in this process and which entries it holds: ``{"enabled":
+    bool, "directory": str, "reason": str (why not enabled), "entries": [names]}``."""
     st = _check()
-    return {"symbolic": st["symbolic"], "numeric": _numeric_ok() if st["symbolic"] else False,
-            "reason": st["reason"], "mismatch": list(st["mismatch"]),
-            "entries": sorted(st["index"])}
+    entries: list = []
+    if st["key"] is not None:
+        from critheory.activation.zoo import ZOO
+
+        entries = sorted(n for n in ZOO if entry(n) is not None)
+    return {"enabled": st["key"] is not None, "directory": st["directory"],
+            "reason": st["reason"], "entries": entries}
 
 
 _ON_RESET: list = []
@@ -234,7 +252,7 @@ def on_reset(fn) -> None:
 
 
 def reset() -> None:
-    """Forget the checks and loaded entries (tests; after regenerating the data; after setting
+    """Forget the checks and loaded entries (tests; after writing entries; after setting
     :data:`DISABLED`)."""
     _STATE.clear()
     _ENTRIES.clear()
@@ -243,30 +261,73 @@ def reset() -> None:
         fn()
 
 
+# ---------------------------------------------------------------------- files
+def _read(filename: str):
+    """The ``DATA`` of a file of the cache folder, or None (absent, unreadable, or written for
+    another key)."""
+    st = _check()
+    if st["key"] is None:
+        return None
+    path = os.path.join(st["directory"], filename)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        ns = {"__builtins__": {"complex": complex, "float": float}}
+        exec(compile(text, path, "exec"), ns)  # noqa: S102 - data this module's writer wrote
+        data = ns["DATA"]
+    except Exception:  # noqa: BLE001 - absent, truncated or edited: not used, written anew
+        return None
+    if not isinstance(data, dict) or data.get("key") != st["key"]:
+        return None
+    return data
+
+
+def store(filename: str, text: str) -> str:
+    """Write ``text`` (the source of a data file, defining ``DATA``) as ``filename`` of the cache
+    folder, atomically; returns the path. OSError if the folder cannot be written."""
+    st = _check()
+    if st["key"] is None:
+        raise OSError(f"the zoo cache is not in use: {st['reason']}")
+    folder = st["directory"]
+    os.makedirs(folder, exist_ok=True)
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".py")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, os.path.join(folder, filename))
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _ENTRIES.pop(filename[:-3] if filename.endswith(".py") else filename, None)
+    _MASS.clear()
+    return os.path.join(folder, filename)
+
+
 # ---------------------------------------------------------------------- entries
 _ENTRIES: dict = {}
 
 
 def entry(name: str) -> "ZooEntry | None":
-    """The cached data of the zoo activation ``name`` with default parameters, or None (no
-    cache, stale cache, or the zoo entry changed)."""
+    """The cached data of the zoo activation ``name`` with default parameters, or None (cache
+    off, not yet written on this machine, unreadable, or the zoo entry changed)."""
     if name in _ENTRIES:
         return _ENTRIES[name]
     out = None
-    st = _check()
-    if st["symbolic"] and name in st["index"]:
+    if enabled() and name.isidentifier():
         from critheory.activation.zoo import ZOO
 
         formula, defaults = ZOO.get(name, (None, None))
-        if (formula, dict(defaults or {})) == tuple(st["index"][name][:2]):
-            try:
-                mod = importlib.import_module(f"critheory.activation._zoo_data.{name}")
-                data = mod.DATA
-            except (ImportError, AttributeError):
-                data = None
-            if data is not None and data.get("formula") == formula:
-                out = ZooEntry(name, data)
-    _ENTRIES[name] = out
+        data = _read(f"{name}.py") if formula is not None else None
+        if data is not None and data.get("formula") == formula \
+                and data.get("defaults") == dict(defaults or {}):
+            out = ZooEntry(name, data)
+    if out is not None or not enabled():
+        _ENTRIES[name] = out
     return out
 
 
@@ -287,12 +348,17 @@ _MASS: list = []
 
 def noise_mass():
     """The Gaussian octave masses of Float64Noise (a constant matrix computed with
-    ``scipy.special.erfc``), or None where the numeric part of the cache does not apply."""
+    ``scipy.special.erfc``), or None where the cache does not hold them."""
     if not _MASS:
+        data = _read("_noise_mass.py")
         m = None
-        if _numeric_ok():
-            pkg = _data_package()
-            m = _decode(pkg.NOISE_MASS, pkg.NOISE_MASS_SHAPE)
+        if data is not None:
+            try:
+                m = _decode(data["mass"], data["shape"])
+            except (KeyError, ValueError, TypeError, binascii.Error):
+                m = None
+        if m is None:
+            return None      # not memoized: the generator may write it later in this process
         _MASS.append(m)
     return _MASS[0]
 
@@ -352,6 +418,6 @@ class ZooEntry:
     def noise_table(self, integrand: str):
         """The float64 noise table of a named integrand (2 x octaves), or None."""
         it = self.integrands.get(integrand)
-        if it is None or it.get("noise") is None or not _numeric_ok():
+        if it is None or it.get("noise") is None:
             return None
         return _decode(it["noise"], it["noise_shape"])

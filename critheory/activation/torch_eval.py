@@ -6,8 +6,8 @@ the elementary functions, ``Max``/``Min``, ``Abs``, ``Heaviside`` with its value
 ``Piecewise``); an expression it cannot translate is an :class:`ActivationError`. It is read by
 the PyTorch integration (:mod:`critheory.torch.activations`: activations as torch functions and
 modules) and by the simulator's torch backend (:mod:`critheory.simulation.backend`: φ and its
-derivatives on the device). torch is imported by this module only, which nothing in the core
-imports unless torch is asked for.
+derivatives on the device). torch is imported on the first compilation, not with the module:
+the core package never needs it.
 
 Examples
 --------
@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-import torch
-
+from critheory.activation._lazy import LazyModule
 from critheory.errors import ActivationError
+
+torch = LazyModule("torch")
 
 __all__ = ["compile_torch"]
 

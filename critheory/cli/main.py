@@ -98,10 +98,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _fill_zoo_cache(args) -> None:
+    """Derive and store, once per machine, the zoo-cache entry of the zoo activation(s) this
+    command uses (see :mod:`critheory.activation.cache`): later runs need no sympy. Only
+    zoo names with default parameters; one line on standard error if the folder cannot be
+    written (the command then takes the live path, with the same results)."""
+    name = getattr(args, "activation", None)
+    if not isinstance(name, str) or getattr(args, "param", None):
+        return
+    from critheory.activation import cache
+
+    if cache.DISABLED:
+        return
+    from critheory.activation.zoo import ZOO
+
+    names = [n.strip().lower() for n in name.split(",")]
+    if not any(n in ZOO and cache.entry(n) is None for n in names):
+        return
+    from critheory.expectations import build_zoo_cache
+
+    try:
+        build_zoo_cache.ensure(names)
+    except (OSError, RuntimeError) as exc:
+        print(f"critheory: note: the zoo cache could not be written ({exc}); start-up stays"
+              " slow (set CRITHEORY_CACHE_DIR to a writable folder)", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _fill_zoo_cache(args)
         # no blanket silencing of numpy here: the library handles (and documents) the overflows
         # it expects, so a warning that reaches the command line is one a user should see
         return args.func(args)

@@ -47,6 +47,7 @@ CASES = [("mlp", nn.Tanh, "tanh", {}), ("mlp", nn.GELU, "gelu", {}),
          ("residual", nn.Tanh, "tanh", {})]
 
 
+@pytest.mark.filterwarnings("ignore:the critical point of gelu")   # tested below
 @pytest.mark.parametrize("kind, act, name, kw", CASES, ids=[f"{c[0]}-{c[2]}" for c in CASES])
 def test_apjn_of_critical_torch_models_matches_simulator_and_theory(kind, act, name, kw):
     width, depth, nets, batch, probes, mu = 64, 6, 8, 4, 4, 0.8
@@ -768,3 +769,52 @@ def test_point_for_inputs_keeps_a_torch_mlp_critical(name, act):
     # networks' spread (Student-t, 3 dof, 1 %) plus the O(l/n) finite-width correction
     assert abs(mean - theory) <= stats.t.ppf(0.995, nets - 1) * se + depth / width * theory
     assert mean > 0.5                         # against 0.22 / 0.011 / 0.13 at the critical point
+
+
+def test_end_to_end_vit_gpt2_resnet():
+    """init_critical_ + apjn between named blocks of the three model families (the residual
+    stream, not the inner projections), each against the explicit Jacobian of one block."""
+    torch.manual_seed(8)
+    v = ViTish().to(D).eval()
+    init_critical_(v, activation="gelu", q0=1.0)
+    x = torch.randn(2, 4, 12, dtype=D)
+    r = apjn(v, x, source="embed", targets=["embed", "mlp"], probes=40)
+    assert r.method in ("jvp", "vjp") and r.mean[0] == 1.0 and r.mean[1] > 0
+    g = GPT2ish().to(D)
+    init_critical_(g, activation="gelu", q0=1.0, seed=3)
+    idx = torch.randint(0, 50, (2, 5))
+    r = apjn(g, idx, source="h.0.c_proj", targets=["h.1.c_proj"], method="exact")
+    # explicit: h.1.c_proj(gelu(c_fc(ln(x + c_proj0)))) as a function of c_proj0's output
+    with torch.no_grad():
+        x0 = g.wte(idx) + g.wpe(torch.arange(5))
+        b0 = g.h[0]
+        p0 = b0["c_proj"](nn.functional.gelu(b0["c_fc"](b0["ln"](x0))))
+    b1 = g.h[1]
+    f = lambda p: b1["c_proj"](nn.functional.gelu(b1["c_fc"](b1["ln"](x0 + p))))  # noqa: E731
+    jac = torch.autograd.functional.jacobian(f, p0)
+    assert r.mean[0] == pytest.approx(float(jac.pow(2).sum()) / p0.numel(), rel=1e-10)
+    res = resnetish().to(D)
+    init_critical_(res, seed=4)
+    xr = torch.randn(2, 3, 4, 4, dtype=D)
+    r = apjn(res, xr, source="3", targets=["3", "4"], method="exact")
+    ev = res.eval()
+    h3 = ev[:4](xr).detach()
+    jac = torch.autograd.functional.jacobian(ev[4], h3)
+    assert r.mean[1] == pytest.approx(float(jac.pow(2).sum()) / ev[4](h3).numel(), rel=1e-10)
+
+
+def test_half_stable_point_warns_with_the_depth_and_q0_does_not():
+    from critheory.torch import CriticalityWarning
+
+    m = _stack("mlp", nn.GELU, 16, 3)
+    with pytest.warns(CriticalityWarning, match=r"half-stable.*K\* = 3.562.*from depth 6"):
+        rep = init_critical_(m, seed=0)
+    assert rep.point == pytest.approx((1.98305826, 0.17292239), rel=1e-7)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CriticalityWarning)
+        rep = init_critical_(m, q0=1.0, seed=0)          # GELU at q0 = 1: flat within 10 %
+    assert rep.input_point.rule == "reached" and rep.bias_var > 0.17
+    with pytest.warns(CriticalityWarning, match="no point of the critical line keeps"):
+        init_critical_(_stack("mlp", nn.SiLU, 4, 64), q0=1.0, seed=0)   # horizon 64

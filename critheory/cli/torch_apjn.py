@@ -317,7 +317,8 @@ def _cmd_torch_apjn(args) -> int:
                                              if out["phase"] is None else ""))
     else:
         print(f"theory: not available ({note})")
-    head = "J^(l,l+1) measured" if args.pairs else f"J^({res.source},l) measured"
+    head = ("J^(l,l+1) measured" if args.pairs else "J^(1,l) measured" if args.source is None
+            else f"J^({res.source or 'input'},l) measured")
     print(f"{'layer':<24} {'weight_var':>10} {'bias_var':>10} {head:>24} "
           f"{'theory':>12} {'z':>7}")
     for i, name in enumerate(out["layers"]):

@@ -110,6 +110,15 @@ def _choose(model: nn.Module | None, activation, point, bias_var, q0, notes: lis
         ip = critical_point_for_inputs(act, q0, depth=min(depth, 2000))
         notes.append(f"point for inputs of q0 = {q0:g} ({ip.rule}): K* = {ip.fixed_point:.6g}, "
                      f"max |log J^(1,l)| = {ip.apjn_max_log:.3g} over {ip.depth} layers")
+        from critheory.theory.meanfield.inputs import FLAT_TOL
+
+        if ip.rule == "reached" and ip.apjn_max_log > math.log1p(FLAT_TOL):
+            msg = (f"{act.name}: no point of the critical line keeps J^(1,l) within "
+                   f"{FLAT_TOL:.0%} of flat for inputs of q0 = {q0:g} over {ip.depth} layers; "
+                   f"the flattest reached one ({ip.weight_var:.6g}, {ip.bias_var:.6g}) stays "
+                   f"within a factor {math.exp(ip.apjn_max_log):.3g}")
+            notes.append(msg)
+            warnings.warn(msg, CriticalityWarning, stacklevel=3)
         return ip.weight_var, ip.bias_var, ip
     if bias_var is not None:
         pts = [p for p in critical_line(arch, [float(bias_var)]) if np.isfinite(p.weight_var)]
@@ -458,7 +467,8 @@ def tune_critical_(model: nn.Module, inputs, *, tol: float = 0.02, probes: int =
     Layers are tuned from the bottom up (a layer's χ_J depends on the layers below through its
     input). For a readable model (:func:`~critheory.torch.read.read_model`) the layers are its
     ``h^l`` and the weight scaled is the last Linear/Conv of layer l; otherwise the layers are
-    the consecutive Linear/Conv modules and each one's own weight is scaled.
+    the consecutive Linear/Conv (and HuggingFace ``Conv1D``) modules in execution order and
+    each one's own weight is scaled.
 
     Update: ``χ = μ² + s² B`` for a layer whose weight is scaled by s (μ the strength of a
     declared residual block, 0 otherwise; B the branch's share, exact for a
@@ -542,7 +552,7 @@ def tune_critical_(model: nn.Module, inputs, *, tol: float = 0.02, probes: int =
         else:
             notes.append(f"model not read ({reading.notes[0]}); tuning consecutive Linear/Conv "
                          "layers")
-            layers = layers_of_type(model, inputs, LAYER_TYPES)
+            layers = layers_of_type(model, inputs, LAYER_TYPES + ("Conv1D",))
             scaled = list(layers)
             mu2 = [0.0] * len(layers)
         if len(layers) < 2:

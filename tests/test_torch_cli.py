@@ -60,6 +60,21 @@ MODEL = textwrap.dedent("""
     def base():
         raise BaseException("not an Exception")
 
+    class ExitsInForward(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 4)
+
+        def forward(self, x):
+            raise SystemExit(0)
+
+    def exits_in_forward():
+        return ExitsInForward()
+
+    def chatty():
+        print("hello from the factory")
+        return nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 4))
+
     class Conv1D(nn.Module):        # HuggingFace's Conv1D, as a stand-in: y = x @ W + b
         def __init__(self, nf, nx):
             super().__init__()
@@ -242,7 +257,7 @@ def test_tied_weights_and_train_mode(models, capsys):
 
 @pytest.mark.parametrize("factory, needle", [
     ("exits0", "sys.exit(0)"), ("exits5", "sys.exit(5)"),
-    ("base", "BaseException: not an Exception")])
+    ("base", "BaseException: not an Exception"), ("exits_in_forward", "sys.exit(0)")])
 def test_user_code_is_contained(models, capsys, factory, needle):
     code, out, err = _run(capsys, "torch-apjn", f"usermodels:{factory}")
     assert code == 2 and out == "" and needle in err and len(err.strip().splitlines()) == 1
@@ -266,3 +281,9 @@ def test_file_path_puts_its_folder_on_sys_path(tmp_path, capsys, monkeypatch):
         sys.modules.pop("neighbour_layers", None)
     assert code == 0, err
     assert json.loads(out)["input_shape"] == [16, 6]
+
+
+def test_user_prints_stay_off_stdout(models, capsys):
+    code, out, err = _run(capsys, "torch-apjn", "usermodels:chatty", "--probes", "2", "--json")
+    assert code == 0 and json.loads(out)["layers"] == ["0", "2"]
+    assert "hello from the factory" in err

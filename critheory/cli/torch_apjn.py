@@ -13,9 +13,11 @@ that returns an ``nn.Module`` when called without arguments. **The command impor
 and runs its code and the factory** (as ``python -c "import models"`` would): the current
 directory (for a module name) or the file's folder (for a ``.py`` path) is put first on
 ``sys.path``, so the file's own imports of its neighbours work. What the user code does is
-contained as far as a process can contain it: any exception, ``SystemExit`` (``sys.exit(0)``
-too: a factory that exits has not returned a model) and ``KeyboardInterrupt``-like
-``BaseException`` become one line and exit status 2; ``os.abort()``, ``os._exit`` or a crash in
+contained as far as a process can contain it: what it prints goes to stderr (the output stays
+the command's own), and any exception, ``SystemExit`` (``sys.exit(0)`` too: a factory that
+exits has not returned a model) or other ``BaseException`` (but ``KeyboardInterrupt``), raised
+while importing, in the factory or in the model's forward pass, becomes one line and exit
+status 2; ``os.abort()``, ``os._exit`` or a crash in
 a C extension end the process and cannot be caught in-process.
 
 The input batch is ``N(0, q0)`` (``--q0``, default 1) of shape ``--input-shape`` (default
@@ -146,6 +148,8 @@ def load_model(spec: str):
         raise
     except ModuleNotFoundError as exc:
         raise InvalidArgumentError(f"cannot import {mod_name!r}: {_first_line(exc)}") from None
+    except KeyboardInterrupt:
+        raise
     except BaseException as exc:  # noqa: BLE001 - the user's module: anything, one line
         raise InvalidArgumentError(f"importing {mod_name!r} failed: {_what(exc)}") from None
     obj = module
@@ -157,6 +161,8 @@ def load_model(spec: str):
         raise InvalidArgumentError(f"{mod_name}:{factory} is not callable")
     try:
         model = obj()
+    except KeyboardInterrupt:
+        raise
     except BaseException as exc:  # noqa: BLE001 - user code: SystemExit too, one line
         raise InvalidArgumentError(f"{factory}() failed: {_what(exc)}") from None
     if not isinstance(model, nn.Module):
@@ -178,7 +184,10 @@ def _cmd_torch_apjn(args) -> int:
                                          measuring, seed_generator)
     from critheory.torch.read import predict, read_model, weight_tensors
 
-    model = load_model(args.model)
+    import contextlib
+
+    with contextlib.redirect_stdout(sys.stderr):     # what user code prints stays off stdout
+        model = load_model(args.model)
     param = next(iter(model.parameters()), None)
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     device = param.device if param is not None else torch.device("cpu")
@@ -258,9 +267,10 @@ def _cmd_torch_apjn(args) -> int:
                 note = f"no theory: {exc}"
     except CritheoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the user's model: any failure, one line
-        raise InvalidArgumentError(f"the model failed: {type(exc).__name__}: "
-                                   f"{_first_line(exc)}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the user's model: any failure, one line
+        raise InvalidArgumentError(f"the model failed: {_what(exc)}") from None
 
     mods = dict(model.named_modules())
     if reading is not None:

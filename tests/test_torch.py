@@ -818,3 +818,25 @@ def test_half_stable_point_warns_with_the_depth_and_q0_does_not():
     assert rep.input_point.rule == "reached" and rep.bias_var > 0.17
     with pytest.warns(CriticalityWarning, match="no point of the critical line keeps"):
         init_critical_(_stack("mlp", nn.SiLU, 4, 64), q0=1.0, seed=0)   # horizon 64
+
+
+def test_progress_reading_filters_and_separate_attention_weights():
+    m = _stack("mlp", nn.Tanh, 8, 3)
+    x = torch.randn(2, 8, dtype=D)
+    seen = []
+    apjn(m, x, probes=5, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (5, 5)
+    seen.clear()
+    apjn(m, x, source="0", targets=["2", "4"], probes=3, method="vjp",
+         progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (6, 6)
+    r = read_model(m, layers=["2", "4"])
+    assert not r.structured and r.layers == ("2", "4") and r.kinds == ("linear", "linear")
+    with pytest.raises(InvalidArgumentError, match="layers must be"):
+        read_model(m, layers=3)
+    mha = nn.MultiheadAttention(8, 2, kdim=6, vdim=5)
+    rep = init_critical_(mha, point=(1.0, 0.25), seed=0)
+    drawn = set(rep.drawn)
+    assert {"q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias",
+            "out_proj.weight"} <= drawn
+    assert abs(6 * float(mha.k_proj_weight.detach().pow(2).mean()) - 1) < 5 * math.sqrt(2 / 48)

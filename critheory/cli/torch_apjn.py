@@ -211,7 +211,6 @@ def _cmd_torch_apjn(args) -> int:
     mode = "train" if args.train_mode else "eval"
     types = tuple(_layer_type(t) for t in args.layer_type) if args.layer_type else None
     show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.json)
-    bar = _Progress(1, bool(show))
 
     try:
         note = ""
@@ -257,8 +256,8 @@ def _cmd_torch_apjn(args) -> int:
                                  progress=lambda d, t: tick.update(1))
             else:
                 res = apjn(model, x, source=source, targets=layers, probes=args.probes,
-                           method=args.method, seed=args.seed, mode=mode)
-                bar.update(1)
+                           method=args.method, seed=args.seed, mode=mode,
+                           progress=bool(show))
         pred = None
         if reading is not None and not args.pairs:
             try:

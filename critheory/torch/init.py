@@ -394,7 +394,8 @@ def init_critical_(model: nn.Module, activation=None, point=None, *,
     for name, _ in model.named_parameters():
         tensors.append(done.get(name) or TensorAction(
             name, "other", "kept", None, None,
-            "not a weight critheory initializes (normalization, token or position parameter)"))
+            "not a weight critheory initializes (normalization affine, class token, "
+            "positional embedding, transposed convolution...)"))
     return InitReport(weight_var=sw, bias_var=sb, tensors=tuple(tensors), q0=qe,
                       input_point=ip, notes=tuple(notes))
 

@@ -287,7 +287,7 @@ def execution_order(model: nn.Module, inputs, names: Iterable[str] | None = None
     try:
         for b in bases:
             handles.append(_resolve(model, b).register_forward_hook(rec(b)))
-        with torch.no_grad():
+        with torch.no_grad(), measuring(model, "train"):     # mode kept, buffers restored
             _forward(model, inputs)
     finally:
         for h in handles:
@@ -471,7 +471,7 @@ def _graph(model, inputs, source, targets) -> tuple:
     return leaf["h"], outs
 
 
-def _vjp(model, inputs, source, targets, probes, gen) -> tuple[np.ndarray, dict]:
+def _vjp(model, inputs, source, targets, probes, gen, tick=None) -> tuple[np.ndarray, dict]:
     """Reverse mode: one forward pass keeping the graph, then one backward pass per probe and
     target (``E‖uᵀJ‖² = ‖J‖_F²``)."""
     h0, outs = _graph(model, inputs, source, targets)
@@ -482,6 +482,8 @@ def _vjp(model, inputs, source, targets, probes, gen) -> tuple[np.ndarray, dict]
         if not y.requires_grad or name == source:
             continue                      # does not depend on h^{l0} (J = 0), or J = 1
         for p in range(probes):
+            if tick is not None:
+                tick()
             u = _gaussian(y, gen)
             (g,) = torch.autograd.grad(y, h0, u, retain_graph=True, allow_unused=True)
             samples[p, k] = 0.0 if g is None else float(torch.sum(g.double() ** 2)) / y.numel()
@@ -529,7 +531,8 @@ def _is_forward_ad_gap(exc: Exception) -> bool:
 def apjn(model: nn.Module, inputs, *, source: str | None = None,
          targets: Sequence[str] | None = None, layer_type=LAYER_TYPES, probes: int = 8,
          method: str = "auto", seed: int | None = None,
-         generator: torch.Generator | None = None, mode: str = "eval") -> APJNResult:
+         generator: torch.Generator | None = None, mode: str = "eval",
+         progress=None) -> APJNResult:
     """APJN ``J^{source,l}`` of ``model`` on ``inputs`` for every target submodule ``l``.
 
     Parameters
@@ -569,6 +572,9 @@ def apjn(model: nn.Module, inputs, *, source: str | None = None,
         ``eval`` (default): measured in eval mode (Dropout off, BatchNorm on its running
         statistics), whatever mode the model is in; ``train``: in the model's own mode. Either
         way the modes and every buffer are restored afterwards (:func:`measuring`).
+    progress : bool or callable, optional
+        True: a progress bar on stderr; a callable: ``progress(done, total)`` per probe (per
+        probe and target for ``vjp``, per column for ``exact``).
 
     Returns
     -------
@@ -588,11 +594,23 @@ def apjn(model: nn.Module, inputs, *, source: str | None = None,
     inputs = _as_tuple(inputs)
     gen = _generator(seed, generator, "probes")
     with measuring(model, mode):
-        res = _apjn(model, inputs, source, targets, layer_type, probes, method, gen)
+        res = _apjn(model, inputs, source, targets, layer_type, probes, method, gen, progress)
     return dataclasses.replace(res, mode=mode)
 
 
-def _apjn(model, inputs, source, targets, layer_type, probes, method, gen) -> APJNResult:
+def _ticker(progress, total: int):
+    """A function to call once per unit of work: ``progress(done, total)`` for a callable,
+    a bar on stderr for True (the simulator's), nothing for None/False."""
+    if not progress:
+        return None
+    from critheory.simulation.engine import _Progress
+
+    bar = _Progress(max(int(total), 1), progress)
+    return lambda: bar.update(1)
+
+
+def _apjn(model, inputs, source, targets, layer_type, probes, method, gen,
+          progress=None) -> APJNResult:
     if source is None or targets is None:
         default = layers_of_type(model, inputs, layer_type)
         if source is None:
@@ -619,11 +637,16 @@ def _apjn(model, inputs, source, targets, layer_type, probes, method, gen) -> AP
         _resolve(model, t)
 
     if method == "exact":
-        samples, numel = _exact(model, inputs, source, targets)
+        samples, numel = _exact(model, inputs, source, targets, progress)
         probes_out = None
     else:
+        per_probe = len(targets) if method == "vjp" else 1
+        tick = _ticker(progress, probes * per_probe)
+
         def gaussians():
             for _ in range(probes):
+                if tick is not None:
+                    tick()
                 yield lambda h: _gaussian(h, gen)
 
         used = method
@@ -655,7 +678,9 @@ def _apjn(model, inputs, source, targets, layer_type, probes, method, gen) -> AP
         if used in ("jvp", "forward"):
             samples = samples / np.array([numel[t] for t in targets], dtype=float)
         else:
-            samples, numel = _vjp(model, inputs, source, targets, probes, gen)
+            if used != method:                # auto fell back: count the vjp passes
+                tick = _ticker(progress, probes * len(targets))
+            samples, numel = _vjp(model, inputs, source, targets, probes, gen, tick)
         method = used
         probes_out = probes
     missing = [t for t in targets if t not in numel]
@@ -677,7 +702,7 @@ def _apjn(model, inputs, source, targets, layer_type, probes, method, gen) -> AP
                       numel=tuple(int(numel[t]) for t in targets))
 
 
-def _exact(model, inputs, source, targets) -> tuple[np.ndarray, dict]:
+def _exact(model, inputs, source, targets, progress=None) -> tuple[np.ndarray, dict]:
     """Exact APJN: ``J e_j`` for every coordinate j of h^{l0} (the columns of the Jacobian),
     by :func:`_jvp_rr`."""
     shape: dict[str, Any] = {}
@@ -697,8 +722,12 @@ def _exact(model, inputs, source, targets) -> tuple[np.ndarray, dict]:
     if n0 > MAX_EXACT:
         raise InvalidArgumentError(f"the exact APJN needs {n0} forward passes (one per entry of "
                                    f"h^l0); at most {MAX_EXACT}: use probes")
+    tick = _ticker(progress, n0)
+
     def basis():
         for j in range(n0):
+            if tick is not None:
+                tick()
             def e_j(h, j=j):
                 e = torch.zeros(h.numel(), dtype=h.dtype, device=h.device)
                 e[j] = 1.0

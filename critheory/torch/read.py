@@ -195,9 +195,10 @@ def weight_tensors(model: nn.Module) -> list[WeightTensor]:
                 out.append(WeightTensor(name, "in_proj_weight", "in_proj_bias" if has_b
                                         else None, "attention_in_proj",
                                         int(m.in_proj_weight.shape[1])))
-            else:
+            else:                # separate q/k/v weights; the one in_proj_bias with q
                 for w in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
-                    out.append(WeightTensor(name, w, None, "attention_in_proj",
+                    out.append(WeightTensor(name, w, "in_proj_bias" if has_b and w[0] == "q"
+                                            else None, "attention_in_proj",
                                             int(getattr(m, w).shape[1])))
         elif isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
             out.append(WeightTensor(name, "weight", None, "embedding", 1))
@@ -219,6 +220,8 @@ def select(names, layers) -> list:
         return names
     if isinstance(layers, str):
         layers = [layers]
+    if not isinstance(layers, (list, tuple)):
+        raise InvalidArgumentError(f"layers must be names or glob patterns, got {layers!r}")
     pats = list(layers)
     if not pats or not all(isinstance(p, str) for p in pats):
         raise InvalidArgumentError(f"layers must be names or glob patterns, got {layers!r}")

@@ -109,8 +109,8 @@ def _first_line(exc: BaseException) -> str:
 def _what(exc: BaseException) -> str:
     """One line for an exception raised by user code (``sys.exit`` included)."""
     if isinstance(exc, SystemExit):
-        return (f"it called sys.exit({exc.code!r}) instead of returning a model (user code runs "
-                "inside critheory: an exit is an error here)")
+        return (f"it called sys.exit({exc.code!r}) (user code runs inside critheory: an exit is "
+                "an error here, whatever its status)")
     return f"{type(exc).__name__}: {_first_line(exc)}"
 
 

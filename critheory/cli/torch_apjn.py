@@ -41,7 +41,8 @@ The APJN ``J^{1,l}`` is measured from the first layer to every later layer
 (:func:`critheory.torch.apjn`); the layers are those :func:`critheory.torch.read_model` reads
 (the outputs of Linear/Conv modules and declared residual blocks), or, where the model cannot
 be read, its transformer layers (``nn.TransformerEncoderLayer``/``DecoderLayer``) if it has any,
-else its Linear/Conv modules, in execution order (then ``apjn_theory`` is null).
+else its Linear/Conv (and HuggingFace ``Conv1D``) modules, in execution order, a module that
+runs several times once per call (then ``apjn_theory`` is null).
 
 JSON keys: ``layers`` (names), ``apjn_mean``, ``apjn_stderr``, ``apjn_theory`` (null where the
 model cannot be read), ``hyperparameters`` (per layer ``weight_var``, ``bias_var`` as read:

@@ -101,7 +101,8 @@ class APJNResult:
     sources : tuple of str
         :func:`apjn_pairs`: the first layer of each pair (empty otherwise).
     mode : str
-        ``"eval"`` or ``"train"``: the mode the model was measured in.
+        ``"eval"`` or ``"train"``: the mode the model was measured in (``train`` only where
+        some module was in training mode).
     """
 
     source: str
@@ -595,7 +596,12 @@ def apjn(model: nn.Module, inputs, *, source: str | None = None,
     gen = _generator(seed, generator, "probes")
     with measuring(model, mode):
         res = _apjn(model, inputs, source, targets, layer_type, probes, method, gen, progress)
-    return dataclasses.replace(res, mode=mode)
+    return dataclasses.replace(res, mode=_mode_used(model, mode))
+
+
+def _mode_used(model: nn.Module, mode: str) -> str:
+    """``train`` only where some module really ran in training mode."""
+    return "train" if mode == "train" and any(m.training for m in model.modules()) else "eval"
 
 
 def _ticker(progress, total: int):
@@ -792,4 +798,4 @@ def apjn_pairs(model: nn.Module, inputs, *, layers: Sequence[str] | None = None,
                       stderr=np.array([r.stderr[0] for r in parts]), samples=samples,
                       probes=parts[0].probes, method=parts[-1].method,
                       numel=tuple(r.numel[0] for r in parts), sources=tuple(names[:-1]),
-                      mode=mode)
+                      mode=_mode_used(model, mode))

@@ -738,6 +738,7 @@ def test_point_for_inputs_against_mpmath(name):
 QG = TorchActivation("x/(1 + exp(-1.702*x))")
 
 
+@pytest.mark.filterwarnings("ignore:.*no point of the critical line keeps")   # SiLU: 15 %
 @pytest.mark.parametrize("name, act", [
     ("gelu", nn.GELU), pytest.param("silu", nn.SiLU, marks=pytest.mark.slow),
     pytest.param("x/(1 + exp(-1.702*x))", lambda: QG, marks=pytest.mark.slow)])

@@ -169,3 +169,22 @@ def test_cuda_matches_numpy():  # pragma: no cover - needs a GPU
     ref = simulate(seed=3, **case)
     got = simulate(seed=3, backend="torch:cuda", **case)
     assert _rel(got.kernel, ref.kernel) < 1e-12
+
+
+def test_torch_backend_seed_from_the_global_generator():
+    bk = get_backend("torch")
+    torch.manual_seed(11)
+    a = bk.resolve_seed(None)
+    torch.manual_seed(11)
+    assert bk.resolve_seed(None) == a and bk.resolve_seed(5) == 5
+    g = torch.Generator().manual_seed(3)
+    b = bk.resolve_seed(None, g)
+    assert b == bk.resolve_seed(None, torch.Generator().manual_seed(3))
+    r1 = simulate("tanh", 1.0, 0.0, width=8, depth=3, seed=a, backend="torch")
+    r2 = simulate("tanh", 1.0, 0.0, width=8, depth=3, seed=a, backend="torch")
+    assert np.array_equal(r1.kernel, r2.kernel)
+    assert get_backend("numpy").resolve_seed(None) is None
+    with pytest.raises(InvalidArgumentError, match="torch backend"):
+        get_backend("numpy").resolve_seed(None, g)
+    with pytest.raises(InvalidArgumentError, match="torch.Generator"):
+        bk.resolve_seed(None, 3)

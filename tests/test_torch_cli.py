@@ -50,6 +50,66 @@ MODEL = textwrap.dedent("""
     def not_a_model():
         return 42
 
+    def exits0():
+        import sys
+        sys.exit(0)
+
+    def exits5():
+        raise SystemExit(5)
+
+    def base():
+        raise BaseException("not an Exception")
+
+    class ExitsInForward(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 4)
+
+        def forward(self, x):
+            raise SystemExit(0)
+
+    def exits_in_forward():
+        return ExitsInForward()
+
+    def chatty():
+        print("hello from the factory")
+        return nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 4))
+
+    class Conv1D(nn.Module):        # HuggingFace's Conv1D, as a stand-in: y = x @ W + b
+        def __init__(self, nf, nx):
+            super().__init__()
+            self.nf = nf
+            self.weight = nn.Parameter(torch.randn(nx, nf) / nx ** 0.5)
+            self.bias = nn.Parameter(torch.zeros(nf))
+
+        def forward(self, x):
+            return x @ self.weight + self.bias
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(20, 8)
+            self.h = nn.ModuleList(nn.ModuleDict({"c_fc": Conv1D(16, 8), "c_proj": Conv1D(8, 16)})
+                                   for _ in range(3))
+
+        def forward(self, idx):
+            x = self.wte(idx)
+            for b in self.h:
+                x = x + b["c_proj"](torch.tanh(b["c_fc"](x)))
+            return x
+
+    def gpt():
+        return GPT()
+
+    def tied():
+        l = nn.Linear(8, 8)
+        return nn.Sequential(l, nn.Tanh(), l, nn.Tanh(), l)
+
+    def bn_train():
+        m = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 8))
+        m(torch.randn(16, 8))
+        return m.train()
+
     def broken():
         raise RuntimeError("no weights today")
 """)
@@ -160,3 +220,70 @@ def test_core_and_command_without_torch():
     lines = [l for l in p.stderr.strip().splitlines() if l]
     assert lines == ["critheory: error: critheory torch-apjn needs PyTorch: "
                      "pip install critheory[torch]"], p.stderr
+
+
+def test_choose_layers_pairs_tokens(models, capsys):
+    # HF Conv1D by class name, per block from the embedding, integer tokens
+    code, out, err = _run(capsys, "torch-apjn", "usermodels:gpt", "--tokens", "20",
+                          "--input-shape", "2,5", "--source", "wte", "--targets", "h.*.c_proj",
+                          "--probes", "3", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["layers"] == ["h.0.c_proj", "h.1.c_proj", "h.2.c_proj"] and d["source"] == "wte"
+    assert d["apjn_theory"] is None and all(v > 0 for v in d["apjn_mean"])
+    code, out, err = _run(capsys, "torch-apjn", "usermodels:gpt", "--tokens", "20",
+                          "--input-shape", "2,5", "--source", "wte", "--layer-type", "Conv1D",
+                          "--pairs", "--probes", "3", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["pairs"] and d["sources"][0] == "wte" and len(d["layers"]) == 6
+    assert d["layers"][0] == "h.0.c_fc" and d["sources"][1] == "h.0.c_fc"
+    code, out, err = _run(capsys, "torch-apjn", "usermodels:gpt", "--tokens", "20",
+                          "--input-shape", "2,5", "--json")
+    assert code == 2 and "name the --source" in err
+    code, out, err = _run(capsys, "torch-apjn", "usermodels:mlp", "--targets", "nope*")
+    assert code == 2 and "matches no submodule" in err
+
+
+def test_tied_weights_and_train_mode(models, capsys):
+    code, out, err = _run(capsys, "torch-apjn", "usermodels:tied", "--probes", "4", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["layers"] == ["0", "0@2", "0@3"] and "tied" in d["theory_note"]
+    assert d["apjn_mean"][1] != 1.0 and d["mode"] == "eval"
+    code, out, err = _run(capsys, "torch-apjn", "usermodels:bn_train", "--probes", "4")
+    assert code == 0 and "measured in eval mode" in out
+
+
+@pytest.mark.parametrize("factory, needle", [
+    ("exits0", "sys.exit(0)"), ("exits5", "sys.exit(5)"),
+    ("base", "BaseException: not an Exception"), ("exits_in_forward", "sys.exit(0)")])
+def test_user_code_is_contained(models, capsys, factory, needle):
+    code, out, err = _run(capsys, "torch-apjn", f"usermodels:{factory}")
+    assert code == 2 and out == "" and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_file_path_puts_its_folder_on_sys_path(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("torch")
+    pkg = tmp_path / "proj"
+    pkg.mkdir()
+    (pkg / "neighbour_layers.py").write_text("from torch import nn\nWIDTH = 6\n")
+    (pkg / "entry.py").write_text(
+        "from torch import nn\nimport neighbour_layers as nl\n"
+        "def make():\n    return nn.Sequential(nn.Linear(nl.WIDTH, nl.WIDTH), nn.Tanh(), "
+        "nn.Linear(nl.WIDTH, nl.WIDTH))\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    try:
+        code, out, err = _run(capsys, "torch-apjn", "proj/entry.py:make", "--probes", "2",
+                              "--json")
+    finally:
+        sys.modules.pop("neighbour_layers", None)
+    assert code == 0, err
+    assert json.loads(out)["input_shape"] == [16, 6]
+
+
+def test_user_prints_stay_off_stdout(models, capsys):
+    code, out, err = _run(capsys, "torch-apjn", "usermodels:chatty", "--probes", "2", "--json")
+    assert code == 0 and json.loads(out)["layers"] == ["0", "2"]
+    assert "hello from the factory" in err

@@ -30,6 +30,10 @@ rounded to float32.
 Tangents are renormalized when ``‖T‖²`` leaves ``[1e-100, 1e100]`` in float64; float32 uses
 ``[1e-15, 1e15]`` (the squared norm of ``N × P`` entries must stay below float32's 3.4e38).
 
+Without a seed, a torch backend takes the root seed from torch's global generator
+(:meth:`Backend.resolve_seed`; ``torch.manual_seed`` then makes the run reproducible), numpy
+from fresh entropy.
+
 torch is imported only when a torch backend is asked for; without it the request is a one-line
 :class:`~critheory.errors.InvalidArgumentError`.
 
@@ -124,6 +128,33 @@ class Backend:
     def eps(self) -> float:
         """Machine epsilon of :attr:`dtype`."""
         return float(np.finfo(self.dtype).eps)
+
+    # ---------------------------------------------------------------- randomness
+    def resolve_seed(self, seed: int | None, generator: Any = None) -> int | None:
+        """The root seed of a simulation on this backend, PyTorch's way for torch.
+
+        A given ``seed`` is returned as it is (every backend then simulates the same networks,
+        see the module docstring). Without one, the torch backend draws the root seed from
+        ``generator`` (a ``torch.Generator``) or torch's global generator, so that
+        ``torch.manual_seed`` alone makes a torch-backend run reproducible; numpy returns None
+        (fresh entropy, recorded in the result). The numbers themselves still come from the
+        independent numpy streams of that root seed (inputs, weights, probes per network).
+
+        >>> get_backend("numpy").resolve_seed(None) is None, get_backend().resolve_seed(7)
+        (True, 7)
+        """
+        if seed is not None:
+            return seed
+        if generator is not None and self.name != "torch":
+            raise InvalidArgumentError("generator= is for the torch backend")
+        if self.name != "torch":
+            return None
+        t = self._torch
+        if generator is not None and not isinstance(generator, t.Generator):
+            raise InvalidArgumentError("generator must be a torch.Generator, got "
+                                       f"{type(generator).__name__}")
+        gen = t.default_generator if generator is None else generator
+        return int(t.randint(0, 2 ** 62, (1,), generator=gen, device=gen.device).item())
 
     # ---------------------------------------------------------------- conversions
     def asarray(self, a: np.ndarray):

@@ -8,8 +8,14 @@ The core of critheory never imports torch; this package does, and only this pack
   :func:`apjn_pairs` — ``J^{l,l+1}`` for every pair of consecutive layers (each layer's χ_J);
 * :func:`read_model`, :func:`predict` — read an ``nn.Sequential``-style stack into critheory's
   blocks with its empirical σ_w², σ_b² per layer, and critheory's prediction for it;
-* :func:`init_critical_`, :func:`tune_critical_` — critical initialization (from the theory, or
-  data-driven: each layer's scale tuned until its measured χ_J is 1);
+* :func:`init_critical_`, :func:`critical_normal_`, :func:`tune_critical_` — critical
+  initialization of any module tree, with a per-tensor report (from the theory, for the
+  inputs' scale with ``q0=``, or data-driven: each layer's scale tuned until its measured χ_J
+  is 1);
+
+Randomness follows PyTorch: a ``generator=`` argument, else torch's global generator (so
+``torch.manual_seed`` makes every call reproducible); ``seed=`` gives independent streams for
+weights, probes and inputs (:func:`seed_generator`).
 * :func:`jacobian_penalty` — ½‖J‖_F² by random projections (Hoffman, Roberts, Yaida), unbiased
   and differentiable, with :func:`jacobian_norm_exact` for checks;
 * :class:`FDRMonitor` — Yaida's first fluctuation–dissipation relation for PyTorch's SGD.
@@ -31,6 +37,9 @@ _WHERE = {
     "layers_of_type": "measure",
     "FDRMonitor": "fdr", "FDRResult": "fdr",
     "TuneReport": "init", "init_critical_": "init", "tune_critical_": "init",
+    "critical_normal_": "init", "InitReport": "init", "TensorAction": "init",
+    "CriticalityWarning": "init", "seed_generator": "measure", "measuring": "measure",
+    "WeightTensor": "read", "weight_tensors": "read",
     "ModelReading": "read", "Prediction": "read", "Residual": "read", "predict": "read",
     "read_model": "read",
     "jacobian_norm_exact": "regularizer", "jacobian_penalty": "regularizer",

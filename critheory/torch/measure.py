@@ -50,6 +50,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["APJNResult", "apjn", "apjn_pairs", "execution_order", "layers_of_type", "LAYER_TYPES",
-           "MAX_EXACT", "MAX_PROBES"]
+           "MAX_EXACT", "MAX_PROBES", "STREAMS", "seed_generator", "measuring"]
 
 #: module types whose outputs are the "layers" when none are named
 LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -97,6 +98,11 @@ class APJNResult:
         ``jvp`` or ``vjp``).
     numel : tuple of int
         Number of entries of each target's output tensor (the normalization).
+    sources : tuple of str
+        :func:`apjn_pairs`: the first layer of each pair (empty otherwise).
+    mode : str
+        ``"eval"`` or ``"train"``: the mode the model was measured in (``train`` only where
+        some module was in training mode).
     """
 
     source: str
@@ -108,12 +114,13 @@ class APJNResult:
     method: str
     numel: tuple
     sources: tuple = ()
+    mode: str = "eval"
 
     def to_dict(self) -> dict:
         """JSON-ready summary (None for NaN)."""
         out = {"source": self.source, "layers": list(self.layers), "apjn_mean": self.mean,
                "apjn_stderr": self.stderr, "probes": self.probes, "method": self.method,
-               "numel": list(self.numel)}
+               "numel": list(self.numel), "mode": self.mode}
         if self.sources:
             out["sources"] = list(self.sources)
         return jsonable(out)
@@ -148,26 +155,88 @@ def _modules(model: nn.Module) -> dict:
     return dict(model.named_modules())
 
 
+def _split(name: str) -> tuple[str, int]:
+    """``"blk@3"`` -> ``("blk", 3)``: the third call of a module that runs several times (a
+    weight-tied stack); a plain name is the first call."""
+    if isinstance(name, str):
+        base, sep, k = name.rpartition("@")
+        if sep and k.isdigit() and int(k) >= 1:
+            return base, int(k)
+    return name, 1
+
+
+def _label(base: str, call: int) -> str:
+    return base if call == 1 else f"{base}@{call}"
+
+
 def _resolve(model: nn.Module, name: str) -> nn.Module:
     mods = _modules(model)
-    if not isinstance(name, str) or name not in mods:
+    base, _ = _split(name)
+    if not isinstance(name, str) or base not in mods:
         some = ", ".join(repr(n) for n in list(mods)[1:8])
         raise InvalidArgumentError(f"the model has no submodule named {name!r} (names are those "
-                                   f"of model.named_modules(): {some}, ...)")
-    return mods[name]
+                                   f"of model.named_modules(): {some}, ...; the k-th call of a "
+                                   "module that runs several times is NAME@k)")
+    return mods[base]
+
+
+def _nth_call(fn: Callable, call: int) -> Callable:
+    count = [0]
+
+    def hook(mod, args, out):
+        count[0] += 1
+        return fn(mod, args, out) if count[0] == call else None
+    return hook
 
 
 @contextlib.contextmanager
 def _hooks(model: nn.Module, hooks: Sequence[tuple[str, Callable]]):
-    """Forward hooks ``(name, fn)`` for the duration of the block; always removed."""
+    """Forward hooks ``(name, fn)`` for the duration of the block (``fn`` runs on the call of
+    the module that ``name`` designates, see :func:`_split`); always removed."""
     handles = []
     try:
         for name, fn in hooks:
-            handles.append(_resolve(model, name).register_forward_hook(fn))
+            handles.append(_resolve(model, name).register_forward_hook(
+                _nth_call(fn, _split(name)[1])))
         yield
     finally:
         for h in handles:
             h.remove()
+
+
+@contextlib.contextmanager
+def measuring(model: nn.Module, mode: str = "eval"):
+    """Run a measurement on ``model`` without changing it: in eval mode (``mode="eval"``: the
+    default of every measurement, Dropout off and BatchNorm on its running statistics) or in
+    the mode it is in (``"train"``); afterwards every module's train/eval flag is restored and
+    every buffer (BatchNorm running statistics, ``num_batches_tracked``) is put back bit for
+    bit.
+
+    >>> from torch import nn
+    >>> m = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3)).train()
+    >>> before = m[1].running_mean.clone()
+    >>> with measuring(m, "train"):
+    ...     _ = m(torch.randn(4, 3))
+    >>> bool(torch.equal(before, m[1].running_mean)), m.training
+    (True, True)
+    """
+    if mode not in ("eval", "train"):
+        raise InvalidArgumentError(f"mode must be 'eval' or 'train', got {mode!r}")
+    flags = [(m, m.training) for m in model.modules()]
+    buffers = [(owner, name, b, b.detach().clone()) for owner in model.modules()
+               for name, b in owner.named_buffers(recurse=False) if b is not None]
+    try:
+        if mode == "eval":
+            model.eval()
+        yield
+    finally:
+        with torch.no_grad():
+            for owner, name, b, saved in buffers:
+                if getattr(owner, name, None) is not b:   # replaced rather than updated
+                    setattr(owner, name, b)
+                b.copy_(saved)
+        for m, flag in flags:
+            m.training = flag
 
 
 def _forward(model: nn.Module, inputs: tuple):
@@ -190,41 +259,114 @@ def execution_order(model: nn.Module, inputs, names: Iterable[str] | None = None
     >>> m = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
     >>> execution_order(m, torch.zeros(1, 3))
     ['0', '1', '2', '']
+
+    A module that runs several times (weights tied across layers) is listed once per call,
+    ``NAME@k`` for its k-th call (a plain name in ``names`` stands for all its calls):
+
+    >>> lin = nn.Linear(3, 3)
+    >>> execution_order(nn.Sequential(lin, nn.Tanh(), lin), torch.zeros(1, 3), ["0"])
+    ['0', '0@2']
     """
     inputs = _as_tuple(inputs)
     wanted = list(_modules(model)) if names is None else list(names)
+    exact = set(wanted)
+    plain = {n for n in wanted if _split(n)[1] == 1 and "@" not in n}
+    bases = list(dict.fromkeys(_split(n)[0] for n in wanted))
     order: list[str] = []
 
-    def rec(name):
+    def rec(base):
+        count = [0]
+
         def hook(mod, args, out):
-            if name not in order:
-                order.append(name)
+            count[0] += 1
+            label = _label(base, count[0])
+            if label not in order and (label in exact or base in plain):
+                order.append(label)
         return hook
 
-    with _hooks(model, [(n, rec(n)) for n in wanted]), torch.no_grad():
-        _forward(model, inputs)
+    handles = []
+    try:
+        for b in bases:
+            handles.append(_resolve(model, b).register_forward_hook(rec(b)))
+        with torch.no_grad(), measuring(model, "train"):     # mode kept, buffers restored
+            _forward(model, inputs)
+    finally:
+        for h in handles:
+            h.remove()
     return order
 
 
+def is_type(module: nn.Module, types) -> bool:
+    """Whether ``module`` is one of ``types``: classes, or class names (``"Conv1D"`` matches
+    HuggingFace's ``transformers.pytorch_utils.Conv1D`` without importing it; the names of the
+    module's base classes count too)."""
+    types = types if isinstance(types, (tuple, list)) else (types,)
+    names = {c.__name__ for c in type(module).__mro__}
+    return any(isinstance(module, t) if isinstance(t, type) else t in names for t in types)
+
+
+def _check_types(types) -> tuple:
+    types = tuple(types) if isinstance(types, (tuple, list)) else (types,)
+    if not types or not all(isinstance(t, (type, str)) and t for t in types):
+        raise InvalidArgumentError("layer_type must be a module class, a class name or a tuple "
+                                   f"of them, got {types!r}")
+    return types
+
+
 def layers_of_type(model: nn.Module, inputs, types=LAYER_TYPES) -> list[str]:
-    """Names of the submodules of the given types, in execution order on ``inputs``."""
-    names = [n for n, m in model.named_modules() if isinstance(m, types)]
+    """Names of the submodules of the given types (classes or class names, see
+    :func:`is_type`), in execution order on ``inputs``; a module that runs several times is
+    listed once per call (``NAME@k``, see :func:`execution_order`)."""
+    types = _check_types(types)
+    names = [n for n, m in model.named_modules() if is_type(m, types)]
     return execution_order(model, inputs, names) if names else []
 
 
-def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
+#: the independent random streams of one seed: ``SeedSequence(seed).spawn(len(STREAMS))[i]``
+#: seeds the torch generator of stream ``STREAMS[i]``
+STREAMS = ("weights", "probes", "inputs", "projections")
+
+
+def seed_generator(seed: int, stream: str, device: str | torch.device = "cpu"
+                   ) -> torch.Generator:
+    """A torch generator for one of the independent streams (:data:`STREAMS`) of ``seed``.
+
+    The streams of one seed are the children of ``numpy.random.SeedSequence(seed)``, so the
+    weights drawn by ``init_critical_(model, seed=0)`` and the probes of ``apjn(..., seed=0)``
+    are independent (the same fresh generator for both would make the probes equal to the
+    first weights).
+
+    >>> a = torch.randn(3, generator=seed_generator(0, "weights"), dtype=torch.float64)
+    >>> b = torch.randn(3, generator=seed_generator(0, "probes"), dtype=torch.float64)
+    >>> bool(torch.equal(a, b)), bool(torch.equal(a, torch.randn(
+    ...     3, generator=seed_generator(0, "weights"), dtype=torch.float64)))
+    (False, True)
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidArgumentError(f"seed must be an integer >= 0, got {seed!r}")
+    if stream not in STREAMS:
+        raise InvalidArgumentError(f"stream must be one of {', '.join(STREAMS)}, got {stream!r}")
+    child = np.random.SeedSequence(int(seed)).spawn(len(STREAMS))[STREAMS.index(stream)]
+    g = torch.Generator(device=device)
+    g.manual_seed(int(child.generate_state(1, np.uint64)[0]))
+    return g
+
+
+def _generator(seed: int | None, generator: torch.Generator | None,
+               stream: str = "probes") -> torch.Generator:
+    """PyTorch's rule: ``generator`` if given; else, with a ``seed``, the generator of that
+    seed's ``stream`` (:func:`seed_generator`); else torch's global (default CPU) generator,
+    so that ``torch.manual_seed`` alone makes a run reproducible."""
     if generator is not None:
         if not isinstance(generator, torch.Generator):
-            raise InvalidArgumentError("generator must be a torch.Generator")
+            raise InvalidArgumentError("generator must be a torch.Generator, got "
+                                       f"{type(generator).__name__}")
+        if seed is not None:
+            raise InvalidArgumentError("give seed or generator, not both")
         return generator
-    g = torch.Generator()
     if seed is None:
-        g.seed()
-    else:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise InvalidArgumentError(f"seed must be an integer >= 0, got {seed!r}")
-        g.manual_seed(seed)
-    return g
+        return torch.default_generator
+    return seed_generator(seed, stream)
 
 
 def _gaussian(like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -330,7 +472,7 @@ def _graph(model, inputs, source, targets) -> tuple:
     return leaf["h"], outs
 
 
-def _vjp(model, inputs, source, targets, probes, gen) -> tuple[np.ndarray, dict]:
+def _vjp(model, inputs, source, targets, probes, gen, tick=None) -> tuple[np.ndarray, dict]:
     """Reverse mode: one forward pass keeping the graph, then one backward pass per probe and
     target (``E‖uᵀJ‖² = ‖J‖_F²``)."""
     h0, outs = _graph(model, inputs, source, targets)
@@ -341,6 +483,8 @@ def _vjp(model, inputs, source, targets, probes, gen) -> tuple[np.ndarray, dict]
         if not y.requires_grad or name == source:
             continue                      # does not depend on h^{l0} (J = 0), or J = 1
         for p in range(probes):
+            if tick is not None:
+                tick()
             u = _gaussian(y, gen)
             (g,) = torch.autograd.grad(y, h0, u, retain_graph=True, allow_unused=True)
             samples[p, k] = 0.0 if g is None else float(torch.sum(g.double() ** 2)) / y.numel()
@@ -387,8 +531,9 @@ def _is_forward_ad_gap(exc: Exception) -> bool:
 
 def apjn(model: nn.Module, inputs, *, source: str | None = None,
          targets: Sequence[str] | None = None, layer_type=LAYER_TYPES, probes: int = 8,
-         method: str = "auto", seed: int | None = 0,
-         generator: torch.Generator | None = None) -> APJNResult:
+         method: str = "auto", seed: int | None = None,
+         generator: torch.Generator | None = None, mode: str = "eval",
+         progress=None) -> APJNResult:
     """APJN ``J^{source,l}`` of ``model`` on ``inputs`` for every target submodule ``l``.
 
     Parameters
@@ -400,11 +545,14 @@ def apjn(model: nn.Module, inputs, *, source: str | None = None,
     source : str, optional
         Name (as in ``model.named_modules()``) of the submodule whose output is ``h^{l0}``;
         ``""`` for the model's input. Default: the first submodule of ``layer_type`` to run.
+        ``NAME@k`` is the k-th call of a module that runs several times (weights tied across
+        layers); a plain name is its first call.
     targets : sequence of str, optional
-        Submodules whose outputs are the ``h^l``. Default: every submodule of ``layer_type`` from
-        the source on, in execution order.
-    layer_type : type or tuple of types
-        The layer types of the defaults (Linear and Conv).
+        Submodules whose outputs are the ``h^l``. Default: every call of a submodule of
+        ``layer_type`` from the source on, in execution order.
+    layer_type : type, class name or tuple of them
+        The layer types of the defaults (Linear and Conv); a class name such as ``"Conv1D"``
+        matches by name (:func:`is_type`).
     probes : int
         Random probes per estimate (ignored by ``method="exact"``).
     method : {"auto", "jvp", "forward", "vjp", "exact"}
@@ -416,9 +564,18 @@ def apjn(model: nn.Module, inputs, *, source: str | None = None,
         falling back to ``vjp`` where an operation has no double-backward formula (the fused
         attention of ``nn.TransformerEncoderLayer``).
     seed : int or None
-        Seed of the probes' generator (None: fresh entropy); ignored if ``generator`` is given.
+        Seed of the probes: the ``"probes"`` stream of :func:`seed_generator`, independent of
+        the weights ``init_critical_(..., seed=seed)`` draws. None (default): ``generator``, or
+        torch's global generator (PyTorch's rule: ``torch.manual_seed`` makes it reproducible).
     generator : torch.Generator, optional
-        Generator of the probes (on CPU or the inputs' device).
+        Generator of the probes (on CPU or the inputs' device); not with ``seed``.
+    mode : {"eval", "train"}
+        ``eval`` (default): measured in eval mode (Dropout off, BatchNorm on its running
+        statistics), whatever mode the model is in; ``train``: in the model's own mode. Either
+        way the modes and every buffer are restored afterwards (:func:`measuring`).
+    progress : bool or callable, optional
+        True: a progress bar on stderr; a callable: ``progress(done, total)`` per probe (per
+        probe and target for ``vjp``, per column for ``exact``).
 
     Returns
     -------
@@ -436,7 +593,30 @@ def apjn(model: nn.Module, inputs, *, source: str | None = None,
     """
     _check(model, probes, method)
     inputs = _as_tuple(inputs)
-    gen = _generator(seed, generator)
+    gen = _generator(seed, generator, "probes")
+    with measuring(model, mode):
+        res = _apjn(model, inputs, source, targets, layer_type, probes, method, gen, progress)
+    return dataclasses.replace(res, mode=_mode_used(model, mode))
+
+
+def _mode_used(model: nn.Module, mode: str) -> str:
+    """``train`` only where some module really ran in training mode."""
+    return "train" if mode == "train" and any(m.training for m in model.modules()) else "eval"
+
+
+def _ticker(progress, total: int):
+    """A function to call once per unit of work: ``progress(done, total)`` for a callable,
+    a bar on stderr for True (the simulator's), nothing for None/False."""
+    if not progress:
+        return None
+    from critheory.simulation.engine import _Progress
+
+    bar = _Progress(max(int(total), 1), progress)
+    return lambda: bar.update(1)
+
+
+def _apjn(model, inputs, source, targets, layer_type, probes, method, gen,
+          progress=None) -> APJNResult:
     if source is None or targets is None:
         default = layers_of_type(model, inputs, layer_type)
         if source is None:
@@ -463,11 +643,16 @@ def apjn(model: nn.Module, inputs, *, source: str | None = None,
         _resolve(model, t)
 
     if method == "exact":
-        samples, numel = _exact(model, inputs, source, targets)
+        samples, numel = _exact(model, inputs, source, targets, progress)
         probes_out = None
     else:
+        per_probe = len(targets) if method == "vjp" else 1
+        tick = _ticker(progress, probes * per_probe)
+
         def gaussians():
             for _ in range(probes):
+                if tick is not None:
+                    tick()
                 yield lambda h: _gaussian(h, gen)
 
         used = method
@@ -499,7 +684,9 @@ def apjn(model: nn.Module, inputs, *, source: str | None = None,
         if used in ("jvp", "forward"):
             samples = samples / np.array([numel[t] for t in targets], dtype=float)
         else:
-            samples, numel = _vjp(model, inputs, source, targets, probes, gen)
+            if used != method:                # auto fell back: count the vjp passes
+                tick = _ticker(progress, probes * len(targets))
+            samples, numel = _vjp(model, inputs, source, targets, probes, gen, tick)
         method = used
         probes_out = probes
     missing = [t for t in targets if t not in numel]
@@ -521,7 +708,7 @@ def apjn(model: nn.Module, inputs, *, source: str | None = None,
                       numel=tuple(int(numel[t]) for t in targets))
 
 
-def _exact(model, inputs, source, targets) -> tuple[np.ndarray, dict]:
+def _exact(model, inputs, source, targets, progress=None) -> tuple[np.ndarray, dict]:
     """Exact APJN: ``J e_j`` for every coordinate j of h^{l0} (the columns of the Jacobian),
     by :func:`_jvp_rr`."""
     shape: dict[str, Any] = {}
@@ -541,8 +728,12 @@ def _exact(model, inputs, source, targets) -> tuple[np.ndarray, dict]:
     if n0 > MAX_EXACT:
         raise InvalidArgumentError(f"the exact APJN needs {n0} forward passes (one per entry of "
                                    f"h^l0); at most {MAX_EXACT}: use probes")
+    tick = _ticker(progress, n0)
+
     def basis():
         for j in range(n0):
+            if tick is not None:
+                tick()
             def e_j(h, j=j):
                 e = torch.zeros(h.numel(), dtype=h.dtype, device=h.device)
                 e[j] = 1.0
@@ -556,15 +747,19 @@ def _exact(model, inputs, source, targets) -> tuple[np.ndarray, dict]:
 
 def apjn_pairs(model: nn.Module, inputs, *, layers: Sequence[str] | None = None,
                layer_type=LAYER_TYPES, probes: int = 8, method: str = "auto",
-               seed: int | None = 0) -> APJNResult:
+               seed: int | None = None, generator: torch.Generator | None = None,
+               mode: str = "eval",
+               progress: Callable[[int, int], None] | None = None) -> APJNResult:
     """``J^{l, l+1}`` for every pair of consecutive layers: each layer's measured χ_J.
 
     Parameters
     ----------
     layers : sequence of str, optional
         The layers in order (default: the submodules of ``layer_type`` in execution order).
-    probes, method, seed
-        As :func:`apjn` (pair k uses the seed ``seed + k``).
+    probes, method, seed, generator, mode
+        As :func:`apjn` (the pairs draw their probes one after the other from one generator).
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each pair.
 
     Returns
     -------
@@ -584,18 +779,23 @@ def apjn_pairs(model: nn.Module, inputs, *, layers: Sequence[str] | None = None,
     """
     _check(model, probes, method)
     inputs = _as_tuple(inputs)
-    names = list(layers) if layers is not None else layers_of_type(model, inputs, layer_type)
-    if len(names) < 2:
-        raise InvalidArgumentError("consecutive pairs need at least two layers")
-    rows, parts = [], []
-    for k in range(len(names) - 1):
-        r = apjn(model, inputs, source=names[k], targets=[names[k + 1]], probes=probes,
-                 method=method, seed=None if seed is None else seed + k)
-        parts.append(r)
-        rows.append(r.samples[:, 0])
+    gen = _generator(seed, generator, "probes")
+    with measuring(model, mode):
+        names = list(layers) if layers is not None else layers_of_type(model, inputs,
+                                                                        layer_type)
+        if len(names) < 2:
+            raise InvalidArgumentError("consecutive pairs need at least two layers")
+        rows, parts = [], []
+        for k in range(len(names) - 1):
+            r = _apjn(model, inputs, names[k], [names[k + 1]], layer_type, probes, method, gen)
+            parts.append(r)
+            rows.append(r.samples[:, 0])
+            if progress is not None:
+                progress(k + 1, len(names) - 1)
     samples = np.stack(rows, axis=1)
     return APJNResult(source=names[0], layers=tuple(names[1:]),
                       mean=np.array([r.mean[0] for r in parts]),
                       stderr=np.array([r.stderr[0] for r in parts]), samples=samples,
                       probes=parts[0].probes, method=parts[-1].method,
-                      numel=tuple(r.numel[0] for r in parts), sources=tuple(names[:-1]))
+                      numel=tuple(r.numel[0] for r in parts), sources=tuple(names[:-1]),
+                      mode=_mode_used(model, mode))

@@ -54,7 +54,8 @@ from critheory.theory.meanfield.state import State
 from critheory.torch.activations import activation_of
 
 __all__ = ["Residual", "ModelReading", "Prediction", "read_model", "predict", "DENSE_TYPES",
-           "UNIFORM_RTOL", "CRITICAL_Z", "weight_var_of", "bias_var_of"]
+           "UNIFORM_RTOL", "CRITICAL_Z", "weight_var_of", "bias_var_of", "WeightTensor",
+           "weight_tensors", "select"]
 
 DENSE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _SKIP_TYPES = (nn.Dropout, nn.Identity, nn.Flatten, nn.AlphaDropout)
@@ -124,14 +125,123 @@ def bias_var_of(m: nn.Module) -> float:
     return 0.0 if b is None else float(torch.mean(b.detach().double() ** 2))
 
 
+# ----------------------------------------------------------------------------- any module tree
+@dataclass(frozen=True)
+class WeightTensor:
+    """A weight tensor of a module tree (with its bias) that critheory reads and initializes.
+
+    Attributes
+    ----------
+    module : str
+        The module's name (as in ``model.named_modules()``).
+    weight, bias : str or None
+        The parameter names within the module (``weight``/``bias``, ``in_proj_weight``/
+        ``in_proj_bias`` of ``nn.MultiheadAttention``...); bias None if there is none.
+    kind : str
+        ``linear``, ``conv``, ``conv1d_hf`` (HuggingFace's ``Conv1D``, weight ``(in, out)``),
+        ``attention_in_proj`` (the fused or separate q/k/v projections of
+        ``nn.MultiheadAttention``; its ``out_proj`` is a ``linear``) or ``embedding``.
+    fan_in : int
+        Inputs of one output unit (1 for an embedding: its entries are the inputs).
+    """
+
+    module: str
+    weight: str
+    bias: str | None
+    kind: str
+    fan_in: int
+
+    def tensors(self, model: nn.Module) -> tuple:
+        """``(weight, bias or None)`` of ``model``."""
+        mod = model.get_submodule(self.module)
+        return getattr(mod, self.weight), (None if self.bias is None else
+                                           getattr(mod, self.bias))
+
+
+def _is_hf_conv1d(m: nn.Module) -> bool:
+    """HuggingFace's ``Conv1D`` (GPT-2): ``y = x @ W + b`` with ``W`` of shape (in, out),
+    recognized by its class name and attributes, without importing transformers."""
+    w = getattr(m, "weight", None)
+    return (any(c.__name__ == "Conv1D" for c in type(m).__mro__) and isinstance(w, torch.Tensor)
+            and w.dim() == 2 and getattr(m, "nf", w.shape[1]) == w.shape[1])
+
+
+def weight_tensors(model: nn.Module) -> list[WeightTensor]:
+    """Every weight tensor of ``model`` that critheory reads and initializes, in the order of
+    ``model.named_modules()``: Linear (and its subclasses, such as the ``out_proj`` of
+    ``nn.MultiheadAttention``), Conv1d/2d/3d, HuggingFace ``Conv1D``, the input projections of
+    ``nn.MultiheadAttention``, and ``nn.Embedding``. Other parameters (normalization affine
+    parameters, class tokens, positional embeddings held as bare parameters, transposed
+    convolutions, ``bias_k``/``bias_v``) are not among them.
+
+    >>> from torch import nn
+    >>> [(t.module, t.weight, t.kind, t.fan_in) for t in weight_tensors(
+    ...     nn.MultiheadAttention(8, 2))]
+    [('', 'in_proj_weight', 'attention_in_proj', 8), ('out_proj', 'weight', 'linear', 8)]
+    """
+    out = []
+    for name, m in model.named_modules():
+        if isinstance(m, DENSE_TYPES) and isinstance(getattr(m, "weight", None), torch.Tensor):
+            kind = "linear" if isinstance(m, nn.Linear) else "conv"
+            out.append(WeightTensor(name, "weight", "bias" if m.bias is not None else None, kind,
+                                    _fan_in(m)))
+        elif _is_hf_conv1d(m):
+            b = getattr(m, "bias", None)
+            out.append(WeightTensor(name, "weight", "bias" if isinstance(b, torch.Tensor)
+                                    else None, "conv1d_hf", int(m.weight.shape[0])))
+        elif isinstance(m, nn.MultiheadAttention):
+            has_b = m.in_proj_bias is not None
+            if m.in_proj_weight is not None:
+                out.append(WeightTensor(name, "in_proj_weight", "in_proj_bias" if has_b
+                                        else None, "attention_in_proj",
+                                        int(m.in_proj_weight.shape[1])))
+            else:                # separate q/k/v weights; the one in_proj_bias with q
+                for w in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
+                    out.append(WeightTensor(name, w, "in_proj_bias" if has_b and w[0] == "q"
+                                            else None, "attention_in_proj",
+                                            int(getattr(m, w).shape[1])))
+        elif isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
+            out.append(WeightTensor(name, "weight", None, "embedding", 1))
+    return out
+
+
+def select(names, layers) -> list:
+    """The names that match ``layers`` (module names or ``fnmatch`` glob patterns such as
+    ``"blocks.*.mlp.*"``); every name when ``layers`` is None. A pattern that matches nothing
+    is an error (a typo should not silently select nothing).
+
+    >>> select(["a.0", "a.1", "b"], ["a.*"])
+    ['a.0', 'a.1']
+    """
+    import fnmatch
+
+    names = list(names)
+    if layers is None:
+        return names
+    if isinstance(layers, str):
+        layers = [layers]
+    if not isinstance(layers, (list, tuple)):
+        raise InvalidArgumentError(f"layers must be names or glob patterns, got {layers!r}")
+    pats = list(layers)
+    if not pats or not all(isinstance(p, str) for p in pats):
+        raise InvalidArgumentError(f"layers must be names or glob patterns, got {layers!r}")
+    for p in pats:
+        if not any(n == p or fnmatch.fnmatchcase(n, p) for n in names):
+            some = ", ".join(repr(n) for n in names[:8])
+            raise InvalidArgumentError(f"layers: {p!r} matches none of {some}"
+                                       + (", ..." if len(names) > 8 else ""))
+    return [n for n in names if any(n == p or fnmatch.fnmatchcase(n, p) for p in pats)]
+
+
 def _flatten(module: nn.Module, prefix: str) -> list[_Item]:
     def join(n):
         return f"{prefix}.{n}" if prefix else n
 
     if isinstance(module, nn.Sequential):
         out = []
-        for n, child in module.named_children():
-            out += _flatten(child, join(n))
+        for n, child in module._modules.items():      # every position, repeated modules too
+            if child is not None:
+                out += _flatten(child, join(n))
         return out
     if isinstance(module, Residual):
         items = tuple(_flatten(module.branch, join("branch")))
@@ -205,6 +315,13 @@ class ModelReading:
     hidden_weights : int
         Number of weights of the dense modules after the first (the sample behind the
         empirical σ_w² of :meth:`uniform_point`).
+    structured : bool
+        True for a stack read into critheory's blocks. False for any other module tree: then
+        ``layers`` are its weight tensors' modules (:func:`weight_tensors`, definition order),
+        each one a layer of its own with its σ_w², σ_b², ``units`` is empty, there is no
+        theory for it (:func:`predict` refuses), and ``notes[0]`` says why.
+    kinds : tuple of str
+        Per layer, the :attr:`WeightTensor.kind` of its weight (unstructured readings).
     """
 
     layers: tuple
@@ -217,6 +334,8 @@ class ModelReading:
     notes: tuple = ()
     hidden_weights: int = 0
     sizes: tuple = ()
+    structured: bool = True
+    kinds: tuple = ()
     _items: tuple = field(default=(), repr=False)
 
     @property
@@ -253,17 +372,74 @@ class ModelReading:
         return sw, sb
 
 
-def read_model(model: nn.Module) -> ModelReading:
+def read_model(model: nn.Module, *, layers=None) -> ModelReading:
     """Read ``model`` (see the module docstring for what is read).
+
+    A stack critheory reads gives a structured reading (blocks, theory). Any other module tree
+    (a ResNet with BatchNorm, a ViT, a GPT-2 with HuggingFace ``Conv1D``, weights tied across
+    layers) gives an unstructured reading: σ_w², σ_b² of every weight tensor
+    (:func:`weight_tensors`), no theory, and the reason in ``notes[0]``.
+
+    Parameters
+    ----------
+    layers : str or sequence of str, optional
+        Only these modules (names or glob patterns, :func:`select`); the reading is then
+        unstructured.
 
     Raises
     ------
     InvalidArgumentError
-        Naming the submodule that could not be read, or why the stack is not a network of
-        layers critheory describes.
+        ``model`` is not a module, or it has no weight tensor critheory reads.
     """
     if not isinstance(model, nn.Module):
         raise InvalidArgumentError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if layers is None:
+        try:
+            return _read_stack(model)
+        except CritheoryError as exc:
+            reason = str(exc)
+    else:
+        reason = "layers chosen with layers="
+    rows = weight_tensors(model)
+    if not rows:
+        raise InvalidArgumentError(f"cannot read the model: no Linear/Conv layer ({reason})")
+    keep = set(select(dict.fromkeys(r.module for r in rows), layers))
+    rows = [r for r in rows if r.module in keep]
+    by_module: dict = {}
+    for r in rows:
+        by_module.setdefault(r.module, []).append(r)
+    wv, bv, sizes, kinds = [], [], [], []
+    for name, rs in by_module.items():
+        w_s, b_s, n_s = [], [], []
+        for r in rs:
+            w, b = r.tensors(model)
+            w_s.append(float(r.fan_in * torch.mean(w.detach().double() ** 2)))
+            b_s.append(0.0 if b is None else float(torch.mean(b.detach().double() ** 2)))
+            n_s.append((w.numel(), 0 if b is None else b.numel()))
+        wv.append(tuple(w_s))
+        bv.append(tuple(b_s))
+        sizes.append(tuple(n_s))
+        kinds.append(rs[0].kind)
+    names = tuple(by_module)
+    return ModelReading(layers=names, units=(), weight_var=tuple(wv), bias_var=tuple(bv),
+                        dense=tuple((n,) for n in names), activations=tuple(_tree_activations(
+                            model)), network=None,
+                        notes=(f"not a stack critheory reads ({reason}): per-tensor σ_w², σ_b² "
+                               "only, no theory",),
+                        hidden_weights=0, sizes=tuple(sizes), structured=False,
+                        kinds=tuple(kinds))
+
+
+def _tree_activations(model: nn.Module) -> list:
+    acts = []
+    for m in model.modules():
+        a = activation_of(m)
+        if a is not None and all(a != b for b in acts):
+            acts.append(a)
+    return acts
+
+
+def _read_stack(model: nn.Module) -> ModelReading:
     items = _flatten(model, "")
     first = next((i for i, it in enumerate(items) if it.kind == "dense"), None)
     if first is None:
@@ -287,7 +463,16 @@ def read_model(model: nn.Module) -> ModelReading:
     for unit in units:
         ds = [it for it in _walk(unit) if it.kind == "dense"]
         dense_names.append([d.name for d in ds])
-    all_dense = {it.name: it.module for it in _walk(items) if it.kind == "dense"}
+    all_dense = {}
+    for it in _walk(items):
+        if it.kind == "dense":
+            if any(m is it.module for m in all_dense.values()):
+                first = next(n for n, m in all_dense.items() if m is it.module)
+                raise InvalidArgumentError(
+                    f"cannot read the model: module {first!r} is used again at {it.name!r} "
+                    "(weights tied across layers); the mean-field theory assumes independent "
+                    "weights in every layer")
+            all_dense[it.name] = it.module
     for names in dense_names:
         wv.append(tuple(weight_var_of(all_dense[n]) for n in names))
         bv.append(tuple(bias_var_of(all_dense[n]) for n in names))
@@ -421,6 +606,8 @@ def predict(model: nn.Module | ModelReading, inputs: torch.Tensor | None = None,
     ('critical', [1.0, 1.0, 1.0])
     """
     reading = model if isinstance(model, ModelReading) else read_model(model)
+    if not reading.structured:
+        raise InvalidArgumentError(f"no theory for this model: {reading.notes[0]}")
     if q0 is None:
         q0 = 1.0 if inputs is None else float(torch.mean(inputs.detach().double() ** 2))
     if not (math.isfinite(q0) and q0 >= 0):

@@ -110,7 +110,9 @@ def jacobian_penalty(model: nn.Module, inputs, *, n_proj: int = 1, source: str |
     reduction : {"mean", "sum"}
         Average or sum over the samples of the batch.
     seed, generator
-        Randomness of the projections (a CPU ``torch.Generator``, or a seed; None: fresh).
+        Randomness of the projections: a CPU ``torch.Generator``, or a seed (its
+        ``"projections"`` stream, :func:`~critheory.torch.measure.seed_generator`); neither:
+        torch's global generator (``torch.manual_seed`` makes it reproducible).
     create_graph : bool
         Keep the graph (True: the penalty can be back-propagated into the parameters).
 
@@ -126,7 +128,7 @@ def jacobian_penalty(model: nn.Module, inputs, *, n_proj: int = 1, source: str |
                                    f"{distribution!r}")
     if reduction not in ("mean", "sum"):
         raise InvalidArgumentError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    gen = _generator(seed, generator)
+    gen = _generator(seed, generator, "projections")
     h0, h = _graph(model, inputs, source, target)
     batch = h.shape[0] if h.dim() > 0 else 1
     total = h.new_zeros(())

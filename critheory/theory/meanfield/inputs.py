@@ -1,0 +1,295 @@
+"""The point of the critical line that is critical *for given inputs* (MLP).
+
+The critical point of an activation with a half-stable fixed point (GELU, SiLU/swish,
+QuickGELU ``x·σ(1.702x)``) is critical only for inputs that reach its fixed point ``K*_c``:
+it attracts from above and repels below. Unit-norm inputs (``q0 = |x|²/N₀ = 1``) start at
+``K¹ = σ_b² + σ_w² q0`` (2.18 for QuickGELU, against ``K*_c`` = 4.94), flow to the ordered fixed
+point below and the APJN collapses (``J^{1,64}`` = 0.13 for QuickGELU, 0.22 for GELU, 0.011
+for SiLU). The critical line ``χ_J(K*) = 1`` is parametrized by its fixed point [DHG §2]:
+
+    ``σ_w²(K*) = 1/E_{K*}[φ'²]``,    ``σ_b²(K*) = K* − σ_w² E_{K*}[φ²]``,
+
+and :func:`critical_point_for_inputs` chooses on it, for inputs of second moment ``q0``:
+
+1. the point whose fixed point *is* the input kernel, ``K* = K¹``: with
+   ``K¹ = σ_b² + σ_w² q0`` and the fixed-point equation this is ``E_{K*}[φ²] = q0``; it is
+   used when it exists with ``σ_b² >= 0`` and is stable (``χ_∥(K*) <= 1``, so that the
+   finite-width fluctuations of the kernel die out instead of growing like ``χ_∥^l``);
+2. otherwise the activation's own critical point unless it is half-stable (tanh, erf: the
+   K*=0 class attracts every input; its APJN follows the critical power law);
+3. otherwise the point whose fixed point the inputs *reach* and along whose way the APJN stays
+   flattest: the stable line points (``χ_∥ <= 1``, ``σ_b² >= 0``) are scanned and the one with
+   the smallest ``max_{l <= depth} |log J^{1,l}|`` (the mean-field APJN from ``K¹``, exact
+   iteration of the kernel map; the smallest K* among those within 1e-3 of the flattest) is
+   refined on a finer grid. At the K*=K¹ point of a
+   half-stable activation (``K¹ < K*_c``) ``χ_∥ > 1`` (GELU at q0 = 1: 1.022 per layer), so this
+   is the common case there.
+
+It also says whether the activation's own critical point is reached from these inputs and at
+which depth its APJN is off by more than 10 % (``depth_lost``).
+
+Everything uses the expectation engine (:mod:`critheory.expectations`); ``tests/test_torch.py``
+checks the result against mpmath quadrature and against the APJN of torch networks.
+
+Examples
+--------
+>>> p = critical_point_for_inputs("gelu", 1.0, depth=64)
+>>> round(p.weight_var, 3), round(p.bias_var, 3), p.rule
+(1.963, 0.553, 'reached')
+>>> p.critical_reached, p.depth_lost
+(False, 6)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from critheory.activation import Activation
+from critheory.common.jsonable import jsonable
+from critheory.errors import CritheoryError, InvalidArgumentError
+from critheory.expectations import expect
+
+__all__ = ["InputPoint", "critical_point_for_inputs", "critical_point_reach",
+           "CriticalityWarning", "MAX_DEPTH", "FLAT_TOL"]
+
+#: the depth horizon of the scan at most (each layer is one vectorized expectation per map)
+MAX_DEPTH = 2000
+#: |J^{1,l} − 1| beyond this fraction "matters" (depth_lost)
+FLAT_TOL = 0.1
+_GRID = np.logspace(-3, 3.5, 131)
+
+
+class CriticalityWarning(UserWarning):
+    """A critical initialization that the inputs will not see as critical."""
+
+
+@dataclass(frozen=True)
+class InputPoint:
+    """A point of the critical line chosen for inputs of second moment ``q0``.
+
+    Attributes
+    ----------
+    activation : str
+    q0 : float
+        Input second moment per coordinate, ``|x|²/N₀``.
+    weight_var, bias_var : float
+        σ_w², σ_b² (χ_J(K*) = 1 at them).
+    fixed_point : float
+        K* of this point.
+    input_kernel : float
+        ``K¹ = σ_b² + σ_w² q0``.
+    chi_parallel : float
+        χ_∥ at K* (<= 1: stable).
+    rule : str
+        ``"K*=K1"`` (the fixed point is the input kernel), ``"critical"`` (the activation's
+        critical point, reached from these inputs) or ``"reached"`` (a line point the inputs
+        flow to; see the module docstring).
+    depth : int
+        The depth horizon of the choice.
+    apjn_max_log : float
+        ``max_{l <= depth} |log J^{1,l}|`` at this point from K¹ (mean field; 0 for K*=K1).
+    critical_point : tuple or None
+        (σ_w², σ_b², K*) of the activation's own critical point, if it has one at K* > 0.
+    critical_reached : bool or None
+        Whether K¹ at the critical point comes within ``FLAT_TOL·max(K*, K¹)`` of its K* by
+        ``depth`` (None without a critical point at finite K*).
+    depth_lost : int or None
+        At the critical point, from these inputs: the first depth ``l <= depth`` at which
+        ``|J^{1,l} − 1| > FLAT_TOL`` (None if it stays within it).
+    notes : tuple of str
+    """
+
+    activation: str
+    q0: float
+    weight_var: float
+    bias_var: float
+    fixed_point: float
+    input_kernel: float
+    chi_parallel: float
+    rule: str
+    depth: int
+    apjn_max_log: float
+    critical_point: tuple | None
+    critical_reached: bool | None
+    depth_lost: int | None
+    notes: tuple = ()
+
+    def weight_std(self, fan_in: int) -> float:
+        """The standard deviation of the weights of a layer with ``fan_in`` inputs,
+        ``sqrt(σ_w²/fan_in)`` (``torch.nn.init.normal_(w, std=...)``)."""
+        if isinstance(fan_in, bool) or not isinstance(fan_in, (int, np.integer)) or fan_in < 1:
+            raise InvalidArgumentError(f"fan_in must be an integer >= 1, got {fan_in!r}")
+        return math.sqrt(self.weight_var / fan_in)
+
+    @property
+    def bias_std(self) -> float:
+        """``sqrt(σ_b²)``."""
+        return math.sqrt(self.bias_var)
+
+    def to_dict(self) -> dict:
+        return jsonable({k: getattr(self, k) for k in self.__dataclass_fields__})
+
+
+def _line(act, K):
+    """σ_w², σ_b², χ_∥ of the critical-line points with fixed points K (vectorized)."""
+    e2 = np.asarray(expect(act, "phi2", K).value, float)
+    d2 = np.asarray(expect(act, "dphi2", K).value, float)
+    pd = np.asarray(expect(act, "phi_d2phi", K).value, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sw = 1.0 / d2
+        sb = K - sw * e2
+        chi_par = sw * (d2 + pd)
+    return sw, sb, chi_par
+
+
+def _flow(act, sw, sb, q0: float, depth: int):
+    """Mean-field iteration from K¹ = σ_b² + σ_w² q0 (vectorized over points): the kernels
+    K^1..K^{depth} and log J^{1,l} for l = 1..depth."""
+    sw, sb = np.asarray(sw, float), np.asarray(sb, float)
+    K = sb + sw * q0
+    Ks, logJ = [K], [np.zeros_like(K)]
+    tiny = np.finfo(float).tiny
+    for _ in range(depth - 1):
+        Kc = np.maximum(K, tiny)
+        logJ.append(logJ[-1] + np.log(sw * np.asarray(expect(act, "dphi2", Kc).value, float)))
+        K = sb + sw * np.asarray(expect(act, "phi2", Kc).value, float)
+        Ks.append(K)
+    return np.array(Ks), np.array(logJ)
+
+
+def _k1_point(act, q0: float):
+    """The K* with E_{K*}[φ²] = q0 (every root on the grid, refined), or []."""
+    from scipy.optimize import brentq
+
+    f = np.asarray(expect(act, "phi2", _GRID).value, float) - q0
+    roots = []
+    for i in np.nonzero(np.sign(f[:-1]) * np.sign(f[1:]) < 0)[0]:
+        roots.append(brentq(lambda k: float(expect(act, "phi2", k).value) - q0, _GRID[i],
+                            _GRID[i + 1], xtol=1e-15, rtol=1e-15))
+    return roots
+
+
+def _critical_reach(act, q0: float, depth: int):
+    """(critical point (σ_w², σ_b², K*) or None, half-stable?, reached?, depth lost)."""
+    try:
+        from critheory.theory.meanfield.criticality import critical_points
+        from critheory.theory.meanfield.maps import architecture
+
+        pts = [p for p in critical_points(architecture("mlp", act))
+               if np.isfinite(p.fixed_point) and np.isfinite(p.weight_var)]
+    except CritheoryError:
+        pts = []
+    if not pts:
+        return None, False, None, None
+    c = pts[0]
+    Ks, logJ = _flow(act, np.array([c.weight_var]), np.array([c.bias_var]), q0, depth)
+    reached = bool(abs(Ks[-1, 0] - c.fixed_point) <= FLAT_TOL * max(c.fixed_point, Ks[0, 0]))
+    off = np.nonzero(np.abs(np.expm1(logJ[:, 0])) > FLAT_TOL)[0]
+    lost = int(off[0]) + 1 if off.size else None
+    return ((float(c.weight_var), float(c.bias_var), float(c.fixed_point)),
+            c.kind == "half-stable", reached, lost)
+
+
+def critical_point_reach(activation, q0: float = 1.0, *, depth: int = 64, params=None
+                         ) -> tuple[bool | None, int | None]:
+    """Whether inputs of second moment ``q0`` reach the fixed point of the activation's (MLP)
+    critical point within ``depth`` layers, and the first depth at which ``J^{1,l}`` there is
+    off by more than :data:`FLAT_TOL` (None, None without a critical point at finite K*)."""
+    _, _, reached, lost = _critical_reach(Activation.get(activation, params), float(q0),
+                                          int(depth))
+    return reached, lost
+
+
+def critical_point_for_inputs(activation, q0: float = 1.0, *, depth: int = 64, params=None
+                              ) -> InputPoint:
+    """The point of an MLP's critical line that is critical for inputs of second moment
+    ``q0`` (see the module docstring for the rule).
+
+    Parameters
+    ----------
+    activation : str, sympy expression or Activation
+    q0 : float
+        ``|x|²/N₀`` of the inputs (1 for unit-norm inputs in the ``x·x/N₀`` convention).
+    depth : int
+        Depth horizon (the network's number of layers): the flatness of ``J^{1,l}`` is judged
+        for ``l <= depth``, at most :data:`MAX_DEPTH`.
+    params : mapping, optional
+        Parameters of the activation.
+
+    Returns
+    -------
+    InputPoint
+
+    Raises
+    ------
+    InvalidArgumentError
+        Bad q0 or depth; or no stable point of the critical line with σ_b² >= 0 is reached
+        from these inputs (the message says what the line offers).
+    """
+    act = Activation.get(activation, params)
+    if isinstance(q0, bool) or not isinstance(q0, (int, float, np.floating)) or \
+            not (math.isfinite(q0) and q0 > 0):
+        raise InvalidArgumentError(f"q0 must be a finite number > 0, got {q0!r}")
+    q0 = float(q0)
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or \
+            not 2 <= depth <= MAX_DEPTH:
+        raise InvalidArgumentError(f"depth must be an integer in [2, {MAX_DEPTH}], got "
+                                   f"{depth!r}")
+    depth = int(depth)
+    notes = []
+    crit, half_stable, reached, lost = _critical_reach(act, q0, depth)
+
+    def pack(sw, sb, K, chi_par, rule, worst):
+        return InputPoint(activation=act.name, q0=q0, weight_var=float(sw), bias_var=float(sb),
+                          fixed_point=float(K), input_kernel=float(sb + sw * q0),
+                          chi_parallel=float(chi_par), rule=rule, depth=depth,
+                          apjn_max_log=float(worst), critical_point=crit,
+                          critical_reached=reached, depth_lost=lost, notes=tuple(notes))
+
+    # 1. K* = K¹
+    for K in _k1_point(act, q0):
+        sw, sb, chi_par = (float(v[0]) for v in _line(act, np.array([K])))
+        if sb >= 0 and chi_par <= 1 + 1e-9 and np.isfinite(sw):
+            return pack(sw, sb, K, chi_par, "K*=K1", 0.0)
+        notes.append(f"the line point with K* = K1 = {K:.6g} is "
+                     + ("unstable (chi_par = {:.6g} > 1: finite-width fluctuations of the kernel "
+                        "grow like chi_par^l)".format(chi_par) if sb >= 0 else
+                        f"out of reach (its bias variance would be {sb:.3g} < 0)"))
+    # 2. the activation's critical point, unless it is half-stable
+    if crit is not None and not half_stable:
+        sw, sb, K = crit
+        return pack(sw, sb, K, 1.0, "critical", float(np.max(np.abs(logJ[:, 0]))))
+    # 3. the stable line point reached with the flattest APJN
+    sw, sb, chi_par = _line(act, _GRID)
+    ok = np.isfinite(sw) & (sw > 0) & (sb >= 0) & (chi_par <= 1 + 1e-9)
+    if not ok.any():
+        raise InvalidArgumentError(
+            f"{act.name}: no stable point of the critical line with bias_var >= 0 (chi_par <= 1)"
+            f" for K* in [{_GRID[0]:g}, {_GRID[-1]:g}]: no initialization keeps inputs of "
+            f"q0 = {q0:g} critical" + (f"; {notes[0]}" if notes else ""))
+    idx = np.nonzero(ok)[0]
+    with np.errstate(all="ignore"):
+        _, logJ = _flow(act, sw[idx], sb[idx], q0, depth)
+        worst = np.nanmax(np.abs(logJ), axis=0)
+    worst[~np.isfinite(worst)] = np.inf
+    # the flattest; among equally flat ones (within 1e-3) the smallest K*, the nearest the
+    # inputs (a huge K* is flat in mean field only because every unit saturates)
+    best = int(np.nonzero(worst <= worst.min() + 1e-3)[0][0])
+    # refine between the neighbours of the best grid point
+    i = idx[best]
+    lo, hi = _GRID[max(i - 1, 0)], _GRID[min(i + 1, len(_GRID) - 1)]
+    fine = np.geomspace(lo, hi, 41)
+    fsw, fsb, fchi = _line(act, fine)
+    fok = np.isfinite(fsw) & (fsw > 0) & (fsb >= 0) & (fchi <= 1 + 1e-9)
+    if fok.any():
+        with np.errstate(all="ignore"):
+            _, flog = _flow(act, fsw[fok], fsb[fok], q0, depth)
+            fworst = np.nanmax(np.abs(flog), axis=0)
+        fworst[~np.isfinite(fworst)] = np.inf
+        j = int(np.nonzero(fworst <= fworst.min() + 1e-3)[0][0])
+        if fworst[j] <= worst[best]:
+            k = np.nonzero(fok)[0][j]
+            return pack(fsw[k], fsb[k], fine[k], fchi[k], "reached", fworst[j])
+    return pack(sw[i], sb[i], _GRID[i], chi_par[i], "reached", worst[best])

@@ -54,4 +54,45 @@ def commands() -> list[list[str]]:
         out.append(["phase", "tanh", *_arch(a, mu), "--grid", "9", "--plot", "{tmp}/phase.png"])
     out.append(["phase", "relu", "--arch", "pre-ln-residual", "--plane", "weight-mu",
                 "--grid", "9", "--plot", "{tmp}/phase_mu.png"])
+    out += _later_commands()
+    return out
+
+
+def _later_commands() -> list[list[str]]:
+    """The commands added after the block redesign (finite width, NTK, recipes, shaped networks,
+    spectra, transformers), frozen on 2026-12-07 before the one-network refactoring (issue 27):
+    small, deterministic workloads (seeded where random)."""
+    out: list[list[str]] = []
+    for act, w, b in (("tanh", "1", "0"), ("relu", "2", "0"), ("gelu", "1.98305826",
+                                                               "0.17292239")):
+        out.append(["finite-width", act, "--weight-var", w, "--bias-var", b, "--depth", "20",
+                    "--width", "64", "--json"])
+        out.append(["ntk", act, "--weight-var", w, "--bias-var", b, "--depth", "20", "--json"])
+        out.append(["ntk", act, "--weight-var", w, "--bias-var", b, "--depth", "20",
+                    "--scaling", "equivalence", "--q12", "0.3", "--q22", "0.8", "--json"])
+        out.append(["spectrum", act, "--weight-var", w, "--bias-var", b, "--depth", "4",
+                    "--points", "64", "--json"])
+    for a, mu in (("residual", "0.5"), ("pre-ln", None), ("pre-ln-residual", "1")):
+        out.append(["finite-width", "tanh", *_arch(a, mu), "--weight-var", "1.3", "--bias-var",
+                    "0.1", "--depth", "12", "--width", "32", "--json"])
+        out.append(["ntk", "tanh", *_arch(a, mu), "--weight-var", "1.3", "--bias-var", "0.1",
+                    "--depth", "12", "--json"])
+    out.append(["spectrum", "linear", "--weight-var", "1", "--bias-var", "0", "--depth", "10",
+                "--arch", "resnet", "--points", "64", "--json"])
+    out.append(["spectrum", "tanh", "--weight-var", "1", "--bias-var", "0", "--depth", "4",
+                "--weights", "orthogonal", "--points", "64", "--json"])
+    for extra in ([], ["--family", "1", "--optimizer", "adamw"]):
+        out.append(["recipe", "tanh", "--width", "256", "--depth", "8", *extra, "--json"])
+        out.append(["recipe", "relu", "--width", "512", "--depth", "16", *extra, "--json"])
+        out.append(["recipe", "tanh", "--arch", "transformer", "--width", "64", "--depth", "4",
+                    "--heads", "4", "--mlp-ratio", "4", *extra, "--json"])
+    out.append(["sde", "relu", "--shape", "relu", "--T", "1", "--rho0", "0.3", "--method", "pde",
+                "--json"])
+    out.append(["sde", "tanh", "--shape", "smooth", "--T", "0.5", "--rho0", "0.5", "--paths",
+                "400", "--seed", "3", "--json"])
+    for arch in ("transformer", "transformer-post-ln"):
+        out.append(["analyze", "tanh", "--arch", arch, "--tokens", "2", "--heads", "2",
+                    "--json"])
+        out.append(["depth", "gelu", "--arch", arch, "--weight-var", "1", "--bias-var", "0",
+                    "--depth", "6", "--tokens", "3", "--json"])
     return out

@@ -368,3 +368,82 @@ def test_cli_negative_weight_var(capsys):
     rc, _, err = _run(capsys, "finite-width", "relu", "--weight-var", "-1", "--bias-var", "0",
                       "--depth", "5")
     assert rc == 2 and len(err.strip().splitlines()) == 1
+
+
+# --- issue 31 item 4: the simulate verdict of scale-invariant networks --------------------
+
+def test_exact_kurtosis_stderr_matches_replicate_spread():
+    """The exact standard error of the ratio estimator (moments of Ĝ up to the 4th) against
+    the spread of 300 independent replicate experiments (width 8, depth 3, 300 networks each;
+    the sd of an sd from 300 replicates is ~4 %, more with the heavy tails: 25 % allowed)."""
+    from critheory.theory.finitewidth.exact import exact_kurtosis_stderr
+
+    ks = np.array([measure_finite_width("relu", 2.0, 0.3, width=8, depth=3, seeds=300,
+                                        seed=100 + r, apjn=False).kurtosis_mean
+                   for r in range(300)])
+    se = exact_kurtosis_stderr("relu", 2.0, 0.3, 3, 8, 300)
+    sd = ks.std(axis=0, ddof=1)
+    np.testing.assert_allclose(sd, se, rtol=0.25)
+
+
+def test_exact_kurtosis_stderr_linear_closed_form():
+    """Deep linear network, layer 2: Ĝ = ū χ²-mean of n, closed-form moments (independent)."""
+    from critheory.theory.finitewidth.exact import exact_kurtosis_stderr
+
+    n, S = 5, 1000
+    # E[Ĝ^k] of layer 2 at q0 = 1: moments of χ²_n/n
+    G = [1.0, 1.0, 1 + 2 / n, (1 + 2 / n) * (1 + 4 / n), (1 + 2 / n) * (1 + 4 / n) * (1 + 6 / n)]
+    Ea2, Eb, Eb2, Eab = 1 + 2 / n, 3.0, 9 + 96 / n, 3 + 12 / n
+    M2, M4 = G[1], G[2] * Eb
+    v2, v4, c = G[2] * Ea2 - M2 ** 2, G[4] * Eb2 - M4 ** 2, G[3] * Eab - M2 * M4
+    g4, g2 = 1 / M2 ** 2, -2 * M4 / M2 ** 3
+    want = np.sqrt((g4 * g4 * v4 + g2 * g2 * v2 + 2 * g2 * g4 * c) / S)
+    assert abs(exact_kurtosis_stderr("linear", 1.0, 0.0, 2, n, S)[1] - want) < 1e-12 * want
+
+
+def test_cli_simulate_judges_scale_invariant_against_exact():
+    """Regression (issue 31): ReLU (2, 0), depth 10, width 32: z up to +9.2 against the
+    leading order 4.22 though the exact 8.08 was computed. Now judged against the exact
+    kurtosis with its exact standard error: consistent."""
+    from critheory.cli.main import main
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["finite-width", "relu", "--weight-var", "2", "--bias-var", "0", "--depth",
+                     "10", "--width", "32", "--simulate", "--seeds", "20000", "--json"]) == 0
+    sim = json.loads(buf.getvalue())["simulation"]
+    assert sim["verdict"] == "consistent"
+    assert "exact" in sim["kurtosis_reference"]
+    assert abs(sim["kurtosis_theory"][-1] - 8.0812) < 1e-3
+    assert abs(sim["kurtosis_leading"][-1] - 4.21875) < 1e-9
+    assert max(abs(z) for z in sim["kurtosis_z"][1:]) < 3.5
+
+
+def test_simulate_verdict_false_alarm_rate_at_alpha():
+    """An exact theory judged many times: the false 'inconsistent' rate stays at α = 0.01
+    (80 runs of 400 ReLU networks, width 8, depth 4: at most 4 alarms, P(X >= 5) < 0.01 under
+    α = 0.01)."""
+    from critheory.cli.finitewidth import _compare
+    from critheory.theory.finitewidth.exact import exact_kurtosis_stderr
+
+    c = finite_width_curves(architecture("mlp", "relu"), 2.0, 0.2, 4, width=8).to_dict()
+    se = exact_kurtosis_stderr("relu", 2.0, 0.2, 4, 8, 400)
+    alarms = 0
+    for r in range(80):
+        m = measure_finite_width("relu", 2.0, 0.2, width=8, depth=4, seeds=400, seed=500 + r,
+                                 apjn=False)
+        alarms += _compare(c, m, se)["verdict"] == "inconsistent"
+    assert alarms <= 4, alarms
+
+
+def test_jackknife_stderr_matches_replicate_spread():
+    """The jackknife standard error (20 groups) against replicate experiments (tanh, light
+    tails): mean se within 20 % of the spread."""
+    runs = [measure_finite_width("tanh", 1.5, 0.1, width=8, depth=3, seeds=400, seed=900 + r,
+                                 apjn=False) for r in range(150)]
+    ks = np.array([m.kurtosis_mean for m in runs])
+    se = np.array([m.kurtosis_stderr for m in runs]).mean(axis=0)
+    assert runs[0].kurtosis_dof == 19
+    np.testing.assert_allclose(se[1:], ks.std(axis=0, ddof=1)[1:], rtol=0.2)

@@ -30,7 +30,7 @@ from critheory.common.checks import check_hyper
 from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError
 
-__all__ = ["ExactMoments", "exact_scale_invariant", "slope_moments"]
+__all__ = ["ExactMoments", "exact_scale_invariant", "slope_moments", "exact_kurtosis_stderr"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,67 @@ def exact_scale_invariant(activation, weight_var: float, bias_var: float, depth:
             m1[i + 1] = sb + sw * A2 * m1[i]
             m2[i + 1] = sb * sb + 2 * sb * sw * A2 * m1[i] + f * m2[i]
         return ExactMoments(n, np.arange(1, L + 1), m1, 3 * m2, 3 * m2 / (m1 * m1) - 3.0)
+
+
+def _raw_from_cumulants(k1, k2, k3, k4):
+    return (1.0, k1, k2 + k1 ** 2, k3 + 3 * k2 * k1 + k1 ** 3,
+            k4 + 4 * k3 * k1 + 3 * k2 ** 2 + 6 * k2 * k1 ** 2 + k1 ** 4)
+
+
+def _mean_moments(raw, n: int):
+    """Raw moments E[ū^k], k = 0..4, of the mean ū of n iid copies of u (raw moments ``raw``)."""
+    _, m1, m2, m3, m4 = raw
+    k1 = m1
+    k2 = m2 - m1 ** 2
+    k3 = m3 - 3 * m2 * m1 + 2 * m1 ** 3
+    k4 = m4 - 4 * m3 * m1 - 3 * m2 ** 2 + 12 * m2 * m1 ** 2 - 6 * m1 ** 4
+    return _raw_from_cumulants(k1, k2 / n, k3 / n ** 2, k4 / n ** 3)
+
+
+def exact_kurtosis_stderr(activation, weight_var: float, bias_var: float, depth: int,
+                          width: int, seeds: int, q0: float = 1.0) -> np.ndarray:
+    """Exact standard error of the measured kurtosis ``M4/M2² − 3`` over ``seeds`` networks.
+
+    The simulator's estimator (:mod:`critheory.simulation.finitewidth`) averages, over S
+    independent networks, ``m2 = (1/n)Σ z_i²`` and ``m4 = (1/n)Σ z_i⁴`` of layer l. Given
+    ``Ĝ^l`` the z_i are iid N(0, Ĝ^l), so ``m2 = Ĝ a``, ``m4 = Ĝ² b`` with a = (1/n)Σg²,
+    b = (1/n)Σg⁴ independent of Ĝ^l: ``E[a²] = 1 + 2/n``, ``E[b²] = 9 + 96/n``,
+    ``E[ab] = 3 + 12/n``. The moments ``E[(Ĝ^l)^k]``, k ≤ 4, follow exactly from
+    ``Ĝ^{l+1} = σ_b² + σ_w² Ĝ^l ū``, ū the mean of n iid ``u = φ(g)²`` (``E[u^r] =
+    A_{2r}(2r − 1)!!``). The delta method with these exact (population) variances gives the
+    standard error. Unlike the sample's own standard error it sees the rare networks that
+    dominate the variance of m4 (log Ĝ has variance ~ l·(3A₄/A₂² − 1)/n: at depth 10 and
+    width 32 the sample variance of 20 000 networks misses most of it).
+
+    >>> se = exact_kurtosis_stderr("linear", 1.0, 0.0, 3, 8, 1000)
+    >>> float(se[0]) > 0 and bool(np.all(np.diff(se) > 0))
+    True
+    """
+    act = Activation.get(activation)
+    ap, am = act.homogeneous_slopes if act.homogeneous_slopes is not None else (None, None)
+    if ap is None:
+        raise InvalidArgumentError(f"{act.name} is not scale-invariant: no exact moments")
+    sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))
+    n, L, S = int(width), int(depth), int(seeds)
+    if n < 1 or L < 1 or S < 2:
+        raise InvalidArgumentError("width, depth >= 1 and seeds >= 2")
+    dfact = (1.0, 1.0, 3.0, 15.0, 105.0)
+    raw_u = tuple((ap ** (2 * r) + am ** (2 * r)) / 2.0 * dfact[r] for r in range(5))
+    ub = _mean_moments(raw_u, n)
+    from math import comb
+
+    G = [1.0] + [(sb + sw * q0) ** k for k in range(1, 5)]
+    se = np.empty(L)
+    Ea2, Eb, Eb2, Eab = 1 + 2.0 / n, 3.0, 9 + 96.0 / n, 3 + 12.0 / n
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for i in range(L):
+            M2, M4 = G[1], G[2] * Eb
+            v2 = G[2] * Ea2 - M2 ** 2
+            v4 = G[4] * Eb2 - M4 ** 2
+            c24 = G[3] * Eab - M2 * M4
+            g4, g2 = 1.0 / M2 ** 2, -2.0 * M4 / M2 ** 3
+            var = g4 * g4 * v4 + g2 * g2 * v2 + 2 * g2 * g4 * c24
+            se[i] = np.sqrt(max(var, 0.0) / S)
+            G = [1.0] + [sum(comb(k, j) * sb ** (k - j) * sw ** j * G[j] * ub[j]
+                             for j in range(k + 1)) for k in range(1, 5)]
+    return se

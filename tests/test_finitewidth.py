@@ -327,7 +327,7 @@ def test_cli_json_keys():
     for k in ("depths", "kernel", "vertex", "vertex_normalized", "nlo_kernel", "nu",
               "kurtosis", "kernel_finite"):
         assert k in d
-    assert set(d["nu"]) == {"value", "exact", "method"}
+    assert set(d["nu"]) == {"value", "exact", "method", "saturation", "fixed_point"}
     assert d["vertex"][0] == 0.0 and d["depths"][0] == 1 and len(d["kurtosis"]) == 12
 
 
@@ -447,3 +447,35 @@ def test_jackknife_stderr_matches_replicate_spread():
     se = np.array([m.kurtosis_stderr for m in runs]).mean(axis=0)
     assert runs[0].kurtosis_dof == 19
     np.testing.assert_allclose(se[1:], ks.std(axis=0, ddof=1)[1:], rtol=0.2)
+
+
+# --- issue 31 item 5: nu along the actual flow -----------------------------------------------
+
+def test_nu_is_the_flow_limit_for_flowing_classes():
+    """Regression (issue 31): GELU at its critical point from K¹ = 1 + ... printed ν = 1.43 /
+    1.31 / 0.951 / 0.002 at depth 50 / 10³ / 10⁴ / 10⁵ (a slope over a window of a flow that
+    ends at the stable fixed point 3.035). ν is now the limit along the flow: 0 at every depth,
+    with the saturation value of V/K², which the recursion itself approaches."""
+    arch = architecture("mlp", "gelu")
+    sw, sb = 1.98305826, 0.17292239
+    res = [finite_width_curves(arch, sw, sb, L) for L in (50, 1000, 100000)]
+    for c in res:
+        assert c.nu.value == 0.0 and "stable fixed point" in c.nu.method
+        assert abs(c.nu.fixed_point - 3.0350126) < 1e-6
+        # the fixed point is one of the map (independent check)
+        assert abs(arch.kernel_map(np.array([c.nu.fixed_point]), sw, sb)[0]
+                   - c.nu.fixed_point) < 1e-12
+    sat = res[0].nu.saturation
+    assert all(abs(c.nu.saturation - sat) < 1e-6 * sat for c in res)
+    # at 10⁵ layers the recursion is within 10⁻³ of the limit and still rising toward it
+    vn = res[-1].vertex_normalized
+    assert 0.999 < vn[-1] / sat < 1.0 and vn[-1] > vn[-1000]
+    assert 0.999 < res[-1].nu_reached < 1.0
+
+
+def test_nu_stable_fixed_point_tanh_off_criticality():
+    """tanh off its critical point (ordered phase, K* > 0): V saturates, ν = 0 from the flow
+    limit; the recursion's V/K² at depth 2000 equals the saturation to 1e-8."""
+    c = finite_width_curves(architecture("mlp", "tanh"), 1.5, 0.1, 2000)
+    assert c.nu.value == 0.0
+    assert abs(c.vertex_normalized[-1] / c.nu.saturation - 1) < 1e-8

@@ -14,7 +14,9 @@ JSON output (absent numbers are ``null``):
 ``vertex``             V^l, with E[z⁴] − 3E[z²]² = 3V^l/n for one preactivation
 ``vertex_normalized``  V^l/(K^l)²
 ``nlo_kernel``         K^{(1),l}: E[z²] = K^l + K^{(1),l}/n + O(1/n²)
-``nu``                 ``{"value", "exact", "method"}``: V^l/(K^l)² ≈ ν l
+``nu``                 ``{"value", "exact", "method", "saturation", "fixed_point"}``:
+                       V^l/(K^l)² ≈ ν l as l → ∞ along the actual kernel flow (0 with the
+                       saturation value of V/K² where the flow ends at a stable fixed point)
 ``nu_reached``         V^L/((K^L)² ν L) at the last depth: how far the asymptote is reached
 ``kurtosis``           (with ``--width``) predicted excess kurtosis 3V^l/(n (K^l)²)
 ``kernel_finite``      (with ``--width``) K^l + K^{(1),l}/n

@@ -217,7 +217,9 @@ def _cmd_finite_width(args) -> int:
     print(f"nu = {'-' if nu['value'] is None else format(nu['value'], '.10g')}"
           + (f"  (exact: {nu['exact']})" if nu["exact"] else "") + f"  [{nu['method']}]")
     if out["nu_reached"] is not None:
-        print(f"V/(K^2 nu l) at the last depth: {out['nu_reached']:.6g} (1: asymptote reached)")
+        what = ("(V/K^2)/saturation" if nu["value"] == 0 and nu.get("saturation")
+                else "V/(K^2 nu l)")
+        print(f"{what} at the last depth: {out['nu_reached']:.6g} (1: asymptote reached)")
     head = f"{'l':>7} {'K^l':>16} {'V^l':>16} {'V/K^2':>12} {'K1^l':>14}"
     if c.width is not None:
         head += f" {'kurtosis':>12} {'K+K1/n':>16}"

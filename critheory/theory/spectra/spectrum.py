@@ -193,9 +193,13 @@ class JacobianSpectrum:
 
     def mass_check(self, n: int = 200) -> dict:
         """Mass of the continuous part from the density: Gauss–Legendre on :meth:`quadrature`'s
-        map with ``n`` and ``2n`` nodes; ``error`` is their difference (the quadrature error of
-        the coarser, a bound for the finer), ``expected`` the continuous mass ``1 − Σ atoms``,
-        ``ok`` whether they agree within ``max(4·error, 1e-8)``. Cached."""
+        map with ``n``, ``2n`` and ``4n`` nodes. The value is the finest; ``error`` the
+        remainder of a geometric tail fitted to the two differences d₁, d₂ (``d₂ q/(1 − q)``,
+        q = d₂/d₁ ≤ 0.95, at least d₂): with square-root edges the rule converges fast and the
+        error is round-off; where the density diverges at λ₋ = 0 the convergence is algebraic
+        and a plain difference would understate the error (GELU at L = 10: differences 0.0021,
+        0.0014, remainder 0.0027 against a true 0.0027). ``expected`` is the continuous mass
+        ``1 − Σ atoms``, ``ok`` whether they agree within ``max(2·error, 1e-8)``. Cached."""
         key = ("_mass", n)
         got = self.__dict__.get(key)
         if got is not None:
@@ -204,12 +208,13 @@ class JacobianSpectrum:
             out = {"value": 0.0, "error": 0.0, "expected": self.continuous_mass,
                    "ok": self.continuous_mass <= 1e-12}
         else:
-            a = float(np.sum(self.quadrature(n)[1]))
-            b = float(np.sum(self.quadrature(2 * n)[1]))
-            err = abs(a - b)
+            a, b, c = (float(np.sum(self.quadrature(k * n)[1])) for k in (1, 2, 4))
+            d1, d2 = abs(b - a), abs(c - b)
+            q = min(d2 / d1, 0.95) if d1 > 0 else 0.0
+            err = max(d2, d2 * q / (1.0 - q))
             exp_ = self.continuous_mass
-            out = {"value": b, "error": err, "expected": exp_,
-                   "ok": bool(abs(b - exp_) <= max(4.0 * err, 1e-8))}
+            out = {"value": c, "error": err, "expected": exp_,
+                   "ok": bool(abs(c - exp_) <= max(2.0 * err, 1e-8))}
         self.__dict__[key] = out
         return dict(out)
 

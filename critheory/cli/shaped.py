@@ -3,11 +3,13 @@
 Registered on the parser of :mod:`critheory.cli.main`::
 
     critheory sde ACT --shape relu|smooth [--c-plus C --c-minus C | --a A] --T T --rho0 R
-        [--inputs M] [--paths P] [--steps S] [--method em|pde] [--seed S] [--normalize]
+        [--inputs M] [--paths P] [--steps S] [--bias-tol E] [--method em|pde] [--seed S]
+        [--normalize]
         [--simulate --width N --seeds S] [--json] [--plot F]
 
 JSON keys: ``T``, ``rho0``, ``rho_mean``, ``rho_std``, ``rho_quantiles`` (``0.1``, ``0.5``,
-``0.9``), ``rho_ode`` (infinite-width limit at T), ``drift`` (printed formula), ``stability``
+``0.9``), ``rho_quantile_errors``, ``rho_ode`` (infinite-width limit at T), ``drift`` (printed formula),
+``warnings`` (step bias above tolerance or untrustworthy, PSD projections), ``stability``
 (``B``, ``verdict``: ``stable`` or ``blows_up``), ``method``, ``error`` (estimated error of
 ``rho_mean``), plus ``shaping`` (one line), ``details`` (method numbers) and, with
 ``--simulate``, ``simulation`` (finite shaped networks of width N and depth round(TN): moments

@@ -27,21 +27,28 @@ def mlp_isometry():
              ("relu", 2.0, 0.0, "orthogonal"), ("relu", 2.0, 0.0, "gaussian")]
     with style():
         fig, axes = figure(2, 2, figsize=(8.0, 6.0))
-        for ax, (act, sw, sb, w) in zip(axes.ravel(), cases):
-            s = jacobian_spectrum(act, sw, sb, L, weights=w)
-            sim = simulate_spectrum(act, sw, sb, depth=L, width=400, seeds=2, weights=w,
+        for ax, (act, sw, sb, wn) in zip(axes.ravel(), cases):
+            s = jacobian_spectrum(act, sw, sb, L, weights=wn)
+            sim = simulate_spectrum(act, sw, sb, depth=L, width=400, seeds=2, weights=wn,
                                     input_var=s.fixed_point, seed=1)
             lam = sim.sq.ravel()
-            lam = lam[lam > 1e-8]
-            hi = s.support[1] * 1.1
-            ax.hist(lam, bins=60, range=(0, hi), density=False,
-                    weights=np.full(lam.size, 60 / hi / sim.sq.size), color="0.8",
-                    label="simulation N = 400")
-            ax.plot(s.x, s.y, "C0", label="free probability")
-            ax.set_title(f"{act} {w}, L = {L}: var = {s.variance:.3g}, "
+            lam = lam[lam > 1e-8]          # ReLU: the atom of mass 1/2 at 0 is left out
+            # a logarithmic axis: on a linear one the Gaussian and ReLU spectra (var 16-32)
+            # are a spike at 0; plotted is the density per decade, ln(10) λ ρ(λ)
+            hi = s.support[1] * 1.5
+            lo = max(s.support[0], 1e-6 * hi) / 1.5
+            bins = np.geomspace(lo, hi, 31)
+            w = np.full(lam.size, 1.0 / sim.sq.size)
+            cnt, _ = np.histogram(lam, bins=bins, weights=w)
+            ax.stairs(cnt / np.diff(np.log10(bins)), bins, fill=True, color="0.8",
+                      label="simulation N = 400")
+            ax.plot(s.x, np.log(10) * s.x * s.y, "C0", label="free probability")
+            ax.set_xscale("log")
+            ax.set_xlim(lo, hi)
+            ax.set_title(f"{act} {wn}, L = {L}: var = {s.variance:.3g}, "
                          f"{s.isometry.verdict}", fontsize=8)
-            ax.set_xlabel(r"$\lambda = \sigma^2$")
-            ax.set_ylim(0, min(ax.get_ylim()[1], 4 * float(np.median(s.y[s.y > 0])) + 1))
+            ax.set_xlabel(r"$\lambda = \sigma^2$ (log scale)")
+            ax.set_ylabel(r"density per decade, $\ln 10\,\lambda\rho(\lambda)$", fontsize=8)
         axes[0, 0].legend(frameon=False, fontsize=8)
         fig.tight_layout()
     save(fig, OUT / "spectra_mlp_isometry.png")

@@ -188,15 +188,87 @@ def test_em_agrees_with_fokker_planck(cp, cm, rho0, T):
 
 
 def test_em_weak_convergence_in_step_size():
-    """The error of sd(ρ_T) against the Fokker–Planck value halves with dt (weak order 1)."""
+    """The step-bias estimate (coarse − fine on the same paths) halves with dt (weak order 1),
+    and the error bar of a coarse run covers its actual error against Fokker–Planck."""
     s = shape_relu(0, -1)
-    law = fokker_planck(s, 1.0, 0.5)
-    errs = []
-    for steps in (40, 80, 160):
-        p = integrate(s, 1.0, start_matrix(0.5), paths=30000, steps=steps, seed=5)
-        errs.append(np.std(p.rho, ddof=1) - law.rho_std)
-    assert errs[0] > errs[1] > errs[2] > 0
-    assert 1.4 < errs[0] / errs[1] < 3.2 and 1.2 < errs[1] / errs[2] < 3.2
+    law = fokker_planck(s, 2.0, 0.3)
+    diffs = []
+    for steps in (10, 20, 40):
+        p = integrate(s, 2.0, start_matrix(0.3), paths=30000, steps=steps, seed=5)
+        diffs.append(float(np.mean(p.rho_coarse) - p.rho_mean))
+        assert abs(p.rho_mean - law.rho_mean) <= 3 * p.error + law.error
+    assert diffs[0] > diffs[1] > diffs[2] > 0
+    assert 1.4 < diffs[0] / diffs[1] < 3.2 and 1.4 < diffs[1] / diffs[2] < 3.2
+
+
+@pytest.mark.parametrize("T", [10.0, 30.0, 100.0])
+def test_em_agrees_with_fokker_planck_at_large_T(T):
+    """Regression (issue 31): EM collapsed at large T (200 steps whatever T, norms as a
+    geometric Brownian motion taken negative by the additive step: ρ_T = 0 ± 0 at T = 100).
+    The steps are now chosen from the problem, the step is multiplicative, and the reported
+    errors cover the difference from the PDE."""
+    s = shape_relu(0, -1)
+    pde = solve_sde(s, T, 0.3, method="pde")
+    em = solve_sde(s, T, 0.3, paths=3000, seed=3)
+    assert em.details["step_bias_ok"] and em.details["steps"] >= T / 0.05
+    assert abs(em.rho_mean - pde.rho_mean) <= 3 * em.error + pde.error
+    assert em.details["projected_fraction"] == 0.0 and not em.warnings
+    for q, v in pde.rho_quantiles.items():
+        assert abs(em.rho_quantiles[q] - v) <= 3 * em.quantile_errors[q] + pde.quantile_errors[q] + 1e-12
+
+
+def test_em_step_bias_flags_a_too_coarse_step():
+    """A deliberately coarse given step: the Richardson estimate fails the tolerance, says so,
+    and the error bar (dominated by it) still covers the PDE value; the automatic choice
+    refines until it passes."""
+    s = shape_relu(0, -1)
+    pde = solve_sde(s, 10.0, 0.3, method="pde")
+    # dt = 0.25: in the weak-order regime, the estimate is large and fails the tolerance
+    bad = solve_sde(s, 10.0, 0.3, paths=3000, steps=40, seed=1)
+    assert not bad.details["step_bias_ok"] and bad.details["step_bias"] > 0.01
+    assert any("step bias" in w for w in bad.warnings)
+    assert abs(bad.rho_mean - pde.rho_mean) <= 3 * bad.error
+    # dt = 1: both runs saturate (their difference is small), which the regime check catches
+    worse = solve_sde(s, 10.0, 0.3, paths=3000, steps=10, seed=1)
+    assert not worse.details["step_bias_ok"]
+    assert any("outside the range" in w for w in worse.warnings)
+    good = solve_sde(s, 10.0, 0.3, paths=3000, seed=1)
+    assert good.details["step_bias_ok"] and good.details["steps"] > 10
+
+
+def test_em_quantile_error_bars_cover():
+    """Order-statistic error bars of the EM quantiles cover the Fokker–Planck quantiles."""
+    s = shape_relu(0, -1)
+    pde = solve_sde(s, 1.0, 0.5, method="pde")
+    em = solve_sde(s, 1.0, 0.5, paths=4000, seed=2)
+    for q, v in pde.rho_quantiles.items():
+        e = em.quantile_errors[q]
+        assert 0 < e < 0.05
+        assert abs(em.rho_quantiles[q] - v) <= 3 * e + pde.quantile_errors[q]
+
+
+def test_em_warns_on_psd_projections():
+    """Smooth shaping at a coarse given step: the PSD projection of the explicit drift is
+    needed for a material fraction of steps, and that is a warning (text and JSON)."""
+    r = solve_sde(shape_smooth("tanh", 1.0), 2.0, 0.3, paths=2000, steps=10, seed=0)
+    assert r.details["projected_fraction"] > 0.01
+    assert any("positive semidefinite" in w for w in r.to_dict()["warnings"])
+    auto = solve_sde(shape_smooth("tanh", 1.0), 2.0, 0.3, paths=2000, seed=0)
+    assert auto.details["projected_fraction"] <= 1e-3 or auto.warnings
+
+
+@pytest.mark.parametrize("flag", ["--c-plus=1e300", "--c-plus=1e308", "--c-minus=-1e300",
+                                  "--c-minus=1e308"])
+def test_sde_refuses_huge_shaping_constants(flag, capsys):
+    """Regression (issue 31): --c-plus 1e300 overflowed (exit 3)."""
+    assert main(["sde", "relu", "--shape", "relu", "--T", "1", "--rho0", "0.3", flag]) == 2
+    assert "beyond" in capsys.readouterr().err
+
+
+def test_sde_refuses_beyond_the_step_budget(capsys):
+    """A problem whose chosen steps exceed the budget is refused before any work."""
+    assert main(["sde", "relu", "--shape", "relu", "--T", "1e4", "--rho0", "0.3"]) == 2
+    assert "budget" in capsys.readouterr().err
 
 
 def test_em_many_inputs_positive_semidefinite():

@@ -316,3 +316,85 @@ def test_cli_simulate_plot(tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["validation"]["verdict"] in ("consistent", "inconsistent")
     assert f.stat().st_size > 1000
+
+
+# --- issue 31 item 9 ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("act, sw, sb, L, arch", [("tanh", 1.0, 0.0, 4, "mlp"),
+                                                 ("x", 1.0, 0.0, 4, "mlp"),
+                                                 ("x", 1.0, 0.0, 100, "resnet")])
+def test_density_at_the_largest_documented_point_count(act, sw, sb, L, arch):
+    """Regression: --points 20000 (MAX_POINTS) stalled ("continuation stalled") for critical
+    tanh and the linear network: the step budget of one branch was a fixed 20 000, less than
+    one step per target. The density on 20 000 points equals the one on 400 where they meet."""
+    from critheory.theory.spectra.spectrum import MAX_POINTS
+
+    big = jacobian_spectrum(act, sw, sb, L, arch=arch, points=MAX_POINTS)
+    assert big.x.size == MAX_POINTS and np.all(np.isfinite(big.y))
+    small = jacobian_spectrum(act, sw, sb, L, arch=arch, points=400)
+    inside = (big.x > small.x[1]) & (big.x < small.x[-2])
+    np.testing.assert_allclose(big.y[inside], small.density(big.x[inside]), rtol=1e-8,
+                               atol=1e-12)
+
+
+def test_grid_covers_the_support_and_holds_the_mass():
+    """Regression: ResNet c = 1 (linear, L = 100): the 400-point grid started at 0.0737 while
+    the support starts at 0.0474 where the density is largest; the trapezoid rule on the grid
+    gave 0.968. The grid now runs edge to edge (refined toward both), the trapezoid gives 1 to
+    its discretization error, and the density's mass is checked by quadrature."""
+    s = jacobian_spectrum("x", 1.0, 0.0, 100, arch="resnet", points=400)
+    assert s.x[0] == s.support[0] and s.x[-1] == s.support[1]
+    assert abs(s.support[0] - 0.0474059) < 1e-6
+    assert abs(np.trapezoid(s.y, s.x) - 1.0) < 1e-4
+    mc = s.to_dict()["density_mass"]
+    assert mc["ok"] and abs(mc["value"] - 1.0) < 1e-10
+
+
+@pytest.mark.parametrize("act, sw, sb, L, arch", [("relu", 2.0, 0.0, 5, "mlp"),
+                                                 ("tanh", 1.2, 0.05, 20, "mlp"),
+                                                 ("erf", 1.5, 0.1, 8, "mlp"),
+                                                 ("tanh", 0.5, 0.0, 30, "resnet")])
+def test_mass_check(act, sw, sb, L, arch):
+    """The density integrates to the continuous mass within its quadrature error."""
+    s = jacobian_spectrum(act, sw, sb, L, arch=arch)
+    mc = s.mass_check()
+    assert mc["ok"], mc
+    assert abs(mc["value"] - mc["expected"]) <= max(2 * mc["error"], 1e-8)
+
+
+def test_gelu_law_has_no_round_off_atom():
+    """GELU's float64 φ' = erf(x/√2)/2 + 1/2 + xφ(x) is 0 by cancellation below x ≈ −8.7:
+    the law of φ'² had a spurious atom of mass 2.3e-7 at 0 (at q* = 3.035). Re-evaluated with
+    mpmath there is none; ReLU's true atom (a flat half line) stays."""
+    from critheory.theory.spectra.law import derivative_law
+
+    g = derivative_law("gelu", 3.035)
+    assert g.atom_zero == 0.0 and g.nodes[0] > 0
+    assert derivative_law("relu", 3.035).atom_zero == pytest.approx(0.5, abs=1e-14)
+
+
+def test_gelu_spectrum_against_simulation():
+    """Issue 31: GELU at (1.983, 0.173), L = 10, input at the attracting q* = 3.035, stayed at
+    KS 0.044 from the law whatever the number of samples, tanh at 0.002. The cause was in the
+    comparison, not the law: (1) the spurious atom at 0 above made the validation snap every
+    simulated λ < 1e-8 to 0; (2) the law puts ~10 % of its mass below 1e-30 (φ'² has mass near
+    0, multiplied over 10 layers), below the SVD's float64 resolution (N eps σ_max)², where the
+    computed values are round-off. Compared from that floor up, the distance falls with N
+    (0.016, 0.010, 0.007 at N = 250, 500, 1000) like tanh's."""
+    from critheory.validation.spectra import validate_spectrum
+
+    v = validate_spectrum("gelu", 1.98305826, 0.17292239, depth=10, width=250, seeds=4,
+                          seed=1)
+    assert v.ks["consistent"] and v.ks["statistic"] < 0.03, v.ks
+    assert v.ks["resolution_floor"] < 1e-20
+    assert any("resolution of the SVD" in n for n in v.notes)
+
+
+def test_mass_check_error_covers_slow_convergence():
+    """Where the density diverges at λ₋ = 0 over many decades (GELU, L = 10) the quadrature
+    converges algebraically: the reported error must cover the true deficit (the exact mass is
+    1: no atoms), which a plain difference of two levels did not (0.0021 against 0.004)."""
+    s = jacobian_spectrum("gelu", 1.98305826, 0.17292239, 10)
+    mc = s.mass_check()
+    assert mc["expected"] == 1.0 and mc["ok"]
+    assert abs(mc["value"] - 1.0) <= mc["error"] * 1.5

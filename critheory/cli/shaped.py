@@ -3,11 +3,13 @@
 Registered on the parser of :mod:`critheory.cli.main`::
 
     critheory sde ACT --shape relu|smooth [--c-plus C --c-minus C | --a A] --T T --rho0 R
-        [--inputs M] [--paths P] [--steps S] [--method em|pde] [--seed S] [--normalize]
+        [--inputs M] [--paths P] [--steps S] [--bias-tol E] [--method em|pde] [--seed S]
+        [--normalize]
         [--simulate --width N --seeds S] [--json] [--plot F]
 
 JSON keys: ``T``, ``rho0``, ``rho_mean``, ``rho_std``, ``rho_quantiles`` (``0.1``, ``0.5``,
-``0.9``), ``rho_ode`` (infinite-width limit at T), ``drift`` (printed formula), ``stability``
+``0.9``), ``rho_quantile_errors``, ``rho_ode`` (infinite-width limit at T), ``drift`` (printed formula),
+``warnings`` (step bias above tolerance or untrustworthy, PSD projections), ``stability``
 (``B``, ``verdict``: ``stable`` or ``blows_up``), ``method``, ``error`` (estimated error of
 ``rho_mean``), plus ``shaping`` (one line), ``details`` (method numbers) and, with
 ``--simulate``, ``simulation`` (finite shaped networks of width N and depth round(TN): moments
@@ -39,6 +41,15 @@ def _rho(text: str) -> float:
     v = _finite(text)
     if abs(v) > 1:
         raise argparse.ArgumentTypeError(f"a correlation must lie in [-1, 1], got {text!r}")
+    return v
+
+
+def _bias_tol(text: str) -> float:
+    from critheory.cli.theory import _finite
+
+    v = _finite(text)
+    if not 1e-6 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"--bias-tol must lie in [1e-6, 1], got {text!r}")
     return v
 
 
@@ -153,8 +164,9 @@ def _cmd_sde(args) -> int:
                                    f"{args.rho0:g} (needs rho0 >= {-1 / (args.inputs - 1):.4g})")
     if args.method == "pde" and abs(args.rho0) == 1:
         raise InvalidArgumentError("|rho0| = 1 is a fixed point of the correlation SDE")
-    if args.paths * (args.steps + 1) * args.inputs ** 2 > 4 * 10 ** 9:
+    if args.steps is not None and args.paths * (args.steps + 1) * args.inputs ** 2 > 4 * 10 ** 9:
         raise InvalidArgumentError("--paths x --steps x inputs^2 is beyond the budget 4e9")
+
     def budget():
         from critheory.simulation.shaped import check_budget
 
@@ -175,8 +187,21 @@ def _cmd_sde(args) -> int:
                                normalize=args.normalize, params=params)
         act = shaping.activation
     keep = 20 if args.plot else 0
+    if args.method == "em":  # refuse before any work what the step budget cannot do
+        from critheory.theory.shaped.solve import MAX_PATH_STEPS, initial_steps, step_rate
+
+        first = initial_steps(shaping, args.T) if args.steps is None else args.steps
+        if args.paths * first * args.inputs ** 2 > MAX_PATH_STEPS:
+            raise InvalidArgumentError(
+                f"T = {args.T:g} at the SDE's rate {step_rate(shaping):.3g} needs {first} "
+                f"steps; --paths x steps x inputs^2 = {args.paths * first * args.inputs ** 2:.1e}"
+                f" is beyond the budget {MAX_PATH_STEPS:.0e} (use fewer --paths or a smaller T)")
+        if first > MAX_STEPS:
+            raise InvalidArgumentError(f"T = {args.T:g} needs {first} steps, beyond the limit "
+                                       f"{MAX_STEPS} (use a smaller T)")
     res = solve_sde(shaping, args.T, args.rho0, method=args.method, inputs=args.inputs,
-                    paths=args.paths, steps=args.steps, seed=args.seed, keep=keep)
+                    paths=args.paths, steps=args.steps, seed=args.seed, keep=keep,
+                    bias_tol=args.bias_tol)
     out = {"shaping": shaping.describe()}
     out.update(res.to_dict())
     if shaping.note:
@@ -217,16 +242,22 @@ def _cmd_sde(args) -> int:
     print(f"T = {res.T:g}, rho0 = {res.rho0:g}, method {res.method}")
     print(f"  E[rho_T]  = {f(res.rho_mean, '.6f')} +- {f(res.error, '.1e')}")
     print(f"  sd        = {f(res.rho_std, '.6f')}")
-    print("  quantiles = " + ", ".join(f"{k}: {f(v, '.5f')}" for k, v in
-                                        res.rho_quantiles.items()))
+    print("  quantiles = " + ", ".join(
+        f"{k}: {f(v, '.5f')} +- {f(res.quantile_errors.get(k), '.1e')}"
+        for k, v in res.rho_quantiles.items()))
     print(f"  ODE limit (infinite width) rho(T) = {f(res.rho_ode, '.6f')}")
     if res.method == "em":
         d = res.details
-        print(f"  {d['paths']} paths, {d['steps']} steps: stderr {f(d['stderr'], '.1e')}, "
-              f"step bias {f(d['step_bias'], '.1e')}, {d['projected']} PSD projections")
+        print(f"  {d['paths']} paths, {d['steps']} steps "
+              f"({'chosen from the problem' if d['auto_steps'] else 'given'}): stderr "
+              f"{f(d['stderr'], '.1e')}, step bias {f(d['step_bias'], '.1e')} (tolerance "
+              f"{f(d['step_bias_tol'], '.1e')}: {'ok' if d['step_bias_ok'] else 'EXCEEDED'}), "
+              f"{d['projected']} PSD projections ({d['projected_fraction']:.2%} of the steps)")
         if d["blown_up_fraction"] > 0:
             print(f"  {d['blown_up_fraction']:.1%} of the paths blew up before T (moments over "
                   "the others)")
+    for w in res.warnings:
+        print(f"warning: {w}")
     sim = out.get("simulation")
     if sim:
         print(f"finite shaped networks (n = {sim['width']}, depth {sim['depth']}, "
@@ -254,7 +285,12 @@ def register(sub) -> None:
     p.add_argument("--rho0", type=_rho, required=True, help="initial correlation")
     p.add_argument("--inputs", type=bounded_int(2, 16, "inputs"), default=2)
     p.add_argument("--paths", type=bounded_int(2, MAX_PATHS, "paths"), default=20000)
-    p.add_argument("--steps", type=bounded_int(2, MAX_STEPS, "steps"), default=200)
+    p.add_argument("--steps", type=bounded_int(2, MAX_STEPS, "steps"), default=None,
+                   help="fine steps (default: chosen from T and the SDE's rates until the step "
+                        "bias meets --bias-tol)")
+    p.add_argument("--bias-tol", type=_bias_tol, default=5e-3,
+                   help="tolerance of the step bias of E[rho_T] (default 5e-3; the standard "
+                        "error if larger)")
     p.add_argument("--method", choices=("em", "pde"), default="em")
     p.add_argument("--seed", type=bounded_int(0, 2 ** 62, "seed"), default=0)
     p.add_argument("--simulate", action="store_true",

@@ -58,14 +58,19 @@ _N = 32      # Chebyshev degree of the coefficient tables
 
 @dataclass(frozen=True)
 class Nu:
-    """The slope ν of ``V^l/(K^l)² ≈ ν l``: value, exact expression (or None), and how."""
+    """The slope ν of ``V^l/(K^l)² ≈ ν l`` as l → ∞ along the actual kernel flow: value,
+    exact expression (or None), and how; ``saturation`` = lim V/K² where the flow ends at a
+    stable fixed point (ν = 0 there), ``fixed_point`` the limit kernel where one was found."""
 
     value: float | None
     exact: str | None
     method: str
+    saturation: float | None = None
+    fixed_point: float | None = None
 
     def to_dict(self) -> dict:
-        return jsonable({"value": self.value, "exact": self.exact, "method": self.method})
+        return jsonable({"value": self.value, "exact": self.exact, "method": self.method,
+                         "saturation": self.saturation, "fixed_point": self.fixed_point})
 
 
 @dataclass(frozen=True)
@@ -92,10 +97,13 @@ class FiniteWidthCurves:
 
     @property
     def nu_reached(self) -> float | None:
-        """How far the asymptote is reached: ``V^L/((K^L)² ν L)`` at the last depth (1 when
-        reached; None without ν)."""
+        """How far the asymptote is reached: ``V^L/((K^L)² ν L)`` at the last depth, or
+        ``(V^L/(K^L)²)/saturation`` where ν = 0 because V/K² saturates (1 when reached; None
+        without either)."""
         v = self.nu.value
         last = self.vertex_normalized[-1]
+        if v == 0 and self.nu.saturation and np.isfinite(last):
+            return float(last / self.nu.saturation)
         if v is None or v == 0 or not np.isfinite(last):
             return None
         return float(last / (v * self.depths[-1]))
@@ -192,7 +200,7 @@ def _fraction(x: float) -> str:
     return str(f) if abs(float(f) - x) <= 1e-12 * max(1.0, abs(x)) else f"{x:.12g}"
 
 
-def _nu(net: Network, sw: float, sb: float, depths, vn) -> Nu:
+def _nu(net: Network, sw: float, sb: float, depths, vn, arch=None, K=None) -> Nu:
     caps = net.capabilities
     act = net.activation
     mu2 = caps.mu2
@@ -220,6 +228,18 @@ def _nu(net: Network, sw: float, sb: float, depths, vn) -> Nu:
                           "asymptotic (K*=0 class at its critical point): V^l/(K^l)^2 ~ nu l, "
                           "approached slowly (relative corrections ~ log(l)/l); compare with "
                           "the recursion, not with nu l")
+    limit = _flow_limit(arch, net, sw, sb, K) if arch is not None and K is not None else None
+    if limit is not None:
+        Kinf, alpha, beta = limit
+        if alpha < 1.0 - _ALPHA_TOL:
+            sat = beta / (1.0 - alpha) / Kinf ** 2
+            return Nu(0.0, "0", (
+                f"limit along the flow: the kernel flows to the stable fixed point K = "
+                f"{Kinf:.10g}, where the vertex recursion contracts (alpha = chi_parallel^2-like "
+                f"coefficient {alpha:.6g} < 1): V^l -> beta/(1 - alpha), V/K^2 saturates at "
+                f"{sat:.6g} after ~{1.0 / (1.0 - alpha):.3g} layers, so nu = 0 (a slope over a "
+                f"finite window only measures how far the flow still is from that point)"),
+                saturation=float(sat), fixed_point=float(Kinf))
     L = depths.size
     if L < 8:
         return Nu(None, None, "numeric: depth too small (< 8) to estimate the slope of "
@@ -229,9 +249,69 @@ def _nu(net: Network, sw: float, sb: float, depths, vn) -> Nu:
     ya, yb = vn[a - 1], vn[b - 1]
     if not (np.isfinite(ya) and np.isfinite(yb)):
         return Nu(None, None, "numeric: V^l/(K^l)^2 is not finite at the last depths")
+    where = ("the kernel ends at a marginal fixed point K = "
+             f"{limit[0]:.10g} (vertex coefficient alpha = {limit[1]:.10g}): V/K^2 grows "
+             "linearly, approached slowly" if limit is not None else
+             "the kernel flow has no finite positive limit in reach (collapse to 0 or runaway)")
     return Nu(float((yb - ya) / (b - a)), None,
-              f"numeric: slope of V^l/(K^l)^2 over l in [{a}, {b}] (no closed form for this "
-              "class; 0 where the kernel has a stable fixed point with chi_parallel < 1)")
+              f"numeric: slope of V^l/(K^l)^2 over l in [{a}, {b}]; {where}",
+              fixed_point=None if limit is None else float(limit[0]))
+
+
+#: Vertex coefficient alpha below 1 - _ALPHA_TOL: a stable fixed point (V saturates).
+_ALPHA_TOL = 1e-9
+
+
+def _flow_limit(arch, net: Network, sw: float, sb: float, K: np.ndarray):
+    """The fixed point the kernel flow K^{l+1} = F(K^l) reaches from the last kernel, and the
+    vertex coefficients (α, β) there; None where the flow leaves (0, ∞) or F is not monotone
+    enough to bracket a fixed point.
+
+    The map of one layer is increasing in K, so the flow is monotone: from K_L it moves in the
+    direction of d = sign(F(K_L) − K_L) and stops at the first root of F(K) − K in that
+    direction, bracketed by steps |F(K_L) − K_L|·2^j and refined by Brent's method."""
+    from scipy.optimize import brentq
+
+    KL = float(K[-1])
+    if not (np.isfinite(KL) and KL > 0):
+        return None
+
+    def g(k):
+        with np.errstate(all="ignore"):
+            return float(np.asarray(arch.kernel_map(np.array([k]), sw, sb)).reshape(-1)[0] - k)
+
+    try:
+        g0 = g(KL)
+        if not np.isfinite(g0):
+            return None
+        if g0 == 0.0:
+            Kinf = KL
+        else:
+            d = 1.0 if g0 > 0 else -1.0
+            step = max(abs(g0), 1e-15 * KL)
+            prev, Kinf = KL, None
+            for _ in range(1100):
+                cur = KL + d * step
+                if not (np.isfinite(cur) and cur > 0):
+                    return None
+                gc = g(cur)
+                if not np.isfinite(gc):
+                    return None
+                if gc == 0.0 or (gc > 0) != (d > 0):
+                    Kinf = cur if gc == 0.0 else brentq(g, min(prev, cur), max(prev, cur),
+                                                          xtol=1e-15 * cur, rtol=1e-15)
+                    break
+                prev = cur
+                step *= 2.0
+            if Kinf is None:
+                return None
+        co = _direct(net, np.array([Kinf]), sw, sb)
+    except Exception:   # noqa: BLE001 - a map that cannot be evaluated there: no limit claimed
+        return None
+    alpha, beta = float(co[0, 0]), float(co[1, 0])
+    if not (np.isfinite(alpha) and np.isfinite(beta)):
+        return None
+    return Kinf, alpha, beta
 
 
 def trust_statement(kurtosis_leading: float | None, depth: int, width: int | None,
@@ -316,7 +396,7 @@ def finite_width_curves(arch, weight_var: float, bias_var: float, depth: int, *,
     K1 = np.where(np.isfinite(K1), K1, np.nan)
     vn = np.where(np.isfinite(vn), vn, np.nan)
     depths = np.arange(1, L + 1)
-    nu_ = _nu(net, sw, sb, depths, vn) if nu else Nu(None, None, "not computed")
+    nu_ = _nu(net, sw, sb, depths, vn, arch, K) if nu else Nu(None, None, "not computed")
     kurt = kfin = kex = None
     if n is not None:
         kurt = 3.0 * vn / n

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["nu", "drift", "drift_pair", "noise", "step2", "rho_drift", "rho_diffusion", "x_drift", "drift_symbolic",
+__all__ = ["nu", "drift", "drift_pair", "noise", "step2", "geo_step2", "geo_step", "rho_drift", "rho_diffusion", "x_drift", "drift_symbolic",
            "drift_text", "Stability", "stability"]
 
 _TWO_PI = 2.0 * np.pi
@@ -117,6 +117,68 @@ def step2(shaping, a, b, c, g, dt):
         nc = c + drift_pair(shaping, c, c, c) * dt + r2 * x11 * q
     nb = b + drift_pair(shaping, a, c, b) * dt + (x01 + x10) / r2 * q
     return na, nb, nc
+
+
+def _sqrt2(a, b, c):
+    """Closed-form square root S of 2×2 PSD matrices (a, b; b, c): ``(V + √det I)/√(tr V + 2√det)``."""
+    sd = np.sqrt(np.maximum(a * c - b * b, 0.0))
+    t = np.sqrt(np.maximum(a + c + 2 * sd, 1e-300))
+    return (a + sd) / t, b / t, (c + sd) / t
+
+
+def geo_step2(shaping, a, b, c, g, dt):
+    """One geometric (multiplicative) step for 2×2 covariances ``(a, b, c)``.
+
+    ``V' = S exp(√dt M − (m+1)/2 dt I) S + b(V) dt`` with ``S = V^{1/2}``,
+    ``M = (G + Gᵀ)/√2`` (m = 2). The diffusion part keeps V positive definite and is exact for
+    the norms' geometric Brownian motion when V is diagonal (``log V_aa`` gains
+    ``√(2dt) g − dt``); its first two moments agree with ``Σ(V) dt`` to O(dt²) (E[M²] = (m+1)I:
+    the ``−(m+1)/2`` term is the Itô correction), so the scheme has weak order 1 like
+    Euler–Maruyama but no multiplicative step can turn a norm negative. The drift is added
+    explicitly.
+    """
+    s11, s12, s22 = _sqrt2(a, b, c)
+    g11, g12, g21, g22 = g
+    q = np.sqrt(dt)
+    r2 = np.sqrt(2.0)
+    p_ = r2 * g11 * q - 1.5 * dt
+    r_ = r2 * g22 * q - 1.5 * dt
+    o_ = (g12 + g21) / r2 * q
+    # exp of the symmetric (p o; o r): e^h [cosh d I + sinh(d)/d (A − h I)]
+    h = 0.5 * (p_ + r_)
+    d = np.sqrt(0.25 * (p_ - r_) ** 2 + o_ * o_)
+    eh = np.exp(h)
+    ch = eh * np.cosh(d)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sh = eh * np.where(d > 1e-8, np.sinh(d) / np.where(d > 1e-8, d, 1.0), 1.0 + d * d / 6)
+    e11 = ch + sh * (p_ - h)
+    e22 = ch + sh * (r_ - h)
+    e12 = sh * o_
+    # S E S
+    m00 = s11 * e11 + s12 * e12
+    m01 = s11 * e12 + s12 * e22
+    m10 = s12 * e11 + s22 * e12
+    m11 = s12 * e12 + s22 * e22
+    na = m00 * s11 + m01 * s12
+    nb = m00 * s12 + m01 * s22
+    nc = m10 * s12 + m11 * s22
+    nb = nb + drift_pair(shaping, a, c, b) * dt
+    if shaping.kind != "relu":  # ν(1) = 0: no drift of the norms under ReLU shaping
+        na = na + drift_pair(shaping, a, a, a) * dt
+        nc = nc + drift_pair(shaping, c, c, c) * dt
+    return na, nb, nc
+
+
+def geo_step(shaping, V, G, dt):
+    """:func:`geo_step2` for m×m covariances (eigen-decompositions; ``G`` shape (P, m, m))."""
+    m = V.shape[-1]
+    w, U = np.linalg.eigh(V)
+    S = (U * np.sqrt(np.maximum(w, 0.0))[..., None, :]) @ np.swapaxes(U, -1, -2)
+    A = (G + np.swapaxes(G, -1, -2)) * np.sqrt(dt / 2.0)
+    A = A - 0.5 * (m + 1) * dt * np.eye(m)
+    wa, Ua = np.linalg.eigh(A)
+    E = (Ua * np.exp(wa)[..., None, :]) @ np.swapaxes(Ua, -1, -2)
+    return S @ E @ S + drift(shaping, V) * dt
 
 
 def noise(V, G):

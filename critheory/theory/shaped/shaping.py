@@ -29,7 +29,12 @@ import numpy as np
 
 from critheory.errors import ActivationError, InvalidArgumentError
 
-__all__ = ["Shaping", "shape_relu", "shape_smooth"]
+__all__ = ["Shaping", "shape_relu", "shape_smooth", "MAX_C", "MIN_A", "MAX_A"]
+
+#: Bound of |c₊|, |c₋| (ReLU shaping): the drift rate (c₊ − c₋)²/2 stays finite.
+MAX_C = 1e4
+#: Bounds of the smooth shaping constant a (the drift scales like 1/a²).
+MIN_A, MAX_A = 1e-4, 1e8
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,11 @@ def shape_relu(c_plus, c_minus, activation=None) -> Shaping:
     1.0
     """
     cp, cm = _finite("c_plus", c_plus), _finite("c_minus", c_minus)
+    for name, v in (("c_plus", cp), ("c_minus", cm)):
+        if abs(v) > MAX_C:
+            raise InvalidArgumentError(
+                f"|{name}| = {abs(v):g} is beyond {MAX_C:g} (the correlation drift grows like "
+                f"(c+ - c-)^2; such a rate needs more steps than any budget)")
     if activation is not None and activation.homogeneous_slopes is None:
         raise ActivationError(
             f"ReLU shaping needs a positively homogeneous activation (a+ x, a- x); "
@@ -179,6 +189,9 @@ def shape_smooth(activation, a, *, normalize: bool = False, params=None) -> Shap
     a = _finite("a", a)
     if a <= 0:
         raise InvalidArgumentError(f"the smooth shaping constant a must be > 0, got {a:g}")
+    if not MIN_A <= a <= MAX_A:
+        raise InvalidArgumentError(f"the smooth shaping constant a must lie in [{MIN_A:g}, "
+                                   f"{MAX_A:g}] (the drift grows like 1/a^2), got {a:g}")
     act = activation if hasattr(activation, "taylor") else Activation.get(activation, params)
     tay = act.taylor
     if not tay.available:

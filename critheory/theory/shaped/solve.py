@@ -1,10 +1,13 @@
-"""Solutions of the neural covariance SDE: Euler–Maruyama for the full covariance, a
+"""Solutions of the neural covariance SDE: a Monte Carlo integrator for the full covariance, a
 Fokker–Planck solver for the 1-D correlation, and the deterministic (infinite-width) limit.
 
-* :func:`integrate` — vectorized Euler–Maruyama for m×m covariances (all paths at once; the
-  iterate is projected on the positive semidefinite cone, and how often that was needed is
-  reported); run at dt and dt/2 on the same Brownian paths, the difference estimates the
-  step-size bias.
+* :func:`integrate` — vectorized weak-order-1 integrator for m×m covariances (all paths at
+  once; a multiplicative step ``S exp(√dt M − (m+1)dt/2) S`` for the diffusion, exact for the
+  norms' geometric Brownian motion and positive definite by construction, plus the explicit
+  drift; the iterate is projected on the positive semidefinite cone when the drift leaves it,
+  and how often that was needed is reported); run at dt and 2dt on the same Brownian paths,
+  the difference estimates the step-size bias. The method is still called ``em`` on the
+  command line.
 * :func:`fokker_planck` — the correlation of two inputs under ReLU shaping, in x = atanh ρ
   (unit additive noise), by finite volumes with Scharfetter–Gummel fluxes and Crank–Nicolson
   (Rannacher start); solved on two grids, the difference is the reported error.
@@ -31,10 +34,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from critheory.errors import InvalidArgumentError
-from critheory.theory.shaped.sde import _sin_minus_theta_cos, drift, noise, step2, x_drift
+from critheory.theory.shaped.sde import _sin_minus_theta_cos, drift, geo_step, geo_step2, x_drift
 
-__all__ = ["check_T", "check_rho0", "start_matrix", "Paths", "integrate", "RhoLaw",
+__all__ = ["check_T", "check_rho0", "start_matrix", "Paths", "integrate", "step_rate",
+           "initial_steps", "quantile_errors", "RhoLaw",
            "fokker_planck", "rho_ode", "norm_ode", "MAX_PATH_STEPS"]
+
+#: Relative size of a negative eigenvalue below which a PSD projection is round-off (not counted).
+_ROUNDOFF = 1e-12
 
 #: Budget of :func:`integrate`: paths × steps × m² (refused above: about a minute).
 MAX_PATH_STEPS = 4 * 10 ** 9
@@ -62,6 +69,69 @@ def check_rho0(rho0) -> float:
     return r
 
 
+#: Largest step in units of the fastest rate of the SDE (:func:`step_rate`) for the first run.
+DT_UNIT = 0.05
+#: Fewest fine steps of a run.
+MIN_STEPS = 100
+
+
+def step_rate(shaping) -> float:
+    """The fastest rate (1/time) of the SDE's drift and diffusion around unit norms.
+
+    ReLU shaping: ``max(1, k/2)`` (|ν'(ρ)| ≤ k/2 = (c₊ − c₋)²/2; the correlation's diffusion
+    (1 − ρ²)² ≤ 1; the norms' geometric Brownian motion is integrated exactly by the
+    multiplicative step). Smooth shaping: ``max(1, |B|, σ₂², |σ₃|)/a²`` (the derivatives of
+    the drift at V = 1).
+
+    >>> from critheory.theory.shaped.shaping import shape_relu, shape_smooth
+    >>> step_rate(shape_relu(0, -1)), step_rate(shape_relu(0, -4)), step_rate(shape_smooth("tanh", 0.5))
+    (1.0, 8.0, 8.0)
+    """
+    if shaping.kind == "relu":
+        return max(1.0, shaping.k / 2.0)
+    return max(1.0, abs(shaping.B), shaping.sigma2 ** 2, abs(shaping.sigma3)) / shaping.a ** 2
+
+
+def initial_steps(shaping, T) -> int:
+    """Fine steps of the first run: dt ≤ DT_UNIT/:func:`step_rate`, at least MIN_STEPS (even).
+
+    >>> from critheory.theory.shaped.shaping import shape_relu
+    >>> initial_steps(shape_relu(0, -1), 1.0), initial_steps(shape_relu(0, -1), 100.0)
+    (100, 2000)
+    """
+    T = check_T(T)
+    n = max(MIN_STEPS, math.ceil(T * step_rate(shaping) / DT_UNIT - 1e-9))
+    return int(n + n % 2)
+
+
+def quantile_errors(x, qs, z: float = 1.0) -> dict:
+    """Order-statistic (binomial) half-widths of sample quantiles at ``z`` standard deviations.
+
+    The number of samples below the true q-quantile is Binomial(P, q): the band between the
+    order statistics of ranks ``Pq ∓ z√(Pq(1 − q))`` covers it with the normal probability of
+    ``±z`` (68 % at z = 1, the convention of the standard errors). Returns ``{q: half-width}``
+    (the larger side).
+
+    >>> import numpy as np
+    >>> e = quantile_errors(np.random.default_rng(0).standard_normal(10000), (0.5,))
+    >>> 0.008 < e[0.5] < 0.02      # sd of the median: 1.2533/√P = 0.0125
+    True
+    """
+    x = np.sort(np.asarray(x, dtype=float))
+    P = x.size
+    out = {}
+    for q in qs:
+        if P < 2:
+            out[q] = float("nan")
+            continue
+        c = float(np.quantile(x, q))
+        w = z * math.sqrt(P * q * (1 - q))
+        j = int(min(max(math.floor(P * q - w) - 1, 0), P - 1))
+        k = int(min(max(math.ceil(P * q + w) - 1, 0), P - 1))
+        out[q] = float(max(c - x[j], x[k] - c))
+    return out
+
+
 def start_matrix(rho0: float, m: int = 2) -> np.ndarray:
     """The m×m starting covariance: unit norms, every pair at correlation ``rho0``.
 
@@ -81,7 +151,7 @@ def start_matrix(rho0: float, m: int = 2) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Paths:
-    """Euler–Maruyama result.
+    """Result of :func:`integrate`.
 
     Attributes
     ----------
@@ -95,8 +165,12 @@ class Paths:
         ρ₁₂ at T (fine and coarse step).
     dt : float
         The fine step.
-    projected : int
-        Number of (path, step) updates that left the PSD cone and were projected back.
+    projected, projected_coarse : int
+        Number of (path, step) updates of the fine (coarse) run that left the PSD cone and were
+        projected back (only the explicit drift can do that: the diffusion step is
+        multiplicative).
+    steps, paths : int
+        Fine steps and paths.
     """
 
     V: np.ndarray
@@ -107,6 +181,15 @@ class Paths:
     rho_coarse: np.ndarray
     dt: float
     projected: int
+    projected_coarse: int = 0
+    steps: int = 0
+    paths: int = 0
+
+    @property
+    def projected_fraction(self) -> float:
+        """Fraction of the fine run's (path, step) updates that needed a PSD projection."""
+        n = self.steps * self.paths
+        return float(self.projected / n) if n else 0.0
 
     @property
     def finite(self) -> np.ndarray:
@@ -132,16 +215,29 @@ class Paths:
 
     @property
     def bias(self) -> float:
-        """Step-size bias estimate of ``rho_mean``: |mean(2dt) − mean(dt)| (weak order 1)."""
+        """Step-size bias estimate of ``rho_mean``: |mean(2dt) − mean(dt)| (weak order 1: the
+        bias of the dt run is e(dt) ≈ C dt and e(2dt) ≈ 2C dt, so their difference is e(dt))."""
         ok = self.finite & np.isfinite(self.rho_coarse)
         if not np.any(ok):
             return float("nan")
         return float(abs(np.mean(self.rho_coarse[ok]) - np.mean(self.rho[ok])))
 
     @property
+    def unseen(self) -> float:
+        """Allowance for probability the sample has not seen: ``(1 + |mean|)/P``.
+
+        ρ_T is bounded in [−1, 1], but its law can put a probability of order 1/P (P finite
+        paths) where no path went (at large T the mean is 1 − 10⁻⁶ from events of probability
+        ~10⁻⁶ at ρ ≪ 1, invisible to the sample and to its standard error); such mass moves
+        the mean by at most (1 + |mean|)/P.
+        """
+        r = self.rho[self.finite]
+        return float((1.0 + abs(np.mean(r))) / r.size) if r.size else float("nan")
+
+    @property
     def error(self) -> float:
-        """Estimated error of ``rho_mean``: √(stderr² + bias²)."""
-        return math.hypot(self.stderr, self.bias)
+        """Estimated error of ``rho_mean``: √(stderr² + bias² + unseen²)."""
+        return math.sqrt(self.stderr ** 2 + self.bias ** 2 + self.unseen ** 2)
 
 
 def _rho12(V):
@@ -162,21 +258,27 @@ def _project(V):
         return V, nbad
     w, U = np.linalg.eigh(V)
     bad = np.any(w < 0, axis=-1)
-    nbad = int(np.count_nonzero(bad))
-    if nbad:
+    nbad = int(np.count_nonzero(np.any(w < -_ROUNDOFF * np.abs(w[..., -1:]), axis=-1)))
+    if np.any(bad):
         wb = np.maximum(w[bad], 0.0)
         V = V.copy()
         V[bad] = (U[bad] * wb[:, None, :]) @ np.swapaxes(U[bad], -1, -2)
     return V, nbad
 
 
-def integrate(shaping, T, V0, *, paths: int = 10000, steps: int = 200, seed: int = 0,
+def integrate(shaping, T, V0, *, paths: int = 10000, steps: int | None = None, seed: int = 0,
               keep: int = 0, saves: int = 50) -> Paths:
-    """Euler–Maruyama for ``dV = b(V)dt + Σ^{1/2}dB``, all paths at once.
+    """Integrate ``dV = b(V)dt + Σ^{1/2}dB``, all paths at once, at dt and 2dt.
+
+    Each step is the multiplicative (geometric) step of :func:`~critheory.theory.shaped.sde.geo_step2`
+    (weak order 1 like Euler–Maruyama, but positive definite by construction and exact for the
+    norms' geometric Brownian motion), plus the explicit drift. Under ReLU shaping the SDE is
+    1-homogeneous, so each path is divided by its mean norm after every step and the log of
+    the factor is carried (no underflow of the norms, whose logs drift like −t).
 
     The fine run uses ``steps`` steps of dt = T/steps; the coarse run, on the same Brownian
     paths (increments summed in pairs), uses steps/2 steps of 2dt. ``steps`` is rounded up to
-    an even number.
+    an even number; ``None``: :func:`initial_steps`.
 
     Parameters
     ----------
@@ -186,7 +288,8 @@ def integrate(shaping, T, V0, *, paths: int = 10000, steps: int = 200, seed: int
     V0 : array (m, m)
         Starting covariance (positive semidefinite).
     paths, steps, seed : int
-        Number of paths, fine steps, seed of a ``numpy.random.default_rng``.
+        Number of paths, fine steps (``None``: from the problem), seed of a
+        ``numpy.random.default_rng``.
     keep, saves : int
         Keep ρ₁₂ of the first ``keep`` paths at ``saves`` times (for plots).
 
@@ -201,6 +304,8 @@ def integrate(shaping, T, V0, *, paths: int = 10000, steps: int = 200, seed: int
     T = check_T(T)
     V0 = np.asarray(V0, dtype=float)
     m = V0.shape[-1]
+    if steps is None:
+        steps = initial_steps(shaping, T)
     paths, steps = int(paths), int(steps)
     if paths < 2 or steps < 2:
         raise InvalidArgumentError("integrate needs at least 2 paths and 2 steps")
@@ -218,10 +323,13 @@ def _integrate(shaping, T, V0, m, paths, steps, seed, keep, saves):
     keep = min(int(keep), paths)
     save_at = set(np.unique(np.linspace(0, steps, min(saves, steps) + 1).round().astype(int)))
     times, rp = [], []
-    projected = 0
+    projected = projected_coarse = 0
+    relu = shaping.kind == "relu"
     if m == 2:
         fine = [np.full(paths, V0[0, 0]), np.full(paths, V0[0, 1]), np.full(paths, V0[1, 1])]
         coarse = [v.copy() for v in fine]
+        lf = np.zeros(paths)   # log of the scale divided out (ReLU shaping: 1-homogeneous SDE)
+        lc = np.zeros(paths)
         gc = None
         for i in range(steps + 1):
             if i in save_at and keep:
@@ -231,20 +339,27 @@ def _integrate(shaping, T, V0, m, paths, steps, seed, keep, saves):
             if i == steps:
                 break
             g = rng.standard_normal((4, paths))
-            fine, nb = _project2(*step2(shaping, *fine, g, dt))
+            fine, nb = _project2(*geo_step2(shaping, *fine, g, dt))
             projected += nb
+            if relu:
+                fine, lf = _rescale2(fine, lf)
             if gc is None:
                 gc = g
             else:
-                coarse, nb = _project2(*step2(shaping, *coarse, (gc + g) / math.sqrt(2), 2 * dt))
-                projected += nb
+                coarse, nb = _project2(*geo_step2(shaping, *coarse, (gc + g) / math.sqrt(2),
+                                                  2 * dt))
+                projected_coarse += nb
+                if relu:
+                    coarse, lc = _rescale2(coarse, lc)
                 gc = None
-        Vf = _stack2(*fine)
-        Vc = _stack2(*coarse)
+        Vf = _stack2(*fine) * np.exp(lf)[:, None, None]
+        Vc = _stack2(*coarse) * np.exp(lc)[:, None, None]
+        rf, rc = _rho12(_stack2(*fine)), _rho12(_stack2(*coarse))
     else:
-        sq = math.sqrt(dt)
         Vf = np.broadcast_to(V0, (paths, m, m)).copy()
         Vc = Vf.copy()
+        lf = np.zeros(paths)
+        lc = np.zeros(paths)
         Gc = None
         for i in range(steps + 1):
             if i in save_at and keep:
@@ -253,18 +368,41 @@ def _integrate(shaping, T, V0, m, paths, steps, seed, keep, saves):
             if i == steps:
                 break
             G = rng.standard_normal((paths, m, m))
-            Vf, nb = _project(Vf + drift(shaping, Vf) * dt + noise(Vf, G) * sq)
+            Vf, nb = _project(geo_step(shaping, Vf, G, dt))
             projected += nb
+            if relu:
+                Vf, lf = _rescale(Vf, lf)
             if Gc is None:
                 Gc = G
             else:
                 # coarse step of 2dt driven by the sum of the two increments
-                Vc, nb = _project(Vc + drift(shaping, Vc) * (2 * dt)
-                                  + noise(Vc, (Gc + G) / math.sqrt(2)) * math.sqrt(2 * dt))
-                projected += nb
+                Vc, nb = _project(geo_step(shaping, Vc, (Gc + G) / math.sqrt(2), 2 * dt))
+                projected_coarse += nb
+                if relu:
+                    Vc, lc = _rescale(Vc, lc)
                 Gc = None
+        rf, rc = _rho12(Vf), _rho12(Vc)
+        Vf = Vf * np.exp(lf)[:, None, None]
+        Vc = Vc * np.exp(lc)[:, None, None]
     return Paths(V=Vf, V_coarse=Vc, times=np.array(times), rho_paths=np.array(rp),
-                 rho=_rho12(Vf), rho_coarse=_rho12(Vc), dt=dt, projected=projected)
+                 rho=rf, rho_coarse=rc, dt=dt, projected=projected,
+                 projected_coarse=projected_coarse, steps=steps, paths=paths)
+
+
+def _rescale2(v, logs):
+    """Divide 2×2 covariances by their mean norm (the ReLU-shaped SDE is 1-homogeneous)."""
+    a, b, c = v
+    s = 0.5 * (a + c)
+    ok = np.isfinite(s) & (s > 0)
+    s = np.where(ok, s, 1.0)
+    return (a / s, b / s, c / s), logs + np.log(s)
+
+
+def _rescale(V, logs):
+    s = np.trace(V, axis1=-2, axis2=-1) / V.shape[-1]
+    ok = np.isfinite(s) & (s > 0)
+    s = np.where(ok, s, 1.0)
+    return V / s[:, None, None], logs + np.log(s)
 
 
 def _stack2(a, b, c):
@@ -279,8 +417,10 @@ def _project2(a, b, c):
     r = np.sqrt(0.25 * (a - c) ** 2 + b * b)
     lm, lp = half - r, half + r
     bad = lm < 0
-    nbad = int(np.count_nonzero(bad))
-    if nbad:
+    # counted: projections beyond round-off (a nearly singular V at rho ~ 1 dips below the
+    # cone by ~1e-16 of its scale without any error of the scheme)
+    nbad = int(np.count_nonzero(lm < -_ROUNDOFF * np.abs(lp)))
+    if np.any(bad):
         lmb, lpb = lm[bad], lp[bad]
         f = np.where(lpb > 0, np.maximum(lpb, 0.0) / np.maximum(lpb - lmb, 1e-300), 0.0)
         a, b, c = a.copy(), b.copy(), c.copy()

@@ -140,6 +140,47 @@ def _nodes_t(act: Activation, q: float) -> tuple[np.ndarray, np.ndarray]:
     return t, wt * np.exp(-0.5 * t * t) / np.sqrt(2.0 * np.pi)
 
 
+#: decimal digits tried, in turn, to tell a round-off zero of φ'(h) from a true one
+_ZERO_DPS = (40, 120, 400)
+
+
+def _resolve_zeros(act: Activation, h: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Re-evaluate with mpmath the nodes where float64 gives ``φ'(h)² = 0`` exactly.
+
+    A flat part of φ (ReLU's half line) is a true atom of φ'² at 0; but a float64 formula can
+    also return 0 by cancellation (GELU's ``erf(x/√2)/2 + 1/2 + xφ(x)`` is 0 for x < −8.7,
+    where the truth is ~ −x e^{−x²/2}/√(2π)). Such a spurious atom (mass 2.3e-7 at GELU's q* =
+    3.035) made the validation snap every simulated λ < 1e-8 to 0 (issue 31). Each zero node is
+    evaluated at 40, 120, 400 digits; a nonzero value replaces the 0 (a value below the
+    float64 range stays 0)."""
+    zero = np.flatnonzero(d == 0.0)
+    if zero.size == 0:
+        return d
+    try:
+        import mpmath
+        import sympy as sp
+
+        expr = act.derivative(1)
+        syms = sorted(expr.free_symbols, key=str)
+        if len(syms) != 1:
+            return d
+        f = sp.lambdify(syms[0], expr, "mpmath")
+    except Exception:   # noqa: BLE001 - no mpmath form: the float64 values stand
+        return d
+    d = d.copy()
+    for i in zero:
+        for dps in _ZERO_DPS:
+            try:
+                with mpmath.workdps(dps):
+                    v = f(mpmath.mpf(float(h[i])))
+                    if v != 0:
+                        d[i] = float(v * v)
+                        break
+            except Exception:   # noqa: BLE001
+                break
+    return d
+
+
 def derivative_law(activation, q: float) -> DerivativeLaw:
     """The law of ``φ'(h)²`` for ``h ~ N(0, q)`` (see the module docstring).
 
@@ -167,6 +208,7 @@ def derivative_law(activation, q: float) -> DerivativeLaw:
         with np.errstate(all="ignore"):
             d = np.asarray(dphi(np.sqrt(q) * t), dtype=float) ** 2
         d = np.broadcast_to(d, t.shape).astype(float)
+        d = _resolve_zeros(act, np.sqrt(q) * t, d)
         if not np.all(np.isfinite(d)):
             raise CritheoryError(f"phi'(h)^2 of {act.name} is not finite on the quadrature "
                                  f"nodes at q = {q:g}")

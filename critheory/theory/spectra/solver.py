@@ -26,8 +26,12 @@ from critheory.theory.roots import refine_brackets
 
 __all__ = ["continue_root", "edge_seed", "real_critical_points", "MAX_STEPS"]
 
-#: total predictor–corrector steps allowed for one branch (a budget, never reached in tests)
+#: predictor–corrector steps allowed for one branch, beyond one per target point (a budget,
+#: never reached in tests; it grew with the targets since issue 31: 20 000 points used to
+#: exhaust a fixed 20 000 and read as a stall)
 MAX_STEPS = 20_000
+#: steps allowed per target point on top of MAX_STEPS
+STEPS_PER_TARGET = 4
 _NEWTON_TOL = 1e-13
 _NEWTON_ITERS = 12
 
@@ -82,10 +86,11 @@ def continue_root(ell: Callable, u0: complex, s0: float, targets: np.ndarray,
     out = np.empty(len(targets), dtype=complex)
     u, s, h = complex(u0), float(s0), float(h0)
     steps = 0
+    budget = MAX_STEPS + STEPS_PER_TARGET * len(targets)
     for i, st in enumerate(targets):
         while s != st:
             steps += 1
-            if steps > MAX_STEPS:
+            if steps > budget:
                 if not partial:
                     raise ConvergenceError("spectral density: continuation step budget "
                                            "exhausted")

@@ -16,7 +16,9 @@ as block descriptions, never by name or type).
 Conventions: the spectrum is that of ``JJᵀ`` (squared singular values ``λ = σ²``) at infinite
 width; ``support = (λ₋, λ₊)`` is the support of its continuous part; ``atoms`` lists point
 masses ``(λ, mass)`` (ReLU: ``(0, 1/2)``; an orthogonal linear network: ``((σ_w²)^L, 1)``);
-``density`` samples the continuous part on ``points`` midpoints of the support.
+``density`` samples the continuous part on ``points`` points covering the support, refined
+toward its edges (the edges included where the density vanishes there);
+``density_mass`` checks that it integrates to the continuous mass.
 
 Examples
 --------
@@ -189,6 +191,33 @@ class JacobianSpectrum:
         dx = (hi - lo) * p * u ** (p - 1) * np.sin(th) / 2
         return x, w * dx * self.density(x)
 
+    def mass_check(self, n: int = 200) -> dict:
+        """Mass of the continuous part from the density: Gauss–Legendre on :meth:`quadrature`'s
+        map with ``n``, ``2n`` and ``4n`` nodes. The value is the finest; ``error`` the
+        remainder of a geometric tail fitted to the two differences d₁, d₂ (``d₂ q/(1 − q)``,
+        q = d₂/d₁ ≤ 0.95, at least d₂): with square-root edges the rule converges fast and the
+        error is round-off; where the density diverges at λ₋ = 0 the convergence is algebraic
+        and a plain difference would understate the error (GELU at L = 10: differences 0.0021,
+        0.0014, remainder 0.0027 against a true 0.0027). ``expected`` is the continuous mass
+        ``1 − Σ atoms``, ``ok`` whether they agree within ``max(2·error, 1e-8)``. Cached."""
+        key = ("_mass", n)
+        got = self.__dict__.get(key)
+        if got is not None:
+            return dict(got)
+        if self._density is None:
+            out = {"value": 0.0, "error": 0.0, "expected": self.continuous_mass,
+                   "ok": self.continuous_mass <= 1e-12}
+        else:
+            a, b, c = (float(np.sum(self.quadrature(k * n)[1])) for k in (1, 2, 4))
+            d1, d2 = abs(b - a), abs(c - b)
+            q = min(d2 / d1, 0.95) if d1 > 0 else 0.0
+            err = max(d2, d2 * q / (1.0 - q))
+            exp_ = self.continuous_mass
+            out = {"value": c, "error": err, "expected": exp_,
+                   "ok": bool(abs(c - exp_) <= max(2.0 * err, 1e-8))}
+        self.__dict__[key] = out
+        return dict(out)
+
     def moment(self, k: int, n: int = 200) -> float:
         """``∫ x^k dμ`` from the density (and the atoms): an independent check of the closed
         forms."""
@@ -230,6 +259,7 @@ class JacobianSpectrum:
              "density": {"x": self.x, "y": self.y},
              "fixed_point": fin(self.fixed_point),
              "isometry": self.isometry.to_dict(),
+             "density_mass": self.mass_check(),
              "outlier": self.outlier,
              "notes": list(self.notes)}
         if self.arch == "resnet":
@@ -323,8 +353,24 @@ def _network(spec, act) -> Network:
                                f"got {spec!r}")
 
 
-def _grid(lo, hi, n):
-    return lo + (hi - lo) * (np.arange(n) + 0.5) / n
+def _grid(lo, hi, n, p: int = 1, singular: bool = False):
+    """``n`` points covering ``[λ₋, λ₊]``, refined toward both edges: ``x = λ₋ + (λ₊ − λ₋)
+    ((1 − cos θ)/2)^p`` with θ uniform. With square-root edges (``singular`` False) θ runs
+    over ``[0, π]`` inclusive, so the edges themselves (density 0) are grid points and the
+    trapezoid rule on the grid integrates the whole support (the uniform midpoint grid used
+    before started 0.0737 into the support of the ResNet at c = 1, whose edge is 0.0474 and
+    whose density peaks there: 3 % of the mass was missing). Where the density diverges at
+    ``λ₋ = 0`` (``singular``) θ takes the midpoints ``π(i + ½)/n`` and ``p = min(L + 1, 8)``
+    crowds the points toward 0."""
+    if singular:
+        th = np.pi * (np.arange(n) + 0.5) / n
+    else:
+        th = np.linspace(0.0, np.pi, n)
+    u = (1.0 - np.cos(th)) / 2.0
+    x = lo + (hi - lo) * u ** p
+    if not singular:
+        x[0], x[-1] = lo, hi
+    return x
 
 
 def _mlp(net, sw, sb, L, n, q0, weights) -> JacobianSpectrum:
@@ -379,7 +425,8 @@ def _mlp(net, sw, sb, L, n, q0, weights) -> JacobianSpectrum:
         def dens(xx, R=R, lo=lo, hi=hi):
             return R.density(xx, lo, hi)
 
-        x = _grid(support[0], support[1], n)
+        x = _grid(support[0], support[1], n, min(L + 1, MAX_MAP_POWER) if lower_singular
+                  else 1, lower_singular)
         y = dens(x)
     with np.errstate(over="ignore"):
         var = rel * m1 * m1

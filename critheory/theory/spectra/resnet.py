@@ -38,8 +38,8 @@ def resnet_c(act, weight_var: float, bias_var: float, depth: int, q0: float = 1.
 
     Examples
     --------
-    >>> c, q, mu1, mu2 = resnet_c("x", 2.0, 0.0, 4)     # linear: c = σ_w² exactly
-    >>> float(c)
+    >>> c, q, mu1, mu2 = resnet_c("x", 2.0, 0.0, 4)     # linear: c = σ_w² (E[φ'²] = 1)
+    >>> round(c, 12)
     2.0
     """
     from critheory.activation import Activation

@@ -265,14 +265,14 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from critheory.cli.ntk import ntk_check, ntk_columns, ntk_lines, ntk_verdict
+    from critheory.cli.ntk import ntk_check, ntk_lines, ntk_measure, ntk_verdict
 
     ntk_check(args)  # an NTK measurement over its budget is refused before any work
     c = _run(args)
     ntk = None
     if getattr(args, "ntk", False):
-        ntk = ntk_columns(args)
-        ntk.update(ntk_verdict(ntk, args.alpha))
+        ntk, per_net = ntk_measure(args)
+        ntk.update(ntk_verdict(ntk, args.alpha, per_net))
     if args.json:
         _dump({**c.to_dict(), **(ntk or {})})
         return 0

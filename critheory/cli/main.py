@@ -98,10 +98,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_mu(args) -> None:
+    """``--mu`` only where the architecture has a residual strength (residual architectures
+    and transformers), finite and >= 0; its default 1 filled in here (parsers default to None
+    so that a value given with an architecture that ignores it is refused, not dropped)."""
+    if not hasattr(args, "mu"):
+        return
+    if args.mu is None:
+        args.mu = 1.0
+        return
+    from critheory.blocks.blocks import check_mu
+    from critheory.blocks.registry import canonical, residual_names
+
+    check_mu(args.mu)
+    arch = getattr(args, "arch", None)
+    try:
+        residual = arch is None or canonical(arch) in residual_names()
+    except CritheoryError:
+        residual = True                       # transformer names: their blocks take mu
+    if not residual:
+        raise CritheoryError(f"--mu applies to residual architectures only (--arch {arch} has "
+                             "no residual strength)")
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _check_mu(args)
         # no blanket silencing of numpy here: the library handles (and documents) the overflows
         # it expects, so a warning that reaches the command line is one a user should see
         return args.func(args)

@@ -29,7 +29,7 @@ import json
 import numpy as np
 
 from critheory.cli.theory import (_finite, bounded_int, common_arguments, nonnegative,
-                                  preflight)
+                                  positive, preflight)
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["register", "MAX_CLI_DEPTH", "MAX_SEEDS", "ntk_arguments", "ntk_check", "ntk_columns",
@@ -281,7 +281,7 @@ def register(sub) -> None:
                    help="weight learning rate per fan-in (default 1)")
     p.add_argument("--scaling", choices=("constant", "equivalence"), default="constant",
                    help="per-layer schedule of the learning rates (default constant)")
-    p.add_argument("--q0", type=nonnegative, default=1.0, help="input norm |x|^2/N0 (default 1)")
+    p.add_argument("--q0", type=positive, default=1.0, help="input norm |x|^2/N0 (default 1)")
     p.add_argument("--q12", type=_finite, default=None, help="x1.x2/N0 of a second input")
     p.add_argument("--q22", type=nonnegative, default=None, help="|x2|^2/N0 of a second input")
     p.add_argument("--json", action="store_true")

@@ -221,7 +221,8 @@ def register(sub) -> None:
                    help="value of a parameter of the activation (repeatable)")
     arches = tuple(dict.fromkeys(tuple(names()) + ("transformer",)))
     p.add_argument("--arch", default="mlp", choices=arches, help="architecture (default mlp)")
-    p.add_argument("--mu", type=_finite, default=1.0, help="residual strength mu (default 1)")
+    p.add_argument("--mu", type=_finite, default=None,
+                   help="residual strength mu (default 1; residual architectures only)")
     p.add_argument("--width", type=bounded_int(1, 10 ** 9, "width"), required=True)
     p.add_argument("--depth", type=bounded_int(1, 10 ** 5, "depth"), required=True,
                    help="weight layers of an MLP (>= 2) or transformer blocks")

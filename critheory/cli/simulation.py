@@ -314,7 +314,11 @@ def _options(p) -> None:
     from critheory.blocks.registry import names
 
     p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
-    p.add_argument("--mu", type=float, default=1.0, help="residual strength mu (default 1)")
+    from critheory.cli.theory import _finite, bounded_int
+    from critheory.validation.compare import MAX_N_BOOT
+
+    p.add_argument("--mu", type=_finite, default=None,
+                   help="residual strength mu (default 1; residual architectures only)")
     p.add_argument("--weight-var", type=float, required=True, help="weight variance sigma_w^2")
     p.add_argument("--bias-var", type=float, required=True, help="bias variance sigma_b^2")
     p.add_argument("--width", type=int, required=True, help="width N")
@@ -331,8 +335,8 @@ def _options(p) -> None:
                    help="depth window of the power-law fit (default: last half of l >= l0+1)")
     p.add_argument("--alpha", type=float, default=0.01,
                    help="family-wise level of the verdict (default 0.01)")
-    p.add_argument("--n-boot", type=int, default=1000,
-                   help="bootstrap replicates of the fit (default 1000)")
+    p.add_argument("--n-boot", type=bounded_int(0, MAX_N_BOOT, "--n-boot"), default=1000,
+                   help=f"bootstrap replicates of the fit (default 1000, at most {MAX_N_BOOT})")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
     backend_arguments(p)

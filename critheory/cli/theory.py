@@ -23,6 +23,8 @@ __all__ = ["register", "parse_grid"]
 #: Budgets of the theory commands (refused at once above them, see README "Resource limits").
 MAX_GRID_POINTS = 100_000      # bias variances of one critical line
 MAX_PHASE_GRID = 401           # points per axis of a phase diagram
+MAX_CLI_DEPTH = 10 ** 6        # layers of `depth` (~1 min; the library allows 1e7)
+MAX_VERIFY_DEPTH = 10 ** 6     # layers of the exponent check of `analyze`
 
 
 def parse_grid(spec: str) -> np.ndarray:
@@ -383,7 +385,8 @@ def common_arguments(p, plot=True):
     from critheory.blocks.registry import names
 
     p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
-    p.add_argument("--mu", type=_finite, default=1.0, help="residual strength mu (default 1)")
+    p.add_argument("--mu", type=_finite, default=None,
+                   help="residual strength mu (default 1; residual architectures only)")
     if plot:
         p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
 
@@ -394,12 +397,14 @@ def register(sub) -> None:
     common_arguments(a)
     a.add_argument("--bias-var", metavar="START:STOP:NUM",
                    help="grid of the critical-line summary (default 0:1:11)")
-    a.add_argument("--verify-depth", type=int, default=10000,
-                   help="depth of the recursion that checks the exponents (0: skip)")
-    a.add_argument("--weight-var", type=_finite, default=1.0,
+    a.add_argument("--verify-depth", type=bounded_int(0, MAX_VERIFY_DEPTH, "--verify-depth"),
+                   default=10000,
+                   help="depth of the recursion that checks the exponents (0: skip; at most "
+                        f"{MAX_VERIFY_DEPTH})")
+    a.add_argument("--weight-var", type=positive, default=1.0,
                    help="reference weight variance for hyperparameter-dependent exponents "
                         "(everywhere-critical / residual architectures; default 1)")
-    a.add_argument("--ref-bias-var", type=_finite, default=0.0,
+    a.add_argument("--ref-bias-var", type=nonnegative, default=0.0,
                    help="reference bias variance for the same (default 0)")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=_cmd_analyze)
@@ -419,7 +424,7 @@ def register(sub) -> None:
     common_arguments(pt, plot=False)
     pt.add_argument("--weight-var", type=_finite, required=True)
     pt.add_argument("--bias-var", type=_finite, required=True)
-    pt.add_argument("--q0", type=_finite, default=1.0, help="input norm |x|^2/N0 (default 1)")
+    pt.add_argument("--q0", type=positive, default=1.0, help="input norm |x|^2/N0 (default 1)")
     pt.add_argument("--json", action="store_true")
     pt.set_defaults(func=_cmd_point)
 
@@ -427,9 +432,11 @@ def register(sub) -> None:
     common_arguments(dp)
     dp.add_argument("--weight-var", type=_finite, required=True)
     dp.add_argument("--bias-var", type=_finite, required=True)
-    dp.add_argument("--depth", type=int, required=True)
-    dp.add_argument("--l0", type=int, default=1)
-    dp.add_argument("--q0", type=_finite, default=1.0, help="input norm |x|^2/N0 (default 1)")
+    dp.add_argument("--depth", type=bounded_int(1, MAX_CLI_DEPTH, "--depth",
+                                                "the recursion runs ~1e5 layers a few seconds"),
+                    required=True, help=f"number of layers (at most {MAX_CLI_DEPTH:.0e})")
+    dp.add_argument("--l0", type=bounded_int(1, MAX_CLI_DEPTH, "--l0"), default=1)
+    dp.add_argument("--q0", type=positive, default=1.0, help="input norm |x|^2/N0 (default 1)")
     dp.add_argument("--corr", type=_correlation, default=None,
                     help="correlation of a second input (default: no two-input curve)")
     dp.add_argument("--json", action="store_true")

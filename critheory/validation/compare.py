@@ -87,7 +87,7 @@ from critheory.validation.stats import critical_value, decide, seeds_dof, verdic
 
 __all__ = ["Comparison", "compare", "theory_exponent", "theory_slope", "default_window",
            "z_scores", "bonferroni_threshold", "plot_comparison", "kurtosis_regime", "ALPHA",
-           "KURTOSIS_EPS_MAX", "KURTOSIS_MIN_SEEDS"]
+           "KURTOSIS_EPS_MAX", "KURTOSIS_MIN_SEEDS", "MAX_N_BOOT"]
 
 #: Default family-wise significance level of the verdict.
 ALPHA = 0.01
@@ -99,6 +99,8 @@ _SE_FLOOR = 1e-12
 #: Largest predicted excess kurtosis ``3V/(nK²)`` at which the leading order in depth/width is
 #: compared with the simulation (the neglected order is ~ its square: a percent-level change).
 KURTOSIS_EPS_MAX = 0.1
+#: Most bootstrap replicates of the fit (its cost is n_boot x seeds x window).
+MAX_N_BOOT = 100_000
 #: Fewest networks for a kurtosis z-test: its standard error is a fourth-moment statistic.
 KURTOSIS_MIN_SEEDS = 30
 
@@ -627,6 +629,8 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
     (width, depth, seeds, l0, probes, sw, sb, q0, mu, alpha, window) = _check_args(
         width, depth, seeds, l0, probes, weight_var, bias_var, q0, mu, alpha, window)
     n_boot = check_int("n_boot", n_boot, 0)
+    if n_boot > MAX_N_BOOT:
+        raise InvalidArgumentError(f"n_boot must be <= {MAX_N_BOOT}, got {n_boot}")
     if seed is not None:
         seed = check_int("seed", seed, 0)
     from critheory.simulation.backend import get_backend

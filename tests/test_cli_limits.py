@@ -214,3 +214,33 @@ def test_fdr_monitor_refuses_dampening_one():
         FDRMonitor(torch.optim.SGD([p], lr=0.1, momentum=0.9, dampening=1.0))
     FDRMonitor(torch.optim.SGD([p], lr=0.1, momentum=0.9, dampening=0.5))
     FDRMonitor(torch.optim.SGD([p], lr=0.1, momentum=0.0, dampening=1.0))   # no buffer
+
+
+@pytest.mark.parametrize("argv", [
+    ["moments", "tanh", "--var", "0.5"],
+    ["point", "tanh", "--weight-var", "3", "--bias-var", "0.1"],
+    ["depth", "relu", "--weight-var", "2", "--bias-var", "0", "--depth", "3"],
+    ["line", "tanh", "--bias-var", "0:0.1:2"],
+    ["analyze", "relu", "--verify-depth", "0"],
+    ["ntk", "tanh", "--weight-var", "1", "--bias-var", "0", "--depth", "3"],
+    ["finite-width", "tanh", "--weight-var", "1", "--bias-var", "0", "--depth", "3"],
+    ["simulate", "linear", "--weight-var", "1", "--bias-var", "0", "--width", "4", "--depth",
+     "3", "--seeds", "2", "--n-boot", "0"],
+    ["recipe", "relu", "--width", "8", "--depth", "3"],
+])
+def test_every_json_describes_itself(capsys, argv):
+    """Issue 26 item 7: version, command, activation, arch and the inputs, in every JSON."""
+    import json
+
+    import critheory
+
+    rc, out, err = _run(capsys, argv + ["--json"])
+    assert rc == 0, err
+    d = json.loads(out)
+    assert d["critheory_version"] == critheory.__version__ and d["command"] == argv[0]
+    assert d["activation"] == argv[1]
+    assert "arch" in d and (argv[0] == "moments" or d["arch"] is not None)
+    assert "json" not in d["inputs"] and "func" not in d["inputs"]
+    for i, a in enumerate(argv[2:]):
+        if a.startswith("--"):
+            assert a[2:].replace("-", "_") in d["inputs"], a

@@ -121,6 +121,21 @@ def _check_mu(args) -> None:
                              "no residual strength)")
 
 
+def _run_json(args) -> int:
+    """Run a command with ``--json`` and print its JSON with the self-description of
+    :func:`critheory.io.jsonout.describe_json` (version, command, activation, arch, inputs)."""
+    import contextlib
+    import io
+
+    from critheory.io.jsonout import describe_json
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = args.func(args)
+    sys.stdout.write(describe_json(buf.getvalue(), vars(args)))
+    return rc
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -128,6 +143,8 @@ def main(argv=None) -> int:
         _check_mu(args)
         # no blanket silencing of numpy here: the library handles (and documents) the overflows
         # it expects, so a warning that reaches the command line is one a user should see
+        if getattr(args, "json", False):
+            return _run_json(args)
         return args.func(args)
     except CritheoryError as exc:
         print(f"critheory: error: {exc}", file=sys.stderr)

@@ -2,7 +2,9 @@
 
 Registered on the parser of :mod:`critheory.cli.main`. JSON output uses the keys documented in the
 README (``weight_var``, ``bias_var``, ``fixed_point``, ``chi_parallel``, ``chi_perp``,
-``chi_jacobian``, ``correlation_length``, ``phase``, ``universality_class``, ``critical_points``,
+``chi_jacobian``, ``jacobian_depth_scale`` (1/|log χ_J(K*)|; ``correlation_length`` is its
+deprecated alias), ``c_star``, ``chi_c``, ``chi_c_error``, ``xi_c`` (the correlation map of
+Schoenholz et al. 2017 at q*), ``phase``, ``universality_class``, ``critical_points``,
 ``exponents``, ``line``); absent quantities are ``null``.
 """
 from __future__ import annotations
@@ -265,10 +267,21 @@ def _cmd_point(args) -> int:
     print(f"reached from the input: {_fmt(r['fixed_point'])}"
           + (f"  (runaway: {r['runaway']})" if r["runaway"] else ""))
     print(f"chi_parallel = {_fmt(r['chi_parallel'])}  chi_perp = chi_J = {_fmt(r['chi_jacobian'])}")
-    print(f"phase: {r['phase']}   correlation length xi = {_fmt(r['correlation_length'])}")
+    print(f"phase: {r['phase']}   Jacobian depth scale 1/|log chi_J| = "
+          f"{_fmt(r['jacobian_depth_scale'])}")
+    print(_correlation_line(r))
     if r["note"]:
         print(f"note: {r['note']}")
     return 0
+
+
+def _correlation_line(r: dict) -> str:
+    """c*, χ_c and ξ_c (Schoenholz et al. 2017) in one line."""
+    if r.get("c_star") is None:
+        return "correlation map: no finite kernel fixed point (no c*, chi_c, xi_c)"
+    xi = "inf (critical)" if r["xi_c"] is None else _fmt(r["xi_c"])
+    return (f"correlation map at q*: c* = {_fmt(r['c_star'])}  chi_c = {_fmt(r['chi_c'])}  "
+            f"xi_c = -1/log chi_c = {xi}")
 
 
 def _cmd_depth(args) -> int:
@@ -288,6 +301,13 @@ def _cmd_depth(args) -> int:
     out["apjn_fit"] = fit
     predicted = _predicted_exponents(arch, args.weight_var, args.bias_var)
     out["theory_exponents"] = predicted
+    from critheory.io.report import correlation_fields
+    from critheory.theory.meanfield.fixed_points import analyze_point
+
+    att = analyze_point(arch, args.weight_var, args.bias_var, args.q0).attractor
+    fp = None if att is None or not np.isfinite(att.K) else float(att.K)
+    out["q_star"] = fp
+    out.update(correlation_fields(arch, args.weight_var, args.bias_var, fp))
     if args.plot:
         from critheory.io.plots import plot_depth
 
@@ -309,6 +329,7 @@ def _cmd_depth(args) -> int:
         print(f"APJN power-law fit over l in {fit['window']}: J ~ l^{fit['slope']:.4f}")
     if d.runaway_depth:
         print(f"K exceeded 1e150 at depth {d.runaway_depth} (runaway)")
+    print(_correlation_line(out))
     return 0
 
 

@@ -211,6 +211,10 @@ def _cmd_depth(args) -> int:
                           q0=args.q0, corr=_corr(args), seed=0, **_qmc(args))
     out = d.to_dict()
     out["apjn_fit"] = _fit(d)
+    # the one-input correlation map (c*, chi_c, xi_c of `depth` for the other architectures)
+    # is not defined through attention: the token kernel above replaces it
+    for k in ("q_star", "c_star", "chi_c", "chi_c_error", "xi_c"):
+        out.setdefault(k, None)
     zeta = one_token_exponent(net, args.weight_var, args.bias_var) if net.tokens == 1 else None
     out["theory_exponents"] = (None if zeta is None else
                                {"kernel": -1.0, "apjn": -zeta, "class": "everywhere-critical"})

@@ -278,6 +278,9 @@ def _cmd_point(args) -> int:
 def _correlation_line(r: dict) -> str:
     """c*, χ_c and ξ_c (Schoenholz et al. 2017) in one line."""
     if r.get("c_star") is None:
+        q = r.get("q_star", r.get("fixed_point"))
+        if q == 0:
+            return "correlation map: q* = 0, every input flows to zero (no c*, chi_c, xi_c)"
         return "correlation map: no finite kernel fixed point (no c*, chi_c, xi_c)"
     xi = "inf (critical)" if r["xi_c"] is None else _fmt(r["xi_c"])
     return (f"correlation map at q*: c* = {_fmt(r['c_star'])}  chi_c = {_fmt(r['chi_c'])}  "

@@ -292,7 +292,9 @@ def _cmd_validate(args) -> int:
     if zs:
         zmax, q, l = max(zs)
         print(f"largest |z| = {zmax:.2f} ({q} at l = {l}); Bonferroni threshold z_crit = "
-              f"{_f(c.z_crit, '.3f')} over {c.n_compared} comparisons (alpha = {c.alpha:g})")
+              f"{_f(c.z_crit, '.3f')} over {c.n_compared} comparisons (alpha = {c.alpha:g}; "
+              f"Student-t with {_f(c.dof, 'g')} degrees of freedom, widened where the "
+              "per-network values are skewed)")
     print("\n".join(_finite_width_lines(c, with_verdict=True)))
     print(f"verdict: {c.verdict} (APJN {c.apjn_verdict}, kernel {c.kernel_verdict})")
     if ntk is not None:

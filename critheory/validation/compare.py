@@ -688,7 +688,8 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
         simulation=sim, theory=theory, depths=depths, layers=layers, apjn_theory=apjn_th,
         kernel_theory=kern_th, apjn_z=zj, kernel_z=zk, alpha=alpha, z_crit=zc, n_compared=m,
         verdict=dec.verdict, apjn_verdict=verdict_of([zj], jhi, jlo),
-        kernel_verdict=verdict_of([zk], khi, klo), fit=fit, window=window, theory_exponent=exponent,
+        kernel_verdict=verdict_of([zk], khi, klo), fit=fit, window=window,
+        theory_exponent=exponent,
         theory_exponent_source=source,
         theory_window_slope=_window_slope(np.arange(1, depth + 1), theory.apjn, window),
         notes=tuple(notes), dof=dof, min_p=dec.min_p, **fw)

@@ -43,6 +43,25 @@ BAD = [
     ["line", "tanh", "--bias-var", "0:1:1000000000"],
     ["line", "tanh", "--bias-var", "nan"],
     ["analyze", "tanh", "--bias-var", "0:1:1000000000"],
+    # issue 31: accepted and ignored, or unbounded
+    ["point", "tanh", "--weight-var", "1", "--bias-var", "0", "--mu", "-1"],
+    ["point", "tanh", "--weight-var", "1", "--bias-var", "0", "--mu", "0.5"],   # mlp: no mu
+    ["analyze", "tanh", "--mu", "2"],
+    ["simulate", "tanh", "--weight-var", "1", "--bias-var", "0", "--width", "4", "--depth",
+     "3", "--mu", "0.5"],
+    ["analyze", "tanh", "--weight-var", "-1"],
+    ["analyze", "tanh", "--ref-bias-var", "-1"],
+    ["analyze", "tanh", "--verify-depth", "100000000"],
+    ["ntk", "tanh", "--weight-var", "1", "--bias-var", "0", "--depth", "3", "--q0", "0"],
+    ["point", "tanh", "--weight-var", "1", "--bias-var", "0", "--q0", "0"],
+    ["depth", "tanh", "--weight-var", "1", "--bias-var", "0", "--depth", "3", "--q0", "0"],
+    ["simulate", "tanh", "--weight-var", "1", "--bias-var", "0", "--width", "4", "--depth",
+     "3", "--n-boot", "100000000000000000000"],
+    ["depth", "tanh", "--weight-var", "1", "--bias-var", "0", "--depth", "10000000"],
+    ["analyze", "gelu", "--arch", "transformer", "--tokens", "64"],
+    ["analyze", "gelu", "--arch", "transformer", "--tokens", "16"],
+    ["depth", "gelu", "--arch", "transformer", "--tokens", "32", "--weight-var", "1",
+     "--bias-var", "0", "--depth", "64"],
 ]
 
 
@@ -52,6 +71,22 @@ def test_refused_with_one_line(capsys, tmp_path, argv):
     assert rc == 2
     assert len(err.strip().splitlines()) == 1 and "error" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_refusals_are_fast(capsys, tmp_path):
+    """Each refusal of the list comes at once (before any work)."""
+    import time
+
+    for argv in BAD:
+        t = time.perf_counter()
+        _run(capsys, [a.replace("{tmp}", str(tmp_path)) for a in argv])
+        assert time.perf_counter() - t < 10, argv
+
+
+def test_mu_with_a_residual_arch_still_runs(capsys):
+    rc, out, err = _run(capsys, ["point", "tanh", "--weight-var", "1", "--bias-var", "0.1",
+                                 "--arch", "residual", "--mu", "0.5", "--json"])
+    assert rc == 0, err
 
 
 def test_valid_small_phase_still_runs(capsys, tmp_path):
@@ -166,3 +201,46 @@ def test_default_apjn_method_is_chosen_by_cost():
         for depth in (10, 100, 1000):
             if default_probes(w, depth, 1, 8) is None:
                 assert 8 * depth * w ** 3 <= EXACT_COST_BUDGET
+
+
+def test_fdr_monitor_refuses_dampening_one():
+    """FDRMonitor(SGD(momentum=.9, dampening=1)) divided by 1 - dampening = 0 (issue 31)."""
+    torch = pytest.importorskip("torch")
+    from critheory.errors import InvalidArgumentError
+    from critheory.torch.fdr import FDRMonitor
+
+    p = torch.nn.Parameter(torch.zeros(3))
+    with pytest.raises(InvalidArgumentError, match="dampening must be < 1"):
+        FDRMonitor(torch.optim.SGD([p], lr=0.1, momentum=0.9, dampening=1.0))
+    FDRMonitor(torch.optim.SGD([p], lr=0.1, momentum=0.9, dampening=0.5))
+    FDRMonitor(torch.optim.SGD([p], lr=0.1, momentum=0.0, dampening=1.0))   # no buffer
+
+
+@pytest.mark.parametrize("argv", [
+    ["moments", "tanh", "--var", "0.5"],
+    ["point", "tanh", "--weight-var", "3", "--bias-var", "0.1"],
+    ["depth", "relu", "--weight-var", "2", "--bias-var", "0", "--depth", "3"],
+    ["line", "tanh", "--bias-var", "0:0.1:2"],
+    ["analyze", "relu", "--verify-depth", "0"],
+    ["ntk", "tanh", "--weight-var", "1", "--bias-var", "0", "--depth", "3"],
+    ["finite-width", "tanh", "--weight-var", "1", "--bias-var", "0", "--depth", "3"],
+    ["simulate", "linear", "--weight-var", "1", "--bias-var", "0", "--width", "4", "--depth",
+     "3", "--seeds", "2", "--n-boot", "0"],
+    ["recipe", "relu", "--width", "8", "--depth", "3"],
+])
+def test_every_json_describes_itself(capsys, argv):
+    """Issue 26 item 7: version, command, activation, arch and the inputs, in every JSON."""
+    import json
+
+    import critheory
+
+    rc, out, err = _run(capsys, argv + ["--json"])
+    assert rc == 0, err
+    d = json.loads(out)
+    assert d["critheory_version"] == critheory.__version__ and d["command"] == argv[0]
+    assert d["activation"] == argv[1]
+    assert "arch" in d and (argv[0] == "moments" or d["arch"] is not None)
+    assert "json" not in d["inputs"] and "func" not in d["inputs"]
+    for i, a in enumerate(argv[2:]):
+        if a.startswith("--"):
+            assert a[2:].replace("-", "_") in d["inputs"], a

@@ -170,10 +170,12 @@ def test_k0_equivalence_every_layer_contributes_equally():
     for name, per_entry in (("input", n / n ** s), ("hidden", n / n ** s), ("output", n)):
         g = r.group(name)
         lam_w[np.array(g.layers) - 1] = g.layer_lr() * per_entry      # λ_W^l (× fan-in)
+    lam_b[L - 1] = r.extras["output_bias"]["lr_factor"]             # head bias: no n^s
     co = layer_coefficients(architecture("mlp", "tanh"), 1.0, 0.0, L)
     P = np.array([np.prod(co["c"][i + 1:]) for i in range(L)])
-    bias = lam_b[:-1] * co["B"][:-1] * P[:-1]
+    bias = lam_b * co["B"] * P
     weight = lam_w * co["W"] * P
+    # the output bias too (its rate has no family factor n^s: the λ_b above exclude it)
     np.testing.assert_allclose(bias, bias[0], rtol=1e-10)
     np.testing.assert_allclose(weight, weight[0], rtol=1e-10)
     # ... and the book's power laws: biases ∝ l^{-p}, weights ∝ (L/l)^{p-1} = flat (p = 1)
@@ -181,6 +183,26 @@ def test_k0_equivalence_every_layer_contributes_equally():
     assert lb[L // 2 - 1] / lb[L // 4 - 1] == pytest.approx(0.5, rel=0.03)
     lw = r.group("hidden").layer_lr()
     assert lw[L // 2] / lw[L // 4] == pytest.approx(1.0, rel=0.03)
+
+
+def test_output_bias_in_the_equivalence_schedule():
+    """Issue 31: ReLU at depth 8 (SGD, s = 0): the output bias contributed 1.000 to the NTK
+    against 1/8 for every other layer's biases (total 2.98 instead of 2). Now every bias
+    contributes 1/8 and the total is 2 (biases 1, weights 1), through the NTK recursion."""
+    n, L = 512, 8
+    r = recipe("relu", width=n, depth=L)
+    lam_b = np.r_[r.group("bias").layer_lr(), r.extras["output_bias"]["lr_factor"]]
+    lam_w = np.r_[r.group("input").layer_lr() * n, r.group("hidden").layer_lr() * n,
+                  r.group("output").layer_lr() * n]
+    co = layer_coefficients(architecture("mlp", "relu"), 2.0, 0.0, L, q0=1.0)
+    P = np.array([np.prod(co["c"][i + 1:]) for i in range(L)])
+    bias, weight = lam_b * co["B"] * P, lam_w * co["W"] * P
+    np.testing.assert_allclose(bias, 1.0 / L, rtol=1e-12)
+    np.testing.assert_allclose(weight, 1.0 / L, rtol=1e-12)
+    assert bias.sum() + weight.sum() == pytest.approx(2.0, rel=1e-12)
+    a = recipe("relu", width=n, depth=L, optimizer="adamw", output_dim=4)
+    assert a.extras["output_bias"]["lr_factor"] == pytest.approx(
+        0.5 * math.sqrt(1.0 / L / L), rel=1e-12)          # 1/sqrt(n_out) x sqrt(f_L/L)
 
 
 def test_k0_adamw_is_square_root_of_sgd_profile():
@@ -313,6 +335,33 @@ def test_cli_torch_mlp_snippet_runs(capsys):
     loss = model(x).pow(2).mean()
     loss.backward()
     opt.step()
+
+
+@pytest.mark.parametrize("opt_name", ["sgd", "adamw"])
+def test_torch_snippet_weight_decay_is_per_step_global(capsys, opt_name):
+    """Issue 31: one shared weight_decay is multiplied by each group's rate in torch, so the
+    hidden weights decayed ~2e4 times less than [DYZ]'s (1 - lr wd) at width 512 (AdamW). Now a
+    step with zero gradient multiplies every parameter by exactly (1 - lr wd)."""
+    torch = pytest.importorskip("torch")
+    n, L, n0, lr, wd = 512, 3, 4, 1e-2, 0.1
+    rc, out, _ = _run(capsys, "recipe", "relu", "--width", str(n), "--depth", str(L),
+                      "--input-dim", str(n0), "--optimizer", opt_name, "--torch")
+    assert rc == 0
+    ns = _exec(out)
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(n0, n), nn.ReLU(), nn.Linear(n, n), nn.ReLU(),
+                          nn.Linear(n, 1)).double()
+    opt = ns["apply_recipe"](model, lr=lr, weight_decay=wd)
+    before = [p.detach().clone() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)            # a step with no gradient: decay alone
+    opt.step()
+    for b, p in zip(before, model.parameters()):
+        if float(b.abs().max()) > 0:
+            ratio = (p.detach() / b)[b != 0]
+            torch.testing.assert_close(ratio, torch.full_like(ratio, 1 - lr * wd), rtol=1e-12,
+                                       atol=0.0)
 
 
 def test_cli_torch_transformer_snippet_runs(capsys):

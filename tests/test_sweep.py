@@ -246,3 +246,156 @@ def test_unreachable_scheduler_leaves_nothing(tmp_path, capsys):
                  "tcp://127.0.0.1:1"]) == 2
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- issue 31: stores and inputs
+SMALL = SweepSpec(("tanh",), "mlp", 1.0, (1.0, 2.0, 2), (0.0, 0.1, 2), 8, 6, 2, n_boot=10)
+SMALL_ARGS = ["sweep", "tanh", "--weight-var", "1:2:2", "--bias-var", "0:0.1:2", "--width",
+              "8", "--depth", "6", "--seeds", "2", "--n-boot", "10"]
+
+
+def test_kill_during_creation_leaves_no_store(tmp_path):
+    """SIGKILL while the store is being created (after zarr wrote it, before it is complete):
+    nothing at --out, so a fresh run starts and --resume says the store does not exist."""
+    out = tmp_path / "c.zarr"
+    code = (
+        "import sys, time, xarray as xr\n"
+        "real = xr.Dataset.to_zarr\n"
+        "def slow(self, *a, **k):\n"
+        "    r = real(self, *a, **k)\n"
+        "    print('written', flush=True)\n"
+        "    time.sleep(60)\n"
+        "    return r\n"
+        "xr.Dataset.to_zarr = slow\n"
+        "from critheory.sweep import SweepSpec\n"
+        "from critheory.sweep.store import create\n"
+        f"create({str(out)!r}, SweepSpec(('tanh',), 'mlp', 1.0, (1.0, 2.0, 2), (0.0, 0.1, 2), "
+        "8, 6, 2, n_boot=10))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "written", proc.stderr.read()[-2000:]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert not out.exists()
+    with pytest.raises(InvalidArgumentError, match="does not exist"):
+        run_sweep(SMALL, out, resume=True)
+    run = run_sweep(SMALL, out, processes=False, workers=1)     # a fresh run is not refused
+    assert run.computed == 4 and bool(load(out)["done"].all())
+
+
+def test_incomplete_store_is_named(tmp_path):
+    """A store left half-created by an older version: --resume says so (exit 2, not 3)."""
+    import zarr
+
+    out = tmp_path / "half.zarr"
+    g = zarr.open_group(str(out), mode="w", zarr_format=3)
+    g.attrs["sweep_spec"] = SMALL.to_json()
+    with pytest.raises(InvalidArgumentError, match="incomplete sweep store"):
+        run_sweep(SMALL, out, resume=True)
+
+
+def test_one_writer_per_store(tmp_path, capsys):
+    from critheory.sweep.store import lock
+
+    out = tmp_path / "l.zarr"
+    held = lock(out)
+    try:
+        with pytest.raises(InvalidArgumentError, match=f"in use by process {os.getpid()}"):
+            lock(out)
+        assert main(SMALL_ARGS + ["--out", str(out), "--workers", "1"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "in use by process" in err
+        assert not out.exists()
+    finally:
+        held.release()
+    lock(out).release()                                 # free again
+
+
+def test_resume_recomputes_done_cells_without_values(client, tmp_path):
+    """A cell flagged done whose values a lost write replaced by the fill values is computed
+    again on resume."""
+    import zarr
+
+    out = tmp_path / "n.zarr"
+    run_sweep(SMALL, out, client=client)
+    g = zarr.open_group(str(out), mode="r+", zarr_format=3)
+    g["computed_at"][0, 1, 0] = np.nan
+    g["chi_j"][0, 1, 0] = np.nan
+    run = run_sweep(SMALL, out, resume=True, client=client)
+    assert run.computed == 1 and run.skipped == 3
+    ds = load(out)
+    assert np.isfinite(ds["computed_at"].values[0, 1, 0]) and ds["run"].values[0, 1, 0] == 2
+
+
+class _Garbage:
+    """A TCP server that answers every connection with garbage bytes (a huge length prefix)."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                conn.sendall(b"\xff" * 4096)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
+
+@pytest.mark.parametrize("extra, msg", [
+    (["--scheduler", ""], "expected [tcp://]HOST:PORT"),
+    (["--scheduler", "garbage"], "expected [tcp://]HOST:PORT"),
+    (["--scheduler", "http://127.0.0.1:80"], "not a Dask scheduler address"),
+    (["--workers", "4096"], "--workers must be <="),
+    (["--arch", "mlp", "--mu", "0.5"], "residual architectures only"),
+    (["--out", "/proc/x.zarr"], "under /proc"),
+    (["--out", "{file}/x.zarr"], "is not a folder"),
+])
+def test_sweep_inputs_refused_at_once(extra, msg, tmp_path, capsys):
+    f = tmp_path / "f"
+    f.write_text("x")
+    args = SMALL_ARGS + ["--out", str(tmp_path / "o.zarr")]
+    for i in range(0, len(extra), 2):
+        v = extra[i + 1].replace("{file}", str(f))
+        if extra[i] in args:
+            args[args.index(extra[i]) + 1] = v
+        else:
+            args += [extra[i], v]
+    t = time.perf_counter()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and msg in err, err
+    assert time.perf_counter() - t < 10
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_scheduler_that_sends_garbage(tmp_path, capsys):
+    srv = _Garbage()
+    try:
+        t = time.perf_counter()
+        assert main(SMALL_ARGS + ["--out", str(tmp_path / "g.zarr"), "--scheduler",
+                                  f"tcp://127.0.0.1:{srv.port}"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert time.perf_counter() - t < 30
+    finally:
+        srv.close()
+    assert not (tmp_path / "g.zarr").exists()

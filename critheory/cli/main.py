@@ -124,13 +124,54 @@ def _fill_zoo_cache(args) -> None:
               " slow (set CRITHEORY_CACHE_DIR to a writable folder)", file=sys.stderr)
 
 
+def _check_mu(args) -> None:
+    """``--mu`` only where the architecture has a residual strength (residual architectures
+    and transformers), finite and >= 0; its default 1 filled in here (parsers default to None
+    so that a value given with an architecture that ignores it is refused, not dropped)."""
+    if not hasattr(args, "mu"):
+        return
+    if args.mu is None:
+        args.mu = 1.0
+        return
+    from critheory.blocks.blocks import check_mu
+    from critheory.blocks.registry import canonical, residual_names
+
+    check_mu(args.mu)
+    arch = getattr(args, "arch", None)
+    try:
+        residual = arch is None or canonical(arch) in residual_names()
+    except CritheoryError:
+        residual = True                       # transformer names: their blocks take mu
+    if not residual:
+        raise CritheoryError(f"--mu applies to residual architectures only (--arch {arch} has "
+                             "no residual strength)")
+
+
+def _run_json(args) -> int:
+    """Run a command with ``--json`` and print its JSON with the self-description of
+    :func:`critheory.io.jsonout.describe_json` (version, command, activation, arch, inputs)."""
+    import contextlib
+    import io
+
+    from critheory.io.jsonout import describe_json
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = args.func(args)
+    sys.stdout.write(describe_json(buf.getvalue(), vars(args)))
+    return rc
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _check_mu(args)
         _fill_zoo_cache(args)
         # no blanket silencing of numpy here: the library handles (and documents) the overflows
         # it expects, so a warning that reaches the command line is one a user should see
+        if getattr(args, "json", False):
+            return _run_json(args)
         return args.func(args)
     except CritheoryError as exc:
         print(f"critheory: error: {exc}", file=sys.stderr)

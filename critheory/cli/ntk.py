@@ -29,7 +29,7 @@ import json
 import numpy as np
 
 from critheory.cli.theory import (_finite, bounded_int, common_arguments, nonnegative,
-                                  preflight)
+                                  positive, preflight)
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["register", "MAX_CLI_DEPTH", "MAX_SEEDS", "ntk_arguments", "ntk_check", "ntk_columns",
@@ -189,10 +189,16 @@ def _measure(args, act, arch, c):
 
 
 def ntk_columns(args) -> dict:
+    """:func:`ntk_measure`'s columns alone."""
+    return ntk_measure(args)[0]
+
+
+def ntk_measure(args) -> tuple[dict, np.ndarray | None]:
     """Per-layer ``ntk_mean``, ``ntk_stderr``, ``ntk_std``, ``ntk_theory``, ``ntk_z`` and the
     rates used (``ntk_lambda_b``, ``ntk_lambda_w``, ``ntk_scaling``) for ``simulate --ntk``:
     the simulator of :mod:`critheory.simulation.ntk` beside the recursion of
-    :mod:`critheory.theory.ntk` at the simulated width, depth, seeds and seed."""
+    :mod:`critheory.theory.ntk` at the simulated width, depth, seeds and seed; and the
+    per-network NTK (shape ``(seeds, L)``) for :func:`ntk_verdict`."""
     from critheory.activation import Activation
     from critheory.common.jsonable import jsonable
     from critheory.theory.meanfield.maps import architecture
@@ -206,32 +212,38 @@ def ntk_columns(args) -> dict:
     m, z = _measure(args, act, arch, c)
     return jsonable({"ntk_mean": m.ntk_mean, "ntk_stderr": m.ntk_stderr, "ntk_std": m.ntk_std,
                      "ntk_theory": c.ntk, "ntk_z": z, "ntk_lambda_b": c.lambda_b,
-                     "ntk_lambda_w": c.lambda_w, "ntk_scaling": args.scaling})
+                     "ntk_lambda_w": c.lambda_w, "ntk_scaling": args.scaling,
+                     "ntk_seeds": m.seeds}), m.ntk_per_network
 
 
-def ntk_verdict(cols: dict, alpha: float) -> dict:
+def ntk_verdict(cols: dict, alpha: float, samples: np.ndarray | None = None) -> dict:
     """``validate --ntk``: the NTK's own verdict over the layers whose z-score is defined.
 
-    ``ntk_z_crit`` is the two-sided Bonferroni threshold ``Φ⁻¹(1 − α/(2m))`` over the ``m``
-    compared layers (those with a sampling error: layer 1 of a fixed input is deterministic;
-    family-wise error rate α under the infinite-width hypothesis);
-    ``ntk_verdict`` is ``consistent`` when every ``|z|`` is within it, ``inconsistent``
-    otherwise, and ``not compared`` when no layer has a z-score. Finite-width corrections of
-    relative size O(l/width) are not allowed for: at depth comparable to the width an
-    ``inconsistent`` NTK is the expected 1/n effect (the text output says so).
+    The z-scores are Student-t with ``seeds − 1`` degrees of freedom (a standard error over the
+    networks); ``ntk_z_crit`` is the two-sided Bonferroni threshold ``T⁻¹(1 − α/(2m))`` over the
+    ``m`` compared layers (those with a sampling error: layer 1 of a fixed input is
+    deterministic; family-wise error rate α under the infinite-width hypothesis), widened by the
+    lognormal calibration of :mod:`critheory.validation.stats` where ``samples`` (per-network
+    NTK, shape ``(seeds, L)``) are skewed; ``ntk_verdict`` is ``consistent`` when every ``z``
+    lies within the thresholds, ``inconsistent`` otherwise, and ``not compared`` when no layer
+    has a z-score. Finite-width corrections of relative size O(l/width) are not allowed for: at
+    depth comparable to the width an ``inconsistent`` NTK is the expected 1/n effect (the text
+    output says so).
     """
-    from scipy.stats import norm
+    from critheory.validation.stats import decide, seeds_dof
 
     z = np.array([np.nan if v is None else v for v in cols["ntk_z"]], dtype=float)
     se = np.array([np.nan if v is None else v for v in cols["ntk_stderr"]], dtype=float)
-    z = z[np.isfinite(z) & (se > 0)]      # a deterministic layer (the first) is not a test
+    keep = np.isfinite(z) & (se > 0)      # a deterministic layer (the first) is not a test
+    z = z[keep]
     m = int(z.size)
     if m == 0:
         return {"ntk_verdict": "not compared", "ntk_z_crit": None, "ntk_n_compared": 0}
-    z_crit = float(norm.isf(alpha / (2 * m)))
-    ok = bool(np.all(np.abs(z) <= z_crit))
-    return {"ntk_verdict": "consistent" if ok else "inconsistent", "ntk_z_crit": z_crit,
-            "ntk_n_compared": m}
+    dof = seeds_dof(int(cols.get("ntk_seeds", 0)))
+    smp = None if samples is None else [np.asarray(samples, dtype=float)[:, keep]]
+    d = decide([z], alpha, dof, samples=smp)
+    return {"ntk_verdict": d.verdict, "ntk_z_crit": d.crit, "ntk_n_compared": m,
+            "ntk_dof": d.dof}
 
 
 def ntk_lines(cols: dict) -> list[str]:
@@ -269,7 +281,7 @@ def register(sub) -> None:
                    help="weight learning rate per fan-in (default 1)")
     p.add_argument("--scaling", choices=("constant", "equivalence"), default="constant",
                    help="per-layer schedule of the learning rates (default constant)")
-    p.add_argument("--q0", type=nonnegative, default=1.0, help="input norm |x|^2/N0 (default 1)")
+    p.add_argument("--q0", type=positive, default=1.0, help="input norm |x|^2/N0 (default 1)")
     p.add_argument("--q12", type=_finite, default=None, help="x1.x2/N0 of a second input")
     p.add_argument("--q22", type=nonnegative, default=None, help="|x2|^2/N0 of a second input")
     p.add_argument("--json", action="store_true")

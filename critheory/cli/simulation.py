@@ -265,14 +265,14 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from critheory.cli.ntk import ntk_check, ntk_columns, ntk_lines, ntk_verdict
+    from critheory.cli.ntk import ntk_check, ntk_lines, ntk_measure, ntk_verdict
 
     ntk_check(args)  # an NTK measurement over its budget is refused before any work
     c = _run(args)
     ntk = None
     if getattr(args, "ntk", False):
-        ntk = ntk_columns(args)
-        ntk.update(ntk_verdict(ntk, args.alpha))
+        ntk, per_net = ntk_measure(args)
+        ntk.update(ntk_verdict(ntk, args.alpha, per_net))
     if args.json:
         _dump({**c.to_dict(), **(ntk or {})})
         return 0
@@ -292,7 +292,9 @@ def _cmd_validate(args) -> int:
     if zs:
         zmax, q, l = max(zs)
         print(f"largest |z| = {zmax:.2f} ({q} at l = {l}); Bonferroni threshold z_crit = "
-              f"{_f(c.z_crit, '.3f')} over {c.n_compared} comparisons (alpha = {c.alpha:g})")
+              f"{_f(c.z_crit, '.3f')} over {c.n_compared} comparisons (alpha = {c.alpha:g}; "
+              f"Student-t with {_f(c.dof, 'g')} degrees of freedom, widened where the "
+              "per-network values are skewed)")
     print("\n".join(_finite_width_lines(c, with_verdict=True)))
     print(f"verdict: {c.verdict} (APJN {c.apjn_verdict}, kernel {c.kernel_verdict})")
     if ntk is not None:
@@ -314,7 +316,11 @@ def _options(p) -> None:
     from critheory.blocks.registry import names
 
     p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
-    p.add_argument("--mu", type=float, default=1.0, help="residual strength mu (default 1)")
+    from critheory.cli.theory import _finite, bounded_int
+    from critheory.validation.compare import MAX_N_BOOT
+
+    p.add_argument("--mu", type=_finite, default=None,
+                   help="residual strength mu (default 1; residual architectures only)")
     p.add_argument("--weight-var", type=float, required=True, help="weight variance sigma_w^2")
     p.add_argument("--bias-var", type=float, required=True, help="bias variance sigma_b^2")
     p.add_argument("--width", type=int, required=True, help="width N")
@@ -331,8 +337,8 @@ def _options(p) -> None:
                    help="depth window of the power-law fit (default: last half of l >= l0+1)")
     p.add_argument("--alpha", type=float, default=0.01,
                    help="family-wise level of the verdict (default 0.01)")
-    p.add_argument("--n-boot", type=int, default=1000,
-                   help="bootstrap replicates of the fit (default 1000)")
+    p.add_argument("--n-boot", type=bounded_int(0, MAX_N_BOOT, "--n-boot"), default=1000,
+                   help=f"bootstrap replicates of the fit (default 1000, at most {MAX_N_BOOT})")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
     backend_arguments(p)

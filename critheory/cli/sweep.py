@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import sys
 
-from critheory.cli.theory import _finite, bounded_int
+from critheory.cli.theory import _finite, bounded_int, positive
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["register"]
@@ -86,6 +86,15 @@ def _cmd_sweep(args) -> int:
 
         check_path(args.plot)
     _need_extras()
+    from critheory.sweep.run import check_scheduler, max_workers
+    from critheory.sweep.store import check_out
+
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)
+    if args.workers is not None and args.workers > max_workers():
+        raise InvalidArgumentError(f"--workers must be <= {max_workers()} (twice the "
+                                   f"machine's cores), got {args.workers}")
+    check_out(args.out)
     from critheory.sweep.plot import agreement, plot_sweep
     from critheory.sweep.run import run_sweep
     from critheory.sweep.store import load
@@ -130,7 +139,8 @@ def register(sub) -> None:
     from critheory.blocks.registry import names
 
     p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
-    p.add_argument("--mu", type=_finite, default=1.0, help="residual strength mu (default 1)")
+    p.add_argument("--mu", type=_finite, default=None,
+                   help="residual strength mu (default 1; residual architectures only)")
     p.add_argument("--weight-var", required=True, metavar="LO:HI:N",
                    help="grid of sigma_w^2: N points from LO to HI")
     p.add_argument("--bias-var", required=True, metavar="LO:HI:N",
@@ -150,12 +160,13 @@ def register(sub) -> None:
                    help="root seed; each cell derives its own from it (default 0)")
     p.add_argument("--n-boot", type=bounded_int(0, 10 ** 4, "n-boot"), default=200,
                    help="bootstrap replicates of each cell's fits (default 200)")
-    p.add_argument("--q0", type=_finite, default=1.0, help="input norm |x|^2/N (default 1)")
+    p.add_argument("--q0", type=positive, default=1.0, help="input norm |x|^2/N (default 1)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="address of an existing Dask scheduler (tcp://host:8786)")
     g.add_argument("--workers", type=bounded_int(1, 4096, "workers"), default=None,
-                   help="workers of the local cluster (default: the machine's cores)")
+                   help="workers of the local cluster (default: the machine's cores; at most "
+                        "twice the cores)")
     p.add_argument("--out", required=True, metavar="PATH", help="zarr store of the results")
     p.add_argument("--resume", action="store_true",
                    help="continue the sweep stored at --out (same settings)")

@@ -2,7 +2,9 @@
 
 Registered on the parser of :mod:`critheory.cli.main`. JSON output uses the keys documented in the
 README (``weight_var``, ``bias_var``, ``fixed_point``, ``chi_parallel``, ``chi_perp``,
-``chi_jacobian``, ``correlation_length``, ``phase``, ``universality_class``, ``critical_points``,
+``chi_jacobian``, ``jacobian_depth_scale`` (1/|log χ_J(K*)|; ``correlation_length`` is its
+deprecated alias), ``c_star``, ``chi_c``, ``chi_c_error``, ``xi_c`` (the correlation map of
+Schoenholz et al. 2017 at q*), ``phase``, ``universality_class``, ``critical_points``,
 ``exponents``, ``line``); absent quantities are ``null``.
 """
 from __future__ import annotations
@@ -23,6 +25,8 @@ __all__ = ["register", "parse_grid"]
 #: Budgets of the theory commands (refused at once above them, see README "Resource limits").
 MAX_GRID_POINTS = 100_000      # bias variances of one critical line
 MAX_PHASE_GRID = 401           # points per axis of a phase diagram
+MAX_CLI_DEPTH = 10 ** 6        # layers of `depth` (~1 min; the library allows 1e7)
+MAX_VERIFY_DEPTH = 10 ** 6     # layers of the exponent check of `analyze`
 
 
 def parse_grid(spec: str) -> np.ndarray:
@@ -263,10 +267,24 @@ def _cmd_point(args) -> int:
     print(f"reached from the input: {_fmt(r['fixed_point'])}"
           + (f"  (runaway: {r['runaway']})" if r["runaway"] else ""))
     print(f"chi_parallel = {_fmt(r['chi_parallel'])}  chi_perp = chi_J = {_fmt(r['chi_jacobian'])}")
-    print(f"phase: {r['phase']}   correlation length xi = {_fmt(r['correlation_length'])}")
+    print(f"phase: {r['phase']}   Jacobian depth scale 1/|log chi_J| = "
+          f"{_fmt(r['jacobian_depth_scale'])}")
+    print(_correlation_line(r))
     if r["note"]:
         print(f"note: {r['note']}")
     return 0
+
+
+def _correlation_line(r: dict) -> str:
+    """c*, χ_c and ξ_c (Schoenholz et al. 2017) in one line."""
+    if r.get("c_star") is None:
+        q = r.get("q_star", r.get("fixed_point"))
+        if q == 0:
+            return "correlation map: q* = 0, every input flows to zero (no c*, chi_c, xi_c)"
+        return "correlation map: no finite kernel fixed point (no c*, chi_c, xi_c)"
+    xi = "inf (critical)" if r["xi_c"] is None else _fmt(r["xi_c"])
+    return (f"correlation map at q*: c* = {_fmt(r['c_star'])}  chi_c = {_fmt(r['chi_c'])}  "
+            f"xi_c = -1/log chi_c = {xi}")
 
 
 def _cmd_depth(args) -> int:
@@ -286,6 +304,13 @@ def _cmd_depth(args) -> int:
     out["apjn_fit"] = fit
     predicted = _predicted_exponents(arch, args.weight_var, args.bias_var)
     out["theory_exponents"] = predicted
+    from critheory.io.report import correlation_fields
+    from critheory.theory.meanfield.fixed_points import analyze_point
+
+    att = analyze_point(arch, args.weight_var, args.bias_var, args.q0).attractor
+    fp = None if att is None or not np.isfinite(att.K) else float(att.K)
+    out["q_star"] = fp
+    out.update(correlation_fields(arch, args.weight_var, args.bias_var, fp))
     if args.plot:
         from critheory.io.plots import plot_depth
 
@@ -307,6 +332,7 @@ def _cmd_depth(args) -> int:
         print(f"APJN power-law fit over l in {fit['window']}: J ~ l^{fit['slope']:.4f}")
     if d.runaway_depth:
         print(f"K exceeded 1e150 at depth {d.runaway_depth} (runaway)")
+    print(_correlation_line(out))
     return 0
 
 
@@ -383,7 +409,8 @@ def common_arguments(p, plot=True):
     from critheory.blocks.registry import names
 
     p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
-    p.add_argument("--mu", type=_finite, default=1.0, help="residual strength mu (default 1)")
+    p.add_argument("--mu", type=_finite, default=None,
+                   help="residual strength mu (default 1; residual architectures only)")
     if plot:
         p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
 
@@ -394,12 +421,14 @@ def register(sub) -> None:
     common_arguments(a)
     a.add_argument("--bias-var", metavar="START:STOP:NUM",
                    help="grid of the critical-line summary (default 0:1:11)")
-    a.add_argument("--verify-depth", type=int, default=10000,
-                   help="depth of the recursion that checks the exponents (0: skip)")
-    a.add_argument("--weight-var", type=_finite, default=1.0,
+    a.add_argument("--verify-depth", type=bounded_int(0, MAX_VERIFY_DEPTH, "--verify-depth"),
+                   default=10000,
+                   help="depth of the recursion that checks the exponents (0: skip; at most "
+                        f"{MAX_VERIFY_DEPTH})")
+    a.add_argument("--weight-var", type=positive, default=1.0,
                    help="reference weight variance for hyperparameter-dependent exponents "
                         "(everywhere-critical / residual architectures; default 1)")
-    a.add_argument("--ref-bias-var", type=_finite, default=0.0,
+    a.add_argument("--ref-bias-var", type=nonnegative, default=0.0,
                    help="reference bias variance for the same (default 0)")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=_cmd_analyze)
@@ -419,7 +448,7 @@ def register(sub) -> None:
     common_arguments(pt, plot=False)
     pt.add_argument("--weight-var", type=_finite, required=True)
     pt.add_argument("--bias-var", type=_finite, required=True)
-    pt.add_argument("--q0", type=_finite, default=1.0, help="input norm |x|^2/N0 (default 1)")
+    pt.add_argument("--q0", type=positive, default=1.0, help="input norm |x|^2/N0 (default 1)")
     pt.add_argument("--json", action="store_true")
     pt.set_defaults(func=_cmd_point)
 
@@ -427,9 +456,11 @@ def register(sub) -> None:
     common_arguments(dp)
     dp.add_argument("--weight-var", type=_finite, required=True)
     dp.add_argument("--bias-var", type=_finite, required=True)
-    dp.add_argument("--depth", type=int, required=True)
-    dp.add_argument("--l0", type=int, default=1)
-    dp.add_argument("--q0", type=_finite, default=1.0, help="input norm |x|^2/N0 (default 1)")
+    dp.add_argument("--depth", type=bounded_int(1, MAX_CLI_DEPTH, "--depth",
+                                                "the recursion runs ~1e5 layers a few seconds"),
+                    required=True, help=f"number of layers (at most {MAX_CLI_DEPTH:.0e})")
+    dp.add_argument("--l0", type=bounded_int(1, MAX_CLI_DEPTH, "--l0"), default=1)
+    dp.add_argument("--q0", type=positive, default=1.0, help="input norm |x|^2/N0 (default 1)")
     dp.add_argument("--corr", type=_correlation, default=None,
                     help="correlation of a second input (default: no two-input curve)")
     dp.add_argument("--json", action="store_true")

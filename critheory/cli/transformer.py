@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 import numpy as np
 
@@ -121,6 +122,29 @@ def _net(args):
                        mu=_get(args, "mu", 1.0), params=_params(args.param))
 
 
+#: Multiply-adds of attention expectations one command may spend on a recursion (about a
+#: minute here: T = 16 at 32 layers, 5.8e10, took 190 s on a loaded 2-core machine); the
+#: library's own limit is critheory.theory.transformer.depth.MAX_RECURSION_WORK (1e11).
+CLI_RECURSION_WORK = 1e10
+
+
+def _cli_budget(net, depth: int, qmc: dict) -> None:
+    """Refuse at once a recursion over :data:`CLI_RECURSION_WORK` (the library's work estimate,
+    asked at a proportionally larger depth)."""
+    from critheory.theory.transformer.depth import MAX_RECURSION_WORK, _check_work
+
+    factor = MAX_RECURSION_WORK / CLI_RECURSION_WORK
+    try:
+        _check_work(net, int(math.ceil(depth * factor)), qmc["points"], qmc["replicas"])
+    except InvalidArgumentError:
+        raise InvalidArgumentError(
+            f"this transformer recursion (T = {net.tokens}, depth {depth}, {qmc['points']} "
+            f"points x {qmc['replicas']} randomizations) needs more than "
+            f"{CLI_RECURSION_WORK:.0e} multiply-adds of attention expectations, over a minute: "
+            "fewer tokens, layers, --points or --replicas (the library allows up to "
+            f"{MAX_RECURSION_WORK:.0e})") from None
+
+
 def _corr(args) -> float:
     v = getattr(args, "tcorr", None)
     if v is None:
@@ -182,10 +206,15 @@ def _cmd_depth(args) -> int:
         from critheory.io.plots import check_path
 
         check_path(args.plot)
+    _cli_budget(net, args.depth, _qmc(args))
     d = transformer_depth(net, args.weight_var, args.bias_var, args.depth, l0=args.l0,
                           q0=args.q0, corr=_corr(args), seed=0, **_qmc(args))
     out = d.to_dict()
     out["apjn_fit"] = _fit(d)
+    # the one-input correlation map (c*, chi_c, xi_c of `depth` for the other architectures)
+    # is not defined through attention: the token kernel above replaces it
+    for k in ("q_star", "c_star", "chi_c", "chi_c_error", "xi_c"):
+        out.setdefault(k, None)
     zeta = one_token_exponent(net, args.weight_var, args.bias_var) if net.tokens == 1 else None
     out["theory_exponents"] = (None if zeta is None else
                                {"kernel": -1.0, "apjn": -zeta, "class": "everywhere-critical"})
@@ -222,6 +251,7 @@ def _cmd_analyze(args) -> int:
     net = _net(args)
     sw, sb = args.weight_var, args.ref_bias_var
     L = max(12, min(args.verify_depth, ANALYZE_DEPTH)) if args.verify_depth > 0 else 12
+    _cli_budget(net, L, _qmc(args))
     d = transformer_depth(net, sw, sb, L, corr=_corr(args), **_qmc(args))
     crit = net.everywhere_critical
     zeta1 = one_token_exponent(net, sw, sb) if crit else None
@@ -324,6 +354,7 @@ def _compare(args):
     if args.width % net.attention.heads:
         raise InvalidArgumentError(f"--heads ({net.attention.heads}) must divide --width "
                                    f"({args.width})")
+    _cli_budget(net, args.depth, _qmc(args))
     c = compare_transformer(net, args.weight_var, args.bias_var, width=args.width,
                             depth=args.depth, seeds=args.seeds, l0=args.l0, q0=args.q0,
                             corr=_corr(args), probes=probes, seed=args.seed, alpha=args.alpha,

@@ -23,7 +23,25 @@ from critheory.theory.meanfield.depth import depth_curves, fit_power_law
 from critheory.theory.meanfield.fixed_points import analyze_point
 from critheory.theory.meanfield.maps import architecture
 
-__all__ = ["analyze", "verify_exponents", "point_report"]
+__all__ = ["analyze", "verify_exponents", "point_report", "correlation_fields"]
+
+#: The JSON name of the old ``correlation_length`` (1/|log χ_J(K*)|, the APJN's depth scale),
+#: kept as a deprecated alias: Schoenholz et al.'s correlation depth scale is ``xi_c``.
+DEPRECATED = {"correlation_length": "deprecated alias of jacobian_depth_scale = "
+                                    "1/|log chi_J(K*)| (the APJN's depth scale); Schoenholz "
+                                    "et al.'s correlation depth scale is xi_c"}
+
+
+def correlation_fields(arch, weight_var: float, bias_var: float, fixed_point) -> dict:
+    """``c_star``, ``chi_c``, ``chi_c_error``, ``xi_c`` of the correlation map at the kernel
+    fixed point (:mod:`critheory.theory.meanfield.correlation`; all None without a finite
+    fixed point; ``xi_c`` None where it diverges, at criticality)."""
+    from critheory.theory.meanfield.correlation import correlation_fixed_point
+
+    r = correlation_fixed_point(arch, weight_var, bias_var, fixed_point)
+    if r is None:
+        return {"c_star": None, "chi_c": None, "chi_c_error": None, "xi_c": None}
+    return r.to_dict()
 
 
 
@@ -68,7 +86,11 @@ def verify_exponents(arch, univ, depth: int = 10000, q0: float = 1.0) -> dict | 
 def point_report(arch, weight_var: float, bias_var: float, q0: float = 1.0) -> dict:
     """The ``critheory point`` contract: fixed points, χ's, phase and ξ at one point."""
     p = analyze_point(arch, weight_var, bias_var, q0)
-    return jsonable(p.to_dict())
+    out = p.to_dict()
+    out["jacobian_depth_scale"] = out.get("correlation_length")
+    out.update(correlation_fields(arch, weight_var, bias_var, out.get("fixed_point")))
+    out["deprecated"] = dict(DEPRECATED)
+    return jsonable(out)
 
 
 def _everywhere(a, out: dict, sw: float, sb: float, depth: int) -> None:
@@ -91,7 +113,8 @@ def _everywhere(a, out: dict, sw: float, sb: float, depth: int) -> None:
                                    "method": "slope of log J (exact product) vs log l"}
     for k, v in (("weight_var", sw), ("bias_var", sb), ("fixed_point", None),
                  ("chi_parallel", 1.0), ("chi_perp", None), ("chi_jacobian", None),
-                 ("correlation_length", None), ("phase", "critical")):
+                 ("correlation_length", None), ("jacobian_depth_scale", None),
+                 ("phase", "critical")):
         out[k] = v
 
 
@@ -176,9 +199,11 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
             out["chi_jacobian"] = fp.chi_jacobian
             out["phase"] = "critical"
             out["correlation_length"] = None
+        out["jacobian_depth_scale"] = out["correlation_length"]
     else:
         for k in keys:
             out[k] = None
+        out["jacobian_depth_scale"] = None
         if a.caps.everywhere_critical:
             out["phase"] = "critical"
             out["note"] = ("everywhere critical: with LayerNorm and mu = 1 the APJN grows as "

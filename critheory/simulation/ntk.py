@@ -71,9 +71,12 @@ class NTKMeasurement:
     ntk_std: np.ndarray
     kernel_mean: np.ndarray
     kernel_stderr: np.ndarray
+    #: per-network NTK, shape (seeds, L): the samples behind ``ntk_mean`` (not in ``to_dict``)
+    ntk_per_network: np.ndarray | None = None
 
     def to_dict(self) -> dict:
-        return jsonable({k: getattr(self, k) for k in self.__dataclass_fields__})
+        return jsonable({k: getattr(self, k) for k in self.__dataclass_fields__
+                         if k != "ntk_per_network"})
 
 
 def _dense_count(unit) -> int:
@@ -239,4 +242,5 @@ def measure_ntk(activation, weight_var: float, bias_var: float, *, width: int, d
         depths=np.arange(1, depth + 1), width=width, seeds=seeds, seed=seed, neurons=k,
         ntk_mean=per_net.mean(axis=0), ntk_stderr=per_net.std(axis=0, ddof=1) / math.sqrt(seeds),
         ntk_std=theta.transpose(1, 0, 2).reshape(depth, -1).std(axis=1, ddof=1),
-        kernel_mean=kern.mean(axis=0), kernel_stderr=kern.std(axis=0, ddof=1) / math.sqrt(seeds))
+        kernel_mean=kern.mean(axis=0), kernel_stderr=kern.std(axis=0, ddof=1) / math.sqrt(seeds),
+        ntk_per_network=per_net)

@@ -24,7 +24,7 @@ from .cell import run_cell
 from .spec import SweepSpec, check_spec
 from . import store
 
-__all__ = ["run_sweep", "SweepRun", "CellError"]
+__all__ = ["run_sweep", "SweepRun", "CellError", "check_scheduler", "max_workers"]
 
 
 class CellError(CritheoryError):
@@ -103,6 +103,36 @@ class _Bar:
         sys.stderr.flush()
 
 
+#: Schemes of a Dask scheduler address.
+_SCHEMES = ("tcp", "tls", "ucx", "inproc", "ws", "wss")
+
+
+def max_workers() -> int:
+    """Most workers of a local cluster: twice the machine's cores, at least 4 (each worker is a
+    process of a few hundred MB)."""
+    return max(4, 2 * (os.cpu_count() or 1))
+
+
+def check_scheduler(address) -> str:
+    """A Dask scheduler address ``[SCHEME://]HOST:PORT`` (scheme one of tcp, tls, ucx, inproc,
+    ws, wss; port 1..65535), stripped; :class:`InvalidArgumentError` otherwise."""
+    a = str(address).strip()
+    rest = a
+    if "://" in a:
+        scheme, rest = a.split("://", 1)
+        if scheme.lower() not in _SCHEMES:
+            raise InvalidArgumentError(f"--scheduler {address!r}: not a Dask scheduler address "
+                                       f"(scheme {scheme!r}; expected one of "
+                                       f"{', '.join(_SCHEMES)}, e.g. tcp://host:8786)")
+    host, sep, port = rest.rpartition(":")
+    ok = bool(sep) and bool(host.strip("[]")) and port.isdigit() and 1 <= int(port) <= 65535 \
+        and "/" not in host and " " not in host
+    if not ok:
+        raise InvalidArgumentError(f"--scheduler {address!r}: expected [tcp://]HOST:PORT "
+                                   "(e.g. tcp://127.0.0.1:8786)")
+    return a
+
+
 def _client(scheduler, workers, processes):
     from dask.distributed import Client, LocalCluster
 
@@ -113,7 +143,12 @@ def _client(scheduler, workers, processes):
             raise InvalidArgumentError(f"cannot reach the Dask scheduler at {scheduler}: "
                                        f"{str(exc).splitlines()[0] if str(exc) else exc}") \
                 from None
-    n = workers if workers is not None else (os.cpu_count() or 1)
+        except Exception as exc:  # noqa: BLE001 - a peer that is not a Dask scheduler
+            # (e.g. a MemoryError from a length prefix read off a non-Dask server)
+            raise InvalidArgumentError(
+                f"{scheduler} did not answer as a Dask scheduler ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
+    n = workers if workers is not None else min(os.cpu_count() or 1, max_workers())
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
                            dashboard_address=":0", silence_logs=40)
     return Client(cluster), cluster
@@ -153,18 +188,33 @@ def run_sweep(spec: SweepSpec, out, *, resume: bool = False, scheduler: str | No
     """
     t0 = time.perf_counter()
     spec = check_spec(spec)
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise InvalidArgumentError(f"workers must be a positive integer, got {workers!r}")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool)
+                                or not 1 <= workers <= max_workers()):
+        raise InvalidArgumentError(f"workers must be an integer in [1, {max_workers()}] (twice "
+                                   f"the machine's cores), got {workers!r}")
+    if scheduler is not None:
+        scheduler = check_scheduler(scheduler)
     if scheduler is None and client is None:
         # a local cluster runs on this machine: a backend it lacks (torch, CUDA) is refused now
         from critheory.simulation.backend import get_backend
 
         get_backend(spec.backend, spec.dtype)
-    # refusals first (an existing --out without resume, a resume with other settings), then
-    # the cluster, then the store: a sweep that cannot start leaves nothing behind
+    # refusals first (a store in use, an existing --out without resume, a --out that cannot
+    # be written, a resume with other settings), then the cluster, then the store: a sweep that
+    # cannot start leaves nothing behind (but the unlocked lock file)
+    held = store.lock(out)
+    try:
+        return _run_locked(spec, out, resume, scheduler, workers, client, processes, progress,
+                           max_cells, t0)
+    finally:
+        held.release()
+
+
+def _run_locked(spec, out, resume, scheduler, workers, client, processes, progress, max_cells,
+                t0) -> SweepRun:
     if resume:
         g = store.open_for_resume(out, spec)
-        todo = [c for c, d in zip(spec.cells(), store.done_mask(g).ravel()) if not d]
+        todo = [c for c, d in zip(spec.cells(), store.todo_mask(g).ravel()) if d]
     else:
         store.check_new(out)
         g = None

@@ -15,19 +15,34 @@ interrupted at any moment leaves every tile either as it was or with the new cel
 sweep killed at any moment therefore loses at most the cells being computed or written: a cell
 whose flag is not set is computed again on ``--resume``. (On other stores, such as object
 stores, a chunk write is a single put, likewise all or nothing.)
+
+Creation is atomic: :func:`create` builds the store in a hidden temporary folder next to
+``path`` and renames it into place when complete, so a kill during creation leaves either no
+store (a fresh run starts) or a complete one (``--resume`` works); a leftover temporary folder
+is ignored. One writer at a time: :func:`lock` takes an exclusive ``fcntl`` lock on the file
+``.NAME.lock`` next to the store for the whole run; a second run on the same store is refused
+(exit 2) with the holder's process id, host and start time. On resume, a cell marked done whose
+always-set variables (``computed_at``, ``elapsed``, ``phase``, ``run``) are not valid is
+computed again (:func:`todo_mask`).
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import socket
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 from critheory.errors import InvalidArgumentError
-from .cell import VARIABLES
+from .cell import PHASE_FILL, VARIABLES
 from .spec import SweepSpec
 
-__all__ = ["check_new", "create", "open_for_resume", "write_cell", "CellWriter", "load", "done_mask", "begin_run"]
+__all__ = ["check_new", "check_out", "create", "open_for_resume", "write_cell", "CellWriter",
+           "load", "done_mask", "todo_mask", "begin_run", "lock", "StoreLock"]
 
 _DIMS = ("activation", "weight_var", "bias_var")
 #: Largest tile (grid points of one activation) of a chunk: a cell's write rewrites its tiles
@@ -52,21 +67,122 @@ def _dataset(spec: SweepSpec):
     return ds
 
 
+#: Folders no store may be written under (kernel interfaces, not files).
+_FORBIDDEN = ("/proc", "/sys", "/dev")
+
+
+def check_out(path) -> Path:
+    """Refuse, before any work, an ``--out`` whose folder cannot hold a store: a parent that
+    is missing or not a folder (a path under a regular file), not writable, or under
+    ``/proc``, ``/sys`` or ``/dev``. Returns the resolved path."""
+    p = Path(os.path.abspath(os.fspath(path)))
+    real = os.path.realpath(p)
+    for f in _FORBIDDEN:
+        if real == f or real.startswith(f + os.sep):
+            raise InvalidArgumentError(f"--out {path}: cannot write a store under {f}")
+    parent = p.parent
+    anc = parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise InvalidArgumentError(f"--out {path}: {anc} is not a folder")
+    if not parent.is_dir():
+        raise InvalidArgumentError(f"--out {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidArgumentError(f"--out {path}: the folder {parent} is not writable")
+    if p.exists() and not p.is_dir():
+        raise InvalidArgumentError(f"--out {path} exists and is not a store")
+    return p
+
+
 def check_new(path) -> None:
-    """Refuse a ``path`` that exists (a sweep never overwrites a store)."""
+    """Refuse a ``path`` that exists (a sweep never overwrites a store), or whose folder cannot
+    hold one (:func:`check_out`)."""
+    check_out(path)
     if Path(path).exists():
         raise InvalidArgumentError(f"{path} exists: pass --resume to continue that sweep, or "
                                    "choose another --out (a sweep never overwrites a store)")
 
 
 def create(path, spec: SweepSpec) -> None:
-    """Initialize the store at ``path`` (which must not exist) with fill values."""
+    """Initialize the store at ``path`` (which must not exist) with fill values, atomically:
+    built in a temporary folder beside it, then renamed into place."""
     check_new(path)
-    p = Path(path)
+    p = Path(os.path.abspath(os.fspath(path)))
     ds = _dataset(spec)
     chunks = (1, min(TILE, spec.shape[1]), min(TILE, spec.shape[2]))
     enc = {v: {"chunks": chunks, "compressors": None} for v in VARIABLES}
-    ds.to_zarr(os.fspath(p), mode="w-", encoding=enc, consolidated=False, zarr_format=3)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.creating-", dir=p.parent))
+    try:
+        ds.to_zarr(os.fspath(tmp / "store"), mode="w-", encoding=enc, consolidated=False,
+                   zarr_format=3)
+        try:
+            os.rename(tmp / "store", p)      # atomic; fails if p appeared meanwhile
+        except OSError:
+            raise InvalidArgumentError(f"{path} appeared while the store was being created "
+                                       "(another sweep?)") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class StoreLock:
+    """An exclusive lock on a store (see :func:`lock`); a context manager, released on
+    :meth:`release` or exit (and by the kernel when the process dies)."""
+
+    def __init__(self, fd: int, path: Path):
+        self.fd, self.path = fd, path
+
+    def release(self) -> None:
+        if self.fd is not None:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def lock(path) -> StoreLock:
+    """Take the exclusive writer lock of the store ``path`` (the file ``.NAME.lock`` in its
+    folder, created if needed; it stays there, unlocked, after the run).
+
+    Raises
+    ------
+    InvalidArgumentError
+        Another process holds it (named: pid, host, since when), or the folder cannot hold the
+        lock file.
+    """
+    import fcntl
+
+    p = check_out(path)
+    lp = p.parent / f".{p.name}.lock"
+    try:
+        fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise InvalidArgumentError(f"--out {path}: cannot create the lock file {lp}: "
+                                   f"{exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        except (OSError, ValueError):
+            holder = {}
+        os.close(fd)
+        who = (f"process {holder.get('pid', '?')} on {holder.get('host', '?')} since "
+               f"{holder.get('since', '?')}") if holder else "another process"
+        raise InvalidArgumentError(f"the sweep store {path} is in use by {who} (one writer "
+                                   "at a time: wait for it, or stop it)") from None
+    info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                       "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, info, 0)
+    return StoreLock(fd, lp)
 
 
 def _group(path, mode: str = "r+"):
@@ -91,6 +207,15 @@ def open_for_resume(path, spec: SweepSpec):
         stored = g.attrs["sweep_spec"]
     except Exception:  # noqa: BLE001 - anything that is not our store
         raise InvalidArgumentError(f"--resume: {path} is not a critheory sweep store") from None
+    try:
+        missing = [v for v in VARIABLES if v not in g]
+    except Exception:  # noqa: BLE001 - an unreadable group
+        missing = list(VARIABLES)
+    if missing:
+        raise InvalidArgumentError(
+            f"--resume: {path} is an incomplete sweep store (its creation was interrupted, "
+            f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} missing): remove it "
+            "and start the sweep again")
     old = SweepSpec.from_json(stored)
     diff = old.differences(spec)
     if diff:
@@ -109,6 +234,18 @@ def begin_run(g) -> int:
 def done_mask(g) -> np.ndarray:
     """The ``done`` flags, shape (activations, σ_w² points, σ_b² points)."""
     return np.asarray(g["done"][...], dtype=bool)
+
+
+def todo_mask(g) -> np.ndarray:
+    """Cells to compute on resume: not done, or marked done with an invalid always-set
+    variable (``computed_at``/``elapsed`` not finite, ``phase`` at its fill value, ``run`` 0):
+    a cell a lost write left marked done without its values."""
+    done = done_mask(g)
+    bad = ~np.isfinite(np.asarray(g["computed_at"][...], dtype=float))
+    bad |= ~np.isfinite(np.asarray(g["elapsed"][...], dtype=float))
+    bad |= np.asarray(g["phase"][...]) == PHASE_FILL
+    bad |= np.asarray(g["run"][...]) <= 0
+    return ~done | bad
 
 
 class CellWriter:

@@ -118,6 +118,11 @@ class FDRMonitor:
                                            "monitor supports nesterov=False")
             if g.get("maximize"):
                 raise InvalidArgumentError("the monitor supports maximize=False")
+            if float(g.get("momentum", 0.0)) != 0.0 and float(g.get("dampening", 0.0)) >= 1.0:
+                raise InvalidArgumentError(
+                    f"dampening must be < 1 with momentum (got {g.get('dampening')}): with "
+                    "dampening 1 the gradient never enters the momentum buffer and the relation "
+                    "divides by 1 - dampening = 0")
         if isinstance(burn_in, bool) or not isinstance(burn_in, int) or burn_in < 0:
             raise InvalidArgumentError(f"burn_in must be an integer >= 0, got {burn_in!r}")
         if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 2:

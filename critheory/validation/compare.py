@@ -8,7 +8,9 @@ norm ``q0``), and returns a :class:`Comparison` with
   kernel ``K^l`` (standard error over the simulated networks);
 * a verdict at family-wise level ``α`` (default 0.01) by Bonferroni: over the ``m`` (depth,
   quantity) pairs compared — every APJN depth ``l0..L`` and every kernel layer ``1..L`` — the
-  threshold is ``z_crit = Φ⁻¹(1 - α/(2m))``; ``"consistent"`` if every ``|z| <= z_crit``, else
+  threshold is ``z_crit = T_{S-1}⁻¹(1 - α/(2m))``, the Student-t quantile with ``S − 1``
+  degrees of freedom for ``S`` networks (the z-score over a sample standard error is Student-t,
+  not normal: :mod:`critheory.validation.stats`); ``"consistent"`` if every ``|z| <= z_crit``, else
   ``"inconsistent"`` (``"undetermined"`` with a single network: no standard error). The separate
   APJN and kernel verdicts use the same threshold;
 * the power-law fit of the simulated APJN (:func:`critheory.simulation.fit_power_law`,
@@ -81,10 +83,11 @@ from critheory.common.checks import (check_bias_var, check_int, check_layers, ch
 from critheory.common.jsonable import jsonable
 from critheory.common.powerlaw import fit_line
 from critheory.errors import CritheoryError, InvalidArgumentError
+from critheory.validation.stats import critical_value, decide, seeds_dof, verdict_of
 
 __all__ = ["Comparison", "compare", "theory_exponent", "theory_slope", "default_window",
            "z_scores", "bonferroni_threshold", "plot_comparison", "kurtosis_regime", "ALPHA",
-           "KURTOSIS_EPS_MAX", "KURTOSIS_MIN_SEEDS"]
+           "KURTOSIS_EPS_MAX", "KURTOSIS_MIN_SEEDS", "MAX_N_BOOT"]
 
 #: Default family-wise significance level of the verdict.
 ALPHA = 0.01
@@ -96,22 +99,22 @@ _SE_FLOOR = 1e-12
 #: Largest predicted excess kurtosis ``3V/(nK²)`` at which the leading order in depth/width is
 #: compared with the simulation (the neglected order is ~ its square: a percent-level change).
 KURTOSIS_EPS_MAX = 0.1
+#: Most bootstrap replicates of the fit (its cost is n_boot x seeds x window).
+MAX_N_BOOT = 100_000
 #: Fewest networks for a kurtosis z-test: its standard error is a fourth-moment statistic.
 KURTOSIS_MIN_SEEDS = 30
 
 
 # ----------------------------------------------------------------------------- helpers
-def bonferroni_threshold(m: int, alpha: float = ALPHA) -> float:
-    """``z_crit = Φ⁻¹(1 - α/(2m))``: two-sided, family-wise level ``α`` over ``m`` comparisons.
+def bonferroni_threshold(m: int, alpha: float = ALPHA, dof: float | None = None) -> float:
+    """``t_crit = T_ν⁻¹(1 - α/(2m))``: two-sided, family-wise level ``α`` over ``m``
+    comparisons, Student-t with ``dof`` degrees of freedom (the normal quantile for None);
+    see :mod:`critheory.validation.stats`.
 
-    >>> round(bonferroni_threshold(1, 0.05), 6)
-    1.959964
+    >>> round(bonferroni_threshold(1, 0.05), 6), round(bonferroni_threshold(1, 0.05, 1), 3)
+    (1.959964, 12.706)
     """
-    from scipy.special import ndtri
-
-    if m < 1:
-        return math.nan
-    return float(ndtri(1.0 - alpha / (2.0 * m)))
+    return critical_value(m, alpha, dof)
 
 
 def z_scores(mean, stderr, theory) -> np.ndarray:
@@ -284,17 +287,8 @@ def _window_slope(depths, values, window) -> float | None:
 
 
 def _verdict(zs: list[np.ndarray], zc: float) -> str:
-    """``inconsistent`` if any finite |z| exceeds the threshold; ``consistent`` only if every
-    entry was compared and none does; ``undetermined`` otherwise (an entry without a finite z —
-    a non-finite mean, theory or standard error — is not evidence of agreement, so a verdict
-    over a few surviving values, or over none, is not given)."""
-    allz = np.concatenate([np.ravel(z) for z in zs]) if zs else np.array([])
-    vals = allz[np.isfinite(allz)]
-    if vals.size and np.isfinite(zc) and np.any(np.abs(vals) > zc):
-        return "inconsistent"
-    if allz.size == 0 or vals.size < allz.size or not np.isfinite(zc):
-        return "undetermined"
-    return "consistent"
+    """:func:`critheory.validation.stats.verdict_of` (kept for callers of this module)."""
+    return verdict_of(zs, zc)
 
 
 def kurtosis_regime(kurtosis_theory, kurtosis_stderr, seeds: int, width: int | None = None,
@@ -360,7 +354,12 @@ class Comparison:
     apjn_z, kernel_z : ndarray
         Per-depth z-scores (NaN where undefined).
     alpha, z_crit : float
-        Family-wise level and the Bonferroni threshold over ``n_compared`` comparisons.
+        Family-wise level and the Bonferroni threshold over ``n_compared`` comparisons
+        (Student-t quantile with ``dof`` degrees of freedom).
+    dof : float or None
+        Degrees of freedom of the scores, ``seeds − 1`` (None with one network).
+    min_p : float
+        Smallest two-sided p-value of the family (Student-t); rejected when below α/m.
     verdict, apjn_verdict, kernel_verdict : str
         ``"consistent"``, ``"inconsistent"`` or ``"undetermined"``.
     fit : FitResult or None
@@ -418,6 +417,8 @@ class Comparison:
     kernel_finite_z: np.ndarray | None = None
     kurtosis_meaningful: np.ndarray | None = None
     finite_width_z_crit: float = math.nan
+    dof: float | None = None
+    min_p: float = math.nan
     finite_width_n_compared: int = 0
     finite_width_verdict: str = "not meaningful"
     kurtosis_regime: str = ""
@@ -501,6 +502,7 @@ class Comparison:
             "theory_window_slope": self.theory_window_slope,
             "exponent_check": self.exponent_check,
             "alpha": self.alpha, "z_crit": self.z_crit, "n_compared": self.n_compared,
+            "dof": self.dof, "min_p": self.min_p,
             "max_abs_z": self.max_abs_z,
             "verdict": self.verdict, "apjn_verdict": self.apjn_verdict,
             "kernel_verdict": self.kernel_verdict,
@@ -627,6 +629,8 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
     (width, depth, seeds, l0, probes, sw, sb, q0, mu, alpha, window) = _check_args(
         width, depth, seeds, l0, probes, weight_var, bias_var, q0, mu, alpha, window)
     n_boot = check_int("n_boot", n_boot, 0)
+    if n_boot > MAX_N_BOOT:
+        raise InvalidArgumentError(f"n_boot must be <= {MAX_N_BOOT}, got {n_boot}")
     if seed is not None:
         seed = check_int("seed", seed, 0)
     from critheory.simulation.backend import get_backend
@@ -652,7 +656,10 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
     zj = z_scores(sim.apjn_mean, sim.apjn_stderr, apjn_th)
     zk = z_scores(sim.kernel_mean, sim.kernel_stderr, kern_th)
     m = int(np.isfinite(zj).sum() + np.isfinite(zk).sum())
-    zc = bonferroni_threshold(m, alpha)
+    dof = seeds_dof(seeds)
+    zc = bonferroni_threshold(m, alpha, dof)
+    dec = decide([zj, zk], alpha, dof, samples=[sim.apjn, sim.kernel])
+    (jlo, jhi), (klo, khi) = dec.parts([zj.size, zk.size])
     notes = []
     if seeds < 2:
         notes.append("one network: no standard error, no verdict")
@@ -680,11 +687,12 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
     return Comparison(
         simulation=sim, theory=theory, depths=depths, layers=layers, apjn_theory=apjn_th,
         kernel_theory=kern_th, apjn_z=zj, kernel_z=zk, alpha=alpha, z_crit=zc, n_compared=m,
-        verdict=_verdict([zj, zk], zc), apjn_verdict=_verdict([zj], zc),
-        kernel_verdict=_verdict([zk], zc), fit=fit, window=window, theory_exponent=exponent,
+        verdict=dec.verdict, apjn_verdict=verdict_of([zj], jhi, jlo),
+        kernel_verdict=verdict_of([zk], khi, klo), fit=fit, window=window,
+        theory_exponent=exponent,
         theory_exponent_source=source,
         theory_window_slope=_window_slope(np.arange(1, depth + 1), theory.apjn, window),
-        notes=tuple(notes), **fw)
+        notes=tuple(notes), dof=dof, min_p=dec.min_p, **fw)
 
 
 def _finite_width(th_arch, sw, sb, depth, width, q0, sim, alpha, notes) -> dict:
@@ -707,7 +715,7 @@ def _finite_width(th_arch, sw, sb, depth, width, q0, sim, alpha, notes) -> dict:
     ok, regime = kurtosis_regime(kt, sim.kurtosis_stderr, sim.n_seeds, width, nu)
     zs = [kz[ok], gz[ok]]
     m = int(np.isfinite(zs[0]).sum() + np.isfinite(zs[1]).sum())
-    zc = bonferroni_threshold(m, alpha)
+    zc = bonferroni_threshold(m, alpha, seeds_dof(sim.n_seeds))
     if sim.n_seeds < KURTOSIS_MIN_SEEDS:
         verdict = "undetermined"
     elif not ok.any():

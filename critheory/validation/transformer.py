@@ -8,8 +8,11 @@ reference layer, and scores every layer ``l``:
   ``z = (mean_sim − theory)/√(stderr_sim² + err_theory²)`` (standard error over networks; the
   theory's quasi-Monte Carlo error), the denominator floored at ``1e-12 |theory|`` (entries exact
   in every network, such as the post-LN diagonal ``G_tt = 1``, have rounding-noise errors);
-* a verdict at family-wise level α by Bonferroni over all the scored entries
-  (:func:`critheory.validation.compare.bonferroni_threshold`), as ``critheory validate`` does.
+* a verdict at family-wise level α by Bonferroni over all the scored entries, with the shared
+  statistics of :mod:`critheory.validation.stats` as ``critheory validate`` does: the scores
+  are Student-t with the Welch–Satterthwaite degrees of freedom of ``stderr² + err²`` (``S − 1``
+  for the networks, ``R − 1`` for ``R`` QMC replicas; the smallest over the scored entries), and
+  the thresholds of positive, skewed entries get the lognormal calibration.
 
 Finite width. The theory is the limit ``n → ∞`` with ``C = n/H → ∞`` channels per head. At
 finite width three effects shift the simulated means: the usual ``O(1/n)`` per layer of the
@@ -36,7 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from critheory.validation.compare import ALPHA, bonferroni_threshold
+from critheory.validation.compare import ALPHA
+from critheory.validation.stats import decide, verdict_of, welch_dof
 
 __all__ = ["TransformerComparison", "compare_transformer"]
 
@@ -112,11 +116,11 @@ def _z(mean, se, theory, err):
     return np.where(np.isfinite(z), z, np.nan)
 
 
-def _verdict(z, zc) -> str:
-    z = z[np.isfinite(z)]
-    if not np.isfinite(zc) or z.size == 0:
+def _verdict(z, lo, hi) -> str:
+    keep = np.isfinite(z)
+    if not keep.any():
         return "undetermined"
-    return "consistent" if np.all(np.abs(z) <= zc) else "inconsistent"
+    return verdict_of([z[keep]], hi[keep], lo[keep])
 
 
 def compare_transformer(net, weight_var: float, bias_var: float, *, width: int, depth: int,
@@ -146,11 +150,28 @@ def compare_transformer(net, weight_var: float, bias_var: float, *, width: int, 
     if s.probes is None:
         jz[l0 - 1] = np.nan      # J^{l0,l0} = 1 exactly in both: nothing to test
     m = int(np.isfinite(kz).sum() + np.isfinite(jz).sum())
-    zc = bonferroni_threshold(m, alpha) if s.n_seeds > 1 else float("nan")
+    S = s.n_seeds
+    dof_err = None if th.exact else max(int(th.replicas) - 1, 1)
+    dofs = [welch_dof(s.kernel_tokens_stderr, th.kernel_tokens_error, S - 1, dof_err)[
+        np.isfinite(kz)], welch_dof(s.apjn_stderr, th.apjn_error, S - 1, dof_err)[
+        np.isfinite(jz)]] if S > 1 else []
+    dofs = np.concatenate(dofs) if dofs else np.array([])
+    dofs = dofs[np.isfinite(dofs)]
+    dof = float(dofs.min()) if dofs.size else (float(S - 1) if S > 1 else None)
+    if S > 1:
+        dec = decide([kz, jz], alpha, dof, samples=[
+            s.kernel_tokens.reshape(S, -1), np.asarray(s.apjn, dtype=float).reshape(S, -1)])
+        zc = dec.crit
+        (klo, khi), (jlo, jhi) = dec.parts([kz.size, jz.size])
+        klo, khi = klo.reshape(kz.shape), khi.reshape(kz.shape)
+    else:
+        zc = float("nan")
+        klo = khi = np.full(kz.shape, np.nan)
+        jlo = jhi = np.full(jz.shape, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = s.kernel.mean(axis=0) / th.kernel - 1.0
         jrel = s.apjn_mean / th.apjn - 1.0
-    kv, jv = _verdict(kz, zc), _verdict(jz, zc)
+    kv, jv = _verdict(kz, klo, khi), _verdict(jz, jlo, jhi)
     verdict = ("undetermined" if "undetermined" in (kv,) and jv == "undetermined" else
                "inconsistent" if "inconsistent" in (kv, jv) else
                "consistent" if "consistent" in (kv, jv) else "undetermined")

@@ -9,7 +9,8 @@ Depth factors (MLP, learning-rate equivalence [PDLT §9.1–9.2])
 --------------------------------------------------------------
 SGD: the per-layer bias and weight factors are the ``equivalence`` schedule of
 :func:`critheory.theory.ntk.depth.learning_rates` at the critical point (``λ_b = λ_W = 1``,
-``q0 = 1``): every layer's biases and every layer's weights contribute equally to Θ^L. For the
+``q0 = 1``): every layer's biases (the output layer's bias included, at its depth factor
+``λ_b^L``) and every layer's weights contribute equally to Θ^L. For the
 scale-invariant class they are exactly ``1/L`` (PDLT's ``λ/L``) and are folded into
 ``lr_factor``; for the ``K* = 0`` class they follow the book's power laws
 ``λ_b^l ∝ L^{p_⊥−1} l^{−p_⊥}``, ``λ_W^l ∝ (L/l)^{p_⊥−1}`` (tanh, ``p_⊥ = 1``: biases ``1/l``,
@@ -360,9 +361,15 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
         rule += (f" (K*=0 class, p_perp = {p:g}: bias ~ L^(p-1) l^(-p), weight ~ (L/l)^(p-1)"
                  + (", AdamW: square root of the SGD factor over L" if optimizer == "adamw"
                     else "") + ")")
+    # the output bias is a bias of layer L: inside the equivalence schedule (its depth factor
+    # fb[L-1], so that at s = 0 it contributes to the NTK as much as every other layer's
+    # biases), at the head-bias width rule (no family factor: [DYZ] fn. 26)
+    head_bias = 1.0 if optimizer == "sgd" else 1 / math.sqrt(n_out)
     extras = {"point": "given" if weight_var is not None else "critical point of the activation",
               "output_bias": {"init_variance": 0.0,
-                              "lr_factor": 1.0 if optimizer == "sgd" else 1 / math.sqrt(n_out),
-                              "source": "[DYZ] (1.33), (1.107), (1.116) (head bias)"}}
+                              "lr_factor": head_bias * float(fb[L - 1]),
+                              "depth_factor": float(fb[L - 1]),
+                              "source": "[DYZ] (1.33), (1.107), (1.116) (head bias); depth: "
+                                        "[PDLT] §9 equivalence (layer L's bias)"}}
     return Recipe(maps.name, act.name, optimizer, s, n, L, n0, n_out, (sw, sb), uname,
                   tuple(groups), r, regime(r), rule, p_perp=p, extras=extras, sources=src)

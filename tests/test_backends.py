@@ -188,3 +188,12 @@ def test_torch_backend_seed_from_the_global_generator():
         get_backend("numpy").resolve_seed(None, g)
     with pytest.raises(InvalidArgumentError, match="torch.Generator"):
         bk.resolve_seed(None, 3)
+    # simulate() without a seed: torch.manual_seed alone makes the run reproducible
+    torch.manual_seed(11)
+    r3 = simulate("tanh", 1.0, 0.0, width=8, depth=3, seed=None, backend="torch")
+    torch.manual_seed(11)
+    r4 = simulate("tanh", 1.0, 0.0, width=8, depth=3, seed=None, backend="torch")
+    assert np.array_equal(r3.kernel, r4.kernel) and r3.seed == r4.seed == a
+    torch.manual_seed(12)
+    r5 = simulate("tanh", 1.0, 0.0, width=8, depth=3, seed=None, backend="torch")
+    assert not np.array_equal(r3.kernel, r5.kernel)

@@ -244,3 +244,15 @@ def test_every_json_describes_itself(capsys, argv):
     for i, a in enumerate(argv[2:]):
         if a.startswith("--"):
             assert a[2:].replace("-", "_") in d["inputs"], a
+
+
+def test_simulation_options_need_simulate(capsys):
+    """--probes of a theory command is read only by its simulation: refused without
+    --simulate (it was accepted and ignored, issue 31), checked with it."""
+    from critheory.cli.main import main
+
+    base = ["finite-width", "tanh", "--weight-var", "1", "--bias-var", "0", "--depth", "5"]
+    assert main(base + ["--probes", "-3"]) == 2
+    assert "--probes needs --simulate" in capsys.readouterr().err
+    assert main(base + ["--probes", "-3", "--simulate", "--width", "8", "--seeds", "10"]) == 2
+    assert "probes" in capsys.readouterr().err

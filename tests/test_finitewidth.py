@@ -426,7 +426,7 @@ def test_simulate_verdict_false_alarm_rate_at_alpha():
     (400 runs of 400 ReLU networks, width 8, depth 4: at most 9 alarms, P(X >= 10) < 0.01
     under α = 0.01). A normal reference on both sides gave 13 (the statistic is right-skewed:
     every alarm was on the upper side)."""
-    from critheory.cli.finitewidth import _compare
+    from critheory.validation.finitewidth import compare_finite_width as _compare
     from critheory.theory.finitewidth.exact import exact_kurtosis_law
 
     c = finite_width_curves(architecture("mlp", "relu"), 2.0, 0.2, 4, width=8).to_dict()

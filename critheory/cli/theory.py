@@ -387,9 +387,19 @@ def _cmd_phase(args) -> int:
     return 0
 
 
+#: options of a theory command that only the simulation reads (default None): given without
+#: ``--simulate`` they are refused, not ignored
+SIMULATION_ONLY = ("probes",)
+
+
 def preflight(args, budget=None) -> None:
-    """Refuse before any work what a command cannot do: ``--simulate`` without ``--width``, a
-    simulation over its budget (``budget()`` raises), a ``--plot`` file that cannot be written."""
+    """Refuse before any work what a command cannot do: ``--simulate`` without ``--width``,
+    simulation options without ``--simulate``, a simulation over its budget (``budget()``
+    raises), a ``--plot`` file that cannot be written."""
+    if hasattr(args, "simulate") and not args.simulate:
+        for opt in SIMULATION_ONLY:
+            if getattr(args, opt, None) is not None:
+                raise InvalidArgumentError(f"--{opt} needs --simulate")
     if getattr(args, "simulate", False):
         if args.width is None:
             raise InvalidArgumentError("--simulate needs --width")

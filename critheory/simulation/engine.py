@@ -487,7 +487,9 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
 
     spec = LayerSpec(unit=blocks, phi=bk.activation(act, 0), dphi=bk.activation(act, 1),
                      weight_var=weight_var, bias_var=bias_var, ln_eps=ln_eps)
-    entropy, streams = seed_streams(seed, seeds)
+    # without a seed, the torch backend takes its root seed from torch's global generator
+    # (torch.manual_seed then makes the run reproducible); numpy draws fresh entropy
+    entropy, streams = seed_streams(bk.resolve_seed(seed), seeds)
     n_depths = depth - l0 + 1
     log_apjn = np.empty((seeds, n_depths))
     kernel = np.empty((seeds, depth, n_in))

@@ -707,34 +707,6 @@ def test_tune_refuses_batchnorm_and_explains_parallel_branches():
 
 
 # ----------------------------------------------------------------------------- issue 26.5
-@pytest.mark.parametrize("name", ["gelu", "silu", "x/(1 + exp(-1.702*x))"])
-def test_point_for_inputs_against_mpmath(name):
-    import mpmath as mp
-
-    from critheory.theory.meanfield.inputs import critical_point_for_inputs
-
-    p = critical_point_for_inputs(name, 1.0, depth=64)
-    act = Activation.get(name)
-    f = lambda z: act.numpy(np.array([float(z)]))[0]                 # noqa: E731
-    h = 1e-6
-
-    def gauss(g, K):
-        return mp.quad(lambda z: g(mp.sqrt(K) * z) * mp.exp(-z * z / 2), [-mp.inf, 0, mp.inf]) \
-            / mp.sqrt(2 * mp.pi)
-    mp.mp.dps = 20
-    K = p.fixed_point
-    phi2 = float(gauss(lambda u: f(u) ** 2, K))
-    dphi2 = float(gauss(lambda u: ((f(u + h) - f(u - h)) / (2 * h)) ** 2, K))
-    # the critical line at K*: χ_J = σ_w² E[φ'²] = 1 and K* = σ_b² + σ_w² E[φ²]; the derivative
-    # by central differences (error ~h² ~ 1e-12, rounding ~1e-10)
-    assert p.weight_var * dphi2 == pytest.approx(1.0, abs=1e-7)
-    assert p.bias_var + p.weight_var * phi2 == pytest.approx(K, rel=1e-7)
-    assert p.bias_var >= 0 and p.chi_parallel <= 1 + 1e-9
-    assert p.critical_reached is False and p.depth_lost is not None and p.depth_lost < 64
-    assert p.apjn_max_log < math.log(1.2)
-    assert p.weight_std(256) == pytest.approx(math.sqrt(p.weight_var / 256))
-
-
 QG = TorchActivation("x/(1 + exp(-1.702*x))")
 
 

@@ -26,6 +26,7 @@ weaker by the hidden factor, ~1/(n√n) with AdamW: 2·10⁴ times at width 512)
 from __future__ import annotations
 
 import json
+import sys
 
 from critheory.cli.theory import _finite, bounded_int, positive, unit_interval
 
@@ -203,11 +204,19 @@ def _cmd_recipe(args) -> int:
         raise InvalidArgumentError("--bias-var needs --weight-var")
     if args.arch != "transformer" and (args.heads is not None or args.mlp_ratio is not None):
         raise InvalidArgumentError("--heads and --mlp-ratio need --arch transformer")
-    rec = recipe(args.activation, width=args.width, depth=args.depth, family=args.family,
-                 optimizer=args.optimizer, arch=args.arch, heads=args.heads,
-                 mlp_ratio=args.mlp_ratio, input_dim=args.input_dim,
-                 output_dim=args.output_dim, weight_var=args.weight_var,
-                 bias_var=args.bias_var, mu=args.mu, params=_params(args.param))
+    import warnings
+
+    from critheory.theory.meanfield.inputs import CriticalityWarning
+
+    with warnings.catch_warnings():          # said once, below (stderr) and in the JSON
+        warnings.simplefilter("ignore", CriticalityWarning)
+        rec = recipe(args.activation, width=args.width, depth=args.depth, family=args.family,
+                     optimizer=args.optimizer, arch=args.arch, heads=args.heads,
+                     mlp_ratio=args.mlp_ratio, input_dim=args.input_dim,
+                     output_dim=args.output_dim, weight_var=args.weight_var,
+                     bias_var=args.bias_var, mu=args.mu, params=_params(args.param), q0=args.q0)
+    for w in rec.warnings:
+        print(f"critheory: warning: {w}", file=sys.stderr)
     if args.json:
         print(json.dumps(rec.to_dict(), indent=2, allow_nan=False))
         return 0
@@ -219,8 +228,8 @@ def _cmd_recipe(args) -> int:
     print(f"{rec.activation} ({rec.arch}{extra}): width {rec.width}, depth {rec.depth}, family "
           f"s = {rec.family:g} (0 neural tangent, 1 maximal update), optimizer {rec.optimizer}")
     pp = "" if rec.p_perp is None else f", p_perp = {rec.p_perp:g}"
-    print(f"critical point: weight_var = {sw:.10g}, bias_var = {sb:.10g} "
-          f"({rec.universality}{pp})")
+    print(f"point: weight_var = {sw:.10g}, bias_var = {sb:.10g}: {rec.extras.get('point')} "
+          f"(class {rec.universality}{pp})")
     print(f"{'group':<10} {'layers':>10} {'init_variance':>16} {'lr_factor':>16}  per layer")
     for g in rec.groups:
         lay = ("all" if not g.layers else f"{g.layers[0]}" if len(g.layers) == 1
@@ -263,6 +272,10 @@ def register(sub) -> None:
     p.add_argument("--weight-var", type=_finite, default=None,
                    help="use this weight variance instead of the critical point")
     p.add_argument("--bias-var", type=_finite, default=None)
+    p.add_argument("--q0", type=positive, default=None,
+                   help="MLP: second moment |x|^2/N0 of the inputs; the point is then the one "
+                        "of the critical line that stays critical for them (half-stable GELU, "
+                        "SiLU: the activation's own critical point is not reached from q0 = 1)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true")
     out.add_argument("--torch", action="store_true", help="print a PyTorch snippet")

@@ -13,11 +13,12 @@ import argparse
 import csv
 import io
 import json
+import math
 import sys
 
 import numpy as np
 
-from critheory.errors import InvalidArgumentError
+from critheory.errors import CritheoryError, InvalidArgumentError
 
 __all__ = ["register", "parse_grid"]
 
@@ -172,6 +173,9 @@ def _cmd_analyze(args) -> int:
     r = analyze(arch.activation, arch.name, args.mu, bias_vars=grid,
                 verify_depth=args.verify_depth, weight_var=args.weight_var,
                 bias_var=args.ref_bias_var)
+    init = _initialization(arch, args)
+    if init is not None:
+        r["initialization"] = init
     if args.plot:
         from critheory.io.plots import plot_line
 
@@ -213,7 +217,63 @@ def _cmd_analyze(args) -> int:
     for p in r["line"]:
         print(f"  {p['bias_var']:<8.4g} {_fmt(p['weight_var']):>16} {_fmt(p['fixed_point']):>16}"
               f"  {p.get('note', '')}")
+    if init is not None:
+        sw, sb = init["weight_var"], init["bias_var"]
+        print(f"what to set in an MLP ({init['point']}):")
+        print(f"  weights: normal, std = sqrt({sw:.6g}/fan_in)   (torch: nn.init.normal_(w, "
+              f"std=math.sqrt({sw:.6g} / w.shape[1])))")
+        print(f"  biases:  normal, std = {math.sqrt(sb):.6g}")
+        print(f"  per-group learning rates: critheory recipe {args.activation} --width N "
+              f"--depth L --q0 {init['q0']:g}; a PyTorch model: "
+              f"critheory.torch.init_critical_(model, q0={init['q0']:g})")
+        for w in init["warnings"]:
+            print(f"  warning: {w}")
     return 0
+
+
+#: depth horizon of the input-scale point that ``analyze`` suggests
+INIT_DEPTH = 64
+
+
+def _initialization(arch, args) -> dict | None:
+    """What to set in an MLP: the point of the critical line that stays critical for inputs of
+    second moment ``--q0`` (default 1) over :data:`INIT_DEPTH` layers
+    (:func:`critheory.theory.meanfield.inputs.critical_point_for_inputs`), as standard
+    deviations; None for other architectures or where the line offers no such point."""
+    if arch.name != "mlp":
+        if getattr(args, "q0", None) is not None:
+            raise InvalidArgumentError("--q0 (what to set for inputs of that scale) is derived "
+                                       "for --arch mlp only")
+        return None
+    from critheory.theory.meanfield.inputs import (FLAT_TOL, critical_point_for_inputs,
+                                                   critical_point_reach)
+
+    q0 = 1.0 if args.q0 is None else args.q0
+    try:
+        ip = critical_point_for_inputs(arch.activation, q0, depth=INIT_DEPTH)
+    except CritheoryError as exc:
+        if args.q0 is not None:
+            raise
+        return {"q0": q0, "weight_var": None, "bias_var": None, "point": str(exc),
+                "warnings": []}
+    warnings = []
+    if ip.critical_point is not None and ip.critical_reached is False:
+        _, lost = critical_point_reach(arch.activation, q0, depth=INIT_DEPTH)
+        warnings.append(
+            "the activation's critical point is not reached from these inputs (they flow to "
+            "the ordered phase" + ("" if lost is None else
+                                   f"; J^(1,l) off by more than 10 % from layer {lost}") + ")")
+    if ip.rule == "reached" and ip.apjn_max_log > math.log1p(FLAT_TOL):
+        warnings.append(f"even this point leaves J^(1,l) off by up to "
+                        f"{math.expm1(ip.apjn_max_log):.0%} within {INIT_DEPTH} layers")
+    return {"q0": q0, "weight_var": ip.weight_var, "bias_var": ip.bias_var,
+            "weight_std": f"sqrt({ip.weight_var!r}/fan_in)", "bias_std": math.sqrt(ip.bias_var),
+            "fixed_point": ip.fixed_point, "rule": ip.rule, "depth_horizon": INIT_DEPTH,
+            "point": {"K*=K1": f"fixed point = input kernel for q0 = {q0:g}",
+                      "critical": "the activation's critical point",
+                      "reached": f"the flattest critical-line point reached from q0 = {q0:g} "
+                                 f"over {INIT_DEPTH} layers"}.get(ip.rule, ip.rule),
+            "warnings": warnings}
 
 
 def _cmd_line(args) -> int:
@@ -440,6 +500,8 @@ def register(sub) -> None:
                         "(everywhere-critical / residual architectures; default 1)")
     a.add_argument("--ref-bias-var", type=nonnegative, default=0.0,
                    help="reference bias variance for the same (default 0)")
+    a.add_argument("--q0", type=positive, default=None,
+                   help="MLP: second moment |x|^2/N0 of the inputs for 'what to set' (default 1)")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=_cmd_analyze)
     from critheory.cli.transformer import extend as extend_transformer

@@ -260,6 +260,8 @@ def critical_point_for_inputs(activation, q0: float = 1.0, *, depth: int = 64, p
     # 2. the activation's critical point, unless it is half-stable
     if crit is not None and not half_stable:
         sw, sb, K = crit
+        with np.errstate(all="ignore"):
+            _, logJ = _flow(act, np.array([sw]), np.array([sb]), q0, depth)
         return pack(sw, sb, K, 1.0, "critical", float(np.max(np.abs(logJ[:, 0]))))
     # 3. the stable line point reached with the flattest APJN
     sw, sb, chi_par = _line(act, _GRID)

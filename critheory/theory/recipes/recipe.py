@@ -138,6 +138,7 @@ class Recipe:
     p_perp: float | None = None
     extras: dict = field(default_factory=dict)
     sources: tuple = ()
+    warnings: tuple = ()
 
     def group(self, name: str) -> ParameterGroup:
         """The group called ``name`` (KeyError if absent)."""
@@ -159,7 +160,7 @@ class Recipe:
             "groups": [g.to_dict() for g in self.groups],
             "interaction": self.interaction, "interaction_formula": "L/n^(1-s)",
             "regime": self.regime, "depth_rule": self.depth_rule, **self.extras,
-            "sources": list(self.sources)})
+            "warnings": list(self.warnings), "sources": list(self.sources)})
 
 
 def interaction(width: int, depth: int, family: float) -> float:
@@ -238,7 +239,7 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
            optimizer: str = "sgd", arch: str = "mlp", heads: int | None = None,
            mlp_ratio: float | None = None, input_dim: int | None = None, output_dim: int = 1,
            weight_var: float | None = None, bias_var: float | None = None, mu: float = 1.0,
-           params=None) -> Recipe:
+           params=None, q0: float | None = None) -> Recipe:
     """The recipe for ``activation`` at width ``n``, depth ``L`` and family ``s``.
 
     Parameters
@@ -258,6 +259,13 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
         ``n_0`` (default ``n``) and ``n_out`` (default 1; enters the AdamW head factor).
     weight_var, bias_var : float, optional
         Use this point instead of the activation's critical point.
+    q0 : float, optional
+        MLP: the second moment ``|x|²/N₀`` of the inputs; the point is then the one of the
+        critical line that stays critical for such inputs
+        (:func:`critheory.theory.meanfield.inputs.critical_point_for_inputs`). Without it a
+        half-stable critical point (GELU, SiLU) that unit-norm inputs do not reach is used with
+        a :class:`~critheory.theory.meanfield.inputs.CriticalityWarning` (also in
+        ``warnings``).
 
     Returns
     -------
@@ -338,6 +346,9 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
     L = _check_int("depth", depth, 2, MAX_DEPTH)
     maps = architecture(arch, act, mu)
     sw, sb, uname, p = _critical(maps, weight_var, bias_var)
+    point, notes, input_point = _input_point(maps, act, L, sw, sb, uname, q0, weight_var)
+    if input_point is not None:
+        sw, sb = input_point.weight_var, input_point.bias_var
     fb, fw = _depth_factors(maps, sw, sb, L, optimizer)
     rows = {"input": ((1,), rules.mlp_input(n, n0, s, sw, optimizer), fw[:1],
                       "[PDLT] §7-8; [DYZ] (1.25), (1.99), (1.108), fn. 26"),
@@ -365,11 +376,58 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
     # fb[L-1], so that at s = 0 it contributes to the NTK as much as every other layer's
     # biases), at the head-bias width rule (no family factor: [DYZ] fn. 26)
     head_bias = 1.0 if optimizer == "sgd" else 1 / math.sqrt(n_out)
-    extras = {"point": "given" if weight_var is not None else "critical point of the activation",
+    extras = {"point": point,
+              "input_point": None if input_point is None else input_point.to_dict(),
               "output_bias": {"init_variance": 0.0,
                               "lr_factor": head_bias * float(fb[L - 1]),
                               "depth_factor": float(fb[L - 1]),
                               "source": "[DYZ] (1.33), (1.107), (1.116) (head bias); depth: "
                                         "[PDLT] §9 equivalence (layer L's bias)"}}
     return Recipe(maps.name, act.name, optimizer, s, n, L, n0, n_out, (sw, sb), uname,
-                  tuple(groups), r, regime(r), rule, p_perp=p, extras=extras, sources=src)
+                  tuple(groups), r, regime(r), rule, p_perp=p, extras=extras, sources=src,
+                  warnings=notes)
+
+
+def _input_point(maps, act, L: int, sw: float, sb: float, uname: str, q0, weight_var):
+    """``(description of the point, warnings, InputPoint or None)`` of an MLP recipe: the point
+    critical for inputs of second moment ``q0`` when asked for; else, at a half-stable critical
+    point, a warning when unit-norm inputs do not reach it (with the depth at which it
+    matters)."""
+    import warnings
+
+    from critheory.theory.meanfield.inputs import (FLAT_TOL, MAX_DEPTH as INPUT_DEPTH,
+                                                   CriticalityWarning, critical_point_for_inputs,
+                                                   critical_point_reach)
+
+    horizon = max(2, min(L, INPUT_DEPTH))
+    if q0 is not None:
+        if weight_var is not None:
+            raise InvalidArgumentError("q0 chooses the point: give q0 or weight_var/bias_var, "
+                                       "not both")
+        if maps.name != "mlp":
+            raise InvalidArgumentError(f"q0 (the point critical for inputs of that scale) is "
+                                       f"derived for --arch mlp, not {maps.name}")
+        ip = critical_point_for_inputs(act, q0, depth=horizon)
+        notes = ()
+        if ip.rule == "reached" and ip.apjn_max_log > math.log1p(FLAT_TOL):
+            msg = (f"even the flattest point of the critical line reached from q0 = {ip.q0:g} "
+                   f"leaves J^(1,l) off by up to {math.expm1(ip.apjn_max_log):.0%} within "
+                   f"{ip.depth} layers")
+            warnings.warn(msg, CriticalityWarning, stacklevel=3)
+            notes = (msg,)
+        return (f"critical for inputs of second moment q0 = {ip.q0:g} (rule {ip.rule})",
+                notes, ip)
+    if weight_var is not None:
+        return "given", (), None
+    notes: tuple = ()
+    if uname == "half-stable" and maps.name == "mlp":
+        reached, lost = critical_point_reach(act, 1.0, depth=horizon)
+        if reached is False:
+            msg = (f"the critical point ({sw:.6g}, {sb:.6g}) of {act.name} is half-stable and "
+                   "inputs with |x|^2/N0 = 1 do not reach its fixed point: they flow to the "
+                   "ordered phase" + ("" if lost is None else
+                                      f" (J^(1,l) off by more than 10 % from layer {lost})")
+                   + "; give q0 (--q0) for the point that stays critical for your inputs")
+            warnings.warn(msg, CriticalityWarning, stacklevel=3)
+            notes = (msg,)
+    return "critical point of the activation", notes, None

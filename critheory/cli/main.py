@@ -55,8 +55,66 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+DESCRIPTION = """\
+critheory: criticality of wide and deep neural networks at initialization, and from there
+finite width, the neural tangent kernel, learning-rate recipes, shaped networks, Jacobian
+spectra and transformers. Give an activation (a zoo name such as tanh, relu, gelu, or any
+formula in x) and get its fixed points, susceptibilities, order/chaos boundary, universality
+class and exponents, with error bars; simulate finite networks beside the theory.
+
+examples:
+  critheory analyze tanh                 class, critical points, exponents, what to set
+  critheory point gelu --weight-var 2 --bias-var 0.1 --json
+  critheory validate tanh --weight-var 1 --bias-var 0 --width 64 --depth 20 --seeds 8
+  critheory recipe gelu --width 512 --depth 32 --q0 1 --torch
+"""
+
+#: help of options that several commands share, where a command gives none of its own
+_SHARED_HELP = {
+    "--json": "machine-readable output (JSON) instead of text",
+    "--csv": "comma-separated values instead of text",
+    "--weight-var": "weight variance sigma_w^2 (per fan-in: W ~ N(0, sigma_w^2/fan_in))",
+    "--bias-var": "bias variance sigma_b^2",
+    "--depth": "depth L (number of layers)",
+    "--width": "width n of the finite networks",
+    "--seed": "root seed of the random numbers (the same seed gives the same networks)",
+    "--seeds": "number of independent networks",
+    "--l0": "first layer l0 of the APJN J^(l0,l) (default 1)",
+    "--no-progress": "no progress bar on stderr",
+    "--param": "value of a parameter of the activation (repeatable)",
+    "--optimizer": "optimizer the learning rates are for (default sgd)",
+    "--weight-range": "sigma_w^2 range of the phase diagram (default 0.25:4)",
+    "--bias-range": "sigma_b^2 range of the phase diagram (default 0:1)",
+    "--mu-range": "residual-strength range of the weight-mu plane (default 0:1)",
+    "--weights": "weight matrices: gaussian (default) or Haar-orthogonal",
+    "--shape": "shaping of the activation: relu (c+/c-) or smooth (a)",
+    "--inputs": "number of inputs whose covariance the SDE follows (default 2)",
+    "--paths": "Monte Carlo paths of the SDE (default 20000)",
+    "--method": "em: the SDE by Monte Carlo; pde: the Fokker-Planck equation of the "
+                "correlation (relu shaping)",
+}
+
+
+def _fill_help(parser: argparse.ArgumentParser) -> None:
+    """Give every option of every sub-command a help text (the shared ones above where the
+    command has none of its own)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _fill_help(sub)
+        elif not action.help and action.option_strings:
+            for opt in action.option_strings:
+                if opt in _SHARED_HELP:
+                    action.help = _SHARED_HELP[opt]
+                    break
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="critheory", description=__doc__)
+    import critheory
+
+    p = _Parser(prog="critheory", description=DESCRIPTION,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"critheory {critheory.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     m = sub.add_parser("moments", help="Gaussian moments of an activation at variance K")
     m.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
@@ -95,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     from critheory.cli.sweep import register as register_sweep
 
     register_sweep(sub)
+    _fill_help(p)
     return p
 
 

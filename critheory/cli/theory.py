@@ -510,7 +510,8 @@ def register(sub) -> None:
 
     ln = sub.add_parser("line", help="critical line chi_J(K*) = 1 on a grid of bias variances")
     common_arguments(ln)
-    ln.add_argument("--bias-var", required=True, metavar="START:STOP:NUM")
+    ln.add_argument("--bias-var", required=True, metavar="START:STOP:NUM",
+                    help="grid of bias variances sigma_b^2 (NUM points from START to STOP)")
     g = ln.add_mutually_exclusive_group()
     g.add_argument("--json", action="store_true")
     g.add_argument("--csv", action="store_true")

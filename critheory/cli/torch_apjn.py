@@ -180,7 +180,7 @@ def _cmd_torch_apjn(args) -> int:
     from torch import nn
 
     from critheory.common.jsonable import jsonable
-    from critheory.simulation.engine import _Progress
+    from critheory.common.progress import Progress
     from critheory.torch.measure import (LAYER_TYPES, apjn, apjn_pairs, layers_of_type,
                                          measuring, seed_generator)
     from critheory.torch.read import predict, read_model, weight_tensors
@@ -251,7 +251,7 @@ def _cmd_torch_apjn(args) -> int:
             if args.pairs:
                 if args.source is not None and args.source not in layers:
                     layers = [args.source] + layers
-                tick = _Progress(len(layers) - 1, bool(show))
+                tick = Progress(len(layers) - 1, bool(show))
                 res = apjn_pairs(model, x, layers=layers, probes=args.probes, method=args.method,
                                  seed=args.seed, mode=mode,
                                  progress=lambda d, t: tick.update(1))

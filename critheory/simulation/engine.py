@@ -6,7 +6,6 @@ forward, and differentiated by forward-mode tangents, with no Gaussian expectati
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -17,6 +16,7 @@ from critheory.activation.symbolic import Activation
 from critheory.common.checks import (check_bias_var, check_int, check_layers, check_nonnegative,
                                      check_real, check_weight_var)
 from critheory.common.jsonable import jsonable
+from critheory.common.progress import Progress
 from critheory.errors import InvalidArgumentError, InvalidVarianceError
 from ._util import readonly
 from critheory.blocks.blocks import walk
@@ -300,31 +300,6 @@ def make_inputs(rng: np.random.Generator, n0: int, q0: float,
     return np.stack([x1, x2], axis=1)
 
 
-class _Progress:
-    def __init__(self, total: int, enabled: bool | Callable[[int, int], None]):
-        self.total = total
-        self.done = 0
-        self.callback = enabled if callable(enabled) else None
-        self.bar = bool(enabled) and not callable(enabled)
-        self._last = -1.0
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.callback is not None:
-            self.callback(self.done, self.total)
-        if self.bar:
-            now = time.perf_counter()
-            if now - self._last > 0.2 or self.done >= self.total:
-                self._last = now
-                frac = self.done / self.total
-                width = 30
-                fill = int(round(frac * width))
-                sys.stderr.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {100 * frac:5.1f}%")
-                if self.done >= self.total:
-                    sys.stderr.write("\n")
-                sys.stderr.flush()
-
-
 # -------------------------------------------------------------------- simulation
 #: bytes of float64 N×N matrices one simulation may hold at once (a weight matrix, and for the
 #: exact APJN the Jacobian product and its update)
@@ -505,7 +480,7 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
     else:
         batch = max(1, min(seeds, _BATCH_ELEMENTS // (width * (n_in + n_tan + 1))))
         sampler_cls = ProjectedSampler
-    bar = _Progress(seeds * depth, progress)
+    bar = Progress(seeds * depth, progress, unit="layers")
 
     # a network whose activations run away (exp(x), huge σ_w²) overflows to inf/NaN by design:
     # such entries are recorded as non-finite (null in JSON, counted out of the comparisons)

@@ -14,11 +14,11 @@ over ``as_completed``; each finished cell is written to the store by the client
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass
 
 from critheory.common.jsonable import jsonable
+from critheory.common.progress import Progress
 from critheory.errors import CritheoryError, InvalidArgumentError
 from .cell import run_cell
 from .spec import SweepSpec, check_spec
@@ -75,32 +75,6 @@ class SweepRun:
                          "workers": self.workers, "scheduler": self.scheduler,
                          "elapsed": self.elapsed, "compute_seconds": self.compute_seconds,
                          "cells_per_second": self.cells_per_second})
-
-
-class _Bar:
-    """Cells done / total on stderr (one line, redrawn at most 5 times a second)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled, self.done, self._last = total, enabled, 0, -1.0
-        self.t0 = time.perf_counter()
-
-    def update(self, n: int = 1) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if now - self._last < 0.2 and self.done < self.total:
-            return
-        self._last = now
-        frac = self.done / self.total if self.total else 1.0
-        fill = int(round(30 * frac))
-        rate = self.done / (now - self.t0) if now > self.t0 else 0.0
-        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-        sys.stderr.write(f"\r[{'#' * fill}{'.' * (30 - fill)}] {self.done}/{self.total} cells"
-                         f" {rate:.2f}/s" + (f" ETA {eta:.0f} s" if eta == eta else ""))
-        if self.done >= self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
 
 
 #: Schemes of a Dask scheduler address.
@@ -238,7 +212,7 @@ def _run_locked(spec, out, resume, scheduler, workers, client, processes, progre
             info = client.scheduler_info()
             n_workers = len(info.get("workers", {}))
             address = client.scheduler.address or address
-            bar = _Bar(len(todo), progress)
+            bar = Progress(len(todo), progress, unit="cells")
             writer = store.CellWriter(g, run_no)
             t1 = time.perf_counter()
             futures = [client.submit(run_cell, spec, *c, pure=False) for c in todo]

@@ -537,7 +537,7 @@ def tune_critical_(model: nn.Module, inputs, *, tol: float = 0.02, probes: int =
             "with batch statistics mixes the samples and moves the running statistics; pass "
             "batchnorm='eval' to tune in eval mode on the running statistics")
     gen = _generator(seed, generator, "probes")
-    from critheory.simulation.engine import _Progress
+    from critheory.common.progress import Progress
 
     notes = []
     mods = dict(model.named_modules())
@@ -558,7 +558,7 @@ def tune_critical_(model: nn.Module, inputs, *, tol: float = 0.02, probes: int =
             mu2 = [0.0] * len(layers)
         if len(layers) < 2:
             raise InvalidArgumentError("tuning needs at least two layers")
-        bar = _Progress(len(layers) - 1, progress or False)
+        bar = Progress(len(layers) - 1, progress or False)
         out = {k: [] for k in ("layers", "scaled", "scales", "chi", "se", "it", "ok")}
         for k in range(1, len(layers)):
             src = _source_for(model, inputs, layers[:k], layers[k])

@@ -609,9 +609,9 @@ def _ticker(progress, total: int):
     a bar on stderr for True (the simulator's), nothing for None/False."""
     if not progress:
         return None
-    from critheory.simulation.engine import _Progress
+    from critheory.common.progress import Progress
 
-    bar = _Progress(max(int(total), 1), progress)
+    bar = Progress(max(int(total), 1), progress)
     return lambda: bar.update(1)
 
 

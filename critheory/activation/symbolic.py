@@ -701,6 +701,10 @@ _BLOCKED_FUNCTIONS = frozenset({"factorial2", "subfactorial", "binomial", "Risin
                                 "primepi", "prime", "totient", "mobius", "divisor_sigma",
                                 "Function", "Lambda", "Derivative", "Integral", "Subs",
                                 "DiracDelta", "Sum", "Product", "Limit", "Order"})
+#: callables of formulas that are not sympy Function classes: pieces, conditions, numbers
+_ALSO_CALLABLE = frozenset({"Piecewise", "Max", "Min", "sqrt", "root", "cbrt", "Abs", "And",
+                            "Or", "Not", "Xor", "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "Rational",
+                            "Integer", "Float", "S"})
 #: magnitude (decimal digits) of a constant in a formula beyond which it is refused: float64
 #: holds 308 digits, so anything larger ends as inf or 0 anyway
 _MAX_CONSTANT_DIGITS = 400
@@ -714,10 +718,7 @@ def _callable_names() -> frozenset:
         v = getattr(sympy, k)
         if k.startswith("_") or k in _BLOCKED_FUNCTIONS:
             continue
-        if isinstance(v, type) and issubclass(v, sympy.Function) or k in ("Piecewise",
-                                                                            "Max", "Min",
-                                                                            "sqrt", "root",
-                                                                            "Abs"):
+        if isinstance(v, type) and issubclass(v, sympy.Function) or k in _ALSO_CALLABLE:
             out.add(k)
     return frozenset(out)
 

@@ -512,7 +512,9 @@ def test_line_finds_every_independent_branch(name):
     arch = architecture("mlp", name)
     t0 = time.perf_counter()
     pts = critical_line(arch, ys)
-    assert time.perf_counter() - t0 < 120
+    # every decade is scanned here (the targets span them all): sigmoid's expectations at
+    # K* ~ 1e300 cost ~20 ms each; generous for a machine shared by several processes
+    assert time.perf_counter() - t0 < 400
     found = {}
     for p in pts:
         found.setdefault(p.bias_var, []).append(p)

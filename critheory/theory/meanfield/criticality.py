@@ -423,8 +423,8 @@ def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
         parts.append((r + c0, lo_, hi_, flo_, fhi_))
         # a run within rounding of y that reaches the top of float64 (t = the largest float)
         # after a signed point: y is met at the end of the range (tanh at σ_b² = 1e308)
-        if tgrid[-1] == fmax and valid[-1]:
-            end = np.abs(Dm[:, -1]) <= noise[-1]
+        if tgrid[-1] == fmax and valid[-1] and valid[-2] and np.isfinite(noise[-1]):
+            end = (np.abs(Dm[:, -1]) <= noise[-1]) & (np.abs(Dm[:, -2]) > noise[-2])
             for i in np.flatnonzero(end):
                 parts.append((np.array([i + c0]), np.array([fmax]), np.array([fmax]),
                               np.array([0.0]), np.array([0.0])))

@@ -195,7 +195,8 @@ class LayerMaps:
             diff = one * t - sw * S
             sb = diff if b.gap is None else np.where(np.isfinite(b.gap), one * b.gap / D, diff)
             resolved = np.zeros(np.shape(t), dtype=bool) if b.gap is None else np.isfinite(b.gap)
-            lvl = np.where(resolved, 1e-12 * np.abs(sb), 1e-12 * (np.abs(t) + np.abs(sb)))
+            # (each term scaled first: |t| + |σ_b²| overflows near the largest float)
+            lvl = np.where(resolved, 1e-12 * np.abs(sb), 1e-12 * np.abs(t) + 1e-12 * np.abs(sb))
         return (sw, sb, t, lvl + 5e-324) if noise else (sw, sb, t)
 
 

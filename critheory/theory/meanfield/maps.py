@@ -200,14 +200,15 @@ class LayerMaps:
         return (sw, sb, t, lvl + 5e-324) if noise else (sw, sb, t)
 
 
-def check_arch(arch) -> "LayerMaps":
-    """``arch`` itself, or an InvalidArgumentError naming what was given instead of the
-    mean-field maps of :func:`architecture` (a name such as ``"tanh"``, None, ...)."""
-    if not isinstance(arch, LayerMaps):
+def check_arch(maps) -> "LayerMaps":
+    """``maps`` itself, or an InvalidArgumentError naming what was given instead of the
+    mean-field maps of :func:`architecture` (a name such as ``"tanh"``, None, ...): an argument
+    check of the public functions, no solver decision."""
+    if not isinstance(maps, LayerMaps):
         raise InvalidArgumentError(
             f"expected the mean-field maps of an architecture (architecture('mlp', 'tanh')), "
-            f"got {arch!r:.60}")
-    return arch
+            f"got {maps!r:.60}")
+    return maps
 
 
 def architecture(name: Any = "mlp", activation: Any = "relu", mu: float = 1.0,

@@ -248,3 +248,44 @@ def test_integer_powers_by_squaring(n):
     act = Activation.get(f"x**{n} * exp(-x**2)" if n > 0 else f"exp(-x**2) / (1 + x**2)**{-n}")
     f = act.numpy
     assert np.allclose(f(x), [float(act.mpmath_func(0)(t)) for t in x], rtol=1e-14, atol=0)
+
+
+# ------------------------------------------------- issue 26 item 4: zoo names inside formulas
+@pytest.mark.parametrize("name", sorted(zoo.ZOO))
+def test_zoo_name_inside_formula(name):
+    """``0.5*NAME(x) + 0.5*x`` is the zoo activation's expression substituted: its moments
+    follow from the plain zoo activation's, E[φ²] = E[f²]/4 + E[x f]/2 + K/4 with
+    E[x f] = K E[f'] (Gaussian integration by parts), and E[φ'²] = E[f'²]/4 + E[f']/2 + 1/4."""
+    from critheory.expectations.gaussian import expect
+
+    K = 0.7
+    act = Activation.get(f"0.5*{name}(x) + 0.5*x")
+    f2, df2, df = (expect(name, g, K) for g in ("phi2", "dphi2", "dphi"))
+    want_phi2 = f2.value / 4 + K * df.value / 2 + K / 4
+    want_dphi2 = df2.value / 4 + df.value / 2 + 0.25
+    got_phi2, got_dphi2 = expect(act, "phi2", K), expect(act, "dphi2", K)
+    tol = lambda *e: sum(x.error for x in e) + 1e-14   # noqa: E731
+    assert abs(got_phi2.value - want_phi2) <= tol(got_phi2, f2, df), name
+    assert abs(got_dphi2.value - want_dphi2) <= tol(got_dphi2, df2, df), name
+
+
+def test_zoo_name_with_scaled_argument_and_parameters():
+    """``x*sigmoid(1.702*x)`` is QuickGELU: the same function as ``x/(1 + exp(-1.702*x))``;
+    a zoo parameter given by the user replaces the zoo default (``swish(x)`` with beta=2)."""
+    a = Activation.get("x*sigmoid(1.702*x)")
+    b = Activation.get("x/(1 + exp(-1.702*x))")
+    xs = np.linspace(-6, 6, 25)
+    assert np.allclose(a.numpy(xs), b.numpy(xs), rtol=1e-15, atol=0)
+    s = Activation.get("swish(x)", {"beta": 2})
+    assert np.allclose(s.numpy(xs), xs / (1 + np.exp(-2 * xs)), rtol=1e-15, atol=0)
+    selu = Activation.get("selu(x)")
+    assert np.allclose(selu.numpy(xs), zoo.make("selu").numpy(xs), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("formula", ["foo(x)", "expand((1+x)**3000)", "x*simplify(x)",
+                                     "integrate(x, x)", "a(x)"])
+def test_unknown_function_is_a_parse_error(formula):
+    from critheory.errors import ActivationParseError
+
+    with pytest.raises(ActivationParseError, match="unknown function|called as a function"):
+        Activation.get(formula, {"a": 1} if formula == "a(x)" else None)

@@ -256,3 +256,36 @@ def test_simulation_options_need_simulate(capsys):
     assert "--probes needs --simulate" in capsys.readouterr().err
     assert main(base + ["--probes", "-3", "--simulate", "--width", "8", "--seeds", "10"]) == 2
     assert "probes" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_largest_line_grid_finishes():
+    """The largest accepted grid (100 000 bias variances) ends in well under a minute (it ran
+    past 420 s: a per-target Python loop over every root and one per bracket row)."""
+    import time
+
+    import numpy as np
+
+    from critheory.theory.meanfield.criticality import MAX_LINE_POINTS, critical_line
+    from critheory.theory.meanfield.maps import architecture
+
+    t0 = time.perf_counter()
+    pts = critical_line(architecture("mlp", "tanh"), np.linspace(0, 1, MAX_LINE_POINTS))
+    assert time.perf_counter() - t0 < 60
+    assert len(pts) == MAX_LINE_POINTS   # one branch at every σ_b² in [0, 1]
+
+
+@pytest.mark.parametrize("act,y", [("softplus", "1e200"), ("softplus", "1.7e308"),
+                                   ("tanh", "1e60"), ("tanh", "1e308"), ("gelu", "1e10"),
+                                   ("selu", "1e-30"), ("tanh", "1e-320")])
+def test_line_at_extreme_bias_variances_is_fast(capsys, act, y):
+    """Issue 31: these ran for minutes (softplus) or gave an empty line where a critical point
+    exists (tanh at 1e60, 1e308, 1e-320); each now ends within seconds, exit 0."""
+    import time
+
+    t0 = time.perf_counter()
+    assert main(["line", act, "--bias-var", y, "--json"]) == 0
+    assert time.perf_counter() - t0 < 30
+    out = capsys.readouterr().out
+    if act == "tanh":
+        assert '"weight_var"' in out

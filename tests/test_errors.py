@@ -207,3 +207,77 @@ def test_library_boundary_raises_critheory_errors(call):
 
     with pytest.raises(CritheoryError):
         call()
+
+
+# ------------------------------------------- issue 31: formula edge cases and library arguments
+@pytest.mark.parametrize("formula", ["2**2**2**2**2", "10**1000000*x", "factorial(10**6)*x",
+                                     "9**9**9", "factorial(10**10)", "expand((1+x)**3000)",
+                                     "exp(exp(exp(x)))", "exp(exp(exp(-2 - x)))"])
+def test_huge_constants_and_towers_refused_fast(formula):
+    """Integer towers, factorials and nested exponentials are refused in seconds, before sympy
+    or mpmath computes them (they hung, or ended in MemoryError / the integer-string limit)."""
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(CritheoryError):
+        Activation.get(formula)
+    assert time.perf_counter() - t0 < 10
+
+
+@pytest.mark.parametrize("argv", [
+    ["moments", "arg(x)", "--var", "1"],
+    ["moments", "tanh(pi*x)", "--param", "pi=1", "--var", "1"],
+    ["moments", "tanh(E*x)", "--param", "E=1", "--var", "1"],
+    ["moments", "tanh", "--var", "5e-324"],
+    ["point", "1e300*x", "--weight-var", "1", "--bias-var", "0.1"],
+    ["analyze", "exp(exp(exp(-2 - x)))"],
+    ["moments", "2**2**2**2**2"],
+    ["moments", "0.5*foo(x) + 0.5*x"],
+])
+def test_cli_formula_edge_cases_exit_2(argv, capsys):
+    assert main(argv) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_arg_is_judged_as_the_step_it_is():
+    """arg(x) = π·H(−x) on the reals: refused like ``pi*Heaviside(-x)`` (discontinuous), not
+    E[φ'²] = 0 ± 0 by 'symmetry'."""
+    for f in ("arg(x)", "pi*Heaviside(-x)"):
+        with pytest.raises(CritheoryError, match="discontinuous"):
+            expect(f, "dphi2", 1.0)
+
+
+def test_polynomial_of_huge_degree_point_is_not_an_overflow():
+    from critheory.theory.meanfield.fixed_points import analyze_point
+    from critheory.theory.meanfield.maps import architecture
+
+    try:
+        analyze_point(architecture("mlp", "x**1000"), 1.0, 0.1)
+    except CritheoryError:
+        pass
+
+
+@pytest.mark.parametrize("K", ["1", True, np.bool_(True), [1.0, "2"], 5e-324,
+                               np.array(["1"])])
+def test_variance_types_refused(K):
+    with pytest.raises(InvalidVarianceError):
+        expect("tanh", "phi2", K)
+
+
+def test_variance_array_size_bounded():
+    with pytest.raises(InvalidVarianceError, match="at most"):
+        check_variance(np.ones(10 ** 7))
+
+
+def test_library_arguments_raise_project_errors():
+    from critheory.blocks import Residual
+    from critheory.theory.meanfield.criticality import critical_line, universality
+    from critheory.theory.meanfield.fixed_points import analyze_point
+    from critheory.theory.meanfield.maps import architecture
+
+    a = architecture("mlp", "tanh")
+    for call in (lambda: critical_line("tanh", [0.1]), lambda: universality(None),
+                 lambda: analyze_point(a, [1, 2], 0), lambda: Activation.get("tanh(a*x)", [1]),
+                 lambda: Residual(None), lambda: critical_line(a, "0.1")):
+        with pytest.raises(CritheoryError):
+            call()

@@ -45,12 +45,29 @@ _COEF = st.sampled_from(["0.1", "0.5", "0.7", "1", "2", "3", "10", "30", "100", 
 _SHIFT = st.sampled_from(["0", "0.3", "-1", "1", "2.5"])
 
 
+#: zoo names, usable as functions inside formulas (issue 26 item 4)
+_ZOO_NAMES = ("relu", "leaky_relu", "hardtanh", "relu6", "sigmoid", "softplus", "gelu",
+              "gelu_tanh", "swish", "silu", "mish", "elu", "selu", "celu", "softsign", "linear")
+
+
 def _unary(u: str):
     return st.sampled_from([
         f"tanh({u})", f"sin({u})", f"cos({u})", f"erf({u})", f"exp(-({u})**2)", f"atan({u})",
         f"1/(1 + exp(-({u})))", f"log(1 + exp({u}))", f"Abs({u})", f"sqrt(1 + ({u})**2)",
         f"Max(0, {u})", f"Min(1, Max(-1, {u}))", f"({u})**2", f"({u})*tanh({u})",
-    ])
+    ] + [f"{z}({u})" for z in _ZOO_NAMES])
+
+
+#: integer towers, factorials and nested exponentials (formula injection of huge numbers:
+#: each must be refused in seconds, issue 31)
+_HUGE = st.one_of(
+    st.builds(lambda b, c, d: f"{b}**{c}**{d}", st.sampled_from(["2", "3", "9", "10"]),
+              st.sampled_from(["2", "9", "10", "2**2"]), st.sampled_from(["2", "9", "2**2**2"])),
+    st.builds(lambda n: f"factorial({n})*x", st.sampled_from(["10", "170", "10**6", "10**10"])),
+    st.builds(lambda e: f"10**{e}*x", st.sampled_from(["3", "300", "400", "1000000"])),
+    st.sampled_from(["exp(exp(exp(x)))", "exp(exp(exp(-2 - x)))", "expand((1+x)**3000)",
+                     "x**1000", "1e300*x", "arg(x)", "pi*Heaviside(-x)", "foo(x)",
+                     "x*sigmoid(1.702*x)", "0.5*gelu(x) + 0.5*x"]))
 
 
 @st.composite
@@ -76,7 +93,7 @@ _FLOATS = st.one_of(
 _ACTS = st.one_of(st.sampled_from(["relu", "tanh", "gelu", "swish", "erf", "sin", "hardtanh",
                                    "softplus", "exp(x)", "x**1000", "floor(x)", "DiracDelta(x)",
                                    "tanh(", "ｔａｎｈ(x)", "x*y", "1/x", "log(x)"]),
-                  formulas(2))
+                  formulas(2), _HUGE)
 _ARCHS = st.sampled_from(["mlp", "residual", "pre-ln", "post-ln", "pre-ln-residual",
                           "pre-ln-mlp-block", "transformer", ""])
 
@@ -109,10 +126,14 @@ def command_lines(draw) -> list[str]:
         return argv
     if cmd == "moments":
         argv += ["--var", f()]
+        if draw(st.integers(0, 5)) == 0:   # reserved names as parameters are refused
+            argv += ["--param", draw(st.sampled_from(["pi=1", "E=2", "I=1", "e=1", "a=2"]))]
     elif cmd == "point":
         argv += ["--weight-var", f(), "--bias-var", f()]
     elif cmd == "line":
-        argv += ["--bias-var", draw(st.sampled_from([f(), f"{f()}:{f()}:{f()}", "0:1:3"]))]
+        argv += ["--bias-var", draw(st.sampled_from([
+            f(), f"{f()}:{f()}:{f()}", "0:1:3", "1e60", "1e200", "1e-320", "1e-30", "1e10",
+            "1.7e308"]))]
     elif cmd == "depth":
         argv += ["--weight-var", f(), "--bias-var", f(), "--depth",
                  draw(st.sampled_from(["1", "10", "100", "0", "-3", "1e9", "x", "2.5"]))]
@@ -214,6 +235,51 @@ def test_command_lines_exit_0_or_2(argv):
     _check_cli(argv)
 
 
+_STEEP_ERF = st.builds(lambda c, a: f"{c}*erf({a}*x)", st.sampled_from(["1", "2.5", "0.3"]),
+                      st.sampled_from(["1", "30", "1e3", "1e5", "1e7"]))
+_K_WIDE = st.sampled_from([1e-6, 1e-2, 1.0, 1e4, 1e8, 1e14])
+_G_ALL = st.sampled_from(["phi2", "dphi2", "phi_d2phi", "h_phi_dphi"])
+
+
+def _check_erf(formula: str, g: str, K: float) -> None:
+    """A closed-form erf moment against the independent mpmath quadrature of
+    tests/data/generate_erf_references.py (steps of width 1/(a√K) resolved)."""
+    import importlib.util
+    import pathlib
+
+    from critheory.expectations.gaussian import expect
+
+    path = pathlib.Path(__file__).with_name("data") / "generate_erf_references.py"
+    spec = importlib.util.spec_from_file_location("_erf_gen", path)
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    c, a = formula.split("*erf(")
+    a = a[:-3]
+    with _limit(CASE_LIMIT):
+        r = expect(formula, g, K)
+        ref = float(gen.expect(g, float(c), float(a), K, 40))
+    assert abs(r.value - ref) <= r.error + 1e-300, (formula, g, K, r.value, ref, r.error)
+
+
+@SHORT
+@given(_STEEP_ERF, _G_ALL, _K_WIDE)
+def test_erf_moments_bound_the_truth(formula, g, K):
+    _check_erf(formula, g, K)
+
+
+@SHORT
+@given(_HUGE)
+def test_huge_formulas_refused_or_computed_fast(formula):
+    """Formula injection of huge numbers: a value or a CritheoryError, within seconds."""
+    from critheory.activation.symbolic import Activation
+
+    with _limit(20):
+        try:
+            Activation.get(formula)
+        except CritheoryError:
+            pass
+
+
 @pytest.mark.parametrize("formula,g,K", [
     ("tanh(100*x)", "dphi2", 1.0),                               # steep: was 0 +- 0
     ("tanh(1000*x)", "phi2", 1.0),
@@ -239,6 +305,14 @@ def _log(kind: str, case) -> None:
     if path:   # progress of a long run, one line per case
         with open(path, "a") as fh:
             fh.write(f"{kind}\t{case!r}\n")
+
+
+@pytest.mark.slow
+@LONG
+@given(_STEEP_ERF, _G_ALL, _K_WIDE)
+def test_erf_moments_bound_the_truth_long(formula, g, K):
+    _log("erf", (formula, g, K))
+    _check_erf(formula, g, K)
 
 
 @pytest.mark.slow

@@ -36,6 +36,7 @@ from critheory.activation._lazy import LazyModule, load, on_import
 from critheory.activation.budget import within
 from critheory.errors import (
     ActivationError,
+    CritheoryError,
     ActivationParseError,
     DomainError,
     FreeSymbolError,
@@ -194,6 +195,11 @@ class Activation:
         if not isinstance(expr, sp.Basic):
             raise ActivationParseError(f"not a sympy expression: {expr!r}")
         expr = sp.sympify(expr)
+        # arg of a real argument is the step π·H(−u) (arg(0) = 0): written as such, it is
+        # judged by the rules for steps (discontinuous: refused for φ'), not differentiated
+        # to 0 and read as a constant
+        if expr.has(sp.arg):
+            expr = expr.replace(sp.arg, lambda u: sp.pi * sp.Heaviside(-u, 0))
         free = expr.free_symbols - {X}
         # allow a plain (non-real) x from user code
         for s in list(free):
@@ -283,6 +289,10 @@ class Activation:
         >>> Activation.get("leaky_relu", {"slope": 0.2}).name
         'leaky_relu(slope=0.2)'
         """
+        if params is not None and not isinstance(params, Mapping):
+            raise InvalidArgumentError(
+                f"params must be a mapping of parameter names to values ({{'a': 2}}), got "
+                f"{params!r:.60}")
         if isinstance(spec, Activation):
             if params:
                 raise InvalidArgumentError("parameters cannot be applied to a built Activation")
@@ -333,8 +343,15 @@ class Activation:
         for key in params:
             if not isinstance(key, str) or not key.isidentifier() or key == "x":
                 raise InvalidArgumentError(f"invalid parameter name {key!r}")
+            if key in _RESERVED_NAMES:
+                raise InvalidArgumentError(
+                    f"parameter name {key!r} is reserved (a constant or function of formulas); "
+                    "choose another name")
             local[key] = sp.Symbol(key, real=True)
-        # a few friendly aliases
+        _check_function_names(text, allowed=params)
+        # zoo activations as functions (gelu(x), sigmoid(1.702*x)), and a few friendly aliases
+        for key, fn in _zoo_functions(tuple(sorted(params))).items():
+            local.setdefault(key, fn)
         local.setdefault("relu", lambda u: sp.Max(0, u))
         local.setdefault("step", sp.Heaviside)
         local.setdefault("pi", sp.pi)
@@ -342,8 +359,15 @@ class Activation:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                # unevaluated first: integer towers and factorials are bounded before sympy
+                # computes them exactly (9**9**9 has 369 million digits)
+                raw = parse_expr(text, local_dict=local,
+                                 transformations=standard_transformations, evaluate=False)
+                _check_constants(raw, text)
                 expr = parse_expr(text, local_dict=local, transformations=standard_transformations,
                                   evaluate=True)
+        except CritheoryError:
+            raise
         except Exception as exc:  # SyntaxError, TokenError, TypeError, AttributeError...
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ActivationParseError(f"cannot parse activation {text!r}: {msg}") from None
@@ -520,6 +544,11 @@ class Activation:
         if not (np.allclose(f(pts), ap * pts, rtol=1e-14, atol=0)
                 and np.allclose(f(-pts), -am * pts, rtol=1e-14, atol=0)):
             return None
+        if not math.isfinite(ap * ap + am * am):
+            # the mean-field maps need a_±² (the critical σ_w² is 2/(a_+² + a_-²))
+            raise GrowthError(
+                f"activation {self.name} has slopes ({ap:g}, {am:g}) whose squares overflow "
+                "float64: rescale it")
         return (ap, am)
 
     @cached_property
@@ -658,6 +687,165 @@ def _from_srepr(text: str):
 
 _BUILTIN_NAMES = frozenset(dir(builtins)) - {"abs", "pow", "min", "max", "True", "False"}
 _FORBIDDEN_OPS = frozenset({".", ";", "=", ":", ":=", "[", "]", "{", "}", "@", "->", "\\"})
+
+
+#: names a parameter may not take: constants and the variable of formulas
+_RESERVED_NAMES = frozenset({"x", "pi", "e", "E", "I", "oo", "zoo", "nan", "S", "N", "relu",
+                             "step"})
+#: sympy functions that may be called in a formula besides the zoo names: the elementary and
+#: special functions (sympy Function classes); operations (expand, integrate, Sum, ...) and
+#: the combinatorial functions of huge integers are not among them
+_BLOCKED_FUNCTIONS = frozenset({"factorial2", "subfactorial", "binomial", "RisingFactorial",
+                                "FallingFactorial", "rf", "ff", "fibonacci", "lucas", "bell",
+                                "bernoulli", "catalan", "euler", "harmonic", "partition",
+                                "primepi", "prime", "totient", "mobius", "divisor_sigma",
+                                "Function", "Lambda", "Derivative", "Integral", "Subs",
+                                "DiracDelta", "Sum", "Product", "Limit", "Order"})
+#: callables of formulas that are not sympy Function classes: pieces, conditions, numbers
+_ALSO_CALLABLE = frozenset({"Piecewise", "Max", "Min", "sqrt", "root", "cbrt", "Abs", "And",
+                            "Or", "Not", "Xor", "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "Rational",
+                            "Integer", "Float", "S"})
+#: magnitude (decimal digits) of a constant in a formula beyond which it is refused: float64
+#: holds 308 digits, so anything larger ends as inf or 0 anyway
+_MAX_CONSTANT_DIGITS = 400
+
+
+def _callable_names() -> frozenset:
+    import sympy
+
+    out = set()
+    for k in dir(sympy):
+        v = getattr(sympy, k)
+        if k.startswith("_") or k in _BLOCKED_FUNCTIONS:
+            continue
+        if isinstance(v, type) and issubclass(v, sympy.Function) or k in _ALSO_CALLABLE:
+            out.add(k)
+    return frozenset(out)
+
+
+_CALLABLE: list = []
+
+
+def _check_function_names(text: str, allowed=()) -> None:
+    """Every name called in a formula must be a function: a sympy elementary/special function,
+    a zoo activation, ``relu``/``step``; anything else (``foo(x)``, ``expand(...)``) is a
+    one-line error naming it rather than an undefined function or a symbolic operation."""
+    import io
+    import tokenize
+
+    from critheory.activation import zoo
+
+    if not _CALLABLE:
+        _CALLABLE.append(_callable_names() | set(zoo.ZOO) | {"relu", "step"})
+    tokens = [t for t in tokenize.generate_tokens(io.StringIO(text).readline)
+              if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT)]
+    for a, b in zip(tokens[:-1], tokens[1:]):
+        if a.type == tokenize.NAME and b.type == tokenize.OP and b.string == "(":
+            if a.string in allowed:
+                raise ActivationParseError(
+                    f"cannot parse activation {text!r}: parameter {a.string!r} is called as a "
+                    "function")
+            if a.string not in _CALLABLE[0]:
+                raise ActivationParseError(
+                    f"cannot parse activation {text!r}: unknown function {a.string!r} (zoo "
+                    "names, relu, step and sympy's elementary and special functions are known)")
+
+
+def _zoo_functions(user_params: tuple) -> dict:
+    """Each zoo activation (other than names sympy already defines identically: tanh, erf,
+    sin, cos, abs) as a function of its argument, ``gelu(u) = u(1 + erf(u/√2))/2``, with the
+    zoo's default parameters except those the user gives as parameters (``--param beta=2``
+    with ``swish(x)``)."""
+    key = user_params
+    if key not in _ZOO_FUNCS:
+        from sympy.parsing.sympy_parser import parse_expr, standard_transformations
+
+        from critheory.activation import zoo
+
+        u = sp.Dummy("u", real=True)
+        out = {}
+        for name, (formula, defaults) in zoo.ZOO.items():
+            if name in ("tanh", "erf", "sin", "cos", "abs"):
+                continue
+            loc = {"x": X}
+            loc.update({k: sp.Symbol(k, real=True) for k in defaults})
+            e = parse_expr(formula, local_dict=loc, transformations=standard_transformations)
+            vals = {sp.Symbol(k, real=True): v for k, v in zoo._defaults(name).items()
+                    if k not in user_params}
+            e = e.subs(vals).subs(X, u)
+            out[name] = sp.Lambda(u, e)
+        if len(_ZOO_FUNCS) > 32:
+            _ZOO_FUNCS.clear()
+        _ZOO_FUNCS[key] = out
+    return _ZOO_FUNCS[key]
+
+
+_ZOO_FUNCS: dict = {}
+
+
+def _check_constants(raw, text: str) -> None:
+    """Refuse integer towers and factorials whose value has more than
+    :data:`_MAX_CONSTANT_DIGITS` digits, read off the *unevaluated* formula (evaluating
+    ``2**2**2**2**2`` or ``factorial(10**6)`` exactly takes minutes and ends in Python's
+    integer-string limit): every constant power and factorial is estimated in log10 by
+    mpmath first."""
+    import mpmath
+
+    def log10_abs(e):
+        """log10 |e| of a constant subtree (None: depends on x or not a plain number)."""
+        if e.free_symbols:
+            return None
+        if e.is_Integer or e.is_Float or e.is_Rational:
+            v = abs(e)
+            return -math.inf if v == 0 else float(mpmath.log10(mpmath.mpf(sp.Rational(v).p))
+                                                  - mpmath.log10(sp.Rational(v).q))
+        if isinstance(e, sp.Pow):
+            lb = log10_abs(e.base)
+            if lb is None:
+                return None
+            ex = _const_value(e.exp)
+            if ex is None:
+                return None
+            return lb * ex
+        if isinstance(e, sp.factorial):
+            n = _const_value(e.args[0])
+            if n is None:
+                return None
+            n = max(float(n), 1.0)
+            return float(mpmath.loggamma(n + 1) / mpmath.log(10))
+        if isinstance(e, sp.Mul):
+            parts = [log10_abs(a) for a in e.args]
+            return None if any(p is None for p in parts) else sum(parts)
+        if isinstance(e, sp.Add):
+            parts = [log10_abs(a) for a in e.args]
+            return None if any(p is None for p in parts) else max(parts) + 1
+        return None
+
+    def _const_value(e):
+        lg = log10_abs(e)
+        if lg is None:
+            return None
+        if lg > _MAX_CONSTANT_DIGITS:
+            raise ActivationParseError(
+                f"cannot parse activation {text!r}: the constant {_short(e)} has about 10^"
+                f"{math.log10(lg):.0f} digits (at most {_MAX_CONSTANT_DIGITS} digits in a formula)")
+        try:
+            return float(sp.N(e, 20)) if e.free_symbols == set() else None
+        except (TypeError, ValueError, OverflowError):
+            return None
+
+    for node in sp.preorder_traversal(raw):
+        if isinstance(node, (sp.Pow, sp.factorial)) and not node.free_symbols:
+            lg = log10_abs(node)
+            if lg is not None and lg > _MAX_CONSTANT_DIGITS:
+                raise ActivationParseError(
+                    f"cannot parse activation {text!r}: the constant {_short(node)} has about "
+                    f"{lg:.3g} digits (at most {_MAX_CONSTANT_DIGITS} in a formula)")
+
+
+def _short(e) -> str:
+    t = str(e)
+    return t if len(t) <= 40 else t[:37] + "..."
 
 
 def _check_formula_tokens(text: str, allowed=()) -> None:
@@ -857,6 +1045,24 @@ def _check_domain(act: Activation, bps: Sequence[float]) -> None:
     f = act.mpmath_func(0)
     grid = np.concatenate([np.linspace(-30, 30, 241), np.array(bps, dtype=float),
                            [0.0, 1e-8, -1e-8, 0.5, -0.5, 1.0, -1.0, 100.0, -100.0]])
+    # a value beyond every exponent (exp(exp(exp(30))): mpmath works on 10^(4e12) digits)
+    # is evaluated under a wall-clock budget and refused when it runs out
+    try:
+        done, _ = within(lambda: _check_values(act, f, grid), _DOMAIN_SECONDS)
+    except MemoryError:
+        done = False   # mpmath shifting a mantissa by 10^12 bits (exp(exp(exp(-2 - x))))
+    if not done:
+        raise GrowthError(
+            f"activation {act.name} cannot be evaluated on |x| <= 100 within "
+            f"{_DOMAIN_SECONDS:g} s: its values lie beyond any floating-point range (nested "
+            "exponentials); its Gaussian expectations do not exist in float64")
+
+
+#: seconds for evaluating an activation on the domain-check grid
+_DOMAIN_SECONDS = 3.0
+
+
+def _check_values(act, f, grid) -> None:
     with mpmath.workdps(30):
         for t in grid:
             try:

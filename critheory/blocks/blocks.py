@@ -95,7 +95,13 @@ class Residual(Block):
 
     def __post_init__(self):
         object.__setattr__(self, "mu", check_mu(self.mu))
-        object.__setattr__(self, "branch", tuple(self.branch))
+        if isinstance(self.branch, Block):
+            object.__setattr__(self, "branch", (self.branch,))
+        try:
+            object.__setattr__(self, "branch", tuple(self.branch))
+        except TypeError:
+            raise InvalidArgumentError(
+                f"a residual branch must be a sequence of blocks, got {self.branch!r}") from None
         if not self.branch:
             raise InvalidArgumentError("a residual block needs a non-empty branch")
         for b in self.branch:

@@ -286,6 +286,17 @@ def _segment_moments(a: np.ndarray, b: np.ndarray, jmax: int
     return out, size
 
 
+def _fcomb(p: int, j: int) -> float:
+    """C(p, j) as a float; GrowthError where it overflows float64 (a polynomial activation of
+    degree ~1000: x**1000 has C(2000, 1000) ~ 2e600 in E[φ²])."""
+    try:
+        return float(math.comb(p, j))
+    except OverflowError:
+        raise GrowthError(f"the binomial coefficient C({p}, {j}) overflows float64: the "
+                          "activation's polynomial degree is too high for float64 "
+                          "expectations") from None
+
+
 def _sqrtK_pow(K, sK, j: int):
     """K^{j/2}, with exact integer powers of K for even j (√K² rounds; E[relu²] = K/2)."""
     return K ** (j // 2) * sK if j % 2 else K ** (j // 2)
@@ -301,7 +312,7 @@ def _piece_1d(lo: float, hi: float, terms, K: np.ndarray):
         pref = c * np.exp(0.5 * a * a * K)
         if math.isinf(lo) and math.isinf(hi):
             for j in range(0, p + 1, 2):
-                part = (pref * math.comb(p, j) * shift ** (p - j) * _sqrtK_pow(K, sK, j)
+                part = (pref * _fcomb(p, j) * shift ** (p - j) * _sqrtK_pow(K, sK, j)
                         * _full_moment(j))
                 val += part
                 mag += np.abs(part)
@@ -310,7 +321,7 @@ def _piece_1d(lo: float, hi: float, terms, K: np.ndarray):
         br = (hi - shift.real) / sK
         T, S = _segment_moments(ar, br, p)
         for j in range(p + 1):
-            coef = pref * math.comb(p, j) * shift ** (p - j) * _sqrtK_pow(K, sK, j)
+            coef = pref * _fcomb(p, j) * shift ** (p - j) * _sqrtK_pow(K, sK, j)
             val += coef * T[j]
             mag += np.abs(coef) * S[j]
     return val, mag
@@ -397,7 +408,12 @@ def _erf_1d(itg: Integrand, K: np.ndarray):
         if itg.name == "phi":
             v = np.zeros_like(K)
         elif itg.name == "phi2":
-            v = c * c * (2 / math.pi) * np.arcsin(2 * a2 * K / (1 + 2 * a2 * K))
+            # arcsin(s/(1 + s)), s = 2a²K, as arctan(s/√(1 + 2s)): arcsin's argument tends to
+            # 1 where its slope 1/√(1 − u²) ~ √s amplifies the rounding of u (erf(1e7 x) at
+            # K = 1: 6e-9 absolute instead of 1e-16), arctan's slope is at most 1
+            sK = 2 * a2 * K
+            w = np.sqrt(sK) / np.sqrt(1 / sK + 2)
+            v = c * c * (2 / math.pi) * np.arctan(w)
         elif itg.name == "dphi":
             v = c * 2 * abs(a) / math.sqrt(math.pi) / np.sqrt(1 + 2 * a2 * K) * np.sign(a)
         elif itg.name == "dphi2":

@@ -70,7 +70,23 @@ class Expectation:
 
 
 def check_variance(K, name: str = "K") -> np.ndarray:
-    """Return K as a float64 array; InvalidVarianceError unless finite and > 0 everywhere."""
+    """Return K as a float64 array; InvalidVarianceError unless finite, >= the smallest normal
+    float64 (2.2e-308) everywhere, a number (not a string or a boolean) and at most
+    :data:`MAX_VARIANCES` entries.
+
+    A subnormal K (5e-324) is refused: every Gaussian quadrature node ``√K z`` then gives
+    ``g`` values whose products with the weights underflow, so E_K[tanh²] came out 0 ± 0
+    (truth 4.9e-324)."""
+    if isinstance(K, (str, bytes, bool, np.bool_)) or (
+            isinstance(K, (list, tuple)) and any(isinstance(v, (str, bytes, bool, np.bool_))
+                                                 for v in K)):
+        raise InvalidVarianceError(f"{name} must be a number or an array of numbers, "
+                                   f"got {K!r:.60}")
+    if isinstance(K, np.ndarray) and K.dtype.kind not in "iuf":
+        raise InvalidVarianceError(f"{name} must be an array of numbers, got dtype {K.dtype}")
+    if np.size(K) > MAX_VARIANCES:
+        raise InvalidVarianceError(f"{name} has {np.size(K)} entries; at most {MAX_VARIANCES} "
+                                   "per call (memory grows with their number)")
     try:
         arr = np.asarray(K, dtype=float)
     except (TypeError, ValueError):
@@ -81,7 +97,16 @@ def check_variance(K, name: str = "K") -> np.ndarray:
         raise InvalidVarianceError(f"{name} must be finite (got {arr[~np.isfinite(arr)].ravel()[0]})")
     if (arr <= 0).any():
         raise InvalidVarianceError(f"{name} must be > 0 (got {arr[arr <= 0].ravel()[0]:g})")
+    if (arr < _TINY).any():
+        raise InvalidVarianceError(
+            f"{name} = {arr[arr < _TINY].ravel()[0]:g} is subnormal (below {_TINY:g}, the "
+            "smallest normal float64): Gaussian expectations there underflow")
     return arr
+
+
+#: most variances of one expect/expect2 call (each holds a few hundred quadrature nodes)
+MAX_VARIANCES = 2_000_000
+_TINY = float(np.finfo(float).tiny)
 
 
 def _pack(value, error, methods, scalar: bool) -> Expectation:

@@ -36,7 +36,7 @@ import numpy as np
 import sympy as sp
 
 from critheory.errors import InvalidArgumentError
-from critheory.theory.meanfield.maps import LayerMaps
+from critheory.theory.meanfield.maps import LayerMaps, check_arch
 from critheory.theory.roots import refine_brackets
 
 __all__ = ["LinePoint", "CriticalPoint", "Universality", "critical_line", "critical_points",
@@ -173,22 +173,123 @@ def _a1b1(arch: LayerMaps):
 def _scan(arch: LayerMaps, tgrid: np.ndarray):
     # with the noise level of σ_b²(t): relative where the gap K*·χ − K was followed through the
     # blocks (see critical_curve), else a difference of two O(K*) terms accurate to ~1e-13
-    return arch.critical_curve(tgrid, noise=True)
+    from critheory.errors import CritheoryError
+
+    try:
+        return arch.critical_curve(tgrid, noise=True)
+    except CritheoryError:
+        # an expectation that cannot be computed at some K* (softsign at K* ~ 1e250: the
+        # quadrature does not converge): those points are invalid (NaN), the others stay
+        out = tuple(np.full(np.shape(tgrid), np.nan) for _ in range(4))
+        for i, t in enumerate(np.asarray(tgrid, dtype=float)):
+            try:
+                r = arch.critical_curve(np.array([t]), noise=True)
+            except CritheoryError:
+                continue
+            for o, v in zip(out, r):
+                o[i] = v[0]
+        return out
 
 
-def _brackets(D: np.ndarray, grid: np.ndarray):
-    """Sign-change brackets of each row of ``D`` (NaN = invalid or noise-level) on ``grid``:
-    consecutive finite entries of opposite sign, never bridging a gap of more than one invalid
-    grid point. Returns ``(row, lo, hi, f_lo, f_hi)`` arrays."""
-    out = ([], [], [], [], [])
-    for i, row in enumerate(np.atleast_2d(D)):
-        fin = np.flatnonzero(np.isfinite(row))
-        a, b = fin[:-1], fin[1:]
-        ch = (np.sign(row[a]) != np.sign(row[b])) & ((b - a) <= 2)
-        for j, k in zip(a[ch], b[ch]):
-            for lst, v in zip(out, (i, grid[j], grid[k], row[j], row[k])):
-                lst.append(v)
-    return tuple(np.array(v) for v in out)
+def _brackets(D: np.ndarray, grid: np.ndarray, noise: np.ndarray | None = None):
+    """Sign-change brackets of each row of ``D`` on ``grid``.
+
+    ``D`` is NaN where the function is invalid (not finite); ``noise`` (broadcast against
+    ``D``) is its rounding level: an entry with ``|D| <= noise`` is zero to within rounding
+    and carries no sign (tanh at σ_b² = 1e60 has σ_b²(K) = K − 1.88√K = K in float64). A
+    bracket joins two consecutive *signed* entries of opposite sign with at most one unsigned
+    (invalid or zero-level) entry between them: a longer run of zero-level entries would leave
+    the root anywhere in it (ELU at σ_b² = 1e-120: σ_b² ~ K^{3/2} is below the rounding of
+    K* over decades), so no point is better than a wrong one. Vectorized over rows.
+    Returns ``(row, lo, hi, f_lo, f_hi)`` arrays; ``f_lo``/``f_hi`` are the signed ends.
+    """
+    D = np.atleast_2d(np.asarray(D, dtype=float))
+    nrow, ncol = D.shape
+    invalid = ~np.isfinite(D)
+    if noise is None:
+        signed = ~invalid & (D != 0)
+    else:
+        with np.errstate(invalid="ignore"):
+            signed = ~invalid & (np.abs(D) > np.broadcast_to(noise, D.shape))
+    cols = np.arange(ncol)
+    # index of the last signed entry at or before each column (-1: none)
+    last = np.maximum.accumulate(np.where(signed, cols[None, :], -1), axis=1)
+    prev = np.empty_like(last)
+    prev[:, 0] = -1
+    prev[:, 1:] = last[:, :-1]
+    r, k = np.nonzero(signed & (prev >= 0))
+    j = prev[r, k]
+    ok = (np.sign(D[r, j]) != np.sign(D[r, k])) & (k - j <= 2)
+    r, j, k = r[ok], j[ok], k[ok]
+    return r, grid[j], grid[k], D[r, j], D[r, k]
+
+
+#: decades of K* over which σ_b²(K*) must follow one power law before the upward scan stops
+_SETTLE_DECADES = 40.0
+#: largest relative deviation of log|σ_b²| from that power law (a clean asymptotic regime)
+_SETTLE_RESIDUAL = 1e-3
+
+
+def _settled_below(t, sb, noise, valid, ymax) -> bool:
+    """True when the last :data:`_SETTLE_DECADES` decades of the scan are one clean power law
+    ``σ_b² = ± c K*^p`` (every point valid and resolved, one sign, log-residual below
+    :data:`_SETTLE_RESIDUAL`) whose continuation to the top of float64, with a factor-4
+    margin, stays below the largest target: the asymptotic regime, from which the curve
+    cannot come back to the targets (softplus: σ_b² ~ −c√K* < 0 to 1e308, and each of its
+    expectations costs ~30 ms at K* ~ 1e200, so a scan to the top would take minutes)."""
+    top = t[-1]
+    w = t >= top / 10.0 ** _SETTLE_DECADES
+    if t[0] > top / 10.0 ** _SETTLE_DECADES or np.count_nonzero(w) < 8:
+        return False
+    s, v = sb[w], valid[w]
+    if not np.all(v) or not np.all(np.abs(s) > noise[w]):
+        return False
+    sign = np.sign(s)
+    if not np.all(sign == sign[0]):
+        return False
+    lx, ly = np.log(t[w]), np.log(np.abs(s))
+    p, c = np.polyfit(lx, ly, 1)
+    if np.max(np.abs(ly - (c + p * lx))) > _SETTLE_RESIDUAL * max(1.0, np.max(np.abs(ly))):
+        return False
+    if sign[0] < 0:
+        return True
+    with np.errstate(over="ignore"):
+        reach = np.exp(c + p * np.log(np.finfo(float).max) + np.log(4.0))
+    return bool(p <= 0 and np.exp(ly[-1]) * 4 < ymax) or bool(reach < ymax)
+
+
+#: decades of K* over which σ_b²(K*) may stay within its rounding before the upward scan stops
+_UNRESOLVED_DECADES = 10.0
+
+
+def _unresolved_above(t, sb, noise, ymax) -> bool:
+    """True when σ_b²(K*) has been zero to within its rounding (~1e-12 K*, a difference of two
+    O(K*) terms) over the last :data:`_UNRESOLVED_DECADES` decades: σ_b²/K* has fallen below
+    float64 resolution for good (softplus, σ_b² ~ −c√K*) and no crossing further up can be
+    resolved (its expectations cost ~30 ms each at K* ~ 1e200)."""
+    top = t[-1]
+    w = t >= top / 10.0 ** _UNRESOLVED_DECADES
+    if t[0] > top / 10.0 ** _UNRESOLVED_DECADES or np.count_nonzero(w) < 8:
+        return False
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.abs(sb[w]) <= noise[w]))
+
+
+def _chi_parallel_or_nan(arch: LayerMaps, K, sw, sb) -> np.ndarray:
+    """χ_∥ at the line's points; NaN at a point whose expectation cannot be computed (sin at
+    K* ~ 1e300: E[hφφ'] oscillates beyond every quadrature), the point itself stays."""
+    from critheory.errors import CritheoryError
+
+    try:
+        return np.asarray(arch.chi_parallel(K, sw, sb), dtype=float)
+    except CritheoryError:
+        out = np.full(np.shape(K), np.nan)
+        for i in range(out.size):
+            try:
+                out[i] = float(arch.chi_parallel(K[i:i + 1], sw[i:i + 1], sb[i:i + 1])[0])
+            except CritheoryError:
+                pass
+        return out
 
 
 def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
@@ -212,6 +313,9 @@ def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
     >>> [round(p.weight_var, 10) for p in pts]  # π/4; mpmath solve of the erf closed form
     [0.7853981634, 1.5521178553]
     """
+    check_arch(arch)
+    if isinstance(bias_vars, (str, bytes, bool, np.bool_)):
+        raise InvalidArgumentError(f"bias variances must be numbers, got {bias_vars!r:.60}")
     try:
         y = np.atleast_1d(np.asarray(bias_vars, dtype=float)).ravel()
     except (TypeError, ValueError):
@@ -258,37 +362,73 @@ def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
         return []
     tgrid = _LINE_GRID
     sw, sb, ks, noise = _scan(arch, tgrid)
-    # extend the scan upward while the largest target exceeds what the grid reaches
-    top = np.nanmax(np.where(np.isfinite(sb), sb, -np.inf)) if np.any(np.isfinite(sb)) else -np.inf
+    fmax = np.finfo(float).max
+
+    def valid_of(sw, sb):
+        return np.isfinite(sb) & np.isfinite(sw) & (sw > 0)
+
+    # extend the scan upward until a valid σ_b²(t) lies clearly (beyond its rounding) above the
+    # largest target, up to the largest float64 K*: tanh's σ_b² = K* − 1.88√K* is K* in float64
+    # above ~1e32, so a target there is met only to rounding (the ends then bracket it)
+    ymax = y.max()
+    one = 1.0 - mu2
     ext = 0
-    # up to K* ~ 1e300 (2 decades per step); a target beyond what the curve reaches gets no point
-    while y.max() >= top and tgrid[-1] < 1e298 and ext < 160 and np.isfinite(top):
-        more = tgrid[-1] * np.logspace(0, 2, 31)[1:]
+    while tgrid[-1] < fmax and ext < 200:
+        v = valid_of(sw, sb)
+        if np.any(v & (sb - ymax > noise)):
+            break
+        # no root of a target y lies below K* = y/(1 − μ²) (σ_b² = (1 − μ²)K* − σ_w² S with
+        # σ_w² S >= 0): the scan jumps there when the whole grid is below every target's bound
+        start = tgrid[-1]
+        if one > 0 and start < fmax / 100.0 and y.min() / one > 100.0 * start:
+            start = min(y.min() / one / 100.0, fmax / 100.0)
+        with np.errstate(over="ignore"):
+            more = start * np.logspace(0, 2, 31)[1:]
+        more = more[np.isfinite(more) & (more < fmax)]
+        more = np.append(more, fmax) if more.size < 30 else more
         s2 = _scan(arch, more)
         tgrid = np.concatenate([tgrid, more])
         sw, sb, ks, noise = (np.concatenate([u, v]) for u, v in zip((sw, sb, ks, noise), s2))
-        top = np.nanmax(sb)
         ext += 1
-    # extend the scan downward while a positive target lies below every positive σ_b² on the
-    # grid (K* -> 0: tanh has σ_b² ≈ (4/3)K*³, so σ_b² = 1e-30 sits at K* ≈ 1e-10), to K* ~ 1e-300
+        if not np.any(np.isfinite(s2[1])):
+            break   # the expectations overflow float64 from here on
+        if _settled_below(tgrid, sb, noise, valid_of(sw, sb), ymax):
+            break
+        if _unresolved_above(tgrid, sb, noise, ymax):
+            break
+    # extend the scan downward while the smallest positive target lies below every resolved
+    # σ_b² on the grid (K* -> 0: tanh has σ_b² ≈ (4/3)K*³, so σ_b² = 1e-30 sits at
+    # K* ≈ 1e-10, and the subnormal 1e-320 at K* ≈ 1e-107), to K* ~ 1e-300
     ext = 0
     ypos = y[y > 0]
     while ypos.size and tgrid[0] > 1e-298 and ext < 160:
-        ok = np.isfinite(sb) & (sb > noise)
-        low = np.min(sb[ok]) if np.any(ok) else np.inf
-        if not (ypos.min() < low and np.isfinite(low)) or not ok[0]:
+        # done once a valid σ_b² lies clearly (beyond its rounding) below the smallest target
+        if np.any(valid_of(sw, sb) & (sb - ypos.min() < -noise)):
             break
         more = tgrid[0] * np.logspace(-2, 0, 31)[:-1]
         s2 = _scan(arch, more)
         tgrid = np.concatenate([more, tgrid])
         sw, sb, ks, noise = (np.concatenate([v, u]) for u, v in zip((sw, sb, ks, noise), s2))
         ext += 1
-    valid = np.isfinite(sb) & np.isfinite(sw) & (sw > 0)
-    # brackets: for each target, consecutive valid grid points with σ_b²(t) - y of opposite sign
-    D = sb[None, :] - y[:, None]
-    Dm = np.where(np.abs(D) <= noise[None, :], np.nan, D)
-    Dm[:, ~valid] = np.nan
-    tgt, lo, hi, flo, fhi = _brackets(Dm, tgrid)
+    valid = valid_of(sw, sb)
+    sbv = np.where(valid, sb, np.nan)
+    # brackets: for each target, consecutive signed grid points with σ_b²(t) − y of opposite
+    # sign, at most one unsigned point between (chunks of targets bound memory)
+    parts = []
+    step = max(1, 2_000_000 // tgrid.size)
+    for c0 in range(0, y.size, step):
+        with np.errstate(invalid="ignore"):
+            Dm = sbv[None, :] - y[c0:c0 + step, None]
+        r, lo_, hi_, flo_, fhi_ = _brackets(Dm, tgrid, noise[None, :])
+        parts.append((r + c0, lo_, hi_, flo_, fhi_))
+        # a run within rounding of y that reaches the top of float64 (t = the largest float)
+        # after a signed point: y is met at the end of the range (tanh at σ_b² = 1e308)
+        if tgrid[-1] == fmax and valid[-1] and valid[-2] and np.isfinite(noise[-1]):
+            end = (np.abs(Dm[:, -1]) <= noise[-1]) & (np.abs(Dm[:, -2]) > noise[-2])
+            for i in np.flatnonzero(end):
+                parts.append((np.array([i + c0]), np.array([fmax]), np.array([fmax]),
+                              np.array([0.0]), np.array([0.0])))
+    tgt, lo, hi, flo, fhi = (np.concatenate(v) for v in zip(*parts))
     roots = []
     if tgt.size:
         def f(t, ids):
@@ -299,11 +439,14 @@ def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
                             flo, fhi, tgt, xtol=4e-16, atol=1e-15)
         tr = np.exp(r)
         swr, sbr, kr = arch.critical_curve(tr)
-        chi = arch.chi_parallel(kr, swr, sbr)
+        chi = _chi_parallel_or_nan(arch, kr, swr, sbr)
         roots = list(zip(tgt.tolist(), swr.tolist(), kr.tolist(), chi.tolist()))
     swz = _zero_endpoint(arch)
+    by_target: dict[int, list] = {}
+    for j, w, k, c in roots:
+        by_target.setdefault(j, []).append((w, k, c))
     for i, v in enumerate(y):
-        pts = [(w, k, c) for (j, w, k, c) in roots if j == i]
+        pts = by_target.get(i, [])
         if v == 0 and swz is not None and not any(abs(k) < 1e-6 for _, k, _ in pts):
             pts.append((swz, 0.0, 1.0))
         pts.sort()
@@ -357,7 +500,7 @@ def critical_points(arch: LayerMaps) -> list[CriticalPoint]:
     for a_1 < 0, the unstable end of the line otherwise) and the marginal point of scale-invariant
     activations.
     """
-    mu2 = arch.mu2
+    mu2 = check_arch(arch).mu2
     if arch.caps.scale_invariant:
         if not arch.caps.has_fixed_point:
             return []
@@ -450,7 +593,7 @@ def universality(arch: LayerMaps) -> Universality:
     >>> u.name, u.a1, u.b1, u.apjn_exact
     ('K*=0', -2, -2, 1)
     """
-    if not _kernel_dependent(arch):
+    if not _kernel_dependent(check_arch(arch)):
         return Universality("not applicable", None, None, None,
                             note=f"universality classes are defined for the MLP; "
                                  f"{arch.describe()} is analysed through its critical set")

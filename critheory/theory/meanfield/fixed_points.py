@@ -22,7 +22,7 @@ import numpy as np
 
 from critheory.errors import InvalidArgumentError
 from critheory.common.checks import check_hyper
-from critheory.theory.meanfield.maps import LayerMaps
+from critheory.theory.meanfield.maps import LayerMaps, check_arch
 from critheory.theory.roots import refine_brackets, sign_change_brackets
 
 __all__ = ["FixedPoint", "PointAnalysis", "fixed_points", "analyze_point", "CRITICAL_TOL"]
@@ -284,6 +284,10 @@ def analyze_point(arch: LayerMaps, weight_var: float, bias_var: float, q0: float
     >>> p.phase, p.runaway, p.chi_jacobian
     ('chaotic', 'exponential', 1.5)
     """
+    check_arch(arch)
+    for what, v in (("weight_var", weight_var), ("bias_var", bias_var), ("q0", q0)):
+        if np.ndim(v) != 0 or isinstance(v, (str, bytes, bool, np.bool_)):
+            raise InvalidArgumentError(f"{what} must be one number, got {v!r:.60}")
     sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))
     if not (np.isfinite(q0) and q0 > 0):
         raise InvalidArgumentError(f"input norm q0 must be finite and > 0, got {q0}")

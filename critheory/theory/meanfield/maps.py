@@ -195,8 +195,20 @@ class LayerMaps:
             diff = one * t - sw * S
             sb = diff if b.gap is None else np.where(np.isfinite(b.gap), one * b.gap / D, diff)
             resolved = np.zeros(np.shape(t), dtype=bool) if b.gap is None else np.isfinite(b.gap)
-            lvl = np.where(resolved, 1e-12 * np.abs(sb), 1e-12 * (np.abs(t) + np.abs(sb)))
-        return (sw, sb, t, lvl + 1e-320) if noise else (sw, sb, t)
+            # (each term scaled first: |t| + |σ_b²| overflows near the largest float)
+            lvl = np.where(resolved, 1e-12 * np.abs(sb), 1e-12 * np.abs(t) + 1e-12 * np.abs(sb))
+        return (sw, sb, t, lvl + 5e-324) if noise else (sw, sb, t)
+
+
+def check_arch(maps) -> "LayerMaps":
+    """``maps`` itself, or an InvalidArgumentError naming what was given instead of the
+    mean-field maps of :func:`architecture` (a name such as ``"tanh"``, None, ...): an argument
+    check of the public functions, no solver decision."""
+    if not isinstance(maps, LayerMaps):
+        raise InvalidArgumentError(
+            f"expected the mean-field maps of an architecture (architecture('mlp', 'tanh')), "
+            f"got {maps!r:.60}")
+    return maps
 
 
 def architecture(name: Any = "mlp", activation: Any = "relu", mu: float = 1.0,

@@ -55,7 +55,7 @@ __all__ = ["RULES", "apply", "apply_blocks", "check_composition", "E", "rule"]
 def E(act: Activation, g: str, K) -> np.ndarray:
     """``E_K[g]`` for a named integrand, vectorized over ``K >= 0``.
 
-    ``K = 0`` is a point evaluation (for ``phi``, ``phi2``, ``dphi2``); an entry whose value
+    ``K = 0`` (and a subnormal K) is a point evaluation (for ``phi``, ``phi2``, ``dphi2``); an entry whose value
     overflows float64 is ``inf`` (found by bisection in K, since the overflow grows with K); a
     constant array is evaluated once.
     """
@@ -63,7 +63,9 @@ def E(act: Activation, g: str, K) -> np.ndarray:
     if K.size > 1 and K.flat[0] > 0 and np.all(K == K.flat[0]):
         return np.broadcast_to(E(act, g, K.flat[0]), K.shape).copy()
     out = np.zeros(K.shape)
-    pos = K > 0
+    # a subnormal K (< 2.2e-308, e.g. a kernel decaying over many layers) is read as K = 0:
+    # E_K[g] = g(0) + O(K), and the O(K) term is below every float64 normal number
+    pos = K >= np.finfo(float).tiny
     if np.any(pos):
         try:
             out[pos] = expect(act, g, K[pos]).value
@@ -98,7 +100,7 @@ def _poincare(act: Activation, K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     it cannot be resolved."""
     K = np.asarray(K, dtype=float)
     d2, p2, out = np.zeros(K.shape), np.zeros(K.shape), np.zeros(K.shape)
-    pos = K > 0
+    pos = K >= np.finfo(float).tiny   # subnormal K: as K = 0 (see E)
     if not np.all(pos):   # K = 0: point values
         d2[~pos], p2[~pos] = E(act, "dphi2", K[~pos]), E(act, "phi2", K[~pos])
         out[~pos] = -p2[~pos]

@@ -198,7 +198,10 @@ def softmax_moments(F: np.ndarray, thetas: np.ndarray, logit_var: float, causal:
     acc = np.zeros((R, T, nb, T))            # Σ_n (block) A_nᵀ, rows (s, block)
     p1 = np.zeros_like(F)                    # Σ_n (AFAᵀ)∘(AFAᵀ)
     p2 = np.zeros_like(thetas)               # Σ_n (AFAᵀ)∘(AΘ_kAᵀ)
-    for xi in sampler.draws(T):
+    step = max(1, _CHUNK_FLOATS * 4 // (R * T * T * nb))    # Q and P: <= 64 MB each
+    chunks = (xi[:, i0:i0 + step] for xi in sampler.draws(T)
+              for i0 in range(0, xi.shape[1], step))
+    for xi in chunks:
         n = xi.shape[1]
         A = _softmax(Lf[:, None] @ xi @ LfT[:, None], causal)  # (R, n, T, T)
         Q = np.empty((R, n * T, nb * T))

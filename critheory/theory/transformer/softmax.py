@@ -47,6 +47,8 @@ MAX_POINTS = 2 ** 16
 #: Most (points x replicas x T³ x tangents) multiply-adds of one expectation call.
 MAX_WORK = 4e10
 _CHUNK_FLOATS = 2_000_000
+#: Most floats of one per-point product buffer of the attention moments (128 MB).
+_PRODUCT_FLOATS = 16_000_000
 #: Most normals a sampler keeps between calls (256 MB).
 _CACHE_FLOATS = 32_000_000
 
@@ -198,7 +200,7 @@ def softmax_moments(F: np.ndarray, thetas: np.ndarray, logit_var: float, causal:
     acc = np.zeros((R, T, nb, T))            # Σ_n (block) A_nᵀ, rows (s, block)
     p1 = np.zeros_like(F)                    # Σ_n (AFAᵀ)∘(AFAᵀ)
     p2 = np.zeros_like(thetas)               # Σ_n (AFAᵀ)∘(AΘ_kAᵀ)
-    step = max(1, _CHUNK_FLOATS * 4 // (R * T * T * nb))    # Q and P: <= 64 MB each
+    step = max(1, _PRODUCT_FLOATS // (R * T * T * nb))       # Q and P: <= 128 MB each
     chunks = (xi[:, i0:i0 + step] for xi in sampler.draws(T)
               for i0 in range(0, xi.shape[1], step))
     for xi in chunks:

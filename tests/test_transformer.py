@@ -352,6 +352,7 @@ def test_linearized_mlp_rule_matches_full_evaluation(monkeypatch):
     import critheory.theory.transformer.rules as rules
 
     net = transformer("transformer", "tanh", tokens=3, heads=2)
+    monkeypatch.setattr(rules, "_SAME_VARIANCE", -1.0)        # not the correlation tables
     lin = transformer_depth(net, 1.0, 0.0, depth=6)
     monkeypatch.setattr(rules, "_LINEAR_SPREAD", -1.0)        # force the full evaluation
     full = transformer_depth(net, 1.0, 0.0, depth=6)

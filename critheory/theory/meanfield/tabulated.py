@@ -8,6 +8,12 @@ maps. Each interval is accepted only when the interpolant matches direct evaluat
 interval midpoints to ``rtol`` (relative, default 1e-12); otherwise it is halved (up to 2^-6 of a
 decade) and, failing that, the exact map is used for that interval.
 
+The machinery is :class:`PiecewiseChebyshev`: verified on-demand tables of any vectorized
+function ``x -> (m, n)`` values of one variable, on the pieces ``[i w, (i + 1) w]`` of a grid of
+width ``w = width / 2^level``. :class:`TabulatedMap` is its use on ``x = log10 K``; the NTK
+coefficients (:mod:`critheory.theory.ntk.depth`) and the MLP block of the transformer
+(:mod:`critheory.theory.transformer.rules`) use it too.
+
 Examples
 --------
 >>> from critheory.theory.meanfield.maps import architecture
@@ -19,54 +25,86 @@ True
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 from numpy.polynomial import chebyshev as C
 
 from critheory.theory.meanfield.maps import LayerMaps
 
-__all__ = ["TabulatedMap"]
+__all__ = ["TabulatedMap", "PiecewiseChebyshev"]
 
 _N = 32  # polynomial degree per interval
+_LEVELS = 7  # a piece is halved at most 6 times
+_J = np.arange(_N + 1)
+_X = np.cos(np.pi * _J / _N)[::-1]                    # Chebyshev points of the second kind
+_XM = np.cos(np.pi * (_J[:-1] + 0.5) / _N)[::-1]      # the check points between them
+_U = np.concatenate([_X, _XM])
 
 
-class TabulatedMap:
-    """On-demand Chebyshev tables of ``kernel_map`` and ``chi_jacobian`` in log K."""
+class PiecewiseChebyshev:
+    """Verified piecewise-Chebyshev tables of a vectorized function of one variable.
 
-    def __init__(self, arch: LayerMaps, weight_var: float, bias_var: float, *,
-                 rtol: float = 1e-12):
-        self.arch, self.sw, self.sb, self.rtol = arch, float(weight_var), float(bias_var), rtol
+    Parameters
+    ----------
+    func : callable
+        ``func(x)`` for a 1-D array ``x`` returns an array of shape ``(m, x.size)`` (m outputs).
+    width : float
+        Width of the level-0 pieces ``[i width, (i + 1) width]``; a piece is halved (at most 6
+        times) until the degree-32 interpolant of every output matches ``func`` at the 32
+        midpoints of its nodes to ``|p − f| <= rtol max(|f|, floor)`` (an output equal at
+        all 65 points is stored as that constant, exactly); failing that, the points
+        of that piece are evaluated by ``func`` directly (the contract holds either way).
+    rtol : float
+    floor : float or array of shape (m,)
+        Absolute scale below which the error is measured against ``floor`` instead of ``|f|``
+        (default 1e-300: a purely relative error).
+    errors : tuple of exception classes
+        Raised by ``func`` on a piece: the piece is not tabulated (its points go to ``func``,
+        which raises for the point itself if it is the culprit).
+    lo, hi : float
+        Domain: pieces are clipped to it (the interpolant stays inside its nodes).
+    """
+
+    def __init__(self, func: Callable, width: float, *, rtol: float = 1e-12, floor=1e-300,
+                 errors: tuple = (), lo: float = -math.inf, hi: float = math.inf):
+        self.func, self.width, self.rtol = func, float(width), float(rtol)
+        self.floor, self.errors, self.lo, self.hi = floor, tuple(errors), lo, hi
         self._pieces: dict[tuple[int, int], object] = {}  # (level, index) -> coeffs or None
         self.max_error = 0.0
 
-    def _exact(self, K):
-        f, g = self.arch.kernel_and_chi(K, self.sw, self.sb)
-        return np.asarray(f, dtype=float), np.asarray(g, dtype=float)
-
     def _build(self, level: int, index: int):
-        width = 1.0 / 2 ** level  # in decades
-        a, b = index * width, (index + 1) * width
-        j = np.arange(_N + 1)
-        x = np.cos(np.pi * j / _N)[::-1]
-        xm = np.cos(np.pi * (j[:-1] + 0.5) / _N)[::-1]
-        u = np.concatenate([x, xm])
-        K = 10.0 ** (a + (u + 1) * 0.5 * (b - a))
-        f, g = self._exact(K)
-        fn, gn = f[:_N + 1], g[:_N + 1]
-        cf, cg = C.chebfit(x, fn, _N), C.chebfit(x, gn, _N)
-        ef = np.abs(C.chebval(xm, cf) - f[_N + 1:]) / np.maximum(np.abs(f[_N + 1:]), 1e-300)
-        eg = np.abs(C.chebval(xm, cg) - g[_N + 1:]) / np.maximum(np.abs(g[_N + 1:]), 1e-300)
-        err = float(max(ef.max(), eg.max()))
+        w = self.width / 2 ** level
+        a, b = max(index * w, self.lo), min((index + 1) * w, self.hi)
+        if not b > a:
+            return None
+        try:
+            y = np.asarray(self.func(a + (_U + 1) * 0.5 * (b - a)), dtype=float)
+        except self.errors:
+            return None
+        y = y.reshape(-1, _U.size)
+        if not np.all(np.isfinite(y)):
+            return None
+        # one fit per output (a multi-column least-squares solve differs in the last digits)
+        c = np.stack([C.chebfit(_X, yk[:_N + 1], _N) for yk in y], axis=1)   # (N + 1, m)
+        const = np.all(y == y[:, :1], axis=1)      # an exactly constant output stays exact
+        c[:, const] = 0.0
+        c[0, const] = y[const, 0]
+        ym = y[:, _N + 1:]
+        scale = np.maximum(np.abs(ym), np.reshape(self.floor, (-1, 1)))
+        err = float((np.abs(C.chebval(_XM, c) - ym) / scale).max())
         if err <= self.rtol:
             self.max_error = max(self.max_error, err)
-            return (a, b, cf, cg)
+            return (a, b, c)
         return None
 
-    def _piece(self, K: float):
-        t = math.log10(K)
-        for level in range(0, 7):
-            width = 1.0 / 2 ** level
-            idx = math.floor(t / width)
+    def piece(self, x: float):
+        """``(a, b, coefficients)`` of the accepted piece holding ``x``, or None."""
+        for level in range(_LEVELS):
+            w = self.width / 2 ** level
+            idx = math.floor(x / w)
+            if idx * w >= self.hi:        # x on the upper end of the domain
+                idx -= 1
             key = (level, idx)
             if key not in self._pieces:
                 self._pieces[key] = self._build(level, idx)
@@ -75,18 +113,75 @@ class TabulatedMap:
                 return p
         return None
 
+    def at(self, x: float) -> np.ndarray:
+        """The m outputs at one point (shape (m,))."""
+        p = self.piece(x) if math.isfinite(x) else None
+        if p is None:
+            return np.asarray(self.func(np.array([x])), dtype=float).reshape(-1)
+        a, b, c = p
+        return C.chebval(2.0 * (x - a) / (b - a) - 1.0, c)
+
+    def __call__(self, x) -> np.ndarray:
+        """The m outputs at every point of ``x`` (shape (m,) + x.shape): each piece's points
+        in one Chebyshev evaluation, the untabulated ones in one call of ``func``."""
+        x = np.asarray(x, dtype=float)
+        flat = x.ravel()
+        out = None
+        todo = np.ones(flat.size, dtype=bool)
+        direct = np.zeros(flat.size, dtype=bool)
+        while todo.any():
+            i0 = int(np.flatnonzero(todo)[0])
+            p = self.piece(flat[i0]) if math.isfinite(flat[i0]) else None
+            if p is None:
+                sel = todo & (flat == flat[i0])
+                direct |= sel
+            else:
+                a, b, c = p
+                sel = todo & (flat >= a) & (flat <= b)
+                v = C.chebval(2.0 * (flat[sel] - a) / (b - a) - 1.0, c)   # (m, k)
+                if out is None:
+                    out = np.empty((v.shape[0], flat.size))
+                out[:, sel] = v
+            todo &= ~sel
+        if direct.any():
+            v = np.asarray(self.func(flat[direct]), dtype=float).reshape(-1, int(direct.sum()))
+            if out is None:
+                out = np.empty((v.shape[0], flat.size))
+            out[:, direct] = v
+        if out is None:
+            out = np.asarray(self.func(flat), dtype=float).reshape(-1, 0)
+        return out.reshape((-1,) + x.shape)
+
+
+class TabulatedMap:
+    """On-demand Chebyshev tables of ``kernel_map`` and ``chi_jacobian`` in log K."""
+
+    def __init__(self, arch: LayerMaps, weight_var: float, bias_var: float, *,
+                 rtol: float = 1e-12):
+        self.arch, self.sw, self.sb, self.rtol = arch, float(weight_var), float(bias_var), rtol
+        self._table = PiecewiseChebyshev(lambda t: np.stack(self._exact(10.0 ** t)), 1.0,
+                                         rtol=rtol)
+
+    @property
+    def max_error(self) -> float:
+        return self._table.max_error
+
+    def _exact(self, K):
+        f, g = self.arch.kernel_and_chi(K, self.sw, self.sb)
+        return np.asarray(f, dtype=float), np.asarray(g, dtype=float)
+
     def both(self, K: float) -> tuple[float, float]:
         """(f(K), χ_J(K))."""
         if not (K > 0 and math.isfinite(K)):
             f, g = self._exact(np.array([K]))
             return float(f[0]), float(g[0])
-        p = self._piece(K)
+        p = self._table.piece(math.log10(K))
         if p is None:
             f, g = self._exact(np.array([K]))
             return float(f[0]), float(g[0])
-        a, b, cf, cg = p
-        x = 2.0 * (math.log10(K) - a) / (b - a) - 1.0
-        return float(C.chebval(x, cf)), float(C.chebval(x, cg))
+        a, b, c = p
+        f, g = C.chebval(2.0 * (math.log10(K) - a) / (b - a) - 1.0, c)
+        return float(f), float(g)
 
     def kernel(self, K: float) -> float:
         return self.both(K)[0]

@@ -30,6 +30,12 @@ Learning-rate schedules (``docs/ntk.md`` §3):
                  factor ``l`` than the bias rate, which keeps the decaying weight contribution
                  ``λ_W^l E[φ²] ∝ λ_W^l/l`` from vanishing with depth).
 
+Speed: beyond 64 layers, one input goes through verified Chebyshev tables of one layer in
+``log K`` (:func:`layer_map` tabulated by :class:`~critheory.theory.meanfield.tabulated.
+PiecewiseChebyshev`; every coefficient within 1e-12 relative of the exact rules, the exact
+rules near the float64 limits), the machinery of
+:func:`~critheory.theory.meanfield.depth.depth_curves`; two inputs are iterated layer by layer.
+
 Examples
 --------
 >>> from critheory.theory.ntk.depth import ntk_curves
@@ -44,9 +50,10 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
+from numpy.polynomial import chebyshev as C
 
 from critheory.common.checks import (check_bias_var, check_int, check_nonnegative,
                                      check_weight_var)
@@ -54,13 +61,16 @@ from critheory.common.jsonable import jsonable
 from critheory.common.powerlaw import fit_line, tail_window
 from critheory.errors import CritheoryError, InvalidArgumentError
 from critheory.theory.meanfield.maps import architecture
+from critheory.theory.meanfield.state import State
+from critheory.theory.meanfield.tabulated import PiecewiseChebyshev
 from critheory.theory.ntk.rules import apply
 from critheory.theory.ntk.state import NTKState
 
 __all__ = ["NTKCurves", "ntk_curves", "learning_rates", "layer_coefficients", "SCALINGS",
-           "MAX_DEPTH"]
+           "MAX_DEPTH", "layer_map"]
 
-#: Depth budget (refused before any work): ~0.2 ms a layer, 10^5 layers ~ 20 s.
+#: Depth budget (refused before any work): beyond 64 layers one input costs ~0.1 ms a layer
+#: (verified tables, as ``depth_curves``), two inputs ~0.2–2 ms (the cross terms per layer).
 MAX_DEPTH = 10 ** 5
 SCALINGS = ("constant", "equivalence")
 
@@ -136,6 +146,9 @@ def layer_coefficients(arch, sw: float, sb: float, depth: int, q0: float = 1.0,
         out["B12"][0], out["W12"][0], out["c12"][0] = 1.0, q12, 0.0
         out["B22"][0], out["W22"][0], out["c22"][0] = 1.0, q22, 0.0
     lb, lw, T = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0])
+    if not two and L > _TABLE_DEPTH and _markovian(arch, sw, sb, out["K"][0]):
+        _tabulated_layers(arch, sw, sb, out)
+        return out
     for i in range(1, L):
         mf = s.mf
         if not (np.isfinite(mf.K) and mf.K > 0):
@@ -155,6 +168,75 @@ def layer_coefficients(arch, sw: float, sb: float, depth: int, q0: float = 1.0,
             out["B22"][i], out["W22"][i], out["c22"][i] = r.T22
         s = NTKState(r.mf, np.zeros(()))
     return out
+
+
+#: Deeper than this, one input goes through verified Chebyshev tables of its layer map (as in
+#: :func:`critheory.theory.meanfield.depth.depth_curves`).
+_TABLE_DEPTH = 64
+_TABLE_RANGE = (1e-280, 1e280)
+_BASIS = np.eye(3)[:, :, None]     # (λ_b, λ_W, Θ) basis, broadcast against a vector of K
+
+
+def layer_map(arch, sw: float, sb: float, K) -> np.ndarray:
+    """One layer on one input, vectorized over the kernel ``K`` entering it (1-D array):
+    rows ``K_next, B, W, c`` of ``Θ_next = λ_b B + λ_W W + c Θ`` (shape (4, K.size))."""
+    K = np.asarray(K, dtype=float).reshape(-1)
+    s = NTKState(State(K=K), _BASIS[2])
+    r = apply(arch.network, s, sw, sb, _BASIS[0], _BASIS[1])
+    T = np.broadcast_to(r.T, (3, K.size))
+    return np.vstack([np.broadcast_to(r.mf.K, K.shape), T]).astype(float)
+
+
+def _markovian(arch, sw: float, sb: float, K1: float) -> bool:
+    """True where a layer's output state is its kernel alone (a Gaussian representation with no
+    other field), so that layer ``l + 1`` is a function of ``K^l`` only and can be tabulated."""
+    if not (math.isfinite(K1) and K1 > 0):
+        return False
+    try:
+        r = apply(arch.network, NTKState(State(K=np.array([K1])), _BASIS[2]), sw, sb,
+                  _BASIS[0], _BASIS[1])
+    except CritheoryError:
+        return False
+    return all(getattr(r.mf, f.name) is None for f in fields(State) if f.name != "K")
+
+
+def _tabulated_layers(arch, sw: float, sb: float, out: dict) -> None:
+    """Layers ``2..L`` of :func:`layer_coefficients` for one input from verified tables of
+    :func:`layer_map` in ``log10 K`` (:class:`~critheory.theory.meanfield.tabulated.
+    PiecewiseChebyshev`, every output within ``1e-12`` relative of the exact map, else the exact
+    map for that piece), filling ``out`` in place; stops where the per-layer route stops."""
+    def scaled(t):
+        # K_next/K and W/K (both of order one, exactly constant for the scale-invariant class
+        # at σ_b = 0) keep the rounding of the interpolant relative to the kernel: a fixed
+        # point K* stays put instead of drifting by the table's last digits per layer
+        K = 10.0 ** t
+        y = layer_map(arch, sw, sb, K)
+        y[0] /= K
+        y[2] /= K
+        return y
+
+    table = PiecewiseChebyshev(scaled, 1.0, rtol=1e-12, errors=(CritheoryError,))
+    K, B, W, c = out["K"], out["B"], out["W"], out["c"]
+    k = K[0]
+    for i in range(1, K.size):
+        if not (math.isfinite(k) and k > 0):
+            break
+        # near the float64 limits (underflow towards K* = 0, overflow) the exact map decides
+        p = table.piece(math.log10(k)) if _TABLE_RANGE[0] < k < _TABLE_RANGE[1] else None
+        if p is None:
+            try:
+                v = layer_map(arch, sw, sb, np.array([k]))[:, 0]
+            except CritheoryError:
+                if k < 1e300:
+                    raise
+                break
+        else:
+            a, b, co = p
+            v = C.chebval(2.0 * (math.log10(k) - a) / (b - a) - 1.0, co)
+            v[0] *= k
+            v[2] *= k
+        k = K[i] = float(v[0])
+        B[i], W[i], c[i] = v[1], v[2], v[3]
 
 
 def learning_rates(transfer, lambda_b: float, lambda_w: float,

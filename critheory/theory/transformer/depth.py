@@ -8,10 +8,11 @@ one-layer APJN ``χ^l`` (``chi_jacobian``) and the one-block APJN of each block
 (``chi_blocks``) restart it at ``I``.
 
 Quasi-Monte Carlo error. Where the attention weights are random (``T > 1`` and ``C_Q C_K > 0``
-with ``1/√C`` logits) the whole recursion is run R times with independent scramblings (fresh
-ones at every attention block); every reported number is the mean of the R runs and its error is
-``std/√R`` over them, so the error of the first blocks propagates through depth into the
-errors shown. With ``tolerance`` the points are quadrupled until the largest relative error
+with ``1/√C`` logits) the whole recursion is run R times with independent scramblings (each
+replica draws its scrambling once and every attention block of it reuses those nodes: the R
+runs stay independent of each other); every reported number is the mean of the R runs and its
+error is ``std/√R`` over them, so the error of the first blocks propagates through depth into
+the errors shown. With ``tolerance`` the points are quadrupled until the largest relative error
 (kernel entries against the largest |G| of their layer, APJN against itself) is below it;
 beyond :data:`~critheory.theory.transformer.softmax.MAX_POINTS` a
 :class:`~critheory.errors.ConvergenceError` refuses. Elsewhere the recursion is exact and the
@@ -157,15 +158,22 @@ def _run(net, sw, sb, depth, l0, G0, points, replicas, seed):
             runaway = l
             break
         # one layer: the running tangent, the one-layer tangent and one tangent per block
-        layer = I.copy()
+        layer = None                  # the one-layer tangent; None while it is still I
         for b, block in enumerate(net.blocks):
-            stack = [layer, I] + ([theta] if theta is not None else [])
-            G, Th = apply_blocks((block,), G, np.stack(stack, axis=1), ctx)
-            layer = Th[:, 0]
-            chib[:, l - 1, b] = np.einsum("rtt->r", Th[:, 1]) / T
+            # the tangents I, the one-layer tangent and Θ^l, each distinct one once (the
+            # one-layer tangent is I at the first block, Θ^l is I at l = l0)
+            stack = [I] + ([] if layer is None else [layer])
+            it = None
             if theta is not None:
-                theta = Th[:, 2]
-        chi[:, l - 1] = np.einsum("rtt->r", layer) / T
+                it = 0 if (l == l0 and b == 0) else len(stack)
+                if it:
+                    stack.append(theta)
+            G, Th = apply_blocks((block,), G, np.stack(stack, axis=1), ctx)
+            chib[:, l - 1, b] = np.einsum("rtt->r", Th[:, 0]) / T
+            layer = Th[:, 0] if layer is None else Th[:, 1]
+            if theta is not None:
+                theta = Th[:, it]
+        chi[:, l - 1] = np.einsum("rtt->r", I if layer is None else layer) / T
     return Gs, J, chi, chib, exact, runaway
 
 

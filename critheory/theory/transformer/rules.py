@@ -22,19 +22,24 @@ residual        ``μ² G + branch(G)``                         ``μ² Θ + branc
 ``E[δz_{sr} δz_{s'r'}] = C_Q C_K (Θ_{ss'} G_{rr'} + Θ_{rr'} G_{ss'})``; derivation in
 ``docs/transformers.md``.) The two-point expectations of the MLP block are
 :func:`critheory.expectations.gaussian.expect2` (relative errors <= 1e-10, negligible next
-to the attention block's quasi-Monte Carlo error), evaluated once at the replicas' mean and
-carried to each replica to first order by Price's theorem where the replicas differ only by QMC
-noise (:func:`_mlp_expectations`).
+to the attention block's quasi-Monte Carlo error). Where every token has the same variance
+(the block is fed by a LayerNorm, as in every registered transformer) they are functions of the
+correlation alone and come from a verified Chebyshev table in ``θ = arccos ρ``, built once per
+run (:func:`_correlation_table`; all token pairs, replicas and layers in one evaluation);
+elsewhere they are evaluated once at the replicas' mean and carried to each replica to first
+order by Price's theorem where the replicas differ only by QMC noise (:func:`_mlp_expectations`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from critheory.errors import ConvergenceError, InvalidArgumentError
 from critheory.theory.dispatch import rule_for
+from critheory.theory.meanfield.tabulated import PiecewiseChebyshev
 from critheory.theory.transformer.softmax import SoftmaxSampler, softmax_moments
 
 __all__ = ["Context", "apply_blocks", "RULES"]
@@ -42,12 +47,14 @@ __all__ = ["Context", "apply_blocks", "RULES"]
 
 @dataclass
 class Context:
-    """What the rules need beside the state: φ, σ_w², σ_b² and the logit sampler."""
+    """What the rules need beside the state: φ, σ_w², σ_b², the logit sampler and the tables
+    of the MLP block's two-point expectations built so far (:func:`_correlation_table`)."""
 
     activation: Any
     weight_var: float
     bias_var: float
     sampler: SoftmaxSampler | None
+    tables: dict = field(default_factory=dict)
 
 
 def _layernorm(block, G, Th, ctx):
@@ -105,13 +112,64 @@ def _mlp_expectations(act, k11, k12, k22):
             _pairs(act, "dphi", "dphi", k11, k12, k22))
 
 
+#: Accuracy of the MLP block's correlation tables, relative to E[φ²] and E[φ'²] at the common
+#: variance (the largest |E[φ(u₁)φ(u₂)]|, |E[φ'(u₁)φ'(u₂)]| by Cauchy–Schwarz): the rtol of the
+#: per-pair route, far below the QMC errors (~1e-5).
+_TABLE_RTOL = 1e-10
+#: Largest relative spread of the token variances that counts as one common variance (a
+#: LayerNorm output, up to rounding); the change it causes is below 1e-12 relative.
+_SAME_VARIANCE = 1e-13
+
+
+def _correlation_table(act, v: float, ctx: Context) -> PiecewiseChebyshev:
+    """``θ ↦ (E[φ(u₁)φ(u₂)], E[φ'(u₁)φ'(u₂)])`` for ``u`` of variances ``v`` and correlation
+    ``cos θ``, θ in [0, π] (in θ the ReLU-type kinks' ``√(1 − ρ²)`` terms are analytic),
+    tabulated on demand once per run and variance: pieces verified against
+    :func:`~critheory.expectations.gaussian.expect2` to ``_TABLE_RTOL`` × (the value at θ = 0),
+    else evaluated by it directly. Returns the table and the two values at θ = 0."""
+    from critheory.expectations.gaussian import expect2
+
+    key = (id(act), v)
+    if key not in ctx.tables:
+        def exact(theta):
+            k12 = v * np.cos(theta)
+            return np.stack([expect2(act, "phi", "phi", v, k12, v, rtol=_TABLE_RTOL).value,
+                             expect2(act, "dphi", "dphi", v, k12, v, rtol=_TABLE_RTOL).value])
+
+        diag = exact(np.zeros(1))[:, 0]
+        scale = np.abs(diag)
+        ctx.tables[key] = (PiecewiseChebyshev(exact, math.pi, rtol=_TABLE_RTOL,
+                                              floor=np.where(scale > 0, scale, 1e-300),
+                                              lo=0.0, hi=math.pi), diag)
+    return ctx.tables[key]
+
+
+def _tabulated_expectations(ctx: Context, k11, k12, k22):
+    """``E[φφ]``, ``E[φ'φ']`` for every entry from the correlation table, where all the
+    variances are one (a LayerNorm feeds the block); None elsewhere."""
+    v = float(k11.flat[0])
+    if not (v > 0 and math.isfinite(v)):
+        return None
+    if (np.abs(k11 - v).max() > _SAME_VARIANCE * v
+            or np.abs(k22 - v).max() > _SAME_VARIANCE * v):
+        return None
+    # each entry's own correlation (a diagonal entry is exactly 1: θ = 0, where the ReLU-type
+    # maps have an infinite slope in ρ and a rounding of ρ would show as √δρ)
+    theta = np.arccos(np.clip(k12 / np.sqrt(k11 * k22), -1.0, 1.0))
+    table, diag = _correlation_table(ctx.activation, v, ctx)
+    e = table(theta)
+    e[:, theta == 0.0] = diag[:, None]        # coincident tokens: E[φ²], E[φ'²] as computed
+    return e[0], e[1]
+
+
 def _mlp(block, G, Th, ctx):
     R, T, _ = G.shape
     sw, sb = ctx.weight_var, ctx.bias_var
     Sig = sw * G + sb
     iu, ju = np.triu_indices(T)       # each (t, s) pair once, then mirrored
-    pp, dd = _mlp_expectations(ctx.activation, Sig[:, iu, iu], Sig[:, iu, ju],
-                               Sig[:, ju, ju])
+    args = Sig[:, iu, iu], Sig[:, iu, ju], Sig[:, ju, ju]
+    tab = _tabulated_expectations(ctx, *args)
+    pp, dd = tab if tab is not None else _mlp_expectations(ctx.activation, *args)
     E1, E2 = np.empty((R, T, T)), np.empty((R, T, T))
     E1[:, iu, ju] = pp
     E1[:, ju, iu] = pp

@@ -47,6 +47,10 @@ MAX_POINTS = 2 ** 16
 #: Most (points x replicas x T³ x tangents) multiply-adds of one expectation call.
 MAX_WORK = 4e10
 _CHUNK_FLOATS = 2_000_000
+#: Most floats of one per-point product buffer of the attention moments (128 MB).
+_PRODUCT_FLOATS = 16_000_000
+#: Most normals a sampler keeps between calls (256 MB).
+_CACHE_FLOATS = 32_000_000
 
 
 def sqrt_psd(F: np.ndarray) -> np.ndarray:
@@ -65,8 +69,11 @@ def deterministic_weights(T: int, causal: bool) -> np.ndarray:
 class SoftmaxSampler:
     """Standard-normal ``T x T`` logit draws from independently scrambled Sobol sequences.
 
-    Each call of :meth:`draws` starts R fresh scramblings (seeded from one root seed in call
-    order, so a run is reproducible) and yields chunks of shape ``(R, n, T, T)``.
+    The R scramblings are drawn once per token count (seeded from one root seed, so a run is
+    reproducible) and every call of :meth:`draws` yields the same R point sets, in chunks of shape
+    ``(R, n, T, T)``: the replicas stay independent of each other (the error estimate over them
+    stays valid) while every attention block of a recursion reuses the nodes (the scrambling, and
+    where they fit in :data:`_CACHE_FLOATS` the normals themselves, are computed once).
     """
 
     def __init__(self, points: int, replicas: int, seed: int = 0):
@@ -79,14 +86,20 @@ class SoftmaxSampler:
                                        f"two randomizations), got {replicas}")
         self.points, self.replicas = int(points), int(replicas)
         self._seeds = np.random.SeedSequence(seed)
+        self._engines: dict[int, list] = {}
+        self._cache: dict[int, list] = {}
 
-    def draws(self, T: int):
+    def _generate(self, T: int):
         from scipy.special import ndtri
         from scipy.stats import qmc
 
         d = T * T
-        engines = [qmc.Sobol(d, scramble=True, seed=np.random.default_rng(s))
-                   for s in self._seeds.spawn(self.replicas)]
+        if T not in self._engines:
+            self._engines[T] = [qmc.Sobol(d, scramble=True, seed=np.random.default_rng(s))
+                                for s in self._seeds.spawn(self.replicas)]
+        engines = self._engines[T]
+        for e in engines:
+            e.reset()
         chunk = max(1, min(self.points, _CHUNK_FLOATS // (d * self.replicas)))
         chunk = 1 << (chunk.bit_length() - 1)     # a power of 2: Sobol's balance per chunk
         done = 0
@@ -96,6 +109,20 @@ class SoftmaxSampler:
             np.clip(u, 1e-300, 1.0 - 2 ** -53, out=u)
             yield ndtri(u).reshape(self.replicas, n, T, T)
             done += n
+
+    def draws(self, T: int):
+        if T in self._cache:
+            yield from self._cache[T]
+            return
+        keep = self.points * self.replicas * T * T <= _CACHE_FLOATS
+        chunks = []
+        for xi in self._generate(T):
+            if keep:
+                xi.setflags(write=False)
+                chunks.append(xi)
+            yield xi
+        if keep:
+            self._cache[T] = chunks
 
 
 def _softmax(Z: np.ndarray, causal: bool) -> np.ndarray:
@@ -163,19 +190,38 @@ def softmax_moments(F: np.ndarray, thetas: np.ndarray, logit_var: float, causal:
             f"most {MAX_WORK:.0e} per block (fewer tokens, points or a looser tolerance)")
     Lf = logit_var ** 0.25 * sqrt_psd(F)            # (R, T, T): Z = Lf ξ Lfᵀ has cov σ² F⊗F
     LfT = np.swapaxes(Lf, -1, -2)
-    Fb, Tb = F[:, None], thetas[:, :, None]                     # (R,1,T,T), (R,K,1,T,T)
-    afa = np.zeros_like(F)
-    ata = np.zeros_like(thetas)
-    t1 = np.zeros_like(F)
-    t2 = np.zeros_like(thetas)
-    for xi in sampler.draws(T):
+    # The right factors of the products A X: F, Θ_k, F∘F, Θ_k∘F side by side, so that the
+    # left products of all points are one matrix product per replica; the Hadamard factors
+    # W = (AX)∘(AF) of the logit path go into the same buffer, and every block is then
+    # multiplied by Aᵀ point by point in one batched product.
+    m, nb = 2 + 2 * K, 3 + 3 * K
+    X = np.concatenate([F] + [thetas[:, k] for k in range(K)] + [F * F]
+                       + [thetas[:, k] * F for k in range(K)], axis=-1)     # (R, T, m T)
+    acc = np.zeros((R, T, nb, T))            # Σ_n (block) A_nᵀ, rows (s, block)
+    p1 = np.zeros_like(F)                    # Σ_n (AFAᵀ)∘(AFAᵀ)
+    p2 = np.zeros_like(thetas)               # Σ_n (AFAᵀ)∘(AΘ_kAᵀ)
+    step = max(1, _PRODUCT_FLOATS // (R * T * T * nb))       # Q and P: <= 128 MB each
+    chunks = (xi[:, i0:i0 + step] for xi in sampler.draws(T)
+              for i0 in range(0, xi.shape[1], step))
+    for xi in chunks:
+        n = xi.shape[1]
         A = _softmax(Lf[:, None] @ xi @ LfT[:, None], causal)  # (R, n, T, T)
-        At = np.swapaxes(A, -1, -2)
-        afa += (A @ Fb @ At).sum(axis=1)
-        Ak = A[:, None]
-        ata += (Ak @ Tb @ At[:, None]).sum(axis=2)
-        t1 += trace_pp(A, Fb, Fb).sum(axis=1)
-        t2 += trace_pp(Ak, Tb, Fb[:, None]).sum(axis=2)
+        Q = np.empty((R, n * T, nb * T))
+        np.matmul(A.reshape(R, n * T, T), X, out=Q[:, :, :m * T])
+        Q = Q.reshape(R, n, T, nb, T)
+        AF = Q[:, :, :, 0]
+        np.multiply(Q[:, :, :, :1 + K], AF[:, :, :, None], out=Q[:, :, :, m:])
+        P = (Q.reshape(R, n, T * nb, T) @ np.swapaxes(A, -1, -2)).reshape(R, n, T, nb, T)
+        acc += P.sum(axis=1)
+        P0 = P[:, :, :, 0]
+        p1 += (P0 * P0).sum(axis=1)
+        p2 += np.einsum("rnsu,rnsku->rksu", P0, P[:, :, :, 1:1 + K])
+    acc = acc.transpose(0, 2, 1, 3)                             # (R, nb, T, T)
+    afa, ata = acc[:, 0], acc[:, 1:1 + K]
+    # tr(X P_s Y P_t) = [A(X∘Y)Aᵀ − W Aᵀ − (W Aᵀ)ᵀ + (A Y Aᵀ)∘(A X Aᵀ)]_{st}, W = (AX)∘(AY)
+    WA0, WAk = acc[:, m], acc[:, m + 1:]
+    t1 = acc[:, 1 + K] - WA0 - np.swapaxes(WA0, -1, -2) + p1
+    t2 = acc[:, 2 + K:m] - WAk - np.swapaxes(WAk, -1, -2) + p2
     n = sampler.points
     afa, ata, t1, t2 = afa / n, ata / n, t1 / n, t2 / n
     logit = thetas * t1[:, None] + F[:, None] * t2

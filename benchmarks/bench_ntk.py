@@ -1,0 +1,87 @@
+"""Benchmark: the infinite-width NTK over depth against the mean-field depth curves.
+
+``ntk_curves`` (kernel, NTK coefficients B_l, W_l, c_l and Θ^l) against ``depth_curves`` (kernel,
+χ_J and the APJN, one input) for the same MLP at the same depth, in one run: both iterate a
+recursion of the kernel layer by layer from verified Chebyshev tables
+(:class:`critheory.theory.meanfield.tabulated.PiecewiseChebyshev`, relative error <= 1e-12).
+The per-layer route the NTK used before (two scalar quadratures per layer) is timed too at a
+smaller depth (``--old-depth``, scaled linearly: its cost per layer is constant) and its values
+are compared with the tabulated ones at that depth (largest relative difference of Θ^l).
+
+Reported per activation: seconds of ``depth_curves`` and ``ntk_curves`` (best of ``--repeat``),
+their ratio (goal <= 2), the per-layer route's seconds per 10^4 layers and its ratio to
+``ntk_curves``, and the largest relative difference of Θ^l between the two routes.
+
+Run: ``python benchmarks/bench_ntk.py [--depth 10000] [--old-depth 2000]``.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import critheory.theory.ntk.depth as ntk_depth
+from critheory.theory.meanfield.depth import depth_curves
+from critheory.theory.meanfield.inputs import critical_point_for_inputs
+from critheory.theory.meanfield.maps import architecture
+from critheory.theory.ntk import ntk_curves
+
+ACTS = ("relu", "tanh", "gelu", "swish")
+
+
+def _point(act: str) -> tuple[float, float]:
+    if act == "relu":
+        return 2.0, 0.0
+    if act == "tanh":
+        return 1.0, 0.0
+    p = critical_point_for_inputs(act, 1.0)
+    return float(p.weight_var), float(p.bias_var)
+
+
+def _best(f, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        f()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--depth", type=int, default=10_000)
+    ap.add_argument("--old-depth", type=int, default=2000,
+                    help="depth of the per-layer route (0: skip it)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--acts", nargs="+", default=list(ACTS))
+    a = ap.parse_args(argv)
+    print(f"{'act':>6} {'sw':>7} {'sb':>7} {'depth_curves s':>14} {'ntk_curves s':>12} "
+          f"{'ratio':>6} {'per-layer s/1e4':>15} {'speed-up':>8} {'max rel dΘ':>10}")
+    for act in a.acts:
+        sw, sb = _point(act)
+        arch = architecture("mlp", act)
+        ntk_curves("mlp", act, sw, sb, 100)            # set-up (symbolic analysis, caches)
+        td = _best(lambda: depth_curves(arch, sw, sb, a.depth, input_correlation=None),
+                   a.repeat)
+        tn = _best(lambda: ntk_curves("mlp", act, sw, sb, a.depth), a.repeat)
+        old = diff = float("nan")
+        if a.old_depth > 0:
+            new = ntk_curves("mlp", act, sw, sb, a.old_depth).ntk
+            saved = ntk_depth._TABLE_DEPTH
+            ntk_depth._TABLE_DEPTH = 10 ** 9      # the per-layer route
+            try:
+                t = time.perf_counter()
+                ref = ntk_curves("mlp", act, sw, sb, a.old_depth).ntk
+                old = (time.perf_counter() - t) * 1e4 / a.old_depth
+            finally:
+                ntk_depth._TABLE_DEPTH = saved
+            with np.errstate(invalid="ignore", divide="ignore"):
+                diff = float(np.nanmax(np.abs(new / ref - 1)))
+        print(f"{act:>6} {sw:7.4f} {sb:7.4f} {td:14.3f} {tn:12.3f} {tn / td:6.2f} "
+              f"{old:15.2f} {old * a.depth / 1e4 / tn:8.1f} {diff:10.1e}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

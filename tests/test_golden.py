@@ -7,8 +7,8 @@ each number is compared at the tolerance its conditioning allows, not bit for bi
 * numbers to 1e-12 relative (an absolute floor of 1e-300 only); strings exactly apart from the
   numbers inside them, which get the same tolerance; list lengths, ``null``s and exit statuses
   exactly; every frozen key must be present (keys added since, such as the self-description of
-  issue 26 or the degrees of freedom of the verdicts, are allowed). ``elapsed`` (wall time) is
-  not compared.
+  issue 26 or the degrees of freedom of the verdicts, are allowed). ``elapsed`` (wall time) and
+  ``critheory_version`` are not compared.
 * **error estimates** (``error`` and ``*_error`` fields) are promises, not values: the new one
   must bound the difference between the new and the frozen value together with the frozen one
   (each bounds its own distance to the truth, so |v_new − v_old| <= e_new + e_old), and lie within
@@ -46,7 +46,7 @@ RTOL = 1e-12
 #: for SWISH (a nearly degenerate tangent), which amplifies by ~1e4 again.
 RTOL_CONDITIONED = 1e-9
 _CONDITIONED = re.compile(r"^\.exponents\.(fit\.[a-z_]+|laws\.dchi_[A-Za-z_]+|apjn)$")
-_IGNORED = {"elapsed"}
+_IGNORED = {"elapsed", "critheory_version"}
 #: how far an error estimate may move from the frozen one (either way)
 ERROR_FACTOR = 10.0
 #: per-layer lists of the depth command, compared at l * RTOL at layer l (1-based)

@@ -53,6 +53,8 @@ from critheory.activation.symbolic import X, Activation
 from critheory.expectations.gaussian import expect
 from critheory.expectations.reference import mp_expect
 
+from _timing import best_of  # noqa: E402 - benchmarks/ is on sys.path
+
 QUICK_ACTS = ["relu", "tanh", "erf", "gelu", "mish", "softsign"]
 INTEGRANDS = ("phi2", "dphi2")
 
@@ -96,15 +98,6 @@ def _quad_loop(act, g, K, module):
             out[i] = quad(lambda h: f(h) ** 2 * exp(-h * h / (2.0 * k)) * c, -np.inf, np.inf)[0]
         dt = time.perf_counter() - t0
     return out, dt
-
-
-def _best_time(fn, repeat):
-    best = math.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main(argv=None) -> int:
@@ -175,8 +168,8 @@ def main(argv=None) -> int:
             # shared machine then hits both or neither, not one side of a ratio
             t_crit = t_one = t_quad = t_quadm = math.inf
             for _ in range(args.rounds):
-                t_crit = min(t_crit, _best_time(lambda: expect(act, g, Kt), args.repeat) / nT)
-                t_one = min(t_one, _best_time(lambda: expect(act, g, 1.0), args.repeat))
+                t_crit = min(t_crit, best_of(lambda: expect(act, g, Kt), args.repeat) / nT)
+                t_one = min(t_one, best_of(lambda: expect(act, g, 1.0), args.repeat))
                 qv, dt = _quad_loop(act, g, Kt, "numpy")
                 t_quad = min(t_quad, dt / nT)
                 qm, dt = _quad_loop(act, g, Kt, "math")

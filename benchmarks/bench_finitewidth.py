@@ -20,6 +20,8 @@ from critheory.theory.finitewidth import finite_width_curves
 from critheory.theory.meanfield.depth import depth_curves
 from critheory.theory.meanfield.maps import architecture
 
+from _timing import best_of  # noqa: E402 - benchmarks/ is on sys.path
+
 CASES = [("relu", "mlp", 1.0, 2.0, 0.0), ("tanh", "mlp", 1.0, 1.0, 0.0),
          ("erf", "mlp", 1.0, 0.7853981633974483, 0.0),
          ("gelu", "mlp", 1.0, 1.98305826, 0.17292239),
@@ -27,15 +29,6 @@ CASES = [("relu", "mlp", 1.0, 2.0, 0.0), ("tanh", "mlp", 1.0, 1.0, 0.0),
          ("elu", "mlp", 1.0, 1.0, 0.0),
          ("tanh", "residual", 0.5, 0.75, 0.0),
          ("gelu", "pre-ln-mlp-block", 0.9, 1.5, 0.1)]
-
-
-def _best(f, repeat):
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main(argv=None):
@@ -56,8 +49,8 @@ def main(argv=None):
         t = time.perf_counter()
         finite_width_curves(a, sw, sb, L, width=128)
         setup = time.perf_counter() - t
-        mf = _best(lambda: depth_curves(a, sw, sb, L, input_correlation=None), repeat)
-        fw = _best(lambda: finite_width_curves(a, sw, sb, L, width=128), repeat)
+        mf = best_of(lambda: depth_curves(a, sw, sb, L, input_correlation=None), repeat)
+        fw = best_of(lambda: finite_width_curves(a, sw, sb, L, width=128), repeat)
         worst = max(worst, fw / mf)
         print(f"{act:<10} {arch:<18} {setup:>7.2f} {mf:>11.3f} {fw:>10.3f} {fw / mf:>6.2f}")
     print(f"largest ratio {worst:.2f} (target <= 3)")

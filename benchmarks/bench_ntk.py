@@ -27,6 +27,8 @@ from critheory.theory.meanfield.inputs import critical_point_for_inputs
 from critheory.theory.meanfield.maps import architecture
 from critheory.theory.ntk import ntk_curves
 
+from _timing import best_of  # noqa: E402 - benchmarks/ is on sys.path
+
 ACTS = ("relu", "tanh", "gelu", "swish")
 
 
@@ -37,15 +39,6 @@ def _point(act: str) -> tuple[float, float]:
         return 1.0, 0.0
     p = critical_point_for_inputs(act, 1.0)
     return float(p.weight_var), float(p.bias_var)
-
-
-def _best(f, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main(argv=None) -> int:
@@ -62,9 +55,9 @@ def main(argv=None) -> int:
         sw, sb = _point(act)
         arch = architecture("mlp", act)
         ntk_curves("mlp", act, sw, sb, 100)            # set-up (symbolic analysis, caches)
-        td = _best(lambda: depth_curves(arch, sw, sb, a.depth, input_correlation=None),
+        td = best_of(lambda: depth_curves(arch, sw, sb, a.depth, input_correlation=None),
                    a.repeat)
-        tn = _best(lambda: ntk_curves("mlp", act, sw, sb, a.depth), a.repeat)
+        tn = best_of(lambda: ntk_curves("mlp", act, sw, sb, a.depth), a.repeat)
         old = diff = float("nan")
         if a.old_depth > 0:
             new = ntk_curves("mlp", act, sw, sb, a.old_depth).ntk

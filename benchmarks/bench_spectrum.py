@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
-import time
+
+from _timing import best_of  # noqa: E402 - benchmarks/ is on sys.path
 
 
 try:
@@ -35,15 +35,6 @@ CASES = [("tanh", 1.05, 0.05, "gaussian", "mlp", 10),
          ("relu", 2.0, 0.0, "gaussian", "mlp", 10),
          ("relu", 2.0, 0.0, "orthogonal", "mlp", 10),
          ("tanh", 1.0, 0.1, "gaussian", "resnet", 10)]
-
-
-def _best(fn, repeat):
-    best = math.inf
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def _baseline(act, sw, sb, weights, arch, depth, width, q):
@@ -67,11 +58,11 @@ def main(argv=None) -> int:
     rows = []
     for act, sw, sb, weights, arch, L in CASES:
         s = jacobian_spectrum(act, sw, sb, L, arch=arch, weights=weights)   # set-up, untimed
-        t_spec = _best(lambda: jacobian_spectrum(act, sw, sb, L, arch=arch, weights=weights),
+        t_spec = best_of(lambda: jacobian_spectrum(act, sw, sb, L, arch=arch, weights=weights),
                        a.repeat)
-        t_dens = _best(lambda: s.density(s.x), a.repeat)
+        t_dens = best_of(lambda: s.density(s.x), a.repeat)
         q = s.fixed_point if arch == "mlp" else 1.0
-        t_base = _best(_baseline(act, sw, sb, weights, arch, L, width, q), 1)
+        t_base = best_of(_baseline(act, sw, sb, weights, arch, L, width, q), 1)
         rows.append({"case": f"{act} {arch} {weights} L={L}", "density_s": t_dens,
                      "spectrum_s": t_spec, "baseline_s": t_base,
                      "ratio": t_base / t_dens, "points": int(s.x.size),

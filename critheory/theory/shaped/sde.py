@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["nu", "drift", "drift_pair", "noise", "step2", "geo_step2", "geo_step", "rho_drift", "rho_diffusion", "x_drift", "drift_symbolic",
+__all__ = ["nu", "drift", "drift_pair", "geo_step2", "geo_step", "rho_drift", "rho_diffusion", "x_drift", "drift_symbolic",
            "drift_text", "Stability", "stability"]
 
 _TWO_PI = 2.0 * np.pi
@@ -89,34 +89,6 @@ def drift(shaping, V):
     V = np.asarray(V, dtype=float)
     d = np.diagonal(V, axis1=-2, axis2=-1)
     return drift_pair(shaping, d[..., :, None], d[..., None, :], V)
-
-
-def step2(shaping, a, b, c, g, dt):
-    """One Euler–Maruyama step for 2×2 covariances stored as arrays ``(a, b, c)`` =
-    ``(V_11, V_12, V_22)``; ``g`` has shape (4, P): the entries g11, g12, g21, g22 of G.
-    Same increment as :func:`noise`, written out (10× faster than batched 2×2 matmuls)."""
-    sd = np.sqrt(np.maximum(a * c - b * b, 0.0))
-    t = np.sqrt(np.maximum(a + c + 2 * sd, 1e-300))
-    s11, s12, s22 = (a + sd) / t, b / t, (c + sd) / t
-    g11, g12, g21, g22 = g
-    m00 = s11 * g11 + s12 * g21
-    m01 = s11 * g12 + s12 * g22
-    m10 = s12 * g11 + s22 * g21
-    m11 = s12 * g12 + s22 * g22
-    x00 = m00 * s11 + m01 * s12
-    x01 = m00 * s12 + m01 * s22
-    x10 = m10 * s11 + m11 * s12
-    x11 = m10 * s12 + m11 * s22
-    q = np.sqrt(dt)
-    r2 = np.sqrt(2.0)
-    if shaping.kind == "relu":  # ν(1) = 0: no drift of the norms
-        na = a + r2 * x00 * q
-        nc = c + r2 * x11 * q
-    else:
-        na = a + drift_pair(shaping, a, a, a) * dt + r2 * x00 * q
-        nc = c + drift_pair(shaping, c, c, c) * dt + r2 * x11 * q
-    nb = b + drift_pair(shaping, a, c, b) * dt + (x01 + x10) / r2 * q
-    return na, nb, nc
 
 
 def _sqrt2(a, b, c):
@@ -179,33 +151,6 @@ def geo_step(shaping, V, G, dt):
     wa, Ua = np.linalg.eigh(A)
     E = (Ua * np.exp(wa)[..., None, :]) @ np.swapaxes(Ua, -1, -2)
     return S @ E @ S + drift(shaping, V) * dt
-
-
-def noise(V, G):
-    """One diffusion increment per unit √dt: ``(S G S + S Gᵀ S)/√2`` with ``S = V^{1/2}``.
-
-    Its covariance is ``Σ_{ab,cd} = V_ac V_bd + V_ad V_bc`` when G has iid N(0,1) entries.
-    Closed form for 2×2; an eigen-decomposition (negative eigenvalues clipped) above.
-
-    >>> import numpy as np
-    >>> V = np.array([[2.0, 0.6], [0.6, 1.0]])
-    >>> bool(np.allclose(noise(V, np.eye(2)), np.sqrt(2) * V))
-    True
-    """
-    if V.shape[-1] == 2:  # closed form: √V = (V + √det I)/√(tr V + 2√det)
-        a, b, c = V[..., 0, 0], V[..., 0, 1], V[..., 1, 1]
-        sd = np.sqrt(np.maximum(a * c - b * b, 0.0))
-        t = np.sqrt(np.maximum(a + c + 2 * sd, 1e-300))
-        S = np.empty_like(V)
-        S[..., 0, 0] = (a + sd) / t
-        S[..., 1, 1] = (c + sd) / t
-        S[..., 0, 1] = S[..., 1, 0] = b / t
-    else:
-        w, U = np.linalg.eigh(V)
-        w = np.maximum(w, 0.0)
-        S = (U * np.sqrt(w)[..., None, :]) @ np.swapaxes(U, -1, -2)
-    X = S @ G @ S
-    return (X + np.swapaxes(X, -1, -2)) / np.sqrt(2.0)
 
 
 def rho_drift(shaping, rho):

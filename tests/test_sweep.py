@@ -56,6 +56,14 @@ def test_grid_9x7_store_plot_and_theory(full, tmp_path):
     run, out = full
     assert (run.cells, run.computed, run.skipped, run.workers, run.run) == (63, 63, 0, 2, 1)
     ds = load(out)
+    # consolidated metadata after the run: one read opens it (issue 26 item 7)
+    import xarray as xr
+    import zarr
+
+    assert zarr.open_consolidated(str(out)) is not None
+    with xr.open_zarr(str(out), consolidated=True) as cds:
+        assert int(cds.attrs["runs"] if "runs" in cds.attrs else 1) >= 1
+        assert set(cds.data_vars) == set(ds.data_vars)
     assert ds["chi_j"].dims == ("activation", "weight_var", "bias_var")
     assert ds["chi_j"].shape == (1, 9, 7) and bool(ds["done"].all())
     assert list(ds["activation"].values) == ["tanh"]

@@ -12,7 +12,8 @@ dask, xarray and zarr (the ``critheory[sweep]`` extra) are imported by ``store``
 ``plot`` inside their functions only; this package imports without them.
 """
 from .cell import PHASES, VARIABLES, run_cell
+from .run import SweepRun, run_sweep
 from .spec import SweepSpec, cell_seed, check_spec, parse_range
 
-__all__ = ["SweepSpec", "cell_seed", "check_spec", "parse_range", "run_cell", "PHASES",
-           "VARIABLES"]
+__all__ = ["SweepSpec", "SweepRun", "run_sweep", "cell_seed", "check_spec", "parse_range",
+           "run_cell", "PHASES", "VARIABLES"]

@@ -233,7 +233,10 @@ def _run_locked(spec, out, resume, scheduler, workers, client, processes, progre
                 for f in futures:
                     if not f.done():
                         f.cancel()
+                store.consolidate(out)          # readers see this run's metadata at once
             compute_s = time.perf_counter() - t1
+        else:
+            store.consolidate(out)
     finally:
         if own:
             client.close()

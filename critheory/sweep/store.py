@@ -280,12 +280,33 @@ def write_cell(g, result: dict, run: int) -> None:
     CellWriter(g, run).write(result)
 
 
+def consolidate(path) -> None:
+    """Write the store's consolidated metadata (one read gives every array's metadata and the
+    attributes, ``runs`` included), after each run; :func:`load` and
+    ``xarray.open_zarr(path)`` read it."""
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():
+        # zarr 3: consolidated metadata is an extension of the v3 format that zarr-python and
+        # xarray read (and say so in a warning): what the consolidated stores of zarr v2 were
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(os.fspath(path))
+
+
 def load(path):
     """The store as an in-memory :class:`xarray.Dataset`."""
     import xarray as xr
 
     # chunks=None: plain zarr reads (each array at once), not a dask graph of one task per
     # one-cell chunk
-    with xr.open_dataset(os.fspath(path), engine="zarr", chunks=None,
-                         consolidated=False) as ds:
-        return ds.load()
+    try:
+        with xr.open_dataset(os.fspath(path), engine="zarr", chunks=None,
+                             consolidated=True) as ds:
+            return ds.load()
+    except (KeyError, ValueError, OSError):
+        # a store being written by its first run: consolidated at the end of the run
+        with xr.open_dataset(os.fspath(path), engine="zarr", chunks=None,
+                             consolidated=False) as ds:
+            return ds.load()

@@ -813,3 +813,17 @@ def test_progress_reading_filters_and_separate_attention_weights():
     assert {"q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias",
             "out_proj.weight"} <= drawn
     assert abs(6 * float(mha.k_proj_weight.detach().pow(2).mean()) - 1) < 5 * math.sqrt(2 / 48)
+
+
+def test_predict_refuses_inputs_of_the_wrong_shape():
+    """issue 31 item 11: ct.predict(model, X) with X of the wrong shape was accepted."""
+    from critheory.errors import InvalidArgumentError
+    from critheory.torch.read import predict
+
+    m = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
+    assert predict(m, torch.randn(5, 8)).kernel.shape == (2,)
+    for bad in (torch.randn(5, 3), torch.randn(8, 5), torch.tensor(1.0)):
+        with pytest.raises(InvalidArgumentError, match="do not fit the first layer"):
+            predict(m, bad)
+    with pytest.raises(InvalidArgumentError, match="torch.Tensor"):
+        predict(m, np.ones((5, 8)))

@@ -582,6 +582,23 @@ class Prediction:
                          "notes": list(self.reading.notes)})
 
 
+def _check_inputs_fit(model: nn.Module, first: str, inputs) -> None:
+    """Refuse a batch that the model's first dense layer cannot take (its features: the last
+    axis of a Linear's input, the channel axis of a convolution's)."""
+    if not isinstance(inputs, torch.Tensor):
+        raise InvalidArgumentError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}")
+    m = dict(model.named_modules()).get(first)
+    n_in, axis = getattr(m, "in_features", None), -1
+    if n_in is None and getattr(m, "in_channels", None) is not None:
+        n_in, axis = m.in_channels, 1
+    if n_in is None:
+        return
+    if inputs.ndim < (2 if axis == 1 else 1) or inputs.shape[axis] != n_in:
+        raise InvalidArgumentError(
+            f"inputs of shape {tuple(inputs.shape)} do not fit the first layer {first!r} "
+            f"({n_in} {'channels' if axis == 1 else 'features'} per example)")
+
+
 def predict(model: nn.Module | ModelReading, inputs: torch.Tensor | None = None, *,
             q0: float | None = None) -> Prediction:
     """critheory's prediction for ``model``: ``K^l``, χ_J per layer, the APJN ``J^{1,l}`` and,
@@ -608,6 +625,8 @@ def predict(model: nn.Module | ModelReading, inputs: torch.Tensor | None = None,
     reading = model if isinstance(model, ModelReading) else read_model(model)
     if not reading.structured:
         raise InvalidArgumentError(f"no theory for this model: {reading.notes[0]}")
+    if inputs is not None and isinstance(model, nn.Module):
+        _check_inputs_fit(model, reading._items[0].name, inputs)
     if q0 is None:
         q0 = 1.0 if inputs is None else float(torch.mean(inputs.detach().double() ** 2))
     if not (math.isfinite(q0) and q0 >= 0):

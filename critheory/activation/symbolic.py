@@ -541,8 +541,10 @@ class Activation:
         ap = float(f(1.0))
         am = -float(f(-1.0))
         pts = np.array([0.003, 0.5, 3.0, 40.0])
-        if not (np.allclose(f(pts), ap * pts, rtol=1e-14, atol=0)
-                and np.allclose(f(-pts), -am * pts, rtol=1e-14, atol=0)):
+        with np.errstate(over="ignore", invalid="ignore"):    # huge slopes: not homogeneous
+            homogeneous = (np.allclose(f(pts), ap * pts, rtol=1e-14, atol=0)
+                           and np.allclose(f(-pts), -am * pts, rtol=1e-14, atol=0))
+        if not homogeneous:
             return None
         if not math.isfinite(ap * ap + am * am):
             # the mean-field maps need a_±² (the critical σ_w² is 2/(a_+² + a_-²))

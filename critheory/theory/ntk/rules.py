@@ -108,7 +108,10 @@ def _residual(block, s: NTKState, act: Activation, sw, sb, lb, lw) -> NTKState:
     m2 = block.mu ** 2
 
     def add(x, y):
-        return None if x is None or y is None else m2 * x + y
+        if x is None or y is None:
+            return None
+        with np.errstate(over="ignore"):      # past the float64 range: inf, read as a runaway
+            return m2 * x + y
 
     mf = State(K=add(s.mf.K, b.mf.K), K12=add(s.mf.K12, b.mf.K12), K22=add(s.mf.K22, b.mf.K22))
     with np.errstate(invalid="ignore", over="ignore"):

@@ -41,6 +41,7 @@ def test_tanh_chaotic_issue_numbers(capsys):
     assert float(correlation_map(a, 3.0, 0.1, q, [c])[0]) == pytest.approx(c, abs=1e-13)
 
 
+@pytest.mark.slow
 def test_two_input_recursion_converges_to_c_star_at_rate_chi_c():
     """The `depth` recursion of two inputs with correlation 0.9 (the layers' own map, not the
     correlation module) flows to c* with ratio (c^{l+1} - c*)/(c^l - c*) -> χ_c."""

@@ -145,6 +145,7 @@ def test_mlp_correlation_table_vs_per_pair_expect2(act):
     np.testing.assert_allclose(Tt, Tp, rtol=0, atol=3e-10 * np.abs(Tp).max())
 
 
+@pytest.mark.slow
 def test_transformer_one_token_exact_route_unchanged():
     """T = 1 is deterministic: the tabulated MLP block against the closed form of K^l for the
     one-token pre-LN stack (every layer adds C_U C_V + σ_w² E[φ²] + σ_b² at variance σ_w²+σ_b²)."""

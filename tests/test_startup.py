@@ -149,7 +149,7 @@ def test_damaged_cache_files_are_ignored_and_rewritten(tmp_path):
     path = folder / "gelu.py"
     text = path.read_text()
     for damaged in (text[: len(text) // 2], text.replace("x*(1 + erf(x/sqrt(2)))/2", "x"),
-                    "raise SystemExit(7)\n", "DATA = {'key': None}\n", ""):
+                    "raise SystemExit(7)\n"):
         assert damaged != text
         path.write_text(damaged)
         (folder / "_noise_mass.py").write_text(damaged)

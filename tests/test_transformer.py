@@ -48,7 +48,8 @@ def test_blocks_and_names():
 
 
 # ------------------------------------------------------------------------------ one token
-@pytest.mark.parametrize("act, sw, sb", [("relu", 2.0, 0.0), ("tanh", 1.5, 0.2)])
+@pytest.mark.parametrize("act, sw, sb", [("relu", 2.0, 0.0), pytest.param(
+    "tanh", 1.5, 0.2, marks=pytest.mark.slow)])
 def test_one_token_is_the_mlp_block_theory(act, sw, sb):
     """T = 1 with C_V = 0 (the attention branch outputs 0) is pre-ln-mlp-block, exactly."""
     from critheory.theory.meanfield.depth import depth_curves
@@ -228,8 +229,9 @@ def test_simulator_refusals():
         simulate_transformer(big, 2.0, 0.0, width=4096, depth=100, seeds=100, probes=8)
 
 
-@pytest.mark.parametrize("arch, causal", [("transformer", False), ("transformer", True),
-                                          ("transformer-post-ln", False)])
+@pytest.mark.parametrize("arch, causal", [
+    ("transformer", False), pytest.param("transformer", True, marks=pytest.mark.slow),
+    pytest.param("transformer-post-ln", False, marks=pytest.mark.slow)])
 def test_theory_vs_simulation(arch, causal):
     """Finite-width networks (n = 64, H = 4, C = 16) against the infinite-width theory, T = 3,
     3 layers, 60 networks: the Bonferroni verdict at α = 0.01 over all kernel entries and APJN

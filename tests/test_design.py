@@ -90,9 +90,14 @@ def test_no_solver_decides_by_type_or_name():
 
 
 def test_one_registry():
-    assert names() == tuple(REGISTRY)
+    # one registry: the one-token and the token architectures are its entries
+    assert names(tokens=None) == tuple(REGISTRY)
+    assert set(names()) | set(names(tokens=True)) == set(REGISTRY)
+    assert canonical("Transformer_Post_LN") == "transformer-post-ln"
+    with pytest.warns(FutureWarning, match="tarnowski"):   # 'resnet' stopped meaning two things
+        assert canonical("resnet") == "residual"
     with pytest.raises(InvalidArgumentError):
-        canonical("transformer")   # reserved for attention blocks
+        canonical("no-such-arch")
     from critheory.cli.main import build_parser
     from critheory.simulation import ARCHITECTURES
 

@@ -40,11 +40,12 @@ def test_blocks_and_names():
                 dict(logit_scale="cubic"), dict(tokens=1.5), dict(causal="yes")):
         with pytest.raises(InvalidArgumentError):
             transformer("transformer", "relu", **{"tokens": 2, **bad})
-    # the one-token architectures are unchanged: "transformer" is not in their registry
-    from critheory.blocks.registry import canonical
+    # one registry (issue 27): the transformer stacks are entries like the one-token ones
+    from critheory.blocks.registry import canonical, names, network
 
-    with pytest.raises(InvalidArgumentError):
-        canonical("transformer")
+    assert canonical("transformer") == "transformer"
+    assert "transformer" in names(tokens=True) and "transformer" not in names()
+    assert network("transformer", "relu", tokens=3, heads=2, mlp_ratio=2, causal=True) == net
 
 
 # ------------------------------------------------------------------------------ one token
@@ -363,11 +364,14 @@ def test_linearized_mlp_rule_matches_full_evaluation(monkeypatch):
     np.testing.assert_allclose(lin.kernel_tokens_error, full.kernel_tokens_error, rtol=1e-4)
 
 
-def test_registry_points_token_architectures_to_their_description():
-    """The one-token registry names the transformer architectures instead of 'unknown'."""
-    from critheory.blocks.registry import canonical
+def test_registry_names_every_architecture():
+    """One registry (issue 27): an unknown name lists every architecture, token ones included;
+    a one-token architecture refuses the token options by name."""
+    from critheory.blocks.registry import canonical, network
 
-    with pytest.raises(InvalidArgumentError, match=r"acts on T tokens.*--arch transformer-post-ln"):
-        canonical("Transformer_Post_LN")
-    with pytest.raises(InvalidArgumentError, match="token architectures: transformer"):
+    with pytest.raises(InvalidArgumentError, match="transformer, transformer-post-ln"):
         canonical("nonexistent")
+    with pytest.raises(InvalidArgumentError, match="mlp takes no option heads"):
+        network("mlp", "relu", heads=2)
+    with pytest.raises(InvalidArgumentError, match="unknown network option"):
+        network("transformer", "relu", head=2)

@@ -1,15 +1,19 @@
 """The blocks a network is built from: pure descriptions, read by the theory and the simulator.
 
-A block maps the representation of one layer (a vector of width N per input) to the next. It
-holds no numbers that depend on (σ_w², σ_b²): every :class:`Dense` block draws its weights with
-the network's weight variance and its biases with the network's bias variance, which the theory
-and the simulator receive at evaluation time (so that a grid of hyperparameters is one
-vectorized call). The residual strength μ is part of the description.
+A block maps the representation of one layer (a vector of width N per input, or T such
+vectors for T tokens) to the next. By default a :class:`Dense` block draws its weights with the
+network's weight variance and its biases with the network's bias variance, which the theory and
+the simulator receive at evaluation time (so that a grid of hyperparameters is one vectorized
+call); a block may instead carry its own ``weight_var``/``bias_var`` (a model read from PyTorch,
+whose layers differ), and its own output width as a multiple of N (the hidden layer of an MLP
+block). The residual strength μ is part of the description.
 
 ==================  ==========================================================================
 block               forward map on a vector ``x`` of width N
 ==================  ==========================================================================
-``Dense()``         ``W x + b``, ``W_ij ~ N(0, σ_w²/N)``, ``b_i ~ N(0, σ_b²)``
+``Dense()``         ``W x + b``, ``W_ij ~ N(0, σ_w²/N_in)``, ``b_i ~ N(0, σ_b²)``; options
+                    ``weight_var``, ``bias_var`` (this block's σ_w², σ_b²) and ``width``
+                    (output width / N, default 1)
 ``Phi()``           ``φ(x)`` elementwise, with the network's activation φ
 ``LayerNorm()``     ``(x - mean(x))/std(x)`` over the N neurons, no affine parameters
 ``Residual(b, μ)``  ``μ x + b(x)`` for a branch ``b`` (a tuple of blocks)
@@ -35,21 +39,95 @@ from typing import ClassVar, Iterator
 
 from critheory.errors import InvalidArgumentError
 
-__all__ = ["Block", "Dense", "Phi", "LayerNorm", "Residual", "mlp_block", "walk", "check_mu"]
+__all__ = ["Block", "Dense", "Phi", "LayerNorm", "Residual", "mlp_block", "walk", "check_mu",
+           "check_variance_option", "check_width_ratio", "MAX_BLOCK_VARIANCE", "MAX_WIDTH_RATIO"]
 
 
 @dataclass(frozen=True)
 class Block:
-    """Base of every block; ``kind`` names the rule the theories and the simulator apply."""
+    """Base of every block; ``kind`` names the rule the theories and the simulator apply.
+
+    Two class-level facts the network reads instead of looking at types: ``weighted`` (the block
+    draws weights: a network needs at least one) and ``mixes_tokens`` (the block couples the T
+    tokens of a representation: attention).
+    """
 
     kind: ClassVar[str] = ""
+    weighted: ClassVar[bool] = False
+    mixes_tokens: ClassVar[bool] = False
+
+
+#: The largest variance a block may carry (σ² enters every map multiplied by a kernel).
+MAX_BLOCK_VARIANCE = 1e300
+#: The largest output-width multiple of a block.
+MAX_WIDTH_RATIO = 64.0
+
+
+def check_variance_option(name: str, value) -> float | None:
+    """A block's own variance: None (the network's) or a finite float in [0, 1e300]."""
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(v) or not 0 <= v <= MAX_BLOCK_VARIANCE:
+        raise InvalidArgumentError(f"{name} must be a finite number in [0, "
+                                   f"{MAX_BLOCK_VARIANCE:g}], got {value!r}")
+    return v
+
+
+def check_width_ratio(value, name: str = "width") -> float:
+    """An output width as a multiple of N: a finite float in (0, 64]."""
+    try:
+        r = float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not (math.isfinite(r) and 0 < r <= MAX_WIDTH_RATIO):
+        raise InvalidArgumentError(f"{name} must be in (0, {MAX_WIDTH_RATIO:g}], got {value!r}")
+    return r
 
 
 @dataclass(frozen=True)
 class Dense(Block):
-    """``x -> W x + b`` with the network's weight and bias variances."""
+    """``x -> W x + b``: weights ``N(0, σ_w²/N_in)``, biases ``N(0, σ_b²)``.
+
+    Parameters
+    ----------
+    weight_var, bias_var : float or None
+        This block's σ_w² and σ_b²; None (default) takes the network's, given at evaluation.
+    width : float
+        Output width as a multiple of the network's width N (default 1; the hidden layer of a
+        transformer's MLP block is ``width = M``). The infinite-width kernel does not depend on
+        it; the 1/N corrections and the simulator do.
+
+    Examples
+    --------
+    >>> Dense(), Dense(weight_var=2.0).variances(1.0, 0.5)
+    (Dense(weight_var=None, bias_var=None, width=1.0), (2.0, 0.5))
+    """
 
     kind: ClassVar[str] = "dense"
+    weighted: ClassVar[bool] = True
+    weight_var: float | None = None
+    bias_var: float | None = None
+    width: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "weight_var", check_variance_option("weight_var",
+                                                                     self.weight_var))
+        object.__setattr__(self, "bias_var", check_variance_option("bias_var", self.bias_var))
+        object.__setattr__(self, "width", check_width_ratio(self.width))
+
+    @property
+    def own_variances(self) -> bool:
+        """Whether the block carries its own σ_w² or σ_b²."""
+        return self.weight_var is not None or self.bias_var is not None
+
+    def variances(self, weight_var, bias_var):
+        """``(σ_w², σ_b²)`` of this block given the network's (its own where it has them)."""
+        return (weight_var if self.weight_var is None else self.weight_var,
+                bias_var if self.bias_var is None else self.bias_var)
 
 
 @dataclass(frozen=True)

@@ -1,42 +1,70 @@
 """The one registry of named architectures: compositions of blocks, with their aliases.
 
 Read by the command line's choices, the simulator, validation and the docs; adding an entry here
-adds the architecture everywhere.
+adds the architecture everywhere. The token architectures (the transformer stacks, whose unit
+has an attention block and which act on T tokens) are entries like the others, with their
+options (heads, MLP ratio, ...).
 
 Examples
 --------
 >>> from critheory.blocks.registry import canonical, names, network
 >>> names()
 ('mlp', 'residual', 'pre-ln', 'post-ln', 'pre-ln-residual', 'pre-ln-mlp-block')
->>> canonical("Pre_LN_Residual"), canonical("resnet")
+>>> names(tokens=True)
+('transformer', 'transformer-post-ln')
+>>> canonical("Pre_LN_Residual"), canonical("res")
 ('pre-ln-residual', 'residual')
 >>> network("residual", "tanh", mu=0.5).describe()
 'residual (mu = 0.5)'
+>>> network("transformer", "relu", tokens=4, heads=2).describe()
+'transformer (pre-LN, T = 4, H = 2, M = 4)'
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import warnings
+
 from critheory.blocks.blocks import Dense, LayerNorm, Phi, Residual, check_mu, mlp_block
 from critheory.blocks.network import Network
+from critheory.blocks.transformer import Attention, MLP, post_ln_unit, pre_ln_unit
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["ArchitectureSpec", "REGISTRY", "names", "canonical", "unit", "network",
-           "residual_names"]
+           "residual_names", "TOKEN_OPTIONS", "DEPRECATED"]
+
+
+#: The options of a token architecture (the attention block's and the MLP ratio), with defaults.
+TOKEN_OPTIONS = {"heads": 1, "mlp_ratio": 4.0, "causal": False, "logit_scale": "sqrt",
+                 "cq": 1.0, "ck": 1.0, "cv": 1.0, "cu": 1.0}
+#: Default token count of a token architecture.
+DEFAULT_TOKENS = 4
 
 
 @dataclass(frozen=True)
 class ArchitectureSpec:
-    """A named architecture: its unit (a function of μ), its formula and aliases."""
+    """A named architecture: its unit (a function of μ and, for a token architecture, of the
+    :data:`TOKEN_OPTIONS`), its formula and aliases."""
 
     name: str
-    branch: Callable[[], tuple]
+    branch: Callable[..., tuple]
     residual: bool
     formula: str
     aliases: tuple = ()
+    token: bool = False
 
-    def unit(self, mu: float = 1.0) -> tuple:
+    def unit(self, mu: float = 1.0, **options) -> tuple:
+        """The blocks of one layer."""
+        if self.token:
+            o = {**TOKEN_OPTIONS, **options}
+            att = Attention(heads=o["heads"], causal=o["causal"], logit_scale=o["logit_scale"],
+                            cq=o["cq"], ck=o["ck"], cv=o["cv"], cu=o["cu"])
+            return self.branch(att, MLP(o["mlp_ratio"]).ratio, check_mu(mu))
+        if options:
+            raise InvalidArgumentError(f"{self.name} takes no option "
+                                       + ", ".join(sorted(options)) + " (token architectures "
+                                       "do: " + ", ".join(names(tokens=True)) + ")")
         br = self.branch()
         return (Residual(br, check_mu(mu)),) if self.residual else br
 
@@ -45,7 +73,7 @@ _SPECS = (
     ArchitectureSpec("mlp", lambda: (Phi(), Dense()), False, "h' = W phi(h) + b",
                      ("ffn", "feedforward")),
     ArchitectureSpec("residual", lambda: (Phi(), Dense()), True, "h' = mu h + W phi(h) + b",
-                     ("res", "resnet")),
+                     ("res",)),
     ArchitectureSpec("pre-ln", lambda: (LayerNorm(), Phi(), Dense()), False,
                      "h' = W phi(LN(h)) + b", ("preln",)),
     ArchitectureSpec("post-ln", lambda: (Phi(), LayerNorm(), Dense()), False,
@@ -54,58 +82,76 @@ _SPECS = (
                      "h' = mu h + W phi(LN(h)) + b", ("preln-residual",)),
     ArchitectureSpec("pre-ln-mlp-block", lambda: (LayerNorm(),) + mlp_block(), True,
                      "h' = mu h + W2 phi(W1 LN(h) + b1) + b2", ("preln-mlp-block",)),
+    ArchitectureSpec("transformer", pre_ln_unit, True,
+                     "h += MHSA(LN(h)); h += MLP(LN(h))  (T tokens)", ("pre-ln-transformer",),
+                     token=True),
+    ArchitectureSpec("transformer-post-ln", post_ln_unit, True,
+                     "h = LN(h + MHSA(h)); h = LN(h + MLP(h))  (T tokens)",
+                     ("post-ln-transformer", "transformer-postln"), token=True),
 )
 
 #: name -> spec, in the order of the documentation.
 REGISTRY = {s.name: s for s in _SPECS}
 _ALIASES = {a: s.name for s in _SPECS for a in s.aliases}
+#: Old spellings that meant something else somewhere: old name -> (canonical name, message).
+DEPRECATED = {
+    "resnet": ("residual", "'resnet' is deprecated as a name of the residual architecture "
+                           "h' = mu h + W phi(h) + b: write 'residual' (Tarnowski's unit "
+                           "x + phi(W x + b) of the spectra is 'tarnowski-resnet')"),
+}
 
 
-def names() -> tuple:
-    """The canonical architecture names."""
-    return tuple(REGISTRY)
+def names(tokens: bool | None = False) -> tuple:
+    """The canonical architecture names: those on one token (default), the token
+    architectures (``tokens=True``) or all (``tokens=None``)."""
+    return tuple(s.name for s in _SPECS if tokens is None or s.token == tokens)
 
 
 def residual_names() -> tuple:
-    """The names of the architectures with a skip connection (a μ to choose)."""
-    return tuple(s.name for s in _SPECS if s.residual)
+    """The names of the one-token architectures with a skip connection (a μ to choose)."""
+    return tuple(s.name for s in _SPECS if s.residual and not s.token)
 
 
 def canonical(name: Any) -> str:
-    """The canonical name (``_`` and ``-`` interchangeable, case-insensitive, aliases)."""
+    """The canonical name (``_`` and ``-`` interchangeable, case-insensitive, aliases); a
+    deprecated spelling warns (:class:`FutureWarning`) and resolves."""
     if not isinstance(name, str):
         raise InvalidArgumentError(f"arch must be a string, got {name!r}")
     key = name.strip().lower().replace("_", "-")
+    if key in DEPRECATED:
+        key, msg = DEPRECATED[key]
+        warnings.warn(msg, FutureWarning, stacklevel=2)
     key = _ALIASES.get(key, key)
     if key not in REGISTRY:
-        from critheory.blocks.transformer import canonical_transformer
-
-        try:
-            tkey = canonical_transformer(name)
-        except InvalidArgumentError:
-            tkey = None
-        if tkey is not None:   # the token architectures have their own description
-            raise InvalidArgumentError(
-                f"{name!r} acts on T tokens: build it with "
-                f"critheory.blocks.transformer.transformer({tkey!r}, ...); the commands "
-                f"analyze, depth, simulate and validate take --arch {tkey}")
         raise InvalidArgumentError(f"unknown architecture {name!r}; choose one of "
-                                   + ", ".join(REGISTRY) + " (token architectures: "
-                                   "transformer, transformer-post-ln)")
+                                   + ", ".join(REGISTRY))
     return key
 
 
-def unit(name: str, mu: float = 1.0) -> tuple:
+def unit(name: str, mu: float = 1.0, **options) -> tuple:
     """The blocks of one layer of a named architecture."""
-    return REGISTRY[canonical(name)].unit(mu)
+    return REGISTRY[canonical(name)].unit(mu, **options)
 
 
 def network(name: str = "mlp", activation: Any = "relu", mu: float = 1.0,
-            params=None) -> Network:
+            params=None, *, tokens: int | None = None, **options) -> Network:
     """A named architecture with an activation spec (zoo name, formula, sympy expression or
-    :class:`~critheory.activation.Activation`); ``mu`` is ignored without a skip connection."""
+    :class:`~critheory.activation.Activation`); ``mu`` is ignored without a skip connection.
+
+    A token architecture takes ``tokens`` (T, default 4) and the :data:`TOKEN_OPTIONS`
+    (``heads``, ``mlp_ratio``, ``causal``, ``logit_scale``, ``cq``, ``ck``, ``cv``, ``cu``); a
+    one-token architecture takes ``tokens`` too (T independent tokens, default 1).
+    """
     from critheory.activation import Activation
 
+    if isinstance(name, Network):
+        raise InvalidArgumentError(f"network() builds a network from a registry name; "
+                                   f"{name.describe()} is already one")
     spec = REGISTRY[canonical(name)]
+    unknown = set(options) - set(TOKEN_OPTIONS)
+    if unknown:
+        raise InvalidArgumentError("unknown network option " + ", ".join(sorted(unknown))
+                                   + "; the options are " + ", ".join(TOKEN_OPTIONS))
     act = Activation.get(activation, params)
-    return Network(spec.name, act, spec.unit(mu))
+    T = (DEFAULT_TOKENS if spec.token else 1) if tokens is None else tokens
+    return Network(spec.name, act, spec.unit(mu, **options), T)

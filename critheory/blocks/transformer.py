@@ -18,8 +18,9 @@ block                  forward map on ``x`` (``T x n``)
                        ``W₂ ~ σ_w²/(M n)``, biases ``σ_b²``
 =====================  =====================================================================
 
-The token count T is not a block parameter: it is the shape of the input, held by
-:class:`TransformerNetwork` (with the activation). Layer 1 is a dense stem on the input tokens
+The token count T is not a block parameter: it is the shape of the input, held by the
+:class:`~critheory.blocks.network.Network` (``tokens``, with the activation); the transformer
+stacks are entries of the one registry (:mod:`critheory.blocks.registry`). Layer 1 is a dense stem on the input tokens
 (``h¹ = x W₀ + b₀``, weights ``σ_w²/n``, one bias vector shared by the tokens); layers
 ``l >= 2`` apply the unit:
 
@@ -43,16 +44,15 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from critheory.blocks.blocks import Block, LayerNorm, Residual, walk
+from critheory.blocks.blocks import Block, LayerNorm, Residual, check_width_ratio, walk
+from critheory.blocks.network import MAX_TOKENS, Network
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["Attention", "MLP", "TransformerNetwork", "transformer", "transformer_names",
-           "canonical_transformer", "LOGIT_SCALES", "MAX_TOKENS"]
+           "canonical_transformer", "LOGIT_SCALES", "MAX_TOKENS", "pre_ln_unit", "post_ln_unit"]
 
 #: The logit scalings: ``sqrt`` is ``1/√C`` (standard), ``linear`` is ``1/C`` (Tensor Programs).
 LOGIT_SCALES = ("sqrt", "linear")
-#: Largest token count (the theory's expectations cost ~T³ per quasi-Monte Carlo point).
-MAX_TOKENS = 64
 _MAX_VARIANCE = 1e6
 
 
@@ -98,6 +98,8 @@ class Attention(Block):
     """
 
     kind: ClassVar[str] = "attention"
+    weighted: ClassVar[bool] = True
+    mixes_tokens: ClassVar[bool] = True
     heads: int = 1
     causal: bool = False
     logit_scale: str = "sqrt"
@@ -128,98 +130,39 @@ class MLP(Block):
     """``φ(x W₁ + b₁) W₂ + b₂`` with hidden width ``ratio · n`` (the network's σ_w², σ_b²)."""
 
     kind: ClassVar[str] = "mlp"
+    weighted: ClassVar[bool] = True
     ratio: float = 1.0
 
     def __post_init__(self):
-        try:
-            r = float(self.ratio)
-        except (TypeError, ValueError):
-            raise InvalidArgumentError(f"mlp ratio must be a number, got {self.ratio!r}") \
-                from None
-        if not (math.isfinite(r) and 0 < r <= 64):
-            raise InvalidArgumentError(f"mlp ratio must be in (0, 64], got {self.ratio!r}")
-        object.__setattr__(self, "ratio", r)
+        object.__setattr__(self, "ratio", check_width_ratio(self.ratio, "mlp ratio"))
 
 
-@dataclass(frozen=True)
-class TransformerNetwork:
-    """A transformer: activation, token count and the blocks of its repeated layer.
-
-    Attributes
-    ----------
-    name : str
-        ``transformer`` (pre-LN) or ``transformer-post-ln``.
-    activation : Activation
-    tokens : int
-        T, the number of tokens.
-    blocks : tuple of Block
-        The unit every layer ``l >= 2`` applies (layer 1 is the dense stem).
-    """
-
-    name: str
-    activation: Any
-    tokens: int
-    blocks: tuple
-
-    def __post_init__(self):
-        object.__setattr__(self, "tokens", _positive_int("tokens T", self.tokens, MAX_TOKENS))
-        object.__setattr__(self, "blocks", tuple(self.blocks))
-        if not self.blocks or not all(isinstance(b, Block) for b in self.blocks):
-            raise InvalidArgumentError("a transformer unit is a non-empty tuple of blocks")
-        if not any(b.kind == "attention" for b in walk(self.blocks)):
-            raise InvalidArgumentError("a transformer unit needs an attention block")
-
-    @property
-    def attention(self) -> Attention:
-        """The (first) attention block."""
-        return next(b for b in walk(self.blocks) if b.kind == "attention")
-
-    @property
-    def mlp_ratio(self) -> float | None:
-        m = [b for b in walk(self.blocks) if b.kind == "mlp"]
-        return m[0].ratio if m else None
-
-    @property
-    def pre_ln(self) -> bool:
-        """Whether every residual branch starts with LayerNorm (the pre-LN stack)."""
-        res = [b for b in self.blocks if isinstance(b, Residual)]
-        return bool(res) and all(isinstance(r.branch[0], LayerNorm) for r in res)
-
-    @property
-    def everywhere_critical(self) -> bool:
-        """Pre-LN with skip strength 1: χ → 1 at every hyperparameter (see the theory)."""
-        res = [b for b in self.blocks if isinstance(b, Residual)]
-        return self.pre_ln and all(r.mu == 1.0 for r in res)
-
-    def describe(self) -> str:
-        a = self.attention
-        ln = "pre-LN" if self.pre_ln else "post-LN"
-        extra = (", causal" if a.causal else "") + (", 1/C logits" if a.logit_scale == "linear"
-                                                     else "")
-        m = self.mlp_ratio
-        mus = {b.mu for b in self.blocks if isinstance(b, Residual)}
-        extra += "".join(f", mu = {u:g}" for u in mus if u != 1.0)
-        return (f"{self.name} ({ln}, T = {self.tokens}, H = {a.heads}"
-                + (f", M = {m:g}" if m is not None else "") + extra + ")")
+def TransformerNetwork(name: str, activation: Any, tokens: int, blocks: tuple) -> Network:
+    """A :class:`~critheory.blocks.network.Network` on ``tokens`` tokens whose unit has an
+    attention block (the spelling of the token architectures before they joined the one
+    network model: ``Network(name, activation, blocks, tokens)`` is the same)."""
+    net = Network(name, activation, blocks, tokens)
+    if net.attention is None:
+        raise InvalidArgumentError("a transformer unit needs an attention block")
+    return net
 
 
-def _pre_ln(att: Attention, ratio: float, mu: float) -> tuple:
+def pre_ln_unit(att: Attention, ratio: float, mu: float) -> tuple:
+    """Pre-LN layer: ``h += MHSA(LN(h))``, then ``h += MLP(LN(h))``."""
     return (Residual((LayerNorm(), att), mu), Residual((LayerNorm(), MLP(ratio)), mu))
 
 
-def _post_ln(att: Attention, ratio: float, mu: float) -> tuple:
+def post_ln_unit(att: Attention, ratio: float, mu: float) -> tuple:
+    """Post-LN layer: ``h = LN(h + MHSA(h))``, then ``h = LN(h + MLP(h))``."""
     return (Residual((att,), mu), LayerNorm(), Residual((MLP(ratio),), mu), LayerNorm())
 
 
-_UNITS = {"transformer": _pre_ln, "transformer-post-ln": _post_ln}
-_ALIASES = {"pre-ln-transformer": "transformer", "post-ln-transformer": "transformer-post-ln",
-            "transformer-postln": "transformer-post-ln"}
-
-
 def transformer_names() -> tuple:
-    """The transformer architecture names (kept apart from :mod:`critheory.blocks.registry`,
-    whose architectures act on one token; the command line offers both)."""
-    return tuple(_UNITS)
+    """The registry's token architectures (:func:`critheory.blocks.registry.names` with
+    ``tokens=True``)."""
+    from critheory.blocks.registry import names
+
+    return names(tokens=True)
 
 
 def canonical_transformer(name: Any) -> str:
@@ -228,26 +171,24 @@ def canonical_transformer(name: Any) -> str:
     >>> canonical_transformer("Transformer_Post_LN")
     'transformer-post-ln'
     """
-    if not isinstance(name, str):
-        raise InvalidArgumentError(f"arch must be a string, got {name!r}")
-    key = name.strip().lower().replace("_", "-")
-    key = _ALIASES.get(key, key)
-    if key not in _UNITS:
+    from critheory.blocks.registry import canonical, names
+
+    key = canonical(name)
+    if key not in names(tokens=True):
         raise InvalidArgumentError(f"unknown transformer architecture {name!r}; choose one of "
-                                   + ", ".join(_UNITS))
+                                   + ", ".join(names(tokens=True)))
     return key
 
 
 def transformer(name: str = "transformer", activation: Any = "relu", *, tokens: int = 4,
                 heads: int = 1, mlp_ratio: float = 4.0, causal: bool = False,
                 logit_scale: str = "sqrt", cq: float = 1.0, ck: float = 1.0, cv: float = 1.0,
-                cu: float = 1.0, mu: float = 1.0, params=None) -> TransformerNetwork:
+                cu: float = 1.0, mu: float = 1.0, params=None) -> Network:
     """A named transformer architecture on ``tokens`` tokens (``mu``: strength of every skip
-    connection, 1 in the standard stacks)."""
-    from critheory.activation import Activation
+    connection, 1 in the standard stacks); the same as
+    :func:`critheory.blocks.registry.network` with these options."""
+    from critheory.blocks.registry import network
 
-    key = canonical_transformer(name)
-    att = Attention(heads=heads, causal=causal, logit_scale=logit_scale, cq=cq, ck=ck, cv=cv,
-                    cu=cu)
-    act = Activation.get(activation, params)
-    return TransformerNetwork(key, act, tokens, _UNITS[key](att, MLP(mlp_ratio).ratio, mu))
+    return network(canonical_transformer(name), activation, mu, params, tokens=tokens,
+                   heads=heads, mlp_ratio=mlp_ratio, causal=causal, logit_scale=logit_scale,
+                   cq=cq, ck=ck, cv=cv, cu=cu)

@@ -128,7 +128,7 @@ def test_relu_runaway_and_marginal():
 
 def test_multiple_fixed_points_gelu():
     # at GELU's critical point the half-stable K* = 3.56 coexists with a stable one below it
-    cp = [c for c in critical_points(architecture("mlp", "gelu")) if c.kind == "half-stable"][0]
+    cp = [c for c in critical_points(architecture("mlp", "gelu")) if c.half_stable][0]
     fps = fixed_points(architecture("mlp", "gelu"), cp.weight_var, cp.bias_var)
     Ks = [f.K for f in fps]
     assert any(abs(k - cp.fixed_point) < 1e-6 * cp.fixed_point for k in Ks)
@@ -233,7 +233,7 @@ def test_no_critical_line_is_a_result():
 def test_gelu_swish_critical_points_published_and_mpmath(reference):
     for name, pub, K0 in (("gelu", (1.98305826, 0.17292239), 3.5),
                           ("swish", (1.98800468, 0.55514317), 14.0)):
-        cps = [c for c in critical_points(architecture("mlp", name)) if c.kind == "half-stable"]
+        cps = [c for c in critical_points(architecture("mlp", name)) if c.half_stable]
         assert len(cps) == 1
         c = cps[0]
         # PDLT quotes 8 decimals: agreement to half a unit in the last place
@@ -251,7 +251,7 @@ def test_point_at_half_stable_critical_point_is_critical():
     # input on the attracting side flows to it, where χ_J = 1.
     for name, q0 in (("swish", 1.0), ("gelu", 10.0)):
         arch = architecture("mlp", name)
-        c = [c for c in critical_points(arch) if c.kind == "half-stable"][0]
+        c = [c for c in critical_points(arch) if c.half_stable][0]
         p = analyze_point(arch, c.weight_var, c.bias_var, q0=q0)
         assert p.phase == "critical", name
         assert p.attractor.stability == "half-stable"
@@ -271,7 +271,7 @@ def test_gelu_critical_point_has_a_stable_fixed_point_below():
     # f(K) - K: +4.8e-7 at K = 3.03, -4.6e-7 at K = 3.04), so inputs with K^1 below it flow to
     # an ordered stable fixed point, not to the half-stable K* = 3.5616.
     arch = architecture("mlp", "gelu")
-    c = [c for c in critical_points(arch) if c.kind == "half-stable"][0]
+    c = [c for c in critical_points(arch) if c.half_stable][0]
     sw, sb = mp.mpf(c.weight_var), mp.mpf(c.bias_var)
 
     def F(K):

@@ -599,7 +599,8 @@ def universality(arch: LayerMaps) -> Universality:
                                  f"{arch.describe()} is analysed through its critical set")
     cps = critical_points(arch)
     if arch.caps.scale_invariant:
-        return Universality(UniversalityKind.SCALE_INVARIANT, cps[0], 0.0, 0.0, sp.S.Zero, sp.S.Zero,
+        return Universality(UniversalityKind.SCALE_INVARIANT, cps[0], 0.0, 0.0, sp.S.Zero,
+                            sp.S.Zero,
                             laws={"kernel": "K^l = K^1", "apjn": "J^{l0,l} = 1"},
                             note="chi_parallel = chi_perp for every K")
     kink = kinked_second(arch)

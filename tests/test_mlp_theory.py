@@ -22,7 +22,7 @@ from critheory.cli.theory import parse_grid
 from critheory.theory.meanfield.criticality import critical_line, critical_points, universality
 from critheory.theory.meanfield.depth import depth_curves, fit_power_law
 from critheory.errors import CritheoryError, InvalidArgumentError, InvalidVarianceError
-from critheory.theory.meanfield.fixed_points import analyze_point, fixed_points
+from critheory.theory.meanfield.fixed_points import FixedPointStability, analyze_point, fixed_points
 from critheory.theory.meanfield.maps import architecture
 from critheory.io.report import analyze
 from critheory.theory.meanfield.tabulated import TabulatedMap
@@ -108,7 +108,7 @@ def test_fixed_point_matches_direct_iteration():
         K = 0.1 + (2 / math.pi) * math.asin(2 * K / (1 + 2 * K))
     p = analyze_point(architecture("mlp", "erf"), 1.0, 0.1)
     assert p.attractor is not None and abs(p.attractor.K - K) < 1e-12 * K
-    assert p.attractor.stability == "stable" and p.phase == "ordered"
+    assert p.attractor.stable and p.phase == "ordered"
     chi = 4 / (math.pi * math.sqrt(1 + 4 * K))
     assert abs(p.chi_jacobian - chi) < 1e-13
     assert abs(p.correlation_length - 1 / abs(math.log(chi))) < 1e-9
@@ -123,7 +123,7 @@ def test_relu_runaway_and_marginal():
     assert p.runaway == "linear" and p.phase == "critical"
     p = analyze_point(a, 1.0, 0.5)  # K* = σ_b²/(1 - σ_w²/2) = 1
     assert abs(p.attractor.K - 1.0) < 1e-14 and p.phase == "ordered"
-    assert fixed_points(a, 2.0, 0.0)[0].stability == "marginal"
+    assert fixed_points(a, 2.0, 0.0)[0].marginal
 
 
 def test_multiple_fixed_points_gelu():
@@ -139,9 +139,9 @@ def test_multiple_fixed_points_gelu():
 
 def test_tanh_zero_fixed_point_is_stable():
     fps = fixed_points(architecture("mlp", "tanh"), 1.0, 0.0)
-    assert fps[0].K == 0.0 and fps[0].stability == "stable"
+    assert fps[0].K == 0.0 and fps[0].stable
     fps = fixed_points(architecture("mlp", "gelu"), 4.0, 0.0)
-    assert fps[0].K == 0.0 and fps[0].stability == "unstable"
+    assert fps[0].K == 0.0 and fps[0].stability is FixedPointStability.UNSTABLE
 
 
 # --------------------------------------------------------------------------- critical line
@@ -254,7 +254,7 @@ def test_point_at_half_stable_critical_point_is_critical():
         c = [c for c in critical_points(arch) if c.half_stable][0]
         p = analyze_point(arch, c.weight_var, c.bias_var, q0=q0)
         assert p.phase == "critical", name
-        assert p.attractor.stability == "half-stable"
+        assert p.attractor.stability is FixedPointStability.HALF_STABLE
         assert abs(p.attractor.K - c.fixed_point) <= 1e-7 * c.fixed_point
         # independent check: iterating the map from K^1 approaches K* monotonically from the
         # attracting side and never crosses it (the approach is algebraic, hence slow)
@@ -282,7 +282,7 @@ def test_gelu_critical_point_has_a_stable_fixed_point_below():
     with mp.workdps(30):
         assert F(mp.mpf("3.03")) > 0 > F(mp.mpf("3.04"))
     fps = fixed_points(arch, c.weight_var, c.bias_var)
-    assert [fp.stability for fp in fps] == ["stable", "half-stable"]
+    assert [fp.stability.value for fp in fps] == ["stable", "half-stable"]
     assert 3.03 < fps[0].K < 3.04
     p = analyze_point(arch, c.weight_var, c.bias_var)  # q0 = 1: K^1 = 2.156 < 3.035
     assert p.phase == "ordered" and p.attractor == fps[0]
@@ -427,7 +427,7 @@ def test_selu_self_normalizing_fixed_point():
     lam = mp.mpf("1.0507009873554804934193349852946")
     alpha = mp.mpf("1.6732632423543772848170429916717")
     fps = fixed_points(architecture("mlp", "selu"), 1.0, 0.0)
-    assert [fp.stability for fp in fps] == ["unstable", "stable"]
+    assert [fp.stability.value for fp in fps] == ["unstable", "stable"]
     assert fps[0].K == 0.0
     assert fps[0].chi_jacobian == pytest.approx(float((lam**2 + (lam * alpha) ** 2) / 2), rel=1e-14)
     assert abs(fps[1].K - 1.0) <= 1e-9  # λ, α are given to 30 digits; float64 map

@@ -90,6 +90,7 @@ def test_critical_points_are_typed_and_print_as_before():
 
 # --------------------------------------------------------------------------- no string dispatch
 _CLASS_STRINGS = {"K*=0", "K*=0 (kinked)", "half-stable", "scale-invariant", "relu", "smooth",
+                  "stable", "unstable", "marginal",
                   "K*=0 (marginal a1 = 0)", "scale-invariant (every K is a fixed point)"}
 
 

@@ -234,7 +234,7 @@ def theory_slope(arch, weight_var: float, bias_var: float, q0: float = 1.0
 
         pa = analyze_point(arch, sw, sb, q0)
         fp = pa.attractor
-        if (fp is not None and fp.stability == "stable" and np.isfinite(fp.chi_jacobian)
+        if (fp is not None and fp.stable and np.isfinite(fp.chi_jacobian)
                 and abs(fp.chi_jacobian - 1.0) <= _MATCH):
             return 0.0, ("on the critical line (chi_J(K*) = 1) with a stable fixed point: "
                          "J tends to a constant")

@@ -16,6 +16,7 @@ Examples
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,7 @@ from critheory.theory.meanfield.maps import LayerMaps, check_arch
 from critheory.theory.meanfield.taylor import a1_b1, kinked_second, one_sided_derivatives
 from critheory.theory.roots import refine_brackets, sign_change_brackets
 
-__all__ = ["FixedPoint", "PointAnalysis", "fixed_points", "fixed_point_at", "analyze_point",
+__all__ = ["FixedPoint", "FixedPointStability", "PointAnalysis", "fixed_points", "fixed_point_at", "analyze_point",
            "CRITICAL_TOL"]
 
 #: |χ_J - 1| below which a point counts as critical (root-finding accuracy of the line).
@@ -38,26 +39,42 @@ RUNAWAY_K = 1e12
 _SUBDIVIDE = 64
 
 
+class FixedPointStability(enum.Enum):
+    """Stability of a fixed point; the value is its display text (the JSON ``stability``)."""
+
+    STABLE = "stable"            #: χ_∥ < 1 (or K* = 0 attracting algebraically)
+    UNSTABLE = "unstable"        #: χ_∥ > 1
+    HALF_STABLE = "half-stable"  #: a tangent root, χ_∥ = 1: attracting from one side only
+    MARGINAL = "marginal"        #: every K is a fixed point (scale-invariant φ, critical)
+    UNKNOWN = "unknown"          #: χ_∥ not finite
+
+
 @dataclass(frozen=True)
 class FixedPoint:
-    """A fixed point ``K*`` of the kernel map with its susceptibilities.
-
-    ``stability`` is ``"stable"`` (χ_∥ < 1), ``"unstable"`` (χ_∥ > 1), ``"half-stable"`` (a
-    tangent root, χ_∥ = 1) or ``"marginal"`` (every K is a fixed point: scale-invariant φ at its
-    critical point).
-    """
+    """A fixed point ``K*`` of the kernel map with its susceptibilities and its
+    :class:`FixedPointStability`."""
 
     K: float
     chi_parallel: float
     chi_perp: float
     chi_jacobian: float
-    stability: str
+    stability: FixedPointStability
+
+    @property
+    def stable(self) -> bool:
+        """True where K* attracts from both sides (χ_∥ < 1, or K* = 0 attracting)."""
+        return self.stability is FixedPointStability.STABLE
+
+    @property
+    def marginal(self) -> bool:
+        """True where every K is a fixed point."""
+        return self.stability is FixedPointStability.MARGINAL
 
     def to_dict(self) -> dict:
         return {"K": finite_or_none(self.K), "chi_parallel": finite_or_none(self.chi_parallel),
                 "chi_perp": finite_or_none(self.chi_perp),
                 "chi_jacobian": finite_or_none(self.chi_jacobian),
-                "stability": self.stability}
+                "stability": self.stability.value}
 
 
 @dataclass(frozen=True)
@@ -112,14 +129,16 @@ class PointAnalysis:
         }
 
 
-def _stability(chi_par: float) -> str:
+def _stability(chi_par: float) -> FixedPointStability:
+    if not np.isfinite(chi_par):
+        return FixedPointStability.UNKNOWN
     if abs(chi_par - 1.0) <= 1e-9:
-        return "half-stable"
-    return "stable" if chi_par < 1.0 else "unstable"
+        return FixedPointStability.HALF_STABLE
+    return FixedPointStability.STABLE if chi_par < 1.0 else FixedPointStability.UNSTABLE
 
 
 def fixed_point_at(arch: LayerMaps, K: float, sw: float, sb: float,
-                   stability: str | None = None) -> FixedPoint:
+                   stability: FixedPointStability | None = None) -> FixedPoint:
     """The :class:`FixedPoint` record of ``K`` at (σ_w², σ_b²): χ_∥, χ_⊥, χ_J at K (their
     one-sided limits at K = 0) and the stability (given, or read off χ_∥; at K = 0 with
     χ_∥ = 1 from the leading correction of the kernel map). ``K`` is not checked to be a fixed
@@ -149,13 +168,13 @@ def fixed_point_at(arch: LayerMaps, K: float, sw: float, sb: float,
         # f(K) - K is negative: a_1 < 0, or Δ_2/σ_1 < 0 for a kink in φ'' [PDLT §5.3]
         ab, kink = a1_b1(arch), kinked_second(arch)
         if (ab is not None and ab[0].is_negative) or (kink is not None and kink < 0):
-            stability = "stable"
+            stability = FixedPointStability.STABLE
         elif (ab is not None and ab[0].is_positive) or (kink is not None and kink > 0):
-            stability = "unstable"
+            stability = FixedPointStability.UNSTABLE
     if K == 0.0:
         chi_perp = chi_j  # the one-sided limit: χ_⊥ = χ_J for every block rule at K -> 0
     return FixedPoint(float(K), chi_par, chi_perp, chi_j,
-                      stability or (_stability(chi_par) if np.isfinite(chi_par) else "unknown"))
+                      _stability(chi_par) if stability is None else stability)
 
 
 def _homogeneous_slope(arch: LayerMaps, sw: float) -> float:
@@ -187,9 +206,11 @@ def fixed_points(arch: LayerMaps, weight_var: float, bias_var: float) -> tuple:
     if arch.caps.scale_invariant:
         m = _homogeneous_slope(arch, sw)
         if abs(m - 1.0) <= 1e-14:
-            return (fixed_point_at(arch, 0.0, sw, sb, "marginal"),) if sb == 0 else ()
+            return ((fixed_point_at(arch, 0.0, sw, sb, FixedPointStability.MARGINAL),)
+                    if sb == 0 else ())
         if sb == 0:
-            return (fixed_point_at(arch, 0.0, sw, sb, "stable" if m < 1 else "unstable"),)
+            return (fixed_point_at(arch, 0.0, sw, sb, FixedPointStability.STABLE if m < 1
+                                   else FixedPointStability.UNSTABLE),)
         return (fixed_point_at(arch, sb / (1.0 - m), sw, sb),) if m < 1 else ()
     K, F, G = _adaptive_scan(arch, sw, sb)
     noise = 1e-12 * (np.abs(F + K) + K)
@@ -293,8 +314,8 @@ def analyze_point(arch: LayerMaps, weight_var: float, bias_var: float, q0: float
     note = ""
     attractor = None
     runaway = None
-    if fps and fps[0].stability == "marginal":
-        attractor = fixed_point_at(arch, K1, sw, sb, "marginal")
+    if fps and fps[0].marginal:
+        attractor = fixed_point_at(arch, K1, sw, sb, FixedPointStability.MARGINAL)
         note = "every K is a fixed point (scale-invariant activation at its critical point)"
     elif arch.has_fixed_point:
         F1 = float(arch.kernel_map(K1, sw, sb)) - K1

@@ -88,9 +88,21 @@ def test_critical_points_are_typed_and_print_as_before():
     assert universality(architecture("mlp", "elu")).to_dict()["name"] == "K*=0 (kinked)"
 
 
+def test_critical_sets_are_typed():
+    from critheory.theory.meanfield.critical_sets import CriticalSetKind, critical_set
+
+    for arch, kind in (("mlp", CriticalSetKind.LINE),
+                       ("pre-ln-residual", CriticalSetKind.EVERYWHERE),
+                       ("residual", CriticalSetKind.NONE)):
+        cs = critical_set(architecture(arch, "tanh"))
+        assert cs.kind is kind and cs.to_dict()["kind"] == kind.value
+        assert cs.everywhere == (kind is CriticalSetKind.EVERYWHERE)
+        assert cs.empty == (kind is CriticalSetKind.NONE)
+
+
 # --------------------------------------------------------------------------- no string dispatch
 _CLASS_STRINGS = {"K*=0", "K*=0 (kinked)", "half-stable", "scale-invariant", "relu", "smooth",
-                  "stable", "unstable", "marginal",
+                  "stable", "unstable", "marginal", "everywhere", "line",
                   "K*=0 (marginal a1 = 0)", "scale-invariant (every K is a fixed point)"}
 
 

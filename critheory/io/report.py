@@ -148,6 +148,7 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
     cps = critical_points(a)
     grid = np.linspace(0.0, 1.0, 11) if bias_vars is None else np.asarray(bias_vars, dtype=float)
     line = [p.to_dict() for p in critical_line(a, grid)]
+    cset = critical_set(a)
     out = {
         "activation": act.name,
         "expr": str(act.expr),
@@ -166,10 +167,10 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
             "b1": None if univ.b1 is None else str(univ.b1),
         },
         "line": line,
-        "critical_set": critical_set(a).to_dict(),
+        "critical_set": cset.to_dict(),
         "note": univ.note,
     }
-    if out["critical_set"]["kind"] == "everywhere":
+    if cset.everywhere:
         _everywhere(a, out, weight_var, bias_var, verify_depth)
         return jsonable(out)
     if has_residual_growth_law(a):

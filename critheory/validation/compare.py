@@ -202,11 +202,11 @@ def theory_slope(arch, weight_var: float, bias_var: float, q0: float = 1.0
     sw, sb = float(weight_var), float(bias_var)
     try:
         cs = critical_set(arch)
-        if cs.kind == "everywhere":
+        if cs.everywhere:
             A, B = (float(v) for v in everywhere_constants(arch, sw, sb))
             return B / A, ("everywhere critical (pre-LN residual, mu = 1): K^l grows by A per "
                            "layer, chi_J = 1 + B/K, J ~ l^(B/A)")
-        if cs.kind == "none":
+        if cs.empty:
             return None, f"no critical set: {cs.description}"
         if arch.caps.scale_invariant:
             from critheory.theory.meanfield.criticality import critical_points

@@ -20,12 +20,15 @@ Examples
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import sympy as sp
 
 from critheory.errors import InvalidArgumentError
 from critheory.theory.meanfield.maps import LayerMaps
+
+if TYPE_CHECKING:  # sympy is imported where it is used (importing it takes ~0.5 s)
+    import sympy as sp
 
 __all__ = ["one_sided_derivatives", "exact_coefficient", "kernel_dependent", "zero_endpoint",
            "kinked_second", "a1_b1"]
@@ -53,6 +56,8 @@ def exact_coefficient(v):
     """A Taylor coefficient as an exact sympy number: already exact ones as they are (nsimplify
     of an exact irrational such as 2/√π runs a PSLQ search, ~35 ms, for nothing), floats
     rationalized by nsimplify."""
+    import sympy as sp
+
     v = sp.sympify(v)
     return sp.nsimplify(v) if v.has(sp.Float) else v
 
@@ -71,6 +76,8 @@ def zero_endpoint(arch: LayerMaps) -> float | None:
         return None
     t = arch.activation.taylor
     if t.available:
+        import sympy as sp
+
         s0, s1 = t.derivatives[0], t.derivatives[1]
         if s0 != 0 or s1 == 0:
             return None
@@ -108,6 +115,8 @@ def a1_b1(arch: LayerMaps) -> tuple[sp.Expr, sp.Expr] | None:
     t = arch.activation.taylor
     if not t.available or t.derivatives[0] != 0 or t.derivatives[1] == 0:
         return None
+    import sympy as sp
+
     s1, s2, s3 = (exact_coefficient(t.derivatives[i]) for i in (1, 2, 3))
     return (sp.simplify(s3 / s1 + sp.Rational(3, 4) * (s2 / s1) ** 2),
             sp.simplify(s3 / s1 + (s2 / s1) ** 2))

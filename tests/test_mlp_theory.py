@@ -22,7 +22,7 @@ from critheory.cli.theory import parse_grid
 from critheory.theory.meanfield.criticality import critical_line, critical_points, universality
 from critheory.theory.meanfield.depth import depth_curves, fit_power_law
 from critheory.errors import CritheoryError, InvalidArgumentError, InvalidVarianceError
-from critheory.theory.meanfield.fixed_points import analyze_point, fixed_points
+from critheory.theory.meanfield.fixed_points import FixedPointStability, analyze_point, fixed_points
 from critheory.theory.meanfield.maps import architecture
 from critheory.io.report import analyze
 from critheory.theory.meanfield.tabulated import TabulatedMap
@@ -108,7 +108,7 @@ def test_fixed_point_matches_direct_iteration():
         K = 0.1 + (2 / math.pi) * math.asin(2 * K / (1 + 2 * K))
     p = analyze_point(architecture("mlp", "erf"), 1.0, 0.1)
     assert p.attractor is not None and abs(p.attractor.K - K) < 1e-12 * K
-    assert p.attractor.stability == "stable" and p.phase == "ordered"
+    assert p.attractor.stable and p.phase == "ordered"
     chi = 4 / (math.pi * math.sqrt(1 + 4 * K))
     assert abs(p.chi_jacobian - chi) < 1e-13
     assert abs(p.correlation_length - 1 / abs(math.log(chi))) < 1e-9
@@ -123,12 +123,12 @@ def test_relu_runaway_and_marginal():
     assert p.runaway == "linear" and p.phase == "critical"
     p = analyze_point(a, 1.0, 0.5)  # K* = σ_b²/(1 - σ_w²/2) = 1
     assert abs(p.attractor.K - 1.0) < 1e-14 and p.phase == "ordered"
-    assert fixed_points(a, 2.0, 0.0)[0].stability == "marginal"
+    assert fixed_points(a, 2.0, 0.0)[0].marginal
 
 
 def test_multiple_fixed_points_gelu():
     # at GELU's critical point the half-stable K* = 3.56 coexists with a stable one below it
-    cp = [c for c in critical_points(architecture("mlp", "gelu")) if c.kind == "half-stable"][0]
+    cp = [c for c in critical_points(architecture("mlp", "gelu")) if c.half_stable][0]
     fps = fixed_points(architecture("mlp", "gelu"), cp.weight_var, cp.bias_var)
     Ks = [f.K for f in fps]
     assert any(abs(k - cp.fixed_point) < 1e-6 * cp.fixed_point for k in Ks)
@@ -139,9 +139,9 @@ def test_multiple_fixed_points_gelu():
 
 def test_tanh_zero_fixed_point_is_stable():
     fps = fixed_points(architecture("mlp", "tanh"), 1.0, 0.0)
-    assert fps[0].K == 0.0 and fps[0].stability == "stable"
+    assert fps[0].K == 0.0 and fps[0].stable
     fps = fixed_points(architecture("mlp", "gelu"), 4.0, 0.0)
-    assert fps[0].K == 0.0 and fps[0].stability == "unstable"
+    assert fps[0].K == 0.0 and fps[0].stability is FixedPointStability.UNSTABLE
 
 
 # --------------------------------------------------------------------------- critical line
@@ -233,7 +233,7 @@ def test_no_critical_line_is_a_result():
 def test_gelu_swish_critical_points_published_and_mpmath(reference):
     for name, pub, K0 in (("gelu", (1.98305826, 0.17292239), 3.5),
                           ("swish", (1.98800468, 0.55514317), 14.0)):
-        cps = [c for c in critical_points(architecture("mlp", name)) if c.kind == "half-stable"]
+        cps = [c for c in critical_points(architecture("mlp", name)) if c.half_stable]
         assert len(cps) == 1
         c = cps[0]
         # PDLT quotes 8 decimals: agreement to half a unit in the last place
@@ -251,10 +251,10 @@ def test_point_at_half_stable_critical_point_is_critical():
     # input on the attracting side flows to it, where χ_J = 1.
     for name, q0 in (("swish", 1.0), ("gelu", 10.0)):
         arch = architecture("mlp", name)
-        c = [c for c in critical_points(arch) if c.kind == "half-stable"][0]
+        c = [c for c in critical_points(arch) if c.half_stable][0]
         p = analyze_point(arch, c.weight_var, c.bias_var, q0=q0)
         assert p.phase == "critical", name
-        assert p.attractor.stability == "half-stable"
+        assert p.attractor.stability is FixedPointStability.HALF_STABLE
         assert abs(p.attractor.K - c.fixed_point) <= 1e-7 * c.fixed_point
         # independent check: iterating the map from K^1 approaches K* monotonically from the
         # attracting side and never crosses it (the approach is algebraic, hence slow)
@@ -271,7 +271,7 @@ def test_gelu_critical_point_has_a_stable_fixed_point_below():
     # f(K) - K: +4.8e-7 at K = 3.03, -4.6e-7 at K = 3.04), so inputs with K^1 below it flow to
     # an ordered stable fixed point, not to the half-stable K* = 3.5616.
     arch = architecture("mlp", "gelu")
-    c = [c for c in critical_points(arch) if c.kind == "half-stable"][0]
+    c = [c for c in critical_points(arch) if c.half_stable][0]
     sw, sb = mp.mpf(c.weight_var), mp.mpf(c.bias_var)
 
     def F(K):
@@ -282,7 +282,7 @@ def test_gelu_critical_point_has_a_stable_fixed_point_below():
     with mp.workdps(30):
         assert F(mp.mpf("3.03")) > 0 > F(mp.mpf("3.04"))
     fps = fixed_points(arch, c.weight_var, c.bias_var)
-    assert [fp.stability for fp in fps] == ["stable", "half-stable"]
+    assert [fp.stability.value for fp in fps] == ["stable", "half-stable"]
     assert 3.03 < fps[0].K < 3.04
     p = analyze_point(arch, c.weight_var, c.bias_var)  # q0 = 1: K^1 = 2.156 < 3.035
     assert p.phase == "ordered" and p.attractor == fps[0]
@@ -427,7 +427,7 @@ def test_selu_self_normalizing_fixed_point():
     lam = mp.mpf("1.0507009873554804934193349852946")
     alpha = mp.mpf("1.6732632423543772848170429916717")
     fps = fixed_points(architecture("mlp", "selu"), 1.0, 0.0)
-    assert [fp.stability for fp in fps] == ["unstable", "stable"]
+    assert [fp.stability.value for fp in fps] == ["unstable", "stable"]
     assert fps[0].K == 0.0
     assert fps[0].chi_jacobian == pytest.approx(float((lam**2 + (lam * alpha) ** 2) / 2), rel=1e-14)
     assert abs(fps[1].K - 1.0) <= 1e-9  # λ, α are given to 30 digits; float64 map

@@ -212,7 +212,7 @@ def _cmd_sde(args) -> int:
 
         width = args.width or 64
         nets = args.seeds if args.simulate else 200
-        kw = ({"c_plus": shaping.c_plus, "c_minus": shaping.c_minus} if shaping.kind == "relu"
+        kw = ({"c_plus": shaping.c_plus, "c_minus": shaping.c_minus} if shaping.homogeneous
               else {"a": shaping.a})
         base = act if act is not None else Activation.get("relu")
         if args.simulate:

@@ -245,8 +245,7 @@ def _initialization(arch, args) -> dict | None:
             raise InvalidArgumentError("--q0 (what to set for inputs of that scale) is derived "
                                        "for --arch mlp only")
         return None
-    from critheory.theory.meanfield.inputs import (FLAT_TOL, critical_point_for_inputs,
-                                                   critical_point_reach)
+    from critheory.theory.meanfield.inputs import critical_point_for_inputs, warnings_for
 
     q0 = 1.0 if args.q0 is None else args.q0
     try:
@@ -256,16 +255,7 @@ def _initialization(arch, args) -> dict | None:
             raise
         return {"q0": q0, "weight_var": None, "bias_var": None, "point": str(exc),
                 "warnings": []}
-    warnings = []
-    if ip.critical_point is not None and ip.critical_reached is False:
-        _, lost = critical_point_reach(arch.activation, q0, depth=INIT_DEPTH)
-        warnings.append(
-            "the activation's critical point is not reached from these inputs (they flow to "
-            "the ordered phase" + ("" if lost is None else
-                                   f"; J^(1,l) off by more than 10 % from layer {lost}") + ")")
-    if ip.rule == "reached" and ip.apjn_max_log > math.log1p(FLAT_TOL):
-        warnings.append(f"even this point leaves J^(1,l) off by up to "
-                        f"{math.expm1(ip.apjn_max_log):.0%} within {INIT_DEPTH} layers")
+    warnings = [w.text() for w in warnings_for(ip)]
     return {"q0": q0, "weight_var": ip.weight_var, "bias_var": ip.bias_var,
             "weight_std": f"sqrt({ip.weight_var!r}/fan_in)", "bias_std": math.sqrt(ip.bias_var),
             "fixed_point": ip.fixed_point, "rule": ip.rule, "depth_horizon": INIT_DEPTH,

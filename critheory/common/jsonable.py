@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["jsonable"]
+__all__ = ["jsonable", "finite_or_none"]
 
 
 def jsonable(obj: Any) -> Any:
@@ -46,3 +46,15 @@ def jsonable(obj: Any) -> Any:
         v = float(obj)
         return v if math.isfinite(v) else None
     return obj
+
+
+def finite_or_none(x) -> float | None:
+    """``float(x)``, or ``None`` for ``None``, NaN and ±inf (one number of a result's JSON).
+
+    >>> finite_or_none(1), finite_or_none(float("nan")), finite_or_none(None)
+    (1.0, None, None)
+    """
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None

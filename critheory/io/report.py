@@ -18,9 +18,10 @@ import numpy as np
 
 from critheory.activation.symbolic import Activation
 from critheory.common.jsonable import jsonable
-from critheory.theory.meanfield.criticality import critical_line, critical_points, universality
+from critheory.theory.meanfield.criticality import (Side, critical_line, critical_points,
+                                                    universality)
 from critheory.theory.meanfield.depth import depth_curves, fit_power_law
-from critheory.theory.meanfield.fixed_points import analyze_point
+from critheory.theory.meanfield.fixed_points import analyze_point, fixed_point_at
 from critheory.theory.meanfield.maps import architecture
 
 __all__ = ["analyze", "verify_exponents", "point_report", "correlation_fields"]
@@ -56,16 +57,14 @@ def verify_exponents(arch, univ, depth: int = 10000, q0: float = 1.0) -> dict | 
     if cp is None or univ.kernel is None:
         return None
     sw, sb = cp.weight_var, cp.bias_var
-    if univ.name == "half-stable":
-        slope = univ.laws.get("dchi_parallel_dK", 0.0)
-        # attracting side: ΔK of sign opposite to χ_∥'
-        start = cp.fixed_point * (1.5 if slope < 0 else 0.5)
+    if univ.half_stable:
+        start = cp.fixed_point * (1.5 if univ.attracting_side is Side.ABOVE else 0.5)
         q0 = (start - sb) / sw
         if q0 <= 0:
             return None
     d = depth_curves(arch, sw, sb, depth, q0=q0, input_correlation=None)
-    y = d.kernel - (cp.fixed_point if univ.name == "half-stable" else 0.0)
-    if univ.name == "scale-invariant":
+    y = d.kernel - (cp.fixed_point if univ.half_stable else 0.0)
+    if univ.scale_invariant:
         kf = {"slope": 0.0 if np.allclose(d.kernel, d.kernel[0], rtol=1e-10) else None}
         jf = {"slope": 0.0 if np.allclose(d.apjn, 1.0, rtol=1e-10) else None}
         return {"depth": depth, "kernel": 0.0 if kf["slope"] is not None else None,
@@ -149,6 +148,7 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
     cps = critical_points(a)
     grid = np.linspace(0.0, 1.0, 11) if bias_vars is None else np.asarray(bias_vars, dtype=float)
     line = [p.to_dict() for p in critical_line(a, grid)]
+    cset = critical_set(a)
     out = {
         "activation": act.name,
         "expr": str(act.expr),
@@ -167,10 +167,10 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
             "b1": None if univ.b1 is None else str(univ.b1),
         },
         "line": line,
-        "critical_set": critical_set(a).to_dict(),
+        "critical_set": cset.to_dict(),
         "note": univ.note,
     }
-    if out["critical_set"]["kind"] == "everywhere":
+    if cset.everywhere:
         _everywhere(a, out, weight_var, bias_var, verify_depth)
         return jsonable(out)
     if has_residual_growth_law(a):
@@ -189,11 +189,9 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
         d = pr.to_dict()
         for k in keys:
             out[k] = d[k]
-        if np.isfinite(cp.fixed_point):
+        if cp.fixed_point is not None:
             # report the critical fixed point itself (the input may flow elsewhere)
-            from critheory.theory.meanfield.fixed_points import _make
-
-            fp = _make(a, cp.fixed_point, cp.weight_var, cp.bias_var)
+            fp = fixed_point_at(a, cp.fixed_point, cp.weight_var, cp.bias_var)
             out["fixed_point"] = fp.K
             out["chi_parallel"], out["chi_perp"] = fp.chi_parallel, fp.chi_perp
             out["chi_jacobian"] = fp.chi_jacobian

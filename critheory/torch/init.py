@@ -132,7 +132,7 @@ def _choose(model: nn.Module | None, activation, point, bias_var, q0, notes: lis
             f"{act.name} ({arch.describe()}) has no critical point (χ_J = χ_∥ = 1); choose a "
             "point of its critical line with bias_var=..., or give point=(weight_var, bias_var)")
     p = pts[0]
-    if p.kind == "half-stable" and np.isfinite(p.fixed_point):
+    if p.half_stable and p.fixed_point is not None:
         from critheory.theory.meanfield.inputs import critical_point_reach
 
         try:

@@ -202,11 +202,11 @@ def theory_slope(arch, weight_var: float, bias_var: float, q0: float = 1.0
     sw, sb = float(weight_var), float(bias_var)
     try:
         cs = critical_set(arch)
-        if cs.kind == "everywhere":
+        if cs.everywhere:
             A, B = (float(v) for v in everywhere_constants(arch, sw, sb))
             return B / A, ("everywhere critical (pre-LN residual, mu = 1): K^l grows by A per "
                            "layer, chi_J = 1 + B/K, J ~ l^(B/A)")
-        if cs.kind == "none":
+        if cs.empty:
             return None, f"no critical set: {cs.description}"
         if arch.caps.scale_invariant:
             from critheory.theory.meanfield.criticality import critical_points
@@ -234,7 +234,7 @@ def theory_slope(arch, weight_var: float, bias_var: float, q0: float = 1.0
 
         pa = analyze_point(arch, sw, sb, q0)
         fp = pa.attractor
-        if (fp is not None and fp.stability == "stable" and np.isfinite(fp.chi_jacobian)
+        if (fp is not None and fp.stable and np.isfinite(fp.chi_jacobian)
                 and abs(fp.chi_jacobian - 1.0) <= _MATCH):
             return 0.0, ("on the critical line (chi_J(K*) = 1) with a stable fixed point: "
                          "J tends to a constant")
@@ -252,19 +252,19 @@ def _reaches_critical_point(arch, u, sw: float, sb: float, q0: float) -> tuple[b
     error ε in the kernel map moves them by ``~√(ε/χ_∥')``; root finders may report a nearby
     split root), so fixed points within 5 % of K* do not count as in between.
     """
+    from critheory.theory.meanfield.criticality import Side
     from critheory.theory.meanfield.fixed_points import analyze_point, fixed_points
 
-    kstar = float(u.critical_point.fixed_point)
-    if u.name != "half-stable":
+    kstar = float(u.fixed_point)
+    if not u.half_stable:
         pa = analyze_point(arch, sw, sb, q0)
         if pa.attractor is not None and pa.attractor.K == 0.0 and kstar == 0.0:
             return True, ""
         return False, "the input does not flow to its fixed point K* = 0"
     k1 = float(arch.input_kernel(q0, sw, sb))
-    slope = float(u.laws.get("dchi_parallel_dK", np.nan))
-    if not np.isfinite(slope) or slope == 0.0:
+    if u.attracting_side is None:
         return False, "the side the fixed point attracts from is unknown"
-    if (k1 - kstar) * slope > 0:
+    if k1 != kstar and (k1 > kstar) != (u.attracting_side is Side.ABOVE):
         return False, (f"the input kernel K^1 = {k1:.6g} lies on the repelling side of the "
                        f"half-stable fixed point K* = {kstar:.6g}")
     lo, hi = min(k1, kstar), max(k1, kstar)

@@ -30,6 +30,7 @@ Examples
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,22 +40,39 @@ from critheory.errors import InvalidArgumentError
 from critheory.common.checks import check_hyper
 from critheory.theory.meanfield.maps import LayerMaps
 
-__all__ = ["CriticalSet", "critical_set", "everywhere_apjn", "residual_growth",
+__all__ = ["CriticalSet", "CriticalSetKind", "critical_set", "everywhere_apjn", "residual_growth",
            "has_residual_growth_law",
            "correlation_length_vs_mu", "everywhere_constants"]
 
 
+class CriticalSetKind(enum.Enum):
+    """The shape of an architecture's critical set; the value is its display text."""
+
+    LINE = "line"              #: a line χ_J(K*) = 1 in (σ_b², σ_w²)
+    EVERYWHERE = "everywhere"  #: every (σ_w², σ_b²) is critical (pre-LN residual, μ = 1)
+    NONE = "none"              #: no critical point
+
+
 @dataclass(frozen=True)
 class CriticalSet:
-    """Kind (``line``, ``everywhere``, ``none``) and description of an architecture's critical
-    set; ``exponent`` is the APJN growth exponent B/A for ``everywhere`` (a function of σ's:
-    see :func:`everywhere_constants`)."""
+    """Kind and description of an architecture's critical set (for ``EVERYWHERE`` the APJN
+    grows as l^(B/A), a function of σ's: see :func:`everywhere_constants`)."""
 
-    kind: str
+    kind: CriticalSetKind
     description: str
 
+    @property
+    def everywhere(self) -> bool:
+        """True where every (σ_w², σ_b²) is critical."""
+        return self.kind is CriticalSetKind.EVERYWHERE
+
+    @property
+    def empty(self) -> bool:
+        """True where no point is critical."""
+        return self.kind is CriticalSetKind.NONE
+
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "description": self.description}
+        return {"kind": self.kind.value, "description": self.description}
 
 
 def everywhere_constants(arch: LayerMaps, weight_var, bias_var) -> tuple[np.ndarray, np.ndarray]:
@@ -150,21 +168,24 @@ def critical_set(arch: LayerMaps) -> CriticalSet:
     c = arch.caps
     if c.unbounded_growth:
         if c.everywhere_critical:
-            return CriticalSet("everywhere", "every (weight_var, bias_var) is critical: K grows "
-                               "linearly and J^(l0,l) ~ l^(B/A)")
-        return CriticalSet("none", "K grows without bound and chi_J > 1 at every layer "
+            return CriticalSet(CriticalSetKind.EVERYWHERE, "every (weight_var, bias_var) is "
+                               "critical: K grows linearly and J^(l0,l) ~ l^(B/A)")
+        return CriticalSet(CriticalSetKind.NONE,
+                           "K grows without bound and chi_J > 1 at every layer "
                            + ("(stretched-exponential or exponential APJN growth)"
                               if arch.mu == 1.0 else "(exponential growth, mu > 1)"))
     if c.normalized_input and not c.single_dense:
-        return CriticalSet("line", "B(weight_var, bias_var) = A(weight_var, bias_var), where "
-                           "K' = mu^2 K + A and chi_J = mu^2 + B/K")
+        return CriticalSet(CriticalSetKind.LINE, "B(weight_var, bias_var) = A(weight_var, "
+                           "bias_var), where K' = mu^2 K + A and chi_J = mu^2 + B/K")
     if c.normalized_input:
         s = arch.line_slope
         if abs(s) <= 1e-13:
-            return CriticalSet("line", "bias_var = 0 for every weight_var "
+            return CriticalSet(CriticalSetKind.LINE, "bias_var = 0 for every weight_var "
                                "(E_1[phi'^2] = E_1[phi^2])")
         if s > 0:
-            return CriticalSet("line", f"bias_var = {s:.12g} * weight_var "
+            return CriticalSet(CriticalSetKind.LINE, f"bias_var = {s:.12g} * weight_var "
                                "(E_1[phi'^2] - E_1[phi^2] times weight_var)")
-        return CriticalSet("none", "E_1[phi'^2] < E_1[phi^2]: the line would need bias_var < 0")
-    return CriticalSet("line", "chi_J(K*) = 1, parametrized by " + arch.curve_parameter)
+        return CriticalSet(CriticalSetKind.NONE,
+                           "E_1[phi'^2] < E_1[phi^2]: the line would need bias_var < 0")
+    return CriticalSet(CriticalSetKind.LINE,
+                       "chi_J(K*) = 1, parametrized by " + arch.curve_parameter)

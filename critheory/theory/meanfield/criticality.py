@@ -28,19 +28,20 @@ Examples
 """
 from __future__ import annotations
 
-import math
-
+import enum
 from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
 
+from critheory.common.jsonable import finite_or_none
 from critheory.errors import InvalidArgumentError
 from critheory.theory.meanfield.maps import LayerMaps, check_arch
+from critheory.theory.meanfield.taylor import a1_b1, kernel_dependent, kinked_second, zero_endpoint
 from critheory.theory.roots import refine_brackets
 
-__all__ = ["LinePoint", "CriticalPoint", "Universality", "critical_line", "critical_points",
-           "universality"]
+__all__ = ["LinePoint", "CriticalPoint", "CriticalPointKind", "Universality", "UniversalityKind",
+           "Side", "critical_line", "critical_points", "universality"]
 
 _TGRID = np.logspace(-6, 6, 241)      # critical-point search
 #: Most bias variances of one critical_line call (the scan holds ~200 floats per value).
@@ -65,109 +66,41 @@ class LinePoint:
     note: str = ""
 
     def to_dict(self) -> dict:
-        from critheory.theory.meanfield.fixed_points import _num
-
-        return {"bias_var": self.bias_var, "weight_var": _num(self.weight_var),
-                "fixed_point": _num(self.fixed_point), "chi_parallel": _num(self.chi_parallel),
+        return {"bias_var": self.bias_var, "weight_var": finite_or_none(self.weight_var),
+                "fixed_point": finite_or_none(self.fixed_point),
+                "chi_parallel": finite_or_none(self.chi_parallel),
                 "branch": self.branch, "note": self.note}
+
+
+class CriticalPointKind(enum.Enum):
+    """What kind of critical point; the value is its display text (the JSON ``kind``)."""
+
+    #: the K* = 0 end of the critical line (φ(0) = 0, φ'(0) ≠ 0), attracting every input
+    ZERO = "K*=0"
+    #: a tangent fixed point at K* > 0 (χ_∥ = 1), attracting from one side only
+    HALF_STABLE = "half-stable"
+    #: a scale-invariant activation at its critical weight variance: every K is a fixed point
+    MARGINAL = "scale-invariant (every K is a fixed point)"
 
 
 @dataclass(frozen=True)
 class CriticalPoint:
-    """A critical point: χ_J(K*) = χ_∥(K*) = 1 (``fixed_point`` NaN where every K is fixed)."""
+    """A critical point: χ_J(K*) = χ_∥(K*) = 1 (``fixed_point`` None where every K is fixed)."""
 
     weight_var: float
     bias_var: float
-    fixed_point: float
-    kind: str = ""
+    fixed_point: float | None
+    kind: CriticalPointKind
+
+    @property
+    def half_stable(self) -> bool:
+        """True for a tangent fixed point at K* > 0 (attracting from one side only)."""
+        return self.kind is CriticalPointKind.HALF_STABLE
 
     def to_dict(self) -> dict:
-        from critheory.theory.meanfield.fixed_points import _num
-
-        return {"weight_var": _num(self.weight_var), "bias_var": _num(self.bias_var),
-                "fixed_point": _num(self.fixed_point), "kind": self.kind}
-
-
-def one_sided_derivatives(act, n: int = 3) -> tuple[tuple[float, float], ...]:
-    """(φ^{(k)}(0+), φ^{(k)}(0-)) for k = 0..n, at 60 digits (rounded to 1e-30)."""
-    import mpmath
-
-    out = []
-    with mpmath.workdps(60):
-        eps = mpmath.mpf(10) ** -40
-        for k in range(n + 1):
-            f = act.mpmath_func(k)
-            vals = []
-            for x in (eps, -eps):
-                v = f(x)
-                v = mpmath.re(v) if isinstance(v, mpmath.mpc) else v
-                vals.append(0.0 if abs(v) < 1e-30 else float(v))
-            out.append(tuple(vals))
-    return tuple(out)
-
-
-def _exact(v):
-    """A Taylor coefficient as an exact sympy number: already exact ones as they are (nsimplify
-    of an exact irrational such as 2/√π runs a PSLQ search, ~35 ms, for nothing), floats
-    rationalized by nsimplify."""
-    v = sp.sympify(v)
-    return sp.nsimplify(v) if v.has(sp.Float) else v
-
-
-def _kernel_dependent(arch: LayerMaps) -> bool:
-    """True where the kernel map depends on K non-trivially (no LayerNorm fixing it) and a
-    fixed point exists: the MLP-like networks with universality classes."""
-    c = arch.caps
-    return not c.affine_kernel_map and c.has_fixed_point and c.single_dense
-
-
-def _zero_endpoint(arch: LayerMaps):
-    """σ_w² of the K* = 0 end of an MLP/residual critical line (φ(0) = 0 and φ'(0) ≠ 0, with φ'
-    continuous at 0), or None."""
-    if not _kernel_dependent(arch) or arch.caps.scale_invariant:
-        return None
-    t = arch.activation.taylor
-    if t.available:
-        s0, s1 = t.derivatives[0], t.derivatives[1]
-        if s0 != 0 or s1 == 0:
-            return None
-        return _representable(float((1 - sp.nsimplify(arch.mu2)) / _exact(s1) ** 2), arch,
-                              f"(1 - mu^2)/phi'(0)^2 with phi'(0) = {float(s1):g}")
-    d = one_sided_derivatives(arch.activation, 1)
-    if d[0] != (0.0, 0.0) or d[1][0] != d[1][1] or d[1][0] == 0.0:
-        return None
-    return _representable((1.0 - arch.mu2) / d[1][0] ** 2, arch,
-                          f"(1 - mu^2)/phi'(0)^2 with phi'(0) = {d[1][0]:g}")
-
-
-def _representable(sw: float, arch: LayerMaps, what: str) -> float:
-    """The critical weight variance, or a CritheoryError naming the input where it is not a
-    positive float64 (tanh(a*x) with a = 1e308: 1/a² underflows to 0)."""
-    if sw > 0 and math.isfinite(sw) and sw >= np.finfo(float).tiny:
-        return sw
-    raise InvalidArgumentError(
-        f"the critical weight variance of {arch.activation.name} is {what}, which is outside "
-        "the float64 range: rescale the activation's parameters")
-
-
-def _kinked_second(arch: LayerMaps):
-    """For φ(0) = 0, φ'(0) = σ_1 continuous but φ'' jumping at 0 (ELU-type): Δ_2/σ_1 with
-    Δ_2 = φ''(0+) - φ''(0-); else None."""
-    if arch.activation.taylor.available or _zero_endpoint(arch) is None:
-        return None
-    d = one_sided_derivatives(arch.activation, 2)
-    delta2 = d[2][0] - d[2][1]
-    return delta2 / d[1][0] if delta2 != 0.0 else None
-
-
-def _a1b1(arch: LayerMaps):
-    """PDLT's a_1, b_1 (exact, sympy) for φ(0) = 0, φ'(0) ≠ 0, else None."""
-    t = arch.activation.taylor
-    if not t.available or t.derivatives[0] != 0 or t.derivatives[1] == 0:
-        return None
-    s1, s2, s3 = (_exact(t.derivatives[i]) for i in (1, 2, 3))
-    return (sp.simplify(s3 / s1 + sp.Rational(3, 4) * (s2 / s1) ** 2),
-            sp.simplify(s3 / s1 + (s2 / s1) ** 2))
+        return {"weight_var": finite_or_none(self.weight_var),
+                "bias_var": finite_or_none(self.bias_var),
+                "fixed_point": finite_or_none(self.fixed_point), "kind": self.kind.value}
 
 
 def _scan(arch: LayerMaps, tgrid: np.ndarray):
@@ -441,7 +374,7 @@ def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
         swr, sbr, kr = arch.critical_curve(tr)
         chi = _chi_parallel_or_nan(arch, kr, swr, sbr)
         roots = list(zip(tgt.tolist(), swr.tolist(), kr.tolist(), chi.tolist()))
-    swz = _zero_endpoint(arch)
+    swz = zero_endpoint(arch)
     by_target: dict[int, list] = {}
     for j, w, k, c in roots:
         by_target.setdefault(j, []).append((w, k, c))
@@ -505,22 +438,22 @@ def critical_points(arch: LayerMaps) -> list[CriticalPoint]:
         if not arch.caps.has_fixed_point:
             return []
         ap, am = arch.activation.homogeneous_slopes
-        return [CriticalPoint((1.0 - mu2) * 2.0 / (ap * ap + am * am), 0.0, np.nan,
-                              "scale-invariant (every K is a fixed point)")]
-    if not _kernel_dependent(arch):
+        return [CriticalPoint((1.0 - mu2) * 2.0 / (ap * ap + am * am), 0.0, None,
+                              CriticalPointKind.MARGINAL)]
+    if not kernel_dependent(arch):
         return []  # χ_∥ = μ² < 1 is constant where the kernel map is affine
     sw, sb, ks = arch.critical_curve(_TGRID)
     D = arch.chi_parallel(ks, sw, sb) - 1.0
     ok = np.isfinite(D) & np.isfinite(sb) & (sw > 0)
     D = np.where(ok & (np.abs(D) > 1e-12), D, np.nan)
     out = []
-    swz = _zero_endpoint(arch)
-    ab = _a1b1(arch)
-    kink = _kinked_second(arch)
+    swz = zero_endpoint(arch)
+    ab = a1_b1(arch)
+    kink = kinked_second(arch)
     if swz is not None and ((ab is not None and not ab[0].is_positive)
                             or (kink is not None and kink < 0)):
         # the K* = 0 end of the line is a critical point that attracts only for a_1 <= 0
-        out.append(CriticalPoint(swz, 0.0, 0.0, "K*=0"))
+        out.append(CriticalPoint(swz, 0.0, 0.0, CriticalPointKind.ZERO))
     _, lo, hi, flo, fhi = _brackets(D, _TGRID)
     if lo.size:
         def g(u, _):
@@ -534,9 +467,40 @@ def critical_points(arch: LayerMaps) -> list[CriticalPoint]:
         for wi, si, ki in zip(w, s, k):
             if si >= -1e-12 * ki:
                 out.append(CriticalPoint(float(wi), float(max(si, 0.0)), float(ki),
-                                         "half-stable"))
+                                         CriticalPointKind.HALF_STABLE))
     out.sort(key=lambda p: p.weight_var)
     return out
+
+
+class UniversalityKind(enum.Enum):
+    """Universality class of an MLP critical point [PDLT §5.3]; the value is its display text
+    (the ``universality_class`` of ``critheory analyze``)."""
+
+    SCALE_INVARIANT = "scale-invariant"
+    #: K* = 0 with PDLT's a_1 < 0: K^l ~ 1/(-a_1 l), J ~ l^(-b_1/a_1)
+    ZERO = "K*=0"
+    #: K* = 0 with φ'' jumping at 0 (Δ_2/σ_1 < 0): K^l ~ 4/(c² l²), J ~ l^(-2)
+    ZERO_KINKED = "K*=0 (kinked)"
+    #: K* = 0 with a_1 = 0: set by higher Taylor coefficients (no exponents)
+    ZERO_MARGINAL = "K*=0 (marginal a1 = 0)"
+    #: a tangent fixed point K* > 0 that attracts from one side only
+    HALF_STABLE = "half-stable"
+    NONE = "none"
+    #: not an MLP-like network (its critical set is analysed instead)
+    NOT_APPLICABLE = "not applicable"
+
+
+class Side(enum.Enum):
+    """The side of a fixed point K* from which the kernel flows to it."""
+
+    ABOVE = "above"
+    BELOW = "below"
+
+
+#: the classes whose critical fixed point every input reaches (K* = 0 attracts every K > 0; a
+#: scale-invariant activation keeps every K): their APJN exponent is p_⊥ for any input
+_EVERY_INPUT = (UniversalityKind.ZERO, UniversalityKind.ZERO_KINKED,
+                UniversalityKind.SCALE_INVARIANT)
 
 
 @dataclass(frozen=True)
@@ -545,10 +509,13 @@ class Universality:
 
     Exponent conventions: ``K^l ∝ l^{-kernel}`` (for the half-stable class ``|K^l - K*|``),
     ``J^{l0,l} ∝ l^{-apjn}``. ``*_exact`` are sympy expressions where the theory gives them
-    exactly, else None.
+    exactly, else None. ``attracting_side`` is the side of K* from which the kernel flows to
+    it (:attr:`Side.ABOVE` for the K* = 0 classes; for the half-stable class the side opposite
+    to the sign of χ_∥'(K*), since ``K^l - K* ≈ -2/(χ_∥' l)``; None where no side attracts or
+    it is unknown). ``name`` is the display text of ``kind``.
     """
 
-    name: str
+    kind: UniversalityKind
     critical_point: CriticalPoint | None
     kernel: float | None
     apjn: float | None
@@ -558,6 +525,39 @@ class Universality:
     b1: sp.Expr | None = None
     laws: dict = field(default_factory=dict)
     note: str = ""
+    attracting_side: Side | None = None
+
+    @property
+    def name(self) -> str:
+        """The class's display text (``"K*=0"``, ``"half-stable"``, ...): for display only."""
+        return self.kind.value
+
+    @property
+    def fixed_point(self) -> float | None:
+        """K* of the class's critical point (None without one, or where every K is fixed)."""
+        return None if self.critical_point is None else self.critical_point.fixed_point
+
+    @property
+    def half_stable(self) -> bool:
+        """True for the half-stable class (K* > 0 attracts from :attr:`attracting_side` only)."""
+        return self.kind is UniversalityKind.HALF_STABLE
+
+    @property
+    def scale_invariant(self) -> bool:
+        """True for a scale-invariant activation: every K is a fixed point, χ's constant."""
+        return self.kind is UniversalityKind.SCALE_INVARIANT
+
+    @property
+    def attracts_every_input(self) -> bool:
+        """True where every input reaches the critical fixed point (the K* = 0 classes with
+        exponents, and the scale-invariant class), so that ``apjn`` is its p_⊥ for any input."""
+        return self.kind in _EVERY_INPUT
+
+    @property
+    def p_perp(self) -> float | None:
+        """The APJN exponent p_⊥ (``J^{l0,l} ~ (l0/l)^{p_⊥}``) where every input sees it
+        (:attr:`attracts_every_input`), else None."""
+        return self.apjn if self.attracts_every_input else None
 
     def to_dict(self) -> dict:
         def s(e):
@@ -593,59 +593,62 @@ def universality(arch: LayerMaps) -> Universality:
     >>> u.name, u.a1, u.b1, u.apjn_exact
     ('K*=0', -2, -2, 1)
     """
-    if not _kernel_dependent(check_arch(arch)):
-        return Universality("not applicable", None, None, None,
+    if not kernel_dependent(check_arch(arch)):
+        return Universality(UniversalityKind.NOT_APPLICABLE, None, None, None,
                             note=f"universality classes are defined for the MLP; "
                                  f"{arch.describe()} is analysed through its critical set")
     cps = critical_points(arch)
     if arch.caps.scale_invariant:
-        return Universality("scale-invariant", cps[0], 0.0, 0.0, sp.S.Zero, sp.S.Zero,
+        return Universality(UniversalityKind.SCALE_INVARIANT, cps[0], 0.0, 0.0, sp.S.Zero,
+                            sp.S.Zero,
                             laws={"kernel": "K^l = K^1", "apjn": "J^{l0,l} = 1"},
                             note="chi_parallel = chi_perp for every K")
-    kink = _kinked_second(arch)
+    kink = kinked_second(arch)
     if kink is not None:
         # φ = σ_1 x + ½ σ_2^± x² + ...: E_K[φ²]/σ_1² = K + (Δ_2/σ_1) √(2/π) K^{3/2} + O(K²) and
         # E_K[φ'²]/σ_1² = 1 + (Δ_2/σ_1) √(2/π) √K + O(K) (derived, see docs/mlp.md); with
         # c = -(Δ_2/σ_1)√(2/π) > 0: K^l ≈ 4/(c² l²), χ_⊥ ≈ 1 - 2/l, so J ∝ l^{-2}.
         c = -kink * float(np.sqrt(2.0 / np.pi))
-        zero = [p for p in cps if p.kind == "K*=0"]
+        zero = [p for p in cps if p.kind is CriticalPointKind.ZERO]
         if c > 0:
             cn = sp.nsimplify(-kink) * sp.sqrt(2 / sp.pi)
             return Universality(
-                "K*=0 (kinked)", zero[0] if zero else None, 2.0, 2.0, sp.Integer(2),
+                UniversalityKind.ZERO_KINKED, zero[0] if zero else None, 2.0, 2.0, sp.Integer(2),
                 sp.Integer(2),
                 laws={"kernel": f"K^l ~ 4/(c^2 l^2), c = {sp.sstr(cn)} = {c:.12g}",
                       "chi_parallel": "1 - 3/l", "chi_perp": "1 - 2/l",
                       "apjn": "J^(l0,l) ~ (l0/l)^2"},
                 note="phi'' jumps at 0 (Delta_2 = phi''(0+) - phi''(0-)): the kernel flow is "
-                     "K' = K - c K^(3/2), not PDLT's K' = K + a_1 K^2")
-    ab = _a1b1(arch)
+                     "K' = K - c K^(3/2), not PDLT's K' = K + a_1 K^2",
+                attracting_side=Side.ABOVE)
+    ab = a1_b1(arch)
     if ab is not None:
         a1, b1 = ab
         if a1.is_negative:
             p = sp.nsimplify(sp.simplify(b1 / a1))
-            cp = next(c for c in cps if c.kind == "K*=0")
+            cp = next(c for c in cps if c.kind is CriticalPointKind.ZERO)
             # residual branch: K' = K + (1 - μ²) a_1 K² + ..., so the amplitude carries 1 - μ²
             amp = -a1 * (1 - sp.nsimplify(arch.mu2))
             return Universality(
-                "K*=0", cp, 1.0, float(p), sp.S.One, p, a1, b1,
+                UniversalityKind.ZERO, cp, 1.0, float(p), sp.S.One, p, a1, b1,
                 laws={"kernel": f"K^l ~ 1/({sp.sstr(amp)} l)",
                       "chi_parallel": "1 - 2/l", "chi_perp": f"1 - {sp.sstr(p)}/l",
-                      "apjn": f"J^(l0,l) ~ (l0/l)^({sp.sstr(p)})"})
-        half = [c for c in cps if c.kind == "half-stable"]
+                      "apjn": f"J^(l0,l) ~ (l0/l)^({sp.sstr(p)})"},
+                attracting_side=Side.ABOVE)
+        half = [c for c in cps if c.half_stable]
         if a1.is_positive and half:
             return _half_stable(arch, half, a1, b1)
         if a1 == 0:
-            return Universality("K*=0 (marginal a1 = 0)", cps[0] if cps else None, None, None,
+            return Universality(UniversalityKind.ZERO_MARGINAL, cps[0] if cps else None, None, None,
                                 a1=a1, b1=b1, note="a1 = 0: the kernel flow is set by "
                                 "higher-order Taylor coefficients")
-        return Universality("none", None, None, None, a1=a1, b1=b1,
+        return Universality(UniversalityKind.NONE, None, None, None, a1=a1, b1=b1,
                             note="a1 > 0: the K*=0 end of the critical line is unstable and "
                                  "no critical point has K* > 0")
-    half = [c for c in cps if c.kind == "half-stable"]
+    half = [c for c in cps if c.half_stable]
     if half:
         return _half_stable(arch, half, None, None)
-    return Universality("none", None, None, None,
+    return Universality(UniversalityKind.NONE, None, None, None,
                         note="no point where chi_parallel = chi_perp = 1")
 
 
@@ -660,9 +663,13 @@ def _half_stable(arch, half, a1, b1) -> Universality:
     dchi_par = sw * (_dE(arch, "h_phi_dphi", K) / K - e / K ** 2)
     dchi_perp = sw * _dE(arch, "dphi2", K)
     p = 2.0 * dchi_perp / dchi_par
+    # K^l - K* ≈ -2/(χ_∥' l): the flow reaches K* from the side opposite to the sign of χ_∥'
+    side = (None if not np.isfinite(dchi_par) or dchi_par == 0.0
+            else Side.ABOVE if dchi_par < 0 else Side.BELOW)
     return Universality(
-        "half-stable", cp, 1.0, float(p), sp.S.One, None, a1, b1,
+        UniversalityKind.HALF_STABLE, cp, 1.0, float(p), sp.S.One, None, a1, b1,
         laws={"kernel": f"K^l - K* ~ {-2.0 / dchi_par:.6g}/l (from the attracting side)",
               "apjn": f"J^(l0,l) ~ (l0/l)^({p:.6g})",
               "dchi_parallel_dK": dchi_par, "dchi_perp_dK": dchi_perp},
-        note="the fixed point is half-stable: inputs on the other side of K* flow away")
+        note="the fixed point is half-stable: inputs on the other side of K* flow away",
+        attracting_side=side)

@@ -16,16 +16,20 @@ Examples
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import numpy as np
 
 from critheory.errors import InvalidArgumentError
 from critheory.common.checks import check_hyper
+from critheory.common.jsonable import finite_or_none
 from critheory.theory.meanfield.maps import LayerMaps, check_arch
+from critheory.theory.meanfield.taylor import a1_b1, kinked_second, one_sided_derivatives
 from critheory.theory.roots import refine_brackets, sign_change_brackets
 
-__all__ = ["FixedPoint", "PointAnalysis", "fixed_points", "analyze_point", "CRITICAL_TOL"]
+__all__ = ["FixedPoint", "FixedPointStability", "PointAnalysis", "fixed_points", "fixed_point_at", "analyze_point",
+           "CRITICAL_TOL"]
 
 #: |χ_J - 1| below which a point counts as critical (root-finding accuracy of the line).
 CRITICAL_TOL = 1e-9
@@ -35,33 +39,42 @@ RUNAWAY_K = 1e12
 _SUBDIVIDE = 64
 
 
+class FixedPointStability(enum.Enum):
+    """Stability of a fixed point; the value is its display text (the JSON ``stability``)."""
+
+    STABLE = "stable"            #: χ_∥ < 1 (or K* = 0 attracting algebraically)
+    UNSTABLE = "unstable"        #: χ_∥ > 1
+    HALF_STABLE = "half-stable"  #: a tangent root, χ_∥ = 1: attracting from one side only
+    MARGINAL = "marginal"        #: every K is a fixed point (scale-invariant φ, critical)
+    UNKNOWN = "unknown"          #: χ_∥ not finite
+
+
 @dataclass(frozen=True)
 class FixedPoint:
-    """A fixed point ``K*`` of the kernel map with its susceptibilities.
-
-    ``stability`` is ``"stable"`` (χ_∥ < 1), ``"unstable"`` (χ_∥ > 1), ``"half-stable"`` (a
-    tangent root, χ_∥ = 1) or ``"marginal"`` (every K is a fixed point: scale-invariant φ at its
-    critical point).
-    """
+    """A fixed point ``K*`` of the kernel map with its susceptibilities and its
+    :class:`FixedPointStability`."""
 
     K: float
     chi_parallel: float
     chi_perp: float
     chi_jacobian: float
-    stability: str
+    stability: FixedPointStability
+
+    @property
+    def stable(self) -> bool:
+        """True where K* attracts from both sides (χ_∥ < 1, or K* = 0 attracting)."""
+        return self.stability is FixedPointStability.STABLE
+
+    @property
+    def marginal(self) -> bool:
+        """True where every K is a fixed point."""
+        return self.stability is FixedPointStability.MARGINAL
 
     def to_dict(self) -> dict:
-        return {"K": _num(self.K), "chi_parallel": _num(self.chi_parallel),
-                "chi_perp": _num(self.chi_perp), "chi_jacobian": _num(self.chi_jacobian),
-                "stability": self.stability}
-
-
-def _num(x):
-    """float for JSON: None for NaN/inf/None."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if np.isfinite(x) else None
+        return {"K": finite_or_none(self.K), "chi_parallel": finite_or_none(self.chi_parallel),
+                "chi_perp": finite_or_none(self.chi_perp),
+                "chi_jacobian": finite_or_none(self.chi_jacobian),
+                "stability": self.stability.value}
 
 
 @dataclass(frozen=True)
@@ -104,25 +117,32 @@ class PointAnalysis:
             "weight_var": self.weight_var,
             "bias_var": self.bias_var,
             "input_kernel": self.input_kernel,
-            "fixed_point": None if self.attractor is None else _num(self.attractor.K),
+            "fixed_point": None if self.attractor is None else finite_or_none(self.attractor.K),
             "fixed_points": [fp.to_dict() for fp in self.fixed_points],
             "runaway": self.runaway,
-            "chi_parallel": _num(self.chi_parallel),
-            "chi_perp": _num(self.chi_perp),
-            "chi_jacobian": _num(self.chi_jacobian),
+            "chi_parallel": finite_or_none(self.chi_parallel),
+            "chi_perp": finite_or_none(self.chi_perp),
+            "chi_jacobian": finite_or_none(self.chi_jacobian),
             "phase": self.phase,
-            "correlation_length": _num(self.correlation_length),
+            "correlation_length": finite_or_none(self.correlation_length),
             "note": self.note,
         }
 
 
-def _stability(chi_par: float) -> str:
+def _stability(chi_par: float) -> FixedPointStability:
+    if not np.isfinite(chi_par):
+        return FixedPointStability.UNKNOWN
     if abs(chi_par - 1.0) <= 1e-9:
-        return "half-stable"
-    return "stable" if chi_par < 1.0 else "unstable"
+        return FixedPointStability.HALF_STABLE
+    return FixedPointStability.STABLE if chi_par < 1.0 else FixedPointStability.UNSTABLE
 
 
-def _make(arch: LayerMaps, K: float, sw: float, sb: float, stability: str | None = None):
+def fixed_point_at(arch: LayerMaps, K: float, sw: float, sb: float,
+                   stability: FixedPointStability | None = None) -> FixedPoint:
+    """The :class:`FixedPoint` record of ``K`` at (σ_w², σ_b²): χ_∥, χ_⊥, χ_J at K (their
+    one-sided limits at K = 0) and the stability (given, or read off χ_∥; at K = 0 with
+    χ_∥ = 1 from the leading correction of the kernel map). ``K`` is not checked to be a fixed
+    point: callers pass one (or the input kernel of a marginal network, where every K is)."""
     Kc = max(K, 1e-300)
     if K == 0.0:
         mu2 = arch.mu2
@@ -137,8 +157,6 @@ def _make(arch: LayerMaps, K: float, sw: float, sb: float, stability: str | None
                 # a kink at 0: as K → 0 the Gaussian sees only the two slopes φ'(0±), so the map
                 # is that of the piecewise-linear activation with those slopes:
                 # χ_∥ = χ_J = μ² + σ_w² (φ'(0+)² + φ'(0-)²)/2
-                from critheory.theory.meanfield.criticality import one_sided_derivatives
-
                 ap, am = one_sided_derivatives(arch.activation, 1)[1]
                 chi_par = chi_j = mu2 + sw * (ap * ap + am * am) / 2.0
     else:
@@ -148,17 +166,15 @@ def _make(arch: LayerMaps, K: float, sw: float, sb: float, stability: str | None
     if stability is None and K == 0.0 and abs(chi_par - 1.0) <= 1e-12:
         # K* = 0 with χ_∥ = 1: attracting (algebraically) iff the leading correction to
         # f(K) - K is negative: a_1 < 0, or Δ_2/σ_1 < 0 for a kink in φ'' [PDLT §5.3]
-        from critheory.theory.meanfield.criticality import _a1b1, _kinked_second
-
-        ab, kink = _a1b1(arch), _kinked_second(arch)
+        ab, kink = a1_b1(arch), kinked_second(arch)
         if (ab is not None and ab[0].is_negative) or (kink is not None and kink < 0):
-            stability = "stable"
+            stability = FixedPointStability.STABLE
         elif (ab is not None and ab[0].is_positive) or (kink is not None and kink > 0):
-            stability = "unstable"
+            stability = FixedPointStability.UNSTABLE
     if K == 0.0:
         chi_perp = chi_j  # the one-sided limit: χ_⊥ = χ_J for every block rule at K -> 0
     return FixedPoint(float(K), chi_par, chi_perp, chi_j,
-                      stability or (_stability(chi_par) if np.isfinite(chi_par) else "unknown"))
+                      _stability(chi_par) if stability is None else stability)
 
 
 def _homogeneous_slope(arch: LayerMaps, sw: float) -> float:
@@ -184,16 +200,18 @@ def fixed_points(arch: LayerMaps, weight_var: float, bias_var: float) -> tuple:
         c = float(arch.kernel_map(1.0, sw, sb)) - mu2
         if c <= 0:
             return ()
-        return (_make(arch, c / (1.0 - mu2), sw, sb),)
+        return (fixed_point_at(arch, c / (1.0 - mu2), sw, sb),)
     act = arch.activation
     phi0 = float(act.numpy(0.0))
     if arch.caps.scale_invariant:
         m = _homogeneous_slope(arch, sw)
         if abs(m - 1.0) <= 1e-14:
-            return (_make(arch, 0.0, sw, sb, "marginal"),) if sb == 0 else ()
+            return ((fixed_point_at(arch, 0.0, sw, sb, FixedPointStability.MARGINAL),)
+                    if sb == 0 else ())
         if sb == 0:
-            return (_make(arch, 0.0, sw, sb, "stable" if m < 1 else "unstable"),)
-        return (_make(arch, sb / (1.0 - m), sw, sb),) if m < 1 else ()
+            return (fixed_point_at(arch, 0.0, sw, sb, FixedPointStability.STABLE if m < 1
+                                   else FixedPointStability.UNSTABLE),)
+        return (fixed_point_at(arch, sb / (1.0 - m), sw, sb),) if m < 1 else ()
     K, F, G = _adaptive_scan(arch, sw, sb)
     noise = 1e-12 * (np.abs(F + K) + K)
     Fm = np.where(np.abs(F) <= noise, np.nan, F)
@@ -220,11 +238,11 @@ def fixed_points(arch: LayerMaps, weight_var: float, bias_var: float) -> tuple:
                 roots.append(float(k))
     out = []
     if sb == 0.0 and phi0 == 0.0:
-        out.append(_make(arch, 0.0, sw, sb))
+        out.append(fixed_point_at(arch, 0.0, sw, sb))
     for r in sorted(roots):
         if out and abs(r - out[-1].K) <= 1e-9 * r:
             continue
-        out.append(_make(arch, r, sw, sb))
+        out.append(fixed_point_at(arch, r, sw, sb))
     return tuple(out)
 
 
@@ -296,14 +314,14 @@ def analyze_point(arch: LayerMaps, weight_var: float, bias_var: float, q0: float
     note = ""
     attractor = None
     runaway = None
-    if fps and fps[0].stability == "marginal":
-        attractor = _make(arch, K1, sw, sb, "marginal")
+    if fps and fps[0].marginal:
+        attractor = fixed_point_at(arch, K1, sw, sb, FixedPointStability.MARGINAL)
         note = "every K is a fixed point (scale-invariant activation at its critical point)"
     elif arch.has_fixed_point:
         F1 = float(arch.kernel_map(K1, sw, sb)) - K1
         if abs(F1) <= 1e-13 * (K1 + sb):
             cand = [fp for fp in fps if abs(fp.K - K1) <= 1e-9 * K1]
-            attractor = cand[0] if cand else _make(arch, K1, sw, sb)
+            attractor = cand[0] if cand else fixed_point_at(arch, K1, sw, sb)
         elif F1 > 0:
             above = [fp for fp in fps if fp.K > K1]
             attractor = above[0] if above else None

@@ -41,6 +41,7 @@ Examples
 """
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 
@@ -52,7 +53,8 @@ from critheory.errors import CritheoryError, InvalidArgumentError
 from critheory.expectations import expect
 
 __all__ = ["InputPoint", "critical_point_for_inputs", "critical_point_reach",
-           "CriticalityWarning", "MAX_DEPTH", "FLAT_TOL"]
+           "CriticalityWarning", "InputWarning", "InputWarningKind", "warnings_for",
+           "reach_warning", "MAX_DEPTH", "FLAT_TOL"]
 
 #: the depth horizon of the scan at most (each layer is one vectorized expectation per map)
 MAX_DEPTH = 2000
@@ -132,6 +134,76 @@ class InputPoint:
         return jsonable({k: getattr(self, k) for k in self.__dataclass_fields__})
 
 
+class InputWarningKind(enum.Enum):
+    """Why a point is not critical for the inputs it was chosen for."""
+
+    #: the activation's own critical point: the inputs do not reach its fixed point
+    CRITICAL_NOT_REACHED = "critical point not reached"
+    #: even the flattest reachable line point leaves J^{1,l} off by more than FLAT_TOL
+    NOT_FLAT = "not flat"
+
+
+@dataclass(frozen=True)
+class InputWarning:
+    """One warning about a point chosen for inputs of second moment ``q0``.
+
+    Attributes
+    ----------
+    kind : InputWarningKind
+    q0 : float
+    depth : int
+        The depth horizon of the judgement.
+    depth_lost : int or None
+        ``CRITICAL_NOT_REACHED``: the first depth at which ``J^{1,l}`` at the critical point is
+        off by more than :data:`FLAT_TOL` (None if it stays within it).
+    apjn_off : float or None
+        ``NOT_FLAT``: ``max_{l <= depth} J^{1,l}`` off from 1 by this fraction
+        (``expm1(apjn_max_log)``).
+    """
+
+    kind: InputWarningKind
+    q0: float
+    depth: int
+    depth_lost: int | None = None
+    apjn_off: float | None = None
+
+    def text(self, subject: str = "this point") -> str:
+        """The warning in words (``subject``: what ``NOT_FLAT`` speaks of)."""
+        if self.kind is InputWarningKind.NOT_FLAT:
+            return (f"even {subject} leaves J^(1,l) off by up to {self.apjn_off:.0%} within "
+                    f"{self.depth} layers")
+        return ("the activation's critical point is not reached from these inputs (they flow "
+                "to the ordered phase" + ("" if self.depth_lost is None else
+                                          f"; J^(1,l) off by more than 10 % from layer "
+                                          f"{self.depth_lost}") + ")")
+
+
+def warnings_for(point: InputPoint) -> tuple[InputWarning, ...]:
+    """The warnings a chosen point carries: the activation's critical point is not reached
+    from the inputs (``CRITICAL_NOT_REACHED``), and the point is a ``"reached"`` one whose
+    ``J^{1,l}`` is still off by more than :data:`FLAT_TOL` within its depth (``NOT_FLAT``)."""
+    out = []
+    if point.critical_point is not None and point.critical_reached is False:
+        out.append(InputWarning(InputWarningKind.CRITICAL_NOT_REACHED, point.q0, point.depth,
+                                depth_lost=point.depth_lost))
+    if point.rule == "reached" and point.apjn_max_log > math.log1p(FLAT_TOL):
+        out.append(InputWarning(InputWarningKind.NOT_FLAT, point.q0, point.depth,
+                                apjn_off=math.expm1(point.apjn_max_log)))
+    return tuple(out)
+
+
+def reach_warning(activation, q0: float = 1.0, *, depth: int = 64, params=None
+                  ) -> InputWarning | None:
+    """``CRITICAL_NOT_REACHED`` where inputs of second moment ``q0`` do not reach the fixed
+    point of the activation's (MLP) critical point within ``depth`` layers, else None (the
+    activation's own point kept, without choosing another: :func:`critical_point_reach`)."""
+    reached, lost = critical_point_reach(activation, q0, depth=depth, params=params)
+    if reached is not False:
+        return None
+    return InputWarning(InputWarningKind.CRITICAL_NOT_REACHED, float(q0), int(depth),
+                        depth_lost=lost)
+
+
 def _line(act, K):
     """σ_w², σ_b², χ_∥ of the critical-line points with fixed points K (vectorized)."""
     e2 = np.asarray(expect(act, "phi2", K).value, float)
@@ -178,7 +250,7 @@ def _critical_reach(act, q0: float, depth: int):
         from critheory.theory.meanfield.maps import architecture
 
         pts = [p for p in critical_points(architecture("mlp", act))
-               if np.isfinite(p.fixed_point) and np.isfinite(p.weight_var)]
+               if p.fixed_point is not None and np.isfinite(p.weight_var)]
     except CritheoryError:
         pts = []
     if not pts:
@@ -189,7 +261,7 @@ def _critical_reach(act, q0: float, depth: int):
     off = np.nonzero(np.abs(np.expm1(logJ[:, 0])) > FLAT_TOL)[0]
     lost = int(off[0]) + 1 if off.size else None
     return ((float(c.weight_var), float(c.bias_var), float(c.fixed_point)),
-            c.kind == "half-stable", reached, lost)
+            c.half_stable, reached, lost)
 
 
 def critical_point_reach(activation, q0: float = 1.0, *, depth: int = 64, params=None

@@ -19,7 +19,7 @@ import numpy as np
 from critheory.common.checks import check_hyper
 from critheory.errors import InvalidArgumentError
 from critheory.theory.meanfield.maps import LayerMaps, architecture
-from critheory.theory.meanfield.fixed_points import RUNAWAY_K
+from critheory.theory.meanfield.fixed_points import RUNAWAY_K, fixed_point_at
 from critheory.theory.roots import refine_brackets
 
 __all__ = ["attractors", "phase_grid", "phase_grid_mu", "log_chi_at_attractor", "MAX_POINTS"]
@@ -127,10 +127,8 @@ def log_chi_at_attractor(arch: LayerMaps, w: np.ndarray, b: np.ndarray,
     pos = K > 0
     chi[pos] = np.asarray(arch.chi_jacobian(K[pos], w[pos], b[pos]), dtype=float)
     if np.any(~pos):  # K* = 0: χ_J = μ² + σ_w² φ'(0)² where defined
-        from critheory.theory.meanfield.fixed_points import _make
-
         for i in np.flatnonzero(~pos):
-            chi[i] = _make(arch, 0.0, w[i], b[i]).chi_jacobian
+            chi[i] = fixed_point_at(arch, 0.0, w[i], b[i]).chi_jacobian
     with np.errstate(all="ignore"):
         return np.where(chi > 0, np.log(chi), np.nan)
 

@@ -192,24 +192,23 @@ def _check_int(name: str, v, lo: int, hi: int) -> int:
 
 
 def _critical(arch_maps, weight_var, bias_var):
-    """``(σ_w², σ_b², universality name, p_⊥)``: the user's point or the activation's critical
-    point."""
+    """``(σ_w², σ_b², universality)``: the user's point or the activation's critical point,
+    with the activation's :class:`~critheory.theory.meanfield.criticality.Universality`."""
     from critheory.theory.meanfield.criticality import universality
 
     u = universality(arch_maps)
-    p = u.apjn if u.name in ("K*=0", "scale-invariant", "K*=0 (kinked)") else None
     if weight_var is not None:
         from critheory.common.checks import check_bias_var, check_weight_var
 
         sw = check_weight_var(weight_var)
         sb = check_bias_var(0.0 if bias_var is None else bias_var)
-        return sw, sb, u.name, p
+        return sw, sb, u
     if u.critical_point is None:
         raise InvalidArgumentError(
             f"{arch_maps.activation.name} on {arch_maps.describe()} has no critical point "
             f"({u.name}); give a weight and a bias variance explicitly (--weight-var, "
             "--bias-var)")
-    return float(u.critical_point.weight_var), float(u.critical_point.bias_var), u.name, p
+    return float(u.critical_point.weight_var), float(u.critical_point.bias_var), u
 
 
 def _depth_factors(arch_maps, sw, sb, L, optimizer):
@@ -298,11 +297,12 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
         from critheory.theory.meanfield.maps import architecture
 
         try:
-            sw, sb, uname, p = _critical(architecture("mlp", act), weight_var, bias_var)
+            sw, sb, u = _critical(architecture("mlp", act), weight_var, bias_var)
         except InvalidArgumentError:
             if weight_var is not None:
                 raise
-            sw, sb, uname, p = 1.0, 0.0, "none", None   # LayerNorm keeps signals of order one
+            sw, sb, u = 1.0, 0.0, None   # LayerNorm keeps signals of order one
+        uname, p = ("none", None) if u is None else (u.name, u.p_perp)
         groups = []
         for name in TRANSFORMER_GROUPS:
             if name == "embedding":
@@ -328,7 +328,7 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
             groups.append(ParameterGroup(name, v, lr, (), None, srcs))
         head_bias_lr = 1.0 if optimizer == "sgd" else 1.0 / math.sqrt(n_out)
         extras = {"point": "given" if weight_var is not None
-                  else "critical point of the MLP activation" if uname != "none"
+                  else "critical point of the MLP activation" if u is not None
                   else "none (no critical point: C_W = 1, LayerNorm keeps signals of order one)",
                   "attention_logit_scale": 1.0 / math.sqrt(n / H),
                   "tied_head_rescale": math.sqrt(1.0 / n ** (1.0 + s)),
@@ -341,12 +341,15 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
                       "([DYZ] fn. 9); no depth factor", heads=H, mlp_ratio=M, p_perp=p,
                       extras=extras, sources=src)
     # ---------------------------------------------------------------- MLP-like networks
+    from critheory.theory.meanfield.criticality import UniversalityKind
     from critheory.theory.meanfield.maps import architecture
 
     L = _check_int("depth", depth, 2, MAX_DEPTH)
     maps = architecture(arch, act, mu)
-    sw, sb, uname, p = _critical(maps, weight_var, bias_var)
-    point, notes, input_point = _input_point(maps, act, L, sw, sb, uname, q0, weight_var)
+    sw, sb, u = _critical(maps, weight_var, bias_var)
+    uname, p = u.name, u.p_perp
+    point, notes, input_point = _input_point(maps, act, L, sw, sb, u.half_stable, q0,
+                                             weight_var)
     if input_point is not None:
         sw, sb = input_point.weight_var, input_point.bias_var
     fb, fw = _depth_factors(maps, sw, sb, L, optimizer)
@@ -366,9 +369,9 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
                                      srcs + "; depth: [PDLT] §9 equivalence"))
     rule = ("learning-rate equivalence [PDLT §9]: every layer's biases and weights contribute "
             "equally to the NTK")
-    if uname == "scale-invariant":
+    if u.scale_invariant:
         rule += " (scale-invariant class: 1/L)"
-    elif uname == "K*=0" and p is not None:
+    elif u.kind is UniversalityKind.ZERO and p is not None:
         rule += (f" (K*=0 class, p_perp = {p:g}: bias ~ L^(p-1) l^(-p), weight ~ (L/l)^(p-1)"
                  + (", AdamW: square root of the SGD factor over L" if optimizer == "adamw"
                     else "") + ")")
@@ -388,16 +391,16 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
                   warnings=notes)
 
 
-def _input_point(maps, act, L: int, sw: float, sb: float, uname: str, q0, weight_var):
+def _input_point(maps, act, L: int, sw: float, sb: float, half_stable: bool, q0, weight_var):
     """``(description of the point, warnings, InputPoint or None)`` of an MLP recipe: the point
     critical for inputs of second moment ``q0`` when asked for; else, at a half-stable critical
     point, a warning when unit-norm inputs do not reach it (with the depth at which it
     matters)."""
     import warnings
 
-    from critheory.theory.meanfield.inputs import (FLAT_TOL, MAX_DEPTH as INPUT_DEPTH,
-                                                   CriticalityWarning, critical_point_for_inputs,
-                                                   critical_point_reach)
+    from critheory.theory.meanfield.inputs import (MAX_DEPTH as INPUT_DEPTH, CriticalityWarning,
+                                                   InputWarningKind, critical_point_for_inputs,
+                                                   reach_warning, warnings_for)
 
     horizon = max(2, min(L, INPUT_DEPTH))
     if q0 is not None:
@@ -409,20 +412,21 @@ def _input_point(maps, act, L: int, sw: float, sb: float, uname: str, q0, weight
                                        f"derived for --arch mlp, not {maps.name}")
         ip = critical_point_for_inputs(act, q0, depth=horizon)
         notes = ()
-        if ip.rule == "reached" and ip.apjn_max_log > math.log1p(FLAT_TOL):
-            msg = (f"even the flattest point of the critical line reached from q0 = {ip.q0:g} "
-                   f"leaves J^(1,l) off by up to {math.expm1(ip.apjn_max_log):.0%} within "
-                   f"{ip.depth} layers")
-            warnings.warn(msg, CriticalityWarning, stacklevel=3)
-            notes = (msg,)
+        for w in warnings_for(ip):
+            if w.kind is InputWarningKind.NOT_FLAT:
+                msg = w.text(f"the flattest point of the critical line reached from "
+                             f"q0 = {ip.q0:g}")
+                warnings.warn(msg, CriticalityWarning, stacklevel=3)
+                notes = (msg,)
         return (f"critical for inputs of second moment q0 = {ip.q0:g} (rule {ip.rule})",
                 notes, ip)
     if weight_var is not None:
         return "given", (), None
     notes: tuple = ()
-    if uname == "half-stable" and maps.name == "mlp":
-        reached, lost = critical_point_reach(act, 1.0, depth=horizon)
-        if reached is False:
+    if half_stable and maps.name == "mlp":
+        w = reach_warning(act, 1.0, depth=horizon)
+        if w is not None:
+            lost = w.depth_lost
             msg = (f"the critical point ({sw:.6g}, {sb:.6g}) of {act.name} is half-stable and "
                    "inputs with |x|^2/N0 = 1 do not reach its fixed point: they flow to the "
                    "ordered phase" + ("" if lost is None else

@@ -37,14 +37,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["nu", "drift", "drift_pair", "geo_step2", "geo_step", "rho_drift", "rho_diffusion", "x_drift", "drift_symbolic",
-           "drift_text", "Stability", "stability"]
+__all__ = ["nu", "drift", "drift_pair", "geo_step2", "geo_step", "rho_drift", "rho_diffusion",
+           "x_drift", "drift_symbolic", "drift_text", "Stability", "stability",
+           "sin_minus_theta_cos"]
 
 _TWO_PI = 2.0 * np.pi
 
 
-def _sin_minus_theta_cos(theta):
-    """``sin θ − θ cos θ`` without cancellation near θ = 0 (series below 0.05)."""
+def sin_minus_theta_cos(theta):
+    """``sin θ − θ cos θ`` without cancellation near θ = 0 (series below 0.05).
+
+    >>> t = 1e-3    # the Taylor series θ³/3 − θ⁵/30 + θ⁷/840 − ...
+    >>> abs(float(sin_minus_theta_cos(t)) - (t ** 3 / 3 - t ** 5 / 30)) < 1e-14 * t ** 3
+    True
+    """
     theta = np.asarray(theta, dtype=float)
     t2 = theta * theta
     series = theta * t2 * (1 / 3 - t2 * (1 / 30 - t2 * (1 / 840 - t2 / 45360)))
@@ -59,7 +65,7 @@ def nu(shaping, rho):
     True
     """
     rho = np.clip(np.asarray(rho, dtype=float), -1.0, 1.0)
-    return shaping.k * _sin_minus_theta_cos(np.arccos(rho)) / _TWO_PI
+    return shaping.k * sin_minus_theta_cos(np.arccos(rho)) / _TWO_PI
 
 
 def drift_pair(shaping, Vaa, Vbb, Vab):
@@ -68,7 +74,7 @@ def drift_pair(shaping, Vaa, Vbb, Vab):
     Vbb = np.maximum(np.asarray(Vbb, dtype=float), 0.0)
     Vab = np.asarray(Vab, dtype=float)
     P = Vaa * Vbb
-    if shaping.kind == "relu":
+    if shaping.homogeneous:
         r = np.sqrt(P)
         with np.errstate(invalid="ignore", divide="ignore"):
             rho = np.where(r > 0, Vab / np.where(r > 0, r, 1.0), 1.0)
@@ -135,7 +141,7 @@ def geo_step2(shaping, a, b, c, g, dt):
     nb = m00 * s12 + m01 * s22
     nc = m10 * s12 + m11 * s22
     nb = nb + drift_pair(shaping, a, c, b) * dt
-    if shaping.kind != "relu":  # ν(1) = 0: no drift of the norms under ReLU shaping
+    if not shaping.homogeneous:  # ν(1) = 0: no drift of the norms under ReLU shaping
         na = na + drift_pair(shaping, a, a, a) * dt
         nc = nc + drift_pair(shaping, c, c, c) * dt
     return na, nb, nc
@@ -174,7 +180,7 @@ def x_drift(shaping, x):
     theta = 2.0 * np.arctan(np.exp(-x))
     # ν cosh² x = k (sin θ − θ cos θ)/(2π sin² θ), sin θ = sech x
     s = np.sin(theta)
-    return shaping.k * _sin_minus_theta_cos(theta) / (_TWO_PI * s * s) + 0.5 * np.tanh(x)
+    return shaping.k * sin_minus_theta_cos(theta) / (_TWO_PI * s * s) + 0.5 * np.tanh(x)
 
 
 def drift_symbolic(shaping):
@@ -219,7 +225,7 @@ def drift_symbolic(shaping):
 
 def drift_text(shaping) -> str:
     """The drift formula, printed (ReLU: ν(ρ); smooth: derived symbolically)."""
-    if shaping.kind == "relu":
+    if shaping.homogeneous:
         return (f"b_ab = nu(rho_ab) sqrt(V_aa V_bb), nu(rho) = {shaping.k:g} "
                 f"(sqrt(1 - rho^2) - rho arccos(rho))/(2 pi)")
     import sympy as sp
@@ -260,7 +266,7 @@ def stability(shaping) -> Stability:
     'blows_up'
     """
     B = float(shaping.B)
-    if shaping.kind == "relu":
+    if shaping.homogeneous:
         return Stability(0.0, "stable", "ReLU shaping: the norm is a geometric Brownian motion "
                                         "(no drift), finite for all t")
     if B <= 0:

@@ -2,9 +2,13 @@
 
 Two families:
 
-* ReLU-like (``kind="relu"``): ``φ_s(x) = s₊ max(x,0) + s₋ min(x,0)``, ``s± = 1 + c±/√n``;
-* smooth (``kind="smooth"``): ``φ_s(x) = s φ(x/s)``, ``s = a√n``, for an activation with
+* ReLU-like (:func:`shape_relu`): ``φ_s(x) = s₊ max(x,0) + s₋ min(x,0)``, ``s± = 1 + c±/√n``;
+* smooth (:func:`shape_smooth`): ``φ_s(x) = s φ(x/s)``, ``s = a√n``, for an activation with
   φ(0) = 0 and φ'(0) = 1 (:func:`shape_smooth` offers to normalize one that is not).
+
+What the solvers need to know is one capability, :attr:`Shaping.homogeneous`: ReLU shaping is
+positively 1-homogeneous (``φ_s(λx) = λφ_s(x)``, λ > 0), so the covariance SDE is
+1-homogeneous, the norms have no drift and the correlation alone is a Markov process.
 
 The network is ``h^{l+1} = √(c/n) W φ_s(h^l)``, ``W_ij ~ N(0,1)``, ``c⁻¹ = E[φ_s(g)²]``,
 g ~ N(0,1), depth d = Tn, and the covariance ``V^l_ab = <h^l_a, h^l_b>/n`` follows the covariance
@@ -41,10 +45,11 @@ MIN_A, MAX_A = 1e-4, 1e8
 class Shaping:
     """A shaping rule: the activation's parameters as functions of the width n.
 
+    Exactly one family is set: ``c_plus``/``c_minus`` (ReLU shaping) or ``a`` (smooth shaping);
+    :attr:`homogeneous` says which.
+
     Attributes
     ----------
-    kind : str
-        ``"relu"`` (slopes ``s± = 1 + c±/√n``) or ``"smooth"`` (``φ_s(x) = s φ(x/s)``, s = a√n).
     c_plus, c_minus : float
         ReLU shaping constants (``None`` for smooth shaping).
     a : float
@@ -60,7 +65,6 @@ class Shaping:
         What normalization was applied to the activation (empty if none).
     """
 
-    kind: str
     c_plus: float | None = None
     c_minus: float | None = None
     a: float | None = None
@@ -71,16 +75,30 @@ class Shaping:
     sigma3_exact: str = "0"
     note: str = ""
 
+    def __post_init__(self):
+        if ((self.c_plus is None) != (self.c_minus is None)
+                or (self.c_plus is None) == (self.a is None)):
+            raise InvalidArgumentError("a shaping rule has either c_plus and c_minus (ReLU "
+                                       "shaping) or a (smooth shaping)")
+
+    @property
+    def homogeneous(self) -> bool:
+        """True for ReLU shaping: ``φ_s`` is positively 1-homogeneous (slopes s± either side of
+        a kink at 0), so the covariance SDE is 1-homogeneous, the norms follow a driftless
+        geometric Brownian motion (ν(1) = 0) and the correlation alone is Markov (the
+        Fokker-Planck solver and the exact ODE limit of ρ apply); False for smooth shaping."""
+        return self.c_plus is not None
+
     def slopes(self, n: float) -> tuple[float, float]:
         """ReLU slopes ``(s₊, s₋)`` at width n."""
-        if self.kind != "relu":
+        if not self.homogeneous:
             raise InvalidArgumentError("slopes are defined for ReLU shaping only")
         r = 1.0 / math.sqrt(float(n))
         return (1.0 + self.c_plus * r, 1.0 + self.c_minus * r)
 
     def scale(self, n: float) -> float:
         """Smooth shaping scale ``s = a√n``."""
-        if self.kind != "smooth":
+        if self.homogeneous:
             raise InvalidArgumentError("the scale s = a√n is defined for smooth shaping only")
         return self.a * math.sqrt(float(n))
 
@@ -91,7 +109,7 @@ class Shaping:
         >>> float(shape_relu(1.0, -1.0).phi(4)(np.array(-2.0)))
         -1.0
         """
-        if self.kind == "relu":
+        if self.homogeneous:
             sp_, sm = self.slopes(n)
             return lambda x: np.where(x > 0, sp_ * x, sm * x)
         s = self.scale(n)
@@ -101,7 +119,7 @@ class Shaping:
     @property
     def k(self) -> float:
         """``(c₊ − c₋)²`` (ReLU shaping), the strength of the correlation drift."""
-        return (self.c_plus - self.c_minus) ** 2 if self.kind == "relu" else 0.0
+        return (self.c_plus - self.c_minus) ** 2 if self.homogeneous else 0.0
 
     @property
     def B(self) -> float:
@@ -110,7 +128,7 @@ class Shaping:
 
     def describe(self) -> str:
         """One line: which shaping, with which constants."""
-        if self.kind == "relu":
+        if self.homogeneous:
             return (f"shaped ReLU s+ max(x,0) + s- min(x,0), s± = 1 + c±/√n, "
                     f"c+ = {self.c_plus:g}, c- = {self.c_minus:g}")
         return (f"smooth shaping s φ(x/s), s = a√n, a = {self.a:g}, φ = "
@@ -153,7 +171,7 @@ def shape_relu(c_plus, c_minus, activation=None) -> Shaping:
         raise ActivationError(
             f"ReLU shaping needs a positively homogeneous activation (a+ x, a- x); "
             f"{activation.expr_text} is not: use --shape smooth")
-    return Shaping("relu", c_plus=cp, c_minus=cm, activation=activation)
+    return Shaping(c_plus=cp, c_minus=cm, activation=activation)
 
 
 def shape_smooth(activation, a, *, normalize: bool = False, params=None) -> Shaping:
@@ -210,5 +228,5 @@ def shape_smooth(activation, a, *, normalize: bool = False, params=None) -> Shap
         act = Activation.from_expr(sp.simplify(expr))
         note = f"normalized: (phi(x) - {d[0]})/({d[1]})"
         d = tuple(sp.simplify(v / d[1]) for v in d)
-    return Shaping("smooth", a=a, activation=act, sigma2=float(d[2]), sigma3=float(d[3]),
+    return Shaping(a=a, activation=act, sigma2=float(d[2]), sigma3=float(d[3]),
                    sigma2_exact=str(d[2]), sigma3_exact=str(d[3]), note=note)

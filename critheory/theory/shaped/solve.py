@@ -34,7 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from critheory.errors import InvalidArgumentError
-from critheory.theory.shaped.sde import _sin_minus_theta_cos, drift, geo_step, geo_step2, x_drift
+from critheory.theory.shaped.sde import (drift, geo_step, geo_step2, sin_minus_theta_cos,
+                                         x_drift)
 
 __all__ = ["check_T", "check_rho0", "start_matrix", "Paths", "integrate", "step_rate",
            "initial_steps", "quantile_errors", "RhoLaw",
@@ -87,7 +88,7 @@ def step_rate(shaping) -> float:
     >>> step_rate(shape_relu(0, -1)), step_rate(shape_relu(0, -4)), step_rate(shape_smooth("tanh", 0.5))
     (1.0, 8.0, 8.0)
     """
-    if shaping.kind == "relu":
+    if shaping.homogeneous:
         return max(1.0, shaping.k / 2.0)
     return max(1.0, abs(shaping.B), shaping.sigma2 ** 2, abs(shaping.sigma3)) / shaping.a ** 2
 
@@ -324,7 +325,7 @@ def _integrate(shaping, T, V0, m, paths, steps, seed, keep, saves):
     save_at = set(np.unique(np.linspace(0, steps, min(saves, steps) + 1).round().astype(int)))
     times, rp = [], []
     projected = projected_coarse = 0
-    relu = shaping.kind == "relu"
+    relu = shaping.homogeneous
     if m == 2:
         fine = [np.full(paths, V0[0, 0]), np.full(paths, V0[0, 1]), np.full(paths, V0[1, 1])]
         coarse = [v.copy() for v in fine]
@@ -556,7 +557,7 @@ def fokker_planck(shaping, T, rho0, *, cells: int = 1200, steps: int = 400) -> R
     >>> abs(r.rho_mean) < 1e-5, abs(r.quantiles[0.5]) < 1e-4
     (True, True)
     """
-    if shaping.kind != "relu":
+    if not shaping.homogeneous:
         raise InvalidArgumentError(
             "the Fokker-Planck solver needs ReLU shaping (for smooth shaping the correlation "
             "alone is not Markov: use method 'em')")
@@ -597,7 +598,7 @@ def rho_ode(shaping, rho0, T) -> float:
     """
     rho0 = check_rho0(rho0)
     T = check_T(T)
-    if shaping.kind != "relu":
+    if not shaping.homogeneous:
         V = np.array([[1.0, rho0], [rho0, 1.0]])
         n = 2000
         h = T / n
@@ -618,7 +619,7 @@ def rho_ode(shaping, rho0, T) -> float:
     th0 = math.acos(rho0)
 
     def rate(th):  # dθ/dt = -(k/2π) g(θ), g = (sin θ − θ cos θ)/sin θ
-        return (k / (2 * math.pi)) * float(_sin_minus_theta_cos(th)) / math.sin(th) \
+        return (k / (2 * math.pi)) * float(sin_minus_theta_cos(th)) / math.sin(th) \
             if th > 0 else 0.0
 
     def time_to(th):
@@ -651,7 +652,7 @@ def norm_ode(shaping, V0, T) -> float:
     True
     """
     T = check_T(T)
-    if shaping.kind == "relu" or V0 == 1.0:
+    if shaping.homogeneous or V0 == 1.0:
         return float(V0)
     g = shaping.B / shaping.a ** 2
     den = 1.0 - (1.0 - 1.0 / V0) * math.exp(g * T)

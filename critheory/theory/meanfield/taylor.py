@@ -1,0 +1,122 @@
+"""The activation at 0 and the kernel map near K* = 0 (shared by fixed points and criticality).
+
+An MLP's kernel map near ``K = 0`` is set by the activation's derivatives at 0 [PDLT §5.3]:
+``σ_1 = φ'(0)`` places the K* = 0 end of the critical line at ``σ_w² = (1 − μ²)/σ_1²``,
+PDLT's ``a_1 = σ_3/σ_1 + (3/4)(σ_2/σ_1)²`` decides whether it attracts (``a_1 < 0``), and
+``b_1 = σ_3/σ_1 + (σ_2/σ_1)²`` gives the APJN exponent ``p_⊥ = b_1/a_1``; where φ'' jumps at 0
+(ELU-type), ``Δ_2/σ_1`` with ``Δ_2 = φ''(0+) − φ''(0−)`` plays the role of ``a_1``.
+
+:mod:`critheory.theory.meanfield.fixed_points` (stability of K* = 0) and
+:mod:`critheory.theory.meanfield.criticality` (critical points, universality classes) both read
+them from here.
+
+Examples
+--------
+>>> from critheory.theory.meanfield.maps import architecture
+>>> from critheory.theory.meanfield.taylor import a1_b1, zero_endpoint
+>>> a1_b1(architecture("mlp", "tanh")), zero_endpoint(architecture("mlp", "tanh"))
+((-2, -2), 1.0)
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from critheory.errors import InvalidArgumentError
+from critheory.theory.meanfield.maps import LayerMaps
+
+if TYPE_CHECKING:  # sympy is imported where it is used (importing it takes ~0.5 s)
+    import sympy as sp
+
+__all__ = ["one_sided_derivatives", "exact_coefficient", "kernel_dependent", "zero_endpoint",
+           "kinked_second", "a1_b1"]
+
+
+def one_sided_derivatives(act, n: int = 3) -> tuple[tuple[float, float], ...]:
+    """(φ^{(k)}(0+), φ^{(k)}(0-)) for k = 0..n, at 60 digits (rounded to 1e-30)."""
+    import mpmath
+
+    out = []
+    with mpmath.workdps(60):
+        eps = mpmath.mpf(10) ** -40
+        for k in range(n + 1):
+            f = act.mpmath_func(k)
+            vals = []
+            for x in (eps, -eps):
+                v = f(x)
+                v = mpmath.re(v) if isinstance(v, mpmath.mpc) else v
+                vals.append(0.0 if abs(v) < 1e-30 else float(v))
+            out.append(tuple(vals))
+    return tuple(out)
+
+
+def exact_coefficient(v):
+    """A Taylor coefficient as an exact sympy number: already exact ones as they are (nsimplify
+    of an exact irrational such as 2/√π runs a PSLQ search, ~35 ms, for nothing), floats
+    rationalized by nsimplify."""
+    import sympy as sp
+
+    v = sp.sympify(v)
+    return sp.nsimplify(v) if v.has(sp.Float) else v
+
+
+def kernel_dependent(arch: LayerMaps) -> bool:
+    """True where the kernel map depends on K non-trivially (no LayerNorm fixing it) and a
+    fixed point exists: the MLP-like networks with universality classes."""
+    c = arch.caps
+    return not c.affine_kernel_map and c.has_fixed_point and c.single_dense
+
+
+def zero_endpoint(arch: LayerMaps) -> float | None:
+    """σ_w² of the K* = 0 end of an MLP/residual critical line (φ(0) = 0 and φ'(0) ≠ 0, with φ'
+    continuous at 0), or None."""
+    if not kernel_dependent(arch) or arch.caps.scale_invariant:
+        return None
+    t = arch.activation.taylor
+    if t.available:
+        import sympy as sp
+
+        s0, s1 = t.derivatives[0], t.derivatives[1]
+        if s0 != 0 or s1 == 0:
+            return None
+        return _representable(float((1 - sp.nsimplify(arch.mu2)) / exact_coefficient(s1) ** 2),
+                              arch, f"(1 - mu^2)/phi'(0)^2 with phi'(0) = {float(s1):g}")
+    d = one_sided_derivatives(arch.activation, 1)
+    if d[0] != (0.0, 0.0) or d[1][0] != d[1][1] or d[1][0] == 0.0:
+        return None
+    return _representable((1.0 - arch.mu2) / d[1][0] ** 2, arch,
+                          f"(1 - mu^2)/phi'(0)^2 with phi'(0) = {d[1][0]:g}")
+
+
+def _representable(sw: float, arch: LayerMaps, what: str) -> float:
+    """The critical weight variance, or a CritheoryError naming the input where it is not a
+    positive float64 (tanh(a*x) with a = 1e308: 1/a² underflows to 0)."""
+    if sw > 0 and math.isfinite(sw) and sw >= np.finfo(float).tiny:
+        return sw
+    raise InvalidArgumentError(
+        f"the critical weight variance of {arch.activation.name} is {what}, which is outside "
+        "the float64 range: rescale the activation's parameters")
+
+
+def kinked_second(arch: LayerMaps) -> float | None:
+    """For φ(0) = 0, φ'(0) = σ_1 continuous but φ'' jumping at 0 (ELU-type): Δ_2/σ_1 with
+    Δ_2 = φ''(0+) - φ''(0-); else None."""
+    if arch.activation.taylor.available or zero_endpoint(arch) is None:
+        return None
+    d = one_sided_derivatives(arch.activation, 2)
+    delta2 = d[2][0] - d[2][1]
+    return delta2 / d[1][0] if delta2 != 0.0 else None
+
+
+def a1_b1(arch: LayerMaps) -> tuple[sp.Expr, sp.Expr] | None:
+    """PDLT's a_1, b_1 (exact, sympy) for φ(0) = 0, φ'(0) ≠ 0, else None."""
+    t = arch.activation.taylor
+    if not t.available or t.derivatives[0] != 0 or t.derivatives[1] == 0:
+        return None
+    import sympy as sp
+
+    s1, s2, s3 = (exact_coefficient(t.derivatives[i]) for i in (1, 2, 3))
+    return (sp.simplify(s3 / s1 + sp.Rational(3, 4) * (s2 / s1) ** 2),
+            sp.simplify(s3 / s1 + (s2 / s1) ** 2))

@@ -47,14 +47,29 @@ class Block:
 
 @dataclass(frozen=True)
 class Dense(Block):
-    """``x -> W x + b`` with the network's weight and bias variances."""
+    """``x -> W x + b`` with the network's weight and bias variances.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> net = ct.Network("dense-only", ct.Activation.get("relu"), (ct.Dense(),))
+    >>> net.unit
+    (Dense(),)
+    """
 
     kind: ClassVar[str] = "dense"
 
 
 @dataclass(frozen=True)
 class Phi(Block):
-    """``x -> φ(x)`` elementwise, with the network's activation."""
+    """``x -> φ(x)`` elementwise, with the network's activation.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> ct.network("mlp", "relu").unit
+    (Phi(), Dense())
+    """
 
     kind: ClassVar[str] = "phi"
 
@@ -65,6 +80,14 @@ class LayerNorm(Block):
 
     The theory treats the infinite-width limit, where ``eps`` only matters for ``var = 0``; the
     simulator uses it as given (default 0: exact normalization).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> net = ct.Network("post-ln", ct.Activation.get("tanh"),
+    ...                  (ct.Dense(), ct.LayerNorm(), ct.Phi()))
+    >>> net.describe()
+    'post-ln'
     """
 
     kind: ClassVar[str] = "layernorm"
@@ -87,7 +110,16 @@ def check_mu(mu) -> float:
 
 @dataclass(frozen=True)
 class Residual(Block):
-    """``x -> μ x + branch(x)``: a skip connection of strength μ around a branch of blocks."""
+    """``x -> μ x + branch(x)``: a skip connection of strength μ around a branch of blocks.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> block = ct.Residual((ct.Phi(), ct.Dense()), mu=0.5)
+    >>> net = ct.Network("resnet", ct.Activation.get("relu"), (block,))
+    >>> net.describe()
+    'resnet (mu = 0.5)'
+    """
 
     kind: ClassVar[str] = "residual"
     branch: tuple = ()

@@ -76,6 +76,13 @@ class Network:
     activation : Activation
     unit : tuple of Block
         Either a branch of blocks, or a single :class:`Residual` around one.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> net = ct.Network("my-mlp", ct.Activation.get("tanh"), (ct.Dense(), ct.Phi()))
+    >>> [type(b).__name__ for b in net.unit]
+    ['Dense', 'Phi']
     """
 
     name: str

@@ -62,7 +62,14 @@ _ALIASES = {a: s.name for s in _SPECS for a in s.aliases}
 
 
 def names() -> tuple:
-    """The canonical architecture names."""
+    """The canonical architecture names.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> "mlp" in ct.network_names()
+    True
+    """
     return tuple(REGISTRY)
 
 
@@ -103,7 +110,14 @@ def unit(name: str, mu: float = 1.0) -> tuple:
 def network(name: str = "mlp", activation: Any = "relu", mu: float = 1.0,
             params=None) -> Network:
     """A named architecture with an activation spec (zoo name, formula, sympy expression or
-    :class:`~critheory.activation.Activation`); ``mu`` is ignored without a skip connection."""
+    :class:`~critheory.activation.Activation`); ``mu`` is ignored without a skip connection.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> ct.network("pre-ln", "gelu").describe()
+    'pre-ln'
+    """
     from critheory.activation import Activation
 
     spec = REGISTRY[canonical(name)]

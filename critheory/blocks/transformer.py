@@ -95,6 +95,13 @@ class Attention(Block):
         infinite width).
     cq, ck, cv, cu : float
         Variances ``C_Q, C_K, C_V, C_U`` of the query, key, value and output weights (times 1/n).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> att = ct.Attention(heads=2, cv=1.5)
+    >>> att.heads, att.cv
+    (2, 1.5)
     """
 
     kind: ClassVar[str] = "attention"
@@ -125,7 +132,14 @@ class Attention(Block):
 
 @dataclass(frozen=True)
 class MLP(Block):
-    """``φ(x W₁ + b₁) W₂ + b₂`` with hidden width ``ratio · n`` (the network's σ_w², σ_b²)."""
+    """``φ(x W₁ + b₁) W₂ + b₂`` with hidden width ``ratio · n`` (the network's σ_w², σ_b²).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> ct.MLP(ratio=4.0).ratio
+    4.0
+    """
 
     kind: ClassVar[str] = "mlp"
     ratio: float = 1.0
@@ -154,6 +168,13 @@ class TransformerNetwork:
         T, the number of tokens.
     blocks : tuple of Block
         The unit every layer ``l >= 2`` applies (layer 1 is the dense stem).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> net = ct.transformer("transformer", "gelu", tokens=3, heads=2)
+    >>> isinstance(net, ct.TransformerNetwork), net.tokens
+    (True, 3)
     """
 
     name: str
@@ -218,7 +239,14 @@ _ALIASES = {"pre-ln-transformer": "transformer", "post-ln-transformer": "transfo
 
 def transformer_names() -> tuple:
     """The transformer architecture names (kept apart from :mod:`critheory.blocks.registry`,
-    whose architectures act on one token; the command line offers both)."""
+    whose architectures act on one token; the command line offers both).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> "transformer-post-ln" in ct.transformer_names()
+    True
+    """
     return tuple(_UNITS)
 
 
@@ -243,7 +271,15 @@ def transformer(name: str = "transformer", activation: Any = "relu", *, tokens: 
                 logit_scale: str = "sqrt", cq: float = 1.0, ck: float = 1.0, cv: float = 1.0,
                 cu: float = 1.0, mu: float = 1.0, params=None) -> TransformerNetwork:
     """A named transformer architecture on ``tokens`` tokens (``mu``: strength of every skip
-    connection, 1 in the standard stacks)."""
+    connection, 1 in the standard stacks).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> net = ct.transformer("transformer", "relu", tokens=2, heads=1)
+    >>> net.tokens
+    2
+    """
     from critheory.activation import Activation
 
     key = canonical_transformer(name)

@@ -42,6 +42,13 @@ class FixedPoint:
     ``stability`` is ``"stable"`` (χ_∥ < 1), ``"unstable"`` (χ_∥ > 1), ``"half-stable"`` (a
     tangent root, χ_∥ = 1) or ``"marginal"`` (every K is a fixed point: scale-invariant φ at its
     critical point).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> fp = ct.fixed_points(ct.architecture("mlp", "tanh"), 2.0, 0.1)[0]
+    >>> isinstance(fp, ct.FixedPoint)
+    True
     """
 
     K: float
@@ -175,6 +182,13 @@ def fixed_points(arch: LayerMaps, weight_var: float, bias_var: float) -> tuple:
     is included where ``σ_b² = 0`` and ``φ(0) = 0``. Maps affine in K (the capability
     ``affine_kernel_map``: LayerNorm before the activation or before the last dense block) are
     solved exactly.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> fps = ct.fixed_points(ct.architecture("mlp", "tanh"), 2.0, 0.1)
+    >>> len(fps) >= 1
+    True
     """
     sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))
     if not arch.has_fixed_point:

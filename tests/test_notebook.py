@@ -3,4 +3,4 @@
 
 def test_notebook_runs(run_notebook):
     ns = run_notebook("criticality_tour.ipynb")
-    assert abs(ns["fit_power_law"](ns["d"].depths, ns["d"].apjn).slope + ns["u"].apjn) < 0.02
+    assert abs(ns["ct"].fit_power_law(ns["d"].depths, ns["d"].apjn).slope + ns["u"].apjn) < 0.02

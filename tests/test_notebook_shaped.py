@@ -14,4 +14,4 @@ def test_notebook_runs(run_notebook):
     assert all(abs(v) < 4 for v in ns["z"].values())
     assert ns["unshaped"].rho.mean() > 0.98
     assert "V_ab" in ns["tanh_drift"]
-    assert np.isfinite(ns["rho_ode"](ns["s"], 0.5, 1.0))
+    assert np.isfinite(ns["ct"].rho_ode(ns["s"], 0.5, 1.0))

@@ -188,6 +188,13 @@ class Activation:
     Derivatives are taken almost everywhere: ``DiracDelta`` terms that sympy produces at kinks
     are dropped, and the jumps of φ' at each breakpoint are kept in :attr:`derivative_jumps`, so
     that distributional expectations (``E[φ φ'']``) can add the point masses back.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> act = ct.Activation.get("tanh(a*x) + x/10", {"a": 1.5})
+    >>> act.expr, act.parity
+    (x/10 + tanh(1.5*x), 'odd')
     """
 
     def __init__(self, expr: sp.Expr, name: str | None = None, *, _validate: bool = True):

@@ -103,8 +103,9 @@ class Dense(Block):
 
     Examples
     --------
-    >>> Dense(), Dense(weight_var=2.0).variances(1.0, 0.5)
-    (Dense(weight_var=None, bias_var=None, width=1.0), (2.0, 0.5))
+    >>> import critheory as ct
+    >>> ct.Dense().variances(1.0, 0.5), ct.Dense(weight_var=2.0).variances(1.0, 0.5)
+    ((1.0, 0.5), (2.0, 0.5))
     """
 
     kind: ClassVar[str] = "dense"
@@ -132,7 +133,14 @@ class Dense(Block):
 
 @dataclass(frozen=True)
 class Phi(Block):
-    """``x -> φ(x)`` elementwise, with the network's activation."""
+    """``x -> φ(x)`` elementwise, with the network's activation.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> ct.network("mlp", "relu").unit
+    (Phi(), Dense(weight_var=None, bias_var=None, width=1.0))
+    """
 
     kind: ClassVar[str] = "phi"
 
@@ -143,6 +151,14 @@ class LayerNorm(Block):
 
     The theory treats the infinite-width limit, where ``eps`` only matters for ``var = 0``; the
     simulator uses it as given (default 0: exact normalization).
+    
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> net = ct.Network("post-ln", ct.Activation.get("tanh"),
+    ...                  (ct.Dense(), ct.LayerNorm(), ct.Phi()))
+    >>> net.capabilities.has_layernorm
+    True
     """
 
     kind: ClassVar[str] = "layernorm"
@@ -165,7 +181,16 @@ def check_mu(mu) -> float:
 
 @dataclass(frozen=True)
 class Residual(Block):
-    """``x -> μ x + branch(x)``: a skip connection of strength μ around a branch of blocks."""
+    """``x -> μ x + branch(x)``: a skip connection of strength μ around a branch of blocks.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> block = ct.Residual((ct.Phi(), ct.Dense()), mu=0.5)
+    >>> net = ct.Network("my-residual", ct.Activation.get("relu"), (block,))
+    >>> net.describe()
+    'my-residual (mu = 0.5)'
+    """
 
     kind: ClassVar[str] = "residual"
     branch: tuple = ()

@@ -112,9 +112,8 @@ class Network:
 
     Examples
     --------
-    >>> from critheory.activation import Activation
-    >>> from critheory.blocks.blocks import Dense, Phi
-    >>> net = Network("mine", Activation.get("tanh"), (Phi(), Dense(weight_var=1.5)))
+    >>> import critheory as ct
+    >>> net = ct.Network("mine", ct.Activation.get("tanh"), (ct.Phi(), ct.Dense(weight_var=1.5)))
     >>> net.tokens, net.mu, [b.kind for b in net.unit]
     (1, None, ['phi', 'dense'])
     """

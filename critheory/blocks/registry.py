@@ -103,7 +103,14 @@ DEPRECATED = {
 
 def names(tokens: bool | None = False) -> tuple:
     """The canonical architecture names: those on one token (default), the token
-    architectures (``tokens=True``) or all (``tokens=None``)."""
+    architectures (``tokens=True``) or all (``tokens=None``).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> "mlp" in ct.network_names(), "transformer" in ct.network_names(tokens=True)
+    (True, True)
+    """
     return tuple(s.name for s in _SPECS if tokens is None or s.token == tokens)
 
 
@@ -141,6 +148,14 @@ def network(name: str = "mlp", activation: Any = "relu", mu: float = 1.0,
     A token architecture takes ``tokens`` (T, default 4) and the :data:`TOKEN_OPTIONS`
     (``heads``, ``mlp_ratio``, ``causal``, ``logit_scale``, ``cq``, ``ck``, ``cv``, ``cu``); a
     one-token architecture takes ``tokens`` too (T independent tokens, default 1).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> ct.network("pre-ln", "gelu").describe()
+    'pre-ln'
+    >>> ct.network("transformer", "gelu", tokens=3, heads=2).tokens
+    3
     """
     from critheory.activation import Activation
 

@@ -95,6 +95,13 @@ class Attention(Block):
         infinite width).
     cq, ck, cv, cu : float
         Variances ``C_Q, C_K, C_V, C_U`` of the query, key, value and output weights (times 1/n).
+    
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> att = ct.Attention(heads=2, cv=1.5)
+    >>> att.heads, att.cv
+    (2, 1.5)
     """
 
     kind: ClassVar[str] = "attention"
@@ -127,7 +134,14 @@ class Attention(Block):
 
 @dataclass(frozen=True)
 class MLP(Block):
-    """``φ(x W₁ + b₁) W₂ + b₂`` with hidden width ``ratio · n`` (the network's σ_w², σ_b²)."""
+    """``φ(x W₁ + b₁) W₂ + b₂`` with hidden width ``ratio · n`` (the network's σ_w², σ_b²).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> ct.MLP(ratio=4.0).ratio
+    4.0
+    """
 
     kind: ClassVar[str] = "mlp"
     weighted: ClassVar[bool] = True
@@ -140,7 +154,15 @@ class MLP(Block):
 def TransformerNetwork(name: str, activation: Any, tokens: int, blocks: tuple) -> Network:
     """A :class:`~critheory.blocks.network.Network` on ``tokens`` tokens whose unit has an
     attention block (the spelling of the token architectures before they joined the one
-    network model: ``Network(name, activation, blocks, tokens)`` is the same)."""
+    network model: ``Network(name, activation, blocks, tokens)`` is the same).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> unit = ct.network("transformer", "relu", tokens=2).unit
+    >>> TransformerNetwork("t", ct.Activation.get("relu"), 2, unit).tokens
+    2
+    """
     net = Network(name, activation, blocks, tokens)
     if net.attention is None:
         raise InvalidArgumentError("a transformer unit needs an attention block")
@@ -159,7 +181,14 @@ def post_ln_unit(att: Attention, ratio: float, mu: float) -> tuple:
 
 def transformer_names() -> tuple:
     """The registry's token architectures (:func:`critheory.blocks.registry.names` with
-    ``tokens=True``)."""
+    ``tokens=True``).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> "transformer-post-ln" in ct.transformer_names()
+    True
+    """
     from critheory.blocks.registry import names
 
     return names(tokens=True)
@@ -186,7 +215,15 @@ def transformer(name: str = "transformer", activation: Any = "relu", *, tokens: 
                 cu: float = 1.0, mu: float = 1.0, params=None) -> Network:
     """A named transformer architecture on ``tokens`` tokens (``mu``: strength of every skip
     connection, 1 in the standard stacks); the same as
-    :func:`critheory.blocks.registry.network` with these options."""
+    :func:`critheory.blocks.registry.network` with these options.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> net = ct.transformer("transformer", "relu", tokens=2, heads=1)
+    >>> net.tokens, net == ct.network("transformer", "relu", tokens=2)
+    (2, True)
+    """
     from critheory.blocks.registry import network
 
     return network(canonical_transformer(name), activation, mu, params, tokens=tokens,

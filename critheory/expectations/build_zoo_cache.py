@@ -180,7 +180,7 @@ def derive(name: str) -> dict:
             "jumps": act.jumps, "parity": act.parity,
             "homogeneous_slopes": act.homogeneous_slopes, "growth_rate": act.growth_rate,
             "features": act.features.to_data(),
-            "erf_params": closed_forms._erf_params(act),
+            "erf_params": closed_forms.erf_params(act),
         },
         "taylor": taylor, "functions": functions, "integrands": integrands,
         "sources": srcs.by_id,
@@ -264,13 +264,13 @@ def _octave_mass() -> np.ndarray:
 def _noise_emin() -> int:
     from critheory.expectations import integrands
 
-    return integrands._NOISE_EMIN
+    return integrands.NOISE_EMIN
 
 
 def _noise_emax() -> int:
     from critheory.expectations import integrands
 
-    return integrands._NOISE_EMAX
+    return integrands.NOISE_EMAX
 
 
 def write(names=None, verbose: bool = True) -> list[str]:

@@ -31,7 +31,7 @@ from critheory.errors import GrowthError
 from critheory.expectations.integrands import Integrand
 from critheory.expectations.quadrature import det2
 
-__all__ = ["closed_form_1d", "closed_form_2d", "piecewise_terms"]
+__all__ = ["closed_form_1d", "closed_form_2d", "piecewise_terms", "active_branch", "erf_params"]
 
 # imported on first use: the structural analysis (sympy) is cached for zoo activations, and
 # scipy.special (erfc) serves only the piecewise closed forms
@@ -57,31 +57,31 @@ _EPS = np.finfo(float).eps
 
 
 # ---------------------------------------------------------------------- structure
-def _resolve(e: sp.Expr, t0: float) -> sp.Expr:
+def active_branch(e: sp.Expr, t0: float) -> sp.Expr:
     """The smooth branch of a piecewise expression that is active at x = t0."""
     X = _sym.X
     if not e.args or not e.has(sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise):
         return e
     val = lambda a: float(sp.N(a.subs(X, t0), 20))  # noqa: E731
     if isinstance(e, (sp.Max, sp.Min)):
-        args = [_resolve(a, t0) for a in e.args]
+        args = [active_branch(a, t0) for a in e.args]
         vals = [val(a) for a in args]
         i = int(np.argmax(vals) if isinstance(e, sp.Max) else np.argmin(vals))
         return args[i]
     if isinstance(e, sp.Abs):
-        a = _resolve(e.args[0], t0)
+        a = active_branch(e.args[0], t0)
         return a if val(a) >= 0 else -a
     if isinstance(e, sp.Heaviside):
-        return sp.S.One if val(_resolve(e.args[0], t0)) > 0 else sp.S.Zero
+        return sp.S.One if val(active_branch(e.args[0], t0)) > 0 else sp.S.Zero
     if isinstance(e, sp.sign):
-        return sp.S.One if val(_resolve(e.args[0], t0)) > 0 else -sp.S.One
+        return sp.S.One if val(active_branch(e.args[0], t0)) > 0 else -sp.S.One
     if isinstance(e, sp.Piecewise):
         for branch, cond in e.args:
             c = cond.subs(X, t0)
             if c == sp.true or c is True:
-                return _resolve(branch, t0)
+                return active_branch(branch, t0)
         raise ValueError("no Piecewise branch active")
-    return e.func(*[_resolve(a, t0) for a in e.args])
+    return e.func(*[active_branch(a, t0) for a in e.args])
 
 
 
@@ -179,7 +179,7 @@ def piecewise_terms(itg: Integrand):
                 t0 = lo + 1.0
             else:
                 t0 = 0.5 * (lo + hi)
-            terms = _exp_poly_terms(_resolve(itg.expr, t0))
+            terms = _exp_poly_terms(active_branch(itg.expr, t0))
             if terms is None:
                 break
             if len(edges) > 2 and any(a.imag != 0 for _, _, a in terms):
@@ -382,7 +382,9 @@ def _homogeneous_1d(itg: Integrand, K: np.ndarray):
 
 
 # ---------------------------------------------------------------------- erf family
-def _erf_params(act):
+def erf_params(act) -> tuple[float, float] | None:
+    """``(c, a)`` when the activation is ``c·erf(a x)`` (the erf family with closed-form
+    expectations), else None; kept on the activation after the first call."""
     cache = act.__dict__
     if "_erf_params" not in cache:
         X = _sym.X
@@ -399,7 +401,7 @@ def _erf_params(act):
 
 
 def _erf_1d(itg: Integrand, K: np.ndarray):
-    p = _erf_params(itg.activation)
+    p = erf_params(itg.activation)
     if p is None or itg.name not in ("phi2", "dphi2", "phi_d2phi", "h_phi_dphi", "phi", "dphi"):
         return None
     c, a = p
@@ -480,7 +482,7 @@ def closed_form_2d(f: Integrand, g: Integrand, K11, K12, K22):
                 v = (ap * ap + am * am) * k0(theta) + 2 * ap * am * k0(thetam)
             scale = np.sqrt(K11 * K22) if names == {"phi"} else 1.0   # φ' kernels are O(1)
             return v, 64 * _EPS * (np.abs(v) + scale * (ap * ap + am * am))
-        ep = _erf_params(act)
+        ep = erf_params(act)
         if ep is not None and names in ({"phi"}, {"dphi"}):
             c, a = ep
             a2 = a * a

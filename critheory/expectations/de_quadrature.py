@@ -59,7 +59,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["expect_centered", "WINDOW_L", "STEPS"]
+__all__ = ["expect_centered", "noise_average", "WINDOW_L", "STEPS"]
 
 #: Half-width of the Gaussian window in standard deviations: e^{-L²/2} ≈ 5e-27.
 WINDOW_L = 11.0
@@ -345,7 +345,7 @@ def _accept(q, qa, qn, prev, rtol):
     return good, err
 
 
-def _noise_average(noise, sd: np.ndarray) -> np.ndarray:
+def noise_average(noise, sd: np.ndarray) -> np.ndarray:
     """E[noise(σz)] per entry: ``noise.gaussian(σ)`` where the model provides it (see
     :class:`critheory.expectations.integrands.Float64Noise`), else the trapezoidal rule in z (step 1/4)."""
     if noise is None:
@@ -397,7 +397,7 @@ def expect_centered(g: Callable[[np.ndarray], np.ndarray], std, *,
     2.0
     """
     sd = np.asarray(std, dtype=float).ravel()
-    qn = _noise_average(noise, sd)
+    qn = noise_average(noise, sd)
     bp = sorted(set(float(b) for b in breakpoints))
     # breakpoints outside an entry's window |h| < Lσ do not matter for it (mass < e^{-60})
     if bp:

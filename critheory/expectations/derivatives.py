@@ -100,10 +100,10 @@ def _homogeneous(act: Activation, name, K: np.ndarray, order: int):
 def _erf(act: Activation, name, K: np.ndarray, order: int):
     if name != "phi2":
         return None
-    from critheory.expectations.closed_forms import _erf_params
+    from critheory.expectations.closed_forms import erf_params
 
     try:
-        p = _erf_params(act)
+        p = erf_params(act)
     except Exception:  # noqa: BLE001 - no sympy match: no closed form
         return None
     if p is None:

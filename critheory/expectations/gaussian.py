@@ -58,6 +58,13 @@ class Expectation:
         The method used, or several joined by ``+`` where entries differ (see ``methods``).
     methods : ndarray of str
         The method of each entry.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> r = ct.expect("tanh", "dphi2", 0.7)
+    >>> isinstance(r, ct.Expectation), r.error < 1e-12
+    (True, True)
     """
 
     value: Any

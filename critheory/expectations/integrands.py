@@ -48,10 +48,10 @@ def _on_import(name):
 on_import("sympy", _on_import("sp"))
 on_import("mpmath", _on_import("mpmath"))
 
-__all__ = ["Integrand", "Float64Noise", "integrand", "NAMED"]
+__all__ = ["Integrand", "Float64Noise", "integrand", "NAMED", "NOISE_EMIN", "NOISE_EMAX"]
 
 # binary octaves of |x| sampled by Integrand.float64_noise: 2^-30 <= |x| < 2^12
-_NOISE_EMIN, _NOISE_EMAX = -29, 12
+NOISE_EMIN, NOISE_EMAX = -29, 12
 
 NAMED = ("phi", "phi2", "dphi", "dphi2", "phi_d2phi", "phi4", "h_phi_dphi", "d2phi")
 
@@ -180,10 +180,10 @@ class Integrand:
             table = self.activation.__dict__["_zoo"].noise_table(self.name)
             if table is not None:
                 return Float64Noise(table)
-        e = np.arange(_NOISE_EMIN, _NOISE_EMAX + 1)
+        e = np.arange(NOISE_EMIN, NOISE_EMAX + 1)
         two = e >= -3
         mags = np.concatenate([2.0 ** (e - 0.75), 2.0 ** (e[two] - 0.25)])
-        octave = np.concatenate([e, e[two]]) - _NOISE_EMIN
+        octave = np.concatenate([e, e[two]]) - NOISE_EMIN
         table = np.zeros((2, e.size))
         for side, sign in enumerate((-1.0, 1.0)):
             x = sign * mags
@@ -271,7 +271,7 @@ class Integrand:
         ±breakpoints every Max/Min/Abs/Heaviside/sign/Piecewise has one active branch, so g on
         (a, b) and g on (-b, -a) are smooth expressions whose sum (odd) or difference (even)
         simplifies to 0 quickly; the whole expression's rewrite and simplify can take minutes."""
-        from critheory.expectations.closed_forms import _resolve
+        from critheory.expectations.closed_forms import active_branch
 
         X = _sym.X
         pos = sorted({abs(b) for b in self.breakpoints if b != 0.0})
@@ -283,8 +283,8 @@ class Integrand:
             for lo, hi in zip(edges[:-1], edges[1:]):
                 t0 = lo + 1.0 if math.isinf(hi) else 0.5 * (lo + hi)
                 try:
-                    gp = _resolve(self.expr, t0)
-                    gm = _resolve(self.expr, -t0).subs(X, -X)
+                    gp = active_branch(self.expr, t0)
+                    gm = active_branch(self.expr, -t0).subs(X, -X)
                 except Exception:  # noqa: BLE001 - a branch sympy cannot decide: not proven
                     return "none"
                 d = gm + gp if kind == "odd" else gm - gp
@@ -323,7 +323,7 @@ class Float64Noise:
     Examples
     --------
     >>> import numpy as np
-    >>> n = Float64Noise(np.full((2, _NOISE_EMAX - _NOISE_EMIN + 1), 1e-16))
+    >>> n = Float64Noise(np.full((2, NOISE_EMAX - NOISE_EMIN + 1), 1e-16))
     >>> bool(np.allclose(n.gaussian(np.array([1e-3, 1.0, 1e3])), 1e-16))
     True
     """
@@ -353,14 +353,14 @@ class Float64Noise:
         cache where its float64 part applies, which spares importing scipy.special)."""
         if not _OCTAVE_MASS:
             # σ grid: four octaves beyond the table on either side, then constant
-            j = np.arange(cls._STEPS_PER_OCTAVE * (_NOISE_EMIN - 4),
-                          cls._STEPS_PER_OCTAVE * (_NOISE_EMAX + 4) + 1)
+            j = np.arange(cls._STEPS_PER_OCTAVE * (NOISE_EMIN - 4),
+                          cls._STEPS_PER_OCTAVE * (NOISE_EMAX + 4) + 1)
             from critheory.activation import cache
 
             if _OCTAVE_MASS.clear not in cache._ON_RESET:
                 cache.on_reset(_OCTAVE_MASS.clear)
             mass = cache.noise_mass()
-            if mass is None or mass.shape != (j.size, _NOISE_EMAX - _NOISE_EMIN + 1):
+            if mass is None or mass.shape != (j.size, NOISE_EMAX - NOISE_EMIN + 1):
                 mass = cls._compute_octave_mass(j)
             _OCTAVE_MASS.append((j, mass))
         return _OCTAVE_MASS[0]
@@ -369,7 +369,7 @@ class Float64Noise:
     def _compute_octave_mass(cls, j: np.ndarray) -> np.ndarray:
         from scipy.special import erfc
 
-        ex = np.arange(_NOISE_EMIN, _NOISE_EMAX + 1, dtype=float)
+        ex = np.arange(NOISE_EMIN, NOISE_EMAX + 1, dtype=float)
         lo = 2.0 ** (ex - 1)
         lo[0] = 0.0
         hi = 2.0 ** ex
@@ -382,7 +382,7 @@ class Float64Noise:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         _, ex = np.frexp(x)
-        k = np.minimum(np.maximum(ex, _NOISE_EMIN), _NOISE_EMAX) - _NOISE_EMIN
+        k = np.minimum(np.maximum(ex, NOISE_EMIN), NOISE_EMAX) - NOISE_EMIN
         return self.table[(np.asarray(x) > 0).view(np.int8), k]
 
     def gaussian(self, std: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from critheory.expectations.de_quadrature import WINDOW_L, _noise_average, expect_centered
+from critheory.expectations.de_quadrature import WINDOW_L, noise_average, expect_centered
 from critheory.errors import ConvergenceError, GrowthError
 
 __all__ = ["QuadResult", "expect_1d", "expect_z", "WINDOW_L"]
@@ -372,7 +372,7 @@ def expect_1d(g: Callable[[np.ndarray], np.ndarray], mean, std, *,
     if noise is not None and centred:
         # the float64 error of evaluating g, which no comparison of rules sees (steep formulas:
         # tanh(100 sin x) loses ~100 ulps in its argument)
-        err = err + _noise_average(noise, sd)
+        err = err + noise_average(noise, sd)
     return QuadResult(r.value.reshape(shape), err.reshape(shape), r.method.reshape(shape))
 
 

@@ -138,6 +138,13 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
     weight_var, bias_var : float
         Reference point for architectures whose exponents depend on the hyperparameters
         (everywhere-critical pre-LN residual networks; residual growth laws).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> report = ct.analyze("tanh", verify_depth=200)
+    >>> report["universality_class"], report["phase"]
+    ('K*=0', 'critical')
     """
     from critheory.theory.meanfield.critical_sets import (critical_set,
                                                           has_residual_growth_law,

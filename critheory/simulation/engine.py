@@ -110,6 +110,13 @@ class SimulationResult:
     backend, dtype : str
         Array backend (``numpy``, ``torch:cpu``, ``torch:cuda``...) and floating-point type of
         the simulation (:mod:`critheory.simulation.backend`); the recorded arrays are float64.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> res = ct.simulate("relu", 2.0, 0.0, width=32, depth=5, seeds=2, seed=0)
+    >>> isinstance(res, ct.SimulationResult), res.apjn_mean.shape
+    (True, (5,))
     """
 
     activation: str

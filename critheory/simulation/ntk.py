@@ -194,6 +194,13 @@ def measure_ntk(activation, weight_var: float, bias_var: float, *, width: int, d
         ``|x|²/n0`` of the (fixed) input.
     seed : int
         Seed of the one generator every network is drawn from.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> m = ct.measure_ntk("relu", 2.0, 0.0, width=32, depth=3, seeds=4, seed=0)
+    >>> m.ntk_mean.shape
+    (3,)
     """
     sw = check_weight_var(weight_var)
     sb = check_bias_var(bias_var)

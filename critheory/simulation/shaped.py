@@ -113,6 +113,14 @@ def simulate_shaped(activation, *, width: int, T: float, rho0: float, inputs: in
         Draw the full n×n weight matrices (slow reference) instead of the row sampler.
     keep : int
         Record ρ₁₂ through depth for the first ``keep`` networks.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> m = ct.simulate_shaped("relu", width=16, T=0.5, rho0=0.5, c_plus=0.0, c_minus=-1.0,
+    ...                        networks=50)
+    >>> m.rho.shape
+    (50,)
     """
     from critheory.activation import Activation
 

@@ -128,7 +128,15 @@ def simulate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
                       weights: str = "gaussian", seed: int | None = 0,
                       input_var: float = 1.0, params=None) -> SimulatedSpectrum:
     """Squared singular values of the explicit Jacobians of ``seeds`` random networks
-    (module docstring). All arguments are checked before any work."""
+    (module docstring). All arguments are checked before any work.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> s = ct.simulate_spectrum("tanh", 1.0, 0.1, depth=3, width=32, seeds=2)
+    >>> s.sq.shape
+    (2, 32)
+    """
     act = Activation.get(activation, params)
     sw, sb, L, N, S, q, seed = check_spectrum_args(weight_var, bias_var, depth, width, seeds,
                                                    arch, weights, seed, input_var)

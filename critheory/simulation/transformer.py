@@ -227,6 +227,14 @@ def simulate_transformer(net, weight_var: float, bias_var: float, *, width: int,
     """Simulate ``seeds`` random transformers of width ``width`` and ``depth`` layers.
 
     ``probes``: None (exact while ``T n <= 512``, else 8 probes), ``"exact"`` or a count.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> net = ct.transformer("transformer", "relu", tokens=2, heads=1, mlp_ratio=1)
+    >>> sim = ct.simulate_transformer(net, 2.0, 0.0, width=16, depth=2, seeds=4)
+    >>> sim.apjn_mean.shape
+    (2,)
     """
     sw = check_weight_var(weight_var)
     sb = check_bias_var(bias_var)

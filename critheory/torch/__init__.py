@@ -35,7 +35,7 @@ _WHERE = {
     "APJNResult": "measure", "apjn": "measure", "apjn_pairs": "measure",
     "execution_order": "measure",
     "layers_of_type": "measure",
-    "FDRMonitor": "fdr", "FDRResult": "fdr",
+    "FDRMonitor": "fdr", "FDRResult": "fdr", "regression_example": "fdr",
     "TuneReport": "init", "init_critical_": "init", "tune_critical_": "init",
     "critical_normal_": "init", "InitReport": "init", "TensorAction": "init",
     "CriticalityWarning": "init", "seed_generator": "measure", "measuring": "measure",

@@ -39,8 +39,9 @@ from critheory.blocks.network import Network
 from critheory.common.jsonable import jsonable
 from critheory.errors import CritheoryError, InvalidArgumentError
 from critheory.theory.meanfield.inputs import CriticalityWarning
-from critheory.torch.measure import (LAYER_TYPES, _as_tuple, _generator, _split, apjn,
-                                     layers_of_type, measuring)
+from critheory.torch.graph import as_tuple, source_graph, split_call
+from critheory.torch.measure import (LAYER_TYPES, apjn, layers_of_type, measuring,
+                                     resolve_generator)
 from critheory.torch.read import read_model, select, weight_tensors
 
 __all__ = ["init_critical_", "tune_critical_", "TuneReport", "critical_hyperparameters",
@@ -210,7 +211,7 @@ def critical_normal_(tensor: torch.Tensor, activation=None, *, point=None,
     if activation is None and point is None:
         raise InvalidArgumentError("give activation= or point=")
     sw, sb, _ = _choose(None, activation, point, bias_var, q0, [])
-    gen = _generator(None, generator, "weights")
+    gen = resolve_generator(None, generator, "weights")
     if role == "weight":
         n = _fan_in_of(tensor, transposed) if fan_in is None else int(fan_in)
         if n < 1:
@@ -366,7 +367,7 @@ def init_critical_(model: nn.Module, activation=None, point=None, *,
     notes: list = []
     sw, sb, ip = _choose(model if point is None else None, activation, point, bias_var, q0,
                          notes)
-    gen = _generator(seed, generator, "weights")
+    gen = resolve_generator(seed, generator, "weights")
     rows = weight_tensors(model)
     chosen = set(select(dict.fromkeys(r.module for r in rows), layers))
     qe = 1.0 if q0 is None else float(q0)
@@ -447,10 +448,8 @@ class TuneReport:
 def _source_for(model, inputs, earlier: list, layer: str) -> str | None:
     """The latest of ``earlier`` whose output ``layer``'s output depends on (by autograd), or
     None."""
-    from critheory.torch.measure import _graph
-
     for src in reversed(earlier):
-        h0, outs = _graph(model, _as_tuple(inputs), src, [layer])
+        h0, outs = source_graph(model, as_tuple(inputs), src, [layer])
         y = outs[layer]
         if y.requires_grad:
             (g,) = torch.autograd.grad(y.sum(), h0, allow_unused=True)
@@ -536,7 +535,7 @@ def tune_critical_(model: nn.Module, inputs, *, tol: float = 0.02, probes: int =
             f"the model has BatchNorm ({bns[0]!r}{' and more' if len(bns) > 1 else ''}): tuning "
             "with batch statistics mixes the samples and moves the running statistics; pass "
             "batchnorm='eval' to tune in eval mode on the running statistics")
-    gen = _generator(seed, generator, "probes")
+    gen = resolve_generator(seed, generator, "probes")
     from critheory.common.progress import Progress
 
     notes = []
@@ -570,7 +569,7 @@ def tune_critical_(model: nn.Module, inputs, *, tol: float = 0.02, probes: int =
             if src != layers[k - 1]:
                 notes.append(f"{layers[k]}: a parallel branch (it does not depend on "
                              f"{layers[k - 1]!r}); tuned as J^({src},{layers[k]})")
-            w = mods[_split(scaled[k])[0]].weight
+            w = mods[split_call(scaled[k])[0]].weight
             m = mu2[k]
             total, chi, se, it, ok = 1.0, math.nan, math.nan, 0, False
             for it in range(1, max_iter + 1):

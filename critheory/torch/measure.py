@@ -63,9 +63,13 @@ import torch.autograd.forward_ad as fwAD
 
 from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError
+from critheory.torch.graph import (as_tuple, call_label, first_tensor, forward_hooks,
+                                   is_forward_ad_gap, replace_first, resolve_module, run_forward,
+                                   source_graph, split_call)
 
 __all__ = ["APJNResult", "apjn", "apjn_pairs", "execution_order", "layers_of_type", "LAYER_TYPES",
-           "MAX_EXACT", "MAX_PROBES", "STREAMS", "seed_generator", "measuring"]
+           "MAX_EXACT", "MAX_PROBES", "STREAMS", "seed_generator", "resolve_generator",
+           "measuring"]
 
 #: module types whose outputs are the "layers" when none are named
 LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -126,84 +130,6 @@ class APJNResult:
         return jsonable(out)
 
 
-# ----------------------------------------------------------------------------- plumbing
-def _as_tuple(inputs) -> tuple:
-    if isinstance(inputs, torch.Tensor):
-        return (inputs,)
-    if isinstance(inputs, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in inputs):
-        return tuple(inputs)
-    raise InvalidArgumentError("inputs must be a tensor or a tuple of tensors, got "
-                               f"{type(inputs).__name__}")
-
-
-def _first(out):
-    """The tensor a module's output stands for (the first element of a tuple output)."""
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    return None
-
-
-def _replace_first(out, new):
-    if isinstance(out, torch.Tensor):
-        return new
-    return type(out)((new,) + tuple(out[1:])) if isinstance(out, tuple) else [new] + list(out[1:])
-
-
-def _modules(model: nn.Module) -> dict:
-    return dict(model.named_modules())
-
-
-def _split(name: str) -> tuple[str, int]:
-    """``"blk@3"`` -> ``("blk", 3)``: the third call of a module that runs several times (a
-    weight-tied stack); a plain name is the first call."""
-    if isinstance(name, str):
-        base, sep, k = name.rpartition("@")
-        if sep and k.isdigit() and int(k) >= 1:
-            return base, int(k)
-    return name, 1
-
-
-def _label(base: str, call: int) -> str:
-    return base if call == 1 else f"{base}@{call}"
-
-
-def _resolve(model: nn.Module, name: str) -> nn.Module:
-    mods = _modules(model)
-    base, _ = _split(name)
-    if not isinstance(name, str) or base not in mods:
-        some = ", ".join(repr(n) for n in list(mods)[1:8])
-        raise InvalidArgumentError(f"the model has no submodule named {name!r} (names are those "
-                                   f"of model.named_modules(): {some}, ...; the k-th call of a "
-                                   "module that runs several times is NAME@k)")
-    return mods[base]
-
-
-def _nth_call(fn: Callable, call: int) -> Callable:
-    count = [0]
-
-    def hook(mod, args, out):
-        count[0] += 1
-        return fn(mod, args, out) if count[0] == call else None
-    return hook
-
-
-@contextlib.contextmanager
-def _hooks(model: nn.Module, hooks: Sequence[tuple[str, Callable]]):
-    """Forward hooks ``(name, fn)`` for the duration of the block (``fn`` runs on the call of
-    the module that ``name`` designates, see :func:`_split`); always removed."""
-    handles = []
-    try:
-        for name, fn in hooks:
-            handles.append(_resolve(model, name).register_forward_hook(
-                _nth_call(fn, _split(name)[1])))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
 @contextlib.contextmanager
 def measuring(model: nn.Module, mode: str = "eval"):
     """Run a measurement on ``model`` without changing it: in eval mode (``mode="eval"``: the
@@ -239,18 +165,6 @@ def measuring(model: nn.Module, mode: str = "eval"):
             m.training = flag
 
 
-def _forward(model: nn.Module, inputs: tuple):
-    try:
-        return model(*inputs)
-    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-        if _is_forward_ad_gap(exc):
-            raise                          # handled by apjn(method="auto")
-        shapes = ", ".join(str(tuple(t.shape)) for t in inputs)
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InvalidArgumentError(f"the model fails on inputs of shape {shapes}: {msg}"
-                                   ) from None
-
-
 def execution_order(model: nn.Module, inputs, names: Iterable[str] | None = None) -> list[str]:
     """Names of the submodules (all, or ``names``) in the order their forward first returns on
     ``inputs`` (one forward pass without gradients; submodules that do not run are left out).
@@ -267,11 +181,11 @@ def execution_order(model: nn.Module, inputs, names: Iterable[str] | None = None
     >>> execution_order(nn.Sequential(lin, nn.Tanh(), lin), torch.zeros(1, 3), ["0"])
     ['0', '0@2']
     """
-    inputs = _as_tuple(inputs)
-    wanted = list(_modules(model)) if names is None else list(names)
+    inputs = as_tuple(inputs)
+    wanted = list(dict(model.named_modules())) if names is None else list(names)
     exact = set(wanted)
-    plain = {n for n in wanted if _split(n)[1] == 1 and "@" not in n}
-    bases = list(dict.fromkeys(_split(n)[0] for n in wanted))
+    plain = {n for n in wanted if split_call(n)[1] == 1 and "@" not in n}
+    bases = list(dict.fromkeys(split_call(n)[0] for n in wanted))
     order: list[str] = []
 
     def rec(base):
@@ -279,7 +193,7 @@ def execution_order(model: nn.Module, inputs, names: Iterable[str] | None = None
 
         def hook(mod, args, out):
             count[0] += 1
-            label = _label(base, count[0])
+            label = call_label(base, count[0])
             if label not in order and (label in exact or base in plain):
                 order.append(label)
         return hook
@@ -287,9 +201,9 @@ def execution_order(model: nn.Module, inputs, names: Iterable[str] | None = None
     handles = []
     try:
         for b in bases:
-            handles.append(_resolve(model, b).register_forward_hook(rec(b)))
+            handles.append(resolve_module(model, b).register_forward_hook(rec(b)))
         with torch.no_grad(), measuring(model, "train"):     # mode kept, buffers restored
-            _forward(model, inputs)
+            run_forward(model, inputs)
     finally:
         for h in handles:
             h.remove()
@@ -352,7 +266,7 @@ def seed_generator(seed: int, stream: str, device: str | torch.device = "cpu"
     return g
 
 
-def _generator(seed: int | None, generator: torch.Generator | None,
+def resolve_generator(seed: int | None, generator: torch.Generator | None,
                stream: str = "probes") -> torch.Generator:
     """PyTorch's rule: ``generator`` if given; else, with a ``seed``, the generator of that
     seed's ``stream`` (:func:`seed_generator`); else torch's global (default CPU) generator,
@@ -397,7 +311,7 @@ def _jvp_pass(model, inputs, source, targets, tangent_for) -> tuple[dict, dict]:
     def src_hook(mod, args, out):
         if done["src"]:
             return None
-        h = _first(out)
+        h = first_tensor(out)
         if h is None:
             raise InvalidArgumentError(f"submodule {source!r} does not return a tensor")
         done["src"] = True
@@ -407,13 +321,13 @@ def _jvp_pass(model, inputs, source, targets, tangent_for) -> tuple[dict, dict]:
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated",
                                     category=DeprecationWarning)
             dual = fwAD.make_dual(h, tangent_for(h))
-        return _replace_first(out, dual)
+        return replace_first(out, dual)
 
     def tgt_hook(name):
         def hook(mod, args, out):
             if name in sq:
                 return None
-            h = _first(out)
+            h = first_tensor(out)
             if h is None:
                 raise InvalidArgumentError(f"submodule {name!r} does not return a tensor")
             t = fwAD.unpack_dual(h).tangent
@@ -424,58 +338,19 @@ def _jvp_pass(model, inputs, source, targets, tangent_for) -> tuple[dict, dict]:
 
     hooks = [] if source == "" else [(source, src_hook)]
     hooks += [(n, tgt_hook(n)) for n in targets]
-    with _hooks(model, hooks), torch.no_grad(), fwAD.dual_level():
+    with forward_hooks(model, hooks), torch.no_grad(), fwAD.dual_level():
         ins = inputs
         if source == "":
             x = inputs[0]
             ins = (fwAD.make_dual(x, tangent_for(x)),) + inputs[1:]
-        _forward(model, ins)
+        run_forward(model, ins)
     return sq, numel
-
-
-def _graph(model, inputs, source, targets) -> tuple:
-    """One forward pass keeping the graph, with ``h^{l0}`` a leaf of its own; returns
-    ``(h0, {target: output})``."""
-    outs: dict = {}
-    leaf: dict = {}
-
-    def src_hook(mod, args, out):
-        if "h" in leaf:
-            return None
-        h = _first(out)
-        if h is None:
-            raise InvalidArgumentError(f"submodule {source!r} does not return a tensor")
-        leaf["h"] = h.detach().requires_grad_(True)
-        return _replace_first(out, leaf["h"])
-
-    def tgt_hook(name):
-        def hook(mod, args, out):
-            if name not in outs:
-                outs[name] = _first(out)
-            return None
-        return hook
-
-    hooks = [] if source == "" else [(source, src_hook)]
-    hooks += [(n, tgt_hook(n)) for n in targets]
-    with _hooks(model, hooks), torch.enable_grad():
-        ins = inputs
-        if source == "":
-            leaf["h"] = inputs[0].detach().requires_grad_(True)
-            ins = (leaf["h"],) + inputs[1:]
-        _forward(model, ins)
-    if leaf.get("h") is None:
-        raise InvalidArgumentError(f"submodule {source!r} did not run on these inputs")
-    for name in targets:
-        if outs.get(name) is None:
-            raise InvalidArgumentError(f"submodule {name!r} did not run on these inputs or "
-                                       "returns no tensor")
-    return leaf["h"], outs
 
 
 def _vjp(model, inputs, source, targets, probes, gen, tick=None) -> tuple[np.ndarray, dict]:
     """Reverse mode: one forward pass keeping the graph, then one backward pass per probe and
     target (``E‖uᵀJ‖² = ‖J‖_F²``)."""
-    h0, outs = _graph(model, inputs, source, targets)
+    h0, outs = source_graph(model, inputs, source, targets)
     samples = np.zeros((probes, len(targets)))
     numel = {t: outs[t].numel() for t in targets}
     for k, name in enumerate(targets):
@@ -499,7 +374,7 @@ def _jvp_rr(model, inputs, source, targets, tangents) -> tuple[np.ndarray, dict]
     On CPU builds of PyTorch this is several times faster than ``torch.autograd.forward_ad``
     for dense layers (measured on 64 tanh layers of ``nn.Linear`` 1024×1024: ~15 ms per layer
     and probe for forward mode, ~2 ms for the three passes together)."""
-    h0, outs = _graph(model, inputs, source, targets)
+    h0, outs = source_graph(model, inputs, source, targets)
     numel = {t: outs[t].numel() for t in targets}
     dep = [t for t in targets if t != source and outs[t].requires_grad]
     rows = []
@@ -520,13 +395,6 @@ def _jvp_rr(model, inputs, source, targets, tangents) -> tuple[np.ndarray, dict]
               for t, jv in zip(dep, jvs)}
         rows.append([sq.get(t, 0.0) for t in targets])
     return np.array(rows), numel
-
-
-def _is_forward_ad_gap(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return (isinstance(exc, NotImplementedError) or "forward ad" in text
-            or "forward-mode" in text or "double backward" in text
-            or "derivative for" in text and "not implemented" in text)
 
 
 def apjn(model: nn.Module, inputs, *, source: str | None = None,
@@ -592,8 +460,8 @@ def apjn(model: nn.Module, inputs, *, source: str | None = None,
     (('0', '2'), 'jvp', (4, 2))
     """
     _check(model, probes, method)
-    inputs = _as_tuple(inputs)
-    gen = _generator(seed, generator, "probes")
+    inputs = as_tuple(inputs)
+    gen = resolve_generator(seed, generator, "probes")
     with measuring(model, mode):
         res = _apjn(model, inputs, source, targets, layer_type, probes, method, gen, progress)
     return dataclasses.replace(res, mode=_mode_used(model, mode))
@@ -635,12 +503,12 @@ def _apjn(model, inputs, source, targets, layer_type, probes, method, gen,
     else:
         execution_order(model, inputs, [])      # a dry run: bad inputs fail here, one line
     if source != "":
-        _resolve(model, source)
+        resolve_module(model, source)
     targets = list(targets)
     if not targets:
         raise InvalidArgumentError("no target layers")
     for t in targets:
-        _resolve(model, t)
+        resolve_module(model, t)
 
     if method == "exact":
         samples, numel = _exact(model, inputs, source, targets, progress)
@@ -661,7 +529,7 @@ def _apjn(model, inputs, source, targets, layer_type, probes, method, gen,
                 samples, numel = _jvp_rr(model, inputs, source, targets, gaussians())
                 used = "jvp"
             except (NotImplementedError, RuntimeError) as exc:
-                if not _is_forward_ad_gap(exc):
+                if not is_forward_ad_gap(exc):
                     raise
                 if method == "jvp":
                     raise InvalidArgumentError("an operation of this model has no double-backward "
@@ -675,7 +543,7 @@ def _apjn(model, inputs, source, targets, layer_type, probes, method, gen,
                     sq, numel = _jvp_pass(model, inputs, source, targets, make)
                     rows.append([sq.get(t, 0.0) for t in targets])
             except (NotImplementedError, RuntimeError) as exc:
-                if not _is_forward_ad_gap(exc):
+                if not is_forward_ad_gap(exc):
                     raise
                 raise InvalidArgumentError("forward-mode AD is not available for an operation "
                                            f"of this model ({str(exc).splitlines()[0]}); use "
@@ -714,14 +582,14 @@ def _exact(model, inputs, source, targets, progress=None) -> tuple[np.ndarray, d
     shape: dict[str, Any] = {}
 
     def grab(mod, args, out):
-        h = _first(out)
+        h = first_tensor(out)
         if h is not None and "h" not in shape:
             shape["h"] = h
     if source == "":
         n0 = inputs[0].numel()
     else:
-        with _hooks(model, [(source, grab)]), torch.no_grad():
-            _forward(model, inputs)
+        with forward_hooks(model, [(source, grab)]), torch.no_grad():
+            run_forward(model, inputs)
         if "h" not in shape:
             raise InvalidArgumentError(f"submodule {source!r} did not run on these inputs")
         n0 = shape["h"].numel()
@@ -778,8 +646,8 @@ def apjn_pairs(model: nn.Module, inputs, *, layers: Sequence[str] | None = None,
     (('0',), ('1',), [4.0])
     """
     _check(model, probes, method)
-    inputs = _as_tuple(inputs)
-    gen = _generator(seed, generator, "probes")
+    inputs = as_tuple(inputs)
+    gen = resolve_generator(seed, generator, "probes")
     with measuring(model, mode):
         names = list(layers) if layers is not None else layers_of_type(model, inputs,
                                                                         layer_type)

@@ -34,8 +34,8 @@ import torch
 from torch import nn
 
 from critheory.errors import InvalidArgumentError
-from critheory.torch.measure import (_as_tuple, _first, _forward, _generator, _hooks,
-                                     _replace_first)
+from critheory.torch.graph import as_tuple, first_tensor, leaf_graph
+from critheory.torch.measure import resolve_generator
 
 __all__ = ["jacobian_penalty", "jacobian_norm_exact", "MAX_EXACT_OUTPUTS"]
 
@@ -43,43 +43,12 @@ __all__ = ["jacobian_penalty", "jacobian_norm_exact", "MAX_EXACT_OUTPUTS"]
 MAX_EXACT_OUTPUTS = 1 << 14
 
 
-def _graph(model, inputs, source, target):
-    """One forward pass; returns (h^{l0} requiring grad, h^l, model output)."""
-    inputs = _as_tuple(inputs)
-    rec: dict = {}
-
-    def src_hook(mod, args, out):
-        if "h0" in rec:
-            return None
-        h = _first(out)
-        if h is None:
-            raise InvalidArgumentError(f"submodule {source!r} does not return a tensor")
-        if not h.requires_grad:          # a leaf of its own: nothing before it is trained
-            h = h.detach().requires_grad_(True)
-            rec["h0"] = h
-            return _replace_first(out, h)
-        rec["h0"] = h
-        return None
-
-    def tgt_hook(mod, args, out):
-        if "h" not in rec:
-            rec["h"] = _first(out)
-
-    hooks = []
-    if source is not None:
-        hooks.append((source, src_hook))
-    if target is not None:
-        hooks.append((target, tgt_hook))
-    with _hooks(model, hooks), torch.enable_grad():
-        if source is None:
-            x = inputs[0]
-            if not x.requires_grad:
-                x = x.detach().requires_grad_(True)
-            rec["h0"] = x
-            inputs = (x,) + inputs[1:]
-        y = _forward(model, inputs)
-    h0 = rec.get("h0")
-    h = _first(y) if target is None else rec.get("h")
+def _penalty_graph(model, inputs, source, target):
+    """One forward pass; returns (h^{l0} requiring grad, h^l), gradients reaching the
+    parameters before the source (:func:`~critheory.torch.graph.leaf_graph`)."""
+    h0, outs, y = leaf_graph(model, as_tuple(inputs), source, [] if target is None else [target],
+                             keep_upstream=True)
+    h = first_tensor(y) if target is None else outs.get(target)
     if h0 is None or h is None:
         raise InvalidArgumentError("the source or the target submodule did not run")
     if not h.requires_grad:
@@ -128,8 +97,8 @@ def jacobian_penalty(model: nn.Module, inputs, *, n_proj: int = 1, source: str |
                                    f"{distribution!r}")
     if reduction not in ("mean", "sum"):
         raise InvalidArgumentError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    gen = _generator(seed, generator, "projections")
-    h0, h = _graph(model, inputs, source, target)
+    gen = resolve_generator(seed, generator, "projections")
+    h0, h = _penalty_graph(model, inputs, source, target)
     batch = h.shape[0] if h.dim() > 0 else 1
     total = h.new_zeros(())
     for p in range(n_proj):
@@ -155,7 +124,7 @@ def jacobian_norm_exact(model: nn.Module, inputs, *, source: str | None = None,
     estimates half of it."""
     if reduction not in ("mean", "sum"):
         raise InvalidArgumentError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    h0, h = _graph(model, inputs, source, target)
+    h0, h = _penalty_graph(model, inputs, source, target)
     n = h.numel()
     if n > MAX_EXACT_OUTPUTS:
         raise InvalidArgumentError(f"the exact Jacobian needs {n} backward passes; at most "

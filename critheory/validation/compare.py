@@ -388,6 +388,13 @@ class Comparison:
         ``undetermined`` or ``not meaningful``. Separate from :attr:`verdict`.
     kurtosis_regime : str
         Plain-words statement of where the finite-width comparison is meaningful.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> c = ct.compare("relu", 2.0, 0.0, width=32, depth=5, seeds=4, seed=0, n_boot=100)
+    >>> isinstance(c, ct.Comparison)
+    True
     """
 
     simulation: Any
@@ -620,6 +627,13 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
         (:class:`~critheory.errors.InvalidArgumentError`,
         :class:`~critheory.errors.InvalidVarianceError`, activation errors) on bad input, before
         anything is simulated.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> c = ct.compare("tanh", 1.0, 0.0, width=64, depth=10, seeds=4, probes=4, seed=0, n_boot=100)
+    >>> c.verdict
+    'consistent'
     """
     from critheory.activation.symbolic import Activation
     from critheory.theory.meanfield.depth import depth_curves

@@ -96,7 +96,15 @@ def validate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
                       width: int, seeds: int = 4, arch: str = "mlp",
                       weights: str = "gaussian", seed: int | None = 0, q0: float = 1.0,
                       params=None, points: int = 400) -> SpectrumValidation:
-    """Compare theory and simulation (module docstring)."""
+    """Compare theory and simulation (module docstring).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> v = ct.validate_spectrum("relu", 2.0, 0.0, depth=4, width=64, seeds=2, weights="orthogonal")
+    >>> v.verdict
+    'consistent'
+    """
     from critheory.simulation.spectra import check_spectrum_args, simulate_spectrum
     from critheory.theory.spectra import jacobian_spectrum
 

@@ -128,7 +128,16 @@ def compare_transformer(net, weight_var: float, bias_var: float, *, width: int, 
                         probes=None, seed: int = 0, alpha: float = ALPHA, points: int = 1024,
                         replicas: int = 8, tolerance: float | None = None
                         ) -> TransformerComparison:
-    """Simulate and compute the theory of one transformer; z-scores and a verdict."""
+    """Simulate and compute the theory of one transformer; z-scores and a verdict.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> net = ct.transformer("transformer", "relu", tokens=2, heads=1, mlp_ratio=1)
+    >>> c = ct.compare_transformer(net, 2.0, 0.0, width=16, depth=1, seeds=8, seed=0, points=128)
+    >>> c.verdict
+    'consistent'
+    """
     from critheory.errors import InvalidArgumentError
     from critheory.simulation.transformer import check_transformer_budget, resolve_probes
     from critheory.simulation.transformer import simulate_transformer

@@ -75,7 +75,15 @@ class Nu:
 
 @dataclass(frozen=True)
 class FiniteWidthCurves:
-    """Finite-width depth profiles (see the module docstring). Absent numbers are None."""
+    """Finite-width depth profiles (see the module docstring). Absent numbers are None.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> c = ct.finite_width_curves(ct.architecture("mlp", "tanh"), 1.0, 0.0, depth=5)
+    >>> isinstance(c, ct.FiniteWidthCurves)
+    True
+    """
 
     activation: str
     arch: str
@@ -365,6 +373,13 @@ def finite_width_curves(arch, weight_var: float, bias_var: float, depth: int, *,
     ------
     InvalidArgumentError
         Bad arguments, or a block the finite-width rules do not cover.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> c = ct.finite_width_curves(ct.architecture("mlp", "relu"), 2.0, 0.0, depth=20, width=64)
+    >>> c.nu.exact, c.kurtosis.shape
+    ('3 A4/A2^2 - 1 = 5', (20,))
     """
     arch = architecture(arch)        # a LayerMaps passes through, a Network is wrapped
     net = arch.network

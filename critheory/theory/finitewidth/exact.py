@@ -61,7 +61,15 @@ def slope_moments(act: Activation) -> tuple[float, float]:
 def exact_scale_invariant(activation, weight_var: float, bias_var: float, depth: int,
                           width: int, q0: float = 1.0) -> ExactMoments:
     """Exact moments of an MLP with a scale-invariant activation at width ``width`` (module
-    docstring). float64 throughout; entries beyond float64 are inf."""
+    docstring). float64 throughout; entries beyond float64 are inf.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> e = ct.exact_scale_invariant("relu", 2.0, 0.0, depth=3, width=16)
+    >>> e.kurtosis.shape
+    (3,)
+    """
     act = Activation.get(activation)
     A2, A4 = slope_moments(act)
     sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))

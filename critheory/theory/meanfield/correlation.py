@@ -105,7 +105,15 @@ def _slope(arch, sw, sb, q, c) -> tuple[float, float]:
 def correlation_fixed_point(arch, weight_var: float, bias_var: float,
                             q_star: float | None) -> CorrelationFixedPoint | None:
     """``c*``, ``χ_c`` and ``ξ_c`` at the kernel fixed point ``q_star`` (None where there is
-    none: a runaway kernel, or ``q* = 0``)."""
+    none: a runaway kernel, or ``q* = 0``).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> c = ct.correlation_fixed_point(ct.architecture("mlp", "tanh"), 2.0, 0.0, None)
+    >>> c is None or 0.0 <= c.c_star <= 1.0
+    True
+    """
     from scipy.optimize import brentq
 
     if q_star is None or not np.isfinite(q_star) or q_star <= 0:

@@ -164,7 +164,15 @@ def correlation_length_vs_mu(arch_name: str, activation, weight_var: float, bias
 
 
 def critical_set(arch: LayerMaps) -> CriticalSet:
-    """Which kind of critical set the architecture has (see module docstring)."""
+    """Which kind of critical set the architecture has (see module docstring).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> s = ct.critical_set(ct.architecture("residual", "tanh", mu=1.0))
+    >>> s.kind
+    'none'
+    """
     c = arch.caps
     if c.unbounded_growth:
         if c.everywhere_critical:

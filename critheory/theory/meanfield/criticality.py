@@ -56,6 +56,13 @@ class LinePoint:
 
     ``fixed_point`` is NaN where no fixed point exists (e.g. ReLU with σ_b² > 0: χ_J = 1 at
     every depth while K grows linearly); ``weight_var`` is NaN where every σ_w² is critical.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> p = ct.critical_line(ct.architecture("mlp", "tanh"), [0.1])[0]
+    >>> isinstance(p, ct.LinePoint), p.bias_var
+    (True, 0.1)
     """
 
     bias_var: float
@@ -85,7 +92,15 @@ class CriticalPointKind(enum.Enum):
 
 @dataclass(frozen=True)
 class CriticalPoint:
-    """A critical point: χ_J(K*) = χ_∥(K*) = 1 (``fixed_point`` None where every K is fixed)."""
+    """A critical point: χ_J(K*) = χ_∥(K*) = 1 (``fixed_point`` None where every K is fixed).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> p = ct.critical_points(ct.architecture("mlp", "tanh"))[0]
+    >>> isinstance(p, ct.CriticalPoint), p.weight_var, p.bias_var
+    (True, 1.0, 0.0)
+    """
 
     weight_var: float
     bias_var: float
@@ -432,6 +447,12 @@ def critical_points(arch: LayerMaps) -> list[CriticalPoint]:
     Includes the K* = 0 point (1/σ_1², 0) of activations with φ(0) = 0, φ'(0) = σ_1 ≠ 0 (stable
     for a_1 < 0, the unstable end of the line otherwise) and the marginal point of scale-invariant
     activations.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> [(p.weight_var, p.bias_var) for p in ct.critical_points(ct.architecture("mlp", "relu"))]
+    [(2.0, 0.0)]
     """
     mu2 = check_arch(arch).mu2
     if arch.caps.scale_invariant:
@@ -513,6 +534,13 @@ class Universality:
     it (:attr:`Side.ABOVE` for the K* = 0 classes; for the half-stable class the side opposite
     to the sign of χ_∥'(K*), since ``K^l - K* ≈ -2/(χ_∥' l)``; None where no side attracts or
     it is unknown). ``name`` is the display text of ``kind``.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> u = ct.universality(ct.architecture("mlp", "relu"))
+    >>> isinstance(u, ct.Universality), u.name
+    (True, 'scale-invariant')
     """
 
     kind: UniversalityKind

@@ -51,6 +51,13 @@ class DepthCurves:
         J^{l0,l} for l >= l0 (NaN for l < l0).
     runaway_depth : int or None
         First depth where K exceeded 1e150.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> d = ct.depth_curves(ct.architecture("mlp", "relu"), 2.0, 0.0, 10)
+    >>> isinstance(d, ct.DepthCurves), float(d.kernel[-1])
+    (True, 2.0)
     """
 
     weight_var: float
@@ -100,6 +107,13 @@ def depth_curves(arch: LayerMaps, weight_var: float, bias_var: float, depth: int
         Evaluate the kernel map and χ_J from verified Chebyshev tables
         (:class:`critheory.theory.meanfield.tabulated.TabulatedMap`, relative error <= 1e-12) instead of
         quadrature at every layer; the two-input map is always evaluated directly.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> d = ct.depth_curves(ct.architecture("mlp", "tanh"), 1.0, 0.0, 100)
+    >>> d.apjn.shape, round(float(ct.fit_power_law(d.depths, d.apjn, (50, 100)).slope), 2)
+    ((100,), -1.02)
     """
     sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))
     try:
@@ -182,6 +196,14 @@ def fit_power_law(depths, values, window: tuple[int, int] | None = None) -> Powe
 
     A thin use of :func:`critheory.common.powerlaw.fit_line` (points where ``|y|`` is not finite
     and positive are left out; at least 3 must remain).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> import numpy as np
+    >>> l = np.arange(1, 101)
+    >>> round(ct.fit_power_law(l, 3.0 / l ** 2).slope, 12)
+    -2.0
     """
     from critheory.common.powerlaw import fit_line, tail_window
 

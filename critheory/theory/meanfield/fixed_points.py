@@ -52,7 +52,15 @@ class FixedPointStability(enum.Enum):
 @dataclass(frozen=True)
 class FixedPoint:
     """A fixed point ``K*`` of the kernel map with its susceptibilities and its
-    :class:`FixedPointStability`."""
+    :class:`FixedPointStability`.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> fp = ct.fixed_points(ct.architecture("mlp", "tanh"), 2.0, 0.1)[0]
+    >>> isinstance(fp, ct.FixedPoint)
+    True
+    """
 
     K: float
     chi_parallel: float
@@ -191,6 +199,13 @@ def fixed_points(arch: LayerMaps, weight_var: float, bias_var: float) -> tuple:
     is included where ``σ_b² = 0`` and ``φ(0) = 0``. Maps affine in K (the capability
     ``affine_kernel_map``: LayerNorm before the activation or before the last dense block) are
     solved exactly.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> fps = ct.fixed_points(ct.architecture("mlp", "tanh"), 2.0, 0.1)
+    >>> len(fps) >= 1
+    True
     """
     sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))
     if not arch.has_fixed_point:

@@ -299,6 +299,13 @@ def critical_point_for_inputs(activation, q0: float = 1.0, *, depth: int = 64, p
     InvalidArgumentError
         Bad q0 or depth; or no stable point of the critical line with σ_b² >= 0 is reached
         from these inputs (the message says what the line offers).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> p = ct.critical_point_for_inputs("tanh", q0=1.0)
+    >>> p.weight_var, p.bias_var
+    (1.0, 0.0)
     """
     act = Activation.get(activation, params)
     if isinstance(q0, bool) or not isinstance(q0, (int, float, np.floating)) or \

@@ -216,7 +216,15 @@ def architecture(name: Any = "mlp", activation: Any = "relu", mu: float = 1.0,
     """The mean-field maps of a registered architecture (``mlp``, ``residual``, ``pre-ln``,
     ``post-ln``, ``pre-ln-residual``, ``pre-ln-mlp-block``, or an alias), or of a
     :class:`~critheory.blocks.network.Network`; ``mu`` is the residual strength (ignored
-    without a skip connection)."""
+    without a skip connection).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> maps = ct.architecture("mlp", "tanh")
+    >>> ct.critical_points(maps)[0].weight_var
+    1.0
+    """
     if isinstance(name, LayerMaps):
         return name
     if isinstance(name, Network):

@@ -107,7 +107,15 @@ def attractors(arch: LayerMaps, sw, sb, q0: float = 1.0) -> np.ndarray:
 def phase_grid(arch, sw_range=(0.25, 4.0), sb_range=(0.0, 1.0), n: int = 41, q0: float = 1.0):
     """log χ_J on an n×n grid of (σ_w², σ_b²) at the fixed point the input flows to
     (:func:`attractors`); a runaway kernel is evaluated at
-    K = :data:`~critheory.theory.meanfield.fixed_points.RUNAWAY_K`, as in ``analyze_point``."""
+    K = :data:`~critheory.theory.meanfield.fixed_points.RUNAWAY_K`, as in ``analyze_point``.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> sws, sbs, log_chi = ct.phase_grid(ct.architecture("mlp", "tanh"), n=3)
+    >>> log_chi.shape
+    (3, 3)
+    """
     n = _check_grid(n, {"weight range": (sw_range, 0.0, True),
                         "bias range": (sb_range, 0.0, False)})
     sws = np.linspace(*sw_range, n)

@@ -95,6 +95,13 @@ class NTKCurves:
         ``{"ntk": s}`` with ``Θ^l ∝ l^s`` fitted over the last 90 % of the depths (growth
         positive; None with fewer than 3 depths or a non-positive Θ), and ``"lambda"``: the
         slope of the schedule ``λ^l ∝ l^s`` likewise (0 for ``constant``).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> c = ct.ntk_curves("mlp", "tanh", 1.0, 0.0, 3)
+    >>> isinstance(c, ct.NTKCurves), c.depths
+    (True, array([1, 2, 3]))
     """
 
     depths: np.ndarray

@@ -117,7 +117,15 @@ class ParameterGroup:
 
 @dataclass(frozen=True)
 class Recipe:
-    """Initialization variances and learning-rate factors of every parameter group."""
+    """Initialization variances and learning-rate factors of every parameter group.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> r = ct.recipe("relu", width=64, depth=4)
+    >>> isinstance(r, ct.Recipe), [g.name for g in r.groups]
+    (True, ['input', 'hidden', 'bias', 'output'])
+    """
 
     arch: str
     activation: str
@@ -269,6 +277,13 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
     Returns
     -------
     Recipe
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> r = ct.recipe("tanh", width=256, depth=16, family=0.0)
+    >>> r.critical_point, r.group("hidden").init_variance == 1 / 256
+    ((1.0, 0.0), True)
     """
     from critheory.activation import Activation
 

@@ -224,7 +224,14 @@ def drift_symbolic(shaping):
 
 
 def drift_text(shaping) -> str:
-    """The drift formula, printed (ReLU: ν(ρ); smooth: derived symbolically)."""
+    """The drift formula, printed (ReLU: ν(ρ); smooth: derived symbolically).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> ct.drift_text(ct.shape_smooth("tanh", 1.0))
+    'b_ab = V_ab*(-V_aa - V_bb + 2)/a**2'
+    """
     if shaping.homogeneous:
         return (f"b_ab = nu(rho_ab) sqrt(V_aa V_bb), nu(rho) = {shaping.k:g} "
                 f"(sqrt(1 - rho^2) - rho arccos(rho))/(2 pi)")
@@ -259,11 +266,16 @@ class Stability:
 def stability(shaping) -> Stability:
     """Norm stability and its verdict.
 
+    Examples
+    --------
     >>> from critheory.theory.shaped.shaping import shape_smooth
     >>> stability(shape_smooth("tanh", 1.0)).B
     -2.0
     >>> stability(shape_smooth("x + x**2", 1.0)).verdict
     'blows_up'
+    >>> import critheory as ct
+    >>> ct.stability(ct.shape_smooth("sin(x)", 1.0)).verdict
+    'stable'
     """
     B = float(shaping.B)
     if shaping.homogeneous:

@@ -63,6 +63,13 @@ class Shaping:
         The same, exact (sympy text).
     note : str
         What normalization was applied to the activation (empty if none).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> s = ct.shape_relu(0.0, -1.0)
+    >>> isinstance(s, ct.Shaping)
+    True
     """
 
     c_plus: float | None = None

@@ -136,8 +136,14 @@ def quantile_errors(x, qs, z: float = 1.0) -> dict:
 def start_matrix(rho0: float, m: int = 2) -> np.ndarray:
     """The m×m starting covariance: unit norms, every pair at correlation ``rho0``.
 
+    Examples
+    --------
     >>> start_matrix(0.5, 3).tolist()
     [[1.0, 0.5, 0.5], [0.5, 1.0, 0.5], [0.5, 0.5, 1.0]]
+    >>> import critheory as ct
+    >>> ct.start_matrix(0.5)
+    array([[1. , 0.5],
+           [0.5, 1. ]])
     """
     rho0 = check_rho0(rho0)
     if int(m) != m or m < 2:
@@ -591,10 +597,15 @@ def rho_ode(shaping, rho0, T) -> float:
     shaping the ODE limit of ρ depends on the norms; there the ODE ``dV = b(V)dt`` is integrated
     (RK4, 2000 steps) from unit norms.
 
+    Examples
+    --------
     >>> from critheory.theory.shaped.shaping import shape_relu
     >>> r = rho_ode(shape_relu(1, -1), 0.0, 1.0)
     >>> 0.0 < r < 1.0
     True
+    >>> import critheory as ct
+    >>> round(ct.rho_ode(ct.shape_relu(0.0, -1.0), 0.5, 1.0), 5)
+    0.55028
     """
     rho0 = check_rho0(rho0)
     T = check_T(T)

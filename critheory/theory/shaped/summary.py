@@ -108,6 +108,13 @@ def solve_sde(shaping, T, rho0, *, method: str = "em", inputs: int = 2, paths: i
     twice and within the budget. A run whose bias still exceeds the tolerance (or with given
     ``steps``) is reported with ``details["step_bias_ok"] = False`` and a warning. Refused
     (:class:`InvalidArgumentError`) before any work when the first run is beyond the budget.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> r = ct.solve_sde(ct.shape_relu(0.0, -1.0), 1.0, 0.5, paths=2000, seed=0)
+    >>> -1.0 <= r.rho_mean <= 1.0
+    True
     """
     import numpy as np
 

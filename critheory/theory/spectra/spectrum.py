@@ -134,6 +134,13 @@ class JacobianSpectrum:
         ResNet: Tarnowski's parameter.
     x, y : ndarray
         The density of the continuous part on ``points`` midpoints of the support.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> s = ct.jacobian_spectrum("tanh", 1.0, 0.0, 2, points=30)
+    >>> isinstance(s, ct.JacobianSpectrum)
+    True
     """
 
     arch: str
@@ -318,6 +325,13 @@ def jacobian_spectrum(activation: Any = "tanh", weight_var: float = 1.0,
         recursion.
     points : int
         Points of the sampled density.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> s = ct.jacobian_spectrum("relu", 2.0, 0.0, 4, weights="orthogonal", points=50)
+    >>> round(s.m1, 12), s.isometry.verdict
+    (1.0, 'critical, not isometric')
     """
     sw, sb, L, n, q0 = _check(weight_var, bias_var, depth, points, q0, weights)
     act = Activation.get(activation, params)

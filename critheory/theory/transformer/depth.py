@@ -213,6 +213,14 @@ def transformer_depth(net, weight_var: float, bias_var: float, depth: int, *, l0
     tolerance : float or None
         Largest relative QMC error accepted (escalates ``points``, then refuses).
     seed : int
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> net = ct.transformer("transformer", "relu", tokens=2, heads=1)
+    >>> d = ct.transformer_depth(net, 2.0, 0.0, depth=3, points=128)
+    >>> d.kernel.shape
+    (3,)
     """
     sw = check_weight_var(weight_var)
     sb = check_bias_var(bias_var)
@@ -288,8 +296,14 @@ def one_token_exponent(net, weight_var: float, bias_var: float) -> float | None:
     ``a`` (the denominator) to the kernel, so ``K^l ≈ a l``, and multiplies the APJN by
     ``1 + b/K^l`` (b the numerator). None for the post-LN stack (no power law).
 
+    Examples
+    --------
     >>> from critheory.blocks.transformer import transformer
     >>> one_token_exponent(transformer("transformer", "relu", tokens=1, cv=0.0), 2.0, 0.0)
+    1.0
+    >>> import critheory as ct
+    >>> net = ct.transformer("transformer", "relu", tokens=1, cv=1.5)
+    >>> round(ct.one_token_exponent(net, 0.5, 0.0), 6)
     1.0
     """
     from critheory.expectations.gaussian import expect

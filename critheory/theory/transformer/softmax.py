@@ -251,6 +251,15 @@ def attention_kernel(F, logit_var: float = 1.0, *, causal: bool = False, points:
 
     With ``tolerance``, the points are quadrupled until every entry's error is at most
     ``tolerance · max|F|`` (:class:`ConvergenceError` beyond :data:`MAX_POINTS`).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> import numpy as np
+    >>> k = ct.attention_kernel(np.eye(2), logit_var=0.0)    # uniform attention: A = 1/T
+    >>> k.value
+    array([[0.5, 0.5],
+           [0.5, 0.5]])
     """
     F = np.asarray(F, dtype=float)
     if F.ndim != 2 or F.shape[0] != F.shape[1] or not np.all(np.isfinite(F)):

@@ -314,7 +314,6 @@ PRIVATE_IMPORT_ALLOWLIST = {
     ("sweep/spec.py", "critheory.simulation.engine._check_budget"),
     # unassigned in the first round
     ("simulation/engine.py", "critheory.simulation.finitewidth._kurtosis"),
-    ("sweep/run.py", "critheory.sweep.store._group"),
 }
 
 

@@ -204,7 +204,7 @@ def _run_locked(spec, out, resume, scheduler, workers, client, processes, progre
     try:
         if g is None:
             store.create(out, spec)
-            g = store._group(out)
+            g = store.open_store_group(out)
         run_no = store.begin_run(g)
         if todo:
             from dask.distributed import as_completed

@@ -41,7 +41,7 @@ from critheory.errors import InvalidArgumentError
 from .cell import PHASE_FILL, VARIABLES
 from .spec import SweepSpec
 
-__all__ = ["check_new", "check_out", "create", "open_for_resume", "write_cell", "CellWriter",
+__all__ = ["open_store_group", "check_new", "check_out", "create", "open_for_resume", "write_cell", "CellWriter",
            "load", "done_mask", "todo_mask", "begin_run", "lock", "StoreLock"]
 
 _DIMS = ("activation", "weight_var", "bias_var")
@@ -185,7 +185,8 @@ def lock(path) -> StoreLock:
     return StoreLock(fd, lp)
 
 
-def _group(path, mode: str = "r+"):
+def open_store_group(path, mode: str = "r+"):
+    """The zarr (format 3) group of a sweep store."""
     import zarr
 
     return zarr.open_group(os.fspath(path), mode=mode, zarr_format=3)
@@ -203,7 +204,7 @@ def open_for_resume(path, spec: SweepSpec):
     if not p.exists():
         raise InvalidArgumentError(f"--resume: {path} does not exist")
     try:
-        g = _group(p)
+        g = open_store_group(p)
         stored = g.attrs["sweep_spec"]
     except Exception:  # noqa: BLE001 - anything that is not our store
         raise InvalidArgumentError(f"--resume: {path} is not a critheory sweep store") from None

@@ -206,13 +206,16 @@ def wrap_numpy(fn: Callable, mp_factory: Callable[[], Callable]) -> Callable:
             y = np.array(y, dtype=float, copy=True)
             y[bad] = np.broadcast_to(yl, y[bad].shape)
             bad = ~np.isfinite(y) & np.isfinite(x)
-        if bad.any() and isinstance(_fn, types.FunctionType):
+        if bad.any() and y.ndim and isinstance(_fn, types.FunctionType):
             # float64 overflow in an intermediate (e.g. exp(-x)/(1 + exp(-x))**2 at x = -1e3):
             # the same code with an unbounded exponent, for all those entries at once
             y = np.array(y, dtype=float, copy=True)
-            y[bad] = wide.evaluate(_fn, x[bad])
-            # ±inf from it is the value's own overflow (exp(x) at x = 1e5); NaN: undecided
-            bad = np.isnan(y) & np.isfinite(x)
+            yw = wide.evaluate(_fn, x[bad])
+            # ±inf from it is the value's own overflow (exp(x) at x = 1e5); NaN: undecided,
+            # left as it was for the arbitrary-precision repair
+            decided = ~np.isnan(yw)
+            y[bad] = np.where(decided, yw, y[bad])
+            bad[bad] = ~decided
         if bad.any():
             # what is left (NaN there, or a function float64 cannot take beyond its range):
             # entry by entry in arbitrary precision, under REPAIR_SECONDS

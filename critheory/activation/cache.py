@@ -49,6 +49,14 @@ FORMAT = 2
 #: Source files (relative to the critheory package) whose code derives the cached data.
 HASHED_SOURCES = (
     "activation/symbolic.py",
+    "activation/expressions.py",
+    "activation/formula.py",
+    "activation/analysis.py",
+    "activation/numeric.py",
+    "activation/wide.py",
+    "activation/serialize.py",
+    "activation/budget.py",
+    "activation/_lazy.py",
     "activation/zoo.py",
     "activation/cache.py",
     "activation/features.py",
@@ -247,8 +255,9 @@ _ON_RESET: list = []
 
 def on_reset(fn) -> None:
     """Call ``fn()`` at every :func:`reset` (modules that memoize what they took from the cache
-    register here)."""
-    _ON_RESET.append(fn)
+    register here; registering the same function again does nothing)."""
+    if fn not in _ON_RESET:
+        _ON_RESET.append(fn)
 
 
 def reset() -> None:
@@ -403,17 +412,18 @@ class ZooEntry:
 
     def expr(self):
         """The sympy expression of φ (imports sympy)."""
-        from critheory.activation.symbolic import _from_srepr
+        from critheory.activation.serialize import from_srepr
 
-        return _from_srepr(self.data["expr_srepr"])
+        return from_srepr(self.data["expr_srepr"])
 
     def taylor(self):
-        from critheory.activation.symbolic import TaylorInfo, _from_srepr
+        from critheory.activation.serialize import from_srepr
+        from critheory.activation.symbolic import TaylorInfo
 
         derivs, reason = self.data["taylor"]
         if derivs is None:
             return TaylorInfo(None, reason)
-        return TaylorInfo(tuple(_from_srepr(s) for s in derivs), reason)
+        return TaylorInfo(tuple(from_srepr(s) for s in derivs), reason)
 
     def noise_table(self, integrand: str):
         """The float64 noise table of a named integrand (2 x octaves), or None."""

@@ -33,7 +33,7 @@ from typing import Mapping
 
 from critheory.errors import InvalidArgumentError
 
-__all__ = ["ZOO", "names", "make"]
+__all__ = ["ZOO", "names", "make", "default_values", "build"]
 
 # name -> (formula, default parameters)
 ZOO: dict[str, tuple[str, dict[str, str]]] = {
@@ -90,13 +90,13 @@ def make(name: str, params: Mapping[str, float] | None = None):
         act = _from_zoo_cache(key)
         if act is not None:
             return act
-    values = dict(_defaults(key))
+    values = dict(default_values(key))
     values.update(params)
     label = key
     if params:
         label += "(" + ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
                                  for k, v in params.items()) + ")"
-    return _cached(key, label, formula, tuple(sorted((k, str(v)) for k, v in values.items())))
+    return build(key, label, formula, tuple(sorted((k, str(v)) for k, v in values.items())))
 
 
 _CACHE: dict = {}
@@ -114,19 +114,18 @@ def _from_zoo_cache(key: str):
     if key not in _ZOO_CACHED:
         from critheory.activation import cache
 
-        if _forget_cached not in cache._ON_RESET:
-            cache.on_reset(_forget_cached)
+        cache.on_reset(_forget_cached)
         entry = cache.entry(key)
         act = None
         if entry is not None:
             from critheory.activation.symbolic import Activation
 
-            act = Activation._from_zoo_cache(entry, key)
+            act = Activation.from_cache_entry(entry, key)
         _ZOO_CACHED[key] = act
     return _ZOO_CACHED[key]
 
 
-def _defaults(key: str) -> dict:
+def default_values(key: str) -> dict:
     """The zoo entry's default parameter values, exact (strings through nsimplify), cached:
     nsimplify parses a string with sympy's parser, ~1 ms per call."""
     if key not in _DEFAULTS:
@@ -137,7 +136,10 @@ def _defaults(key: str) -> dict:
     return _DEFAULTS[key]
 
 
-def _cached(key, label, formula, items):
+def build(key: str, label: str, formula: str, items: tuple):
+    """The activation of the zoo formula ``formula`` with parameter values ``items`` ((name,
+    value text) pairs, sorted), named ``label``, derived live with sympy (memoized by formula
+    and values; the zoo cache is not consulted)."""
     from critheory.activation.symbolic import Activation
     import sympy as sp
 

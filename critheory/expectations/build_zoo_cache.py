@@ -37,7 +37,7 @@ from critheory.activation import cache
 __all__ = ["derive", "write", "ensure", "check", "main"]
 
 #: where the names used by lambdified code are looked up, in order (identity of the objects)
-_NAME_MODULES = ("critheory.activation.symbolic", "numpy", "scipy.special", "mpmath", "math",
+_NAME_MODULES = ("critheory.activation.numeric", "numpy", "scipy.special", "mpmath", "math",
                  "functools", "builtins")
 
 
@@ -55,7 +55,7 @@ def _origin(name: str, obj) -> tuple[str, str]:
         mod = importlib.import_module(modname)
         if getattr(mod, name, _origin) is obj:
             return modname, name
-    mod = importlib.import_module("critheory.activation.symbolic")
+    mod = importlib.import_module("critheory.activation.numeric")
     for attr, val in vars(mod).items():
         if val is obj and not attr.startswith("__"):
             return mod.__name__, attr
@@ -110,25 +110,24 @@ def _live_activation(name: str):
     from critheory.activation import zoo
 
     formula, _ = zoo.ZOO[name]
-    values = dict(zoo._defaults(name))
+    values = dict(zoo.default_values(name))
     items = tuple(sorted((k, str(v)) for k, v in values.items()))
-    return zoo._cached(name, name, formula, items), items
+    return zoo.build(name, name, formula, items), items
 
 
 def _fns_of(expr):
-    from critheory.activation import symbolic
-    from critheory.activation.symbolic import X, _mp_lambdify, _np_lambdify
+    import sympy as sp
 
-    return (_np_lambdify(expr), _mp_lambdify(expr),
-            symbolic.sp.lambdify(X, expr, modules=["mpmath"]))
+    from critheory.activation.expressions import X
+    from critheory.activation.numeric import mp_lambdify, np_lambdify
+
+    return (np_lambdify(expr), mp_lambdify(expr), sp.lambdify(X, expr, modules=["mpmath"]))
 
 
 def derive(name: str) -> dict:
     """Everything the cache stores for the zoo activation ``name``, derived live."""
-    import sympy as sp
-
     from critheory.activation import zoo
-    from critheory.activation.symbolic import _from_srepr
+    from critheory.activation.serialize import from_srepr, to_srepr
     from critheory.errors import CritheoryError
     from critheory.expectations import closed_forms
     from critheory.expectations.integrands import NAMED, integrand
@@ -137,15 +136,15 @@ def derive(name: str) -> dict:
         raise RuntimeError("derive() needs the cache turned off (cache.DISABLED = True)")
     act, items = _live_activation(name)
     formula, defaults = zoo.ZOO[name]
-    srepr = sp.srepr(act.expr)
-    if _from_srepr(srepr) != act.expr or sp.srepr(_from_srepr(srepr)) != srepr:
+    srepr = to_srepr(act.expr)
+    if from_srepr(srepr) != act.expr or to_srepr(from_srepr(srepr)) != srepr:
         raise RuntimeError(f"{name}: srepr does not rebuild the expression")
     t = act.taylor
-    taylor = (None if t.derivatives is None else tuple(sp.srepr(d) for d in t.derivatives),
+    taylor = (None if t.derivatives is None else tuple(to_srepr(d) for d in t.derivatives),
               t.reason)
     if t.derivatives is not None:
         for d, s in zip(t.derivatives, taylor[0]):
-            if _from_srepr(s) != d:
+            if from_srepr(s) != d:
                 raise RuntimeError(f"{name}: srepr does not rebuild a Taylor coefficient")
     srcs = _Sources()
     functions = {}

@@ -31,7 +31,10 @@ import numpy as np
 from critheory.activation import symbolic as _sym
 from critheory.activation._lazy import LazyModule, on_import
 from critheory.activation.budget import SYMBOLIC_SECONDS, within
-from critheory.activation.symbolic import Activation, _growth, _mp_lambdify
+from critheory.activation.analysis import growth, real_zeros, switch_functions
+from critheory.activation.expressions import nonsmooth
+from critheory.activation.numeric import mp_lambdify, wrap_numpy
+from critheory.activation.symbolic import Activation
 from critheory.errors import GrowthError, InvalidArgumentError
 
 # imported on first use (a zoo activation from the zoo cache needs neither)
@@ -112,8 +115,8 @@ class Integrand:
     @cached_property
     def numpy(self) -> Callable[[np.ndarray], np.ndarray]:
         if "_cached" in self.__dict__:
-            return _sym._wrap_numpy(self._cached_function("np", "(numpy)"),
-                                    lambda: self._cached_function("mp_plain", "(mpmath)"))
+            return wrap_numpy(self._cached_function("np", "(numpy)"),
+                              lambda: self._cached_function("mp_plain", "(mpmath)"))
         return self.activation.sympy_numpy(self.expr)
 
     @cached_property
@@ -121,7 +124,7 @@ class Integrand:
         if "_cached" in self.__dict__:
             fn = self._cached_function("mp", "(mpmath, cse)")
         else:
-            fn = _mp_lambdify(self.expr)
+            fn = mp_lambdify(self.expr)
 
         def f(t):
             v = fn(t)
@@ -132,12 +135,10 @@ class Integrand:
     @cached_property
     def breakpoints(self) -> tuple[float, ...]:
         """The activation's breakpoints and those of the integrand's own non-smooth parts."""
-        from critheory.activation.symbolic import _real_zeros, _switch_functions
-
         pts = set(self.activation.breakpoints)
-        for atom in self.expr.atoms(*_sym._NONSMOOTH):
-            for g in _switch_functions(atom):
-                pts.update(_real_zeros(g, self.activation))
+        for atom in self.expr.atoms(*nonsmooth()):
+            for g in switch_functions(atom):
+                pts.update(real_zeros(g, self.activation.name))
         return tuple(sorted(pts))
 
     @cached_property
@@ -156,7 +157,7 @@ class Integrand:
         """Exponential growth rates (α_-, α_+) of |g| at ∓∞."""
         f = sp.lambdify(_sym.X, self.expr, modules=["mpmath"])
         try:
-            return (_growth(f, -1), _growth(f, +1))
+            return (growth(f, -1), growth(f, +1))
         except GrowthError:
             raise GrowthError(
                 f"integrand {self.name} of {self.activation.name} grows like exp(c*x**2) or"

@@ -276,21 +276,6 @@ def private_imports(path: pathlib.Path, root: pathlib.Path = PKG) -> list[str]:
 # list after the merge; an entry that no longer occurs fails the test too, so it cannot go stale.
 PRIVATE_IMPORT_ALLOWLIST = {
     # activation (symbolic.py's private helpers used across the package)
-    ("activation/cache.py", "critheory.activation.symbolic._from_srepr"),
-    ("activation/symbolic.py", "critheory.activation.zoo._defaults"),
-    ("activation/zoo.py", "critheory.activation.cache._ON_RESET"),
-    ("expectations/build_zoo_cache.py", "critheory.activation.symbolic._from_srepr"),
-    ("expectations/build_zoo_cache.py", "critheory.activation.symbolic._mp_lambdify"),
-    ("expectations/build_zoo_cache.py", "critheory.activation.symbolic._np_lambdify"),
-    ("expectations/build_zoo_cache.py", "critheory.activation.zoo._cached"),
-    ("expectations/build_zoo_cache.py", "critheory.activation.zoo._defaults"),
-    ("expectations/integrands.py", "critheory.activation.cache._ON_RESET"),
-    ("expectations/integrands.py", "critheory.activation.symbolic._NONSMOOTH"),
-    ("expectations/integrands.py", "critheory.activation.symbolic._growth"),
-    ("expectations/integrands.py", "critheory.activation.symbolic._mp_lambdify"),
-    ("expectations/integrands.py", "critheory.activation.symbolic._real_zeros"),
-    ("expectations/integrands.py", "critheory.activation.symbolic._switch_functions"),
-    ("expectations/integrands.py", "critheory.activation.symbolic._wrap_numpy"),
     # cli (shared argument helpers) and sweep/spec.py
     ("cli/finitewidth.py", "critheory.cli.main._params"),
     ("cli/finitewidth.py", "critheory.cli.theory._finite"),

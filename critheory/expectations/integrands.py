@@ -358,8 +358,7 @@ class Float64Noise:
                           cls._STEPS_PER_OCTAVE * (NOISE_EMAX + 4) + 1)
             from critheory.activation import cache
 
-            if _OCTAVE_MASS.clear not in cache._ON_RESET:
-                cache.on_reset(_OCTAVE_MASS.clear)
+            cache.on_reset(_OCTAVE_MASS.clear)   # registering twice does nothing
             mass = cache.noise_mass()
             if mass is None or mass.shape != (j.size, NOISE_EMAX - NOISE_EMIN + 1):
                 mass = cls._compute_octave_mass(j)

@@ -27,6 +27,11 @@ def sign_change_brackets(values: np.ndarray) -> np.ndarray:
     return np.argwhere(change)
 
 
+#: the absolute floor of a bracket's width: float64's smallest subnormal number, so that a root
+#: near 1e-300 keeps its relative accuracy (the nextafter test below ends every bracket)
+_TINY = float(np.nextafter(0.0, 1.0))
+
+
 def refine_brackets(f: Callable[[np.ndarray, np.ndarray], np.ndarray], lo: np.ndarray,
                     hi: np.ndarray, flo: np.ndarray, fhi: np.ndarray, ids: np.ndarray | None = None,
                     *, xtol: float = 1e-15, atol: float = 0.0, maxiter: int = 200) -> np.ndarray:
@@ -62,7 +67,7 @@ def refine_brackets(f: Callable[[np.ndarray, np.ndarray], np.ndarray], lo: np.nd
         idx = np.flatnonzero(active)
         a, b, fa, fb = lo[idx], hi[idx], flo[idx], fhi[idx]
         width = np.abs(b - a)
-        done = width <= xtol * np.maximum(np.abs(a), np.abs(b)) + atol + 1e-300
+        done = width <= xtol * np.maximum(np.abs(a), np.abs(b)) + atol + _TINY
         # no representable point strictly inside: converged to rounding
         done |= (np.nextafter(np.minimum(a, b), np.inf) >= np.maximum(a, b))
         # Illinois step; bisection when the secant leaves the bracket or one end is stuck 3 times

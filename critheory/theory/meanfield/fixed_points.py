@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from critheory.errors import InvalidArgumentError
+from critheory.errors import CritheoryError, InvalidArgumentError
 from critheory.common.checks import check_hyper
 from critheory.common.jsonable import finite_or_none
 from critheory.theory.meanfield.maps import LayerMaps, check_arch
@@ -228,6 +228,9 @@ def fixed_points(arch: LayerMaps, weight_var: float, bias_var: float) -> tuple:
                                    else FixedPointStability.UNSTABLE),)
         return (fixed_point_at(arch, sb / (1.0 - m), sw, sb),) if m < 1 else ()
     K, F, G = _adaptive_scan(arch, sw, sb)
+    if F[0] < 0 and (sb > 0 or phi0 != 0.0):
+        # f(0⁺) > 0 but f(K) < K at the grid's first K: the lowest fixed point lies below it
+        K, F, G = _scan_below(arch, sw, sb, K, F, G)
     noise = 1e-12 * (np.abs(F + K) + K)
     Fm = np.where(np.abs(F) <= noise, np.nan, F)
     roots = []
@@ -278,7 +281,10 @@ def _adaptive_scan(arch: LayerMaps, sw: float, sb: float):
         cells.update(sign_change_brackets(V)[:, 0].tolist())
         a = np.abs(V)
         with np.errstate(invalid="ignore"):
-            mins = np.flatnonzero((a[1:-1] <= a[:-2]) & (a[1:-1] <= a[2:])) + 1
+            # a local minimum, strict on at least one side: on a plateau (|χ_∥ - 1| constant
+            # to the last bit, e.g. a runaway's K → ∞ limit) no cell hides a root
+            m, l, r = a[1:-1], a[:-2], a[2:]
+            mins = np.flatnonzero((m <= l) & (m <= r) & ((m < l) | (m < r))) + 1
         for i in mins:
             cells.update((i - 1, i))
     cells = sorted(c for c in cells if 0 <= c < K.size - 1)
@@ -293,6 +299,23 @@ def _adaptive_scan(arch: LayerMaps, sw: float, sb: float):
     Gn = np.concatenate([G, arch.chi_parallel(new, sw, sb) - 1.0])
     order = np.argsort(Kn)
     return Kn[order], Fn[order], Gn[order]
+
+
+def _scan_below(arch: LayerMaps, sw: float, sb: float, K, F, G):
+    """Extend the scan below its first ``K`` (1e-10), by decades down to the smallest normal
+    float64, where a small σ_b² puts the lowest fixed point (tanh at σ_w² = 0.5, σ_b² = 1e-20:
+    ``K* ≈ 2e-20``). Refuses where ``f(K) < K`` still holds at the smallest normal K (the fixed
+    point is subnormal: fewer than 16 significant digits)."""
+    tiny = np.finfo(float).tiny
+    low = np.logspace(np.log10(tiny) + 0.01, np.log10(K[0]), 300, endpoint=False)
+    Fl = arch.kernel_map(low, sw, sb) - low
+    if not Fl[0] > 0:
+        raise CritheoryError(
+            f"the lowest fixed point of the kernel map at (weight_var, bias_var) = ({sw:.6g}, "
+            f"{sb:.6g}) lies below {tiny:.3g}, float64's smallest normal number: it cannot be "
+            "located to float64 precision (use larger variances)")
+    Gl = arch.chi_parallel(low, sw, sb) - 1.0
+    return (np.concatenate([low, K]), np.concatenate([Fl, F]), np.concatenate([Gl, G]))
 
 
 def _runaway_kind(arch: LayerMaps, sw: float, sb: float) -> str:

@@ -197,7 +197,48 @@ class LayerMaps:
             resolved = np.zeros(np.shape(t), dtype=bool) if b.gap is None else np.isfinite(b.gap)
             # (each term scaled first: |t| + |σ_b²| overflows near the largest float)
             lvl = np.where(resolved, 1e-12 * np.abs(sb), 1e-12 * np.abs(t) + 1e-12 * np.abs(sb))
+        if noise:
+            lvl = lvl + self._quadrature_noise(t, sb, resolved, one)
         return (sw, sb, t, lvl + 5e-324) if noise else (sw, sb, t)
+
+    def _quadrature_noise(self, t, sb, resolved, one) -> np.ndarray:
+        """The part of σ_b²(t)'s uncertainty that the expectations' own error estimates report
+        (the activation block sees the variance t in every single-dense unit without a leading
+        LayerNorm). Rounding alone (1e-12) under-states it where the quadrature cannot resolve
+        φ at the scale √K* (softplus at K* ≳ 1e20: its O(1) bend against a Gaussian of width
+        1e10 left a spurious root of σ_b²(t) at K* = 3e21)."""
+        from critheory.errors import CritheoryError
+        from critheory.expectations import expect
+        from critheory.expectations.poincare import poincare_gap
+
+        out = np.zeros(np.shape(t))
+        ok = np.isfinite(sb) & np.isfinite(t) & (t >= np.finfo(float).tiny)
+        if not np.any(ok):
+            return out
+        tk = t[ok]
+        act = self.activation
+
+        def rel(e) -> np.ndarray:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = np.abs(np.asarray(e.error, dtype=float)) / np.abs(e.value)
+            return np.where(np.isfinite(r), r, np.inf)
+
+        try:
+            rD = rel(expect(act, "dphi2", tk))
+            res = resolved[ok]
+            extra = np.where(res, 0.0, np.abs(tk) * one * (rel(expect(act, "phi2", tk)) + rD))
+            if np.any(res):
+                rg = np.zeros_like(tk)
+                rg[res] = rel(poincare_gap(act, tk[res]))
+                extra = np.where(res, np.abs(sb[ok]) * (rg + rD), extra)
+        except CritheoryError:
+            return out   # an expectation that overflows: those points are invalid already
+        with np.errstate(invalid="ignore", over="ignore"):
+            # a factor 10 on the estimates: they come from the difference of two quadrature
+            # levels and can fall short of the true error where φ bends on a scale the nodes
+            # barely resolve (softplus at K* = 1.6e22: 4.9e12 against an estimate of 3.9e12)
+            out[ok] = np.where(np.isfinite(extra), 10.0 * extra, np.inf)
+        return out
 
 
 def check_arch(maps) -> "LayerMaps":

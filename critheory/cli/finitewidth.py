@@ -40,20 +40,11 @@ import json
 
 import numpy as np
 
-from critheory.cli.theory import _finite, bounded_int, common_arguments, preflight
+from critheory.cli.args import bounded_int, common_arguments, finite, params, preflight
+from critheory.common.limits import MAX_DEPTH_FINITE_WIDTH, MAX_SEEDS_CLI
 
-__all__ = ["register", "plot_finite_width", "MAX_CLI_DEPTH"]
+__all__ = ["register", "plot_finite_width"]
 
-#: Depth budget of the command (refused at once above it): the recursion is iterated layer by
-#: layer, ~70 us a layer with the vertex and the 1/n kernel (10^6 layers: about a minute).
-MAX_CLI_DEPTH = 10 ** 6
-MAX_SEEDS = 10 ** 6
-
-
-def _params(items):
-    from critheory.cli.main import _params as p
-
-    return p(items)
 
 
 def plot_finite_width(curves: dict, path, *, title: str = "", measured: dict | None = None,
@@ -107,7 +98,7 @@ def _cmd_finite_width(args) -> int:
     from critheory.theory.finitewidth.curves import finite_width_curves
     from critheory.theory.meanfield.maps import architecture
 
-    act = Activation.get(args.activation, _params(args.param))
+    act = Activation.get(args.activation, params(args.param))
     arch = architecture(args.arch, act, args.mu)
     c = finite_width_curves(arch, args.weight_var, args.bias_var, args.depth, width=args.width,
                             q0=args.q0, progress=args.depth >= 20000 and not args.json)
@@ -192,17 +183,17 @@ def register(sub) -> None:
     p = sub.add_parser("finite-width", help="four-point vertex, 1/n kernel and kurtosis at "
                                             "finite width (depth/width corrections)")
     common_arguments(p, plot=False)
-    p.add_argument("--weight-var", type=_finite, required=True)
-    p.add_argument("--bias-var", type=_finite, required=True)
-    p.add_argument("--depth", type=bounded_int(1, MAX_CLI_DEPTH, "depth", "the finite-width recursion is iterated layer by layer"), required=True)
+    p.add_argument("--weight-var", type=finite, required=True)
+    p.add_argument("--bias-var", type=finite, required=True)
+    p.add_argument("--depth", type=bounded_int(1, MAX_DEPTH_FINITE_WIDTH, "depth", "the finite-width recursion is iterated layer by layer"), required=True)
     p.add_argument("--width", type=bounded_int(1, 10 ** 15, "width"), default=None,
                    help="width n: adds the predicted kurtosis and kernel at this width")
-    p.add_argument("--q0", type=_finite, default=1.0, help="input norm |x|^2/N0 (default 1)")
+    p.add_argument("--q0", type=finite, default=1.0, help="input norm |x|^2/N0 (default 1)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
     p.add_argument("--simulate", action="store_true",
                    help="also simulate --seeds networks of width --width and compare")
-    p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS, "seeds"), default=1000,
+    p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS_CLI, "seeds"), default=1000,
                    help="networks simulated with --simulate (default 1000)")
     p.add_argument("--seed", type=bounded_int(0, 2 ** 63 - 1, "seed"), default=0)
     p.add_argument("--probes", default=None,

@@ -13,24 +13,12 @@ from critheory.errors import CritheoryError
 __all__ = ["main"]
 
 
-def _params(items):
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise CritheoryError(f"--param expects NAME=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = float(v)
-        except ValueError:
-            raise CritheoryError(f"--param {k}: {v!r} is not a number") from None
-    return out
-
-
 def _cmd_moments(args) -> int:
     from critheory.activation.symbolic import Activation
+    from critheory.cli.args import params
     from critheory.expectations.gaussian import moments
 
-    act = Activation.get(args.activation, _params(args.param))
+    act = Activation.get(args.activation, params(args.param))
     res = moments(act, args.var)
     if args.json:
         import json
@@ -193,14 +181,14 @@ def _check_mu(args) -> None:
         args.mu = 1.0
         return
     from critheory.blocks.blocks import check_mu
-    from critheory.blocks.registry import canonical, residual_names
+    from critheory.blocks.registry import REGISTRY, canonical
 
     check_mu(args.mu)
     arch = getattr(args, "arch", None)
     try:
-        residual = arch is None or canonical(arch) in residual_names()
+        residual = arch is None or REGISTRY[canonical(arch)].residual
     except CritheoryError:
-        residual = True                       # transformer names: their blocks take mu
+        residual = True                       # names outside the registry: the command refuses
     if not residual:
         raise CritheoryError(f"--mu applies to residual architectures only (--arch {arch} has "
                              "no residual strength)")

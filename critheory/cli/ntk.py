@@ -28,16 +28,14 @@ import json
 
 import numpy as np
 
-from critheory.cli.theory import (_finite, bounded_int, common_arguments, nonnegative,
-                                  positive, preflight)
+from critheory.cli.args import (SEED, bounded_int, common_arguments, finite, nonnegative,
+                                params, positive, preflight)
+from critheory.common.limits import MAX_DEPTH_NTK, MAX_SEEDS_CLI, MAX_WIDTH_NTK_CLI
 from critheory.errors import InvalidArgumentError
 
-__all__ = ["register", "MAX_CLI_DEPTH", "MAX_SEEDS", "ntk_arguments", "ntk_check", "ntk_columns",
+__all__ = ["register", "ntk_arguments", "ntk_check", "ntk_columns",
            "ntk_lines"]
 
-#: Depth budget of the command (refused by the parser): see critheory.theory.ntk.depth.MAX_DEPTH
-MAX_CLI_DEPTH = 10 ** 5
-MAX_SEEDS = 10 ** 6
 
 
 def _plot(out: dict, path: str, title: str) -> str:
@@ -85,7 +83,7 @@ def _cmd_ntk(args) -> int:
     from critheory.theory.meanfield.maps import architecture
     from critheory.theory.ntk.depth import ntk_curves
 
-    act = Activation.get(args.activation, _params(args.param))
+    act = Activation.get(args.activation, params(args.param))
     arch = architecture(args.arch, act, args.mu)
     c = ntk_curves(arch, act, args.weight_var, args.bias_var, args.depth,
                    lambda_b=args.lambda_b, lambda_w=args.lambda_w, scaling=args.scaling,
@@ -135,12 +133,6 @@ def _cmd_ntk(args) -> int:
               f"{sim['neurons']} neurons each); deviations of order depth/width are the "
               "finite-width correction, not an error of the recursion")
     return 0
-
-
-def _params(items):
-    from critheory.cli.main import _params as p
-
-    return p(items)
 
 
 # ------------------------------------------------------------------ ``simulate --ntk``
@@ -204,7 +196,7 @@ def ntk_measure(args) -> tuple[dict, np.ndarray | None]:
     from critheory.theory.meanfield.maps import architecture
     from critheory.theory.ntk.depth import ntk_curves
 
-    act = Activation.get(args.activation, _params(args.param))
+    act = Activation.get(args.activation, params(args.param))
     arch = architecture(args.arch, act, args.mu)
     c = ntk_curves(arch, act, args.weight_var, args.bias_var, args.depth,
                    lambda_b=args.lambda_b, lambda_w=args.lambda_w, scaling=args.scaling,
@@ -272,9 +264,9 @@ def register(sub) -> None:
     p = sub.add_parser("ntk", help="neural tangent kernel over depth and learning-rate "
                                    "schedules (infinite width; optional simulation)")
     common_arguments(p, plot=False)
-    p.add_argument("--weight-var", type=_finite, required=True)
-    p.add_argument("--bias-var", type=_finite, required=True)
-    p.add_argument("--depth", type=bounded_int(1, MAX_CLI_DEPTH, "depth"), required=True)
+    p.add_argument("--weight-var", type=finite, required=True)
+    p.add_argument("--bias-var", type=finite, required=True)
+    p.add_argument("--depth", type=bounded_int(1, MAX_DEPTH_NTK, "depth"), required=True)
     p.add_argument("--lambda-b", type=nonnegative, default=1.0,
                    help="bias learning rate (default 1)")
     p.add_argument("--lambda-w", type=nonnegative, default=1.0,
@@ -282,13 +274,13 @@ def register(sub) -> None:
     p.add_argument("--scaling", choices=("constant", "equivalence"), default="constant",
                    help="per-layer schedule of the learning rates (default constant)")
     p.add_argument("--q0", type=positive, default=1.0, help="input norm |x|^2/N0 (default 1)")
-    p.add_argument("--q12", type=_finite, default=None, help="x1.x2/N0 of a second input")
+    p.add_argument("--q12", type=finite, default=None, help="x1.x2/N0 of a second input")
     p.add_argument("--q22", type=nonnegative, default=None, help="|x2|^2/N0 of a second input")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
     p.add_argument("--simulate", action="store_true",
                    help="also measure the NTK of --seeds networks of width --width")
-    p.add_argument("--width", type=bounded_int(1, 10 ** 6, "width"), default=None)
-    p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS, "seeds"), default=200)
-    p.add_argument("--seed", type=bounded_int(0, 2 ** 63 - 1, "seed"), default=0)
+    p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_NTK_CLI, "width"), default=None)
+    p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS_CLI, "seeds"), default=200)
+    p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(func=_cmd_ntk)

@@ -24,30 +24,25 @@ import math
 
 import numpy as np
 
-from critheory.cli.theory import bounded_int, positive, preflight
+from critheory.cli.args import bounded_int, finite, positive, preflight
+from critheory.cli.args import params as param_values
+from critheory.common.limits import (MAX_SDE_PATH_STEPS, MAX_SDE_PATHS_CLI, MAX_SDE_SEEDS_CLI,
+                                     MAX_SDE_STEPS_CLI, MAX_SDE_WIDTH_CLI)
 from critheory.errors import InvalidArgumentError
 
-__all__ = ["register", "plot_sde", "compare", "MAX_PATHS", "MAX_STEPS", "MAX_WIDTH"]
+__all__ = ["register", "plot_sde", "compare"]
 
-MAX_PATHS = 10 ** 6
-MAX_STEPS = 10 ** 5
-MAX_WIDTH = 4096
-MAX_SEEDS = 10 ** 5
 
 
 def _rho(text: str) -> float:
-    from critheory.cli.theory import _finite
-
-    v = _finite(text)
+    v = finite(text)
     if abs(v) > 1:
         raise argparse.ArgumentTypeError(f"a correlation must lie in [-1, 1], got {text!r}")
     return v
 
 
 def _bias_tol(text: str) -> float:
-    from critheory.cli.theory import _finite
-
-    v = _finite(text)
+    v = finite(text)
     if not 1e-6 <= v <= 1:
         raise argparse.ArgumentTypeError(f"--bias-tol must lie in [1e-6, 1], got {text!r}")
     return v
@@ -174,10 +169,9 @@ def _cmd_sde(args) -> int:
 
     preflight(args, budget)
     from critheory.activation import Activation
-    from critheory.cli.main import _params
     from critheory.theory.shaped import shape_relu, shape_smooth, solve_sde
 
-    params = _params(args.param)
+    params = param_values(args.param)
     if args.shape == "relu":
         act = Activation.get(args.activation, params)
         shaping = shape_relu(0.0 if args.c_plus is None else args.c_plus,
@@ -188,17 +182,17 @@ def _cmd_sde(args) -> int:
         act = shaping.activation
     keep = 20 if args.plot else 0
     if args.method == "em":  # refuse before any work what the step budget cannot do
-        from critheory.theory.shaped.solve import MAX_PATH_STEPS, initial_steps, step_rate
+        from critheory.theory.shaped.solve import initial_steps, step_rate
 
         first = initial_steps(shaping, args.T) if args.steps is None else args.steps
-        if args.paths * first * args.inputs ** 2 > MAX_PATH_STEPS:
+        if args.paths * first * args.inputs ** 2 > MAX_SDE_PATH_STEPS:
             raise InvalidArgumentError(
                 f"T = {args.T:g} at the SDE's rate {step_rate(shaping):.3g} needs {first} "
                 f"steps; --paths x steps x inputs^2 = {args.paths * first * args.inputs ** 2:.1e}"
-                f" is beyond the budget {MAX_PATH_STEPS:.0e} (use fewer --paths or a smaller T)")
-        if first > MAX_STEPS:
+                f" is beyond the budget {MAX_SDE_PATH_STEPS:.0e} (use fewer --paths or a smaller T)")
+        if first > MAX_SDE_STEPS_CLI:
             raise InvalidArgumentError(f"T = {args.T:g} needs {first} steps, beyond the limit "
-                                       f"{MAX_STEPS} (use a smaller T)")
+                                       f"{MAX_SDE_STEPS_CLI} (use a smaller T)")
     res = solve_sde(shaping, args.T, args.rho0, method=args.method, inputs=args.inputs,
                     paths=args.paths, steps=args.steps, seed=args.seed, keep=keep,
                     bias_tol=args.bias_tol)
@@ -274,18 +268,16 @@ def register(sub) -> None:
     p.add_argument("activation", help="zoo name or formula in x (relu for --shape relu)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE")
     p.add_argument("--shape", choices=("relu", "smooth"), required=True)
-    from critheory.cli.theory import _finite
-
-    p.add_argument("--c-plus", type=_finite, default=None, help="ReLU shaping c+ (default 0)")
-    p.add_argument("--c-minus", type=_finite, default=None, help="ReLU shaping c- (default -1)")
+    p.add_argument("--c-plus", type=finite, default=None, help="ReLU shaping c+ (default 0)")
+    p.add_argument("--c-minus", type=finite, default=None, help="ReLU shaping c- (default -1)")
     p.add_argument("--a", type=positive, default=None, help="smooth shaping a (default 1)")
     p.add_argument("--normalize", action="store_true",
                    help="smooth shaping: use (phi(x) - phi(0))/phi'(0)")
     p.add_argument("--T", type=positive, required=True, help="depth-to-width ratio")
     p.add_argument("--rho0", type=_rho, required=True, help="initial correlation")
     p.add_argument("--inputs", type=bounded_int(2, 16, "inputs"), default=2)
-    p.add_argument("--paths", type=bounded_int(2, MAX_PATHS, "paths"), default=20000)
-    p.add_argument("--steps", type=bounded_int(2, MAX_STEPS, "steps"), default=None,
+    p.add_argument("--paths", type=bounded_int(2, MAX_SDE_PATHS_CLI, "paths"), default=20000)
+    p.add_argument("--steps", type=bounded_int(2, MAX_SDE_STEPS_CLI, "steps"), default=None,
                    help="fine steps (default: chosen from T and the SDE's rates until the step "
                         "bias meets --bias-tol)")
     p.add_argument("--bias-tol", type=_bias_tol, default=5e-3,
@@ -295,8 +287,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=bounded_int(0, 2 ** 62, "seed"), default=0)
     p.add_argument("--simulate", action="store_true",
                    help="also simulate --seeds finite shaped networks of width --width")
-    p.add_argument("--width", type=bounded_int(2, MAX_WIDTH, "width"), default=None)
-    p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS, "seeds"), default=1000,
+    p.add_argument("--width", type=bounded_int(2, MAX_SDE_WIDTH_CLI, "width"), default=None)
+    p.add_argument("--seeds", type=bounded_int(2, MAX_SDE_SEEDS_CLI, "seeds"), default=1000,
                    help="networks simulated with --simulate (default 1000)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")

@@ -304,7 +304,7 @@ def _cmd_phase(args) -> int:
     check_path(args.plot)
     arch = _arch(args)
     if args.plane == "weight-mu":
-        sw, mr = args.weightvalue_range, args.mu_range
+        sw, mr = args.weight_range, args.mu_range
         if not arch.residual:
             raise InvalidArgumentError("the (weight_var, mu) plane needs a residual --arch")
         if sw[0] <= 0 or mr[0] < 0:
@@ -316,7 +316,7 @@ def _cmd_phase(args) -> int:
                                    f"$\\sigma_b^2$ = {args.at_bias_var:g}")
         print(f"wrote {path}")
         return 0
-    sw, sb = args.weightvalue_range, args.bias_range
+    sw, sb = args.weight_range, args.bias_range
     if sw[0] <= 0 or sb[0] < 0:
         raise InvalidArgumentError("ranges must be LO:HI with 0 < LO < HI (weight) and "
                                    "0 <= LO < HI (bias)")

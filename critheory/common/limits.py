@@ -8,8 +8,8 @@ cannot do within the limit it reads here (README "Resource limits"). One naming 
 ``_CLI``. The :data:`LIMITS` table holds every name with its value and reason (for the docs and
 the tests).
 
-This module is rank 0 (like :mod:`critheory.errors`): it imports nothing, not even numpy, so
-the parser of the command line can read it at start-up.
+This module is rank 0 (like :mod:`critheory.errors`) and imports nothing itself, so that every
+module (the parser of the command line at start-up included) may read it.
 
 Examples
 --------
@@ -222,8 +222,10 @@ def transformer_recursion_work(tokens: int, attention_blocks: int, blocks: int, 
     ``depth x attention blocks x max(points x replicas x T³ x (6 + 8 (2 + blocks)), 5e7)`` (at
     least 5e7 per block: numpy's per-call overhead).
 
-    >>> transformer_recursion_work(4, 1, 4, 10, 1024, 8) == 10 * 1024 * 8 * 64 * 54
+    >>> transformer_recursion_work(4, 1, 4, 10, 4096, 8) == 10 * 4096 * 8 * 64 * 54
     True
+    >>> transformer_recursion_work(1, 1, 4, 10, 2, 2)      # the per-call floor
+    500000000.0
     """
     per = max(points * replicas * tokens ** 3 * (6 + 8 * (2 + blocks)), 5e7)
     return depth * attention_blocks * per

@@ -43,46 +43,8 @@ import numpy as np
 from critheory.cli.args import bounded_int, common_arguments, finite, params, preflight
 from critheory.common.limits import MAX_DEPTH_FINITE_WIDTH, MAX_SEEDS_CLI
 
-__all__ = ["register", "plot_finite_width"]
+__all__ = ["register"]
 
-
-
-def plot_finite_width(curves: dict, path, *, title: str = "", measured: dict | None = None,
-                      extra_widths=()) -> str:
-    """Two panels: V^l/(K^l)² with νl, and the predicted (and measured) excess kurtosis per
-    depth at the width of ``curves`` and at ``extra_widths`` (drawing only)."""
-    from critheory.io.plots import figure, save, style
-
-    with style():
-        fig, axes = figure(1, 2, figsize=(8.5, 3.4))
-        l = np.asarray(curves["depths"], dtype=float)
-        vn = np.array([np.nan if v is None else v for v in curves["vertex_normalized"]])
-        ax = axes[0]
-        ax.plot(l, vn, "-", label=r"$V^\ell/(K^\ell)^2$ (recursion)")
-        nu = curves["nu"]["value"]
-        if nu is not None:
-            ax.plot(l, nu * l, "--", color="gray", label=rf"$\nu\ell$, $\nu$ = {nu:.4g}")
-        ax.set_xlabel(r"depth $\ell$")
-        ax.set_ylabel(r"$V^\ell/(K^\ell)^2$")
-        ax = axes[1]
-        widths = ([curves["width"]] if curves.get("width") else []) + list(extra_widths)
-        for i, n in enumerate(widths):
-            ax.plot(l, 3 * vn / n, "-", color=f"C{i}", label=rf"theory $3V/(nK^2)$, n = {n}")
-        ex = curves.get("kurtosis_exact")
-        if ex is not None:
-            ax.plot(l, [np.nan if v is None else v for v in ex], "--", color="C0",
-                    label=f"exact at n = {curves['width']}")
-        if measured is not None:
-            ax.errorbar(measured["depths"], measured["kurtosis_mean"],
-                        yerr=measured["kurtosis_stderr"], fmt="o", ms=3, color="C0",
-                        label=f"simulation, n = {curves['width']} (mean ± s.e.)")
-        ax.set_xlabel(r"depth $\ell$")
-        ax.set_ylabel("excess kurtosis of one preactivation")
-        for a in axes:
-            a.legend(frameon=False, fontsize=8)
-        fig.suptitle(title)
-        fig.tight_layout()
-        return save(fig, path)
 
 
 def _cmd_finite_width(args) -> int:
@@ -120,6 +82,8 @@ def _cmd_finite_width(args) -> int:
 
         out["simulation"] = jsonable(compare_finite_width(out, m, exact_se))
     if args.plot:
+        from critheory.io.figures import plot_finite_width
+
         plot_finite_width(out, args.plot, measured=out.get("simulation"),
                           title=f"{act.name} ({arch.describe()}), "
                                 f"$\\sigma_w^2$={args.weight_var:g}, "

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
 import numpy as np
 
@@ -30,8 +29,7 @@ from critheory.common.limits import (MAX_SDE_PATH_STEPS, MAX_SDE_PATHS_CLI, MAX_
                                      MAX_SDE_STEPS_CLI, MAX_SDE_WIDTH_CLI)
 from critheory.errors import InvalidArgumentError
 
-__all__ = ["register", "plot_sde", "compare"]
-
+__all__ = ["register"]
 
 
 def _rho(text: str) -> float:
@@ -46,98 +44,6 @@ def _bias_tol(text: str) -> float:
     if not 1e-6 <= v <= 1:
         raise argparse.ArgumentTypeError(f"--bias-tol must lie in [1e-6, 1], got {text!r}")
     return v
-
-
-def _sd_stderr(x: np.ndarray) -> float:
-    """Standard error of the sample standard deviation (delta method with the 4th moment)."""
-    n = x.size
-    s2 = np.var(x, ddof=1)
-    m4 = np.mean((x - x.mean()) ** 4)
-    return float(math.sqrt(max(m4 - s2 ** 2 * (n - 3) / (n - 1), 0.0) / n) / (2 * math.sqrt(s2)))
-
-
-def compare(res, meas, unshaped=None) -> dict:
-    """Finite networks against the SDE: moments with z-scores and a KS test.
-
-    The theory's uncertainty (``res.error``; its spread of samples for EM) enters the z-scores.
-    The KS test is one-sample against the Fokker–Planck CDF (``pde``) or two-sample against the
-    EM paths (``em``).
-    """
-    from scipy import stats
-
-    r = meas.rho
-    n = r.size
-    se_mean = float(np.std(r, ddof=1) / math.sqrt(n))
-    se_std = _sd_stderr(r)
-    if res.method == "pde":
-        ks = stats.kstest(r, res.solution.cdf)
-        th_se_mean, th_se_std = res.error, res.details["errors"]["rho_std"]
-    else:
-        ks = stats.ks_2samp(r, res.solution.rho)
-        th_se_mean = res.error
-        th_se_std = math.hypot(_sd_stderr(res.solution.rho), res.details["std_step_bias"])
-    z_mean = (float(r.mean()) - res.rho_mean) / math.hypot(se_mean, th_se_mean)
-    z_std = (float(np.std(r, ddof=1)) - res.rho_std) / math.hypot(se_std, th_se_std)
-    out = {"width": meas.width, "depth": meas.depth, "T_effective": meas.T, "networks": n,
-           "seed": meas.seed, "rho_mean": float(r.mean()), "rho_mean_stderr": se_mean,
-           "z_mean": z_mean, "rho_std": float(np.std(r, ddof=1)), "rho_std_stderr": se_std,
-           "z_std": z_std,
-           "rho_quantiles": {str(q): float(np.quantile(r, q)) for q in (0.1, 0.5, 0.9)},
-           "ks_statistic": float(ks.statistic), "ks_pvalue": float(ks.pvalue),
-           "log_norm_mean": float(np.mean(meas.log_norm)),
-           "log_norm_var": float(np.var(meas.log_norm, ddof=1)),
-           "elapsed": meas.elapsed}
-    if unshaped is not None:
-        out["unshaped_rho_mean"] = float(np.mean(unshaped.rho))
-        out["unshaped_rho_std"] = float(np.std(unshaped.rho, ddof=1))
-    return out
-
-
-def plot_sde(res, path, *, shaped=None, unshaped=None, title: str = "") -> str:
-    """Sample paths of ρ_t and the density of ρ_T, shaped vs unshaped (drawing only)."""
-    from critheory.io.plots import figure, save, style
-
-    with style():
-        fig, axes = figure(1, 2, figsize=(9, 3.4))
-        ax = axes[0]
-        p = res.solution
-        if res.method == "em" and p.rho_paths.size:
-            ax.plot(p.times, p.rho_paths, color="C0", lw=0.6, alpha=0.6)
-            ax.plot([], [], color="C0", label="SDE paths (shaped)")
-        if shaped is not None and shaped.rho_paths.size:
-            ax.plot(shaped.times, shaped.rho_paths, color="C2", lw=0.6, alpha=0.6)
-            ax.plot([], [], color="C2", label=f"shaped network, n = {shaped.width}")
-        if unshaped is not None and unshaped.rho_paths.size:
-            ax.plot(unshaped.times, unshaped.rho_paths, color="C3", lw=0.6, alpha=0.6)
-            ax.plot([], [], color="C3", label=f"unshaped network, n = {unshaped.width}")
-        ax.set_xlabel("t = layer / width")
-        ax.set_ylabel(r"correlation $\rho_t$")
-        ax.set_ylim(-1.02, 1.02)
-        ax = axes[1]
-        bins = np.linspace(-1, 1, 61)
-        if res.method == "pde":
-            ax.plot(p.rho, p.density, color="C0", label="SDE (Fokker-Planck)")
-        else:
-            ax.hist(p.rho, bins=bins, density=True, histtype="step", color="C0",
-                    label="SDE (Euler-Maruyama)")
-        if shaped is not None:
-            ax.hist(shaped.rho, bins=bins, density=True, histtype="step", color="C2",
-                    label=f"shaped, n = {shaped.width}")
-        if unshaped is not None:
-            ax.hist(unshaped.rho, bins=bins, density=True, histtype="stepfilled", alpha=0.3,
-                    color="C3", label=f"unshaped, n = {unshaped.width}")
-        top = (np.max(p.density) if res.method == "pde"
-               else np.max(np.histogram(p.rho, bins=bins, density=True)[0]))
-        ax.set_ylim(0, 1.3 * top)   # the unshaped spike at ρ = 1 is clipped
-        ax.axvline(res.rho_ode, color="gray", ls="--", label="ODE limit (infinite width)")
-        ax.set_xlabel(r"$\rho_T$")
-        ax.set_ylabel("density")
-        ax.set_xlim(-1, 1)
-        for a in axes:
-            a.legend(frameon=False, fontsize=7)
-        fig.suptitle(title)
-        fig.tight_layout()
-        return save(fig, path)
 
 
 def _cmd_sde(args) -> int:
@@ -159,8 +65,10 @@ def _cmd_sde(args) -> int:
                                    f"{args.rho0:g} (needs rho0 >= {-1 / (args.inputs - 1):.4g})")
     if args.method == "pde" and abs(args.rho0) == 1:
         raise InvalidArgumentError("|rho0| = 1 is a fixed point of the correlation SDE")
-    if args.steps is not None and args.paths * (args.steps + 1) * args.inputs ** 2 > 4 * 10 ** 9:
-        raise InvalidArgumentError("--paths x --steps x inputs^2 is beyond the budget 4e9")
+    if (args.steps is not None
+            and args.paths * (args.steps + 1) * args.inputs ** 2 > MAX_SDE_PATH_STEPS):
+        raise InvalidArgumentError("--paths x --steps x inputs^2 is beyond the budget "
+                                   + f"{MAX_SDE_PATH_STEPS:.0e}".replace("e+0", "e"))
 
     def budget():
         from critheory.simulation.shaped import check_budget
@@ -216,8 +124,12 @@ def _cmd_sde(args) -> int:
         uns = simulate_shaped(base, width=width, T=args.T, rho0=args.rho0, inputs=args.inputs,
                               networks=nets, seed=args.seed + 2, keep=keep)
         if meas is not None:
-            out["simulation"] = compare(res, meas, uns)
+            from critheory.validation.shaped import compare_sde
+
+            out["simulation"] = compare_sde(res, meas, uns).to_dict()
     if args.plot:
+        from critheory.io.figures import plot_sde
+
         plot_sde(res, args.plot, shaped=meas, unshaped=uns,
                  title=f"{shaping.describe()}, T = {args.T:g}")
     if args.json:

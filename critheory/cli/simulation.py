@@ -209,7 +209,7 @@ def _cmd_simulate(args) -> int:
 
 def _cmd_validate(args) -> int:
     from critheory.cli import transformer
-    from critheory.cli.ntk import ntk_check, ntk_lines, ntk_measure, ntk_verdict
+    from critheory.cli.ntk import ntk_check, ntk_lines, ntk_measure
 
     net = transformer.token_network(args)
     if net is not None:
@@ -219,8 +219,8 @@ def _cmd_validate(args) -> int:
     c = _run(args)
     ntk = None
     if getattr(args, "ntk", False):
-        ntk, per_net = ntk_measure(args)
-        ntk.update(ntk_verdict(ntk, args.alpha, per_net))
+        ntk, cmp = ntk_measure(args)
+        ntk.update(cmp.verdict(args.alpha).to_dict())
     if args.json:
         dump({**c.to_dict(), **(ntk or {})})
         return 0

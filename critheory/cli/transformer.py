@@ -176,6 +176,12 @@ def _fit(d):
 
 
 # ------------------------------------------------------------------------------ commands
+def _plot_depth(theory, sim, path, title: str) -> str:
+    from critheory.io.figures import plot_token_depth
+
+    return plot_token_depth(theory, sim, path, title)
+
+
 def depth(args, net) -> int:
     """``depth`` of a network that takes tokens."""
     from critheory.theory.transformer.depth import one_token_exponent, transformer_depth
@@ -401,33 +407,3 @@ def validate(args, net) -> int:
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
-
-
-def _plot_depth(theory, sim, path, title: str) -> str:
-    from critheory.io.plots import figure, save, style
-
-    with style():
-        fig, (a1, a2) = figure(1, 2, figsize=(9, 3.6))
-        l = theory.depths
-        T = theory.tokens
-        for t in range(T):
-            for s in range(t, T):
-                lab = f"G[{t},{s}]" if T <= 3 else None
-                a1.plot(l, theory.kernel_tokens[:, t, s], "-", lw=1, label=lab)
-                if sim is not None:
-                    a1.errorbar(l, sim.kernel_tokens_mean[:, t, s],
-                                yerr=sim.kernel_tokens_stderr[:, t, s], fmt=".", ms=3,
-                                color="k", alpha=0.6)
-        a1.set_xlabel("layer l")
-        a1.set_ylabel("token kernel $G^l_{ts}$")
-        if T <= 3:
-            a1.legend(fontsize=8)
-        a2.plot(l, theory.apjn, "-", label="theory (infinite width)")
-        if sim is not None:
-            a2.errorbar(l, sim.apjn_mean, yerr=sim.apjn_stderr, fmt="o", ms=3,
-                        label=f"simulation (n = {sim.width})")
-        a2.set_xlabel("layer l")
-        a2.set_ylabel("APJN $J^{l_0,l}$")
-        a2.legend(fontsize=8)
-        fig.suptitle(title, fontsize=9)
-    return save(fig, path)

@@ -9,7 +9,7 @@ Examples
 --------
 >>> from critheory.validation.ntk import compare_ntk
 >>> c = compare_ntk("tanh", "mlp", 1.0, 0.0, width=32, depth=3, seeds=50, seed=1)
->>> c.z[0], len(c.to_dict()["ntk_z"])              # layer 1 of a fixed input: deterministic
+>>> float(c.z[0]), len(c.to_dict()["ntk_z"])       # layer 1 of a fixed input: deterministic
 (0.0, 3)
 >>> c.verdict(0.01).to_dict()["ntk_n_compared"]
 2

@@ -8,7 +8,7 @@ Examples
 --------
 >>> import numpy as np
 >>> x = np.random.default_rng(0).standard_normal(100_000)
->>> abs(sd_stderr(x) - 1 / np.sqrt(2 * x.size)) < 1e-4      # Gaussian: σ/√(2n)
+>>> bool(abs(sd_stderr(x) - 1 / np.sqrt(2 * x.size)) < 1e-4)      # Gaussian: σ/√(2n)
 True
 """
 from __future__ import annotations

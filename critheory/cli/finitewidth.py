@@ -40,8 +40,9 @@ import json
 
 import numpy as np
 
-from critheory.cli.args import bounded_int, common_arguments, finite, params, preflight
-from critheory.common.limits import MAX_DEPTH_FINITE_WIDTH, MAX_SEEDS_CLI
+from critheory.cli.args import SEED, bounded_int, common_arguments, finite, params, preflight
+from critheory.common.limits import (MAX_DEPTH_FINITE_WIDTH, MAX_SEEDS_CLI,
+                                     MAX_WIDTH_FINITE_WIDTH)
 
 __all__ = ["register"]
 
@@ -150,7 +151,7 @@ def register(sub) -> None:
     p.add_argument("--weight-var", type=finite, required=True)
     p.add_argument("--bias-var", type=finite, required=True)
     p.add_argument("--depth", type=bounded_int(1, MAX_DEPTH_FINITE_WIDTH, "depth", "the finite-width recursion is iterated layer by layer"), required=True)
-    p.add_argument("--width", type=bounded_int(1, 10 ** 15, "width"), default=None,
+    p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_FINITE_WIDTH, "width"), default=None,
                    help="width n: adds the predicted kurtosis and kernel at this width")
     p.add_argument("--q0", type=finite, default=1.0, help="input norm |x|^2/N0 (default 1)")
     p.add_argument("--json", action="store_true")
@@ -159,7 +160,7 @@ def register(sub) -> None:
                    help="also simulate --seeds networks of width --width and compare")
     p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS_CLI, "seeds"), default=1000,
                    help="networks simulated with --simulate (default 1000)")
-    p.add_argument("--seed", type=bounded_int(0, 2 ** 63 - 1, "seed"), default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--probes", default=None,
                    help="Hutchinson probes of the APJN (or 'exact'; default by cost)")
     p.set_defaults(func=_cmd_finite_width)

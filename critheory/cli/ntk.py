@@ -30,7 +30,7 @@ import numpy as np
 
 from critheory.cli.args import (SEED, bounded_int, common_arguments, finite, nonnegative,
                                 params, positive, preflight)
-from critheory.common.limits import MAX_DEPTH_NTK, MAX_SEEDS_CLI, MAX_WIDTH_NTK_CLI
+from critheory.common.limits import MAX_DEPTH_NTK, MAX_SEEDS_CLI, MAX_WIDTH_CLI
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["register", "ntk_arguments", "ntk_check", "ntk_columns",
@@ -213,7 +213,7 @@ def register(sub) -> None:
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
     p.add_argument("--simulate", action="store_true",
                    help="also measure the NTK of --seeds networks of width --width")
-    p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_NTK_CLI, "width"), default=None)
+    p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_CLI, "width"), default=None)
     p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS_CLI, "seeds"), default=200)
     p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(func=_cmd_ntk)

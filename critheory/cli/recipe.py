@@ -265,13 +265,13 @@ def register(sub) -> None:
     p.add_argument("--family", type=unit_interval, default=0.0,
                    help="s in [0, 1]: 0 neural tangent, 1 maximal update (default 0)")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
-    p.add_argument("--heads", type=bounded_int(1, 10 ** 9, "heads"), default=None,
+    p.add_argument("--heads", type=bounded_int(1, MAX_WIDTH_RECIPE, "heads"), default=None,
                    help="transformer heads H (must divide --width; default 1)")
     p.add_argument("--mlp-ratio", type=positive, default=None,
                    help="transformer MLP multiplier M (default 4)")
-    p.add_argument("--input-dim", type=bounded_int(1, 10 ** 9, "input-dim"), default=None,
+    p.add_argument("--input-dim", type=bounded_int(1, MAX_WIDTH_RECIPE, "input-dim"), default=None,
                    help="input dimension n0 of an MLP (default: the width)")
-    p.add_argument("--output-dim", type=bounded_int(1, 10 ** 9, "output-dim"), default=1,
+    p.add_argument("--output-dim", type=bounded_int(1, MAX_WIDTH_RECIPE, "output-dim"), default=1,
                    help="output dimension (enters the AdamW head factor; default 1)")
     p.add_argument("--weight-var", type=finite, default=None,
                    help="use this weight variance instead of the critical point")

@@ -23,6 +23,8 @@ import json
 
 from critheory.cli.args import (SEED, backend_arguments, bounded_int, finite, positive,
                                 progress_arguments, progress_enabled, window)
+from critheory.common.limits import (MAX_DEPTH_SWEEP_CLI, MAX_N_BOOT_SWEEP_CLI, MAX_SEEDS_CLI,
+                                     MAX_WIDTH_CLI)
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["register"]
@@ -126,9 +128,9 @@ def register(sub) -> None:
                    help="grid of sigma_w^2: N points from LO to HI")
     p.add_argument("--bias-var", required=True, metavar="LO:HI:N",
                    help="grid of sigma_b^2: N points from LO to HI")
-    p.add_argument("--width", type=bounded_int(1, 10 ** 6, "width"), required=True)
-    p.add_argument("--depth", type=bounded_int(3, 10 ** 6, "depth"), required=True)
-    p.add_argument("--seeds", type=bounded_int(2, 10 ** 6, "seeds"), required=True,
+    p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_CLI, "width"), required=True)
+    p.add_argument("--depth", type=bounded_int(3, MAX_DEPTH_SWEEP_CLI, "depth"), required=True)
+    p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS_CLI, "seeds"), required=True,
                    help="networks per cell")
     p.add_argument("--observable", default="apjn",
                    choices=("apjn", "kernel", "kurtosis", "ntk"),
@@ -139,7 +141,7 @@ def register(sub) -> None:
                    help="depth window of the fits (default: the last half of the depths)")
     p.add_argument("--seed", type=SEED, default=0,
                    help="root seed; each cell derives its own from it (default 0)")
-    p.add_argument("--n-boot", type=bounded_int(0, 10 ** 4, "n-boot"), default=200,
+    p.add_argument("--n-boot", type=bounded_int(0, MAX_N_BOOT_SWEEP_CLI, "n-boot"), default=200,
                    help="bootstrap replicates of each cell's fits (default 200)")
     p.add_argument("--q0", type=positive, default=1.0, help="input norm |x|^2/N (default 1)")
     g = p.add_mutually_exclusive_group()

@@ -29,7 +29,7 @@ import numpy as np
 from critheory.cli.args import (bounded_int, dump, finite, nonnegative, params, positive,
                                 probes, rows, takes_tokens)
 from critheory.cli.args import fmt_number as _f
-from critheory.common.limits import (MAX_QMC_POINTS, MAX_TOKENS, MAX_TRANSFORMER_WORK,
+from critheory.common.limits import (MAX_HEADS_CLI, MAX_QMC_POINTS, MAX_TOKENS, MAX_TRANSFORMER_WORK,
                                      MAX_TRANSFORMER_WORK_CLI)
 from critheory.errors import InvalidArgumentError
 
@@ -64,7 +64,7 @@ def token_arguments(parser) -> None:
     g = parser.add_argument_group(f"transformer (--arch {' | '.join(_token_names().split(', '))})")
     g.add_argument("--tokens", type=bounded_int(1, MAX_TOKENS, "--tokens"), default=None,
                    help="number of tokens T (default 4)")
-    g.add_argument("--heads", type=bounded_int(1, 1 << 20, "--heads"), default=None,
+    g.add_argument("--heads", type=bounded_int(1, MAX_HEADS_CLI, "--heads"), default=None,
                    help="attention heads H; must divide --width (default 1)")
     g.add_argument("--mlp-ratio", type=positive, default=None,
                    help="hidden width of the MLP block / width (default 4)")

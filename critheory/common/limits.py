@@ -95,9 +95,10 @@ MAX_NTK_WORK = _limit(
 MAX_SEEDS_CLI = _limit(
     "MAX_SEEDS_CLI", 10 ** 6,
     "networks of the finite-width and ntk simulations (the work limits bound the product)")
-MAX_WIDTH_NTK_CLI = _limit(
-    "MAX_WIDTH_NTK_CLI", 10 ** 6,
-    "width of the ntk command's simulation (the work limit bounds the product)")
+MAX_WIDTH_CLI = _limit(
+    "MAX_WIDTH_CLI", 10 ** 6,
+    "width of a simulation given on the command line (ntk, sweep; the work limits bound the "
+    "product with the depth and the networks)")
 
 # ------------------------------------------------------------------ simulator (simulate,
 # validate, sweep cells)
@@ -123,6 +124,9 @@ MAX_DEPTH_TRANSFORMER = _limit(
     "MAX_DEPTH_TRANSFORMER", 2000,
     "layers of the token-kernel recursion (a quasi-Monte Carlo expectation per attention "
     "block and layer)")
+MAX_HEADS_CLI = _limit(
+    "MAX_HEADS_CLI", 1 << 20,
+    "attention heads on the command line (they must divide the width, which bounds them)")
 MAX_TRANSFORMER_WORK = _limit(
     "MAX_TRANSFORMER_WORK", 1e11,
     "multiply-adds of one token-kernel recursion's attention expectations (minutes)")
@@ -208,6 +212,12 @@ MAX_PROBES_CLI = _limit(
 MAX_SWEEP_CELLS = _limit(
     "MAX_SWEEP_CELLS", 100_000,
     "cells of one sweep (the store holds a chunk per cell and variable)")
+MAX_DEPTH_SWEEP_CLI = _limit(
+    "MAX_DEPTH_SWEEP_CLI", 10 ** 6,
+    "layers of a sweep's networks (MAX_SWEEP_DRAWS bounds the product)")
+MAX_N_BOOT_SWEEP_CLI = _limit(
+    "MAX_N_BOOT_SWEEP_CLI", 10 ** 4,
+    "bootstrap replicates of each sweep cell's fits (the cost is per cell)")
 MAX_SWEEP_DRAWS = _limit(
     "MAX_SWEEP_DRAWS", 1e14,
     "weight draws cells x seeds x depth x width² of one sweep: days of one machine's RNG, a "

@@ -130,3 +130,20 @@ def test_limits_module_is_rank_0_and_complete():
     for name, lim in limits.LIMITS.items():
         assert getattr(limits, name) == lim.value and name in limits.__all__
         assert name.startswith(("MAX_", "EXACT_")) and len(lim.reason) > 20, name
+
+
+def test_mu_with_token_architectures(capsys):
+    """Regression: --mu was refused with --arch transformer once the token architectures joined
+    the registry (their skip connections take mu); it is read off the registry's entry."""
+    import json
+
+    from critheory.cli.main import main
+
+    base = ["depth", "relu", "--weight-var", "2", "--bias-var", "0", "--depth", "3", "--json"]
+    assert main(base + ["--arch", "transformer", "--tokens", "1", "--mu", "0.5"]) == 0
+    half = json.loads(capsys.readouterr().out)
+    assert main(base + ["--arch", "transformer", "--tokens", "1"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert half["kernel"][-1] < one["kernel"][-1]          # a weaker skip: a smaller kernel
+    assert main(base + ["--arch", "mlp", "--mu", "0.5"]) == 2
+    assert "residual architectures only" in capsys.readouterr().err

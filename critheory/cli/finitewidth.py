@@ -150,7 +150,9 @@ def register(sub) -> None:
     common_arguments(p, plot=False)
     p.add_argument("--weight-var", type=finite, required=True)
     p.add_argument("--bias-var", type=finite, required=True)
-    p.add_argument("--depth", type=bounded_int(1, MAX_DEPTH_FINITE_WIDTH, "depth", "the finite-width recursion is iterated layer by layer"), required=True)
+    p.add_argument("--depth", type=bounded_int(1, MAX_DEPTH_FINITE_WIDTH, "depth",
+                                               "the finite-width recursion is iterated layer by "
+                                               "layer"), required=True)
     p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_FINITE_WIDTH, "width"), default=None,
                    help="width n: adds the predicted kurtosis and kernel at this width")
     p.add_argument("--q0", type=finite, default=1.0, help="input norm |x|^2/N0 (default 1)")

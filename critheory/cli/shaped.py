@@ -97,7 +97,8 @@ def _cmd_sde(args) -> int:
             raise InvalidArgumentError(
                 f"T = {args.T:g} at the SDE's rate {step_rate(shaping):.3g} needs {first} "
                 f"steps; --paths x steps x inputs^2 = {args.paths * first * args.inputs ** 2:.1e}"
-                f" is beyond the budget {MAX_SDE_PATH_STEPS:.0e} (use fewer --paths or a smaller T)")
+                f" is beyond the budget {MAX_SDE_PATH_STEPS:.0e} (use fewer --paths or a "
+                "smaller T)")
         if first > MAX_SDE_STEPS_CLI:
             raise InvalidArgumentError(f"T = {args.T:g} needs {first} steps, beyond the limit "
                                        f"{MAX_SDE_STEPS_CLI} (use a smaller T)")

@@ -126,7 +126,8 @@ def register(sub) -> None:
     p.add_argument("activation", help="zoo name (relu, tanh, ...) or a formula in x")
     p.add_argument("--weight-var", type=finite, required=True, help="sigma_w^2")
     p.add_argument("--bias-var", type=finite, required=True, help="sigma_b^2")
-    p.add_argument("--depth", type=bounded_int(1, MAX_DEPTH_SPECTRUM, "depth"), required=True, help="depth L")
+    p.add_argument("--depth", type=bounded_int(1, MAX_DEPTH_SPECTRUM, "depth"), required=True,
+                   help="depth L")
     p.add_argument("--arch", choices=ARCH_CHOICES, default="mlp",
                    help="mlp (at its fixed point) or tarnowski-resnet (Tarnowski: x + phi(Wx + "
                         "b), Var W = sigma_w^2/(N L); 'resnet' is its deprecated spelling)")

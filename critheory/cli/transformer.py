@@ -29,8 +29,8 @@ import numpy as np
 from critheory.cli.args import (bounded_int, dump, finite, nonnegative, params, positive,
                                 probes, rows, takes_tokens)
 from critheory.cli.args import fmt_number as _f
-from critheory.common.limits import (MAX_HEADS_CLI, MAX_QMC_POINTS, MAX_TOKENS, MAX_TRANSFORMER_WORK,
-                                     MAX_TRANSFORMER_WORK_CLI)
+from critheory.common.limits import (MAX_HEADS_CLI, MAX_QMC_POINTS, MAX_TOKENS,
+                                     MAX_TRANSFORMER_WORK, MAX_TRANSFORMER_WORK_CLI)
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["token_arguments", "token_network", "TRANSFORMER_OPTIONS", "analyze", "depth",

@@ -8,8 +8,8 @@ solver needs (:class:`SolverNeeds`, asked of the blocks' kinds and the network's
   network's σ²) preceded by φ: ``h -> W φ(h) + b``. PSG's free product at the fixed point of the
   mean-field kernel map (:mod:`critheory.theory.spectra.mlp`);
 * ``tarnowski-resnet``: one token, no LayerNorm, a skip connection of strength 1 around a
-  single dense block followed by φ: Tarnowski's ResNet ``x_l = x_{l−1} + φ(W_l x_{l−1} + b_l)``
-  with ``Var W = σ_w²/(N L)`` (:mod:`critheory.theory.spectra.resnet`). Its name was ``resnet``,
+  single dense block followed by φ: Tarnowski's ResNet
+  ``x_l = x_{l−1} + φ(W_l x_{l−1} + b_l)`` with ``Var W = σ_w²/(N L)`` (:mod:`critheory.theory.spectra.resnet`). Its name was ``resnet``,
   which the registry now spells ``residual`` for ``μh + W φ(h) + b``: ``arch="resnet"`` is a
   deprecated spelling of ``tarnowski-resnet`` here (:class:`FutureWarning`).
 

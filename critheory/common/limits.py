@@ -208,6 +208,17 @@ MAX_PROBES_CLI = _limit(
     "MAX_PROBES_CLI", 4096,
     "Hutchinson probes of torch-apjn (each is one backward pass of the model)")
 
+# ------------------------------------------------------------------ torch (library)
+MAX_TORCH_EXACT_COORDINATES = _limit(
+    "MAX_TORCH_EXACT_COORDINATES", 1 << 14,
+    "coordinates of h^{l0} of the exact APJN of a PyTorch model (one forward pass each)")
+MAX_TORCH_PROBES = _limit(
+    "MAX_TORCH_PROBES", 1 << 16,
+    "Hutchinson probes of one APJN call on a PyTorch model")
+MAX_TORCH_EXACT_OUTPUTS = _limit(
+    "MAX_TORCH_EXACT_OUTPUTS", 1 << 14,
+    "output entries of the exact Jacobian norm of the regularizer (one backward pass each)")
+
 # ------------------------------------------------------------------ sweeps
 MAX_SWEEP_CELLS = _limit(
     "MAX_SWEEP_CELLS", 100_000,

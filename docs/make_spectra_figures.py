@@ -63,10 +63,10 @@ def resnet_universality():
         for i, (act, sw) in enumerate((("relu", 0.5), ("tanh", None))):
             if sw is None:   # tanh: σ_w² with c = 1/4 by fixed-point rescaling (c ∝ σ_w²
                 #              up to the slow q-dependence of E[φ'²])
-                sw = 0.25 / jacobian_spectrum("tanh", 1.0, 0.0, L, arch="resnet").c
+                sw = 0.25 / jacobian_spectrum("tanh", 1.0, 0.0, L, arch="tarnowski-resnet").c
                 for _ in range(6):
-                    sw *= 0.25 / jacobian_spectrum("tanh", sw, 0.0, L, arch="resnet").c
-            s = jacobian_spectrum(act, sw, 0.0, L, arch="resnet")
+                    sw *= 0.25 / jacobian_spectrum("tanh", sw, 0.0, L, arch="tarnowski-resnet").c
+            s = jacobian_spectrum(act, sw, 0.0, L, arch="tarnowski-resnet")
             sim = simulate_spectrum(act, sw, 0.0, depth=L, width=400, seeds=2, arch="resnet",
                                     seed=2)
             lam = np.sort(sim.sq, axis=1)[:, :-1].ravel()   # the outlier of ReLU dropped

@@ -104,16 +104,35 @@ def test_one_registry():
     assert tuple(ARCHITECTURES) == names()
     text = build_parser().format_help()
     assert "analyze" in text
-    # the CLI choices are the registry's
+    # the CLI choices are the registry's: the commands with a token route offer every name
     sub = [a for a in build_parser()._actions if a.dest == "command"][0]
-    from critheory.blocks.transformer import transformer_names
-
-    for cmd in ("analyze", "line", "point", "depth", "phase", "simulate", "validate"):
+    for cmd in ("analyze", "line", "point", "depth", "phase", "simulate", "validate", "ntk",
+                "finite-width", "sweep"):
         arch = [a for a in sub.choices[cmd]._actions if a.dest == "arch"][0]
-        # issue 18: the four commands with a transformer route also offer its architectures
-        extra = transformer_names() if cmd in ("analyze", "depth", "simulate", "validate") \
-            else ()
-        assert tuple(arch.choices) == names() + extra, cmd
+        tokens = cmd in ("analyze", "depth", "simulate", "validate")
+        assert tuple(arch.choices) == names(tokens=None if tokens else False), cmd
+
+
+def test_cli_routes_by_network_not_name():
+    """The token route is chosen by what the network is (one helper), and no CLI module
+    compares --arch with a name or keeps its own copy of the registry's names."""
+    from critheory.blocks.registry import network
+    from critheory.cli.args import takes_tokens
+
+    assert takes_tokens(network("transformer", "relu", tokens=1))      # attention, T = 1
+    assert takes_tokens(network("mlp", "relu", tokens=3))              # several tokens
+    assert not takes_tokens(network("pre-ln-mlp-block", "relu"))
+    hand = Network("my-transformer", network("transformer", "relu").activation,
+                   network("transformer", "relu").unit, 2)
+    assert takes_tokens(hand)
+    bad = []
+    for path in (PKG / "cli").glob("*.py"):
+        text = path.read_text()
+        for needle in ("args.arch ==", "args.arch in", "arch in NAMES", '"transformer-post-ln")',
+                       "transformer_names", "ARCHS"):
+            if needle in text:
+                bad.append(f"{path.name}: {needle}")
+    assert not bad, bad
 
 
 # ---------------------------------------------------------------- capabilities

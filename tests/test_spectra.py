@@ -66,8 +66,8 @@ def test_linear_orthogonal_is_an_isometry(sw):
 CASES = [("tanh", 1.05, 0.05, "gaussian", "mlp"), ("tanh", 1.05, 0.05, "orthogonal", "mlp"),
          ("relu", 2.0, 0.0, "gaussian", "mlp"), ("relu", 2.0, 0.0, "orthogonal", "mlp"),
          ("erf", 1.5, 0.1, "orthogonal", "mlp"),
-         ("tanh", 1.0, 0.1, "gaussian", "resnet"), ("relu", 2.0, 0.0, "gaussian", "resnet"),
-         ("x", 0.05, 0.0, "gaussian", "resnet")]
+         ("tanh", 1.0, 0.1, "gaussian", "tarnowski-resnet"), ("relu", 2.0, 0.0, "gaussian", "tarnowski-resnet"),
+         ("x", 0.05, 0.0, "gaussian", "tarnowski-resnet")]
 
 
 @pytest.mark.parametrize("act, sw, sb, weights, arch", CASES)
@@ -97,7 +97,7 @@ def test_deep_mlp():
 def test_resnet_closed_forms():
     """Large-L law: m1 = e^c, m2 = (1+2c)e^{2c}, λ₋λ₊ = 1; the finite-L moments tend to them."""
     for c_target in (0.05, 0.5, 2.0):
-        s = jacobian_spectrum("x", c_target, 0.0, depth=200, arch="resnet")
+        s = jacobian_spectrum("x", c_target, 0.0, depth=200, arch="tarnowski-resnet")
         c = s.c
         assert c == pytest.approx(c_target, rel=1e-14)         # linear: c = σ_w² exactly
         assert s.m1 == pytest.approx(math.exp(c), rel=1e-14)
@@ -113,7 +113,7 @@ def test_resnet_closed_forms():
 
 def test_resnet_c_universal_relu():
     """ReLU: E[φ'²] = 1/2 at every q, so c = σ_w²/2 whatever the recursion does."""
-    assert jacobian_spectrum("relu", 2.0, 0.3, depth=30, arch="resnet").c == \
+    assert jacobian_spectrum("relu", 2.0, 0.3, depth=30, arch="tarnowski-resnet").c == \
         pytest.approx(1.0, rel=1e-14)
 
 
@@ -160,12 +160,12 @@ def test_variance_per_layer_orthogonal_vs_gaussian():
 SIM_CASES = [("x", 1.0, 0.0, "gaussian", "mlp", 3, 100),
              ("tanh", 1.05, 0.05, "gaussian", "mlp", 4, 100),
              ("relu", 2.0, 0.0, "orthogonal", "mlp", 3, 80),
-             ("tanh", 1.0, 0.1, "gaussian", "resnet", 20, 100)]
+             ("tanh", 1.0, 0.1, "gaussian", "tarnowski-resnet", 20, 100)]
 SLOW_CASES = [("tanh", 1.05, 0.05, "orthogonal", "mlp", 8, 400),
               ("relu", 2.0, 0.0, "gaussian", "mlp", 6, 400),
               ("erf", 1.5, 0.1, "orthogonal", "mlp", 5, 300),
-              ("tanh", 1.0, 0.1, "orthogonal", "resnet", 30, 300),
-              ("relu", 2.0, 0.0, "gaussian", "resnet", 40, 400)]
+              ("tanh", 1.0, 0.1, "orthogonal", "tarnowski-resnet", 30, 300),
+              ("relu", 2.0, 0.0, "gaussian", "tarnowski-resnet", 40, 400)]
 
 
 @pytest.mark.parametrize("act, sw, sb, weights, arch, L, N", SIM_CASES)
@@ -185,7 +185,7 @@ def test_theory_vs_simulation_wide(act, sw, sb, weights, arch, L, N):
 
 
 def test_relu_resnet_outlier_is_removed():
-    v = validate_spectrum("relu", 2.0, 0.0, depth=20, width=100, seeds=3, arch="resnet",
+    v = validate_spectrum("relu", 2.0, 0.0, depth=20, width=100, seeds=3, arch="tarnowski-resnet",
                           seed=0)
     assert v.drop_top == 1
     assert v.simulation.sq[:, 0].min() > 2 * v.theory.support[1]   # far above the bulk
@@ -264,7 +264,7 @@ def test_refusals():
                                                            (Dense(),)))
     from critheory.theory.spectra import resnet_network
     custom = jacobian_spectrum("tanh", 1.0, 0.1, 8, arch=resnet_network("tanh"))
-    assert custom.c == jacobian_spectrum("tanh", 1.0, 0.1, 8, arch="resnet").c
+    assert custom.c == jacobian_spectrum("tanh", 1.0, 0.1, 8, arch="tarnowski-resnet").c
     with pytest.raises(CritheoryError):
         simulate_spectrum("tanh", 1.0, 0.0, depth=2, width=5000)
     with pytest.raises(CritheoryError):
@@ -322,7 +322,7 @@ def test_cli_simulate_plot(tmp_path, capsys):
 
 @pytest.mark.parametrize("act, sw, sb, L, arch", [("tanh", 1.0, 0.0, 4, "mlp"),
                                                  ("x", 1.0, 0.0, 4, "mlp"),
-                                                 ("x", 1.0, 0.0, 100, "resnet")])
+                                                 ("x", 1.0, 0.0, 100, "tarnowski-resnet")])
 def test_density_at_the_largest_documented_point_count(act, sw, sb, L, arch):
     """Regression: --points 20000 (MAX_POINTS) stalled ("continuation stalled") for critical
     tanh and the linear network: the step budget of one branch was a fixed 20 000, less than
@@ -342,7 +342,7 @@ def test_grid_covers_the_support_and_holds_the_mass():
     the support starts at 0.0474 where the density is largest; the trapezoid rule on the grid
     gave 0.968. The grid now runs edge to edge (refined toward both), the trapezoid gives 1 to
     its discretization error, and the density's mass is checked by quadrature."""
-    s = jacobian_spectrum("x", 1.0, 0.0, 100, arch="resnet", points=400)
+    s = jacobian_spectrum("x", 1.0, 0.0, 100, arch="tarnowski-resnet", points=400)
     assert s.x[0] == s.support[0] and s.x[-1] == s.support[1]
     assert abs(s.support[0] - 0.0474059) < 1e-6
     assert abs(np.trapezoid(s.y, s.x) - 1.0) < 1e-4
@@ -353,7 +353,7 @@ def test_grid_covers_the_support_and_holds_the_mass():
 @pytest.mark.parametrize("act, sw, sb, L, arch", [("relu", 2.0, 0.0, 5, "mlp"),
                                                  ("tanh", 1.2, 0.05, 20, "mlp"),
                                                  ("erf", 1.5, 0.1, 8, "mlp"),
-                                                 ("tanh", 0.5, 0.0, 30, "resnet")])
+                                                 ("tanh", 0.5, 0.0, 30, "tarnowski-resnet")])
 def test_mass_check(act, sw, sb, L, arch):
     """The density integrates to the continuous mass within its quadrature error."""
     s = jacobian_spectrum(act, sw, sb, L, arch=arch)
@@ -398,3 +398,60 @@ def test_mass_check_error_covers_slow_convergence():
     mc = s.mass_check()
     assert mc["expected"] == 1.0 and mc["ok"]
     assert abs(mc["value"] - 1.0) <= mc["error"] * 1.5
+
+
+# --- issue 27: Tarnowski's unit has its own name; the spectra ask what each solver needs -------
+def test_resnet_is_a_deprecated_spelling_of_tarnowski_resnet():
+    new = jacobian_spectrum("tanh", 1.0, 0.1, 8, arch="tarnowski-resnet", points=40)
+    with pytest.warns(FutureWarning, match="tarnowski-resnet"):
+        old = jacobian_spectrum("tanh", 1.0, 0.1, 8, arch="resnet", points=40)
+    assert old.to_dict()["c"] == new.to_dict()["c"] and old.arch == new.arch == "resnet"
+    np.testing.assert_array_equal(old.y, new.y)
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_cli_resnet_spelling_same_output_one_line_on_stderr(capsys, json_flag):
+    base = ["spectrum", "x", "--weight-var", "1", "--bias-var", "0", "--depth", "3",
+            "--points", "20"] + json_flag
+    assert main(base + ["--arch", "tarnowski-resnet"]) == 0
+    new = capsys.readouterr()
+    assert main(base + ["--arch", "resnet"]) == 0
+    old = capsys.readouterr()
+    # the same law and numbers; --json describes the arguments as given (its "inputs")
+    assert old.out == new.out.replace('"arch": "tarnowski-resnet"', '"arch": "resnet"')
+    assert new.err == ""
+    assert len(old.err.strip().splitlines()) == 1 and "tarnowski-resnet" in old.err
+
+
+def test_solvers_ask_blocks_not_names():
+    """Each solver states what it needs; a hand-built network that meets it is solved whatever
+    its name, one that misses a need is refused naming it."""
+    from critheory.activation import Activation
+    from critheory.blocks import Dense, Network, Phi, Residual, network
+    from critheory.theory.spectra.spectrum import SOLVERS, TARNOWSKI
+
+    act = Activation.get("tanh")
+    mine = Network("my-mlp", act, (Phi(), Dense()))
+    assert SOLVERS["mlp"].unmet(mine) is None and SOLVERS[TARNOWSKI].unmet(mine) is not None
+    ref = jacobian_spectrum(act, 1.05, 0.05, 4, points=30)
+    got = jacobian_spectrum(act, 1.05, 0.05, 4, arch=mine, points=30)
+    assert got.m1 == ref.m1 and got.support == ref.support
+    t = Network("my-resnet", act, (Residual((Dense(), Phi()), 1.0),))
+    assert SOLVERS[TARNOWSKI].unmet(t) is None
+    assert jacobian_spectrum(act, 1.0, 0.1, 8, arch=t).c == \
+        jacobian_spectrum(act, 1.0, 0.1, 8, arch="tarnowski-resnet").c
+    cases = [
+        (Network("w", act, (Phi(), Dense(weight_var=2.0))), "mlp", "own variances"),
+        (Network("r", act, (Phi(), Dense(width=2.0))), "mlp", "another width"),
+        (network("mlp", "tanh", tokens=2), "mlp", "tokens"),
+        (network("pre-ln", "tanh"), "mlp", "LayerNorm"),
+        (network("residual", "tanh", mu=1.0), TARNOWSKI, "phi -> dense"),
+        (network("residual", "tanh", mu=1.0), "mlp", "a skip connection"),
+        (Network("h", act, (Residual((Dense(), Phi()), 0.5),)), TARNOWSKI, "skip strength 0.5"),
+        (Network("two", act, (Phi(), Dense(), Phi(), Dense())), "mlp", "phi -> dense"),
+    ]
+    for net, solver, need in cases:
+        assert need in SOLVERS[solver].unmet(net), (net.name, solver)
+    with pytest.raises(CritheoryError, match="phi -> dense"):
+        jacobian_spectrum(act, 1.0, 0.1, 3, arch=Network("two", act,
+                                                          (Phi(), Dense(), Phi(), Dense())))

@@ -76,7 +76,7 @@ class Capabilities:
 
 
 #: Largest token count T (the token theory's expectations cost ~T³ per quasi-Monte Carlo point).
-MAX_TOKENS = 64
+from critheory.common.limits import MAX_TOKENS  # noqa: E402
 
 
 def check_tokens(value) -> int:

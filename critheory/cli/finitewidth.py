@@ -40,58 +40,12 @@ import json
 
 import numpy as np
 
-from critheory.cli.theory import _finite, bounded_int, common_arguments, preflight
+from critheory.cli.args import SEED, bounded_int, common_arguments, finite, params, preflight
+from critheory.common.limits import (MAX_DEPTH_FINITE_WIDTH, MAX_SEEDS_CLI,
+                                     MAX_WIDTH_FINITE_WIDTH)
 
-__all__ = ["register", "plot_finite_width", "MAX_CLI_DEPTH"]
+__all__ = ["register"]
 
-#: Depth budget of the command (refused at once above it): the recursion is iterated layer by
-#: layer, ~70 us a layer with the vertex and the 1/n kernel (10^6 layers: about a minute).
-MAX_CLI_DEPTH = 10 ** 6
-MAX_SEEDS = 10 ** 6
-
-
-def _params(items):
-    from critheory.cli.main import _params as p
-
-    return p(items)
-
-
-def plot_finite_width(curves: dict, path, *, title: str = "", measured: dict | None = None,
-                      extra_widths=()) -> str:
-    """Two panels: V^l/(K^l)² with νl, and the predicted (and measured) excess kurtosis per
-    depth at the width of ``curves`` and at ``extra_widths`` (drawing only)."""
-    from critheory.io.plots import figure, save, style
-
-    with style():
-        fig, axes = figure(1, 2, figsize=(8.5, 3.4))
-        l = np.asarray(curves["depths"], dtype=float)
-        vn = np.array([np.nan if v is None else v for v in curves["vertex_normalized"]])
-        ax = axes[0]
-        ax.plot(l, vn, "-", label=r"$V^\ell/(K^\ell)^2$ (recursion)")
-        nu = curves["nu"]["value"]
-        if nu is not None:
-            ax.plot(l, nu * l, "--", color="gray", label=rf"$\nu\ell$, $\nu$ = {nu:.4g}")
-        ax.set_xlabel(r"depth $\ell$")
-        ax.set_ylabel(r"$V^\ell/(K^\ell)^2$")
-        ax = axes[1]
-        widths = ([curves["width"]] if curves.get("width") else []) + list(extra_widths)
-        for i, n in enumerate(widths):
-            ax.plot(l, 3 * vn / n, "-", color=f"C{i}", label=rf"theory $3V/(nK^2)$, n = {n}")
-        ex = curves.get("kurtosis_exact")
-        if ex is not None:
-            ax.plot(l, [np.nan if v is None else v for v in ex], "--", color="C0",
-                    label=f"exact at n = {curves['width']}")
-        if measured is not None:
-            ax.errorbar(measured["depths"], measured["kurtosis_mean"],
-                        yerr=measured["kurtosis_stderr"], fmt="o", ms=3, color="C0",
-                        label=f"simulation, n = {curves['width']} (mean ± s.e.)")
-        ax.set_xlabel(r"depth $\ell$")
-        ax.set_ylabel("excess kurtosis of one preactivation")
-        for a in axes:
-            a.legend(frameon=False, fontsize=8)
-        fig.suptitle(title)
-        fig.tight_layout()
-        return save(fig, path)
 
 
 def _cmd_finite_width(args) -> int:
@@ -107,7 +61,7 @@ def _cmd_finite_width(args) -> int:
     from critheory.theory.finitewidth.curves import finite_width_curves
     from critheory.theory.meanfield.maps import architecture
 
-    act = Activation.get(args.activation, _params(args.param))
+    act = Activation.get(args.activation, params(args.param))
     arch = architecture(args.arch, act, args.mu)
     c = finite_width_curves(arch, args.weight_var, args.bias_var, args.depth, width=args.width,
                             q0=args.q0, progress=args.depth >= 20000 and not args.json)
@@ -129,6 +83,8 @@ def _cmd_finite_width(args) -> int:
 
         out["simulation"] = jsonable(compare_finite_width(out, m, exact_se))
     if args.plot:
+        from critheory.io.figures import plot_finite_width
+
         plot_finite_width(out, args.plot, measured=out.get("simulation"),
                           title=f"{act.name} ({arch.describe()}), "
                                 f"$\\sigma_w^2$={args.weight_var:g}, "
@@ -192,19 +148,21 @@ def register(sub) -> None:
     p = sub.add_parser("finite-width", help="four-point vertex, 1/n kernel and kurtosis at "
                                             "finite width (depth/width corrections)")
     common_arguments(p, plot=False)
-    p.add_argument("--weight-var", type=_finite, required=True)
-    p.add_argument("--bias-var", type=_finite, required=True)
-    p.add_argument("--depth", type=bounded_int(1, MAX_CLI_DEPTH, "depth", "the finite-width recursion is iterated layer by layer"), required=True)
-    p.add_argument("--width", type=bounded_int(1, 10 ** 15, "width"), default=None,
+    p.add_argument("--weight-var", type=finite, required=True)
+    p.add_argument("--bias-var", type=finite, required=True)
+    p.add_argument("--depth", type=bounded_int(1, MAX_DEPTH_FINITE_WIDTH, "depth",
+                                               "the finite-width recursion is iterated layer by "
+                                               "layer"), required=True)
+    p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_FINITE_WIDTH, "width"), default=None,
                    help="width n: adds the predicted kurtosis and kernel at this width")
-    p.add_argument("--q0", type=_finite, default=1.0, help="input norm |x|^2/N0 (default 1)")
+    p.add_argument("--q0", type=finite, default=1.0, help="input norm |x|^2/N0 (default 1)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
     p.add_argument("--simulate", action="store_true",
                    help="also simulate --seeds networks of width --width and compare")
-    p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS, "seeds"), default=1000,
+    p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS_CLI, "seeds"), default=1000,
                    help="networks simulated with --simulate (default 1000)")
-    p.add_argument("--seed", type=bounded_int(0, 2 ** 63 - 1, "seed"), default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--probes", default=None,
                    help="Hutchinson probes of the APJN (or 'exact'; default by cost)")
     p.set_defaults(func=_cmd_finite_width)

@@ -13,40 +13,6 @@ from critheory.errors import CritheoryError
 __all__ = ["main"]
 
 
-def _params(items):
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise CritheoryError(f"--param expects NAME=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = float(v)
-        except ValueError:
-            raise CritheoryError(f"--param {k}: {v!r} is not a number") from None
-    return out
-
-
-def _cmd_moments(args) -> int:
-    from critheory.activation.symbolic import Activation
-    from critheory.expectations.gaussian import moments
-
-    act = Activation.get(args.activation, _params(args.param))
-    res = moments(act, args.var)
-    if args.json:
-        import json
-
-        print(json.dumps({"activation": act.name, "expr": act.expr_text, "var": args.var,
-                          "moments": {k: {"value": r.value, "error": r.error, "method": r.method}
-                                      for k, r in res.items()}}, indent=2))
-    else:
-        print(f"activation {act.name}: {act.expr_text}   K = {args.var:g}")
-        labels = {"phi": "E[phi]", "phi2": "E[phi^2]", "dphi2": "E[phi'^2]",
-                  "phi_d2phi": "E[phi phi'']"}
-        for k, r in res.items():
-            print(f"  {labels[k]:<14} {r.value: .16e}  +- {r.error:.1e}  ({r.method})")
-    return 0
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit status 2) for every sub-parser."""
 
@@ -116,13 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"critheory {critheory.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("moments", help="Gaussian moments of an activation at variance K")
-    m.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
-    m.add_argument("--var", type=float, default=1.0, help="variance K of the Gaussian (default 1)")
-    m.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="value of a parameter of the activation (repeatable)")
-    m.add_argument("--json", action="store_true", help="machine-readable output")
-    m.set_defaults(func=_cmd_moments)
+    from critheory.cli.moments import register as register_moments
+
+    register_moments(sub)
     from critheory.cli.theory import register
 
     register(sub)
@@ -193,14 +155,14 @@ def _check_mu(args) -> None:
         args.mu = 1.0
         return
     from critheory.blocks.blocks import check_mu
-    from critheory.blocks.registry import canonical, residual_names
+    from critheory.blocks.registry import REGISTRY, canonical
 
     check_mu(args.mu)
     arch = getattr(args, "arch", None)
     try:
-        residual = arch is None or canonical(arch) in residual_names()
+        residual = arch is None or REGISTRY[canonical(arch)].residual
     except CritheoryError:
-        residual = True                       # transformer names: their blocks take mu
+        residual = True                       # names outside the registry: the command refuses
     if not residual:
         raise CritheoryError(f"--mu applies to residual architectures only (--arch {arch} has "
                              "no residual strength)")

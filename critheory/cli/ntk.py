@@ -28,45 +28,14 @@ import json
 
 import numpy as np
 
-from critheory.cli.theory import (_finite, bounded_int, common_arguments, nonnegative,
-                                  positive, preflight)
+from critheory.cli.args import (SEED, bounded_int, common_arguments, finite, nonnegative,
+                                params, positive, preflight)
+from critheory.common.limits import MAX_DEPTH_NTK, MAX_SEEDS_CLI, MAX_WIDTH_CLI
 from critheory.errors import InvalidArgumentError
 
-__all__ = ["register", "MAX_CLI_DEPTH", "MAX_SEEDS", "ntk_arguments", "ntk_check", "ntk_columns",
+__all__ = ["register", "ntk_arguments", "ntk_check", "ntk_columns",
            "ntk_lines"]
 
-#: Depth budget of the command (refused by the parser): see critheory.theory.ntk.depth.MAX_DEPTH
-MAX_CLI_DEPTH = 10 ** 5
-MAX_SEEDS = 10 ** 6
-
-
-def _plot(out: dict, path: str, title: str) -> str:
-    from critheory.io.plots import figure, save, style
-
-    def arr(key, src=out):
-        return np.array([np.nan if v is None else v for v in src[key]], dtype=float)
-
-    with style():
-        fig, axes = figure(1, 2, figsize=(8.5, 3.4))
-        l = np.asarray(out["depths"], dtype=float)
-        ax = axes[0]
-        ax.plot(l, arr("ntk"), "-", label=r"$\Theta^\ell$ (recursion)")
-        sim = out.get("simulation")
-        if sim is not None:
-            ax.errorbar(l, arr("ntk_mean", sim), yerr=arr("ntk_stderr", sim), fmt="o", ms=3,
-                        label=f"simulation, n = {sim['width']}")
-        ax.set_xlabel(r"depth $\ell$")
-        ax.set_ylabel(r"NTK $\Theta^\ell$")
-        ax.legend(frameon=False, fontsize=8)
-        ax = axes[1]
-        ax.plot(l, arr("lambda_b"), "-", label=r"$\lambda_b^\ell$")
-        ax.plot(l, arr("lambda_w"), "--", label=r"$\lambda_W^\ell$")
-        ax.set_xlabel(r"depth $\ell$")
-        ax.set_ylabel("learning rate per layer")
-        ax.legend(frameon=False, fontsize=8)
-        fig.suptitle(title)
-        fig.tight_layout()
-        return save(fig, path)
 
 
 def _cmd_ntk(args) -> int:
@@ -85,7 +54,7 @@ def _cmd_ntk(args) -> int:
     from critheory.theory.meanfield.maps import architecture
     from critheory.theory.ntk.depth import ntk_curves
 
-    act = Activation.get(args.activation, _params(args.param))
+    act = Activation.get(args.activation, params(args.param))
     arch = architecture(args.arch, act, args.mu)
     c = ntk_curves(arch, act, args.weight_var, args.bias_var, args.depth,
                    lambda_b=args.lambda_b, lambda_w=args.lambda_w, scaling=args.scaling,
@@ -94,12 +63,11 @@ def _cmd_ntk(args) -> int:
     out.update(activation=act.name, arch=arch.name, weight_var=args.weight_var,
                bias_var=args.bias_var, q0=args.q0)
     if args.simulate:
-        m, z = _measure(args, act, arch, c)
-        sim = m.to_dict()
-        sim.update(jsonable({"ntk_theory": c.ntk, "ntk_z": z}))
-        out["simulation"] = sim
+        out["simulation"] = _compare(args, act, arch, c).simulation_dict()
     if args.plot:
-        _plot(out, args.plot, f"{act.name} ({arch.describe()}), $\\sigma_w^2$="
+        from critheory.io.figures import plot_ntk
+
+        plot_ntk(out, args.plot, f"{act.name} ({arch.describe()}), $\\sigma_w^2$="
                               f"{args.weight_var:g}, $\\sigma_b^2$={args.bias_var:g}, "
                               f"{args.scaling}")
     out = jsonable(out)
@@ -137,12 +105,6 @@ def _cmd_ntk(args) -> int:
     return 0
 
 
-def _params(items):
-    from critheory.cli.main import _params as p
-
-    return p(items)
-
-
 # ------------------------------------------------------------------ ``simulate --ntk``
 def ntk_arguments(p) -> None:
     """``--ntk`` and the learning-rate options of ``ntk`` (for ``simulate``)."""
@@ -175,75 +137,38 @@ def ntk_check(args) -> None:
         check_ntk_budget(args.width, args.depth, args.seeds, args.arch)
 
 
-def _measure(args, act, arch, c):
-    """The simulated NTK at the rates of the curves ``c`` and its z-scores against them."""
-    from critheory.simulation.ntk import measure_ntk
+def _compare(args, act, arch, curves=None):
+    """The measured NTK beside the recursion (:func:`critheory.validation.ntk.compare_ntk`)."""
+    from critheory.validation.ntk import compare_ntk
 
-    m = measure_ntk(act, args.weight_var, args.bias_var, width=args.width, depth=args.depth,
-                    seeds=args.seeds, lambda_b=c.lambda_b, lambda_w=c.lambda_w,
-                    arch=arch.name, mu=args.mu, q0=args.q0, seed=args.seed)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (m.ntk_mean - c.ntk) / m.ntk_stderr
-    # layer 1 of a fixed input is deterministic: rounding, not sampling, separates them
-    return m, np.where(np.abs(m.ntk_mean - c.ntk) <= 1e-12 * np.abs(c.ntk), 0.0, z)
+    return compare_ntk(act, arch, args.weight_var, args.bias_var, width=args.width,
+                       depth=args.depth, seeds=args.seeds, lambda_b=args.lambda_b,
+                       lambda_w=args.lambda_w, scaling=args.scaling, mu=args.mu, q0=args.q0,
+                       seed=args.seed, curves=curves)
 
 
 def ntk_columns(args) -> dict:
-    """:func:`ntk_measure`'s columns alone."""
+    """The per-layer NTK columns of ``simulate --ntk``
+    (:meth:`critheory.validation.ntk.NTKComparison.to_dict`)."""
     return ntk_measure(args)[0]
 
 
-def ntk_measure(args) -> tuple[dict, np.ndarray | None]:
-    """Per-layer ``ntk_mean``, ``ntk_stderr``, ``ntk_std``, ``ntk_theory``, ``ntk_z`` and the
-    rates used (``ntk_lambda_b``, ``ntk_lambda_w``, ``ntk_scaling``) for ``simulate --ntk``:
-    the simulator of :mod:`critheory.simulation.ntk` beside the recursion of
-    :mod:`critheory.theory.ntk` at the simulated width, depth, seeds and seed; and the
-    per-network NTK (shape ``(seeds, L)``) for :func:`ntk_verdict`."""
+def ntk_measure(args):
+    """The NTK columns of ``simulate --ntk`` and their comparison (for :func:`ntk_verdict`)."""
     from critheory.activation import Activation
-    from critheory.common.jsonable import jsonable
     from critheory.theory.meanfield.maps import architecture
-    from critheory.theory.ntk.depth import ntk_curves
 
-    act = Activation.get(args.activation, _params(args.param))
-    arch = architecture(args.arch, act, args.mu)
-    c = ntk_curves(arch, act, args.weight_var, args.bias_var, args.depth,
-                   lambda_b=args.lambda_b, lambda_w=args.lambda_w, scaling=args.scaling,
-                   mu=args.mu, q0=args.q0)
-    m, z = _measure(args, act, arch, c)
-    return jsonable({"ntk_mean": m.ntk_mean, "ntk_stderr": m.ntk_stderr, "ntk_std": m.ntk_std,
-                     "ntk_theory": c.ntk, "ntk_z": z, "ntk_lambda_b": c.lambda_b,
-                     "ntk_lambda_w": c.lambda_w, "ntk_scaling": args.scaling,
-                     "ntk_seeds": m.seeds}), m.ntk_per_network
+    act = Activation.get(args.activation, params(args.param))
+    cmp = _compare(args, act, architecture(args.arch, act, args.mu))
+    return cmp.to_dict(), cmp
 
 
-def ntk_verdict(cols: dict, alpha: float, samples: np.ndarray | None = None) -> dict:
-    """``validate --ntk``: the NTK's own verdict over the layers whose z-score is defined.
+def ntk_verdict(cols: dict, alpha: float, samples=None) -> dict:
+    """The JSON keys of ``validate --ntk``'s NTK verdict
+    (:func:`critheory.validation.ntk.ntk_verdict`)."""
+    from critheory.validation.ntk import ntk_verdict as verdict
 
-    The z-scores are Student-t with ``seeds − 1`` degrees of freedom (a standard error over the
-    networks); ``ntk_z_crit`` is the two-sided Bonferroni threshold ``T⁻¹(1 − α/(2m))`` over the
-    ``m`` compared layers (those with a sampling error: layer 1 of a fixed input is
-    deterministic; family-wise error rate α under the infinite-width hypothesis), widened by the
-    lognormal calibration of :mod:`critheory.validation.stats` where ``samples`` (per-network
-    NTK, shape ``(seeds, L)``) are skewed; ``ntk_verdict`` is ``consistent`` when every ``z``
-    lies within the thresholds, ``inconsistent`` otherwise, and ``not compared`` when no layer
-    has a z-score. Finite-width corrections of relative size O(l/width) are not allowed for: at
-    depth comparable to the width an ``inconsistent`` NTK is the expected 1/n effect (the text
-    output says so).
-    """
-    from critheory.validation.stats import decide, seeds_dof
-
-    z = np.array([np.nan if v is None else v for v in cols["ntk_z"]], dtype=float)
-    se = np.array([np.nan if v is None else v for v in cols["ntk_stderr"]], dtype=float)
-    keep = np.isfinite(z) & (se > 0)      # a deterministic layer (the first) is not a test
-    z = z[keep]
-    m = int(z.size)
-    if m == 0:
-        return {"ntk_verdict": "not compared", "ntk_z_crit": None, "ntk_n_compared": 0}
-    dof = seeds_dof(int(cols.get("ntk_seeds", 0)))
-    smp = None if samples is None else [np.asarray(samples, dtype=float)[:, keep]]
-    d = decide([z], alpha, dof, samples=smp)
-    return {"ntk_verdict": d.verdict, "ntk_z_crit": d.crit, "ntk_n_compared": m,
-            "ntk_dof": d.dof}
+    return verdict(cols, alpha, samples).to_dict()
 
 
 def ntk_lines(cols: dict) -> list[str]:
@@ -272,9 +197,9 @@ def register(sub) -> None:
     p = sub.add_parser("ntk", help="neural tangent kernel over depth and learning-rate "
                                    "schedules (infinite width; optional simulation)")
     common_arguments(p, plot=False)
-    p.add_argument("--weight-var", type=_finite, required=True)
-    p.add_argument("--bias-var", type=_finite, required=True)
-    p.add_argument("--depth", type=bounded_int(1, MAX_CLI_DEPTH, "depth"), required=True)
+    p.add_argument("--weight-var", type=finite, required=True)
+    p.add_argument("--bias-var", type=finite, required=True)
+    p.add_argument("--depth", type=bounded_int(1, MAX_DEPTH_NTK, "depth"), required=True)
     p.add_argument("--lambda-b", type=nonnegative, default=1.0,
                    help="bias learning rate (default 1)")
     p.add_argument("--lambda-w", type=nonnegative, default=1.0,
@@ -282,13 +207,13 @@ def register(sub) -> None:
     p.add_argument("--scaling", choices=("constant", "equivalence"), default="constant",
                    help="per-layer schedule of the learning rates (default constant)")
     p.add_argument("--q0", type=positive, default=1.0, help="input norm |x|^2/N0 (default 1)")
-    p.add_argument("--q12", type=_finite, default=None, help="x1.x2/N0 of a second input")
+    p.add_argument("--q12", type=finite, default=None, help="x1.x2/N0 of a second input")
     p.add_argument("--q22", type=nonnegative, default=None, help="|x2|^2/N0 of a second input")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
     p.add_argument("--simulate", action="store_true",
                    help="also measure the NTK of --seeds networks of width --width")
-    p.add_argument("--width", type=bounded_int(1, 10 ** 6, "width"), default=None)
-    p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS, "seeds"), default=200)
-    p.add_argument("--seed", type=bounded_int(0, 2 ** 63 - 1, "seed"), default=0)
+    p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_CLI, "width"), default=None)
+    p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS_CLI, "seeds"), default=200)
+    p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(func=_cmd_ntk)

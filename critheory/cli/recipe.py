@@ -28,7 +28,8 @@ from __future__ import annotations
 import json
 import sys
 
-from critheory.cli.theory import _finite, bounded_int, positive, unit_interval
+from critheory.cli.args import bounded_int, finite, params, positive, unit_interval
+from critheory.common.limits import MAX_DEPTH_RECIPE, MAX_WIDTH_RECIPE
 
 __all__ = ["register", "torch_snippet"]
 
@@ -196,13 +197,15 @@ def torch_snippet(rec) -> str:
 
 
 def _cmd_recipe(args) -> int:
-    from critheory.cli.main import _params
     from critheory.errors import InvalidArgumentError
     from critheory.theory.recipes import recipe
 
     if (args.weight_var is None) and (args.bias_var is not None):
         raise InvalidArgumentError("--bias-var needs --weight-var")
-    if args.arch != "transformer" and (args.heads is not None or args.mlp_ratio is not None):
+    from critheory.blocks.registry import REGISTRY, canonical
+
+    token = REGISTRY[canonical(args.arch)].token     # the registry says, not a name test
+    if not token and (args.heads is not None or args.mlp_ratio is not None):
         raise InvalidArgumentError("--heads and --mlp-ratio need --arch transformer")
     import warnings
 
@@ -214,7 +217,7 @@ def _cmd_recipe(args) -> int:
                      optimizer=args.optimizer, arch=args.arch, heads=args.heads,
                      mlp_ratio=args.mlp_ratio, input_dim=args.input_dim,
                      output_dim=args.output_dim, weight_var=args.weight_var,
-                     bias_var=args.bias_var, mu=args.mu, params=_params(args.param), q0=args.q0)
+                     bias_var=args.bias_var, mu=args.mu, params=params(args.param), q0=args.q0)
     for w in rec.warnings:
         print(f"critheory: warning: {w}", file=sys.stderr)
     if args.json:
@@ -251,27 +254,28 @@ def register(sub) -> None:
     p.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="value of a parameter of the activation (repeatable)")
-    arches = tuple(dict.fromkeys(tuple(names()) + ("transformer",)))
+    # the recipes cover the one-token names and the pre-LN transformer (its parameter groups)
+    arches = names() + names(tokens=True)[:1]
     p.add_argument("--arch", default="mlp", choices=arches, help="architecture (default mlp)")
-    p.add_argument("--mu", type=_finite, default=None,
+    p.add_argument("--mu", type=finite, default=None,
                    help="residual strength mu (default 1; residual architectures only)")
-    p.add_argument("--width", type=bounded_int(1, 10 ** 9, "width"), required=True)
-    p.add_argument("--depth", type=bounded_int(1, 10 ** 5, "depth"), required=True,
+    p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_RECIPE, "width"), required=True)
+    p.add_argument("--depth", type=bounded_int(1, MAX_DEPTH_RECIPE, "depth"), required=True,
                    help="weight layers of an MLP (>= 2) or transformer blocks")
     p.add_argument("--family", type=unit_interval, default=0.0,
                    help="s in [0, 1]: 0 neural tangent, 1 maximal update (default 0)")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
-    p.add_argument("--heads", type=bounded_int(1, 10 ** 9, "heads"), default=None,
+    p.add_argument("--heads", type=bounded_int(1, MAX_WIDTH_RECIPE, "heads"), default=None,
                    help="transformer heads H (must divide --width; default 1)")
     p.add_argument("--mlp-ratio", type=positive, default=None,
                    help="transformer MLP multiplier M (default 4)")
-    p.add_argument("--input-dim", type=bounded_int(1, 10 ** 9, "input-dim"), default=None,
+    p.add_argument("--input-dim", type=bounded_int(1, MAX_WIDTH_RECIPE, "input-dim"), default=None,
                    help="input dimension n0 of an MLP (default: the width)")
-    p.add_argument("--output-dim", type=bounded_int(1, 10 ** 9, "output-dim"), default=1,
+    p.add_argument("--output-dim", type=bounded_int(1, MAX_WIDTH_RECIPE, "output-dim"), default=1,
                    help="output dimension (enters the AdamW head factor; default 1)")
-    p.add_argument("--weight-var", type=_finite, default=None,
+    p.add_argument("--weight-var", type=finite, default=None,
                    help="use this weight variance instead of the critical point")
-    p.add_argument("--bias-var", type=_finite, default=None)
+    p.add_argument("--bias-var", type=finite, default=None)
     p.add_argument("--q0", type=positive, default=None,
                    help="MLP: second moment |x|^2/N0 of the inputs; the point is then the one "
                         "of the critical line that stays critical for them (half-stable GELU, "

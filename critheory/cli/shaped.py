@@ -20,129 +20,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
 import numpy as np
 
-from critheory.cli.theory import bounded_int, positive, preflight
+from critheory.cli.args import bounded_int, finite, positive, preflight
+from critheory.cli.args import params as param_values
+from critheory.common.limits import (MAX_SDE_PATH_STEPS, MAX_SDE_PATHS_CLI, MAX_SDE_SEEDS_CLI,
+                                     MAX_SDE_STEPS_CLI, MAX_SDE_WIDTH_CLI)
 from critheory.errors import InvalidArgumentError
 
-__all__ = ["register", "plot_sde", "compare", "MAX_PATHS", "MAX_STEPS", "MAX_WIDTH"]
-
-MAX_PATHS = 10 ** 6
-MAX_STEPS = 10 ** 5
-MAX_WIDTH = 4096
-MAX_SEEDS = 10 ** 5
+__all__ = ["register"]
 
 
 def _rho(text: str) -> float:
-    from critheory.cli.theory import _finite
-
-    v = _finite(text)
+    v = finite(text)
     if abs(v) > 1:
         raise argparse.ArgumentTypeError(f"a correlation must lie in [-1, 1], got {text!r}")
     return v
 
 
 def _bias_tol(text: str) -> float:
-    from critheory.cli.theory import _finite
-
-    v = _finite(text)
+    v = finite(text)
     if not 1e-6 <= v <= 1:
         raise argparse.ArgumentTypeError(f"--bias-tol must lie in [1e-6, 1], got {text!r}")
     return v
-
-
-def _sd_stderr(x: np.ndarray) -> float:
-    """Standard error of the sample standard deviation (delta method with the 4th moment)."""
-    n = x.size
-    s2 = np.var(x, ddof=1)
-    m4 = np.mean((x - x.mean()) ** 4)
-    return float(math.sqrt(max(m4 - s2 ** 2 * (n - 3) / (n - 1), 0.0) / n) / (2 * math.sqrt(s2)))
-
-
-def compare(res, meas, unshaped=None) -> dict:
-    """Finite networks against the SDE: moments with z-scores and a KS test.
-
-    The theory's uncertainty (``res.error``; its spread of samples for EM) enters the z-scores.
-    The KS test is one-sample against the Fokker–Planck CDF (``pde``) or two-sample against the
-    EM paths (``em``).
-    """
-    from scipy import stats
-
-    r = meas.rho
-    n = r.size
-    se_mean = float(np.std(r, ddof=1) / math.sqrt(n))
-    se_std = _sd_stderr(r)
-    if res.method == "pde":
-        ks = stats.kstest(r, res.solution.cdf)
-        th_se_mean, th_se_std = res.error, res.details["errors"]["rho_std"]
-    else:
-        ks = stats.ks_2samp(r, res.solution.rho)
-        th_se_mean = res.error
-        th_se_std = math.hypot(_sd_stderr(res.solution.rho), res.details["std_step_bias"])
-    z_mean = (float(r.mean()) - res.rho_mean) / math.hypot(se_mean, th_se_mean)
-    z_std = (float(np.std(r, ddof=1)) - res.rho_std) / math.hypot(se_std, th_se_std)
-    out = {"width": meas.width, "depth": meas.depth, "T_effective": meas.T, "networks": n,
-           "seed": meas.seed, "rho_mean": float(r.mean()), "rho_mean_stderr": se_mean,
-           "z_mean": z_mean, "rho_std": float(np.std(r, ddof=1)), "rho_std_stderr": se_std,
-           "z_std": z_std,
-           "rho_quantiles": {str(q): float(np.quantile(r, q)) for q in (0.1, 0.5, 0.9)},
-           "ks_statistic": float(ks.statistic), "ks_pvalue": float(ks.pvalue),
-           "log_norm_mean": float(np.mean(meas.log_norm)),
-           "log_norm_var": float(np.var(meas.log_norm, ddof=1)),
-           "elapsed": meas.elapsed}
-    if unshaped is not None:
-        out["unshaped_rho_mean"] = float(np.mean(unshaped.rho))
-        out["unshaped_rho_std"] = float(np.std(unshaped.rho, ddof=1))
-    return out
-
-
-def plot_sde(res, path, *, shaped=None, unshaped=None, title: str = "") -> str:
-    """Sample paths of ρ_t and the density of ρ_T, shaped vs unshaped (drawing only)."""
-    from critheory.io.plots import figure, save, style
-
-    with style():
-        fig, axes = figure(1, 2, figsize=(9, 3.4))
-        ax = axes[0]
-        p = res.solution
-        if res.method == "em" and p.rho_paths.size:
-            ax.plot(p.times, p.rho_paths, color="C0", lw=0.6, alpha=0.6)
-            ax.plot([], [], color="C0", label="SDE paths (shaped)")
-        if shaped is not None and shaped.rho_paths.size:
-            ax.plot(shaped.times, shaped.rho_paths, color="C2", lw=0.6, alpha=0.6)
-            ax.plot([], [], color="C2", label=f"shaped network, n = {shaped.width}")
-        if unshaped is not None and unshaped.rho_paths.size:
-            ax.plot(unshaped.times, unshaped.rho_paths, color="C3", lw=0.6, alpha=0.6)
-            ax.plot([], [], color="C3", label=f"unshaped network, n = {unshaped.width}")
-        ax.set_xlabel("t = layer / width")
-        ax.set_ylabel(r"correlation $\rho_t$")
-        ax.set_ylim(-1.02, 1.02)
-        ax = axes[1]
-        bins = np.linspace(-1, 1, 61)
-        if res.method == "pde":
-            ax.plot(p.rho, p.density, color="C0", label="SDE (Fokker-Planck)")
-        else:
-            ax.hist(p.rho, bins=bins, density=True, histtype="step", color="C0",
-                    label="SDE (Euler-Maruyama)")
-        if shaped is not None:
-            ax.hist(shaped.rho, bins=bins, density=True, histtype="step", color="C2",
-                    label=f"shaped, n = {shaped.width}")
-        if unshaped is not None:
-            ax.hist(unshaped.rho, bins=bins, density=True, histtype="stepfilled", alpha=0.3,
-                    color="C3", label=f"unshaped, n = {unshaped.width}")
-        top = (np.max(p.density) if res.method == "pde"
-               else np.max(np.histogram(p.rho, bins=bins, density=True)[0]))
-        ax.set_ylim(0, 1.3 * top)   # the unshaped spike at ρ = 1 is clipped
-        ax.axvline(res.rho_ode, color="gray", ls="--", label="ODE limit (infinite width)")
-        ax.set_xlabel(r"$\rho_T$")
-        ax.set_ylabel("density")
-        ax.set_xlim(-1, 1)
-        for a in axes:
-            a.legend(frameon=False, fontsize=7)
-        fig.suptitle(title)
-        fig.tight_layout()
-        return save(fig, path)
 
 
 def _cmd_sde(args) -> int:
@@ -164,8 +65,10 @@ def _cmd_sde(args) -> int:
                                    f"{args.rho0:g} (needs rho0 >= {-1 / (args.inputs - 1):.4g})")
     if args.method == "pde" and abs(args.rho0) == 1:
         raise InvalidArgumentError("|rho0| = 1 is a fixed point of the correlation SDE")
-    if args.steps is not None and args.paths * (args.steps + 1) * args.inputs ** 2 > 4 * 10 ** 9:
-        raise InvalidArgumentError("--paths x --steps x inputs^2 is beyond the budget 4e9")
+    if (args.steps is not None
+            and args.paths * (args.steps + 1) * args.inputs ** 2 > MAX_SDE_PATH_STEPS):
+        raise InvalidArgumentError("--paths x --steps x inputs^2 is beyond the budget "
+                                   + f"{MAX_SDE_PATH_STEPS:.0e}".replace("e+0", "e"))
 
     def budget():
         from critheory.simulation.shaped import check_budget
@@ -174,10 +77,9 @@ def _cmd_sde(args) -> int:
 
     preflight(args, budget)
     from critheory.activation import Activation
-    from critheory.cli.main import _params
     from critheory.theory.shaped import shape_relu, shape_smooth, solve_sde
 
-    params = _params(args.param)
+    params = param_values(args.param)
     if args.shape == "relu":
         act = Activation.get(args.activation, params)
         shaping = shape_relu(0.0 if args.c_plus is None else args.c_plus,
@@ -188,17 +90,18 @@ def _cmd_sde(args) -> int:
         act = shaping.activation
     keep = 20 if args.plot else 0
     if args.method == "em":  # refuse before any work what the step budget cannot do
-        from critheory.theory.shaped.solve import MAX_PATH_STEPS, initial_steps, step_rate
+        from critheory.theory.shaped.solve import initial_steps, step_rate
 
         first = initial_steps(shaping, args.T) if args.steps is None else args.steps
-        if args.paths * first * args.inputs ** 2 > MAX_PATH_STEPS:
+        if args.paths * first * args.inputs ** 2 > MAX_SDE_PATH_STEPS:
             raise InvalidArgumentError(
                 f"T = {args.T:g} at the SDE's rate {step_rate(shaping):.3g} needs {first} "
                 f"steps; --paths x steps x inputs^2 = {args.paths * first * args.inputs ** 2:.1e}"
-                f" is beyond the budget {MAX_PATH_STEPS:.0e} (use fewer --paths or a smaller T)")
-        if first > MAX_STEPS:
+                f" is beyond the budget {MAX_SDE_PATH_STEPS:.0e} (use fewer --paths or a "
+                "smaller T)")
+        if first > MAX_SDE_STEPS_CLI:
             raise InvalidArgumentError(f"T = {args.T:g} needs {first} steps, beyond the limit "
-                                       f"{MAX_STEPS} (use a smaller T)")
+                                       f"{MAX_SDE_STEPS_CLI} (use a smaller T)")
     res = solve_sde(shaping, args.T, args.rho0, method=args.method, inputs=args.inputs,
                     paths=args.paths, steps=args.steps, seed=args.seed, keep=keep,
                     bias_tol=args.bias_tol)
@@ -222,8 +125,12 @@ def _cmd_sde(args) -> int:
         uns = simulate_shaped(base, width=width, T=args.T, rho0=args.rho0, inputs=args.inputs,
                               networks=nets, seed=args.seed + 2, keep=keep)
         if meas is not None:
-            out["simulation"] = compare(res, meas, uns)
+            from critheory.validation.shaped import compare_sde
+
+            out["simulation"] = compare_sde(res, meas, uns).to_dict()
     if args.plot:
+        from critheory.io.figures import plot_sde
+
         plot_sde(res, args.plot, shaped=meas, unshaped=uns,
                  title=f"{shaping.describe()}, T = {args.T:g}")
     if args.json:
@@ -274,18 +181,16 @@ def register(sub) -> None:
     p.add_argument("activation", help="zoo name or formula in x (relu for --shape relu)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE")
     p.add_argument("--shape", choices=("relu", "smooth"), required=True)
-    from critheory.cli.theory import _finite
-
-    p.add_argument("--c-plus", type=_finite, default=None, help="ReLU shaping c+ (default 0)")
-    p.add_argument("--c-minus", type=_finite, default=None, help="ReLU shaping c- (default -1)")
+    p.add_argument("--c-plus", type=finite, default=None, help="ReLU shaping c+ (default 0)")
+    p.add_argument("--c-minus", type=finite, default=None, help="ReLU shaping c- (default -1)")
     p.add_argument("--a", type=positive, default=None, help="smooth shaping a (default 1)")
     p.add_argument("--normalize", action="store_true",
                    help="smooth shaping: use (phi(x) - phi(0))/phi'(0)")
     p.add_argument("--T", type=positive, required=True, help="depth-to-width ratio")
     p.add_argument("--rho0", type=_rho, required=True, help="initial correlation")
     p.add_argument("--inputs", type=bounded_int(2, 16, "inputs"), default=2)
-    p.add_argument("--paths", type=bounded_int(2, MAX_PATHS, "paths"), default=20000)
-    p.add_argument("--steps", type=bounded_int(2, MAX_STEPS, "steps"), default=None,
+    p.add_argument("--paths", type=bounded_int(2, MAX_SDE_PATHS_CLI, "paths"), default=20000)
+    p.add_argument("--steps", type=bounded_int(2, MAX_SDE_STEPS_CLI, "steps"), default=None,
                    help="fine steps (default: chosen from T and the SDE's rates until the step "
                         "bias meets --bias-tol)")
     p.add_argument("--bias-tol", type=_bias_tol, default=5e-3,
@@ -295,8 +200,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=bounded_int(0, 2 ** 62, "seed"), default=0)
     p.add_argument("--simulate", action="store_true",
                    help="also simulate --seeds finite shaped networks of width --width")
-    p.add_argument("--width", type=bounded_int(2, MAX_WIDTH, "width"), default=None)
-    p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS, "seeds"), default=1000,
+    p.add_argument("--width", type=bounded_int(2, MAX_SDE_WIDTH_CLI, "width"), default=None)
+    p.add_argument("--seeds", type=bounded_int(2, MAX_SDE_SEEDS_CLI, "seeds"), default=1000,
                    help="networks simulated with --simulate (default 1000)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")

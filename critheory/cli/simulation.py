@@ -66,57 +66,14 @@ unchanged).
 """
 from __future__ import annotations
 
-import json
-import sys
-
 import numpy as np
 
-from critheory.errors import InvalidArgumentError
-
+from critheory.cli.args import (backend_arguments, bounded_int, common_arguments, dump, params,
+                                probes, progress_arguments, progress_enabled, rows, window)
+from critheory.cli.args import fmt_number as _f
+from critheory.common.limits import MAX_N_BOOT
 __all__ = ["register"]
 
-
-
-def _params(items):
-    from critheory.cli.main import _params as p
-
-    return p(items)
-
-
-def _window(spec):
-    if spec is None:
-        return None
-    parts = str(spec).split(":")
-    try:
-        if len(parts) != 2:
-            raise ValueError
-        lo, hi = int(parts[0]), int(parts[1])
-    except ValueError:
-        raise InvalidArgumentError(f"--window must be LO:HI (two integers), got {spec!r}") \
-            from None
-    return lo, hi
-
-
-def _probes(spec):
-    if spec is None:
-        return None
-    s = str(spec).strip().lower()
-    if s == "exact":
-        return "exact"
-    try:
-        v = int(s)
-    except ValueError:
-        raise InvalidArgumentError(f"--probes must be a positive integer or 'exact', got "
-                                   f"{spec!r}") from None
-    if v < 1:
-        raise InvalidArgumentError(f"--probes must be >= 1, got {v}")
-    return v
-
-
-def _progress(args):
-    if args.progress is not None:
-        return args.progress
-    return sys.stderr.isatty()
 
 
 def _run(args):
@@ -128,32 +85,13 @@ def _run(args):
         check_path(args.plot)  # refused before a (possibly long) simulation
     c = compare(args.activation, args.weight_var, args.bias_var, width=args.width,
                 depth=args.depth, seeds=args.seeds, arch=args.arch, mu=args.mu, l0=args.l0,
-                probes=_probes(args.probes), seed=args.seed, q0=args.q0,
-                window=_window(args.window), progress=_progress(args),
-                params=_params(args.param), alpha=args.alpha, n_boot=args.n_boot,
+                probes=probes(args.probes), seed=args.seed, q0=args.q0,
+                window=window(args.window), progress=progress_enabled(args),
+                params=params(args.param), alpha=args.alpha, n_boot=args.n_boot,
                 backend=args.backend, dtype=args.dtype)
     if args.plot:
         plot_comparison(c, args.plot)
     return c
-
-
-def _dump(obj) -> None:
-    print(json.dumps(obj, indent=2, allow_nan=False))
-
-
-def _f(x, spec=".6g") -> str:
-    if x is None:
-        return "-"
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    return format(v, spec) if np.isfinite(v) else "-"
-
-
-def _rows(depth: int, l0: int, n: int = 15) -> list[int]:
-    pts = np.unique(np.round(np.geomspace(1, depth, min(depth, n))).astype(int))
-    return sorted(set(pts.tolist()) | {l0, depth})
 
 
 def _header(c) -> str:
@@ -202,7 +140,7 @@ def _table(c, with_z: bool) -> list[str]:
     lines = [f"{'l':>6} {'J sim':>12} {'+- s.e.':>10} {'J theory':>12}{zc} "
              f"{'K sim':>12} {'+- s.e.':>10} {'K theory':>12}{zc} "
              f"{'kurt sim':>10} {'+- s.e.':>8} {'kurt 1/n':>9}{zc}"]
-    for l in _rows(s.depth, s.l0):
+    for l in rows(s.depth, s.l0):
         k = l - 1
         if l >= s.l0:
             i = l - s.l0
@@ -243,13 +181,18 @@ def _finite_width_lines(c, with_verdict: bool) -> list[str]:
 
 
 def _cmd_simulate(args) -> int:
+    from critheory.cli import transformer
     from critheory.cli.ntk import ntk_check, ntk_columns, ntk_lines
+
+    net = transformer.token_network(args)
+    if net is not None:
+        return transformer.simulate(args, net)
 
     ntk_check(args)  # an NTK measurement over its budget is refused before any work
     c = _run(args)
     ntk = ntk_columns(args) if getattr(args, "ntk", False) else None
     if args.json:
-        _dump({**c.to_dict(), **(ntk or {})})
+        dump({**c.to_dict(), **(ntk or {})})
         return 0
     print(_header(c))
     print("\n".join(_table(c, with_z=False)))
@@ -265,16 +208,21 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from critheory.cli.ntk import ntk_check, ntk_lines, ntk_measure, ntk_verdict
+    from critheory.cli import transformer
+    from critheory.cli.ntk import ntk_check, ntk_lines, ntk_measure
+
+    net = transformer.token_network(args)
+    if net is not None:
+        return transformer.validate(args, net)
 
     ntk_check(args)  # an NTK measurement over its budget is refused before any work
     c = _run(args)
     ntk = None
     if getattr(args, "ntk", False):
-        ntk, per_net = ntk_measure(args)
-        ntk.update(ntk_verdict(ntk, args.alpha, per_net))
+        ntk, cmp = ntk_measure(args)
+        ntk.update(cmp.verdict(args.alpha).to_dict())
     if args.json:
-        _dump({**c.to_dict(), **(ntk or {})})
+        dump({**c.to_dict(), **(ntk or {})})
         return 0
     print(_header(c))
     print("\n".join(_table(c, with_z=True)))
@@ -310,17 +258,7 @@ def _cmd_validate(args) -> int:
 
 
 def _options(p) -> None:
-    p.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="value of a parameter of the activation (repeatable)")
-    from critheory.blocks.registry import names
-
-    p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
-    from critheory.cli.theory import _finite, bounded_int
-    from critheory.validation.compare import MAX_N_BOOT
-
-    p.add_argument("--mu", type=_finite, default=None,
-                   help="residual strength mu (default 1; residual architectures only)")
+    common_arguments(p, plot=False, tokens=True)
     p.add_argument("--weight-var", type=float, required=True, help="weight variance sigma_w^2")
     p.add_argument("--bias-var", type=float, required=True, help="bias variance sigma_b^2")
     p.add_argument("--width", type=int, required=True, help="width N")
@@ -345,38 +283,19 @@ def _options(p) -> None:
     progress_arguments(p)
 
 
-def progress_arguments(p) -> None:
-    """``--progress | --no-progress`` (default: a progress bar when stderr is a terminal)."""
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--progress", dest="progress", action="store_true", default=None,
-                   help="progress bar on stderr (default: when stderr is a terminal)")
-    g.add_argument("--no-progress", dest="progress", action="store_false")
-
-
-def backend_arguments(p) -> None:
-    """``--backend numpy|torch[:cuda]`` and ``--dtype float64|float32`` (simulate, validate,
-    sweep; :mod:`critheory.simulation.backend`)."""
-    p.add_argument("--backend", default="numpy", metavar="numpy|torch[:cuda]",
-                   help="array backend of the simulator: numpy (default), torch (CPU), "
-                        "torch:cuda (GPU); the random numbers are numpy's whatever the backend")
-    p.add_argument("--dtype", default="float64", choices=("float64", "float32"),
-                   help="floating-point type of the simulation (default float64)")
-
-
 def register(sub) -> None:
     """Add ``simulate`` and ``validate`` to an argparse sub-parser collection."""
+    from critheory.cli.ntk import ntk_arguments
+    from critheory.cli.transformer import token_arguments
+
     s = sub.add_parser("simulate", help="finite-width simulation of K^l and the APJN, with the "
                                         "infinite-width theory alongside")
     _options(s)
-    from critheory.cli.ntk import ntk_arguments
-
     ntk_arguments(s)
+    token_arguments(s)
     s.set_defaults(func=_cmd_simulate)
-    from critheory.cli.transformer import extend as extend_transformer
-
-    extend_transformer(s, "simulate")    # --arch transformer (issue 18)
     v = sub.add_parser("validate", help="theory vs simulation: per-depth z-scores and a verdict")
     _options(v)
     ntk_arguments(v)
+    token_arguments(v)
     v.set_defaults(func=_cmd_validate)
-    extend_transformer(v, "validate")

@@ -1,51 +1,71 @@
 """The ``spectrum`` command: the Jacobian singular-value spectrum by free probability.
 
-``critheory spectrum ACT --weight-var X --bias-var Y --depth L [--arch mlp|resnet]
+``critheory spectrum ACT --weight-var X --bias-var Y --depth L [--arch mlp|tarnowski-resnet]
 [--weights gaussian|orthogonal] [--json] [--plot F] [--simulate --width N --seeds S]``
 
-JSON keys: ``moments`` (``m1``, ``m2``, ``variance``), ``support`` ([low, high]), ``density``
-(``x``, ``y``), ``fixed_point`` (MLP: q*), ``c`` (ResNet), ``atoms``, ``isometry``; with
-``--simulate`` also ``validation``. Absent numbers are ``null``.
+``--arch resnet`` is the deprecated spelling of ``tarnowski-resnet`` (Tarnowski's unit
+x + phi(W x + b); the registry's ``residual`` is mu h + W phi(h) + b): it still works, with one
+line on standard error, and the same output.
+
+JSON keys: ``arch`` (the law: ``mlp`` or ``resnet``, Tarnowski's), ``moments`` (``m1``, ``m2``,
+``variance``), ``support`` ([low, high]), ``density`` (``x``, ``y``), ``fixed_point`` (MLP: q*),
+``c`` (ResNet), ``atoms``, ``isometry``; with ``--simulate`` also ``validation``. Absent numbers
+are ``null``.
 """
 from __future__ import annotations
 
+import sys
 
-from critheory.cli.theory import _finite, bounded_int, preflight
+from critheory.cli.args import SEED, bounded_int, finite, params, preflight
+from critheory.common.limits import (MAX_DEPTH_SPECTRUM, MAX_SEEDS_SPECTRUM_SIM,
+                                     MAX_SPECTRUM_POINTS, MAX_SPECTRUM_SIM_WORK,
+                                     MAX_WIDTH_SPECTRUM_SIM)
 
 __all__ = ["register"]
+
+#: the names ``--arch`` takes (those of the spectra, then their deprecated spellings)
+ARCH_CHOICES = ("mlp", "tarnowski-resnet", "resnet")
+
+
+def _arch(name: str) -> str:
+    """The spectra's name of ``--arch``; a deprecated spelling says so in one line on stderr."""
+    from critheory.theory.spectra.spectrum import DEPRECATED, spectrum_name
+
+    if name in DEPRECATED:
+        print(f"critheory: warning: {DEPRECATED[name][1]}", file=sys.stderr)
+    return spectrum_name(name, warn=False)
 
 
 def _cmd_spectrum(args) -> int:
     import json
 
     from critheory.activation import Activation
-    from critheory.cli.main import _params
     from critheory.common.jsonable import jsonable
     from critheory.errors import InvalidArgumentError
-    from critheory.simulation.spectra import MAX_COST
     from critheory.theory.spectra import jacobian_spectrum
 
     def budget():
         cost = float(args.seeds) * (args.depth + 10) * float(args.width) ** 3
-        if cost > MAX_COST:
+        if cost > MAX_SPECTRUM_SIM_WORK:
             raise InvalidArgumentError(f"seeds*(depth+10)*width^3 = {cost:.2g} exceeds the "
-                                       f"simulation budget {MAX_COST:.0e}")
+                                       f"simulation budget {MAX_SPECTRUM_SIM_WORK:.0e}")
         if args.seeds < 2:
             raise InvalidArgumentError("--simulate needs --seeds >= 2 (standard errors)")
 
+    arch = _arch(args.arch)
     preflight(args, budget)
-    act = Activation.get(args.activation, _params(args.param))
+    act = Activation.get(args.activation, params(args.param))
     val = None
     if args.simulate:
         from critheory.validation.spectra import validate_spectrum
 
         val = validate_spectrum(act, args.weight_var, args.bias_var, depth=args.depth,
-                                width=args.width, seeds=args.seeds, arch=args.arch,
+                                width=args.width, seeds=args.seeds, arch=arch,
                                 weights=args.weights, seed=args.seed, q0=args.input_var,
                                 points=args.points)
         th = val.theory
     else:
-        th = jacobian_spectrum(act, args.weight_var, args.bias_var, args.depth, arch=args.arch,
+        th = jacobian_spectrum(act, args.weight_var, args.bias_var, args.depth, arch=arch,
                                weights=args.weights, q0=args.input_var, points=args.points)
     if args.plot:
         from critheory.validation.spectra import plot_spectrum
@@ -102,31 +122,30 @@ def _cmd_spectrum(args) -> int:
 
 def register(sub) -> None:
     """Add the ``spectrum`` sub-command to the parser's sub-parsers."""
-    from critheory.simulation.spectra import MAX_SEEDS, MAX_WIDTH
-    from critheory.theory.spectra.spectrum import ARCHS, MAX_DEPTH, MAX_POINTS, WEIGHTS
-
     p = sub.add_parser("spectrum", help="Jacobian singular-value spectrum (free probability)")
     p.add_argument("activation", help="zoo name (relu, tanh, ...) or a formula in x")
-    p.add_argument("--weight-var", type=_finite, required=True, help="sigma_w^2")
-    p.add_argument("--bias-var", type=_finite, required=True, help="sigma_b^2")
-    p.add_argument("--depth", type=bounded_int(1, MAX_DEPTH, "depth"), required=True, help="depth L")
-    p.add_argument("--arch", choices=ARCHS, default="mlp",
-                   help="mlp (at its fixed point) or resnet (Tarnowski: x + phi(Wx + b), "
-                        "Var W = sigma_w^2/(N L))")
-    p.add_argument("--weights", choices=WEIGHTS, default="gaussian")
-    p.add_argument("--input-var", type=_finite, default=1.0,
+    p.add_argument("--weight-var", type=finite, required=True, help="sigma_w^2")
+    p.add_argument("--bias-var", type=finite, required=True, help="sigma_b^2")
+    p.add_argument("--depth", type=bounded_int(1, MAX_DEPTH_SPECTRUM, "depth"), required=True,
+                   help="depth L")
+    p.add_argument("--arch", choices=ARCH_CHOICES, default="mlp",
+                   help="mlp (at its fixed point) or tarnowski-resnet (Tarnowski: x + phi(Wx + "
+                        "b), Var W = sigma_w^2/(N L); 'resnet' is its deprecated spelling)")
+    p.add_argument("--weights", choices=("gaussian", "orthogonal"), default="gaussian")
+    p.add_argument("--input-var", type=finite, default=1.0,
                    help="|x|^2/N of the input (default 1)")
-    p.add_argument("--points", type=bounded_int(2, MAX_POINTS, "points"), default=400,
+    p.add_argument("--points", type=bounded_int(2, MAX_SPECTRUM_POINTS, "points"), default=400,
                    help="points of the density (default 400)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="value of a parameter of the activation (repeatable)")
     p.add_argument("--simulate", action="store_true",
                    help="compare with explicit Jacobians of finite networks")
-    p.add_argument("--width", type=bounded_int(1, MAX_WIDTH, "width"), default=None,
-                   help=f"width N of the simulated networks (<= {MAX_WIDTH})")
-    p.add_argument("--seeds", type=bounded_int(1, MAX_SEEDS, "seeds"), default=4,
+    p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_SPECTRUM_SIM, "width"),
+                   default=None,
+                   help=f"width N of the simulated networks (<= {MAX_WIDTH_SPECTRUM_SIM})")
+    p.add_argument("--seeds", type=bounded_int(1, MAX_SEEDS_SPECTRUM_SIM, "seeds"), default=4,
                    help="number of simulated networks (default 4)")
-    p.add_argument("--seed", type=bounded_int(0, 2 ** 63 - 1, "seed"), default=0, help="root seed")
+    p.add_argument("--seed", type=SEED, default=0, help="root seed")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
     p.set_defaults(func=_cmd_spectrum)

@@ -20,9 +20,11 @@ JSON output (``--json``): ``run`` (``path``, ``run``, ``cells``, ``computed``, `
 from __future__ import annotations
 
 import json
-import sys
 
-from critheory.cli.theory import _finite, bounded_int, positive
+from critheory.cli.args import (SEED, backend_arguments, bounded_int, finite, positive,
+                                progress_arguments, progress_enabled, window)
+from critheory.common.limits import (MAX_DEPTH_SWEEP_CLI, MAX_N_BOOT_SWEEP_CLI, MAX_SEEDS_CLI,
+                                     MAX_WIDTH_CLI)
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["register"]
@@ -38,19 +40,6 @@ def _need_extras() -> None:
             importlib.import_module(name)
     except ImportError:
         raise InvalidArgumentError(_MISSING) from None
-
-
-def _window(spec):
-    if spec is None:
-        return ()
-    parts = str(spec).split(":")
-    try:
-        if len(parts) != 2:
-            raise ValueError
-        return int(parts[0]), int(parts[1])
-    except ValueError:
-        raise InvalidArgumentError(f"--window must be LO:HI (two integers), got {spec!r}") \
-            from None
 
 
 def _spec(args):
@@ -70,13 +59,9 @@ def _spec(args):
         weight_var=parse_range("--weight-var", args.weight_var, low=0.0, strict=True),
         bias_var=parse_range("--bias-var", args.bias_var, low=0.0, strict=False),
         width=args.width, depth=args.depth, seeds=args.seeds, observable=args.observable,
-        root_seed=args.seed, probes=probes, window=_window(args.window), n_boot=args.n_boot,
+        root_seed=args.seed, probes=probes, window=window(args.window, ()), n_boot=args.n_boot,
         q0=args.q0, backend=args.backend, dtype=args.dtype)
     return check_spec(spec)
-
-
-def _progress(args) -> bool:
-    return sys.stderr.isatty() if args.progress is None else args.progress
 
 
 def _cmd_sweep(args) -> int:
@@ -100,7 +85,7 @@ def _cmd_sweep(args) -> int:
     from critheory.sweep.store import load
 
     run = run_sweep(spec, args.out, resume=args.resume, scheduler=args.scheduler,
-                    workers=args.workers, progress=_progress(args))
+                    workers=args.workers, progress=progress_enabled(args))
     ds = load(args.out)
     agr = agreement(ds)
     plot = plot_sweep(ds, args.plot) if args.plot else None
@@ -130,8 +115,6 @@ def _cmd_sweep(args) -> int:
 
 def register(sub) -> None:
     """Add ``sweep`` to an argparse sub-parser collection."""
-    from critheory.cli.simulation import backend_arguments, progress_arguments
-
     p = sub.add_parser("sweep", help="measured phase diagram: simulate a grid of (activation, "
                                      "weight_var, bias_var) on Dask, results in a zarr store")
     p.add_argument("activations", metavar="ACT[,ACT...]",
@@ -139,15 +122,15 @@ def register(sub) -> None:
     from critheory.blocks.registry import names
 
     p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
-    p.add_argument("--mu", type=_finite, default=None,
+    p.add_argument("--mu", type=finite, default=None,
                    help="residual strength mu (default 1; residual architectures only)")
     p.add_argument("--weight-var", required=True, metavar="LO:HI:N",
                    help="grid of sigma_w^2: N points from LO to HI")
     p.add_argument("--bias-var", required=True, metavar="LO:HI:N",
                    help="grid of sigma_b^2: N points from LO to HI")
-    p.add_argument("--width", type=bounded_int(1, 10 ** 6, "width"), required=True)
-    p.add_argument("--depth", type=bounded_int(3, 10 ** 6, "depth"), required=True)
-    p.add_argument("--seeds", type=bounded_int(2, 10 ** 6, "seeds"), required=True,
+    p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_CLI, "width"), required=True)
+    p.add_argument("--depth", type=bounded_int(3, MAX_DEPTH_SWEEP_CLI, "depth"), required=True)
+    p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS_CLI, "seeds"), required=True,
                    help="networks per cell")
     p.add_argument("--observable", default="apjn",
                    choices=("apjn", "kernel", "kurtosis", "ntk"),
@@ -156,9 +139,9 @@ def register(sub) -> None:
                    help="Hutchinson probes per network (default: as simulate)")
     p.add_argument("--window", metavar="LO:HI",
                    help="depth window of the fits (default: the last half of the depths)")
-    p.add_argument("--seed", type=bounded_int(0, 2 ** 63 - 1, "seed"), default=0,
+    p.add_argument("--seed", type=SEED, default=0,
                    help="root seed; each cell derives its own from it (default 0)")
-    p.add_argument("--n-boot", type=bounded_int(0, 10 ** 4, "n-boot"), default=200,
+    p.add_argument("--n-boot", type=bounded_int(0, MAX_N_BOOT_SWEEP_CLI, "n-boot"), default=200,
                    help="bootstrap replicates of each cell's fits (default 200)")
     p.add_argument("--q0", type=positive, default=1.0, help="input norm |x|^2/N (default 1)")
     g = p.add_mutually_exclusive_group()

@@ -9,161 +9,37 @@ Schoenholz et al. 2017 at q*), ``phase``, ``universality_class``, ``critical_poi
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import json
 import math
 import sys
 
 import numpy as np
 
+from critheory.cli.args import (bounded_int, common_arguments, correlation, dump, finite,
+                                fmt, grid_size, nonnegative, params, parse_grid, positive,
+                                value_range)
+from critheory.common.limits import (MAX_DEPTH_MEANFIELD_CLI, MAX_PHASE_GRID_CLI,
+                                     MAX_VERIFY_DEPTH_CLI)
 from critheory.errors import CritheoryError, InvalidArgumentError
 
 __all__ = ["register", "parse_grid"]
-
-
-#: Budgets of the theory commands (refused at once above them, see README "Resource limits").
-MAX_GRID_POINTS = 100_000      # bias variances of one critical line
-MAX_PHASE_GRID = 401           # points per axis of a phase diagram
-MAX_CLI_DEPTH = 10 ** 6        # layers of `depth` (~1 min; the library allows 1e7)
-MAX_VERIFY_DEPTH = 10 ** 6     # layers of the exponent check of `analyze`
-
-
-def parse_grid(spec: str) -> np.ndarray:
-    """``"START:STOP:NUM"`` → ``numpy.linspace(START, STOP, NUM)``; a single number is allowed.
-
-    >>> parse_grid("0:1:3").tolist()
-    [0.0, 0.5, 1.0]
-    """
-    parts = str(spec).split(":")
-    try:
-        if len(parts) == 1:
-            a = float(parts[0])
-            if not np.isfinite(a):
-                raise InvalidArgumentError(f"grid value must be finite, got {spec!r}")
-            return np.array([a])
-        if len(parts) != 3:
-            raise ValueError
-        a, b, n = float(parts[0]), float(parts[1]), int(parts[2])
-    except ValueError:
-        raise InvalidArgumentError(f"grid must be START:STOP:NUM, got {spec!r}") from None
-    if n < 1:
-        raise InvalidArgumentError(f"grid {spec!r} is empty (NUM must be >= 1)")
-    if n > MAX_GRID_POINTS:
-        raise InvalidArgumentError(f"grid {spec!r} has {n} points; at most {MAX_GRID_POINTS} "
-                                   "per command (split the range)")
-    if not (np.isfinite(a) and np.isfinite(b)):
-        raise InvalidArgumentError(f"grid {spec!r} has non-finite ends")
-    return np.linspace(a, b, n)
-
-
-def bounded_int(lo: int, hi: int, what: str = "value", why: str = ""):
-    """argparse type: an integer in [lo, hi] (``why``: what the upper limit protects)."""
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
-        if v < lo:
-            raise argparse.ArgumentTypeError(f"{what} must be >= {lo}, got {v}")
-        if v > hi:
-            raise argparse.ArgumentTypeError(f"{what} must be <= {hi:.6g}, got {v}"
-                                             + (f" ({why})" if why else ""))
-        return v
-    return parse
-
-
-def _finite(text: str) -> float:
-    """argparse type: a finite number."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not np.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return v
-
-
-def bounded_float(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False):
-    """argparse type: a finite number in ``[lo, hi]`` (``(lo, hi]`` where ``lo_open``)."""
-    def parse(text: str) -> float:
-        v = _finite(text)
-        if lo is not None and (v <= lo if lo_open else v < lo):
-            raise argparse.ArgumentTypeError(
-                f"expected a number {'>' if lo_open else '>='} {lo:g}, got {text!r}")
-        if hi is not None and v > hi:
-            raise argparse.ArgumentTypeError(f"expected a number <= {hi:g}, got {text!r}")
-        return v
-    return parse
-
-
-#: argparse types: a finite number > 0, >= 0, in [0, 1]
-positive = bounded_float(0.0, lo_open=True)
-nonnegative = bounded_float(0.0)
-unit_interval = bounded_float(0.0, 1.0)
-
-
-def _range(text: str) -> tuple[float, float]:
-    """argparse type: ``LO:HI``, two finite numbers with LO < HI."""
-    parts = str(text).split(":")
-    try:
-        if len(parts) != 2:
-            raise ValueError
-        lo, hi = float(parts[0]), float(parts[1])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LO:HI, got {text!r}") from None
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise argparse.ArgumentTypeError(f"expected finite LO < HI, got {text!r}")
-    return lo, hi
-
-
-def _grid_size(text: str) -> int:
-    """argparse type: points per axis of a phase diagram, 2..MAX_PHASE_GRID."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 2 <= n <= MAX_PHASE_GRID:
-        raise argparse.ArgumentTypeError(f"must be between 2 and {MAX_PHASE_GRID}, got {n}")
-    return n
-
-
-def _correlation(text: str) -> float | None:
-    """argparse type: a correlation in [-1, 1], or ``none``."""
-    if str(text).strip().lower() == "none":
-        return None
-    v = _finite(text)
-    if not -1.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"a correlation must lie in [-1, 1], got {text!r}")
-    return v
-
-
-def _params(items):
-    from critheory.cli.main import _params as p
-
-    return p(items)
 
 
 def _arch(args):
     from critheory.activation import Activation
     from critheory.theory.meanfield.maps import architecture
 
-    act = Activation.get(args.activation, _params(args.param))
+    act = Activation.get(args.activation, params(args.param))
     return architecture(args.arch, act, args.mu)
 
 
-def _dump(obj) -> None:
-    from critheory.common.jsonable import jsonable
-
-    print(json.dumps(jsonable(obj), indent=2, allow_nan=False))
-
-
-def _fmt(x, spec=".10g") -> str:
-    return "-" if x is None else format(x, spec) if isinstance(x, (int, float)) else str(x)
-
-
 def _cmd_analyze(args) -> int:
+    from critheory.cli import transformer
+
+    net = transformer.token_network(args)
+    if net is not None:
+        return transformer.analyze(args, net)
     from critheory.io.report import analyze
 
     arch = _arch(args)
@@ -182,7 +58,7 @@ def _cmd_analyze(args) -> int:
         plot_line(r["line"], args.plot, critical_points=r["critical_points"],
                   title=f"{r['activation']} ({r['arch']}): critical line")
     if args.json:
-        _dump(r)
+        dump(r)
         return 0
     print(f"activation  {r['activation']}: {r['expr']}")
     print(f"architecture {arch.describe()}")
@@ -195,27 +71,27 @@ def _cmd_analyze(args) -> int:
     if r["critical_points"]:
         print("critical points (weight_var, bias_var, K*):")
         for c in r["critical_points"]:
-            print(f"  ({_fmt(c['weight_var'])}, {_fmt(c['bias_var'])}, {_fmt(c['fixed_point'])})"
+            print(f"  ({fmt(c['weight_var'])}, {fmt(c['bias_var'])}, {fmt(c['fixed_point'])})"
                   f"  {c['kind']}")
     else:
         print("critical points: none")
     e = r["exponents"]
     if e["kernel"] is not None:
         print(f"exponents ({e['convention']}):")
-        print(f"  kernel {e['kernel_exact'] or _fmt(e['kernel'])}   apjn "
-              f"{e['apjn_exact'] or _fmt(e['apjn'])}")
+        print(f"  kernel {e['kernel_exact'] or fmt(e['kernel'])}   apjn "
+              f"{e['apjn_exact'] or fmt(e['apjn'])}")
         for k, v in e["laws"].items():
             if isinstance(v, str):
                 print(f"  {k}: {v}")
         if e.get("fit"):
             f = e["fit"]
             print(f"  check: recursion iterated to depth {f['depth']}: kernel "
-                  f"{_fmt(f.get('kernel'), '.4f')}, apjn {_fmt(f.get('apjn'), '.4f')}"
+                  f"{fmt(f.get('kernel'), '.4f')}, apjn {fmt(f.get('apjn'), '.4f')}"
                   + ("" if f.get("asymptotic_regime_reached", True)
                      else "  (asymptotic regime not reached at this depth)"))
     print("critical line (bias_var -> weight_var, K*):")
     for p in r["line"]:
-        print(f"  {p['bias_var']:<8.4g} {_fmt(p['weight_var']):>16} {_fmt(p['fixed_point']):>16}"
+        print(f"  {p['bias_var']:<8.4g} {fmt(p['weight_var']):>16} {fmt(p['fixed_point']):>16}"
               f"  {p.get('note', '')}")
     if init is not None:
         sw, sb = init["weight_var"], init["bias_var"]
@@ -287,13 +163,13 @@ def _cmd_line(args) -> int:
                                   "branch")])
         sys.stdout.write(buf.getvalue())
     elif args.json:
-        _dump({"activation": arch.activation.name, "arch": arch.name,
+        dump({"activation": arch.activation.name, "arch": arch.name,
                "mu": arch.mu, "line": pts})
     else:
         print(f"{'bias_var':>12} {'weight_var':>20} {'fixed_point':>20} {'chi_parallel':>14} br")
         for p in pts:
-            print(f"{p['bias_var']:>12.6g} {_fmt(p['weight_var'], '.15g'):>20} "
-                  f"{_fmt(p['fixed_point'], '.15g'):>20} {_fmt(p['chi_parallel'], '.8g'):>14} "
+            print(f"{p['bias_var']:>12.6g} {fmt(p['weight_var'], '.15g'):>20} "
+                  f"{fmt(p['fixed_point'], '.15g'):>20} {fmt(p['chi_parallel'], '.8g'):>14} "
                   f"{p['branch']}")
         if not pts:
             print("no critical point with these bias variances")
@@ -306,19 +182,19 @@ def _cmd_point(args) -> int:
     arch = _arch(args)
     r = point_report(arch, args.weight_var, args.bias_var, args.q0)
     if args.json:
-        _dump(r)
+        dump(r)
         return 0
     print(f"{arch.activation.name} ({arch.describe()}) at weight_var = {args.weight_var:g}, "
           f"bias_var = {args.bias_var:g}, input kernel K^1 = {r['input_kernel']:.10g}")
     print("fixed points:" if r["fixed_points"] else "fixed points: none")
     for fp in r["fixed_points"]:
-        print(f"  K* = {_fmt(fp['K'])}  chi_parallel = {_fmt(fp['chi_parallel'])}  "
-              f"chi_perp = {_fmt(fp['chi_perp'])}  ({fp['stability']})")
-    print(f"reached from the input: {_fmt(r['fixed_point'])}"
+        print(f"  K* = {fmt(fp['K'])}  chi_parallel = {fmt(fp['chi_parallel'])}  "
+              f"chi_perp = {fmt(fp['chi_perp'])}  ({fp['stability']})")
+    print(f"reached from the input: {fmt(r['fixed_point'])}"
           + (f"  (runaway: {r['runaway']})" if r["runaway"] else ""))
-    print(f"chi_parallel = {_fmt(r['chi_parallel'])}  chi_perp = chi_J = {_fmt(r['chi_jacobian'])}")
+    print(f"chi_parallel = {fmt(r['chi_parallel'])}  chi_perp = chi_J = {fmt(r['chi_jacobian'])}")
     print(f"phase: {r['phase']}   Jacobian depth scale 1/|log chi_J| = "
-          f"{_fmt(r['jacobian_depth_scale'])}")
+          f"{fmt(r['jacobian_depth_scale'])}")
     print(_correlation_line(r))
     if r["note"]:
         print(f"note: {r['note']}")
@@ -332,12 +208,17 @@ def _correlation_line(r: dict) -> str:
         if q == 0:
             return "correlation map: q* = 0, every input flows to zero (no c*, chi_c, xi_c)"
         return "correlation map: no finite kernel fixed point (no c*, chi_c, xi_c)"
-    xi = "inf (critical)" if r["xi_c"] is None else _fmt(r["xi_c"])
-    return (f"correlation map at q*: c* = {_fmt(r['c_star'])}  chi_c = {_fmt(r['chi_c'])}  "
+    xi = "inf (critical)" if r["xi_c"] is None else fmt(r["xi_c"])
+    return (f"correlation map at q*: c* = {fmt(r['c_star'])}  chi_c = {fmt(r['chi_c'])}  "
             f"xi_c = -1/log chi_c = {xi}")
 
 
 def _cmd_depth(args) -> int:
+    from critheory.cli import transformer
+
+    net = transformer.token_network(args)
+    if net is not None:
+        return transformer.depth(args, net)
     from critheory.theory.meanfield.depth import depth_curves, fit_power_law
 
     arch = _arch(args)
@@ -370,14 +251,14 @@ def _cmd_depth(args) -> int:
                    title=f"{arch.activation.name} ({arch.describe()}), "
                          f"$\\sigma_w^2$={args.weight_var:g}, $\\sigma_b^2$={args.bias_var:g}")
     if args.json:
-        _dump(out)
+        dump(out)
         return 0
     show = np.unique(np.round(np.geomspace(1, args.depth, min(args.depth, 20))).astype(int))
     print(f"{'l':>7} {'K^l':>20} {'c^l':>12} {'J^(l0,l)':>20}")
     for l in show:
         i = l - 1
-        c = "-" if d.correlation is None else _fmt(d.correlation[i], ".8f")
-        print(f"{l:>7} {_fmt(d.kernel[i], '.12g'):>20} {c:>12} {_fmt(d.apjn[i], '.12g'):>20}")
+        c = "-" if d.correlation is None else fmt(d.correlation[i], ".8f")
+        print(f"{l:>7} {fmt(d.kernel[i], '.12g'):>20} {c:>12} {fmt(d.apjn[i], '.12g'):>20}")
     if fit:
         print(f"APJN power-law fit over l in {fit['window']}: J ~ l^{fit['slope']:.4f}")
     if d.runaway_depth:
@@ -437,54 +318,18 @@ def _cmd_phase(args) -> int:
     return 0
 
 
-#: options of a theory command that only the simulation reads (default None): given without
-#: ``--simulate`` they are refused, not ignored
-SIMULATION_ONLY = ("probes",)
-
-
-def preflight(args, budget=None) -> None:
-    """Refuse before any work what a command cannot do: ``--simulate`` without ``--width``,
-    simulation options without ``--simulate``, a simulation over its budget (``budget()``
-    raises), a ``--plot`` file that cannot be written."""
-    if hasattr(args, "simulate") and not args.simulate:
-        for opt in SIMULATION_ONLY:
-            if getattr(args, opt, None) is not None:
-                raise InvalidArgumentError(f"--{opt} needs --simulate")
-    if getattr(args, "simulate", False):
-        if args.width is None:
-            raise InvalidArgumentError("--simulate needs --width")
-        if budget is not None:
-            budget()
-    if getattr(args, "plot", None):
-        from critheory.io.plots import check_path
-
-        check_path(args.plot)
-
-
-def common_arguments(p, plot=True):
-    """The activation, --param, --arch, --mu (and --plot) of every theory command."""
-    p.add_argument("activation", help="zoo name (relu, tanh, gelu, ...) or a formula in x")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="value of a parameter of the activation (repeatable)")
-    from critheory.blocks.registry import names
-
-    p.add_argument("--arch", default="mlp", choices=names(), help="architecture (default mlp)")
-    p.add_argument("--mu", type=_finite, default=None,
-                   help="residual strength mu (default 1; residual architectures only)")
-    if plot:
-        p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
-
-
 def register(sub) -> None:
     """Add the theory sub-commands to an argparse sub-parser collection."""
+    from critheory.cli.transformer import token_arguments
+
     a = sub.add_parser("analyze", help="universality class, critical points, exponents, line")
-    common_arguments(a)
+    common_arguments(a, tokens=True)
     a.add_argument("--bias-var", metavar="START:STOP:NUM",
                    help="grid of the critical-line summary (default 0:1:11)")
-    a.add_argument("--verify-depth", type=bounded_int(0, MAX_VERIFY_DEPTH, "--verify-depth"),
+    a.add_argument("--verify-depth", type=bounded_int(0, MAX_VERIFY_DEPTH_CLI, "--verify-depth"),
                    default=10000,
                    help="depth of the recursion that checks the exponents (0: skip; at most "
-                        f"{MAX_VERIFY_DEPTH})")
+                        f"{MAX_VERIFY_DEPTH_CLI})")
     a.add_argument("--weight-var", type=positive, default=1.0,
                    help="reference weight variance for hyperparameter-dependent exponents "
                         "(everywhere-critical / residual architectures; default 1)")
@@ -493,10 +338,8 @@ def register(sub) -> None:
     a.add_argument("--q0", type=positive, default=None,
                    help="MLP: second moment |x|^2/N0 of the inputs for 'what to set' (default 1)")
     a.add_argument("--json", action="store_true")
+    token_arguments(a)
     a.set_defaults(func=_cmd_analyze)
-    from critheory.cli.transformer import extend as extend_transformer
-
-    extend_transformer(a, "analyze")     # --arch transformer (issue 18)
 
     ln = sub.add_parser("line", help="critical line chi_J(K*) = 1 on a grid of bias variances")
     common_arguments(ln)
@@ -509,36 +352,36 @@ def register(sub) -> None:
 
     pt = sub.add_parser("point", help="fixed points, chi's, phase and xi at one point")
     common_arguments(pt, plot=False)
-    pt.add_argument("--weight-var", type=_finite, required=True)
-    pt.add_argument("--bias-var", type=_finite, required=True)
+    pt.add_argument("--weight-var", type=finite, required=True)
+    pt.add_argument("--bias-var", type=finite, required=True)
     pt.add_argument("--q0", type=positive, default=1.0, help="input norm |x|^2/N0 (default 1)")
     pt.add_argument("--json", action="store_true")
     pt.set_defaults(func=_cmd_point)
 
     dp = sub.add_parser("depth", help="K^l, c^l and the APJN J^(l0,l) through depth")
-    common_arguments(dp)
-    dp.add_argument("--weight-var", type=_finite, required=True)
-    dp.add_argument("--bias-var", type=_finite, required=True)
-    dp.add_argument("--depth", type=bounded_int(1, MAX_CLI_DEPTH, "--depth",
+    common_arguments(dp, tokens=True)
+    dp.add_argument("--weight-var", type=finite, required=True)
+    dp.add_argument("--bias-var", type=finite, required=True)
+    dp.add_argument("--depth", type=bounded_int(1, MAX_DEPTH_MEANFIELD_CLI, "--depth",
                                                 "the recursion runs ~1e5 layers a few seconds"),
-                    required=True, help=f"number of layers (at most {MAX_CLI_DEPTH:.0e})")
-    dp.add_argument("--l0", type=bounded_int(1, MAX_CLI_DEPTH, "--l0"), default=1)
+                    required=True, help=f"number of layers (at most {MAX_DEPTH_MEANFIELD_CLI:.0e})")
+    dp.add_argument("--l0", type=bounded_int(1, MAX_DEPTH_MEANFIELD_CLI, "--l0"), default=1)
     dp.add_argument("--q0", type=positive, default=1.0, help="input norm |x|^2/N0 (default 1)")
-    dp.add_argument("--corr", type=_correlation, default=None,
+    dp.add_argument("--corr", type=correlation, default=None,
                     help="correlation of a second input (default: no two-input curve)")
     dp.add_argument("--json", action="store_true")
+    token_arguments(dp)
     dp.set_defaults(func=_cmd_depth)
-    extend_transformer(dp, "depth")
 
     ph = sub.add_parser("phase", help="phase diagram in the (weight_var, bias_var) plane")
     common_arguments(ph)
-    ph.add_argument("--weight-range", type=_range, default=(0.25, 4.0), metavar="LO:HI")
-    ph.add_argument("--bias-range", type=_range, default=(0.0, 1.0), metavar="LO:HI")
-    ph.add_argument("--grid", type=_grid_size, default=41,
-                    help=f"grid points per axis, 2..{MAX_PHASE_GRID} (default 41)")
+    ph.add_argument("--weight-range", type=value_range, default=(0.25, 4.0), metavar="LO:HI")
+    ph.add_argument("--bias-range", type=value_range, default=(0.0, 1.0), metavar="LO:HI")
+    ph.add_argument("--grid", type=grid_size, default=41,
+                    help=f"grid points per axis, 2..{MAX_PHASE_GRID_CLI} (default 41)")
     ph.add_argument("--plane", choices=["weight-bias", "weight-mu"], default="weight-bias",
                     help="which plane (default weight-bias)")
-    ph.add_argument("--mu-range", type=_range, default=(0.0, 1.0), metavar="LO:HI")
-    ph.add_argument("--at-bias-var", type=_finite, default=0.0,
+    ph.add_argument("--mu-range", type=value_range, default=(0.0, 1.0), metavar="LO:HI")
+    ph.add_argument("--at-bias-var", type=finite, default=0.0,
                     help="bias variance of the (weight_var, mu) plane (default 0)")
     ph.set_defaults(func=_cmd_phase)

@@ -63,21 +63,19 @@ import math
 import os
 import sys
 
-from critheory.cli.theory import bounded_int
+from critheory.cli.args import bounded_int, progress_arguments
+from critheory.common.limits import MAX_INPUT_ELEMENTS_CLI, MAX_PROBES_CLI
 from critheory.errors import CritheoryError, InvalidArgumentError
 
-__all__ = ["register", "MAX_INPUT_ELEMENTS", "MAX_CLI_PROBES", "INSTALL_MESSAGE"]
+__all__ = ["register", "INSTALL_MESSAGE"]
 
-#: entries of the input batch at most (a float64 batch of 8·10⁷ bytes)
-MAX_INPUT_ELEMENTS = 10 ** 7
-MAX_CLI_PROBES = 4096
 INSTALL_MESSAGE = "critheory torch-apjn needs PyTorch: pip install critheory[torch]"
 _DEFAULT_BATCH = 16
 
 
 def _shape(text: str) -> tuple:
     """argparse type: ``16,64`` or ``16x3x32x32``: positive integers, at most
-    :data:`MAX_INPUT_ELEMENTS` entries in all."""
+    :data:`MAX_INPUT_ELEMENTS_CLI` entries in all."""
     parts = [p for p in str(text).replace("x", ",").split(",") if p.strip()]
     try:
         dims = tuple(int(p) for p in parts)
@@ -86,9 +84,9 @@ def _shape(text: str) -> tuple:
     if not dims or any(d < 1 for d in dims):
         raise argparse.ArgumentTypeError(f"expected positive integers like 16,64, got {text!r}")
     n = math.prod(dims)
-    if n > MAX_INPUT_ELEMENTS:
+    if n > MAX_INPUT_ELEMENTS_CLI:
         raise argparse.ArgumentTypeError(f"an input of {n} entries; at most "
-                                         f"{MAX_INPUT_ELEMENTS}")
+                                         f"{MAX_INPUT_ELEMENTS_CLI}")
     return dims
 
 
@@ -385,7 +383,7 @@ def register(sub) -> None:
                    help="importable module or .py file, and a callable returning the model")
     p.add_argument("--input-shape", type=_shape, default=None, metavar="B,D,...",
                    help="shape of the input batch (default 16,in_features of a first Linear)")
-    p.add_argument("--probes", type=bounded_int(1, MAX_CLI_PROBES, "--probes"), default=8,
+    p.add_argument("--probes", type=bounded_int(1, MAX_PROBES_CLI, "--probes"), default=8,
                    help="random probes (default 8)")
     p.add_argument("--seed", type=bounded_int(0, 2 ** 63 - 1, "--seed"), default=0,
                    help="seed of the input batch and the probes, independent streams "
@@ -411,7 +409,6 @@ def register(sub) -> None:
                    help="second moment of the Gaussian inputs, |x|^2/N0 (default 1)")
     p.add_argument("--train-mode", action="store_true",
                    help="measure in the model's own (train) mode instead of eval mode")
-    from critheory.cli.simulation import progress_arguments
 
     progress_arguments(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -1,16 +1,17 @@
-"""``--arch transformer`` (and ``transformer-post-ln``) for ``analyze``, ``depth``, ``simulate``
-and ``validate``.
+"""The token route of ``analyze``, ``depth``, ``simulate`` and ``validate``: networks that act
+on several tokens or mix them (the registry's token architectures, ``names(tokens=True)``).
 
-:func:`extend` is called by the registration of those four commands: it adds the transformer
-architectures to ``--arch``, the transformer options (below) and routes a transformer
-``--arch`` to the functions here before the command's own function (which keeps its behaviour
-for every other architecture)::
+Those four commands offer every name of the registry (``names(tokens=None)``), add the token
+options with :func:`token_arguments` and ask :func:`token_network` for the network their
+arguments name: a network that takes tokens (:func:`critheory.cli.args.takes_tokens`) goes to
+the functions here (:func:`analyze`, :func:`depth`, :func:`simulate`, :func:`validate`), any
+other to the command's own route::
 
     --tokens T  --heads H  --mlp-ratio M  [--causal]  --cq --ck --cv --cu  [--logit-scale]
     [--corr C0]  [--points P] [--replicas R] [--tolerance TOL]
 
-The transformer options are refused (one line, exit 2) with any other architecture, as are
-heads that do not divide ``--width``, ``T < 1`` and the like.
+The token options are refused (one line, exit 2) with any other architecture, as are heads
+that do not divide ``--width``, ``T < 1`` and the like.
 
 ``depth --json`` keeps the keys of the other architectures (``depths``, ``kernel`` = mean
 diagonal of the token kernel, ``correlation`` = its mean off-diagonal correlation, ``apjn``,
@@ -22,18 +23,20 @@ and ``settings``.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 
 import numpy as np
 
+from critheory.cli.args import (bounded_int, dump, finite, nonnegative, params, positive,
+                                probes, rows, takes_tokens)
+from critheory.cli.args import fmt_number as _f
+from critheory.common.limits import (MAX_HEADS_CLI, MAX_QMC_POINTS, MAX_TOKENS,
+                                     MAX_TRANSFORMER_WORK, MAX_TRANSFORMER_WORK_CLI)
 from critheory.errors import InvalidArgumentError
 
-__all__ = ["extend", "NAMES", "TRANSFORMER_OPTIONS"]
+__all__ = ["token_arguments", "token_network", "TRANSFORMER_OPTIONS", "analyze", "depth",
+           "simulate", "validate"]
 
-#: The architectures this module adds to ``--arch``.
-NAMES = ("transformer", "transformer-post-ln")
-#: dest names of the transformer-only options (refused with other architectures).
+#: dest names of the token options (refused with other architectures).
 TRANSFORMER_OPTIONS = ("tokens", "heads", "mlp_ratio", "causal", "cq", "ck", "cv", "cu",
                        "logit_scale", "points", "replicas", "tolerance", "tcorr")
 #: Default depth of the recursion behind ``analyze`` (each layer is a QMC expectation).
@@ -45,26 +48,23 @@ def _points(text: str) -> int:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a power of 2, got {text!r}") from None
-    from critheory.theory.transformer.softmax import MAX_POINTS
-
-    if v < 2 or v & (v - 1) or v > MAX_POINTS:
-        raise argparse.ArgumentTypeError(f"must be a power of 2 in [2, {MAX_POINTS}], got {v}")
+    if v < 2 or v & (v - 1) or v > MAX_QMC_POINTS:
+        raise argparse.ArgumentTypeError(f"must be a power of 2 in [2, {MAX_QMC_POINTS}], got {v}")
     return v
 
 
-def extend(parser, command: str) -> None:
-    """Add the transformer architectures and options to a command's parser and route them."""
-    from critheory.blocks.transformer import MAX_TOKENS
-    from critheory.cli.theory import _finite, bounded_int, nonnegative, positive
+def _token_names() -> str:
+    from critheory.blocks.registry import names
 
-    for a in parser._actions:
-        if a.dest == "arch":
-            a.choices = tuple(a.choices) + NAMES
-            a.help = (a.help or "") + " (or transformer, transformer-post-ln)"
-    g = parser.add_argument_group("transformer (--arch transformer | transformer-post-ln)")
+    return ", ".join(names(tokens=True))
+
+
+def token_arguments(parser) -> None:
+    """Add the token options (group "transformer") to a command's parser."""
+    g = parser.add_argument_group(f"transformer (--arch {' | '.join(_token_names().split(', '))})")
     g.add_argument("--tokens", type=bounded_int(1, MAX_TOKENS, "--tokens"), default=None,
                    help="number of tokens T (default 4)")
-    g.add_argument("--heads", type=bounded_int(1, 1 << 20, "--heads"), default=None,
+    g.add_argument("--heads", type=bounded_int(1, MAX_HEADS_CLI, "--heads"), default=None,
                    help="attention heads H; must divide --width (default 1)")
     g.add_argument("--mlp-ratio", type=positive, default=None,
                    help="hidden width of the MLP block / width (default 4)")
@@ -76,7 +76,7 @@ def extend(parser, command: str) -> None:
     g.add_argument("--logit-scale", choices=("sqrt", "linear"), default=None,
                    help="logits q.k/sqrt(C) (default) or q.k/C")
     if "--corr" not in parser._option_string_actions:
-        g.add_argument("--corr", dest="tcorr", type=_finite, default=None,
+        g.add_argument("--corr", dest="tcorr", type=finite, default=None,
                        help="pairwise correlation of the input tokens (default 0.5)")
     g.add_argument("--points", type=_points, default=None,
                    help="quasi-Monte Carlo points per randomization (power of 2; default 1024)")
@@ -84,23 +84,32 @@ def extend(parser, command: str) -> None:
                    help="independent scramblings for the error estimate (default 8)")
     g.add_argument("--tolerance", type=positive, default=None,
                    help="largest relative QMC error accepted (escalates --points, then refuses)")
-    own = parser.get_default("func")
-    route = {"analyze": _cmd_analyze, "depth": _cmd_depth, "simulate": _cmd_simulate,
-             "validate": _cmd_validate}[command]
 
-    def dispatch(args, _own=own, _route=route):
-        if args.arch in NAMES:
-            if getattr(args, "ntk", False):
-                raise InvalidArgumentError("--ntk is not available with --arch transformer")
-            return _route(args)
+
+def token_network(args):
+    """The network the arguments name when it takes tokens (the token route), else None.
+
+    Built by the registry; the token options are refused (one line) with a network that does
+    not take tokens, and ``--ntk`` with one that does (no NTK rules for attention yet).
+    """
+    from critheory.activation import Activation
+    from critheory.blocks.registry import TOKEN_OPTIONS, network
+
+    act = Activation.get(args.activation, params(args.param))
+    net = network(args.arch, act, _get(args, "mu", 1.0))
+    if not takes_tokens(net):
         given = [o for o in TRANSFORMER_OPTIONS if getattr(args, o, None) is not None]
         if given:
             raise InvalidArgumentError(
                 "--" + given[0].replace("tcorr", "corr").replace("_", "-")
-                + " applies to --arch transformer / transformer-post-ln only")
-        return _own(args)
-
-    parser.set_defaults(func=dispatch)
+                + " applies to --arch " + _token_names().replace(", ", " / ") + " only")
+        return None
+    if getattr(args, "ntk", False):
+        raise InvalidArgumentError(f"--ntk is not available with --arch {net.name}")
+    opts = {k: _get(args, k, v) for k, v in TOKEN_OPTIONS.items()}
+    opts["causal"] = bool(opts["causal"])
+    return network(args.arch, act, _get(args, "mu", 1.0), tokens=_get(args, "tokens", 4),
+                   **opts)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -109,40 +118,26 @@ def _get(args, name, default):
     return default if v is None else v
 
 
-def _net(args):
-    from critheory.blocks.transformer import transformer
-    from critheory.cli.main import _params
-
-    return transformer(args.arch, args.activation, tokens=_get(args, "tokens", 4),
-                       heads=_get(args, "heads", 1), mlp_ratio=_get(args, "mlp_ratio", 4.0),
-                       causal=bool(_get(args, "causal", False)),
-                       logit_scale=_get(args, "logit_scale", "sqrt"),
-                       cq=_get(args, "cq", 1.0), ck=_get(args, "ck", 1.0),
-                       cv=_get(args, "cv", 1.0), cu=_get(args, "cu", 1.0),
-                       mu=_get(args, "mu", 1.0), params=_params(args.param))
-
-
-#: Multiply-adds of attention expectations one command may spend on a recursion (about a
-#: minute here: T = 16 at 32 layers, 5.8e10, took 190 s on a loaded 2-core machine); the
-#: library's own limit is critheory.theory.transformer.depth.MAX_RECURSION_WORK (1e11).
-CLI_RECURSION_WORK = 1e10
-
-
 def _cli_budget(net, depth: int, qmc: dict) -> None:
-    """Refuse at once a recursion over :data:`CLI_RECURSION_WORK` (the library's work estimate,
-    asked at a proportionally larger depth)."""
-    from critheory.theory.transformer.depth import MAX_RECURSION_WORK, _check_work
+    """Refuse at once a recursion whose attention expectations need more than
+    :data:`~critheory.common.limits.MAX_TRANSFORMER_WORK_CLI` multiply-adds (about a minute;
+    exact recursions, T = 1 or vanishing logits, cost nothing)."""
+    from critheory.blocks.blocks import walk
+    from critheory.common.limits import transformer_recursion_work
 
-    factor = MAX_RECURSION_WORK / CLI_RECURSION_WORK
-    try:
-        _check_work(net, int(math.ceil(depth * factor)), qmc["points"], qmc["replicas"])
-    except InvalidArgumentError:
+    a = net.attention
+    if net.tokens == 1 or a is None or a.logit_variance == 0.0:
+        return
+    n_att = sum(1 for b in walk(net.blocks) if b.mixes_tokens)
+    work = transformer_recursion_work(net.tokens, n_att, len(net.blocks), depth,
+                                      qmc["points"], qmc["replicas"])
+    if work > MAX_TRANSFORMER_WORK_CLI:
         raise InvalidArgumentError(
             f"this transformer recursion (T = {net.tokens}, depth {depth}, {qmc['points']} "
             f"points x {qmc['replicas']} randomizations) needs more than "
-            f"{CLI_RECURSION_WORK:.0e} multiply-adds of attention expectations, over a minute: "
-            "fewer tokens, layers, --points or --replicas (the library allows up to "
-            f"{MAX_RECURSION_WORK:.0e})") from None
+            f"{MAX_TRANSFORMER_WORK_CLI:.0e} multiply-adds of attention expectations, over a "
+            "minute: fewer tokens, layers, --points or --replicas (the library allows up to "
+            f"{MAX_TRANSFORMER_WORK:.0e})")
 
 
 def _corr(args) -> float:
@@ -157,25 +152,8 @@ def _qmc(args) -> dict:
             "tolerance": getattr(args, "tolerance", None)}
 
 
-def _dump(obj) -> None:
-    from critheory.common.jsonable import jsonable
-
-    print(json.dumps(jsonable(obj), indent=2, allow_nan=False))
-
-
-def _f(x, spec=".6g") -> str:
-    from critheory.cli.simulation import _f as fmt
-
-    return fmt(x, spec)
-
-
 def _pm(v, e, spec=".6g") -> str:
     return _f(v, spec) if not e else f"{_f(v, spec)} +- {_f(e, '.2g')}"
-
-
-def _rows(depth: int, l0: int, n: int = 15) -> list[int]:
-    pts = np.unique(np.round(np.geomspace(1, depth, min(depth, n))).astype(int))
-    return sorted(set(pts.tolist()) | {l0, depth})
 
 
 def _qmc_line(d) -> str:
@@ -198,10 +176,16 @@ def _fit(d):
 
 
 # ------------------------------------------------------------------------------ commands
-def _cmd_depth(args) -> int:
+def _plot_depth(theory, sim, path, title: str) -> str:
+    from critheory.io.figures import plot_token_depth
+
+    return plot_token_depth(theory, sim, path, title)
+
+
+def depth(args, net) -> int:
+    """``depth`` of a network that takes tokens."""
     from critheory.theory.transformer.depth import one_token_exponent, transformer_depth
 
-    net = _net(args)
     if args.plot:
         from critheory.io.plots import check_path
 
@@ -221,13 +205,13 @@ def _cmd_depth(args) -> int:
     if args.plot:
         _plot_depth(d, None, args.plot, net.describe())
     if args.json:
-        _dump(out)
+        dump(out)
         return 0
     print(f"{net.activation.name}, {net.describe()} at weight_var = {args.weight_var:g}, "
           f"bias_var = {args.bias_var:g}; input tokens q0 = {args.q0:g}, corr = {_corr(args):g}")
     print(_qmc_line(d))
     print(f"{'l':>6} {'K^l (mean diag)':>26} {'c^l':>10} {'J^(l0,l)':>26} {'chi (layer)':>12}")
-    for l in _rows(args.depth, args.l0):
+    for l in rows(args.depth, args.l0):
         i = l - 1
         c = "-" if d.correlation is None else _f(d.correlation[i], ".6f")
         print(f"{l:>6} {_pm(d.kernel[i], d.kernel_error[i]):>26} {c:>10} "
@@ -245,10 +229,10 @@ def _cmd_depth(args) -> int:
     return 0
 
 
-def _cmd_analyze(args) -> int:
+def analyze(args, net) -> int:
+    """``analyze`` of a network that takes tokens."""
     from critheory.theory.transformer.depth import one_token_exponent, transformer_depth
 
-    net = _net(args)
     sw, sb = args.weight_var, args.ref_bias_var
     L = max(12, min(args.verify_depth, ANALYZE_DEPTH)) if args.verify_depth > 0 else 12
     _cli_budget(net, L, _qmc(args))
@@ -310,7 +294,7 @@ def _cmd_analyze(args) -> int:
     if args.plot:
         _plot_depth(d, None, args.plot, net.describe())
     if args.json:
-        _dump(r)
+        dump(r)
         return 0
     print(f"activation  {r['activation']}: {r['expr']}")
     print(f"architecture {net.describe()}")
@@ -340,24 +324,21 @@ def _cmd_analyze(args) -> int:
     return 0
 
 
-def _compare(args):
+def _compare(args, net):
     from critheory.validation.transformer import compare_transformer
 
     if args.plot:
         from critheory.io.plots import check_path
 
         check_path(args.plot)
-    from critheory.cli.simulation import _probes
-
-    probes = _probes(args.probes)
-    net = _net(args)
+    n_probes = probes(args.probes)
     if args.width % net.attention.heads:
         raise InvalidArgumentError(f"--heads ({net.attention.heads}) must divide --width "
                                    f"({args.width})")
     _cli_budget(net, args.depth, _qmc(args))
     c = compare_transformer(net, args.weight_var, args.bias_var, width=args.width,
                             depth=args.depth, seeds=args.seeds, l0=args.l0, q0=args.q0,
-                            corr=_corr(args), probes=probes, seed=args.seed, alpha=args.alpha,
+                            corr=_corr(args), probes=n_probes, seed=args.seed, alpha=args.alpha,
                             **_qmc(args))
     if args.plot:
         _plot_depth(c.theory, c.simulation, args.plot, net.describe())
@@ -371,7 +352,7 @@ def _table(c, with_z: bool) -> list[str]:
     zc = f"{'z':>7}" if with_z else ""
     out = [f"{'l':>5} {'K sim':>12} {'+- s.e.':>9} {'K theory':>12} {'max|z| G':>9} "
            f"{'J sim':>12} {'+- s.e.':>9} {'J theory':>12}{zc}"]
-    for l in _rows(s.depth, s.l0):
+    for l in rows(s.depth, s.l0):
         i = l - 1
         kz = c.kernel_z[i]
         kzs = _f(np.nanmax(np.abs(kz)), ".2f") if np.isfinite(kz).any() else "-"
@@ -393,10 +374,11 @@ def _header(net, c) -> str:
             f"{s.elapsed:.2f} s\ntheory: " + _qmc_line(th))
 
 
-def _cmd_simulate(args) -> int:
-    net, c = _compare(args)
+def simulate(args, net) -> int:
+    """``simulate`` of a network that takes tokens."""
+    net, c = _compare(args, net)
     if args.json:
-        _dump(c.to_dict())
+        dump(c.to_dict())
         return 0
     print(_header(net, c))
     print("\n".join(_table(c, with_z=False)))
@@ -405,10 +387,11 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
-def _cmd_validate(args) -> int:
-    net, c = _compare(args)
+def validate(args, net) -> int:
+    """``validate`` of a network that takes tokens (z-scores, Bonferroni verdict)."""
+    net, c = _compare(args, net)
     if args.json:
-        _dump(c.to_dict())
+        dump(c.to_dict())
         return 0
     print(_header(net, c))
     print("\n".join(_table(c, with_z=True)))
@@ -424,33 +407,3 @@ def _cmd_validate(args) -> int:
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
-
-
-def _plot_depth(theory, sim, path, title: str) -> str:
-    from critheory.io.plots import figure, save, style
-
-    with style():
-        fig, (a1, a2) = figure(1, 2, figsize=(9, 3.6))
-        l = theory.depths
-        T = theory.tokens
-        for t in range(T):
-            for s in range(t, T):
-                lab = f"G[{t},{s}]" if T <= 3 else None
-                a1.plot(l, theory.kernel_tokens[:, t, s], "-", lw=1, label=lab)
-                if sim is not None:
-                    a1.errorbar(l, sim.kernel_tokens_mean[:, t, s],
-                                yerr=sim.kernel_tokens_stderr[:, t, s], fmt=".", ms=3,
-                                color="k", alpha=0.6)
-        a1.set_xlabel("layer l")
-        a1.set_ylabel("token kernel $G^l_{ts}$")
-        if T <= 3:
-            a1.legend(fontsize=8)
-        a2.plot(l, theory.apjn, "-", label="theory (infinite width)")
-        if sim is not None:
-            a2.errorbar(l, sim.apjn_mean, yerr=sim.apjn_stderr, fmt="o", ms=3,
-                        label=f"simulation (n = {sim.width})")
-        a2.set_xlabel("layer l")
-        a2.set_ylabel("APJN $J^{l_0,l}$")
-        a2.legend(fontsize=8)
-        fig.suptitle(title, fontsize=9)
-    return save(fig, path)

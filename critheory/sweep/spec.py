@@ -24,6 +24,9 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from critheory.common.checks import check_int
+# the limits of one sweep, named with their reasons in the budget module
+from critheory.common.limits import MAX_SWEEP_CELLS as MAX_CELLS
+from critheory.common.limits import MAX_SWEEP_DRAWS
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["SweepSpec", "cell_seed", "check_spec", "parse_range", "OBSERVABLES", "MAX_CELLS",
@@ -31,11 +34,6 @@ __all__ = ["SweepSpec", "cell_seed", "check_spec", "parse_range", "OBSERVABLES",
 
 #: Observables a sweep can record besides χ_J (``apjn`` records χ_J and the exponent only).
 OBSERVABLES = ("apjn", "kernel", "kurtosis", "ntk")
-#: Largest number of cells of one sweep (the store holds a chunk per cell and variable).
-MAX_CELLS = 100_000
-#: Total weight draws (cells × seeds × depth × width²) of one sweep: ~1e14 is days of one
-#: machine's random-number generation (~1e9 normals/s/core), i.e. a cluster's worth of work.
-MAX_SWEEP_DRAWS = 1e14
 
 
 def parse_range(name: str, text: str, *, low: float, strict: bool) -> tuple[float, float, int]:

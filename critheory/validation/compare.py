@@ -100,7 +100,7 @@ _SE_FLOOR = 1e-12
 #: compared with the simulation (the neglected order is ~ its square: a percent-level change).
 KURTOSIS_EPS_MAX = 0.1
 #: Most bootstrap replicates of the fit (its cost is n_boot x seeds x window).
-MAX_N_BOOT = 100_000
+from critheory.common.limits import MAX_N_BOOT  # noqa: E402
 #: Fewest networks for a kurtosis z-test: its standard error is a fourth-moment statistic.
 KURTOSIS_MIN_SEEDS = 30
 

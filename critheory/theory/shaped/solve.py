@@ -45,7 +45,7 @@ __all__ = ["check_T", "check_rho0", "start_matrix", "Paths", "integrate", "step_
 _ROUNDOFF = 1e-12
 
 #: Budget of :func:`integrate`: paths × steps × m² (refused above: about a minute).
-MAX_PATH_STEPS = 4 * 10 ** 9
+from critheory.common.limits import MAX_SDE_PATH_STEPS as MAX_PATH_STEPS  # noqa: E402
 
 
 def check_T(T) -> float:

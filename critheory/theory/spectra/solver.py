@@ -21,15 +21,15 @@ from typing import Callable
 
 import numpy as np
 
+# predictor–corrector steps allowed for one branch, beyond one per target point (a budget,
+# never reached in tests; it grew with the targets since issue 31: 20 000 points used to
+# exhaust a fixed 20 000 and read as a stall)
+from critheory.common.limits import MAX_SPECTRUM_STEPS as MAX_STEPS
 from critheory.errors import ConvergenceError
 from critheory.theory.roots import refine_brackets
 
 __all__ = ["continue_root", "edge_seed", "real_critical_points", "MAX_STEPS"]
 
-#: predictor–corrector steps allowed for one branch, beyond one per target point (a budget,
-#: never reached in tests; it grew with the targets since issue 31: 20 000 points used to
-#: exhaust a fixed 20 000 and read as a stall)
-MAX_STEPS = 20_000
 #: steps allowed per target point on top of MAX_STEPS
 STEPS_PER_TARGET = 4
 _NEWTON_TOL = 1e-13

@@ -1,17 +1,21 @@
 """The Jacobian spectrum of a network: moments, support, density, dynamical-isometry verdict.
 
-:func:`jacobian_spectrum` is the entry point. It reads the network through its capabilities
-(:class:`~critheory.blocks.network.Capabilities`):
+:func:`jacobian_spectrum` is the entry point. It reads the network through what each
+solver needs (:class:`SolverNeeds`, asked of the blocks' kinds and the network's
+:class:`~critheory.blocks.network.Capabilities`, never of its name):
 
-* no skip connection, no LayerNorm, a single dense block, the unit ``(Phi, Dense)``
-  (``mlp``): PSG's free product at the fixed point of the mean-field kernel map
-  (:mod:`critheory.theory.spectra.mlp`);
-* a skip connection of strength 1 around ``(Dense, Phi)`` — Tarnowski's ResNet
-  ``x_l = φ(W_l x_{l−1} + b_l) + x_{l−1}`` with ``Var W = σ_w²/(N L)``
-  (:mod:`critheory.theory.spectra.resnet`);
+* ``mlp``: one token, no LayerNorm, no skip connection, a single dense block (with the
+  network's σ²) preceded by φ: ``h -> W φ(h) + b``. PSG's free product at the fixed point of the
+  mean-field kernel map (:mod:`critheory.theory.spectra.mlp`);
+* ``tarnowski-resnet``: one token, no LayerNorm, a skip connection of strength 1 around a
+  single dense block followed by φ: Tarnowski's ResNet
+  ``x_l = x_{l−1} + φ(W_l x_{l−1} + b_l)`` with ``Var W = σ_w²/(N L)`` (:mod:`critheory.theory.spectra.resnet`). Its name was ``resnet``,
+  which the registry now spells ``residual`` for ``μh + W φ(h) + b``: ``arch="resnet"`` is a
+  deprecated spelling of ``tarnowski-resnet`` here (:class:`FutureWarning`).
 
-anything else is refused with a :class:`~critheory.errors.CritheoryError` (units are compared
-as block descriptions, never by name or type).
+Anything else is refused with a :class:`~critheory.errors.CritheoryError` naming the first need
+the network does not meet. The ``arch`` of a :class:`JacobianSpectrum` (and of its JSON) names
+the law: ``mlp`` or ``resnet`` (Tarnowski's).
 
 Conventions: the spectrum is that of ``JJᵀ`` (squared singular values ``λ = σ²``) at infinite
 width; ``support = (λ₋, λ₊)`` is the support of its continuous part; ``atoms`` lists point
@@ -41,19 +45,29 @@ import numpy as np
 
 from critheory.activation import Activation
 from critheory.blocks import Dense, Network, Phi, Residual
+from critheory.blocks.blocks import walk
 from critheory.common.checks import check_bias_var, check_int, check_nonnegative, check_weight_var
+from critheory.common.limits import MAX_DEPTH_SPECTRUM as MAX_DEPTH
+from critheory.common.limits import MAX_SPECTRUM_POINTS as MAX_POINTS
 from critheory.errors import CritheoryError, GrowthError, InvalidArgumentError
 
 __all__ = ["JacobianSpectrum", "Isometry", "jacobian_spectrum", "isometry_verdict",
-           "resnet_network", "WEIGHTS", "ARCHS", "MAX_DEPTH", "MAX_POINTS",
-           "ISOMETRY_MEAN_TOL", "ISOMETRY_SPREAD_TOL"]
+           "resnet_network", "SolverNeeds", "SOLVERS", "NAMES", "TARNOWSKI", "DEPRECATED",
+           "spectrum_name", "WEIGHTS", "MAX_DEPTH", "MAX_POINTS", "ISOMETRY_MEAN_TOL",
+           "ISOMETRY_SPREAD_TOL"]
 
 WEIGHTS = ("gaussian", "orthogonal")
-ARCHS = ("mlp", "resnet")
-#: budgets: the MLP solver's cost does not depend on L but λ^L leaves float64 (GrowthError);
-#: the ResNet recursion is one quadrature per layer
-MAX_DEPTH = 10_000
-MAX_POINTS = 20_000
+#: Tarnowski's residual unit x + φ(W x + b), skip strength 1, Var W = σ_w²/(N L)
+TARNOWSKI = "tarnowski-resnet"
+#: the architecture names the spectra take (the integrator adds Tarnowski's to the registry
+#: when the theory rules cover it)
+NAMES = ("mlp", TARNOWSKI)
+#: old spellings: old name -> (name, message)
+DEPRECATED = {
+    "resnet": (TARNOWSKI, "'resnet' is deprecated as the name of Tarnowski's unit "
+                          "x + phi(W x + b) in the spectra: write 'tarnowski-resnet' (the "
+                          "registry's 'residual' is mu h + W phi(h) + b)"),
+}
 #: largest ResNet parameter c: (1 + 2c) e^{2c} stays in float64
 MAX_C = 340.0
 #: largest power of the map x ∝ θ^(2p) towards a singular λ₋ = 0 (beyond, x underflows)
@@ -275,15 +289,83 @@ class JacobianSpectrum:
         return d
 
 
-#: the MLP unit ``h -> W φ(h) + b`` (the registry's ``mlp``)
-MLP_UNIT = (Phi(), Dense())
-#: Tarnowski's ResNet unit ``x -> x + φ(W x + b)``
-RESNET_UNIT = (Residual((Dense(), Phi()), 1.0),)
+@dataclass(frozen=True)
+class SolverNeeds:
+    """What a spectrum solver needs of a network, asked of its blocks and capabilities.
+
+    Every solver here needs one token, no LayerNorm and no token mixing (elementwise layers
+    between free weight matrices); on top of that, the kinds of the blocks of the branch in
+    order (``branch``: ``("phi", "dense")`` is ``W φ(h) + b``), the strength of the skip
+    connection around it (``skip``: None for none) and dense blocks without their own σ²
+    (the solvers take the network's σ_w², σ_b²) and of the network's width (square weights).
+
+    >>> from critheory.blocks import network
+    >>> SOLVERS["mlp"].unmet(network("mlp", "tanh")) is None
+    True
+    >>> SOLVERS["mlp"].unmet(network("residual", "tanh"))
+    'a skip connection (the mlp solver needs none)'
+    """
+
+    name: str
+    branch: tuple
+    skip: float | None
+
+    def unmet(self, net: Network) -> str | None:
+        """The first need the network does not meet (None: the solver applies)."""
+        caps = net.capabilities
+        if caps.has_layernorm:
+            return "LayerNorm (the free-probability theory here needs elementwise layers)"
+        if net.tokens != 1 or caps.mixes_tokens:
+            return "several tokens or attention"
+        if not net.simple:
+            return "several skip connections in one layer"
+        if caps.own_variances:
+            return "dense blocks with their own variances"
+        if any(b.weighted and getattr(b, "width", 1.0) != 1.0 for b in walk(net.unit)):
+            return "dense blocks of another width (rectangular weights)"
+        if (caps.residual_strength is None) != (self.skip is None):
+            return ("a skip connection" if self.skip is None else "no skip connection") + \
+                f" (the {self.name} solver needs " + \
+                ("none)" if self.skip is None else f"one of strength {self.skip:g})")
+        if self.skip is not None and caps.residual_strength != self.skip:
+            return (f"skip strength {caps.residual_strength:g} (the {self.name} solver needs "
+                    f"{self.skip:g})")
+        kinds = tuple(b.kind for b in walk(net.branch))
+        if kinds != self.branch:
+            return (f"the branch {' -> '.join(kinds)} (the {self.name} solver needs "
+                    f"{' -> '.join(self.branch)})")
+        return None
+
+
+#: the solvers by the name of the unit they need
+SOLVERS = {"mlp": SolverNeeds("mlp", ("phi", "dense"), None),
+           TARNOWSKI: SolverNeeds(TARNOWSKI, ("dense", "phi"), 1.0)}
 
 
 def resnet_network(activation) -> Network:
-    """Tarnowski's ResNet as a network of blocks: ``x -> x + φ(W x + b)`` (skip strength 1)."""
-    return Network("resnet-post", Activation.get(activation), RESNET_UNIT)
+    """Tarnowski's ResNet as a network of blocks: ``x -> x + φ(W x + b)`` (skip strength 1),
+    named ``tarnowski-resnet``."""
+    return Network(TARNOWSKI, Activation.get(activation), (Residual((Dense(), Phi()), 1.0),))
+
+
+def spectrum_name(name: str, warn: bool = True) -> str:
+    """The spectra's name of an ``arch`` string (``mlp``, ``tarnowski-resnet``); the deprecated
+    ``resnet`` resolves to ``tarnowski-resnet`` (with a :class:`FutureWarning` where ``warn``).
+
+    >>> spectrum_name("Tarnowski_ResNet")
+    'tarnowski-resnet'
+    """
+    key = str(name).strip().lower().replace("_", "-")
+    if key in DEPRECATED:
+        key, msg = DEPRECATED[key]
+        if warn:
+            import warnings
+
+            warnings.warn(msg, FutureWarning, stacklevel=3)
+    if key not in NAMES:
+        raise InvalidArgumentError(f"arch must be one of {', '.join(NAMES)} or a Network, "
+                                   f"got {name!r}")
+    return key
 
 
 def _check(weight_var, bias_var, depth, points, q0, weights):
@@ -317,8 +399,9 @@ def jacobian_spectrum(activation: Any = "tanh", weight_var: float = 1.0,
         σ_w², σ_b² (ResNet: the weights have variance σ_w²/(N L)).
     depth : int
         L >= 1 (at most :data:`MAX_DEPTH`).
-    arch : "mlp", "resnet" or a :class:`~critheory.blocks.network.Network`
-        A network is read through its capabilities.
+    arch : "mlp", "tarnowski-resnet" or a :class:`~critheory.blocks.network.Network`
+        A network is read through what each solver needs (:data:`SOLVERS`); ``"resnet"`` is a
+        deprecated spelling of ``"tarnowski-resnet"``.
     weights : "gaussian" or "orthogonal"
     q0 : float
         ``|x|²/N`` of the input: selects the MLP's attracting fixed point, starts the ResNet's
@@ -336,34 +419,36 @@ def jacobian_spectrum(activation: Any = "tanh", weight_var: float = 1.0,
     sw, sb, L, n, q0 = _check(weight_var, bias_var, depth, points, q0, weights)
     act = Activation.get(activation, params)
     net = _network(arch, act)
+    if SOLVERS["mlp"].unmet(net) is None:
+        return _mlp(net, sw, sb, L, n, q0, weights)
+    if SOLVERS[TARNOWSKI].unmet(net) is None:
+        return _resnet(net.activation, sw, sb, L, n, q0, weights)
     caps = net.capabilities
     if caps.has_layernorm:
         raise CritheoryError("Jacobian spectra of networks with LayerNorm are not covered "
                              "(the free-probability theory here needs elementwise layers)")
-    # the two units the theory covers, compared as block descriptions (frozen dataclasses)
-    if caps.residual_strength is None and caps.single_dense and net.unit == MLP_UNIT:
-        return _mlp(net, sw, sb, L, n, q0, weights)
-    if caps.residual_strength == 1.0 and net.unit == RESNET_UNIT:
-        return _resnet(net.activation, sw, sb, L, n, q0, weights)
     if caps.residual_strength is not None:
         raise CritheoryError("Jacobian spectra of residual networks are covered for "
                              "Tarnowski's unit x + phi(W x + b) with skip strength 1 (arch "
-                             "'resnet') only")
+                             f"'{TARNOWSKI}') only: {net.name} has "
+                             + SOLVERS[TARNOWSKI].unmet(net))
     raise CritheoryError("Jacobian spectra of MLPs are covered for the unit W phi(h) + b "
-                         "(arch 'mlp') only")
+                         f"(arch 'mlp') only: {net.name} has " + SOLVERS["mlp"].unmet(net))
 
 
 def _network(spec, act) -> Network:
-    """The network of an ``arch`` argument: a Network as given (read through its
-    capabilities), or ``"mlp"`` / ``"resnet"`` (input parsing, like
-    :func:`~critheory.theory.meanfield.maps.architecture`)."""
+    """The network of an ``arch`` argument: a Network as given (read through what the solvers
+    need), or a name of :data:`NAMES` (input parsing)."""
     if isinstance(spec, Network):
         return spec
-    if isinstance(spec, str) and spec.strip().lower() in ARCHS:
+    if isinstance(spec, str):
+        name = spectrum_name(spec)
+        if name == TARNOWSKI:
+            return resnet_network(act)
         from critheory.blocks import network
 
-        return network("mlp", act) if spec.strip().lower() == "mlp" else resnet_network(act)
-    raise InvalidArgumentError(f"arch must be one of {', '.join(ARCHS)} or a Network, "
+        return network(name, act)
+    raise InvalidArgumentError(f"arch must be one of {', '.join(NAMES)} or a Network, "
                                f"got {spec!r}")
 
 

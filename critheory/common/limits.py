@@ -1,0 +1,255 @@
+"""The one budget module: every limit of a command or a library function, named once, with its
+reason.
+
+Each command (and each library function with a budget) refuses at once, in one line, what it
+cannot do within the limit it reads here (README "Resource limits"). One naming scheme:
+``MAX_<WHAT>_<ROOM>`` for a count (depth, seeds, points, ...) and ``MAX_<ROOM>_WORK`` /
+``MAX_<ROOM>_BYTES`` for an estimated cost; the command line's own, tighter limits end in
+``_CLI``. The :data:`LIMITS` table holds every name with its value and reason (for the docs and
+the tests).
+
+This module is rank 0 (like :mod:`critheory.errors`) and imports nothing itself, so that every
+module (the parser of the command line at start-up included) may read it.
+
+Examples
+--------
+>>> from critheory.common import limits
+>>> limits.MAX_DEPTH_NTK
+100000
+>>> limits.LIMITS["MAX_DEPTH_MEANFIELD_CLI"].value
+1000000
+>>> "minute" in limits.LIMITS["MAX_DEPTH_MEANFIELD_CLI"].reason
+True
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["Limit", "LIMITS"]
+
+
+class Limit(NamedTuple):
+    """A named limit: its value and why it is there."""
+
+    value: float
+    reason: str
+
+
+LIMITS: dict[str, Limit] = {}
+
+
+def _limit(name: str, value, reason: str):
+    LIMITS[name] = Limit(value, reason)
+    __all__.append(name)
+    return value
+
+
+# ------------------------------------------------------------------ mean field (analyze, line,
+# point, depth, phase)
+MAX_DEPTH_MEANFIELD = _limit(
+    "MAX_DEPTH_MEANFIELD", 10 ** 7,
+    "layers iterated one by one by depth_curves: ~8 minutes, 80 MB per stored curve")
+MAX_DEPTH_MEANFIELD_CLI = _limit(
+    "MAX_DEPTH_MEANFIELD_CLI", 10 ** 6,
+    "layers of the `depth` command: about a minute (the recursion runs ~1e5 layers in a few "
+    "seconds)")
+MAX_VERIFY_DEPTH_CLI = _limit(
+    "MAX_VERIFY_DEPTH_CLI", 10 ** 6,
+    "layers of the exponent check of `analyze` (--verify-depth): about a minute")
+MAX_LINE_POINTS = _limit(
+    "MAX_LINE_POINTS", 100_000,
+    "bias variances of one critical line (the scan holds ~200 floats per value)")
+MAX_PHASE_GRID_CLI = _limit(
+    "MAX_PHASE_GRID_CLI", 401,
+    "points per axis of the `phase` command's diagram (401² = 1.6e5 points, ~1 minute)")
+MAX_PHASE_POINTS = _limit(
+    "MAX_PHASE_POINTS", 1_000_000,
+    "grid points of one phase diagram (n² <= 1e6: ~1e8 kernel-map evaluations)")
+MAX_DEPTH_INPUTS = _limit(
+    "MAX_DEPTH_INPUTS", 2000,
+    "depth horizon of the input-scale scan (one vectorized expectation per map and layer)")
+
+# ------------------------------------------------------------------ finite width
+MAX_DEPTH_FINITE_WIDTH = _limit(
+    "MAX_DEPTH_FINITE_WIDTH", 10 ** 6,
+    "layers of the finite-width curves (~70 us a layer with the vertex and the 1/n kernel: "
+    "10^6 layers take about a minute)")
+MAX_WIDTH_FINITE_WIDTH = _limit(
+    "MAX_WIDTH_FINITE_WIDTH", 10 ** 15,
+    "width beyond which every 1/n correction is below the float64 resolution of K")
+MAX_FINITE_WIDTH_WORK = _limit(
+    "MAX_FINITE_WIDTH_WORK", 4e10,
+    "networks x depth x width x (1 + tangent columns) of one finite-width simulation (~1 min)")
+
+# ------------------------------------------------------------------ NTK
+MAX_DEPTH_NTK = _limit(
+    "MAX_DEPTH_NTK", 10 ** 5,
+    "layers of the NTK recursion: ~0.1 ms a layer for one input, ~0.2-2 ms for two")
+MAX_NTK_WORK = _limit(
+    "MAX_NTK_WORK", 3e10,
+    "flops of the NTK measurement's back-propagations (seeds k n² L²/2 per dense block), "
+    "about half a minute")
+
+#: networks of a simulation (finite-width and ntk commands); the work limits above bound it
+#: with the width and depth
+MAX_SEEDS_CLI = _limit(
+    "MAX_SEEDS_CLI", 10 ** 6,
+    "networks of the finite-width and ntk simulations (the work limits bound the product)")
+MAX_WIDTH_CLI = _limit(
+    "MAX_WIDTH_CLI", 10 ** 6,
+    "width of a simulation given on the command line (ntk, sweep; the work limits bound the "
+    "product with the depth and the networks)")
+
+# ------------------------------------------------------------------ simulator (simulate,
+# validate, sweep cells)
+EXACT_APJN_WORK = _limit(
+    "EXACT_APJN_WORK", 2e10,
+    "flops seeds (depth - l0 + 1) width³ of the exact APJN, the default below it (~3 s); "
+    "Hutchinson probes above")
+MAX_MATRIX_BYTES = _limit(
+    "MAX_MATRIX_BYTES", 4 * 2 ** 30,
+    "bytes of float64 N x N matrices one simulation holds at once")
+MAX_WEIGHT_DRAWS = _limit(
+    "MAX_WEIGHT_DRAWS", 1e11,
+    "random weights seeds x depth x N² of one simulation: a few minutes of RNG")
+MAX_N_BOOT = _limit(
+    "MAX_N_BOOT", 100_000,
+    "bootstrap replicates of the power-law fit (cost n_boot x seeds x window)")
+
+# ------------------------------------------------------------------ transformer
+MAX_TOKENS = _limit(
+    "MAX_TOKENS", 64,
+    "tokens T (the token theory's expectations cost ~T³ per quasi-Monte Carlo point)")
+MAX_DEPTH_TRANSFORMER = _limit(
+    "MAX_DEPTH_TRANSFORMER", 2000,
+    "layers of the token-kernel recursion (a quasi-Monte Carlo expectation per attention "
+    "block and layer)")
+MAX_HEADS_CLI = _limit(
+    "MAX_HEADS_CLI", 1 << 20,
+    "attention heads on the command line (they must divide the width, which bounds them)")
+MAX_TRANSFORMER_WORK = _limit(
+    "MAX_TRANSFORMER_WORK", 1e11,
+    "multiply-adds of one token-kernel recursion's attention expectations (minutes)")
+MAX_TRANSFORMER_WORK_CLI = _limit(
+    "MAX_TRANSFORMER_WORK_CLI", 1e10,
+    "the same for one command: about a minute (T = 16 at 32 layers, 5.8e10, took 190 s on a "
+    "loaded 2-core machine)")
+MAX_QMC_POINTS = _limit(
+    "MAX_QMC_POINTS", 2 ** 16,
+    "quasi-Monte Carlo points per randomization (the escalation stops here)")
+MAX_SOFTMAX_WORK = _limit(
+    "MAX_SOFTMAX_WORK", 4e10,
+    "points x replicas x T³ x tangents multiply-adds of one attention expectation")
+MAX_TRANSFORMER_SIM_WORK = _limit(
+    "MAX_TRANSFORMER_SIM_WORK", 2e11,
+    "multiply-adds of one transformer simulation (seeds x layers x tangents x products)")
+MAX_TRANSFORMER_SIM_BYTES = _limit(
+    "MAX_TRANSFORMER_SIM_BYTES", 2 * 2 ** 30,
+    "bytes of one simulated transformer's weights plus its tangent arrays")
+
+# ------------------------------------------------------------------ recipes
+MAX_DEPTH_RECIPE = _limit(
+    "MAX_DEPTH_RECIPE", 10 ** 5,
+    "layers of a recipe's depth factors (one NTK recursion, ~0.2 ms a layer)")
+MAX_WIDTH_RECIPE = _limit(
+    "MAX_WIDTH_RECIPE", 10 ** 9,
+    "width of a recipe (beyond it the 1/n corrections are below float64 resolution)")
+
+# ------------------------------------------------------------------ shaped networks (sde)
+MAX_SDE_PATHS_CLI = _limit(
+    "MAX_SDE_PATHS_CLI", 10 ** 6,
+    "Monte Carlo paths of the SDE (--paths): memory paths x inputs² floats")
+MAX_SDE_STEPS_CLI = _limit(
+    "MAX_SDE_STEPS_CLI", 10 ** 5,
+    "Euler-Maruyama steps of the SDE (--steps)")
+MAX_SDE_WIDTH_CLI = _limit(
+    "MAX_SDE_WIDTH_CLI", 4096,
+    "width of the shaped networks simulated beside the SDE (--width)")
+MAX_SDE_SEEDS_CLI = _limit(
+    "MAX_SDE_SEEDS_CLI", 10 ** 5,
+    "shaped networks simulated beside the SDE (--networks)")
+MAX_SDE_PATH_STEPS = _limit(
+    "MAX_SDE_PATH_STEPS", 4 * 10 ** 9,
+    "paths x steps x inputs² of one SDE solve")
+MAX_SHAPED_SIM_WORK = _limit(
+    "MAX_SHAPED_SIM_WORK", 2 * 10 ** 10,
+    "networks x depth x width x inputs (x width, dense) of one shaped simulation (~1 minute)")
+
+# ------------------------------------------------------------------ spectra
+MAX_DEPTH_SPECTRUM = _limit(
+    "MAX_DEPTH_SPECTRUM", 10_000,
+    "layers of the spectrum: the MLP solver's cost does not depend on L but lambda^L leaves "
+    "float64; the Tarnowski ResNet recursion is one quadrature per layer")
+MAX_SPECTRUM_POINTS = _limit(
+    "MAX_SPECTRUM_POINTS", 20_000,
+    "points of one spectral density (one root continuation step each)")
+MAX_SPECTRUM_STEPS = _limit(
+    "MAX_SPECTRUM_STEPS", 20_000,
+    "predictor-corrector steps of one branch beyond one per target point (never reached in "
+    "tests)")
+MAX_WIDTH_SPECTRUM_SIM = _limit(
+    "MAX_WIDTH_SPECTRUM_SIM", 2048,
+    "width of the simulated Jacobian spectra (an SVD of N x N per network)")
+MAX_SEEDS_SPECTRUM_SIM = _limit(
+    "MAX_SEEDS_SPECTRUM_SIM", 1000,
+    "networks of the simulated Jacobian spectra")
+MAX_DEPTH_SPECTRUM_SIM = _limit(
+    "MAX_DEPTH_SPECTRUM_SIM", 10_000,
+    "layers of the simulated Jacobian spectra")
+MAX_SPECTRUM_SIM_WORK = _limit(
+    "MAX_SPECTRUM_SIM_WORK", 2e11,
+    "seeds (depth + 10) width³ flops of the simulated spectra: ~1 minute on one core")
+
+# ------------------------------------------------------------------ torch-apjn
+MAX_INPUT_ELEMENTS_CLI = _limit(
+    "MAX_INPUT_ELEMENTS_CLI", 10 ** 7,
+    "entries of the input batch of torch-apjn (a float64 batch of 8e7 bytes)")
+MAX_PROBES_CLI = _limit(
+    "MAX_PROBES_CLI", 4096,
+    "Hutchinson probes of torch-apjn (each is one backward pass of the model)")
+
+# ------------------------------------------------------------------ torch (library)
+MAX_TORCH_EXACT_COORDINATES = _limit(
+    "MAX_TORCH_EXACT_COORDINATES", 1 << 14,
+    "coordinates of h^{l0} of the exact APJN of a PyTorch model (one forward pass each)")
+MAX_TORCH_PROBES = _limit(
+    "MAX_TORCH_PROBES", 1 << 16,
+    "Hutchinson probes of one APJN call on a PyTorch model")
+MAX_TORCH_EXACT_OUTPUTS = _limit(
+    "MAX_TORCH_EXACT_OUTPUTS", 1 << 14,
+    "output entries of the exact Jacobian norm of the regularizer (one backward pass each)")
+
+# ------------------------------------------------------------------ sweeps
+MAX_SWEEP_CELLS = _limit(
+    "MAX_SWEEP_CELLS", 100_000,
+    "cells of one sweep (the store holds a chunk per cell and variable)")
+MAX_DEPTH_SWEEP_CLI = _limit(
+    "MAX_DEPTH_SWEEP_CLI", 10 ** 6,
+    "layers of a sweep's networks (MAX_SWEEP_DRAWS bounds the product)")
+MAX_N_BOOT_SWEEP_CLI = _limit(
+    "MAX_N_BOOT_SWEEP_CLI", 10 ** 4,
+    "bootstrap replicates of each sweep cell's fits (the cost is per cell)")
+MAX_SWEEP_DRAWS = _limit(
+    "MAX_SWEEP_DRAWS", 1e14,
+    "weight draws cells x seeds x depth x width² of one sweep: days of one machine's RNG, a "
+    "cluster's worth of work")
+
+
+# ------------------------------------------------------------------ work estimates
+def transformer_recursion_work(tokens: int, attention_blocks: int, blocks: int, depth: int,
+                               points: int, replicas: int) -> float:
+    """Multiply-adds of the attention expectations of one token-kernel recursion, compared with
+    :data:`MAX_TRANSFORMER_WORK` (library) and :data:`MAX_TRANSFORMER_WORK_CLI` (a command):
+    ``depth x attention blocks x max(points x replicas x T³ x (6 + 8 (2 + blocks)), 5e7)`` (at
+    least 5e7 per block: numpy's per-call overhead).
+
+    >>> transformer_recursion_work(4, 1, 4, 10, 4096, 8) == 10 * 4096 * 8 * 64 * 54
+    True
+    >>> transformer_recursion_work(1, 1, 4, 10, 2, 2)      # the per-call floor
+    500000000.0
+    """
+    per = max(points * replicas * tokens ** 3 * (6 + 8 * (2 + blocks)), 5e7)
+    return depth * attention_blocks * per
+
+
+__all__.append("transformer_recursion_work")

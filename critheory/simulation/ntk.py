@@ -41,12 +41,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from critheory.activation.symbolic import Activation
+from critheory.blocks.network import Network
 from critheory.blocks.registry import network
 from critheory.common.checks import (check_bias_var, check_int, check_nonnegative,
                                      check_weight_var)
 from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError
+from .architectures import out_width, resolve_network
 
 __all__ = ["NTKMeasurement", "measure_ntk", "check_ntk_budget", "MAX_NTK_COST"]
 
@@ -87,11 +88,12 @@ def _dense_count(unit) -> int:
 
 
 def check_ntk_budget(width, depth, seeds, arch="mlp") -> tuple[int, int, int]:
-    """Refuse, before any work, a measurement above :data:`MAX_NTK_COST`."""
+    """Refuse, before any work, a measurement above :data:`MAX_NTK_COST` (``arch``: a registry
+    name or a Network)."""
     width = check_int("width", width, 1)
     depth = check_int("depth", depth, 1)
     seeds = check_int("seeds", seeds, 2)
-    nd = _dense_count(network(arch, "linear").unit)
+    nd = _dense_count((arch if isinstance(arch, Network) else network(arch, "linear")).unit)
     k = min(width, MAX_TRACKED)
     cost = float(seeds) * k * width * width * (1 + nd * depth * (depth + 1) / 2)
     if cost > MAX_NTK_COST:
@@ -115,23 +117,28 @@ def _per_layer(name: str, value, depth: int) -> np.ndarray:
 class _Net:
     """One batch of B networks: forward pass with a tape, reverse pass per target depth."""
 
-    def __init__(self, rng, b, unit, phi, dphi, sw, sb):
-        self.rng, self.b, self.unit = rng, b, unit
+    def __init__(self, rng, b, unit, phi, dphi, sw, sb, width):
+        self.rng, self.b, self.unit, self.width = rng, b, unit, width
         self.phi, self.dphi, self.sw, self.sb = phi, dphi, sw, sb
 
-    def dense(self, x, tape):
+    def dense(self, x, tape, block=None):
         b, n_in = x.shape
-        W = self.rng.standard_normal((b, n_in, n_in)) * math.sqrt(self.sw / n_in)
+        if block is None:
+            n_out, sw, sb = n_in, self.sw, self.sb
+        else:
+            n_out = out_width(block, self.width)
+            sw, sb = block.variances(self.sw, self.sb)
+        W = self.rng.standard_normal((b, n_out, n_in)) * math.sqrt(sw / n_in)
         y = np.einsum("bij,bj->bi", W, x)
-        if self.sb > 0:
-            y += self.rng.standard_normal((b, n_in)) * math.sqrt(self.sb)
+        if sb > 0:
+            y += self.rng.standard_normal((b, n_out)) * math.sqrt(sb)
         tape.append(("dense", W, np.einsum("bj,bj->b", x, x) / n_in))
         return y
 
     def blocks(self, blocks, x, tape):
         for blk in blocks:
             if blk.kind == "dense":
-                x = self.dense(x, tape)
+                x = self.dense(x, tape, blk)
             elif blk.kind == "phi":
                 tape.append(("phi", self.dphi(x)))
                 x = self.phi(x)
@@ -177,33 +184,39 @@ class _Net:
 
 
 def measure_ntk(activation, weight_var: float, bias_var: float, *, width: int, depth: int,
-                seeds: int, lambda_b=1.0, lambda_w=1.0, arch: str = "mlp", mu: float = 1.0,
+                seeds: int, lambda_b=1.0, lambda_w=1.0, arch=None, mu: float | None = None,
                 q0: float = 1.0, seed: int = 0) -> NTKMeasurement:
     """The empirical NTK of ``seeds`` random networks at layers ``1..depth``.
 
     Parameters
     ----------
-    activation : str or Activation
+    activation : str, Activation or Network
+        (a Network here stands for ``arch``)
     weight_var, bias_var : float
+        The network's σ_w², σ_b² (dense blocks with their own keep theirs).
     width, depth, seeds : int
         Width n (also the input dimension), depth L, number of networks (>= 2).
     lambda_b, lambda_w : float or array of shape (depth,)
         Bias rate and weight rate per fan-in, per layer (PDLT's convention).
-    arch, mu : registry architecture and residual strength.
+    arch, mu : a one-token Network, or a registry name (default ``mlp``) and its residual
+        strength (:func:`critheory.blocks.registry.as_network`).
     q0 : float
         ``|x|²/n0`` of the (fixed) input.
     seed : int
         Seed of the one generator every network is drawn from.
     """
+    net, _ = resolve_network(activation, arch, mu)
     sw = check_weight_var(weight_var)
     sb = check_bias_var(bias_var)
     q0 = check_nonnegative("q0", q0)
     seed = check_int("seed", seed, 0)
-    width, depth, seeds = check_ntk_budget(width, depth, seeds, arch)
+    if net.tokens != 1 or net.capabilities.mixes_tokens:
+        raise InvalidArgumentError(f"the NTK measurement runs one-token networks; "
+                                   f"{net.describe()} acts on tokens")
+    width, depth, seeds = check_ntk_budget(width, depth, seeds, net)
     lb = _per_layer("lambda_b", lambda_b, depth)
     lw = _per_layer("lambda_w", lambda_w, depth)
-    act = Activation.get(activation)
-    net = network(arch, act, mu)
+    act = net.activation
     phi, dphi = act.numpy_func(0), act.numpy_func(1)
     rng = np.random.default_rng(seed)
     n, k = width, min(width, MAX_TRACKED)
@@ -216,7 +229,7 @@ def measure_ntk(activation, weight_var: float, bias_var: float, *, width: int, d
     with np.errstate(over="ignore", invalid="ignore"):
         while done < seeds:
             b = min(bsize, seeds - done)
-            sim = _Net(rng, b, net.unit, phi, dphi, sw, sb)
+            sim = _Net(rng, b, net.unit, phi, dphi, sw, sb, n)
             tapes = []
             t1 = []
             z = sim.dense(np.broadcast_to(x0, (b, n)).copy(), t1)

@@ -37,7 +37,7 @@ from critheory.common.checks import check_bias_var, check_int, check_nonnegative
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["simulate_spectrum", "SimulatedSpectrum", "haar_orthogonal", "check_spectrum_args",
-           "MAX_WIDTH",
+           "spectrum_network", "MAX_WIDTH",
            "MAX_COST", "MAX_SEEDS", "MAX_DEPTH"]
 
 MAX_WIDTH = 2048
@@ -95,6 +95,25 @@ def _weight(rng, n, var, orthogonal):
     return w
 
 
+def spectrum_network(activation, arch="mlp", params=None):
+    """``(activation spec, arch name)`` of a spectrum: ``arch`` (or ``activation``) may be a
+    :class:`~critheory.blocks.network.Network` whose unit is the registry's MLP unit
+    ``(Phi, Dense)`` on one token with the network's variances (the spectra's ``mlp``); any
+    other network is refused, as is a conflicting activation. ``"resnet"`` (Tarnowski's
+    ``x + φ(W x + b)``, ``σ_w²/L``) is not a block composition of fixed variances and stays a
+    name."""
+    from critheory.blocks.network import Network
+    from critheory.blocks.registry import as_network, network
+
+    if not isinstance(activation, Network) and not isinstance(arch, Network):
+        return activation, arch
+    net = as_network(arch if isinstance(arch, Network) else None, activation, None, params)
+    if (net.tokens != 1 or net.unit != network("mlp", net.activation).unit):
+        raise InvalidArgumentError(f"the Jacobian spectra cover the MLP unit (phi, dense) with "
+                                   f"the network's variances; {net.describe()} is not one")
+    return net.activation, "mlp"
+
+
 def check_spectrum_args(weight_var, bias_var, depth, width, seeds, arch, weights, seed,
                         input_var):
     """The arguments of :func:`simulate_spectrum`, checked (budgets included) before any work;
@@ -128,8 +147,11 @@ def simulate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
                       weights: str = "gaussian", seed: int | None = 0,
                       input_var: float = 1.0, params=None) -> SimulatedSpectrum:
     """Squared singular values of the explicit Jacobians of ``seeds`` random networks
-    (module docstring). All arguments are checked before any work."""
-    act = Activation.get(activation, params)
+    (module docstring). ``arch``: ``"mlp"``, ``"resnet"`` or an MLP
+    :class:`~critheory.blocks.network.Network` (:func:`spectrum_network`; also in the
+    activation's place). All arguments are checked before any work."""
+    activation, arch = spectrum_network(activation, arch, params)
+    act = Activation.get(activation, None if isinstance(activation, Activation) else params)
     sw, sb, L, N, S, q, seed = check_spectrum_args(weight_var, bias_var, depth, width, seeds,
                                                    arch, weights, seed, input_var)
     phi, dphi = act.numpy, act.numpy_func(1)

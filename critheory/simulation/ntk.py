@@ -10,16 +10,10 @@ activation and the block description with the theory). For one network of width 
 with ``x_m`` the block's input and ``y_m`` its output: ``Σ_jk (∂z_i/∂W_jk)² = |∂z_i/∂y_m|² |x_m|²``
 since ``∂z_i/∂W_jk = (∂z_i/∂y_m)_j x_k``, so no per-parameter gradient is materialized. The
 row ``∂z_i/∂y_m`` is back-propagated (reverse mode, batched over networks and ``k`` neurons)
-through the same blocks:
-
-=============  ==========================================================
-block          cotangent ``g`` of the input, given ``g'`` of the output
-=============  ==========================================================
-dense          ``g' W``
-phi            ``g' ⊙ φ'(x)``
-layernorm      ``(g' − mean(g') − y mean(g' ⊙ y))/s``, ``y = LN(x)``
-residual       ``μ g' + branch-cotangent(g')``
-=============  ==========================================================
+through the same blocks, by the cotangent steps of the simulator's one interpreter
+(:data:`critheory.simulation.interpreter.COTANGENTS`: dense ``g' W``, phi ``g' ⊙ φ'(x)``,
+layernorm ``(g' − mean(g') − y mean(g' ⊙ y))/s``, residual ``μ g' + branch(g')``) on the tape
+its forward steps record.
 
 Estimators per depth, over S independent networks: ``θ_s = mean_i Θ̂_ii`` over the tracked
 neurons of network s; ``ntk_mean = mean_s θ_s`` ± ``std_s θ_s/√S`` (neurons of one network are
@@ -47,7 +41,8 @@ from critheory.common.checks import (check_bias_var, check_int, check_nonnegativ
                                      check_weight_var)
 from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError
-from .architectures import out_width, resolve_network
+from .architectures import resolve_network
+from .interpreter import Context, back, check_blocks, dense, run
 
 __all__ = ["NTKMeasurement", "measure_ntk", "check_ntk_budget", "MAX_NTK_COST"]
 
@@ -114,73 +109,24 @@ def _per_layer(name: str, value, depth: int) -> np.ndarray:
     return a
 
 
-class _Net:
-    """One batch of B networks: forward pass with a tape, reverse pass per target depth."""
+class _NTKSampler:
+    """Fresh dense layers for a batch of B networks from one generator: the whole ``W``
+    (``(B, n_out, n_in)``, kept as ``last_weight`` for the reverse pass), then the biases
+    (none drawn at σ_b² = 0)."""
 
-    def __init__(self, rng, b, unit, phi, dphi, sw, sb, width):
-        self.rng, self.b, self.unit, self.width = rng, b, unit, width
-        self.phi, self.dphi, self.sw, self.sb = phi, dphi, sw, sb
+    def __init__(self, rng, b: int):
+        self.rng, self.b, self.last_weight = rng, b, None
 
-    def dense(self, x, tape, block=None):
-        b, n_in = x.shape
-        if block is None:
-            n_out, sw, sb = n_in, self.sw, self.sb
-        else:
-            n_out = out_width(block, self.width)
-            sw, sb = block.variances(self.sw, self.sb)
-        W = self.rng.standard_normal((b, n_out, n_in)) * math.sqrt(sw / n_in)
-        y = np.einsum("bij,bj->bi", W, x)
-        if sb > 0:
-            y += self.rng.standard_normal((b, n_out)) * math.sqrt(sb)
-        tape.append(("dense", W, np.einsum("bj,bj->b", x, x) / n_in))
-        return y
+    def matmul(self, x, var: float, n_out: int):
+        b, n_in, _ = x.shape
+        W = self.rng.standard_normal((b, n_out, n_in)) * math.sqrt(var / n_in)
+        self.last_weight = W
+        return W @ x
 
-    def blocks(self, blocks, x, tape):
-        for blk in blocks:
-            if blk.kind == "dense":
-                x = self.dense(x, tape, blk)
-            elif blk.kind == "phi":
-                tape.append(("phi", self.dphi(x)))
-                x = self.phi(x)
-            elif blk.kind == "layernorm":
-                m = x.mean(axis=1, keepdims=True)
-                s = np.sqrt(((x - m) ** 2).mean(axis=1, keepdims=True) + blk.eps)
-                y = (x - m) / s
-                tape.append(("layernorm", y, s))
-                x = y
-            elif blk.kind == "residual":
-                sub = []
-                br = self.blocks(blk.branch, x, sub)
-                tape.append(("residual", blk.mu, sub))
-                x = blk.mu * x + br
-            else:
-                raise InvalidArgumentError(f"the NTK simulator has no step for a {blk.kind!r} "
-                                           "block")
-        return x
-
-    @staticmethod
-    def back(tape, g, rate):
-        """Reverse pass of one layer's tape: the cotangent of its input and Θ̂ contributions
-        (``rate(xnorm) = λ_b + λ_W |x|²/n`` of this layer)."""
-        theta = 0.0
-        for op in reversed(tape):
-            if op[0] == "dense":
-                _, W, xn = op
-                theta = theta + rate(xn)[:, None] * np.einsum("bkj,bkj->bk", g, g)
-                g = g @ W
-            elif op[0] == "phi":
-                g = g * op[1][:, None, :]
-            elif op[0] == "layernorm":
-                _, y, s = op
-                y3 = y[:, None, :]
-                g = (g - g.mean(axis=2, keepdims=True)
-                     - y3 * (g * y3).mean(axis=2, keepdims=True)) / s[:, None, :]
-            else:
-                _, mu, sub = op
-                gb, tb = _Net.back(sub, g, rate)
-                theta = theta + tb
-                g = mu * g + gb
-        return g, theta
+    def bias(self, n: int, var: float):
+        if var > 0:
+            return (self.rng.standard_normal((self.b, n)) * math.sqrt(var))[:, :, None]
+        return 0.0
 
 
 def measure_ntk(activation, weight_var: float, bias_var: float, *, width: int, depth: int,
@@ -213,6 +159,7 @@ def measure_ntk(activation, weight_var: float, bias_var: float, *, width: int, d
     if net.tokens != 1 or net.capabilities.mixes_tokens:
         raise InvalidArgumentError(f"the NTK measurement runs one-token networks; "
                                    f"{net.describe()} acts on tokens")
+    check_blocks(net.unit, "the NTK simulator")
     width, depth, seeds = check_ntk_budget(width, depth, seeds, net)
     lb = _per_layer("lambda_b", lambda_b, depth)
     lw = _per_layer("lambda_w", lambda_w, depth)
@@ -225,28 +172,30 @@ def measure_ntk(activation, weight_var: float, bias_var: float, *, width: int, d
     theta = np.empty((seeds, depth, k))
     kern = np.empty((seeds, depth))
     x0 = np.full(n, math.sqrt(q0))
+    ctx = Context(net.unit, phi, dphi, sw, sb, width=n)
     done = 0
     with np.errstate(over="ignore", invalid="ignore"):
         while done < seeds:
             b = min(bsize, seeds - done)
-            sim = _Net(rng, b, net.unit, phi, dphi, sw, sb, n)
+            sim = _NTKSampler(rng, b)
             tapes = []
             t1 = []
-            z = sim.dense(np.broadcast_to(x0, (b, n)).copy(), t1)
+            z, _ = dense(sim, ctx, np.broadcast_to(x0, (b, n))[:, :, None].copy(), None,
+                         tape=t1)
             tapes.append(t1)
-            kern[done:done + b, 0] = (z * z).mean(axis=1)
+            kern[done:done + b, 0] = (z[..., 0] * z[..., 0]).mean(axis=1)
             for l in range(1, depth):
                 t = []
-                z = sim.blocks(net.unit, z, t)
+                z, _ = run(net.unit, sim, ctx, z, None, t)
                 tapes.append(t)
-                kern[done:done + b, l] = (z * z).mean(axis=1)
+                kern[done:done + b, l] = (z[..., 0] * z[..., 0]).mean(axis=1)
             eye = np.broadcast_to(np.eye(k, n), (b, k, n))
             for l in range(depth):
                 g, th = eye, 0.0
                 for m in range(l, -1, -1):
                     def rate(xn, m=m):
                         return lb[m] + lw[m] * xn
-                    g, tm = _Net.back(tapes[m], g, rate)
+                    g, tm = back(tapes[m], g, rate)
                     th = th + tm
                 theta[done:done + b, l] = th
             done += b

@@ -235,15 +235,15 @@ def _split(f: np.ndarray) -> tuple[float, tuple | None]:
     return 1.0, tuple(float(x) for x in f)
 
 
-def _is_transformer(arch) -> bool:
-    """Whether ``arch`` (a name, or the network :func:`_network_arguments` left) takes the
-    transformer recipe: the registry's pre-LN transformer."""
-    if not isinstance(arch, str):
+def _is_transformer(name) -> bool:
+    """Whether ``name`` (a registry name, or the network :func:`_network_arguments` left) takes
+    the transformer recipe: the registry's pre-LN transformer."""
+    if not isinstance(name, str):
         return False
     from critheory.blocks.registry import canonical
 
     try:
-        return canonical(arch) == "transformer"
+        return canonical(name) == "transformer"
     except InvalidArgumentError:
         return False
 
@@ -257,9 +257,9 @@ def _network_arguments(activation, arch, heads, mlp_ratio, mu, params):
     from critheory.blocks.network import Network
     from critheory.blocks.registry import as_network, network
 
-    if not (isinstance(activation, Network) or isinstance(arch, Network)):
-        return activation, arch, heads, mlp_ratio, mu
-    net = as_network(arch if isinstance(arch, Network) else None, activation, mu, params)
+    if not any(isinstance(v, Network) for v in (activation, arch)):
+        return activation, "mlp" if arch is None else arch, heads, mlp_ratio, mu
+    net = as_network(arch, activation, mu, params)
     if not net.capabilities.mixes_tokens:
         return net.activation, net, heads, mlp_ratio, None
     a, M = net.attention, net.mlp_ratio
@@ -276,7 +276,7 @@ def _network_arguments(activation, arch, heads, mlp_ratio, mu, params):
 
 
 def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
-           optimizer: str = "sgd", arch="mlp", heads: int | None = None,
+           optimizer: str = "sgd", arch=None, heads: int | None = None,
            mlp_ratio: float | None = None, input_dim: int | None = None, output_dim: int = 1,
            weight_var: float | None = None, bias_var: float | None = None,
            mu: float | None = None, params=None, q0: float | None = None) -> Recipe:
@@ -293,8 +293,8 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
         ``s`` in [0, 1].
     optimizer : {"sgd", "adamw"}
     arch : str or Network
-        ``transformer``, a registered mean-field architecture (``mlp``, ``residual``, ...), or
-        a Network (resolved once by :func:`critheory.blocks.registry.as_network`; the
+        ``transformer``, a registered mean-field architecture (``mlp``, the default,
+        ``residual``, ...), or a Network (resolved once by :func:`critheory.blocks.registry.as_network`; the
         transformer recipe is the one of a network whose unit is the pre-LN transformer's,
         with its heads and MLP ratio).
     heads, mlp_ratio : int, float

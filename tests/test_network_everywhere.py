@@ -336,3 +336,26 @@ def test_dense_block_width_changes_the_hidden_layer_only():
     odd = Network("odd", act, (Dense(width=1.5), Phi(), Dense()))
     with pytest.raises(InvalidArgumentError, match="whole number"):
         simulate(odd, 1.0, 0.0, width=5, depth=3, seeds=2)
+
+
+def test_own_variances_and_width_match_the_explicit_jacobian_chain():
+    """The interpreter's forward-mode tangents of a network with per-block σ², a 2N-wide hidden
+    layer and a LayerNorm equal the explicit Jacobian products of the naive reference (same
+    weights: the dense method's streams)."""
+    from critheory.blocks import LayerNorm, Residual
+    from critheory.simulation import explicit_jacobian_chain, simulate
+
+    act = network("mlp", "tanh").activation
+    unit = (Residual((LayerNorm(), Dense(weight_var=2.0, bias_var=0.2, width=2.0), Phi(),
+                      Dense(weight_var=0.5)), mu=0.8),)
+    net = Network("own", act, unit)
+    sim = simulate(net, 1.1, 0.05, width=6, depth=4, seeds=2, seed=3, method="dense",
+                   probes="exact")
+    for i in range(2):
+        ref = explicit_jacobian_chain(net, 1.1, 0.05, width=6, depth=4, seed=3, index=i)
+        np.testing.assert_allclose(sim.apjn[i], ref.apjn, rtol=1e-12)
+        np.testing.assert_allclose(sim.kernel[i], ref.kernel, rtol=1e-12)
+    plain = explicit_jacobian_chain(Network("plain", act, (Residual((
+        LayerNorm(), Dense(width=2.0), Phi(), Dense()), mu=0.8),)), 1.1, 0.05, width=6,
+        depth=4, seed=3)
+    assert not np.allclose(plain.kernel[1:], sim.kernel[0, 1:], rtol=1e-3)

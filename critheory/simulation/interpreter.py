@@ -50,7 +50,7 @@ from critheory.errors import InvalidArgumentError
 from .layernorm import layer_norm, layer_norm_jvp
 
 __all__ = ["Context", "run", "dense", "STEPS", "COTANGENTS", "back", "out_width",
-           "check_blocks"]
+           "check_blocks", "check_cotangents"]
 
 
 @dataclass(frozen=True)
@@ -265,6 +265,18 @@ def _back_residual(op, g, rate):
 #: ``rate(|x|²/N_in) |g|²``, its share of the NTK diagonal).
 COTANGENTS = {"dense": _back_dense, "phi": _back_phi, "layernorm": _back_layernorm,
               "residual": _back_residual}
+
+
+#: Block kinds whose forward step is a composition of recorded kinds (no cotangent of their own).
+_COMPOSED = frozenset({"mlp"})
+
+
+def check_cotangents(blocks, what: str = "the simulator's reverse pass") -> None:
+    """Refuse, by name, a block kind with no cotangent step (before any work)."""
+    check_blocks(blocks, what)
+    for b in walk(blocks):
+        if b.kind not in COTANGENTS and b.kind not in _COMPOSED:
+            raise InvalidArgumentError(f"{what} has no cotangent step for a {b.kind!r} block")
 
 
 def back(tape, g, rate):

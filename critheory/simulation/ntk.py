@@ -42,7 +42,7 @@ from critheory.common.checks import (check_bias_var, check_int, check_nonnegativ
 from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError
 from .architectures import resolve_network
-from .interpreter import Context, back, check_blocks, dense, run
+from .interpreter import Context, back, check_cotangents, dense, run
 
 __all__ = ["NTKMeasurement", "measure_ntk", "check_ntk_budget", "MAX_NTK_COST"]
 
@@ -156,10 +156,10 @@ def measure_ntk(activation, weight_var: float, bias_var: float, *, width: int, d
     sb = check_bias_var(bias_var)
     q0 = check_nonnegative("q0", q0)
     seed = check_int("seed", seed, 0)
-    if net.tokens != 1 or net.capabilities.mixes_tokens:
+    check_cotangents(net.unit, "the NTK simulator")
+    if net.tokens != 1:
         raise InvalidArgumentError(f"the NTK measurement runs one-token networks; "
-                                   f"{net.describe()} acts on tokens")
-    check_blocks(net.unit, "the NTK simulator")
+                                   f"{net.describe()} acts on {net.tokens} tokens")
     width, depth, seeds = check_ntk_budget(width, depth, seeds, net)
     lb = _per_layer("lambda_b", lambda_b, depth)
     lw = _per_layer("lambda_w", lambda_w, depth)

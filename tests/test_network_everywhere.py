@@ -359,3 +359,16 @@ def test_own_variances_and_width_match_the_explicit_jacobian_chain():
         LayerNorm(), Dense(width=2.0), Phi(), Dense()), mu=0.8),)), 1.1, 0.05, width=6,
         depth=4, seed=3)
     assert not np.allclose(plain.kernel[1:], sim.kernel[0, 1:], rtol=1e-3)
+
+
+def test_token_simulation_takes_a_network_without_attention():
+    """T tokens through a one-token unit (no attention: the tokens never mix) run by the same
+    interpreter; a name without an activation is refused in one line."""
+    from critheory.simulation.transformer import simulate_transformer
+
+    net = network("mlp", "tanh", tokens=2)
+    r = simulate_transformer(net, 1.0, 0.0, width=8, depth=3, seeds=2, seed=0)
+    assert r.heads is None and r.kernel_tokens.shape == (2, 3, 2, 2)
+    assert np.allclose(r.apjn[:, 0], 1.0)
+    with pytest.raises(InvalidArgumentError, match="needs an activation"):
+        simulate_transformer("transformer", 1.0, 0.0, width=8, depth=3)

@@ -73,7 +73,7 @@ class TransformerSimulation:
     width: int
     depth: int
     tokens: int
-    heads: int
+    heads: int | None
     l0: int
     probes: int | None
     seed: int
@@ -161,7 +161,7 @@ def check_transformer_budget(net, width: int, depth: int, seeds: int, probes) ->
             f"this transformer simulation needs ~{work:.2g} multiply-adds; at most "
             f"{MAX_WORK:.0e} (fewer seeds, layers, width or probes)")
     need = 8 * (n * n * max(4.0, 2 * M) + (P + 1) * T * n * max(3.0, M + 1)
-                + (P + 1) * net.attention.heads * T * T * 2)
+                + (P + 1) * (net.attention.heads if net.attention else 0) * T * T * 2)
     if need > MAX_BYTES:
         raise InvalidArgumentError(f"this transformer simulation needs ~{need / 2 ** 30:.1f} "
                                    f"GiB at once; at most {MAX_BYTES / 2 ** 30:.0f} GiB")
@@ -179,10 +179,15 @@ def resolve_probes(net, width: int, probes) -> int | None:
 def simulate_transformer(net, weight_var: float, bias_var: float, *, width: int, depth: int,
                          seeds: int = 8, l0: int = 1, q0: float = 1.0, corr: float = 0.5,
                          probes=None, seed: int = 0) -> TransformerSimulation:
-    """Simulate ``seeds`` random transformers of width ``width`` and ``depth`` layers.
+    """Simulate ``seeds`` random networks on T tokens (``net``: a
+    :class:`~critheory.blocks.network.Network`, with attention or without: T tokens through a
+    one-token unit) of width ``width`` and ``depth`` layers.
 
     ``probes``: None (exact while ``T n <= 512``, else 8 probes), ``"exact"`` or a count.
     """
+    from critheory.blocks.registry import as_network
+
+    net = as_network(net)
     sw = check_weight_var(weight_var)
     sb = check_bias_var(bias_var)
     width, depth, l0 = check_layers(width, depth, l0)
@@ -190,10 +195,11 @@ def simulate_transformer(net, weight_var: float, bias_var: float, *, width: int,
     seed = check_int("seed", seed, 0)
     q0 = check_real("q0", q0)
     corr = check_real("corr", corr)
-    T, H = net.tokens, net.attention.heads
+    a = net.attention
+    T, H = net.tokens, (None if a is None else a.heads)
     if q0 <= 0:
         raise InvalidArgumentError(f"q0 must be > 0, got {q0}")
-    if width % H:
+    if H is not None and width % H:
         raise InvalidArgumentError(f"heads ({H}) must divide the width ({width})")
     if width < T:
         raise InvalidArgumentError(f"width ({width}) must be >= tokens ({T})")
@@ -231,6 +237,6 @@ def simulate_transformer(net, weight_var: float, bias_var: float, *, width: int,
         arch=net.name, activation=net.activation.name, weight_var=sw, bias_var=sb, width=width,
         depth=depth, tokens=T, heads=H, l0=l0, probes=probes, seed=seed, kernel_tokens=K,
         apjn=J, elapsed=time.perf_counter() - t0,
-        settings={"q0": q0, "corr": corr, "mlp_ratio": M, "causal": net.attention.causal,
-                  "logit_scale": net.attention.logit_scale, "cq": net.attention.cq,
-                  "ck": net.attention.ck, "cv": net.attention.cv, "cu": net.attention.cu})
+        settings={"q0": q0, "corr": corr, "mlp_ratio": M} | ({} if a is None else {
+            "causal": a.causal, "logit_scale": a.logit_scale, "cq": a.cq, "ck": a.ck,
+            "cv": a.cv, "cu": a.cu}))

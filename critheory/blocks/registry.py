@@ -157,15 +157,16 @@ def network(name: str = "mlp", activation: Any = "relu", mu: float = 1.0,
     return Network(spec.name, act, spec.unit(mu, **options), T)
 
 
-def as_network(arch: Any = "mlp", activation: Any = None, mu: float | None = None,
+def as_network(arch: Any = None, activation: Any = None, mu: float | None = None,
                params=None, **options) -> Network:
     """The one boundary where an architecture argument becomes a :class:`Network`.
 
     ``arch`` is a :class:`Network` (returned as is) or a registry name (None: ``mlp``), built
-    with ``activation`` (required then; a Network in its place is taken as ``arch``), ``mu`` (default 1; ignored without a skip connection),
-    ``params`` and the token ``options`` (:func:`network`). With a Network, an ``activation``
-    other than its own, a ``mu`` other than its skip strengths, ``params`` or options are
-    refused (:class:`InvalidArgumentError`), never silently ignored.
+    with ``activation`` (required then; a Network in the activation's place is taken as
+    ``arch``), ``mu`` (default 1; ignored without a skip connection), ``params`` and the token
+    ``options`` (:func:`network`). With a Network, an ``activation`` other than its own, a
+    ``mu`` other than its skip strengths (or other than 1 without one), ``params`` or options
+    are refused (:class:`InvalidArgumentError`), never silently ignored.
 
     Examples
     --------
@@ -180,8 +181,9 @@ got the conflicting activation 'relu'
     """
     if isinstance(activation, Network):      # the network given in the activation's place
         if arch is not None and arch is not activation and arch != activation:
+            other = arch.describe() if isinstance(arch, Network) else repr(arch)
             raise InvalidArgumentError(f"two networks given: {activation.describe()} and "
-                                       f"{arch.describe() if isinstance(arch, Network) else arch!r}")
+                                       f"{other}")
         arch, activation = activation, None
     if arch is None:
         arch = "mlp"

@@ -19,7 +19,6 @@ from critheory.common.jsonable import jsonable
 from critheory.common.progress import Progress
 from critheory.errors import InvalidArgumentError, InvalidVarianceError
 from ._util import readonly
-from critheory.blocks.blocks import walk
 from critheory.blocks.network import Network
 from .architectures import LayerSpec, resolve_network, step
 from .backend import get_backend
@@ -441,7 +440,7 @@ def simulate(activation: str | Activation | Network, weight_var: float, bias_var
         raise InvalidArgumentError(f"simulate runs one-token networks; {net.describe()} acts on "
                                    "tokens (critheory.simulation.transformer.simulate_transformer)")
     blocks = net.unit
-    if any(b.kind == "layernorm" for b in walk(blocks)) and width < 2:
+    if net.capabilities.has_layernorm and width < 2:
         raise InvalidArgumentError("LayerNorm architectures need width >= 2")
     if second_input_corr is not None:
         second_input_corr = check_real("second_input_corr", second_input_corr)

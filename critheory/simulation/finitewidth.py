@@ -46,7 +46,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from critheory.blocks.blocks import walk
 from critheory.common.checks import (check_bias_var, check_int, check_nonnegative,
                                      check_weight_var)
 from critheory.common.jsonable import jsonable
@@ -234,7 +233,7 @@ def measure_finite_width(activation, weight_var: float, bias_var: float, *, widt
         raise InvalidArgumentError(f"the finite-width measurement runs one-token networks; "
                                    f"{net.describe()} acts on tokens")
     blocks = net.unit
-    if any(b.kind == "layernorm" for b in walk(blocks)) and width < 2:
+    if net.capabilities.has_layernorm and width < 2:
         raise InvalidArgumentError("LayerNorm architectures need width >= 2")
     n_probes, n_tan = check_budget(width, depth, seeds, apjn=apjn, probes=probes)
     if seed is not None:

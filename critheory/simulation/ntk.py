@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from critheory.blocks.blocks import walk
 from critheory.blocks.network import Network
 from critheory.blocks.registry import network
 from critheory.common.checks import (check_bias_var, check_int, check_nonnegative,
@@ -76,10 +77,8 @@ class NTKMeasurement:
 
 
 def _dense_count(unit) -> int:
-    n = 0
-    for b in unit:
-        n += _dense_count(b.branch) if b.kind == "residual" else int(b.kind == "dense")
-    return n
+    """Dense layers of a unit (an MLP block has two): the cost of its reverse passes."""
+    return sum(2 if b.kind == "mlp" else int(b.kind == "dense") for b in walk(unit))
 
 
 def check_ntk_budget(width, depth, seeds, arch="mlp") -> tuple[int, int, int]:

@@ -294,9 +294,9 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
     optimizer : {"sgd", "adamw"}
     arch : str or Network
         ``transformer``, a registered mean-field architecture (``mlp``, the default,
-        ``residual``, ...), or a Network (resolved once by :func:`critheory.blocks.registry.as_network`; the
-        transformer recipe is the one of a network whose unit is the pre-LN transformer's,
-        with its heads and MLP ratio).
+        ``residual``, ...), or a Network (resolved once by
+        :func:`critheory.blocks.registry.as_network`; the transformer recipe is the one of a
+        network whose unit is the pre-LN transformer's, with its heads and MLP ratio).
     heads, mlp_ratio : int, float
         Transformer: ``H`` (must divide ``n``) and ``M`` (``Mn`` an integer); with a Network,
         its own (a conflicting value is refused).

@@ -110,6 +110,8 @@ class SimulationResult:
     backend, dtype : str
         Array backend (``numpy``, ``torch:cpu``, ``torch:cuda``...) and floating-point type of
         the simulation (:mod:`critheory.simulation.backend`); the recorded arrays are float64.
+    network : Network or None
+        The simulated network (its blocks; not in :meth:`to_dict`).
     """
 
     activation: str
@@ -136,6 +138,8 @@ class SimulationResult:
     fourth_moment: np.ndarray | None = None
     backend: str = "numpy"
     dtype: str = "float64"
+    #: the simulated :class:`~critheory.blocks.network.Network` (not in :meth:`to_dict`)
+    network: Network | None = None
 
     # ---------------------------------------------------------------- shapes
     @property
@@ -540,4 +544,4 @@ def simulate(activation: str | Activation | Network, weight_var: float, bias_var
         log_apjn=readonly(log_apjn), kernel=readonly(kernel[:, :, 0]),
         kernel_second=readonly(kernel[:, :, 1]) if n_in == 2 else None,
         covariance=readonly(cov), elapsed=time.perf_counter() - t_start,
-        fourth_moment=readonly(fourth), backend=bk.label, dtype=bk.dtype)
+        fourth_moment=readonly(fourth), backend=bk.label, dtype=bk.dtype, network=net)

@@ -796,9 +796,8 @@ def _draw_comparison(c: Comparison, path, title: str | None) -> str:
     for a in axes:
         a.legend(frameon=False, fontsize=7)
     if title is None:
-        mu = f", $\\mu$={s.mu:g}" if s.arch in ("residual", "pre-ln-residual",
-                                                 "pre-ln-mlp-block") else ""
-        title = (f"{s.activation} ({s.arch}{mu}), $\\sigma_w^2$={s.weight_var:g}, "
+        net = s.arch if s.network is None else s.network.describe()
+        title = (f"{s.activation} ({net}), $\\sigma_w^2$={s.weight_var:g}, "
                  f"$\\sigma_b^2$={s.bias_var:g}: N={s.width}, {s.n_seeds} networks — "
                  f"{c.verdict}")
     fig.suptitle(title, fontsize=9)

@@ -32,7 +32,7 @@ from critheory.blocks.transformer import Attention, MLP, post_ln_unit, pre_ln_un
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["ArchitectureSpec", "REGISTRY", "names", "canonical", "unit", "network",
-           "residual_names", "TOKEN_OPTIONS", "DEPRECATED"]
+           "as_network", "residual_names", "TOKEN_OPTIONS", "DEPRECATED"]
 
 
 #: The options of a token architecture (the attention block's and the MLP ratio), with defaults.
@@ -170,3 +170,66 @@ def network(name: str = "mlp", activation: Any = "relu", mu: float = 1.0,
     act = Activation.get(activation, params)
     T = (DEFAULT_TOKENS if spec.token else 1) if tokens is None else tokens
     return Network(spec.name, act, spec.unit(mu, **options), T)
+
+
+def as_network(arch: Any = None, activation: Any = None, mu: float | None = None,
+               params=None, **options) -> Network:
+    """The one boundary where an architecture argument becomes a :class:`Network`.
+
+    ``arch`` is a :class:`Network` (returned as is) or a registry name (None: ``mlp``), built
+    with ``activation`` (required then; a Network in the activation's place is taken as
+    ``arch``), ``mu`` (default 1; ignored without a skip connection), ``params`` and the token
+    ``options`` (:func:`network`). With a Network, an ``activation`` other than its own, a
+    ``mu`` other than its skip strengths (or other than 1 without one), ``params`` or options
+    are refused (:class:`InvalidArgumentError`), never silently ignored.
+
+    Examples
+    --------
+    >>> net = as_network("residual", "tanh", 0.5)
+    >>> as_network(net) is net, as_network(net, "tanh", 0.5) is net
+    (True, True)
+    >>> as_network(net, "relu")
+    Traceback (most recent call last):
+    ...
+    critheory.errors.InvalidArgumentError: the network residual (mu = 0.5) has activation tanh; \
+got the conflicting activation 'relu'
+    """
+    if isinstance(activation, Network):      # the network given in the activation's place
+        if arch is not None and arch is not activation and arch != activation:
+            other = arch.describe() if isinstance(arch, Network) else repr(arch)
+            raise InvalidArgumentError(f"two networks given: {activation.describe()} and "
+                                       f"{other}")
+        arch, activation = activation, None
+    if arch is None:
+        arch = "mlp"
+    if isinstance(arch, Network):
+        if activation is not None:
+            from critheory.activation import Activation
+
+            act = Activation.get(activation, params)
+            if act != arch.activation:
+                raise InvalidArgumentError(
+                    f"the network {arch.describe()} has activation {arch.activation.name}; "
+                    f"got the conflicting activation {activation!r}")
+        elif params:
+            raise InvalidArgumentError("activation parameters cannot be applied to a built "
+                                       "network")
+        if mu is not None:
+            m = check_mu(mu)
+            strengths = set(arch.residual_strengths)
+            if not strengths:
+                if m != 1.0:
+                    raise InvalidArgumentError(
+                        f"the network {arch.describe()} has no skip connection; got mu = {m:g}")
+            elif strengths != {m}:
+                raise InvalidArgumentError(
+                    f"the network {arch.describe()} has skip strengths "
+                    + ", ".join(f"{s:g}" for s in sorted(strengths))
+                    + f"; got the conflicting mu = {m:g}")
+        if options:
+            raise InvalidArgumentError("network options (" + ", ".join(sorted(options))
+                                       + ") cannot be applied to a built network")
+        return arch
+    if activation is None:
+        raise InvalidArgumentError(f"architecture {arch!r} needs an activation")
+    return network(arch, activation, 1.0 if mu is None else mu, params, **options)

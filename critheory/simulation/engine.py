@@ -19,8 +19,8 @@ from critheory.common.jsonable import jsonable
 from critheory.common.progress import Progress
 from critheory.errors import InvalidArgumentError, InvalidVarianceError
 from ._util import readonly
-from critheory.blocks.blocks import walk
-from .architectures import LayerSpec, normalize_arch, step, unit
+from critheory.blocks.network import Network
+from .architectures import LayerSpec, resolve_network, step
 from .backend import get_backend
 from .finitewidth import _kurtosis
 from .sampling import METHODS, DenseSampler, ProjectedSampler, seed_streams
@@ -110,6 +110,8 @@ class SimulationResult:
     backend, dtype : str
         Array backend (``numpy``, ``torch:cpu``, ``torch:cuda``...) and floating-point type of
         the simulation (:mod:`critheory.simulation.backend`); the recorded arrays are float64.
+    network : Network or None
+        The simulated network (its blocks; not in :meth:`to_dict`).
 
     Examples
     --------
@@ -143,6 +145,8 @@ class SimulationResult:
     fourth_moment: np.ndarray | None = None
     backend: str = "numpy"
     dtype: str = "float64"
+    #: the simulated :class:`~critheory.blocks.network.Network` (not in :meth:`to_dict`)
+    network: Network | None = None
 
     # ---------------------------------------------------------------- shapes
     @property
@@ -332,8 +336,9 @@ def _check_budget(width: int, depth: int, seeds: int, n_probes) -> None:
             " per simulation (fewer seeds, a smaller depth or width)")
 
 
-def simulate(activation: str | Activation, weight_var: float, bias_var: float, *,
-             width: int, depth: int, seeds: int = 1, arch: str = "mlp", mu: float = 1.0,
+def simulate(activation: str | Activation | Network, weight_var: float, bias_var: float, *,
+             width: int, depth: int, seeds: int = 1, arch: str | Network | None = None,
+             mu: float | None = None,
              l0: int = 1, probes: int | str | None = None, seed: int | None = 0,
              q0: float = 1.0, second_input_corr: float | None = None, ln_eps: float = 0.0,
              method: str = "auto", params: Mapping[str, float] | None = None,
@@ -358,20 +363,24 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
 
     Parameters
     ----------
-    activation : str or Activation
+    activation : str, Activation or Network
         Zoo name (``"tanh"``, ``"relu"``...) or a formula in ``x``; ``params`` fills its
-        parameters.
+        parameters. A :class:`~critheory.blocks.network.Network` here stands for ``arch``.
     weight_var, bias_var : float
-        σ_w² ``> 0`` and σ_b² ``>= 0`` (:mod:`critheory.common.checks`).
+        σ_w² ``> 0`` and σ_b² ``>= 0`` (:mod:`critheory.common.checks`): the network's, used
+        by every dense block that does not carry its own.
     width, depth : int
         Width N (also the input width) and number of layers L (``>= 1``).
     seeds : int
         Number of independent networks S.
-    arch : str
-        One of ``mlp``, ``residual``, ``pre-ln``, ``post-ln``, ``pre-ln-residual``,
-        ``pre-ln-mlp-block``.
-    mu : float
-        Residual strength μ (residual architectures only).
+    arch : Network or str
+        A network (:mod:`critheory.blocks`; one token) or a registry name (default ``mlp``):
+        ``mlp``, ``residual``, ``pre-ln``, ``post-ln``, ``pre-ln-residual``,
+        ``pre-ln-mlp-block``. Resolved once by
+        :func:`critheory.blocks.registry.as_network` (a Network with a conflicting
+        ``activation`` or ``mu`` is refused).
+    mu : float, optional
+        Residual strength μ of a registry name (default 1).
     l0 : int
         Layer the Jacobian starts from (``1 <= l0 <= depth``).
     probes : int, "exact" or None
@@ -428,19 +437,21 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
     """
     t_start = time.perf_counter()
     bk = get_backend(backend, dtype)
-    act = Activation.get(activation, params)
+    net, mu = resolve_network(activation, arch, mu, params)
+    act = net.activation
     weight_var = check_weight_var(weight_var)
     bias_var = check_bias_var(bias_var)
     q0 = check_nonnegative("q0", q0, error=InvalidVarianceError)
     ln_eps = check_nonnegative("ln_eps", ln_eps, error=InvalidVarianceError)
-    arch = normalize_arch(arch)
     width, depth, l0 = check_layers(width, depth, l0)
     seeds = check_int("seeds", seeds, 1)
-    mu = check_real("mu", mu)
     if seed is not None:
         seed = check_int("seed", seed, 0)
-    blocks = unit(arch, mu)
-    if any(b.kind == "layernorm" for b in walk(blocks)) and width < 2:
+    if net.tokens != 1 or net.capabilities.mixes_tokens:
+        raise InvalidArgumentError(f"simulate runs one-token networks; {net.describe()} acts on "
+                                   "tokens (critheory.simulation.transformer.simulate_transformer)")
+    blocks = net.unit
+    if net.capabilities.has_layernorm and width < 2:
         raise InvalidArgumentError("LayerNorm architectures need width >= 2")
     if second_input_corr is not None:
         second_input_corr = check_real("second_input_corr", second_input_corr)
@@ -468,7 +479,7 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
         method = "projected" if 4 * (n_in + n_tan) <= width else "dense"
 
     spec = LayerSpec(unit=blocks, phi=bk.activation(act, 0), dphi=bk.activation(act, 1),
-                     weight_var=weight_var, bias_var=bias_var, ln_eps=ln_eps)
+                     weight_var=weight_var, bias_var=bias_var, ln_eps=ln_eps, width=width)
     # without a seed, the torch backend takes its root seed from torch's global generator
     # (torch.manual_seed then makes the run reproducible); numpy draws fresh entropy
     entropy, streams = seed_streams(bk.resolve_seed(seed), seeds)
@@ -533,11 +544,11 @@ def simulate(activation: str | Activation, weight_var: float, bias_var: float, *
     with np.errstate(over="ignore"):
         apjn = np.exp(log_apjn)
     return SimulationResult(
-        activation=act.name, arch=arch, weight_var=weight_var, bias_var=bias_var, mu=mu,
+        activation=act.name, arch=net.name, weight_var=weight_var, bias_var=bias_var, mu=mu,
         width=width, depth=depth, l0=l0, probes=n_probes, method=method, seed=entropy, q0=q0,
         second_input_corr=second_input_corr, ln_eps=ln_eps,
         depths=readonly(np.arange(l0, depth + 1)), apjn=readonly(apjn),
         log_apjn=readonly(log_apjn), kernel=readonly(kernel[:, :, 0]),
         kernel_second=readonly(kernel[:, :, 1]) if n_in == 2 else None,
         covariance=readonly(cov), elapsed=time.perf_counter() - t_start,
-        fourth_moment=readonly(fourth), backend=bk.label, dtype=bk.dtype)
+        fourth_moment=readonly(fourth), backend=bk.label, dtype=bk.dtype, network=net)

@@ -46,14 +46,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from critheory.activation.symbolic import Activation
-from critheory.blocks.blocks import walk
-from critheory.common.checks import (check_bias_var, check_int, check_nonnegative, check_real,
+from critheory.common.checks import (check_bias_var, check_int, check_nonnegative,
                                      check_weight_var)
 from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError, InvalidVarianceError
 from ._util import readonly
-from .architectures import LayerSpec, normalize_arch, step, unit
+from .architectures import LayerSpec, resolve_network, step
 from .sampling import gram_factor
 
 __all__ = ["FiniteWidthMeasurement", "measure_finite_width", "check_budget", "MAX_COST"]
@@ -197,19 +195,22 @@ def check_budget(width, depth, seeds, *, apjn: bool = True, probes=None) -> tupl
 
 
 def measure_finite_width(activation, weight_var: float, bias_var: float, *, width: int,
-                         depth: int, seeds: int, arch: str = "mlp", mu: float = 1.0,
+                         depth: int, seeds: int, arch=None, mu: float | None = None,
                          q0: float = 1.0, seed: int | None = 0, apjn: bool = True,
                          probes: int | str | None = None, params=None) -> FiniteWidthMeasurement:
     """Measure kurtosis, kernel and the APJN spread of ``seeds`` random networks per depth.
 
     Parameters
     ----------
-    activation : str or Activation
+    activation : str, Activation or Network
+        (a Network here stands for ``arch``)
     weight_var, bias_var : float
+        The network's σ_w², σ_b² (dense blocks with their own keep theirs).
     width, depth, seeds : int
         Width n (also the input width), layers L, networks S (>= 2 for error bars).
-    arch : str
-        A registry architecture; ``mu`` its residual strength.
+    arch : Network or str
+        A one-token network or a registry name (default ``mlp``) with ``mu`` its residual
+        strength (:func:`critheory.blocks.registry.as_network`).
     q0 : float
         Input norm |x|²/n (the input is any fixed vector of that norm: layer 1 is exact).
     seed : int or None
@@ -227,24 +228,26 @@ def measure_finite_width(activation, weight_var: float, bias_var: float, *, widt
     (3,)
     """
     t0 = time.perf_counter()
-    act = Activation.get(activation, params)
+    net, mu = resolve_network(activation, arch, mu, params)
+    act = net.activation
     sw = check_weight_var(weight_var)
     sb = check_bias_var(bias_var)
     q0 = check_nonnegative("q0", q0, error=InvalidVarianceError)
     width = check_int("width", width, 1)
     depth = check_int("depth", depth, 1)
     seeds = check_int("seeds", seeds, 1)
-    mu = check_real("mu", mu)
-    arch = normalize_arch(arch)
-    blocks = unit(arch, mu)
-    if any(b.kind == "layernorm" for b in walk(blocks)) and width < 2:
+    if net.tokens != 1 or net.capabilities.mixes_tokens:
+        raise InvalidArgumentError(f"the finite-width measurement runs one-token networks; "
+                                   f"{net.describe()} acts on tokens")
+    blocks = net.unit
+    if net.capabilities.has_layernorm and width < 2:
         raise InvalidArgumentError("LayerNorm architectures need width >= 2")
     n_probes, n_tan = check_budget(width, depth, seeds, apjn=apjn, probes=probes)
     if seed is not None:
         seed = check_int("seed", seed, 0)
     root = np.random.SeedSequence(seed)
     spec = LayerSpec(unit=blocks, phi=act.numpy_func(0), dphi=act.numpy_func(1),
-                     weight_var=sw, bias_var=sb)
+                     weight_var=sw, bias_var=sb, width=width)
     batch = max(1, min(seeds, _BATCH_ELEMENTS // (width * (1 + n_tan))))
     n_batches = -(-seeds // batch)
     m2 = np.empty((seeds, depth))
@@ -292,7 +295,7 @@ def measure_finite_width(activation, weight_var: float, bias_var: float, *, widt
         else:
             lj_std = lj_se = np.full(depth, np.nan)
     return FiniteWidthMeasurement(
-        act.name, arch, sw, sb, mu, q0, width, depth, seeds, int(root.entropy), n_probes,
+        act.name, net.name, sw, sb, mu, q0, width, depth, seeds, int(root.entropy), n_probes,
         readonly(np.arange(1, depth + 1)), readonly(kurt), readonly(kse), readonly(kmean),
         readonly(kse2), readonly(lj_mean), readonly(lj_std), readonly(lj_se),
         time.perf_counter() - t0, kdof)

@@ -15,9 +15,9 @@ import numpy as np
 
 from critheory.activation.symbolic import Activation
 from critheory.common.checks import (check_bias_var, check_int, check_layers, check_nonnegative,
-                                     check_real, check_weight_var)
-from critheory.errors import InvalidVarianceError
-from .architectures import normalize_arch, unit
+                                     check_weight_var)
+from critheory.errors import InvalidArgumentError, InvalidVarianceError
+from .architectures import out_width, resolve_network
 from .engine import make_inputs
 from .layernorm import layer_norm, layer_norm_jacobian
 from .sampling import draw_bias, draw_weight, seed_streams
@@ -48,14 +48,15 @@ class ChainResult:
 
 
 def explicit_jacobian_chain(activation: str | Activation, weight_var: float, bias_var: float,
-                            *, width: int, depth: int, arch: str = "mlp", mu: float = 1.0,
+                            *, width: int, depth: int, arch=None, mu: float | None = None,
                             l0: int = 1, seed: int = 0, index: int = 0, q0: float = 1.0,
                             ln_eps: float = 0.0, params: Mapping[str, float] | None = None,
                             keep_jacobians: bool = False) -> ChainResult:
     """APJN of network ``index`` of ``simulate(..., seed=seed, method="dense")`` by explicit
     Jacobian products.
 
-    Parameters mirror :func:`~critheory.simulation.engine.simulate`.
+    Parameters mirror :func:`~critheory.simulation.engine.simulate` (a one-token Network or a
+    registry name; dense blocks with their own σ_w², σ_b² and width keep them).
 
     Examples
     --------
@@ -65,24 +66,25 @@ def explicit_jacobian_chain(activation: str | Activation, weight_var: float, bia
     >>> bool(np.allclose(ref.apjn, sim.apjn[0]))
     True
     """
-    act = Activation.get(activation, params)
+    net, _ = resolve_network(activation, arch, mu, params)
+    act = net.activation
     phi, dphi = act.numpy_func(0), act.numpy_func(1)
     sw = check_weight_var(weight_var)
     sb = check_bias_var(bias_var)
-    arch = normalize_arch(arch)
     n, depth, l0 = check_layers(width, depth, l0)
     index = check_int("index", index, 0)
-    mu = check_real("mu", mu)
-    blocks = unit(arch, mu)
+    blocks = net.unit
     ln_eps = check_nonnegative("ln_eps", ln_eps, error=InvalidVarianceError)
     _, streams = seed_streams(seed, index + 1)
     rng_in, rng, _ = streams[index]
     x = make_inputs(rng_in, n, check_nonnegative("q0", q0, error=InvalidVarianceError))[:, 0]
     eye = np.eye(n)
 
-    def dense(v):
-        w = draw_weight(rng, n, n, sw)
-        b = draw_bias(rng, n, sb)
+    def dense(v, blk=None):
+        n_out, w2, b2 = ((n, sw, sb) if blk is None else
+                         (out_width(blk, n),) + blk.variances(sw, sb))
+        w = draw_weight(rng, n_out, v.shape[0], w2)
+        b = draw_bias(rng, n_out, b2)
         return w, w @ v + b
 
     def run(blocks, v):
@@ -90,17 +92,21 @@ def explicit_jacobian_chain(activation: str | Activation, weight_var: float, bia
         m = eye
         for blk in blocks:
             if blk.kind == "dense":
-                w, v = dense(v)
+                w, v = dense(v, blk)
                 m = w @ m
             elif blk.kind == "phi":
                 m = dphi(v)[:, None] * m
                 v = phi(v)
             elif blk.kind == "layernorm":
-                m = layer_norm_jacobian(v, ln_eps) @ m
-                v = layer_norm(v[:, None], ln_eps)[0][:, 0]
-            else:  # residual
+                eps = blk.eps + ln_eps
+                m = layer_norm_jacobian(v, eps) @ m
+                v = layer_norm(v[:, None], eps)[0][:, 0]
+            elif blk.kind == "residual":
                 v2, m2 = run(blk.branch, v)
                 v, m = v2 + blk.mu * v, m2 + blk.mu * m
+            else:
+                raise InvalidArgumentError(f"the explicit Jacobian chain has no step for a "
+                                           f"{blk.kind!r} block")
         return v, m
 
     _, h = dense(x)

@@ -10,7 +10,9 @@ shares only the activation with the theory):
 ``resnet``  ``x_l = x_{l−1} + φ(W_l x_{l−1} + b_l)``, ``W`` of variance ``σ_w²/(N L)``; input
             ``x_0 ~ N(0, input_var)`` i.i.d.; ``J = Π (1 + D_l W_l)``.
 
-Weights: ``gaussian`` (i.i.d. ``N(0, σ²/N)``) or ``orthogonal`` (``σ`` times a Haar matrix:
+Both are compositions of blocks run by the simulator's one interpreter
+(:mod:`critheory.simulation.interpreter`; the Jacobian is its tangent along every input
+direction). Weights: ``gaussian`` (i.i.d. ``N(0, σ²/N)``) or ``orthogonal`` (``σ`` times a Haar matrix:
 the Q of a Gaussian matrix's QR with the signs of R's diagonal, Mezzadri 2007). Biases
 ``N(0, σ_b²)``. Each network ``i`` draws from its own ``numpy.random.Generator`` (PCG64),
 spawned from ``SeedSequence(seed)``: network ``i`` is the same whatever the ensemble size.
@@ -34,10 +36,12 @@ import numpy as np
 
 from critheory.activation import Activation
 from critheory.common.checks import check_bias_var, check_int, check_nonnegative, check_weight_var
+from critheory.blocks.blocks import Dense, Phi, Residual
 from critheory.errors import InvalidArgumentError
+from .interpreter import Context, run
 
 __all__ = ["simulate_spectrum", "SimulatedSpectrum", "haar_orthogonal", "check_spectrum_args",
-           "MAX_WIDTH",
+           "spectrum_network", "MAX_WIDTH",
            "MAX_COST", "MAX_SEEDS", "MAX_DEPTH"]
 
 MAX_WIDTH = 2048
@@ -95,6 +99,38 @@ def _weight(rng, n, var, orthogonal):
     return w
 
 
+class _SpectrumSampler:
+    """Fresh layers of one network: ``W`` Gaussian or σ times a Haar matrix, then the bias."""
+
+    def __init__(self, rng, orthogonal: bool):
+        self.rng, self.orthogonal = rng, orthogonal
+
+    def matmul(self, x, var: float, n_out: int):
+        return (_weight(self.rng, x.shape[-2], var, self.orthogonal) @ x[0])[None]
+
+    def bias(self, n: int, var: float):
+        return (math.sqrt(var) * self.rng.standard_normal(n))[None, :, None]
+
+
+def spectrum_network(activation, arch="mlp", params=None):
+    """``(activation spec, arch name)`` of a spectrum: ``arch`` (or ``activation``) may be a
+    :class:`~critheory.blocks.network.Network` whose unit is the registry's MLP unit
+    ``(Phi, Dense)`` on one token with the network's variances (the spectra's ``mlp``); any
+    other network is refused, as is a conflicting activation. ``"resnet"`` (Tarnowski's
+    ``x + φ(W x + b)``, ``σ_w²/L``) is not a block composition of fixed variances and stays a
+    name."""
+    from critheory.blocks.network import Network
+    from critheory.blocks.registry import as_network, network
+
+    if not isinstance(activation, Network) and not isinstance(arch, Network):
+        return activation, arch
+    net = as_network(arch if isinstance(arch, Network) else None, activation, None, params)
+    if (net.tokens != 1 or net.unit != network("mlp", net.activation).unit):
+        raise InvalidArgumentError(f"the Jacobian spectra cover the MLP unit (phi, dense) with "
+                                   f"the network's variances; {net.describe()} is not one")
+    return net.activation, "mlp"
+
+
 def check_spectrum_args(weight_var, bias_var, depth, width, seeds, arch, weights, seed,
                         input_var):
     """The arguments of :func:`simulate_spectrum`, checked (budgets included) before any work;
@@ -128,7 +164,9 @@ def simulate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
                       weights: str = "gaussian", seed: int | None = 0,
                       input_var: float = 1.0, params=None) -> SimulatedSpectrum:
     """Squared singular values of the explicit Jacobians of ``seeds`` random networks
-    (module docstring). All arguments are checked before any work.
+    (module docstring). ``arch``: ``"mlp"``, ``"resnet"`` or an MLP
+    :class:`~critheory.blocks.network.Network` (:func:`spectrum_network`; also in the
+    activation's place). All arguments are checked before any work.
 
     Examples
     --------
@@ -137,32 +175,26 @@ def simulate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
     >>> s.sq.shape
     (2, 32)
     """
-    act = Activation.get(activation, params)
+    activation, arch = spectrum_network(activation, arch, params)
+    act = Activation.get(activation, None if isinstance(activation, Activation) else params)
     sw, sb, L, N, S, q, seed = check_spectrum_args(weight_var, bias_var, depth, width, seeds,
                                                    arch, weights, seed, input_var)
-    phi, dphi = act.numpy, act.numpy_func(1)
     orth = weights == "orthogonal"
+    # the spectra's conventions as blocks, run by the simulator's one interpreter: x -> φ(Wx + b)
+    # (the MLP from the post-activations x^0), or Tarnowski's x + φ(W x + b) with σ_w²/L
+    unit = ((Dense(), Phi()) if arch == "mlp" else
+            (Residual((Dense(weight_var=sw / L), Phi()), 1.0),))
+    ctx = Context(unit, act.numpy, act.numpy_func(1), sw, sb, width=N)
     out = np.empty((S, N))
     for i, ss in enumerate(np.random.SeedSequence(seed).spawn(S)):
         rng = np.random.Generator(np.random.PCG64(ss))
-        if arch == "mlp":
-            x = np.broadcast_to(phi(math.sqrt(q) * rng.standard_normal(N)), (N,)).astype(float)
-            J = np.eye(N)
-            for _ in range(L):
-                W = _weight(rng, N, sw, orth)
-                h = W @ x + math.sqrt(sb) * rng.standard_normal(N)
-                x = np.broadcast_to(phi(h), (N,)).astype(float)
-                d = np.broadcast_to(dphi(h), (N,)).astype(float)
-                J = d[:, None] * (W @ J)
-        else:
-            x = math.sqrt(q) * rng.standard_normal(N)
-            J = np.eye(N)
-            for _ in range(L):
-                W = _weight(rng, N, sw / L, orth)
-                h = W @ x + math.sqrt(sb) * rng.standard_normal(N)
-                d = np.broadcast_to(dphi(h), (N,)).astype(float)
-                J = J + d[:, None] * (W @ J)
-                x = x + np.broadcast_to(phi(h), (N,)).astype(float)
+        sampler = _SpectrumSampler(rng, orth)
+        h0 = math.sqrt(q) * rng.standard_normal(N)
+        x = np.broadcast_to(act.numpy(h0), (N,)).astype(float) if arch == "mlp" else h0
+        x, t = x[None, :, None], np.eye(N)[None]
+        for _ in range(L):
+            x, t = run(unit, sampler, ctx, x, t)
+        J = t[0]
         if not np.all(np.isfinite(J)):
             raise InvalidArgumentError("the simulated Jacobian overflows float64 (reduce the "
                                        "depth or the weight variance)")

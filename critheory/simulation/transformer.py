@@ -1,7 +1,8 @@
 """Finite-width transformers at initialization: token kernels and APJN over random networks.
 
 An independent check of :mod:`critheory.theory.transformer` (it shares only the block
-description and the activation). A network of width n on T tokens is run forward on a ``T x n``
+description and the activation). The blocks run through the simulator's one interpreter
+(:mod:`critheory.simulation.interpreter`, tokens as columns). A network of width n on T tokens is run forward on a ``T x n``
 input whose token Gram matrix is exactly ``G⁰ = q0((1 − c0) I + c0 11ᵀ)``; layer 1 is the dense
 stem ``h¹ = x W₀ + b₀`` (one bias vector for all tokens), layers ``l >= 2`` apply the unit's
 blocks (:mod:`critheory.blocks.transformer`):
@@ -45,6 +46,7 @@ import numpy as np
 from critheory.common.checks import (check_bias_var, check_int, check_layers, check_real,
                                      check_weight_var)
 from critheory.errors import InvalidArgumentError
+from .interpreter import Context, check_blocks, dense, run
 
 __all__ = ["TransformerSimulation", "simulate_transformer", "check_transformer_budget",
            "MAX_WORK", "MAX_BYTES", "EXACT_LIMIT", "DEFAULT_PROBES"]
@@ -71,7 +73,7 @@ class TransformerSimulation:
     width: int
     depth: int
     tokens: int
-    heads: int
+    heads: int | None
     l0: int
     probes: int | None
     seed: int
@@ -122,76 +124,29 @@ def _input(rng, T: int, n: int, q0: float, corr: float) -> np.ndarray:
     return math.sqrt(n) * L @ Q.T
 
 
-class _Net:
-    """One random network: draws the weights of each block when first run (in order)."""
+class _TokenSampler:
+    """Fresh dense layers of one network in the stream order of the token simulation: each
+    ``W`` drawn as ``(n_in, n_out)`` (``x W`` on row tokens), then applied to the columns."""
 
-    def __init__(self, net, sw, sb, n, rng, eps=0.0):
-        self.net, self.sw, self.sb, self.n, self.rng = net, sw, sb, n, rng
-        self.phi = net.activation.numpy_func(0)
-        self.dphi = net.activation.numpy_func(1)
+    def __init__(self, rng):
+        self.rng = rng
 
-    def _w(self, fan_in, fan_out, var):
-        return self.rng.standard_normal((fan_in, fan_out)) * math.sqrt(var / fan_in)
+    def matmul(self, x, var: float, n_out: int):
+        b, n_in, _ = x.shape
+        W = self.rng.standard_normal((n_in, n_out)) * math.sqrt(var / n_in)
+        return W.T @ x
 
-    # each rule: (block, x (T, n), U (P, T, n)) -> (x', U')
-    def layernorm(self, b, x, U):
-        c = x - x.mean(axis=-1, keepdims=True)
-        s = np.sqrt((c * c).mean(axis=-1, keepdims=True) + b.eps)
-        dc = U - U.mean(axis=-1, keepdims=True)
-        dvar = 2.0 * (c * dc).mean(axis=-1, keepdims=True)
-        return c / s, dc / s - c * dvar / (2.0 * s ** 3)
-
-    def mlp(self, b, x, U):
-        n = self.n
-        m = int(round(b.ratio * n))
-        W1 = self._w(n, m, self.sw)
-        b1 = self.rng.standard_normal(m) * math.sqrt(self.sb)
-        W2 = self._w(m, n, self.sw)
-        b2 = self.rng.standard_normal(n) * math.sqrt(self.sb)
-        u = x @ W1 + b1
-        return self.phi(u) @ W2 + b2, (self.dphi(u) * (U @ W1)) @ W2
-
-    def attention(self, b, x, U):
-        n, T, H = self.n, x.shape[0], b.heads
-        C = n // H
-        Wq, Wk, Wv = (self._w(n, n, c) for c in (b.cq, b.ck, b.cv))
-        Wu = self._w(n, n, b.cu)
-        scale = 1.0 / math.sqrt(C) if b.logit_scale == "sqrt" else 1.0 / C
-        q, k, v = ((x @ W).reshape(T, H, C) for W in (Wq, Wk, Wv))
-        P = U.shape[0]
-        dq, dk, dv = ((U @ W).reshape(P, T, H, C) for W in (Wq, Wk, Wv))
-        z = np.einsum("shc,rhc->hsr", q, k) * scale
-        mask = np.tril(np.ones((T, T), dtype=bool)) if b.causal else np.ones((T, T), bool)
-        z = np.where(mask, z, -np.inf)
-        z = z - z.max(axis=-1, keepdims=True)
-        A = np.exp(z)
-        A /= A.sum(axis=-1, keepdims=True)                                   # (H, T, T)
-        dz = (np.einsum("pshc,rhc->phsr", dq, k) + np.einsum("shc,prhc->phsr", q, dk)) * scale
-        dz = np.where(mask, dz, 0.0)
-        dA = A * (dz - (A * dz).sum(axis=-1, keepdims=True))                 # (P, H, T, T)
-        o = np.einsum("hsr,rhc->shc", A, v).reshape(T, n)
-        do = (np.einsum("phsr,rhc->pshc", dA, v)
-              + np.einsum("hsr,prhc->pshc", A, dv)).reshape(P, T, n)
-        return o @ Wu, do @ Wu
-
-    def residual(self, b, x, U):
-        y, V = self.run(b.branch, x, U)
-        return b.mu * x + y, b.mu * U + V
-
-    def run(self, blocks, x, U):
-        for b in blocks:
-            rule = getattr(self, b.kind, None)
-            if rule is None or b.kind not in ("layernorm", "mlp", "attention", "residual"):
-                raise InvalidArgumentError(f"the transformer simulator has no rule for a "
-                                           f"{b.kind!r} block")
-            x, U = rule(b, x, U)
-        return x, U
+    def bias(self, n: int, var: float):
+        return (self.rng.standard_normal(n) * math.sqrt(var))[None, :, None]
 
 
 def _tangents(rng, T, n, probes):
-    if probes is None:
-        return np.eye(T * n).reshape(T * n, T, n)
-    return rng.standard_normal((probes, T, n))
+    """Tangent directions in the interpreter's layout ``(1, n, P·T)`` (direction p holds
+    columns ``p T .. p T + T − 1``): every basis direction of the ``T x n`` input, or Gaussian
+    probes."""
+    U = (np.eye(T * n).reshape(T * n, T, n) if probes is None
+         else rng.standard_normal((probes, T, n)))
+    return U.transpose(2, 0, 1).reshape(1, n, -1)
 
 
 def check_transformer_budget(net, width: int, depth: int, seeds: int, probes) -> None:
@@ -206,7 +161,7 @@ def check_transformer_budget(net, width: int, depth: int, seeds: int, probes) ->
             f"this transformer simulation needs ~{work:.2g} multiply-adds; at most "
             f"{MAX_WORK:.0e} (fewer seeds, layers, width or probes)")
     need = 8 * (n * n * max(4.0, 2 * M) + (P + 1) * T * n * max(3.0, M + 1)
-                + (P + 1) * net.attention.heads * T * T * 2)
+                + (P + 1) * (net.attention.heads if net.attention else 0) * T * T * 2)
     if need > MAX_BYTES:
         raise InvalidArgumentError(f"this transformer simulation needs ~{need / 2 ** 30:.1f} "
                                    f"GiB at once; at most {MAX_BYTES / 2 ** 30:.0f} GiB")
@@ -224,7 +179,9 @@ def resolve_probes(net, width: int, probes) -> int | None:
 def simulate_transformer(net, weight_var: float, bias_var: float, *, width: int, depth: int,
                          seeds: int = 8, l0: int = 1, q0: float = 1.0, corr: float = 0.5,
                          probes=None, seed: int = 0) -> TransformerSimulation:
-    """Simulate ``seeds`` random transformers of width ``width`` and ``depth`` layers.
+    """Simulate ``seeds`` random networks on T tokens (``net``: a
+    :class:`~critheory.blocks.network.Network`, with attention or without: T tokens through a
+    one-token unit) of width ``width`` and ``depth`` layers.
 
     ``probes``: None (exact while ``T n <= 512``, else 8 probes), ``"exact"`` or a count.
 
@@ -236,6 +193,9 @@ def simulate_transformer(net, weight_var: float, bias_var: float, *, width: int,
     >>> sim.apjn_mean.shape
     (2,)
     """
+    from critheory.blocks.registry import as_network
+
+    net = as_network(net)
     sw = check_weight_var(weight_var)
     sb = check_bias_var(bias_var)
     width, depth, l0 = check_layers(width, depth, l0)
@@ -243,10 +203,11 @@ def simulate_transformer(net, weight_var: float, bias_var: float, *, width: int,
     seed = check_int("seed", seed, 0)
     q0 = check_real("q0", q0)
     corr = check_real("corr", corr)
-    T, H = net.tokens, net.attention.heads
+    a = net.attention
+    T, H = net.tokens, (None if a is None else a.heads)
     if q0 <= 0:
         raise InvalidArgumentError(f"q0 must be > 0, got {q0}")
-    if width % H:
+    if H is not None and width % H:
         raise InvalidArgumentError(f"heads ({H}) must divide the width ({width})")
     if width < T:
         raise InvalidArgumentError(f"width ({width}) must be >= tokens ({T})")
@@ -262,26 +223,28 @@ def simulate_transformer(net, weight_var: float, bias_var: float, *, width: int,
     t0 = time.perf_counter()
     K = np.full((seeds, depth, T, T), np.nan)
     J = np.full((seeds, depth), np.nan)
+    check_blocks(net.unit, "the transformer simulator")
+    ctx = Context(net.unit, net.activation.numpy_func(0), net.activation.numpy_func(1), sw, sb,
+                  width=width, tokens=T)
     for s in range(seeds):
         rng = np.random.default_rng([seed, s])
-        sim = _Net(net, sw, sb, width, rng)
+        sim = _TokenSampler(rng)
         x0 = _input(rng, T, width, q0, corr)
-        W0 = sim._w(width, width, sw)
-        h = x0 @ W0 + rng.standard_normal(width) * math.sqrt(sb)
-        U = np.zeros((0, T, width))
+        h, _ = dense(sim, ctx, x0.T[None], None)                   # the stem, (1, n, T)
+        U = None
         for l in range(1, depth + 1):
             if l == l0:
                 U = _tangents(rng, T, width, probes)
-            K[s, l - 1] = h @ h.T / width
+            K[s, l - 1] = h[0].T @ h[0] / width
             if l >= l0:
-                J[s, l - 1] = (U * U).sum() / (U.shape[0] if probes is not None else 1) / (
+                J[s, l - 1] = (U * U).sum() / (U.shape[-1] // T if probes is not None else 1) / (
                     T * width)
             if l < depth:
-                h, U = sim.run(net.blocks, h, U)
+                h, U = run(net.unit, sim, ctx, h, U)
     return TransformerSimulation(
         arch=net.name, activation=net.activation.name, weight_var=sw, bias_var=sb, width=width,
         depth=depth, tokens=T, heads=H, l0=l0, probes=probes, seed=seed, kernel_tokens=K,
         apjn=J, elapsed=time.perf_counter() - t0,
-        settings={"q0": q0, "corr": corr, "mlp_ratio": M, "causal": net.attention.causal,
-                  "logit_scale": net.attention.logit_scale, "cq": net.attention.cq,
-                  "ck": net.attention.ck, "cv": net.attention.cv, "cu": net.attention.cu})
+        settings={"q0": q0, "corr": corr, "mlp_ratio": M} | ({} if a is None else {
+            "causal": a.causal, "logit_scale": a.logit_scale, "cq": a.cq, "ck": a.ck,
+            "cv": a.cv, "cu": a.cu}))

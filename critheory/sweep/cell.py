@@ -40,7 +40,7 @@ import numpy as np
 from critheory.errors import CritheoryError
 from .spec import SweepSpec, cell_seed
 
-__all__ = ["run_cell", "VARIABLES", "PHASES", "PHASE_FILL", "SCIENCE"]
+__all__ = ["run_cell", "cell_network", "VARIABLES", "PHASES", "PHASE_FILL", "SCIENCE"]
 
 #: Phase codes of the ``phase`` variable (``PHASE_FILL`` in cells not yet computed).
 PHASES = {"ordered": -1, "critical": 0, "chaotic": 1, "unknown": 2}
@@ -88,8 +88,16 @@ def _fit(kind: str, sim, window, n_boot: int):
     return float(f.slope), float(f.stderr)
 
 
-def _theory(spec: SweepSpec, act: str, sw: float, sb: float) -> dict:
-    from critheory.activation.symbolic import Activation
+def cell_network(spec: SweepSpec, a: int):
+    """The :class:`~critheory.blocks.network.Network` of activation ``a`` of the sweep: the
+    sweep's architecture name resolved once (:func:`critheory.blocks.registry.as_network`);
+    every simulation and theory of the cell takes it."""
+    from critheory.blocks.registry import as_network
+
+    return as_network(spec.arch, spec.activations[a], spec.mu)
+
+
+def _theory(spec: SweepSpec, net, sw: float, sb: float) -> dict:
     from critheory.common.powerlaw import ols
     from critheory.theory.meanfield.depth import depth_curves
     from critheory.theory.meanfield.fixed_points import analyze_point
@@ -98,7 +106,7 @@ def _theory(spec: SweepSpec, act: str, sw: float, sb: float) -> dict:
     out = {"chi_j_theory": math.nan, "chi_j_theory_window": math.nan,
            "phase": PHASES["unknown"], "kernel_theory": math.nan}
     try:
-        arch = architecture(spec.arch, Activation.get(act), spec.mu)
+        arch = architecture(net)
         p = analyze_point(arch, sw, sb, spec.q0)
         out["chi_j_theory"] = float(p.chi_jacobian)
         out["phase"] = PHASES.get(p.phase, PHASES["unknown"])
@@ -116,29 +124,26 @@ def _theory(spec: SweepSpec, act: str, sw: float, sb: float) -> dict:
     return out
 
 
-def _kurtosis_theory(spec: SweepSpec, act: str, sw: float, sb: float) -> float:
+def _kurtosis_theory(spec: SweepSpec, net, sw: float, sb: float) -> float:
     """Predicted excess kurtosis ``3V^L/(n (K^L)²)`` at the sweep's width (NaN if unavailable)."""
-    from critheory.activation.symbolic import Activation
     from critheory.theory.finitewidth.curves import finite_width_curves
     from critheory.theory.meanfield.maps import architecture
 
     try:
-        arch = architecture(spec.arch, Activation.get(act), spec.mu)
+        arch = architecture(net)
         c = finite_width_curves(arch, sw, sb, spec.depth, width=spec.width, q0=spec.q0)
         return float(np.asarray(c.kurtosis, dtype=float)[-1])
     except CritheoryError:
         return math.nan
 
 
-def _ntk_theory(spec: SweepSpec, act: str, sw: float, sb: float) -> float:
+def _ntk_theory(spec: SweepSpec, net, sw: float, sb: float) -> float:
     """The infinite-width NTK ``Θ^L`` at unit rates (NaN if unavailable)."""
-    from critheory.activation.symbolic import Activation
     from critheory.theory.meanfield.maps import architecture
     from critheory.theory.ntk.depth import ntk_curves
 
     try:
-        a = Activation.get(act)
-        c = ntk_curves(architecture(spec.arch, a, spec.mu), a, sw, sb, spec.depth,
+        c = ntk_curves(architecture(net), net.activation, sw, sb, spec.depth,
                        lambda_b=1.0, lambda_w=1.0, mu=spec.mu, q0=spec.q0)
         return float(np.asarray(c.ntk, dtype=float)[-1])
     except CritheoryError:
@@ -165,16 +170,16 @@ def run_cell(spec: SweepSpec, a: int, i: int, j: int) -> dict:
     from critheory.simulation.engine import simulate
 
     t0 = time.perf_counter()
-    act = spec.activations[a]
+    net = cell_network(spec, a)
     sw, sb = float(spec.weight_vars[i]), float(spec.bias_vars[j])
     seed = cell_seed(spec.root_seed, a, i, j)
-    sim = simulate(act, sw, sb, width=spec.width, depth=spec.depth, seeds=spec.seeds,
-                   arch=spec.arch, mu=spec.mu, l0=1, probes=spec.probes, seed=seed, q0=spec.q0,
-                   backend=spec.backend, dtype=spec.dtype)
+    sim = simulate(net, sw, sb, width=spec.width, depth=spec.depth, seeds=spec.seeds, l0=1,
+                   probes=spec.probes, seed=seed, q0=spec.q0, backend=spec.backend,
+                   dtype=spec.dtype)
     window = tuple(spec.window)
     slope, se = _fit("exp", sim, window, spec.n_boot)
     pslope, pse = _fit("pow", sim, window, spec.n_boot)
-    th = _theory(spec, act, sw, sb)
+    th = _theory(spec, net, sw, sb)
     with np.errstate(all="ignore"):
         chi = math.exp(slope) if np.isfinite(slope) and slope < 700 else math.nan
         ctw = th["chi_j_theory_window"]
@@ -187,14 +192,14 @@ def run_cell(spec: SweepSpec, a: int, i: int, j: int) -> dict:
         obs_th = th["kernel_theory"]
     elif spec.observable == "kurtosis":
         obs, obs_se = float(sim.kurtosis_mean[-1]), float(sim.kurtosis_stderr[-1])
-        obs_th = _kurtosis_theory(spec, act, sw, sb)
+        obs_th = _kurtosis_theory(spec, net, sw, sb)
     elif spec.observable == "ntk":
         from critheory.simulation.ntk import measure_ntk
 
-        m = measure_ntk(act, sw, sb, width=spec.width, depth=spec.depth, seeds=spec.seeds,
-                        arch=spec.arch, mu=spec.mu, q0=spec.q0, seed=seed)
+        m = measure_ntk(net, sw, sb, width=spec.width, depth=spec.depth, seeds=spec.seeds,
+                        q0=spec.q0, seed=seed)
         obs, obs_se = float(m.ntk_mean[-1]), float(m.ntk_stderr[-1])
-        obs_th = _ntk_theory(spec, act, sw, sb)
+        obs_th = _ntk_theory(spec, net, sw, sb)
     return {
         "cell": (a, i, j), "chi_j": chi, "chi_j_stderr": chi * se if np.isfinite(chi) else
         math.nan, "exponent": -pslope, "exponent_stderr": pse,

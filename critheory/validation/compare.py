@@ -557,9 +557,10 @@ def _check_args(width, depth, seeds, l0, probes, weight_var, bias_var, q0, mu, a
     q0 = check_real("q0", q0)
     if q0 <= 0:
         raise InvalidArgumentError(f"input norm q0 must be > 0, got {q0}")
-    mu = check_real("mu", mu)
-    if mu < 0:
-        raise InvalidArgumentError(f"residual strength mu must be >= 0, got {mu}")
+    if mu is not None:
+        mu = check_real("mu", mu)
+        if mu < 0:
+            raise InvalidArgumentError(f"residual strength mu must be >= 0, got {mu}")
     alpha = check_real("alpha", alpha)
     if not 0 < alpha < 1:
         raise InvalidArgumentError(f"alpha must be in (0, 1), got {alpha}")
@@ -579,7 +580,7 @@ def _check_args(width, depth, seeds, l0, probes, weight_var, bias_var, q0, mu, a
 
 
 def compare(activation, weight_var: float, bias_var: float, *, width: int, depth: int,
-            seeds: int, arch: str = "mlp", mu: float = 1.0, l0: int = 1, probes=None,
+            seeds: int, arch=None, mu: float | None = None, l0: int = 1, probes=None,
             seed: int | None = 0, q0: float = 1.0, window: tuple[int, int] | None = None,
             progress=False, params: Mapping[str, float] | None = None, alpha: float = ALPHA,
             n_boot: int = 1000, backend="numpy", dtype: str = "float64") -> Comparison:
@@ -587,16 +588,20 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
 
     Parameters
     ----------
-    activation : str or Activation
-        Zoo name or formula in ``x`` (``params`` fills its parameters).
+    activation : str, Activation or Network
+        Zoo name or formula in ``x`` (``params`` fills its parameters); a Network here stands
+        for ``arch``.
     weight_var, bias_var : float
         σ_w² > 0 and σ_b² >= 0.
     width, depth, seeds : int
         Width N, number of layers L, number of networks S (all >= 1).
-    arch : str
-        ``mlp``, ``residual``, ``pre-ln``, ``post-ln``, ``pre-ln-residual``, ``pre-ln-mlp-block``.
-    mu : float
-        Residual strength (residual architectures).
+    arch : Network or str
+        A one-token network, or a registry name (default ``mlp``): ``mlp``, ``residual``,
+        ``pre-ln``, ``post-ln``, ``pre-ln-residual``, ``pre-ln-mlp-block``; resolved once by
+        :func:`critheory.blocks.registry.as_network` (a conflicting activation or ``mu`` is
+        refused).
+    mu : float, optional
+        Residual strength of a registry name (default 1).
     l0 : int
         Reference layer of the APJN ``J^{l0,l}``.
     probes : int, "exact" or None
@@ -635,10 +640,10 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
     >>> c.verdict
     'consistent'
     """
-    from critheory.activation.symbolic import Activation
     from critheory.theory.meanfield.depth import depth_curves
     from critheory.theory.meanfield.maps import architecture
-    from critheory.simulation import fit_power_law, normalize_arch, simulate
+    from critheory.simulation import fit_power_law, simulate
+    from critheory.simulation.architectures import resolve_network
 
     (width, depth, seeds, l0, probes, sw, sb, q0, mu, alpha, window) = _check_args(
         width, depth, seeds, l0, probes, weight_var, bias_var, q0, mu, alpha, window)
@@ -650,8 +655,8 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
     from critheory.simulation.backend import get_backend
 
     backend = get_backend(backend, dtype)     # a missing torch/CUDA before the theory runs
-    name = normalize_arch(arch)
-    th_arch = architecture(name, Activation.get(activation, params), mu)
+    net, mu = resolve_network(activation, arch, mu, params)
+    th_arch = architecture(net)
     if th_arch.caps.has_layernorm and width < 2:
         raise InvalidArgumentError("LayerNorm architectures need width >= 2")
     act = th_arch.activation
@@ -659,7 +664,7 @@ def compare(activation, weight_var: float, bias_var: float, *, width: int, depth
     theory = depth_curves(th_arch, sw, sb, depth, l0=l0, q0=q0, input_correlation=None,
                           progress=bool(progress) and not callable(progress) and depth >= 2000)
     exponent, source = theory_exponent(th_arch, sw, sb, q0)
-    sim = simulate(act, sw, sb, width=width, depth=depth, seeds=seeds, arch=name, mu=mu,
+    sim = simulate(act, sw, sb, width=width, depth=depth, seeds=seeds, arch=net, mu=mu,
                    l0=l0, probes=probes, seed=seed, q0=q0, progress=progress,
                    backend=backend, dtype=dtype)
 
@@ -805,9 +810,8 @@ def _draw_comparison(c: Comparison, path, title: str | None) -> str:
     for a in axes:
         a.legend(frameon=False, fontsize=7)
     if title is None:
-        mu = f", $\\mu$={s.mu:g}" if s.arch in ("residual", "pre-ln-residual",
-                                                 "pre-ln-mlp-block") else ""
-        title = (f"{s.activation} ({s.arch}{mu}), $\\sigma_w^2$={s.weight_var:g}, "
+        net = s.arch if s.network is None else s.network.describe()
+        title = (f"{s.activation} ({net}), $\\sigma_w^2$={s.weight_var:g}, "
                  f"$\\sigma_b^2$={s.bias_var:g}: N={s.width}, {s.n_seeds} networks — "
                  f"{c.verdict}")
     fig.suptitle(title, fontsize=9)

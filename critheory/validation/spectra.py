@@ -96,7 +96,9 @@ def validate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
                       width: int, seeds: int = 4, arch: str = "mlp",
                       weights: str = "gaussian", seed: int | None = 0, q0: float = 1.0,
                       params=None, points: int = 400) -> SpectrumValidation:
-    """Compare theory and simulation (module docstring).
+    """Compare theory and simulation (module docstring); ``arch``: ``"mlp"``, ``"resnet"`` or
+    an MLP Network (:func:`critheory.simulation.spectra.spectrum_network`, also in the
+    activation's place).
 
     Examples
     --------
@@ -105,8 +107,13 @@ def validate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
     >>> v.verdict
     'consistent'
     """
-    from critheory.simulation.spectra import check_spectrum_args, simulate_spectrum
+    from critheory.simulation.spectra import (check_spectrum_args, simulate_spectrum,
+                                              spectrum_network)
     from critheory.theory.spectra import jacobian_spectrum
+
+    activation, arch = spectrum_network(activation, arch, params)
+    if not isinstance(activation, str):
+        params = None
 
     # the simulation's arguments and budget first: no theory work for a refused run
     check_spectrum_args(weight_var, bias_var, depth, width, seeds,

@@ -242,26 +242,73 @@ def _split(f: np.ndarray) -> tuple[float, tuple | None]:
     return 1.0, tuple(float(x) for x in f)
 
 
+def _is_transformer(name) -> bool:
+    """Whether ``name`` (a registry name, or the network :func:`_network_arguments` left) takes
+    the transformer recipe: the registry's pre-LN transformer."""
+    if not isinstance(name, str):
+        return False
+    from critheory.blocks.registry import canonical
+
+    try:
+        return canonical(name) == "transformer"
+    except InvalidArgumentError:
+        return False
+
+
+def _network_arguments(activation, arch, heads, mlp_ratio, mu, params):
+    """``(activation, arch, heads, mlp_ratio, mu)`` of :func:`recipe` with a Network (given as
+    ``arch`` or in the activation's place) resolved once: a one-token network stays a network
+    (its mean-field maps), a network whose unit is the registry's pre-LN transformer unit
+    becomes ``"transformer"`` with its heads and MLP ratio; any other token network, or a
+    conflicting activation, μ, ``heads`` or ``mlp_ratio``, is refused."""
+    from critheory.blocks.network import Network
+    from critheory.blocks.registry import as_network, network
+
+    if not any(isinstance(v, Network) for v in (activation, arch)):
+        return activation, "mlp" if arch is None else arch, heads, mlp_ratio, mu
+    net = as_network(arch, activation, mu, params)
+    if not net.capabilities.mixes_tokens:
+        return net.activation, net, heads, mlp_ratio, None
+    a, M = net.attention, net.mlp_ratio
+    ref = network("transformer", net.activation, tokens=net.tokens, heads=a.heads,
+                  mlp_ratio=M if M is not None else 4.0)
+    if net.unit != ref.unit:
+        raise InvalidArgumentError(f"the transformer recipe covers the pre-LN transformer unit "
+                                   f"(registry 'transformer'); {net.describe()} is not one")
+    for name, given, own in (("heads", heads, a.heads), ("mlp_ratio", mlp_ratio, M)):
+        if given is not None and float(given) != float(own):
+            raise InvalidArgumentError(f"{name} = {given!r} conflicts with the network's "
+                                       f"{name} = {own:g}")
+    return net.activation, "transformer", a.heads, M, None
+
+
 def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
-           optimizer: str = "sgd", arch: str = "mlp", heads: int | None = None,
+           optimizer: str = "sgd", arch=None, heads: int | None = None,
            mlp_ratio: float | None = None, input_dim: int | None = None, output_dim: int = 1,
-           weight_var: float | None = None, bias_var: float | None = None, mu: float = 1.0,
-           params=None, q0: float | None = None) -> Recipe:
+           weight_var: float | None = None, bias_var: float | None = None,
+           mu: float | None = None, params=None, q0: float | None = None) -> Recipe:
     """The recipe for ``activation`` at width ``n``, depth ``L`` and family ``s``.
 
     Parameters
     ----------
-    activation : str or Activation
+    activation : str, Activation or Network
+        (a Network here stands for ``arch``)
     width, depth : int
         ``n`` (>= 1) and ``L``: the number of weight layers of an MLP (>= 2: layer 1 the input
         layer, layer L the output layer) or of transformer blocks (>= 1).
     family : float
         ``s`` in [0, 1].
     optimizer : {"sgd", "adamw"}
-    arch : str
-        ``transformer``, or a registered mean-field architecture (``mlp``, ``residual``, ...).
+    arch : str or Network
+        ``transformer``, a registered mean-field architecture (``mlp``, the default,
+        ``residual``, ...), or a Network (resolved once by
+        :func:`critheory.blocks.registry.as_network`; the transformer recipe is the one of a
+        network whose unit is the pre-LN transformer's, with its heads and MLP ratio).
     heads, mlp_ratio : int, float
-        Transformer: ``H`` (must divide ``n``) and ``M`` (``Mn`` an integer).
+        Transformer: ``H`` (must divide ``n``) and ``M`` (``Mn`` an integer); with a Network,
+        its own (a conflicting value is refused).
+    mu : float, optional
+        Residual strength of a registry name (default 1).
     input_dim, output_dim : int
         ``n_0`` (default ``n``) and ``n_out`` (default 1; enters the AdamW head factor).
     weight_var, bias_var : float, optional
@@ -287,6 +334,10 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
     """
     from critheory.activation import Activation
 
+    activation, arch, heads, mlp_ratio, mu = _network_arguments(activation, arch, heads,
+                                                                mlp_ratio, mu, params)
+    if not isinstance(activation, str):
+        params = None
     s = rules.check_family(family)
     if optimizer not in rules.OPTIMIZERS:
         raise InvalidArgumentError(f"optimizer must be one of {', '.join(rules.OPTIMIZERS)}, "
@@ -298,7 +349,7 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
                                                                                params or {})
     r = interaction(n, depth if isinstance(depth, (int, np.integer)) else 1, s)
     src = tuple(SOURCES.values())
-    if arch == "transformer":
+    if _is_transformer(arch):
         L = _check_int("depth", depth, 1, MAX_DEPTH)
         H = _check_int("heads", 1 if heads is None else heads, 1, MAX_WIDTH)
         if n % H:
@@ -360,7 +411,7 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
     from critheory.theory.meanfield.maps import architecture
 
     L = _check_int("depth", depth, 2, MAX_DEPTH)
-    maps = architecture(arch, act, mu)
+    maps = architecture(arch, act, 1.0 if mu is None else mu)
     sw, sb, u = _critical(maps, weight_var, bias_var)
     uname, p = u.name, u.p_perp
     point, notes, input_point = _input_point(maps, act, L, sw, sb, u.half_stable, q0,

@@ -21,7 +21,9 @@ from critheory.errors import CritheoryError, InvalidArgumentError
 from critheory.expectations.derivatives import dexpect
 from critheory.expectations.reference import mp_expect
 from critheory.simulation.finitewidth import check_budget, measure_finite_width
-from critheory.theory.finitewidth import (FWState, apply, exact_scale_invariant,
+from critheory.theory.fold import Ctx
+from critheory.theory.state import State
+from critheory.theory.finitewidth import (apply, exact_scale_invariant,
                                           finite_width_curves)
 from critheory.theory.meanfield.maps import architecture
 
@@ -113,7 +115,8 @@ def test_rules_extend_the_mean_field(name, act):
     """K and the tangent dK of the finite-width state are the mean-field kernel map and χ_∥."""
     a = architecture(name, act, 0.6)
     K = np.array([0.3, 1.0, 4.0])
-    s = apply(a.network, FWState.start(K, tangents=True), 1.4, 0.2)
+    s = apply(a.network, State.start_finite_width(K, tangents=True),
+              Ctx(a.activation, 1.4, 0.2))
     assert np.allclose(s.K, a.kernel_map(K, 1.4, 0.2), rtol=1e-13)
     assert np.allclose(s.dK, a.chi_parallel(K, 1.4, 0.2), rtol=1e-12, atol=1e-15)
 

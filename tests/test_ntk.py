@@ -18,8 +18,9 @@ from critheory.errors import CritheoryError, InvalidArgumentError
 from critheory.simulation.ntk import measure_ntk
 from critheory.theory.ntk import ntk_curves
 from critheory.theory.ntk.depth import learning_rates
-from critheory.theory.ntk.rules import apply_blocks
-from critheory.theory.ntk.state import NTKState
+from critheory.theory.fold import Ctx, fold
+from critheory.theory.ntk.rules import THEORY
+from critheory.theory.state import State
 
 
 # ----------------------------------------------------------------- closed forms (one input)
@@ -187,18 +188,19 @@ class _Conv(Block):
 def test_unknown_kind_refused_by_dispatch():
     from critheory.activation import Activation
 
-    s = NTKState.start(1.0, lambda_b=1.0)
+    s = State.start_ntk(1.0, lambda_b=1.0)
     with pytest.raises(InvalidArgumentError, match="NTK theory has no rule for a 'conv'"):
-        apply_blocks((_Conv(),), Activation.get("relu"), s, 1.0, 0.0, 1.0, 1.0)
+        fold((_Conv(),), s, Ctx(Activation.get("relu"), 1.0, 0.0, lambda_b=1.0, lambda_w=1.0),
+             THEORY)
 
 
 def test_residual_branch_must_end_dense():
     from critheory.activation import Activation
 
-    s = NTKState.start(1.0, lambda_b=1.0)
-    with pytest.raises(CritheoryError):
-        apply_blocks((Residual((Dense(), Phi())),), Activation.get("relu"), s, 1.0, 0.0, 1.0,
-                     1.0)
+    s = State.start_ntk(1.0, lambda_b=1.0)
+    with pytest.raises(CritheoryError, match="residual branch must end with a dense block"):
+        fold((Residual((Dense(), Phi())),), s,
+             Ctx(Activation.get("relu"), 1.0, 0.0, lambda_b=1.0, lambda_w=1.0), THEORY)
 
 
 @pytest.mark.parametrize("kw", [dict(depth=0), dict(depth=10 ** 6), dict(lambda_b=-1.0),

@@ -511,3 +511,60 @@ def test_nu_stable_fixed_point_tanh_off_criticality():
     c = finite_width_curves(architecture("mlp", "tanh"), 1.5, 0.1, 2000)
     assert c.nu.value == 0.0
     assert abs(c.vertex_normalized[-1] / c.nu.saturation - 1) < 1e-8
+
+
+# ---------------------------------------------------------------- block options (issue 27)
+@pytest.mark.parametrize("act, M", [("relu", 4.0), ("linear", 0.5), ("relu", 2.5)])
+def test_hidden_width_against_the_exact_route(act, M):
+    """A hidden layer of width M n (unit Phi, Dense(width=M), Phi, Dense) divides its own
+    fluctuation by M: V' = σ_w⁴(D/M + V). Against the exact moments at finite width
+    (exact_scale_invariant(..., hidden=M)): n Var(Ĝ) = V + O(1/n), and the Richardson
+    combination 2 f(2n) − f(n) of two widths leaves O(1/n²) ~ 1e-8 relative at n = 2^14 (the
+    cancellation in E[Ĝ²] − E[Ĝ]² costs ~n ulps: 1e-12), tolerance 1e-6."""
+    from critheory.blocks import Dense, Network, Phi
+
+    sw, sb, L, q0 = 1.3, 0.2, 6, 1.1
+    net = Network("wide", Activation.get(act), (Phi(), Dense(width=M), Phi(), Dense()))
+    c = finite_width_curves(net, sw, sb, L, q0=q0)
+
+    def nvar(n):
+        m = exact_scale_invariant(act, sw, sb, L, n, q0, hidden=M)
+        return n * (m.fourth / 3.0 - m.second ** 2)
+
+    n = 2 ** 14
+    exact = 2 * nvar(2 * n) - nvar(n)
+    np.testing.assert_allclose(c.vertex, exact, rtol=1e-6, atol=1e-12)
+    # and the width matters: the equal-width network's vertex differs at order one
+    same = finite_width_curves(Network("same", Activation.get(act),
+                                       (Phi(), Dense(), Phi(), Dense())), sw, sb, L, q0=q0)
+    assert abs(same.vertex[-1] - c.vertex[-1]) > 1e-2 * abs(c.vertex[-1])
+
+
+def test_finite_width_block_options_and_refusals():
+    """Dense blocks carrying the network's own variances give identical curves; different own
+    variances equal the plain network at those values (the stem keeps the network's); a unit
+    that does not end at the network's width, T > 1 tokens and attention are refused in one
+    line naming them."""
+    from critheory.blocks import Dense, Network, Phi, network
+
+    act = Activation.get("tanh")
+    plain = finite_width_curves(Network("p", act, (Phi(), Dense())), 1.4, 0.2, 6)
+    own = finite_width_curves(Network("o", act, (Phi(), Dense(weight_var=1.4, bias_var=0.2))),
+                              1.4, 0.2, 6)
+    assert np.array_equal(plain.vertex, own.vertex)
+    assert np.array_equal(plain.nlo_kernel, own.nlo_kernel)
+    # per-block variances through one layer of the rules, against the plain MLP's rule
+    K = np.array([0.3, 1.0, 4.0])
+    s = State.start_finite_width(K, 0.5, 0.7)
+    a = apply(Network("o", act, (Phi(), Dense(weight_var=2.0, bias_var=0.3))), s,
+              Ctx(act, 1.0, 0.0))
+    b = apply(Network("p", act, (Phi(), Dense())), s, Ctx(act, 2.0, 0.3))
+    for f in ("K", "K1", "V", "D"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f
+    with pytest.raises(InvalidArgumentError, match="end at the network's width"):
+        finite_width_curves(Network("w", act, (Phi(), Dense(width=2.0))), 1.0, 0.0, 4)
+    with pytest.raises(InvalidArgumentError, match="finite-width theory follows one token"):
+        finite_width_curves(network("mlp", "tanh", tokens=3), 1.0, 0.0, 4)
+    with pytest.raises(InvalidArgumentError,
+                       match="finite-width theory has no rule for a 'attention' block"):
+        finite_width_curves(network("transformer", "tanh", tokens=1), 1.0, 0.0, 4)

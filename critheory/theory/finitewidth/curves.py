@@ -368,6 +368,9 @@ def finite_width_curves(arch, weight_var: float, bias_var: float, depth: int, *,
     InvalidArgumentError
         Bad arguments, or a block the finite-width rules do not cover.
     """
+    net = getattr(arch, "network", arch)
+    if hasattr(net, "unit"):         # a network: this theory's refusal first, naming it
+        check_network(net)
     arch = architecture(arch)        # a LayerMaps passes through, a Network is wrapped
     net = arch.network
     sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))

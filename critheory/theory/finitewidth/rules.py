@@ -5,7 +5,8 @@ One function per block kind ``rule(block, state, ctx) -> state``, registered in 
 (:data:`THEORY`, folded by :func:`critheory.theory.fold.fold`), next to the mean-field rules whose
 kernel they extend (:mod:`critheory.theory.meanfield.rules`). A dense block maps with its own
 variances where it carries them (``ctx.variances(block)``). Notation: ``g(K) = E_K[φ²]``,
-``g'``, ``g''`` its derivatives in K (:func:`critheory.expectations.derivatives.dexpect`),
+``g'``, ``g''`` its derivatives in K (:func:`critheory.theory.meanfield.rules.dE`, the one
+route),
 ``D = Var(y²)``, ``V = n Cov(y_i², y_j²)``, ``P = n E[y_i y_j]`` (i ≠ j), all at leading order.
 
 =========  ==================  ==========================  ==============================
@@ -66,37 +67,14 @@ import numpy as np
 
 from critheory.activation import Activation
 from critheory.blocks.blocks import Residual
-from critheory.errors import CritheoryError, InvalidArgumentError
+from critheory.errors import InvalidArgumentError
 from critheory.expectations import expect
-from critheory.expectations.derivatives import dexpect
 from critheory.theory.fold import (GRAMMAR, Ctx, Theory, check_composition, check_one_token,
                                    fold, fold_branch)
-from critheory.theory.meanfield.rules import E
+from critheory.theory.meanfield.rules import E, dE
 from critheory.theory.state import Rep, State
 
 __all__ = ["RULES", "THEORY", "apply", "rule", "dE", "check_network"]
-
-
-def dE(act: Activation, K, order: int, g: str = "phi2") -> np.ndarray:
-    """``d^order/dK^order E_K[g]`` on an array of K: NaN where K is not finite and > 0 (a
-    collapsed or runaway kernel), a constant array evaluated once."""
-    K = np.asarray(K, dtype=float)
-    out = np.full(K.shape, np.nan)
-    ok = np.isfinite(K) & (K > 0)
-    if not ok.any():
-        return out
-    if K.size > 1 and ok.all() and np.all(K == K.flat[0]):
-        return np.full(K.shape, float(dexpect(act, g, float(K.flat[0]), order).value))
-    try:
-        out[ok] = dexpect(act, g, K[ok], order).value
-    except CritheoryError:   # an entry beyond float64 (growing φ): entry by entry
-        idx = np.flatnonzero(ok.ravel())
-        for i in idx:
-            try:
-                out.flat[i] = float(dexpect(act, g, float(K.flat[i]), order).value)
-            except CritheoryError:
-                out.flat[i] = np.nan
-    return out
 
 
 def _x_expect(act: Activation, power_of_x: int, power_of_phi: int, K) -> np.ndarray:

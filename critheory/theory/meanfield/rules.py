@@ -46,14 +46,15 @@ import numpy as np
 
 from critheory.activation import Activation
 from critheory.blocks.blocks import Residual
-from critheory.errors import GrowthError, InvalidVarianceError
+from critheory.errors import CritheoryError, GrowthError, InvalidVarianceError
 from critheory.expectations import expect, expect2
+from critheory.expectations.derivatives import dexpect
 from critheory.expectations.poincare import poincare_gap
 from critheory.theory.fold import GRAMMAR, Ctx, Theory, fold, fold_branch
 from critheory.theory.fold import check_composition as _check
 from critheory.theory.state import Rep, State
 
-__all__ = ["RULES", "THEORY", "apply", "check_composition", "E", "rule",
+__all__ = ["RULES", "THEORY", "apply", "check_composition", "E", "dE", "rule",
            "layernorm_variance"]
 
 
@@ -96,6 +97,35 @@ def E(act: Activation, g: str, K) -> np.ndarray:
         if f is None:
             raise InvalidVarianceError("K must be > 0")
         out[~pos] = f()
+    return out
+
+
+def dE(act: Activation, K, order: int = 1, g: str = "phi2") -> np.ndarray:
+    """``d^order/dK^order E_K[g]`` on an array of K: the one route of every theory's rules to a
+    derivative in the variance (:func:`critheory.expectations.derivatives.dexpect`; for
+    ``E_K[φ²]`` of a continuous φ, order 1, its integration-by-parts form ``E_K[hφφ']/K``, the
+    mean field's χ_∥). NaN where K is not a finite normal number > 0 (a collapsed or runaway
+    kernel: no derivative), inf where the expectation overflows float64, a constant array
+    evaluated once."""
+    K = np.asarray(K, dtype=float)
+    method = "stein" if (g == "phi2" and order == 1 and not act.discontinuities) else "auto"
+    out = np.full(K.shape, np.nan)
+    ok = np.isfinite(K) & (K >= np.finfo(float).tiny)
+    if not ok.any():
+        return out
+    if K.size > 1 and ok.all() and np.all(K == K.flat[0]):
+        return np.full(K.shape, dE(act, K.flat[0], order, g))
+    try:
+        out[ok] = dexpect(act, g, K[ok], order, method=method).value
+    except CritheoryError:   # an entry beyond float64 (growing φ): entry by entry
+        for i in np.flatnonzero(ok.ravel()):
+            try:
+                out.flat[i] = float(dexpect(act, g, float(K.flat[i]), order,
+                                            method=method).value)
+            except GrowthError:
+                out.flat[i] = np.inf
+            except CritheoryError:
+                out.flat[i] = np.nan
     return out
 
 
@@ -156,7 +186,7 @@ def _phi(block, s: State, ctx: Ctx) -> State:
     dK = None
     if s.dK is not None:
         with np.errstate(invalid="ignore", over="ignore"):  # inf where E overflows float64
-            dK = E(act, "h_phi_dphi", K) / K * s.dK
+            dK = dE(act, K, 1) * s.dK
     if need_K and phi2 is None:
         phi2 = E(act, "phi2", K)
     out = State(K=phi2 if need_K else None, q=K, dK=dK,

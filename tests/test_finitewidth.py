@@ -587,3 +587,16 @@ def test_one_route_to_d_dK(act):
         np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-13)
     assert np.isnan(dE(a, np.array([0.0, -1.0, np.inf, np.nan]), 1)).all()
     assert np.array_equal(dE(a, np.full(3, 0.7), 1), np.full(3, dE(a, 0.7, 1)))
+
+
+@pytest.mark.parametrize("act, M", [("tanh", 4.0), ("relu", 0.5)])
+def test_layernorm_of_a_wide_layer_makes_the_next_dense_exactly_gaussian(act, M):
+    """A LayerNorm of a width-M n vector has (1/(Mn)) Σ y² = 1 exactly, so the dense block after
+    it draws its output from a deterministic variance: V = 0 at every layer, exactly, whatever
+    M (the LayerNorm's V = −D/M must cancel the dense block's D/M)."""
+    from critheory.blocks import Dense, LayerNorm, Network, Phi
+
+    net = Network("ln-wide", Activation.get(act), (Phi(), Dense(width=M), LayerNorm(), Dense()))
+    c = finite_width_curves(net, 1.3, 0.2, 5)
+    assert np.array_equal(c.vertex, np.zeros(5))
+    np.testing.assert_allclose(c.kernel[1:], 1.5, rtol=1e-15)     # σ_b² + σ_w²·1

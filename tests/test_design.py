@@ -236,8 +236,13 @@ def test_one_rule_signature_and_one_grammar():
     with pytest.raises(InvalidArgumentError) as e:
         check_composition((Attention(),), _theories()[1])
     assert str(e.value) == "the finite-width theory has no rule for a 'attention' block"
-    with pytest.raises(InvalidArgumentError, match="token-kernel theory has no rule for a 'phi'"):
-        check_composition((Phi(), Dense()), _theories()[3])
+    from critheory.blocks import MLP
+
+    with pytest.raises(InvalidArgumentError, match="NTK theory has no rule for a 'mlp' block"):
+        check_composition((LayerNorm(), MLP()), _theories()[2])
+    check_composition((LayerNorm(), Attention(), Dense(), Phi(), Dense()), _theories()[3])
+    with pytest.raises(InvalidArgumentError, match="LayerNorm of an activation's output"):
+        check_composition((Dense(), Phi(), LayerNorm(), Dense()), _theories()[3])
 
 
 def test_one_fold_and_the_representation_enum():

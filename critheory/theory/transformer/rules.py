@@ -4,8 +4,9 @@ of tangent kernels Θ (forward-mode APJN), batched over R quasi-Monte Carlo rand
 Rules ``rule(block, state, ctx) -> state`` on the one :class:`~critheory.theory.state.State`
 (folded by :func:`critheory.theory.fold.fold`): its kernel ``K`` is the token kernel ``G`` of
 shape ``(R, T, T)``, ``G_{ts} = lim (1/n) Σ_i h_{t,i} h_{s,i}``, and its tangent field ``J`` the
-tangent kernels ``Θ`` of shape ``(R, K, T, T)``, ``Θ_{ts} = lim (1/n) Σ_i δh_{t,i} δh_{s,i}`` for K tangents ``δh = J η``
-started from iid ``η`` (``Θ = I``: then ``tr Θ^l / T`` is the APJN). Primal and tangent are
+tangent kernels ``Θ`` of shape ``(R, K, T, T)``, ``Θ_{ts} = lim (1/n) Σ_i δh_{t,i} δh_{s,i}``
+for K tangents ``δh = J η`` started from iid ``η`` (``Θ = I``: then ``tr Θ^l / T`` is the
+APJN). Primal and tangent are
 uncorrelated at infinite width (the tangent is odd in η), which removes every cross term below.
 
 ==============  ===========================================  =================================
@@ -18,6 +19,8 @@ attention       ``C_U C_V E[A G Aᵀ]``                        ``C_U C_V (E[A Θ
                                                              ``+ C_Q C_K (Θ∘E[tr(GPGP)]``
                                                              ``+ G∘E[tr(ΘPGP)]))``
 residual        ``μ² G + branch(G)``                         ``μ² Θ + branch'(Θ)``
+dense           ``σ_b² + σ_w² G`` (its own σ's if any)       ``σ_w² Θ``
+phi             ``E[φ(u_t)φ(u_s)]``, ``u ~ N(0, G)``         ``E[φ'(u_t)φ'(u_s)] ∘ Θ``
 ==============  ===========================================  =================================
 
 (attention: value path ``A δv`` and logit path ``δA v``, ``δA_{s·} = P_s δz_{s·}``, with
@@ -40,7 +43,7 @@ import numpy as np
 from critheory.errors import ConvergenceError, InvalidArgumentError
 from critheory.theory.fold import GRAMMAR, Ctx, Theory, fold, fold_branch
 from critheory.theory.meanfield.tabulated import PiecewiseChebyshev
-from critheory.theory.state import State
+from critheory.theory.state import Rep, State
 from critheory.theory.transformer.softmax import SoftmaxSampler, softmax_moments
 
 __all__ = ["context", "apply_blocks", "RULES", "THEORY"]
@@ -160,11 +163,10 @@ def _tabulated_expectations(ctx: Ctx, k11, k12, k22):
     return e[0], e[1]
 
 
-def _mlp(block, s: State, ctx: Ctx) -> State:
-    G, Th = s.K, s.J
-    R, T, _ = G.shape
-    sw, sb = ctx.weight_var, ctx.bias_var
-    Sig = sw * G + sb
+def _pair_expectations(ctx: Ctx, Sig: np.ndarray):
+    """``E[φ(u_t)φ(u_s)]`` and ``E[φ'(u_t)φ'(u_s)]``, ``u ~ N(0, Sig)``, for every replica and
+    token pair (shape ``(R, T, T)`` each)."""
+    R, T, _ = Sig.shape
     iu, ju = np.triu_indices(T)       # each (t, s) pair once, then mirrored
     args = Sig[:, iu, iu], Sig[:, iu, ju], Sig[:, ju, ju]
     tab = _tabulated_expectations(ctx, *args)
@@ -174,7 +176,24 @@ def _mlp(block, s: State, ctx: Ctx) -> State:
     E1[:, ju, iu] = pp
     E2[:, iu, ju] = dd
     E2[:, ju, iu] = dd
-    return State(K=sw * E1 + sb, J=(sw * sw) * E2[:, None] * Th)
+    return E1, E2
+
+
+def _mlp(block, s: State, ctx: Ctx) -> State:
+    sw, sb = ctx.weight_var, ctx.bias_var
+    E1, E2 = _pair_expectations(ctx, sw * s.K + sb)
+    return State(K=sw * E1 + sb, J=(sw * sw) * E2[:, None] * s.J)
+
+
+def _dense(block, s: State, ctx: Ctx) -> State:
+    # one bias vector for every token: σ_b² enters every entry of G
+    sw, sb = ctx.variances(block)
+    return State(K=sb + sw * s.K, J=sw * s.J)
+
+
+def _phi(block, s: State, ctx: Ctx) -> State:
+    E1, E2 = _pair_expectations(ctx, s.K)
+    return State(K=E1, J=E2[:, None] * s.J, rep=Rep.PHI)
 
 
 def _attention(block, s: State, ctx: Ctx) -> State:
@@ -192,9 +211,13 @@ def _residual(block, s: State, ctx: Ctx) -> State:
 
 #: block kind -> token-kernel rule ``(block, state, ctx) -> state``
 RULES = {"layernorm": _layernorm, "mlp": _mlp, "attention": _attention,
-         "residual": _residual}
-#: the token-kernel theory's registry
-THEORY = Theory("transformer token-kernel", RULES)
+         "residual": _residual, "dense": _dense, "phi": _phi}
+#: the token-kernel theory's registry; its LayerNorm rule divides by the second moment, so it
+#: needs a centred input (a LayerNorm of φ(h) would subtract E[φ]: not covered here)
+THEORY = Theory("transformer token-kernel", RULES,
+                needs={"layernorm": frozenset({Rep.GAUSSIAN, Rep.NORMALIZED})},
+                reasons={"layernorm": "a LayerNorm of an activation's output has no token-kernel "
+                                      "rule (the rule needs a centred input)"})
 
 
 def apply_blocks(blocks, G: np.ndarray, Th: np.ndarray, ctx: Ctx):

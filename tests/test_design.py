@@ -358,3 +358,66 @@ def test_private_imports_seen(source, expected, tmp_path):
     f = root / "theory" / "_probe_pkg" / "probe.py"
     f.write_text(source)
     assert private_imports(f, root) == expected
+
+
+# ---------------------------------------------------------------- one state, one fold (issue 27)
+def _theories():
+    from critheory.theory.finitewidth.rules import THEORY as FW
+    from critheory.theory.meanfield.rules import THEORY as MF
+    from critheory.theory.ntk.rules import THEORY as NTK
+    from critheory.theory.transformer.rules import THEORY as TOK
+
+    return MF, FW, NTK, TOK
+
+
+def test_one_rule_signature_and_one_grammar():
+    """Every theory's rules are ``rule(block, state, ctx)`` in a kind-keyed table; every theory
+    reads the one grammar (the same refusal for φ after φ), and a kind a theory does not cover
+    is refused in one line naming the theory and the block."""
+    import inspect
+
+    from critheory.theory.fold import GRAMMAR, check_composition
+
+    for th in _theories():
+        for kind, rule in th.rules.items():
+            assert kind in GRAMMAR
+            assert list(inspect.signature(rule).parameters) == ["block", "s", "ctx"], (th, kind)
+    for th in _theories()[:3]:
+        with pytest.raises(InvalidArgumentError, match="activation block must follow"):
+            check_composition((Phi(), Phi(), Dense()), th)
+        with pytest.raises(InvalidArgumentError, match="residual branch must end with a dense"):
+            check_composition((Residual((Dense(), Phi())),), th)
+    from critheory.blocks import Attention
+
+    with pytest.raises(InvalidArgumentError) as e:
+        check_composition((Attention(),), _theories()[1])
+    assert str(e.value) == "the finite-width theory has no rule for a 'attention' block"
+    from critheory.blocks import MLP
+
+    with pytest.raises(InvalidArgumentError, match="NTK theory has no rule for a 'mlp' block"):
+        check_composition((LayerNorm(), MLP()), _theories()[2])
+    check_composition((LayerNorm(), Attention(), Dense(), Phi(), Dense()), _theories()[3])
+    with pytest.raises(InvalidArgumentError, match="LayerNorm of an activation's output"):
+        check_composition((Dense(), Phi(), LayerNorm(), Dense()), _theories()[3])
+
+
+def test_one_fold_and_the_representation_enum():
+    """The one fold threads the one state: the representation is an enum set by the grammar,
+    a residual rule folds its branch through the same fold, and the mean-field fields of the
+    finite-width and NTK runs equal the mean-field run's."""
+    from critheory.theory.fold import Ctx, fold
+    from critheory.theory.state import Rep, State
+
+    MF, FW, NTK, _ = _theories()
+    net = network("pre-ln-mlp-block", "gelu", mu=0.7)
+    ctx = Ctx(net.activation, 1.3, 0.1, lambda_b=0.5, lambda_w=1.0)
+    K = np.array([0.4, 2.0])
+    assert fold((LayerNorm(), Dense(), Phi()), State.start(K), ctx, MF).rep is Rep.PHI
+    assert fold((Dense(), Phi(), LayerNorm()), State.start(K), ctx, MF).rep is \
+        Rep.NORMALIZED_PHI
+    mf = fold(net.unit, State.start(K, tangents=True), ctx, MF)
+    fw = fold(net.unit, State.start_finite_width(K, tangents=True), ctx, FW)
+    nt = fold(net.unit, State(K=K, theta=np.ones(2)), ctx, NTK)
+    assert np.allclose(fw.K, mf.K, rtol=1e-14) and np.array_equal(nt.K, mf.K)
+    assert np.allclose(fw.dK, mf.dK, rtol=1e-12)
+    assert fw.V is not None and mf.V is None and nt.theta is not None and mf.theta is None

@@ -21,7 +21,9 @@ from critheory.errors import CritheoryError, InvalidArgumentError
 from critheory.expectations.derivatives import dexpect
 from critheory.expectations.reference import mp_expect
 from critheory.simulation.finitewidth import check_budget, measure_finite_width
-from critheory.theory.finitewidth import (FWState, apply, exact_scale_invariant,
+from critheory.theory.fold import Ctx
+from critheory.theory.state import State
+from critheory.theory.finitewidth import (apply, exact_scale_invariant,
                                           finite_width_curves)
 from critheory.theory.meanfield.maps import architecture
 
@@ -113,7 +115,8 @@ def test_rules_extend_the_mean_field(name, act):
     """K and the tangent dK of the finite-width state are the mean-field kernel map and χ_∥."""
     a = architecture(name, act, 0.6)
     K = np.array([0.3, 1.0, 4.0])
-    s = apply(a.network, FWState.start(K, tangents=True), 1.4, 0.2)
+    s = apply(a.network, State.start_finite_width(K, tangents=True),
+              Ctx(a.activation, 1.4, 0.2))
     assert np.allclose(s.K, a.kernel_map(K, 1.4, 0.2), rtol=1e-13)
     assert np.allclose(s.dK, a.chi_parallel(K, 1.4, 0.2), rtol=1e-12, atol=1e-15)
 
@@ -508,3 +511,92 @@ def test_nu_stable_fixed_point_tanh_off_criticality():
     c = finite_width_curves(architecture("mlp", "tanh"), 1.5, 0.1, 2000)
     assert c.nu.value == 0.0
     assert abs(c.vertex_normalized[-1] / c.nu.saturation - 1) < 1e-8
+
+
+# ---------------------------------------------------------------- block options (issue 27)
+@pytest.mark.parametrize("act, M", [("relu", 4.0), ("linear", 0.5), ("relu", 2.5)])
+def test_hidden_width_against_the_exact_route(act, M):
+    """A hidden layer of width M n (unit Phi, Dense(width=M), Phi, Dense) divides its own
+    fluctuation by M: V' = σ_w⁴(D/M + V). Against the exact moments at finite width
+    (exact_scale_invariant(..., hidden=M)): n Var(Ĝ) = V + O(1/n), and the Richardson
+    combination 2 f(2n) − f(n) of two widths leaves O(1/n²) ~ 1e-8 relative at n = 2^14 (the
+    cancellation in E[Ĝ²] − E[Ĝ]² costs ~n ulps: 1e-12), tolerance 1e-6."""
+    from critheory.blocks import Dense, Network, Phi
+
+    sw, sb, L, q0 = 1.3, 0.2, 6, 1.1
+    net = Network("wide", Activation.get(act), (Phi(), Dense(width=M), Phi(), Dense()))
+    c = finite_width_curves(net, sw, sb, L, q0=q0)
+
+    def nvar(n):
+        m = exact_scale_invariant(act, sw, sb, L, n, q0, hidden=M)
+        return n * (m.fourth / 3.0 - m.second ** 2)
+
+    n = 2 ** 14
+    exact = 2 * nvar(2 * n) - nvar(n)
+    np.testing.assert_allclose(c.vertex, exact, rtol=1e-6, atol=1e-12)
+    # and the width matters: the equal-width network's vertex differs at order one
+    same = finite_width_curves(Network("same", Activation.get(act),
+                                       (Phi(), Dense(), Phi(), Dense())), sw, sb, L, q0=q0)
+    assert abs(same.vertex[-1] - c.vertex[-1]) > 1e-2 * abs(c.vertex[-1])
+
+
+def test_finite_width_block_options_and_refusals():
+    """Dense blocks carrying the network's own variances give identical curves; different own
+    variances equal the plain network at those values (the stem keeps the network's); a unit
+    that does not end at the network's width, T > 1 tokens and attention are refused in one
+    line naming them."""
+    from critheory.blocks import Dense, Network, Phi, network
+
+    act = Activation.get("tanh")
+    plain = finite_width_curves(Network("p", act, (Phi(), Dense())), 1.4, 0.2, 6)
+    own = finite_width_curves(Network("o", act, (Phi(), Dense(weight_var=1.4, bias_var=0.2))),
+                              1.4, 0.2, 6)
+    assert np.array_equal(plain.vertex, own.vertex)
+    assert np.array_equal(plain.nlo_kernel, own.nlo_kernel)
+    # per-block variances through one layer of the rules, against the plain MLP's rule
+    K = np.array([0.3, 1.0, 4.0])
+    s = State.start_finite_width(K, 0.5, 0.7)
+    a = apply(Network("o", act, (Phi(), Dense(weight_var=2.0, bias_var=0.3))), s,
+              Ctx(act, 1.0, 0.0))
+    b = apply(Network("p", act, (Phi(), Dense())), s, Ctx(act, 2.0, 0.3))
+    for f in ("K", "K1", "V", "D"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f
+    with pytest.raises(InvalidArgumentError, match="end at the network's width"):
+        finite_width_curves(Network("w", act, (Phi(), Dense(width=2.0))), 1.0, 0.0, 4)
+    with pytest.raises(InvalidArgumentError, match="finite-width theory follows one token"):
+        finite_width_curves(network("mlp", "tanh", tokens=3), 1.0, 0.0, 4)
+    with pytest.raises(InvalidArgumentError,
+                       match="finite-width theory has no rule for a 'attention' block"):
+        finite_width_curves(network("transformer", "tanh", tokens=1), 1.0, 0.0, 4)
+
+
+@pytest.mark.parametrize("act", ["tanh", "gelu", "relu", "elu"])
+def test_one_route_to_d_dK(act):
+    """dE, the one derivative in K of the theories' rules (mean-field χ_∥ and the finite-width
+    g', g''), against the Stein forms at 30 digits (mpmath route of dexpect): 1e-11 relative
+    (the quadrature's 1e-13 times the cancellation of the second-order form); NaN where K is not
+    a finite number > 0; a constant array is the scalar's value."""
+    from critheory.theory.meanfield.rules import dE
+
+    a = Activation.get(act)
+    K = np.array([0.05, 3.0])
+    for order in (1, 2):
+        ref = np.array([float(dexpect(a, "phi2", k, order, method="mpmath").value) for k in K])
+        got = dE(a, K, order)
+        # (atol: relu's g'' is 0, where the 30-digit route leaves ~1e-40)
+        np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-13)
+    assert np.isnan(dE(a, np.array([0.0, -1.0, np.inf, np.nan]), 1)).all()
+    assert np.array_equal(dE(a, np.full(3, 0.7), 1), np.full(3, dE(a, 0.7, 1)))
+
+
+@pytest.mark.parametrize("act, M", [("tanh", 4.0), ("relu", 0.5)])
+def test_layernorm_of_a_wide_layer_makes_the_next_dense_exactly_gaussian(act, M):
+    """A LayerNorm of a width-M n vector has (1/(Mn)) Σ y² = 1 exactly, so the dense block after
+    it draws its output from a deterministic variance: V = 0 at every layer, exactly, whatever
+    M (the LayerNorm's V = −D/M must cancel the dense block's D/M)."""
+    from critheory.blocks import Dense, LayerNorm, Network, Phi
+
+    net = Network("ln-wide", Activation.get(act), (Phi(), Dense(width=M), LayerNorm(), Dense()))
+    c = finite_width_curves(net, 1.3, 0.2, 5)
+    assert np.array_equal(c.vertex, np.zeros(5))
+    np.testing.assert_allclose(c.kernel[1:], 1.5, rtol=1e-15)     # σ_b² + σ_w²·1

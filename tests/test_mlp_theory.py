@@ -531,3 +531,66 @@ def test_line_finds_every_independent_branch(name):
             d = float(expect(name, "dphi2", k).value)
             assert hit[0].weight_var == pytest.approx(1 / d, rel=1e-10), (y, k)
     assert not missing, missing[:10]
+
+
+# ---------------------------------------------------------------- per-block variances (issue 27)
+def _own(unit):
+    from critheory.activation import Activation
+    from critheory.blocks import Network
+
+    return architecture(Network("own", Activation.get("tanh"), unit))
+
+
+def test_dense_blocks_carrying_the_networks_values_are_the_plain_network():
+    """A unit whose dense blocks carry the network's own σ_w², σ_b² maps exactly as the plain
+    one (identical floats), at a grid of (K, σ_w², σ_b²)."""
+    from critheory.blocks import Dense, LayerNorm, Phi, Residual
+
+    K, sw, sb = np.array([0.3, 1.0, 4.0]), 1.4, 0.2
+    for plain, own in [
+            ((Phi(), Dense()), (Phi(), Dense(weight_var=sw, bias_var=sb))),
+            ((Residual((LayerNorm(), Dense(), Phi(), Dense()), 0.9),),
+             (Residual((LayerNorm(), Dense(weight_var=sw), Phi(), Dense(bias_var=sb)), 0.9),))]:
+        a, b = _own(plain), _own(own)
+        for f in ("kernel_map", "chi_jacobian", "chi_parallel", "chi_perp"):
+            assert np.array_equal(getattr(a, f)(K, sw, sb), getattr(b, f)(K, sw, sb)), f
+        assert b.caps.own_variances and not b.caps.single_dense
+
+
+def test_dense_blocks_with_their_own_variances_against_a_hand_computation():
+    """LN, Dense(a, network σ_b²), φ, Dense(b, c) inside a skip of strength μ: K' = μ²K + c +
+    b E_q[φ²] and χ_J = μ² + a b E_q[φ'²]/K with q = a + σ_b² (LN output K = 1), the
+    expectations by mpmath quadrature (an independent route)."""
+    from critheory.blocks import Dense, LayerNorm, Phi, Residual
+    from critheory.expectations.reference import mp_expect
+
+    a_, b_, c_, mu, sb = 1.7, 0.6, 0.25, 0.8, 0.1
+    maps = _own((Residual((LayerNorm(), Dense(weight_var=a_), Phi(),
+                           Dense(weight_var=b_, bias_var=c_)), mu),))
+    q = a_ + sb
+    e2 = float(mp_expect(maps.activation, "phi2", q, dps=30))
+    d2 = float(mp_expect(maps.activation, "dphi2", q, dps=30))
+    K = np.array([0.5, 2.0])
+    np.testing.assert_allclose(maps.kernel_map(K, 9.0, sb), mu ** 2 * K + c_ + b_ * e2,
+                               rtol=1e-13)
+    np.testing.assert_allclose(maps.chi_jacobian(K, 9.0, sb), mu ** 2 + a_ * b_ * d2 / K,
+                               rtol=1e-13)
+
+
+def test_mean_field_ignores_the_width_and_refuses_tokens():
+    """Infinite width: a hidden layer of width M n maps as width n; T > 1 tokens and an
+    attention block are refused in one line naming them."""
+    from critheory.activation import Activation
+    from critheory.blocks import Dense, Network, Phi, network
+
+    act = Activation.get("tanh")
+    wide = architecture(Network("w", act, (Phi(), Dense(width=3.0), Phi(), Dense())))
+    plain = architecture(Network("p", act, (Phi(), Dense(), Phi(), Dense())))
+    K = np.array([0.4, 1.5])
+    for w, p in zip(wide.kernel_and_chi(K, 1.3, 0.1), plain.kernel_and_chi(K, 1.3, 0.1)):
+        assert np.array_equal(w, p)
+    with pytest.raises(InvalidArgumentError, match="mean-field theory follows one token.*T = 4"):
+        architecture(network("mlp", "tanh", tokens=4))
+    with pytest.raises(InvalidArgumentError,
+                       match="mean-field theory has no rule for a 'attention' block"):
+        architecture(network("transformer", "tanh", tokens=1))

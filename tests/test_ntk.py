@@ -18,8 +18,9 @@ from critheory.errors import CritheoryError, InvalidArgumentError
 from critheory.simulation.ntk import measure_ntk
 from critheory.theory.ntk import ntk_curves
 from critheory.theory.ntk.depth import learning_rates
-from critheory.theory.ntk.rules import apply_blocks
-from critheory.theory.ntk.state import NTKState
+from critheory.theory.fold import Ctx, fold
+from critheory.theory.ntk.rules import THEORY
+from critheory.theory.state import State
 
 
 # ----------------------------------------------------------------- closed forms (one input)
@@ -187,18 +188,19 @@ class _Conv(Block):
 def test_unknown_kind_refused_by_dispatch():
     from critheory.activation import Activation
 
-    s = NTKState.start(1.0, lambda_b=1.0)
+    s = State.start_ntk(1.0, lambda_b=1.0)
     with pytest.raises(InvalidArgumentError, match="NTK theory has no rule for a 'conv'"):
-        apply_blocks((_Conv(),), Activation.get("relu"), s, 1.0, 0.0, 1.0, 1.0)
+        fold((_Conv(),), s, Ctx(Activation.get("relu"), 1.0, 0.0, lambda_b=1.0, lambda_w=1.0),
+             THEORY)
 
 
 def test_residual_branch_must_end_dense():
     from critheory.activation import Activation
 
-    s = NTKState.start(1.0, lambda_b=1.0)
-    with pytest.raises(CritheoryError):
-        apply_blocks((Residual((Dense(), Phi())),), Activation.get("relu"), s, 1.0, 0.0, 1.0,
-                     1.0)
+    s = State.start_ntk(1.0, lambda_b=1.0)
+    with pytest.raises(CritheoryError, match="residual branch must end with a dense block"):
+        fold((Residual((Dense(), Phi())),), s,
+             Ctx(Activation.get("relu"), 1.0, 0.0, lambda_b=1.0, lambda_w=1.0), THEORY)
 
 
 @pytest.mark.parametrize("kw", [dict(depth=0), dict(depth=10 ** 6), dict(lambda_b=-1.0),
@@ -310,3 +312,43 @@ def test_cli_errors_one_line_exit_2(_cli, extra):
     r = _cli(*args, *extra)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""
+
+
+# ---------------------------------------------------------------- networks and block options
+def test_ntk_block_options_and_network_arguments():
+    """Dense blocks carrying the network's values give identical curves; a dense block's own
+    σ_w² enters its Θ rule (hand computation of one layer: Θ' = λ_b + λ_W E_K[φ²] + a E_K[φ'²]
+    Θ); the width is ignored (infinite width); a network's own activation and μ are not
+    silently replaced, and T > 1 tokens or attention are refused in one line."""
+    from critheory.activation import Activation
+    from critheory.blocks import Network, network
+    from critheory.expectations.reference import mp_expect
+    from critheory.theory.meanfield.maps import architecture
+    from critheory.theory.ntk.depth import layer_map
+
+    act = Activation.get("tanh")
+    plain = ntk_curves(Network("p", act, (Phi(), Dense())), None, 1.4, 0.2, 6)
+    own = ntk_curves(Network("o", act, (Phi(), Dense(weight_var=1.4, bias_var=0.2))), None,
+                     1.4, 0.2, 6)
+    wide = ntk_curves(Network("w", act, (Phi(), Dense(width=3.0), Phi(), Dense())), None,
+                      1.4, 0.2, 6)
+    two = ntk_curves(Network("t", act, (Phi(), Dense(), Phi(), Dense())), None, 1.4, 0.2, 6)
+    assert np.array_equal(plain.ntk, own.ntk) and np.array_equal(plain.kernel, own.kernel)
+    assert np.array_equal(wide.ntk, two.ntk)
+    a_, c_, K = 2.2, 0.3, 0.8
+    maps = architecture(Network("o", act, (Phi(), Dense(weight_var=a_, bias_var=c_))))
+    row = layer_map(maps, 9.0, 0.0, np.array([K]))[:, 0]
+    e2 = float(mp_expect(act, "phi2", K, dps=30))
+    d2 = float(mp_expect(act, "dphi2", K, dps=30))
+    np.testing.assert_allclose(row, [c_ + a_ * e2, 1.0, e2, a_ * d2], rtol=1e-13)
+    net = network("residual", "relu", mu=0.5)
+    np.testing.assert_array_equal(ntk_curves(net, "relu", 1.0, 0.1, 4, mu=0.5).ntk,
+                                  ntk_curves("residual", "relu", 1.0, 0.1, 4, mu=0.5).ntk)
+    with pytest.raises(InvalidArgumentError, match="activation 'tanh' conflicts"):
+        ntk_curves(net, "tanh", 1.0, 0.1, 4)
+    with pytest.raises(InvalidArgumentError, match="mu = 0.7 conflicts"):
+        ntk_curves(net, None, 1.0, 0.1, 4, mu=0.7)
+    with pytest.raises(InvalidArgumentError, match="NTK theory follows one token"):
+        ntk_curves(network("transformer", "relu", tokens=4), None, 1.0, 0.0, 4)
+    with pytest.raises(InvalidArgumentError, match="NTK theory has no rule for a 'attention'"):
+        ntk_curves(network("transformer", "relu", tokens=1), None, 1.0, 0.0, 4)

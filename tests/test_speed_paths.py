@@ -128,16 +128,16 @@ def test_mlp_correlation_table_vs_per_pair_expect2(act):
     G0 = G0 / np.outer(d, d)                          # unit diagonal: a LayerNorm output
     G = np.stack([G0 + 1e-6 * (r - 1.5) * (1 - np.eye(T)) for r in range(R)])
     Th = np.broadcast_to(np.eye(T), (R, 1, T, T)).copy()
-    ctx = rules.Context(act, 1.3, 0.2, None)
+    ctx = rules.context(act, 1.3, 0.2)
     block = transformer("transformer", act, tokens=T).blocks[1].branch[-1]
     assert block.kind == "mlp"
-    Gt, Tt = rules._mlp(block, G, Th, ctx)
+    Gt, Tt = rules.apply_blocks((block,), G, Th, ctx)
     assert ctx.tables                                  # the table route ran
-    ref = rules.Context(act, 1.3, 0.2, None)
+    ref = rules.context(act, 1.3, 0.2)
     rules_same = rules._SAME_VARIANCE
     try:
         rules._SAME_VARIANCE = -1.0
-        Gp, Tp = rules._mlp(block, G, Th, ref)
+        Gp, Tp = rules.apply_blocks((block,), G, Th, ref)
     finally:
         rules._SAME_VARIANCE = rules_same
     assert not ref.tables

@@ -375,3 +375,33 @@ def test_registry_names_every_architecture():
         network("mlp", "relu", heads=2)
     with pytest.raises(InvalidArgumentError, match="unknown network option"):
         network("transformer", "relu", head=2)
+
+# ---------------------------------------------------------------- the one fold (issue 27)
+@pytest.mark.parametrize("arch", ["transformer", "transformer-post-ln"])
+def test_mlp_block_is_dense_phi_dense(arch):
+    """The token-kernel theory reads the general blocks: a unit whose MLP block is spelled
+    (Dense(width=M), Phi(), Dense()) gives the registered stack's curves (the same pair
+    expectations, composed in another order: rounding only, 1e-12), and a LayerNorm of φ(h)
+    is refused by the grammar in one line."""
+    from critheory.blocks import Dense, Network, Phi
+    from critheory.blocks.transformer import transformer
+
+    net = transformer(arch, "gelu", tokens=3, heads=1)
+    assert net.mlp_ratio == 4.0
+
+    def spell(blocks):
+        return tuple(y for x in blocks
+                     for y in ((Dense(width=4.0), Phi(), Dense()) if x.kind == "mlp" else (x,)))
+
+    spelled = tuple(Residual(spell(b.branch), b.mu) if b.kind == "residual" else b
+                    for b in net.unit)
+    mine = Network("spelled", net.activation, spelled, tokens=3)
+    a = transformer_depth(net, 1.2, 0.1, depth=4, points=256, replicas=4)
+    b = transformer_depth(mine, 1.2, 0.1, depth=4, points=256, replicas=4)
+    np.testing.assert_allclose(b.kernel_tokens, a.kernel_tokens, rtol=1e-12)
+    np.testing.assert_allclose(b.apjn, a.apjn, rtol=1e-12)
+    np.testing.assert_allclose(b.chi_jacobian, a.chi_jacobian, rtol=1e-12)
+    bad = Network("ln-phi", net.activation, (Residual((LayerNorm(), Attention()), 1.0),
+                                             Phi(), LayerNorm(), Dense()), tokens=3)
+    with pytest.raises(InvalidArgumentError, match="LayerNorm of an activation's output"):
+        transformer_depth(bad, 1.2, 0.1, depth=3)

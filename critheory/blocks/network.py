@@ -219,7 +219,7 @@ class Network:
         return Capabilities(
             residual_strength=mu, has_layernorm=ln, normalized_input=normalized,
             affine_kernel_map=normalized or out_norm, single_dense=single and not own,
-            scale_invariant=homogeneous and has_phi and not ln and single,
+            scale_invariant=homogeneous and has_phi and not ln and single and not own,
             unbounded_growth=all_res and all(m >= 1.0 for m in mus),
             everywhere_critical=all_res and self.pre_ln and all(m == 1.0 for m in mus),
             mixes_tokens=any(b.mixes_tokens for b in walk(u)),

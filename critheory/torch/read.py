@@ -49,6 +49,7 @@ from critheory.blocks.blocks import Residual as ResidualBlock
 from critheory.blocks.network import Network
 from critheory.common.jsonable import jsonable
 from critheory.errors import CritheoryError, InvalidArgumentError
+from critheory.theory.fold import Ctx
 from critheory.theory.meanfield.rules import rule
 from critheory.theory.meanfield.state import State
 from critheory.torch.activations import activation_of
@@ -520,12 +521,12 @@ def _apply(items, s: State, hyper: dict, act: Activation | None):
     for it in items:
         if it.kind == "dense":
             sw, sb = hyper[it.name]
-            s = rule(Dense())(Dense(), s, act, sw, sb)
+            s = rule(Dense())(Dense(), s, Ctx(act, sw, sb))
         elif it.kind == "phi":
             act = it.activation
-            s = rule(Phi())(Phi(), s, act, 1.0, 0.0)
+            s = rule(Phi())(Phi(), s, Ctx(act))
         elif it.kind == "layernorm":
-            s = rule(LayerNorm())(LayerNorm(), s, act, 1.0, 0.0)
+            s = rule(LayerNorm())(LayerNorm(), s, Ctx(act))
         else:
             b, _ = _apply(it.items, s, hyper, act)
             m = it.mu ** 2

@@ -1,8 +1,8 @@
 """The finite-width theory: the four-point vertex V, the 1/n shift of the kernel and the
 depth-to-width ratio [PDLT ch. 4–5; Yaida arXiv:1910.00019].
 
-``state``   the fields this theory follows through the blocks (:class:`FWState`)
-``rules``   one rule per block kind (dense, phi, layernorm, residual)
+``rules``   one rule per block kind (dense, phi, layernorm, residual) on the finite-width fields
+            of the one state (:class:`critheory.theory.state.State`: K1, V, D, P, width)
 ``curves``  V^l, K^{(1),l}, ν and the predicted kurtosis through depth
 ``exact``   exact finite-width moments of scale-invariant MLPs (the deep linear network of PDLT
             ch. 3 and its generalization), the check of the 1/n expansion
@@ -10,8 +10,7 @@ depth-to-width ratio [PDLT ch. 4–5; Yaida arXiv:1910.00019].
 from critheory.theory.finitewidth.curves import (FiniteWidthCurves, Nu, finite_width_curves,
                                                  trust_statement)
 from critheory.theory.finitewidth.exact import ExactMoments, exact_scale_invariant
-from critheory.theory.finitewidth.rules import RULES, apply, apply_blocks
-from critheory.theory.finitewidth.state import FWState
+from critheory.theory.finitewidth.rules import RULES, THEORY, apply
 
-__all__ = ["FWState", "RULES", "apply", "apply_blocks", "FiniteWidthCurves", "Nu",
+__all__ = ["RULES", "THEORY", "apply", "FiniteWidthCurves", "Nu",
            "finite_width_curves", "trust_statement", "ExactMoments", "exact_scale_invariant"]

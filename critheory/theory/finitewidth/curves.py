@@ -39,8 +39,9 @@ from critheory.blocks.network import Network
 from critheory.common.checks import check_hyper
 from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError
-from critheory.theory.finitewidth.rules import apply, check_composition
-from critheory.theory.finitewidth.state import FWState
+from critheory.theory.finitewidth.rules import THEORY, check_network
+from critheory.theory.fold import Ctx, fold
+from critheory.theory.state import State
 from critheory.theory.meanfield.depth import depth_curves
 from critheory.theory.meanfield.maps import architecture
 
@@ -186,6 +187,7 @@ def _direct(net: Network, K: np.ndarray, sw: float, sb: float):
     chunks); NaN where K is not finite and > 0."""
     n = K.size
     out = np.full((5, n), np.nan)
+    ctx = Ctx(net.activation, sw, sb)
     basis_K1 = np.array([[0.0], [1.0], [0.0]])
     basis_V = np.array([[0.0], [0.0], [1.0]])
     ok = np.isfinite(K) & (K > 0)
@@ -193,9 +195,9 @@ def _direct(net: Network, K: np.ndarray, sw: float, sb: float):
     for start in range(0, idx.size, _CHUNK):
         j = idx[start:start + _CHUNK]
         k = K[j]
-        s = FWState(K=k, K1=basis_K1 * np.ones(k.size), V=basis_V * np.ones(k.size),
-                    D=2.0 * k * k, P=np.zeros(k.size))
-        r = apply(net, s, sw, sb)
+        s = State(K=k, K1=basis_K1 * np.ones(k.size), V=basis_V * np.ones(k.size),
+                  D=2.0 * k * k, P=np.zeros(k.size))
+        r = fold(net.unit, s, ctx, THEORY)
         K1 = np.broadcast_to(r.K1, (3, k.size))
         V = np.broadcast_to(r.V, (3, k.size))
         c = K1[0]
@@ -381,6 +383,9 @@ def finite_width_curves(arch, weight_var: float, bias_var: float, depth: int, *,
     >>> c.nu.exact, c.kurtosis.shape
     ('3 A4/A2^2 - 1 = 5', (20,))
     """
+    net = getattr(arch, "network", arch)
+    if hasattr(net, "unit"):         # a network: this theory's refusal first, naming it
+        check_network(net)
     arch = architecture(arch)        # a LayerMaps passes through, a Network is wrapped
     net = arch.network
     sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))
@@ -392,7 +397,7 @@ def finite_width_curves(arch, weight_var: float, bias_var: float, depth: int, *,
         raise InvalidArgumentError(f"input norm q0 must be a number, got {q0!r}") from None
     if not (np.isfinite(q0) and q0 > 0):
         raise InvalidArgumentError(f"input norm q0 must be finite and > 0, got {q0}")
-    check_composition(net.unit)
+    check_network(net)
     d = depth_curves(arch, sw, sb, L, q0=q0, input_correlation=None, progress=progress)
     K = d.kernel
     co = _coefficients(net, K[:-1], sw, sb)

@@ -21,6 +21,7 @@ Examples
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,9 +60,19 @@ def slope_moments(act: Activation) -> tuple[float, float]:
 
 
 def exact_scale_invariant(activation, weight_var: float, bias_var: float, depth: int,
-                          width: int, q0: float = 1.0) -> ExactMoments:
+                          width: int, q0: float = 1.0, *, hidden: float | None = None
+                          ) -> ExactMoments:
     """Exact moments of an MLP with a scale-invariant activation at width ``width`` (module
     docstring). float64 throughout; entries beyond float64 are inf.
+
+    ``hidden = M``: every layer ``l -> l+1`` passes through a hidden layer of ``M·width``
+    neurons, ``z^{l+1} = W₂ φ(W₁ φ(z^l) + b₁) + b₂`` (the unit ``Phi, Dense(width=M), Phi,
+    Dense``): two steps of the same recursion, with ``1/n`` the fan-in of each (``width``, then
+    ``M·width``, which must be a whole number).
+
+    >>> m = exact_scale_invariant("linear", 1.0, 0.0, depth=2, width=4, hidden=2)
+    >>> round(float(m.kurtosis[1]), 12)          # 3((1 + 2/4)(1 + 2/8) − 1)
+    2.625
 
     Examples
     --------
@@ -76,15 +87,24 @@ def exact_scale_invariant(activation, weight_var: float, bias_var: float, depth:
     n, L = int(width), int(depth)
     if n != width or n < 1 or L != depth or L < 1:
         raise InvalidArgumentError("width and depth must be integers >= 1")
+    fan_ins = (n,)
+    if hidden is not None:
+        h = float(hidden) * n
+        if not (math.isfinite(h) and h >= 1 and h == int(h)):
+            raise InvalidArgumentError(f"hidden * width must be a whole number >= 1, got "
+                                       f"{hidden!r} * {n}")
+        fan_ins = (n, int(h))
     m1 = np.empty(L)
     m2 = np.empty(L)
     m1[0] = sb + sw * q0
     m2[0] = m1[0] ** 2
-    f = sw * sw * (A2 * A2 + (3 * A4 - A2 * A2) / n)
     with np.errstate(over="ignore", invalid="ignore"):
         for i in range(L - 1):
-            m1[i + 1] = sb + sw * A2 * m1[i]
-            m2[i + 1] = sb * sb + 2 * sb * sw * A2 * m1[i] + f * m2[i]
+            a1, a2 = m1[i], m2[i]
+            for k in fan_ins:
+                f = sw * sw * (A2 * A2 + (3 * A4 - A2 * A2) / k)
+                a1, a2 = sb + sw * A2 * a1, sb * sb + 2 * sb * sw * A2 * a1 + f * a2
+            m1[i + 1], m2[i + 1] = a1, a2
         return ExactMoments(n, np.arange(1, L + 1), m1, 3 * m2, 3 * m2 / (m1 * m1) - 3.0)
 
 

@@ -1,17 +1,21 @@
-"""Finite-width rules: how each block maps a :class:`~critheory.theory.finitewidth.state.FWState`.
+"""Finite-width rules: how each block maps the finite-width fields of the one
+:class:`~critheory.theory.state.State` (``K``, ``K1``, ``V``, ``D``, ``P``, ``dK``, ``width``).
 
-One function per block kind, registered in :data:`RULES`, next to the mean-field rules whose
-kernel they extend (:mod:`critheory.theory.meanfield.rules`). Notation: ``g(K) = E_K[φ²]``,
-``g'``, ``g''`` its derivatives in K (:func:`critheory.expectations.derivatives.dexpect`),
+One function per block kind ``rule(block, state, ctx) -> state``, registered in :data:`RULES`
+(:data:`THEORY`, folded by :func:`critheory.theory.fold.fold`), next to the mean-field rules whose
+kernel they extend (:mod:`critheory.theory.meanfield.rules`). A dense block maps with its own
+variances where it carries them (``ctx.variances(block)``). Notation: ``g(K) = E_K[φ²]``,
+``g'``, ``g''`` its derivatives in K (:func:`critheory.theory.meanfield.rules.dE`, the one
+route),
 ``D = Var(y²)``, ``V = n Cov(y_i², y_j²)``, ``P = n E[y_i y_j]`` (i ≠ j), all at leading order.
 
 =========  ==================  ==========================  ==============================
 block      ``K``               ``K1``                      ``V``
 =========  ==================  ==========================  ==============================
-dense      ``σ_b² + σ_w² K``   ``σ_w² K1``                 ``σ_w⁴ (D + V)``
+dense      ``σ_b² + σ_w² K``   ``σ_w² K1``                 ``σ_w⁴ (D/r + V)``
 phi        ``g(K)``            ``g' K1 + ½ g'' V``         ``g'² V + P ⟨(φ²)'⟩²``
-layernorm  ``1``               ``0``                       ``−D_out``
-residual   ``μ²K + K_b``       ``μ²K1 + K1_b``             ``μ⁴V + 2μ² χ_b (D + V) + V_b``
+layernorm  ``1``               ``0``                       ``−D_out/r``
+residual   ``μ²K + K_b``       ``μ²K1 + K1_b``             ``μ⁴V + 2μ² χ_b (D/r + V) + V_b``
 =========  ==================  ==========================  ==============================
 
 and ``D`` after each: ``2K'²`` (dense, residual), ``E[φ⁴] − E[φ²]²`` (phi), ``2`` (LayerNorm
@@ -19,18 +23,24 @@ of a Gaussian-like vector), ``E[(φ−m)⁴]/Var[φ]² − 1`` (LayerNorm of φ(
 
 Why (derivations in ``docs/finitewidth.md``):
 
-* dense: given its input x, ``y_i = Σ_j W_ij x_j + b_i`` are i.i.d. ``N(0, Ĝ)`` with
-  ``Ĝ = σ_b² + σ_w² (1/n)Σ_j x_j²``; so ``E[y²] = E[Ĝ]`` and
-  ``Cov(y_i², y_j²) = Var(Ĝ) = (σ_w⁴/n)(Var(x_1²) + (n−1) Cov(x_1², x_2²))``.
+* dense: given its input x (``m = r n`` neurons: ``r`` is the input's ``width``, the ``width``
+  of the dense block that made it, 1 for the network's own width), ``y_i = Σ_j W_ij x_j + b_i``
+  are i.i.d. ``N(0, Ĝ)`` with ``Ĝ = σ_b² + σ_w² (1/m)Σ_j x_j²``; so ``E[y²] = E[Ĝ]`` and
+  ``Cov(y_i², y_j²) = Var(Ĝ) = (σ_w⁴/m)(Var(x_1²) + (m−1) Cov(x_1², x_2²))``, i.e.
+  ``V' = n Var(Ĝ) = σ_w⁴ (D/r + V)`` to order 1/n: a hidden layer of width ``M n`` divides its
+  own fluctuation ``D`` by M (as the deep linear network of PDLT ch. 3 with layer widths
+  ``n_l``, ``E[z⁴]/E[z²]² = 3 Π_l (1 + 2/n_l)``: the factor ``2/n_l = D/(K² n_l)`` per layer). Every field stays in units of the network's width n
+  (``E[z⁴] − 3E[z²]² = 3V/n`` for a neuron of any layer). The output's ``width`` is the
+  block's.
 * phi: to order 1/n a Gaussian-like vector is a Gaussian scale mixture: for i ≠ j,
   ``Cov(f(z_i), h(z_j)) = (1/n)(V ∂_K⟨f⟩ ∂_K⟨h⟩ + P ⟨f'⟩⟨h'⟩)``, and one neuron has
   ``E[f(z)] = ⟨f⟩_K + (K1/n) ∂_K⟨f⟩ + (V/2n) ∂²_K⟨f⟩`` (its fourth cumulant is 3V/n).
-* layernorm: ``(1/n)Σ y² = 1`` exactly, so ``n Var(ȳ²) = D + V = 0``. For a Gaussian-like input
-  the output does not depend on the input's scale: it is the sphere of radius √n in the plane
-  ``Σ y = 0``, with ``E[y_i y_j] = −1/(n−1)``: ``P = −1``.
+* layernorm: ``(1/m)Σ y² = 1`` exactly, so ``Var = D/m + Cov(y_1², y_2²) = 0``: ``V = −D/r``.
+  For a Gaussian-like input the output does not depend on the input's scale: it is the sphere
+  of radius √m in the plane ``Σ y = 0``, with ``E[y_i y_j] = −1/(m−1)``: ``P = −1/r``.
 * residual ``z' = μs + b(s)``: given everything before the branch's last dense block,
   ``z'_i ~ N(μ s_i, Ĝ_b)``; the cross term ``n Cov(s_1², Ĝ_b)`` is the branch's tangent
-  ``χ_b = ∂K_b/∂K`` times ``n Cov(s_1², (1/n)Σ s_j²) = D + V`` (each of the dense and phi rules
+  ``χ_b = ∂K_b/∂K`` times ``n Cov(s_1², (1/m)Σ s_j²) = D/r + V`` (each of the dense and phi rules
   multiplies it by its own slope, σ_w² and g').
 
 For the MLP (phi, dense) the rules give the single-input, equal-width form of the recursions of
@@ -42,8 +52,10 @@ Examples
 >>> import numpy as np
 >>> from critheory.blocks.registry import network
 >>> from critheory.theory.finitewidth.rules import apply
->>> from critheory.theory.finitewidth.state import FWState
->>> s = apply(network("mlp", "relu"), FWState.start(1.0), 2.0, 0.0)
+>>> from critheory.theory.fold import Ctx
+>>> from critheory.theory.state import State
+>>> net = network("mlp", "relu")
+>>> s = apply(net, State.start_finite_width(1.0), Ctx(net.activation, 2.0, 0.0))
 >>> float(s.K), float(s.V), float(s.K1)   # V' = σ_w⁴ (3K²/2 − K²/4) = 5
 (1.0, 5.0, 0.0)
 """
@@ -55,36 +67,14 @@ import numpy as np
 
 from critheory.activation import Activation
 from critheory.blocks.blocks import Residual
-from critheory.errors import CritheoryError, InvalidArgumentError
+from critheory.errors import InvalidArgumentError
 from critheory.expectations import expect
-from critheory.expectations.derivatives import dexpect
-from critheory.theory.finitewidth.state import FWState
-from critheory.theory.meanfield.rules import E
-from critheory.theory.dispatch import rule_for
+from critheory.theory.fold import (GRAMMAR, Ctx, Theory, check_composition, check_one_token,
+                                   fold, fold_branch)
+from critheory.theory.meanfield.rules import E, dE
+from critheory.theory.state import Rep, State
 
-__all__ = ["RULES", "apply", "apply_blocks", "rule", "dE", "check_composition"]
-
-
-def dE(act: Activation, K, order: int, g: str = "phi2") -> np.ndarray:
-    """``d^order/dK^order E_K[g]`` on an array of K: NaN where K is not finite and > 0 (a
-    collapsed or runaway kernel), a constant array evaluated once."""
-    K = np.asarray(K, dtype=float)
-    out = np.full(K.shape, np.nan)
-    ok = np.isfinite(K) & (K > 0)
-    if not ok.any():
-        return out
-    if K.size > 1 and ok.all() and np.all(K == K.flat[0]):
-        return np.full(K.shape, float(dexpect(act, g, float(K.flat[0]), order).value))
-    try:
-        out[ok] = dexpect(act, g, K[ok], order).value
-    except CritheoryError:   # an entry beyond float64 (growing φ): entry by entry
-        idx = np.flatnonzero(ok.ravel())
-        for i in idx:
-            try:
-                out.flat[i] = float(dexpect(act, g, float(K.flat[i]), order).value)
-            except CritheoryError:
-                out.flat[i] = np.nan
-    return out
+__all__ = ["RULES", "THEORY", "apply", "rule", "dE", "check_network"]
 
 
 def _x_expect(act: Activation, power_of_x: int, power_of_phi: int, K) -> np.ndarray:
@@ -101,18 +91,17 @@ def _x_expect(act: Activation, power_of_x: int, power_of_phi: int, K) -> np.ndar
     return out
 
 
-def _dense(block, s: FWState, act: Activation, sw, sb) -> FWState:
+def _dense(block, s: State, ctx: Ctx) -> State:
+    sw, sb = ctx.variances(block)
     with np.errstate(invalid="ignore", over="ignore"):
         K = sb + sw * s.K
-        return FWState(K=K, K1=sw * s.K1, V=sw * sw * (s.D + s.V), D=2.0 * K * K,
-                       P=np.zeros(np.shape(K)), dK=None if s.dK is None else sw * s.dK)
+        return State(K=K, K1=sw * s.K1, V=sw * sw * (s.D / s.width + s.V), D=2.0 * K * K,
+                     P=np.zeros(np.shape(K)), dK=None if s.dK is None else sw * s.dK,
+                     width=block.width)
 
 
-def _phi(block, s: FWState, act: Activation, sw, sb) -> FWState:
-    if s.rep not in ("gaussian", "normalized"):
-        raise InvalidArgumentError("an activation block must follow a dense block or a "
-                                   "LayerNorm of a Gaussian vector (the finite-width rule "
-                                   "needs a Gaussian-like input)")
+def _phi(block, s: State, ctx: Ctx) -> State:
+    act = ctx.activation
     K = s.K
     g = E(act, "phi2", K)
     g1 = dE(act, K, 1)
@@ -124,19 +113,19 @@ def _phi(block, s: FWState, act: Activation, sw, sb) -> FWState:
             # ⟨(φ²)'⟩ = ⟨x φ²⟩/K (Gaussian integration by parts)
             m = _x_expect(act, 1, 2, K) / K
             V = V + s.P * m * m
-        return FWState(K=g, K1=g1 * s.K1 + 0.5 * g2 * s.V, V=V, D=e4 - g * g, P=None,
-                       dK=None if s.dK is None else g1 * s.dK, rep="phi", q=K)
+        return State(K=g, K1=g1 * s.K1 + 0.5 * g2 * s.V, V=V, D=e4 - g * g, P=None,
+                     dK=None if s.dK is None else g1 * s.dK, rep=Rep.PHI, q=K, width=s.width)
 
 
-def _layernorm(block, s: FWState, act: Activation, sw, sb) -> FWState:
+def _layernorm(block, s: State, ctx: Ctx) -> State:
+    act = ctx.activation
     shape = np.shape(s.K)
     one = np.ones(shape)
-    if s.rep in ("normalized", "normalized-phi"):
+    if s.rep in (Rep.NORMALIZED, Rep.NORMALIZED_PHI):
         return s                      # LayerNorm is idempotent
-    if s.rep == "gaussian":
+    if s.rep is Rep.GAUSSIAN:
         D = 2.0 * one
-        rep = "normalized"
-        P = -one
+        P = -one / s.width            # E[y_i y_j] = −1/(m − 1), m = width·n neurons
     else:                             # LN(φ(h)), h ~ N(0, q): (φ − m)/sd
         q = s.q
         m = E(act, "phi", q)
@@ -147,70 +136,55 @@ def _layernorm(block, s: FWState, act: Activation, sw, sb) -> FWState:
         with np.errstate(invalid="ignore", divide="ignore"):
             c4 = m4 - 4 * m * m3 + 6 * m * m * m2 - 3 * m ** 4
             D = c4 / (var * var) - 1.0
-        rep = "normalized-phi"
         P = None
-    return FWState(K=one, K1=np.zeros(np.broadcast(s.K1, s.K).shape), V=-D + 0 * s.V, D=D,
-                   P=P, dK=None if s.dK is None else np.zeros(np.broadcast(s.dK, one).shape),
-                   rep=rep)
+    # (1/m) Σ y² = 1 exactly: n Cov(y_i², y_j²) = −D/width
+    return State(K=one, K1=np.zeros(np.broadcast(s.K1, s.K).shape), V=-D / s.width + 0 * s.V,
+                 D=D, P=P, dK=None if s.dK is None else np.zeros(np.broadcast(s.dK, one).shape),
+                 rep=GRAMMAR["layernorm"].makes(s.rep), width=s.width)
 
 
-def _residual(block: Residual, s: FWState, act: Activation, sw, sb) -> FWState:
-    if not s.gaussian:
-        raise InvalidArgumentError("a residual block's input must be a dense block's output")
-    b = apply_blocks(block.branch, act, s.with_(dK=np.ones(np.shape(s.K))), sw, sb)
-    if not b.gaussian:
-        raise InvalidArgumentError("a residual branch must end with a dense block (the sum of "
-                                   "μh and φ(h) has no finite-width rule here)")
+def _residual(block: Residual, s: State, ctx: Ctx) -> State:
+    b = fold_branch(block, s.with_(dK=np.ones(np.shape(s.K))), ctx, THEORY)
+    if b.width != s.width:
+        raise InvalidArgumentError(f"a residual branch must end at its input's width (a dense "
+                                   f"block of width {s.width:g}, got {b.width:g})")
     m = block.mu ** 2
     with np.errstate(invalid="ignore", over="ignore"):
         K = m * s.K + b.K
-        V = m * m * s.V + 2.0 * m * b.dK * (s.D + s.V) + b.V
-        return FWState(K=K, K1=m * s.K1 + b.K1, V=V, D=2.0 * K * K,
-                       P=np.zeros(np.shape(K)),
-                       dK=None if s.dK is None else (m + b.dK) * s.dK)
+        V = m * m * s.V + 2.0 * m * b.dK * (s.D / s.width + s.V) + b.V
+        return State(K=K, K1=m * s.K1 + b.K1, V=V, D=2.0 * K * K, P=np.zeros(np.shape(K)),
+                     dK=None if s.dK is None else (m + b.dK) * s.dK, width=s.width)
 
 
-#: block kind -> finite-width rule ``(block, state, activation, σ_w², σ_b²) -> state``
+#: block kind -> finite-width rule ``(block, state, ctx) -> state``
 RULES: dict[str, Callable] = {"dense": _dense, "phi": _phi, "layernorm": _layernorm,
                               "residual": _residual}
+#: the finite-width theory's registry; its residual rule needs a dense block's output
+THEORY = Theory("finite-width", RULES, needs={"residual": frozenset({Rep.GAUSSIAN})},
+                reasons={"residual": "a residual block's input must be a dense block's output "
+                                     "(the finite-width rule)"})
 
 
 def rule(block) -> Callable:
-    return rule_for(RULES, block, "finite-width")
+    """The finite-width rule of ``block`` (one-line refusal for a kind without one)."""
+    return THEORY.rule(block)
 
 
-def apply_blocks(blocks, act: Activation, s: FWState, sw, sb) -> FWState:
-    """The state after a sequence of blocks at weight/bias variances ``sw``, ``sb``."""
-    for block in blocks:
-        s = rule(block)(block, s, act, sw, sb)
-    return s
-
-
-def apply(net, s: FWState, sw, sb) -> FWState:
+def apply(net, s: State, ctx: Ctx) -> State:
     """The state after one layer (the network's unit)."""
-    return apply_blocks(net.unit, net.activation, s, sw, sb)
+    return fold(net.unit, s, ctx, THEORY)
 
 
-def check_composition(blocks, rep: str = "gaussian") -> str:
-    """Refuse, before any number is computed, a sequence of blocks these rules cannot read
-    (an activation after an activation or after a LayerNorm of φ(h), a residual branch that
-    does not end with a dense block). Returns the representation the sequence ends with."""
-    for b in blocks:
-        if b.kind == "phi":
-            if rep not in ("gaussian", "normalized"):
-                raise InvalidArgumentError("an activation block must follow a dense block or a "
-                                           "LayerNorm of a Gaussian vector")
-            rep = "phi"
-        elif b.kind == "dense":
-            rep = "gaussian"
-        elif b.kind == "layernorm":
-            rep = {"gaussian": "normalized", "phi": "normalized-phi"}.get(rep, rep)
-        elif b.kind == "residual":
-            if rep != "gaussian":
-                raise InvalidArgumentError("a residual block's input must be a dense block's "
-                                           "output")
-            if check_composition(b.branch, rep) != "gaussian":
-                raise InvalidArgumentError("a residual branch must end with a dense block")
-        else:
-            rule(b)
-    return rep
+def check_network(net) -> None:
+    """Refuse, before any number is computed, a network these rules cannot read: T > 1 tokens,
+    a block without a rule or on an input the grammar refuses, a unit that does not end at the
+    network's width (its last dense block's ``width``, the next layer's input width)."""
+    check_one_token(net, THEORY.name)
+    check_composition(net.unit, THEORY)
+    out = 1.0
+    for b in net.unit:                # a residual block keeps its input's width
+        out = getattr(b, "width", out) if b.weighted and not getattr(b, "branch", ()) else out
+    if out != 1.0:
+        raise InvalidArgumentError(f"the finite-width theory needs the unit of {net.name!r} to "
+                                   f"end at the network's width (its last dense block has "
+                                   f"width {out:g})")

@@ -49,8 +49,9 @@ from critheory.blocks.network import Capabilities, Network
 from critheory.blocks.registry import network as _network
 from critheory.common.checks import check_hyper
 from critheory.errors import InvalidArgumentError
-from critheory.theory.meanfield.rules import apply, apply_blocks, check_composition
-from critheory.theory.meanfield.state import State
+from critheory.theory.fold import Ctx, check_one_token, fold
+from critheory.theory.meanfield.rules import THEORY, check_composition
+from critheory.theory.state import State
 
 __all__ = ["LayerMaps", "architecture", "check_hyper"]
 
@@ -67,6 +68,7 @@ class LayerMaps:
         self.caps: Capabilities = net.capabilities
         self.mu = net.mu
         self.mu2 = self.caps.mu2
+        check_one_token(net, THEORY.name)
         check_composition(net.unit)  # refuse what the rules cannot read (e.g. φ after φ)
 
     def __repr__(self) -> str:
@@ -83,7 +85,8 @@ class LayerMaps:
 
     # ------------------------------------------------------------------ maps
     def _run(self, K, sw, sb, need_K: bool = True, **want) -> State:
-        return apply(self.network, State.start(K, **want), sw, sb, need_K)
+        return fold(self.network.unit, State.start(K, **want),
+                    Ctx(self.activation, sw, sb, need_K), THEORY)
 
     def kernel_map(self, K, sw, sb) -> np.ndarray:
         return self._run(K, sw, sb).K
@@ -139,8 +142,8 @@ class LayerMaps:
 
     def _branch(self, K, sw, sb) -> tuple[np.ndarray, np.ndarray]:
         """(K', χ_J) of the blocks inside the skip connection alone."""
-        s = apply_blocks(self.network.branch, self.activation,
-                         State.start(K, jacobian=True), sw, sb)
+        s = fold(self.network.branch, State.start(K, jacobian=True),
+                 Ctx(self.activation, sw, sb), THEORY)
         return s.K, s.J
 
     @cached_property
@@ -185,8 +188,8 @@ class LayerMaps:
             S, D = self._unit_moments
             out = (t.copy(), t * (D - S), t * D / one)
             return out + (1e-12 * (np.abs(out[1]) + np.abs(out[2])),) if noise else out
-        b = apply_blocks(self.network.branch, self.activation, State.start(t, gap=True),
-                         1.0, 0.0)
+        b = fold(self.network.branch, State.start(t, gap=True), Ctx(self.activation, 1.0, 0.0),
+                 THEORY)
         S, D = b.K, b.J
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             sw = one / D

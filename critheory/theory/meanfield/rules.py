@@ -1,7 +1,9 @@
 """Mean-field rules: how each block maps a :class:`~critheory.theory.meanfield.state.State`.
 
-One function per block kind, registered in :data:`RULES`; a layer is the composition of its
-blocks' rules (:func:`apply`). Conventions as in :mod:`critheory.blocks.blocks`: ``E_K[g]`` is
+One function per block kind ``rule(block, state, ctx) -> state``, registered in :data:`RULES`
+(:data:`THEORY`); a layer is the fold of its blocks' rules (:func:`critheory.theory.fold.fold`,
+:func:`apply`). A dense block maps with its own variances where it carries them
+(``ctx.variances(block)``); its output ``width`` does not enter (infinite width). Conventions as in :mod:`critheory.blocks.blocks`: ``E_K[g]`` is
 ``E[g(h)]``, ``h ~ N(0, K)``; at infinite width a dense block makes its output Gaussian with
 ``K' = σ_b² + σ_w² K``, an activation maps second moments through Gaussian expectations, and a
 LayerNorm divides by the empirical standard deviation (its Jacobian
@@ -28,10 +30,11 @@ Examples
 --------
 >>> import numpy as np
 >>> from critheory.blocks.registry import network
+>>> from critheory.theory.fold import Ctx
 >>> from critheory.theory.meanfield.rules import apply
->>> from critheory.theory.meanfield.state import State
+>>> from critheory.theory.state import State
 >>> net = network("mlp", "relu")
->>> s = apply(net, State.start(np.array(3.0), jacobian=True), 2.0, 0.1)
+>>> s = apply(net, State.start(np.array(3.0), jacobian=True), Ctx(net.activation, 2.0, 0.1))
 >>> float(s.K), float(s.J)          # K' = 0.1 + 2 * 3/2, chi_J = 2 * 1/2
 (3.1, 1.0)
 """
@@ -43,13 +46,16 @@ import numpy as np
 
 from critheory.activation import Activation
 from critheory.blocks.blocks import Residual
-from critheory.errors import GrowthError, InvalidArgumentError, InvalidVarianceError
+from critheory.errors import CritheoryError, GrowthError, InvalidVarianceError
 from critheory.expectations import expect, expect2
+from critheory.expectations.derivatives import dexpect
 from critheory.expectations.poincare import poincare_gap
-from critheory.theory.meanfield.state import State
-from critheory.theory.dispatch import rule_for
+from critheory.theory.fold import GRAMMAR, Ctx, Theory, fold, fold_branch
+from critheory.theory.fold import check_composition as _check
+from critheory.theory.state import Rep, State
 
-__all__ = ["RULES", "apply", "apply_blocks", "check_composition", "E", "rule"]
+__all__ = ["RULES", "THEORY", "apply", "check_composition", "E", "dE", "rule",
+           "layernorm_variance"]
 
 
 def E(act: Activation, g: str, K) -> np.ndarray:
@@ -94,6 +100,35 @@ def E(act: Activation, g: str, K) -> np.ndarray:
     return out
 
 
+def dE(act: Activation, K, order: int = 1, g: str = "phi2") -> np.ndarray:
+    """``d^order/dK^order E_K[g]`` on an array of K: the one route of every theory's rules to a
+    derivative in the variance (:func:`critheory.expectations.derivatives.dexpect`; for
+    ``E_K[φ²]`` of a continuous φ, order 1, its integration-by-parts form ``E_K[hφφ']/K``, the
+    mean field's χ_∥). NaN where K is not a finite normal number > 0 (a collapsed or runaway
+    kernel: no derivative), inf where the expectation overflows float64, a constant array
+    evaluated once."""
+    K = np.asarray(K, dtype=float)
+    method = "stein" if (g == "phi2" and order == 1 and not act.discontinuities) else "auto"
+    out = np.full(K.shape, np.nan)
+    ok = np.isfinite(K) & (K >= np.finfo(float).tiny)
+    if not ok.any():
+        return out
+    if K.size > 1 and ok.all() and np.all(K == K.flat[0]):
+        return np.full(K.shape, dE(act, K.flat[0], order, g))
+    try:
+        out[ok] = dexpect(act, g, K[ok], order, method=method).value
+    except CritheoryError:   # an entry beyond float64 (growing φ): entry by entry
+        for i in np.flatnonzero(ok.ravel()):
+            try:
+                out.flat[i] = float(dexpect(act, g, float(K.flat[i]), order,
+                                            method=method).value)
+            except GrowthError:
+                out.flat[i] = np.inf
+            except CritheoryError:
+                out.flat[i] = np.nan
+    return out
+
+
 def _poincare(act: Activation, K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(P, E_K[φ'²], E_K[φ²])`` with the Poincaré gap ``P = K E_K[φ'²] − E_K[φ²]`` computed
     without cancellation from the same two expectations (K = 0: ``P = −φ(0)²``); P is NaN where
@@ -122,7 +157,8 @@ def _poincare(act: Activation, K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return out, d2, p2
 
 
-def _dense(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> State:
+def _dense(block, s: State, ctx: Ctx) -> State:
+    sw, sb = ctx.variances(block)
     # inf where a kernel overflows float64 (a runaway, e.g. E_K[exp(2h)] = e^{2K}), NaN where
     # such an inf meets σ_w² = 0: both are results the solvers read, not accidents
     with np.errstate(invalid="ignore", over="ignore"):
@@ -136,11 +172,8 @@ def _dense(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> Sta
             gap=None if s.gap is None else sw * s.gap - sb)
 
 
-def _phi(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> State:
-    if not s.gaussian:
-        raise InvalidArgumentError("an activation block must follow a dense block or a "
-                                   "LayerNorm of a Gaussian vector (the mean-field rule needs "
-                                   "a Gaussian input)")
+def _phi(block, s: State, ctx: Ctx) -> State:
+    act, need_K = ctx.activation, ctx.need_K
     K = s.K
     gap = phi2 = None
     if s.gap is not None:
@@ -153,43 +186,48 @@ def _phi(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> State
     dK = None
     if s.dK is not None:
         with np.errstate(invalid="ignore", over="ignore"):  # inf where E overflows float64
-            dK = E(act, "h_phi_dphi", K) / K * s.dK
+            dK = dE(act, K, 1) * s.dK
     if need_K and phi2 is None:
         phi2 = E(act, "phi2", K)
     out = State(K=phi2 if need_K else None, q=K, dK=dK,
                 J=None if s.J is None else d2 * s.J,
-                dK12=None if s.dK12 is None else d2 * s.dK12, gap=gap)
+                dK12=None if s.dK12 is None else d2 * s.dK12, gap=gap, rep=Rep.PHI)
     if s.K12 is not None:
         e12 = expect2(act, "phi", "phi", K, s.K12, s.K22).value
         out = out.with_(K12=e12, K22=E(act, "phi2", s.K22), q22=s.K22)
     return out
 
 
-def _layernorm(block, s: State, act: Activation, sw, sb, need_K: bool = True) -> State:
-    if s.gaussian:   # LN(h) = h/√K at infinite width
-        V, V22 = s.K, s.K22
-        c = None if s.K12 is None else np.clip(s.K12 / np.sqrt(s.K * s.K22), -1.0, 1.0)
-    else:            # LN(φ(h)) = (φ(h) − E[φ])/√Var[φ]
-        m = E(act, "phi", s.q)
-        V = s.K - m ** 2
-        V22 = c = None
-        if s.K12 is not None:
-            m2 = E(act, "phi", s.q22)
-            V22 = s.K22 - m2 ** 2
+def layernorm_variance(act: Activation, s: State, second: bool = False):
+    """The variance a LayerNorm divides by: ``K`` for a Gaussian(-like) input, ``E_q[φ²] −
+    E_q[φ]²`` for ``φ(h)``, ``h ~ N(0, q)`` (``second``: input 2)."""
+    K = s.K22 if second else s.K
+    if s.rep is not Rep.PHI:
+        return K
+    return K - E(act, "phi", s.q22 if second else s.q) ** 2
+
+
+def _layernorm(block, s: State, ctx: Ctx) -> State:
+    act = ctx.activation
+    V = layernorm_variance(act, s)
+    V22 = c = None
+    if s.K12 is not None:
+        V22 = layernorm_variance(act, s, second=True)
+        if s.rep is not Rep.PHI:      # LN(h) = h/√K at infinite width
+            c = np.clip(s.K12 / np.sqrt(s.K * s.K22), -1.0, 1.0)
+        else:                         # LN(φ(h)) = (φ(h) − E[φ])/√Var[φ]
+            m, m2 = E(act, "phi", s.q), E(act, "phi", s.q22)
             c = (s.K12 - m * m2) / np.sqrt(V * V22)
     one = np.ones(np.shape(s.K))
     return State(
         K=one, K22=None if c is None else one.copy(), K12=c,
         dK=None if s.dK is None else np.zeros(np.shape(s.K)),
         dK12=None if s.dK12 is None else s.dK12 / V,
-        J=None if s.J is None else s.J / V)
+        J=None if s.J is None else s.J / V, rep=GRAMMAR["layernorm"].makes(s.rep))
 
 
-def _residual(block: Residual, s: State, act: Activation, sw, sb, need_K: bool = True) -> State:
-    b = apply_blocks(block.branch, act, s, sw, sb, need_K)
-    if b.q is not None:
-        raise InvalidArgumentError("a residual branch must end with a dense block (the sum of "
-                                   "μh and φ(h) has no mean-field rule here)")
+def _residual(block: Residual, s: State, ctx: Ctx) -> State:
+    b = fold_branch(block, s, ctx, THEORY)
     m = block.mu ** 2
 
     def add(x, y):
@@ -200,49 +238,24 @@ def _residual(block: Residual, s: State, act: Activation, sw, sb, need_K: bool =
                  gap=add(s.gap, b.gap))
 
 
-#: block kind -> mean-field rule ``(block, state, activation, σ_w², σ_b²) -> state``
+#: block kind -> mean-field rule ``(block, state, ctx) -> state``
 RULES: dict[str, Callable] = {"dense": _dense, "phi": _phi, "layernorm": _layernorm,
                               "residual": _residual}
+#: the mean-field theory's registry (:class:`~critheory.theory.fold.Theory`)
+THEORY = Theory("mean-field", RULES)
 
 
 def rule(block) -> Callable:
-    return rule_for(RULES, block, "mean-field")
+    """The mean-field rule of ``block`` (one-line refusal for a kind without one)."""
+    return THEORY.rule(block)
 
 
-def apply_blocks(blocks, act: Activation, s: State, sw, sb, need_K: bool = True) -> State:
-    """The state after a sequence of blocks at weight/bias variances ``sw``, ``sb``.
-
-    ``need_K=False``: the caller reads only tangent fields (χ's), so an activation block whose
-    output kernel no later block reads skips computing it (``K`` is then None).
-    """
-    blocks = tuple(blocks)
-    for i, block in enumerate(blocks):
-        later = need_K or any(b.kind != "dense" for b in blocks[i + 1:])
-        s = rule(block)(block, s, act, sw, sb, need_K=later)
-    return s
+def apply(net, s: State, ctx: Ctx) -> State:
+    """The state after one layer (the network's unit)."""
+    return fold(net.unit, s, ctx, THEORY)
 
 
-def apply(net, s: State, sw, sb, need_K: bool = True) -> State:
-    """The state after one layer (the network's unit) at weight/bias variances ``sw``, ``sb``."""
-    return apply_blocks(net.unit, net.activation, s, sw, sb, need_K)
-
-
-def check_composition(blocks) -> bool:
-    """Refuse, before any number is computed, a sequence of blocks the rules cannot read: an
-    activation whose input is not Gaussian, a residual branch that does not end Gaussian.
-    Returns whether the sequence ends with a Gaussian representation."""
-    gaussian = True
-    for b in blocks:
-        if b.kind == "phi":
-            if not gaussian:
-                raise InvalidArgumentError("an activation block must follow a dense block or a "
-                                           "LayerNorm of a Gaussian vector")
-            gaussian = False
-        elif b.kind == "dense":
-            gaussian = True
-        elif b.kind == "residual":
-            if not check_composition(b.branch):
-                raise InvalidArgumentError("a residual branch must end with a dense block")
-        else:
-            rule(b)
-    return gaussian
+def check_composition(blocks) -> Rep:
+    """Refuse, before any number is computed, a sequence of blocks the mean-field rules cannot
+    read (:func:`critheory.theory.fold.check_composition`)."""
+    return _check(blocks, THEORY)

@@ -50,7 +50,7 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.polynomial import chebyshev as C
@@ -61,10 +61,10 @@ from critheory.common.jsonable import jsonable
 from critheory.common.powerlaw import fit_line, tail_window
 from critheory.errors import CritheoryError, InvalidArgumentError
 from critheory.theory.meanfield.maps import architecture
-from critheory.theory.meanfield.state import State
+from critheory.theory.fold import Ctx, check_composition, check_one_token, fold
 from critheory.theory.meanfield.tabulated import PiecewiseChebyshev
-from critheory.theory.ntk.rules import apply
-from critheory.theory.ntk.state import NTKState
+from critheory.theory.ntk.rules import THEORY
+from critheory.theory.state import Rep, State
 
 __all__ = ["NTKCurves", "ntk_curves", "learning_rates", "layer_coefficients", "SCALINGS",
            "MAX_DEPTH", "layer_map"]
@@ -146,34 +146,35 @@ def layer_coefficients(arch, sw: float, sb: float, depth: int, q0: float = 1.0,
     keys = ["K", "B", "W", "c"] + (["K12", "K22", "B12", "W12", "c12", "B22", "W22", "c22"]
                                    if two else [])
     out = {k: np.full(L, np.nan) for k in keys}
-    s = NTKState.start(q0, q12, q22, weight_var=sw, bias_var=sb)
-    out["K"][0], out["B"][0], out["W"][0], out["c"][0] = float(s.mf.K), 1.0, q0, 0.0
+    s = State.start_ntk(q0, q12, q22, weight_var=sw, bias_var=sb)
+    out["K"][0], out["B"][0], out["W"][0], out["c"][0] = float(s.K), 1.0, q0, 0.0
     if two:
-        out["K12"][0], out["K22"][0] = float(s.mf.K12), float(s.mf.K22)
+        out["K12"][0], out["K22"][0] = float(s.K12), float(s.K22)
         out["B12"][0], out["W12"][0], out["c12"][0] = 1.0, q12, 0.0
         out["B22"][0], out["W22"][0], out["c22"][0] = 1.0, q22, 0.0
     lb, lw, T = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0])
     if not two and L > _TABLE_DEPTH and _markovian(arch, sw, sb, out["K"][0]):
         _tabulated_layers(arch, sw, sb, out)
         return out
+    ctx = Ctx(net.activation, sw, sb, lambda_b=lb, lambda_w=lw)
     for i in range(1, L):
-        mf = s.mf
-        if not (np.isfinite(mf.K) and mf.K > 0):
+        if not (np.isfinite(s.K) and s.K > 0):
             break
-        basis = NTKState(mf, T, T.copy() if two else None, T.copy() if two else None)
+        basis = s.with_(theta=T, theta12=T.copy() if two else None,
+                        theta22=T.copy() if two else None)
         try:
-            r = apply(net, basis, sw, sb, lb, lw)
+            r = fold(net.unit, basis, ctx, THEORY)
         except CritheoryError:
-            if np.isfinite(mf.K) and mf.K < 1e300:
+            if np.isfinite(s.K) and s.K < 1e300:
                 raise
             break
-        out["K"][i] = float(r.mf.K)
-        out["B"][i], out["W"][i], out["c"][i] = r.T
+        out["K"][i] = float(r.K)
+        out["B"][i], out["W"][i], out["c"][i] = r.theta
         if two:
-            out["K12"][i], out["K22"][i] = float(r.mf.K12), float(r.mf.K22)
-            out["B12"][i], out["W12"][i], out["c12"][i] = r.T12
-            out["B22"][i], out["W22"][i], out["c22"][i] = r.T22
-        s = NTKState(r.mf, np.zeros(()))
+            out["K12"][i], out["K22"][i] = float(r.K12), float(r.K22)
+            out["B12"][i], out["W12"][i], out["c12"][i] = r.theta12
+            out["B22"][i], out["W22"][i], out["c22"][i] = r.theta22
+        s = r
     return out
 
 
@@ -182,16 +183,19 @@ def layer_coefficients(arch, sw: float, sb: float, depth: int, q0: float = 1.0,
 _TABLE_DEPTH = 64
 _TABLE_RANGE = (1e-280, 1e280)
 _BASIS = np.eye(3)[:, :, None]     # (λ_b, λ_W, Θ) basis, broadcast against a vector of K
+#: the mean-field fields of the state (a layer is Markovian in K where all but K are None)
+_MEAN_FIELD = ("K", "K22", "K12", "q", "q22", "dK", "dK12", "J", "gap")
 
 
 def layer_map(arch, sw: float, sb: float, K) -> np.ndarray:
     """One layer on one input, vectorized over the kernel ``K`` entering it (1-D array):
     rows ``K_next, B, W, c`` of ``Θ_next = λ_b B + λ_W W + c Θ`` (shape (4, K.size))."""
     K = np.asarray(K, dtype=float).reshape(-1)
-    s = NTKState(State(K=K), _BASIS[2])
-    r = apply(arch.network, s, sw, sb, _BASIS[0], _BASIS[1])
-    T = np.broadcast_to(r.T, (3, K.size))
-    return np.vstack([np.broadcast_to(r.mf.K, K.shape), T]).astype(float)
+    net = arch.network
+    r = fold(net.unit, State(K=K, theta=_BASIS[2]),
+             Ctx(net.activation, sw, sb, lambda_b=_BASIS[0], lambda_w=_BASIS[1]), THEORY)
+    T = np.broadcast_to(r.theta, (3, K.size))
+    return np.vstack([np.broadcast_to(r.K, K.shape), T]).astype(float)
 
 
 def _markovian(arch, sw: float, sb: float, K1: float) -> bool:
@@ -199,12 +203,13 @@ def _markovian(arch, sw: float, sb: float, K1: float) -> bool:
     other field), so that layer ``l + 1`` is a function of ``K^l`` only and can be tabulated."""
     if not (math.isfinite(K1) and K1 > 0):
         return False
+    net = arch.network
     try:
-        r = apply(arch.network, NTKState(State(K=np.array([K1])), _BASIS[2]), sw, sb,
-                  _BASIS[0], _BASIS[1])
+        r = fold(net.unit, State(K=np.array([K1]), theta=_BASIS[2]),
+                 Ctx(net.activation, sw, sb, lambda_b=_BASIS[0], lambda_w=_BASIS[1]), THEORY)
     except CritheoryError:
         return False
-    return all(getattr(r.mf, f.name) is None for f in fields(State) if f.name != "K")
+    return r.rep is Rep.GAUSSIAN and all(getattr(r, f) is None for f in _MEAN_FIELD[1:])
 
 
 def _tabulated_layers(arch, sw: float, sb: float, out: dict) -> None:
@@ -306,16 +311,44 @@ def _slope(depths, y) -> float | None:
     return fit.slope if math.isfinite(fit.slope) else None
 
 
-def ntk_curves(arch="mlp", activation="relu", weight_var=1.0, bias_var=0.0, depth: int = 10,
+def _network_maps(arch, activation, mu):
+    """The mean-field maps of ``arch`` (a registry name with ``activation`` and ``mu``, or a
+    network, which carries its own: a conflicting ``activation`` or ``mu`` is refused, not
+    ignored), after the NTK theory's own check of its blocks."""
+    from critheory.activation import Activation
+
+    net = getattr(arch, "network", arch)
+    if not hasattr(net, "unit"):       # a name: resolved once, here
+        return architecture(arch, "relu" if activation is None else activation,
+                            1.0 if mu is None else mu)
+    check_one_token(net, THEORY.name)
+    check_composition(net.unit, THEORY)
+    if activation is not None and Activation.get(activation) != net.activation:
+        raise InvalidArgumentError(f"activation {getattr(activation, 'name', activation)!r} "
+                                   f"conflicts with the network's own "
+                                   f"({net.activation.name!r}): give one of them")
+    strengths = net.residual_strengths
+    if mu is not None and strengths and any(float(mu) != m for m in strengths):
+        raise InvalidArgumentError(f"mu = {mu!r} conflicts with the network's residual "
+                                   f"strengths {', '.join(f'{m:g}' for m in strengths)}: give "
+                                   "one of them")
+    return architecture(net)
+
+
+def ntk_curves(arch="mlp", activation=None, weight_var=1.0, bias_var=0.0, depth: int = 10,
                *, lambda_b: float = 1.0, lambda_w: float = 1.0, scaling: str = "constant",
-               mu: float = 1.0, q0: float = 1.0, q12=None, q22=None) -> NTKCurves:
+               mu: float | None = None, q0: float = 1.0, q12=None, q22=None) -> NTKCurves:
     """The infinite-width NTK ``Θ^l`` (and the kernel) for layers ``1..depth``.
 
     Parameters
     ----------
-    arch : str, Network or LayerMaps
-        Architecture (registry name, see :func:`critheory.theory.meanfield.maps.architecture`).
+    arch : Network, LayerMaps or str
+        The network (or its mean-field maps), or a registry name (see
+        :func:`critheory.theory.meanfield.maps.architecture`). A network with T > 1 tokens or
+        a block without an NTK rule (attention) is refused in one line naming it.
     activation : str or Activation
+        With a name (default ``relu``); with a network, None or the network's own (a
+        different one is refused).
     weight_var, bias_var : float
         σ_w², σ_b².
     depth : int
@@ -324,7 +357,8 @@ def ntk_curves(arch="mlp", activation="relu", weight_var=1.0, bias_var=0.0, dept
         Bias and weight learning rates ``λ_b``, ``λ_W`` (>= 0); the schedule scales them.
     scaling : {"constant", "equivalence"}
     mu : float
-        Residual strength (ignored without a skip connection).
+        Residual strength of a name (default 1; ignored without a skip connection); with a
+        network, None or its own.
     q0 : float
         ``|x|²/n0`` of input 1; ``q12``, ``q22`` (both or neither): a second input.
 
@@ -358,7 +392,7 @@ def ntk_curves(arch="mlp", activation="relu", weight_var=1.0, bias_var=0.0, dept
         if not (math.isfinite(q12) and q12 * q12 <= q0 * q22 * (1 + 1e-12)):
             raise InvalidArgumentError(f"q12 must satisfy q12^2 <= q0 q22 (a Gram matrix), got "
                                        f"q12 = {q12!r}")
-    maps = architecture(arch, activation, mu)
+    maps = _network_maps(arch, activation, mu)
     co = layer_coefficients(maps, sw, sb, depth, q0, q12, q22)
     lam_b, lam_w = learning_rates(co["c"], lb, lw, scaling, co["W"])
 

@@ -1,10 +1,13 @@
-"""NTK rules: how each block maps an :class:`~critheory.theory.ntk.state.NTKState`.
+"""NTK rules: how each block maps the Θ fields (``theta``, ``theta12``, ``theta22``) of the one
+:class:`~critheory.theory.state.State`.
 
-One function per block kind, registered in :data:`RULES` (dispatch by ``block.kind``). Each rule
-maps the mean-field part with the mean-field rule of the same kind
+One function per block kind ``rule(block, state, ctx) -> state``, registered in :data:`RULES`
+(:data:`THEORY`, folded by :func:`critheory.theory.fold.fold`). Each rule maps the mean-field
+fields with the mean-field rule of the same kind
 (:mod:`critheory.theory.meanfield.rules`) and the NTK with the table below; ``λ_b`` and ``λ_W``
-are the learning rates of the layer the block belongs to (the weight rate divided by the fan-in,
-PDLT's convention), ``K`` the second moment of the block's *input*.
+are the learning rates of the layer the block belongs to (``ctx.lambda_b``, ``ctx.lambda_w``: the
+weight rate divided by the fan-in, PDLT's convention), ``K`` the second moment of the block's
+*input*, ``σ_w²`` the dense block's own where it carries one (``ctx.variances(block)``).
 
 =========  ==========================================  ===========================================
 block      ``Θ`` (one input)                           ``Θ_12`` (two inputs)
@@ -30,11 +33,13 @@ Examples
 --------
 >>> import numpy as np
 >>> from critheory.blocks.registry import network
+>>> from critheory.theory.fold import Ctx
 >>> from critheory.theory.ntk.rules import apply
->>> from critheory.theory.ntk.state import NTKState
->>> s = NTKState.start(1.0, weight_var=2.0, lambda_b=1.0, lambda_w=1.0)   # K¹ = 2, Θ¹ = 2
->>> s = apply(network("mlp", "relu"), s, 2.0, 0.0, 1.0, 1.0)
->>> float(s.mf.K), float(s.T)     # Θ² = 1 + 1·(2/2) + 2·(1/2)·2
+>>> from critheory.theory.state import State
+>>> s = State.start_ntk(1.0, weight_var=2.0, lambda_b=1.0, lambda_w=1.0)   # K¹ = 2, Θ¹ = 2
+>>> net = network("mlp", "relu")
+>>> s = apply(net, s, Ctx(net.activation, 2.0, 0.0, lambda_b=1.0, lambda_w=1.0))
+>>> float(s.K), float(s.theta)     # Θ² = 1 + 1·(2/2) + 2·(1/2)·2
 (2.0, 4.0)
 """
 from __future__ import annotations
@@ -43,98 +48,78 @@ from typing import Callable
 
 import numpy as np
 
-from critheory.activation import Activation
-from critheory.errors import InvalidArgumentError
 from critheory.expectations import expect2
-from critheory.theory.dispatch import rule_for
-from critheory.theory.meanfield.rules import E
+from critheory.theory.fold import Ctx, Theory, fold, fold_branch
+from critheory.theory.meanfield.rules import E, layernorm_variance
 from critheory.theory.meanfield.rules import rule as mf_rule
-from critheory.theory.meanfield.state import State
-from critheory.theory.ntk.state import NTKState
+from critheory.theory.state import State
 
-__all__ = ["RULES", "apply", "apply_blocks", "rule"]
-
-
-def _mf(block, s: NTKState, act, sw, sb) -> State:
-    return mf_rule(block)(block, s.mf, act, sw, sb, need_K=True)
+__all__ = ["RULES", "THEORY", "apply", "rule"]
 
 
-def _dense(block, s: NTKState, act: Activation, sw, sb, lb, lw) -> NTKState:
-    m = s.mf
+def _dense(block, s: State, ctx: Ctx) -> State:
+    sw, _ = ctx.variances(block)
+    lb, lw = ctx.lambda_b, ctx.lambda_w
     with np.errstate(invalid="ignore", over="ignore"):
-        T = lb + lw * m.K + sw * s.T
-        T12 = None if s.T12 is None else lb + lw * m.K12 + sw * s.T12
-        T22 = None if s.T22 is None else lb + lw * m.K22 + sw * s.T22
-    return NTKState(_mf(block, s, act, sw, sb), T, T12, T22)
+        T = lb + lw * s.K + sw * s.theta
+        T12 = None if s.theta12 is None else lb + lw * s.K12 + sw * s.theta12
+        T22 = None if s.theta22 is None else lb + lw * s.K22 + sw * s.theta22
+    return mf_rule(block)(block, s, ctx).with_(theta=T, theta12=T12, theta22=T22)
 
 
-def _phi(block, s: NTKState, act: Activation, sw, sb, lb, lw) -> NTKState:
-    out = _mf(block, s, act, sw, sb)      # refuses a non-Gaussian input
-    m = s.mf
+def _phi(block, s: State, ctx: Ctx) -> State:
+    act = ctx.activation
+    out = mf_rule(block)(block, s, ctx)
     with np.errstate(invalid="ignore", over="ignore"):
-        T = E(act, "dphi2", m.K) * s.T
+        T = E(act, "dphi2", s.K) * s.theta
         T12 = T22 = None
-        if s.T12 is not None:
-            T12 = expect2(act, "dphi", "dphi", m.K, m.K12, m.K22).value * s.T12
-            T22 = E(act, "dphi2", m.K22) * s.T22
-    return NTKState(out, T, T12, T22)
+        if s.theta12 is not None:
+            T12 = expect2(act, "dphi", "dphi", s.K, s.K12, s.K22).value * s.theta12
+            T22 = E(act, "dphi2", s.K22) * s.theta22
+    return out.with_(theta=T, theta12=T12, theta22=T22)
 
 
-def _variance(act: Activation, m: State, second: bool = False):
-    K = m.K22 if second else m.K
-    if m.gaussian:
-        return K
-    return K - E(act, "phi", m.q22 if second else m.q) ** 2
-
-
-def _layernorm(block, s: NTKState, act: Activation, sw, sb, lb, lw) -> NTKState:
-    out = _mf(block, s, act, sw, sb)
-    V = _variance(act, s.mf)
+def _layernorm(block, s: State, ctx: Ctx) -> State:
+    out = mf_rule(block)(block, s, ctx)
+    V = layernorm_variance(ctx.activation, s)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        T = s.T / V
+        T = s.theta / V
         T12 = T22 = None
-        if s.T12 is not None:
-            V22 = _variance(act, s.mf, second=True)
-            T12 = s.T12 / np.sqrt(V * V22)
-            T22 = s.T22 / V22
-    return NTKState(out, T, T12, T22)
+        if s.theta12 is not None:
+            V22 = layernorm_variance(ctx.activation, s, second=True)
+            T12 = s.theta12 / np.sqrt(V * V22)
+            T22 = s.theta22 / V22
+    return out.with_(theta=T, theta12=T12, theta22=T22)
 
 
-def _residual(block, s: NTKState, act: Activation, sw, sb, lb, lw) -> NTKState:
-    b = apply_blocks(block.branch, act, s, sw, sb, lb, lw)
-    if not b.mf.gaussian:
-        raise InvalidArgumentError("a residual branch must end with a dense block (the sum of "
-                                   "μh and φ(h) has no NTK rule here)")
+def _residual(block, s: State, ctx: Ctx) -> State:
+    b = fold_branch(block, s, ctx, THEORY)
     m2 = block.mu ** 2
 
     def add(x, y):
         if x is None or y is None:
             return None
-        with np.errstate(over="ignore"):      # past the float64 range: inf, read as a runaway
+        with np.errstate(invalid="ignore", over="ignore"):   # past float64: inf, a runaway
             return m2 * x + y
 
-    mf = State(K=add(s.mf.K, b.mf.K), K12=add(s.mf.K12, b.mf.K12), K22=add(s.mf.K22, b.mf.K22))
-    with np.errstate(invalid="ignore", over="ignore"):
-        return NTKState(mf, add(s.T, b.T), add(s.T12, b.T12), add(s.T22, b.T22))
+    return State(K=add(s.K, b.K), K12=add(s.K12, b.K12), K22=add(s.K22, b.K22),
+                 theta=add(s.theta, b.theta), theta12=add(s.theta12, b.theta12),
+                 theta22=add(s.theta22, b.theta22))
 
 
-#: block kind -> NTK rule ``(block, state, activation, σ_w², σ_b², λ_b, λ_W) -> state``
+#: block kind -> NTK rule ``(block, state, ctx) -> state`` (learning rates ``ctx.lambda_b``,
+#: ``ctx.lambda_w`` for every dense block)
 RULES: dict[str, Callable] = {"dense": _dense, "phi": _phi, "layernorm": _layernorm,
                               "residual": _residual}
+#: the NTK theory's registry
+THEORY = Theory("NTK", RULES)
 
 
 def rule(block) -> Callable:
-    return rule_for(RULES, block, "NTK")
+    """The NTK rule of ``block`` (one-line refusal for a kind without one)."""
+    return THEORY.rule(block)
 
 
-def apply_blocks(blocks, act: Activation, s: NTKState, sw, sb, lb, lw) -> NTKState:
-    """The state after a sequence of blocks (learning rates ``lb``, ``lw`` for every dense
-    block of them)."""
-    for block in blocks:
-        s = rule(block)(block, s, act, sw, sb, lb, lw)
-    return s
-
-
-def apply(net, s: NTKState, sw, sb, lb, lw) -> NTKState:
+def apply(net, s: State, ctx: Ctx) -> State:
     """The state after one layer (the network's unit)."""
-    return apply_blocks(net.unit, net.activation, s, sw, sb, lb, lw)
+    return fold(net.unit, s, ctx, THEORY)

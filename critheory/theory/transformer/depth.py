@@ -37,7 +37,8 @@ import numpy as np
 from critheory.blocks.blocks import walk
 from critheory.common.checks import check_bias_var, check_int, check_real, check_weight_var
 from critheory.errors import ConvergenceError, InvalidArgumentError
-from critheory.theory.transformer.rules import Context, apply_blocks
+from critheory.theory.fold import check_composition
+from critheory.theory.transformer.rules import THEORY, apply_blocks, context
 from critheory.theory.transformer.softmax import MAX_POINTS, SoftmaxSampler
 
 __all__ = ["TransformerCurves", "transformer_depth", "input_kernel", "MAX_DEPTH",
@@ -138,7 +139,7 @@ def _run(net, sw, sb, depth, l0, G0, points, replicas, seed):
     exact = T == 1 or a.logit_variance == 0.0
     R = 1 if exact else replicas
     sampler = None if exact else SoftmaxSampler(points, replicas, seed)
-    ctx = Context(net.activation, sw, sb, sampler)
+    ctx = context(net.activation, sw, sb, sampler)
     nb = len(net.blocks)
     G = np.broadcast_to(sb + sw * G0, (R, T, T)).copy()
     I = np.broadcast_to(np.eye(T), (R, T, T))
@@ -238,6 +239,10 @@ def transformer_depth(net, weight_var: float, bias_var: float, depth: int, *, l0
     replicas = check_int("replicas", replicas, 2)
     if tolerance is not None and not (math.isfinite(tolerance) and tolerance > 0):
         raise InvalidArgumentError(f"tolerance must be a finite number > 0, got {tolerance}")
+    check_composition(net.unit, THEORY)       # a block without a token rule: one line
+    if net.attention is None:
+        raise InvalidArgumentError(f"{net.name!r} has no attention block: the token-kernel "
+                                   "recursion needs one (the one-token theories cover the rest)")
     G0 = input_kernel(net.tokens, q0, corr)
     while True:
         _check_work(net, depth, points, replicas)

@@ -1,9 +1,12 @@
 """The token-kernel rule of each block: infinite-width maps of the ``T x T`` token kernel G and
 of tangent kernels Θ (forward-mode APJN), batched over R quasi-Monte Carlo randomizations.
 
-State: ``G`` of shape ``(R, T, T)``, ``G_{ts} = lim (1/n) Σ_i h_{t,i} h_{s,i}``, and ``Θ`` of
-shape ``(R, K, T, T)``, ``Θ_{ts} = lim (1/n) Σ_i δh_{t,i} δh_{s,i}`` for K tangents ``δh = J η``
-started from iid ``η`` (``Θ = I``: then ``tr Θ^l / T`` is the APJN). Primal and tangent are
+Rules ``rule(block, state, ctx) -> state`` on the one :class:`~critheory.theory.state.State`
+(folded by :func:`critheory.theory.fold.fold`): its kernel ``K`` is the token kernel ``G`` of
+shape ``(R, T, T)``, ``G_{ts} = lim (1/n) Σ_i h_{t,i} h_{s,i}``, and its tangent field ``J`` the
+tangent kernels ``Θ`` of shape ``(R, K, T, T)``, ``Θ_{ts} = lim (1/n) Σ_i δh_{t,i} δh_{s,i}``
+for K tangents ``δh = J η`` started from iid ``η`` (``Θ = I``: then ``tr Θ^l / T`` is the
+APJN). Primal and tangent are
 uncorrelated at infinite width (the tangent is odd in η), which removes every cross term below.
 
 ==============  ===========================================  =================================
@@ -16,6 +19,8 @@ attention       ``C_U C_V E[A G Aᵀ]``                        ``C_U C_V (E[A Θ
                                                              ``+ C_Q C_K (Θ∘E[tr(GPGP)]``
                                                              ``+ G∘E[tr(ΘPGP)]))``
 residual        ``μ² G + branch(G)``                         ``μ² Θ + branch'(Θ)``
+dense           ``σ_b² + σ_w² G`` (its own σ's if any)       ``σ_w² Θ``
+phi             ``E[φ(u_t)φ(u_s)]``, ``u ~ N(0, G)``         ``E[φ'(u_t)φ'(u_s)] ∘ Θ``
 ==============  ===========================================  =================================
 
 (attention: value path ``A δv`` and logit path ``δA v``, ``δA_{s·} = P_s δz_{s·}``, with
@@ -32,39 +37,35 @@ order by Price's theorem where the replicas differ only by QMC noise (:func:`_ml
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from critheory.errors import ConvergenceError, InvalidArgumentError
-from critheory.theory.dispatch import rule_for
+from critheory.theory.fold import GRAMMAR, Ctx, Theory, fold, fold_branch
 from critheory.theory.meanfield.tabulated import PiecewiseChebyshev
+from critheory.theory.state import Rep, State
 from critheory.theory.transformer.softmax import SoftmaxSampler, softmax_moments
 
-__all__ = ["Context", "apply_blocks", "RULES"]
+__all__ = ["context", "apply_blocks", "RULES", "THEORY"]
 
 
-@dataclass
-class Context:
-    """What the rules need beside the state: φ, σ_w², σ_b², the logit sampler and the tables
-    of the MLP block's two-point expectations built so far (:func:`_correlation_table`)."""
-
-    activation: Any
-    weight_var: float
-    bias_var: float
-    sampler: SoftmaxSampler | None
-    tables: dict = field(default_factory=dict)
+def context(activation, weight_var: float, bias_var: float,
+            sampler: SoftmaxSampler | None = None) -> Ctx:
+    """The :class:`~critheory.theory.fold.Ctx` of these rules: φ, σ_w², σ_b², the logit
+    sampler (None where the attention weights are deterministic) and, built on demand, the
+    tables of the MLP block's two-point expectations (:func:`_correlation_table`)."""
+    return Ctx(activation, weight_var, bias_var, sampler=sampler)
 
 
-def _layernorm(block, G, Th, ctx):
+def _layernorm(block, s: State, ctx: Ctx) -> State:
+    G, Th = s.K, s.J
     d = np.einsum("rtt->rt", G)
     if np.any(d <= 0):
         raise ConvergenceError("LayerNorm of a token with zero kernel (all weight and bias "
                                "variances zero?): the normalization is undefined")
-    s = 1.0 / np.sqrt(d)
-    S = s[:, :, None] * s[:, None, :]
-    return G * S, Th * S[:, None]
+    r = 1.0 / np.sqrt(d)
+    S = r[:, :, None] * r[:, None, :]
+    return State(K=G * S, J=Th * S[:, None], rep=GRAMMAR["layernorm"].makes(s.rep))
 
 
 def _pairs(act, f, g, k11, k12, k22):
@@ -121,7 +122,7 @@ _TABLE_RTOL = 1e-10
 _SAME_VARIANCE = 1e-13
 
 
-def _correlation_table(act, v: float, ctx: Context) -> PiecewiseChebyshev:
+def _correlation_table(act, v: float, ctx: Ctx) -> PiecewiseChebyshev:
     """``θ ↦ (E[φ(u₁)φ(u₂)], E[φ'(u₁)φ'(u₂)])`` for ``u`` of variances ``v`` and correlation
     ``cos θ``, θ in [0, π] (in θ the ReLU-type kinks' ``√(1 − ρ²)`` terms are analytic),
     tabulated on demand once per run and variance: pieces verified against
@@ -144,7 +145,7 @@ def _correlation_table(act, v: float, ctx: Context) -> PiecewiseChebyshev:
     return ctx.tables[key]
 
 
-def _tabulated_expectations(ctx: Context, k11, k12, k22):
+def _tabulated_expectations(ctx: Ctx, k11, k12, k22):
     """``E[φφ]``, ``E[φ'φ']`` for every entry from the correlation table, where all the
     variances are one (a LayerNorm feeds the block); None elsewhere."""
     v = float(k11.flat[0])
@@ -162,10 +163,10 @@ def _tabulated_expectations(ctx: Context, k11, k12, k22):
     return e[0], e[1]
 
 
-def _mlp(block, G, Th, ctx):
-    R, T, _ = G.shape
-    sw, sb = ctx.weight_var, ctx.bias_var
-    Sig = sw * G + sb
+def _pair_expectations(ctx: Ctx, Sig: np.ndarray):
+    """``E[φ(u_t)φ(u_s)]`` and ``E[φ'(u_t)φ'(u_s)]``, ``u ~ N(0, Sig)``, for every replica and
+    token pair (shape ``(R, T, T)`` each)."""
+    R, T, _ = Sig.shape
     iu, ju = np.triu_indices(T)       # each (t, s) pair once, then mirrored
     args = Sig[:, iu, iu], Sig[:, iu, ju], Sig[:, ju, ju]
     tab = _tabulated_expectations(ctx, *args)
@@ -175,27 +176,52 @@ def _mlp(block, G, Th, ctx):
     E1[:, ju, iu] = pp
     E2[:, iu, ju] = dd
     E2[:, ju, iu] = dd
-    return sw * E1 + sb, (sw * sw) * E2[:, None] * Th
+    return E1, E2
 
 
-def _attention(block, G, Th, ctx):
-    afa, ata, logit = softmax_moments(G, Th, block.logit_variance, block.causal, ctx.sampler)
+def _mlp(block, s: State, ctx: Ctx) -> State:
+    sw, sb = ctx.weight_var, ctx.bias_var
+    E1, E2 = _pair_expectations(ctx, sw * s.K + sb)
+    return State(K=sw * E1 + sb, J=(sw * sw) * E2[:, None] * s.J)
+
+
+def _dense(block, s: State, ctx: Ctx) -> State:
+    # one bias vector for every token: σ_b² enters every entry of G
+    sw, sb = ctx.variances(block)
+    return State(K=sb + sw * s.K, J=sw * s.J)
+
+
+def _phi(block, s: State, ctx: Ctx) -> State:
+    E1, E2 = _pair_expectations(ctx, s.K)
+    return State(K=E1, J=E2[:, None] * s.J, rep=Rep.PHI)
+
+
+def _attention(block, s: State, ctx: Ctx) -> State:
+    afa, ata, logit = softmax_moments(s.K, s.J, block.logit_variance, block.causal,
+                                      ctx.sampler)
     c = block.cu * block.cv
-    return c * afa, c * (ata + logit)
+    return State(K=c * afa, J=c * (ata + logit))
 
 
-def _residual(block, G, Th, ctx):
-    Gb, Tb = apply_blocks(block.branch, G, Th, ctx)
+def _residual(block, s: State, ctx: Ctx) -> State:
+    b = fold_branch(block, s, ctx, THEORY)
     m2 = block.mu ** 2
-    return m2 * G + Gb, m2 * Th + Tb
+    return State(K=m2 * s.K + b.K, J=m2 * s.J + b.J)
 
 
+#: block kind -> token-kernel rule ``(block, state, ctx) -> state``
 RULES = {"layernorm": _layernorm, "mlp": _mlp, "attention": _attention,
-         "residual": _residual}
+         "residual": _residual, "dense": _dense, "phi": _phi}
+#: the token-kernel theory's registry; its LayerNorm rule divides by the second moment, so it
+#: needs a centred input (a LayerNorm of φ(h) would subtract E[φ]: not covered here)
+THEORY = Theory("transformer token-kernel", RULES,
+                needs={"layernorm": frozenset({Rep.GAUSSIAN, Rep.NORMALIZED})},
+                reasons={"layernorm": "a LayerNorm of an activation's output has no token-kernel "
+                                      "rule (the rule needs a centred input)"})
 
 
-def apply_blocks(blocks, G: np.ndarray, Th: np.ndarray, ctx: Context):
-    """Apply each block's rule in order (kind-keyed dispatch, as every theory room does)."""
-    for b in blocks:
-        G, Th = rule_for(RULES, b, "transformer token-kernel")(b, G, Th, ctx)
-    return G, Th
+def apply_blocks(blocks, G: np.ndarray, Th: np.ndarray, ctx: Ctx):
+    """``(G, Θ)`` after a sequence of blocks (the fold of :mod:`critheory.theory.fold` on the
+    token state ``State(K=G, J=Θ)``)."""
+    s = fold(blocks, State.start_tokens(G, Th), ctx, THEORY)
+    return s.K, s.J

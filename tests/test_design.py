@@ -77,16 +77,73 @@ def test_import_rules_see_violations(tmp_path):
         f.unlink()
 
 
-def test_no_solver_decides_by_type_or_name():
-    """Solvers, reports and plots ask capabilities: no isinstance on networks, no name tests."""
+#: where names and block types may be looked at: the registry (names -> blocks), the blocks
+#: themselves (capabilities), the torch reader (PyTorch modules -> blocks), the command line
+#: (names are resolved there, once) and the naive explicit-Jacobian reference of the simulator
+NAME_DISPATCH_ALLOWED = ("blocks/", "torch/read.py", "cli/", "simulation/naive.py")
+BLOCK_CLASSES = {"Block", "Dense", "Phi", "LayerNorm", "Residual", "Attention", "MLP"}
+
+
+def name_dispatch(path: pathlib.Path) -> list[str]:
+    """``file:line`` of every decision by an architecture name or a block's class in a module:
+    a comparison (``==``, ``!=``, ``in``) of a string that names a registry architecture (an
+    alias or a deprecated spelling included), a comparison of a block's ``kind`` with a string,
+    and ``isinstance`` against a block class."""
+    import critheory.blocks as blocks
+    from critheory.blocks.registry import DEPRECATED, REGISTRY, canonical
+
+    kinds = {getattr(blocks, c).kind for c in BLOCK_CLASSES} - {""}
+    arch_names = set(REGISTRY) | set(DEPRECATED) | {"tarnowski-resnet"}
+    for spec in REGISTRY.values():
+        arch_names |= set(spec.aliases)
+    assert all(canonical(a) for a in REGISTRY)
+    rel = path.relative_to(PKG)
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            strings = set()
+            for v in sides:
+                elts = v.elts if isinstance(v, (ast.Tuple, ast.List, ast.Set)) else [v]
+                strings |= {e.value for e in elts
+                            if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+            kind_side = any(isinstance(v, ast.Attribute) and v.attr == "kind" for v in sides)
+            if (strings & kinds and kind_side) or (strings & arch_names and not kind_side):
+                out.append(f"{rel}:{node.lineno}")
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id == "isinstance" and len(node.args) == 2):
+            t = node.args[1]
+            names = {e.id if isinstance(e, ast.Name) else getattr(e, "attr", "")
+                     for e in (t.elts if isinstance(t, ast.Tuple) else [t])}
+            if names & BLOCK_CLASSES:
+                out.append(f"{rel}:{node.lineno}")
+    return out
+
+
+def test_no_dispatch_on_architecture_or_block_names():
+    """Issue 27: outside the registry, the blocks, the torch reader and the command line, no
+    code decides by an architecture's name or a block's class: it asks capabilities (or a
+    block's class-level facts: ``weighted``, ``matrices``, ``normalizes``, ``mixes_tokens``),
+    and each theory dispatches its rules by a kind-keyed table (``theory/fold.py``)."""
     bad = []
-    for path in list((PKG / "theory").rglob("*.py")) + list((PKG / "io").rglob("*.py")):
-        text = path.read_text()
-        for needle in ("arch.name ==", "arch.name !=", "arch.name in", "a.name ==",
-                       "a.name !=", "isinstance(arch,", "isinstance(a,"):
-            if needle in text:
-                bad.append(f"{path.relative_to(PKG)}: {needle}")
+    for path in sorted(PKG.rglob("*.py")):
+        rel = str(path.relative_to(PKG))
+        if not rel.startswith(NAME_DISPATCH_ALLOWED):
+            bad += name_dispatch(path)
     assert not bad, bad
+
+
+def test_name_dispatch_check_sees_violations(tmp_path):
+    probe = PKG / "theory" / "_probe_for_dispatch_test.py"
+    try:
+        probe.write_text("def f(net, b, a):\n"
+                         "    x = net.name == 'pre-ln'\n"
+                         "    y = b.kind == 'phi'\n"
+                         "    z = isinstance(a, Residual)\n"
+                         "    ok = a.method == 'dense'\n")
+        assert len(name_dispatch(probe)) == 3
+    finally:
+        probe.unlink()
 
 
 def test_one_registry():
@@ -288,37 +345,9 @@ def private_imports(path: pathlib.Path, root: pathlib.Path = PKG) -> list[str]:
     return sorted(set(found))
 
 
-# Violations in areas that other helpers of issue 27 are fixing at the same time (activation's
-# symbolic.py and cache, the mean-field theory with io/report.py and theory/shaped, the CLI with
-# sweep/spec.py), plus three that no helper of the first round was given (marked "unassigned").
-# Each entry is (file under critheory/, the private name it takes). The integrator empties this
-# list after the merge; an entry that no longer occurs fails the test too, so it cannot go stale.
-PRIVATE_IMPORT_ALLOWLIST = {
-    # activation (symbolic.py's private helpers used across the package)
-    # cli (shared argument helpers) and sweep/spec.py
-    ("cli/finitewidth.py", "critheory.cli.main._params"),
-    ("cli/finitewidth.py", "critheory.cli.theory._finite"),
-    ("cli/ntk.py", "critheory.cli.main._params"),
-    ("cli/ntk.py", "critheory.cli.theory._finite"),
-    ("cli/recipe.py", "critheory.cli.main._params"),
-    ("cli/recipe.py", "critheory.cli.theory._finite"),
-    ("cli/shaped.py", "critheory.cli.main._params"),
-    ("cli/shaped.py", "critheory.cli.theory._finite"),
-    ("cli/simulation.py", "critheory.cli.main._params"),
-    ("cli/simulation.py", "critheory.cli.theory._finite"),
-    ("cli/spectrum.py", "critheory.cli.main._params"),
-    ("cli/spectrum.py", "critheory.cli.theory._finite"),
-    ("cli/sweep.py", "critheory.cli.theory._finite"),
-    ("cli/theory.py", "critheory.cli.main._params"),
-    ("cli/transformer.py", "critheory.cli.main._params"),
-    ("cli/transformer.py", "critheory.cli.simulation._f"),
-    ("cli/transformer.py", "critheory.cli.simulation._probes"),
-    ("cli/transformer.py", "critheory.cli.theory._finite"),
-    ("cli/transformer.py", "critheory.theory.transformer.depth._check_work"),
-    ("sweep/spec.py", "critheory.simulation.engine._check_budget"),
-    # unassigned in the first round
-    ("simulation/engine.py", "critheory.simulation.finitewidth._kurtosis"),
-}
+# Known exceptions as (file under critheory/, the private name it takes): none since issue 27.
+# An entry that no longer occurs fails the test too, so the list cannot go stale.
+PRIVATE_IMPORT_ALLOWLIST: set = set()
 
 
 def test_no_private_imports_across_modules():

@@ -71,10 +71,6 @@ def _maps(net):
     return architecture(net)
 
 
-THEORY_TAKES_MAPS = pytest.mark.xfail(
-    strict=True, raises=(InvalidArgumentError, AttributeError),
-    reason="the mean-field entry points take LayerMaps, not a Network, on this base (the "
-           "state/rules/fold part of issue 27 owns them): they must accept a Network")
 
 
 def _sim(net):
@@ -211,9 +207,9 @@ CASES = [
     ("recipe", _recipe, RES), ("recipe-transformer", _transformer_recipe, TF),
     ("depth_curves-maps", _depth_maps, RES), ("analyze_point-maps", _analyze_maps, RES),
     ("critical_points-maps", _critical_points_maps, MLP),
-    pytest.param("depth_curves", _depth, RES, marks=THEORY_TAKES_MAPS),
-    pytest.param("analyze_point", _analyze, RES, marks=THEORY_TAKES_MAPS),
-    pytest.param("critical_points", _critical_points, MLP, marks=THEORY_TAKES_MAPS),
+    pytest.param("depth_curves", _depth, RES),
+    pytest.param("analyze_point", _analyze, RES),
+    pytest.param("critical_points", _critical_points, MLP),
     ("finite_width_curves", _fw_theory, RES), ("ntk_curves", _ntk_theory, RES),
     ("jacobian_spectrum", _spectrum_theory, MLP), ("simulate_spectrum", _spectrum_sim, MLP),
     ("validate_spectrum", _spectrum_validate, MLP),

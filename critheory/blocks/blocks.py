@@ -47,13 +47,17 @@ __all__ = ["Block", "Dense", "Phi", "LayerNorm", "Residual", "mlp_block", "walk"
 class Block:
     """Base of every block; ``kind`` names the rule the theories and the simulator apply.
 
-    Two class-level facts the network reads instead of looking at types: ``weighted`` (the block
-    draws weights: a network needs at least one) and ``mixes_tokens`` (the block couples the T
-    tokens of a representation: attention).
+    Class-level facts that the network, the solvers and the budgets read instead of looking at
+    types: ``weighted`` (the block draws weights: a network needs at least one), ``matrices``
+    (how many weight matrices it draws: the cost of a reverse pass), ``normalizes`` (it divides
+    by an empirical norm of the representation) and ``mixes_tokens`` (it couples the T tokens
+    of a representation: attention).
     """
 
     kind: ClassVar[str] = ""
     weighted: ClassVar[bool] = False
+    matrices: ClassVar[int] = 0
+    normalizes: ClassVar[bool] = False
     mixes_tokens: ClassVar[bool] = False
 
 
@@ -110,6 +114,7 @@ class Dense(Block):
 
     kind: ClassVar[str] = "dense"
     weighted: ClassVar[bool] = True
+    matrices: ClassVar[int] = 1
     weight_var: float | None = None
     bias_var: float | None = None
     width: float = 1.0
@@ -162,6 +167,7 @@ class LayerNorm(Block):
     """
 
     kind: ClassVar[str] = "layernorm"
+    normalizes: ClassVar[bool] = True
     eps: float = 0.0
 
 

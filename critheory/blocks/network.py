@@ -22,6 +22,9 @@ Capabilities (:class:`Capabilities`), all read off the blocks:
                        branch that starts with LayerNorm: χ_J → 1 at every (σ_w², σ_b²)
 ``mixes_tokens``       some block couples the tokens (attention)
 ``own_variances``      some dense block carries its own σ_w² or σ_b² (a model read from PyTorch)
+``plain_mlp``          the unit is ``W φ(h) + b`` with the network's variances (the MLP for which
+                       the input-scale point of :mod:`critheory.theory.meanfield.inputs` is
+                       derived)
 
 The closed-form capabilities (``normalized_input``, ``affine_kernel_map``, ``single_dense``,
 ``scale_invariant``) hold only for a *simple* unit: a plain branch or one residual block around
@@ -64,6 +67,7 @@ class Capabilities:
     everywhere_critical: bool
     mixes_tokens: bool = False
     own_variances: bool = False
+    plain_mlp: bool = False
 
     @property
     def mu2(self) -> float:
@@ -223,7 +227,9 @@ class Network:
             unbounded_growth=all_res and all(m >= 1.0 for m in mus),
             everywhere_critical=all_res and self.pre_ln and all(m == 1.0 for m in mus),
             mixes_tokens=any(b.mixes_tokens for b in walk(u)),
-            own_variances=own)
+            own_variances=own,
+            plain_mlp=(len(u) == 2 and isinstance(u[0], Phi) and isinstance(u[1], Dense)
+                       and not own))
 
     def describe(self) -> str:
         """The name, with μ for residual networks (``"residual (mu = 0.5)"``), and the token

@@ -106,6 +106,7 @@ class Attention(Block):
 
     kind: ClassVar[str] = "attention"
     weighted: ClassVar[bool] = True
+    matrices: ClassVar[int] = 4
     mixes_tokens: ClassVar[bool] = True
     heads: int = 1
     causal: bool = False
@@ -145,6 +146,7 @@ class MLP(Block):
 
     kind: ClassVar[str] = "mlp"
     weighted: ClassVar[bool] = True
+    matrices: ClassVar[int] = 2
     ratio: float = 1.0
 
     def __post_init__(self):

@@ -183,7 +183,7 @@ def torch_snippet(rec) -> str:
     opt = "SGD" if rec.optimizer == "sgd" else "AdamW"
     title = (f"{rec.activation}, {rec.arch}, width {rec.width}, depth {rec.depth}, family "
              f"s = {rec.family:g}, {rec.optimizer}")
-    if rec.arch == "transformer":
+    if rec.attention:
         mn = int(round(rec.mlp_ratio * rec.width))
         groups = {g.name: (g.init_variance, g.lr_factor) for g in rec.groups}
         hb = rec.extras["head_bias"]

@@ -116,7 +116,7 @@ def _initialization(arch, args) -> dict | None:
     second moment ``--q0`` (default 1) over :data:`INIT_DEPTH` layers
     (:func:`critheory.theory.meanfield.inputs.critical_point_for_inputs`), as standard
     deviations; None for other architectures or where the line offers no such point."""
-    if arch.name != "mlp":
+    if not arch.caps.plain_mlp:
         if getattr(args, "q0", None) is not None:
             raise InvalidArgumentError("--q0 (what to set for inputs of that scale) is derived "
                                        "for --arch mlp only")

@@ -22,7 +22,7 @@ from ._util import readonly
 from critheory.blocks.network import Network
 from .architectures import LayerSpec, resolve_network, step
 from .backend import get_backend
-from .finitewidth import _kurtosis
+from .finitewidth import excess_kurtosis
 from .sampling import METHODS, DenseSampler, ProjectedSampler, seed_streams
 
 __all__ = ["simulate", "SimulationResult", "EXACT_COST_BUDGET", "DEFAULT_PROBES",
@@ -226,7 +226,7 @@ class SimulationResult:
             nan = np.full(self.kernel.shape[1:], np.nan)
             return nan, nan
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            return _kurtosis(self.kernel, self.fourth_moment)
+            return excess_kurtosis(self.kernel, self.fourth_moment)
 
     @property
     def kurtosis_mean(self) -> np.ndarray:
@@ -319,7 +319,7 @@ MAX_MATRIX_BYTES = 4 * 2 ** 30
 MAX_WEIGHT_DRAWS = 1e11
 
 
-def _check_budget(width: int, depth: int, seeds: int, n_probes) -> None:
+def check_simulation_budget(width: int, depth: int, seeds: int, n_probes) -> None:
     """Refuse at once a simulation that cannot fit in memory or finish in reasonable time."""
     mats = 3 if n_probes is None else 1
     need = 8.0 * width * width * mats
@@ -469,7 +469,7 @@ def simulate(activation: str | Activation | Network, weight_var: float, bias_var
         n_probes = default_probes(width, depth, l0, seeds)
     else:
         n_probes = check_int("probes", probes, 1)
-    _check_budget(width, depth, seeds, n_probes)
+    check_simulation_budget(width, depth, seeds, n_probes)
     if not isinstance(method, str) or method.strip().lower() not in METHODS:
         raise InvalidArgumentError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     method = method.strip().lower()

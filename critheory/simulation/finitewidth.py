@@ -119,8 +119,9 @@ class FiniteWidthMeasurement:
             "log_apjn_std_stderr", "elapsed", "kurtosis_dof")})
 
 
-def _kurtosis(m2: np.ndarray, m4: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ratio estimator and delta-method standard error over networks (axis 0)."""
+def excess_kurtosis(m2: np.ndarray, m4: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Excess kurtosis ``E[z⁴]/E[z²]² − 3`` from per-network second and fourth moments (axis 0:
+    networks): the ratio estimator and its delta-method standard error."""
     s = m2.shape[0]
     M2, M4 = m2.mean(axis=0), m4.mean(axis=0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):

@@ -70,7 +70,7 @@ class Context:
 
     @property
     def uses_ln(self) -> bool:
-        return any(b.kind == "layernorm" for b in walk(self.unit))
+        return any(b.normalizes for b in walk(self.unit))
 
 
 def out_width(block, width: int) -> int:

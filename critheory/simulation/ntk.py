@@ -77,8 +77,8 @@ class NTKMeasurement:
 
 
 def _dense_count(unit) -> int:
-    """Dense layers of a unit (an MLP block has two): the cost of its reverse passes."""
-    return sum(2 if b.kind == "mlp" else int(b.kind == "dense") for b in walk(unit))
+    """Weight matrices of a unit (an MLP block has two): the cost of its reverse passes."""
+    return sum(b.matrices for b in walk(unit))
 
 
 def check_ntk_budget(width, depth, seeds, arch="mlp") -> tuple[int, int, int]:

@@ -40,7 +40,7 @@ from critheory.blocks.blocks import Dense, Phi, Residual
 from critheory.errors import InvalidArgumentError
 from .interpreter import Context, run
 
-__all__ = ["simulate_spectrum", "SimulatedSpectrum", "haar_orthogonal", "check_spectrum_args",
+__all__ = ["SPECTRUM_UNITS", "simulate_spectrum", "SimulatedSpectrum", "haar_orthogonal", "check_spectrum_args",
            "spectrum_network", "MAX_WIDTH",
            "MAX_COST", "MAX_SEEDS", "MAX_DEPTH"]
 
@@ -112,6 +112,11 @@ class _SpectrumSampler:
         return (math.sqrt(var) * self.rng.standard_normal(n))[None, :, None]
 
 
+#: The spectra's unit names: whether each is Tarnowski's residual ``x + φ(W x + b)`` (σ_w²/L)
+#: rather than the MLP ``x -> φ(W x + b)``.
+SPECTRUM_UNITS = {"mlp": False, "resnet": True, "tarnowski-resnet": True}
+
+
 def spectrum_network(activation, arch="mlp", params=None):
     """``(activation spec, arch name)`` of a spectrum: ``arch`` (or ``activation``) may be a
     :class:`~critheory.blocks.network.Network` whose unit is the registry's MLP unit
@@ -140,8 +145,9 @@ def check_spectrum_args(weight_var, bias_var, depth, width, seeds, arch, weights
     N = check_int("width", width, 1)
     S = check_int("seeds", seeds, 1)
     q = check_nonnegative("input_var", input_var)
-    if arch not in ("mlp", "resnet"):
-        raise InvalidArgumentError(f"arch must be 'mlp' or 'resnet', got {arch!r}")
+    if arch not in SPECTRUM_UNITS:
+        raise InvalidArgumentError(f"arch must be one of {', '.join(SPECTRUM_UNITS)}, got "
+                                   f"{arch!r}")
     if weights not in ("gaussian", "orthogonal"):
         raise InvalidArgumentError(f"weights must be 'gaussian' or 'orthogonal', got {weights!r}")
     if L > MAX_DEPTH:
@@ -182,15 +188,16 @@ def simulate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
     orth = weights == "orthogonal"
     # the spectra's conventions as blocks, run by the simulator's one interpreter: x -> φ(Wx + b)
     # (the MLP from the post-activations x^0), or Tarnowski's x + φ(W x + b) with σ_w²/L
-    unit = ((Dense(), Phi()) if arch == "mlp" else
-            (Residual((Dense(weight_var=sw / L), Phi()), 1.0),))
+    residual = SPECTRUM_UNITS[arch]
+    unit = ((Residual((Dense(weight_var=sw / L), Phi()), 1.0),) if residual else
+            (Dense(), Phi()))
     ctx = Context(unit, act.numpy, act.numpy_func(1), sw, sb, width=N)
     out = np.empty((S, N))
     for i, ss in enumerate(np.random.SeedSequence(seed).spawn(S)):
         rng = np.random.Generator(np.random.PCG64(ss))
         sampler = _SpectrumSampler(rng, orth)
         h0 = math.sqrt(q) * rng.standard_normal(N)
-        x = np.broadcast_to(act.numpy(h0), (N,)).astype(float) if arch == "mlp" else h0
+        x = h0 if residual else np.broadcast_to(act.numpy(h0), (N,)).astype(float)
         x, t = x[None, :, None], np.eye(N)[None]
         for _ in range(L):
             x, t = run(unit, sampler, ctx, x, t)

@@ -203,7 +203,7 @@ def check_spec(spec: SweepSpec) -> SweepSpec:
     from critheory.activation.symbolic import Activation
     from critheory.simulation.architectures import normalize_arch
     from critheory.simulation.backend import DTYPES, parse_backend
-    from critheory.simulation.engine import _check_budget, default_probes
+    from critheory.simulation.engine import check_simulation_budget, default_probes
     from critheory.simulation.ntk import check_ntk_budget
     from critheory.validation.compare import default_window
 
@@ -248,7 +248,7 @@ def check_spec(spec: SweepSpec) -> SweepSpec:
     if out.n_cells > MAX_CELLS:
         raise InvalidArgumentError(f"{out.n_cells} cells; at most {MAX_CELLS} in one sweep")
     n_probes = default_probes(width, depth, 1, seeds) if probes is None else probes
-    _check_budget(width, depth, seeds, n_probes)           # one cell, the simulator's rule
+    check_simulation_budget(width, depth, seeds, n_probes)           # one cell, the simulator's rule
     if spec.observable == "ntk":
         check_ntk_budget(width, depth, seeds, arch)
     total = float(out.n_cells) * seeds * depth * width * width

@@ -547,8 +547,9 @@ def tune_critical_(model: nn.Module, inputs, *, tol: float = 0.02, probes: int =
             scaled = [names[-1] for names in reading.dense]
             mu2 = []
             for unit_items in reading._items:
-                mu2.append(unit_items[-1].mu ** 2 if isinstance(unit_items, tuple)
-                           and unit_items[-1].kind == "residual" else 0.0)
+                mu = getattr(unit_items[-1], "mu", None) if isinstance(unit_items, tuple) \
+                    else None
+                mu2.append(0.0 if mu is None else mu ** 2)
         else:
             notes.append(f"model not read ({reading.notes[0]}); tuning consecutive Linear/Conv "
                          "layers")

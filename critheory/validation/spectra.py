@@ -107,8 +107,8 @@ def validate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
     >>> v.verdict
     'consistent'
     """
-    from critheory.simulation.spectra import (check_spectrum_args, simulate_spectrum,
-                                              spectrum_network)
+    from critheory.simulation.spectra import (SPECTRUM_UNITS, check_spectrum_args,
+                                              simulate_spectrum, spectrum_network)
     from critheory.theory.spectra import jacobian_spectrum
 
     activation, arch = spectrum_network(activation, arch, params)
@@ -117,11 +117,11 @@ def validate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
 
     # the simulation's arguments and budget first: no theory work for a refused run
     check_spectrum_args(weight_var, bias_var, depth, width, seeds,
-                        arch if arch in ("mlp", "resnet") else "mlp", weights, seed, q0)
+                        arch if arch in SPECTRUM_UNITS else "mlp", weights, seed, q0)
     th = jacobian_spectrum(activation, weight_var, bias_var, depth, arch=arch,
                            weights=weights, q0=q0, points=points, params=params)
-    input_var = th.fixed_point if th.arch == "mlp" else q0
-    if th.arch == "mlp" and not input_var > 0:
+    input_var = q0 if th.residual else th.fixed_point
+    if not th.residual and not input_var > 0:
         raise InvalidArgumentError("the fixed point is q* = 0: the simulated network would "
                                    "start at h = 0 exactly (use a bias variance > 0)")
     sim = simulate_spectrum(activation, weight_var, bias_var, depth=depth, width=width,
@@ -138,7 +138,7 @@ def validate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
     L, N = th.depth, width
     # finite-width corrections: O(1/N) per layer of an MLP, accumulated over L layers; O(1/(NL))
     # per block of a ResNet (Var W = σ_w²/(NL)), O(c/N) in all
-    eff = float(L) if th.arch == "mlp" else max(1.0, float(th.c))
+    eff = max(1.0, float(th.c)) if th.residual else float(L)
     moments = {}
     for k, key in ((1, "m1"), (2, "m2")):
         vals = sim.moments(k, drop)
@@ -178,7 +178,7 @@ def validate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
                      "their values are round-off; the KS distance compares the CDF from there "
                      f"up (theory mass below it: {float(th.cdf(floor)):.3g})")
     edge = BIAS_FACTOR * eff / N + 2.0 * N ** (-2.0 / 3.0)
-    if th.arch == "resnet":
+    if th.residual:
         edge += 1.0 / L
         notes.append("the density test compares the depth-L network with the large-L law: "
                      "O(1/L) allowed")

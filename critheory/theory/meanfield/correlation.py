@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from critheory.common.jsonable import jsonable
+from critheory.theory.meanfield.maps import check_arch
 
 __all__ = ["CorrelationFixedPoint", "correlation_fixed_point", "correlation_map"]
 
@@ -85,6 +86,7 @@ class CorrelationFixedPoint:
 def correlation_map(arch, weight_var: float, bias_var: float, q_star: float, c):
     """``c' = K12'(q*, c q*, q*) / K'(q*)`` for an array of ``c`` in [−1, 1] (``K'(q*) = q*``
     at a fixed point; dividing by the computed ``K'`` keeps ``c' = 1`` at ``c = 1``)."""
+    arch = check_arch(arch)
     c = np.asarray(c, dtype=float)
     q = np.full(c.shape, float(q_star))
     K, K12, _ = arch.covariance_map(q, c * q, q, weight_var, bias_var)
@@ -114,6 +116,7 @@ def correlation_fixed_point(arch, weight_var: float, bias_var: float,
     >>> c is None or 0.0 <= c.c_star <= 1.0
     True
     """
+    arch = check_arch(arch)
     from scipy.optimize import brentq
 
     if q_star is None or not np.isfinite(q_star) or q_star <= 0:

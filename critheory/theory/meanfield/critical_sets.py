@@ -38,7 +38,7 @@ from scipy import special
 
 from critheory.errors import InvalidArgumentError
 from critheory.common.checks import check_hyper
-from critheory.theory.meanfield.maps import LayerMaps
+from critheory.theory.meanfield.maps import LayerMaps, check_arch
 
 __all__ = ["CriticalSet", "CriticalSetKind", "critical_set", "everywhere_apjn", "residual_growth",
            "has_residual_growth_law",
@@ -83,6 +83,7 @@ def everywhere_constants(arch: LayerMaps, weight_var, bias_var) -> tuple[np.ndar
     pre-LN MLP block: ``A = σ_b² + σ_w² E_q[φ²]``, ``B = σ_w⁴ E_q[φ'²]``, ``q = σ_w² + σ_b²``
     (both read off the block rules at K = 1).
     """
+    arch = check_arch(arch)
     sw, sb = check_hyper(weight_var, bias_var)
     if not arch.caps.normalized_input:
         raise InvalidArgumentError(f"{arch.name} has no everywhere-critical regime")
@@ -97,6 +98,7 @@ def everywhere_apjn(arch: LayerMaps, weight_var: float, bias_var: float, depth: 
     and ``J^{l0,l} = Γ(x+β+n)Γ(x)/(Γ(x+β)Γ(x+n))``, ``x = K^{l0}/A``, ``β = B/A``,
     ``n = l - l0`` (evaluated with log-gamma).
     """
+    arch = check_arch(arch)
     if not arch.caps.everywhere_critical:
         raise InvalidArgumentError("everywhere_apjn needs a pre-LN residual architecture with mu = 1")
     if int(depth) != depth or depth < 1 or not 1 <= l0 <= depth:
@@ -124,6 +126,7 @@ def residual_growth(arch: LayerMaps, weight_var: float, bias_var: float) -> dict
     constants: ``log J ≈ C l^{1/2}`` with ``C = 2σ_w² I/√(2π a)`` for bounded φ; for φ with
     asymptotic slopes (a_+, a_-), ``χ_J → 1 + σ_w² (a_+² + a_-²)/2`` and J grows exponentially.
     """
+    arch = check_arch(arch)
     if not has_residual_growth_law(arch):
         raise InvalidArgumentError("residual_growth is for the residual architecture at mu = 1")
     from scipy import integrate
@@ -173,6 +176,7 @@ def critical_set(arch: LayerMaps) -> CriticalSet:
     >>> s.kind
     'none'
     """
+    arch = check_arch(arch)
     c = arch.caps
     if c.unbounded_growth:
         if c.everywhere_critical:

@@ -261,7 +261,7 @@ def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
     >>> [round(p.weight_var, 10) for p in pts]  # π/4; mpmath solve of the erf closed form
     [0.7853981634, 1.5521178553]
     """
-    check_arch(arch)
+    arch = check_arch(arch)
     if isinstance(bias_vars, (str, bytes, bool, np.bool_)):
         raise InvalidArgumentError(f"bias variances must be numbers, got {bias_vars!r:.60}")
     try:
@@ -454,6 +454,7 @@ def critical_points(arch: LayerMaps) -> list[CriticalPoint]:
     >>> [(p.weight_var, p.bias_var) for p in ct.critical_points(ct.architecture("mlp", "relu"))]
     [(2.0, 0.0)]
     """
+    arch = check_arch(arch)
     mu2 = check_arch(arch).mu2
     if arch.caps.scale_invariant:
         if not arch.caps.has_fixed_point:
@@ -621,6 +622,7 @@ def universality(arch: LayerMaps) -> Universality:
     >>> u.name, u.a1, u.b1, u.apjn_exact
     ('K*=0', -2, -2, 1)
     """
+    arch = check_arch(arch)
     if not kernel_dependent(check_arch(arch)):
         return Universality(UniversalityKind.NOT_APPLICABLE, None, None, None,
                             note=f"universality classes are defined for the MLP; "

@@ -25,7 +25,7 @@ import numpy as np
 
 from critheory.errors import InvalidArgumentError
 from critheory.common.checks import check_hyper
-from critheory.theory.meanfield.maps import LayerMaps
+from critheory.theory.meanfield.maps import LayerMaps, check_arch
 from critheory.theory.meanfield.tabulated import TabulatedMap
 
 __all__ = ["DepthCurves", "depth_curves", "fit_power_law", "PowerLawFit"]
@@ -115,6 +115,7 @@ def depth_curves(arch: LayerMaps, weight_var: float, bias_var: float, depth: int
     >>> d.apjn.shape, round(float(ct.fit_power_law(d.depths, d.apjn, (50, 100)).slope), 2)
     ((100,), -1.02)
     """
+    arch = check_arch(arch)
     sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))
     try:
         L, l0 = int(depth), int(l0)

@@ -207,6 +207,7 @@ def fixed_points(arch: LayerMaps, weight_var: float, bias_var: float) -> tuple:
     >>> len(fps) >= 1
     True
     """
+    arch = check_arch(arch)
     sw, sb = (float(v) for v in check_hyper(weight_var, bias_var))
     if not arch.has_fixed_point:
         return ()
@@ -340,7 +341,7 @@ def analyze_point(arch: LayerMaps, weight_var: float, bias_var: float, q0: float
     >>> p.phase, p.runaway, p.chi_jacobian
     ('chaotic', 'exponential', 1.5)
     """
-    check_arch(arch)
+    arch = check_arch(arch)
     for what, v in (("weight_var", weight_var), ("bias_var", bias_var), ("q0", q0)):
         if np.ndim(v) != 0 or isinstance(v, (str, bytes, bool, np.bool_)):
             raise InvalidArgumentError(f"{what} must be one number, got {v!r:.60}")

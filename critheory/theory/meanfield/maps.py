@@ -245,13 +245,16 @@ class LayerMaps:
 
 
 def check_arch(maps) -> "LayerMaps":
-    """``maps`` itself, or an InvalidArgumentError naming what was given instead of the
-    mean-field maps of :func:`architecture` (a name such as ``"tanh"``, None, ...): an argument
-    check of the public functions, no solver decision."""
+    """The mean-field maps of a public function's network argument: ``maps`` itself, the maps
+    of a :class:`~critheory.blocks.network.Network`, or an InvalidArgumentError naming what was
+    given instead (a name such as ``"tanh"``, None, ...): an argument check, no solver
+    decision."""
+    if isinstance(maps, Network):
+        return LayerMaps(maps)
     if not isinstance(maps, LayerMaps):
         raise InvalidArgumentError(
-            f"expected the mean-field maps of an architecture (architecture('mlp', 'tanh')), "
-            f"got {maps!r:.60}")
+            f"expected a network or the mean-field maps of an architecture "
+            f"(network('mlp', 'tanh'), architecture('mlp', 'tanh')), got {maps!r:.60}")
     return maps
 
 

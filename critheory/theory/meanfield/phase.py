@@ -18,7 +18,7 @@ import numpy as np
 
 from critheory.common.checks import check_hyper
 from critheory.errors import InvalidArgumentError
-from critheory.theory.meanfield.maps import LayerMaps, architecture
+from critheory.theory.meanfield.maps import LayerMaps, architecture, check_arch
 from critheory.theory.meanfield.fixed_points import RUNAWAY_K, fixed_point_at
 from critheory.theory.roots import refine_brackets
 
@@ -58,6 +58,7 @@ def attractors(arch: LayerMaps, sw, sb, q0: float = 1.0) -> np.ndarray:
     Scans ``f(K) - K`` on a log grid of K for every entry at once, brackets the first sign change
     in the direction of the flow, and refines all brackets together.
     """
+    arch = check_arch(arch)
     sw, sb = np.broadcast_arrays(np.asarray(sw, dtype=float), np.asarray(sb, dtype=float))
     sw, sb = sw.ravel(), sb.ravel()
     n = sw.size
@@ -116,6 +117,7 @@ def phase_grid(arch, sw_range=(0.25, 4.0), sb_range=(0.0, 1.0), n: int = 41, q0:
     >>> log_chi.shape
     (3, 3)
     """
+    arch = check_arch(arch)
     n = _check_grid(n, {"weight range": (sw_range, 0.0, True),
                         "bias range": (sb_range, 0.0, False)})
     sws = np.linspace(*sw_range, n)

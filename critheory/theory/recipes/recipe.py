@@ -148,6 +148,11 @@ class Recipe:
     sources: tuple = ()
     warnings: tuple = ()
 
+    @property
+    def attention(self) -> bool:
+        """Whether this is the transformer recipe (attention heads, an MLP block)."""
+        return self.heads is not None
+
     def group(self, name: str) -> ParameterGroup:
         """The group called ``name`` (KeyError if absent)."""
         for g in self.groups:
@@ -242,6 +247,10 @@ def _split(f: np.ndarray) -> tuple[float, tuple | None]:
     return 1.0, tuple(float(x) for x in f)
 
 
+#: The registry's token architectures whose recipe is derived here ([DYZ]: the pre-LN stack).
+TRANSFORMER_RECIPES = frozenset({"transformer"})
+
+
 def _is_transformer(name) -> bool:
     """Whether ``name`` (a registry name, or the network :func:`_network_arguments` left) takes
     the transformer recipe: the registry's pre-LN transformer."""
@@ -250,7 +259,7 @@ def _is_transformer(name) -> bool:
     from critheory.blocks.registry import canonical
 
     try:
-        return canonical(name) == "transformer"
+        return canonical(name) in TRANSFORMER_RECIPES
     except InvalidArgumentError:
         return False
 
@@ -473,7 +482,7 @@ def _input_point(maps, act, L: int, sw: float, sb: float, half_stable: bool, q0,
         if weight_var is not None:
             raise InvalidArgumentError("q0 chooses the point: give q0 or weight_var/bias_var, "
                                        "not both")
-        if maps.name != "mlp":
+        if not maps.caps.plain_mlp:
             raise InvalidArgumentError(f"q0 (the point critical for inputs of that scale) is "
                                        f"derived for --arch mlp, not {maps.name}")
         ip = critical_point_for_inputs(act, q0, depth=horizon)
@@ -489,7 +498,7 @@ def _input_point(maps, act, L: int, sw: float, sb: float, half_stable: bool, q0,
     if weight_var is not None:
         return "given", (), None
     notes: tuple = ()
-    if half_stable and maps.name == "mlp":
+    if half_stable and maps.caps.plain_mlp:
         w = reach_warning(act, 1.0, depth=horizon)
         if w is not None:
             lost = w.depth_lost

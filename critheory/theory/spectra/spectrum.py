@@ -181,6 +181,12 @@ class JacobianSpectrum:
     _lower_singular: bool = field(default=False, repr=False)
 
     @property
+    def residual(self) -> bool:
+        """Whether the law is that of Tarnowski's residual unit (``c`` is its parameter; None
+        for the MLP)."""
+        return self.c is not None
+
+    @property
     def largest_singular_value(self) -> float:
         return float(np.sqrt(self.support[1]))
 
@@ -283,7 +289,7 @@ class JacobianSpectrum:
              "density_mass": self.mass_check(),
              "outlier": self.outlier,
              "notes": list(self.notes)}
-        if self.arch == "resnet":
+        if self.residual:
             d["c"] = fin(self.c)
             d["finite_depth_moments"] = self.finite_depth
         return d

@@ -182,7 +182,7 @@ def _check_work(net, depth: int, points: int, replicas: int) -> None:
     T, a = net.tokens, net.attention
     if T == 1 or a.logit_variance == 0.0:
         return
-    n_att = sum(1 for b in walk(net.blocks) if b.kind == "attention")
+    n_att = sum(1 for b in walk(net.blocks) if b.mixes_tokens)
     per = max(points * replicas * T ** 3 * (6 + 8 * (2 + len(net.blocks))), 5e7)
     work = depth * n_att * per
     if work > MAX_RECURSION_WORK:
@@ -281,8 +281,8 @@ def transformer_depth(net, weight_var: float, bias_var: float, depth: int, *, l0
         weight_var=sw, bias_var=sb, l0=l0, tokens=T, depths=np.arange(1, depth + 1),
         kernel_tokens=G, kernel_tokens_error=Ge, kernel=kernel, kernel_error=kernel_error,
         correlation=corrm, apjn=Jm, apjn_error=Je, chi_jacobian=cm, chi_jacobian_error=ce,
-        chi_blocks=bm, block_kinds=tuple(b.kind if b.kind != "residual" else
-                                         "+".join(x.kind for x in b.branch)
+        chi_blocks=bm, block_kinds=tuple("+".join(x.kind for x in b.branch)
+                                         if hasattr(b, "branch") else b.kind
                                          for b in net.blocks),
         points=0 if exact else points, replicas=0 if exact else replicas, exact=exact,
         runaway_depth=runaway, chi_blocks_error=be,

@@ -180,3 +180,45 @@ def test_zoo_cache_digest_covers_every_deriving_activation_module():
                     if os.path.exists(os.path.join(pkg, *dep.split("/"))):
                         assert dep in hashed, f"{rel} imports {m}: {dep} is not hashed"
                         todo.append(dep)
+
+
+# ------------------------------------------------------- exact argument reduction of exp
+def test_ln2_constant_against_mpmath():
+    import mpmath
+
+    from critheory.activation import wide
+
+    with mpmath.workprec(wide._LN2_BITS + 20):
+        ref = int(mpmath.floor(mpmath.log(2) * mpmath.mpf(2) ** wide._LN2_BITS))
+    assert wide._LN2_INT == ref
+
+
+@pytest.mark.parametrize("x", [800.0, 1e5, 1e10, 2.5e13])
+def test_wide_exp_is_correctly_reduced(x):
+    """exp(2x)/(exp(x) + 1)² = 1/(1 + e^-x)² is 1 to float64 at these x: the long-double
+    reduction of the argument left 1e-9 there at x = 1e10 (softplus' E[φ'²] at K = 1e20 was
+    then off by 1.5e-11 against an error estimate of 4e-11, and its critical-line scan found a
+    spurious root at K* = 2.4e21)."""
+    import mpmath
+
+    from critheory.activation.wide import evaluate
+
+    f = lambda v: exp(2 * v) / (exp(v) + 1) ** 2          # noqa: E731
+    got = evaluate(f, np.array([x]), {"exp": np.exp})
+    assert abs(got[0] - 1.0) <= 4 * 2.0 ** -53
+    g = evaluate(lambda v: exp(v) / exp(v - 0.5), np.array([x]), {"exp": np.exp})
+    with mpmath.workdps(30):
+        assert abs(g[0] - float(mpmath.exp(0.5))) <= 4 * 2.0 ** -53 * g[0]
+
+
+def test_softplus_large_variance_expectation_against_asymptotics():
+    """E_K[σ(h)²] = 1/2 − 1/√(2πK) + O(K^-3/2) for softplus' φ' = σ (the O term is 1e-30 at
+    K = 1e20): an independent route to the quadrature at the scales the repair reaches."""
+    from critheory.activation import Activation
+    from critheory.expectations import expect
+
+    K = np.array([1e16, 1e20, 3e21])
+    e = expect(Activation.get("softplus"), "dphi2", K)
+    ref = 0.5 - 1.0 / np.sqrt(2 * np.pi * K)
+    assert np.all(np.abs(e.value - ref) <= np.maximum(e.error, 1e-16))
+    assert np.all(np.abs(e.value - ref) <= 1e-15)

@@ -196,17 +196,39 @@ class Wide:
 
 
 # ---------------------------------------------------------------------- functions
+#: ln 2 as an integer over 2**_LN2_BITS (the reduction of exp's argument is done exactly)
+_LN2_BITS = 256
+_LN2_INT = int("b17217f7d1cf79abc9e3b39803f2f6af40f343267298b62d8a0d175b8baafa2be", 16) >> (
+    260 - _LN2_BITS)
+
+
+def _reduce(v: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``v − k ln2`` for float64 ``v`` and integer-valued ``k``, correctly rounded: exact
+    integer arithmetic on ``v`` (an exact binary fraction) and ln 2 to 256 bits. The long-double
+    reduction it replaces lost |v|·2⁻⁶⁴ (1e-9 relative in exp(2e10)), which an integrand such
+    as ``exp(2x)/(exp(x) + 1)**2`` at x = 1e10 turned into an error of 1e-9 in a value of 1."""
+    out = np.empty(v.shape)
+    for i, (vi, ki) in enumerate(zip(v.tolist(), k.tolist())):
+        n, d = vi.as_integer_ratio()          # d a power of two
+        num = (n << _LN2_BITS) - int(ki) * _LN2_INT * d
+        out[i] = num / (d << _LN2_BITS)       # int / int: correctly rounded
+    return out
+
+
 def exp(u) -> Wide:
-    """e**u: float64's ``exp`` where that is normal, else 2**k·exp(r), u = k ln2 + r."""
+    """e**u: float64's ``exp`` where that is normal, else 2**k·exp(r), u = k ln2 + r with r
+    computed exactly (:func:`_reduce`)."""
     u = Wide.of(u)
     v, ok = u._plain()
     with np.errstate(all="ignore"):
         r = np.exp(v)
+        good = ok & _normal(r) & (r != 0)
         k = np.rint(v / float(_LN2))
-        red = np.asarray(np.asarray(v, dtype=np.longdouble) - k.astype(np.longdouble) * _LN2,
-                         dtype=float)
-        w = Wide(np.where(ok & (np.abs(k) <= _EMAX), np.exp(red), np.nan), np.where(ok, k, 0.0))
-    good = ok & _normal(r) & (r != 0)
+        need = ok & ~good & (np.abs(k) <= _EMAX)
+        red = np.full(np.shape(v), np.nan)
+        if np.any(need):
+            red[need] = _reduce(np.asarray(v)[need], k[need])
+        w = Wide(np.where(need, np.exp(red), np.nan), np.where(ok, k, 0.0))
     return Wide(np.where(good, r, w.m), np.where(good, 0.0, w.e))
 
 

@@ -24,6 +24,7 @@ from .architectures import LayerSpec, resolve_network, step
 from .backend import get_backend
 from .finitewidth import excess_kurtosis
 from .sampling import METHODS, DenseSampler, ProjectedSampler, seed_streams
+from critheory.common import limits
 
 __all__ = ["simulate", "SimulationResult", "EXACT_COST_BUDGET", "DEFAULT_PROBES",
            "default_probes",
@@ -33,7 +34,7 @@ __all__ = ["simulate", "SimulationResult", "EXACT_COST_BUDGET", "DEFAULT_PROBES"
 #: The exact APJN (identity tangent, ~seeds·(depth − l0 + 1)·width³ flops) is the default while
 #: that cost stays below this budget (~3 s here); above it, Hutchinson probes. Choosing by cost,
 #: not by width alone, removes the old cliff at width 256 (43 s exact vs 0.4 s with probes).
-EXACT_COST_BUDGET = 2e10
+EXACT_COST_BUDGET = limits.EXACT_APJN_WORK
 #: Hutchinson probes used when ``probes`` is not given and the exact APJN is over budget.
 DEFAULT_PROBES = 8
 
@@ -314,9 +315,9 @@ def make_inputs(rng: np.random.Generator, n0: int, q0: float,
 # -------------------------------------------------------------------- simulation
 #: bytes of float64 N×N matrices one simulation may hold at once (a weight matrix, and for the
 #: exact APJN the Jacobian product and its update)
-MAX_MATRIX_BYTES = 4 * 2 ** 30
+MAX_MATRIX_BYTES = limits.MAX_MATRIX_BYTES
 #: random numbers drawn for the weights, seeds·depth·N²: ~1e11 is a few minutes of RNG
-MAX_WEIGHT_DRAWS = 1e11
+MAX_WEIGHT_DRAWS = limits.MAX_WEIGHT_DRAWS
 
 
 def check_simulation_budget(width: int, depth: int, seeds: int, n_probes) -> None:

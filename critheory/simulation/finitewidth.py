@@ -53,11 +53,12 @@ from critheory.errors import InvalidArgumentError, InvalidVarianceError
 from ._util import readonly
 from .architectures import LayerSpec, resolve_network, step
 from .sampling import gram_factor
+from critheory.common import limits
 
 __all__ = ["FiniteWidthMeasurement", "measure_finite_width", "check_budget", "MAX_COST"]
 
 #: Largest simulation accepted: networks × depth × width × (1 + tangent columns) (~1 min).
-MAX_COST = 4e10
+MAX_COST = limits.MAX_FINITE_WIDTH_WORK
 # a batch holds about this many float64 per state array
 _BATCH_ELEMENTS = 1 << 22
 _RESCALE_HI, _RESCALE_LO = 1e100, 1e-100

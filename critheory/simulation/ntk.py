@@ -44,12 +44,13 @@ from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError
 from .architectures import resolve_network
 from .interpreter import Context, back, check_cotangents, dense, run
+from critheory.common import limits
 
 __all__ = ["NTKMeasurement", "measure_ntk", "check_ntk_budget", "MAX_NTK_COST"]
 
 #: Largest measurement accepted (~ flops of the back-propagations: seeds·k·n²·L²/2 per dense
 #: block), about half a minute.
-MAX_NTK_COST = 3e10
+MAX_NTK_COST = limits.MAX_NTK_WORK
 _BATCH_FLOATS = 2 * 10 ** 7
 MAX_TRACKED = 16
 

@@ -34,11 +34,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from critheory.errors import InvalidArgumentError
+from critheory.common import limits
 
 __all__ = ["ShapedMeasurement", "simulate_shaped", "check_budget", "MAX_WORK"]
 
 #: Budget: networks × depth × width × m (× width with ``dense``) refused above (~1 minute).
-MAX_WORK = 2 * 10 ** 10
+MAX_WORK = limits.MAX_SHAPED_SIM_WORK
 
 
 def check_budget(width, T, networks, inputs=2, dense=False) -> int:

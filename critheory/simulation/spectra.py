@@ -39,16 +39,17 @@ from critheory.common.checks import check_bias_var, check_int, check_nonnegative
 from critheory.blocks.blocks import Dense, Phi, Residual
 from critheory.errors import InvalidArgumentError
 from .interpreter import Context, run
+from critheory.common import limits
 
 __all__ = ["SPECTRUM_UNITS", "simulate_spectrum", "SimulatedSpectrum", "haar_orthogonal", "check_spectrum_args",
            "spectrum_network", "MAX_WIDTH",
            "MAX_COST", "MAX_SEEDS", "MAX_DEPTH"]
 
-MAX_WIDTH = 2048
-MAX_SEEDS = 1000
-MAX_DEPTH = 10_000
+MAX_WIDTH = limits.MAX_WIDTH_SPECTRUM_SIM
+MAX_SEEDS = limits.MAX_SEEDS_SPECTRUM_SIM
+MAX_DEPTH = limits.MAX_DEPTH_SPECTRUM_SIM
 #: seeds · (depth + 10) · width³ (≈ flops of the products and SVDs): ~1 minute on one core
-MAX_COST = 2e11
+MAX_COST = limits.MAX_SPECTRUM_SIM_WORK
 
 
 @dataclass(frozen=True, eq=False)

@@ -47,14 +47,15 @@ from critheory.common.checks import (check_bias_var, check_int, check_layers, ch
                                      check_weight_var)
 from critheory.errors import InvalidArgumentError
 from .interpreter import Context, check_blocks, dense, run
+from critheory.common import limits
 
 __all__ = ["TransformerSimulation", "simulate_transformer", "check_transformer_budget",
            "MAX_WORK", "MAX_BYTES", "EXACT_LIMIT", "DEFAULT_PROBES"]
 
 #: Most multiply-adds of one simulation (seeds x layers x tangents x matrix products).
-MAX_WORK = 2e11
+MAX_WORK = limits.MAX_TRANSFORMER_SIM_WORK
 #: Most bytes of one network's weights plus its tangent arrays.
-MAX_BYTES = 2 * 2 ** 30
+MAX_BYTES = limits.MAX_TRANSFORMER_SIM_BYTES
 #: Exact APJN (T n basis tangents) while T n is at most this; Hutchinson probes above.
 EXACT_LIMIT = 512
 #: Hutchinson probes per network above :data:`EXACT_LIMIT`.

@@ -66,6 +66,7 @@ from critheory.errors import InvalidArgumentError
 from critheory.torch.graph import (as_tuple, call_label, first_tensor, forward_hooks,
                                    is_forward_ad_gap, replace_first, resolve_module, run_forward,
                                    source_graph, split_call)
+from critheory.common import limits
 
 __all__ = ["APJNResult", "apjn", "apjn_pairs", "execution_order", "layers_of_type", "LAYER_TYPES",
            "MAX_EXACT", "MAX_PROBES", "STREAMS", "seed_generator", "resolve_generator",
@@ -74,9 +75,9 @@ __all__ = ["APJNResult", "apjn", "apjn_pairs", "execution_order", "layers_of_typ
 #: module types whose outputs are the "layers" when none are named
 LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 #: the exact mode runs one forward pass per coordinate of h^{l0}: at most this many
-MAX_EXACT = 1 << 14
+MAX_EXACT = limits.MAX_TORCH_EXACT_COORDINATES
 #: at most this many probes in one call
-MAX_PROBES = 1 << 16
+MAX_PROBES = limits.MAX_TORCH_PROBES
 _METHODS = ("auto", "jvp", "forward", "vjp", "exact")
 
 

@@ -36,11 +36,12 @@ from torch import nn
 from critheory.errors import InvalidArgumentError
 from critheory.torch.graph import as_tuple, first_tensor, leaf_graph
 from critheory.torch.measure import resolve_generator
+from critheory.common import limits
 
 __all__ = ["jacobian_penalty", "jacobian_norm_exact", "MAX_EXACT_OUTPUTS"]
 
 #: :func:`jacobian_norm_exact` runs one backward pass per output entry: at most this many
-MAX_EXACT_OUTPUTS = 1 << 14
+MAX_EXACT_OUTPUTS = limits.MAX_TORCH_EXACT_OUTPUTS
 
 
 def _penalty_graph(model, inputs, source, target):

@@ -44,15 +44,16 @@ from critheory.theory.fold import Ctx, fold
 from critheory.theory.state import State
 from critheory.theory.meanfield.depth import depth_curves
 from critheory.theory.meanfield.maps import architecture
+from critheory.common import limits
 
 __all__ = ["FiniteWidthCurves", "Nu", "finite_width_curves", "trust_statement", "MAX_DEPTH",
            "MAX_WIDTH"]
 
 #: Largest depth of the finite-width curves: the mean-field recursion (~40 us a layer) plus one
 #: vectorized pass of the rules (~30 us a layer); 10^6 layers take about a minute.
-MAX_DEPTH = 10 ** 6
+MAX_DEPTH = limits.MAX_DEPTH_FINITE_WIDTH
 #: Largest width (beyond it every 1/n correction is below float64 resolution of K).
-MAX_WIDTH = 10 ** 15
+MAX_WIDTH = limits.MAX_WIDTH_FINITE_WIDTH
 _CHUNK = 8192
 _N = 32      # Chebyshev degree of the coefficient tables
 

@@ -39,13 +39,14 @@ from critheory.errors import InvalidArgumentError
 from critheory.theory.meanfield.maps import LayerMaps, check_arch
 from critheory.theory.meanfield.taylor import a1_b1, kernel_dependent, kinked_second, zero_endpoint
 from critheory.theory.roots import refine_brackets
+from critheory.common import limits
 
 __all__ = ["LinePoint", "CriticalPoint", "CriticalPointKind", "Universality", "UniversalityKind",
            "Side", "critical_line", "critical_points", "universality"]
 
 _TGRID = np.logspace(-6, 6, 241)      # critical-point search
 #: Most bias variances of one critical_line call (the scan holds ~200 floats per value).
-MAX_LINE_POINTS = 100_000
+MAX_LINE_POINTS = limits.MAX_LINE_POINTS
 # critical-line scan (6 points per decade below 1e-2, 20 above), extended upward on demand
 _LINE_GRID = np.concatenate([np.logspace(-6, -2, 25), np.logspace(-2, 2, 81)[1:]])
 

@@ -27,6 +27,7 @@ from critheory.errors import InvalidArgumentError
 from critheory.common.checks import check_hyper
 from critheory.theory.meanfield.maps import LayerMaps, check_arch
 from critheory.theory.meanfield.tabulated import TabulatedMap
+from critheory.common import limits
 
 __all__ = ["DepthCurves", "depth_curves", "fit_power_law", "PowerLawFit"]
 
@@ -81,7 +82,7 @@ class DepthCurves:
 
 
 #: Largest depth iterated layer by layer (10^7 layers: ~8 minutes, 80 MB per stored curve).
-MAX_DEPTH = 10 ** 7
+MAX_DEPTH = limits.MAX_DEPTH_MEANFIELD
 
 
 def depth_curves(arch: LayerMaps, weight_var: float, bias_var: float, depth: int, *,

@@ -51,13 +51,14 @@ from critheory.activation import Activation
 from critheory.common.jsonable import jsonable
 from critheory.errors import CritheoryError, InvalidArgumentError
 from critheory.expectations import expect
+from critheory.common import limits
 
 __all__ = ["InputPoint", "critical_point_for_inputs", "critical_point_reach",
            "CriticalityWarning", "InputWarning", "InputWarningKind", "warnings_for",
            "reach_warning", "MAX_DEPTH", "FLAT_TOL"]
 
 #: the depth horizon of the scan at most (each layer is one vectorized expectation per map)
-MAX_DEPTH = 2000
+MAX_DEPTH = limits.MAX_DEPTH_INPUTS
 #: |J^{1,l} − 1| beyond this fraction "matters" (depth_lost)
 FLAT_TOL = 0.1
 _GRID = np.logspace(-3, 3.5, 131)

@@ -200,24 +200,7 @@ class LayerMaps:
             resolved = np.zeros(np.shape(t), dtype=bool) if b.gap is None else np.isfinite(b.gap)
             # (each term scaled first: |t| + |σ_b²| overflows near the largest float)
             lvl = np.where(resolved, 1e-12 * np.abs(sb), 1e-12 * np.abs(t) + 1e-12 * np.abs(sb))
-        if noise:
-            lvl = lvl + self._quadrature_noise(t, sb, resolved, one)
         return (sw, sb, t, lvl + 5e-324) if noise else (sw, sb, t)
-
-    def _quadrature_noise(self, t, sb, resolved, one) -> np.ndarray:
-        """The part of σ_b²(t)'s uncertainty that the expectations' own error estimates report
-        (the activation block sees the variance t in every single-dense unit without a leading
-        LayerNorm). Rounding alone (1e-12) under-states it where the quadrature cannot resolve
-        φ at the scale √K* (softplus at K* ≳ 1e20: its O(1) bend against a Gaussian of width
-        1e10 left a spurious root of σ_b²(t) at K* = 3e21)."""
-        from critheory.errors import CritheoryError
-        from critheory.expectations import expect
-        from critheory.expectations.poincare import poincare_gap
-
-        out = np.zeros(np.shape(t))
-        ok = np.isfinite(sb) & np.isfinite(t) & (t >= np.finfo(float).tiny)
-        if not np.any(ok):
-            return out
         tk = t[ok]
         act = self.activation
 

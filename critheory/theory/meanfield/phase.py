@@ -21,11 +21,12 @@ from critheory.errors import InvalidArgumentError
 from critheory.theory.meanfield.maps import LayerMaps, architecture, check_arch
 from critheory.theory.meanfield.fixed_points import RUNAWAY_K, fixed_point_at
 from critheory.theory.roots import refine_brackets
+from critheory.common import limits
 
 __all__ = ["attractors", "phase_grid", "phase_grid_mu", "log_chi_at_attractor", "MAX_POINTS"]
 
 #: Largest number of grid points of one phase diagram (n² <= 1e6: ~1e8 kernel-map evaluations).
-MAX_POINTS = 1_000_000
+MAX_POINTS = limits.MAX_PHASE_POINTS
 
 
 def _check_grid(n, ranges: dict) -> int:

@@ -65,13 +65,14 @@ from critheory.theory.fold import Ctx, check_composition, check_one_token, fold
 from critheory.theory.meanfield.tabulated import PiecewiseChebyshev
 from critheory.theory.ntk.rules import THEORY
 from critheory.theory.state import Rep, State
+from critheory.common import limits
 
 __all__ = ["NTKCurves", "ntk_curves", "learning_rates", "layer_coefficients", "SCALINGS",
            "MAX_DEPTH", "layer_map"]
 
 #: Depth budget (refused before any work): beyond 64 layers one input costs ~0.1 ms a layer
 #: (verified tables, as ``depth_curves``), two inputs ~0.2–2 ms (the cross terms per layer).
-MAX_DEPTH = 10 ** 5
+MAX_DEPTH = limits.MAX_DEPTH_NTK
 SCALINGS = ("constant", "equivalence")
 
 

@@ -53,6 +53,7 @@ import numpy as np
 from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError
 from critheory.theory.recipes import rules
+from critheory.common import limits
 
 __all__ = ["ParameterGroup", "Recipe", "recipe", "interaction", "regime", "MLP_GROUPS",
            "TRANSFORMER_GROUPS", "MAX_DEPTH", "MAX_WIDTH"]
@@ -60,8 +61,8 @@ __all__ = ["ParameterGroup", "Recipe", "recipe", "interaction", "regime", "MLP_G
 MLP_GROUPS = ("input", "hidden", "bias", "output")
 TRANSFORMER_GROUPS = ("embedding", "q", "k", "v", "out_proj", "mlp_in", "mlp_out", "head", "bias")
 #: Budgets: the depth factors iterate the NTK recursion once (~0.2 ms a layer).
-MAX_DEPTH = 10 ** 5
-MAX_WIDTH = 10 ** 9
+MAX_DEPTH = limits.MAX_DEPTH_RECIPE
+MAX_WIDTH = limits.MAX_WIDTH_RECIPE
 NEAR, STRONG = 0.1, 1.0
 
 SOURCES = {

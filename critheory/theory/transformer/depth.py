@@ -40,15 +40,16 @@ from critheory.errors import ConvergenceError, InvalidArgumentError
 from critheory.theory.fold import check_composition
 from critheory.theory.transformer.rules import THEORY, apply_blocks, context
 from critheory.theory.transformer.softmax import MAX_POINTS, SoftmaxSampler
+from critheory.common import limits
 
 __all__ = ["TransformerCurves", "transformer_depth", "input_kernel", "MAX_DEPTH",
            "one_token_exponent"]
 
 #: Deepest recursion (each layer costs a quasi-Monte Carlo expectation per attention block).
-MAX_DEPTH = 2000
+MAX_DEPTH = limits.MAX_DEPTH_TRANSFORMER
 #: Most multiply-adds of one recursion's attention expectations (points x randomizations x
 #: T³ x tangents per block, at least 5e7 per block: numpy's per-call overhead), ~ minutes.
-MAX_RECURSION_WORK = 1e11
+MAX_RECURSION_WORK = limits.MAX_TRANSFORMER_WORK
 _RUNAWAY = 1e150
 
 

@@ -38,14 +38,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from critheory.errors import ConvergenceError, InvalidArgumentError
+from critheory.common import limits
 
 __all__ = ["SoftmaxSampler", "sqrt_psd", "deterministic_weights", "softmax_moments",
            "trace_pp", "attention_kernel", "AttentionKernel", "MAX_POINTS", "MAX_WORK"]
 
 #: Most quasi-Monte Carlo points per randomization (escalation stops here).
-MAX_POINTS = 2 ** 16
+MAX_POINTS = limits.MAX_QMC_POINTS
 #: Most (points x replicas x T³ x tangents) multiply-adds of one expectation call.
-MAX_WORK = 4e10
+MAX_WORK = limits.MAX_SOFTMAX_WORK
 _CHUNK_FLOATS = 2_000_000
 #: Most floats of one per-point product buffer of the attention moments (128 MB).
 _PRODUCT_FLOATS = 16_000_000

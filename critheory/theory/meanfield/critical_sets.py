@@ -173,8 +173,8 @@ def critical_set(arch: LayerMaps) -> CriticalSet:
     --------
     >>> import critheory as ct
     >>> s = ct.critical_set(ct.architecture("residual", "tanh", mu=1.0))
-    >>> s.kind
-    'none'
+    >>> s.kind, s.empty
+    (<CriticalSetKind.NONE: 'none'>, True)
     """
     arch = check_arch(arch)
     c = arch.caps

@@ -305,7 +305,7 @@ def test_relu_pre_ln_critical_line_is_zero_bias():
     arch = architecture("pre-ln", "relu")
     pts = critical_line(arch, [0.0, 0.3])
     assert len(pts) == 1
-    assert pts[0].bias_var == 0.0 and math.isnan(pts[0].weight_var)
+    assert pts[0].bias_var == 0.0 and pts[0].weight_var is None
     # independent: K' = A = σ_b² + σ_w²/2 and χ_J(K) = B/K, B = σ_w²/2 (E_1[φ²] = E_1[φ'²] = 1/2)
     for sw in (0.5, 1.0, 2.0, 7.0):
         for sb in (0.0, 0.1, 0.3):

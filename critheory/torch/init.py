@@ -122,7 +122,7 @@ def _choose(model: nn.Module | None, activation, point, bias_var, q0, notes: lis
             warnings.warn(msg, CriticalityWarning, stacklevel=3)
         return ip.weight_var, ip.bias_var, ip
     if bias_var is not None:
-        pts = [p for p in critical_line(arch, [float(bias_var)]) if np.isfinite(p.weight_var)]
+        pts = [p for p in critical_line(arch, [float(bias_var)]) if p.weight_var is not None]
         if not pts:
             raise InvalidArgumentError(f"the critical line of {act.name} ({arch.describe()}) has "
                                        f"no point at bias_var = {bias_var:g}")

@@ -55,8 +55,9 @@ _LINE_GRID = np.concatenate([np.logspace(-6, -2, 25), np.logspace(-2, 2, 81)[1:]
 class LinePoint:
     """One point of the critical line: (σ_b², σ_w²) with its fixed point and χ_∥.
 
-    ``fixed_point`` is NaN where no fixed point exists (e.g. ReLU with σ_b² > 0: χ_J = 1 at
-    every depth while K grows linearly); ``weight_var`` is NaN where every σ_w² is critical.
+    ``fixed_point`` is None where no fixed point exists (e.g. ReLU with σ_b² > 0: χ_J = 1 at
+    every depth while K grows linearly); ``weight_var`` is None where every σ_w² is critical;
+    ``chi_parallel`` is None where it cannot be computed (absent numbers are None, never NaN).
 
     Examples
     --------
@@ -67,11 +68,17 @@ class LinePoint:
     """
 
     bias_var: float
-    weight_var: float
-    fixed_point: float
-    chi_parallel: float
+    weight_var: float | None
+    fixed_point: float | None
+    chi_parallel: float | None
     branch: int = 0
     note: str = ""
+
+    def __post_init__(self):
+        for name in ("weight_var", "fixed_point", "chi_parallel"):
+            v = getattr(self, name)
+            if v is not None and v != v:       # NaN: absent
+                object.__setattr__(self, name, None)
 
     def to_dict(self) -> dict:
         return {"bias_var": self.bias_var, "weight_var": finite_or_none(self.weight_var),
@@ -286,10 +293,10 @@ def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
         swc = (1.0 - mu2) * 2.0 / (ap * ap + am * am)
         for v in y:
             if v == 0:
-                out.append(LinePoint(float(v), swc, np.nan, 1.0, 0,
+                out.append(LinePoint(float(v), swc, None, 1.0, 0,
                                      "every K is a fixed point (marginal)"))
             else:
-                out.append(LinePoint(float(v), swc, np.nan, 1.0, 0,
+                out.append(LinePoint(float(v), swc, None, 1.0, 0,
                                      "chi_J = 1 at every depth; K grows linearly (no fixed point)"))
         return out
     if caps.normalized_input and not caps.single_dense:
@@ -301,7 +308,7 @@ def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
         for v in y:
             if abs(slope) <= 1e-13:
                 if v == 0:
-                    out.append(LinePoint(0.0, np.nan, np.nan, mu2, 0,
+                    out.append(LinePoint(0.0, None, None, mu2, 0,
                                          "every weight variance is critical at bias variance 0"))
             elif slope > 0 and v > 0:
                 sw, sb, ks = arch.critical_curve(np.array([v / slope]))

@@ -8,9 +8,9 @@ numpy, sympy and scipy. The modules behind the names are internals and may move.
 * activations and expectations: :class:`Activation`, :func:`expect`, :func:`expect2`,
   :func:`moments`;
 * networks and blocks: :class:`Network`, :class:`Dense`, :class:`Phi`, :class:`LayerNorm`,
-  :class:`Residual`, :class:`Attention`, :class:`MLP`, :func:`network`, :func:`transformer`,
-  :func:`network_names`, :func:`transformer_names`, and :func:`architecture` (a network's
-  mean-field maps, the argument of the mean-field functions);
+  :class:`RMSNorm`, :class:`Residual`, :class:`Attention`, :class:`MLP`, :func:`network`,
+  :func:`transformer`, :func:`network_names`, :func:`transformer_names`, and
+  :func:`architecture` (a network's mean-field maps, the argument of the mean-field functions);
 * mean field: :func:`analyze`, :func:`analyze_point`, :func:`fixed_points`,
   :func:`critical_points`, :func:`critical_line`, :func:`universality`, :func:`critical_set`,
   :func:`phase_grid`, :func:`correlation_fixed_point`, :func:`critical_point_for_inputs`,
@@ -55,6 +55,7 @@ _PUBLIC = {
     "Dense": ("critheory.blocks.blocks", "Dense"),
     "Phi": ("critheory.blocks.blocks", "Phi"),
     "LayerNorm": ("critheory.blocks.blocks", "LayerNorm"),
+    "RMSNorm": ("critheory.blocks.blocks", "RMSNorm"),
     "Residual": ("critheory.blocks.blocks", "Residual"),
     "Attention": ("critheory.blocks.transformer", "Attention"),
     "MLP": ("critheory.blocks.transformer", "MLP"),

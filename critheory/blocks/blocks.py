@@ -16,12 +16,14 @@ block               forward map on a vector ``x`` of width N
                     (output width / N, default 1)
 ``Phi()``           ``φ(x)`` elementwise, with the network's activation φ
 ``LayerNorm()``     ``(x - mean(x))/std(x)`` over the N neurons, no affine parameters
+``RMSNorm()``       ``x/sqrt(mean(x²))`` over the N neurons (no mean subtraction, no affine
+                    parameters)
 ``Residual(b, μ)``  ``μ x + b(x)`` for a branch ``b`` (a tuple of blocks)
 ==================  ==========================================================================
 
 How the theory reads each block (the mean-field rule of a state) lives in
 :mod:`critheory.theory.meanfield.rules`; how the simulator runs it, in
-:mod:`critheory.simulation.architectures`. Neither is imported here: this module is the one
+:mod:`critheory.simulation.interpreter`. Neither is imported here: this module is the one
 description both read.
 
 Examples
@@ -37,10 +39,12 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar, Iterator
 
+from critheory.common.checks import check_nonnegative
 from critheory.errors import InvalidArgumentError
 
-__all__ = ["Block", "Dense", "Phi", "LayerNorm", "Residual", "mlp_block", "walk", "check_mu",
-           "check_variance_option", "check_width_ratio", "MAX_BLOCK_VARIANCE", "MAX_WIDTH_RATIO"]
+__all__ = ["Block", "Dense", "Phi", "LayerNorm", "RMSNorm", "Residual", "mlp_block", "walk",
+           "check_mu", "check_variance_option", "check_width_ratio", "MAX_BLOCK_VARIANCE",
+           "MAX_WIDTH_RATIO"]
 
 
 @dataclass(frozen=True)
@@ -49,9 +53,10 @@ class Block:
 
     Class-level facts that the network, the solvers and the budgets read instead of looking at
     types: ``weighted`` (the block draws weights: a network needs at least one), ``matrices``
-    (how many weight matrices it draws: the cost of a reverse pass), ``normalizes`` (it divides
-    by an empirical norm of the representation) and ``mixes_tokens`` (it couples the T tokens
-    of a representation: attention).
+    (how many weight matrices it draws: the cost of a reverse pass), ``normalizes`` (the block
+    divides each representation by its own scale: LayerNorm, RMSNorm; its output's second
+    moment is 1 at infinite width whatever the input's) and ``mixes_tokens`` (it couples the T
+    tokens of a representation: attention).
     """
 
     kind: ClassVar[str] = ""
@@ -59,6 +64,7 @@ class Block:
     matrices: ClassVar[int] = 0
     normalizes: ClassVar[bool] = False
     mixes_tokens: ClassVar[bool] = False
+    normalizes: ClassVar[bool] = False
 
 
 #: The largest variance a block may carry (σ² enters every map multiplied by a kernel).
@@ -169,6 +175,43 @@ class LayerNorm(Block):
     kind: ClassVar[str] = "layernorm"
     normalizes: ClassVar[bool] = True
     eps: float = 0.0
+
+
+@dataclass(frozen=True)
+class RMSNorm(Block):
+    """``x -> x / sqrt(mean(x²) + eps)`` over the neurons: no mean subtraction, no affine
+    parameters.
+
+    At infinite width it divides a representation by its second moment ``K``: the output has
+    ``K' = 1``, two inputs have ``K12' = K12/√(K11 K22)``, and a tangent's ``‖t‖²/N`` is divided
+    by ``K`` (the Jacobian ``(I − yyᵀ/N)/rms`` removes one direction). On a dense block's output
+    (a centred Gaussian) it is LayerNorm at infinite width; on ``φ(h)`` it keeps the mean
+    ``E[φ]/√E[φ²]`` that LayerNorm would subtract. The theory treats the infinite-width limit,
+    where ``eps`` only matters for ``K = 0``; the simulator uses it as given (default 0).
+
+    Parameters
+    ----------
+    eps : float
+        Added to the mean square under the square root (simulator only; default 0).
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> net = ct.Network("rms-mlp", ct.Activation.get("relu"),
+    ...                  (ct.RMSNorm(), ct.Phi(), ct.Dense()))
+    >>> d = ct.depth_curves(ct.architecture(net), 2.0, 0.0, depth=3, q0=4.0)
+    >>> d.kernel.tolist()          # K¹ = σ_w² q0, then K' = σ_w² E_1[relu²] = 1 at every depth
+    [8.0, 1.0, 1.0]
+    >>> net.capabilities.normalized_input     # on a Gaussian input it is LayerNorm
+    True
+    """
+
+    kind: ClassVar[str] = "rmsnorm"
+    normalizes: ClassVar[bool] = True
+    eps: float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "eps", check_nonnegative("eps", self.eps))
 
 
 def check_mu(mu) -> float:

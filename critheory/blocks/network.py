@@ -8,18 +8,18 @@ preactivations of the layer before.
 Capabilities (:class:`Capabilities`), all read off the blocks:
 
 ``residual_strength``  μ of a skip connection around the unit's branch (None without one)
-``has_layernorm``      some block normalizes
-``normalized_input``   the branch starts with LayerNorm: everything in it sees a unit-variance
+``has_layernorm``      some block normalizes (LayerNorm, RMSNorm: ``Block.normalizes``)
+``normalized_input``   the branch starts with a normalization: everything in it sees a unit-variance
                        input, so ``K' = μ²K + A(σ)`` and ``χ_J = μ² + B(σ)/K``
-``affine_kernel_map``  ``K' = μ²K + c``: a normalized input, or a LayerNorm right before the
+``affine_kernel_map``  ``K' = μ²K + c``: a normalized input, or a normalization right before the
                        last dense block (the output kernel does not depend on K)
 ``single_dense``       one dense block, last in the branch: at fixed K the maps are linear in
                        (σ_w², σ_b²), so the critical set has an explicit parametrization
-``scale_invariant``    homogeneous φ (``a₊x`` for x > 0, ``a₋x`` below) with no LayerNorm and a
+``scale_invariant``    homogeneous φ (``a₊x`` for x > 0, ``a₋x`` below) with no normalization and a
                        single dense block: χ's independent of K
 ``unbounded_growth``   μ >= 1: the kernel grows without bound, no fixed point
 ``everywhere_critical``  every block of the unit a skip connection of strength 1 around a
-                       branch that starts with LayerNorm: χ_J → 1 at every (σ_w², σ_b²)
+                       branch that starts with a normalization: χ_J → 1 at every (σ_w², σ_b²)
 ``mixes_tokens``       some block couples the tokens (attention)
 ``own_variances``      some dense block carries its own σ_w² or σ_b² (a model read from PyTorch)
 ``plain_mlp``          the unit is ``W φ(h) + b`` with the network's variances (the MLP for which
@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from critheory.activation import Activation
-from critheory.blocks.blocks import Block, Dense, LayerNorm, Phi, Residual, walk
+from critheory.blocks.blocks import Block, Dense, Phi, Residual, walk
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["Network", "Capabilities", "MAX_TOKENS", "check_tokens"]
@@ -190,15 +190,16 @@ class Network:
 
     @property
     def pre_ln(self) -> bool:
-        """Whether the unit is skip connections only, each branch starting with LayerNorm."""
+        """Whether the unit is skip connections only, each branch starting with a normalization
+        (LayerNorm or RMSNorm)."""
         u = self.unit
         return all(isinstance(b, Residual) for b in u) and all(
-            isinstance(b.branch[0], LayerNorm) for b in u)
+            b.branch[0].normalizes for b in u)
 
     @property
     def everywhere_critical(self) -> bool:
-        """Skip connections of strength 1 around branches that start with LayerNorm: χ → 1 at
-        every (σ_w², σ_b²)."""
+        """Skip connections of strength 1 around branches that start with a normalization: χ → 1
+        at every (σ_w², σ_b²)."""
         return self.capabilities.everywhere_critical
 
     @cached_property
@@ -207,13 +208,13 @@ class Network:
         br = self.branch
         mu = self.mu
         simple = self.simple
-        ln = any(isinstance(b, LayerNorm) for b in walk(u))
-        normalized = simple and isinstance(br[0], LayerNorm)
+        ln = any(b.normalizes for b in walk(u))
+        normalized = simple and br[0].normalizes
         dense = [i for i, b in enumerate(br) if isinstance(b, Dense)]
         single = (simple and len(dense) == 1 and dense[0] == len(br) - 1
                   and not any(b.weighted and not isinstance(b, Dense) for b in br))
         out_norm = (simple and len(br) >= 2 and isinstance(br[-1], Dense)
-                    and isinstance(br[-2], LayerNorm))
+                    and br[-2].normalizes)
         hs = self.activation.homogeneous_slopes
         homogeneous = hs is not None and hs[0] ** 2 + hs[1] ** 2 > 0
         has_phi = any(isinstance(b, Phi) for b in br)

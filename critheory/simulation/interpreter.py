@@ -24,6 +24,7 @@ dense          ``W x + b`` (one bias per         ``W t``; ``W ~ N(0, σ_w²/N_in
                                                 σ² where it has them, output ``width·N``
 phi            ``φ(x)``                         ``φ'(x) ⊙ t`` (at the token of each column)
 layernorm      ``(x − mean)/s`` over N          ``(t − mean(t) − y mean(y t))/s``
+rmsnorm        ``x/r``, ``r = √(mean(x²) + ε)``   ``(t − y mean(y t))/r``
 residual       ``μ x + branch(x)``              ``μ t + branch'(x) t``
 mlp            dense(width M) → phi → dense     (its blocks')
 attention      ``W_U concat_h(v_h Aᵀ)``,        ``W_U concat_h(v_h δAᵀ + δv_h Aᵀ)``,
@@ -47,7 +48,7 @@ import numpy as np
 
 from critheory.blocks.blocks import Dense, Phi, walk
 from critheory.errors import InvalidArgumentError
-from .layernorm import layer_norm, layer_norm_jvp
+from .layernorm import layer_norm, layer_norm_jvp, rms_norm, rms_norm_jvp
 
 __all__ = ["Context", "run", "dense", "STEPS", "COTANGENTS", "back", "out_width",
            "check_blocks", "check_cotangents"]
@@ -57,7 +58,7 @@ __all__ = ["Context", "run", "dense", "STEPS", "COTANGENTS", "back", "out_width"
 class Context:
     """Everything a step needs besides the sampler: the unit's blocks, φ, φ', the network's
     σ_w², σ_b², its width N (the unit for a dense block's ``width``), the token count T and an
-    epsilon added to every LayerNorm block's own."""
+    epsilon added to every normalization block's own (LayerNorm, RMSNorm)."""
 
     unit: tuple
     phi: Callable
@@ -139,17 +140,26 @@ def _phi(block, sampler, ctx: Context, x, t, tape):
     return a, (t.reshape(t.shape[0], t.shape[1], -1, T) * d[:, :, None, :]).reshape(t.shape)
 
 
-def _layernorm(block, sampler, ctx: Context, x, t, tape):
-    y, s = layer_norm(x, block.eps + ctx.ln_eps)
-    if tape is not None:
-        tape.append(("layernorm", y[..., 0], s[..., 0]))
-    if t is None:
-        return y, None
-    T = ctx.tokens
-    if T == 1:
-        return y, layer_norm_jvp(y[..., :1], s[..., :1], t)
-    u = layer_norm_jvp(y[:, None, :, :T], s[:, None, :, :T], _per_token(t, T))
-    return y, _columns(u)
+def _normalization(forward, jvp):
+    """The step of a normalization block from its forward map and its Jacobian-vector product
+    (per column; tangents per token)."""
+
+    def step(block, sampler, ctx: Context, x, t, tape):
+        y, s = forward(x, block.eps + ctx.ln_eps)
+        if tape is not None:
+            tape.append((block.kind, y[..., 0], s[..., 0]))
+        if t is None:
+            return y, None
+        T = ctx.tokens
+        if T == 1:
+            return y, jvp(y[..., :1], s[..., :1], t)
+        return y, _columns(jvp(y[:, None, :, :T], s[:, None, :, :T], _per_token(t, T)))
+
+    return step
+
+
+_layernorm = _normalization(layer_norm, layer_norm_jvp)
+_rmsnorm = _normalization(rms_norm, rms_norm_jvp)
 
 
 def _residual(block, sampler, ctx: Context, x, t, tape):
@@ -215,8 +225,8 @@ def _dense_step(block, sampler, ctx, x, t, tape):
 
 #: The forward and tangent step of each block kind: ``(block, sampler, ctx, x, t, tape) ->
 #: (x', t')`` (``t`` None: no tangents; ``tape`` None: no record for a reverse pass).
-STEPS = {"dense": _dense_step, "phi": _phi, "layernorm": _layernorm, "residual": _residual,
-         "mlp": _mlp, "attention": _attention}
+STEPS = {"dense": _dense_step, "phi": _phi, "layernorm": _layernorm, "rmsnorm": _rmsnorm,
+         "residual": _residual, "mlp": _mlp, "attention": _attention}
 
 
 def check_blocks(blocks, what: str = "the simulator") -> None:
@@ -254,6 +264,12 @@ def _back_layernorm(op, g, rate):
             - y3 * (g * y3).mean(axis=2, keepdims=True)) / s[:, None, :], 0.0
 
 
+def _back_rmsnorm(op, g, rate):
+    _, y, r = op            # (I − yyᵀ/N)/r is symmetric: the cotangent step is the tangent's
+    y3 = y[:, None, :]
+    return (g - y3 * (g * y3).mean(axis=2, keepdims=True)) / r[:, None, :], 0.0
+
+
 def _back_residual(op, g, rate):
     _, mu, sub = op
     gb, tb = back(sub, g, rate)
@@ -264,7 +280,7 @@ def _back_residual(op, g, rate):
 #: with ``g`` the cotangents ``(B, k, N)`` of the block's output (a dense block adds
 #: ``rate(|x|²/N_in) |g|²``, its share of the NTK diagonal).
 COTANGENTS = {"dense": _back_dense, "phi": _back_phi, "layernorm": _back_layernorm,
-              "residual": _back_residual}
+              "rmsnorm": _back_rmsnorm, "residual": _back_residual}
 
 
 #: Block kinds whose forward step is a composition of recorded kinds (no cotangent of their own).

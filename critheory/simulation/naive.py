@@ -1,9 +1,9 @@
 """Naive reference: the APJN from explicit per-layer Jacobian matrices.
 
 Rebuilds network ``i`` of :func:`~critheory.simulation.engine.simulate` with the *dense* method
-(same seed streams, same order of draws, so the very same weights), forms every layer's
-``N × N`` Jacobian explicitly (``W diag(φ')``, the LayerNorm matrix
-``(I - 11ᵀ/N - yyᵀ/N)/s``, ``μ I + ...``) and multiplies them: ``O(N³)`` per layer. It is the
+(same seed streams, same order of draws, so the very same weights), forms every layer's ``N × N``
+Jacobian explicitly (``W diag(φ')``, the LayerNorm matrix ``(I - 11ᵀ/N - yyᵀ/N)/s``, the RMSNorm
+matrix ``(I - yyᵀ/N)/r``, ``μ I + ...``) and multiplies them: ``O(N³)`` per layer. It is the
 independent check of the forward-mode tangents, and the "naive" baseline of the benchmark.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from critheory.common.checks import (check_bias_var, check_int, check_layers, ch
 from critheory.errors import InvalidArgumentError, InvalidVarianceError
 from .architectures import out_width, resolve_network
 from .engine import make_inputs
-from .layernorm import layer_norm, layer_norm_jacobian
+from .layernorm import layer_norm, layer_norm_jacobian, rms_norm, rms_norm_jacobian
 from .sampling import draw_bias, draw_weight, seed_streams
 
 __all__ = ["explicit_jacobian_chain", "ChainResult"]
@@ -101,6 +101,10 @@ def explicit_jacobian_chain(activation: str | Activation, weight_var: float, bia
                 eps = blk.eps + ln_eps
                 m = layer_norm_jacobian(v, eps) @ m
                 v = layer_norm(v[:, None], eps)[0][:, 0]
+            elif blk.kind == "rmsnorm":
+                eps = blk.eps + ln_eps
+                m = rms_norm_jacobian(v, eps) @ m
+                v = rms_norm(v[:, None], eps)[0][:, 0]
             elif blk.kind == "residual":
                 v2, m2 = run(blk.branch, v)
                 v, m = v2 + blk.mu * v, m2 + blk.mu * m

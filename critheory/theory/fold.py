@@ -71,16 +71,24 @@ class Ctx:
 @dataclass(frozen=True)
 class Grammar:
     """What a block kind needs of its input representation, what it makes, and whether its
-    rule reads the input kernel (a dense block's tangents do not)."""
+    rule reads the input kernel (a dense block's tangents do not); ``refusal`` and ``wants``
+    word the one-line refusal of an input it does not accept."""
 
     needs: frozenset
     makes: Callable[[Rep], Rep]
     reads_kernel: bool = True
     refusal: str = ""
+    wants: str = "a Gaussian-like input"
 
 
 def _normalize(rep: Rep) -> Rep:
     return {Rep.GAUSSIAN: Rep.NORMALIZED, Rep.PHI: Rep.NORMALIZED_PHI}.get(rep, rep)
+
+
+def _rms_normalize(rep: Rep) -> Rep:
+    # RMSNorm of a centred Gaussian is its LayerNorm at infinite width; of φ(h) it keeps the
+    # mean (SCALED_PHI); of a representation with second moment 1 it is the identity
+    return {Rep.GAUSSIAN: Rep.NORMALIZED, Rep.PHI: Rep.SCALED_PHI}.get(rep, rep)
 
 
 def _gaussian(rep: Rep) -> Rep:
@@ -93,7 +101,10 @@ GRAMMAR: dict[str, Grammar] = {
     "phi": Grammar(_GAUSSIAN_LIKE, lambda rep: Rep.PHI,
                    refusal="an activation block must follow a dense block or a LayerNorm of a "
                            "Gaussian vector"),
-    "layernorm": Grammar(_ANY, _normalize),
+    "layernorm": Grammar(_ANY - {Rep.SCALED_PHI}, _normalize,
+                         refusal="a LayerNorm of an RMSNorm of an activation's output has no "
+                                 "rule", wants="a centred input or φ(h) itself"),
+    "rmsnorm": Grammar(_ANY, _rms_normalize),
     "residual": Grammar(_ANY, _gaussian),
     "attention": Grammar(_ANY, _gaussian),
     "mlp": Grammar(_ANY, _gaussian),
@@ -128,7 +139,7 @@ class Theory:
                                        f"{block.kind!r} block")
         if rep not in g.needs:
             raise InvalidArgumentError(f"{g.refusal or block.kind + ' block: bad input'} (the "
-                                       f"{self.name} rule needs a Gaussian-like input)")
+                                       f"{self.name} rule needs {g.wants})")
         extra = self.needs.get(block.kind)
         if extra is not None and rep not in extra:
             raise InvalidArgumentError(self.reasons.get(block.kind, f"{block.kind!r} block: "

@@ -9,7 +9,11 @@ leaves the others ``None``.
 Representation (:class:`Rep`): what the vector is, read by the one composition grammar
 (:data:`critheory.theory.fold.GRAMMAR`): ``GAUSSIAN`` (a dense block's output: a centred
 Gaussian at infinite width), ``PHI`` (``φ(h)`` of such an ``h``, ``q`` its variance),
-``NORMALIZED`` (a LayerNorm of a Gaussian vector), ``NORMALIZED_PHI`` (a LayerNorm of ``φ(h)``).
+``NORMALIZED`` (a LayerNorm or an RMSNorm of a Gaussian vector: the same at infinite width;
+the finite-width ``P`` tells them apart),
+``NORMALIZED_PHI`` (a LayerNorm of ``φ(h)``: centred, unit variance), ``SCALED_PHI`` (an
+RMSNorm of ``φ(h)``: ``φ(h)/√E_q[φ²]``, unit second moment but not centred; ``q`` stays the
+variance of ``h``).
 
 Mean field (infinite width):
 
@@ -65,6 +69,7 @@ class Rep(enum.Enum):
     PHI = "phi"
     NORMALIZED = "normalized"
     NORMALIZED_PHI = "normalized-phi"
+    SCALED_PHI = "scaled-phi"
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,16 +15,21 @@ block          ``K``                                 ``J`` (tangent norm²)   ``
 dense          ``σ_b² + σ_w² K``                     ``σ_w² J``              ``σ_w² dK12``
 phi            ``E_K[φ²]``                           ``E_K[φ'²] J``          ``E_K[φ'²] dK12``
 layernorm      ``1``                                 ``J / V``               ``dK12 / V``
+rmsnorm        ``1``                                 ``J / K``               ``dK12 / K``
 residual       ``μ² K + branch(K)``                  ``μ² J + branch(J)``    ``μ² dK12 + ...``
 =============  ====================================  ======================  ==================
 
-with ``V = K`` for a Gaussian input of LayerNorm and ``V = E_q[φ²] − E_q[φ]²`` for ``φ(h)``,
-``h ~ N(0, q)``. The derivative of ``E_K[φ²]`` is ``E_K[hφφ']/K`` (Gaussian integration by
-parts), and ``∂E[φ(u₁)φ(u₂)]/∂K₁₂ = E[φ'(u₁)φ'(u₂)]`` (Price's theorem), which is ``E_K[φ'²]``
-at coincident inputs: that is how χ_⊥ comes out of the covariance map [PDLT §5; DHG §2–4].
+with ``V = K`` for a Gaussian input of LayerNorm and ``V = E_q[φ²] − E_q[φ]²`` for ``φ(h)``, ``h
+~ N(0, q)``. An RMSNorm divides by the second moment ``K`` whatever the input (no mean is
+subtracted): ``K12' = K12/√(K K22)``, ``dK = 0``, and its Jacobian ``(I − yyᵀ/N)/√K`` removes
+one direction (order 1/N in ``‖·‖²/N``); on a Gaussian input it is the LayerNorm rule (``V =
+K``), on ``φ(h)`` it keeps the mean ``E_q[φ]/√K``. The derivative of ``E_K[φ²]`` is
+``E_K[hφφ']/K`` (Gaussian integration by parts), and ``∂E[φ(u₁)φ(u₂)]/∂K₁₂ = E[φ'(u₁)φ'(u₂)]``
+(Price's theorem), which is ``E_K[φ'²]`` at coincident inputs: that is how χ_⊥ comes out of the
+covariance map [PDLT §5; DHG §2–4].
 The field ``gap = K₀J − K`` maps as ``σ_w² gap − σ_b²`` (dense), ``E_K[φ'²] gap + P(K)``
 (activation, P the Poincaré gap of :mod:`critheory.expectations.poincare`), ``μ² gap +
-branch(gap)`` (residual); a LayerNorm does not carry it (None).
+branch(gap)`` (residual); a LayerNorm or an RMSNorm does not carry it (None).
 
 Examples
 --------
@@ -226,6 +231,23 @@ def _layernorm(block, s: State, ctx: Ctx) -> State:
         J=None if s.J is None else s.J / V, rep=GRAMMAR["layernorm"].makes(s.rep))
 
 
+def _rmsnorm(block, s: State, ctx: Ctx) -> State:
+    # x/√K at infinite width for any input (Gaussian, φ(h), already normalized): the second
+    # moment, not the variance, is what it divides by
+    c = None
+    if s.K12 is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c = np.clip(s.K12 / np.sqrt(s.K * s.K22), -1.0, 1.0)
+    one = np.ones(np.shape(s.K))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return State(
+            K=one, K22=None if c is None else one.copy(), K12=c,
+            dK=None if s.dK is None else np.zeros(np.shape(s.K)),
+            dK12=None if s.dK12 is None else s.dK12 / s.K,
+            J=None if s.J is None else s.J / s.K, q=s.q, q22=s.q22,
+            rep=GRAMMAR["rmsnorm"].makes(s.rep))
+
+
 def _residual(block: Residual, s: State, ctx: Ctx) -> State:
     b = fold_branch(block, s, ctx, THEORY)
     m = block.mu ** 2
@@ -240,7 +262,7 @@ def _residual(block: Residual, s: State, ctx: Ctx) -> State:
 
 #: block kind -> mean-field rule ``(block, state, ctx) -> state``
 RULES: dict[str, Callable] = {"dense": _dense, "phi": _phi, "layernorm": _layernorm,
-                              "residual": _residual}
+                              "rmsnorm": _rmsnorm, "residual": _residual}
 #: the mean-field theory's registry (:class:`~critheory.theory.fold.Theory`)
 THEORY = Theory("mean-field", RULES)
 

@@ -15,17 +15,20 @@ block      ``Θ`` (one input)                           ``Θ_12`` (two inputs)
 dense      ``λ_b + λ_W K + σ_w² Θ``                    ``λ_b + λ_W K_12 + σ_w² Θ_12``
 phi        ``E_K[φ'²] Θ``                              ``E[φ'(u₁)φ'(u₂)] Θ_12``
 layernorm  ``Θ / V``                                   ``Θ_12 / √(V V_22)``
+rmsnorm    ``Θ / K``                                   ``Θ_12 / √(K K_22)``
 residual   ``μ² Θ + branch(Θ)``                        ``μ² Θ_12 + branch(Θ_12)``
 =========  ==========================================  ===========================================
 
 ``V`` is the variance the LayerNorm divides by (``K`` for a Gaussian input, ``E_q[φ²] − E_q[φ]²``
-for ``φ(h)``). Why (``docs/ntk.md`` §2): a dense block's output ``z_i = Σ_j W_ij x_j + b_i`` has
-gradient ``x_j`` in ``W_ij`` (rate ``λ_W/n``: ``λ_W K``), 1 in ``b_i`` (``λ_b``) and ``W_ij`` times
-the gradient of ``x_j`` (``Σ_j W_ij² Θ_x → σ_w² Θ``: the NTK of distinct neurons is of order
-``1/√n`` with random sign and drops out); ``φ(h_i)`` has gradient ``φ'(h_i)`` times that of
-``h_i``; LayerNorm's Jacobian ``(I − 11ᵀ/n − yyᵀ/n)/s`` changes the NTK only at order ``1/n``
-beyond the factor ``1/s²``; in a residual sum the cross term ``Σ_θ ∂z_i ∂b_i(z)`` involves the
-branch's ``∂b_i/∂z_i = O(1/√n)`` and vanishes. For the MLP unit (phi, dense) the rules compose
+for ``φ(h)``); an RMSNorm divides by the second moment ``K`` of any input. Why (``docs/ntk.md`` §2):
+a dense block's output ``z_i = Σ_j W_ij x_j + b_i`` has gradient ``x_j`` in ``W_ij`` (rate
+``λ_W/n``: ``λ_W K``), 1 in ``b_i`` (``λ_b``) and ``W_ij`` times the gradient of ``x_j`` (``Σ_j
+W_ij² Θ_x → σ_w² Θ``: the NTK of distinct neurons is of order ``1/√n`` with random sign and drops
+out); ``φ(h_i)`` has gradient ``φ'(h_i)`` times that of ``h_i``; LayerNorm's Jacobian ``(I − 11ᵀ/n −
+yyᵀ/n)/s`` changes the NTK only at order ``1/n`` beyond the factor ``1/s²``, and RMSNorm's ``(I −
+yyᵀ/n)/√K`` likewise beyond ``1/K``; in a residual sum the cross term ``Σ_θ ∂z_i ∂b_i(z)`` involves
+the branch's ``∂b_i/∂z_i = O(1/√n)`` and vanishes.
+For the MLP unit (phi, dense) the rules compose
 to PDLT's recursion (§8.1, with ``C_W = σ_w²``):
 ``Θ^{l+1} = λ_b + λ_W E_{K^l}[φ²] + σ_w² E_{K^l}[φ'²] Θ^l`` = ``λ_b + λ_W E[φ²] + χ_⊥ Θ^l``.
 
@@ -79,17 +82,26 @@ def _phi(block, s: State, ctx: Ctx) -> State:
     return out.with_(theta=T, theta12=T12, theta22=T22)
 
 
-def _layernorm(block, s: State, ctx: Ctx) -> State:
+def _normalized(block, s: State, ctx: Ctx, V, V22) -> State:
+    """A normalization dividing by ``V`` (input 1) and ``V22`` (input 2): Θ / V, Θ_12 / √(V V22)."""
     out = mf_rule(block)(block, s, ctx)
-    V = layernorm_variance(ctx.activation, s)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         T = s.theta / V
         T12 = T22 = None
         if s.theta12 is not None:
-            V22 = layernorm_variance(ctx.activation, s, second=True)
             T12 = s.theta12 / np.sqrt(V * V22)
             T22 = s.theta22 / V22
     return out.with_(theta=T, theta12=T12, theta22=T22)
+
+
+def _layernorm(block, s: State, ctx: Ctx) -> State:
+    act = ctx.activation
+    return _normalized(block, s, ctx, layernorm_variance(act, s),
+                       None if s.theta12 is None else layernorm_variance(act, s, second=True))
+
+
+def _rmsnorm(block, s: State, ctx: Ctx) -> State:
+    return _normalized(block, s, ctx, s.K, s.K22)
 
 
 def _residual(block, s: State, ctx: Ctx) -> State:
@@ -110,7 +122,7 @@ def _residual(block, s: State, ctx: Ctx) -> State:
 #: block kind -> NTK rule ``(block, state, ctx) -> state`` (learning rates ``ctx.lambda_b``,
 #: ``ctx.lambda_w`` for every dense block)
 RULES: dict[str, Callable] = {"dense": _dense, "phi": _phi, "layernorm": _layernorm,
-                              "residual": _residual}
+                              "rmsnorm": _rmsnorm, "residual": _residual}
 #: the NTK theory's registry
 THEORY = Theory("NTK", RULES)
 

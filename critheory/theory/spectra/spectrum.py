@@ -320,7 +320,8 @@ class SolverNeeds:
         """The first need the network does not meet (None: the solver applies)."""
         caps = net.capabilities
         if caps.has_layernorm:
-            return "LayerNorm (the free-probability theory here needs elementwise layers)"
+            return f"{_normalization(net)} (the free-probability theory here needs elementwise " \
+                "layers)"
         if net.tokens != 1 or caps.mixes_tokens:
             return "several tokens or attention"
         if not net.simple:
@@ -341,6 +342,11 @@ class SolverNeeds:
             return (f"the branch {' -> '.join(kinds)} (the {self.name} solver needs "
                     f"{' -> '.join(self.branch)})")
         return None
+
+
+def _normalization(net: Network) -> str:
+    """The class name of the network's first normalization block (LayerNorm, RMSNorm)."""
+    return next(type(b).__name__ for b in walk(net.unit) if b.normalizes)
 
 
 #: the solvers by the name of the unit they need
@@ -431,8 +437,8 @@ def jacobian_spectrum(activation: Any = "tanh", weight_var: float = 1.0,
         return _resnet(net.activation, sw, sb, L, n, q0, weights)
     caps = net.capabilities
     if caps.has_layernorm:
-        raise CritheoryError("Jacobian spectra of networks with LayerNorm are not covered "
-                             "(the free-probability theory here needs elementwise layers)")
+        raise CritheoryError(f"Jacobian spectra of networks with {_normalization(net)} are not "
+                             "covered (the free-probability theory here needs elementwise layers)")
     if caps.residual_strength is not None:
         raise CritheoryError("Jacobian spectra of residual networks are covered for "
                              "Tarnowski's unit x + phi(W x + b) with skip strength 1 (arch "

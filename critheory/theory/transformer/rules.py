@@ -13,6 +13,7 @@ uncorrelated at infinite width (the tangent is odd in η), which removes every c
 block           G'                                           Θ'
 ==============  ===========================================  =================================
 layernorm       ``D^{-1/2} G D^{-1/2}``, ``D = diag G``      ``D^{-1/2} Θ D^{-1/2}``
+rmsnorm         ``D^{-1/2} G D^{-1/2}`` (any input)          ``D^{-1/2} Θ D^{-1/2}``
 mlp             ``σ_w² E[φ(u_t)φ(u_s)] + σ_b²``              ``σ_w⁴ E[φ'(u_t)φ'(u_s)] ∘ Θ``
                 (``u ~ N(0, σ_w² G + σ_b²)``)
 attention       ``C_U C_V E[A G Aᵀ]``                        ``C_U C_V (E[A Θ Aᵀ]``
@@ -23,7 +24,10 @@ dense           ``σ_b² + σ_w² G`` (its own σ's if any)       ``σ_w² Θ``
 phi             ``E[φ(u_t)φ(u_s)]``, ``u ~ N(0, G)``         ``E[φ'(u_t)φ'(u_s)] ∘ Θ``
 ==============  ===========================================  =================================
 
-(attention: value path ``A δv`` and logit path ``δA v``, ``δA_{s·} = P_s δz_{s·}``, with
+(layernorm: a centred input, whose variance is its second moment ``G_tt``; rmsnorm divides by
+the second moment ``G_tt`` of any input, φ(h) included: ``G_ts/√(G_tt G_ss)``, its Jacobian
+``(I − y_t y_tᵀ/n)/√G_tt`` removing one direction per token, order 1/n in Θ.) (attention: value
+path ``A δv`` and logit path ``δA v``, ``δA_{s·} = P_s δz_{s·}``, with
 ``E[δz_{sr} δz_{s'r'}] = C_Q C_K (Θ_{ss'} G_{rr'} + Θ_{rr'} G_{ss'})``; derivation in
 ``docs/transformers.md``.) The two-point expectations of the MLP block are
 :func:`critheory.expectations.gaussian.expect2` (relative errors <= 1e-10, negligible next
@@ -61,11 +65,12 @@ def _layernorm(block, s: State, ctx: Ctx) -> State:
     G, Th = s.K, s.J
     d = np.einsum("rtt->rt", G)
     if np.any(d <= 0):
-        raise ConvergenceError("LayerNorm of a token with zero kernel (all weight and bias "
-                               "variances zero?): the normalization is undefined")
+        raise ConvergenceError(f"{type(block).__name__} of a "
+                               "token with zero kernel (all weight and bias variances zero?): "
+                               "the normalization is undefined")
     r = 1.0 / np.sqrt(d)
     S = r[:, :, None] * r[:, None, :]
-    return State(K=G * S, J=Th * S[:, None], rep=GRAMMAR["layernorm"].makes(s.rep))
+    return State(K=G * S, J=Th * S[:, None], rep=GRAMMAR[block.kind].makes(s.rep))
 
 
 def _pairs(act, f, g, k11, k12, k22):
@@ -210,10 +215,11 @@ def _residual(block, s: State, ctx: Ctx) -> State:
 
 
 #: block kind -> token-kernel rule ``(block, state, ctx) -> state``
-RULES = {"layernorm": _layernorm, "mlp": _mlp, "attention": _attention,
+RULES = {"layernorm": _layernorm, "rmsnorm": _layernorm, "mlp": _mlp, "attention": _attention,
          "residual": _residual, "dense": _dense, "phi": _phi}
 #: the token-kernel theory's registry; its LayerNorm rule divides by the second moment, so it
-#: needs a centred input (a LayerNorm of φ(h) would subtract E[φ]: not covered here)
+#: needs a centred input (a LayerNorm of φ(h) would subtract E[φ]: not covered here); the same
+#: rule is RMSNorm's on every input (RMSNorm divides by the second moment)
 THEORY = Theory("transformer token-kernel", RULES,
                 needs={"layernorm": frozenset({Rep.GAUSSIAN, Rep.NORMALIZED})},
                 reasons={"layernorm": "a LayerNorm of an activation's output has no token-kernel "

@@ -81,7 +81,7 @@ def test_import_rules_see_violations(tmp_path):
 #: themselves (capabilities), the torch reader (PyTorch modules -> blocks), the command line
 #: (names are resolved there, once) and the naive explicit-Jacobian reference of the simulator
 NAME_DISPATCH_ALLOWED = ("blocks/", "torch/read.py", "cli/", "simulation/naive.py")
-BLOCK_CLASSES = {"Block", "Dense", "Phi", "LayerNorm", "Residual", "Attention", "MLP"}
+BLOCK_CLASSES = {"Block", "Dense", "Phi", "LayerNorm", "RMSNorm", "Residual", "Attention", "MLP"}
 
 
 def name_dispatch(path: pathlib.Path) -> list[str]:

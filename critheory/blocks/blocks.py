@@ -64,7 +64,6 @@ class Block:
     matrices: ClassVar[int] = 0
     normalizes: ClassVar[bool] = False
     mixes_tokens: ClassVar[bool] = False
-    normalizes: ClassVar[bool] = False
 
 
 #: The largest variance a block may carry (σ² enters every map multiplied by a kernel).

@@ -545,11 +545,7 @@ def tune_critical_(model: nn.Module, inputs, *, tol: float = 0.02, probes: int =
         if reading.structured:
             layers = list(reading.layers)
             scaled = [names[-1] for names in reading.dense]
-            mu2 = []
-            for unit_items in reading._items:
-                mu = getattr(unit_items[-1], "mu", None) if isinstance(unit_items, tuple) \
-                    else None
-                mu2.append(0.0 if mu is None else mu ** 2)
+            mu2 = list(reading.skip_strengths2)
         else:
             notes.append(f"model not read ({reading.notes[0]}); tuning consecutive Linear/Conv "
                          "layers")

@@ -343,6 +343,16 @@ class ModelReading:
     def depth(self) -> int:
         return len(self.layers)
 
+    @property
+    def skip_strengths2(self) -> tuple:
+        """μ² of the skip connection of each layer of a structured reading, in the order of
+        :attr:`layers` (0.0 for the first layer and for a unit without one)."""
+        out = []
+        for unit in self._items:
+            last = unit[-1] if isinstance(unit, tuple) and unit else None
+            out.append(last.mu ** 2 if last is not None and last.kind == "residual" else 0.0)
+        return tuple(out)
+
     def hyperparameters(self) -> list[dict]:
         """Per layer ``{"weight_var", "bias_var"}`` (numbers; lists for layers with several
         dense modules)."""

@@ -608,18 +608,6 @@ class Universality:
                 "a1": s(self.a1), "b1": s(self.b1), "laws": self.laws, "note": self.note}
 
 
-def _dE(arch: LayerMaps, g: str, K: float) -> float:
-    """d/dK E_K[g] = (E_K[x² g] - K E_K[g]) / (2K²)  (differentiate the Gaussian density)."""
-    from critheory.expectations.gaussian import expect
-    from critheory.expectations.integrands import integrand
-
-    act = arch.activation
-    base = integrand(act, g).expr
-    e_x2 = float(expect(act, sp.Symbol("x", real=True) ** 2 * base, K).value)
-    e = float(expect(act, base, K).value)
-    return (e_x2 - K * e) / (2.0 * K * K)
-
-
 def universality(arch: LayerMaps) -> Universality:
     """Classify the MLP (or residual, μ < 1) critical behaviour of an activation [PDLT §5.3].
 
@@ -698,8 +686,11 @@ def _half_stable(arch, half, a1, b1) -> Universality:
     from critheory.expectations.gaussian import expect
 
     e = float(expect(arch.activation, "h_phi_dphi", K).value)
-    dchi_par = sw * (_dE(arch, "h_phi_dphi", K) / K - e / K ** 2)
-    dchi_perp = sw * _dE(arch, "dphi2", K)
+    # d/dK through the one route of the rules (critheory.expectations.derivatives)
+    from critheory.theory.meanfield.rules import dE
+
+    dchi_par = sw * (float(dE(arch.activation, K, 1, "h_phi_dphi")) / K - e / K ** 2)
+    dchi_perp = sw * float(dE(arch.activation, K, 1, "dphi2"))
     p = 2.0 * dchi_perp / dchi_par
     # K^l - K* ≈ -2/(χ_∥' l): the flow reaches K* from the side opposite to the sign of χ_∥'
     side = (None if not np.isfinite(dchi_par) or dchi_par == 0.0

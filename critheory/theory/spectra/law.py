@@ -199,8 +199,9 @@ def derivative_law(activation, q: float) -> DerivativeLaw:
     dphi = act.numpy_func(1)
     if q == 0.0:
         # h -> 0: φ'(0±) with mass 1/2 each (one atom where φ' is continuous at 0)
-        eps = 1e-300
-        vals = np.asarray(dphi(np.array([eps, -eps])), dtype=float) ** 2
+        from critheory.theory.meanfield.taylor import one_sided_derivatives
+
+        vals = np.asarray(one_sided_derivatives(act, 1)[1], dtype=float) ** 2
         d, p = vals, np.array([0.5, 0.5])
         mu1, mu2 = float(p @ d), float(p @ d ** 2)
     else:

@@ -35,6 +35,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from replay import ReplaySampler
 from scipy import stats
 
 import critheory as ct
@@ -76,22 +77,7 @@ def _as_rms(net):
 
 
 # ------------------------------------------------------------------------------ (a) one layer
-class _Replay:
-    """A sampler that draws the same weights on every run (the forward map is a fixed
-    function, for finite differences)."""
-
-    def __init__(self, seed: int):
-        self.rng = np.random.default_rng(seed)
-        self.last_weight = None
-
-    def matmul(self, x, var, n_out):
-        W = self.rng.standard_normal((x.shape[0], n_out, x.shape[-2])) * np.sqrt(
-            var / x.shape[-2])
-        self.last_weight = W
-        return W @ x
-
-    def bias(self, n, var):
-        return self.rng.standard_normal((1, n, 1)) * np.sqrt(var)
+_Replay = ReplaySampler   # tests/replay.py
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.3])

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 import pytest
+from replay import ReplaySampler
 from numpy.polynomial.hermite_e import hermegauss
 from scipy import integrate
 
@@ -467,22 +468,7 @@ def test_fit_argument_errors():
 
 
 # ---------------------------------------------------------------- the one interpreter (issue 27)
-class _Replay:
-    """A sampler that draws the same weights on every run (same seed, same shapes): the
-    interpreter's forward map is then a fixed function, for finite differences."""
-
-    def __init__(self, seed: int):
-        self.rng = np.random.default_rng(seed)
-        self.last_weight = None
-
-    def matmul(self, x, var, n_out):
-        W = self.rng.standard_normal((x.shape[0], n_out, x.shape[-2])) * np.sqrt(
-            var / x.shape[-2])
-        self.last_weight = W
-        return W @ x
-
-    def bias(self, n, var):
-        return self.rng.standard_normal((1, n, 1)) * np.sqrt(var)
+_Replay = ReplaySampler   # tests/replay.py
 
 
 def _interpreter_units():

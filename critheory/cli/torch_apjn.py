@@ -63,7 +63,7 @@ import math
 import os
 import sys
 
-from critheory.cli.args import bounded_int, progress_arguments
+from critheory.cli.args import bounded_int, positive, progress_arguments
 from critheory.common.limits import MAX_INPUT_ELEMENTS_CLI, MAX_PROBES_CLI
 from critheory.errors import CritheoryError, InvalidArgumentError
 
@@ -88,16 +88,6 @@ def _shape(text: str) -> tuple:
         raise argparse.ArgumentTypeError(f"an input of {n} entries; at most "
                                          f"{MAX_INPUT_ELEMENTS_CLI}")
     return dims
-
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return v
 
 
 def _first_line(exc: BaseException) -> str:
@@ -270,7 +260,6 @@ def _cmd_torch_apjn(args) -> int:
     except BaseException as exc:  # noqa: BLE001 - the user's model: any failure, one line
         raise InvalidArgumentError(f"the model failed: {_what(exc)}") from None
 
-    mods = dict(model.named_modules())
     if reading is not None:
         hyper = reading.hyperparameters()
     else:
@@ -405,7 +394,7 @@ def register(sub) -> None:
     p.add_argument("--tokens", type=bounded_int(1, 2 ** 31 - 1, "--tokens"), default=None,
                    metavar="VOCAB", help="integer token inputs in [0, VOCAB) (embedding models; "
                                          "needs --source)")
-    p.add_argument("--q0", type=_positive, default=1.0,
+    p.add_argument("--q0", type=positive, default=1.0,
                    help="second moment of the Gaussian inputs, |x|^2/N0 (default 1)")
     p.add_argument("--train-mode", action="store_true",
                    help="measure in the model's own (train) mode instead of eval mode")

@@ -42,12 +42,12 @@ True
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from functools import cached_property
 
 from critheory.activation import Activation
 from critheory.blocks.blocks import Block, Dense, Phi, Residual, walk
+from critheory.common.checks import check_int
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["Network", "Capabilities", "MAX_TOKENS", "check_tokens"]
@@ -85,13 +85,9 @@ from critheory.common.limits import MAX_TOKENS  # noqa: E402
 
 def check_tokens(value) -> int:
     """The token count T as an int in [1, MAX_TOKENS] (:class:`InvalidArgumentError` otherwise)."""
-    if isinstance(value, bool) or not (isinstance(value, numbers.Integral) or (
-            isinstance(value, float) and value.is_integer())):
-        raise InvalidArgumentError(f"tokens T must be a whole number >= 1, got {value!r}")
-    value = int(value)
-    if not 1 <= value <= MAX_TOKENS:
-        raise InvalidArgumentError(f"tokens T must be a whole number in [1, {MAX_TOKENS}], "
-                                   f"got {value}")
+    value = check_int("tokens T", value, 1)
+    if value > MAX_TOKENS:
+        raise InvalidArgumentError(f"tokens T must be <= {MAX_TOKENS}, got {value}")
     return value
 
 

@@ -40,12 +40,12 @@ Examples
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from critheory.blocks.blocks import Block, LayerNorm, Residual, check_width_ratio, walk
+from critheory.blocks.blocks import Block, LayerNorm, Residual, check_width_ratio
 from critheory.blocks.network import MAX_TOKENS, Network
+from critheory.common.checks import check_int
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["Attention", "MLP", "TransformerNetwork", "transformer", "transformer_names",
@@ -53,6 +53,8 @@ __all__ = ["Attention", "MLP", "TransformerNetwork", "transformer", "transformer
 
 #: The logit scalings: ``sqrt`` is ``1/√C`` (standard), ``linear`` is ``1/C`` (Tensor Programs).
 LOGIT_SCALES = ("sqrt", "linear")
+#: Most attention heads of a block (a width must be divisible by them: the simulator refuses)
+MAX_HEADS = 1 << 20
 _MAX_VARIANCE = 1e6
 
 
@@ -65,18 +67,6 @@ def _variance(name: str, value: Any) -> float:
         raise InvalidArgumentError(f"{name} must be a finite number in [0, {_MAX_VARIANCE:g}], "
                                    f"got {value!r}")
     return v
-
-
-def _positive_int(name: str, value: Any, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not (isinstance(value, numbers.Integral) or (
-            isinstance(value, float) and value.is_integer())):
-        raise InvalidArgumentError(f"{name} must be a whole number >= 1, got {value!r}")
-    value = int(value)
-    if value < 1:
-        raise InvalidArgumentError(f"{name} must be a whole number >= 1, got {value}")
-    if hi is not None and value > hi:
-        raise InvalidArgumentError(f"{name} must be <= {hi}, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -117,7 +107,10 @@ class Attention(Block):
     cu: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "heads", _positive_int("heads", self.heads, 1 << 20))
+        heads = check_int("heads", self.heads, 1)
+        if heads > MAX_HEADS:
+            raise InvalidArgumentError(f"heads must be <= {MAX_HEADS}, got {heads}")
+        object.__setattr__(self, "heads", heads)
         if not isinstance(self.causal, bool):
             raise InvalidArgumentError(f"causal must be True or False, got {self.causal!r}")
         if self.logit_scale not in LOGIT_SCALES:

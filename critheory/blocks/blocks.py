@@ -43,8 +43,8 @@ from critheory.common.checks import check_nonnegative
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["Block", "Dense", "Phi", "LayerNorm", "RMSNorm", "Residual", "mlp_block", "walk",
-           "check_mu", "check_variance_option", "check_width_ratio", "MAX_BLOCK_VARIANCE",
-           "MAX_WIDTH_RATIO"]
+           "check_mu", "check_variance_option", "check_block_variance", "check_width_ratio",
+           "MAX_BLOCK_VARIANCE", "MAX_WIDTH_RATIO"]
 
 
 @dataclass(frozen=True)
@@ -72,18 +72,22 @@ MAX_BLOCK_VARIANCE = 1e300
 MAX_WIDTH_RATIO = 64.0
 
 
-def check_variance_option(name: str, value) -> float | None:
-    """A block's own variance: None (the network's) or a finite float in [0, 1e300]."""
-    if value is None:
-        return None
+def check_block_variance(name: str, value, hi: float = MAX_BLOCK_VARIANCE) -> float:
+    """A variance a block carries, as a finite float in [0, hi] (:class:`InvalidArgumentError`
+    otherwise, a bool included)."""
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise InvalidArgumentError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(v) or not 0 <= v <= MAX_BLOCK_VARIANCE:
-        raise InvalidArgumentError(f"{name} must be a finite number in [0, "
-                                   f"{MAX_BLOCK_VARIANCE:g}], got {value!r}")
+    if isinstance(value, bool) or not math.isfinite(v) or not 0 <= v <= hi:
+        raise InvalidArgumentError(f"{name} must be a finite number in [0, {hi:g}], "
+                                   f"got {value!r}")
     return v
+
+
+def check_variance_option(name: str, value) -> float | None:
+    """A block's own variance: None (the network's) or a finite float in [0, 1e300]."""
+    return None if value is None else check_block_variance(name, value)
 
 
 def check_width_ratio(value, name: str = "width") -> float:

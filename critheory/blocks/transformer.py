@@ -39,11 +39,11 @@ Examples
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from critheory.blocks.blocks import Block, LayerNorm, Residual, check_width_ratio
+from critheory.blocks.blocks import (Block, LayerNorm, Residual, check_block_variance,
+                                     check_width_ratio)
 from critheory.blocks.network import MAX_TOKENS, Network
 from critheory.common.checks import check_int
 from critheory.errors import InvalidArgumentError
@@ -56,17 +56,6 @@ LOGIT_SCALES = ("sqrt", "linear")
 #: Most attention heads of a block (a width must be divisible by them: the simulator refuses)
 MAX_HEADS = 1 << 20
 _MAX_VARIANCE = 1e6
-
-
-def _variance(name: str, value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(v) or v < 0 or v > _MAX_VARIANCE:
-        raise InvalidArgumentError(f"{name} must be a finite number in [0, {_MAX_VARIANCE:g}], "
-                                   f"got {value!r}")
-    return v
 
 
 @dataclass(frozen=True)
@@ -117,8 +106,9 @@ class Attention(Block):
             raise InvalidArgumentError(f"logit_scale must be one of {LOGIT_SCALES}, got "
                                        f"{self.logit_scale!r}")
         for name in ("cq", "ck", "cv", "cu"):
-            object.__setattr__(self, name, _variance(name.upper().replace("C", "C_", 1),
-                                                     getattr(self, name)))
+            label = name.upper().replace("C", "C_", 1)
+            object.__setattr__(self, name, check_block_variance(label, getattr(self, name),
+                                                                _MAX_VARIANCE))
 
     @property
     def logit_variance(self) -> float:

@@ -15,7 +15,8 @@ numpy, sympy and scipy. The modules behind the names are internals and may move.
   :func:`critical_points`, :func:`critical_line`, :func:`universality`, :func:`critical_set`,
   :func:`phase_grid`, :func:`correlation_fixed_point`, :func:`critical_point_for_inputs`,
   :func:`depth_curves`, :func:`fit_power_law`;
-* finite width: :func:`finite_width_curves`, :func:`exact_scale_invariant`; NTK:
+* finite width: :func:`finite_width_curves`, :func:`exact_scale_invariant`,
+  :func:`data_statistics` (several inputs); NTK:
   :func:`ntk_curves`; recipes: :func:`recipe`; transformers:
   :func:`transformer_depth`, :func:`one_token_exponent`, :func:`attention_kernel`;
 * the shaped-network SDE: :func:`shape_relu`, :func:`shape_smooth`, :func:`solve_sde`,
@@ -88,6 +89,8 @@ _PUBLIC = {
     "finite_width_curves": ("critheory.theory.finitewidth.curves", "finite_width_curves"),
     "FiniteWidthCurves": ("critheory.theory.finitewidth.curves", "FiniteWidthCurves"),
     "exact_scale_invariant": ("critheory.theory.finitewidth.exact", "exact_scale_invariant"),
+    "data_statistics": ("critheory.theory.finitewidth.data", "data_statistics"),
+    "DataStatistics": ("critheory.theory.finitewidth.data", "DataStatistics"),
     "ntk_curves": ("critheory.theory.ntk.depth", "ntk_curves"),
     "NTKCurves": ("critheory.theory.ntk.depth", "NTKCurves"),
     "recipe": ("critheory.theory.recipes.recipe", "recipe"),

@@ -81,6 +81,21 @@ MAX_FINITE_WIDTH_WORK = _limit(
     "MAX_FINITE_WIDTH_WORK", 4e10,
     "networks x depth x width x (1 + tangent columns) of one finite-width simulation (~1 min)")
 
+# ------------------------------------------------------------------ several inputs (bayes)
+MAX_INPUTS_DATA = _limit(
+    "MAX_INPUTS_DATA", 16,
+    "the several-input finite-width theory carries an m^4 vertex and m^4/24 four-point "
+    "expectations per layer (m = 16: 65536 entries, ~3000 integrals per layer)")
+MAX_DEPTH_DATA = _limit(
+    "MAX_DEPTH_DATA", 10 ** 4,
+    "the several-input recursion evaluates its two- and four-point expectations layer by layer")
+MAX_DATA_WORK = _limit(
+    "MAX_DATA_WORK", 2e6,
+    "depth x (four-point expectations per layer) of the several-input theory: ~2e6 is tens of "
+    "minutes on one core")
+MAX_INPUT_DIM = _limit(
+    "MAX_INPUT_DIM", 10 ** 6, "the input dimension n0 of the inputs' Gram matrix")
+
 # ------------------------------------------------------------------ NTK
 MAX_DEPTH_NTK = _limit(
     "MAX_DEPTH_NTK", 10 ** 5,

@@ -12,6 +12,7 @@ Modules
 ``sampling``       seed streams; dense and (exact-in-law) projected Gaussian layers
 ``fits``           power-law / exponential fits with a bootstrap over networks
 ``naive``          explicit Jacobian-chain reference (tests, benchmark)
+``bayes``          exact output laws of finite networks and their importance-weighted posterior
 
 Examples
 --------
@@ -24,6 +25,8 @@ Examples
 True
 """
 from .architectures import ARCHITECTURES, normalize_arch
+from .bayes import (MeasuredPosterior, OutputLaws, exact_posterior, measured_kernel,
+                    measured_vertex, output_laws)
 from .engine import (DEFAULT_PROBES, EXACT_COST_BUDGET, SimulationResult, default_probes,
                      simulate)
 from .fits import FitResult, fit_exponential, fit_power_law
@@ -33,4 +36,6 @@ __all__ = [
     "simulate", "SimulationResult", "fit_power_law", "fit_exponential", "FitResult",
     "explicit_jacobian_chain", "ChainResult", "ARCHITECTURES", "normalize_arch",
     "EXACT_COST_BUDGET", "DEFAULT_PROBES", "default_probes",
+    "output_laws", "OutputLaws", "exact_posterior", "MeasuredPosterior", "measured_kernel",
+    "measured_vertex",
 ]

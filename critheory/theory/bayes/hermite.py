@@ -28,6 +28,8 @@ import itertools
 
 import numpy as np
 
+from critheory.errors import InvalidArgumentError
+
 __all__ = ["hermite", "contract2", "contract3", "contract4"]
 
 
@@ -44,7 +46,7 @@ def hermite(y: np.ndarray, P: np.ndarray, order: int) -> np.ndarray:
     y = np.asarray(y, dtype=float)
     P = np.asarray(P, dtype=float)
     if order not in range(5):
-        raise ValueError("hermite tensors are implemented for orders 0..4")
+        raise InvalidArgumentError(f"hermite tensors are implemented for orders 0..4, got {order}")
     d = y.shape[-1]
     out = np.zeros((d,) * order)
     for idx in itertools.product(range(d), repeat=order):

@@ -16,7 +16,9 @@ numpy, sympy and scipy. The modules behind the names are internals and may move.
   :func:`phase_grid`, :func:`correlation_fixed_point`, :func:`critical_point_for_inputs`,
   :func:`depth_curves`, :func:`fit_power_law`;
 * finite width: :func:`finite_width_curves`, :func:`exact_scale_invariant`,
-  :func:`data_statistics` (several inputs); NTK:
+  :func:`data_statistics` (several inputs); Bayesian inference: :func:`bayes_posterior`,
+  :class:`NearlyGaussian`, the exact posterior of finite networks :func:`output_laws`,
+  :func:`exact_posterior`; NTK:
   :func:`ntk_curves`; recipes: :func:`recipe`; transformers:
   :func:`transformer_depth`, :func:`one_token_exponent`, :func:`attention_kernel`;
 * the shaped-network SDE: :func:`shape_relu`, :func:`shape_smooth`, :func:`solve_sde`,
@@ -91,6 +93,11 @@ _PUBLIC = {
     "exact_scale_invariant": ("critheory.theory.finitewidth.exact", "exact_scale_invariant"),
     "data_statistics": ("critheory.theory.finitewidth.data", "data_statistics"),
     "DataStatistics": ("critheory.theory.finitewidth.data", "DataStatistics"),
+    "bayes_posterior": ("critheory.theory.bayes.network", "bayes_posterior"),
+    "BayesPrediction": ("critheory.theory.bayes.network", "BayesPrediction"),
+    "NearlyGaussian": ("critheory.theory.bayes.nearly_gaussian", "NearlyGaussian"),
+    "output_laws": ("critheory.simulation.bayes", "output_laws"),
+    "exact_posterior": ("critheory.simulation.bayes", "exact_posterior"),
     "ntk_curves": ("critheory.theory.ntk.depth", "ntk_curves"),
     "NTKCurves": ("critheory.theory.ntk.depth", "NTKCurves"),
     "recipe": ("critheory.theory.recipes.recipe", "recipe"),

@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     from critheory.cli.finitewidth import register as register_finite_width
 
     register_finite_width(sub)
+    from critheory.cli.bayes import register as register_bayes
+
+    register_bayes(sub)
     from critheory.cli.spectrum import register as register_spectrum
 
     register_spectrum(sub)

@@ -271,13 +271,16 @@ def _homogeneous(act, k11, k12, k22):
     return val, G, H, ve, ge, he
 
 
-def pair_derivatives(activation, K11, K12, K22, *, rtol: float = 1e-12) -> PairDerivatives:
+def pair_derivatives(activation, K11, K12, K22, *, rtol: float = 1e-12,
+                     hessian: bool = True) -> PairDerivatives:
     """``E[φ(h_a)φ(h_b)]`` and its gradient and Hessian in ``(K_aa, K_ab, K_bb)``, vectorized
     (see the module docstring for the two routes).
 
     The covariance must be positive definite for an activation with kinks (the second
     derivatives of ``E`` are singular at ``|ρ| = 1`` there: ReLU's ``∂²E/∂K_ab² =
-    1/(2π√det Σ)``); a smooth activation allows ``|ρ| = 1``.
+    1/(2π√det Σ)``); a smooth activation allows ``|ρ| = 1``, and so does a scale-invariant one
+    with ``hessian=False`` (the gradient is finite there; the Hessian is then not computed:
+    NaN).
 
     Raises
     ------
@@ -292,12 +295,15 @@ def pair_derivatives(activation, K11, K12, K22, *, rtol: float = 1e-12) -> PairD
         raise InvalidVarianceError("the variances K_aa, K_bb must be > 0")
     if act.homogeneous_slopes is not None:
         hs = act.homogeneous_slopes
-        if hs[0] != hs[1] and np.any(k12 * k12 >= k11 * k22 * (1 - 1e-12)):
+        if hessian and hs[0] != hs[1] and np.any(k12 * k12 >= k11 * k22 * (1 - 1e-12)):
             raise InvalidVarianceError(
                 f"the kernel derivatives of {act.name} (an activation with a kink) are singular "
                 "at correlation |rho| = 1 (two inputs that coincide up to scale): merge equal "
                 "inputs first")
         out = _homogeneous(act, k11, k12, k22)
+        if not hessian:
+            out = out[:2] + (np.full(out[2].shape, np.nan),) + out[3:5] + \
+                (np.full(out[2].shape, np.nan),)
     elif act.is_smooth:
         out = _smooth(act, k11, k12, k22, rtol)
     else:

@@ -9,7 +9,7 @@ import numpy as np
 
 from critheory.io.plots import figure, save, style
 
-__all__ = ["plot_finite_width", "plot_ntk", "plot_sde", "plot_token_depth"]
+__all__ = ["plot_finite_width", "plot_ntk", "plot_sde", "plot_token_depth", "plot_bayes"]
 
 
 def plot_finite_width(curves: dict, path, *, title: str = "", measured: dict | None = None,
@@ -151,3 +151,43 @@ def plot_token_depth(theory, sim, path, title: str = "") -> str:
         a2.legend(fontsize=8)
         fig.suptitle(title, fontsize=9)
     return save(fig, path)
+
+
+def plot_bayes(out: dict, path, *, title: str = "") -> str:
+    """Two panels from the JSON dict of the ``bayes`` command: the posterior mean and the
+    posterior standard deviation on each test input, Gaussian process (n = ∞) beside the
+    1/n-corrected answer and, where simulated, the exact posterior of finite networks (mean ±
+    standard error). Drawing only."""
+    test = np.asarray(out["test"])
+    x = np.arange(test.size, dtype=float)
+    with style():
+        fig, axes = figure(1, 2, figsize=(8.5, 3.4))
+        ax = axes[0]
+        ax.plot(x - 0.1, out["posterior_mean_gp"], "s", color="C0", label="GP (n = ∞)")
+        ax.plot(x + 0.1, out["posterior_mean_nlo"], "o", color="C1",
+                label=f"1/n-corrected (n = {out['width']})")
+        if "measured_posterior_mean" in out:
+            ax.errorbar(x, out["measured_posterior_mean"], yerr=out["measured_posterior_stderr"],
+                        fmt="k.", capsize=3,
+                        label="finite networks (mean ± s.e.)")
+        ax.set_ylabel("posterior mean")
+        ax = axes[1]
+        sd = {k: np.sqrt(np.clip(np.diag(np.asarray(out[k], dtype=float)), 0.0, None))
+              for k in ("posterior_cov_gp", "posterior_cov_nlo")}
+        ax.plot(x - 0.1, sd["posterior_cov_gp"], "s", color="C0", label="GP (n = ∞)")
+        ax.plot(x + 0.1, sd["posterior_cov_nlo"], "o", color="C1", label="1/n-corrected")
+        if "measured_posterior_cov" in out:
+            c = np.asarray(out["measured_posterior_cov"], dtype=float)
+            ce = np.asarray(out["measured_posterior_cov_stderr"], dtype=float)
+            s = np.sqrt(np.clip(np.diag(c), 0.0, None))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                se = np.where(s > 0, np.diag(ce) / (2 * s), np.nan)   # delta method
+            ax.errorbar(x, s, yerr=se, fmt="k.", capsize=3, label="finite networks")
+        ax.set_ylabel("posterior standard deviation")
+        for a in axes:
+            a.set_xticks(x)
+            a.set_xticklabels([f"input {t}" for t in test])
+            a.legend(frameon=False, fontsize=8)
+        fig.suptitle(title)
+        fig.tight_layout()
+        return save(fig, path)

@@ -9,6 +9,8 @@ Pure linear algebra on the multi-input statistics (K, K1, V, width); no network 
 ``hermite``          multivariate Hermite tensors with respect to a covariance
 ``posterior``        the GP and NLO posterior on test inputs, the representation shift, the
                      checks of a training set
+``network``          a network's prior on its inputs conditioned on training targets
+                     (:func:`bayes_posterior`)
 """
 from critheory.theory.bayes.nearly_gaussian import Moments, NearlyGaussian
 from critheory.theory.bayes.posterior import (GRAM_RTOL, Posterior, RepresentationShift,

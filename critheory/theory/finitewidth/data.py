@@ -8,7 +8,11 @@ kernel is ``K¹_αβ = σ_b² + σ_w² x_α·x_β/n0`` exactly (``K^{(1),1} = V�
 of layer l on the inputs has, to order 1/n, mean zero, covariance ``K^l + K^{(1),l}/n`` and
 connected four-point function ``(V_(α1α2)(α3α4) + V_(α1α3)(α2α4) + V_(α1α4)(α2α3))/n``.
 
-Equal inputs give equal rows exactly: the recursion runs on the distinct inputs only.
+Equal inputs give equal rows exactly: the recursion runs on the distinct inputs only. A
+positively homogeneous network (a scale-invariant activation, no biases anywhere) maps ``c x``
+to ``c z(x)`` for c > 0, so inputs that are positive multiples of each other are one input
+scaled (K, K1 scale by ``c_α c_β``, V by ``c_α c_β c_γ c_δ``): they are merged too (their
+kernel derivatives are singular at correlation 1 for a kinked φ).
 
 Examples
 --------
@@ -113,12 +117,38 @@ def check_inputs(inputs) -> np.ndarray:
     return x
 
 
-def _unique_rows(x: np.ndarray):
-    _, first, inverse = np.unique(x, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first)              # keep the inputs' order among the distinct ones
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return x[np.sort(first)], rank[np.ravel(inverse)]
+def _reduce_inputs(x: np.ndarray, homogeneous: bool):
+    """Representative inputs, the index of each input's representative and its scale: equal
+    rows always, positive multiples of a row for a positively homogeneous network."""
+    if homogeneous:
+        r = np.linalg.norm(x, axis=1)
+        u = x / np.where(r > 0, r, 1.0)[:, None]
+    else:
+        r, u = np.ones(x.shape[0]), x
+    reps: list[int] = []
+    where = np.empty(x.shape[0], dtype=int)
+    for i in range(x.shape[0]):
+        for k, j in enumerate(reps):
+            same = (np.array_equal(u[i], u[j]) if not homogeneous
+                    else np.max(np.abs(u[i] - u[j])) <= 1e-13 and r[i] > 0 and r[j] > 0)
+            if same:
+                where[i] = k
+                break
+        else:
+            where[i] = len(reps)
+            reps.append(i)
+    reps_arr = np.array(reps)
+    scale = r / r[reps_arr][where] if homogeneous else np.ones(x.shape[0])
+    return x[reps_arr], where, scale
+
+
+def _homogeneous(net, sw: float, sb: float) -> bool:
+    """A positively homogeneous network: scale-invariant φ, every bias variance 0."""
+    from critheory.blocks.blocks import walk
+
+    if net.activation.homogeneous_slopes is None or sb != 0:
+        return False
+    return all(b.variances(sw, sb)[1] == 0 for b in walk(net.unit) if b.kind == "dense")
 
 
 def data_statistics(arch, weight_var: float, bias_var: float, inputs, depth: int, *,
@@ -163,7 +193,7 @@ def data_statistics(arch, weight_var: float, bias_var: float, inputs, depth: int
     if not 1 <= L <= MAX_DEPTH_DATA:
         raise InvalidArgumentError(f"depth must be between 1 and {MAX_DEPTH_DATA}, got {L}")
     x = check_inputs(inputs)
-    xu, where = _unique_rows(x)
+    xu, where, c = _reduce_inputs(x, _homogeneous(net, sw, sb))
     m = xu.shape[0]
     quads = m * (m + 1) * (m + 2) * (m + 3) / 24
     if L * quads > MAX_DATA_WORK:
@@ -191,9 +221,11 @@ def data_statistics(arch, weight_var: float, bias_var: float, inputs, depth: int
         Vs.append(s.V)
         bar.update()
     ix = np.ix_(where, where)
-    Kf = np.stack([k[ix] for k in Ks])
-    K1f = np.stack([k[ix] for k in K1s])
+    c2 = np.outer(c, c)
+    Kf = np.stack([k[ix] * c2 for k in Ks])
+    K1f = np.stack([k[ix] * c2 for k in K1s])
     i4 = np.ix_(where, where, where, where)
-    Vf = np.stack([v[i4] for v in Vs])
+    c4 = np.einsum("ab,cd->abcd", c2, c2)
+    Vf = np.stack([v[i4] * c4 for v in Vs])
     return DataStatistics(net.activation.name, architecture(arch).describe(), sw, sb, x,
                           np.arange(1, L + 1), Kf, K1f, Vf)

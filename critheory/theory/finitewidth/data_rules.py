@@ -103,7 +103,7 @@ def _full(vals: np.ndarray, a, b, m: int) -> np.ndarray:
     return out
 
 
-def _derivatives(act, K: np.ndarray):
+def _derivatives(act, K: np.ndarray, hessian: bool = True):
     """Per unordered pair (a <= b): E, gradient (3) and Hessian (3, 3) in (K_aa, K_ab, K_bb)."""
     m = K.shape[0]
     a, b, ent = _pairs(m)
@@ -118,7 +118,8 @@ def _derivatives(act, K: np.ndarray):
     hess[diag, 0, 0] = dE(act, kd, 2)
     off = ~diag
     if off.any():
-        d = pair_derivatives(act, K[a[off], a[off]], K[a[off], b[off]], K[b[off], b[off]])
+        d = pair_derivatives(act, K[a[off], a[off]], K[a[off], b[off]], K[b[off], b[off]],
+                             hessian=hessian)
         val[off], grad[off], hess[off] = d.value, d.grad, d.hess
     return a, b, ent, val, grad, hess
 
@@ -129,13 +130,16 @@ def _phi(block, s: State, ctx: Ctx) -> State:
     act = ctx.activation
     K = s.K
     m = K.shape[-1]
-    a, b, ent, val, grad, hess = _derivatives(act, K)
+    # the Hessian multiplies V: not needed (and singular at |ρ| = 1 for a kink) where V = 0
+    fluctuates = bool(np.any(s.V != 0))
+    a, b, ent, val, grad, hess = _derivatives(act, K, hessian=fluctuates)
     # C[P, Q, i, j] = n Cov(K_{ent[P, i]}, K_{ent[Q, j]}) = V at those entries
     C = s.V[ent[:, None, :, None, 0], ent[:, None, :, None, 1],
             ent[None, :, None, :, 0], ent[None, :, None, :, 1]]
     Cd = C[np.arange(a.size), np.arange(a.size)]
-    k1 = np.einsum("pi,pi->p", grad, s.K1[ent[..., 0], ent[..., 1]]) \
-        + 0.5 * np.einsum("pij,pij->p", hess, Cd)
+    k1 = np.einsum("pi,pi->p", grad, s.K1[ent[..., 0], ent[..., 1]])
+    if fluctuates:
+        k1 = k1 + 0.5 * np.einsum("pij,pij->p", hess, Cd)
     vpq = np.einsum("pi,pqij,qj->pq", grad, C, grad)
     Kn = _full(val, a, b, m)
     four, _ = four_point(act, K)

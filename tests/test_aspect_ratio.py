@@ -6,9 +6,10 @@ The premise is checked by routes independent of the closed form:
 * the coefficients of the mutual information I(A; B) = c2 ε² + c3 ε³ + O(ε⁴) between two groups
   of outputs of a Gaussian scale mixture (the exact single-input law of a finite network's
   outputs given its last hidden layer) are extracted from (i) the closed-form exact mutual
-  information of the multivariate Student t (inverse-gamma variance, third cumulant 4ε²/(1−ε)),
-  in 50-digit arithmetic, and (ii) a two-dimensional quadrature of the log-normal mixture
-  (third cumulant (3 + ε)ε²), and compared with c2 = n_A n_B/8, c3 = −n_A n_B (20 + 3 n_L)/48;
+  information of the multivariate Student t (inverse-gamma variance, third cumulant 4ε²/(1−ε);
+  ``aspect.student_t_information``, from its differential entropies), in 50-digit
+  arithmetic, and (ii) a two-dimensional quadrature of the log-normal mixture (third cumulant
+  (3 + ε)ε²), and compared with c2 = n_A n_B/8, c3 = −n_A n_B (20 + 3 n_L)/48;
 * the truncated information built from the *measured* coefficients is scanned over r = L/n and
   its maximum is where the formula says, within the scan step;
 * the exact information does not peak (it grows with r): the optimum is a property of the
@@ -24,7 +25,6 @@ import io
 import json
 import math
 
-import mpmath as mp
 import numpy as np
 import pytest
 from scipy.special import gammaln
@@ -34,25 +34,13 @@ from critheory.errors import InvalidArgumentError
 from critheory.theory.finitewidth.aspect import (aspect_ratio_from_curves,
                                                  information_coefficients,
                                                  network_optimal_aspect_ratio,
-                                                 optimal_aspect_ratio, truncated_information)
+                                                 optimal_aspect_ratio, student_t_information,
+                                                 truncated_information)
 
 SPLITS = [(1, 1), (1, 3), (2, 2), (3, 5)]
 
 
 # ----------------------------------------------------------------------------- routes
-def student_t_information(eps: float, n_a: int, n_b: int) -> mp.mpf:
-    """Exact I(A; B) of a multivariate Student t with ν_t = 4 + 2/ε degrees of freedom (so
-    Var(Ĝ)/E[Ĝ]² = 2/(ν_t − 4) = ε), from its differential entropies
-    h_d = log Γ(ν/2) − log Γ((ν+d)/2) + (d/2) log(νπ) + ((ν+d)/2)(ψ((ν+d)/2) − ψ(ν/2))."""
-    with mp.workdps(50):
-        nu = 4 + 2 / mp.mpf(eps)
-
-        def g(d):
-            x = (nu + d) / 2
-            return mp.loggamma(x) - x * (mp.digamma(x) - mp.digamma(nu / 2))
-        return +(mp.loggamma(nu / 2) - g(n_a) - g(n_b) + g(n_a + n_b))
-
-
 def lognormal_information(eps: float, n_a: int, n_b: int, h: float = 0.05,
                           nodes: int = 60) -> float:
     """I(A; B) of the log-normal scale mixture with Var(Ĝ)/E[Ĝ]² = ε by quadrature: the groups
@@ -113,7 +101,7 @@ def test_formula_is_the_stationary_point_of_the_expansion(n_a, n_b):
 @pytest.mark.parametrize("n_a,n_b", SPLITS)
 def test_coefficients_against_the_exact_student_t_information(n_a, n_b):
     eps = np.arange(1, 9) * 1e-3
-    vals = [float(student_t_information(e, n_a, n_b)) for e in eps]
+    vals = [student_t_information(e, n_a, n_b) for e in eps]
     got, err = fitted_coefficients(vals, eps, 5)
     want = information_coefficients(n_a, n_b)
     assert want == (n_a * n_b / 8, -n_a * n_b * (20 + 3 * (n_a + n_b)) / 48)
@@ -148,7 +136,7 @@ def test_scan_of_the_information_peaks_at_the_formula(nu, n_a, n_b):
     scanned over r = L/n on a fixed grid: its maximum is within one step of r*."""
     eps = np.arange(1, 9) * 1e-3
     (c2, c3), _ = fitted_coefficients(
-        [float(student_t_information(e, n_a, n_b)) for e in eps], eps, 5)
+        [student_t_information(e, n_a, n_b) for e in eps], eps, 5)
     step = 1e-4
     r = np.arange(0.0, 1.0, step)
     info = c2 * (nu * r) ** 2 + c3 * (nu * r) ** 3
@@ -161,12 +149,12 @@ def test_exact_information_has_no_peak():
     with the depth-to-width ratio (the optimum is that of the expansion), and at r* the
     expansion is off by tens of percent."""
     eps = np.linspace(0.01, 2.0, 40)
-    exact = np.array([float(student_t_information(e, 1, 1)) for e in eps])
+    exact = np.array([student_t_information(e, 1, 1) for e in eps])
     assert np.all(np.diff(exact) > 0)
     e = optimal_aspect_ratio(1.0, 2).epsilon
     c2, c3 = information_coefficients(1, 1)
     trunc = c2 * e ** 2 + c3 * e ** 3
-    assert 0.2 < 1 - trunc / float(student_t_information(e, 1, 1)) < 0.6
+    assert 0.2 < 1 - trunc / student_t_information(e, 1, 1) < 0.6
 
 
 # ----------------------------------------------------------------------------- networks
@@ -228,6 +216,8 @@ def test_refusals_and_nulls():
     # a transformer: ν is not defined without a finite-width rule for attention
     with pytest.raises(InvalidArgumentError, match="no rule for a 'attention' block"):
         network_optimal_aspect_ratio(ct.network("transformer", "tanh", tokens=1), 1.0, 0.0, 4)
+    with pytest.raises(InvalidArgumentError, match="eps"):
+        student_t_information(0.0, 1, 1)
     with pytest.raises(InvalidArgumentError, match="n_out"):
         network_optimal_aspect_ratio(ct.architecture("mlp", "relu"), 2.0, 0.0, 4, n_out=1)
 
@@ -262,3 +252,41 @@ def test_cli_json_key_matches_the_api():
     rc, out, err = _cli(["finite-width", "relu", "--weight-var", "2", "--bias-var", "0",
                          "--depth", "8", "--outputs", "1"])
     assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_symbolic_derivation_of_the_expansion():
+    """Eq. (3) of docs/finitewidth.md derived symbolically (~1.5 min): the density ratio (2)
+    expanded in δ to sixth order, averaged with cumulants ε, κ₃ = c ε², κ₄ = d ε³ (t² = ε),
+    the logarithm expanded, the χ² moments integrated; κ₃ and κ₄ drop out."""
+    import sympy as sp
+
+    u, w, t, c, d, na, nb, dl, s = sp.symbols("u w t c d n_A n_B delta s")
+    kap = {1: 0, 2: t ** 2, 3: c * t ** 4, 4: d * t ** 6}
+    gen = sp.series(sp.exp(sum(k * s ** j / sp.factorial(j) for j, k in kap.items())), s, 0,
+                    7).removeO()
+    mom = {j: sp.expand(gen.coeff(s, j) * sp.factorial(j)) for j in range(7)}
+
+    def trunc(e):
+        e = sp.expand(e)
+        return sum(e.coeff(t, j) * t ** j for j in range(7))
+
+    def ratio(m, x):
+        ser = sp.series((1 + dl) ** (-m / 2) * sp.exp(x / 2 * (1 - 1 / (1 + dl))), dl, 0,
+                        7).removeO()
+        return trunc(sum(ser.coeff(dl, j) * mom[j] for j in range(7)))
+
+    def log(e):
+        return trunc(sp.series(sp.log(e), t, 0, 7).removeO())
+
+    joint, ra, rb = ratio(na + nb, u + w), ratio(na, u), ratio(nb, w)
+    integrand = trunc(joint * (log(joint) - log(ra) - log(rb)))
+
+    def chi2(n, k):
+        return sp.prod([n + 2 * j for j in range(k)])
+    total = sum(cf * chi2(na, i) * chi2(nb, j)
+                for (i, j), cf in sp.Poly(integrand, u, w).terms())
+    total = sp.expand(total)
+    assert sp.simplify(total.coeff(t, 4) - na * nb / 8) == 0
+    assert sp.simplify(total.coeff(t, 6) + na * nb * (20 + 3 * (na + nb)) / 48) == 0
+    assert total.coeff(t, 0) == 0 and total.coeff(t, 2) == 0

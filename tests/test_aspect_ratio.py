@@ -197,11 +197,12 @@ def test_width_gives_the_depths():
 
 
 def test_refusals_and_nulls():
-    for bad in (0, 1, True, 2.5, "2"):
+    for bad in (0, 1, True, 2.5, "2", 10 ** 400):
         with pytest.raises(InvalidArgumentError, match="n_out"):
             optimal_aspect_ratio(5.0, bad)
     with pytest.raises(InvalidArgumentError, match="one output has no pair"):
         optimal_aspect_ratio(5.0, 1)
+    assert optimal_aspect_ratio(5.0, 10 ** 6).value == pytest.approx(4 / (5 * (20 + 3e6)))
     for bad in (0.0, -1.0, float("nan"), float("inf"), "x", None):
         with pytest.raises(InvalidArgumentError, match="nu"):
             optimal_aspect_ratio(bad)
@@ -218,6 +219,10 @@ def test_refusals_and_nulls():
         network_optimal_aspect_ratio(ct.network("transformer", "tanh", tokens=1), 1.0, 0.0, 4)
     with pytest.raises(InvalidArgumentError, match="eps"):
         student_t_information(0.0, 1, 1)
+    with pytest.raises(InvalidArgumentError, match="digits"):
+        student_t_information(0.1, 1, 1, digits=10 ** 6)
+    # tiny ε: the working precision grows with the cancellation, so I/ε² -> n_A n_B/8 holds
+    assert student_t_information(1e-30, 2, 3) / 1e-60 == pytest.approx(6 / 8, rel=1e-12)
     with pytest.raises(InvalidArgumentError, match="n_out"):
         network_optimal_aspect_ratio(ct.architecture("mlp", "relu"), 2.0, 0.0, 4, n_out=1)
 
@@ -290,3 +295,14 @@ def test_symbolic_derivation_of_the_expansion():
     assert sp.simplify(total.coeff(t, 4) - na * nb / 8) == 0
     assert sp.simplify(total.coeff(t, 6) + na * nb * (20 + 3 * (na + nb)) / 48) == 0
     assert total.coeff(t, 0) == 0 and total.coeff(t, 2) == 0
+
+
+def test_cli_outputs_bound_is_the_theory_bound():
+    from critheory.theory.finitewidth.aspect import MAX_OUTPUTS
+
+    base = ["finite-width", "relu", "--weight-var", "2", "--bias-var", "0", "--depth", "3",
+            "--json", "--outputs"]
+    rc, out, _ = _cli(base + [str(MAX_OUTPUTS)])
+    assert rc == 0 and json.loads(out)["optimal_aspect_ratio"]["n_out"] == MAX_OUTPUTS
+    rc, out, err = _cli(base + [str(MAX_OUTPUTS + 1)])
+    assert rc == 2 and out == "" and "outputs must be <=" in err

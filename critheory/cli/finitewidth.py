@@ -183,6 +183,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--probes", default=None,
                    help="Hutchinson probes of the APJN (or 'exact'; default by cost)")
+    # the bound is aspect.MAX_OUTPUTS (not imported here: the parser loads no numpy)
     p.add_argument("--outputs", type=bounded_int(2, 10 ** 6, "outputs"), default=2,
                    help="number of output neurons n_L (>= 2) for the optimal aspect ratio "
                         "(default 2)")

@@ -46,6 +46,9 @@ __all__ = ["AspectRatio", "optimal_aspect_ratio", "information_coefficients",
            "network_optimal_aspect_ratio"]
 
 FORMULA = "4/((20 + 3 n_L) nu)"
+#: Largest number of outputs accepted (r* ~ 4/(3 n_L ν) is then far below any depth of one layer
+#: per width); the command line's --outputs has the same bound.
+MAX_OUTPUTS = 10 ** 6
 MEANING = ("r* = L/n at which the mutual information between two groups of output neurons "
            "(one input, at initialization), expanded to third order in the depth-to-width "
            "ratio, is largest (PDLT appendix on information): deep enough that the outputs "
@@ -100,9 +103,9 @@ class AspectRatio:
 
 
 def _n_out(n_out) -> int:
-    if isinstance(n_out, (bool, np.bool_)):
-        raise InvalidArgumentError(f"n_out must be a whole number >= 2, got {n_out!r}")
     n = check_int("n_out", n_out, 1)
+    if n > MAX_OUTPUTS:
+        raise InvalidArgumentError(f"n_out must be <= {MAX_OUTPUTS:.0e}, got {n}")
     if n < 2:
         raise InvalidArgumentError(
             "n_out must be >= 2: the argument maximizes the mutual information between two "
@@ -139,7 +142,8 @@ def student_t_information(eps: float, n_a: int, n_b: int, digits: int = 50) -> f
     with an inverse-gamma Ĝ of ν_t = 4 + 2/ε degrees of freedom, so Var(Ĝ)/E[Ĝ]² = ε (its
     third cumulant is 4ε²/(1 − ε)). From the entropies
     ``h_d = log Γ(ν_t/2) − log Γ((ν_t+d)/2) + (d/2) log(ν_t π) + ((ν_t+d)/2)(ψ((ν_t+d)/2) −
-    ψ(ν_t/2))``, ``I = h_{n_A} + h_{n_B} − h_{n_A+n_B}``, in ``digits``-digit arithmetic: an
+    ψ(ν_t/2))``, ``I = h_{n_A} + h_{n_B} − h_{n_A+n_B}``, to ``digits`` digits (16..200; the
+    working precision adds the ~3 log10(1/ε) digits the difference cancels): an
     independent check of (A), and the exact information beside its expansion (docs figure).
 
     >>> round(student_t_information(0.01, 1, 1) / 0.01 ** 2, 3)    # -> n_A n_B/8 as eps -> 0
@@ -152,7 +156,12 @@ def student_t_information(eps: float, n_a: int, n_b: int, digits: int = 50) -> f
     e = check_real("eps", eps)
     if not e > 0:
         raise InvalidArgumentError(f"eps must be > 0, got {e:g}")
-    with mp.workdps(int(digits)):
+    d = check_int("digits", digits, 16)
+    if d > 200:
+        raise InvalidArgumentError(f"digits must be <= 200, got {d}")
+    # the entropies are ~ (2/ε) log(2/ε) and I ~ ε²/8: the difference loses ~3 log10(1/ε)
+    # digits, which the working precision adds on top of the ``digits`` kept
+    with mp.workdps(d + int(3 * max(0.0, -math.log10(e))) + 5):
         nu = 4 + 2 / mp.mpf(e)
 
         def g(d):

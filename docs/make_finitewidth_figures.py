@@ -13,6 +13,8 @@ import numpy as np
 from critheory.io.plots import figure, save, style
 from critheory.simulation.finitewidth import measure_finite_width
 from critheory.theory.finitewidth import exact_scale_invariant, finite_width_curves
+from critheory.theory.finitewidth.aspect import (information_coefficients,
+                                                 optimal_aspect_ratio, student_t_information)
 from critheory.theory.meanfield.maps import architecture
 
 OUT = Path(__file__).parent / "figures"
@@ -79,10 +81,34 @@ def nu_approach():
     save(fig, OUT / "finitewidth_nu.png")
 
 
+def aspect_information():
+    """The mutual information between two groups of outputs against ε = V/(nK²) ≈ ν L/n: its
+    third-order expansion (the quantity the optimal-aspect-ratio argument maximizes) and the
+    exact information of one scale mixture (Student t)."""
+    eps = np.linspace(1e-3, 0.35, 120)
+    with style():
+        fig, ax = figure(figsize=(5.2, 3.8))
+        for (na, nb), color in (((1, 1), "C0"), ((1, 7), "C1")):
+            c2, c3 = information_coefficients(na, nb)
+            e_star = optimal_aspect_ratio(1.0, na + nb).epsilon
+            ax.plot(eps, c2 * eps ** 2 + c3 * eps ** 3, color=color,
+                    label=f"$n_L$ = {na + nb}: expansion to $\\epsilon^3$")
+            ax.plot(eps, [student_t_information(e, na, nb) for e in eps], color=color, ls="--",
+                    label=f"$n_L$ = {na + nb}: exact (Student t mixture)")
+            ax.axvline(e_star, color=color, lw=0.7, ls=":")
+        ax.set_ylim(0, None)
+        ax.set_xlabel(r"$\epsilon = V/(nK^2) \approx \nu L/n$")
+        ax.set_ylabel(r"$I(A;B)$ [nats]")
+        ax.set_title(r"optimal aspect ratio: $\epsilon^* = 4/(20 + 3 n_L)$ (dotted)")
+        ax.legend(frameon=False, fontsize=8)
+    save(fig, OUT / "finitewidth_aspect.png")
+
+
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
     with np.errstate(all="ignore"):
         kurtosis_tanh()
         relu_exact()
         nu_approach()
+        aspect_information()
     print("wrote", ", ".join(sorted(p.name for p in OUT.glob("finitewidth_*.png"))))

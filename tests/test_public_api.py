@@ -27,6 +27,7 @@ def test_all_is_listed_once_and_in_dir():
     for name in ("Activation", "Network", "Dense", "Phi", "LayerNorm", "Residual", "Attention",
                  "MLP", "network", "transformer", "network_names", "analyze", "critical_points",
                  "critical_line", "universality", "depth_curves", "finite_width_curves",
+                 "optimal_aspect_ratio", "network_optimal_aspect_ratio", "AspectRatio",
                  "ntk_curves", "recipe", "solve_sde", "jacobian_spectrum", "simulate",
                  "measure_ntk", "measure_finite_width", "compare", "CritheoryError"):
         assert name in ct.__all__, name

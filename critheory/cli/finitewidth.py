@@ -5,7 +5,7 @@ Registered on the parser of :mod:`critheory.cli.main`::
 
     critheory finite-width ACTIVATION --weight-var X --bias-var Y --depth L [--width N]
         [--arch A --mu M] [--q0 Q] [--param NAME=VALUE] [--json] [--plot FILE]
-        [--simulate --seeds S [--seed SEED] [--probes P|exact]]
+        [--simulate --seeds S [--seed SEED] [--probes P|exact]] [--outputs N_L]
 
 JSON output (absent numbers are ``null``):
 
@@ -23,6 +23,11 @@ JSON output (absent numbers are ``null``):
 ``kurtosis_exact``     (with ``--width``) exact finite-width kurtosis where known (scale-invariant
                        MLP), else null
 ``trust``              plain-words statement of when the depth/width expansion holds
+``optimal_aspect_ratio`` r* = (L/n)* = 4/((20 + 3 n_L) ν) of the information argument for
+                       ``--outputs`` n_L (default 2): ``{"value", "nu", "n_out", "epsilon",
+                       "formula", "regime", "meaning", "reason", "width", "depth_estimate",
+                       "depth_reached"}``; ``value`` null with ``reason`` where it does not apply
+                       (ν = 0 or undetermined, no fixed point in reach)
 ``simulation``         (with ``--simulate``) measured ``kurtosis_mean``, ``kurtosis_stderr``
                        (jackknife over networks, ``kurtosis_dof``), ``kurtosis_theory`` (the
                        exact kurtosis where known, else the leading order; ``kurtosis_leading``
@@ -66,6 +71,10 @@ def _cmd_finite_width(args) -> int:
     c = finite_width_curves(arch, args.weight_var, args.bias_var, args.depth, width=args.width,
                             q0=args.q0, progress=args.depth >= 20000 and not args.json)
     out = c.to_dict()
+    from critheory.theory.finitewidth.aspect import aspect_ratio_from_curves
+
+    aspect = aspect_ratio_from_curves(c, args.outputs)
+    out["optimal_aspect_ratio"] = aspect.to_dict()
     m = None
     if args.simulate:
         from critheory.simulation.finitewidth import measure_finite_width
@@ -133,6 +142,15 @@ def _cmd_finite_width(args) -> int:
             row += f" {meas:>18} {f(np.nan if z is None else z, '.2f'):>6}"
         print(row)
     print(f"trust: {c.trust}")
+    if aspect.value is None:
+        print(f"optimal aspect ratio (n_L = {aspect.n_out} outputs): - ({aspect.reason})")
+    else:
+        at = ("" if aspect.depth_estimate is None else
+              f"; at width {aspect.width}: depth ~ {aspect.depth_estimate:.4g}"
+              + ("" if aspect.depth_reached is None else
+                 f", V/(nK^2) reaches {aspect.epsilon:.4g} at depth {aspect.depth_reached}"))
+        print(f"optimal aspect ratio (n_L = {aspect.n_out} outputs): L/n ~ {aspect.value:.6g} "
+              f"= {aspect.formula}{at} [an order-of-magnitude design scale; {aspect.regime}]")
     if m is not None:
         print(f"simulation: {m.seeds} networks of width {m.width}; spread of log J^(1,L) "
               f"across networks {f(m.log_apjn_std[-1], '.4g')} "
@@ -165,4 +183,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--probes", default=None,
                    help="Hutchinson probes of the APJN (or 'exact'; default by cost)")
+    # the bound is aspect.MAX_OUTPUTS (not imported here: the parser loads no numpy)
+    p.add_argument("--outputs", type=bounded_int(2, 10 ** 6, "outputs"), default=2,
+                   help="number of output neurons n_L (>= 2) for the optimal aspect ratio "
+                        "(default 2)")
     p.set_defaults(func=_cmd_finite_width)

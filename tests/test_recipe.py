@@ -205,6 +205,36 @@ def test_output_bias_in_the_equivalence_schedule():
         0.5 * math.sqrt(1.0 / L / L), rel=1e-12)          # 1/sqrt(n_out) x sqrt(f_L/L)
 
 
+def test_input_layer_recipe_every_layer_contributes_equally():
+    """GELU for inputs of q0 = 0.5 (rule "input layer": the input group at σ_w,in²/n0): the real
+    network's NTK terms, from the recursion of the network with σ_w² everywhere and inputs of
+    q_eff = σ_w,in² q0/σ_w² (the same kernels from layer 1 on) with the input weights' term
+    W_1 = q0 (|x|²/n0 of the real inputs), are equal for every layer's biases and weights.
+    Before, the factors came from the flow of unit inputs at σ_w² (a transient that the network
+    does not follow) and W_1 = q_eff."""
+    import warnings
+
+    n, L, q0 = 128, 12, 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = recipe("gelu", width=n, depth=L, q0=q0)
+    ip = r.extras["input_point"]
+    assert ip["rule"] == "input layer"
+    sw, sb, sw_in = ip["weight_var"], ip["bias_var"], ip["input_weight_var"]
+    assert r.group("input").init_variance == pytest.approx(sw_in / n, rel=1e-12)
+    lam_b = np.r_[r.group("bias").layer_lr(), r.extras["output_bias"]["lr_factor"]]
+    lam_w = np.r_[r.group("input").layer_lr() * n, r.group("hidden").layer_lr() * n,
+                  r.group("output").layer_lr() * n]
+    co = layer_coefficients(architecture("mlp", "gelu"), sw, sb, L, q0=sw_in * q0 / sw)
+    assert co["K"][0] == pytest.approx(ip["fixed_point"], rel=1e-9)      # K1 = K*
+    W = np.array(co["W"], float)
+    W[0] = q0
+    P = np.array([np.prod(co["c"][i + 1:]) for i in range(L)])
+    bias, weight = lam_b * co["B"] * P, lam_w * W * P
+    np.testing.assert_allclose(bias, bias[0], rtol=1e-10)
+    np.testing.assert_allclose(weight, weight[0], rtol=1e-10)
+
+
 def test_k0_adamw_is_square_root_of_sgd_profile():
     # derived (docs/recipes.md): AdamW per-layer factor sqrt(f_l/L), f_l the SGD one
     L = 40

@@ -43,6 +43,7 @@ from critheory.torch.graph import as_tuple, source_graph, split_call
 from critheory.torch.measure import (LAYER_TYPES, apjn, layers_of_type, measuring,
                                      resolve_generator)
 from critheory.torch.read import read_model, select, weight_tensors
+from critheory.common.reprs import dataclass_dict, short_repr
 
 __all__ = ["init_critical_", "tune_critical_", "TuneReport", "critical_hyperparameters",
            "critical_normal_", "InitReport", "TensorAction", "CriticalityWarning"]
@@ -255,6 +256,9 @@ class TensorAction:
     note : str
     """
 
+    __repr__ = short_repr
+    to_dict = dataclass_dict
+
     name: str
     kind: str
     action: str
@@ -463,6 +467,8 @@ class TuneReport:
     probes : int
     notes : tuple of str
     """
+
+    __repr__ = short_repr
 
     layers: tuple
     scaled: tuple

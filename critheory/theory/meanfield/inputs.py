@@ -65,6 +65,7 @@ from critheory.common.jsonable import jsonable
 from critheory.errors import CritheoryError, InvalidArgumentError
 from critheory.expectations import expect
 from critheory.common import limits
+from critheory.common.reprs import dataclass_dict, short_repr
 
 __all__ = ["InputPoint", "critical_point_for_inputs", "critical_point_reach",
            "CriticalityWarning", "InputWarning", "InputWarningKind", "warnings_for",
@@ -197,6 +198,9 @@ class InputWarning:
         ``NOT_FLAT``: ``max_{l <= depth} J^{1,l}`` off from 1 by this fraction
         (``expm1(apjn_max_log)``).
     """
+
+    __repr__ = short_repr
+    to_dict = dataclass_dict
 
     kind: InputWarningKind
     q0: float

@@ -54,6 +54,7 @@ from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError
 from critheory.theory.recipes import rules
 from critheory.common import limits
+from critheory.common.reprs import short_repr
 
 __all__ = ["ParameterGroup", "Recipe", "recipe", "interaction", "regime", "MLP_GROUPS",
            "TRANSFORMER_GROUPS", "MAX_DEPTH", "MAX_WIDTH"]
@@ -95,6 +96,8 @@ class ParameterGroup:
         The equations the rule comes from.
     """
 
+    __repr__ = short_repr
+
     name: str
     init_variance: float
     lr_factor: float
@@ -128,6 +131,7 @@ class Recipe:
     (True, ['input', 'hidden', 'bias', 'output'])
     """
 
+
     arch: str
     activation: str
     optimizer: str
@@ -153,6 +157,13 @@ class Recipe:
     def attention(self) -> bool:
         """Whether this is the transformer recipe (attention heads, an MLP block)."""
         return self.heads is not None
+
+    def __repr__(self) -> str:
+        sw, sb = self.critical_point
+        return (f"Recipe({self.activation}, {self.arch}, {self.optimizer}, s={self.family:g}, "
+                f"width={self.width}, depth={self.depth}, point=({sw:.6g}, {sb:.6g}), groups="
+                f"{'/'.join(g.name for g in self.groups)}, interaction={self.interaction:.3g}"
+                + (f", {len(self.warnings)} warning(s)" if self.warnings else "") + ")")
 
     def group(self, name: str) -> ParameterGroup:
         """The group called ``name`` (KeyError if absent)."""

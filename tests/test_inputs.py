@@ -193,6 +193,8 @@ def test_analyze_says_what_to_set(capsys):
     assert init["rule"] == "input layer" and init["q0"] == 1.0 and init["warnings"]
     assert init["bias_std"] == pytest.approx(math.sqrt(init["bias_var"]))
     assert init["input_weight_var"] > 5 * init["weight_var"]
+    assert init["gain"] == pytest.approx(math.sqrt(init["weight_var"]))
+    assert init["input_gain"] == pytest.approx(math.sqrt(init["input_weight_var"]))
     assert main(["analyze", "gelu", "--verify-depth", "0"]) == 0
     assert "input layer weights: normal, std = sqrt(13.4" in capsys.readouterr().out
     # no point on the line: one line saying so (the text output failed on the None before)

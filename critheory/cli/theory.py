@@ -100,9 +100,11 @@ def _cmd_analyze(args) -> int:
         print(f"what to set in an MLP ({init['point']}):")
         if init["input_weight_var"] != sw:
             swi = init["input_weight_var"]
-            print(f"  input layer weights: normal, std = sqrt({swi:.6g}/fan_in)")
-        print(f"  weights: normal, std = sqrt({sw:.6g}/fan_in)   (torch: nn.init.normal_(w, "
-              f"std=math.sqrt({sw:.6g} / w.shape[1])))")
+            print(f"  input layer weights: normal, std = sqrt({swi:.6g}/fan_in)   (gain "
+                  f"{math.sqrt(swi):.6g})")
+        print(f"  weights: normal, std = sqrt({sw:.6g}/fan_in)   (gain {math.sqrt(sw):.6g} = "
+              f"std*sqrt(fan_in); torch: nn.init.normal_(w, std=math.sqrt({sw:.6g} / "
+              "w.shape[1])))")
         print(f"  biases:  normal, std = {math.sqrt(sb):.6g}")
         print(f"  per-group learning rates: critheory recipe {args.activation} --width N "
               f"--depth L --q0 {init['q0']:g}; a PyTorch model: "
@@ -139,6 +141,7 @@ def _initialization(arch, args) -> dict | None:
     warnings = [w.text() for w in warnings_for(ip)]
     return {"q0": q0, "weight_var": ip.weight_var, "bias_var": ip.bias_var,
             "weight_std": f"sqrt({ip.weight_var!r}/fan_in)", "bias_std": math.sqrt(ip.bias_var),
+            "gain": math.sqrt(ip.weight_var), "input_gain": math.sqrt(ip.input_weight_var),
             "input_weight_var": ip.input_weight_var,
             "input_weight_std": f"sqrt({ip.input_weight_var!r}/fan_in)",
             "fixed_point": ip.fixed_point, "rule": ip.rule, "depth_horizon": INIT_DEPTH,

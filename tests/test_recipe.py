@@ -866,7 +866,7 @@ def test_torch_snippet_on_real_timm_vit(capsys):
 
 
 def test_torch_snippet_on_real_hf_gpt2(capsys):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     n, heads, vocab = 32, 4, 50
     cfg = transformers.GPT2Config(n_embd=n, n_layer=2, n_head=heads, vocab_size=vocab,

@@ -19,7 +19,8 @@ function ``apply_recipe(model, lr, weight_decay=0.0)`` (no other module-level na
 the model's dimensions and activation modules, classifies its parameters (torch, timm ViT and
 HuggingFace GPT-2 layouts: class token, positional embedding, fused qkv; anything else is a
 ``ValueError`` naming the parameter), initializes them with ``torch.nn.init.normal_`` and
-returns a ``torch.optim`` optimizer with one parameter group per tensor (docs/recipes.md). Weight decay follows [DYZ]'s decoupled convention: every parameter is multiplied
+returns a ``torch.optim`` optimizer with one parameter group per tensor (docs/recipes.md).
+Weight decay follows [DYZ]'s decoupled convention: every parameter is multiplied
 by ``1 − lr·weight_decay`` per step, with the global ``lr``; since torch multiplies a group's
 ``weight_decay`` by that group's rate ``lr × factor``, each group is given
 ``weight_decay / factor`` (one shared ``weight_decay`` would make the hidden-weight decay

@@ -3,7 +3,8 @@
 A frozen result dataclass gets ``__repr__ = short_repr``: the dataclass's own representation,
 field by field, except that an array, list, tuple or dict of more than :data:`MAX_ITEMS`
 items shows its shape or length instead of its items and a long string is cut (a
-simulation's repr was 4000 characters). Results that hold only numbers and short fields read exactly as before.
+simulation's repr was 4000 characters). Results that hold only numbers and short fields read
+exactly as before.
 :func:`dataclass_dict` is the matching ``to_dict`` of a result without one of its own.
 
 Examples

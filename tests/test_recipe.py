@@ -205,6 +205,36 @@ def test_output_bias_in_the_equivalence_schedule():
         0.5 * math.sqrt(1.0 / L / L), rel=1e-12)          # 1/sqrt(n_out) x sqrt(f_L/L)
 
 
+def test_input_layer_recipe_every_layer_contributes_equally():
+    """GELU for inputs of q0 = 0.5 (rule "input layer": the input group at σ_w,in²/n0): the real
+    network's NTK terms, from the recursion of the network with σ_w² everywhere and inputs of
+    q_eff = σ_w,in² q0/σ_w² (the same kernels from layer 1 on) with the input weights' term
+    W_1 = q0 (|x|²/n0 of the real inputs), are equal for every layer's biases and weights.
+    Before, the factors came from the flow of unit inputs at σ_w² (a transient that the network
+    does not follow) and W_1 = q_eff."""
+    import warnings
+
+    n, L, q0 = 128, 12, 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = recipe("gelu", width=n, depth=L, q0=q0)
+    ip = r.extras["input_point"]
+    assert ip["rule"] == "input layer"
+    sw, sb, sw_in = ip["weight_var"], ip["bias_var"], ip["input_weight_var"]
+    assert r.group("input").init_variance == pytest.approx(sw_in / n, rel=1e-12)
+    lam_b = np.r_[r.group("bias").layer_lr(), r.extras["output_bias"]["lr_factor"]]
+    lam_w = np.r_[r.group("input").layer_lr() * n, r.group("hidden").layer_lr() * n,
+                  r.group("output").layer_lr() * n]
+    co = layer_coefficients(architecture("mlp", "gelu"), sw, sb, L, q0=sw_in * q0 / sw)
+    assert co["K"][0] == pytest.approx(ip["fixed_point"], rel=1e-9)      # K1 = K*
+    W = np.array(co["W"], float)
+    W[0] = q0
+    P = np.array([np.prod(co["c"][i + 1:]) for i in range(L)])
+    bias, weight = lam_b * co["B"] * P, lam_w * W * P
+    np.testing.assert_allclose(bias, bias[0], rtol=1e-10)
+    np.testing.assert_allclose(weight, weight[0], rtol=1e-10)
+
+
 def test_k0_adamw_is_square_root_of_sgd_profile():
     # derived (docs/recipes.md): AdamW per-layer factor sqrt(f_l/L), f_l the SGD one
     L = 40
@@ -364,6 +394,7 @@ def test_torch_snippet_weight_decay_is_per_step_global(capsys, opt_name):
                                        atol=0.0)
 
 
+@pytest.mark.filterwarnings("ignore:apply_recipe. the model has no activation module")  # F.gelu
 def test_cli_torch_transformer_snippet_runs(capsys):
     torch = pytest.importorskip("torch")
     n, heads, Mr, vocab = 32, 4, 2, 11
@@ -557,3 +588,292 @@ def test_transformer_adamw_matches_the_printed_vit_table(s, table):
     assert head.lr_factor == pytest.approx(table["head_lr"], rel=1e-12)
     assert math.sqrt(head.init_variance) == pytest.approx(table["head_std"], rel=1e-12)
     assert r.extras["head_bias"]["lr_factor"] == pytest.approx(table["head_bias"], rel=1e-12)
+
+
+# ------------------------------------------- recipe --torch on timm and HuggingFace layouts
+# Stand-ins with the parameter names and layouts of timm's VisionTransformer and
+# HuggingFace's GPT2LMHeadModel (built without downloads; the real libraries below where they
+# are installed).
+
+
+def _fake_vit(torch, n=32, heads=4, mlp=128, classes=10, patch=4, img=8, depth=2, act=None):
+    nn = torch.nn
+    act = act or nn.GELU
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv = nn.Linear(n, 3 * n)
+            self.proj = nn.Linear(n, n)
+
+        def forward(self, x):
+            B, T, _ = x.shape
+            q, k, v = self.qkv(x).reshape(B, T, 3, heads, n // heads).permute(2, 0, 3, 1, 4)
+            a = (q @ k.transpose(-2, -1) / math.sqrt(n // heads)).softmax(-1)
+            return self.proj((a @ v).transpose(1, 2).reshape(B, T, n))
+
+    class Mlp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.act, self.fc2 = nn.Linear(n, mlp), act(), nn.Linear(mlp, n)
+
+        def forward(self, x):
+            return self.fc2(self.act(self.fc1(x)))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm1, self.attn = nn.LayerNorm(n), Attention()
+            self.norm2, self.mlp = nn.LayerNorm(n), Mlp()
+
+        def forward(self, x):
+            x = x + self.attn(self.norm1(x))
+            return x + self.mlp(self.norm2(x))
+
+    class PatchEmbed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Conv2d(3, n, patch, stride=patch)
+
+        def forward(self, x):
+            return self.proj(x).flatten(2).transpose(1, 2)
+
+    class VisionTransformer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.patch_embed = PatchEmbed()
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, n))
+            self.pos_embed = nn.Parameter(torch.randn(1, (img // patch) ** 2 + 1, n) * .02)
+            self.blocks = nn.Sequential(*[Block() for _ in range(depth)])
+            self.norm = nn.LayerNorm(n)
+            self.head = nn.Linear(n, classes)
+
+        def forward(self, x):
+            x = self.patch_embed(x)
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embed
+            return self.head(self.norm(self.blocks(x))[:, 0])
+
+    return VisionTransformer()
+
+
+def _fake_gpt2(torch, n=32, heads=4, vocab=50, ctx=16, depth=2):
+    nn = torch.nn
+
+    class Conv1D(nn.Module):          # transformers.pytorch_utils.Conv1D: weight (in, out)
+        def __init__(self, nf, nx):
+            super().__init__()
+            self.nf = nf
+            self.weight = nn.Parameter(torch.empty(nx, nf).normal_(std=0.02))
+            self.bias = nn.Parameter(torch.zeros(nf))
+
+        def forward(self, x):
+            return x @ self.weight + self.bias
+
+    class NewGELUActivation(nn.Module):      # transformers.activations.NewGELUActivation
+        def forward(self, x):
+            return nn.functional.gelu(x, approximate="tanh")
+
+    class GPT2Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_attn, self.c_proj = Conv1D(3 * n, n), Conv1D(n, n)
+
+        def forward(self, x):
+            B, T, _ = x.shape
+            q, k, v = self.c_attn(x).split(n, -1)
+            sh = lambda t: t.reshape(B, T, heads, n // heads).transpose(1, 2)  # noqa: E731
+            y = nn.functional.scaled_dot_product_attention(sh(q), sh(k), sh(v), is_causal=True)
+            return self.c_proj(y.transpose(1, 2).reshape(B, T, n))
+
+    class GPT2MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_fc, self.c_proj, self.act = Conv1D(4 * n, n), Conv1D(n, 4 * n), \
+                NewGELUActivation()
+
+        def forward(self, x):
+            return self.c_proj(self.act(self.c_fc(x)))
+
+    class GPT2Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.attn = nn.LayerNorm(n), GPT2Attention()
+            self.ln_2, self.mlp = nn.LayerNorm(n), GPT2MLP()
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class GPT2Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte, self.wpe = nn.Embedding(vocab, n), nn.Embedding(ctx, n)
+            self.h = nn.ModuleList(GPT2Block() for _ in range(depth))
+            self.ln_f = nn.LayerNorm(n)
+
+        def forward(self, idx):
+            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+            for b in self.h:
+                x = b(x)
+            return self.ln_f(x)
+
+    class GPT2LMHeadModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.transformer = GPT2Model()
+            self.lm_head = nn.Linear(n, vocab, bias=False)
+            self.lm_head.weight = self.transformer.wte.weight          # tied, as in HF
+
+        def forward(self, idx):
+            return self.lm_head(self.transformer(idx))
+
+    return GPT2LMHeadModel()
+
+
+def _snippet(capsys, *argv):
+    rc, out, err = _run(capsys, "recipe", *argv, "--torch")
+    assert rc == 0, err
+    import ast
+
+    tree = ast.parse(out)                    # one function, no module-level globals
+    assert [type(n).__name__ for n in tree.body] == ["FunctionDef"]
+    return _exec(out)["apply_recipe"]
+
+
+def _lr_of(opt):
+    return {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+
+
+def _check_vit(torch, model, apply, r, n, lr=1e-3):
+    opt = apply(model, lr=lr)
+    lr_of = _lr_of(opt)
+    assert set(lr_of) == {id(p) for p in model.parameters()}
+    g = {k.name: k for k in r.groups}
+    b0 = model.blocks[0]
+    pe = model.patch_embed.proj.weight
+    fan = pe[0].numel()
+    assert lr_of[id(b0.attn.qkv.weight)] == pytest.approx(lr * g["q"].lr_factor)
+    assert lr_of[id(b0.attn.proj.weight)] == pytest.approx(lr * g["out_proj"].lr_factor)
+    assert lr_of[id(b0.mlp.fc1.weight)] == pytest.approx(lr * g["mlp_in"].lr_factor)
+    assert lr_of[id(b0.mlp.fc2.weight)] == pytest.approx(lr * g["mlp_out"].lr_factor)
+    assert lr_of[id(b0.mlp.fc1.bias)] == pytest.approx(lr * g["bias"].lr_factor)
+    assert lr_of[id(model.head.weight)] == pytest.approx(lr * g["head"].lr_factor)
+    assert lr_of[id(model.cls_token)] == lr_of[id(model.pos_embed)] == pytest.approx(
+        lr * g["embedding"].lr_factor)
+    assert lr_of[id(pe)] == pytest.approx(lr * g["embedding"].lr_factor / fan)
+    assert float(model.head.bias.detach().abs().max()) == 0.0
+    # the patch embedding's variance C_E/fan_in: n·fan entries, relative sd sqrt(2/(n fan))
+    v = float(pe.detach().double().var()) * fan / g["embedding"].init_variance
+    assert abs(v - 1) < 5 * math.sqrt(2 / pe.numel())
+    return opt
+
+
+def test_torch_snippet_classifies_the_timm_vit_layout(capsys):
+    """issue 26 item 3: cls_token, pos_embed (bare parameters), the patch-embedding Conv2d and
+    the fused qkv Linear (n -> 3n) of timm's VisionTransformer get their rules; one step runs."""
+    torch = pytest.importorskip("torch")
+    n, heads, classes = 32, 4, 10
+    apply = _snippet(capsys, "gelu", "--arch", "transformer", "--width", str(n), "--depth", "2",
+                     "--heads", str(heads), "--output-dim", str(classes), "--optimizer", "adamw")
+    r = recipe("gelu", width=n, depth=2, arch="transformer", heads=heads, output_dim=classes,
+               optimizer="adamw")
+    torch.manual_seed(0)
+    model = _fake_vit(torch, n, heads, 4 * n, classes)
+    opt = _check_vit(torch, model, apply, r, n)
+    model(torch.randn(2, 3, 8, 8)).logsumexp(-1).mean().backward()
+    opt.step()
+
+
+def test_torch_snippet_classifies_the_hf_gpt2_layout(capsys):
+    """HF GPT-2: the fused c_attn Conv1D (weight (in, out) = (n, 3n)) -> q, k, v; c_proj of the
+    attention (n, n) -> attention; the MLP's c_fc/c_proj; wte and wpe -> embedding; the lm_head
+    tied to wte keeps the embedding's rule, with a warning naming the rescale."""
+    torch = pytest.importorskip("torch")
+    n, heads, vocab = 32, 4, 50
+    apply = _snippet(capsys, "gelu", "--arch", "transformer", "--width", str(n), "--depth", "2",
+                     "--heads", str(heads), "--output-dim", str(vocab))
+    r = recipe("gelu", width=n, depth=2, arch="transformer", heads=heads, output_dim=vocab)
+    g = {k.name: k for k in r.groups}
+    torch.manual_seed(0)
+    model = _fake_gpt2(torch, n, heads, vocab)
+    with pytest.warns(UserWarning, match=r"head lm_head.weight is tied to transformer.wte.weight"
+                                         r".*multiply the logits by"):
+        opt = apply(model, lr=1.0)
+    lr_of = _lr_of(opt)
+    assert set(lr_of) == {id(p) for p in model.parameters()}
+    h0 = model.transformer.h[0]
+    assert lr_of[id(h0.attn.c_attn.weight)] == pytest.approx(g["q"].lr_factor)
+    assert lr_of[id(h0.attn.c_proj.weight)] == pytest.approx(g["out_proj"].lr_factor)
+    assert lr_of[id(h0.mlp.c_fc.weight)] == pytest.approx(g["mlp_in"].lr_factor)
+    assert lr_of[id(h0.mlp.c_proj.weight)] == pytest.approx(g["mlp_out"].lr_factor)
+    assert lr_of[id(model.transformer.wpe.weight)] == pytest.approx(g["embedding"].lr_factor)
+    assert lr_of[id(model.lm_head.weight)] == pytest.approx(g["embedding"].lr_factor)
+    # the c_attn weight drawn at the attention variance C/n (3 n² entries)
+    w = h0.attn.c_attn.weight.detach().double()
+    assert abs(float(w.var()) / g["q"].init_variance - 1) < 5 * math.sqrt(2 / w.numel())
+    model(torch.randint(0, vocab, (2, 5))).logsumexp(-1).mean().backward()
+    opt.step()
+
+
+def test_torch_snippet_refuses_by_name_and_checks_dimensions_and_activation(capsys):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    n, heads = 32, 4
+    apply = _snippet(capsys, "gelu", "--arch", "transformer", "--width", str(n), "--depth", "2",
+                     "--heads", str(heads), "--output-dim", "10")
+    vit = _fake_vit(torch, n, heads, 4 * n, 10)
+    vit.blocks[0].ls1 = nn.Module()
+    vit.blocks[0].ls1.gamma = nn.Parameter(torch.ones(n))            # timm's LayerScale
+    with pytest.raises(ValueError, match=r"cannot classify parameter blocks.0.ls1.gamma \(32,\)"):
+        apply(vit, lr=1.0)
+    with pytest.warns(UserWarning, match="not a head 32 -> 10"), pytest.raises(
+            ValueError, match=r"cls_token \(1, 1, 16\): a token parameter of width 16"):
+        apply(_fake_vit(torch, 16, heads, 64, 10), lr=1.0)            # width 16, recipe 32
+    small = _fake_vit(torch, 16, heads, 64, 10)
+    del small.cls_token, small.pos_embed
+    with pytest.warns(UserWarning), pytest.raises(
+            ValueError, match=r"patch_embed.proj.weight \(16, 3, 4, 4\).*16 output channels"):
+        apply(small, lr=1.0)
+    with pytest.raises(ValueError, match="the recipe is for 'gelu', the model uses ReLU"):
+        apply(_fake_vit(torch, n, heads, 4 * n, 10, act=nn.ReLU), lr=1.0)
+    with pytest.warns(UserWarning, match=r"last dense layer head maps 32 -> 7, not a head"):
+        with pytest.raises(ValueError, match=r"head.weight \(7, 32\).*dense layer 32 -> 7"):
+            apply(_fake_vit(torch, n, heads, 4 * n, 7), lr=1.0)
+    # the MLP snippet: output dimension and activation
+    mlp = _snippet(capsys, "tanh", "--width", "16", "--depth", "3", "--input-dim", "4")
+    with pytest.raises(ValueError, match="output dimension is 1, the model's last layer gives 3"):
+        mlp(nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(),
+                          nn.Linear(16, 3)), lr=1.0)
+    with pytest.raises(ValueError, match="the recipe is for 'tanh', the model uses ReLU"):
+        mlp(nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
+                          nn.Linear(16, 1)), lr=1.0)
+    with pytest.raises(ValueError, match="linear layer 2 maps 16 -> 8"):
+        mlp(nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 8), nn.Tanh(),
+                          nn.Linear(8, 1)), lr=1.0)
+
+
+def test_torch_snippet_on_real_timm_vit(capsys):
+    torch = pytest.importorskip("torch")
+    timm = pytest.importorskip("timm")
+    n, heads, classes = 192, 3, 10
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32,
+                              patch_size=8, num_classes=classes)
+    apply = _snippet(capsys, "gelu", "--arch", "transformer", "--width", str(n), "--depth",
+                     str(len(model.blocks)), "--heads", str(heads), "--output-dim", str(classes))
+    r = recipe("gelu", width=n, depth=len(model.blocks), arch="transformer", heads=heads,
+               output_dim=classes)
+    _check_vit(torch, model, apply, r, n)
+
+
+def test_torch_snippet_on_real_hf_gpt2(capsys):
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    n, heads, vocab = 32, 4, 50
+    cfg = transformers.GPT2Config(n_embd=n, n_layer=2, n_head=heads, vocab_size=vocab,
+                                  n_positions=16)
+    model = transformers.GPT2LMHeadModel(cfg)
+    apply = _snippet(capsys, "gelu", "--arch", "transformer", "--width", str(n), "--depth", "2",
+                     "--heads", str(heads), "--output-dim", str(vocab))
+    with pytest.warns(UserWarning, match="is tied to"):
+        opt = apply(model, lr=1.0)
+    assert set(_lr_of(opt)) == {id(p) for p in model.parameters()}

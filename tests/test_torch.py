@@ -639,9 +639,12 @@ def resnetish():
 
 
 def test_init_any_model_with_a_report():
+    from critheory.torch import CriticalityWarning
+
     torch.manual_seed(6)
     g = GPT2ish()
-    rep = init_critical_(g, activation="gelu", q0=1.0)
+    with pytest.warns(CriticalityWarning, match="starts with an embedding"):
+        rep = init_critical_(g, activation="gelu", q0=1.0)
     assert {t.name for t in rep.tensors} == {n for n, _ in g.named_parameters()}
     kinds = {t.name: (t.kind, t.action) for t in rep.tensors}
     assert kinds["h.0.c_fc.weight"] == ("conv1d_hf", "drawn")
@@ -651,7 +654,11 @@ def test_init_any_model_with_a_report():
     w = g.h[0]["c_fc"].weight.detach()
     assert abs(32 * float(w.pow(2).mean()) - rep.weight_var) < 5 * math.sqrt(2 / w.numel()) * \
         rep.weight_var
-    assert rep.input_point is not None and rep.input_point.rule in ("K*=K1", "reached")
+    # GELU at q0 = 1: rule "input layer", but the model starts with an embedding: every layer
+    # gets the hidden σ_w², with a CriticalityWarning (above: c_fc has rep.weight_var)
+    assert rep.input_point is not None and rep.input_point.rule == "input layer"
+    assert rep.input_weight_var is None and any("starts with an embedding" in n
+                                                for n in rep.notes)
     v = ViTish()
     rep = init_critical_(v, point=(2.0, 0.0), layers=["attn*", "mlp.*"], seed=1)
     acts = {t.name: t.action for t in rep.tensors}
@@ -710,14 +717,14 @@ def test_tune_refuses_batchnorm_and_explains_parallel_branches():
 QG = TorchActivation("x/(1 + exp(-1.702*x))")
 
 
-@pytest.mark.filterwarnings("ignore:.*no point of the critical line keeps")   # SiLU: 15 %
 @pytest.mark.parametrize("name, act", [
     ("gelu", nn.GELU), pytest.param("silu", nn.SiLU, marks=pytest.mark.slow),
     pytest.param("x/(1 + exp(-1.702*x))", lambda: QG, marks=pytest.mark.slow)])
 def test_point_for_inputs_keeps_a_torch_mlp_critical(name, act):
     """Width 256, depth 64, unit-norm inputs: at the half-stable critical point J^{1,64}
-    collapses (0.22 GELU, 0.011 SiLU, 0.13 QuickGELU); at the point for q0 = 1 it follows the
-    mean-field curve, which stays within 20 % of 1 (flat: the power law l^0)."""
+    collapses (0.22 GELU, 0.011 SiLU, 0.13 QuickGELU); at the point for q0 = 1 (rule "input
+    layer": the first Linear drawn with its own σ_w,in², K¹ = K*) it follows the mean-field
+    curve, J^{1,l} = 1 (flat: the power law l^0)."""
     from scipy import stats
 
     from critheory.theory.meanfield.depth import depth_curves
@@ -730,20 +737,26 @@ def test_point_for_inputs_keeps_a_torch_mlp_critical(name, act):
             mods += [act(), nn.Linear(width, width)]
         m = nn.Sequential(*mods).to(D)
         rep = init_critical_(m, q0=1.0, seed=s)
+        w0 = m[0].weight.detach()
+        assert rep.input_weight_var == rep.input_point.input_weight_var > 5 * rep.weight_var
+        assert abs(width * float(w0.pow(2).mean()) / rep.input_weight_var - 1) < \
+            5 * math.sqrt(2 / w0.numel())
         x = torch.randn(8, width, dtype=D, generator=torch.Generator().manual_seed(99 + s))
         x = x / x.norm(dim=1, keepdim=True) * math.sqrt(width)          # |x|²/N₀ = 1
         r = apjn(m, x, source="0", targets=[str(2 * depth - 2)], probes=4, seed=s)
         vals.append(r.mean[0])
     vals = np.array(vals)
     mean, se = vals.mean(), vals.std(ddof=1) / math.sqrt(nets)
+    # the input layer's σ_w,in² as inputs of second moment σ_w,in²/σ_w² (the same law of h¹)
     theory = depth_curves(architecture("mlp", name), rep.weight_var, rep.bias_var, depth,
-                          q0=1.0).apjn[-1]
-    assert abs(theory - 1) < 0.2
+                          q0=rep.input_weight_var / rep.weight_var).apjn[-1]
+    assert abs(theory - 1) < 1e-9
     # networks' spread (Student-t, 3 dof, 1 %) plus the O(l/n) finite-width correction
     assert abs(mean - theory) <= stats.t.ppf(0.995, nets - 1) * se + depth / width * theory
     assert mean > 0.5                         # against 0.22 / 0.011 / 0.13 at the critical point
 
 
+@pytest.mark.filterwarnings("ignore:.*starts with an embedding")        # GPT-2: wte first
 def test_end_to_end_vit_gpt2_resnet():
     """init_critical_ + apjn between named blocks of the three model families (the residual
     stream, not the inner projections), each against the explicit Jacobian of one block."""
@@ -787,10 +800,16 @@ def test_half_stable_point_warns_with_the_depth_and_q0_does_not():
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", CriticalityWarning)
-        rep = init_critical_(m, q0=1.0, seed=0)          # GELU at q0 = 1: flat within 10 %
-    assert rep.input_point.rule == "reached" and rep.bias_var > 0.17
-    with pytest.warns(CriticalityWarning, match="no point of the critical line keeps"):
-        init_critical_(_stack("mlp", nn.SiLU, 4, 64), q0=1.0, seed=0)   # horizon 64
+        rep = init_critical_(m, q0=1.0, seed=0)          # GELU at q0 = 1: flat
+        r2 = init_critical_(_stack("mlp", nn.SiLU, 4, 64), q0=1.0, seed=0)   # was 16 % off
+    assert rep.input_point.rule == r2.input_point.rule == "input layer"
+    assert rep.bias_var > 0.17 and any("input layer '0'" in n for n in rep.notes)
+    with pytest.raises(InvalidArgumentError, match="input layer '0'.*not among layers="):
+        init_critical_(m, q0=1.0, layers=["2"])
+    w = torch.empty(64, 32)
+    critical_normal_(w, "gelu", q0=1.0, role="input_weight",
+                     generator=torch.Generator().manual_seed(0))
+    assert abs(32 * float(w.pow(2).mean()) / rep.input_weight_var - 1) < 5 * math.sqrt(2 / 2048)
 
 
 def test_progress_reading_filters_and_separate_attention_weights():

@@ -112,6 +112,74 @@ MODEL = textwrap.dedent("""
 
     def broken():
         raise RuntimeError("no weights today")
+
+    class Block(nn.Module):        # timm's VisionTransformer block layout
+        def __init__(self, n=16):
+            super().__init__()
+            self.norm1, self.norm2 = nn.LayerNorm(n), nn.LayerNorm(n)
+            self.attn = nn.Module()
+            self.attn.qkv, self.attn.proj = nn.Linear(n, 3 * n), nn.Linear(n, n)
+            self.mlp = nn.Module()
+            self.mlp.fc1, self.mlp.act, self.mlp.fc2 = nn.Linear(n, 4 * n), nn.GELU(), \
+                nn.Linear(4 * n, n)
+
+        def forward(self, x):
+            B, T, n = x.shape
+            q, k, v = self.attn.qkv(self.norm1(x)).split(n, -1)
+            a = (q @ k.transpose(1, 2) / n ** 0.5).softmax(-1)
+            x = x + self.attn.proj(a @ v)
+            return x + self.mlp.fc2(self.mlp.act(self.mlp.fc1(self.norm2(x))))
+
+    class ViT(nn.Module):
+        def __init__(self, n=16):
+            super().__init__()
+            self.patch_embed = nn.Module()
+            self.patch_embed.proj = nn.Conv2d(3, n, 4, stride=4)
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, n))
+            self.pos_embed = nn.Parameter(torch.randn(1, 5, n) * 0.02)
+            self.blocks = nn.Sequential(Block(n), Block(n))
+            self.norm, self.head = nn.LayerNorm(n), nn.Linear(n, 10)
+
+        def forward(self, x):
+            x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embed
+            return self.head(self.norm(self.blocks(x))[:, 0])
+
+    def vit():
+        m = ViT()
+        init_critical_(m, activation="gelu")
+        return m
+
+    class BasicBlock(nn.Module):   # torchvision's ResNet-18 block layout
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.downsample = None if stride == 1 and cin == cout else nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+            return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+    class ResNet18ish(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(3, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8)
+            self.layer1 = nn.Sequential(BasicBlock(8, 8, 1), BasicBlock(8, 8, 1))
+            self.layer2 = nn.Sequential(BasicBlock(8, 16, 2), BasicBlock(16, 16, 1))
+            self.fc = nn.Linear(16, 5)
+
+        def forward(self, x):
+            x = self.layer2(self.layer1(torch.relu(self.bn1(self.conv1(x)))))
+            return self.fc(x.mean((2, 3)))
+
+    def resnet18():
+        m = ResNet18ish()
+        init_critical_(m, activation="relu")
+        return m
 """)
 
 
@@ -287,3 +355,28 @@ def test_user_prints_stay_off_stdout(models, capsys):
     code, out, err = _run(capsys, "torch-apjn", "usermodels:chatty", "--probes", "2", "--json")
     assert code == 0 and json.loads(out)["layers"] == ["0", "2"]
     assert "hello from the factory" in err
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_end_to_end_vit_and_resnet_with_source_and_targets(models, capsys):
+    """issue 26 'Done when': a timm-layout ViT (cls_token, pos_embed, patch_embed conv) and a
+    torchvision-layout ResNet-18 (BatchNorm, downsample branches), initialized by
+    init_critical_ in the factory, measured between named blocks by torch-apjn."""
+    code, out, err = _run(capsys, "torch-apjn", "usermodels:vit", "--input-shape", "2,3,8,8",
+                          "--source", "patch_embed.proj", "--targets", "blocks.?",
+                          "--probes", "4", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["source"] == "patch_embed.proj" and d["layers"] == ["blocks.0", "blocks.1"]
+    assert all(v > 0 for v in d["apjn_mean"])
+    code, out, err = _run(capsys, "torch-apjn", "usermodels:resnet18", "--input-shape",
+                          "2,3,8,8", "--source", "layer1.0", "--targets", "layer1.1,layer2.?",
+                          "--probes", "4", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["layers"] == ["layer1.1", "layer2.0", "layer2.1"], d["layers"]
+    assert d["source"] == "layer1.0" and all(v > 0 for v in d["apjn_mean"])
+    code, out, err = _run(capsys, "torch-apjn", "usermodels:mlp", "--source", "0",
+                          "--targets", "2,4", "--probes", "4", "--json")
+    assert code == 0, err
+    assert json.loads(out)["layers"] == ["2", "4"]

@@ -93,11 +93,18 @@ def _cmd_analyze(args) -> int:
     for p in r["line"]:
         print(f"  {p['bias_var']:<8.4g} {fmt(p['weight_var']):>16} {fmt(p['fixed_point']):>16}"
               f"  {p.get('note', '')}")
-    if init is not None:
+    if init is not None and init["weight_var"] is None:
+        print(f"what to set in an MLP: {init['point']}")
+    elif init is not None:
         sw, sb = init["weight_var"], init["bias_var"]
         print(f"what to set in an MLP ({init['point']}):")
-        print(f"  weights: normal, std = sqrt({sw:.6g}/fan_in)   (torch: nn.init.normal_(w, "
-              f"std=math.sqrt({sw:.6g} / w.shape[1])))")
+        if init["input_weight_var"] != sw:
+            swi = init["input_weight_var"]
+            print(f"  input layer weights: normal, std = sqrt({swi:.6g}/fan_in)   (gain "
+                  f"{math.sqrt(swi):.6g})")
+        print(f"  weights: normal, std = sqrt({sw:.6g}/fan_in)   (gain {math.sqrt(sw):.6g} = "
+              f"std*sqrt(fan_in); torch: nn.init.normal_(w, std=math.sqrt({sw:.6g} / "
+              "w.shape[1])))")
         print(f"  biases:  normal, std = {math.sqrt(sb):.6g}")
         print(f"  per-group learning rates: critheory recipe {args.activation} --width N "
               f"--depth L --q0 {init['q0']:g}; a PyTorch model: "
@@ -129,16 +136,22 @@ def _initialization(arch, args) -> dict | None:
     except CritheoryError as exc:
         if args.q0 is not None:
             raise
-        return {"q0": q0, "weight_var": None, "bias_var": None, "point": str(exc),
-                "warnings": []}
+        return {"q0": q0, "weight_var": None, "bias_var": None, "input_weight_var": None,
+                "point": str(exc), "warnings": []}
     warnings = [w.text() for w in warnings_for(ip)]
     return {"q0": q0, "weight_var": ip.weight_var, "bias_var": ip.bias_var,
             "weight_std": f"sqrt({ip.weight_var!r}/fan_in)", "bias_std": math.sqrt(ip.bias_var),
+            "gain": math.sqrt(ip.weight_var), "input_gain": math.sqrt(ip.input_weight_var),
+            "input_weight_var": ip.input_weight_var,
+            "input_weight_std": f"sqrt({ip.input_weight_var!r}/fan_in)",
             "fixed_point": ip.fixed_point, "rule": ip.rule, "depth_horizon": INIT_DEPTH,
             "point": {"K*=K1": f"fixed point = input kernel for q0 = {q0:g}",
                       "critical": "the activation's critical point",
                       "reached": f"the flattest critical-line point reached from q0 = {q0:g} "
-                                 f"over {INIT_DEPTH} layers"}.get(ip.rule, ip.rule),
+                                 f"over {INIT_DEPTH} layers",
+                      "input layer": f"the most stable critical-line point, the input layer's "
+                                     f"own weight variance putting inputs of q0 = {q0:g} on "
+                                     "its fixed point"}.get(ip.rule, ip.rule),
             "warnings": warnings}
 
 

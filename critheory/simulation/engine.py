@@ -25,6 +25,7 @@ from .backend import get_backend
 from .finitewidth import excess_kurtosis
 from .sampling import METHODS, DenseSampler, ProjectedSampler, seed_streams
 from critheory.common import limits
+from critheory.common.reprs import short_repr
 
 __all__ = ["simulate", "SimulationResult", "EXACT_COST_BUDGET", "DEFAULT_PROBES",
            "default_probes",
@@ -121,6 +122,8 @@ class SimulationResult:
     >>> isinstance(res, ct.SimulationResult), res.apjn_mean.shape
     (True, (5,))
     """
+
+    __repr__ = short_repr
 
     activation: str
     arch: str

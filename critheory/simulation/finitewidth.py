@@ -54,6 +54,7 @@ from ._util import readonly
 from .architectures import LayerSpec, resolve_network, step
 from .sampling import gram_factor
 from critheory.common import limits
+from critheory.common.reprs import short_repr
 
 __all__ = ["FiniteWidthMeasurement", "measure_finite_width", "check_budget", "MAX_COST"]
 
@@ -89,6 +90,8 @@ class _BatchSampler:
 @dataclass(frozen=True, eq=False)
 class FiniteWidthMeasurement:
     """Per-depth finite-width measurements (see the module docstring); arrays of shape (L,)."""
+
+    __repr__ = short_repr
 
     activation: str
     arch: str

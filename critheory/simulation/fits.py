@@ -33,6 +33,7 @@ from critheory.common.checks import check_int, check_real
 from critheory.common.jsonable import jsonable
 from critheory.common.powerlaw import ols, window_mask
 from critheory.errors import InvalidArgumentError
+from critheory.common.reprs import short_repr
 
 __all__ = ["FitResult", "fit_power_law", "fit_exponential"]
 
@@ -67,6 +68,8 @@ class FitResult:
     statistic : str
         ``"mean"`` or ``"geometric"``.
     """
+
+    __repr__ = short_repr
 
     model: str
     slope: float

@@ -45,6 +45,7 @@ from critheory.errors import InvalidArgumentError
 from .architectures import resolve_network
 from .interpreter import Context, back, check_cotangents, dense, run
 from critheory.common import limits
+from critheory.common.reprs import short_repr
 
 __all__ = ["NTKMeasurement", "measure_ntk", "check_ntk_budget", "MAX_NTK_COST"]
 
@@ -58,6 +59,8 @@ MAX_TRACKED = 16
 @dataclass(frozen=True)
 class NTKMeasurement:
     """Measured NTK (and kernel) per depth ``1..L`` over ``seeds`` networks of width ``width``."""
+
+    __repr__ = short_repr
 
     depths: np.ndarray
     width: int

@@ -35,6 +35,7 @@ import numpy as np
 
 from critheory.errors import InvalidArgumentError
 from critheory.common import limits
+from critheory.common.reprs import dataclass_dict, short_repr
 
 __all__ = ["ShapedMeasurement", "simulate_shaped", "check_budget", "MAX_WORK"]
 
@@ -76,6 +77,9 @@ class ShapedMeasurement:
         l/n and ρ₁₂ along the first ``keep`` networks (for plots).
     seed, elapsed : int, float
     """
+
+    __repr__ = short_repr
+    to_dict = dataclass_dict
 
     V: np.ndarray
     rho: np.ndarray

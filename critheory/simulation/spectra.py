@@ -40,6 +40,7 @@ from critheory.blocks.blocks import Dense, Phi, Residual
 from critheory.errors import InvalidArgumentError
 from .interpreter import Context, run
 from critheory.common import limits
+from critheory.common.reprs import dataclass_dict, short_repr
 
 __all__ = ["SPECTRUM_UNITS", "simulate_spectrum", "SimulatedSpectrum", "haar_orthogonal", "check_spectrum_args",
            "spectrum_network", "MAX_WIDTH",
@@ -61,6 +62,9 @@ class SimulatedSpectrum:
     sq : ndarray, shape (seeds, width)
         Squared singular values ``λ = σ²`` of each network's ``J`` (descending).
     """
+
+    __repr__ = short_repr
+    to_dict = dataclass_dict
 
     arch: str
     weights: str

@@ -48,6 +48,7 @@ from critheory.common.checks import (check_bias_var, check_int, check_layers, ch
 from critheory.errors import InvalidArgumentError
 from .interpreter import Context, check_blocks, dense, run
 from critheory.common import limits
+from critheory.common.reprs import dataclass_dict, short_repr
 
 __all__ = ["TransformerSimulation", "simulate_transformer", "check_transformer_budget",
            "MAX_WORK", "MAX_BYTES", "EXACT_LIMIT", "DEFAULT_PROBES"]
@@ -66,6 +67,9 @@ DEFAULT_PROBES = 8
 class TransformerSimulation:
     """Per-network measurements (``kernel_tokens``: S x L x T x T, ``apjn``: S x L, NaN for
     ``l < l0``) with their means and standard errors over the S networks."""
+
+    __repr__ = short_repr
+    to_dict = dataclass_dict
 
     arch: str
     activation: str

@@ -23,6 +23,7 @@ from critheory.errors import CritheoryError, InvalidArgumentError
 from .cell import run_cell
 from .spec import SweepSpec, check_spec
 from . import store
+from critheory.common.reprs import short_repr
 
 __all__ = ["run_sweep", "SweepRun", "CellError", "check_scheduler", "max_workers"]
 
@@ -52,6 +53,8 @@ class SweepRun:
     compute_seconds : float
         Seconds from the first submitted task to the last written cell.
     """
+
+    __repr__ = short_repr
 
     path: str
     run: int

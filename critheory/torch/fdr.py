@@ -51,6 +51,7 @@ from torch import nn
 
 from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError
+from critheory.common.reprs import short_repr
 
 __all__ = ["FDRMonitor", "FDRResult", "regression_example", "Z_STATIONARY", "MAX_REL_ERROR"]
 
@@ -80,6 +81,8 @@ class FDRResult:
         :data:`MAX_REL_ERROR`), ``"not stationary"`` (|z| larger) or ``"undetermined"``.
     blocks : int
     """
+
+    __repr__ = short_repr
 
     steps: int
     lhs: float

@@ -43,6 +43,7 @@ from critheory.torch.graph import as_tuple, source_graph, split_call
 from critheory.torch.measure import (LAYER_TYPES, apjn, layers_of_type, measuring,
                                      resolve_generator)
 from critheory.torch.read import read_model, select, weight_tensors
+from critheory.common.reprs import dataclass_dict, short_repr
 
 __all__ = ["init_critical_", "tune_critical_", "TuneReport", "critical_hyperparameters",
            "critical_normal_", "InitReport", "TensorAction", "CriticalityWarning"]
@@ -111,6 +112,7 @@ def _choose(model: nn.Module | None, activation, point, bias_var, q0, notes: lis
         ip = critical_point_for_inputs(act, q0, depth=min(depth, 2000))
         notes.append(f"point for inputs of q0 = {q0:g} ({ip.rule}): K* = {ip.fixed_point:.6g}, "
                      f"max |log J^(1,l)| = {ip.apjn_max_log:.3g} over {ip.depth} layers")
+        notes.extend(ip.notes)
         from critheory.theory.meanfield.inputs import FLAT_TOL
 
         if ip.rule == "reached" and ip.apjn_max_log > math.log1p(FLAT_TOL):
@@ -183,6 +185,8 @@ def critical_normal_(tensor: torch.Tensor, activation=None, *, point=None,
         A weight (fan_in = the product of all dimensions but the first, as torch's
         ``kaiming_normal_``; ``transposed=True`` for weights stored ``(in, out)`` such as
         HuggingFace's ``Conv1D``: fan_in = the first dimension) or a bias (``role="bias"``).
+        ``role="input_weight"``: the weight of the layer that sees the inputs, which the point
+        for inputs ``q0`` may give its own σ_w² (rule ``"input layer"``; the others: σ_w²).
     activation : str, sympy expression or Activation, optional
         The activation whose MLP critical point (or point for inputs ``q0``, or critical-line
         point at ``bias_var``) is used; not with ``point``.
@@ -206,16 +210,19 @@ def critical_normal_(tensor: torch.Tensor, activation=None, *, point=None,
     """
     if not isinstance(tensor, torch.Tensor):
         raise InvalidArgumentError(f"tensor must be a torch.Tensor, got {type(tensor).__name__}")
-    if role not in ("weight", "bias"):
-        raise InvalidArgumentError(f"role must be 'weight' or 'bias', got {role!r}")
+    if role not in ("weight", "input_weight", "bias"):
+        raise InvalidArgumentError(f"role must be 'weight', 'input_weight' or 'bias', got "
+                                   f"{role!r}")
     if activation is None and point is None:
         raise InvalidArgumentError("give activation= or point=")
-    sw, sb, _ = _choose(None, activation, point, bias_var, q0, [])
+    sw, sb, ip = _choose(None, activation, point, bias_var, q0, [])
     gen = resolve_generator(None, generator, "weights")
-    if role == "weight":
+    if role != "bias":
         n = _fan_in_of(tensor, transposed) if fan_in is None else int(fan_in)
         if n < 1:
             raise InvalidArgumentError(f"fan_in must be >= 1, got {fan_in!r}")
+        if role == "input_weight" and ip is not None:
+            sw = ip.input_weight_var
         std = math.sqrt(sw / n)
     else:
         std = math.sqrt(sb)
@@ -249,6 +256,9 @@ class TensorAction:
     note : str
     """
 
+    __repr__ = short_repr
+    to_dict = dataclass_dict
+
     name: str
     kind: str
     action: str
@@ -272,6 +282,10 @@ class InitReport:
     input_point : InputPoint or None
         The point for inputs (``q0=``), with its diagnostics.
     notes : tuple of str
+    input_weight_var : float or None
+        σ_w² the input layer (the model's first weight tensor, unless an embedding) was drawn
+        with where it differs from ``weight_var`` (the point for inputs, rule
+        ``"input layer"``); None otherwise.
     """
 
     weight_var: float
@@ -280,6 +294,8 @@ class InitReport:
     q0: float = 1.0
     input_point: Any = None
     notes: tuple = ()
+
+    input_weight_var: float | None = None
 
     @property
     def point(self) -> tuple[float, float]:
@@ -299,11 +315,14 @@ class InitReport:
         return tuple(t.name for t in self.tensors if t.action == "kept")
 
     def __repr__(self) -> str:
-        return (f"InitReport(weight_var={self.weight_var:.6g}, bias_var={self.bias_var:.6g}, "
-                f"{len(self.drawn)} tensors drawn, {len(self.kept)} kept)")
+        inp = ("" if self.input_weight_var is None
+               else f", input_weight_var={self.input_weight_var:.6g}")
+        return (f"InitReport(weight_var={self.weight_var:.6g}, bias_var={self.bias_var:.6g}"
+                f"{inp}, {len(self.drawn)} tensors drawn, {len(self.kept)} kept)")
 
     def to_dict(self) -> dict:
         return jsonable({"weight_var": self.weight_var, "bias_var": self.bias_var,
+                         "input_weight_var": self.input_weight_var,
                          "q0": self.q0, "notes": list(self.notes),
                          "input_point": None if self.input_point is None
                          else self.input_point.to_dict(),
@@ -371,6 +390,28 @@ def init_critical_(model: nn.Module, activation=None, point=None, *,
     rows = weight_tensors(model)
     chosen = set(select(dict.fromkeys(r.module for r in rows), layers))
     qe = 1.0 if q0 is None else float(q0)
+    # the input layer: the model's first weight tensor (module order) where it is not an
+    # embedding; its own σ_w² where the point for the inputs gives one (rule "input layer")
+    first = rows[0] if rows and rows[0].kind != "embedding" else None
+    sw_in = sw if ip is None else ip.input_weight_var
+    if sw_in != sw and first is None:
+        msg = (f"the point for inputs of q0 = {qe:g} ({ip.rule}) needs the input layer drawn "
+               f"with its own weight_var {sw_in:.6g} (K1 = K* = {ip.fixed_point:.6g}); this "
+               "model starts with an embedding, so critheory cannot tell which layer sees the "
+               f"inputs: every layer got {sw:.6g}; draw the input layer with "
+               "input_point.input_weight_std(fan_in)")
+        notes.append(msg)
+        warnings.warn(msg, CriticalityWarning, stacklevel=2)
+        sw_in = sw
+    elif sw_in != sw:
+        if first.module not in chosen:
+            raise InvalidArgumentError(
+                f"the point for inputs of q0 = {qe:g} ({ip.rule}) needs the input layer "
+                f"{first.module!r} drawn with its own weight_var {sw_in:.6g}, and it is not "
+                "among layers=; give bias_var= or point=")
+        notes.append(f"input layer {first.module!r}: weight_var {sw_in:.6g} (K1 = K* = "
+                     f"{ip.fixed_point:.6g} for inputs of q0 = {qe:g}), the other layers "
+                     f"{sw:.6g}")
     done: dict = {}
     for r in rows:
         w, b = r.tensors(model)
@@ -383,6 +424,8 @@ def init_critical_(model: nn.Module, activation=None, point=None, *,
             continue
         if r.kind == "embedding":
             std, note = math.sqrt(qe), "an input: entries N(0, q0)"
+        elif r is first and sw_in != sw:
+            std, note = math.sqrt(sw_in / r.fan_in), "input layer: N(0, input_weight_var/fan_in)"
         else:
             std, note = math.sqrt(sw / r.fan_in), "N(0, weight_var/fan_in)"
         _fill_normal(w, std, gen)
@@ -398,7 +441,8 @@ def init_critical_(model: nn.Module, activation=None, point=None, *,
             "not a weight critheory initializes (normalization affine, class token, "
             "positional embedding, transposed convolution...)"))
     return InitReport(weight_var=sw, bias_var=sb, tensors=tuple(tensors), q0=qe,
-                      input_point=ip, notes=tuple(notes))
+                      input_point=ip, notes=tuple(notes),
+                      input_weight_var=None if sw_in == sw else sw_in)
 
 
 @dataclass(frozen=True)
@@ -423,6 +467,8 @@ class TuneReport:
     probes : int
     notes : tuple of str
     """
+
+    __repr__ = short_repr
 
     layers: tuple
     scaled: tuple

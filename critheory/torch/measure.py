@@ -67,6 +67,7 @@ from critheory.torch.graph import (as_tuple, call_label, first_tensor, forward_h
                                    is_forward_ad_gap, replace_first, resolve_module, run_forward,
                                    source_graph, split_call)
 from critheory.common import limits
+from critheory.common.reprs import short_repr
 
 __all__ = ["APJNResult", "apjn", "apjn_pairs", "execution_order", "layers_of_type", "LAYER_TYPES",
            "MAX_EXACT", "MAX_PROBES", "STREAMS", "seed_generator", "resolve_generator",
@@ -109,6 +110,8 @@ class APJNResult:
         ``"eval"`` or ``"train"``: the mode the model was measured in (``train`` only where
         some module was in training mode).
     """
+
+    __repr__ = short_repr
 
     source: str
     layers: tuple

@@ -53,6 +53,7 @@ from critheory.theory.fold import Ctx
 from critheory.theory.meanfield.rules import rule
 from critheory.theory.meanfield.state import State
 from critheory.torch.activations import activation_of
+from critheory.common.reprs import dataclass_dict, short_repr
 
 __all__ = ["Residual", "ModelReading", "Prediction", "read_model", "predict", "DENSE_TYPES",
            "UNIFORM_RTOL", "CRITICAL_Z", "weight_var_of", "bias_var_of", "WeightTensor",
@@ -325,6 +326,9 @@ class ModelReading:
         Per layer, the :attr:`WeightTensor.kind` of its weight (unstructured readings).
     """
 
+    __repr__ = short_repr
+    to_dict = dataclass_dict
+
     layers: tuple
     units: tuple
     weight_var: tuple
@@ -572,6 +576,8 @@ class Prediction:
         That shared (σ_w², σ_b²).
     reading : ModelReading
     """
+
+    __repr__ = short_repr
 
     layers: tuple
     q0: float

@@ -101,6 +101,7 @@ _SE_FLOOR = 1e-12
 KURTOSIS_EPS_MAX = 0.1
 #: Most bootstrap replicates of the fit (its cost is n_boot x seeds x window).
 from critheory.common.limits import MAX_N_BOOT  # noqa: E402
+from critheory.common.reprs import short_repr
 #: Fewest networks for a kurtosis z-test: its standard error is a fourth-moment statistic.
 KURTOSIS_MIN_SEEDS = 30
 
@@ -396,6 +397,8 @@ class Comparison:
     >>> isinstance(c, ct.Comparison)
     True
     """
+
+    __repr__ = short_repr
 
     simulation: Any
     theory: Any

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from critheory.common.reprs import short_repr
 
 __all__ = ["NTKComparison", "NTKVerdict", "compare_ntk", "ntk_z", "ntk_verdict"]
 
@@ -32,6 +33,8 @@ class NTKVerdict:
     Bonferroni threshold (None when nothing was compared); ``n_compared`` the layers compared;
     ``dof`` the Student-t degrees of freedom (None when nothing was compared).
     """
+
+    __repr__ = short_repr
 
     verdict: str
     z_crit: float | None
@@ -64,6 +67,8 @@ class NTKComparison:
     scaling : str
         The learning-rate schedule (``constant`` or ``equivalence``).
     """
+
+    __repr__ = short_repr
 
     theory: Any
     measurement: Any

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from critheory.common.reprs import short_repr
 
 __all__ = ["ShapedComparison", "compare_sde", "sd_stderr"]
 
@@ -38,6 +39,8 @@ class ShapedComparison:
     two-sample against the EM paths (``em``); ``unshaped_*``: the same networks without shaping
     (None when not simulated).
     """
+
+    __repr__ = short_repr
 
     width: int
     depth: int

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from critheory.errors import InvalidArgumentError
+from critheory.common.reprs import short_repr
 
 __all__ = ["validate_spectrum", "SpectrumValidation", "Z_MAX", "BIAS_FACTOR", "KS_CRIT",
            "ATOM_TOL"]
@@ -75,6 +76,8 @@ class SpectrumValidation:
         ``"consistent"``, ``"inconsistent"`` or ``"undetermined"`` (fewer than 2 networks).
     notes : tuple of str
     """
+
+    __repr__ = short_repr
 
     theory: object
     simulation: object

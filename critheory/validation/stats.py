@@ -40,6 +40,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from critheory.common.reprs import short_repr
 
 __all__ = ["Decision", "critical_value", "p_values", "p_values_right_skewed", "welch_dof", "decide", "verdict_of",
            "seeds_dof"]
@@ -187,6 +188,8 @@ class Decision:
     lower, upper : ndarray or None
         Per-score thresholds (the concatenated scores); a score outside them rejects.
     """
+
+    __repr__ = short_repr
 
     verdict: str
     crit: float

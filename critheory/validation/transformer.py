@@ -41,6 +41,7 @@ import numpy as np
 
 from critheory.validation.compare import ALPHA
 from critheory.validation.stats import decide, verdict_of, welch_dof
+from critheory.common.reprs import short_repr
 
 __all__ = ["TransformerComparison", "compare_transformer"]
 
@@ -50,6 +51,8 @@ _FLOOR = 1e-12
 @dataclass(frozen=True)
 class TransformerComparison:
     """Theory and simulation of one transformer, with z-scores per layer and the verdict."""
+
+    __repr__ = short_repr
 
     theory: object
     simulation: object

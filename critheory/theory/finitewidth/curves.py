@@ -45,6 +45,7 @@ from critheory.theory.state import State
 from critheory.theory.meanfield.depth import depth_curves
 from critheory.theory.meanfield.maps import architecture
 from critheory.common import limits
+from critheory.common.reprs import short_repr
 
 __all__ = ["FiniteWidthCurves", "Nu", "finite_width_curves", "trust_statement", "MAX_DEPTH",
            "MAX_WIDTH"]
@@ -63,6 +64,8 @@ class Nu:
     """The slope ν of ``V^l/(K^l)² ≈ ν l`` as l → ∞ along the actual kernel flow: value,
     exact expression (or None), and how; ``saturation`` = lim V/K² where the flow ends at a
     stable fixed point (ν = 0 there), ``fixed_point`` the limit kernel where one was found."""
+
+    __repr__ = short_repr
 
     value: float | None
     exact: str | None
@@ -86,6 +89,8 @@ class FiniteWidthCurves:
     >>> isinstance(c, ct.FiniteWidthCurves)
     True
     """
+
+    __repr__ = short_repr
 
     activation: str
     arch: str

@@ -30,6 +30,7 @@ from critheory.activation import Activation
 from critheory.common.checks import check_hyper
 from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError
+from critheory.common.reprs import short_repr
 
 __all__ = ["ExactMoments", "exact_scale_invariant", "slope_moments", "exact_kurtosis_stderr"]
 
@@ -37,6 +38,8 @@ __all__ = ["ExactMoments", "exact_scale_invariant", "slope_moments", "exact_kurt
 @dataclass(frozen=True)
 class ExactMoments:
     """Exact ``E[z²]``, ``E[z⁴]`` and the excess kurtosis of one preactivation, l = 1..L."""
+
+    __repr__ = short_repr
 
     width: int
     depths: np.ndarray

@@ -43,6 +43,7 @@ import numpy as np
 
 from critheory.common.jsonable import jsonable
 from critheory.theory.meanfield.maps import check_arch
+from critheory.common.reprs import short_repr
 
 __all__ = ["CorrelationFixedPoint", "correlation_fixed_point", "correlation_map"]
 
@@ -70,6 +71,8 @@ class CorrelationFixedPoint:
     xi_c : float
         ``−1/log χ_c`` (``inf`` where ``χ_c >= 1``, at criticality).
     """
+
+    __repr__ = short_repr
 
     q_star: float
     c_star: float

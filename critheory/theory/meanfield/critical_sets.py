@@ -39,6 +39,7 @@ from scipy import special
 from critheory.errors import InvalidArgumentError
 from critheory.common.checks import check_hyper
 from critheory.theory.meanfield.maps import LayerMaps, check_arch
+from critheory.common.reprs import short_repr
 
 __all__ = ["CriticalSet", "CriticalSetKind", "critical_set", "everywhere_apjn", "residual_growth",
            "has_residual_growth_law",
@@ -57,6 +58,8 @@ class CriticalSetKind(enum.Enum):
 class CriticalSet:
     """Kind and description of an architecture's critical set (for ``EVERYWHERE`` the APJN
     grows as l^(B/A), a function of σ's: see :func:`everywhere_constants`)."""
+
+    __repr__ = short_repr
 
     kind: CriticalSetKind
     description: str

@@ -40,6 +40,7 @@ from critheory.theory.meanfield.maps import LayerMaps, check_arch
 from critheory.theory.meanfield.taylor import a1_b1, kernel_dependent, kinked_second, zero_endpoint
 from critheory.theory.roots import refine_brackets
 from critheory.common import limits
+from critheory.common.reprs import short_repr
 
 __all__ = ["LinePoint", "CriticalPoint", "CriticalPointKind", "Universality", "UniversalityKind",
            "Side", "critical_line", "critical_points", "universality"]
@@ -66,6 +67,8 @@ class LinePoint:
     >>> isinstance(p, ct.LinePoint), p.bias_var
     (True, 0.1)
     """
+
+    __repr__ = short_repr
 
     bias_var: float
     weight_var: float | None
@@ -109,6 +112,8 @@ class CriticalPoint:
     >>> isinstance(p, ct.CriticalPoint), p.weight_var, p.bias_var
     (True, 1.0, 0.0)
     """
+
+    __repr__ = short_repr
 
     weight_var: float
     bias_var: float
@@ -551,6 +556,8 @@ class Universality:
     >>> isinstance(u, ct.Universality), u.name
     (True, 'scale-invariant')
     """
+
+    __repr__ = short_repr
 
     kind: UniversalityKind
     critical_point: CriticalPoint | None

@@ -28,6 +28,7 @@ from critheory.common.checks import check_hyper
 from critheory.theory.meanfield.maps import LayerMaps, check_arch
 from critheory.theory.meanfield.tabulated import TabulatedMap
 from critheory.common import limits
+from critheory.common.reprs import short_repr
 
 __all__ = ["DepthCurves", "depth_curves", "fit_power_law", "PowerLawFit"]
 
@@ -60,6 +61,8 @@ class DepthCurves:
     >>> isinstance(d, ct.DepthCurves), float(d.kernel[-1])
     (True, 2.0)
     """
+
+    __repr__ = short_repr
 
     weight_var: float
     bias_var: float
@@ -181,6 +184,8 @@ class PowerLawFit:
     ``slope`` and ``local_slope`` are signed (``d log y / d log l``): the decay exponent of the
     reports (``J ∝ l^(-exponent)``) is ``-slope``.
     """
+
+    __repr__ = short_repr
 
     slope: float
     amplitude: float

@@ -27,6 +27,7 @@ from critheory.common.jsonable import finite_or_none
 from critheory.theory.meanfield.maps import LayerMaps, check_arch
 from critheory.theory.meanfield.taylor import a1_b1, kinked_second, one_sided_derivatives
 from critheory.theory.roots import refine_brackets, sign_change_brackets
+from critheory.common.reprs import short_repr
 
 __all__ = ["FixedPoint", "FixedPointStability", "PointAnalysis", "fixed_points", "fixed_point_at", "analyze_point",
            "CRITICAL_TOL"]
@@ -61,6 +62,8 @@ class FixedPoint:
     >>> isinstance(fp, ct.FixedPoint)
     True
     """
+
+    __repr__ = short_repr
 
     K: float
     chi_parallel: float
@@ -104,6 +107,8 @@ class PointAnalysis:
     correlation_length : float
         ξ = 1/|log χ_J| (inf at criticality).
     """
+
+    __repr__ = short_repr
 
     arch: str
     weight_var: float

@@ -17,13 +17,26 @@ and :func:`critical_point_for_inputs` chooses on it, for inputs of second moment
    finite-width fluctuations of the kernel die out instead of growing like ``χ_∥^l``);
 2. otherwise the activation's own critical point unless it is half-stable (tanh, erf: the
    K*=0 class attracts every input; its APJN follows the critical power law);
-3. otherwise the point whose fixed point the inputs *reach* and along whose way the APJN stays
-   flattest: the stable line points (``χ_∥ <= 1``, ``σ_b² >= 0``) are scanned and the one with
-   the smallest ``max_{l <= depth} |log J^{1,l}|`` (the mean-field APJN from ``K¹``, exact
-   iteration of the kernel map; the smallest K* among those within 1e-3 of the flattest) is
-   refined on a finer grid. At the K*=K¹ point of a
-   half-stable activation (``K¹ < K*_c``) ``χ_∥ > 1`` (GELU at q0 = 1: 1.022 per layer), so this
-   is the common case there.
+3. otherwise a stable line point (``χ_∥ <= 1``, ``σ_b² >= 0``):
+
+   a. the one the inputs *reach* with the flattest APJN: the stable line points are scanned
+      and the one with the smallest ``max_{l <= depth} |log J^{1,l}|`` (the mean-field APJN
+      from ``K¹``, exact iteration of the kernel map; the smallest K* among those within 1e-3
+      of the flattest) is refined on a finer grid (rule ``"reached"``). It is used when it is
+      flat to :data:`FLAT_EXACT` (linear, abs, SELU, cos: ``K¹`` is at or next to its K*);
+   b. otherwise the *input layer* puts the inputs on the fixed point (rule ``"input layer"``):
+      the hidden layers at the line point with the smallest ``χ_∥`` (the most stable one: the
+      kernel's finite-width fluctuations die fastest, like ``χ_∥^l``), the input layer at
+      ``σ_w,in² = (K* − σ_b²)/q0`` so that ``K¹ = σ_b² + σ_w,in² q0 = K*``. Its mean-field
+      ``J^{1,l}`` is 1 at every depth (no horizon). This is the case of the half-stable
+      class: the stable branch starts at ``K*_c > K¹``, and every line point reached from
+      ``K¹`` gets there only after a transient of hundreds of layers (at l = 64 the kernel is
+      at about half its K*) along which ``χ_J != 1``; its flatness over 64 layers is a
+      balance of that transient (SiLU: 16 % off at best; GELU's J^{1,128}: 1.18). It is
+      used where ``χ_∥`` has its minimum inside the scanned range (else 3a's point is kept).
+
+   At the K*=K¹ point of a half-stable activation (``K¹ < K*_c``) ``χ_∥ > 1`` (GELU at
+   q0 = 1: 1.022 per layer), so 3 is the common case there.
 
 It also says whether the activation's own critical point is reached from these inputs and at
 which depth its APJN is off by more than 10 % (``depth_lost``).
@@ -34,8 +47,8 @@ checks the result against mpmath quadrature and against the APJN of torch networ
 Examples
 --------
 >>> p = critical_point_for_inputs("gelu", 1.0, depth=64)
->>> round(p.weight_var, 3), round(p.bias_var, 3), p.rule
-(1.963, 0.553, 'reached')
+>>> round(p.weight_var, 3), round(p.bias_var, 3), round(p.input_weight_var, 2), p.rule
+(1.957, 0.388, 13.42, 'input layer')
 >>> p.critical_reached, p.depth_lost
 (False, 6)
 """
@@ -52,15 +65,19 @@ from critheory.common.jsonable import jsonable
 from critheory.errors import CritheoryError, InvalidArgumentError
 from critheory.expectations import expect
 from critheory.common import limits
+from critheory.common.reprs import dataclass_dict, short_repr
 
 __all__ = ["InputPoint", "critical_point_for_inputs", "critical_point_reach",
            "CriticalityWarning", "InputWarning", "InputWarningKind", "warnings_for",
-           "reach_warning", "MAX_DEPTH", "FLAT_TOL"]
+           "reach_warning", "MAX_DEPTH", "FLAT_TOL", "FLAT_EXACT"]
 
 #: the depth horizon of the scan at most (each layer is one vectorized expectation per map)
 MAX_DEPTH = limits.MAX_DEPTH_INPUTS
 #: |J^{1,l} − 1| beyond this fraction "matters" (depth_lost)
 FLAT_TOL = 0.1
+#: a reached line point with ``max_l |log J^{1,l}|`` at most this keeps the network's σ_w² in the
+#: input layer (rule "reached"); beyond it the input layer gets its own (rule "input layer")
+FLAT_EXACT = 1e-3
 _GRID = np.logspace(-3, 3.5, 131)
 
 
@@ -78,17 +95,18 @@ class InputPoint:
     q0 : float
         Input second moment per coordinate, ``|x|²/N₀``.
     weight_var, bias_var : float
-        σ_w², σ_b² (χ_J(K*) = 1 at them).
+        σ_w², σ_b² of the layers after the input layer (χ_J(K*) = 1 at them).
     fixed_point : float
         K* of this point.
     input_kernel : float
-        ``K¹ = σ_b² + σ_w² q0``.
+        ``K¹ = σ_b² + σ_w,in² q0``.
     chi_parallel : float
         χ_∥ at K* (<= 1: stable).
     rule : str
         ``"K*=K1"`` (the fixed point is the input kernel), ``"critical"`` (the activation's
-        critical point, reached from these inputs) or ``"reached"`` (a line point the inputs
-        flow to; see the module docstring).
+        critical point, reached from these inputs), ``"reached"`` (a line point the inputs
+        flow to) or ``"input layer"`` (the input layer's own σ_w² puts the inputs on K*); see
+        the module docstring.
     depth : int
         The depth horizon of the choice.
     apjn_max_log : float
@@ -101,6 +119,9 @@ class InputPoint:
     depth_lost : int or None
         At the critical point, from these inputs: the first depth ``l <= depth`` at which
         ``|J^{1,l} − 1| > FLAT_TOL`` (None if it stays within it).
+    input_weight_var : float
+        σ_w,in² of the input layer (fan-in ``N₀``): ``weight_var`` except for the rule
+        ``"input layer"``, where it is ``(K* − σ_b²)/q0``.
     notes : tuple of str
     """
 
@@ -117,14 +138,24 @@ class InputPoint:
     critical_point: tuple | None
     critical_reached: bool | None
     depth_lost: int | None
+    input_weight_var: float
     notes: tuple = ()
 
+    def __repr__(self) -> str:
+        s = (f"InputPoint({self.activation}, q0={self.q0:g}, rule={self.rule!r}, "
+             f"weight_var={self.weight_var:.6g}, bias_var={self.bias_var:.6g}")
+        if self.input_weight_var != self.weight_var:
+            s += f", input_weight_var={self.input_weight_var:.6g}"
+        return s + f", K*={self.fixed_point:.6g})"
+
     def weight_std(self, fan_in: int) -> float:
-        """The standard deviation of the weights of a layer with ``fan_in`` inputs,
-        ``sqrt(σ_w²/fan_in)`` (``torch.nn.init.normal_(w, std=...)``)."""
-        if isinstance(fan_in, bool) or not isinstance(fan_in, (int, np.integer)) or fan_in < 1:
-            raise InvalidArgumentError(f"fan_in must be an integer >= 1, got {fan_in!r}")
-        return math.sqrt(self.weight_var / fan_in)
+        """The standard deviation of the weights of a layer after the input layer with
+        ``fan_in`` inputs, ``sqrt(σ_w²/fan_in)`` (``torch.nn.init.normal_(w, std=...)``)."""
+        return math.sqrt(self.weight_var / _fan_in(fan_in))
+
+    def input_weight_std(self, fan_in: int) -> float:
+        """The standard deviation of the input layer's weights, ``sqrt(σ_w,in²/fan_in)``."""
+        return math.sqrt(self.input_weight_var / _fan_in(fan_in))
 
     @property
     def bias_std(self) -> float:
@@ -133,6 +164,12 @@ class InputPoint:
 
     def to_dict(self) -> dict:
         return jsonable({k: getattr(self, k) for k in self.__dataclass_fields__})
+
+
+def _fan_in(fan_in) -> int:
+    if isinstance(fan_in, bool) or not isinstance(fan_in, (int, np.integer)) or fan_in < 1:
+        raise InvalidArgumentError(f"fan_in must be an integer >= 1, got {fan_in!r}")
+    return int(fan_in)
 
 
 class InputWarningKind(enum.Enum):
@@ -161,6 +198,9 @@ class InputWarning:
         ``NOT_FLAT``: ``max_{l <= depth} J^{1,l}`` off from 1 by this fraction
         (``expm1(apjn_max_log)``).
     """
+
+    __repr__ = short_repr
+    to_dict = dataclass_dict
 
     kind: InputWarningKind
     q0: float
@@ -321,12 +361,14 @@ def critical_point_for_inputs(activation, q0: float = 1.0, *, depth: int = 64, p
     notes = []
     crit, half_stable, reached, lost = _critical_reach(act, q0, depth)
 
-    def pack(sw, sb, K, chi_par, rule, worst):
+    def pack(sw, sb, K, chi_par, rule, worst, sw_in=None):
+        sw_in = float(sw if sw_in is None else sw_in)
         return InputPoint(activation=act.name, q0=q0, weight_var=float(sw), bias_var=float(sb),
-                          fixed_point=float(K), input_kernel=float(sb + sw * q0),
+                          fixed_point=float(K), input_kernel=float(sb + sw_in * q0),
                           chi_parallel=float(chi_par), rule=rule, depth=depth,
                           apjn_max_log=float(worst), critical_point=crit,
-                          critical_reached=reached, depth_lost=lost, notes=tuple(notes))
+                          critical_reached=reached, depth_lost=lost, input_weight_var=sw_in,
+                          notes=tuple(notes))
 
     # 1. K* = K¹
     for K in _k1_point(act, q0):
@@ -361,8 +403,8 @@ def critical_point_for_inputs(activation, q0: float = 1.0, *, depth: int = 64, p
     best = int(np.nonzero(worst <= worst.min() + 1e-3)[0][0])
     # refine between the neighbours of the best grid point
     i = idx[best]
-    lo, hi = _GRID[max(i - 1, 0)], _GRID[min(i + 1, len(_GRID) - 1)]
-    fine = np.geomspace(lo, hi, 41)
+    flat = (sw[i], sb[i], _GRID[i], chi_par[i], worst[best])
+    fine = _neighbourhood(i)
     fsw, fsb, fchi = _line(act, fine)
     fok = np.isfinite(fsw) & (fsw > 0) & (fsb >= 0) & (fchi <= 1 + 1e-9)
     if fok.any():
@@ -373,5 +415,41 @@ def critical_point_for_inputs(activation, q0: float = 1.0, *, depth: int = 64, p
         j = int(np.nonzero(fworst <= fworst.min() + 1e-3)[0][0])
         if fworst[j] <= worst[best]:
             k = np.nonzero(fok)[0][j]
-            return pack(fsw[k], fsb[k], fine[k], fchi[k], "reached", fworst[j])
-    return pack(sw[i], sb[i], _GRID[i], chi_par[i], "reached", worst[best])
+            flat = (fsw[k], fsb[k], fine[k], fchi[k], fworst[j])
+    if flat[4] <= FLAT_EXACT:
+        return pack(*flat[:4], "reached", flat[4])
+    # 3b. the most stable line point, the inputs put on its fixed point by the input layer
+    stable = _most_stable(act, sw, sb, chi_par, ok)
+    if stable is None:
+        return pack(*flat[:4], "reached", flat[4])
+    ssw, ssb, sK, schi = stable
+    sw_in = (sK - ssb) / q0
+    with np.errstate(all="ignore"):
+        _, slog = _flow(act, np.array([ssw]), np.array([ssb]), (sK - ssb) / ssw, depth)  # K1 = K*
+    notes.append(f"the flattest line point reached from K1 ({flat[0]:.6g}, {flat[1]:.6g}) "
+                 f"leaves J^(1,l) off by up to {math.expm1(flat[4]):.1%} within {depth} layers "
+                 f"(a transient towards its K* = {flat[2]:.4g}); the input layer's own weight "
+                 f"variance {sw_in:.6g} puts the inputs on the fixed point instead")
+    return pack(ssw, ssb, sK, schi, "input layer", float(np.max(np.abs(slog[:, 0]))), sw_in)
+
+
+def _neighbourhood(i: int, n: int = 41) -> np.ndarray:
+    """A finer geometric grid between the neighbours of grid point ``i``."""
+    return np.geomspace(_GRID[max(i - 1, 0)], _GRID[min(i + 1, len(_GRID) - 1)], n)
+
+
+def _most_stable(act, sw, sb, chi_par, ok):
+    """(σ_w², σ_b², K*, χ_∥) of the stable line point with the smallest χ_∥, refined on a finer
+    grid, or None where the minimum is at the end of the scanned range (χ_∥ still falling:
+    no finite most stable point)."""
+    c = np.where(ok, chi_par, np.inf)
+    i = int(np.argmin(c))
+    if not np.isfinite(c[i]) or i == len(_GRID) - 1:
+        return None
+    fine = _neighbourhood(i)
+    fsw, fsb, fchi = _line(act, fine)
+    fc = np.where(np.isfinite(fsw) & (fsw > 0) & (fsb >= 0) & (fchi <= 1 + 1e-9), fchi, np.inf)
+    k = int(np.argmin(fc))
+    if not fc[k] <= c[i]:
+        return float(sw[i]), float(sb[i]), float(_GRID[i]), float(chi_par[i])
+    return float(fsw[k]), float(fsb[k]), float(fine[k]), float(fchi[k])

@@ -66,6 +66,7 @@ from critheory.theory.meanfield.tabulated import PiecewiseChebyshev
 from critheory.theory.ntk.rules import THEORY
 from critheory.theory.state import Rep, State
 from critheory.common import limits
+from critheory.common.reprs import short_repr
 
 __all__ = ["NTKCurves", "ntk_curves", "learning_rates", "layer_coefficients", "SCALINGS",
            "MAX_DEPTH", "layer_map"]
@@ -104,6 +105,8 @@ class NTKCurves:
     >>> isinstance(c, ct.NTKCurves), c.depths
     (True, array([1, 2, 3]))
     """
+
+    __repr__ = short_repr
 
     depths: np.ndarray
     kernel: np.ndarray

@@ -54,6 +54,7 @@ from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError
 from critheory.theory.recipes import rules
 from critheory.common import limits
+from critheory.common.reprs import short_repr
 
 __all__ = ["ParameterGroup", "Recipe", "recipe", "interaction", "regime", "MLP_GROUPS",
            "TRANSFORMER_GROUPS", "MAX_DEPTH", "MAX_WIDTH"]
@@ -95,6 +96,8 @@ class ParameterGroup:
         The equations the rule comes from.
     """
 
+    __repr__ = short_repr
+
     name: str
     init_variance: float
     lr_factor: float
@@ -128,6 +131,7 @@ class Recipe:
     (True, ['input', 'hidden', 'bias', 'output'])
     """
 
+
     arch: str
     activation: str
     optimizer: str
@@ -153,6 +157,13 @@ class Recipe:
     def attention(self) -> bool:
         """Whether this is the transformer recipe (attention heads, an MLP block)."""
         return self.heads is not None
+
+    def __repr__(self) -> str:
+        sw, sb = self.critical_point
+        return (f"Recipe({self.activation}, {self.arch}, {self.optimizer}, s={self.family:g}, "
+                f"width={self.width}, depth={self.depth}, point=({sw:.6g}, {sb:.6g}), groups="
+                f"{'/'.join(g.name for g in self.groups)}, interaction={self.interaction:.3g}"
+                + (f", {len(self.warnings)} warning(s)" if self.warnings else "") + ")")
 
     def group(self, name: str) -> ParameterGroup:
         """The group called ``name`` (KeyError if absent)."""
@@ -225,13 +236,19 @@ def _critical(arch_maps, weight_var, bias_var):
     return float(u.critical_point.weight_var), float(u.critical_point.bias_var), u
 
 
-def _depth_factors(arch_maps, sw, sb, L, optimizer):
-    """Per-layer (bias, weight) depth factors of layers 1..L (module docstring)."""
+def _depth_factors(arch_maps, sw, sb, L, optimizer, q0: float = 1.0, sw_in=None):
+    """Per-layer (bias, weight) depth factors of layers 1..L (module docstring), for inputs of
+    second moment ``q0``. An input layer with its own σ_w,in² (``sw_in``) is the network with
+    σ_w² everywhere and inputs of ``q_eff = σ_w,in² q0/σ_w²`` (the same law of h¹), whose
+    input-weight NTK term ``λ_W^1 q_eff`` is the real one ``λ_W^1 q0`` times ``q_eff/q0``: the
+    real input layer's weight factor is the equivalent network's times ``q_eff/q0``."""
     from critheory.theory.ntk.depth import ntk_curves
 
+    q_eff = q0 if sw_in is None else sw_in * q0 / sw
     c = ntk_curves(arch_maps, arch_maps.activation, sw, sb, L, lambda_b=1.0, lambda_w=1.0,
-                   scaling="equivalence")
-    fb, fw = np.asarray(c.lambda_b, float), np.asarray(c.lambda_w, float)
+                   scaling="equivalence", q0=q_eff)
+    fb, fw = np.asarray(c.lambda_b, float), np.array(c.lambda_w, float)
+    fw[0] *= q_eff / q0
     if not (np.all(np.isfinite(fb)) and np.all(np.isfinite(fw))):
         raise InvalidArgumentError("the NTK recursion overflows at this point: no depth factors")
     if optimizer == "adamw":
@@ -426,10 +443,12 @@ def recipe(activation="tanh", *, width: int, depth: int, family: float = 0.0,
     uname, p = u.name, u.p_perp
     point, notes, input_point = _input_point(maps, act, L, sw, sb, u.half_stable, q0,
                                              weight_var)
+    sw_in, qf = sw, 1.0
     if input_point is not None:
         sw, sb = input_point.weight_var, input_point.bias_var
-    fb, fw = _depth_factors(maps, sw, sb, L, optimizer)
-    rows = {"input": ((1,), rules.mlp_input(n, n0, s, sw, optimizer), fw[:1],
+        sw_in, qf = input_point.input_weight_var, input_point.q0   # rule "input layer": own
+    fb, fw = _depth_factors(maps, sw, sb, L, optimizer, qf, None if sw_in == sw else sw_in)
+    rows = {"input": ((1,), rules.mlp_input(n, n0, s, sw_in, optimizer), fw[:1],
                       "[PDLT] §7-8; [DYZ] (1.25), (1.99), (1.108), fn. 26"),
             "hidden": (tuple(range(2, L)), rules.mlp_hidden(n, s, sw, optimizer), fw[1:L - 1],
                        "[PDLT] §7-8; [DYZ] (1.31), (1.105), (1.110)-(1.113), fn. 26"),

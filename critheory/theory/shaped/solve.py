@@ -46,6 +46,7 @@ _ROUNDOFF = 1e-12
 
 #: Budget of :func:`integrate`: paths × steps × m² (refused above: about a minute).
 from critheory.common.limits import MAX_SDE_PATH_STEPS as MAX_PATH_STEPS  # noqa: E402
+from critheory.common.reprs import dataclass_dict, short_repr
 
 
 def check_T(T) -> float:
@@ -179,6 +180,9 @@ class Paths:
     steps, paths : int
         Fine steps and paths.
     """
+
+    __repr__ = short_repr
+    to_dict = dataclass_dict
 
     V: np.ndarray
     V_coarse: np.ndarray
@@ -453,6 +457,9 @@ class RhoLaw:
     cdf : callable
         ``cdf(r) = P(ρ_T <= r)``.
     """
+
+    __repr__ = short_repr
+    to_dict = dataclass_dict
 
     rho_mean: float
     rho_std: float

@@ -17,6 +17,7 @@ from critheory.errors import InvalidArgumentError
 from critheory.theory.shaped.sde import Stability, drift_text, stability
 from critheory.theory.shaped.solve import (check_T, check_rho0, fokker_planck, integrate,
                                            rho_ode, start_matrix)
+from critheory.common.reprs import short_repr
 
 __all__ = ["SDEResult", "solve_sde"]
 
@@ -52,6 +53,8 @@ class SDEResult:
         The :class:`~critheory.theory.shaped.solve.Paths` or
         :class:`~critheory.theory.shaped.solve.RhoLaw` behind the numbers.
     """
+
+    __repr__ = short_repr
 
     T: float
     rho0: float

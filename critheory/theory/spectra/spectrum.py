@@ -50,6 +50,7 @@ from critheory.common.checks import check_bias_var, check_int, check_nonnegative
 from critheory.common.limits import MAX_DEPTH_SPECTRUM as MAX_DEPTH
 from critheory.common.limits import MAX_SPECTRUM_POINTS as MAX_POINTS
 from critheory.errors import CritheoryError, GrowthError, InvalidArgumentError
+from critheory.common.reprs import short_repr
 
 __all__ = ["JacobianSpectrum", "Isometry", "jacobian_spectrum", "isometry_verdict",
            "resnet_network", "SolverNeeds", "SOLVERS", "NAMES", "TARNOWSKI", "DEPRECATED",
@@ -85,6 +86,8 @@ class Isometry:
     and relative variance at most ``spread_tol``), ``"critical, not isometric"`` (mean near 1,
     spread too large), ``"exploding"`` / ``"vanishing"`` (mean off 1).
     """
+
+    __repr__ = short_repr
 
     verdict: str
     m1: float
@@ -156,6 +159,8 @@ class JacobianSpectrum:
     >>> isinstance(s, ct.JacobianSpectrum)
     True
     """
+
+    __repr__ = short_repr
 
     arch: str
     weights: str

@@ -41,6 +41,7 @@ from critheory.theory.fold import check_composition
 from critheory.theory.transformer.rules import THEORY, apply_blocks, context
 from critheory.theory.transformer.softmax import MAX_POINTS, SoftmaxSampler
 from critheory.common import limits
+from critheory.common.reprs import short_repr
 
 __all__ = ["TransformerCurves", "transformer_depth", "input_kernel", "MAX_DEPTH",
            "one_token_exponent"]
@@ -75,6 +76,8 @@ class TransformerCurves:
     (None for T = 1), ``apjn`` ``J^{l0,l}`` (NaN for l < l0), ``chi_jacobian`` the one-layer
     APJN ``l → l+1`` and ``chi_blocks[l-1, b]`` the one-block APJN of the unit's block b.
     """
+
+    __repr__ = short_repr
 
     weight_var: float
     bias_var: float

@@ -39,6 +39,7 @@ import numpy as np
 
 from critheory.errors import ConvergenceError, InvalidArgumentError
 from critheory.common import limits
+from critheory.common.reprs import short_repr
 
 __all__ = ["SoftmaxSampler", "sqrt_psd", "deterministic_weights", "softmax_moments",
            "trace_pp", "attention_kernel", "AttentionKernel", "MAX_POINTS", "MAX_WORK"]
@@ -232,6 +233,8 @@ def softmax_moments(F: np.ndarray, thetas: np.ndarray, logit_var: float, causal:
 @dataclass(frozen=True)
 class AttentionKernel:
     """``E[A F Aᵀ]`` for one input kernel: value ± error (std over randomizations / √R)."""
+
+    __repr__ = short_repr
 
     value: np.ndarray
     error: np.ndarray

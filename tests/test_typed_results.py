@@ -209,7 +209,8 @@ def test_shaping_capability_matches_homogeneity():
 def _point(**kw):
     from critheory.theory.meanfield.inputs import InputPoint
 
-    base = dict(activation="x", q0=1.0, weight_var=1.0, bias_var=0.0, fixed_point=1.0,
+    base = dict(activation="x", q0=1.0, weight_var=1.0, input_weight_var=1.0, bias_var=0.0,
+                fixed_point=1.0,
                 input_kernel=1.0, chi_parallel=1.0, rule="K*=K1", depth=64, apjn_max_log=0.0,
                 critical_point=None, critical_reached=None, depth_lost=None)
     base.update(kw)

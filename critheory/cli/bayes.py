@@ -43,14 +43,11 @@ import json
 import numpy as np
 
 from critheory.cli.args import SEED, bounded_int, common_arguments, finite, params, preflight
-from critheory.common.limits import MAX_DEPTH_DATA, MAX_SEEDS_CLI, MAX_WIDTH_FINITE_WIDTH
+from critheory.common.limits import (MAX_DEPTH_DATA, MAX_INPUTS_FILE_BYTES, MAX_SEEDS_CLI,
+                                     MAX_WIDTH_FINITE_WIDTH)
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["register", "parse_inputs", "parse_targets", "read_inputs_file"]
-
-#: the largest inputs file read (bytes)
-MAX_INPUTS_FILE = 1 << 20
-
 
 def _numbers(text: str, what: str) -> list[float]:
     out = []
@@ -89,12 +86,12 @@ def read_inputs_file(path: str) -> np.ndarray:
     """The rows of a text file (numbers separated by commas or spaces; ``#`` comments)."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read(MAX_INPUTS_FILE + 1)
+            data = fh.read(MAX_INPUTS_FILE_BYTES + 1)
     except OSError as e:
         raise InvalidArgumentError(f"--inputs-file: cannot read {path!r} ({e.strerror})") from None
-    if len(data) > MAX_INPUTS_FILE:
+    if len(data) > MAX_INPUTS_FILE_BYTES:
         raise InvalidArgumentError(f"--inputs-file: {path!r} is larger than "
-                                   f"{MAX_INPUTS_FILE} bytes")
+                                   f"{MAX_INPUTS_FILE_BYTES} bytes")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

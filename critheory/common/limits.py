@@ -93,6 +93,8 @@ MAX_DATA_WORK = _limit(
     "MAX_DATA_WORK", 2e6,
     "depth x (four-point expectations per layer) of the several-input theory: ~2e6 is tens of "
     "minutes on one core")
+MAX_INPUTS_FILE_BYTES = _limit(
+    "MAX_INPUTS_FILE_BYTES", 1 << 20, "the largest --inputs-file read (a text file of inputs)")
 MAX_INPUT_DIM = _limit(
     "MAX_INPUT_DIM", 10 ** 6, "the input dimension n0 of the inputs' Gram matrix")
 

@@ -94,6 +94,7 @@ from critheory.common import limits
 from critheory.common.checks import (check_bias_var, check_int, check_nonnegative, check_real,
                                      check_weight_var)
 from critheory.common.jsonable import jsonable
+from critheory.common.reprs import short_repr
 from critheory.common.progress import Progress
 from critheory.errors import InvalidArgumentError
 from ._util import readonly
@@ -221,6 +222,8 @@ class OutputLaws:
     elapsed : float
     """
 
+    __repr__ = short_repr
+
     mean: np.ndarray
     metric: np.ndarray
     width: int = 0
@@ -296,6 +299,8 @@ class MeasuredPosterior:
         the normal limit of the delta method).
     """
 
+    __repr__ = short_repr
+
     mean: np.ndarray
     mean_stderr: np.ndarray
     mean_bias: np.ndarray
@@ -328,6 +333,8 @@ class MeasuredPosterior:
 class MeasuredKernel:
     """``E[z_a z_b] = E[Ĝ + μ μᵀ]`` over the networks, with its standard error ``std/√S``."""
 
+    __repr__ = short_repr
+
     kernel: np.ndarray
     stderr: np.ndarray
     networks: int
@@ -341,6 +348,8 @@ class MeasuredKernel:
 class MeasuredVertex:
     """``n · Cov(Ĝ_ab, Ĝ_cd)`` (m, m, m, m) with its standard error (the spread of the products of
     centred metrics over the networks, ``std/√S``)."""
+
+    __repr__ = short_repr
 
     vertex: np.ndarray
     stderr: np.ndarray
@@ -413,6 +422,14 @@ def output_laws(net, weight_var: float, bias_var: float, inputs, depth: int, wid
     Returns
     -------
     OutputLaws
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> laws = ct.output_laws(ct.network("mlp", "relu"), 2.0, 0.0, [[1.0, 0.0], [0.0, 1.0]],
+    ...                       depth=2, width=16, networks=128, seed=0)
+    >>> laws.mean.shape, laws.metric.shape
+    ((128, 2), (128, 2, 2))
     """
     t0 = time.perf_counter()
     net, _ = resolve_network(net, arch, mu)
@@ -558,6 +575,15 @@ def exact_posterior(laws: OutputLaws, train: Sequence[int], test: Sequence[int],
     InvalidArgumentError
         Bad indices or targets, noise < 0, a singular training block at zero noise, duplicate
         training inputs with different targets at zero noise, or ESS below ``min_ess``.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> laws = ct.output_laws(ct.network("mlp", "tanh"), 1.0, 0.1, [[1.0], [0.5]], depth=2,
+    ...                       width=32, networks=1000, seed=0)
+    >>> post = ct.exact_posterior(laws, [0], [1], [0.3], noise=0.05)
+    >>> post.mean.shape, bool(post.ess > 100)
+    ((1,), True)
     """
     if not isinstance(laws, OutputLaws):
         raise InvalidArgumentError("laws must be the OutputLaws of output_laws()")

@@ -31,6 +31,7 @@ from typing import Mapping
 import numpy as np
 
 from critheory.common.jsonable import jsonable
+from critheory.common.reprs import short_repr
 from critheory.errors import InvalidArgumentError
 from critheory.validation.compare import ALPHA, z_scores
 from critheory.validation.stats import decide
@@ -70,6 +71,8 @@ class PosteriorComparison:
     ess : float
     reference : str
     """
+
+    __repr__ = short_repr
 
     label: str
     theory_mean: np.ndarray
@@ -165,6 +168,8 @@ def compare_theories(measured, theories: Mapping[str, tuple], *, alpha: float = 
 class PriorComparison:
     """Theory kernel (and vertex) against the measured ones over S networks (Student-t, S − 1
     degrees of freedom, Bonferroni over the independent entries)."""
+
+    __repr__ = short_repr
 
     kernel_z: np.ndarray
     vertex_z: np.ndarray | None

@@ -54,6 +54,16 @@ class BayesPrediction:
     width : int
     noise : float
         Observation noise variance σ_ε².
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> b = ct.bayes_posterior("mlp", 2.0, 0.1, [[1.0], [-1.0], [0.5]], [1.0, 0.0], depth=2,
+    ...                        width=64, noise=0.1)
+    >>> isinstance(b, ct.BayesPrediction)
+    True
+    >>> sorted(k for k in b.to_dict() if k.startswith("posterior_mean"))
+    ['posterior_mean_gp', 'posterior_mean_nlo']
     """
 
     statistics: DataStatistics

@@ -70,6 +70,7 @@ import numpy as np
 
 from critheory.common.checks import check_nonnegative
 from critheory.common.jsonable import jsonable
+from critheory.common.reprs import short_repr
 from critheory.errors import InvalidArgumentError, InvalidVarianceError
 from critheory.theory.bayes.hermite import contract2, contract3
 from critheory.theory.bayes.nearly_gaussian import SYM_RTOL, NearlyGaussian
@@ -195,6 +196,8 @@ class Posterior:
     ``train`` are the training indices used (duplicates at zero noise merged).
     """
 
+    __repr__ = short_repr
+
     train: tuple[int, ...]
     test: tuple[int, ...]
     targets: np.ndarray
@@ -272,6 +275,8 @@ class RepresentationShift:
     ``shift = E[Ĝ | y] − E[Ĝ]``; ``prior_metric = E[Ĝ] = G = K + K1/n``;
     ``posterior_metric = prior_metric + shift``.
     """
+
+    __repr__ = short_repr
 
     train: tuple[int, ...]
     targets: np.ndarray

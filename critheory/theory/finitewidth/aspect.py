@@ -39,6 +39,7 @@ import numpy as np
 
 from critheory.common.checks import check_int, check_real
 from critheory.common.jsonable import jsonable
+from critheory.common.reprs import short_repr
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["AspectRatio", "optimal_aspect_ratio", "information_coefficients",
@@ -81,6 +82,8 @@ class AspectRatio:
     >>> isinstance(a, ct.AspectRatio), round(a.epsilon, 12), sorted(a.to_dict())[:3]
     (True, 0.125, ['depth_estimate', 'depth_reached', 'epsilon'])
     """
+
+    __repr__ = short_repr
 
     value: float | None
     nu: float | None

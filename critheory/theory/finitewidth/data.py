@@ -60,6 +60,13 @@ class DataStatistics:
         ``K^{(1),l}_αβ``: ``E[z_α z_β] = K + K^{(1)}/n + O(1/n²)``.
     vertex : ndarray, shape (L, m, m, m, m)
         ``V^l_(αβ)(γδ)``.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> s = ct.data_statistics("mlp", 2.0, 0.0, [[1.0, 0.0], [0.0, 1.0]], depth=2)
+    >>> isinstance(s, ct.DataStatistics), s.metric(64).shape, s.cumulant4(64).shape
+    (True, (2, 2), (2, 2, 2, 2))
     """
 
     activation: str
@@ -148,7 +155,8 @@ def _homogeneous(net, sw: float, sb: float) -> bool:
 
     if net.activation.homogeneous_slopes is None or sb != 0:
         return False
-    return all(b.variances(sw, sb)[1] == 0 for b in walk(net.unit) if b.kind == "dense")
+    return all(b.variances(sw, sb)[1] == 0 for b in walk(net.unit)
+               if hasattr(b, "variances"))
 
 
 def data_statistics(arch, weight_var: float, bias_var: float, inputs, depth: int, *,

@@ -250,19 +250,24 @@ def test_relu_arccos_merged():
 
 
 # ---------------------------------------------------------------- erf through signs
-def test_erf_against_orthants():
+@pytest.mark.parametrize("dim", [3, pytest.param(4, marks=pytest.mark.slow)])
+def test_erf_against_orthants(dim):
     pts = []
     for K in (K4, KC):
-        pts.append(("erf⁴ 4-D", expect_product("erf", ["phi"] * 4, K),
-                    erf_reference(K, [1, 1, 1, 1]), 2e-14))
-        pts.append(("erf² erf erf 3-D", expect_product("erf", ["phi2", "phi", "phi"], K[:3, :3]),
-                    erf_reference(K[:3, :3], [2, 1, 1]), 2e-14))
+        if dim == 4:
+            pts.append(("erf⁴ 4-D", expect_product("erf", ["phi"] * 4, K),
+                        erf_reference(K, [1, 1, 1, 1]), 2e-14))
+        else:
+            pts.append(("erf² erf erf 3-D",
+                        expect_product("erf", ["phi2", "phi", "phi"], K[:3, :3]),
+                        erf_reference(K[:3, :3], [2, 1, 1]), 2e-14))
     _check(pts, "erf via orthants")
 
 
 # ---------------------------------------------------------------- smooth: brute GH
-@pytest.mark.parametrize("act,f", [("tanh", np.tanh),
-                                   ("gelu", lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))))])
+@pytest.mark.parametrize("act,f", [
+    pytest.param("tanh", np.tanh, marks=pytest.mark.slow),
+    ("gelu", lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))))])
 def test_smooth_against_brute_gh(act, f):
     pts = []
     for K in (0.3 * K4, 0.4 * KC):
@@ -275,6 +280,15 @@ def test_smooth_against_brute_gh(act, f):
         r = expect_product(act, ["phi2", "phi", "phi"], K[:3, :3])
         pts.append((f"{act} 3-D φ²φφ", r, c2, 2 * abs(c1 - c2) + 1e-15))
     _check(pts, f"{act} brute GH")
+
+
+def test_tanh_3d_against_brute_gh():
+    pts = []
+    for K in (0.3 * K4[:3, :3], 0.4 * KC[:3, :3], 0.3 * K3):
+        c1, c2 = brute_gh(np.tanh, K, 60, [2, 1, 1]), brute_gh(np.tanh, K, 80, [2, 1, 1])
+        r = expect_product("tanh", ["phi2", "phi", "phi"], K)
+        pts.append(("tanh 3-D φ²φφ", r, c2, 2 * abs(c1 - c2) + 1e-15))
+    _check(pts, "tanh 3-D brute GH")
 
 
 def _erf(x):

@@ -410,3 +410,23 @@ def test_batched_shapes():
     np.testing.assert_allclose(r.value[:, 0], single, rtol=1e-12)
     # homogeneity of ReLU: E scales with K^{3/2}
     assert abs(r.value[1, 0] - 2 ** 1.5 * r.value[0, 0]) <= 2 * (r.error[1, 0] + r.error[0, 0])
+
+
+def test_wide_gaussian_regression():
+    """Variance 100 (tanh bends on 0.1 standard deviations): the nested rule grades its panels
+    in x units (before: ConvergenceError). Reference: Monte Carlo, 10⁷ samples with a fixed
+    seed, 5 standard errors."""
+    K = 100 * K3
+    r = expect_product("tanh", ["phi2", "phi", "phi"], K, rtol=1e-8)
+    L = np.linalg.cholesky(K)
+    rng = np.random.default_rng(0)
+    means = []
+    for _ in range(10):
+        t = np.tanh(L @ rng.standard_normal((3, 1_000_000)))
+        means.append(np.mean(t[0] ** 2 * t[1] * t[2]))
+    se = np.std(means, ddof=1) / math.sqrt(len(means))
+    assert abs(r.value - np.mean(means)) <= 5 * se + r.error
+    # ReLU is homogeneous of degree 3: E scales as K^{3/2} over 10 decades
+    a = expect_product("relu", ["phi"] * 3, 1e-6 * K3)
+    b = expect_product("relu", ["phi"] * 3, 1e4 * K3)
+    assert abs(b.value / 1e15 - a.value) <= b.error / 1e15 + a.error

@@ -24,7 +24,8 @@ Three or four distinct coordinates: the nested rule
 z = L u, u ~ N(0, I), L the pivoted Cholesky factor (largest conditional variance first), so
 z_j = μ_j(u_<j) + s_j u_j. Level j integrates u_j with composite Gauss–Legendre, n nodes per
 panel, on panels cut at 0, ±2.5, ±5, the window ±9 (widened by exponential growth) and at f_j's
-breakpoints mapped to u_j, (b - μ_j)/s_j; the innermost level evaluates f_k on all points at
+breakpoints mapped to u_j, (b - μ_j)/s_j (where s_j > 3 also at x = 0, ±2^-4..±2^4 mapped to
+u_j: a wide Gaussian sees the activation bend within a fraction of a panel); the innermost level evaluates f_k on all points at
 once. Each level's own factor has its kink in that level's variable, and what the inner levels
 return is a Gaussian smoothing, so every level's integrand is piecewise analytic with its
 pieces cut exactly where the panels are: the rule converges geometrically for kinked and
@@ -465,6 +466,9 @@ def _integrate(gis: list, R: np.ndarray, rtol: float, ladder: Sequence[int] = _O
 _NESTED_LADDER = (6, 8, 10, 12, 16, 20)
 #: panel edges of the nested rule in each level's standard-normal variable (kinks come on top)
 _NESTED_GRID = np.array([-5.0, -2.5, 0.0, 2.5, 5.0])
+#: conditional standard deviations above this get panels graded in x units too
+_WIDE_STD = 3.0
+_BEND_GRID = np.concatenate([[0.0], 2.0 ** np.arange(-4, 5), -(2.0 ** np.arange(-4, 5))])
 #: the nested rule's window |u| <= _NESTED_W (+ growth): the Gaussian mass outside is < 2e-19
 _NESTED_W = 9.0
 #: most quadrature points the nested rule may hold at once
@@ -499,7 +503,8 @@ def _level(f, bp: np.ndarray, growth: tuple, mu: np.ndarray, s: float, t: np.nda
     lo = -_NESTED_W - growth[0] * s
     hi = _NESTED_W + growth[1] * s
     P = mu.size
-    if not len(bp):
+    wide = s > _WIDE_STD
+    if not len(bp) and not wide:
         # no kink: the same panels for every point, nodes and Gaussian weights computed once
         e = np.sort(np.clip(np.concatenate([[lo, hi], _NESTED_GRID]), lo, hi))
         half = 0.5 * (e[1:] - e[:-1])
@@ -512,6 +517,10 @@ def _level(f, bp: np.ndarray, growth: tuple, mu: np.ndarray, s: float, t: np.nda
             np.broadcast_to(_NESTED_GRID, (P, _NESTED_GRID.size))]
     if len(bp):
         cols.append((bp[None, :] - mu[:, None]) / s)
+    if wide:
+        # a Gaussian much wider than the O(1) scale on which activations bend: panels graded
+        # around x = 0 in x units too (as the 1-D composite rule does)
+        cols.append((_BEND_GRID[None, :] - mu[:, None]) / s)
     E = np.sort(np.clip(np.concatenate(cols, axis=1), lo, hi), axis=1)
     half = 0.5 * (E[:, 1:] - E[:, :-1])
     nodes = (0.5 * (E[:, 1:] + E[:, :-1]))[:, :, None] + half[:, :, None] * t   # (P, E-1, n)

@@ -430,3 +430,30 @@ def test_wide_gaussian_regression():
     a = expect_product("relu", ["phi"] * 3, 1e-6 * K3)
     b = expect_product("relu", ["phi"] * 3, 1e4 * K3)
     assert abs(b.value / 1e15 - a.value) <= b.error / 1e15 + a.error
+
+
+def test_error_bounds_random_kernels():
+    """Data-driven: 25 random 3×3 kernels (correlations from about -0.9 to 0.999, variances
+    0.3-3), Heaviside products against Sheppard's orthant formula at rtol 1e-8 and 1e-10;
+    every point where the error estimate does not bound the true error is reported. A
+    ConvergenceError is accepted only where some correlation exceeds 0.998 (measured: 3e-11
+    between 24 and 32 nodes per panel at ρ = 0.999, rtol 1e-11)."""
+    rng = np.random.default_rng(5)
+    pts, refused = [], []
+    for i in range(25):
+        x = rng.standard_normal((3, 4))
+        x[:, 0] += (0.0, 1.0, 3.0, 10.0, 30.0)[i % 5]
+        K = x @ x.T
+        d = rng.uniform(0.3, 3.0, 3)
+        K = K / np.sqrt(np.outer(np.diag(K), np.diag(K))) * np.sqrt(np.outer(d, d))
+        R = corr(K)
+        for rtol in (1e-8, 1e-10):
+            try:
+                r = expect_product("relu", ["dphi"] * 3, K, rtol=rtol)
+            except ConvergenceError:
+                refused.append((i, rtol, float(np.max(R[np.triu_indices(3, 1)]))))
+                continue
+            pts.append((f"kernel {i} rtol {rtol:g}", r, orthant3(R), 4e-16))
+    _check(pts, "random kernels")
+    assert all(rmax > 0.998 for _, _, rmax in refused), refused
+    assert len(pts) >= 45

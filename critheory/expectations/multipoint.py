@@ -30,10 +30,10 @@ once. Each level's own factor has its kink in that level's variable, and what th
 return is a Gaussian smoothing, so every level's integrand is piecewise analytic with its
 pieces cut exactly where the panels are: the rule converges geometrically for kinked and
 smooth activations alike (relu 4-D: 1e-7, 3e-9, 3e-11, 1e-13 relative at n = 6, 8, 10, 12).
-The order n climbs 6, 8, 10, 12, 16, 20 until two successive orders agree to rtol (relative,
+The order n climbs 6, 8, 10, 12, 16, 20, 24, 32 until two successive orders agree to rtol (relative,
 with a floor of 1e-14 of the integral of |integrand|); the error estimate is their difference
-(geometric convergence: the finer rule is far better than that) plus 8 ulps of ∫|integrand|
-per level. ConvergenceError when the ladder is exhausted. Points where the integrand is exactly
+times max(1, ρ/(1 - ρ)) with ρ the ratio of the last two differences (the tail of a
+geometric series; 2× while only one difference exists) plus 8 ulps of ∫|integrand| per level. ConvergenceError when the ladder is exhausted. Points where the integrand is exactly
 0 (ReLU's negative side) are dropped.
 
 The suggested alternative — the innermost variable along a direction every input loads on, its
@@ -292,6 +292,18 @@ def _distinct(act, gis: list, Ks: np.ndarray, rtol: float):
     for r in np.unique(rank):
         sel = np.flatnonzero(rank == r)
         if r == k:
+            # the nested rule divides by the Cholesky pivots: nearly singular kernels (a pivot
+            # below 1e-6 of its standard deviation) take the rank-deficient route below
+            ok = np.array([_min_pivot(Ks[i]) > _MIN_PIVOT for i in sel])
+            if not ok.all():
+                r_bad = sel[~ok]
+                L = V[r_bad] * np.sqrt(lam[r_bad][:, None, :])
+                R = np.stack([_rotate(Lb) for Lb in L])
+                v, e = _integrate(gis, R, rtol)
+                value[r_bad], error[r_bad] = v, e + 1e-300
+                sel = sel[ok]
+                if not sel.size:
+                    continue
             nest = np.ones(sel.size, dtype=bool) if kinked else spread[sel] > _ROTATED_SPREAD
             rot = sel[~nest]
             if rot.size:
@@ -463,7 +475,7 @@ def _integrate(gis: list, R: np.ndarray, rtol: float, ladder: Sequence[int] = _O
 
 
 #: Gauss–Legendre orders per panel of the nested rule (kinked integrands)
-_NESTED_LADDER = (6, 8, 10, 12, 16, 20)
+_NESTED_LADDER = (6, 8, 10, 12, 16, 20, 24, 32)
 #: panel edges of the nested rule in each level's standard-normal variable (kinks come on top)
 _NESTED_GRID = np.array([-5.0, -2.5, 0.0, 2.5, 5.0])
 #: conditional standard deviations above this get panels graded in x units too
@@ -473,6 +485,16 @@ _BEND_GRID = np.concatenate([[0.0], 2.0 ** np.arange(-4, 5), -(2.0 ** np.arange(
 _NESTED_W = 9.0
 #: most quadrature points the nested rule may hold at once
 _NESTED_MAX_POINTS = 4_000_000
+
+
+#: smallest relative Cholesky pivot the nested rule takes
+_MIN_PIVOT = 1e-6
+
+
+def _min_pivot(K: np.ndarray) -> float:
+    """The smallest pivot of the pivoted Cholesky factor relative to its coordinate's std."""
+    perm, L = _cholesky_order(K)
+    return float(np.min(np.diag(L) / np.sqrt(np.diag(K)[perm])))
 
 
 def _cholesky_order(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -497,14 +519,14 @@ def _cholesky_order(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _level(f, bp: np.ndarray, growth: tuple, mu: np.ndarray, s: float, t: np.ndarray,
-           w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+           w: np.ndarray, extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One level of the nested rule: nodes (P, Q) in u and weights φ(u)·f(μ + s u)·du (P, Q)
     for the points' conditional means μ (P,)."""
     lo = -_NESTED_W - growth[0] * s
     hi = _NESTED_W + growth[1] * s
     P = mu.size
     wide = s > _WIDE_STD
-    if not len(bp) and not wide:
+    if not len(bp) and not wide and extra is None:
         # no kink: the same panels for every point, nodes and Gaussian weights computed once
         e = np.sort(np.clip(np.concatenate([[lo, hi], _NESTED_GRID]), lo, hi))
         half = 0.5 * (e[1:] - e[:-1])
@@ -517,6 +539,8 @@ def _level(f, bp: np.ndarray, growth: tuple, mu: np.ndarray, s: float, t: np.nda
             np.broadcast_to(_NESTED_GRID, (P, _NESTED_GRID.size))]
     if len(bp):
         cols.append((bp[None, :] - mu[:, None]) / s)
+    if extra is not None:
+        cols.append(extra)
     if wide:
         # a Gaussian much wider than the O(1) scale on which activations bend: panels graded
         # around x = 0 in x units too (as the 1-D composite rule does)
@@ -533,6 +557,31 @@ def _level(f, bp: np.ndarray, growth: tuple, mu: np.ndarray, s: float, t: np.nda
 _INV_SQRT2PI = 1.0 / np.sqrt(2.0 * np.pi)
 
 
+#: offsets, in units of the smoothing width, of the edges around a later factor's kink
+_GRADES = (0.0, -0.5, 0.5, -1.0, 1.0, -2.0, 2.0, -4.0, 4.0)
+
+
+def _inner_kinks(U: np.ndarray, L: np.ndarray, bps: list, j: int) -> np.ndarray | None:
+    """Panel edges at level j around the later factors' kinks as seen from u_j: factor l > j
+    has its kink where z_l = b, at u_j = (b - Σ_{m<j} L_lm u_m)/L_lj, smoothed by the levels
+    between over a width w = √(Σ_{j<m<=l} L_lm²)/|L_lj|. Where w < 1 (inputs correlated
+    enough that the inner integral turns a near-step at the node spacing), edges at
+    u* + w·(0, ±1/2, ±1, ±2, ±4), as expect_2d grades its outer rule in 2-D. None if there are none."""
+    cols = []
+    for l in range(j + 1, L.shape[0]):
+        slope = L[l, j]
+        if not len(bps[l]) or slope == 0.0:
+            continue
+        width = np.sqrt(np.sum(L[l, j + 1:l + 1] ** 2)) / abs(slope)
+        if width >= 1.0:
+            continue
+        base = U @ L[l, :j]
+        for b in bps[l]:
+            c = (b - base) / slope
+            cols.extend(c + width * o for o in _GRADES)
+    return np.stack(cols, axis=1) if cols else None
+
+
 def _nested_one(fs: list, bps: list, growth: list, L: np.ndarray, n: int) -> tuple[float, float]:
     """The nested rule of order n: E[Π_j f_j(z_j)], z = L u (L lower triangular with a positive
     diagonal), one level per coordinate in Cholesky order. Level j integrates u_j with
@@ -545,7 +594,8 @@ def _nested_one(fs: list, bps: list, growth: list, L: np.ndarray, n: int) -> tup
     U = np.zeros((1, 0))
     Wt = np.ones(1)
     for j in range(k - 1):
-        nodes, wts = _level(fs[j], bps[j], growth[j], U @ L[j, :j], L[j, j], t, w)
+        nodes, wts = _level(fs[j], bps[j], growth[j], U @ L[j, :j], L[j, j], t, w,
+                            _inner_kinks(U, L, bps, j))
         wts *= Wt[:, None]
         pi, qi = np.nonzero(wts)
         if pi.size > _NESTED_MAX_POINTS:
@@ -570,6 +620,19 @@ def _nested_one(fs: list, bps: list, growth: list, L: np.ndarray, n: int) -> tup
 _NESTED_CHUNK = 2_000_000
 
 
+def _tail(diff: float, last: float | None) -> float:
+    """Error estimate of the finer of two rules whose difference is ``diff`` (``last``: the
+    difference one step before). Geometric convergence with ratio ρ = diff/last leaves at most
+    diff·ρ/(1 - ρ) after the finer rule: the estimate is diff·max(1, ρ/(1 - ρ)) (ρ capped at
+    0.9), and 2·diff (covering ρ <= 2/3) while there is only one difference. Measured: a
+    nearly singular 3-D kernel (conditional std 0.03) converges with ρ ~ 0.6, where the bare
+    difference fell 12 % short of the true error."""
+    if last is None or last == 0.0:
+        return 2.0 * diff
+    rho = min(diff / last, 0.9)
+    return diff * max(1.0, rho / (1.0 - rho))
+
+
 def _nested(gis: list, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
     """The nested Cholesky rule for kinked integrands over full-rank kernels (see the module
     docstring); the order ladder per panel until two successive orders agree to rtol."""
@@ -584,7 +647,7 @@ def _nested(gis: list, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndar
         f = [fns[i] for i in perm]
         bp = [bps[i] for i in perm]
         gr = [growth[i] for i in perm]
-        prev = None
+        prev = last = None
         for n in _NESTED_LADDER:
             q, qa = _nested_one(f, bp, gr, L, n)
             if not np.isfinite(q):
@@ -592,9 +655,11 @@ def _nested(gis: list, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndar
                                        " overflows inside the Gaussian window)")
             if prev is not None:
                 diff = abs(q - prev)
-                if diff <= max(rtol * abs(q), 1e-14 * qa):
+                est = _tail(diff, last)
+                last = diff
+                if est <= max(rtol * abs(q), 1e-14 * qa):
                     value[b] = q
-                    error[b] = diff + 8 * _EPS * qa * L.shape[0]
+                    error[b] = est + 8 * _EPS * qa * L.shape[0]
                     break
             prev = q
         else:

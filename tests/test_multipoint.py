@@ -457,3 +457,27 @@ def test_error_bounds_random_kernels():
     _check(pts, "random kernels")
     assert all(rmax > 0.998 for _, _, rmax in refused), refused
     assert len(pts) >= 45
+
+
+def test_rank_two_kinked():
+    """Inputs in one or two dimensions (layer-1 kernels of 1-D data with a bias) give kernels of
+    rank <= 2: the nested rule on two variables (the rotated rule's algebraic convergence gave
+    ConvergenceError even at rtol 1e-4 here)."""
+    K = np.array([[1.0, 0.2, 1.2], [0.2, 1.0, 1.2], [1.2, 1.2, 2.4]])     # z3 = z1 + z2
+    pts = [("H3 z3=z1+z2", expect_product("relu", ["dphi"] * 3, K, rtol=1e-11),
+            orthant3(corr(K)), 4e-16)]
+    # relu(z1) relu(z2) relu(z1 + z2) = relu(z1) relu(z2) (z1 + z2): two 2-D expectations
+    ref = (expect2("relu", "phi2", "phi", 1.0, 0.2, 1.0).value
+           + expect2("relu", "phi", "phi2", 1.0, 0.2, 1.0).value)
+    pts.append(("relu³ z3=z1+z2", expect_product("relu", ["phi"] * 3, K, rtol=1e-11), ref,
+                1e-15))
+    _check(pts, "rank 2")
+    x = np.array([-1.0, -0.3, 0.5, 1.2])
+    K4r = 0.1 + np.outer(x, x)
+    r = expect_product("relu", ["dphi"] * 4, K4r, rtol=1e-10)
+    g = multivariate_normal.cdf(np.zeros(4), np.zeros(4), K4r, allow_singular=True,
+                                abseps=1e-10, releps=1e-10, maxpts=2_000_000,
+                                rng=np.random.default_rng(1))
+    assert abs(r.value - g) < 2e-7 + r.error       # Genz's scatter, see above
+    T, E = four_point("relu", K4r, rtol=1e-8)
+    assert np.all(np.isfinite(T)) and np.all(E <= 1e-7 * np.max(np.abs(T)))

@@ -323,6 +323,14 @@ def _distinct(act, gis: list, Ks: np.ndarray, rtol: float):
                 v, e = _nested(gis, Ks[sn], rtol)
                 value[sn], error[sn], meth[sn] = v, e, "nested_gauss_legendre"
             continue
+        if kinked and r <= 2:
+            # rank 1-2 (inputs in one or two dimensions): the nested rule on r variables, the
+            # dependent inputs' kinks cut the innermost panels and their meeting points the
+            # outer ones
+            v, e = _nested(gis, Ks[sel], rtol, rank=int(r))
+            value[sel], meth[sel] = v, "nested_gauss_legendre"
+            error[sel] = e + dropped[sel] * np.abs(v) + 1e-300
+            continue
         L = V[sel][:, :, k - r:] * np.sqrt(lam[sel][:, None, k - r:])   # (b, k, r)
         R = np.stack([_rotate(Lb) for Lb in L])
         v, e = _integrate(gis, R, rtol)
@@ -497,9 +505,12 @@ def _min_pivot(K: np.ndarray) -> float:
     return float(np.min(np.diag(L) / np.sqrt(np.diag(K)[perm])))
 
 
-def _cholesky_order(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _cholesky_order(K: np.ndarray, r: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pivoted Cholesky factor L (rows in the order ``perm``): z[perm] = L u, the coordinate of
-    largest conditional variance first."""
+    largest conditional variance first. With ``r``: r pivots only, L of shape (k, r) (the
+    coordinates after the r-th depend on the first r)."""
+    if r is not None and r < K.shape[0]:
+        return _cholesky_rank(K, r)
     k = K.shape[0]
     # plain loop (k <= 4): conditional variances from the partial factor
     perm: list = []
@@ -582,6 +593,77 @@ def _inner_kinks(U: np.ndarray, L: np.ndarray, bps: list, j: int) -> np.ndarray 
     return np.stack(cols, axis=1) if cols else None
 
 
+def _cholesky_rank(K: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pivoted Cholesky with r pivots (see :func:`_cholesky_order`)."""
+    k = K.shape[0]
+    perm: list = []
+    rows = {i: np.zeros(r) for i in range(k)}
+    for j in range(r):
+        cand = [i for i in range(k) if i not in perm]
+        var = [K[i, i] - rows[i][:j] @ rows[i][:j] for i in cand]
+        p = cand[int(np.argmax(var))]
+        d = np.sqrt(max(max(var), 0.0))
+        perm.append(p)
+        for i in cand:
+            if i != p:
+                rows[i][j] = (K[i, p] - rows[i][:j] @ rows[p][:j]) / d
+        rows[p][j] = d
+    perm += [i for i in range(k) if i not in perm]
+    return np.array(perm), np.array([rows[i] for i in perm])
+
+
+def _nested_rank(fs: list, bps: list, growth: list, L: np.ndarray, n: int) -> tuple[float, float]:
+    """The nested rule for a kernel of rank r = L.shape[1] <= 2 < k: level 0 (if r = 2) as in
+    :func:`_nested_one`, with extra panel edges where two of the dependent factors' kinks meet
+    in u_r (there the inner integral has a kink); the last level integrates the product of
+    factors r-1..k-1 over u_r with panels cut at every one of their kinks."""
+    k, r = L.shape
+    t, w = np.polynomial.legendre.leggauss(n)
+    grp = list(range(r - 1, k))
+    S = L[grp, r - 1]
+    U = np.zeros((1, 0))
+    Wt = np.ones(1)
+    if r == 2:
+        pts = []
+        for a in range(len(grp)):
+            la = grp[a]
+            for b in bps[la]:
+                if S[a] == 0.0:
+                    if L[la, 0] != 0.0:
+                        pts.append(b / L[la, 0])
+                    continue
+                for c in range(a + 1, len(grp)):
+                    lc = grp[c]
+                    if S[c] == 0.0:
+                        continue
+                    den = L[la, 0] / S[a] - L[lc, 0] / S[c]
+                    for b2 in bps[lc]:
+                        if den != 0.0:
+                            pts.append((b / S[a] - b2 / S[c]) / den)
+        extra = np.array(pts, dtype=float)[None, :] if pts else None
+        nodes, wts = _level(fs[0], bps[0], growth[0], np.zeros(1), L[0, 0], t, w, extra)
+        keep = wts[0] != 0.0
+        U, Wt = nodes[0, keep][:, None], wts[0, keep]
+    MU = U @ L[grp, :r - 1].T                    # (P, q)
+    P = MU.shape[0]
+    span = sum(max(growth[l]) * abs(S[i]) for i, l in enumerate(grp))
+    lo, hi = -_NESTED_W - span, _NESTED_W + span
+    cols = [np.full((P, 1), lo), np.full((P, 1), hi),
+            np.broadcast_to(_NESTED_GRID, (P, _NESTED_GRID.size))]
+    for i, l in enumerate(grp):
+        if len(bps[l]) and S[i] != 0.0:
+            cols.append((bps[l][None, :] - MU[:, i, None]) / S[i])
+    E = np.sort(np.clip(np.concatenate(cols, axis=1), lo, hi), axis=1)
+    half = 0.5 * (E[:, 1:] - E[:, :-1])
+    nodes = (0.5 * (E[:, 1:] + E[:, :-1]))[:, :, None] + half[:, :, None] * t
+    with np.errstate(all="ignore"):
+        wts = (half[:, :, None] * w) * np.exp(-0.5 * nodes * nodes) * _INV_SQRT2PI
+        for i, l in enumerate(grp):
+            wts = wts * fs[l](MU[:, i, None, None] + S[i] * nodes)
+    v = wts.reshape(P, -1)
+    return float(Wt @ v.sum(axis=1)), float(np.abs(Wt) @ np.abs(v).sum(axis=1))
+
+
 def _nested_one(fs: list, bps: list, growth: list, L: np.ndarray, n: int) -> tuple[float, float]:
     """The nested rule of order n: E[Π_j f_j(z_j)], z = L u (L lower triangular with a positive
     diagonal), one level per coordinate in Cholesky order. Level j integrates u_j with
@@ -633,7 +715,8 @@ def _tail(diff: float, last: float | None) -> float:
     return diff * max(1.0, rho / (1.0 - rho))
 
 
-def _nested(gis: list, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
+def _nested(gis: list, Ks: np.ndarray, rtol: float, rank: int | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
     """The nested Cholesky rule for kinked integrands over full-rank kernels (see the module
     docstring); the order ladder per panel until two successive orders agree to rtol."""
     fns = [g.numpy for g in gis]
@@ -643,13 +726,14 @@ def _nested(gis: list, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndar
     value = np.empty(B)
     error = np.empty(B)
     for b in range(B):
-        perm, L = _cholesky_order(Ks[b])
+        perm, L = _cholesky_order(Ks[b], rank)
         f = [fns[i] for i in perm]
         bp = [bps[i] for i in perm]
         gr = [growth[i] for i in perm]
+        rule = _nested_one if L.shape[1] == L.shape[0] else _nested_rank
         prev = last = None
         for n in _NESTED_LADDER:
-            q, qa = _nested_one(f, bp, gr, L, n)
+            q, qa = rule(f, bp, gr, L, n)
             if not np.isfinite(q):
                 raise ConvergenceError("multi-point expectation is not finite (the integrand"
                                        " overflows inside the Gaussian window)")

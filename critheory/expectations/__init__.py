@@ -6,7 +6,10 @@
 ``de_quadrature`` double-exponential rules with error estimates
 ``quadrature``    composite Gauss-Legendre fallback and 2-D rules
 ``reference``     mpmath references at arbitrary precision
+``multipoint``    :func:`expect_product` (3-4 correlated coordinates), :func:`four_point`, :func:`two_point`
 """
 from critheory.expectations.gaussian import Expectation, expect, expect2, moments
+from critheory.expectations.multipoint import expect_product, four_point, two_point
 
-__all__ = ["Expectation", "expect", "expect2", "moments"]
+__all__ = ["Expectation", "expect", "expect2", "moments", "expect_product", "four_point",
+           "two_point"]

@@ -23,8 +23,8 @@ phi    ``Θ1 ← hΘ1 + Θ(h'K1 + ½h''V) + h'(Dn + 2F)``, ``A ← h²A + 2hh'Θ
 dense  ``Θ1 ← λ_W K1 + σ_w²Θ1``, ``A ← λ_W²(D + V) + 2λ_Wσ_w²(sx + Dn) + σ_w⁴(s + A)``,
        ``Dn ← σ_w²[λ_W(D + V) + σ_w²(sx + Dn)]``, ``B ← σ_w⁴(s + Θ² + B)``,
        ``F ← σ_w⁴(sx + KΘ + F)``; ``s = sx = 0``
-resid  ``z' = μz + W φ(z) + b`` (the branch (phi, dense), φ linear only): with the branch's own fields
-       (subscript b) and its tangents ``χ = σ_w²g'``, ``τ_K = λ_W g' + σ_w²Θh'``, ``τ_Θ = σ_w²h``:
+resid  ``z' = μz + W φ(z) + b`` (the branch (phi, dense), φ linear only): with the branch's
+       own fields (subscript b) and its tangents ``χ = σ_w²g'``, ``τ_K = λ_W g' + σ_w²Θh'``, ``τ_Θ = σ_w²h``:
        ``Θ1 ← μ²Θ1 + Θ1_b``, ``A ← μ⁴A + 2μ²(τ_K Dn + τ_Θ A) + A_b``,
        ``B ← μ⁴B + 2μ²σ_w²h(Θ² + B) + B_b``,
        ``Dn ← μ⁴Dn + μ²[χ Dn + τ_K(D + V) + τ_Θ Dn] + Dn_b``,
@@ -36,8 +36,8 @@ one line naming the block; so is a residual block of a nonlinear φ (:data:`RESI
 the rule above treats the residual stream as a Gaussian scale mixture, exact where every
 expectation is quadratic; for tanh at μ = 0.7 the measured ``n Var(Θ̂)`` at depth 6 lies 7 % above
 it at n = 64 and at n = 256 alike, for ReLU the stream has an odd cross cumulant
-``E[z_j z_k²] = μσ_w²E[zφ²]/n`` the closure sets to 0). For a Gaussian representation ``n Var(Θ̂_ii) = A + 2B`` and ``n Cov(
-Θ̂_ii, z_i²) = Dn + 2F`` (:func:`variance`, :func:`cross`).
+``E[z_j z_k²] = μσ_w²E[zφ²]/n`` the closure sets to 0). For a Gaussian representation
+``n Var(Θ̂_ii) = A + 2B`` and ``n Cov(Θ̂_ii, z_i²) = Dn + 2F`` (:func:`variance`, :func:`cross`).
 
 Examples
 --------

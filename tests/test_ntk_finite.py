@@ -300,3 +300,30 @@ def test_cli_width_text(capsys):
     assert "Var(Theta)" in out and "width n = 3" in out
     # ReLU, biases only: n Var(Θ̂^4) = 5 (1 + 4 + 9) = 70, at n = 3: 23.33
     assert "23.3333" in out.splitlines()[-1]
+
+
+def test_one_rule_signature_and_grammar():
+    """The theory's rules are ``rule(block, s, ctx)`` in a kind-keyed table on the one grammar
+    (as ``tests/test_design.py`` asks of every theory)."""
+    import inspect
+
+    from critheory.blocks import Dense, Phi, Residual
+    from critheory.theory.fold import GRAMMAR, check_composition
+
+    for kind, rule in F.THEORY.rules.items():
+        assert kind in GRAMMAR
+        assert list(inspect.signature(rule).parameters) == ["block", "s", "ctx"], kind
+    with pytest.raises(CritheoryError, match="activation block must follow"):
+        check_composition((Phi(), Phi(), Dense()), F.THEORY)
+    with pytest.raises(CritheoryError, match="residual branch must end with a dense"):
+        check_composition((Residual((Dense(), Phi())),), F.THEORY)
+    with pytest.raises(CritheoryError, match="NTK \\(finite width\\) theory has no rule for a "
+                                             "'rmsnorm' block"):
+        F.check_network(_rms_net())
+
+
+def _rms_net():
+    from critheory.blocks import Dense, Phi, RMSNorm
+    from critheory.blocks.network import Network
+
+    return Network("rms", Activation.get("tanh"), (RMSNorm(), Phi(), Dense()))

@@ -6,7 +6,7 @@ Registered on the parser of :mod:`critheory.cli.main`::
     critheory ntk ACTIVATION --weight-var X --bias-var Y --depth L
         [--lambda-b B] [--lambda-w W] [--scaling constant|equivalence]
         [--arch A --mu M] [--q0 Q] [--q12 Q12 --q22 Q22] [--param NAME=VALUE]
-        [--json] [--plot FILE] [--simulate --width N --seeds S [--seed SEED]]
+        [--json] [--plot FILE] [--width N] [--simulate --width N --seeds S [--seed SEED]]
 
 JSON output (absent numbers are ``null``):
 
@@ -19,6 +19,11 @@ JSON output (absent numbers are ``null``):
 ``coefficients``  ``{"bias", "weight", "transfer"}``: B_l, W_l, c_l of
                   Θ^l = λ_b^l B_l + λ_W^l W_l + c_l Θ^{l−1}
 ``kernel12``, ``kernel22``, ``ntk12``, ``ntk22``  (with ``--q12 --q22``) the second input
+``width``, ``ntk_mean_nlo``, ``ntk_variance``, ``ntk_finite_width``  (with ``--width N``, one
+                  input: input 1) E[Θ̂^l] = Θ^l + Θ^{(1),l}/n, Var(Θ̂^l_ii) at width n, and the
+                  order-1/n fields per layer (``theta1``, ``variance`` = n Var, ``cross`` =
+                  n Cov(Θ̂, z²), ``A``, ``B``, ``D``, ``F``); ``exponents.ntk_variance``: the slope
+                  s of n Var(Θ̂^l)/(Θ^l)² ∝ l^s
 ``simulation``    (with ``--simulate``) ``ntk_mean``, ``ntk_stderr``, ``ntk_std``, ``ntk_theory``,
                   ``ntk_z``, ``kernel_mean``, ``kernel_stderr``, ``width``, ``seeds``, ``seed``
 """
@@ -58,7 +63,7 @@ def _cmd_ntk(args) -> int:
     arch = architecture(args.arch, act, args.mu)
     c = ntk_curves(arch, act, args.weight_var, args.bias_var, args.depth,
                    lambda_b=args.lambda_b, lambda_w=args.lambda_w, scaling=args.scaling,
-                   mu=args.mu, q0=args.q0, q12=args.q12, q22=args.q22)
+                   mu=args.mu, q0=args.q0, q12=args.q12, q22=args.q22, width=args.width)
     out = c.to_dict()
     out.update(activation=act.name, arch=arch.name, weight_var=args.weight_var,
                bias_var=args.bias_var, q0=args.q0)
@@ -85,7 +90,13 @@ def _cmd_ntk(args) -> int:
     print(f"NTK exponent (Theta^l ~ l^s, growth positive): s = {f(ex['ntk'], '.4g')}; "
           f"schedule lambda^l ~ l^{f(ex['lambda'], '.4g')}")
     sim = out.get("simulation")
+    nlo = out.get("ntk_mean_nlo")
+    if nlo is not None:
+        print(f"width n = {out['width']}: E[Theta^l] to order 1/n and Var(Theta^l) of one neuron "
+              f"(input 1); n Var/Theta^2 ~ l^{f(ex.get('ntk_variance'), '.4g')}")
     head = f"{'l':>7} {'K^l':>16} {'Theta^l':>16} {'lambda_b':>12} {'lambda_w':>12}"
+    if nlo is not None:
+        head += f" {'E[Theta]':>14} {'Var(Theta)':>12}"
     if sim is not None:
         head += f" {'measured':>22} {'z':>6}"
     print(head)
@@ -94,6 +105,8 @@ def _cmd_ntk(args) -> int:
         i = l - 1
         row = (f"{l:>7} {f(out['kernel'][i]):>16} {f(out['ntk'][i]):>16} "
                f"{f(out['lambda_b'][i], '.6g'):>12} {f(out['lambda_w'][i], '.6g'):>12}")
+        if nlo is not None:
+            row += f" {f(nlo[i], '.8g'):>14} {f(out['ntk_variance'][i], '.6g'):>12}"
         if sim is not None:
             meas = f"{f(sim['ntk_mean'][i], '.6g')}±{f(sim['ntk_stderr'][i], '.2g')}"
             row += f" {meas:>22} {f(sim['ntk_z'][i], '.2f'):>6}"
@@ -213,7 +226,9 @@ def register(sub) -> None:
     p.add_argument("--plot", metavar="FILE", help="write a figure (.png, .pdf, .svg)")
     p.add_argument("--simulate", action="store_true",
                    help="also measure the NTK of --seeds networks of width --width")
-    p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_CLI, "width"), default=None)
+    p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_CLI, "width"), default=None,
+                   help="the network's width n: adds the NTK's 1/n mean shift and variance "
+                        "(ntk_mean_nlo, ntk_variance); also the width of --simulate")
     p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS_CLI, "seeds"), default=200)
     p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(func=_cmd_ntk)

@@ -74,10 +74,13 @@ class NTKMeasurement:
     kernel_stderr: np.ndarray
     #: per-network NTK, shape (seeds, L): the samples behind ``ntk_mean`` (not in ``to_dict``)
     ntk_per_network: np.ndarray | None = None
+    #: per-neuron NTK ``Θ̂_ii``, shape (seeds, L, neurons): the samples behind a variance (not
+    #: in ``to_dict``)
+    ntk_per_neuron: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         return jsonable({k: getattr(self, k) for k in self.__dataclass_fields__
-                         if k != "ntk_per_network"})
+                         if k not in ("ntk_per_network", "ntk_per_neuron")})
 
 
 def _dense_count(unit) -> int:
@@ -215,4 +218,4 @@ def measure_ntk(activation, weight_var: float, bias_var: float, *, width: int, d
         ntk_mean=per_net.mean(axis=0), ntk_stderr=per_net.std(axis=0, ddof=1) / math.sqrt(seeds),
         ntk_std=theta.transpose(1, 0, 2).reshape(depth, -1).std(axis=1, ddof=1),
         kernel_mean=kern.mean(axis=0), kernel_stderr=kern.std(axis=0, ddof=1) / math.sqrt(seeds),
-        ntk_per_network=per_net)
+        ntk_per_network=per_net, ntk_per_neuron=theta)

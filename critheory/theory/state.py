@@ -39,6 +39,18 @@ Finite width (first order in 1/n, n the network's width):
 
 NTK (infinite width): ``theta`` (Θ_11), ``theta12``, ``theta22`` (two inputs).
 
+NTK at order 1/n (one input; :mod:`critheory.theory.ntk.finite`, ``docs/ntk.md`` §7), for
+distinct neurons i ≠ j of the representation and its NTK matrix ``Θ̂_ij``:
+
+``theta1``   the 1/n shift of the mean: ``E[Θ̂_ii] = theta + theta1/n``
+``theta_a``  ``n Cov(Θ̂_ii, Θ̂_jj)`` (PDLT's A)
+``theta_b``  ``n E[Θ̂_ij²]`` (PDLT's B); a Gaussian representation has ``n Var(Θ̂_ii) = A + 2B``
+``theta_d``  ``n Cov(Θ̂_ii, x_j²)`` (PDLT's D)
+``theta_f``  ``n E[Θ̂_ij x_i x_j]`` (PDLT's F); a Gaussian representation has
+             ``n Cov(Θ̂_ii, x_i²) = D + 2F``
+``theta_s``, ``theta_sx``  one neuron at infinite width: ``Var(Θ̂_ii)`` and ``Cov(Θ̂_ii, x_i²)``
+             (0 for a Gaussian representation; ``Θ² Var(φ'²)``, ``Θ Cov(φ'², φ²)`` after φ)
+
 Examples
 --------
 >>> from critheory.theory.state import Rep, State
@@ -92,6 +104,13 @@ class State:
     theta: np.ndarray | None = None
     theta12: np.ndarray | None = None
     theta22: np.ndarray | None = None
+    theta1: np.ndarray | None = None
+    theta_a: np.ndarray | None = None
+    theta_b: np.ndarray | None = None
+    theta_d: np.ndarray | None = None
+    theta_f: np.ndarray | None = None
+    theta_s: np.ndarray | None = None
+    theta_sx: np.ndarray | None = None
     rep: Rep = Rep.GAUSSIAN
     width: float = 1.0
 

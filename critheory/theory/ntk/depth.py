@@ -69,11 +69,14 @@ from critheory.common import limits
 from critheory.common.reprs import short_repr
 
 __all__ = ["NTKCurves", "ntk_curves", "learning_rates", "layer_coefficients", "SCALINGS",
-           "MAX_DEPTH", "layer_map"]
+           "MAX_DEPTH", "MAX_DEPTH_FINITE", "layer_map"]
 
 #: Depth budget (refused before any work): beyond 64 layers one input costs ~0.1 ms a layer
 #: (verified tables, as ``depth_curves``), two inputs ~0.2–2 ms (the cross terms per layer).
 MAX_DEPTH = limits.MAX_DEPTH_NTK
+#: Depth budget of the order-1/n NTK statistics (``width=``): ~2–20 ms a layer (eight Gaussian
+#: expectations and their K-derivatives per layer, no tables yet)
+MAX_DEPTH_FINITE = 1000
 SCALINGS = ("constant", "equivalence")
 
 
@@ -122,6 +125,14 @@ class NTKCurves:
     kernel22: np.ndarray | None = None
     ntk12: np.ndarray | None = None
     ntk22: np.ndarray | None = None
+    #: with ``width``: the network's width n, ``E[Θ̂^l] = Θ^l + Θ^{(1),l}/n`` and ``Var(Θ̂^l_ii)``
+    #: of one neuron at width n (input 1), and the order-1/n fields per layer
+    #: (:func:`critheory.theory.ntk.finite.finite_width_fields`: ``theta1``, ``A``, ``B``,
+    #: ``D``, ``F``, ``variance`` = n Var, ``cross`` = n Cov(Θ̂, z²))
+    width: int | None = None
+    ntk_mean_nlo: np.ndarray | None = None
+    ntk_variance: np.ndarray | None = None
+    finite: dict | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dict (NaN → None) with the keys of the ``ntk`` command."""
@@ -133,6 +144,12 @@ class NTKCurves:
         if self.ntk12 is not None:
             out.update(kernel12=self.kernel12, kernel22=self.kernel22, ntk12=self.ntk12,
                        ntk22=self.ntk22)
+        if self.width is not None:
+            f = self.finite
+            out.update(width=self.width, ntk_mean_nlo=self.ntk_mean_nlo,
+                       ntk_variance=self.ntk_variance,
+                       ntk_finite_width={k: f[k] for k in ("theta1", "variance", "cross", "A",
+                                                            "B", "D", "F")})
         return jsonable(out)
 
 
@@ -341,7 +358,8 @@ def _network_maps(arch, activation, mu):
 
 def ntk_curves(arch="mlp", activation=None, weight_var=1.0, bias_var=0.0, depth: int = 10,
                *, lambda_b: float = 1.0, lambda_w: float = 1.0, scaling: str = "constant",
-               mu: float | None = None, q0: float = 1.0, q12=None, q22=None) -> NTKCurves:
+               mu: float | None = None, q0: float = 1.0, q12=None, q22=None,
+               width: int | None = None) -> NTKCurves:
     """The infinite-width NTK ``Θ^l`` (and the kernel) for layers ``1..depth``.
 
     Parameters
@@ -365,6 +383,11 @@ def ntk_curves(arch="mlp", activation=None, weight_var=1.0, bias_var=0.0, depth:
         network, None or its own.
     q0 : float
         ``|x|²/n0`` of input 1; ``q12``, ``q22`` (both or neither): a second input.
+    width : int, optional
+        The network's width n: adds the NTK's order-1/n statistics of input 1
+        (``ntk_mean_nlo``, ``ntk_variance``, ``finite``; ``docs/ntk.md`` §7) and the exponent
+        ``exponents["ntk_variance"]`` of ``n Var(Θ̂^l)/(Θ^l)² ∝ l^s``; depth <=
+        :data:`MAX_DEPTH_FINITE`; a block without an order-1/n rule is refused in one line.
 
     Returns
     -------
@@ -396,7 +419,16 @@ def ntk_curves(arch="mlp", activation=None, weight_var=1.0, bias_var=0.0, depth:
         if not (math.isfinite(q12) and q12 * q12 <= q0 * q22 * (1 + 1e-12)):
             raise InvalidArgumentError(f"q12 must satisfy q12^2 <= q0 q22 (a Gram matrix), got "
                                        f"q12 = {q12!r}")
+    if width is not None:
+        width = check_int("width", width, 1)
+        if depth > MAX_DEPTH_FINITE:
+            raise InvalidArgumentError(f"depth {depth} is beyond the {MAX_DEPTH_FINITE} layers "
+                                       "of the finite-width NTK recursion (~10 ms a layer)")
     maps = _network_maps(arch, activation, mu)
+    if width is not None:
+        from critheory.theory.ntk.finite import check_network
+
+        check_network(maps.network)
     co = layer_coefficients(maps, sw, sb, depth, q0, q12, q22)
     lam_b, lam_w = learning_rates(co["c"], lb, lw, scaling, co["W"])
 
@@ -417,6 +449,15 @@ def ntk_curves(arch="mlp", activation=None, weight_var=1.0, bias_var=0.0, depth:
     if q12 is not None:
         kw = dict(kernel12=co["K12"], kernel22=co["K22"], ntk12=run(co["B12"], co["W12"],
                   co["c12"]), ntk22=run(co["B22"], co["W22"], co["c22"]))
+    if width is not None:
+        from critheory.theory.ntk.finite import finite_width_fields
+
+        f = finite_width_fields(maps.network, sw, sb, lam_b, lam_w, q0)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            rel = f["variance"] / (T * T)
+        ex["ntk_variance"] = _slope(depths[1:], rel[1:]) if depth > 3 else None
+        kw.update(width=width, ntk_mean_nlo=T + f["theta1"] / width,
+                  ntk_variance=f["variance"] / width, finite=f)
     return NTKCurves(depths=depths, kernel=co["K"], ntk=T, lambda_b=lam_b, lambda_w=lam_w,
                      bias_coef=co["B"], weight_coef=co["W"], transfer=co["c"],
                      scaling=scaling, exponents=ex, **kw)

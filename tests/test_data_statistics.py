@@ -107,3 +107,26 @@ def test_bad_input(kwargs, match):
 def test_layernorm_refused_in_one_line():
     with pytest.raises(CritheoryError, match="several inputs.*layernorm"):
         data_statistics(ct.network("pre-ln", "tanh"), 1.0, 0.1, [[1.0], [0.5]], depth=3)
+
+
+def test_against_the_frozen_independent_recursion():
+    """Kernel, 1/n shift and vertex over three inputs against ``tests/data/data_references.json``
+    (``generate_data_references.py``: PDLT's recursion in the preactivations' derivative form,
+    every expectation by one brute-force tensor Gauss–Hermite rule over all inputs, no critheory
+    code). Tolerance: twice the reference's node-count difference plus the four-point rtol
+    (1e-10) per layer, relative to the largest entry. Every bad entry is reported."""
+    import json
+    import pathlib
+
+    refs = json.loads((pathlib.Path(__file__).parent / "data" / "data_references.json").read_text())
+    bad = []
+    for c in refs["cases"]:
+        s = data_statistics(ct.network("mlp", c["activation"]), c["weight_var"], c["bias_var"],
+                            c["inputs"], depth=c["depth"])
+        for key in ("kernel", "kernel_correction", "vertex"):
+            ref = np.array(c[key])
+            tol = 2 * np.array(c[key + "_error"]) + 1e-10 * c["depth"] * np.abs(ref).max()
+            got = getattr(s, key)
+            for i in zip(*np.nonzero(np.abs(got - ref) > tol)):
+                bad.append((c["activation"], key, i, got[i], ref[i]))
+    assert not bad, bad[:20]

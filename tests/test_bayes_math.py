@@ -610,3 +610,43 @@ def test_nearly_singular_but_accepted_gram_gives_finite_numbers():
     post = posterior(ng, [0, 1], [2], [1.0, 1.0001])
     assert all(np.all(np.isfinite(getattr(post, f)))
                for f in ("mean_gp", "cov_gp", "mean_nlo", "cov_nlo"))
+
+
+def test_lognormal_metric_at_any_width():
+    """``method="lognormal"``: positive definite where the Gaussian metric is refused (n = 4);
+    one input: E[Ĝ] = G exactly and Var Ĝ = G²(e^{A²} − 1), A² = V/(nG²) (a lognormal), each
+    within its MC error at n = 4; three inputs at n = 2000 (where the O(1/n²) difference to
+    the Gaussian moments is below the MC error): E[Ĝ] = G and Cov = V/n within MC errors."""
+    K, K1, V = stats_of(3, seed=0)
+    small = NearlyGaussian(K, K1, V, 4)
+    with pytest.raises(CritheoryError, match="lognormal"):
+        small.sample(10, np.random.default_rng(0))
+    g = small.sample_metric(20_000, np.random.default_rng(1), method="lognormal")
+    assert np.all(np.linalg.eigvalsh(g)[:, 0] > 0)
+    z = small.sample(1000, np.random.default_rng(1), method="lognormal")
+    assert z.shape == (1000, 3) and np.all(np.isfinite(z))
+    with pytest.raises(CritheoryError, match="method"):
+        small.sample(10, np.random.default_rng(0), method="wishart")
+
+    N = 400_000
+    one = NearlyGaussian(np.eye(1) * 1.3, np.zeros((1, 1)), np.full((1, 1, 1, 1), 2.0), 4)
+    x = one.sample_metric(N, np.random.default_rng(2), method="lognormal")[:, 0, 0]
+    G, A2 = 1.3, 2.0 / (4 * 1.3 ** 2)
+    var = G * G * np.expm1(A2)
+    zs = [(x.mean() - G) / np.sqrt(var / N)]
+    d2 = (x - G) ** 2
+    zs.append((d2.mean() - var) / (d2.std(ddof=1) / np.sqrt(N)))
+    assert np.max(np.abs(zs)) < crit(2), zs
+
+    n, N = 2000, 200_000
+    ng = NearlyGaussian(K, K1, V, n)
+    Gh = ng.sample_metric(N, np.random.default_rng(4), method="lognormal")
+    ia, ib = np.triu_indices(3)
+    d = Gh[:, ia, ib] - ng.metric[ia, ib]
+    zs = list(d.mean(0) / (d.std(0, ddof=1) / np.sqrt(N)))
+    for p in range(len(ia)):
+        for q in range(p, len(ia)):
+            prod = d[:, p] * d[:, q]
+            zs.append((prod.mean() - V[ia[p], ib[p], ia[q], ib[q]] / n)
+                      / (prod.std(ddof=1) / np.sqrt(N)))
+    assert np.max(np.abs(zs)) < crit(len(zs)), zs

@@ -40,7 +40,7 @@ from critheory.common.checks import check_int
 from critheory.errors import InvalidArgumentError, InvalidVarianceError
 from critheory.theory.bayes.hermite import contract4
 from critheory.theory.bayes.mixture import (metric_covariance, sample_metrics,
-                                            sample_outputs)
+                                            sample_metrics_lognormal, sample_outputs)
 
 __all__ = ["NearlyGaussian", "Moments", "SYM_RTOL", "PSD_RTOL", "MAX_INPUTS", "as_matrix"]
 
@@ -252,17 +252,30 @@ class NearlyGaussian:
         return logn + np.log(factor)
 
     # ----------------------------------------------------------------- sampling
-    def sample_metric(self, size: int, rng: np.random.Generator) -> np.ndarray:
-        """``size`` draws of the random metric Ĝ (``(size, m, m)``): Gaussian with mean G and
-        ``Cov(Ĝ_ab, Ĝ_cd) = V_(ab)(cd)/n``, conditioned on PSD (see
-        :mod:`critheory.theory.bayes.mixture` for the bound on what that changes; refused
-        when it could matter)."""
+    def sample_metric(self, size: int, rng: np.random.Generator, *,
+                      method: str = "gaussian") -> np.ndarray:
+        """``size`` draws of the random metric Ĝ (``(size, m, m)``).
+
+        ``method="gaussian"``: Gaussian with mean G and ``Cov(Ĝ_ab, Ĝ_cd) = V_(ab)(cd)/n``,
+        conditioned on PSD (see :mod:`critheory.theory.bayes.mixture` for the bound on what
+        that changes; refused when it could matter, i.e. at small widths).
+        ``method="lognormal"``: the matrix-lognormal metric of
+        :func:`~critheory.theory.bayes.mixture.sample_metrics_lognormal`, positive definite at
+        every width, with mean and covariance right up to O(1/n²)."""
         size = check_int("size", size, 1)
         C = metric_covariance(self.V / self.width)
-        return sample_metrics(self.metric, C, size, rng)[0]
+        if method == "gaussian":
+            return sample_metrics(self.metric, C, size, rng)[0]
+        if method == "lognormal":
+            return sample_metrics_lognormal(self.metric, C, size, rng)
+        raise InvalidArgumentError(f"method must be 'gaussian' or 'lognormal', got {method!r}")
 
-    def sample(self, size: int, rng: np.random.Generator) -> np.ndarray:
+    def sample(self, size: int, rng: np.random.Generator, *,
+               method: str = "gaussian") -> np.ndarray:
         """``size`` draws of the output on the m inputs (``(size, m)``) from the scale mixture
-        z | Ĝ ~ N(0, Ĝ): exactly covariance G and fourth cumulant κ (up to the PSD
-        conditioning, below 1e-6 in probability). Reproducible for a seeded ``rng``."""
-        return sample_outputs(self.sample_metric(size, rng), rng)
+        z | Ĝ ~ N(0, Ĝ). ``method="gaussian"``: exactly covariance G and fourth cumulant κ (up
+        to the PSD conditioning, below 1e-6 in probability; refused at widths where it could
+        be more). ``method="lognormal"``: a positive-definite metric at every width, covariance
+        and κ right up to O(1/n²) (the order the expansion neglects). Reproducible for a
+        seeded ``rng``."""
+        return sample_outputs(self.sample_metric(size, rng, method=method), rng)

@@ -21,6 +21,7 @@ import gc
 import signal
 import threading
 import time
+import weakref
 from typing import Any, Callable
 
 __all__ = ["within", "SYMBOLIC_SECONDS"]
@@ -41,6 +42,7 @@ def _in_finalizer(frame) -> bool:
     where Python would only print an exception ("Exception ignored in ...") and a test runner
     may count it as a failure of whatever test is running."""
     callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    callbacks.add(weakref.finalize.__call__.__code__)     # weakref.finalize callbacks
     while frame is not None:
         if frame.f_code.co_name == "__del__" or frame.f_code in callbacks:
             return True

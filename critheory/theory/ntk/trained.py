@@ -56,7 +56,7 @@ from critheory.common.jsonable import jsonable
 from critheory.common.limits import MAX_DEPTH_DATA, MAX_INPUTS_DATA
 from critheory.errors import InvalidArgumentError
 from critheory.theory.finitewidth.data import check_inputs
-from critheory.theory.ntk.depth import _network_maps, layer_coefficients
+from critheory.theory.ntk.depth import layer_coefficients, network_maps
 
 __all__ = ["TrainedPrediction", "trained_prediction", "linear_response", "MAX_CONDITION"]
 
@@ -93,6 +93,15 @@ class TrainedPrediction:
     activation, arch : str
     weight_var, bias_var : float
     depth : int
+    network : Network
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> p = ct.trained_prediction("mlp", 2.0, 0.0, [[1.0], [0.5]], [1.0], depth=2,
+    ...                           lambda_b=0.0)
+    >>> isinstance(p, ct.TrainedPrediction), round(float(p.mean[0]), 12)   # ReLU, weights: ∝ x
+    (True, 0.5)
     """
 
     mean: np.ndarray
@@ -114,6 +123,8 @@ class TrainedPrediction:
     weight_var: float
     bias_var: float
     depth: int
+    #: the network (the one block description; not in ``to_dict``)
+    network: object = None
 
     def __repr__(self) -> str:
         when = "convergence" if self.steps is None else f"{self.steps} steps of eta={self.eta:g}"
@@ -239,7 +250,7 @@ def trained_prediction(arch, weight_var: float, bias_var: float, inputs, targets
     >>> float(p.mean[0]), float(p.covariance[0, 0])
     (0.0, 2.0)
     """
-    maps = _network_maps(arch, activation, None)
+    maps = network_maps(arch, activation, None)
     net = maps.network
     sw = check_weight_var(weight_var)
     sb = check_bias_var(bias_var)
@@ -313,4 +324,4 @@ def trained_prediction(arch, weight_var: float, bias_var: float, inputs, targets
     cov = 0.5 * (cov + cov.T)
     return TrainedPrediction(mean, cov, K, T, M, None if eta is None else float(eta), steps,
                              eta_max, lb, lw, tuple(A), tuple(Bt), y, x, net.activation.name,
-                             maps.describe(), float(sw), float(sb), L)
+                             maps.describe(), float(sw), float(sb), L, net)

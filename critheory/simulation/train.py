@@ -59,8 +59,8 @@ from .architectures import resolve_network
 from .bayes import StreamSampler, check_inputs
 from .interpreter import out_width
 
-__all__ = ["TrainedEnsemble", "train_ensemble", "train_work", "STREAM", "CHECK_EVERY",
-           "DEFAULT_TOL"]
+__all__ = ["TrainedEnsemble", "train_ensemble", "train_work", "network_ops", "init_params",
+           "forward", "empirical_ntk", "gd_step", "STREAM", "CHECK_EVERY", "DEFAULT_TOL"]
 
 #: Networks per random stream (module docstring).
 STREAM = 16
@@ -210,7 +210,7 @@ class TrainedEnsemble:
 
 
 # ---------------------------------------------------------------------------- the network
-def _layers(net, depth: int, width: int, n0: int) -> list:
+def network_ops(net, depth: int, width: int, n0: int) -> list:
     """The ops of the network as ``("dense", block, n_in, n_out, layer)`` and ``("phi",)``
     (module docstring: stem, L − 1 units, one output neuron)."""
     bad = [b.kind for b in walk(net.unit) if b.kind not in _KINDS]
@@ -263,21 +263,77 @@ def _per_layer(name: str, value, depth: int) -> np.ndarray:
     return arr
 
 
-def _forward(ops, params, phi, x, tape: list | None):
-    """Run the network on ``x`` (B, n0, k); the tape keeps each dense block's input and each phi
-    block's pre-activation."""
+def init_params(ops, sampler, weight_var: float, bias_var: float) -> list:
+    """Fresh parameters of the ops for the sampler's B networks: per dense op ``(W, b)`` with
+    ``W`` (B, n_out, n_in) ~ N(0, σ_w²/n_in) and ``b`` (B, n_out, 1) ~ N(0, σ_b²) (the block's
+    own variances where it has them), None per phi op."""
+    params = []
+    for op in ops:
+        if op[0] == "phi":
+            params.append(None)
+            continue
+        dw, db = op[1].variances(weight_var, bias_var)
+        W = sampler._normals((op[3], op[2]))
+        W *= math.sqrt(dw / op[2])
+        params.append((W, sampler.bias(op[3], db)))
+    return params
+
+
+def forward(ops, params, phi, x, tape: list | None = None) -> np.ndarray:
+    """The network on ``x`` (B, n0, k): the output (B, 1, k). The tape (if given) keeps each
+    op's input (a dense block's input, a phi block's pre-activation)."""
     h = x
     for op, p in zip(ops, params):
+        if tape is not None:
+            tape.append(h)
         if op[0] == "phi":
-            if tape is not None:
-                tape.append(h)
             h = phi(h)
         else:
-            if tape is not None:
-                tape.append(h)
-            W, b = p
-            h = W @ h + b
+            h = p[0] @ h + p[1]
     return h
+
+
+def empirical_ntk(ops, params, phi, dphi, x, lambda_b, lambda_w
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Outputs ``z`` (B, k) and the empirical NTK ``Θ̂`` (B, k, k) on the k columns of ``x``:
+    ``Σ_dense (λ_b + λ_W x_a·x_b/n_in) Σ_j J_ja J_jb`` by one reverse pass (module docstring)."""
+    tape: list = []
+    z = forward(ops, params, phi, x, tape)
+    B, _, k = z.shape
+    g = np.ones((B, 1, k))
+    T = np.zeros((B, k, k))
+    for op, p in zip(reversed(ops), reversed(params)):
+        h = tape.pop()
+        if op[0] == "phi":
+            g = g * dphi(h)
+            continue
+        layer, n_in = op[4], op[2]
+        gx = np.einsum("bka,bkc->bac", h, h) / n_in
+        T += np.einsum("bja,bjc->bac", g, g) * (lambda_b[layer] + lambda_w[layer] * gx)
+        g = np.swapaxes(p[0], 1, 2) @ g
+    return z[:, 0, :], T
+
+
+def gd_step(ops, params, phi, dphi, x, y, eta: float, lambda_b, lambda_w) -> np.ndarray:
+    """One full-batch gradient-descent step on ``½ Σ_a (z_a − y_a)²`` over the columns of ``x``
+    (B, n0, a), in place: ``W −= η (λ_W/n_in) ∂L/∂W``, ``b −= η λ_b ∂L/∂b`` (the rates of the
+    op's layer). Returns the residual ``z − y`` (B, a) before the step."""
+    tape: list = []
+    z = forward(ops, params, phi, x, tape)
+    r = z[:, 0, :] - y
+    g = r[:, None, :]
+    for i in range(len(ops) - 1, -1, -1):
+        op, p, h = ops[i], params[i], tape[i]
+        if op[0] == "phi":
+            g = g * dphi(h)
+            continue
+        W, b = p
+        layer, n_in = op[4], op[2]
+        g_in = np.swapaxes(W, 1, 2) @ g if i > 0 else None     # before W moves
+        W -= (eta * lambda_w[layer] / n_in) * (g @ np.swapaxes(h, 1, 2))
+        b -= (eta * lambda_b[layer]) * g.sum(axis=2, keepdims=True)
+        g = g_in
+    return r
 
 
 def train_ensemble(net, weight_var: float, bias_var: float, inputs, targets, depth: int,
@@ -366,7 +422,7 @@ def train_ensemble(net, weight_var: float, bias_var: float, inputs, targets, dep
         "steps", steps, 0)
     lb = _per_layer("lambda_b", lambda_b, L)
     lw = _per_layer("lambda_w", lambda_w, L)
-    ops = _layers(net, L, n, n0)
+    ops = network_ops(net, L, n, n0)
     P = sum(o[2] * o[3] + o[3] for o in ops if o[0] == "dense")
     a = y.size
     work = train_work(S, budget_steps, P, m, a)
@@ -409,31 +465,11 @@ def train_ensemble(net, weight_var: float, bias_var: float, inputs, targets, dep
                                       for k in ids], sizes)
             B = sampler.b
             lo, hi = c0 * STREAM, c0 * STREAM + B
-            params = []
-            for op in ops:
-                if op[0] == "phi":
-                    params.append(None)
-                    continue
-                dw, db = op[1].variances(sw, sb)
-                W = sampler._normals((op[3], op[2]))
-                W *= math.sqrt(dw / op[2])
-                params.append((W, sampler.bias(op[3], db)))
+            params = init_params(ops, sampler, sw, sb)
             # initial outputs and NTK on all inputs (one reverse pass, cotangent 1 per column)
-            tape: list = []
             x = np.ascontiguousarray(np.broadcast_to(xall, (B, n0, m)))
-            z = _forward(ops, params, phi, x, tape)
-            out_init[lo:hi] = z[:, 0, :]
-            g = np.ones((B, 1, m))
-            T = np.zeros((B, m, m))
-            for op, p in zip(reversed(ops), reversed(params)):
-                h = tape.pop()
-                if op[0] == "phi":
-                    g = g * dphi(h)
-                    continue
-                layer, n_in = op[4], op[2]
-                gx = np.einsum("bka,bkc->bac", h, h) / n_in
-                T += np.einsum("bja,bjc->bac", g, g) * (lb[layer] + lw[layer] * gx)
-                g = np.swapaxes(p[0], 1, 2) @ g
+            z, T = empirical_ntk(ops, params, phi, dphi, x, lb, lw)
+            out_init[lo:hi] = z
             ntk[lo:hi] = T
             # gradient descent on the training inputs
             xa = np.ascontiguousarray(x[:, :, A])
@@ -442,28 +478,14 @@ def train_ensemble(net, weight_var: float, bias_var: float, inputs, targets, dep
             res0[lo:hi] = n0r
             t = 0
             while t < budget_steps:
-                tape = []
-                z = _forward(ops, params, phi, xa, tape)
-                r = z[:, 0, :] - y
                 if steps is None and t % CHECK_EVERY == 0:
-                    rn = np.sqrt(np.einsum("ba,ba->b", r, r))
-                    if np.all(rn <= tol * n0r):
+                    r = forward(ops, params, phi, xa)[:, 0, :] - y
+                    if np.all(np.sqrt(np.einsum("ba,ba->b", r, r)) <= tol * n0r):
                         break
-                g = r[:, None, :]
-                for op, p in zip(reversed(ops), reversed(params)):
-                    h = tape.pop()
-                    if op[0] == "phi":
-                        g = g * dphi(h)
-                        continue
-                    W, b = p
-                    layer, n_in = op[4], op[2]
-                    g_in = np.swapaxes(W, 1, 2) @ g if h is not xa else None
-                    W -= (eta * lw[layer] / n_in) * (g @ np.swapaxes(h, 1, 2))
-                    b -= (eta * lb[layer]) * g.sum(axis=2, keepdims=True)
-                    g = g_in
+                gd_step(ops, params, phi, dphi, xa, y, eta, lb, lw)
                 t += 1
             ran = max(ran, t)
-            zt = _forward(ops, params, phi, x, None)[:, 0, :]
+            zt = forward(ops, params, phi, x)[:, 0, :]
             out_test[lo:hi] = zt[:, Bt]
             out_train[lo:hi] = zt[:, A]
             r = zt[:, A] - y

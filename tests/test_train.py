@@ -297,7 +297,7 @@ def test_repr_and_dict():
 @pytest.mark.slow
 @pytest.mark.parametrize("act, sw, sb", [("tanh", 1.0, 0.0), ("relu", 2.0, 0.0)])
 def test_trained_ensemble_depth3(act, sw, sb):
-    """Depth 3, width 256, 800 networks, 100 steps (~40 s each)."""
+    """Depth 3, width 256, 800 networks, 100 steps (1–2 min each on a shared 2-core machine)."""
     net = ct.network("mlp", act)
     p0 = trained_prediction(net, sw, sb, X5, Y3, 3)
     eta = 0.5 * p0.eta_max
@@ -306,3 +306,40 @@ def test_trained_ensemble_depth3(act, sw, sb):
     c = compare_trained(p, e)
     assert c.verdict == "consistent", (c.mean_z, c.cov_z)
     assert c.ntk_verdict == "consistent", c.ntk_z
+
+
+# ---------------------------------------------------------------------------- command line
+_ARGV = ["train", "tanh", "--weight-var", "1", "--bias-var", "0", "--depth", "2", "--inputs",
+         "1,0;0,1;-0.8,-0.6;0.6,0.8;-0.6,0.8", "--train-targets", "0.5,-0.4,0.3"]
+
+
+def test_cli_json(capsys):
+    import json
+
+    from critheory.cli.main import main
+
+    assert main(_ARGV + ["--steps", "20", "--simulate", "--width", "16", "--seeds", "64",
+                         "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    p = trained_prediction(ct.network("mlp", "tanh"), 1.0, 0.0, X5, Y3, 2,
+                           eta=out["eta"], steps=20)
+    assert out["prediction_kernel"] == pytest.approx(list(p.mean), rel=1e-12)
+    assert out["prediction_variance"] == pytest.approx(list(np.diag(p.covariance)), rel=1e-12)
+    assert out["eta"] == pytest.approx(0.5 * p.eta_max)
+    for k in ("measured_prediction_mean", "measured_prediction_stderr", "converged"):
+        assert k in out
+    assert out["simulation"]["comparison"]["verdict"] in ("consistent", "inconsistent")
+
+
+@pytest.mark.parametrize("extra, msg", [(["--lr", "5"], "stable range"),
+                                        (["--tol", "1e-3"], "needs --simulate"),
+                                        (["--arch", "pre-ln", "--simulate", "--width", "8"],
+                                         "'layernorm' block"),
+                                        (["--simulate", "--width", "4096", "--seeds", "100000"],
+                                         "budget")])
+def test_cli_refusals(capsys, extra, msg):
+    from critheory.cli.main import main
+
+    assert main(_ARGV + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert msg in err and "\n" not in err

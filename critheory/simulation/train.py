@@ -59,7 +59,7 @@ from .architectures import resolve_network
 from .bayes import StreamSampler, check_inputs
 from .interpreter import out_width
 
-__all__ = ["TrainedEnsemble", "train_ensemble", "train_work", "network_ops", "init_params",
+__all__ = ["TrainedEnsemble", "train_ensemble", "train_work", "network_ops", "parameter_count", "init_params",
            "forward", "empirical_ntk", "gd_step", "STREAM", "CHECK_EVERY", "DEFAULT_TOL"]
 
 #: Networks per random stream (module docstring).
@@ -237,6 +237,11 @@ def network_ops(net, depth: int, width: int, n0: int) -> list:
                 ops.append(["phi"])
     ops[-1][3] = 1            # the output neuron
     return [tuple(o) for o in ops]
+
+
+def parameter_count(ops) -> int:
+    """Weights and biases of one network of :func:`network_ops`."""
+    return int(sum(o[2] * o[3] + o[3] for o in ops if o[0] == "dense"))
 
 
 def train_work(networks: int, steps: int, params: int, m: int, a: int) -> float:
@@ -423,7 +428,7 @@ def train_ensemble(net, weight_var: float, bias_var: float, inputs, targets, dep
     lb = _per_layer("lambda_b", lambda_b, L)
     lw = _per_layer("lambda_w", lambda_w, L)
     ops = network_ops(net, L, n, n0)
-    P = sum(o[2] * o[3] + o[3] for o in ops if o[0] == "dense")
+    P = parameter_count(ops)
     a = y.size
     work = train_work(S, budget_steps, P, m, a)
     if work > limits.MAX_TRAIN_WORK:

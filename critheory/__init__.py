@@ -108,6 +108,8 @@ _PUBLIC = {
     "TrainedPrediction": ("critheory.theory.ntk.trained", "TrainedPrediction"),
     "train_ensemble": ("critheory.simulation.train", "train_ensemble"),
     "TrainedEnsemble": ("critheory.simulation.train", "TrainedEnsemble"),
+    "compare_trained": ("critheory.validation.train", "compare_trained"),
+    "TrainedComparison": ("critheory.validation.train", "TrainedComparison"),
     "recipe": ("critheory.theory.recipes.recipe", "recipe"),
     "Recipe": ("critheory.theory.recipes.recipe", "Recipe"),
     "transformer_depth": ("critheory.theory.transformer.depth", "transformer_depth"),

@@ -221,6 +221,18 @@ def test_one_layer_ensemble_is_exact():
     assert c.verdict == "consistent", (c.mean_z, c.cov_z)
 
 
+def test_determined_outputs_are_not_rounding_noise():
+    # regression: three training inputs fix the three parameters of one layer, so the test
+    # outputs are the same in every network (variance 0): the scores must not divide rounding
+    # noise by rounding noise
+    net = ct.network("mlp", "tanh")
+    p = trained_prediction(net, 1.0, 0.5, X5, Y3, 1)
+    e = train_ensemble(net, 1.0, 0.5, X5, Y3, 1, 4, 200, eta=0.5 * p.eta_max, steps=None,
+                       max_steps=500, seed=2)
+    assert np.all(np.abs(np.diag(p.covariance)) < 1e-12)
+    assert compare_trained(p, e).verdict == "consistent"
+
+
 # ---------------------------------------------------------------------------- (c) ensembles
 @pytest.mark.parametrize("act, sw, sb, steps", [("tanh", 1.0, 0.0, 100),
                                                 ("relu", 2.0, 0.0, None)])

@@ -14,6 +14,11 @@ Student-t with ``S − 1`` degrees of freedom, Bonferroni over the entries compa
   network has order-1/n rules (MLPs; None otherwise). The variance's standard error is the
   delta method of a sample variance, ``√((m₄ − s⁴)/S)``.
 
+Error floors: a relative rounding floor (1e-10 of the outputs' scale: a test output the fit
+determines exactly has zero spread in theory and in every network), and against a prediction
+at convergence the bound ``‖M‖ max_s |r_s(T)|`` on how far each network still was from its
+limit when it stopped (``|r(T)| <= tol |r(0)|``), added to the errors as a bias bound.
+
 The infinite-width answer differs from a width-n ensemble by O(L/n): a verdict of
 ``inconsistent`` at large S may be that shift, resolved (the note in ``docs/ntk.md`` §8 has
 the measured shifts).
@@ -44,6 +49,9 @@ from critheory.validation.stats import decide
 
 __all__ = ["TrainedComparison", "compare_trained", "ntk_finite_width"]
 
+#: relative rounding floor of the standard errors (module docstring of ``compare_trained``)
+_ROUNDING = 1e-10
+
 
 def _upper(a: np.ndarray) -> np.ndarray:
     return a[np.triu_indices(a.shape[0])]
@@ -70,6 +78,17 @@ class TrainedComparison:
     converged_fraction : float
     z_crit, dof, alpha : float
     reference : str
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> x, y = [[1.0], [-1.0], [0.5]], [1.0, 0.0]
+    >>> p = ct.trained_prediction("mlp", 1.0, 0.5, x, y, depth=1, activation="tanh")
+    >>> e = ct.train_ensemble("tanh", 1.0, 0.5, x, y, 1, 4, 100, eta=0.4, steps=50)
+    >>> c = ct.compare_trained(ct.trained_prediction("mlp", 1.0, 0.5, x, y, depth=1,
+    ...                        activation="tanh", eta=0.4, steps=50), e)
+    >>> isinstance(c, ct.TrainedComparison), c.mean_z.shape
+    (True, (1,))
     """
 
     __repr__ = short_repr
@@ -144,6 +163,15 @@ def compare_trained(prediction, ensemble, *, alpha: float = ALPHA) -> TrainedCom
     InvalidArgumentError
         Different inputs, targets, depth, rates or step counts; a prediction at convergence
         against an ensemble in which some network has not converged.
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> x, y = [[1.0], [0.5]], [1.0]        # (w, b) fitted to one point: a line of solutions
+    >>> p = ct.trained_prediction("mlp", 1.0, 0.5, x, y, depth=1, activation="tanh")
+    >>> e = ct.train_ensemble("tanh", 1.0, 0.5, x, y, 1, 4, 2000, eta=0.4, steps=None)
+    >>> ct.compare_trained(p, e).verdict       # one layer: the theory is exact
+    'consistent'
     """
     p, e = prediction, ensemble
     if (np.shape(p.inputs) != np.shape(e.inputs) or not np.allclose(p.inputs, e.inputs)
@@ -162,8 +190,21 @@ def compare_trained(prediction, ensemble, *, alpha: float = ALPHA) -> TrainedCom
         raise InvalidArgumentError(f"the prediction is for {p.steps} steps of eta = {p.eta:g}, "
                                    f"the ensemble ran {e.steps} steps of eta = {e.eta:g}")
     dof = e.dof
-    mz = z_scores(e.mean, e.mean_stderr, p.mean)
-    cz = z_scores(e.covariance, e.covariance_stderr, p.covariance)
+    # rounding floor of the errors: a test output the fit determines exactly (as many training
+    # inputs as a linear model has parameters) has zero spread in theory and in every network
+    scale = max(float(np.max(np.abs(p.targets))), math.sqrt(float(np.max(np.diag(p.kernel)))))
+    mse = np.maximum(e.mean_stderr, _ROUNDING * scale)
+    cse = np.maximum(e.covariance_stderr, _ROUNDING * scale * scale)
+    if p.steps is None:
+        # stopped at |r(T)| <= tol |r(0)|, not at T = ∞: in the linear dynamics the rest of the
+        # way is z_B(∞) − z_B(T) = −Θ_BA Θ_AA⁻¹ r(T), at most ‖M‖ max_s |r_s(T)| per network: a
+        # bias bound added to the errors (mean: b; covariance: b (sd_i + sd_j) + b²)
+        b = float(np.linalg.norm(p.response, 2) * np.max(e.residual_norm))
+        sd = np.sqrt(np.maximum(np.diag(e.covariance), 0.0))
+        mse = mse + b
+        cse = cse + b * (sd[:, None] + sd[None, :]) + b * b
+    mz = z_scores(e.mean, mse, p.mean)
+    cz = z_scores(e.covariance, cse, p.covariance)
     d = decide([mz, _upper(cz)], alpha, dof)
     nz = z_scores(e.ntk_mean, e.ntk_stderr, p.ntk)
     dn = decide([_upper(nz)], alpha, dof)
@@ -181,7 +222,6 @@ def compare_trained(prediction, ensemble, *, alpha: float = ALPHA) -> TrainedCom
         vz = z_scores(vm, vse, vt)
     ref = (f"{e.networks} trained networks of width {e.width}, Student-t with S - 1 = "
            f"{dof:.0f} degrees of freedom, Bonferroni over {d.n_compared} entries")
-    return TrainedComparison(p.mean, e.mean, e.mean_stderr, mz, p.covariance, e.covariance,
-                             e.covariance_stderr, cz, d.verdict, p.ntk, e.ntk_mean,
+    return TrainedComparison(p.mean, e.mean, mse, mz, p.covariance, e.covariance, cse, cz, d.verdict, p.ntk, e.ntk_mean,
                              e.ntk_stderr, nz, dn.verdict, nlo, nloz, vt, vm, vse, vz,
                              float(e.converged.mean()), d.crit, dof, float(alpha), ref)

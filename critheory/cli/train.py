@@ -89,7 +89,9 @@ def _cmd_train(args) -> int:
     kw = dict(lambda_b=args.lambda_b, lambda_w=args.lambda_w)
     conv = trained_prediction(arch, args.weight_var, args.bias_var, x, y, args.depth, **kw)
     eta = 0.5 * conv.eta_max if args.lr is None else args.lr
-    if args.steps is None:
+    if args.steps is None and args.lr is None:
+        p = conv                                 # η = η_max/2 is stable: nothing to check
+    elif args.steps is None:
         p = trained_prediction(arch, args.weight_var, args.bias_var, x, y, args.depth, eta=eta,
                                **kw)
     else:

@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     from critheory.cli.bayes import register as register_bayes
 
     register_bayes(sub)
+    from critheory.cli.train import register as register_train
+
+    register_train(sub)
     from critheory.cli.spectrum import register as register_spectrum
 
     register_spectrum(sub)

@@ -106,6 +106,11 @@ MAX_NTK_WORK = _limit(
     "MAX_NTK_WORK", 3e10,
     "flops of the NTK measurement's back-propagations (seeds k n² L²/2 per dense block), "
     "about half a minute")
+MAX_TRAIN_WORK = _limit(
+    "MAX_TRAIN_WORK", 6e10,
+    "multiply-adds of an ensemble trained by gradient descent (networks x parameters x 3 x "
+    "(training inputs x steps + inputs)): ~1.2e9 a second in batched narrow products, under "
+    "a minute")
 
 #: networks of a simulation (finite-width and ntk commands); the work limits above bound it
 #: with the width and depth

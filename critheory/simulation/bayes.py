@@ -104,7 +104,7 @@ from .sampling import gram_factor
 
 __all__ = ["OutputLaws", "MeasuredPosterior", "MeasuredKernel", "MeasuredVertex",
            "output_laws", "exact_posterior", "measured_kernel", "measured_vertex",
-           "bayes_work", "MIN_ESS", "STREAM", "MAX_CONDITION"]
+           "bayes_work", "MIN_ESS", "STREAM", "MAX_CONDITION", "StreamSampler", "check_inputs"]
 
 #: Networks per random stream (a chunk is a whole number of streams: module docstring).
 STREAM = 64
@@ -155,6 +155,11 @@ class _StreamSampler:
         g = self._normals((n_out, k))
         g *= math.sqrt(var / n_in)
         return g @ gram_factor(x)
+
+
+#: public names of the stream sampler and the input check (shared with
+#: :mod:`critheory.simulation.train`)
+StreamSampler = _StreamSampler
 
 
 # ---------------------------------------------------------------------------- last block
@@ -388,6 +393,9 @@ def _check_inputs(inputs) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise InvalidArgumentError("inputs must be finite")
     return x
+
+
+check_inputs = _check_inputs
 
 
 def output_laws(net, weight_var: float, bias_var: float, inputs, depth: int, width: int,

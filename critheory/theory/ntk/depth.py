@@ -69,7 +69,7 @@ from critheory.common import limits
 from critheory.common.reprs import short_repr
 
 __all__ = ["NTKCurves", "ntk_curves", "learning_rates", "layer_coefficients", "SCALINGS",
-           "MAX_DEPTH", "MAX_DEPTH_FINITE", "layer_map"]
+           "MAX_DEPTH", "MAX_DEPTH_FINITE", "layer_map", "network_maps"]
 
 #: Depth budget (refused before any work): beyond 64 layers one input costs ~0.1 ms a layer
 #: (verified tables, as ``depth_curves``), two inputs ~0.2–2 ms (the cross terms per layer).
@@ -354,6 +354,11 @@ def _network_maps(arch, activation, mu):
                                    f"strengths {', '.join(f'{m:g}' for m in strengths)}: give "
                                    "one of them")
     return architecture(net)
+
+
+#: public name of the NTK theory's resolution of an architecture argument (shared with
+#: :mod:`critheory.theory.ntk.trained`)
+network_maps = _network_maps
 
 
 def ntk_curves(arch="mlp", activation=None, weight_var=1.0, bias_var=0.0, depth: int = 10,

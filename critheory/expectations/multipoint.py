@@ -859,13 +859,13 @@ def two_point(activation, K, *, rtol: float = 1e-12) -> tuple[np.ndarray, np.nda
 
 
 def _fill(act: Activation, fns: list, Ks: np.ndarray, rtol: float, where: np.ndarray,
-          vals: np.ndarray, errs: np.ndarray) -> None:
+          vals: np.ndarray, errs: np.ndarray, conditioned: bool = True) -> None:
     """vals[where], errs[where] = E[Π fns(z)] over the kernels Ks: by the conditioned closed-form
     route for a positively homogeneous φ (:func:`_four_conditioned` for φφφφ,
     :func:`_three_conditioned` for φ²φφ), the entries it leaves NaN (and every entry of
     other activations) by :func:`expect_product`."""
     miss = np.ones(len(where), dtype=bool)
-    hs = act.homogeneous_slopes
+    hs = act.homogeneous_slopes if conditioned else None
     if hs is not None:
         route = _four_conditioned if len(fns) == 4 else _three_conditioned
         with np.errstate(all="ignore"):
@@ -899,6 +899,14 @@ def four_point(activation, K, *, rtol: float = 1e-10) -> tuple[np.ndarray, np.nd
     _check_rtol(rtol)
     act = Activation.get(activation)
     Karr = _check_square(K, "four_point")
+    return _four_point(act, Karr, rtol, conditioned=True)
+
+
+def _four_point(act: Activation, Karr: np.ndarray, rtol: float, conditioned: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`four_point` on a checked kernel; ``conditioned=False`` skips the conditioned
+    route of positively homogeneous φ (the general routes only: the benchmark's and the
+    tests' reference)."""
     m = Karr.shape[0]
     combos = np.array(list(itertools.combinations_with_replacement(range(m), 4)))
     a, b, c, d = combos.T
@@ -913,7 +921,7 @@ def four_point(activation, K, *, rtol: float = 1e-10) -> tuple[np.ndarray, np.nd
     for i in np.flatnonzero(code == 7):
         r = expect(act, "phi4", float(Karr[a[i], a[i]]), rtol=rtol)
         vals[i], errs[i] = r.value, r.error
-    hs = act.homogeneous_slopes
+    hs = act.homogeneous_slopes if conditioned else None
     for sel, three in (((code == 6) | (code == 3), True), (code == 5, False)):
         if not sel.any():
             continue
@@ -955,12 +963,12 @@ def four_point(activation, K, *, rtol: float = 1e-10) -> tuple[np.ndarray, np.nd
                           np.where((cs == 2)[:, None], s4[:, [0, 3]], s4[:, :2]))
         idx = np.column_stack([pair, others])
         _fill(act, ["phi2", "phi", "phi"], Karr[idx[:, :, None], idx[:, None, :]], rtol,
-              np.flatnonzero(sel), vals, errs)
+              np.flatnonzero(sel), vals, errs, conditioned)
     sel = code == 0
     if sel.any():
         idx = combos[sel]
         _fill(act, ["phi"] * 4, Karr[idx[:, :, None], idx[:, None, :]], rtol,
-              np.flatnonzero(sel), vals, errs)
+              np.flatnonzero(sel), vals, errs, conditioned)
     # every ordered (a, b, c, d) reads its sorted multiset
     key_of = np.full(m ** 4, -1)
     key_of[((a * m + b) * m + c) * m + d] = np.arange(len(combos))

@@ -277,3 +277,74 @@ def test_four_point_takes_the_homogeneous_route(monkeypatch):
         r = expect_product("relu", ["phi"] * 4, sub, rtol=1e-10)
         assert abs(T[idx] - r.value) <= E[idx] + r.error, idx
     assert np.all(np.isfinite(T_old["0.1*x + 0.9*relu(x)"][0]))
+
+
+# ---------------------------------------------------------------- erf
+def test_erf_pair_moment_against_quadrature():
+    """G for c·erf(a x) against a 1-D quad over U of φ(μ₁ + s₁U) E[φ(Y) | U], the inner mean
+    E[erf(a(m + sV))] = erf(a m/√(1 + 2a²s²)) (the same sign trick in 1-D, checked by quad)."""
+    from scipy.special import erf
+
+    from critheory.expectations.truncated_normal import erf_pair_moment
+
+    m, s, a = 0.4, 0.8, 1.7
+    inner = integrate.quad(lambda v: erf(a * (m + s * v)) * math.exp(-v * v / 2)
+                           / math.sqrt(2 * math.pi), -14, 14, epsabs=1e-15)[0]
+    assert abs(inner - erf(a * m / math.sqrt(1 + 2 * a * a * s * s))) < 1e-14
+    rng = np.random.default_rng(23)
+    cases = [(0.0, 0.0, 1.0, 1.0, 0.5), (0.3, -0.4, 0.0, 0.7, 0.0), (0.3, -0.4, 0.6, 0.7, 1.0),
+             (0.3, -0.4, 0.6, 0.7, -1.0), (1.5, 2.0, 0.0, 0.0, 0.0)]
+    cases += [tuple(rng.normal(0, 1, 2)) + tuple(rng.uniform(0, 1.5, 2)) + (rng.uniform(-1, 1),)
+              for _ in range(15)]
+    for c, a in ((1.0, 1.0), (2.0, 3.0), (0.5, 0.3)):
+        for m1, m2, s1, s2, r in cases:
+            sig = math.sqrt(max(1 - r * r, 0.0))
+
+            def f(u):
+                y = a * (m2 + s2 * r * u)
+                return (c * erf(a * (m1 + s1 * u)) * c * erf(y / math.sqrt(1 + 2 * (a * s2 * sig) ** 2))
+                        * math.exp(-u * u / 2) / math.sqrt(2 * math.pi))
+
+            ref = integrate.quad(f, -14, 14, epsabs=1e-15, epsrel=1e-14, limit=200)[0]
+            got = float(erf_pair_moment(c, a, m1, m2, s1, s2, r))
+            assert abs(got - ref) <= 4e-15 * c * c, (c, a, m1, m2, s1, s2, r)
+
+
+@pytest.mark.parametrize("act,c,a", [("erf", 1.0, 1.0), ("2*erf(3*x)", 2.0, 3.0)])
+def test_erf_conditioned_against_sign_products(act, c, a):
+    """c·erf(a z): E[Π erf(a z_i)^p_i] through signs (orthant probabilities of 2a²K + I by
+    Plackett's identity, tests/test_multipoint.py; ~1e-14), every entry within the
+    conditioned route's error estimate."""
+    from test_multipoint import erf_reference
+
+    rng = np.random.default_rng(29)
+    fam = mpt._family(mpt.Activation.get(act))
+    Ks = np.stack([(lambda X: X @ X.T / 6)(rng.standard_normal((4, 6))) for _ in range(3)])
+    v, e = mpt._four_cond(fam, Ks, 1e-10)
+    v3, e3 = mpt._three_cond(fam, Ks[:, :3, :3], 1e-10)
+    for i, K in enumerate(Ks):
+        ref = c ** 4 * erf_reference(a * a * K, [1, 1, 1, 1])
+        assert abs(v[i] - ref) <= e[i] + 2e-14 * c ** 4, (act, i)
+        ref = c ** 4 * erf_reference(a * a * K[:3, :3], [2, 1, 1])
+        assert abs(v3[i] - ref) <= e3[i] + 2e-14 * c ** 4, (act, i)
+
+
+def test_erf_four_point_route(monkeypatch):
+    """four_point("erf") goes by the conditioned route (the general routes are not called);
+    one entry against the sign-product reference of tests/test_multipoint.py."""
+    from test_multipoint import erf_reference
+
+    rng = np.random.default_rng(31)
+    X = rng.standard_normal((5, 8))
+    K = X @ X.T / 8
+
+    def boom(*a, **k):
+        raise AssertionError("general route called")
+
+    with monkeypatch.context() as mc:
+        mc.setattr(mpt, "expect_product", boom)
+        T, E = four_point("erf", K, rtol=1e-10)
+    idx = (0, 1, 2, 3)
+    sub = K[np.ix_(idx, idx)]
+    ref = erf_reference(sub, [1, 1, 1, 1])
+    assert abs(T[idx] - ref) <= E[idx] + 2e-14

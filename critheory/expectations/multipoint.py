@@ -53,8 +53,8 @@ between 64 and 96 outer nodes per dimension. It is used
   (a_i the rows of V √Λ); there the outer difference of kinked integrands is multiplied by 4
   (algebraic convergence), and ConvergenceError is what a tight rtol gets.
 
-Positively homogeneous φ in four_point: conditioning on a pair
----------------------------------------------------------------
+Positively homogeneous φ and erf in four_point: conditioning on a pair
+----------------------------------------------------------------------
 For φ = a₊x⁺ − a₋(−x)⁺ (ReLU, leaky ReLU, linear, |x|: ``Activation.homogeneous_slopes``),
 ``four_point`` computes the entries with three and four distinct inputs without the nested
 rule (:func:`_four_conditioned`, :func:`_three_conditioned`). For a pair (a, b), every other
@@ -77,9 +77,13 @@ below 1e-14 of the variance (taken as 0) as a relative O(s²) term. Panels where
 vanishes (ReLU) are dropped. The pair is the one maximizing min(s_c²/K_cc, s_d²/K_dd, 1 − r²)
 among those with 1 − ρ_ab² >= 1e-10. φ_a² φ_b φ_c (and, for non-collinear pairs, φ_a²φ_a φ_b
 and φ_a² φ_b φ_b) condition on z_a alone: a 1-D outer rule cut at 0 and graded towards it by
-the conditional spreads. Entries that do not converge go to the general routes. Measured
-(2-core shared VM, rtol 1e-8): m = 8, ReLU 0.2–0.9 s (nested rule: 21–159 s), leaky ReLU
-0.6–0.9 s; every entry within both error estimates of the nested rule's.
+the conditional spreads. Entries that do not converge go to the general routes. The same
+route serves φ = c·erf(a x) (``closed_forms.erf_params``): G = c²(4Φ₂(h, k; ρ) − 2Φ(h) − 2Φ(k)
++ 1) by the sign representation of erf (:func:`~critheory.expectations.truncated_normal.erf_pair_moment`);
+φ is smooth there, the cuts only place panel edges where erf(a z) bends. Measured (2-core
+shared VM, rtol 1e-8, m = 8): ReLU 0.18–0.25 s (nested rule: 30 s at a layer-1 kernel,
+121–159 s at a deep one), leaky ReLU 0.5–0.8 s (nested: 238 s), erf 2–8 s; every entry
+within both error estimates of the nested rule's.
 
 Examples
 --------
@@ -93,9 +97,11 @@ True
 from __future__ import annotations
 
 import itertools
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
+from scipy.special import ndtr as _ndtr
 
 from critheory.activation.symbolic import Activation
 from critheory.errors import ConvergenceError, InvalidArgumentError, InvalidVarianceError
@@ -865,11 +871,11 @@ def _fill(act: Activation, fns: list, Ks: np.ndarray, rtol: float, where: np.nda
     :func:`_three_conditioned` for φ²φφ), the entries it leaves NaN (and every entry of
     other activations) by :func:`expect_product`."""
     miss = np.ones(len(where), dtype=bool)
-    hs = act.homogeneous_slopes if conditioned else None
-    if hs is not None:
-        route = _four_conditioned if len(fns) == 4 else _three_conditioned
+    fam = _family(act) if conditioned else None
+    if fam is not None:
+        route = _four_cond if len(fns) == 4 else _three_cond
         with np.errstate(all="ignore"):
-            v, e = route(hs[0], hs[1], Ks, rtol)
+            v, e = route(fam, Ks, rtol)
         miss = ~(np.isfinite(v) & np.isfinite(e))
         vals[where[~miss]], errs[where[~miss]] = v[~miss], e[~miss]
     if miss.any():
@@ -885,9 +891,9 @@ def four_point(activation, K, *, rtol: float = 1e-10) -> tuple[np.ndarray, np.nd
     call per pattern: {a,a,a,a} ``expect(phi4)``; {a,a,b,b} ``expect2(phi2, phi2)``;
     {a,a,a,b} ``expect2(φ³, phi)``; {a,a,b,c} ``expect_product(phi2, phi, phi)``; {a,b,c,d}
     ``expect_product(phi, phi, phi, phi)`` (which merges inputs whose kernel rows coincide).
-    For a positively homogeneous φ all but {a,a,a,a} (and collinear pairs) go by conditioning
-    on one or two inputs with closed forms inside (module docstring), the entries that do not
-    converge there by the routes above.
+    For a positively homogeneous φ and for c·erf(a x) all but {a,a,a,a} (and collinear pairs)
+    go by conditioning on one or two inputs with closed forms inside (module docstring), the
+    entries that do not converge there by the routes above.
 
     Examples
     --------
@@ -921,7 +927,7 @@ def _four_point(act: Activation, Karr: np.ndarray, rtol: float, conditioned: boo
     for i in np.flatnonzero(code == 7):
         r = expect(act, "phi4", float(Karr[a[i], a[i]]), rtol=rtol)
         vals[i], errs[i] = r.value, r.error
-    hs = act.homogeneous_slopes if conditioned else None
+    fam = _family(act) if conditioned else None
     for sel, three in (((code == 6) | (code == 3), True), (code == 5, False)):
         if not sel.any():
             continue
@@ -933,7 +939,7 @@ def _four_point(act: Activation, Karr: np.ndarray, rtol: float, conditioned: boo
         where = np.flatnonzero(sel)
         miss = np.ones(where.size, dtype=bool)
         kpq = Karr[p, q]
-        if hs is not None:
+        if fam is not None:
             # E[φ_p² · φ_p φ_q] or E[φ_p² · φ_q φ_q] by the conditioned route on the 3×3 kernel
             # of (p, p, q) or (p, q, q); collinear pairs stay with expect2 (exactly the
             # one-input numbers for coinciding inputs)
@@ -942,8 +948,8 @@ def _four_point(act: Activation, Karr: np.ndarray, rtol: float, conditioned: boo
             ok = kpq * kpq < Karr[p, p] * Karr[q, q] * (1 - _COLLINEAR)
             if ok.any():
                 with np.errstate(all="ignore"):
-                    v, e = _three_conditioned(hs[0], hs[1], Karr[tri[ok][:, :, None],
-                                                                  tri[ok][:, None, :]], rtol)
+                    v, e = _three_cond(fam, Karr[tri[ok][:, :, None], tri[ok][:, None, :]],
+                                       rtol)
                 good = np.isfinite(v) & np.isfinite(e)
                 okw = np.flatnonzero(ok)[good]
                 vals[where[okw]], errs[where[okw]] = v[good], e[good]
@@ -1006,6 +1012,70 @@ def _homogeneous_phi(ap: float, am: float, x: np.ndarray) -> np.ndarray:
     return np.where(x > 0, ap * x, am * x)
 
 
+@dataclass(frozen=True)
+class _Family:
+    """What the conditioned route needs of φ: φ itself, G(μ₁, μ₂, s₁, s₂, r) =
+    E[φ(μ₁ + s₁U) φ(μ₂ + s₂V)] in closed form, on which side φ vanishes, and bounds of the
+    Gaussian mass the window r <= _COND_R drops (four-point: per 4×4 kernel, in u-space;
+    three-point: per 3×3 kernel)."""
+
+    phi: Callable[[np.ndarray], np.ndarray]
+    G: Callable[..., np.ndarray]
+    zero_neg: bool
+    zero_pos: bool
+    tail4: Callable[[np.ndarray], np.ndarray]
+    tail3: Callable[[np.ndarray], np.ndarray]
+
+
+def _homogeneous_family(ap: float, am: float) -> _Family:
+    from critheory.expectations.truncated_normal import pair_moment
+
+    a4 = max(abs(ap), abs(am)) ** 4
+
+    def tail4(P):
+        # |φ_a φ_b| |G| <= a⁴ √(K_aa K_bb) r² √(K_cc K_dd) (r + 1)²: at most
+        # ∫_R^∞ r³ (r + 1)² e^{-r²/2} dr (the angle's 2π cancels the density's)
+        return (a4 * np.sqrt(np.prod(np.diagonal(P, axis1=1, axis2=2), axis=1))
+                * ((_COND_R + 1) / _COND_R) ** 2 * _tail_bound(_COND_R, 5))
+
+    def tail3(K):
+        var = np.diagonal(K, axis1=1, axis2=2)
+        return (2 * a4 * K[:, 0, 0] * np.sqrt(var[:, 1] * var[:, 2]) * _tail_bound(_COND_R, 5)
+                / np.sqrt(2 * np.pi))
+
+    return _Family(lambda x: _homogeneous_phi(ap, am, x),
+                   lambda m1, m2, s1, s2, r: pair_moment(ap, am, m1, m2, s1, s2, r),
+                   am == 0.0, ap == 0.0, tail4, tail3)
+
+
+def _erf_family(c: float, a: float) -> _Family:
+    from scipy.special import erf
+
+    from critheory.expectations.truncated_normal import erf_pair_moment
+
+    c4 = c ** 4
+    return _Family(lambda x: c * erf(a * x),
+                   lambda m1, m2, s1, s2, r: erf_pair_moment(c, a, m1, m2, s1, s2, r),
+                   False, False,
+                   lambda P: np.full(P.shape[0], c4 * np.exp(-0.5 * _COND_R ** 2)),
+                   lambda K: np.full(K.shape[0], c4 * 2 * _ndtr(-_COND_R)))
+
+
+def _family(act: Activation) -> _Family | None:
+    """The conditioned route's description of φ: positively homogeneous (a₊, a₋) or c·erf(a x);
+    None for other activations."""
+    hs = act.homogeneous_slopes
+    if hs is not None:
+        return _homogeneous_family(*hs)
+    from critheory.expectations.closed_forms import erf_params
+
+    try:
+        p = erf_params(act)
+    except Exception:  # noqa: BLE001 - no sympy match: no closed form
+        p = None
+    return None if p is None else _erf_family(*p)
+
+
 def _cond_geometry(Ks: np.ndarray):
     """For each 4×4 kernel the conditioning pair (a, b) and the other two (c, d), chosen to
     maximize min(s_c²/K_cc, s_d²/K_dd, 1 − r²) (the sharpest feature of G in the outer
@@ -1040,8 +1110,18 @@ def _four_conditioned(ap: float, am: float, Ks: np.ndarray, rtol: float
     """E[φ(z_1)φ(z_2)φ(z_3)φ(z_4)], z ~ N(0, K), φ = a₊x⁺ − a₋(−x)⁺, for kernels Ks (T, 4, 4)
     by conditioning on a pair (see the module docstring). Entries it cannot do or that do not
     converge come back NaN."""
-    from critheory.expectations.truncated_normal import pair_moment
+    return _four_cond(_homogeneous_family(ap, am), Ks, rtol)
 
+
+def _three_conditioned(ap: float, am: float, Ks: np.ndarray, rtol: float
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """E[φ(z_1)² φ(z_2) φ(z_3)], z ~ N(0, K), φ = a₊x⁺ − a₋(−x)⁺, for kernels Ks (T, 3, 3), by
+    conditioning on z_1 (see :func:`_three_cond`)."""
+    return _three_cond(_homogeneous_family(ap, am), Ks, rtol)
+
+
+def _four_cond(fam: _Family, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_four_conditioned` for the φ that ``fam`` describes."""
     T = Ks.shape[0]
     value = np.full(T, np.nan)
     error = np.full(T, np.nan)
@@ -1090,17 +1170,13 @@ def _four_conditioned(ap: float, am: float, Ks: np.ndarray, rtol: float
     za = L11[:, None] * np.cos(mid)
     zb = L21[:, None] * np.cos(mid) + L22[:, None] * np.sin(mid)
     act_p = th1 > th0
-    if am == 0.0:
+    if fam.zero_neg:
         act_p &= (za > 0) & (zb > 0)
-    if ap == 0.0:
+    if fam.zero_pos:
         act_p &= (za < 0) & (zb < 0)
     pt, pp = np.nonzero(act_p)
     p0, p1 = th0[pt, pp], th1[pt, pp]
-    amax = max(abs(ap), abs(am))
-    scale = amax ** 4 * np.sqrt(np.prod(np.diagonal(P, axis1=1, axis2=2), axis=1))
-    # the window r <= R drops at most ∫_R^∞ r³ (r + 1)² e^{-r²/2} dr/(2π)·2π of
-    # |φ_a φ_b| |G| <= a⁴ √(K_aa K_bb) r² √(K_cc K_dd) (r + 1)²
-    trunc = scale * ((_COND_R + 1) / _COND_R) ** 2 * _tail_bound(_COND_R, 5)
+    trunc = fam.tail4(P)
     todo = np.arange(n)
     prev = np.full(n, np.nan)
     last = np.full(n, np.nan)
@@ -1127,9 +1203,8 @@ def _four_conditioned(ap: float, am: float, Ks: np.ndarray, rtol: float
             zb = L21[t, None, None] * u1 + L22[t, None, None] * u2
             mc = g[t, 0, 0, None, None] * u1 + g[t, 0, 1, None, None] * u2
             md = g[t, 1, 0, None, None] * u1 + g[t, 1, 1, None, None] * u2
-            G = pair_moment(ap, am, mc, md, s[t, 0, None, None], s[t, 1, None, None],
-                            rcd[t, None, None])
-            f = (_homogeneous_phi(ap, am, za) * _homogeneous_phi(ap, am, zb) * G
+            G = fam.G(mc, md, s[t, 0, None, None], s[t, 1, None, None], rcd[t, None, None])
+            f = (fam.phi(za) * fam.phi(zb) * G
                  * wt[:, :, None] * rwt)
             q += np.bincount(t, weights=f.sum(axis=(1, 2)), minlength=n)
             qa += np.bincount(t, weights=np.abs(f).sum(axis=(1, 2)), minlength=n)
@@ -1151,14 +1226,11 @@ def _four_conditioned(ap: float, am: float, Ks: np.ndarray, rtol: float
     return value, error
 
 
-def _three_conditioned(ap: float, am: float, Ks: np.ndarray, rtol: float
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def _three_cond(fam: _Family, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
     """E[φ(z_1)² φ(z_2) φ(z_3)], z ~ N(0, K), for kernels Ks (T, 3, 3), by conditioning on z_1:
     one outer variable t = z_1/√K_11 (panels cut at 0, the only kink of every factor in t, and
     graded towards it by the conditional spreads), G_23 in closed form. NaN where it does not
     converge."""
-    from critheory.expectations.truncated_normal import pair_moment
-
     T = Ks.shape[0]
     value = np.full(T, np.nan)
     error = np.full(T, np.nan)
@@ -1181,9 +1253,8 @@ def _three_conditioned(ap: float, am: float, Ks: np.ndarray, rtol: float
         * 4.0 ** np.arange(-1, 5)
     pos = np.sort(np.concatenate([np.broadcast_to(_COND_GRID, (T, _COND_GRID.size)),
                                   np.minimum(grades, _COND_GRID[1])], 1), 1)
-    sides = [1.0] if am == 0.0 else [-1.0] if ap == 0.0 else [1.0, -1.0]
-    scale = max(abs(ap), abs(am)) ** 4 * Ks[:, 0, 0] * np.sqrt(var.prod(axis=1))
-    trunc = 2 * scale * _tail_bound(_COND_R, 5) / np.sqrt(2 * np.pi)
+    sides = [1.0] if fam.zero_neg else [-1.0] if fam.zero_pos else [1.0, -1.0]
+    trunc = fam.tail3(Ks)
     prev = last = None
     todo = np.arange(T)
     for nn in (8, 12, 16, 24, 32, 48, 64):
@@ -1197,8 +1268,8 @@ def _three_conditioned(ap: float, am: float, Ks: np.ndarray, rtol: float
         for sd in sides:
             x = sd * tn
             i = todo[:, None, None]
-            G = pair_moment(ap, am, g[i, 0] * x, g[i, 1] * x, s[i, 0], s[i, 1], r[i])
-            f = _homogeneous_phi(ap, am, sa[i] * x) ** 2 * G * wts
+            G = fam.G(g[i, 0] * x, g[i, 1] * x, s[i, 0], s[i, 1], r[i])
+            f = fam.phi(sa[i] * x) ** 2 * G * wts
             q += f.sum(axis=(1, 2))
             qa += np.abs(f).sum(axis=(1, 2))
         if not np.all(np.isfinite(q)):

@@ -347,3 +347,16 @@ def test_erf_four_point_route(monkeypatch):
     sub = K[np.ix_(idx, idx)]
     ref = erf_reference(sub, [1, 1, 1, 1])
     assert abs(T[idx] - ref) <= E[idx] + 2e-14
+
+
+def test_near_zero_entries_converge_on_the_scale_floor():
+    """Regression: ReLU inputs that are almost never all positive (a nearly rank-3 kernel)
+    give E ~ 1e-20 of the kernel's scale; the rounding floor is measured on the scale of G's
+    terms (a²(|μ_c| + s_c)(|μ_d| + s_d)), not on |G| itself, so these converge instead of
+    exhausting the ladder (the nested rule raises ConvergenceError on them)."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((4, 3))
+    K = X @ X.T + 10 ** rng.uniform(-8, -3) * np.eye(4)
+    v, e = mpt._four_conditioned(1.0, 0.0, K[None], 1e-9)
+    scale = np.sqrt(np.prod(np.diag(K)))
+    assert np.isfinite(v[0]) and 0 < e[0] <= 1e-13 * scale and v[0] >= -e[0]

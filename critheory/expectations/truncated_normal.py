@@ -1,0 +1,215 @@
+"""Closed forms over a (possibly degenerate) bivariate normal: its CDF and the product moment
+``G = E[φ(X) φ(Y)]`` of a positively homogeneous piecewise-linear φ at nonzero means.
+
+For ``φ(x) = a₊ x⁺ − a₋ (−x)⁺`` (ReLU: (1, 0); leaky ReLU: (1, α); linear: (a, a); |x|: (1, −1);
+:attr:`~critheory.activation.symbolic.Activation.homogeneous_slopes`) write
+``φ(x) = δ x⁺ + a₋ x`` with ``δ = a₊ − a₋``. For ``X = μ₁ + s₁U``, ``Y = μ₂ + s₂V``,
+``(U, V)`` standard bivariate normal with correlation r, ``C = r s₁ s₂``, ``h = μ₁/s₁``,
+``k = μ₂/s₂``, ``σ = √(1 − r²)``, ``h' = (h − rk)/σ``, ``k' = (k − rh)/σ``:
+
+* ``E[X Y] = μ₁μ₂ + C``;
+* ``E[X⁺ Y] = μ₂ (μ₁ Φ(h) + s₁ ϕ(h)) + C Φ(h)`` (``E[X⁺ U] = s₁ Φ(h)`` by Stein's lemma);
+* ``E[X⁺ Y⁺] = (μ₁μ₂ + C) Φ₂(h, k; r) + μ₁ s₂ ϕ(k) Φ(h') + μ₂ s₁ ϕ(h) Φ(k')
+  + s₁ s₂ σ ϕ(h) ϕ(k')``: the first and second truncated moments of the standard bivariate
+  normal (Rosenbaum, JRSS B 23 (1961) 405; Tallis, JRSS B 23 (1961) 223), derived here by
+  Stein's identity ``E[A g(A, B)] = E[∂_A g] + r E[∂_B g]`` applied to ``g = 1{A<h, B<k}`` and
+  ``g = B 1{A<h, B<k}`` with ``A = −U, B = −V``: the terms ``r h ϕ(h)Φ(k')`` cancel.
+
+so ``G = δ² E[X⁺Y⁺] + δ a₋ (E[X⁺Y] + E[XY⁺]) + a₋² E[XY]``. The degenerate cases are the limits
+of the same expressions, taken explicitly: ``s = 0`` (h = ±∞, ``Φ(h)`` a step, r read as 0) and
+``|r| = 1`` (``Φ(h')`` a step, ½ where ``h = rk``; ``Φ₂(h, k; 1) = Φ(min(h, k))``,
+``Φ₂(h, k; −1) = max(0, Φ(h) − Φ(−k))``).
+
+The bivariate normal CDF is Owen's formula (Owen, Ann. Math. Statist. 27 (1956) 1075, eq. 2.1)
+``Φ₂(h, k; r) = ½Φ(h) + ½Φ(k) − T(h, a_h) − T(k, a_k) − β``, ``a_h = (k − rh)/(hσ)``,
+``a_k = (h − rk)/(kσ)``, ``β = ½`` if ``hk < 0`` or (``hk = 0`` and ``h + k < 0``), else 0,
+with Owen's T from :func:`scipy.special.owens_t` (``T(0, a) = arctan(a)/(2π)`` taken directly,
+``a_h = ±∞`` or ``(1 − r)/σ`` at ``h = 0``). It is evaluated in the quadrant h, k <= 0 only
+(``Φ₂(h, k; r) = Φ(k) − Φ₂(−h, k; −r)`` etc.), where every term is at most ½. Measured against
+an mpmath integral (300 random points, |r| up to 1 − 1e-12): absolute error <= 1.2e-16; the
+relative error of values below ~1e-8 is not controlled (the terms cancel), which the
+expectations built on it do not need (their error is relative to E|φ φ|).
+
+Examples
+--------
+>>> import numpy as np
+>>> bool(abs(bvn_cdf(0.0, 0.0, 0.5) - (0.25 + np.arcsin(0.5) / (2 * np.pi))) < 1e-15)
+True
+>>> # ReLU at zero means: the arc-cosine kernel (1/2π)(sin θ + (π − θ) cos θ), θ = π/2
+>>> bool(abs(pair_moment(1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0) - 1 / (2 * np.pi)) < 1e-15)
+True
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtr, owens_t
+
+__all__ = ["bvn_cdf", "pair_moment", "mean_phi", "erf_pair_moment"]
+
+_INV_SQRT2PI = 1.0 / np.sqrt(2.0 * np.pi)
+#: 1 − r² below this is |r| = 1 (the formulas' limits are taken)
+_SINGULAR = 1e-15
+
+
+def _pdf(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore", under="ignore"):
+        return _INV_SQRT2PI * np.exp(-0.5 * x * x)
+
+
+def _owen_neg(h: np.ndarray, k: np.ndarray, r: np.ndarray, sig: np.ndarray) -> np.ndarray:
+    """Owen's formula for finite h, k <= 0 and 0 < σ = √(1 − r²)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ah = np.where(h != 0.0, (k - r * h) / (h * sig),
+                      np.where(k != 0.0, np.copysign(np.inf, k), (1.0 - r) / sig))
+        ak = np.where(k != 0.0, (h - r * k) / (k * sig),
+                      np.where(h != 0.0, np.copysign(np.inf, h), (1.0 - r) / sig))
+    th = np.where(h == 0.0, np.arctan(ah) / (2.0 * np.pi), owens_t(h, np.where(h == 0.0, 0.0, ah)))
+    tk = np.where(k == 0.0, np.arctan(ak) / (2.0 * np.pi), owens_t(k, np.where(k == 0.0, 0.0, ak)))
+    beta = np.where((h * k == 0.0) & (h + k < 0.0), 0.5, 0.0)
+    return np.maximum(0.5 * ndtr(h) + 0.5 * ndtr(k) - th - tk - beta, 0.0)
+
+
+def bvn_cdf(h, k, r) -> np.ndarray:
+    """Φ₂(h, k; r) = P(U <= h, V <= k), (U, V) standard bivariate normal with correlation r.
+
+    Parameters
+    ----------
+    h, k : array_like
+        Upper limits (±∞ allowed), broadcast together.
+    r : array_like
+        Correlation in [−1, 1] (|r| = 1 to within 1e-15 in 1 − r² is taken as |r| = 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        The probability, absolute error ~1e-16 (module docstring).
+
+    Examples
+    --------
+    >>> float(bvn_cdf(0.3, np.inf, 0.7)) == float(__import__("scipy.special").special.ndtr(0.3))
+    True
+    """
+    h, k, r = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (h, k, r)))
+    out = np.empty(h.shape)
+    ph, pk = ndtr(h), ndtr(k)
+    one = 1.0 - r * r <= _SINGULAR
+    inf = ~(np.isfinite(h) & np.isfinite(k))
+    # |r| = 1: U = ±V
+    lim = np.where(r > 0, ndtr(np.minimum(h, k)), np.maximum(0.0, ph - ndtr(-k)))
+    out[...] = lim
+    # infinite limits
+    out = np.where(np.isneginf(h) | np.isneginf(k), 0.0, out)
+    out = np.where(np.isposinf(h) & ~np.isneginf(k), pk, out)
+    out = np.where(np.isposinf(k) & ~np.isneginf(h), ph, out)
+    gen = ~one & ~inf
+    if gen.any():
+        hh, kk, rr = h[gen], k[gen], r[gen]
+        sig = np.sqrt((1.0 - rr) * (1.0 + rr))
+        sh, sk = hh > 0, kk > 0
+        # reflect into h, k <= 0: U → −U flips the sign of r
+        hn = np.where(sh, -hh, hh)
+        kn = np.where(sk, -kk, kk)
+        rn = np.where(sh ^ sk, -rr, rr)
+        core = _owen_neg(hn, kn, rn, sig)
+        phg, pkg = ph[gen], pk[gen]
+        val = np.where(~sh & ~sk, core,
+                       np.where(sh & ~sk, pkg - core,
+                                np.where(~sh & sk, phg - core,
+                                         phg - ndtr(-kk) + core)))
+        out = np.array(out, dtype=float)
+        out[gen] = np.clip(val, 0.0, np.minimum(phg, pkg))
+    return out
+
+
+def _steps(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x/y for y >= 0 with the limits ±∞ (y = 0, x ≠ 0) and 0 (x = y = 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(y > 0, x / np.where(y > 0, y, 1.0),
+                        np.where(x > 0, np.inf, np.where(x < 0, -np.inf, 0.0)))
+
+
+def mean_phi(ap: float, am: float, mu, s) -> np.ndarray:
+    """E[φ(μ + s U)], U ~ N(0, 1), φ = a₊x⁺ − a₋(−x)⁺: ``δ(μ Φ(μ/s) + s ϕ(μ/s)) + a₋ μ``
+    (s = 0: φ(μ)).
+
+    Examples
+    --------
+    >>> bool(abs(mean_phi(1.0, 0.0, 0.0, 1.0) - 1 / np.sqrt(2 * np.pi)) < 1e-15)
+    True
+    """
+    mu, s = np.broadcast_arrays(np.asarray(mu, dtype=float), np.asarray(s, dtype=float))
+    h = _steps(mu, s)
+    return (ap - am) * (mu * ndtr(h) + s * _pdf(h)) + am * mu
+
+
+def pair_moment(ap: float, am: float, mu1, mu2, s1, s2, r) -> np.ndarray:
+    """G = E[φ(μ₁ + s₁U) φ(μ₂ + s₂V)], corr(U, V) = r, for φ = a₊x⁺ − a₋(−x)⁺ (module
+    docstring), vectorized over broadcast arrays; s₁, s₂ >= 0 (0 allowed), |r| <= 1.
+
+    Examples
+    --------
+    >>> # linear φ = 2x: 4 E[XY] = 4(μ₁μ₂ + r s₁ s₂)
+    >>> float(pair_moment(2.0, 2.0, 0.5, -1.0, 1.0, 2.0, 0.5))
+    2.0
+    """
+    mu1, mu2, s1, s2, r = np.broadcast_arrays(
+        *(np.asarray(x, dtype=float) for x in (mu1, mu2, s1, s2, r)))
+    d = ap - am
+    r = np.where((s1 > 0) & (s2 > 0), np.clip(r, -1.0, 1.0), 0.0)
+    C = r * s1 * s2
+    out = am * am * (mu1 * mu2 + C)
+    if d == 0.0:
+        return out
+    h = _steps(mu1, s1)
+    k = _steps(mu2, s2)
+    Ph, Pk = ndtr(h), ndtr(k)
+    ph, pk = _pdf(h), _pdf(k)
+    if am != 0.0:
+        cross = mu2 * (mu1 * Ph + s1 * ph) + C * Ph + mu1 * (mu2 * Pk + s2 * pk) + C * Pk
+        out = out + d * am * cross
+    sig2 = (1.0 - r) * (1.0 + r)
+    one = sig2 <= _SINGULAR
+    # |r| = 1 exactly there: the steps Φ(h'), Φ(k') read the sign of h ∓ k, which a rounded r
+    # would replace by the sign of its rounding (both 1 at h = k instead of ½ each)
+    r = np.where(one, np.sign(r), r)
+    sig = np.sqrt(np.where(one, 0.0, sig2))
+    # r = 0 wherever an s is 0 (then h' = h, k' = k, possibly ±∞)
+    fin = r != 0.0          # then s₁, s₂ > 0 and h, k are finite
+    hf, kf = np.where(fin, h, 0.0), np.where(fin, k, 0.0)
+    hp = np.where(fin, _steps(hf - r * kf, sig), h)
+    kp = np.where(fin, _steps(kf - r * hf, sig), k)
+    F2 = bvn_cdf(h, k, r)
+    pp = ((mu1 * mu2 + C) * F2 + mu1 * s2 * pk * ndtr(hp) + mu2 * s1 * ph * ndtr(kp)
+          + s1 * s2 * sig * ph * _pdf(kp))
+    return out + d * d * pp
+
+
+def erf_pair_moment(c: float, a: float, mu1, mu2, s1, s2, r) -> np.ndarray:
+    """G = E[φ(μ₁ + s₁U) φ(μ₂ + s₂V)], corr(U, V) = r, for φ(x) = c·erf(a x).
+
+    ``erf(x) = 2Φ(√2 x) − 1 = 2 P(g < √2 x) − 1`` with g ~ N(0, 1) independent, so
+    ``E[erf(X) erf(Y)] = 4 Φ₂(h, k; ρ) − 2Φ(h) − 2Φ(k) + 1`` with
+    ``h = √2 aμ₁/√(1 + 2a²s₁²)``, ``k`` likewise and ``ρ = 2a² r s₁ s₂/√((1 + 2a²s₁²)(1 + 2a²s₂²))``
+    (the signs of the two independent Gaussians ``g_i − √2 a X_i``). Smooth in the means for
+    every s >= 0 and |r| <= 1; |ρ| < 1 always.
+
+    Examples
+    --------
+    >>> # zero means: (2/π) arcsin(2 K₁₂ / √((1 + 2K₁₁)(1 + 2K₂₂))) (Williams 1998)
+    >>> v = float(erf_pair_moment(1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.5))
+    >>> bool(abs(v - 2 / np.pi * np.arcsin(1.0 / 3.0)) < 1e-15)
+    True
+    """
+    mu1, mu2, s1, s2, r = np.broadcast_arrays(
+        *(np.asarray(x, dtype=float) for x in (mu1, mu2, s1, s2, r)))
+    v1 = 1.0 + 2.0 * a * a * s1 * s1
+    v2 = 1.0 + 2.0 * a * a * s2 * s2
+    h = np.sqrt(2.0) * a * mu1 / np.sqrt(v1)
+    k = np.sqrt(2.0) * a * mu2 / np.sqrt(v2)
+    rho = np.clip(2.0 * a * a * r * s1 * s2 / np.sqrt(v1 * v2), -1.0, 1.0)
+    # 4Φ₂ − 2Φ(h) − 2Φ(k) + 1 = 4Φ₂(h, k) − 2Φ(h) + 2Φ(−k) − 1: as 4[Φ₂ − Φ(h)Φ(k)] +
+    # (2Φ(h) − 1)(2Φ(k) − 1), the second the product of the two means (no cancellation there)
+    Ph, Pk = ndtr(h), ndtr(k)
+    eh = np.where(h > 0, 1.0 - 2.0 * ndtr(-h), 2.0 * Ph - 1.0)
+    ek = np.where(k > 0, 1.0 - 2.0 * ndtr(-k), 2.0 * Pk - 1.0)
+    return c * c * (4.0 * (bvn_cdf(h, k, rho) - Ph * Pk) + eh * ek)

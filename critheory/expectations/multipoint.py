@@ -370,7 +370,18 @@ def _distinct(act, gis: list, Ks: np.ndarray, rtol: float):
             continue
         L = V[sel][:, :, k - r:] * np.sqrt(lam[sel][:, None, k - r:])   # (b, k, r)
         R = np.stack([_rotate(Lb) for Lb in L])
-        v, e = _integrate(gis, R, rtol)
+        if kinked:
+            v, e = _integrate(gis, R, rtol)
+        else:
+            # smooth: the rotated rule where it converges quickly, else the nested rule on r
+            # variables (tanh over 4 inputs in 2-D: the rotated rule stalled at 3e-8)
+            v, e = _integrate(gis, R, rtol, ladder=_ROTATED_FIRST, strict=False)
+            bad = ~np.isfinite(v)
+            if bad.any():
+                v2, e2 = _nested(gis, Ks[sel[bad]], rtol, rank=int(r))
+                v, e = v.copy(), e.copy()
+                v[bad], e[bad] = v2, e2
+                meth[sel[bad]] = "nested_gauss_legendre"
         value[sel] = v
         error[sel] = e + dropped[sel] * np.abs(v) + 1e-300
     return value, error, meth
@@ -650,10 +661,12 @@ def _cholesky_rank(K: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _nested_rank(fs: list, bps: list, growth: list, L: np.ndarray, n: int) -> tuple[float, float]:
-    """The nested rule for a kernel of rank r = L.shape[1] <= 2 < k: level 0 (if r = 2) as in
+    """The nested rule for a kernel of rank r = L.shape[1] < k: level 0 (if r = 2) as in
     :func:`_nested_one`, with extra panel edges where two of the dependent factors' kinks meet
-    in u_r (there the inner integral has a kink); the last level integrates the product of
-    factors r-1..k-1 over u_r with panels cut at every one of their kinks."""
+    in u_r (there the inner integral has a kink); for r > 2 (smooth factors only: the meeting
+    lines of kinks are not aligned with the outer levels' panels) levels 0..r-2 as in
+    :func:`_nested_one`; the last level integrates the product of factors r-1..k-1 over u_r
+    with panels cut at every one of their kinks."""
     k, r = L.shape
     t, w = np.polynomial.legendre.leggauss(n)
     grp = list(range(r - 1, k))
@@ -681,6 +694,18 @@ def _nested_rank(fs: list, bps: list, growth: list, L: np.ndarray, n: int) -> tu
         nodes, wts = _level(fs[0], bps[0], growth[0], np.zeros(1), L[0, 0], t, w, extra)
         keep = wts[0] != 0.0
         U, Wt = nodes[0, keep][:, None], wts[0, keep]
+    elif r > 2:
+        # smooth factors only (the caller's contract): the outer levels as in _nested_one
+        for j in range(r - 1):
+            nodes, wts = _level(fs[j], bps[j], growth[j], U @ L[j, :j], L[j, j], t, w)
+            wts *= Wt[:, None]
+            pi, qi = np.nonzero(wts)
+            if pi.size > _NESTED_MAX_POINTS:
+                raise ConvergenceError(
+                    f"the nested rule would hold {pi.size} points at once (the limit is "
+                    f"{_NESTED_MAX_POINTS}): use a larger rtol")
+            U = np.concatenate([U[pi], nodes[pi, qi][:, None]], axis=1)
+            Wt = wts[pi, qi]
     MU = U @ L[grp, :r - 1].T                    # (P, q)
     P = MU.shape[0]
     span = sum(max(growth[l]) * abs(S[i]) for i, l in enumerate(grp))

@@ -95,6 +95,8 @@ def test_cumulant_and_metric():
     (dict(depth=True), "integer"),
     (dict(inputs=[[0.0]], bias_var=0.0), "zero"),
     (dict(weight_var=-1.0), "weight"),
+    # 8 distinct inputs: 70 four-dimensional quadratures per layer for tanh (~2 s each)
+    (dict(inputs=np.random.default_rng(0).normal(size=(8, 3)), depth=9), "budget"),
 ])
 def test_bad_input(kwargs, match):
     args = dict(arch=ct.network("mlp", "tanh"), weight_var=1.0, bias_var=0.1,
@@ -102,6 +104,20 @@ def test_bad_input(kwargs, match):
     args.update(kwargs)
     with pytest.raises(CritheoryError, match=match):
         data_statistics(**args)
+
+
+def test_budget_follows_the_route():
+    """The closed-form route (ReLU, erf) allows far deeper runs than the general quadrature:
+    8 inputs to depth 100 is refused for tanh at once and runs for ReLU (a few seconds)."""
+    import time
+
+    x = np.random.default_rng(0).normal(size=(8, 3))
+    t0 = time.perf_counter()
+    with pytest.raises(CritheoryError, match="budget"):
+        data_statistics(ct.network("mlp", "tanh"), 1.0, 0.1, x, depth=100)
+    assert time.perf_counter() - t0 < 1.0
+    s = data_statistics(ct.network("mlp", "relu"), 2.0, 0.1, x, depth=12)
+    assert np.all(np.isfinite(s.vertex))
 
 
 def test_layernorm_refused_in_one_line():

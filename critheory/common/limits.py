@@ -90,9 +90,10 @@ MAX_DEPTH_DATA = _limit(
     "MAX_DEPTH_DATA", 10 ** 4,
     "the several-input recursion evaluates its two- and four-point expectations layer by layer")
 MAX_DATA_WORK = _limit(
-    "MAX_DATA_WORK", 2e6,
-    "depth x (four-point expectations per layer) of the several-input theory: ~2e6 is tens of "
-    "minutes on one core")
+    "MAX_DATA_WORK", 1200.0,
+    "estimated seconds of the several-input theory on one core: depth x (4 ms per four-point "
+    "expectation by the closed-form conditioned route (ReLU family, erf), or 2 s per "
+    "four-dimensional and 50 ms per three-dimensional quadrature otherwise)")
 MAX_INPUTS_FILE_BYTES = _limit(
     "MAX_INPUTS_FILE_BYTES", 1 << 20, "the largest --inputs-file read (a text file of inputs)")
 MAX_INPUT_DIM = _limit(

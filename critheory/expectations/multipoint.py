@@ -113,7 +113,8 @@ from critheory.expectations.gaussian import (Expectation, check_variance,
 from critheory.expectations.integrands import Integrand, integrand
 from critheory.expectations.quadrature import WINDOW_L, expect_z, make_edges, steep_edges
 
-__all__ = ["expect_product", "four_point", "two_point", "MAX_POINTS", "MAX_INPUTS"]
+__all__ = ["expect_product", "four_point", "two_point", "has_conditioned_route", "MAX_POINTS",
+           "MAX_INPUTS"]
 
 #: most kernels of one expect_product call
 MAX_POINTS = 100_000
@@ -1093,6 +1094,17 @@ def _erf_family(c: float, a: float) -> _Family:
                    lambda P: np.full(P.shape[0], c4 * np.exp(-0.5 * _COND_R ** 2)),
                    lambda K: np.full(K.shape[0], c4 * 2 * _ndtr(-_COND_R)),
                    lambda m1, m2, s1, s2: np.full(np.broadcast(m1, m2).shape, c * c))
+
+
+def has_conditioned_route(activation) -> bool:
+    """Whether :func:`four_point` takes the conditioned closed-form route for this activation
+    (positively homogeneous φ or c·erf(a x): milliseconds per entry instead of the seconds of
+    the general four-dimensional quadrature).
+
+    >>> has_conditioned_route("relu"), has_conditioned_route("tanh")
+    (True, False)
+    """
+    return _family(Activation.get(activation)) is not None
 
 
 def _family(act: Activation) -> _Family | None:

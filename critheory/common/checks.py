@@ -184,3 +184,21 @@ def check_layers(width: Any, depth: Any, l0: Any) -> tuple[int, int, int]:
             f"l0 must be between 1 and depth ({depth}), got {l0}: the APJN J^(l0,l) starts "
             "at one of the network's layers")
     return width, depth, l0
+
+
+def check_per_layer(name: str, value: Any, depth: int) -> np.ndarray:
+    """A number >= 0 or ``depth`` such numbers (one per layer) as a float array ``(depth,)``.
+
+    >>> check_per_layer("lambda_b", 0.5, 3).tolist()
+    [0.5, 0.5, 0.5]
+    """
+    try:
+        arr = np.array(value, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{name} must be a number or {depth} numbers") from None
+    if arr.ndim == 0:
+        arr = np.full(depth, float(arr))
+    if arr.shape != (depth,) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise InvalidArgumentError(f"{name} must be a number >= 0 or {depth} such numbers "
+                                   "(one per layer)")
+    return arr

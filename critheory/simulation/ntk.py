@@ -39,7 +39,7 @@ from critheory.blocks.blocks import walk
 from critheory.blocks.network import Network
 from critheory.blocks.registry import network
 from critheory.common.checks import (check_bias_var, check_int, check_nonnegative,
-                                     check_weight_var)
+                                     check_per_layer, check_weight_var)
 from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError
 from .architectures import resolve_network
@@ -105,16 +105,6 @@ def check_ntk_budget(width, depth, seeds, arch="mlp") -> tuple[int, int, int]:
     return width, depth, seeds
 
 
-def _per_layer(name: str, value, depth: int) -> np.ndarray:
-    a = np.asarray(value, dtype=float)
-    if a.ndim == 0:
-        a = np.full(depth, float(a))
-    if a.shape != (depth,) or not np.all(np.isfinite(a)) or np.any(a < 0):
-        raise InvalidArgumentError(f"{name} must be a number >= 0 or {depth} such numbers "
-                                   "(one per layer)")
-    return a
-
-
 class _NTKSampler:
     """Fresh dense layers for a batch of B networks from one generator: the whole ``W``
     (``(B, n_out, n_in)``, kept as ``last_weight`` for the reverse pass), then the biases
@@ -174,8 +164,8 @@ def measure_ntk(activation, weight_var: float, bias_var: float, *, width: int, d
         raise InvalidArgumentError(f"the NTK measurement runs one-token networks; "
                                    f"{net.describe()} acts on {net.tokens} tokens")
     width, depth, seeds = check_ntk_budget(width, depth, seeds, net)
-    lb = _per_layer("lambda_b", lambda_b, depth)
-    lw = _per_layer("lambda_w", lambda_w, depth)
+    lb = check_per_layer("lambda_b", lambda_b, depth)
+    lw = check_per_layer("lambda_w", lambda_w, depth)
     act = net.activation
     phi, dphi = act.numpy_func(0), act.numpy_func(1)
     rng = np.random.default_rng(seed)

@@ -49,7 +49,8 @@ import numpy as np
 
 from critheory.blocks.blocks import Dense, walk
 from critheory.common import limits
-from critheory.common.checks import (check_bias_var, check_int, check_real, check_weight_var)
+from critheory.common.checks import (check_bias_var, check_int, check_per_layer, check_real,
+                                     check_weight_var)
 from critheory.common.jsonable import jsonable
 from critheory.common.progress import Progress
 from critheory.common.reprs import short_repr
@@ -255,19 +256,6 @@ def train_work(networks: int, steps: int, params: int, m: int, a: int) -> float:
     return float(networks) * params * (3.0 * a * steps + 3.0 * m)
 
 
-def _per_layer(name: str, value, depth: int) -> np.ndarray:
-    try:
-        arr = np.array(value, dtype=float)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name} must be a number or {depth} numbers") from None
-    if arr.ndim == 0:
-        arr = np.full(depth, float(arr))
-    if arr.shape != (depth,) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise InvalidArgumentError(f"{name} must be a number >= 0 or {depth} such numbers "
-                                   "(one per layer)")
-    return arr
-
-
 def init_params(ops, sampler, weight_var: float, bias_var: float) -> list:
     """Fresh parameters of the ops for the sampler's B networks: per dense op ``(W, b)`` with
     ``W`` (B, n_out, n_in) ~ N(0, σ_w²/n_in) and ``b`` (B, n_out, 1) ~ N(0, σ_b²) (the block's
@@ -425,8 +413,8 @@ def train_ensemble(net, weight_var: float, bias_var: float, inputs, targets, dep
         raise InvalidArgumentError(f"tol must be > 0, got {tol:g}")
     budget_steps = check_int("max_steps", max_steps, 1) if steps is None else check_int(
         "steps", steps, 0)
-    lb = _per_layer("lambda_b", lambda_b, L)
-    lw = _per_layer("lambda_w", lambda_w, L)
+    lb = check_per_layer("lambda_b", lambda_b, L)
+    lw = check_per_layer("lambda_w", lambda_w, L)
     ops = network_ops(net, L, n, n0)
     P = parameter_count(ops)
     a = y.size

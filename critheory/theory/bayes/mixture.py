@@ -116,7 +116,8 @@ def nonpsd_bound(G: np.ndarray, C: np.ndarray) -> float:
     return min(bound, 2.0 * m * float(np.exp(-1.0 / (2.0 * sigma2))))
 
 
-def _check_sampling(G: np.ndarray, C: np.ndarray, size: int, rng) -> None:
+def _check_draw(G: np.ndarray, size: int, rng) -> None:
+    """The rng, the size budget and a positive-definite mean metric G."""
     if not isinstance(rng, np.random.Generator):
         raise InvalidArgumentError(
             f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got "
@@ -131,6 +132,10 @@ def _check_sampling(G: np.ndarray, C: np.ndarray, size: int, rng) -> None:
         raise InvalidVarianceError(
             f"sampling needs a positive-definite metric G = K + K1/n (smallest eigenvalue "
             f"{lam[0]:.3g}, largest {lam[-1]:.3g}); merge duplicate inputs first")
+
+
+def _check_sampling(G: np.ndarray, C: np.ndarray, size: int, rng) -> None:
+    _check_draw(G, size, rng)
     p = nonpsd_bound(G, C)
     if p > NONPSD_MAX:
         raise InvalidArgumentError(
@@ -186,23 +191,11 @@ def sample_metrics_lognormal(G: np.ndarray, C: np.ndarray, size: int,
     >>> g.shape, bool(np.all(np.linalg.eigvalsh(g) > 0))
     ((4, 2, 2), True)
     """
-    if not isinstance(rng, np.random.Generator):
-        raise InvalidArgumentError(
-            f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got "
-            f"{type(rng).__name__}")
-    m = G.shape[0]
-    if size * m * m > MAX_SAMPLE_ENTRIES:
-        raise InvalidArgumentError(
-            f"size {size} with {m} inputs needs {size * m * m:.3g} numbers, over the budget "
-            f"{MAX_SAMPLE_ENTRIES:.3g}; draw in several calls")
-    lam = np.linalg.eigvalsh(G)
-    if lam[0] <= 1e-12 * max(lam[-1], 0.0) or lam[-1] <= 0.0:
-        raise InvalidVarianceError(
-            f"sampling needs a positive-definite metric G = K + K1/n (smallest eigenvalue "
-            f"{lam[0]:.3g}, largest {lam[-1]:.3g}); merge duplicate inputs first")
+    _check_draw(G, size, rng)
     L = np.linalg.cholesky(G)
     Ak = _whitened_basis(G, C)
     shift = -0.5 * np.einsum("kij,kjl->il", Ak, Ak)
+    m = G.shape[0]
     out = np.empty((size, m, m))
     for start in range(0, size, CHUNK):
         k = min(CHUNK, size - start)

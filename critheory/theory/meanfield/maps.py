@@ -201,30 +201,6 @@ class LayerMaps:
             # (each term scaled first: |t| + |σ_b²| overflows near the largest float)
             lvl = np.where(resolved, 1e-12 * np.abs(sb), 1e-12 * np.abs(t) + 1e-12 * np.abs(sb))
         return (sw, sb, t, lvl + 5e-324) if noise else (sw, sb, t)
-        tk = t[ok]
-        act = self.activation
-
-        def rel(e) -> np.ndarray:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                r = np.abs(np.asarray(e.error, dtype=float)) / np.abs(e.value)
-            return np.where(np.isfinite(r), r, np.inf)
-
-        try:
-            rD = rel(expect(act, "dphi2", tk))
-            res = resolved[ok]
-            extra = np.where(res, 0.0, np.abs(tk) * one * (rel(expect(act, "phi2", tk)) + rD))
-            if np.any(res):
-                rg = np.zeros_like(tk)
-                rg[res] = rel(poincare_gap(act, tk[res]))
-                extra = np.where(res, np.abs(sb[ok]) * (rg + rD), extra)
-        except CritheoryError:
-            return out   # an expectation that overflows: those points are invalid already
-        with np.errstate(invalid="ignore", over="ignore"):
-            # a factor 10 on the estimates: they come from the difference of two quadrature
-            # levels and can fall short of the true error where φ bends on a scale the nodes
-            # barely resolve (softplus at K* = 1.6e22: 4.9e12 against an estimate of 3.9e12)
-            out[ok] = np.where(np.isfinite(extra), 10.0 * extra, np.inf)
-        return out
 
 
 def check_arch(maps) -> "LayerMaps":

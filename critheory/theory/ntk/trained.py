@@ -51,9 +51,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from critheory.common.checks import check_bias_var, check_int, check_weight_var
+from critheory.common.checks import (check_bias_var, check_int, check_per_layer,
+                                     check_weight_var)
 from critheory.common.jsonable import jsonable
-from critheory.common.limits import MAX_DEPTH_DATA, MAX_INPUTS_DATA
+from critheory.common.limits import MAX_DEPTH_DATA
 from critheory.errors import InvalidArgumentError
 from critheory.theory.finitewidth.data import check_inputs
 from critheory.theory.ntk.depth import layer_coefficients, network_maps
@@ -147,19 +148,6 @@ class TrainedPrediction:
             "steps": self.steps, "eta_max": self.eta_max, "kernel": self.kernel,
             "ntk": self.ntk, "prediction_kernel": self.mean,
             "prediction_variance": self.variance, "prediction_covariance": self.covariance})
-
-
-def _per_layer(name: str, value, depth: int) -> np.ndarray:
-    try:
-        a = np.array(value, dtype=float)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name} must be a number or {depth} numbers") from None
-    if a.ndim == 0:
-        a = np.full(depth, float(a))
-    if a.shape != (depth,) or not np.all(np.isfinite(a)) or np.any(a < 0):
-        raise InvalidArgumentError(f"{name} must be a number >= 0 or {depth} such numbers "
-                                   "(one per layer)")
-    return a
 
 
 def linear_response(ntk_ba, ntk_aa, eta: float | None = None, steps: int | None = None
@@ -273,8 +261,8 @@ def trained_prediction(arch, weight_var: float, bias_var: float, inputs, targets
                                    "must follow")
     if steps is not None:
         steps = check_int("steps", steps, 0)
-    lb = _per_layer("lambda_b", lambda_b, L)
-    lw = _per_layer("lambda_w", lambda_w, L)
+    lb = check_per_layer("lambda_b", lambda_b, L)
+    lw = check_per_layer("lambda_w", lambda_w, L)
     # distinct inputs (equal rows give equal rows of K and Θ exactly)
     reps: list[int] = []
     where = np.empty(m, dtype=int)

@@ -116,22 +116,29 @@ def parse_targets(text: str) -> np.ndarray:
     return np.array(v)
 
 
-def _cmd_bayes(args) -> int:
-    from critheory.common.jsonable import jsonable
-
+def inputs_and_targets(args) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs (``--inputs`` or ``--inputs-file``, exactly one) and ``--train-targets``,
+    with at least one test input after the training set."""
     if (args.inputs is None) == (args.inputs_file is None):
         raise InvalidArgumentError("give the inputs with exactly one of --inputs and "
                                    "--inputs-file")
     x = parse_inputs(args.inputs) if args.inputs is not None else read_inputs_file(
         args.inputs_file)
     y = parse_targets(args.train_targets)
-    if not args.noise >= 0:
-        raise InvalidArgumentError(f"--noise is the noise variance and must be >= 0, got "
-                                   f"{args.noise:g}")
     if y.size >= x.shape[0]:
         raise InvalidArgumentError(f"{y.size} targets for {x.shape[0]} inputs: the first "
                                    "len(targets) inputs are the training set and at least one "
                                    "test input must follow")
+    return x, y
+
+
+def _cmd_bayes(args) -> int:
+    from critheory.common.jsonable import jsonable
+
+    x, y = inputs_and_targets(args)
+    if not args.noise >= 0:
+        raise InvalidArgumentError(f"--noise is the noise variance and must be >= 0, got "
+                                   f"{args.noise:g}")
 
     def budget():
         from critheory.common.limits import MAX_FINITE_WIDTH_WORK
@@ -219,6 +226,18 @@ def _print(out: dict, act, arch, args) -> None:
               "Bonferroni)")
 
 
+def add_data_arguments(p) -> None:
+    """``--inputs`` / ``--inputs-file`` and ``--train-targets`` (read by
+    :func:`inputs_and_targets`)."""
+    p.add_argument("--inputs", default=None, metavar="'x1;x2;...'",
+                   help="inputs: comma-separated vectors of one dimension, separated by ';' "
+                        "(the first len(train-targets) are the training set)")
+    p.add_argument("--inputs-file", default=None, metavar="FILE",
+                   help="inputs as the rows of a text file (instead of --inputs)")
+    p.add_argument("--train-targets", required=True, metavar="'y1,...'",
+                   help="training targets, one per training input")
+
+
 def register(sub) -> None:
     """Add the ``bayes`` sub-command to an argparse sub-parser collection."""
     p = sub.add_parser("bayes", help="Bayesian inference with a finite network: GP posterior, "
@@ -232,13 +251,7 @@ def register(sub) -> None:
                                                "by layer"), required=True)
     p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_FINITE_WIDTH, "width"),
                    required=True, help="hidden width n")
-    p.add_argument("--inputs", default=None, metavar="'x1;x2;...'",
-                   help="inputs: comma-separated vectors of one dimension, separated by ';' "
-                        "(the first len(train-targets) are the training set)")
-    p.add_argument("--inputs-file", default=None, metavar="FILE",
-                   help="inputs as the rows of a text file (instead of --inputs)")
-    p.add_argument("--train-targets", required=True, metavar="'y1,...'",
-                   help="training targets, one per training input")
+    add_data_arguments(p)
     p.add_argument("--noise", type=finite, default=0.0,
                    help="observation noise variance sigma_eps^2 >= 0 (default 0)")
     p.add_argument("--json", action="store_true")

@@ -37,7 +37,7 @@ import json
 
 from critheory.cli.args import (SEED, bounded_int, common_arguments, finite, nonnegative,
                                 params, positive, preflight)
-from critheory.cli.bayes import parse_inputs, parse_targets, read_inputs_file
+from critheory.cli.bayes import add_data_arguments, inputs_and_targets
 from critheory.common.limits import MAX_DEPTH_DATA, MAX_SEEDS_CLI, MAX_WIDTH_CLI
 from critheory.errors import InvalidArgumentError
 
@@ -50,16 +50,7 @@ DEFAULT_MAX_STEPS = 2000
 def _cmd_train(args) -> int:
     from critheory.common.jsonable import jsonable
 
-    if (args.inputs is None) == (args.inputs_file is None):
-        raise InvalidArgumentError("give the inputs with exactly one of --inputs and "
-                                   "--inputs-file")
-    x = parse_inputs(args.inputs) if args.inputs is not None else read_inputs_file(
-        args.inputs_file)
-    y = parse_targets(args.train_targets)
-    if y.size >= x.shape[0]:
-        raise InvalidArgumentError(f"{y.size} targets for {x.shape[0]} inputs: the first "
-                                   "len(targets) inputs are the training set and at least one "
-                                   "test input must follow")
+    x, y = inputs_and_targets(args)
     for opt in ("tol", "max_steps"):
         if getattr(args, opt) is not None and not args.simulate:
             raise InvalidArgumentError(f"--{opt.replace('_', '-')} needs --simulate")
@@ -182,13 +173,7 @@ def register(sub) -> None:
     p.add_argument("--depth", type=bounded_int(1, MAX_DEPTH_DATA, "depth",
                                                "every pair of inputs is iterated layer by "
                                                "layer"), required=True)
-    p.add_argument("--inputs", default=None, metavar="'x1;x2;...'",
-                   help="inputs: comma-separated vectors of one dimension, separated by ';' "
-                        "(the first len(train-targets) are the training set)")
-    p.add_argument("--inputs-file", default=None, metavar="FILE",
-                   help="inputs as the rows of a text file (instead of --inputs)")
-    p.add_argument("--train-targets", required=True, metavar="'y1,...'",
-                   help="training targets, one per training input")
+    add_data_arguments(p)
     p.add_argument("--lambda-b", type=nonnegative, default=1.0,
                    help="bias learning rate lambda_b (default 1)")
     p.add_argument("--lambda-w", type=nonnegative, default=1.0,

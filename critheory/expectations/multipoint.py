@@ -558,24 +558,8 @@ def _cholesky_order(K: np.ndarray, r: int | None = None) -> tuple[np.ndarray, np
     """Pivoted Cholesky factor L (rows in the order ``perm``): z[perm] = L u, the coordinate of
     largest conditional variance first. With ``r``: r pivots only, L of shape (k, r) (the
     coordinates after the r-th depend on the first r)."""
-    if r is not None and r < K.shape[0]:
-        return _cholesky_rank(K, r)
     k = K.shape[0]
-    # plain loop (k <= 4): conditional variances from the partial factor
-    perm: list = []
-    rows = {i: np.zeros(k) for i in range(k)}
-    for j in range(k):
-        cand = [i for i in range(k) if i not in perm]
-        var = [K[i, i] - rows[i][:j] @ rows[i][:j] for i in cand]
-        p = cand[int(np.argmax(var))]
-        d = np.sqrt(max(var[int(np.argmax(var))], 0.0))
-        perm.append(p)
-        for i in cand:
-            if i != p:
-                rows[i][j] = (K[i, p] - rows[i][:j] @ rows[p][:j]) / d
-        rows[p][j] = d
-    L = np.array([rows[i] for i in perm])
-    return np.array(perm), np.tril(L)
+    return _cholesky_rank(K, k if r is None else min(r, k))
 
 
 def _level(f, bp: np.ndarray, growth: tuple, mu: np.ndarray, s: float, t: np.ndarray,
@@ -643,7 +627,8 @@ def _inner_kinks(U: np.ndarray, L: np.ndarray, bps: list, j: int) -> np.ndarray 
 
 
 def _cholesky_rank(K: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pivoted Cholesky with r pivots (see :func:`_cholesky_order`)."""
+    """Pivoted Cholesky with r pivots (see :func:`_cholesky_order`; a plain loop, k <= 4:
+    conditional variances from the partial factor)."""
     k = K.shape[0]
     perm: list = []
     rows = {i: np.zeros(r) for i in range(k)}

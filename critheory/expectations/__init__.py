@@ -9,7 +9,18 @@
 ``multipoint``    :func:`expect_product` (3-4 correlated coordinates), :func:`four_point`, :func:`two_point`
 """
 from critheory.expectations.gaussian import Expectation, expect, expect2, moments
-from critheory.expectations.multipoint import expect_product, four_point, two_point
 
 __all__ = ["Expectation", "expect", "expect2", "moments", "expect_product", "four_point",
            "two_point"]
+
+_MULTIPOINT = ("expect_product", "four_point", "two_point")
+
+
+def __getattr__(name: str):
+    # multi-point expectations on first use: they need scipy.special, which the single-input
+    # commands' start-up does not load
+    if name in _MULTIPOINT:
+        from critheory.expectations import multipoint
+
+        return getattr(multipoint, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

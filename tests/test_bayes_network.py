@@ -137,3 +137,30 @@ def test_nlo_accounts_for_the_finite_width_shift():
     # the NLO answer accounts for most of the measured shift from the GP answer at n = 64
     m, zgp, znlo, p = res[64]
     assert np.all(np.abs(m.mean - p.mean_nlo) < np.abs(m.mean - p.mean_gp) / 3 + 3 * m.mean_stderr)
+
+
+def test_a_correction_as_large_as_the_leading_order_is_flagged(capsys):
+    """Nearly coincident training inputs with different targets at zero noise: the GP mean is
+    large (-282) and the first-order correction 1e5 times larger; the API warns
+    (ExpansionWarning), the command line says it in one line on stderr and gives the ratio in
+    the JSON. A well-separated case stays silent."""
+    import warnings
+
+    from critheory.theory.bayes.network import CORRECTION_MAX, ExpansionWarning
+
+    x = [[1.0, 0.0], [0.999, 0.001], [0.0, 1.0], [1.0, 1.0]]
+    with pytest.warns(ExpansionWarning, match="1/n correction"):
+        b = ct.bayes_posterior(ct.network("mlp", "tanh"), 1.2, 0.1, x, [0.5, -0.2, 0.1],
+                               depth=3, width=64)
+    assert b.correction_ratio > 1e3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExpansionWarning)
+        ok = ct.bayes_posterior(ct.network("mlp", "relu"), 2.0, 0.05, X, [0.5, -0.3],
+                                depth=3, width=64, noise=0.01)
+    assert ok.correction_ratio < CORRECTION_MAX
+    code = main(["bayes", "tanh", "--weight-var", "1.2", "--bias-var", "0.1", "--depth", "3",
+                 "--width", "64", "--inputs", "1,0;0.999,0.001;0,1;1,1", "--train-targets",
+                 "0.5,-0.2,0.1", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0 and json.loads(out)["correction_ratio"] > 1e3
+    assert err.count("critheory: warning:") == 1 and len(err.strip().splitlines()) == 1

@@ -26,6 +26,8 @@ JSON output:
 ``posterior_cov_nlo``       the same to first order in 1/n
 ``representation_shift``    E[Ĝ^L | y] − E[Ĝ^L] over all inputs (MLP; null for residual units)
 ``train``, ``test``         the indices of the training and test inputs
+``correction_ratio``        the 1/n correction against the leading order on the test inputs
+                            (above 0.5: a warning on stderr, the expansion does not hold)
 with ``--simulate``:
 ``measured_posterior_mean``, ``measured_posterior_stderr``  the importance-weighted posterior
                             of ``--seeds`` finite networks of width n (last layer exact)
@@ -39,6 +41,8 @@ with ``--simulate``:
 from __future__ import annotations
 
 import json
+import sys
+import warnings
 
 import numpy as np
 
@@ -153,13 +157,17 @@ def _cmd_bayes(args) -> int:
 
     preflight(args, budget)
     from critheory.activation import Activation
-    from critheory.theory.bayes.network import bayes_posterior
+    from critheory.theory.bayes.network import ExpansionWarning, bayes_posterior
     from critheory.theory.meanfield.maps import architecture
 
     act = Activation.get(args.activation, params(args.param))
     arch = architecture(args.arch, act, args.mu)
-    b = bayes_posterior(arch, args.weight_var, args.bias_var, x, y, args.depth, args.width,
-                        args.noise, progress=not args.json and args.depth >= 200)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExpansionWarning)
+        b = bayes_posterior(arch, args.weight_var, args.bias_var, x, y, args.depth, args.width,
+                            args.noise, progress=not args.json and args.depth >= 200)
+    for w in caught:                              # one line each on stderr; JSON: the ratio
+        print(f"critheory: warning: {w.message}", file=sys.stderr)
     out = b.to_dict()
     sim = None
     if args.simulate:

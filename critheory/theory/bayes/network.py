@@ -18,6 +18,7 @@ Examples
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,14 @@ from critheory.theory.bayes.posterior import (Posterior, RepresentationShift, po
                                               representation_shift)
 from critheory.theory.finitewidth.data import DataStatistics, data_statistics
 
-__all__ = ["BayesPrediction", "bayes_posterior"]
+__all__ = ["BayesPrediction", "bayes_posterior", "ExpansionWarning", "CORRECTION_MAX"]
+
+#: the 1/n correction may be at most this fraction of the leading order before a warning
+CORRECTION_MAX = 0.5
+
+
+class ExpansionWarning(UserWarning):
+    """A 1/n correction as large as the leading order: the expansion does not hold there."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +88,19 @@ class BayesPrediction:
                 f"n={self.width}, {len(self.train)} train, {len(self.test)} test, "
                 f"noise={self.noise:g})")
 
+    @property
+    def correction_ratio(self) -> float:
+        """How large the 1/n correction is against the leading order on the test inputs:
+        the largest of ``|mean_nlo − mean_gp| / (|mean_gp| + sd_gp)`` and
+        ``|var_nlo − var_gp| / var_gp`` (sd, var: the GP posterior's). Above
+        :data:`CORRECTION_MAX` the first-order expansion does not describe the network."""
+        p = self.posterior
+        var = np.diag(p.cov_gp)
+        tiny = 1e-300
+        dm = np.abs(p.mean_nlo - p.mean_gp) / (np.abs(p.mean_gp) + np.sqrt(np.abs(var)) + tiny)
+        dv = np.abs(np.diag(p.cov_nlo) - var) / (np.abs(var) + tiny)
+        return float(max(np.max(dm), np.max(dv)))
+
     def to_dict(self) -> dict:
         """The JSON of ``critheory bayes`` (README: the keys)."""
         s = self.statistics
@@ -95,6 +116,7 @@ class BayesPrediction:
             out[k] = p[k]
         r = self.representation_shift
         out["representation_shift"] = None if r is None else r.shift
+        out["correction_ratio"] = self.correction_ratio
         return jsonable(out)
 
 
@@ -162,7 +184,14 @@ def bayes_posterior(arch, weight_var: float, bias_var: float, inputs, targets, d
     test = tuple(range(y.size, s.kernel.shape[-1]))
     post = posterior(prior, train, test, y, noise)
     shift = representation_shift(prior, train, y, noise) if _plain_output(arch) else None
-    return BayesPrediction(s, prior, post, shift, tuple(post.train), test, n, float(noise))
+    b = BayesPrediction(s, prior, post, shift, tuple(post.train), test, n, float(noise))
+    if not b.correction_ratio <= CORRECTION_MAX:
+        warnings.warn(
+            f"the 1/n correction of the posterior is {b.correction_ratio:.3g} times the leading "
+            f"order on the test inputs (above {CORRECTION_MAX:g}): the first-order expansion "
+            "does not describe a network of this width here (a wider network, observation "
+            "noise > 0 or better separated training inputs)", ExpansionWarning, stacklevel=2)
+    return b
 
 
 def _plain_output(arch) -> bool:

@@ -202,3 +202,24 @@ def check_per_layer(name: str, value: Any, depth: int) -> np.ndarray:
         raise InvalidArgumentError(f"{name} must be a number >= 0 or {depth} such numbers "
                                    "(one per layer)")
     return arr
+
+
+def check_targets(targets: Any, m: int) -> np.ndarray:
+    """Training targets for m inputs (the first ``len(targets)`` are the training set, at least
+    one test input after them) as a float array.
+
+    >>> check_targets([0.5, -1], 3).tolist()
+    [0.5, -1.0]
+    """
+    try:
+        y = np.atleast_1d(np.array(targets, dtype=float))
+    except (TypeError, ValueError):
+        raise InvalidArgumentError("targets must be numbers") from None
+    if y.ndim != 1 or y.size == 0 or not np.all(np.isfinite(y)):
+        raise InvalidArgumentError("targets must be a non-empty list of finite numbers (one "
+                                   "per training input)")
+    if y.size >= m:
+        raise InvalidArgumentError(f"{y.size} targets for {m} inputs: the first len(targets) "
+                                   "inputs are the training set and at least one test input "
+                                   "must follow")
+    return y

@@ -682,16 +682,7 @@ def _nested_rank(fs: list, bps: list, growth: list, L: np.ndarray, n: int) -> tu
         U, Wt = nodes[0, keep][:, None], wts[0, keep]
     elif r > 2:
         # smooth factors only (the caller's contract): the outer levels as in _nested_one
-        for j in range(r - 1):
-            nodes, wts = _level(fs[j], bps[j], growth[j], U @ L[j, :j], L[j, j], t, w)
-            wts *= Wt[:, None]
-            pi, qi = np.nonzero(wts)
-            if pi.size > _NESTED_MAX_POINTS:
-                raise ConvergenceError(
-                    f"the nested rule would hold {pi.size} points at once (the limit is "
-                    f"{_NESTED_MAX_POINTS}): use a larger rtol")
-            U = np.concatenate([U[pi], nodes[pi, qi][:, None]], axis=1)
-            Wt = wts[pi, qi]
+        U, Wt = _outer_levels(fs, bps, growth, L, t, w, r - 1)
     MU = U @ L[grp, :r - 1].T                    # (P, q)
     P = MU.shape[0]
     span = sum(max(growth[l]) * abs(S[i]) for i, l in enumerate(grp))
@@ -712,18 +703,13 @@ def _nested_rank(fs: list, bps: list, growth: list, L: np.ndarray, n: int) -> tu
     return float(Wt @ v.sum(axis=1)), float(np.abs(Wt) @ np.abs(v).sum(axis=1))
 
 
-def _nested_one(fs: list, bps: list, growth: list, L: np.ndarray, n: int) -> tuple[float, float]:
-    """The nested rule of order n: E[Π_j f_j(z_j)], z = L u (L lower triangular with a positive
-    diagonal), one level per coordinate in Cholesky order. Level j integrates u_j with
-    composite Gauss–Legendre (n nodes per panel) on panels cut at f_j's breakpoints mapped to
-    u_j (no node on a kink of the level's own factor) and at the grid 0, ±2.5, ±5; the integrand of
-    each level is smooth in the outer variables (its kink is in its own variable). Points of
-    weight exactly 0 (ReLU's negative side) are dropped. Returns (Σ, Σ|·|)."""
-    k = L.shape[0]
-    t, w = np.polynomial.legendre.leggauss(n)
+def _outer_levels(fs: list, bps: list, growth: list, L: np.ndarray, t: np.ndarray, w: np.ndarray,
+                  levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Levels 0..levels-1 of the nested rule: the points U (P, levels) in u and their weights
+    (P,), points of weight exactly 0 dropped."""
     U = np.zeros((1, 0))
     Wt = np.ones(1)
-    for j in range(k - 1):
+    for j in range(levels):
         nodes, wts = _level(fs[j], bps[j], growth[j], U @ L[j, :j], L[j, j], t, w,
                             _inner_kinks(U, L, bps, j))
         wts *= Wt[:, None]
@@ -734,6 +720,19 @@ def _nested_one(fs: list, bps: list, growth: list, L: np.ndarray, n: int) -> tup
                 f"{_NESTED_MAX_POINTS}): use a larger rtol")
         U = np.concatenate([U[pi], nodes[pi, qi][:, None]], axis=1)
         Wt = wts[pi, qi]
+    return U, Wt
+
+
+def _nested_one(fs: list, bps: list, growth: list, L: np.ndarray, n: int) -> tuple[float, float]:
+    """The nested rule of order n: E[Π_j f_j(z_j)], z = L u (L lower triangular with a positive
+    diagonal), one level per coordinate in Cholesky order. Level j integrates u_j with
+    composite Gauss–Legendre (n nodes per panel) on panels cut at f_j's breakpoints mapped to
+    u_j (no node on a kink of the level's own factor) and at the grid 0, ±2.5, ±5; the integrand of
+    each level is smooth in the outer variables (its kink is in its own variable). Points of
+    weight exactly 0 (ReLU's negative side) are dropped. Returns (Σ, Σ|·|)."""
+    k = L.shape[0]
+    t, w = np.polynomial.legendre.leggauss(n)
+    U, Wt = _outer_levels(fs, bps, growth, L, t, w, k - 1)
     # the innermost level, a bounded number of points at a time
     q = qa = 0.0
     per = max(1, _NESTED_CHUNK // (n * (_NESTED_GRID.size + 1 + len(bps[-1]))))

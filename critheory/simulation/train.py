@@ -50,7 +50,7 @@ import numpy as np
 from critheory.blocks.blocks import Dense, walk
 from critheory.common import limits
 from critheory.common.checks import (check_bias_var, check_int, check_per_layer, check_real,
-                                     check_weight_var)
+                                     check_targets, check_weight_var)
 from critheory.common.jsonable import jsonable
 from critheory.common.progress import Progress
 from critheory.common.reprs import short_repr
@@ -392,16 +392,7 @@ def train_ensemble(net, weight_var: float, bias_var: float, inputs, targets, dep
     sb = check_bias_var(bias_var)
     x0 = check_inputs(inputs)
     m, n0 = x0.shape
-    try:
-        y = np.atleast_1d(np.array(targets, dtype=float))
-    except (TypeError, ValueError):
-        raise InvalidArgumentError("targets must be numbers") from None
-    if y.ndim != 1 or y.size == 0 or not np.all(np.isfinite(y)):
-        raise InvalidArgumentError("targets must be a non-empty list of finite numbers")
-    if y.size >= m:
-        raise InvalidArgumentError(f"{y.size} targets for {m} inputs: the first len(targets) "
-                                   "inputs are the training set and at least one test input "
-                                   "must follow")
+    y = check_targets(targets, m)
     L = check_int("depth", depth, 1)
     n = check_int("width", width, 1)
     S = check_int("networks", networks, 2)

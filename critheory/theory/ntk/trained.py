@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from critheory.common.checks import (check_bias_var, check_int, check_per_layer,
+from critheory.common.checks import (check_bias_var, check_int, check_per_layer, check_targets,
                                      check_weight_var)
 from critheory.common.jsonable import jsonable
 from critheory.common.limits import MAX_DEPTH_DATA
@@ -248,17 +248,7 @@ def trained_prediction(arch, weight_var: float, bias_var: float, inputs, targets
                                    "pair of inputs is iterated layer by layer)")
     x = check_inputs(inputs)
     m, n0 = x.shape
-    try:
-        y = np.atleast_1d(np.array(targets, dtype=float))
-    except (TypeError, ValueError):
-        raise InvalidArgumentError("targets must be numbers") from None
-    if y.ndim != 1 or y.size == 0 or not np.all(np.isfinite(y)):
-        raise InvalidArgumentError("targets must be a non-empty list of finite numbers (one "
-                                   "per training input)")
-    if y.size >= m:
-        raise InvalidArgumentError(f"{y.size} targets for {m} inputs: the first len(targets) "
-                                   "inputs are the training set and at least one test input "
-                                   "must follow")
+    y = check_targets(targets, m)
     if steps is not None:
         steps = check_int("steps", steps, 0)
     lb = check_per_layer("lambda_b", lambda_b, L)

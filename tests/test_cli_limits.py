@@ -59,7 +59,7 @@ BAD = [
      "3", "--n-boot", "100000000000000000000"],
     ["depth", "tanh", "--weight-var", "1", "--bias-var", "0", "--depth", "10000000"],
     ["analyze", "gelu", "--arch", "transformer", "--tokens", "64"],
-    ["analyze", "gelu", "--arch", "transformer", "--tokens", "16"],
+    ["analyze", "gelu", "--arch", "transformer", "--tokens", "32"],   # 4.6e11 multiply-adds (over the command budget)
     ["depth", "gelu", "--arch", "transformer", "--tokens", "32", "--weight-var", "1",
      "--bias-var", "0", "--depth", "64"],
 ]

@@ -199,6 +199,12 @@ def _check_cli(argv: list[str]) -> None:
         _no_nan(out)
 
 
+#: seconds the 40-digit mpmath reference may take; a formula it cannot integrate in that time
+#: (e.g. celu(cos(0.561 x²)), 140 kinks) is counted as "no reference" in the long profile's
+#: report, not passed silently and not a failure of critheory (whose own call has CASE_LIMIT)
+REFERENCE_LIMIT = 60
+
+
 def _check_moment(formula: str, g: str, K: float) -> None:
     from critheory.expectations.gaussian import expect
 
@@ -207,12 +213,16 @@ def _check_moment(formula: str, g: str, K: float) -> None:
             r = expect(formula, g, K)
         except CritheoryError:
             return
-        assert math.isfinite(r.value) and math.isfinite(r.error) and r.error >= 0, \
-            (formula, g, K, r)
-        try:
+    assert math.isfinite(r.value) and math.isfinite(r.error) and r.error >= 0, \
+        (formula, g, K, r)
+    try:
+        with _limit(REFERENCE_LIMIT):
             ref = float(expect(formula, g, K, method="mpmath", dps=40).value)
-        except CritheoryError:
-            return
+    except CritheoryError:
+        return
+    except _Hang:
+        _log("moments: no reference within the limit", (formula, g, K))
+        return
     # the promise: |value − truth| <= error (mpmath's own error at 40 digits is far below)
     assert abs(r.value - ref) <= r.error + 1e-30 + 1e-28 * abs(ref), \
         (formula, g, K, r.value, ref, r.error, r.method)
@@ -385,7 +395,7 @@ def _check_cli_subprocess(argv: list[str]) -> None:
     import sys
 
     try:
-        p = subprocess.run([sys.executable, "-m", "critheory.cli.main", *argv],
+        p = subprocess.run([sys.executable, "-m", "critheory", *argv],
                            capture_output=True, text=True, timeout=CASE_LIMIT)
     except subprocess.TimeoutExpired:
         raise AssertionError(f"no result within {CASE_LIMIT} s: {argv}") from None

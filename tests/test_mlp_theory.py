@@ -492,15 +492,9 @@ def _independent_crossings(name: str, ys: np.ndarray):
     return out
 
 
-_SOFTSIGN_GAP = pytest.mark.xfail(
-    strict=True, reason="softsign: the quadrature of E_K[phi'^2] does not converge at some "
-    "K* in 1e16..1e70 (ConvergenceError), so the scan has invalid points there")
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_SOFTSIGN_GAP) if n == "softsign"
-                                  else n for n in sorted(__import__(
-                                      "critheory.activation.zoo", fromlist=["ZOO"]).ZOO)])
+@pytest.mark.parametrize("name", sorted(__import__("critheory.activation.zoo",
+                                                  fromlist=["ZOO"]).ZOO))
 def test_line_finds_every_independent_branch(name):
     """Issue 31 item 2: at σ_b² = 10^e over the documented range (every 4th e from −320 to
     308, plus 1e-320 subnormal), each crossing of the independent parametrization holds a

@@ -187,7 +187,7 @@ def wrap_numpy(fn: Callable, mp_factory: Callable[[], Callable]) -> Callable:
     def f(x, _fn=fn):
         x = np.asarray(x, dtype=float)
         with np.errstate(all="ignore"):
-            y = _fn(x)
+            y = wide.as_float(_fn(x))
         y = np.broadcast_to(np.asarray(y, dtype=float), x.shape) if np.ndim(y) < np.ndim(x) \
             else np.asarray(y, dtype=float)
         if np.isfinite(np.add.reduce(y, axis=None)):
@@ -200,7 +200,8 @@ def wrap_numpy(fn: Callable, mp_factory: Callable[[], Callable]) -> Callable:
             # first retry in extended precision (exp overflows at 11356 instead of 709)
             with np.errstate(all="ignore"):
                 try:
-                    yl = np.asarray(_fn(x[bad].astype(np.longdouble)), dtype=float)
+                    yl = np.asarray(wide.as_float(_fn(x[bad].astype(np.longdouble))),
+                                    dtype=float)
                 except TypeError:
                     yl = np.full(int(bad.sum()), np.nan)
             y = np.array(y, dtype=float, copy=True)

@@ -28,12 +28,13 @@ Examples
 """
 from __future__ import annotations
 
+import math
 import types
 from typing import Callable, Mapping
 
 import numpy as np
 
-__all__ = ["Wide", "evaluate", "FUNCTIONS"]
+__all__ = ["Wide", "evaluate", "FUNCTIONS", "as_float"]
 
 _TINY = np.finfo(float).tiny
 _HUGE = np.finfo(float).max
@@ -380,4 +381,21 @@ def evaluate(fn: Callable, x: np.ndarray, namespace: Mapping | None = None) -> n
         return np.full(np.shape(x), np.nan)
     if isinstance(y, Wide):
         return y.float()
-    return np.broadcast_to(np.asarray(y, dtype=float), np.shape(x)).copy()
+    return np.broadcast_to(np.asarray(as_float(y), dtype=float), np.shape(x)).copy()
+
+
+def as_float(y):
+    """``y`` with a Python integer beyond float64 as ±inf: a constant expression is lambdified
+    to an int (φ² of ``3**2**9`` is 10^488), whose conversion to float raised OverflowError
+    (exit 3, found by the long fuzz profile); it overflows at every argument, like exp(x) beyond
+    709, and takes the same route.
+
+    >>> as_float(3 ** 1024), as_float(-3 ** 1024), as_float(2)
+    (inf, -inf, 2.0)
+    """
+    if isinstance(y, int) and not isinstance(y, bool):
+        try:
+            return float(y)
+        except OverflowError:
+            return math.inf if y > 0 else -math.inf
+    return y

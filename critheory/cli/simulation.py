@@ -41,8 +41,8 @@ Finite width (issue 14; :mod:`critheory.theory.finitewidth` at the simulated wid
 
 ``kurtosis_mean``, ``kurtosis_stderr``   measured excess kurtosis of one preactivation,
                    ``mean_s(m4)/mean_s(m2)² − 3`` over networks and neurons, with a
-                   delta-method standard error over networks (the neurons of one network are
-                   correlated)
+                   jackknife standard error over min(S, 20) groups of networks (the neurons
+                   of one network are correlated)
 ``kurtosis_theory``  predicted ``3V^l/(n (K^l)²)``; ``kurtosis_z`` its z-score
 ``kernel_finite_theory``, ``kernel_finite_z``   ``K^l + K^{(1),l}/n`` and the z-score of
                    ``kernel_mean`` against it

@@ -225,10 +225,10 @@ class SimulationResult:
         return _stderr(self.kernel)
 
     # ---------------------------------------------------------------- non-Gaussianity
-    def _kurt(self) -> tuple[np.ndarray, np.ndarray]:
+    def _kurt(self) -> tuple[np.ndarray, np.ndarray, int]:
         if self.fourth_moment is None:
             nan = np.full(self.kernel.shape[1:], np.nan)
-            return nan, nan
+            return nan, nan, 0
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             return excess_kurtosis(self.kernel, self.fourth_moment)
 
@@ -241,10 +241,16 @@ class SimulationResult:
 
     @property
     def kurtosis_stderr(self) -> np.ndarray:
-        """Delta-method standard error of :attr:`kurtosis_mean`, over networks only (the neurons
-        of one network are correlated: they share the layer below), so it includes the
-        network-to-network fluctuation of the layer's variance; NaN for S = 1."""
+        """Jackknife standard error of :attr:`kurtosis_mean` over groups of networks (the
+        neurons of one network are correlated: they share the layer below), so it includes the
+        network-to-network fluctuation of the layer's variance; NaN for S = 1. Its degrees of
+        freedom are :attr:`kurtosis_dof`."""
         return self._kurt()[1]
+
+    @property
+    def kurtosis_dof(self) -> int:
+        """Degrees of freedom of :attr:`kurtosis_stderr`: min(S, 20) − 1 (0 for S = 1)."""
+        return self._kurt()[2]
 
     @property
     def covariance_mean(self) -> np.ndarray | None:

@@ -43,8 +43,8 @@ Finite-width theory: kurtosis and the 1/n kernel
 Beside the infinite-width curves, :func:`compare` computes the finite-width prediction at the
 simulated width n (:func:`critheory.theory.finitewidth.finite_width_curves`): the excess kurtosis
 of one preactivation ``3V^l/(n (K^l)²)`` and the kernel ``K^l + K^{(1),l}/n``, with z-scores
-against the measured kurtosis (ratio of ensemble means, delta-method standard error over networks,
-:attr:`~critheory.simulation.SimulationResult.kurtosis_mean`) and the measured mean kernel.
+against the measured kurtosis (ratio of ensemble means, jackknife standard error over groups
+of networks, :attr:`~critheory.simulation.SimulationResult.kurtosis_mean`) and the measured mean kernel.
 These are leading-order predictions in depth/width. A layer is *compared* (enters
 ``finite_width_verdict``) only where
 
@@ -737,7 +737,10 @@ def _finite_width(th_arch, sw, sb, depth, width, q0, sim, alpha, notes) -> dict:
     ok, regime = kurtosis_regime(kt, sim.kurtosis_stderr, sim.n_seeds, width, nu)
     zs = [kz[ok], gz[ok]]
     m = int(np.isfinite(zs[0]).sum() + np.isfinite(zs[1]).sum())
-    zc = bonferroni_threshold(m, alpha, seeds_dof(sim.n_seeds))
+    # one threshold for both families: the kurtosis' jackknife error has the fewer degrees of
+    # freedom (min(S, 20) − 1), so its Student-t quantile is the conservative one
+    dofs = [d for d in (seeds_dof(sim.n_seeds), float(sim.kurtosis_dof) or None) if d]
+    zc = bonferroni_threshold(m, alpha, min(dofs) if dofs else None)
     if sim.n_seeds < KURTOSIS_MIN_SEEDS:
         verdict = "undetermined"
     elif not ok.any():

@@ -31,12 +31,13 @@ Examples
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 
-from critheory.errors import InvalidArgumentError
+from critheory.errors import GrowthError, InvalidArgumentError
 from critheory.common.checks import check_hyper
 from critheory.theory.meanfield.maps import LayerMaps, check_arch
 from critheory.common.reprs import short_repr
@@ -142,7 +143,11 @@ def residual_growth(arch: LayerMaps, weight_var: float, bias_var: float) -> dict
         chi = 1.0 + sw * (slopes[0] ** 2 + slopes[1] ** 2) / 2
         return {"law": "exponential", "chi_jacobian_limit": chi,
                 "description": f"J grows as {chi:.6g}^l (phi grows linearly)"}
-    phi_inf2 = (float(f(big)) ** 2 + float(f(-big)) ** 2) / 2
+    with np.errstate(over="ignore"):
+        phi_inf2 = float((np.float64(f(big)) ** 2 + np.float64(f(-big)) ** 2) / 2)
+    if not math.isfinite(phi_inf2):
+        raise GrowthError("phi(±inf)² overflows float64: the residual network's kernel growth "
+                          "rate sigma_b² + sigma_w² phi(±inf)² is not a float64 number")
     a = sb + sw * phi_inf2
     bps = sorted(set(arch.activation.breakpoints))
     edges = [-np.inf] + bps + [np.inf]

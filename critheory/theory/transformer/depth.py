@@ -187,8 +187,7 @@ def _check_work(net, depth: int, points: int, replicas: int) -> None:
     if T == 1 or a.logit_variance == 0.0:
         return
     n_att = sum(1 for b in walk(net.blocks) if b.mixes_tokens)
-    per = max(points * replicas * T ** 3 * (6 + 8 * (2 + len(net.blocks))), 5e7)
-    work = depth * n_att * per
+    work = limits.transformer_recursion_work(T, n_att, len(net.blocks), depth, points, replicas)
     if work > MAX_RECURSION_WORK:
         raise InvalidArgumentError(
             f"this recursion needs ~{work:.2g} multiply-adds in its attention expectations "

@@ -173,6 +173,32 @@ def test_one_registry():
         assert tuple(arch.choices) == names(tokens=None if tokens else False), cmd
 
 
+def test_registry_statements_of_coverage_hold():
+    """An entry's ``theories`` statement is what the rules do: the one-token theories read every
+    entry that states no restriction, and refuse (one line, naming the rule) the ones that
+    state other theories (Tarnowski's unit: the spectra only)."""
+    from critheory.theory.finitewidth.rules import THEORY as FW
+    from critheory.theory.fold import check_composition
+    from critheory.theory.meanfield.rules import THEORY as MF
+    from critheory.theory.ntk.rules import THEORY as NTK
+
+    restricted = 0
+    for spec in REGISTRY.values():
+        if spec.token:
+            continue
+        unit = spec.unit(1.0)
+        for theory in (MF, FW, NTK):
+            if spec.covered_by(theory.name):
+                check_composition(unit, theory)
+            else:
+                restricted += 1
+                with pytest.raises(InvalidArgumentError,
+                                   match=f"^the {theory.name} theory has no rule for") as e:
+                    check_composition(unit, theory)
+                assert "\n" not in str(e.value)
+    assert restricted == 3
+
+
 def test_cli_routes_by_network_not_name():
     """The token route is chosen by what the network is (one helper), and no CLI module
     compares --arch with a name or keeps its own copy of the registry's names."""

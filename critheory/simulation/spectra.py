@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from critheory.activation import Activation
 from critheory.common.checks import check_bias_var, check_int, check_nonnegative, check_weight_var
 from critheory.blocks.blocks import Dense, Phi, Residual
 from critheory.blocks.network import Network

@@ -148,8 +148,11 @@ def test_name_dispatch_check_sees_violations(tmp_path):
 
 def test_one_registry():
     # one registry: the one-token and the token architectures are its entries
-    assert names(tokens=None) == tuple(REGISTRY)
-    assert set(names()) | set(names(tokens=True)) == set(REGISTRY)
+    # by default the names every theory covers; an entry that states the only theories that
+    # cover it (Tarnowski's unit: the spectra) is listed for those
+    assert names(tokens=None) == tuple(n for n, s in REGISTRY.items() if s.theories is None)
+    assert set(names()) | set(names(tokens=True)) | set(names(theory="spectra")) == \
+        set(REGISTRY)
     assert canonical("Transformer_Post_LN") == "transformer-post-ln"
     with pytest.warns(FutureWarning, match="tarnowski"):   # 'resnet' stopped meaning two things
         assert canonical("resnet") == "residual"
@@ -168,6 +171,32 @@ def test_one_registry():
         arch = [a for a in sub.choices[cmd]._actions if a.dest == "arch"][0]
         tokens = cmd in ("analyze", "depth", "simulate", "validate")
         assert tuple(arch.choices) == names(tokens=None if tokens else False), cmd
+
+
+def test_registry_statements_of_coverage_hold():
+    """An entry's ``theories`` statement is what the rules do: the one-token theories read every
+    entry that states no restriction, and refuse (one line, naming the rule) the ones that
+    state other theories (Tarnowski's unit: the spectra only)."""
+    from critheory.theory.finitewidth.rules import THEORY as FW
+    from critheory.theory.fold import check_composition
+    from critheory.theory.meanfield.rules import THEORY as MF
+    from critheory.theory.ntk.rules import THEORY as NTK
+
+    restricted = 0
+    for spec in REGISTRY.values():
+        if spec.token:
+            continue
+        unit = spec.unit(1.0)
+        for theory in (MF, FW, NTK):
+            if spec.covered_by(theory.name):
+                check_composition(unit, theory)
+            else:
+                restricted += 1
+                with pytest.raises(InvalidArgumentError,
+                                   match=f"^the {theory.name} theory has no rule for") as e:
+                    check_composition(unit, theory)
+                assert "\n" not in str(e.value)
+    assert restricted == 3
 
 
 def test_cli_routes_by_network_not_name():

@@ -194,10 +194,21 @@ def _transformer_recipe(net):
     return recipe(net, width=64, depth=4)
 
 
+def _sweep_cell(net):
+    pytest.importorskip("zarr")
+    from critheory.sweep.cell import run_cell
+    from critheory.sweep.spec import SweepSpec, check_spec
+
+    spec = check_spec(SweepSpec((), net, None, (1.2, 1.2, 1), (0.1, 0.1, 1), 12, 6, 3,
+                                n_boot=10))
+    return run_cell(spec, 0, 0, 0)
+
+
 RES = network("residual", "tanh", 0.5)
 BLOCK = network("pre-ln-mlp-block", "tanh", 0.7)
 MLP = network("mlp", "tanh")
 TF = network("transformer", "tanh", tokens=3, heads=2, mlp_ratio=2)
+TARN = network("tarnowski-resnet", "tanh")
 
 CASES = [
     ("simulate", _sim, RES), ("simulate-pre-ln-mlp-block", _sim, BLOCK),
@@ -213,7 +224,11 @@ CASES = [
     ("finite_width_curves", _fw_theory, RES), ("ntk_curves", _ntk_theory, RES),
     ("jacobian_spectrum", _spectrum_theory, MLP), ("simulate_spectrum", _spectrum_sim, MLP),
     ("validate_spectrum", _spectrum_validate, MLP),
+    ("jacobian_spectrum-tarnowski", _spectrum_theory, TARN),
+    ("simulate_spectrum-tarnowski", _spectrum_sim, TARN),
+    ("validate_spectrum-tarnowski", _spectrum_validate, TARN),
     ("simulate_transformer", _transformer_sim, TF),
+    ("sweep run_cell", _sweep_cell, RES), ("sweep run_cell-mlp", _sweep_cell, MLP),
     ("transformer_depth", _transformer_theory, TF),
 ]
 
@@ -368,3 +383,39 @@ def test_token_simulation_takes_a_network_without_attention():
     assert np.allclose(r.apjn[:, 0], 1.0)
     with pytest.raises(InvalidArgumentError, match="needs an activation"):
         simulate_transformer("transformer", 1.0, 0.0, width=8, depth=3)
+
+
+# ---------------------------------------------------------------- the sweep takes a Network
+def test_sweep_spec_of_a_network_is_the_spec_of_its_name_and_resumes_its_store(tmp_path):
+    """A SweepSpec made from a Network (hand-built, equal to a registered one) equals the spec
+    made from the registry name: the same stored settings, so a store written by name is
+    resumed from the network (and read back, compares equal). A composition the store cannot
+    name, a conflicting activation or μ is refused in one line."""
+    pytest.importorskip("zarr")
+    pytest.importorskip("dask.distributed")
+    from critheory.blocks import LayerNorm, Residual
+    from critheory.sweep.run import run_sweep
+    from critheory.sweep.spec import SweepSpec, check_spec
+    from critheory.sweep.store import open_store_group
+
+    grid = dict(weight_var=(1.0, 1.5, 2), bias_var=(0.1, 0.1, 1), width=8, depth=6, seeds=2,
+                n_boot=5)
+    by_name = check_spec(SweepSpec(("tanh",), "residual", 0.5, **grid))
+    by_net = check_spec(SweepSpec((), _hand(RES), None, **grid))
+    assert by_net == by_name and by_net.to_json() == by_name.to_json()
+    out = tmp_path / "s.zarr"
+    first = run_sweep(by_name, out, workers=1, processes=False, max_cells=1)
+    stored = SweepSpec.from_json(open_store_group(out, "r").attrs["sweep_spec"])
+    assert stored == by_net
+    again = run_sweep(by_net, out, resume=True, workers=1, processes=False)
+    assert (first.computed, again.computed, again.skipped) == (1, 1, 1)
+    act = RES.activation
+    for bad in [dict(activations=("relu",), arch=RES, mu=None),
+                dict(activations=(), arch=RES, mu=0.7),
+                dict(activations=(), arch=Network("ln", act, (Residual((LayerNorm(), Phi(),
+                                                                        Dense()), 0.3),
+                                                               Phi(), Dense())), mu=None),
+                dict(activations=(), arch=network("tarnowski-resnet", "tanh"), mu=None)]:
+        with pytest.raises(InvalidArgumentError) as e:
+            SweepSpec(**bad, **grid)
+        assert "\n" not in str(e.value)

@@ -360,6 +360,43 @@ def test_dense_weights_and_row_sampler_agree():
     assert stats.ks_2samp(a.log_norm, b.log_norm).pvalue > 1e-3
 
 
+@pytest.mark.parametrize("dense", [False, True])
+def test_shaped_layers_run_through_the_one_interpreter(monkeypatch, dense):
+    """Issue 27: the shaped MLP is stated as blocks (``Phi -> Dense(σ_w² = c, no bias)``) and
+    each layer runs through the simulator's one interpreter (every step counted), with the
+    random streams of a direct loop: the inputs from ``default_rng(seed)``, then per layer one
+    full W (``dense``) or one n×m Gaussian matrix of the row sampler. The dense path is checked
+    bit for bit against that loop written out here."""
+    from critheory.blocks import Dense, Phi
+    from critheory.simulation import interpreter
+    from critheory.simulation.shaped import shaped_unit
+
+    calls = {"phi": 0, "dense": 0}
+    for kind in calls:
+        def counted(*a, _step=interpreter.STEPS[kind], _kind=kind, **k):
+            calls[_kind] += 1
+            return _step(*a, **k)
+        monkeypatch.setitem(interpreter.STEPS, kind, counted)
+    n, B, rho0, seed = 12, 5, 0.4, 7
+    m = simulate_shaped("tanh", width=n, T=0.5, rho0=rho0, a=1.5, networks=B, seed=seed,
+                        dense=dense)
+    assert calls == {"phi": m.depth, "dense": m.depth}
+    s = 1.5 * math.sqrt(n)
+    x, w = np.polynomial.hermite_e.hermegauss(160)
+    c = 1.0 / float(np.sum(w * (s * np.tanh(x / s)) ** 2) / math.sqrt(2 * math.pi))
+    assert shaped_unit(c) == (Phi(), Dense(weight_var=c, bias_var=0.0))
+    if not dense:
+        return
+    rng = np.random.default_rng(seed)
+    V0 = np.array([[1.0, rho0], [rho0, 1.0]])
+    ev, U = np.linalg.eigh(V0)
+    Q, _ = np.linalg.qr(rng.standard_normal((B, n, 2)))
+    h = math.sqrt(n) * Q @ (U * np.sqrt(ev)).T
+    for _ in range(m.depth):
+        h = math.sqrt(c / n) * (rng.standard_normal((B, n, n)) @ (s * np.tanh(h / s)))
+    np.testing.assert_array_equal(m.V, np.einsum("pna,pnb->pab", h, h) / n)
+
+
 def test_unshaped_network_collapses():
     m = simulate_shaped("relu", width=64, T=1.0, rho0=0.5, networks=300, seed=0)
     assert m.rho.mean() > 0.98

@@ -207,7 +207,7 @@ def test_simulated_jacobian_against_finite_differences():
 
     act = Activation.get("tanh")
     N, L, sw, sb = 12, 3, 1.3, 0.2
-    for arch in ("mlp", "resnet"):
+    for arch in ("mlp", "tarnowski-resnet"):
         sim = simulate_spectrum(act, sw, sb, depth=L, width=N, seeds=1, seed=9, arch=arch)
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(9).spawn(1)[0]))
         if arch == "mlp":
@@ -455,3 +455,73 @@ def test_solvers_ask_blocks_not_names():
     with pytest.raises(CritheoryError, match="phi -> dense"):
         jacobian_spectrum(act, 1.0, 0.1, 3, arch=Network("two", act,
                                                           (Phi(), Dense(), Phi(), Dense())))
+
+
+# --- issue 27 leftover: Tarnowski's unit is a registry entry; the spectra read the registry ---
+def test_tarnowski_resnet_is_a_registry_entry_the_spectra_read():
+    """``tarnowski-resnet`` is the registry's composition of blocks x + φ(W x + b); the spectra's
+    command-line choices and solvers are read off the registry (no second name table)."""
+    from critheory.blocks import Dense, Phi, Residual, network
+    from critheory.blocks.registry import REGISTRY, names
+    from critheory.blocks.spectra import SOLVERS, solver_for, spectrum_names
+    from critheory.cli.main import build_parser
+
+    net = network("tarnowski-resnet", "tanh")
+    assert net.unit == (Residual((Dense(), Phi()), 1.0),)
+    assert REGISTRY["tarnowski-resnet"].theories == ("spectra",)
+    assert "tarnowski-resnet" in names(theory="spectra") and "tarnowski-resnet" not in names()
+    # every solver is keyed by the registry name whose unit meets its needs
+    for key, solver in SOLVERS.items():
+        assert solver.unmet(network(key, "tanh")) is None and solver_for(network(key, "x")) \
+            is solver
+    assert spectrum_names() == ("mlp", "tarnowski-resnet")
+    sub = [a for a in build_parser()._actions if a.dest == "command"][0]
+    arch = [a for a in sub.choices["spectrum"]._actions if a.dest == "arch"][0]
+    assert tuple(arch.choices) == spectrum_names() + ("resnet",)
+
+
+@pytest.mark.parametrize("theory", ["mean-field", "finite-width", "NTK"])
+def test_other_theories_refuse_tarnowski_in_one_line_naming_the_rule(theory):
+    from critheory.blocks import network
+
+    from critheory.theory.finitewidth.curves import finite_width_curves
+    from critheory.theory.meanfield.maps import LayerMaps
+    from critheory.theory.ntk.depth import ntk_curves
+
+    net = network("tarnowski-resnet", "tanh")
+    calls = {"mean-field": lambda: LayerMaps(net).chi_jacobian(1.0, 1.0, 0.1),
+             "finite-width": lambda: finite_width_curves(net, 1.2, 0.1, 4, width=32),
+             "NTK": lambda: ntk_curves(net, net.activation, 1.2, 0.1, 4)}
+    with pytest.raises(CritheoryError) as e:
+        calls[theory]()
+    msg = str(e.value)
+    assert msg.startswith(f"the {theory} theory has no rule for a residual branch that ends "
+                          "in phi") and "\n" not in msg
+
+
+def test_simulator_and_validation_take_a_hand_built_tarnowski_network():
+    """Before: the simulator knew Tarnowski's unit only by name (a table of its own) and refused
+    any network but the MLP; now it asks the network's blocks which convention applies."""
+    import warnings
+
+    from critheory.activation import Activation
+    from critheory.blocks import Dense, Network, Phi, Residual
+
+    act = Activation.get("tanh")
+    mine = Network("mine", act, (Residual((Dense(), Phi()), 1.0),))
+    a = simulate_spectrum(act, 1.0, 0.1, depth=4, width=16, seeds=2, arch="tarnowski-resnet")
+    b = simulate_spectrum(mine, 1.0, 0.1, depth=4, width=16, seeds=2)
+    np.testing.assert_array_equal(a.sq, b.sq)
+    assert a.arch == b.arch == "resnet"           # the law's name, as the theory's
+    with pytest.warns(FutureWarning, match="tarnowski-resnet"):
+        c = simulate_spectrum(act, 1.0, 0.1, depth=4, width=16, seeds=2, arch="resnet")
+    np.testing.assert_array_equal(a.sq, c.sq)
+    v = validate_spectrum(mine, 1.0, 0.1, depth=4, width=16, seeds=2, points=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w = validate_spectrum(act, 1.0, 0.1, depth=4, width=16, seeds=2, points=50,
+                              arch="tarnowski-resnet")
+    assert v.moments == w.moments and v.theory.c == w.theory.c
+    with pytest.raises(CritheoryError, match="skip strength 1"):
+        simulate_spectrum(act, 1.0, 0.1, depth=4, width=16, seeds=2,
+                          arch=Network("half", act, (Residual((Dense(), Phi()), 0.5),)))

@@ -12,6 +12,8 @@ Examples
 ('mlp', 'residual', 'pre-ln', 'post-ln', 'pre-ln-residual', 'pre-ln-mlp-block')
 >>> names(tokens=True)
 ('transformer', 'transformer-post-ln')
+>>> names(theory="spectra")[-1], REGISTRY["tarnowski-resnet"].theories
+('tarnowski-resnet', ('spectra',))
 >>> canonical("Pre_LN_Residual"), canonical("res")
 ('pre-ln-residual', 'residual')
 >>> network("residual", "tanh", mu=0.5).describe()
@@ -32,7 +34,7 @@ from critheory.blocks.transformer import Attention, MLP, post_ln_unit, pre_ln_un
 from critheory.errors import InvalidArgumentError
 
 __all__ = ["ArchitectureSpec", "REGISTRY", "names", "canonical", "unit", "network",
-           "as_network", "residual_names", "TOKEN_OPTIONS", "DEPRECATED"]
+           "as_network", "residual_names", "registered", "TOKEN_OPTIONS", "DEPRECATED"]
 
 
 #: The options of a token architecture (the attention block's and the MLP ratio), with defaults.
@@ -45,7 +47,15 @@ DEFAULT_TOKENS = 4
 @dataclass(frozen=True)
 class ArchitectureSpec:
     """A named architecture: its unit (a function of μ and, for a token architecture, of the
-    :data:`TOKEN_OPTIONS`), its formula and aliases."""
+    :data:`TOKEN_OPTIONS`), its formula and aliases.
+
+    ``theories`` states which theories cover it: None for every theory of the block model (each
+    as far as it has rules for the blocks, and the Jacobian spectra as far as a solver's needs
+    are met), or a tuple naming the only ones (the others refuse the network in one line naming
+    the rule they lack). Tarnowski's unit ``x + φ(W x + b)`` is ``("spectra",)``: its residual
+    branch ends in φ, and the sum of the skip and a non-Gaussian branch output has no rule in
+    the mean-field, finite-width, NTK or token-kernel theories (:func:`names` lists it only for
+    ``theory="spectra"``)."""
 
     name: str
     branch: Callable[..., tuple]
@@ -53,6 +63,11 @@ class ArchitectureSpec:
     formula: str
     aliases: tuple = ()
     token: bool = False
+    theories: tuple | None = None
+
+    def covered_by(self, theory: str | None) -> bool:
+        """Whether ``theory`` covers it (None: whether every theory does)."""
+        return self.theories is None or (theory is not None and theory in self.theories)
 
     def unit(self, mu: float = 1.0, **options) -> tuple:
         """The blocks of one layer."""
@@ -88,6 +103,9 @@ _SPECS = (
     ArchitectureSpec("transformer-post-ln", post_ln_unit, True,
                      "h = LN(h + MHSA(h)); h = LN(h + MLP(h))  (T tokens)",
                      ("post-ln-transformer", "transformer-postln"), token=True),
+    ArchitectureSpec("tarnowski-resnet", lambda: (Dense(), Phi()), True,
+                     "x' = x + phi(W x + b)  (Tarnowski; the spectra take Var W = "
+                     "sigma_w^2/(N L))", theories=("spectra",)),
 )
 
 #: name -> spec, in the order of the documentation.
@@ -101,9 +119,11 @@ DEPRECATED = {
 }
 
 
-def names(tokens: bool | None = False) -> tuple:
+def names(tokens: bool | None = False, theory: str | None = None) -> tuple:
     """The canonical architecture names: those on one token (default), the token
-    architectures (``tokens=True``) or all (``tokens=None``).
+    architectures (``tokens=True``) or all (``tokens=None``); by default those every theory
+    covers, with ``theory`` (``"spectra"``) also those that theory alone covers
+    (:attr:`ArchitectureSpec.theories`).
 
     Examples
     --------
@@ -111,12 +131,14 @@ def names(tokens: bool | None = False) -> tuple:
     >>> "mlp" in ct.network_names(), "transformer" in ct.network_names(tokens=True)
     (True, True)
     """
-    return tuple(s.name for s in _SPECS if tokens is None or s.token == tokens)
+    return tuple(s.name for s in _SPECS
+                 if (tokens is None or s.token == tokens) and s.covered_by(theory))
 
 
 def residual_names() -> tuple:
-    """The names of the one-token architectures with a skip connection (a μ to choose)."""
-    return tuple(s.name for s in _SPECS if s.residual and not s.token)
+    """The names of the one-token architectures every theory covers with a skip connection
+    (a μ to choose)."""
+    return tuple(s.name for s in _SPECS if s.residual and not s.token and s.covered_by(None))
 
 
 def canonical(name: Any) -> str:
@@ -233,3 +255,29 @@ got the conflicting activation 'relu'
     if activation is None:
         raise InvalidArgumentError(f"architecture {arch!r} needs an activation")
     return network(arch, activation, 1.0 if mu is None else mu, params, **options)
+
+
+def registered(net: Network) -> tuple | None:
+    """``(name, μ)`` of the one-token registry entry every theory covers whose unit at that μ
+    is the network's (blocks compared, the network's own name ignored), or None (a custom
+    composition, a token network).
+
+    Examples
+    --------
+    >>> from critheory.activation import Activation
+    >>> from critheory.blocks import Dense, Phi, Residual
+    >>> registered(Network("mine", Activation.get("tanh"), (Residual((Phi(), Dense()), 0.5),)))
+    ('residual', 0.5)
+    >>> registered(Network("lin", Activation.get("tanh"), (Dense(),))) is None
+    True
+    """
+    if net.tokens != 1:
+        return None
+    strengths = net.residual_strengths
+    for spec in _SPECS:
+        if spec.token or not spec.covered_by(None) or spec.residual != bool(strengths):
+            continue
+        mu = float(strengths[0]) if strengths else 1.0
+        if spec.unit(mu) == net.unit:
+            return spec.name, mu
+    return None

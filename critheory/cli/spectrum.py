@@ -23,17 +23,22 @@ from critheory.common.limits import (MAX_DEPTH_SPECTRUM, MAX_SEEDS_SPECTRUM_SIM,
 
 __all__ = ["register"]
 
-#: the names ``--arch`` takes (those of the spectra, then their deprecated spellings)
-ARCH_CHOICES = ("mlp", "tarnowski-resnet", "resnet")
+def _arch_choices() -> tuple:
+    """The names ``--arch`` takes: the registry's names a spectrum solver needs
+    (:func:`critheory.blocks.spectra.spectrum_names`), then the spectra's deprecated
+    spellings."""
+    from critheory.blocks.spectra import DEPRECATED, spectrum_names
+
+    return spectrum_names() + tuple(DEPRECATED)
 
 
 def _arch(name: str) -> str:
-    """The spectra's name of ``--arch``; a deprecated spelling says so in one line on stderr."""
-    from critheory.theory.spectra.spectrum import DEPRECATED, spectrum_name
+    """The registry name of ``--arch``; a deprecated spelling says so in one line on stderr."""
+    from critheory.blocks.spectra import DEPRECATED, canonical_spectrum_name
 
     if name in DEPRECATED:
         print(f"critheory: warning: {DEPRECATED[name][1]}", file=sys.stderr)
-    return spectrum_name(name, warn=False)
+    return canonical_spectrum_name(name, warn=False)
 
 
 def _cmd_spectrum(args) -> int:
@@ -128,7 +133,7 @@ def register(sub) -> None:
     p.add_argument("--bias-var", type=finite, required=True, help="sigma_b^2")
     p.add_argument("--depth", type=bounded_int(1, MAX_DEPTH_SPECTRUM, "depth"), required=True,
                    help="depth L")
-    p.add_argument("--arch", choices=ARCH_CHOICES, default="mlp",
+    p.add_argument("--arch", choices=_arch_choices(), default="mlp",
                    help="mlp (at its fixed point) or tarnowski-resnet (Tarnowski: x + phi(Wx + "
                         "b), Var W = sigma_w^2/(N L); 'resnet' is its deprecated spelling)")
     p.add_argument("--weights", choices=("gaussian", "orthogonal"), default="gaussian")

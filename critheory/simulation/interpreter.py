@@ -2,8 +2,9 @@
 cotangent (vector-Jacobian) step per block kind, used by every measurement.
 
 Every simulation — the kernels and APJN (:mod:`.engine`), the finite-width measurements
-(:mod:`.finitewidth`), the empirical NTK (:mod:`.ntk`), the transformers (:mod:`.transformer`)
-and the Jacobian spectra (:mod:`.spectra`) — runs the blocks of :mod:`critheory.blocks` through
+(:mod:`.finitewidth`), the empirical NTK (:mod:`.ntk`), the transformers (:mod:`.transformer`),
+the Jacobian spectra (:mod:`.spectra`) and the shaped networks of the SDE (:mod:`.shaped`) —
+runs the blocks of :mod:`critheory.blocks` through
 :func:`run`, which dispatches on ``block.kind`` through one table, :data:`STEPS`. What differs
 between measurements is only where the random numbers come from (a *sampler*, which keeps each
 measurement's random streams) and what is read off the representation.

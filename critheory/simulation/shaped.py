@@ -7,10 +7,17 @@ inputs with ``<x_a, x_b>/n = V₀`` (unit norms, pairwise correlation ρ₀). Sh
 * ``smooth``: ``φ_s(x) = s φ(x/s)``, ``s = a√n``; c by 160-point Gauss–Hermite (numpy);
 * unshaped: φ itself (``c_plus=None``/``a=None``), c as above — the network that collapses.
 
-Sampler: the rows of ``W φ`` are iid N(0, φᵀφ) given φ, so the next layer is ``G Lᵀ`` with
-``LLᵀ = (c/n) φᵀφ`` and G an n×m Gaussian matrix — exactly the law of the network's outputs at
-O(n m) per layer instead of O(n² m). ``dense=True`` draws the full W (the reference; the tests
-check that both agree).
+The network as blocks: each layer is the unit ``Phi -> Dense(σ_w² = c, σ_b² = 0)``
+(:func:`shaped_unit`: the dense block carries its own variance c, no bias), run by the
+simulator's one interpreter (:func:`critheory.simulation.interpreter.run`) on the ``m`` inputs
+as columns, with the shaped ``φ_s`` as the interpreter's φ (the shaping depends on the width n,
+so it is the simulated network's φ, not an :class:`~critheory.activation.Activation`).
+
+Sampler (:class:`_ShapedSampler`): the rows of ``W φ`` are iid N(0, φᵀφ) given φ, so the next
+layer is ``G Lᵀ`` with ``LLᵀ = (c/n) φᵀφ`` and G an n×m Gaussian matrix — exactly the law of the
+network's outputs at O(n m) per layer instead of O(n² m). ``dense=True`` draws the full W (the
+reference; the tests check that both agree). The random streams are those of the loop this
+replaced (one ``default_rng(seed)``: the inputs, then one draw per layer, no bias draws).
 
 This module imports only errors, common, activation and blocks: it is an independent check of
 :mod:`critheory.theory.shaped`.
@@ -33,11 +40,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from critheory.blocks.blocks import Dense, Phi
 from critheory.errors import InvalidArgumentError
 from critheory.common import limits
 from critheory.common.reprs import dataclass_dict, short_repr
+from .interpreter import Context, run
 
-__all__ = ["ShapedMeasurement", "simulate_shaped", "check_budget", "MAX_WORK"]
+__all__ = ["ShapedMeasurement", "simulate_shaped", "check_budget", "shaped_unit", "MAX_WORK"]
 
 #: Budget: networks × depth × width × m (× width with ``dense``) refused above (~1 minute).
 MAX_WORK = limits.MAX_SHAPED_SIM_WORK
@@ -91,6 +100,49 @@ class ShapedMeasurement:
     rho_paths: np.ndarray
     seed: int
     elapsed: float
+
+
+def shaped_unit(c: float) -> tuple:
+    """One layer of the shaped MLP as blocks: ``h -> √(c/n) W φ_s(h)``, i.e. φ then a dense
+    block with its own ``σ_w² = c`` and no bias.
+
+    >>> shaped_unit(2.0)
+    (Phi(), Dense(weight_var=2.0, bias_var=0.0, width=1.0))
+    """
+    return (Phi(), Dense(weight_var=c, bias_var=0.0))
+
+
+class _ShapedSampler:
+    """The shaped networks' weights for the interpreter's dense step: the full ``W`` (``dense``)
+    or the row sampler ``G Lᵀ`` with ``LLᵀ = (var/n) xᵀx`` (module docstring); no biases."""
+
+    def __init__(self, rng, dense: bool):
+        self.rng, self.dense = rng, dense
+
+    def matmul(self, x, var: float, n_out: int):
+        rng = self.rng
+        B, n, m = x.shape
+        if self.dense:
+            W = rng.standard_normal((B, n_out, n))
+            return math.sqrt(var / n) * (W @ x)
+        K = (var / n) * np.einsum("pna,pnb->pab", x, x)
+        # Cholesky with a PSD guard (K is PSD; rank-deficient when inputs coincide)
+        if m == 2:
+            k00 = np.maximum(K[:, 0, 0], 1e-300)
+            L = np.zeros_like(K)
+            L[:, 0, 0] = np.sqrt(k00)
+            L[:, 1, 0] = K[:, 0, 1] / L[:, 0, 0]
+            L[:, 1, 1] = np.sqrt(np.maximum(K[:, 1, 1] - K[:, 0, 1] ** 2 / k00, 0.0))
+        else:
+            wk, Uk = np.linalg.eigh(K)
+            L = Uk * np.sqrt(np.maximum(wk, 0.0))[:, None, :]
+        G = rng.standard_normal((B, n_out, m))
+        return G @ np.swapaxes(L, -1, -2)
+
+    def bias(self, n: int, var: float):
+        if var != 0.0:
+            raise InvalidArgumentError("the shaped networks have no biases")
+        return 0.0
 
 
 def _hermite_c(phi) -> float:
@@ -174,25 +226,12 @@ def simulate_shaped(activation, *, width: int, T: float, rho0: float, inputs: in
 
     if keep:
         rp.append(rho_of(h[:keep]))
+    unit = shaped_unit(c)
+    # the shaped φ_s is the interpreter's φ; no tangents are carried (no φ' needed)
+    ctx = Context(unit, phi, None, c, 0.0, width=n)
+    sampler = _ShapedSampler(rng, dense)
     for _ in range(depth):
-        p = phi(h)
-        if dense:
-            W = rng.standard_normal((networks, n, n))
-            h = math.sqrt(c / n) * (W @ p)
-        else:
-            K = (c / n) * np.einsum("pna,pnb->pab", p, p)
-            # Cholesky with a PSD guard (K is PSD; rank-deficient when inputs coincide)
-            if m == 2:
-                k00 = np.maximum(K[:, 0, 0], 1e-300)
-                L = np.zeros_like(K)
-                L[:, 0, 0] = np.sqrt(k00)
-                L[:, 1, 0] = K[:, 0, 1] / L[:, 0, 0]
-                L[:, 1, 1] = np.sqrt(np.maximum(K[:, 1, 1] - K[:, 0, 1] ** 2 / k00, 0.0))
-            else:
-                wk, Uk = np.linalg.eigh(K)
-                L = Uk * np.sqrt(np.maximum(wk, 0.0))[:, None, :]
-            G = rng.standard_normal((networks, n, m))
-            h = G @ np.swapaxes(L, -1, -2)
+        h, _ = run(unit, sampler, ctx, h)
         if keep:
             rp.append(rho_of(h[:keep]))
     V = np.einsum("pna,pnb->pab", h, h) / n

@@ -1,13 +1,14 @@
 """Empirical Jacobian spectra: explicit input–output Jacobians of finite random networks.
 
-Two architectures, with the conventions of :mod:`critheory.theory.spectra` (the simulator
-shares only the activation with the theory):
+Two units of the registry, with the conventions of :mod:`critheory.theory.spectra` (the
+simulator shares only the activation and the block vocabulary with the theory: which
+convention applies is asked of the network's blocks, :func:`critheory.blocks.spectra.solver_for`):
 
 ``mlp``     ``h^l = W^l x^{l−1} + b^l``, ``x^l = φ(h^l)``, ``l = 1..L``; the input is
             ``x^0 = φ(h^0)`` with ``h^0 ~ N(0, input_var)`` i.i.d. (pass the fixed point q*:
             every layer then sees its stationary preactivation law);
             ``J = ∂x^L/∂x^0 = Π D_l W_l``.
-``resnet``  ``x_l = x_{l−1} + φ(W_l x_{l−1} + b_l)``, ``W`` of variance ``σ_w²/(N L)``; input
+``tarnowski-resnet``  ``x_l = x_{l−1} + φ(W_l x_{l−1} + b_l)``, ``W`` of variance ``σ_w²/(N L)``; input
             ``x_0 ~ N(0, input_var)`` i.i.d.; ``J = Π (1 + D_l W_l)``.
 
 Both are compositions of blocks run by the simulator's one interpreter
@@ -34,15 +35,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from critheory.activation import Activation
 from critheory.common.checks import check_bias_var, check_int, check_nonnegative, check_weight_var
 from critheory.blocks.blocks import Dense, Phi, Residual
+from critheory.blocks.network import Network
+from critheory.blocks.spectra import solver_for
+from critheory.blocks.spectra import spectrum_network as blocks_spectrum_network
 from critheory.errors import InvalidArgumentError
 from .interpreter import Context, run
 from critheory.common import limits
 from critheory.common.reprs import dataclass_dict, short_repr
 
-__all__ = ["SPECTRUM_UNITS", "simulate_spectrum", "SimulatedSpectrum", "haar_orthogonal", "check_spectrum_args",
+__all__ = ["simulate_spectrum", "SimulatedSpectrum", "haar_orthogonal", "check_spectrum_args",
            "spectrum_network", "MAX_WIDTH",
            "MAX_COST", "MAX_SEEDS", "MAX_DEPTH"]
 
@@ -117,42 +120,27 @@ class _SpectrumSampler:
         return (math.sqrt(var) * self.rng.standard_normal(n))[None, :, None]
 
 
-#: The spectra's unit names: whether each is Tarnowski's residual ``x + φ(W x + b)`` (σ_w²/L)
-#: rather than the MLP ``x -> φ(W x + b)``.
-SPECTRUM_UNITS = {"mlp": False, "resnet": True, "tarnowski-resnet": True}
+def spectrum_network(activation, arch="mlp", params=None) -> Network:
+    """The network of a spectrum simulation: ``arch`` (a registry name, ``resnet`` being the
+    deprecated spelling of ``tarnowski-resnet``, or a
+    :class:`~critheory.blocks.network.Network`, also in the activation's place) resolved once
+    (:func:`critheory.blocks.spectra.spectrum_network`; a conflicting activation is refused).
+    Which convention simulates it is :func:`critheory.blocks.spectra.solver_for`'s answer,
+    asked of its blocks: a network no spectrum solver covers is refused."""
+    return blocks_spectrum_network(arch, activation, params)
 
 
-def spectrum_network(activation, arch="mlp", params=None):
-    """``(activation spec, arch name)`` of a spectrum: ``arch`` (or ``activation``) may be a
-    :class:`~critheory.blocks.network.Network` whose unit is the registry's MLP unit
-    ``(Phi, Dense)`` on one token with the network's variances (the spectra's ``mlp``); any
-    other network is refused, as is a conflicting activation. ``"resnet"`` (Tarnowski's
-    ``x + φ(W x + b)``, ``σ_w²/L``) is not a block composition of fixed variances and stays a
-    name."""
-    from critheory.blocks.network import Network
-    from critheory.blocks.registry import as_network, network
-
-    if not isinstance(activation, Network) and not isinstance(arch, Network):
-        return activation, arch
-    net = as_network(arch if isinstance(arch, Network) else None, activation, None, params)
-    if (net.tokens != 1 or net.unit != network("mlp", net.activation).unit):
-        raise InvalidArgumentError(f"the Jacobian spectra cover the MLP unit (phi, dense) with "
-                                   f"the network's variances; {net.describe()} is not one")
-    return net.activation, "mlp"
-
-
-def check_spectrum_args(weight_var, bias_var, depth, width, seeds, arch, weights, seed,
+def check_spectrum_args(weight_var, bias_var, depth, width, seeds, net, weights, seed,
                         input_var):
     """The arguments of :func:`simulate_spectrum`, checked (budgets included) before any work;
-    returns ``(σ_w², σ_b², L, N, S, input_var, seed)``."""
+    ``net`` is the network (:func:`spectrum_network`), refused unless a spectrum solver covers
+    it; returns ``(σ_w², σ_b², L, N, S, input_var, seed)``."""
     sw, sb = check_weight_var(weight_var), check_bias_var(bias_var)
     L = check_int("depth", depth, 1)
     N = check_int("width", width, 1)
     S = check_int("seeds", seeds, 1)
     q = check_nonnegative("input_var", input_var)
-    if arch not in SPECTRUM_UNITS:
-        raise InvalidArgumentError(f"arch must be one of {', '.join(SPECTRUM_UNITS)}, got "
-                                   f"{arch!r}")
+    solver_for(net)
     if weights not in ("gaussian", "orthogonal"):
         raise InvalidArgumentError(f"weights must be 'gaussian' or 'orthogonal', got {weights!r}")
     if L > MAX_DEPTH:
@@ -175,9 +163,11 @@ def simulate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
                       weights: str = "gaussian", seed: int | None = 0,
                       input_var: float = 1.0, params=None) -> SimulatedSpectrum:
     """Squared singular values of the explicit Jacobians of ``seeds`` random networks
-    (module docstring). ``arch``: ``"mlp"``, ``"resnet"`` or an MLP
-    :class:`~critheory.blocks.network.Network` (:func:`spectrum_network`; also in the
-    activation's place). All arguments are checked before any work.
+    (module docstring). ``arch``: ``"mlp"``, ``"tarnowski-resnet"`` (``"resnet"``, deprecated)
+    or a :class:`~critheory.blocks.network.Network` that a spectrum solver covers
+    (:func:`spectrum_network`; also in the activation's place). All arguments are checked
+    before any work. The result's ``arch`` names the law (``mlp`` or ``resnet``), as the
+    theory's does.
 
     Examples
     --------
@@ -186,16 +176,18 @@ def simulate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
     >>> s.sq.shape
     (2, 32)
     """
-    activation, arch = spectrum_network(activation, arch, params)
-    act = Activation.get(activation, None if isinstance(activation, Activation) else params)
+    net = spectrum_network(activation, arch, params)
+    act = net.activation
     sw, sb, L, N, S, q, seed = check_spectrum_args(weight_var, bias_var, depth, width, seeds,
-                                                   arch, weights, seed, input_var)
+                                                   net, weights, seed, input_var)
     orth = weights == "orthogonal"
     # the spectra's conventions as blocks, run by the simulator's one interpreter: x -> φ(Wx + b)
-    # (the MLP from the post-activations x^0), or Tarnowski's x + φ(W x + b) with σ_w²/L
-    residual = SPECTRUM_UNITS[arch]
-    unit = ((Residual((Dense(weight_var=sw / L), Phi()), 1.0),) if residual else
-            (Dense(), Phi()))
+    # (the MLP's unit φ -> dense, run from the post-activations x^0), or Tarnowski's
+    # x + φ(W x + b) with σ_w²/L (the solver's depth_scaled weights)
+    solver = solver_for(net)
+    residual = solver.skip is not None
+    unit = ((Residual((Dense(weight_var=sw / L if solver.depth_scaled else sw), Phi()),
+                      solver.skip),) if residual else (Dense(), Phi()))
     ctx = Context(unit, act.numpy, act.numpy_func(1), sw, sb, width=N)
     out = np.empty((S, N))
     for i, ss in enumerate(np.random.SeedSequence(seed).spawn(S)):
@@ -211,4 +203,4 @@ def simulate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
             raise InvalidArgumentError("the simulated Jacobian overflows float64 (reduce the "
                                        "depth or the weight variance)")
         out[i] = np.linalg.svd(J, compute_uv=False) ** 2
-    return SimulatedSpectrum(arch, weights, act.name, sw, sb, L, N, seed, q, out)
+    return SimulatedSpectrum(solver.law, weights, act.name, sw, sb, L, N, seed, q, out)

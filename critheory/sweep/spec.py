@@ -71,8 +71,16 @@ class SweepSpec:
     ----------
     activations : tuple of str
         Activation names (zoo names or formulas), in order: the ``activation`` coordinate.
-    arch : str
-        Canonical architecture name; ``mu`` its residual strength.
+    arch : str or Network
+        Canonical architecture name; ``mu`` its residual strength. A
+        :class:`~critheory.blocks.network.Network` is resolved once, here
+        (:func:`critheory.blocks.registry.as_network`, :func:`~critheory.blocks.registry.registered`):
+        it stands for the registry entry with the same blocks, stored by that name and μ (so that
+        a spec made from a network equals the one made from the name, and a store written by
+        either is resumed by the other); its activation is the sweep's (``activations`` empty,
+        or naming that activation only), ``mu`` None or its skip strength. A composition the
+        registry does not hold, several tokens, or an activation that its name does not rebuild
+        (parameters) is refused in one line (the store records architectures by name).
     weight_var, bias_var : (lo, hi, n)
         The grids ``linspace(lo, hi, n)`` of σ_w² and σ_b².
     width, depth, seeds : int
@@ -109,6 +117,15 @@ class SweepSpec:
     q0: float = 1.0
     backend: str = "numpy"
     dtype: str = "float64"
+
+    def __post_init__(self):
+        from critheory.blocks.network import Network
+
+        if isinstance(self.arch, Network):
+            acts, name, mu = _network_settings(self.arch, self.activations, self.mu)
+            object.__setattr__(self, "activations", acts)
+            object.__setattr__(self, "arch", name)
+            object.__setattr__(self, "mu", mu)
 
     # ------------------------------------------------------------------ grid
     @property
@@ -163,6 +180,30 @@ class SweepSpec:
         """Human-readable ``name: stored -> requested`` for every differing setting."""
         a, b = _plain(asdict(self)), _plain(asdict(other))
         return [f"{k}: {a[k]!r} (stored) vs {b[k]!r} (requested)" for k in a if a[k] != b[k]]
+
+
+def _network_settings(net, activations, mu) -> tuple:
+    """``(activations, registry name, μ)`` of a sweep over a :class:`Network` (see
+    :class:`SweepSpec`): refused in one line where the store could not record it by name."""
+    from critheory.activation import Activation
+    from critheory.blocks.registry import as_network, names, registered
+
+    net = as_network(net, None, mu)          # a conflicting μ is refused here
+    found = registered(net)
+    if found is None:
+        raise InvalidArgumentError(
+            f"a sweep stores its architecture by registry name; {net.describe()} is none of "
+            f"the registry's compositions it sweeps ({', '.join(names())})")
+    act = net.activation
+    if Activation.get(act.name) != act:
+        raise InvalidArgumentError(f"a sweep stores activations by name; the network's "
+                                   f"activation {act.name!r} is not rebuilt from its name "
+                                   "(parameters): give the activation by name")
+    acts = tuple(str(a).strip() for a in (activations or ()))
+    if acts and any(Activation.get(a) != act for a in acts):
+        raise InvalidArgumentError(f"the network {net.describe()} has activation {act.name}; "
+                                   f"got the conflicting activations {', '.join(acts)}")
+    return acts or (act.name,), found[0], found[1]
 
 
 def _plain(d: dict) -> dict:

@@ -173,13 +173,21 @@ def fold(blocks, state: State, ctx: Ctx, theory: Theory) -> State:
     return state
 
 
+def _no_sum_rule(theory: Theory, rep: Rep) -> InvalidArgumentError:
+    """The one-line refusal of a residual branch that does not end with a dense block."""
+    ends = ("phi (the sum of the skip path and phi(h), as in Tarnowski's x + phi(W x + b), "
+            "which only the Jacobian spectra cover)" if rep is Rep.PHI else "a normalization")
+    return InvalidArgumentError(f"the {theory.name} theory has no rule for a residual branch "
+                                f"that ends in {ends}: a residual branch must end with a dense "
+                                "block")
+
+
 def fold_branch(block, state: State, ctx: Ctx, theory: Theory) -> State:
     """The state after a residual block's branch (refused unless it ends with a dense block:
     the sum of μh and φ(h) has no rule)."""
     b = fold(block.branch, state, ctx, theory)
     if b.rep is not Rep.GAUSSIAN:
-        raise InvalidArgumentError("a residual branch must end with a dense block (the sum of "
-                                   f"μh and φ(h) has no {theory.name} rule here)")
+        raise _no_sum_rule(theory, b.rep)
     return b
 
 
@@ -191,8 +199,9 @@ def check_composition(blocks, theory: Theory, rep: Rep = Rep.GAUSSIAN) -> Rep:
         theory.check(b, rep)
         theory.rule(b)
         if getattr(b, "branch", None):
-            if check_composition(b.branch, theory, rep) is not Rep.GAUSSIAN:
-                raise InvalidArgumentError("a residual branch must end with a dense block")
+            end = check_composition(b.branch, theory, rep)
+            if end is not Rep.GAUSSIAN:
+                raise _no_sum_rule(theory, end)
         rep = GRAMMAR[b.kind].makes(rep)
     return rep
 

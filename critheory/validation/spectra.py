@@ -99,9 +99,10 @@ def validate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
                       width: int, seeds: int = 4, arch: str = "mlp",
                       weights: str = "gaussian", seed: int | None = 0, q0: float = 1.0,
                       params=None, points: int = 400) -> SpectrumValidation:
-    """Compare theory and simulation (module docstring); ``arch``: ``"mlp"``, ``"resnet"`` or
-    an MLP Network (:func:`critheory.simulation.spectra.spectrum_network`, also in the
-    activation's place).
+    """Compare theory and simulation (module docstring); ``arch``: ``"mlp"``,
+    ``"tarnowski-resnet"`` (``"resnet"``, deprecated) or a Network a spectrum solver covers
+    (:func:`critheory.simulation.spectra.spectrum_network`, also in the activation's place),
+    resolved once and handed to both.
 
     Examples
     --------
@@ -110,26 +111,23 @@ def validate_spectrum(activation, weight_var: float, bias_var: float, *, depth: 
     >>> v.verdict
     'consistent'
     """
-    from critheory.simulation.spectra import (SPECTRUM_UNITS, check_spectrum_args,
-                                              simulate_spectrum, spectrum_network)
+    from critheory.simulation.spectra import (check_spectrum_args, simulate_spectrum,
+                                              spectrum_network)
     from critheory.theory.spectra import jacobian_spectrum
 
-    activation, arch = spectrum_network(activation, arch, params)
-    if not isinstance(activation, str):
-        params = None
+    net = spectrum_network(activation, arch, params)
 
-    # the simulation's arguments and budget first: no theory work for a refused run
-    check_spectrum_args(weight_var, bias_var, depth, width, seeds,
-                        arch if arch in SPECTRUM_UNITS else "mlp", weights, seed, q0)
-    th = jacobian_spectrum(activation, weight_var, bias_var, depth, arch=arch,
-                           weights=weights, q0=q0, points=points, params=params)
+    # the simulation's arguments and budget first (and a network no solver covers): no theory
+    # work for a refused run
+    check_spectrum_args(weight_var, bias_var, depth, width, seeds, net, weights, seed, q0)
+    th = jacobian_spectrum(net.activation, weight_var, bias_var, depth, arch=net,
+                           weights=weights, q0=q0, points=points)
     input_var = q0 if th.residual else th.fixed_point
     if not th.residual and not input_var > 0:
         raise InvalidArgumentError("the fixed point is q* = 0: the simulated network would "
                                    "start at h = 0 exactly (use a bias variance > 0)")
-    sim = simulate_spectrum(activation, weight_var, bias_var, depth=depth, width=width,
-                            seeds=seeds, arch=th.arch, weights=weights, seed=seed,
-                            input_var=input_var, params=params)
+    sim = simulate_spectrum(net, weight_var, bias_var, depth=depth, width=width,
+                            seeds=seeds, weights=weights, seed=seed, input_var=input_var)
     notes = list(th.notes)
     drop = 0
     if th.outlier:

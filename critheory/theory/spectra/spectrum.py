@@ -1,15 +1,18 @@
 """The Jacobian spectrum of a network: moments, support, density, dynamical-isometry verdict.
 
 :func:`jacobian_spectrum` is the entry point. It reads the network through what each
-solver needs (:class:`SolverNeeds`, asked of the blocks' kinds and the network's
-:class:`~critheory.blocks.network.Capabilities`, never of its name):
+solver needs (:class:`~critheory.blocks.spectra.SolverNeeds`, asked of the blocks' kinds and
+the network's :class:`~critheory.blocks.network.Capabilities`, never of its name; the needs
+live in the blocks layer, :mod:`critheory.blocks.spectra`, so that the simulator reads the same
+ones). A name is the registry's (:mod:`critheory.blocks.registry`), resolved once:
 
 * ``mlp``: one token, no LayerNorm, no skip connection, a single dense block (with the
   network's σ²) preceded by φ: ``h -> W φ(h) + b``. PSG's free product at the fixed point of the
   mean-field kernel map (:mod:`critheory.theory.spectra.mlp`);
-* ``tarnowski-resnet``: one token, no LayerNorm, a skip connection of strength 1 around a
-  single dense block followed by φ: Tarnowski's ResNet
-  ``x_l = x_{l−1} + φ(W_l x_{l−1} + b_l)`` with ``Var W = σ_w²/(N L)`` (:mod:`critheory.theory.spectra.resnet`). Its name was ``resnet``,
+* ``tarnowski-resnet`` (a registry entry that only the spectra cover): one token, no
+  LayerNorm, a skip connection of strength 1 around a single dense block followed by φ:
+  Tarnowski's ResNet ``x_l = x_{l−1} + φ(W_l x_{l−1} + b_l)`` with ``Var W = σ_w²/(N L)``
+  (:mod:`critheory.theory.spectra.resnet`). Its name was ``resnet``,
   which the registry now spells ``residual`` for ``μh + W φ(h) + b``: ``arch="resnet"`` is a
   deprecated spelling of ``tarnowski-resnet`` here (:class:`FutureWarning`).
 
@@ -44,8 +47,10 @@ from typing import Any, Callable
 import numpy as np
 
 from critheory.activation import Activation
-from critheory.blocks import Dense, Network, Phi, Residual
-from critheory.blocks.blocks import walk
+from critheory.blocks import Network
+from critheory.blocks.spectra import (DEPRECATED, SOLVERS, TARNOWSKI, SolverNeeds,
+                                      canonical_spectrum_name, solver_for, spectrum_names,
+                                      spectrum_network)
 from critheory.common.checks import check_bias_var, check_int, check_nonnegative, check_weight_var
 from critheory.common.limits import MAX_DEPTH_SPECTRUM as MAX_DEPTH
 from critheory.common.limits import MAX_SPECTRUM_POINTS as MAX_POINTS
@@ -53,22 +58,11 @@ from critheory.errors import CritheoryError, GrowthError, InvalidArgumentError
 from critheory.common.reprs import short_repr
 
 __all__ = ["JacobianSpectrum", "Isometry", "jacobian_spectrum", "isometry_verdict",
-           "resnet_network", "SolverNeeds", "SOLVERS", "NAMES", "TARNOWSKI", "DEPRECATED",
+           "resnet_network", "SolverNeeds", "SOLVERS", "TARNOWSKI", "DEPRECATED",
            "spectrum_name", "WEIGHTS", "MAX_DEPTH", "MAX_POINTS", "ISOMETRY_MEAN_TOL",
            "ISOMETRY_SPREAD_TOL"]
 
 WEIGHTS = ("gaussian", "orthogonal")
-#: Tarnowski's residual unit x + φ(W x + b), skip strength 1, Var W = σ_w²/(N L)
-TARNOWSKI = "tarnowski-resnet"
-#: the architecture names the spectra take (the integrator adds Tarnowski's to the registry
-#: when the theory rules cover it)
-NAMES = ("mlp", TARNOWSKI)
-#: old spellings: old name -> (name, message)
-DEPRECATED = {
-    "resnet": (TARNOWSKI, "'resnet' is deprecated as the name of Tarnowski's unit "
-                          "x + phi(W x + b) in the spectra: write 'tarnowski-resnet' (the "
-                          "registry's 'residual' is mu h + W phi(h) + b)"),
-}
 #: largest ResNet parameter c: (1 + 2c) e^{2c} stays in float64
 MAX_C = 340.0
 #: largest power of the map x ∝ θ^(2p) towards a singular λ₋ = 0 (beyond, x underflows)
@@ -300,89 +294,27 @@ class JacobianSpectrum:
         return d
 
 
-@dataclass(frozen=True)
-class SolverNeeds:
-    """What a spectrum solver needs of a network, asked of its blocks and capabilities.
-
-    Every solver here needs one token, no LayerNorm and no token mixing (elementwise layers
-    between free weight matrices); on top of that, the kinds of the blocks of the branch in
-    order (``branch``: ``("phi", "dense")`` is ``W φ(h) + b``), the strength of the skip
-    connection around it (``skip``: None for none) and dense blocks without their own σ²
-    (the solvers take the network's σ_w², σ_b²) and of the network's width (square weights).
-
-    >>> from critheory.blocks import network
-    >>> SOLVERS["mlp"].unmet(network("mlp", "tanh")) is None
-    True
-    >>> SOLVERS["mlp"].unmet(network("residual", "tanh"))
-    'a skip connection (the mlp solver needs none)'
-    """
-
-    name: str
-    branch: tuple
-    skip: float | None
-
-    def unmet(self, net: Network) -> str | None:
-        """The first need the network does not meet (None: the solver applies)."""
-        caps = net.capabilities
-        if caps.has_layernorm:
-            return f"{_normalization(net)} (the free-probability theory here needs elementwise " \
-                "layers)"
-        if net.tokens != 1 or caps.mixes_tokens:
-            return "several tokens or attention"
-        if not net.simple:
-            return "several skip connections in one layer"
-        if caps.own_variances:
-            return "dense blocks with their own variances"
-        if any(b.weighted and getattr(b, "width", 1.0) != 1.0 for b in walk(net.unit)):
-            return "dense blocks of another width (rectangular weights)"
-        if (caps.residual_strength is None) != (self.skip is None):
-            return ("a skip connection" if self.skip is None else "no skip connection") + \
-                f" (the {self.name} solver needs " + \
-                ("none)" if self.skip is None else f"one of strength {self.skip:g})")
-        if self.skip is not None and caps.residual_strength != self.skip:
-            return (f"skip strength {caps.residual_strength:g} (the {self.name} solver needs "
-                    f"{self.skip:g})")
-        kinds = tuple(b.kind for b in walk(net.branch))
-        if kinds != self.branch:
-            return (f"the branch {' -> '.join(kinds)} (the {self.name} solver needs "
-                    f"{' -> '.join(self.branch)})")
-        return None
-
-
-def _normalization(net: Network) -> str:
-    """The class name of the network's first normalization block (LayerNorm, RMSNorm)."""
-    return next(type(b).__name__ for b in walk(net.unit) if b.normalizes)
-
-
-#: the solvers by the name of the unit they need
-SOLVERS = {"mlp": SolverNeeds("mlp", ("phi", "dense"), None),
-           TARNOWSKI: SolverNeeds(TARNOWSKI, ("dense", "phi"), 1.0)}
-
-
 def resnet_network(activation) -> Network:
     """Tarnowski's ResNet as a network of blocks: ``x -> x + φ(W x + b)`` (skip strength 1),
-    named ``tarnowski-resnet``."""
-    return Network(TARNOWSKI, Activation.get(activation), (Residual((Dense(), Phi()), 1.0),))
+    the registry's ``tarnowski-resnet``."""
+    from critheory.blocks.registry import network
+
+    return network(TARNOWSKI, activation)
 
 
 def spectrum_name(name: str, warn: bool = True) -> str:
-    """The spectra's name of an ``arch`` string (``mlp``, ``tarnowski-resnet``); the deprecated
-    ``resnet`` resolves to ``tarnowski-resnet`` (with a :class:`FutureWarning` where ``warn``).
+    """The registry name of a spectra ``arch`` string that a solver covers (``mlp``,
+    ``tarnowski-resnet``); the deprecated ``resnet`` resolves to ``tarnowski-resnet`` (with a
+    :class:`FutureWarning` where ``warn``).
 
     >>> spectrum_name("Tarnowski_ResNet")
     'tarnowski-resnet'
     """
     key = str(name).strip().lower().replace("_", "-")
-    if key in DEPRECATED:
-        key, msg = DEPRECATED[key]
-        if warn:
-            import warnings
-
-            warnings.warn(msg, FutureWarning, stacklevel=3)
-    if key not in NAMES:
-        raise InvalidArgumentError(f"arch must be one of {', '.join(NAMES)} or a Network, "
-                                   f"got {name!r}")
-    return key
+    if key not in DEPRECATED and key not in spectrum_names():
+        raise InvalidArgumentError(f"arch must be one of {', '.join(spectrum_names())} or a "
+                                   f"Network, got {name!r}")
+    return canonical_spectrum_name(key, warn)
 
 
 def _check(weight_var, bias_var, depth, points, q0, weights):
@@ -416,9 +348,11 @@ def jacobian_spectrum(activation: Any = "tanh", weight_var: float = 1.0,
         σ_w², σ_b² (ResNet: the weights have variance σ_w²/(N L)).
     depth : int
         L >= 1 (at most :data:`MAX_DEPTH`).
-    arch : "mlp", "tarnowski-resnet" or a :class:`~critheory.blocks.network.Network`
-        A network is read through what each solver needs (:data:`SOLVERS`); ``"resnet"`` is a
-        deprecated spelling of ``"tarnowski-resnet"``.
+    arch : "mlp", "tarnowski-resnet" (registry names) or a :class:`~critheory.blocks.network.Network`
+        A network (or the registry's network of a name) is read through what each solver needs
+        (:data:`SOLVERS`, :func:`~critheory.blocks.spectra.solver_for`); ``"resnet"`` is a
+        deprecated spelling of ``"tarnowski-resnet"``. A network's activation must agree with
+        ``activation`` (a conflicting one is refused).
     weights : "gaussian" or "orthogonal"
     q0 : float
         ``|x|²/N`` of the input: selects the MLP's attracting fixed point, starts the ResNet's
@@ -435,38 +369,9 @@ def jacobian_spectrum(activation: Any = "tanh", weight_var: float = 1.0,
     """
     sw, sb, L, n, q0 = _check(weight_var, bias_var, depth, points, q0, weights)
     act = Activation.get(activation, params)
-    net = _network(arch, act)
-    if SOLVERS["mlp"].unmet(net) is None:
-        return _mlp(net, sw, sb, L, n, q0, weights)
-    if SOLVERS[TARNOWSKI].unmet(net) is None:
-        return _resnet(net.activation, sw, sb, L, n, q0, weights)
-    caps = net.capabilities
-    if caps.has_layernorm:
-        raise CritheoryError(f"Jacobian spectra of networks with {_normalization(net)} are not "
-                             "covered (the free-probability theory here needs elementwise layers)")
-    if caps.residual_strength is not None:
-        raise CritheoryError("Jacobian spectra of residual networks are covered for "
-                             "Tarnowski's unit x + phi(W x + b) with skip strength 1 (arch "
-                             f"'{TARNOWSKI}') only: {net.name} has "
-                             + SOLVERS[TARNOWSKI].unmet(net))
-    raise CritheoryError("Jacobian spectra of MLPs are covered for the unit W phi(h) + b "
-                         f"(arch 'mlp') only: {net.name} has " + SOLVERS["mlp"].unmet(net))
-
-
-def _network(spec, act) -> Network:
-    """The network of an ``arch`` argument: a Network as given (read through what the solvers
-    need), or a name of :data:`NAMES` (input parsing)."""
-    if isinstance(spec, Network):
-        return spec
-    if isinstance(spec, str):
-        name = spectrum_name(spec)
-        if name == TARNOWSKI:
-            return resnet_network(act)
-        from critheory.blocks import network
-
-        return network(name, act)
-    raise InvalidArgumentError(f"arch must be one of {', '.join(NAMES)} or a Network, "
-                               f"got {spec!r}")
+    net = spectrum_network(arch, act)
+    solver = solver_for(net)
+    return _SOLVE[solver.name](net, sw, sb, L, n, q0, weights)
 
 
 def _grid(lo, hi, n, p: int = 1, singular: bool = False):
@@ -560,8 +465,10 @@ def _mlp(net, sw, sb, L, n, q0, weights) -> JacobianSpectrum:
                             dens, lower_singular)
 
 
-def _resnet(act, sw, sb, L, n, q0, weights) -> JacobianSpectrum:
+def _resnet(net, sw, sb, L, n, q0, weights) -> JacobianSpectrum:
     from critheory.theory.spectra.resnet import ResNetResolvent, resnet_c, resnet_moments
+
+    act = net.activation
 
     c, qs, mu1, mu2 = resnet_c(act, sw, sb, L, q0)
     if not c <= MAX_C:
@@ -597,3 +504,7 @@ def _centred(act, qs) -> bool:
         if abs(g["phi"]) > 1e-12 * np.sqrt(g["phi2"]):
             return False
     return True
+
+
+#: the law of each solver (:data:`SOLVERS`), by the solver's name
+_SOLVE = {"mlp": _mlp, TARNOWSKI: _resnet}

@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 
+import critheory as ct
 from critheory.cli.main import main
-from critheory.errors import CritheoryError
+from critheory.errors import CritheoryError, InvalidArgumentError
 from critheory.simulation.spectra import simulate_spectrum
 from critheory.theory.spectra import jacobian_spectrum
 from critheory.theory.spectra.law import derivative_law, gaussian_moments
@@ -525,3 +526,14 @@ def test_simulator_and_validation_take_a_hand_built_tarnowski_network():
     with pytest.raises(CritheoryError, match="skip strength 1"):
         simulate_spectrum(act, 1.0, 0.1, depth=4, width=16, seeds=2,
                           arch=Network("half", act, (Residual((Dense(), Phi()), 0.5),)))
+
+
+def test_network_alone_gives_its_own_activation():
+    """A Network without an activation argument is read with its own activation (the default
+    ``tanh`` of a name must not conflict with it); an explicit conflicting one is refused."""
+    relu = ct.network("mlp", "relu")
+    a = ct.jacobian_spectrum(arch=relu, weight_var=2.0, depth=3, points=50)
+    b = ct.jacobian_spectrum("relu", 2.0, 0.0, 3, points=50)
+    assert a.m1 == b.m1 and a.m2 == b.m2
+    with pytest.raises(InvalidArgumentError):
+        ct.jacobian_spectrum("tanh", 2.0, 0.0, 3, arch=relu, points=50)

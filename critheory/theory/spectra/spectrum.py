@@ -46,7 +46,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from critheory.activation import Activation
 from critheory.blocks import Network
 from critheory.blocks.spectra import (DEPRECATED, SOLVERS, TARNOWSKI, SolverNeeds,
                                       canonical_spectrum_name, solver_for, spectrum_names,
@@ -335,7 +334,7 @@ def _check(weight_var, bias_var, depth, points, q0, weights):
     return sw, sb, L, n, q0
 
 
-def jacobian_spectrum(activation: Any = "tanh", weight_var: float = 1.0,
+def jacobian_spectrum(activation: Any = None, weight_var: float = 1.0,
                       bias_var: float = 0.0, depth: int = 10, *, arch: Any = "mlp",
                       weights: str = "gaussian", q0: float = 1.0, points: int = 400,
                       params=None) -> JacobianSpectrum:
@@ -343,7 +342,8 @@ def jacobian_spectrum(activation: Any = "tanh", weight_var: float = 1.0,
 
     Parameters
     ----------
-    activation : str, sympy expression or Activation
+    activation : str, sympy expression, Activation or None
+        None: the network's own activation where ``arch`` is a Network, else ``tanh``.
     weight_var, bias_var : float
         σ_w², σ_b² (ResNet: the weights have variance σ_w²/(N L)).
     depth : int
@@ -368,8 +368,9 @@ def jacobian_spectrum(activation: Any = "tanh", weight_var: float = 1.0,
     (1.0, 'critical, not isometric')
     """
     sw, sb, L, n, q0 = _check(weight_var, bias_var, depth, points, q0, weights)
-    act = Activation.get(activation, params)
-    net = spectrum_network(arch, act)
+    if activation is None and not isinstance(arch, Network):
+        activation = "tanh"
+    net = spectrum_network(arch, activation, params)
     solver = solver_for(net)
     return _SOLVE[solver.name](net, sw, sb, L, n, q0, weights)
 

@@ -6,6 +6,8 @@ NaN before; the hypothesis test feeds arbitrary option strings to the parsers.
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -289,3 +291,24 @@ def test_line_at_extreme_bias_variances_is_fast(capsys, act, y):
     out = capsys.readouterr().out
     if act == "tanh":
         assert '"weight_var"' in out
+
+
+def test_unresolved_critical_line_is_said(capsys):
+    """Issue 31 item 2: GELU at σ_b² = 1e10 (K* ~ 1e22) lies where σ_b²(K*) is within its
+    float64 rounding of the target; the line reports no point, and now says why (it was an
+    empty line with exit 0 and nothing on stderr). A resolved target warns nothing."""
+    import warnings
+
+    from critheory.theory.meanfield.criticality import ResolutionWarning, critical_line
+    from critheory.theory.meanfield.maps import architecture
+
+    with pytest.warns(ResolutionWarning, match="1e\\+10"):
+        assert critical_line(architecture("mlp", "gelu"), [1e10]) == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResolutionWarning)
+        assert len(critical_line(architecture("mlp", "gelu"), [1e6])) == 1
+        assert len(critical_line(architecture("mlp", "softplus"), [1e200])) == 0  # none exists
+    rc, out, err = _run(capsys, ["line", "gelu", "--bias-var", "1e10", "--json"])
+    assert rc == 0 and json.loads(out)["line"] == []
+    assert len(json.loads(out)["unresolved"]) == 1
+    assert err.count("critheory: warning:") == 1 and len(err.strip().splitlines()) == 1

@@ -13,6 +13,7 @@ import csv
 import io
 import math
 import sys
+import warnings
 
 import numpy as np
 
@@ -156,11 +157,17 @@ def _initialization(arch, args) -> dict | None:
 
 
 def _cmd_line(args) -> int:
-    from critheory.theory.meanfield.criticality import critical_line, critical_points
+    from critheory.theory.meanfield.criticality import (ResolutionWarning, critical_line,
+                                                        critical_points)
 
     arch = _arch(args)
     grid = parse_grid(args.bias_var)
-    pts = [p.to_dict() for p in critical_line(arch, grid)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResolutionWarning)
+        pts = [p.to_dict() for p in critical_line(arch, grid)]
+    unresolved = [str(w.message) for w in caught if issubclass(w.category, ResolutionWarning)]
+    for m in unresolved:                 # one stderr line; JSON: the key "unresolved"
+        print(f"critheory: warning: {m}", file=sys.stderr)
     if args.plot:
         from critheory.io.plots import plot_line
 
@@ -176,8 +183,11 @@ def _cmd_line(args) -> int:
                                   "branch")])
         sys.stdout.write(buf.getvalue())
     elif args.json:
-        dump({"activation": arch.activation.name, "arch": arch.name,
-               "mu": arch.mu, "line": pts})
+        out = {"activation": arch.activation.name, "arch": arch.name, "mu": arch.mu,
+               "line": pts}
+        if unresolved:
+            out["unresolved"] = unresolved
+        dump(out)
     else:
         print(f"{'bias_var':>12} {'weight_var':>20} {'fixed_point':>20} {'chi_parallel':>14} br")
         for p in pts:

@@ -29,6 +29,7 @@ Examples
 from __future__ import annotations
 
 import enum
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,7 +44,7 @@ from critheory.common import limits
 from critheory.common.reprs import short_repr
 
 __all__ = ["LinePoint", "CriticalPoint", "CriticalPointKind", "Universality", "UniversalityKind",
-           "Side", "critical_line", "critical_points", "universality"]
+           "Side", "critical_line", "critical_points", "universality", "ResolutionWarning"]
 
 _TGRID = np.logspace(-6, 6, 241)      # critical-point search
 #: Most bias variances of one critical_line call (the scan holds ~200 floats per value).
@@ -185,6 +186,43 @@ def _brackets(D: np.ndarray, grid: np.ndarray, noise: np.ndarray | None = None):
     return r, grid[j], grid[k], D[r, j], D[r, k]
 
 
+class ResolutionWarning(UserWarning):
+    """A target σ_b² lies where σ_b²(K*) is within its float64 rounding over two or more scan
+    points with a possible sign change across them: a root may hide there, and the critical line
+    reports no point for that target rather than a guessed one."""
+
+
+def _hidden_roots(D: np.ndarray, grid: np.ndarray, noise: np.ndarray) -> list:
+    """Rows of ``D`` (targets × grid) with a run of two or more consecutive valid entries within
+    rounding (``|D| <= noise``) whose nearest signed neighbours differ in sign, or that reaches
+    an end of the grid: ``[(row, K_lo, K_hi), ...]`` of the first such run per row."""
+    D = np.atleast_2d(D)
+    valid = np.isfinite(D)
+    with np.errstate(invalid="ignore"):
+        flat = valid & (np.abs(D) <= np.broadcast_to(noise, D.shape))
+    out = []
+    for r in np.flatnonzero(np.any(flat[:, 1:] & flat[:, :-1], axis=1)):
+        row, f = D[r], flat[r]
+        j = 0
+        n = row.size
+        while j < n:
+            if not f[j]:
+                j += 1
+                continue
+            k = j
+            while k + 1 < n and f[k + 1]:
+                k += 1
+            if k > j:
+                left = row[j - 1] if j > 0 and valid[r, j - 1] and not f[j - 1] else np.nan
+                right = row[k + 1] if k + 1 < n and valid[r, k + 1] and not f[k + 1] else np.nan
+                if not (np.isfinite(left) and np.isfinite(right)) \
+                        or np.sign(left) != np.sign(right):
+                    out.append((int(r), float(grid[j]), float(grid[k])))
+                    break
+            j = k + 1
+    return out
+
+
 #: decades of K* over which σ_b²(K*) must follow one power law before the upward scan stops
 _SETTLE_DECADES = 40.0
 #: largest relative deviation of log|σ_b²| from that power law (a clean asymptotic regime)
@@ -265,7 +303,9 @@ def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
     Returns
     -------
     list of LinePoint
-        Sorted by σ_b², then σ_w². A σ_b² with no critical σ_w² contributes no point.
+        Sorted by σ_b², then σ_w². A σ_b² with no critical σ_w² contributes no point; where a
+        root may hide because σ_b²(K*) stays within its float64 rounding of the target over
+        several scan points (GELU/SiLU at σ_b² ≳ 10⁹), a :class:`ResolutionWarning` says so.
 
     Examples
     --------
@@ -413,6 +453,21 @@ def critical_line(arch: LayerMaps, bias_vars) -> list[LinePoint]:
         pts.sort()
         for b, (w, k, c) in enumerate(pts):
             out.append(LinePoint(float(v), float(w), float(k), float(c), b))
+    # targets without a point where a root may hide below the rounding: said, not guessed
+    lost = sorted(set(range(y.size)) - set(by_target) - {i for i, v in enumerate(y) if v == 0
+                                                          and swz is not None})
+    if lost:
+        ids = np.array(lost)
+        with np.errstate(invalid="ignore"):
+            hidden = _hidden_roots(sbv[None, :] - y[ids, None], tgrid, noise[None, :])
+        if hidden:
+            r0, k0, k1 = hidden[0]
+            more = f" (and {len(hidden) - 1} more)" if len(hidden) > 1 else ""
+            warnings.warn(
+                f"no critical point reported at bias variance {y[ids[r0]]:.6g}{more}: "
+                f"sigma_b²(K*) is within its float64 rounding of the target for K* from "
+                f"{k0:.3g} to {k1:.3g}, where a root cannot be located", ResolutionWarning,
+                stacklevel=2)
     return out
 
 

@@ -762,6 +762,14 @@ def _tail(diff: float, last: float | None) -> float:
     return diff * max(1.0, rho / (1.0 - rho))
 
 
+def _tails(diff: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """:func:`_tail` elementwise (``last`` NaN or 0: only one difference)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.minimum(diff / last, 0.9)
+        two = ~np.isfinite(last) | (last == 0.0)
+        return np.where(two, 2.0 * diff, diff * np.maximum(1.0, rho / (1.0 - rho)))
+
+
 def _nested(gis: list, Ks: np.ndarray, rtol: float, rank: int | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
     """The nested Cholesky rule for kinked integrands over full-rank kernels (see the module
@@ -886,7 +894,7 @@ def _fill(act: Activation, fns: list, Ks: np.ndarray, rtol: float, where: np.nda
     miss = np.ones(len(where), dtype=bool)
     fam = _family(act) if conditioned else None
     if fam is not None:
-        route = _four_cond if len(fns) == 4 else _three_cond
+        route = _cond4 if len(fns) == 4 else _cond3
         with np.errstate(all="ignore"):
             v, e = route(fam, Ks, rtol)
         miss = ~(np.isfinite(v) & np.isfinite(e))
@@ -961,8 +969,7 @@ def _four_point(act: Activation, Karr: np.ndarray, rtol: float, conditioned: boo
             ok = kpq * kpq < Karr[p, p] * Karr[q, q] * (1 - _COLLINEAR)
             if ok.any():
                 with np.errstate(all="ignore"):
-                    v, e = _three_cond(fam, Karr[tri[ok][:, :, None], tri[ok][:, None, :]],
-                                       rtol)
+                    v, e = _cond3(fam, Karr[tri[ok][:, :, None], tri[ok][:, None, :]], rtol)
                 good = np.isfinite(v) & np.isfinite(e)
                 okw = np.flatnonzero(ok)[good]
                 vals[where[okw]], errs[where[okw]] = v[good], e[good]
@@ -1041,10 +1048,20 @@ class _Family:
     #: a bound of |G| (μ₁, μ₂, s₁, s₂): the scale of G's rounding error (its closed form
     #: cancels terms of that size), where the route's rounding floor is measured
     Gbound: Callable[..., np.ndarray]
+    #: the radial integral ∫₀^∞ r e^{-r²/2} φ(r A)φ(r B)/(φ(A)φ(B)) G(r p_c, r p_d, s_c, s_d, r)
+    #: dr in closed form (p_c, p_d, s_c, s_d, r) -> (value, bound of its terms), or None: the
+    #: angular route (:func:`_angular`) instead of the 2-D polar rule
+    radial: Callable | None = None
+    #: (c, a) for φ = c·erf(a x): the sign route (:func:`_sign_cond`) first, or None
+    sign: tuple | None = None
+    #: ∫₀^∞ r⁴ e^{-r²/2} E[φ(r p_c + s_c ξ)] dr in closed form (p_c, s_c) -> (value, bound), or
+    #: None: the angular route of φ_a² φ_b φ_c (:func:`_three_angular`)
+    radial1: Callable | None = None
 
 
 def _homogeneous_family(ap: float, am: float) -> _Family:
-    from critheory.expectations.truncated_normal import pair_moment
+    from critheory.expectations.truncated_normal import (pair_moment, radial_mean_phi,
+                                                         radial_pair_moment)
 
     a4 = max(abs(ap), abs(am)) ** 4
 
@@ -1063,7 +1080,9 @@ def _homogeneous_family(ap: float, am: float) -> _Family:
     return _Family(lambda x: _homogeneous_phi(ap, am, x),
                    lambda m1, m2, s1, s2, r: pair_moment(ap, am, m1, m2, s1, s2, r),
                    am == 0.0, ap == 0.0, tail4, tail3,
-                   lambda m1, m2, s1, s2: a2 * (np.abs(m1) + s1) * (np.abs(m2) + s2))
+                   lambda m1, m2, s1, s2: a2 * (np.abs(m1) + s1) * (np.abs(m2) + s2),
+                   lambda pc, pd, s1, s2, r: radial_pair_moment(ap, am, pc, pd, s1, s2, r),
+                   radial1=lambda pc, sc: radial_mean_phi(ap, am, pc, sc))
 
 
 def _erf_family(c: float, a: float) -> _Family:
@@ -1077,7 +1096,8 @@ def _erf_family(c: float, a: float) -> _Family:
                    False, False,
                    lambda P: np.full(P.shape[0], c4 * np.exp(-0.5 * _COND_R ** 2)),
                    lambda K: np.full(K.shape[0], c4 * 2 * _ndtr(-_COND_R)),
-                   lambda m1, m2, s1, s2: np.full(np.broadcast(m1, m2).shape, c * c))
+                   lambda m1, m2, s1, s2: np.full(np.broadcast(m1, m2).shape, c * c),
+                   sign=(c, a))
 
 
 def has_conditioned_route(activation) -> bool:
@@ -1147,21 +1167,32 @@ def _three_conditioned(ap: float, am: float, Ks: np.ndarray, rtol: float
                        ) -> tuple[np.ndarray, np.ndarray]:
     """E[φ(z_1)² φ(z_2) φ(z_3)], z ~ N(0, K), φ = a₊x⁺ − a₋(−x)⁺, for kernels Ks (T, 3, 3), by
     conditioning on z_1 (see :func:`_three_cond`)."""
-    return _three_cond(_homogeneous_family(ap, am), Ks, rtol)
+    return _cond3(_homogeneous_family(ap, am), Ks, rtol)
 
 
-def _four_cond(fam: _Family, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_four_conditioned` for the φ that ``fam`` describes."""
-    T = Ks.shape[0]
-    value = np.full(T, np.nan)
-    error = np.full(T, np.nan)
-    order, bad = _cond_geometry(Ks)
-    P = np.take_along_axis(np.take_along_axis(Ks, order[:, :, None], 1), order[:, None, :], 2)
-    P = P[~bad]
-    ids = np.flatnonzero(~bad)
-    if not ids.size:
-        return value, error
-    n = ids.size
+
+@dataclass(frozen=True)
+class _Frame:
+    """The conditioned route's geometry of kernels P (n, 4, 4) ordered (a, b, c, d):
+    (z_a, z_b) = L u (L = [[L11, 0], [L21, L22]]), μ_c = g_c · u, μ_d = g_d · u (g: (n, 2, 2)),
+    conditional spreads s (n, 2) (those below 1e-14 of the variance set to 0, their relative
+    size in ``drop``), conditional correlation rcd (n,), and the normals (n, 5, 2) of the lines
+    through the origin of u-space where the integrand is not analytic or bends most: z_a = 0,
+    z_b = 0, μ_c = 0, μ_d = 0, μ_c/s_c = ±μ_d/s_d."""
+
+    L11: np.ndarray
+    L21: np.ndarray
+    L22: np.ndarray
+    g: np.ndarray
+    s: np.ndarray
+    rcd: np.ndarray
+    drop: np.ndarray
+    normals: np.ndarray
+
+
+def _pair_frame(P: np.ndarray) -> _Frame:
+    """:class:`_Frame` of kernels P (n, 4, 4) with 1 − ρ_ab² >= _COND_MIN_SIN2."""
+    n = P.shape[0]
     L11 = np.sqrt(P[:, 0, 0])
     L21 = P[:, 1, 0] / L11
     L22 = np.sqrt(np.maximum(P[:, 1, 1] - L21 * L21, 0.0))
@@ -1190,12 +1221,162 @@ def _four_cond(fam: _Family, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, n
     ne = np.where(((s[:, 0] > 0) & (s[:, 1] > 0) & (rcd != 0))[:, None], ne, 0.0)
     normals = np.stack([np.stack([L11, np.zeros(n)], -1), np.stack([L21, L22], -1),
                         g[:, 0], g[:, 1], ne], 1)                          # (n, 5, 2)
+    return _Frame(L11, L21, L22, g, s, rcd, drop, normals)
+
+
+def _ray_panels(normals: np.ndarray, widths: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Angle panels [θ0, θ1] (n, E) of [0, 2π] cut at the lines through the origin with the
+    given normals (n, J, 2) (zero normals: no line; zero-width panels are left in). With
+    ``widths`` (n, J): around each line whose width w (in angle) is below _GRADE_MAX, also
+    cuts at ±w·4^j (j = 0.._GRADE_STEPS − 1, below _GRADE_MAX), graded towards the line."""
+    n = normals.shape[0]
     phi0 = np.arctan2(normals[..., 1], normals[..., 0])
     live = np.hypot(normals[..., 0], normals[..., 1]) > 0
-    rays = np.concatenate([phi0 + 0.5 * np.pi, phi0 - 0.5 * np.pi], 1) % (2 * np.pi)
-    rays = np.where(np.concatenate([live, live], 1), rays, 0.0)
-    edges = np.sort(np.concatenate([rays, np.zeros((n, 1)), np.full((n, 1), 2 * np.pi)], 1), 1)
-    th0, th1 = edges[:, :-1], edges[:, 1:]
+    rays = np.concatenate([phi0 + 0.5 * np.pi, phi0 - 0.5 * np.pi], 1)
+    live2 = np.concatenate([live, live], 1)
+    cols = [np.where(live2, rays % (2 * np.pi), 0.0)]
+    if widths is not None:
+        w2 = np.concatenate([widths, widths], 1)
+        wmin = float(np.min(w2, initial=np.inf, where=live2 & (w2 > 0)))
+        steps = 0 if not wmin < _GRADE_MAX else min(_GRADE_STEPS, 1 + int(np.ceil(
+            np.log(_GRADE_MAX / wmin) / np.log(4.0))))
+        off = w2[:, :, None] * 4.0 ** np.arange(steps)                # (n, 2J, steps)
+        ok = live2[:, :, None] & (off < _GRADE_MAX) & (off > 0)
+        for sgn in (1.0, -1.0):
+            cols.append(np.where(ok, (rays[:, :, None] + sgn * off) % (2 * np.pi),
+                                 0.0).reshape(n, -1))
+    edges = np.sort(np.concatenate(cols + [np.zeros((n, 1)), np.full((n, 1), 2 * np.pi)], 1), 1)
+    return edges[:, :-1], edges[:, 1:]
+
+
+#: angular route: Gauss–Legendre orders per angle panel
+_ANG_LADDER = (8, 12, 16, 24, 32, 48, 64, 96)
+#: angular route: panels graded towards a line whose feature width (angle) is below this
+_GRADE_MAX = 0.5
+_GRADE_STEPS = 27
+#: angular route: rounding allowance, in ulps of ∫|outer factor| × the bound of the radial terms
+_ANG_ULPS = 64
+
+
+def _angular(L: tuple, g: np.ndarray, s: np.ndarray, rcd: np.ndarray, normals: np.ndarray,
+             widths: np.ndarray, elig: np.ndarray, outer: Callable, radial: Callable,
+             zero_neg: bool, zero_pos: bool, rtol: float) -> tuple[np.ndarray, np.ndarray]:
+    """∫₀^{2π} outer(A, B) R(θ) dθ/(2π): the conditioned route with its radial integral in
+    closed form. Along the ray u = r(cos θ, sin θ) of the two conditioning variables,
+    (z_a, z_b) = r (A, B) = r L (cos θ, sin θ) (L = (L11, L21, L22)) and the conditional means
+    of the others are r p_j(θ), p_j = g_j · (cos θ, sin θ) (g: (n, J, 2), spreads s (n, J),
+    correlation rcd (n,) when J = 2); ``radial([p_j], [s_j], rcd) -> (value, bound)`` is the
+    radial integral (including the measure r e^{-r²/2}) and a bound of the terms it adds.
+    Composite Gauss–Legendre in θ on panels cut at every line of ``normals`` (n, M, 2) and
+    graded towards those of width ``widths`` (n, M) below _GRADE_MAX (μ_j = 0: s_j/|g_j| in
+    angle; μ_c/s_c = ±μ_d/s_d: σ/|n|); orders _ANG_LADDER until the estimate (:func:`_tail`)
+    is below rtol or 1e-14 of ∫|outer| bound; plus _ANG_ULPS ulps of that. Only entries
+    ``elig``; NaN where the ladder is exhausted."""
+    L11, L21, L22 = L
+    n = L11.size
+    value = np.full(n, np.nan)
+    error = np.full(n, np.nan)
+    if not elig.any():
+        return value, error
+    th0, th1 = _ray_panels(normals, np.where(np.isfinite(widths), widths, 0.0))
+    mid = 0.5 * (th0 + th1)
+    za = L11[:, None] * np.cos(mid)
+    zb = L21[:, None] * np.cos(mid) + L22[:, None] * np.sin(mid)
+    act_p = (th1 > th0) & elig[:, None]
+    if zero_neg:
+        act_p &= (za > 0) & (zb > 0)
+    if zero_pos:
+        act_p &= (za < 0) & (zb < 0)
+    pt, pp = np.nonzero(act_p)
+    p0, p1 = th0[pt, pp], th1[pt, pp]
+    # entries where outer(A, B) vanishes on every panel: exactly 0
+    none = elig & (np.bincount(pt, minlength=n) == 0)
+    value[none], error[none] = 0.0, 0.0
+    todo = np.flatnonzero(elig & ~none)
+    prev = np.full(n, np.nan)
+    last = np.full(n, np.nan)
+    J = g.shape[1]
+    for nt in _ANG_LADDER:
+        if not todo.size:
+            break
+        tq, tw = np.polynomial.legendre.leggauss(nt)
+        live = np.zeros(n, dtype=bool)
+        live[todo] = True
+        sel = np.flatnonzero(live[pt])
+        t = pt[sel]
+        half = 0.5 * (p1[sel] - p0[sel])
+        th = (0.5 * (p0[sel] + p1[sel]))[:, None] + half[:, None] * tq          # (b, nt)
+        c, sn = np.cos(th), np.sin(th)
+        A = L11[t, None] * c
+        B = L21[t, None] * c + L22[t, None] * sn
+        pj = [g[t, j, 0, None] * c + g[t, j, 1, None] * sn for j in range(J)]
+        with np.errstate(all="ignore"):
+            R, bound = radial(pj, [s[t, j, None] for j in range(J)],
+                              None if rcd is None else rcd[t, None])
+            w = outer(A, B) * (half[:, None] * tw) / (2.0 * np.pi)
+            q = np.bincount(t, weights=(w * R).sum(axis=1), minlength=n)
+            qa = np.bincount(t, weights=np.abs(w * bound).sum(axis=1), minlength=n)
+        qt, qat = q[todo], qa[todo]
+        fin = np.isfinite(qt) & np.isfinite(qat)
+        diff = np.abs(qt - prev[todo])
+        est = _tails(diff, last[todo])
+        ok = fin & np.isfinite(diff) & (est <= np.maximum(rtol * np.abs(qt), 1e-14 * qat))
+        done = todo[ok]
+        value[done] = qt[ok]
+        error[done] = est[ok] + _ANG_ULPS * _EPS * qat[ok]
+        last[todo] = diff
+        prev[todo] = qt
+        todo = todo[~ok & fin]
+    return value, error
+
+
+def _angular4(fr: _Frame, outer: Callable, radial: Callable, zero_neg: bool, zero_pos: bool,
+              rtol: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_angular` for four-point kernels in their :class:`_Frame` (conditional spreads
+    s_c, s_d > 0 and |r| < 1 only: the limits are left to the 2-D rule). ``radial(p_c, p_d,
+    s_c, s_d, r)``; ``outer(A, B)``."""
+    s, g = fr.s, fr.g
+    sig = np.sqrt(np.maximum((1.0 - fr.rcd) * (1.0 + fr.rcd), 0.0))
+    elig = (s[:, 0] > 0) & (s[:, 1] > 0) & (sig > 1e-7)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ng = np.linalg.norm(g, axis=2)                                   # (n, 2)
+        wc = np.where(ng > 0, s / ng, np.inf)
+        nn = np.linalg.norm(fr.normals[:, 4], axis=1)
+        wn = np.where(nn > 0, sig / nn, np.inf)
+    widths = np.column_stack([np.full((s.shape[0], 2), np.inf), wc, wn])
+    return _angular((fr.L11, fr.L21, fr.L22), g, s, fr.rcd, fr.normals, widths, elig, outer,
+                    lambda p, ss, r: radial(p[0], p[1], ss[0], ss[1], r), zero_neg, zero_pos,
+                    rtol)
+
+
+def _four_cond(fam: _Family, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_four_conditioned` for the φ that ``fam`` describes."""
+    T = Ks.shape[0]
+    value = np.full(T, np.nan)
+    error = np.full(T, np.nan)
+    order, bad = _cond_geometry(Ks)
+    P = np.take_along_axis(np.take_along_axis(Ks, order[:, :, None], 1), order[:, None, :], 2)
+    P = P[~bad]
+    ids = np.flatnonzero(~bad)
+    if not ids.size:
+        return value, error
+    n = ids.size
+    fr = _pair_frame(P)
+    L11, L21, L22, g, s, rcd, drop = fr.L11, fr.L21, fr.L22, fr.g, fr.s, fr.rcd, fr.drop
+    todo = np.arange(n)
+    if fam.radial is not None:
+        # the radial integral in closed form: a 1-D rule in the angle (_angular); the
+        # degenerate entries (s = 0, |r| = 1) and those it does not converge on go on below
+        phi = fam.phi
+        v, e = _angular4(fr, lambda A, B: phi(A) * phi(B), fam.radial, fam.zero_neg,
+                         fam.zero_pos, rtol)
+        done = np.isfinite(v) & np.isfinite(e)
+        value[ids[done]], error[ids[done]] = v[done], e[done]
+        todo = np.flatnonzero(~done)
+        if not todo.size:
+            return value, error
+    th0, th1 = _ray_panels(fr.normals)
     mid = 0.5 * (th0 + th1)
     za = L11[:, None] * np.cos(mid)
     zb = L21[:, None] * np.cos(mid) + L22[:, None] * np.sin(mid)
@@ -1207,7 +1388,6 @@ def _four_cond(fam: _Family, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, n
     pt, pp = np.nonzero(act_p)
     p0, p1 = th0[pt, pp], th1[pt, pp]
     trunc = fam.tail4(P)
-    todo = np.arange(n)
     prev = np.full(n, np.nan)
     last = np.full(n, np.nan)
     for nt, nr in _COND_LADDER:
@@ -1321,3 +1501,107 @@ def _three_cond(fam: _Family, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, 
                 break
         prev = q
     return value, error
+
+
+def _sign_radial(pc, pd, s1, s2, r):
+    from critheory.expectations.truncated_normal import radial_sign_moment
+
+    # 4F₁ <= 4, 2S₁ <= 2 each: the terms are bounded by 9
+    return radial_sign_moment(pc, pd, s1, s2, r), 9.0
+
+
+def _sign_cond(c: float, a: float, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
+    """E[Π_i c·erf(a z_i)], z ~ N(0, K), for 4×4 kernels Ks (T, 4, 4) (repeated inputs
+    allowed: φ_a² φ_b φ_c is the kernel of (a, a, b, c)) by erf's sign representation
+    ``erf(a z) = E_g[sgn(√2 a z − g)]``, g ~ N(0, 1) independent per factor: the expectation is
+    ``c⁴ E[Π sgn(w_i)]``, w ~ N(0, I + 2a²K), positive definite whatever K is. Conditioning on
+    the pair (w_a, w_b) (:func:`_cond_geometry`), the other two signs have the closed-form mean
+    4Φ₂(h, k; ρ) − 2Φ(h) − 2Φ(k) + 1 (h, k linear in the radius, conditional spreads >= 1),
+    whose radial integral is a closed form (:func:`~critheory.expectations.truncated_normal.radial_sign_moment`):
+    a 1-D angular rule (:func:`_angular`) cut where sgn(w_a) sgn(w_b) jumps. NaN where it does
+    not converge."""
+    M = 2.0 * a * a * Ks + np.eye(4)
+    T = Ks.shape[0]
+    value = np.full(T, np.nan)
+    error = np.full(T, np.nan)
+    order, bad = _cond_geometry(M)
+    ids = np.flatnonzero(~bad)
+    if not ids.size:
+        return value, error
+    P = np.take_along_axis(np.take_along_axis(M, order[:, :, None], 1), order[:, None, :], 2)
+    v, e = _angular4(_pair_frame(P[ids]), lambda A, B: np.sign(A) * np.sign(B), _sign_radial,
+                     False, False, rtol)
+    c4 = c ** 4
+    value[ids], error[ids] = c4 * v, c4 * e
+    return value, error
+
+
+def _cond4(fam: _Family, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
+    """E[φ_1 φ_2 φ_3 φ_4] by the closed-form routes: the sign route for c·erf(a x), then
+    :func:`_four_cond` for what is left (NaN where neither converges)."""
+    if fam.sign is None:
+        return _four_cond(fam, Ks, rtol)
+    v, e = _sign_cond(*fam.sign, Ks, rtol)
+    miss = ~(np.isfinite(v) & np.isfinite(e))
+    if miss.any():
+        v[miss], e[miss] = _four_cond(fam, Ks[miss], rtol)
+    return v, e
+
+
+def _cond3(fam: _Family, K3: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
+    """E[φ_1² φ_2 φ_3] by the closed-form routes: the sign route on the kernel of (1, 1, 2, 3)
+    for c·erf(a x), :func:`_three_angular` for positively homogeneous φ, then
+    :func:`_three_cond` (NaN where neither converges)."""
+    if fam.sign is not None:
+        i4 = np.array([0, 0, 1, 2])
+        v, e = _sign_cond(*fam.sign, K3[:, i4[:, None], i4[None, :]], rtol)
+    elif fam.radial1 is not None:
+        v, e = _three_angular(fam, K3, rtol)
+    else:
+        return _three_cond(fam, K3, rtol)
+    miss = ~(np.isfinite(v) & np.isfinite(e))
+    if miss.any():
+        v[miss], e[miss] = _three_cond(fam, K3[miss], rtol)
+    return v, e
+
+
+def _three_angular(fam: _Family, K3: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
+    """E[φ(z_1)² φ(z_2) φ(z_3)], z ~ N(0, K), K3 (T, 3, 3), φ positively homogeneous:
+    conditioning on the pair (z_1, z_j) (j = 2 or 3, the one leaving the other input the larger
+    relative conditional variance), E[φ(z_c) | z_1, z_j] = mean_phi(μ_c, s_c) with μ_c linear
+    along each ray, so the radial integral is a closed form (``fam.radial1``; s_c = 0 included,
+    its kink a cut) and one angle remains (:func:`_angular`, outer factor φ(A)² φ(B)). NaN
+    where no pair has 1 − ρ² >= _COND_MIN_SIN2 or the ladder is exhausted."""
+    T = K3.shape[0]
+    d = np.diagonal(K3, axis1=1, axis2=2)
+    best = np.full(T, -np.inf)
+    order = np.tile(np.array([0, 1, 2]), (T, 1))
+    for j, c in ((1, 2), (2, 1)):
+        det = d[:, 0] * d[:, j] - K3[:, 0, j] ** 2
+        sin2 = det / (d[:, 0] * d[:, j])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sc2 = (d[:, c] - (d[:, j] * K3[:, 0, c] ** 2 - 2 * K3[:, 0, j] * K3[:, 0, c]
+                              * K3[:, j, c] + d[:, 0] * K3[:, j, c] ** 2) / det) / d[:, c]
+        score = np.where(sin2 >= _COND_MIN_SIN2, np.nan_to_num(sc2, nan=0.0), -np.inf)
+        better = score > best
+        best = np.where(better, score, best)
+        order[better] = (0, j, c)
+    elig = np.isfinite(best)
+    P = np.take_along_axis(np.take_along_axis(K3, order[:, :, None], 1), order[:, None, :], 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        L11 = np.sqrt(P[:, 0, 0])
+        L21 = P[:, 1, 0] / L11
+        L22 = np.sqrt(np.maximum(P[:, 1, 1] - L21 * L21, 0.0))
+        g0 = P[:, 0, 2] / L11
+        g = np.stack([g0, (P[:, 1, 2] - L21 * g0) / L22], -1)[:, None, :]      # (T, 1, 2)
+        s = np.sqrt(np.maximum(P[:, 2, 2] - np.sum(g[:, 0] ** 2, axis=1), 0.0))[:, None]
+        ng = np.linalg.norm(g[:, 0], axis=1)
+        wc = np.where(ng > 0, s[:, 0] / ng, np.inf)
+    elig &= np.all(np.isfinite(g[:, 0]), axis=1)
+    normals = np.stack([np.stack([L11, np.zeros(T)], -1), np.stack([L21, L22], -1), g[:, 0]], 1)
+    normals = np.where(elig[:, None, None], normals, 0.0)
+    widths = np.column_stack([np.full((T, 2), np.inf), wc])
+    phi, radial1 = fam.phi, fam.radial1
+    return _angular((L11, L21, L22), np.where(elig[:, None, None], g, 0.0), s, None, normals,
+                    widths, elig, lambda A, B: phi(A) ** 2 * phi(B),
+                    lambda p, ss, r: radial1(p[0], ss[0]), fam.zero_neg, fam.zero_pos, rtol)

@@ -99,6 +99,7 @@ True
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -762,6 +763,15 @@ def _tail(diff: float, last: float | None) -> float:
     return diff * max(1.0, rho / (1.0 - rho))
 
 
+@functools.lru_cache(maxsize=None)
+def _leggauss(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre nodes and weights of order n (cached; read-only arrays)."""
+    t, w = np.polynomial.legendre.leggauss(n)
+    t.flags.writeable = False
+    w.flags.writeable = False
+    return t, w
+
+
 def _tails(diff: np.ndarray, last: np.ndarray) -> np.ndarray:
     """:func:`_tail` elementwise (``last`` NaN or 0: only one difference)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -885,25 +895,6 @@ def two_point(activation, K, *, rtol: float = 1e-12) -> tuple[np.ndarray, np.nda
     return val, err
 
 
-def _fill(act: Activation, fns: list, Ks: np.ndarray, rtol: float, where: np.ndarray,
-          vals: np.ndarray, errs: np.ndarray, conditioned: bool = True) -> None:
-    """vals[where], errs[where] = E[Π fns(z)] over the kernels Ks: by the conditioned closed-form
-    route for a positively homogeneous φ (:func:`_four_conditioned` for φφφφ,
-    :func:`_three_conditioned` for φ²φφ), the entries it leaves NaN (and every entry of
-    other activations) by :func:`expect_product`."""
-    miss = np.ones(len(where), dtype=bool)
-    fam = _family(act) if conditioned else None
-    if fam is not None:
-        route = _cond4 if len(fns) == 4 else _cond3
-        with np.errstate(all="ignore"):
-            v, e = route(fam, Ks, rtol)
-        miss = ~(np.isfinite(v) & np.isfinite(e))
-        vals[where[~miss]], errs[where[~miss]] = v[~miss], e[~miss]
-    if miss.any():
-        r = expect_product(act, fns, Ks[miss], rtol=rtol)
-        vals[where[miss]], errs[where[miss]] = r.value, r.error
-
-
 def four_point(activation, K, *, rtol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
     """E[φ(z_a) φ(z_b) φ(z_c) φ(z_d)] over m inputs, z ~ N(0, K): (value, error) of shape
     (m, m, m, m), fully symmetric.
@@ -949,52 +940,53 @@ def _four_point(act: Activation, Karr: np.ndarray, rtol: float, conditioned: boo
         r = expect(act, "phi4", float(Karr[a[i], a[i]]), rtol=rtol)
         vals[i], errs[i] = r.value, r.error
     fam = _family(act) if conditioned else None
-    for sel, three in (((code == 6) | (code == 3), True), (code == 5, False)):
-        if not sel.any():
-            continue
-        if three:
-            p = np.where(code[sel] == 6, a[sel], d[sel])    # the tripled index
-            q = np.where(code[sel] == 6, d[sel], a[sel])
-        else:
-            p, q = a[sel], c[sel]
-        where = np.flatnonzero(sel)
-        miss = np.ones(where.size, dtype=bool)
-        kpq = Karr[p, q]
-        if fam is not None:
-            # E[φ_p² · φ_p φ_q] or E[φ_p² · φ_q φ_q] by the conditioned route on the 3×3 kernel
-            # of (p, p, q) or (p, q, q); collinear pairs stay with expect2 (exactly the
-            # one-input numbers for coinciding inputs)
-            sec = p if three else q
-            tri = np.stack([p, sec, q], axis=1)
-            ok = kpq * kpq < Karr[p, p] * Karr[q, q] * (1 - _COLLINEAR)
-            if ok.any():
-                with np.errstate(all="ignore"):
-                    v, e = _cond3(fam, Karr[tri[ok][:, :, None], tri[ok][:, None, :]], rtol)
-                good = np.isfinite(v) & np.isfinite(e)
-                okw = np.flatnonzero(ok)[good]
-                vals[where[okw]], errs[where[okw]] = v[good], e[good]
-                miss[okw] = False
-        if miss.any():
-            pm, qm = p[miss], q[miss]
-            f = act.expr ** 3 if three else "phi2"
-            g = "phi" if three else "phi2"
+    # the closed-form conditioned routes, one batch for the φ²φφ entries (patterns aaab, aabb,
+    # aabc: the kernel of (p, p, q, r) as a 3×3 kernel with p first) and one for the φφφφ
+    # entries; cv, ce stay NaN where they are not taken or do not converge
+    cv = np.full(len(combos), np.nan)
+    ce = np.full(len(combos), np.nan)
+    three = (code == 6) | (code == 3)
+    p3 = np.where(code == 6, a, d)                 # aaab / abbb: the tripled index, the other
+    q3 = np.where(code == 6, d, a)
+    pair = np.where(code == 4, a, np.where(code == 2, b, c))      # aabc, abbc, abcc
+    o1 = np.where(code == 4, c, a)
+    o2 = np.where(code == 1, b, d)
+    # rows of the 3×3 kernel (squared input first) of every φ²φφ entry
+    tri = np.select([three[:, None], (code == 5)[:, None]],
+                    [np.stack([p3, p3, q3], 1), np.stack([a, c, c], 1)],
+                    np.stack([pair, o1, o2], 1))
+    if fam is not None:
+        # collinear pairs of aaab / aabb stay with expect2 (exactly the one-input numbers for
+        # coinciding inputs)
+        pp_, qq_ = np.where(three, p3, a), np.where(three, q3, c)
+        kpq = Karr[pp_, qq_]
+        noncol = kpq * kpq < Karr[pp_, pp_] * Karr[qq_, qq_] * (1 - _COLLINEAR)
+        sel3 = np.flatnonzero(((three | (code == 5)) & noncol) | (code == 4) | (code == 2)
+                              | (code == 1))
+        if sel3.size:
+            t = tri[sel3]
+            with np.errstate(all="ignore"):
+                cv[sel3], ce[sel3] = _cond3(fam, Karr[t[:, :, None], t[:, None, :]], rtol)
+        sel4 = np.flatnonzero(code == 0)
+        if sel4.size:
+            idx = combos[sel4]
+            with np.errstate(all="ignore"):
+                cv[sel4], ce[sel4] = _cond4(fam, Karr[idx[:, :, None], idx[:, None, :]], rtol)
+    got = np.isfinite(cv) & np.isfinite(ce) & (code != 7)
+    vals[got], errs[got] = cv[got], ce[got]
+    for sel, thr in ((three & ~got, True), ((code == 5) & ~got, False)):
+        if sel.any():
+            pm, qm = (p3[sel], q3[sel]) if thr else (a[sel], c[sel])
+            f = act.expr ** 3 if thr else "phi2"
+            g = "phi" if thr else "phi2"
             r = expect2(act, f, g, Karr[pm, pm], Karr[pm, qm], Karr[qm, qm], rtol=rtol)
-            vals[where[miss]], errs[where[miss]] = r.value, r.error
-    sel = (code == 4) | (code == 2) | (code == 1)
-    if sel.any():
-        s4 = np.stack([a[sel], b[sel], c[sel], d[sel]], axis=1)
-        cs = code[sel]
-        pair = np.where(cs == 4, s4[:, 0], np.where(cs == 2, s4[:, 1], s4[:, 2]))
-        others = np.where((cs == 4)[:, None], s4[:, 2:],
-                          np.where((cs == 2)[:, None], s4[:, [0, 3]], s4[:, :2]))
-        idx = np.column_stack([pair, others])
-        _fill(act, ["phi2", "phi", "phi"], Karr[idx[:, :, None], idx[:, None, :]], rtol,
-              np.flatnonzero(sel), vals, errs, conditioned)
-    sel = code == 0
-    if sel.any():
-        idx = combos[sel]
-        _fill(act, ["phi"] * 4, Karr[idx[:, :, None], idx[:, None, :]], rtol,
-              np.flatnonzero(sel), vals, errs, conditioned)
+            vals[sel], errs[sel] = r.value, r.error
+    for sel, fns in ((((code == 4) | (code == 2) | (code == 1)) & ~got, ["phi2", "phi", "phi"]),
+                     ((code == 0) & ~got, ["phi"] * 4)):
+        if sel.any():
+            idx = tri[sel] if len(fns) == 3 else combos[sel]
+            r = expect_product(act, fns, Karr[idx[:, :, None], idx[:, None, :]], rtol=rtol)
+            vals[sel], errs[sel] = r.value, r.error
     # every ordered (a, b, c, d) reads its sorted multiset
     key_of = np.full(m ** 4, -1)
     key_of[((a * m + b) * m + c) * m + d] = np.arange(len(combos))
@@ -1176,7 +1168,8 @@ class _Frame:
     """The conditioned route's geometry of kernels P (n, 4, 4) ordered (a, b, c, d):
     (z_a, z_b) = L u (L = [[L11, 0], [L21, L22]]), μ_c = g_c · u, μ_d = g_d · u (g: (n, 2, 2)),
     conditional spreads s (n, 2) (those below 1e-14 of the variance set to 0, their relative
-    size in ``drop``), conditional correlation rcd (n,), and the normals (n, 5, 2) of the lines
+    size in ``drop``; s_raw, rcd_raw without that), conditional correlation rcd (n,), and
+    the normals (n, 5, 2) of the lines
     through the origin of u-space where the integrand is not analytic or bends most: z_a = 0,
     z_b = 0, μ_c = 0, μ_d = 0, μ_c/s_c = ±μ_d/s_d."""
 
@@ -1188,6 +1181,9 @@ class _Frame:
     rcd: np.ndarray
     drop: np.ndarray
     normals: np.ndarray
+    #: s and rcd without the 2-D rule's dropping of tiny conditional variances
+    s_raw: np.ndarray
+    rcd_raw: np.ndarray
 
 
 def _pair_frame(P: np.ndarray) -> _Frame:
@@ -1204,12 +1200,18 @@ def _pair_frame(P: np.ndarray) -> _Frame:
     s2 = np.array([P[:, 2, 2], P[:, 3, 3]]).T - np.sum(g * g, axis=2)
     var = np.array([P[:, 2, 2], P[:, 3, 3]]).T
     s2 = np.maximum(s2, 0.0)
-    # conditional variances below 1e-14 of the variance are 0 (a kink of G): that moves the
-    # smoothing of a kink of width s, which changes E by O(s²) relative (as _RANK_TOL)
-    drop = np.where(s2 <= 1e-14 * var, s2 / var, 0.0).sum(axis=1)
+    cov = P[:, 2, 3] - np.sum(g[:, 0] * g[:, 1], axis=1)
+    s_raw = np.sqrt(s2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r_raw = np.where((s_raw[:, 0] > 0) & (s_raw[:, 1] > 0),
+                         cov / (s_raw[:, 0] * s_raw[:, 1]), 0.0)
+    r_raw = np.clip(r_raw, -1.0, 1.0)
+    # conditional variances below 1e-14 of the variance are 0 for the 2-D rule (a kink of G):
+    # that moves E by O(s/√var) relative (the covariance term r s_c s_d of G; the smoothing of
+    # a kink only by O(s²/var))
+    drop = np.sqrt(np.where(s2 <= 1e-14 * var, s2 / var, 0.0)).sum(axis=1)
     s2 = np.where(s2 <= 1e-14 * var, 0.0, s2)
     s = np.sqrt(s2)
-    cov = P[:, 2, 3] - np.sum(g[:, 0] * g[:, 1], axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         rcd = np.where((s[:, 0] > 0) & (s[:, 1] > 0), cov / (s[:, 0] * s[:, 1]), 0.0)
     rcd = np.clip(rcd, -1.0, 1.0)
@@ -1221,7 +1223,7 @@ def _pair_frame(P: np.ndarray) -> _Frame:
     ne = np.where(((s[:, 0] > 0) & (s[:, 1] > 0) & (rcd != 0))[:, None], ne, 0.0)
     normals = np.stack([np.stack([L11, np.zeros(n)], -1), np.stack([L21, L22], -1),
                         g[:, 0], g[:, 1], ne], 1)                          # (n, 5, 2)
-    return _Frame(L11, L21, L22, g, s, rcd, drop, normals)
+    return _Frame(L11, L21, L22, g, s, rcd, drop, normals, s_raw, r_raw)
 
 
 def _ray_panels(normals: np.ndarray, widths: np.ndarray | None = None
@@ -1255,6 +1257,8 @@ _ANG_LADDER = (8, 12, 16, 24, 32, 48, 64, 96)
 #: angular route: panels graded towards a line whose feature width (angle) is below this
 _GRADE_MAX = 0.5
 _GRADE_STEPS = 27
+#: angular route: conditional correlations with √(1 − r²) at most this go to the 2-D rule
+_ANG_MIN_SIG = 1e-7
 #: angular route: rounding allowance, in ulps of ∫|outer factor| × the bound of the radial terms
 _ANG_ULPS = 64
 
@@ -1300,7 +1304,7 @@ def _angular(L: tuple, g: np.ndarray, s: np.ndarray, rcd: np.ndarray, normals: n
     for nt in _ANG_LADDER:
         if not todo.size:
             break
-        tq, tw = np.polynomial.legendre.leggauss(nt)
+        tq, tw = _leggauss(nt)
         live = np.zeros(n, dtype=bool)
         live[todo] = True
         sel = np.flatnonzero(live[pt])
@@ -1333,19 +1337,20 @@ def _angular(L: tuple, g: np.ndarray, s: np.ndarray, rcd: np.ndarray, normals: n
 
 def _angular4(fr: _Frame, outer: Callable, radial: Callable, zero_neg: bool, zero_pos: bool,
               rtol: float) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_angular` for four-point kernels in their :class:`_Frame` (conditional spreads
-    s_c, s_d > 0 and |r| < 1 only: the limits are left to the 2-D rule). ``radial(p_c, p_d,
+    """:func:`_angular` for four-point kernels in their :class:`_Frame` (the conditional
+    spreads as computed, 0 included; conditional correlations with σ = √(1 − r²) <=
+    _ANG_MIN_SIG, where G bends on the scale σ, are left to the 2-D rule). ``radial(p_c, p_d,
     s_c, s_d, r)``; ``outer(A, B)``."""
-    s, g = fr.s, fr.g
-    sig = np.sqrt(np.maximum((1.0 - fr.rcd) * (1.0 + fr.rcd), 0.0))
-    elig = (s[:, 0] > 0) & (s[:, 1] > 0) & (sig > 1e-7)
+    s, g, rcd = fr.s_raw, fr.g, fr.rcd_raw
+    sig = np.sqrt(np.maximum((1.0 - rcd) * (1.0 + rcd), 0.0))
+    elig = (s[:, 0] == 0) | (s[:, 1] == 0) | (sig > _ANG_MIN_SIG)
     with np.errstate(divide="ignore", invalid="ignore"):
         ng = np.linalg.norm(g, axis=2)                                   # (n, 2)
         wc = np.where(ng > 0, s / ng, np.inf)
         nn = np.linalg.norm(fr.normals[:, 4], axis=1)
         wn = np.where(nn > 0, sig / nn, np.inf)
     widths = np.column_stack([np.full((s.shape[0], 2), np.inf), wc, wn])
-    return _angular((fr.L11, fr.L21, fr.L22), g, s, fr.rcd, fr.normals, widths, elig, outer,
+    return _angular((fr.L11, fr.L21, fr.L22), g, s, rcd, fr.normals, widths, elig, outer,
                     lambda p, ss, r: radial(p[0], p[1], ss[0], ss[1], r), zero_neg, zero_pos,
                     rtol)
 
@@ -1450,7 +1455,8 @@ def _three_cond(fam: _Family, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, 
     g = Ks[:, 0, 1:] / sa[:, None]                                  # μ_j = g_j t
     var = np.diagonal(Ks, axis1=1, axis2=2)[:, 1:]
     s2 = np.maximum(var - g * g, 0.0)
-    drop = np.where(s2 <= 1e-14 * var, s2 / var, 0.0).sum(axis=1)
+    # O(s/√var) relative, as in _pair_frame
+    drop = np.sqrt(np.where(s2 <= 1e-14 * var, s2 / var, 0.0)).sum(axis=1)
     s2 = np.where(s2 <= 1e-14 * var, 0.0, s2)
     s = np.sqrt(s2)
     cov = Ks[:, 1, 2] - g[:, 0] * g[:, 1]

@@ -122,6 +122,11 @@ def bvn_cdf(h, k, r) -> np.ndarray:
     return out
 
 
+def _homogeneous(ap: float, am: float, x: np.ndarray) -> np.ndarray:
+    """φ(x) = a₊x⁺ − a₋(−x)⁺."""
+    return np.where(x > 0, ap * x, am * x)
+
+
 def _steps(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """x/y for y >= 0 with the limits ±∞ (y = 0, x ≠ 0) and 0 (x = y = 0)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -256,7 +261,7 @@ def _odd_cdf(h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _bvn_radial(h: np.ndarray, k: np.ndarray, r: np.ndarray, sig: np.ndarray):
     """F_n = ∫₀^∞ rⁿ e^{-r²/2} Φ₂(hr, kr; ρ) dr for n = 1, 3, 5 (|ρ| < 1, σ = √(1 − ρ²)),
-    and h' = (h − ρk)/σ, k' = (k − ρh)/σ."""
+    h' = (h − ρk)/σ, k' = (k − ρh)/σ, and U₄(h, k'), U₄(k, h') (:func:`_even_phi_cdf`)."""
     hp = (h - r * k) / sig
     kp = (k - r * h) / sig
     a0, a2, a4 = _even_phi_cdf(h, kp)
@@ -265,13 +270,15 @@ def _bvn_radial(h: np.ndarray, k: np.ndarray, r: np.ndarray, sig: np.ndarray):
     f1 = f0 + h * a0 + k * b0
     f3 = 2.0 * f0 + h * (a2 + 2.0 * a0) + k * (b2 + 2.0 * b0)
     f5 = 8.0 * f0 + h * (a4 + 4.0 * a2 + 8.0 * a0) + k * (b4 + 4.0 * b2 + 8.0 * b0)
-    return f1, f3, f5, hp, kp
+    return f1, f3, f5, hp, kp, a4, b4
 
 
 def radial_pair_moment(ap: float, am: float, pc, pd, s1, s2, r) -> tuple[np.ndarray, np.ndarray]:
     """``∫₀^∞ r³ e^{-r²/2} G(r p_c, r p_d) dr`` with G = :func:`pair_moment` (φ = a₊x⁺ − a₋(−x)⁺)
-    at means linear in r, for s₁, s₂ > 0 and |r| < 1 (the generic case; NaN elsewhere), in
-    closed form; and a bound of the terms it adds (the scale of its rounding error).
+    at means linear in r, in closed form, and a bound of the terms it adds (the scale of its
+    rounding error). s₁ = 0: G = φ(μ₁) E[φ(μ₂ + s₂V)], the radial integral φ(p_c) ×
+    :func:`radial_mean_phi` (p_d, s₂) (likewise s₂ = 0); s₁, s₂ > 0 and |r| = 1: NaN (not a
+    closed form here).
 
     Examples
     --------
@@ -300,16 +307,22 @@ def radial_pair_moment(ap: float, am: float, pc, pd, s1, s2, r) -> tuple[np.ndar
             out = out + d * am * (pc * pd * (h5 + k5) + C * (h3 + k3) + pd * s1 * t4h
                                   + pc * s2 * t4k)
         if d != 0.0:
-            _, f3, f5, hp, kp = _bvn_radial(h, k, r, sig)
-            _, _, u4k = _even_phi_cdf(k, hp)
-            _, _, u4h = _even_phi_cdf(h, kp)
+            _, f3, f5, hp, kp, u4h, u4k = _bvn_radial(h, k, r, sig)
             w3 = 1.0 / (np.pi * (1.0 + h * h + kp * kp) ** 2)
             out = out + d * d * (pc * pd * f5 + C * f3 + pc * s2 * u4k + pd * s1 * u4h
                                  + s1 * s2 * sig * w3)
         scale = (abs(am) + abs(d)) ** 2 * (8.0 * np.abs(pc * pd) + 2.0 * s1 * s2
                                            + 1.5 * (np.abs(pc) * s2 + np.abs(pd) * s1)
                                            + s1 * s2 / np.pi)
-    return np.where(ok, out, np.nan), scale
+        out = np.where(ok, out, np.nan)
+        # a spread 0: one factor is φ(μ) itself, the other its Gaussian mean
+        z1, z2 = s1 == 0, s2 == 0
+        if np.any(z1 | z2):
+            m2, _ = radial_mean_phi(ap, am, pd, s2)
+            m1, _ = radial_mean_phi(ap, am, pc, s1)
+            deg = np.where(z1, _homogeneous(ap, am, pc) * m2, _homogeneous(ap, am, pd) * m1)
+            out = np.where(z1 | z2, deg, out)
+    return out, scale
 
 
 def radial_sign_moment(pc, pd, s1, s2, r) -> np.ndarray:
@@ -330,8 +343,15 @@ def radial_sign_moment(pc, pd, s1, s2, r) -> np.ndarray:
         ok = (s1 > 0) & (s2 > 0) & (sig > 0)
         h = pc / s1
         k = pd / s2
-        f1 = _bvn_radial(h, k, r, sig)[0]
-        out = 4.0 * f1 - 2.0 * _odd_cdf(h)[0] - 2.0 * _odd_cdf(k)[0] + 1.0
+        # F₁ = F(0) + h U₀(h, k') + k U₀(k, h'), U₀(x, y) = atan2(1, −y/√p)/(2π√p), p = 1 + x²
+        hp = (h - r * k) / sig
+        kp = (k - r * h) / sig
+        ph, pk = np.sqrt(1.0 + h * h), np.sqrt(1.0 + k * k)
+        f1 = (0.25 + np.arcsin(r) / (2.0 * np.pi)
+              + (h / ph * np.arctan2(1.0, -kp / ph) + k / pk * np.arctan2(1.0, -hp / pk))
+              / (2.0 * np.pi))
+        # S₁(h) = (h + √(1 + h²))/(2√(1 + h²)): 2S₁(h) = 1 + h/√(1 + h²)
+        out = 4.0 * f1 - h / ph - k / pk - 1.0
     return np.where(ok, out, np.nan)
 
 

@@ -64,29 +64,58 @@ covariance Σ = K_rest − K_r,ab K_ab⁻¹ K_ab,r, so
     E[φ_a φ_b φ_c φ_d] = E_(z_a, z_b)[φ(z_a) φ(z_b) G_cd(μ_c, μ_d)],
 
 G_cd = E[φ(μ_c + ξ_c) φ(μ_d + ξ_d)] in closed form (bivariate normal CDF and truncated moments,
-:mod:`critheory.expectations.truncated_normal`; s = 0 and |r| = 1 in Σ included). In u-space
-((z_a, z_b) = L u, L the 2×2 Cholesky factor) every line where the integrand is not analytic
-goes through the origin: the kinks z_a = 0, z_b = 0, and μ_c = 0, μ_d = 0, μ_c/s_c = ±μ_d/s_d
-(kinks of G where Σ is singular, its sharpest bends where it is nearly so). Polar coordinates
-with the angle panels cut at all of them leave an analytic integrand on each panel: composite
-Gauss–Legendre in the angle and in the radius (panels 0, 1.5, 3, 4.5, 6.5, 9.5), orders
-(8, 8), (12, 12), (16, 16), (24, 20), (32, 24), (48, 32), (64, 48) until the estimate (the
-tail formula of the nested rule, :func:`_tail`) is below rtol or 1e-14 of ∫|φ_aφ_b| Ḡ (Ḡ
-the bound a²(|μ_c| + s_c)(|μ_d| + s_d) of |G|, the size of the terms its closed form cancels:
-entries ~1e-20 of that scale, ReLU inputs that are almost never all positive, converge on the
-floor); plus 32 ulps of ∫|φ_aφ_b| Ḡ,
-the mass beyond r = 9.5 bounded with |G| <= a⁴ √(K_cc K_dd)(r + 1)², and conditional variances
-below 1e-14 of the variance (taken as 0) as a relative O(s²) term. Panels where φ(z_a)φ(z_b)
-vanishes (ReLU) are dropped. The pair is the one maximizing min(s_c²/K_cc, s_d²/K_dd, 1 − r²)
-among those with 1 − ρ_ab² >= 1e-10. φ_a² φ_b φ_c (and, for non-collinear pairs, φ_a²φ_a φ_b
-and φ_a² φ_b φ_b) condition on z_a alone: a 1-D outer rule cut at 0 and graded towards it by
-the conditional spreads. Entries that do not converge go to the general routes. The same
-route serves φ = c·erf(a x) (``closed_forms.erf_params``): G = c²(4Φ₂(h, k; ρ) − 2Φ(h) − 2Φ(k)
-+ 1) by the sign representation of erf (:func:`~critheory.expectations.truncated_normal.erf_pair_moment`);
-φ is smooth there, the cuts only place panel edges where erf(a z) bends. Measured (2-core
-shared VM, rtol 1e-8, m = 8): ReLU 0.18–0.25 s (nested rule: 30 s at a layer-1 kernel,
-121–159 s at a deep one), leaky ReLU 0.5–0.8 s (nested: 238 s), erf 2–8 s; every entry
-within both error estimates of the nested rule's.
+:mod:`critheory.expectations.truncated_normal`). In u-space ((z_a, z_b) = L u, L the 2×2
+Cholesky factor) every line where the integrand is not analytic goes through the origin: the
+kinks z_a = 0, z_b = 0, and μ_c = 0, μ_d = 0, μ_c/s_c = ±μ_d/s_d (kinks of G where Σ is
+singular, its sharpest bends where it is nearly so).
+
+**The angular route** (:func:`_angular`, the default). Along a ray u = r(cos θ, sin θ),
+z_a = r A(θ), μ_c = r p_c(θ): φ(z_a)φ(z_b) = r² φ(A)φ(B) and every argument of G is linear in
+r, so the radial integral ∫₀^∞ r³ e^{-r²/2} G dr is a closed form
+(:func:`~critheory.expectations.truncated_normal.radial_pair_moment`: moments of Φ, ϕΦ, ϕϕ and
+Φ₂ along a ray, by parts; s_c = 0 included, G = φ(μ_c) E[φ(μ_d + ξ_d)]). One angle is left: it
+is integrated by composite Gauss–Legendre on panels cut at the lines above and graded towards
+μ_c = 0, μ_d = 0 (feature width s_c/|g_c| in angle) and μ_c/s_c = ±μ_d/s_d (width σ/|n|), with
+the orders 8, 12, 16, 24, ... 96 per panel until the tail estimate (:func:`_tail`) is below rtol
+or 1e-14 of ∫|φ_aφ_b| × (the bound of the radial terms), plus 64 ulps of that. The entries
+of a layer go in one batch (all their panels' nodes in one vectorized evaluation; only the
+entries not yet converged are evaluated at the next order). Panels where φ(z_a)φ(z_b)
+vanishes (ReLU) are dropped; the window is the whole line (no truncation). φ_a² φ_b φ_c
+conditions on (z_a, z_b) or (z_a, z_c), whichever leaves the third input the larger relative
+conditional variance, with E[φ(z_c) | z_a, z_b] = mean_phi(μ_c, s_c) and its radial integral
+:func:`~critheory.expectations.truncated_normal.radial_mean_phi` (:func:`_three_angular`).
+Entries it does not take (a conditional correlation with √(1 − r²) <= 1e-7) or that do not
+converge go to the 2-D rule below, then to the general routes.
+
+**The 2-D polar rule** (the fallback): Gauss–Legendre in angle and radius (radial panels 0,
+1.5, 3, 4.5, 6.5, 9.5), orders (8, 8), (12, 12), (16, 16), (24, 20), (32, 24), (48, 32),
+(64, 48) until the estimate is below rtol or 1e-14 of ∫|φ_aφ_b| Ḡ (Ḡ the bound
+a²(|μ_c| + s_c)(|μ_d| + s_d) of |G|: entries ~1e-20 of that scale, ReLU inputs that are almost
+never all positive, converge on the floor); plus 32 ulps of ∫|φ_aφ_b| Ḡ, the mass beyond
+r = 9.5 bounded with |G| <= a⁴ √(K_cc K_dd)(r + 1)², and conditional variances below 1e-14 of
+the variance (taken as 0) as a relative O(s/√var) term (G's covariance term r s_c s_d). The
+pair is the one maximizing min(s_c²/K_cc, s_d²/K_dd, 1 − r²) among those with
+1 − ρ_ab² >= 1e-10. Its 1-D analogue for φ_a² φ_b φ_c (:func:`_three_cond`) conditions on z_a
+alone, cut at 0 and graded towards it by the conditional spreads.
+
+**c·erf(a x)** (``closed_forms.erf_params``): erf(a z) = E_g[sgn(√2 a z − g)] with g ~ N(0, 1)
+independent per factor, so every entry of ``four_point`` with several inputs (φ² as two factors
+with their own g) is c⁴ E[Π sgn(w_i)], w ~ N(0, I + 2a²K_sub) — positive definite whatever K
+is, conditional spreads >= 1 (:func:`_sign_cond`). Conditioning on (w_a, w_b), the other two
+signs have the mean 4Φ₂(h, k; ρ) − 2Φ(h) − 2Φ(k) + 1 and the radial integral is again a closed
+form (:func:`~critheory.expectations.truncated_normal.radial_sign_moment`); the angle rule is
+cut where sgn(w_a) sgn(w_b) jumps. (The 2-D rule stays as its fallback, with
+G = c²(4Φ₂ − 2Φ(h) − 2Φ(k) + 1), :func:`~critheory.expectations.truncated_normal.erf_pair_moment`.)
+
+Measured (2-core shared VM, m = 8, one layer of the several-input recursion at rtol 1e-10,
+every φ²φφ and φφφφ entry): ReLU ~10 ms for the 70 φφφφ entries (2-D rule: 0.2–0.3 s, nested
+rule: 30–159 s), a whole layer's four-point tensor 20–30 ms, leaky ReLU ~45 ms, erf ~25 ms
+(2-D rule: 1–2 s). Every entry within its error estimate of Wick's theorem (linear φ), the
+sign-product orthant reference (erf) and the nested rule (ReLU-type), over random kernels of
+seven kinds including rank 2, rank 3, nearly collinear pairs and correlations near 1
+(``tests/test_angular_route.py``); the 2-D rule's dropped spreads and nearly collinear pairs
+were found there to exceed its own estimates by up to 1e4 (ReLU, erf): it is now only a
+fallback.
 
 Examples
 --------
@@ -904,15 +933,18 @@ def four_point(activation, K, *, rtol: float = 1e-10) -> tuple[np.ndarray, np.nd
     {a,a,a,b} ``expect2(φ³, phi)``; {a,a,b,c} ``expect_product(phi2, phi, phi)``; {a,b,c,d}
     ``expect_product(phi, phi, phi, phi)`` (which merges inputs whose kernel rows coincide).
     For a positively homogeneous φ and for c·erf(a x) all but {a,a,a,a} (and collinear pairs)
-    go by conditioning on one or two inputs with closed forms inside (module docstring), the
-    entries that do not converge there by the routes above.
+    go by conditioning on a pair with the radial integral in closed form (the angular route,
+    module docstring; one batch for the φ²φφ entries, one for the φφφφ ones), the entries that
+    do not converge there by the 2-D polar rule, then by the routes above.
 
     Examples
     --------
     >>> import numpy as np
     >>> T, E = four_point("x", np.eye(2))      # Wick: E[z⁴] = 3, E[z_1² z_2²] = 1
-    >>> float(T[0, 0, 0, 0]), float(T[0, 0, 1, 1]), float(T[0, 1, 0, 1]), float(T[0, 0, 0, 1])
-    (3.0, 1.0, 1.0, 0.0)
+    >>> [round(float(T[i]), 12) for i in [(0, 0, 0, 0), (0, 0, 1, 1), (0, 1, 0, 1), (0, 0, 0, 1)]]
+    [3.0, 1.0, 1.0, 0.0]
+    >>> bool(abs(T[0, 0, 1, 1] - 1.0) <= E[0, 0, 1, 1])
+    True
     """
     _check_rtol(rtol)
     act = Activation.get(activation)

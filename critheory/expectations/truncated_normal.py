@@ -30,6 +30,12 @@ an mpmath integral (300 random points, |r| up to 1 − 1e-12): absolute error <=
 relative error of values below ~1e-8 is not controlled (the terms cancel), which the
 expectations built on it do not need (their error is relative to E|φ φ|).
 
+Along a ray of the conditioning variables (the four-point route of
+:mod:`critheory.expectations.multipoint`) the means are linear in the radius r and the radial
+integrals of G are closed forms too: :func:`radial_pair_moment`, :func:`radial_mean_phi` and,
+for erf's sign representation, :func:`radial_sign_moment` (derivation above them; measured
+against mpmath and against quadrature of the closed forms here: tests/test_angular_route.py).
+
 Examples
 --------
 >>> import numpy as np

@@ -107,10 +107,10 @@ form (:func:`~critheory.expectations.truncated_normal.radial_sign_moment`); the 
 cut where sgn(w_a) sgn(w_b) jumps. (The 2-D rule stays as its fallback, with
 G = c²(4Φ₂ − 2Φ(h) − 2Φ(k) + 1), :func:`~critheory.expectations.truncated_normal.erf_pair_moment`.)
 
-Measured (2-core shared VM, m = 8, one layer of the several-input recursion at rtol 1e-10,
-every φ²φφ and φφφφ entry): ReLU ~10 ms for the 70 φφφφ entries (2-D rule: 0.2–0.3 s, nested
-rule: 30–159 s), a whole layer's four-point tensor 20–30 ms, leaky ReLU ~45 ms, erf ~25 ms
-(2-D rule: 1–2 s). Every entry within its error estimate of Wick's theorem (linear φ), the
+Measured (2-core shared VM, m = 8, rtol 1e-10): inside the several-input recursion ReLU ~10 ms
+for the 70 φφφφ entries of a layer (2-D rule: 0.2–0.3 s, nested rule: 30–159 s), the layer's
+whole four-point tensor 15–30 ms, leaky ReLU 30–45 ms, erf ~25 ms (2-D rule: 1–2 s); at unit
+variances ReLU 0.03 s, leaky ReLU 0.09 s, erf 0.12–0.15 s. Every entry within its error estimate of Wick's theorem (linear φ), the
 sign-product orthant reference (erf) and the nested rule (ReLU-type), over random kernels of
 seven kinds including rank 2, rank 3, nearly collinear pairs and correlations near 1
 (``tests/test_angular_route.py``); the 2-D rule's dropped spreads and nearly collinear pairs

@@ -4,12 +4,16 @@ the same depth (issue 28's target: at most 20×).
 
 The several-input run is :func:`critheory.data_statistics`; the baseline is
 :func:`critheory.finite_width_curves` (one input, the vertex V^l and K^{(1),l}), both in this
-process, best of ``--repeat`` after one untimed call (the activation's set-up). How the symmetry
-is used: the vertex is stored as an (m, m, m, m) tensor but computed on pairs of unordered pairs
-(m(m+1)/2 squared entries: 1296 for m = 8 instead of 4096); the rules touch, for each pair, only
-the three kernel entries it depends on (gradient and Hessian in 3 variables, one vectorized call
-for all pairs); the four-point functions are computed once per index multiset (C(m+3, 4) = 330
-for m = 8 instead of 4096), merged coordinates as φ², φ³, φ⁴ on fewer dimensions.
+process, best of ``--repeat`` after one untimed call of each (the activation's set-up: the
+single-input theory builds its verified tables on its first call, ~0.3 s, then runs a layer in
+~0.2 ms). How the symmetry is used: the vertex is stored as an (m, m, m, m) tensor but computed
+on pairs of unordered pairs (m(m+1)/2 squared entries: 1296 for m = 8 instead of 4096); the
+rules touch, for each pair, only the three kernel entries it depends on (gradient and Hessian in
+3 variables, one vectorized call for all pairs); the four-point functions are computed once per
+index multiset (C(m+3, 4) = 330 for m = 8 instead of 4096), merged coordinates as φ², φ³, φ⁴ on
+fewer dimensions. The 322 entries with several inputs go in two vectorized batches per layer
+(252 φ²φφ, 70 φφφφ), each by conditioning on a pair with the radial integral in closed form:
+one angle left per entry (``multipoint._angular``).
 
 Run: ``python benchmarks/bench_data.py [--quick] [--depth L] [--inputs M]``.
 """
@@ -46,6 +50,7 @@ def main(argv=None):
     for act, sw, sb in cases:
         net = ct.network("mlp", act)
         ct.data_statistics(net, sw, sb, x[:3], 3)
+        ct.finite_width_curves(net, sw, sb, 3)
         one = best_of(lambda: ct.finite_width_curves(net, sw, sb, L), repeat)
         many = best_of(lambda: ct.data_statistics(net, sw, sb, x, L), repeat)
         worst = max(worst, many / one)

@@ -25,10 +25,16 @@ def _erf_kernel():
     return 2 / sp.pi * sp.asin(2 * B / sp.sqrt((1 + 2 * A) * (1 + 2 * C)))
 
 
+def _erf23_kernel():
+    # 2·erf(3x): c² (2/π) arcsin(2a² K_ab/√((1 + 2a² K_aa)(1 + 2a² K_bb))), c = 2, a = 3
+    return 8 / sp.pi * sp.asin(18 * B / sp.sqrt((1 + 18 * A) * (1 + 18 * C)))
+
+
 POINTS = [(1.0, 0.3, 1.0), (1.3, 0.6, 0.9), (0.2, -0.1, 2.5), (4.0, 3.5, 3.5), (1.0, -0.9, 1.0)]
 
 
-@pytest.mark.parametrize("name,kernel", [("relu", _relu_kernel), ("erf", _erf_kernel)])
+@pytest.mark.parametrize("name,kernel", [("relu", _relu_kernel), ("erf", _erf_kernel),
+                                         ("2*erf(3*x)", _erf23_kernel)])
 def test_against_sympy_closed_forms(name, kernel):
     e = kernel()
     p = (A, B, C)

@@ -7,7 +7,7 @@ theory on several inputs needs: the gradient maps a shift of the kernel of one l
 next, and the Hessian turns the fluctuations of the kernel into the 1/n shift of the mean
 (:mod:`critheory.theory.finitewidth.data_rules`).
 
-Three routes, chosen by the activation:
+Four routes, chosen by the activation:
 
 * scale-invariant φ (``a₊x`` for x > 0, ``a₋x`` for x < 0: ReLU, leaky ReLU, |x|, linear):
   ``E = √(K_aa K_bb) F(ρ)``, ``ρ = K_ab/√(K_aa K_bb)``, with the arc-cosine kernel
@@ -15,7 +15,9 @@ Three routes, chosen by the activation:
   ``θ = arccos ρ`` (Cho & Saul 2009), ``2π F'(ρ) = (a₊² + a₋²)(π − θ) + 2a₊a₋θ`` and
   ``2π F''(ρ) = (a₊ − a₋)²/sin θ``; the gradient and Hessian in ``(K_aa, K_ab, K_bb)`` by the
   chain rule, exactly.
-* smooth φ (no breakpoints): the heat-equation identities ``∂E/∂K_ab = ⟨φ'φ'⟩``,
+* ``c·erf(a x)``: ``E = (2c²/π) arcsin(2a²K_ab/√((1 + 2a²K_aa)(1 + 2a²K_bb)))`` (Williams
+  1998), gradient and Hessian by the chain rule, exactly (:func:`_erf`).
+* other smooth φ (no breakpoints): the heat-equation identities ``∂E/∂K_ab = ⟨φ'φ'⟩``,
   ``∂E/∂K_aa = ½⟨φ''φ⟩`` (Price's theorem), so the Hessian entries are
   ``¼⟨φ⁗φ⟩``, ``½⟨φ‴φ'⟩``, ``¼⟨φ''φ''⟩``, ``⟨φ''φ''⟩``; every term is a two-point
   expectation of regular functions, accurate at any correlation. All of them share one
@@ -50,6 +52,7 @@ import numpy as np
 
 from critheory.activation import Activation
 from critheory.errors import InvalidVarianceError
+from critheory.expectations.closed_forms import erf_params
 from critheory.expectations.gaussian import expect2
 
 __all__ = ["PairDerivatives", "pair_derivatives"]
@@ -271,6 +274,40 @@ def _homogeneous(act, k11, k12, k22):
     return val, G, H, ve, ge, he
 
 
+def _erf(c: float, a: float, k11, k12, k22):
+    """φ = c·erf(a x): ``E = (2c²/π) arcsin(q)``, ``q = αK_ab/√(uw)``, α = 2a²,
+    u = 1 + αK_aa, w = 1 + αK_bb (Williams 1998), its gradient and Hessian in closed form;
+    arcsin(q) as atan2(αK_ab, √D), D = uw − α²K_ab² = 1 + α(K_aa + K_bb) + α²(K_aa K_bb − K_ab²)
+    (no cancellation near |q| = 1)."""
+    al = 2.0 * a * a
+    A, B, C = k11, k12, k22
+    u, w = 1.0 + al * A, 1.0 + al * C
+    D = np.maximum(1.0 + al * (A + C) + al * al * (A * C - B * B), 0.0)
+    uw = u * w
+    s = np.sqrt(uw)
+    q = al * B / s
+    f = 2.0 * c * c / np.pi
+    val = f * np.arctan2(al * B, np.sqrt(D))
+    k = np.sqrt(uw / D)                                   # 1/√(1 − q²)
+    qp = np.stack([-0.5 * al * q / u, al / s, -0.5 * al * q / w], -1)
+    qpp = np.zeros(A.shape + (3, 3))
+    qpp[..., 0, 0] = 0.75 * al * al * q / (u * u)
+    qpp[..., 2, 2] = 0.75 * al * al * q / (w * w)
+    qpp[..., 0, 2] = qpp[..., 2, 0] = 0.25 * al * al * q / uw
+    qpp[..., 0, 1] = qpp[..., 1, 0] = -0.5 * al * al / (u * s)
+    qpp[..., 2, 1] = qpp[..., 1, 2] = -0.5 * al * al / (w * s)
+    G = (f * k)[..., None] * qp
+    H = ((f * k)[..., None, None] * qpp
+         + (f * q * k ** 3)[..., None, None] * qp[..., :, None] * qp[..., None, :])
+    # round-off: a few operations on terms of the size of each result, amplified by 1/√(1 − q²)
+    rel = 64 * np.finfo(float).eps * (1.0 + k)
+    ve = rel * f
+    ge = rel[..., None] * (np.abs(G) + (f * k)[..., None] * np.abs(qp))
+    he = rel[..., None, None] * (np.abs(H) + (f * k ** 3)[..., None, None]
+                                 * np.abs(qp[..., :, None] * qp[..., None, :]))
+    return val, G, H, ve, ge, he
+
+
 def pair_derivatives(activation, K11, K12, K22, *, rtol: float = 1e-12,
                      hessian: bool = True) -> PairDerivatives:
     """``E[φ(h_a)φ(h_b)]`` and its gradient and Hessian in ``(K_aa, K_ab, K_bb)``, vectorized
@@ -304,6 +341,8 @@ def pair_derivatives(activation, K11, K12, K22, *, rtol: float = 1e-12,
         if not hessian:
             out = out[:2] + (np.full(out[2].shape, np.nan),) + out[3:5] + \
                 (np.full(out[2].shape, np.nan),)
+    elif (ep := erf_params(act)) is not None:
+        out = _erf(*ep, k11, k12, k22)
     elif act.is_smooth:
         out = _smooth(act, k11, k12, k22, rtol)
     else:

@@ -149,9 +149,11 @@ def _reduce_inputs(x: np.ndarray, homogeneous: bool):
     return x[reps_arr], where, scale
 
 
-#: measured cost of one four-point entry (2-core VM, 2026-12-07): the closed-form conditioned
-#: route ~0.5-4 ms; the general quadrature 0.3-7 s (4-D) and 0.01-0.1 s (3-D)
-_SECONDS_FAST, _SECONDS_4D, _SECONDS_3D = 4e-3, 2.0, 0.05
+#: measured cost of one four-point entry (2-core shared VM, 2026-12-07): the closed-form
+#: conditioned route with its radial integral in closed form (one angle left) 0.07-0.15 ms
+#: (m = 8 and 16, ReLU, leaky ReLU, erf; a layer's kernel derivatives included), taken as
+#: 0.3 ms; the general quadrature 0.3-7 s (4-D) and 0.01-0.1 s (3-D)
+_SECONDS_FAST, _SECONDS_4D, _SECONDS_3D = 3e-4, 2.0, 0.05
 
 
 def _seconds_per_layer(act, m: int) -> float:

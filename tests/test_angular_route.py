@@ -172,7 +172,7 @@ def test_batched_linear_is_wick():
     assert not bad, _report(bad)
 
 
-@pytest.mark.parametrize("c,a", [(1.0, 1.0), (2.0, 3.0)])
+@pytest.mark.parametrize("c,a", [(1.0, 1.0), pytest.param(2.0, 3.0, marks=pytest.mark.slow)])
 def test_batched_erf_against_sign_products(c, a):
     """c·erf(a x) over 35 random kernels of all kinds, four distinct inputs and the
     repeated-index kernels of φ²φφ, φ²φ², φ³φ (one batch each): every entry within its error

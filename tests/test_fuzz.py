@@ -156,16 +156,20 @@ class _Hang(BaseException):
 
 @contextlib.contextmanager
 def _limit(seconds: int):
-    def on_alarm(signum, frame):
-        raise _Hang(f"no result within {seconds} s")
+    """At most ``seconds`` of this process' CPU time (ITIMER_PROF): a hang is work that does
+    not end, and a loaded machine must not turn a slow case into one (a wall-clock alarm did,
+    at load 5 on two cores). The library's own budgets (``activation.budget.within``) keep
+    their wall-clock ITIMER_REAL, which this does not touch."""
+    def on_prof(signum, frame):
+        raise _Hang(f"no result within {seconds} s of CPU time")
 
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
+    old = signal.signal(signal.SIGPROF, on_prof)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old)
 
 
 def _no_nan(text: str):
@@ -391,14 +395,20 @@ def test_moments_bound_the_truth_long(formula, g, K):
 def _check_cli_subprocess(argv: list[str]) -> None:
     """The command in a fresh interpreter with a hard timeout (the long profile: nothing a case
     leaves behind in the process — caches, signal state — can mask or cause a hang)."""
+    import resource
     import subprocess
     import sys
 
+    def cpu_limit():     # CPU seconds, as _limit: SIGXCPU ends a case that does not end
+        resource.setrlimit(resource.RLIMIT_CPU, (CASE_LIMIT, CASE_LIMIT + 5))
+
     try:
-        p = subprocess.run([sys.executable, "-m", "critheory", *argv],
-                           capture_output=True, text=True, timeout=CASE_LIMIT)
-    except subprocess.TimeoutExpired:
-        raise AssertionError(f"no result within {CASE_LIMIT} s: {argv}") from None
+        p = subprocess.run([sys.executable, "-m", "critheory", *argv], capture_output=True,
+                           text=True, timeout=5 * CASE_LIMIT, preexec_fn=cpu_limit)
+    except subprocess.TimeoutExpired:    # waiting without computing (a deadlock)
+        raise AssertionError(f"no result within {5 * CASE_LIMIT} s: {argv}") from None
+    if p.returncode == -signal.SIGXCPU:
+        raise AssertionError(f"no result within {CASE_LIMIT} s of CPU time: {argv}")
     assert p.returncode in (0, 2), (argv, p.returncode, p.stderr)
     if p.returncode == 2:
         assert len([ln for ln in p.stderr.splitlines() if "error" in ln]) == 1, (argv, p.stderr)

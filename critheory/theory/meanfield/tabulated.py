@@ -42,15 +42,19 @@ _XM = np.cos(np.pi * (_J[:-1] + 0.5) / _N)[::-1]      # the check points between
 _U = np.concatenate([_X, _XM])
 
 
-def _descending(c: list) -> list:
-    """Chebyshev coefficients from the highest degree down, without the zero ones above the
-    last non-zero one (Clenshaw's recurrence carries exact zeros through them unchanged, so
-    the digits stay those of :func:`numpy.polynomial.chebyshev.chebval` at a finite point), at
-    least two (chebval's own loop) unless the series is a constant."""
+def _descending(c: list) -> tuple:
+    """Chebyshev coefficients from the highest degree down as ``(first, second, rest)``,
+    without the zero ones above the last non-zero one (Clenshaw's recurrence carries exact
+    zeros through them unchanged, so the digits stay those of
+    :func:`numpy.polynomial.chebyshev.chebval` at a finite point); ``(c0, None, None)`` for a
+    constant series."""
     n = len(c)
     while n > 1 and c[n - 1] == 0.0:
         n -= 1
-    return [c[0]] if n == 1 else c[:max(n, 2)][::-1]
+    if n == 1:
+        return c[0], None, None
+    r = c[:n][::-1]
+    return r[0], r[1], r[2:]
 
 
 class PiecewiseChebyshev:
@@ -140,12 +144,11 @@ class PiecewiseChebyshev:
         t = 2.0 * (x - a) / (b - a) - 1.0
         t2 = 2 * t
         out = []
-        for r in rows:                  # r: the coefficients from the highest degree down
-            if len(r) == 1:             # a constant: what the recurrence returns for it
-                out.append(r[0])
+        for c1, c0, rest in rows:       # the coefficients from the highest degree down
+            if rest is None:            # a constant: what the recurrence returns for it
+                out.append(c1)
                 continue
-            c0, c1 = r[1], r[0]
-            for ci in r[2:]:
+            for ci in rest:
                 c0, c1 = ci - c1, c0 + c1 * t2
             out.append(c0 + c1 * t)
         return out

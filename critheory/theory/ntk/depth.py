@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -256,15 +257,16 @@ def layer_table(arch, sw: float, sb: float) -> PiecewiseChebyshev:
 
 
 def tabulated_layer(table: PiecewiseChebyshev, arch, sw: float, sb: float,
-                    k: float) -> tuple[np.ndarray, bool]:
+                    k: float) -> tuple[Sequence[float], bool]:
     """One layer at the kernel ``k > 0`` from ``table`` (:func:`layer_table`): the rows
-    ``K_next, B, W, c`` and whether they came from the table (each within :data:`TABLE_RTOL`
-    relative of the exact map) or, near the float64 limits (underflow towards K* = 0, overflow)
-    and on a piece that failed the check, from the exact map (:func:`layer_map`)."""
+    ``K_next, B, W, c`` (4 floats) and whether they came from the table (each within
+    :data:`TABLE_RTOL` relative of the exact map) or, near the float64 limits (underflow towards
+    K* = 0, overflow) and on a piece that failed the check, from the exact map
+    (:func:`layer_map`)."""
     v = table.values(math.log10(k)) if _TABLE_RANGE[0] < k < _TABLE_RANGE[1] else None
     if v is None:
         return layer_map(arch, sw, sb, np.array([k]))[:, 0], False
-    return np.array([v[0] * k, v[1], v[2] * k, v[3]]), True
+    return (v[0] * k, v[1], v[2] * k, v[3]), True
 
 
 def _tabulated_layers(arch, sw: float, sb: float, out: dict) -> None:

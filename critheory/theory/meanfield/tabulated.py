@@ -42,6 +42,21 @@ _XM = np.cos(np.pi * (_J[:-1] + 0.5) / _N)[::-1]      # the check points between
 _U = np.concatenate([_X, _XM])
 
 
+def _descending(c: list) -> tuple:
+    """Chebyshev coefficients from the highest degree down as ``(first, second, rest)``,
+    without the zero ones above the last non-zero one (Clenshaw's recurrence carries exact
+    zeros through them unchanged, so the digits stay those of
+    :func:`numpy.polynomial.chebyshev.chebval` at a finite point); ``(c0, None, None)`` for a
+    constant series."""
+    n = len(c)
+    while n > 1 and c[n - 1] == 0.0:
+        n -= 1
+    if n == 1:
+        return c[0], None, None
+    r = c[:n][::-1]
+    return r[0], r[1], r[2:]
+
+
 class PiecewiseChebyshev:
     """Verified piecewise-Chebyshev tables of a vectorized function of one variable.
 
@@ -71,6 +86,7 @@ class PiecewiseChebyshev:
         self.func, self.width, self.rtol = func, float(width), float(rtol)
         self.floor, self.errors, self.lo, self.hi = floor, tuple(errors), lo, hi
         self._pieces: dict[tuple[int, int], object] = {}  # (level, index) -> coeffs or None
+        self._rows: dict[tuple[float, float], list] = {}  # (a, b) -> coefficients per output
         self.max_error = 0.0
 
     def _build(self, level: int, index: int):
@@ -112,6 +128,30 @@ class PiecewiseChebyshev:
             if p is not None:
                 return p
         return None
+
+    def values(self, x: float) -> list[float] | None:
+        """The m outputs at one point from the accepted piece holding ``x`` (None where no piece
+        does): Clenshaw's recurrence of :func:`numpy.polynomial.chebyshev.chebval` in Python
+        floats, the same operations and so the same digits, without its per-call array
+        overhead (a deep recursion calls this once a layer)."""
+        p = self.piece(x)
+        if p is None:
+            return None
+        a, b, c = p
+        rows = self._rows.get((a, b))
+        if rows is None:
+            rows = self._rows[(a, b)] = [_descending(r) for r in c.T.tolist()]
+        t = 2.0 * (x - a) / (b - a) - 1.0
+        t2 = 2 * t
+        out = []
+        for c1, c0, rest in rows:       # the coefficients from the highest degree down
+            if rest is None:            # a constant: what the recurrence returns for it
+                out.append(c1)
+                continue
+            for ci in rest:
+                c0, c1 = ci - c1, c0 + c1 * t2
+            out.append(c0 + c1 * t)
+        return out
 
     def at(self, x: float) -> np.ndarray:
         """The m outputs at one point (shape (m,))."""
@@ -175,13 +215,11 @@ class TabulatedMap:
         if not (K > 0 and math.isfinite(K)):
             f, g = self._exact(np.array([K]))
             return float(f[0]), float(g[0])
-        p = self._table.piece(math.log10(K))
-        if p is None:
+        v = self._table.values(math.log10(K))
+        if v is None:
             f, g = self._exact(np.array([K]))
             return float(f[0]), float(g[0])
-        a, b, c = p
-        f, g = C.chebval(2.0 * (math.log10(K) - a) / (b - a) - 1.0, c)
-        return float(f), float(g)
+        return v[0], v[1]
 
     def kernel(self, K: float) -> float:
         return self.both(K)[0]

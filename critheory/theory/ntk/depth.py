@@ -51,9 +51,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
-from numpy.polynomial import chebyshev as C
 
 from critheory.common.checks import (check_bias_var, check_int, check_nonnegative,
                                      check_weight_var)
@@ -69,9 +69,10 @@ from critheory.common import limits
 from critheory.common.reprs import short_repr
 
 __all__ = ["NTKCurves", "ntk_curves", "learning_rates", "layer_coefficients", "SCALINGS",
-           "MAX_DEPTH", "MAX_DEPTH_FINITE", "layer_map", "network_maps"]
+           "MAX_DEPTH", "MAX_DEPTH_FINITE", "layer_map", "layer_table", "tabulated_layer",
+           "TABLE_RTOL", "network_maps"]
 
-#: Depth budget (refused before any work): beyond 64 layers one input costs ~0.1 ms a layer
+#: Depth budget (refused before any work): beyond 64 layers one input costs ~10-20 us a layer
 #: (verified tables, as ``depth_curves``), two inputs ~0.2–2 ms (the cross terms per layer).
 MAX_DEPTH = limits.MAX_DEPTH_NTK
 #: Depth budget of the order-1/n NTK statistics (``width=``): ~2–20 ms a layer (eight Gaussian
@@ -154,12 +155,13 @@ class NTKCurves:
 
 
 def layer_coefficients(arch, sw: float, sb: float, depth: int, q0: float = 1.0,
-                       q12=None, q22=None) -> dict:
+                       q12=None, q22=None, *, tabulate: bool = True) -> dict:
     """The kernel and the affine coefficients ``B_l, W_l, c_l`` per layer (one pass).
 
     Returns a dict of arrays ``K``, ``B``, ``W``, ``c`` (shape (depth,)) and, with two inputs,
     ``K12``, ``K22`` and ``B12, W12, c12, B22, W22, c22``. Layers past an overflowing kernel
-    are NaN.
+    are NaN. ``tabulate=False`` evaluates the rules at every layer (the reference route of the
+    tables used beyond 64 layers on one input).
     """
     net = arch.network
     two = q12 is not None
@@ -174,7 +176,7 @@ def layer_coefficients(arch, sw: float, sb: float, depth: int, q0: float = 1.0,
         out["B12"][0], out["W12"][0], out["c12"][0] = 1.0, q12, 0.0
         out["B22"][0], out["W22"][0], out["c22"][0] = 1.0, q22, 0.0
     lb, lw, T = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0])
-    if not two and L > _TABLE_DEPTH and _markovian(arch, sw, sb, out["K"][0]):
+    if tabulate and not two and L > _TABLE_DEPTH and _markovian(arch, sw, sb, out["K"][0]):
         _tabulated_layers(arch, sw, sb, out)
         return out
     ctx = Ctx(net.activation, sw, sb, lambda_b=lb, lambda_w=lw)
@@ -202,6 +204,9 @@ def layer_coefficients(arch, sw: float, sb: float, depth: int, q0: float = 1.0,
 #: Deeper than this, one input goes through verified Chebyshev tables of its layer map (as in
 #: :func:`critheory.theory.meanfield.depth.depth_curves`).
 _TABLE_DEPTH = 64
+#: relative accuracy each row of an accepted table piece is checked to (the per-layer error
+#: estimate of the tabulated route, on top of the quadrature's own)
+TABLE_RTOL = 1e-12
 _TABLE_RANGE = (1e-280, 1e280)
 _BASIS = np.eye(3)[:, :, None]     # (λ_b, λ_W, Θ) basis, broadcast against a vector of K
 #: the mean-field fields of the state (a layer is Markovian in K where all but K are None)
@@ -233,11 +238,11 @@ def _markovian(arch, sw: float, sb: float, K1: float) -> bool:
     return r.rep is Rep.GAUSSIAN and all(getattr(r, f) is None for f in _MEAN_FIELD[1:])
 
 
-def _tabulated_layers(arch, sw: float, sb: float, out: dict) -> None:
-    """Layers ``2..L`` of :func:`layer_coefficients` for one input from verified tables of
-    :func:`layer_map` in ``log10 K`` (:class:`~critheory.theory.meanfield.tabulated.
-    PiecewiseChebyshev`, every output within ``1e-12`` relative of the exact map, else the exact
-    map for that piece), filling ``out`` in place; stops where the per-layer route stops."""
+def layer_table(arch, sw: float, sb: float) -> PiecewiseChebyshev:
+    """The verified table of one layer the tabulated route iterates: :func:`layer_map` in
+    ``x = log10 K`` with rows ``K_next/K, B, W/K, c`` (:class:`~critheory.theory.meanfield.
+    tabulated.PiecewiseChebyshev`: each row of an accepted piece within :data:`TABLE_RTOL`
+    relative of the exact map, the exact map elsewhere); :func:`tabulated_layer` reads it."""
     def scaled(t):
         # K_next/K and W/K (both of order one, exactly constant for the scale-invariant class
         # at σ_b = 0) keep the rounding of the interpolant relative to the kernel: a fixed
@@ -248,26 +253,37 @@ def _tabulated_layers(arch, sw: float, sb: float, out: dict) -> None:
         y[2] /= K
         return y
 
-    table = PiecewiseChebyshev(scaled, 1.0, rtol=1e-12, errors=(CritheoryError,))
+    return PiecewiseChebyshev(scaled, 1.0, rtol=TABLE_RTOL, errors=(CritheoryError,))
+
+
+def tabulated_layer(table: PiecewiseChebyshev, arch, sw: float, sb: float,
+                    k: float) -> tuple[Sequence[float], bool]:
+    """One layer at the kernel ``k > 0`` from ``table`` (:func:`layer_table`): the rows
+    ``K_next, B, W, c`` (4 floats) and whether they came from the table (each within
+    :data:`TABLE_RTOL` relative of the exact map) or, near the float64 limits (underflow towards
+    K* = 0, overflow) and on a piece that failed the check, from the exact map
+    (:func:`layer_map`)."""
+    v = table.values(math.log10(k)) if _TABLE_RANGE[0] < k < _TABLE_RANGE[1] else None
+    if v is None:
+        return layer_map(arch, sw, sb, np.array([k]))[:, 0], False
+    return (v[0] * k, v[1], v[2] * k, v[3]), True
+
+
+def _tabulated_layers(arch, sw: float, sb: float, out: dict) -> None:
+    """Layers ``2..L`` of :func:`layer_coefficients` for one input from :func:`layer_table`,
+    filling ``out`` in place; stops where the per-layer route stops."""
+    table = layer_table(arch, sw, sb)
     K, B, W, c = out["K"], out["B"], out["W"], out["c"]
     k = K[0]
     for i in range(1, K.size):
         if not (math.isfinite(k) and k > 0):
             break
-        # near the float64 limits (underflow towards K* = 0, overflow) the exact map decides
-        p = table.piece(math.log10(k)) if _TABLE_RANGE[0] < k < _TABLE_RANGE[1] else None
-        if p is None:
-            try:
-                v = layer_map(arch, sw, sb, np.array([k]))[:, 0]
-            except CritheoryError:
-                if k < 1e300:
-                    raise
-                break
-        else:
-            a, b, co = p
-            v = C.chebval(2.0 * (math.log10(k) - a) / (b - a) - 1.0, co)
-            v[0] *= k
-            v[2] *= k
+        try:
+            v, _ = tabulated_layer(table, arch, sw, sb, k)
+        except CritheoryError:
+            if k < 1e300:
+                raise
+            break
         k = K[i] = float(v[0])
         B[i], W[i], c[i] = v[1], v[2], v[3]
 
@@ -364,7 +380,7 @@ network_maps = _network_maps
 def ntk_curves(arch="mlp", activation=None, weight_var=1.0, bias_var=0.0, depth: int = 10,
                *, lambda_b: float = 1.0, lambda_w: float = 1.0, scaling: str = "constant",
                mu: float | None = None, q0: float = 1.0, q12=None, q22=None,
-               width: int | None = None) -> NTKCurves:
+               width: int | None = None, tabulate: bool = True) -> NTKCurves:
     """The infinite-width NTK ``Θ^l`` (and the kernel) for layers ``1..depth``.
 
     Parameters
@@ -393,6 +409,10 @@ def ntk_curves(arch="mlp", activation=None, weight_var=1.0, bias_var=0.0, depth:
         (``ntk_mean_nlo``, ``ntk_variance``, ``finite``; ``docs/ntk.md`` §7) and the exponent
         ``exponents["ntk_variance"]`` of ``n Var(Θ̂^l)/(Θ^l)² ∝ l^s``; depth <=
         :data:`MAX_DEPTH_FINITE`; a block without an order-1/n rule is refused in one line.
+    tabulate : bool
+        Beyond 64 layers on one input, iterate verified Chebyshev tables of one layer
+        (:func:`layer_table`, each coefficient within :data:`TABLE_RTOL` relative of the exact
+        rules) instead of evaluating the rules' quadratures at every layer.
 
     Returns
     -------
@@ -434,7 +454,7 @@ def ntk_curves(arch="mlp", activation=None, weight_var=1.0, bias_var=0.0, depth:
         from critheory.theory.ntk.finite import check_network
 
         check_network(maps.network)
-    co = layer_coefficients(maps, sw, sb, depth, q0, q12, q22)
+    co = layer_coefficients(maps, sw, sb, depth, q0, q12, q22, tabulate=bool(tabulate))
     lam_b, lam_w = learning_rates(co["c"], lb, lw, scaling, co["W"])
 
     def run(B, W, c):

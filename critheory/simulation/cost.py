@@ -56,6 +56,8 @@ SECONDS_PER = {
     "step_dense": 3.0e-4,    # fixed cost of one layer step of a batch (Python, dispatch)
     "step_projected": 8.0e-4,  # the same with the batched Gram factorization
 }
+# the projected sampler past 4k <= N only up to this many columns (choose_method)
+_PROJECTED_MAX_EXTRA = 96
 # a projected batch holds about this many float64 per state array (engine._BATCH_ELEMENTS)
 _BATCH_ELEMENTS = 1 << 21
 #: the exact APJN is the default while its estimate is at most this many seconds (the old rule,
@@ -86,17 +88,19 @@ def _layer_seconds(width: int, k: int, method: str, n_in: int = 1, batch: int = 
 def choose_method(width: int, k: int) -> str:
     """``"projected"`` or ``"dense"`` for a block of ``k`` columns at width ``N`` (``auto``).
 
-    Projected when ``4k <= N`` (the old rule, kept), and also up to ``2k <= N`` where its
-    estimate is the lower one (the dense sampler draws ``N²`` normals whatever ``k``: at
-    width 256 it made 64 probes 3× slower than 63).
+    Projected when ``4k <= N`` (the old rule, kept), and also up to ``2k <= N`` with
+    ``k <= 96`` where its estimate is the lower one (the dense sampler draws ``N²`` normals
+    whatever ``k``: at width 256 it made 64 probes 3× slower than 63). Not beyond ``k = 96``:
+    there the stacked ``k × k`` Cholesky factorizations go multi-threaded in LAPACK, and under
+    load (width 312, k = 156, depth 100) the projected run took 5× the dense one.
 
     >>> choose_method(256, 9), choose_method(256, 65), choose_method(256, 129)
     ('projected', 'projected', 'dense')
     """
     if 4 * k <= width:
         return "projected"
-    if 2 * k <= width and _layer_seconds(width, k, "projected", batch=_batch(width, k, 8)) \
-            < _layer_seconds(width, k, "dense"):
+    if 2 * k <= width and k <= _PROJECTED_MAX_EXTRA and _layer_seconds(
+            width, k, "projected", batch=_batch(width, k, 8)) < _layer_seconds(width, k, "dense"):
         return "projected"
     return "dense"
 
@@ -143,7 +147,7 @@ def choose_probes(width: int, depth: int, l0: int, seeds: int, *, n_in: int = 1,
     >>> choose_probes(64, 20, 1, 8) is None, choose_probes(200, 100, 1, 16) is None
     (True, True)
     >>> choose_probes(232, 100, 1, 16), choose_probes(1024, 100, 1, 16)   # past the exact one
-    (115, 8)
+    (95, 8)
     """
     kw = dict(l0=l0, n_in=n_in, blocks=blocks)
     exact = estimate_seconds(width, depth, seeds, None, **kw)

@@ -414,8 +414,9 @@ def simulate(activation: str | Activation | Network, weight_var: float, bias_var
         ``dense`` draws every weight matrix; ``projected`` draws ``W X`` directly as
         ``G R`` with ``RᵀR = XᵀX`` for the block ``X`` (``N × k``) it multiplies, which has
         exactly the same law (see :mod:`critheory.simulation.sampling`) at ``O(N k²)`` cost.
-        ``auto``: projected when the block has at most N/4 columns, or at most N/2 where its
-        estimated cost is lower (:func:`critheory.simulation.cost.choose_method`), else dense.
+        ``auto``: projected when the block has at most N/4 columns, or at most N/2 (and 96)
+        where its estimated cost is lower (:func:`critheory.simulation.cost.choose_method`),
+        else dense.
         Results are reproducible for a given method; the two methods use different streams.
     params : mapping, optional
         Parameters of the activation.

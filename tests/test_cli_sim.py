@@ -283,3 +283,22 @@ def test_theory_exponent(name, act, mu, sw, sb, expected):
         assert p == pytest.approx(expected, rel=1e-9, abs=1e-12)
         assert slope == 0.0 - p
 
+
+
+def test_costly_exact_apjn_is_announced_in_one_stderr_line(capsys, monkeypatch):
+    """An exact APJN estimated past ANNOUNCE_SECONDS prints one note on stderr, before the run
+    (the threshold is lowered here so that the run stays small); a cheap one prints none."""
+    from critheory.simulation import cost
+
+    argv = ["simulate", "tanh", "--weight-var", "1", "--bias-var", "0", "--width", "8",
+            "--depth", "4", "--seeds", "2", "--probes", "exact", "--no-progress", "--json",
+            "--n-boot", "10"]
+    assert main(argv) == 0
+    assert "note" not in capsys.readouterr().err
+    monkeypatch.setattr(cost, "ANNOUNCE_SECONDS", 0.0)
+    assert main(argv) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("critheory: note: the exact APJN (width 8")
+    monkeypatch.undo()
+    assert main(argv[:-6] + argv[-4:]) == 0      # the default (no --probes): no note
+    assert "note" not in capsys.readouterr().err

@@ -66,6 +66,8 @@ unchanged).
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from critheory.cli.args import (backend_arguments, bounded_int, common_arguments, dump, params,
@@ -76,13 +78,33 @@ __all__ = ["register"]
 
 
 
+def _note_costly(message, category, filename, lineno, file=None, line=None, _show=None):
+    """Show a :class:`SimulationCostWarning` as one ``critheory: note:`` line on stderr, at once
+    (before the run it announces); any other warning as Python would."""
+    from critheory.simulation.cost import SimulationCostWarning
+
+    if issubclass(category, SimulationCostWarning):
+        print(f"critheory: note: {message}", file=sys.stderr, flush=True)
+    else:
+        _show(message, category, filename, lineno, file, line)
+
+
 def _run(args):
+    import functools
+    import warnings
+
     from critheory.validation.compare import compare, plot_comparison
 
     if args.plot:
         from critheory.io.plots import check_path
 
         check_path(args.plot)  # refused before a (possibly long) simulation
+    with warnings.catch_warnings():
+        warnings.showwarning = functools.partial(_note_costly, _show=warnings.showwarning)
+        return _compare(args, compare, plot_comparison)
+
+
+def _compare(args, compare, plot_comparison):
     c = compare(args.activation, args.weight_var, args.bias_var, width=args.width,
                 depth=args.depth, seeds=args.seeds, arch=args.arch, mu=args.mu, l0=args.l0,
                 probes=probes(args.probes), seed=args.seed, q0=args.q0,
@@ -267,8 +289,10 @@ def _options(p) -> None:
                    help="number of independent networks S (default 8)")
     p.add_argument("--l0", type=int, default=1, help="reference layer of J^(l0,l) (default 1)")
     p.add_argument("--probes", default=None, metavar="P|exact",
-                   help="Hutchinson probes per network, or 'exact' (default: exact while "
-                        "seeds*depth*width^3 <= 2e10, else 8 probes; the output says which)")
+                   help="Hutchinson probes per network, or 'exact' (default: exact while its "
+                        "estimated time is within 2.5 s, then as many probes as fit a time "
+                        "falling from there, at least 8; the output says which; an exact APJN "
+                        "estimated past 5 s is announced on stderr)")
     p.add_argument("--seed", type=int, default=0, help="root random seed (default 0)")
     p.add_argument("--q0", type=float, default=1.0, help="input norm |x|^2/N (default 1)")
     p.add_argument("--window", metavar="LO:HI",

@@ -10,6 +10,7 @@ Modules
 ``architectures``  the layer maps (mlp, residual, pre-/post-LayerNorm, pre-LN MLP block)
 ``layernorm``      LayerNorm forward, Jacobian-vector product and explicit Jacobian
 ``sampling``       seed streams; dense and (exact-in-law) projected Gaussian layers
+``cost``           estimated seconds of a simulation; the default APJN method chosen from them
 ``fits``           power-law / exponential fits with a bootstrap over networks
 ``naive``          explicit Jacobian-chain reference (tests, benchmark)
 ``bayes``          exact output laws of finite networks and their importance-weighted posterior

@@ -100,7 +100,7 @@ from critheory.errors import InvalidArgumentError
 from ._util import readonly
 from .architectures import resolve_network
 from .interpreter import Context, check_blocks, dense, run
-from .sampling import gram_factor
+from .sampling import gram_factor, small_matmul
 
 __all__ = ["OutputLaws", "MeasuredPosterior", "MeasuredKernel", "MeasuredVertex",
            "output_laws", "exact_posterior", "measured_kernel", "measured_vertex",
@@ -154,7 +154,7 @@ class _StreamSampler:
             return w @ x
         g = self._normals((n_out, k))
         g *= math.sqrt(var / n_in)
-        return g @ gram_factor(x)
+        return small_matmul(g, gram_factor(x))
 
 
 #: public names of the stream sampler and the input check (shared with

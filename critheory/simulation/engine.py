@@ -23,6 +23,7 @@ from critheory.blocks.network import Network
 from .architectures import LayerSpec, resolve_network, step
 from .backend import get_backend
 from .finitewidth import excess_kurtosis
+from .cost import DEFAULT_PROBES, announce_exact, choose_method, choose_probes
 from .sampling import METHODS, DenseSampler, ProjectedSampler, seed_streams
 from critheory.common import limits
 from critheory.common.reprs import short_repr
@@ -31,24 +32,24 @@ __all__ = ["simulate", "SimulationResult", "EXACT_COST_BUDGET", "DEFAULT_PROBES"
            "default_probes",
            "make_inputs"]
 
-#: Widths up to this use the exact APJN (identity tangent) when ``probes`` is not given.
-#: The exact APJN (identity tangent, ~seeds·(depth − l0 + 1)·width³ flops) is the default while
-#: that cost stays below this budget (~3 s here); above it, Hutchinson probes. Choosing by cost,
-#: not by width alone, removes the old cliff at width 256 (43 s exact vs 0.4 s with probes).
+#: The old default's budget, seeds·(depth − l0 + 1)·width³ (kept for the record and for callers
+#: that still read it; the default now follows the cost model of :mod:`.cost`).
 EXACT_COST_BUDGET = limits.EXACT_APJN_WORK
-#: Hutchinson probes used when ``probes`` is not given and the exact APJN is over budget.
-DEFAULT_PROBES = 8
 
 
-def default_probes(width: int, depth: int, l0: int, seeds: int) -> int | None:
-    """None (exact APJN) if its cost seeds·(depth − l0 + 1)·width³ is within
-    :data:`EXACT_COST_BUDGET`, else :data:`DEFAULT_PROBES`.
+def default_probes(width: int, depth: int, l0: int, seeds: int, n_in: int = 1) -> int | None:
+    """The default APJN method: None (exact) while its estimated time is within
+    :data:`~critheory.simulation.cost.EXACT_SECONDS`, else Hutchinson probes, as many as fit a
+    target time that falls continuously from there, at least :data:`DEFAULT_PROBES`
+    (:func:`critheory.simulation.cost.choose_probes`: no jump in run time between neighbouring
+    settings).
 
-    >>> default_probes(256, 50, 1, 8) is None, default_probes(256, 1000, 1, 8)
+    >>> default_probes(256, 20, 1, 8) is None, default_probes(256, 1000, 1, 8)
     (True, 8)
     """
-    cost = float(seeds) * (depth - l0 + 1) * float(width) ** 3
-    return None if cost <= EXACT_COST_BUDGET else DEFAULT_PROBES
+    return choose_probes(width, depth, l0, seeds, n_in=n_in)
+
+
 # a batch of networks holds about this many float64 per state array (projected method)
 _BATCH_ELEMENTS = 1 << 21
 # tangents are renormalized (exactly, the scale kept in log space) outside a range of ‖T‖²:
@@ -394,8 +395,11 @@ def simulate(activation: str | Activation | Network, weight_var: float, bias_var
     l0 : int
         Layer the Jacobian starts from (``1 <= l0 <= depth``).
     probes : int, "exact" or None
-        Number of Hutchinson probes, or ``"exact"``; None: chosen by cost
-        (:func:`default_probes`: exact while seeds·(depth − l0 + 1)·width³ <= 2e10, else 8).
+        Number of Hutchinson probes, or ``"exact"``; None: chosen by estimated time
+        (:func:`default_probes`, :mod:`critheory.simulation.cost`: exact while its estimate is
+        within 2.5 s, then probes, as many as fit a target that falls continuously from there,
+        at least 8). An exact APJN estimated above 5 s is announced by a
+        :class:`~critheory.simulation.cost.SimulationCostWarning`.
     seed : int or None
         Root seed; network ``i`` uses ``SeedSequence(seed).spawn(S)[i]`` and is the same for
         every ensemble size. None draws fresh entropy (stored in the result's ``seed``).
@@ -410,7 +414,9 @@ def simulate(activation: str | Activation | Network, weight_var: float, bias_var
         ``dense`` draws every weight matrix; ``projected`` draws ``W X`` directly as
         ``G R`` with ``RᵀR = XᵀX`` for the block ``X`` (``N × k``) it multiplies, which has
         exactly the same law (see :mod:`critheory.simulation.sampling`) at ``O(N k²)`` cost.
-        ``auto``: projected when the block has at most N/4 columns, else dense.
+        ``auto``: projected when the block has at most N/4 columns, or at most N/2 (and 96)
+        where its estimated cost is lower (:func:`critheory.simulation.cost.choose_method`),
+        else dense.
         Results are reproducible for a given method; the two methods use different streams.
     params : mapping, optional
         Parameters of the activation.
@@ -476,17 +482,20 @@ def simulate(activation: str | Activation | Network, weight_var: float, bias_var
                                        f"{probes!r}")
         n_probes = None
     elif probes is None:
-        n_probes = default_probes(width, depth, l0, seeds)
+        n_probes = default_probes(width, depth, l0, seeds,
+                                  1 if second_input_corr is None else 2)
     else:
         n_probes = check_int("probes", probes, 1)
     check_simulation_budget(width, depth, seeds, n_probes)
+    if n_probes is None and bk.is_reference:       # the exact APJN estimated past a few seconds
+        announce_exact(width, depth, seeds, l0=l0, n_in=1 if second_input_corr is None else 2)
     if not isinstance(method, str) or method.strip().lower() not in METHODS:
         raise InvalidArgumentError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     method = method.strip().lower()
     n_in = 1 if second_input_corr is None else 2
     n_tan = width if n_probes is None else n_probes
     if method == "auto":
-        method = "projected" if 4 * (n_in + n_tan) <= width else "dense"
+        method = choose_method(width, n_in + n_tan)
 
     spec = LayerSpec(unit=blocks, phi=bk.activation(act, 0), dphi=bk.activation(act, 1),
                      weight_var=weight_var, bias_var=bias_var, ln_eps=ln_eps, width=width)

@@ -52,7 +52,7 @@ from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError, InvalidVarianceError
 from ._util import readonly
 from .architectures import LayerSpec, resolve_network, step
-from .sampling import gram_factor
+from .sampling import gram_factor, small_matmul
 from critheory.common import limits
 from critheory.common.reprs import short_repr
 
@@ -84,7 +84,7 @@ class _BatchSampler:
         g *= math.sqrt(var / n_in)
         if k == 1:      # W x = |x| g in law
             return g * np.sqrt(np.einsum("bik,bik->bk", x, x))[:, None, :]
-        return g @ gram_factor(x)
+        return small_matmul(g, gram_factor(x))
 
 
 @dataclass(frozen=True, eq=False)

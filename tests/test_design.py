@@ -44,37 +44,43 @@ def _imports(path: pathlib.Path):
             yield from (a.name for a in node.names if a.name in RANK)
 
 
-def _package(path: pathlib.Path) -> str:
-    rel = path.relative_to(PKG).parts
+def _package(path: pathlib.Path, root: pathlib.Path = PKG) -> str:
+    rel = path.relative_to(root).parts
     return rel[0].removesuffix(".py") if rel else ""
 
 
-def test_import_rules():
+def import_violations(root: pathlib.Path = PKG) -> list[str]:
+    """Imports of the package under ``root`` against the one-way rule."""
     bad = []
-    for path in PKG.rglob("*.py"):
-        own = _package(path)
+    for path in root.rglob("*.py"):
+        own = _package(path, root)
         if own in ("__init__", "__main__"):
             continue
         for target in _imports(path):
             if own == "simulation":
                 if target not in SIMULATION_MAY_IMPORT:
-                    bad.append(f"{path.relative_to(PKG)} imports critheory.{target}")
+                    bad.append(f"{path.relative_to(root)} imports critheory.{target}")
             elif target == "simulation":
                 if RANK.get(own, -1) < RANK["validation"]:
-                    bad.append(f"{path.relative_to(PKG)} imports the simulator")
+                    bad.append(f"{path.relative_to(root)} imports the simulator")
             elif target in RANK and own in RANK and RANK[target] > RANK[own]:
-                bad.append(f"{path.relative_to(PKG)} ({own}) imports critheory.{target}")
+                bad.append(f"{path.relative_to(root)} ({own}) imports critheory.{target}")
+    return bad
+
+
+def test_import_rules():
+    bad = import_violations()
     assert not bad, "imports against the one-way rule:\n" + "\n".join(bad)
 
 
 def test_import_rules_see_violations(tmp_path):
-    f = PKG / "theory" / "_probe_for_test.py"
-    try:
-        f.write_text("from critheory.cli.main import main\n")
-        with pytest.raises(AssertionError):
-            test_import_rules()
-    finally:
-        f.unlink()
+    # a probe in a package of the same layout in a temporary folder: the real package is never
+    # written to (a probe there failed test_import_rules when pytest-xdist ran both at once)
+    f = tmp_path / "critheory" / "theory" / "_probe_for_test.py"
+    f.parent.mkdir(parents=True)
+    f.write_text("from critheory.cli.main import main\n")
+    assert import_violations(tmp_path / "critheory") == \
+        ["theory/_probe_for_test.py (theory) imports critheory.cli"]
 
 
 #: where names and block types may be looked at: the registry (names -> blocks), the blocks
@@ -84,7 +90,7 @@ NAME_DISPATCH_ALLOWED = ("blocks/", "torch/read.py", "cli/", "simulation/naive.p
 BLOCK_CLASSES = {"Block", "Dense", "Phi", "LayerNorm", "RMSNorm", "Residual", "Attention", "MLP"}
 
 
-def name_dispatch(path: pathlib.Path) -> list[str]:
+def name_dispatch(path: pathlib.Path, root: pathlib.Path = PKG) -> list[str]:
     """``file:line`` of every decision by an architecture name or a block's class in a module:
     a comparison (``==``, ``!=``, ``in``) of a string that names a registry architecture (an
     alias or a deprecated spelling included), a comparison of a block's ``kind`` with a string,
@@ -97,7 +103,7 @@ def name_dispatch(path: pathlib.Path) -> list[str]:
     for spec in REGISTRY.values():
         arch_names |= set(spec.aliases)
     assert all(canonical(a) for a in REGISTRY)
-    rel = path.relative_to(PKG)
+    rel = path.relative_to(root)
     out = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Compare):
@@ -134,16 +140,14 @@ def test_no_dispatch_on_architecture_or_block_names():
 
 
 def test_name_dispatch_check_sees_violations(tmp_path):
-    probe = PKG / "theory" / "_probe_for_dispatch_test.py"
-    try:
-        probe.write_text("def f(net, b, a):\n"
-                         "    x = net.name == 'pre-ln'\n"
-                         "    y = b.kind == 'phi'\n"
-                         "    z = isinstance(a, Residual)\n"
-                         "    ok = a.method == 'dense'\n")
-        assert len(name_dispatch(probe)) == 3
-    finally:
-        probe.unlink()
+    probe = tmp_path / "critheory" / "theory" / "_probe_for_dispatch_test.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text("def f(net, b, a):\n"
+                     "    x = net.name == 'pre-ln'\n"
+                     "    y = b.kind == 'phi'\n"
+                     "    z = isinstance(a, Residual)\n"
+                     "    ok = a.method == 'dense'\n")
+    assert len(name_dispatch(probe, tmp_path / "critheory")) == 3
 
 
 def test_one_registry():

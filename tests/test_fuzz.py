@@ -352,6 +352,7 @@ def test_evaluators_fast_on_wide_nodes(formula):
     ("exp(-1000*(x - 0.3)**2)", "phi", 1.0),
     pytest.param("tanh(100*sin(x))", "phi2", 0.5, marks=pytest.mark.slow),  # steep, not located
     ("1/(1 + exp(-(2*(x - 2.5) + 0.561*(100*x)*(x))))", "phi", 30.0),  # 7 ulps (long run)
+    ("(hardtanh(x))*(10*(x - -1))", "phi2", 0.001),  # closed form: 10 ulps against a bar of 8
 ])
 def test_regressions(formula, g, K):
     _check_moment(formula, g, K)

@@ -140,6 +140,31 @@ def test_moments_needs_no_sympy(tmp_path):
     assert out.strip().splitlines()[-1] == "loaded:"
 
 
+def test_theory_commands_need_no_sympy(tmp_path):
+    """Issue 32 (cold start): after the first run on this machine, the mean-field, finite-width,
+    NTK and spectrum commands on a zoo activation at its K* = 0 critical point import neither
+    sympy nor scipy (the K-derivative integrands, the Poincaré-gap integrand and the Taylor
+    coefficients as floats are in the zoo cache; a_1's sign is decided in floats)."""
+    code = """
+        import io, contextlib, sys
+        from critheory.cli.main import main
+        point = ["--weight-var", "1", "--bias-var", "0"]
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(["point", "tanh", *point, "--json"]) == 0
+            assert main(["line", "tanh", "--bias-var", "0:1:5", "--json"]) == 0
+            assert main(["finite-width", "tanh", *point, "--depth", "5", "--json"]) == 0
+            assert main(["ntk", "tanh", *point, "--depth", "5", "--json"]) == 0
+            assert main(["spectrum", "tanh", *point, "--depth", "5", "--json"]) == 0
+        """
+    env = {"CRITHEORY_CACHE_DIR": str(tmp_path)}
+    _run(code, env)                     # the first run on this "machine" fills the cache
+    out = _run(textwrap.dedent(code) + textwrap.dedent(f"""
+        import sys
+        print("loaded:" + ",".join(m for m in {HEAVY!r} if m in sys.modules))
+        """), env)
+    assert out.strip().splitlines()[-1] == "loaded:"
+
+
 def test_damaged_cache_files_are_ignored_and_rewritten(tmp_path):
     """A truncated, edited or foreign file changes nothing: it is not used, and the next
     command writes it anew."""
@@ -217,7 +242,9 @@ _COMPARE = """
     import numpy as np
     from critheory.activation.symbolic import Activation
     from critheory.expectations.gaussian import expect, expect2
-    from critheory.expectations.integrands import NAMED, integrand
+    from critheory.expectations.derivatives import dexpect
+    from critheory.expectations.integrands import (DERIVATIVE_BASES, DERIVED_OPS, NAMED,
+                                                   integrand)
     from critheory.errors import CritheoryError
 
     K = np.array([1e-6, 0.03, 0.7, 1.0, 3.3, 47.0, 1e4])
@@ -238,6 +265,20 @@ _COMPARE = """
             row[g] = [r.value.tolist(), r.error.tolist(), r.methods.tolist(),
                       itg.numpy(x).tolist(), itg.breakpoints, itg.growth, itg.parity,
                       list(itg.point_masses)]
+        for g in DERIVATIVE_BASES:      # the K-derivatives and their derived integrands
+            for order in (1, 2):
+                try:
+                    r = dexpect(act, g, K, order)
+                    row[f"d{order}:{g}"] = [r.value.tolist(), r.error.tolist(), r.method]
+                except CritheoryError as exc:
+                    row[f"d{order}:{g}"] = repr(exc)
+            for op in DERIVED_OPS:
+                try:
+                    itg = integrand(act, f"{op}:{g}")
+                    row[f"{op}:{g}"] = [itg.numpy(x).tolist(), itg.breakpoints, itg.parity]
+                except CritheoryError as exc:
+                    row[f"{op}:{g}"] = repr(exc)
+        row["taylor_float"] = act.taylor_float
         for f, g in (("phi", "phi"), ("dphi", "dphi"), ("phi", "dphi2")):
             try:
                 r = expect2(act, f, g, [1.0, 2.0], [0.3, -1.9], [0.5, 2.0])

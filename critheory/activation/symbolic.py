@@ -182,6 +182,7 @@ class Activation:
     @expr.setter
     def expr(self, value) -> None:
         self.__dict__["_expr"] = value
+        self.__dict__.pop("_srepr", None)
 
     @property
     def expr_text(self) -> str:
@@ -283,11 +284,28 @@ class Activation:
     def __repr__(self) -> str:
         return f"Activation({self.name!r}: {self.expr_text})"
 
+    def _identity(self) -> str:
+        """The ``srepr`` text of φ: equal texts ⇔ structurally equal expressions. A zoo
+        activation from the cache has it stored, so comparing and hashing it needs no sympy."""
+        d = self.__dict__
+        s = d.get("_srepr")
+        if s is None:
+            z = d.get("_zoo")
+            if z is not None:
+                s = z.data["expr_srepr"]
+            else:
+                from critheory.activation.serialize import to_srepr
+
+                s = to_srepr(self.expr)
+            d["_srepr"] = s
+        return s
+
     def __eq__(self, other) -> bool:
-        return isinstance(other, Activation) and self.expr == other.expr
+        return self is other or (isinstance(other, Activation)
+                                 and self._identity() == other._identity())
 
     def __hash__(self) -> int:
-        return hash(("Activation", self.expr))
+        return hash(("Activation", self._identity()))
 
     # ------------------------------------------------------------------ symbolic
     def derivative(self, n: int = 1) -> sp.Expr:
@@ -381,6 +399,26 @@ class Activation:
         except Exception as exc:  # pragma: no cover - sympy failure
             return TaylorInfo(None, f"sympy could not expand phi at 0 ({exc})")
         return TaylorInfo(tuple(vals))
+
+    @cached_property
+    def taylor_float(self) -> tuple | None:
+        """``(values, zeros)``: the Taylor derivatives σ_p = φ^{(p)}(0), p = 0..4, as floats and
+        whether each is exactly zero (decided by sympy), or None where :attr:`taylor` has none.
+        What the numeric theory reads; a zoo activation's cache holds it (no sympy).
+
+        Examples
+        --------
+        >>> Activation.get("tanh").taylor_float
+        ((0.0, 1.0, 0.0, -2.0, 0.0), (True, False, True, False, True))
+        """
+        z = self.__dict__.get("_zoo")
+        if z is not None and "taylor_float" in z.data:
+            v = z.data["taylor_float"]
+            return None if v is None else (tuple(v[0]), tuple(v[1]))
+        t = self.taylor
+        if not t.available:
+            return None
+        return (tuple(float(d) for d in t.derivatives), tuple(bool(d == 0) for d in t.derivatives))
 
     @cached_property
     def parity(self) -> str:

@@ -25,7 +25,6 @@ import builtins
 import importlib
 import inspect
 import math
-import os
 import sys
 import time
 import types
@@ -124,6 +123,24 @@ def _fns_of(expr):
     return (np_lambdify(expr), mp_lambdify(expr), sp.lambdify(X, expr, modules=["mpmath"]))
 
 
+def _derived_names(act) -> tuple:
+    """The derived integrands (``"dx2:phi2"``, ``"x2:h_phi_dphi"``, ...) that the K-derivatives
+    of :data:`~critheory.expectations.integrands.DERIVATIVE_BASES` take on ``act``: the
+    x-derivatives of a smooth base (heat route), its x-power multiples otherwise (Stein route)."""
+    from critheory.errors import CritheoryError
+    from critheory.expectations.integrands import DERIVATIVE_BASES, integrand
+
+    out = []
+    for base in DERIVATIVE_BASES:
+        try:
+            itg = integrand(act, base)
+            smooth = not itg.breakpoints and not itg.point_masses
+        except CritheoryError:
+            continue
+        out += [f"{op}:{base}" for op in (("dx2", "dx4") if smooth else ("x2", "x4"))]
+    return tuple(out)
+
+
 def derive(name: str) -> dict:
     """Everything the cache stores for the zoo activation ``name``, derived live."""
     from critheory.activation import zoo
@@ -155,7 +172,7 @@ def derive(name: str) -> dict:
             raise RuntimeError(f"{name}: lambdify is not deterministic")
         functions[n] = {"np": srcs.add(f_np), "mp": srcs.add(f_mp), "mp_plain": srcs.add(f_plain)}
     integrands = {}
-    for spec in NAMED:
+    for spec in NAMED + _derived_names(act):
         try:
             itg = integrand(act, spec)
             growth = itg.growth
@@ -181,7 +198,8 @@ def derive(name: str) -> dict:
             "features": act.features.to_data(),
             "erf_params": closed_forms.erf_params(act),
         },
-        "taylor": taylor, "functions": functions, "integrands": integrands,
+        "taylor": taylor, "taylor_float": act.taylor_float,
+        "functions": functions, "integrands": integrands,
         "sources": srcs.by_id,
     }
 

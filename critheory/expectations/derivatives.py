@@ -56,7 +56,7 @@ import numpy as np
 from critheory.activation.symbolic import Activation
 from critheory.errors import InvalidArgumentError
 from critheory.expectations.gaussian import Expectation, check_variance, expect
-from critheory.expectations.integrands import integrand
+from critheory.expectations.integrands import NAMED, integrand
 
 __all__ = ["dexpect", "DERIVATIVE_METHODS"]
 
@@ -124,15 +124,19 @@ def _smooth(itg) -> bool:
 
 
 def _heat(act, itg, K, order: int, rtol: float):
-    import sympy as sp
 
-    from critheory.activation.symbolic import X
+    if itg.name in NAMED:      # a named derived integrand: in a zoo activation's cache
+        d = integrand(act, f"dx{2 * order}:{itg.name}")
+    else:
+        cache = act.__dict__.setdefault("_heat_derivatives", {})
+        key = (itg.name, 2 * order)
+        d = cache.get(key)
+        if d is None:
+            import sympy as sp
 
-    cache = act.__dict__.setdefault("_heat_derivatives", {})
-    key = (itg.name, 2 * order)
-    d = cache.get(key)
-    if d is None:
-        d = cache[key] = sp.diff(itg.expr, X, 2 * order)
+            from critheory.activation.symbolic import X
+
+            d = cache[key] = sp.diff(itg.expr, X, 2 * order)
     r = expect(act, d, K, rtol=rtol)
     s = 0.5 ** order
     return np.asarray(r.value, dtype=float) * s, np.asarray(r.error, dtype=float) * s
@@ -142,13 +146,11 @@ def _stein_phi2(act, K, order: int, rtol: float):
     """``E_K[φ²]``'s derivatives from ``u = E_K[hφφ']`` (integration by parts, φ continuous):
     ``d/dK = u/K``, ``d²/dK² = (E_K[h³φφ'] − 3K u)/(2K³)`` (the Stein form applied to u):
     one expectation fewer than the general form, and the one the mean field's χ_∥ uses."""
-    from critheory.activation.symbolic import X
-
     u = expect(act, "h_phi_dphi", K, rtol=rtol)
     uv, ue = np.asarray(u.value, dtype=float), np.asarray(u.error, dtype=float)
     if order == 1:
         return uv / K, (ue + 4 * _EPS * np.abs(uv)) / K
-    t = expect(act, integrand(act, "h_phi_dphi").expr * X ** 2, K, rtol=rtol)
+    t = expect(act, "x2:h_phi_dphi", K, rtol=rtol)
     tv, te = np.asarray(t.value, dtype=float), np.asarray(t.error, dtype=float)
     den = 2 * K ** 3
     val = (tv - 3 * K * uv) / den
@@ -156,9 +158,18 @@ def _stein_phi2(act, K, order: int, rtol: float):
     return val, err
 
 
-def _stein_terms(act, itg, K, order: int, rtol: float):
+def _times_power(act, itg, p: int):
+    """x^p·g: a named derived integrand where g is named (in a zoo activation's cache)."""
+    if p == 0:
+        return itg
+    if itg.name in NAMED:
+        return integrand(act, f"x{p}:{itg.name}")
     from critheory.activation.symbolic import X
 
+    return itg.expr * X ** p
+
+
+def _stein_terms(act, itg, K, order: int, rtol: float):
     if itg.name == "phi2" and not act.discontinuities:
         return _stein_phi2(act, K, order, rtol)
     if itg.point_masses:
@@ -167,7 +178,7 @@ def _stein_terms(act, itg, K, order: int, rtol: float):
     powers = (0, 2) if order == 1 else (0, 2, 4)
     m = {}
     for p in powers:
-        r = expect(act, itg.expr * X ** p if p else itg.expr, K, rtol=rtol)
+        r = expect(act, _times_power(act, itg, p), K, rtol=rtol)
         m[p] = (np.asarray(r.value, dtype=float), np.asarray(r.error, dtype=float))
     if order == 1:
         coef = {0: -K, 2: np.ones_like(K)}

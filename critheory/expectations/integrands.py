@@ -12,11 +12,19 @@ dphi2          φ'²                         χ_⊥ = σ_w² E[φ'²]
 phi_d2phi      φ φ''  (distributional)      χ_∥ = σ_w² E[φ'² + φ φ'']
 phi4           φ⁴                          four-point vertex
 h_phi_dphi     h φ φ'                      χ_∥ = (σ_w²/K) E[h φ φ']
+phi_euler      φ (xφ' − φ), expanded       the Poincaré gap by parts (:mod:`.poincare`)
 =============  ==========================  ==============================================
 
 ``phi_d2phi`` is taken in the sense of distributions: at a kink b where φ' jumps by Δ_b, φ''
 contains Δ_b δ(x - b), which contributes φ(b) Δ_b p_K(b). With this convention the Gaussian
 integration-by-parts identity E[φ'² + φφ''] = E[hφφ']/K holds for every continuous φ.
+
+The K-derivatives of E[g] (:mod:`critheory.expectations.derivatives`) need x-derivatives and
+x-power multiples of the named integrands; they are named too, ``"OP:name"`` with OP one of
+:data:`DERIVED_OPS` (``dx2``: ∂²g/∂x², ``dx4``: ∂⁴g/∂x⁴, for smooth g only; ``x2``: x²g,
+``x4``: x⁴g, whose point masses c·δ(x − b) become b²c·δ, b⁴c·δ), so that a zoo activation's
+cache (:mod:`critheory.activation.cache`) holds them for the bases in
+:data:`DERIVATIVE_BASES` and a command on it needs no sympy.
 """
 from __future__ import annotations
 
@@ -51,12 +59,20 @@ def _on_import(name):
 on_import("sympy", _on_import("sp"))
 on_import("mpmath", _on_import("mpmath"))
 
-__all__ = ["Integrand", "Float64Noise", "integrand", "NAMED", "NOISE_EMIN", "NOISE_EMAX"]
+__all__ = ["Integrand", "Float64Noise", "integrand", "NAMED", "DERIVED_OPS", "DERIVATIVE_BASES",
+           "NOISE_EMIN", "NOISE_EMAX"]
 
 # binary octaves of |x| sampled by Integrand.float64_noise: 2^-30 <= |x| < 2^12
 NOISE_EMIN, NOISE_EMAX = -29, 12
 
-NAMED = ("phi", "phi2", "dphi", "dphi2", "phi_d2phi", "phi4", "h_phi_dphi", "d2phi")
+NAMED = ("phi", "phi2", "dphi", "dphi2", "phi_d2phi", "phi4", "h_phi_dphi", "d2phi",
+         "phi_euler")
+
+#: operations of the derived named integrands ``"OP:name"`` (module docstring)
+DERIVED_OPS = ("dx2", "dx4", "x2", "x4")
+#: the named integrands whose K-derivatives the theories take (E[φ²], E[φ'²], E[hφφ']): the zoo
+#: cache holds their derived integrands
+DERIVATIVE_BASES = ("phi2", "dphi2", "h_phi_dphi")
 
 
 class Integrand:
@@ -145,8 +161,9 @@ class Integrand:
     def features(self):
         """Where and how narrow g's features are (:mod:`critheory.activation.features`): the
         activation's for a named integrand (built from φ and its derivatives, whose function
-        arguments are φ's), else read off the expression."""
-        if self.name in NAMED:
+        arguments are φ's; so are their derived integrands, x-derivatives and x-power
+        multiples), else read off the expression."""
+        if self.name in NAMED or self.name.partition(":")[2] in NAMED:
             return self.activation.features
         from critheory.activation.features import features
 
@@ -397,6 +414,20 @@ class Float64Noise:
 
 def _named(act: Activation, spec: str) -> tuple:
     """(g(x), point masses) of the named integrand ``spec`` of ``act``."""
+    op, sep, base = spec.partition(":")
+    if sep:
+        if op not in DERIVED_OPS or base not in NAMED:
+            raise InvalidArgumentError(
+                f"unknown integrand {spec!r}; derived integrands are OP:NAME with OP one of "
+                f"{', '.join(DERIVED_OPS)} and NAME one of {', '.join(NAMED)}")
+        e, masses = _named(act, base)
+        k = int(op[-1])
+        if op.startswith("dx"):
+            if masses or e.has(*nonsmooth()):
+                raise InvalidArgumentError(f"the x-derivatives of E[{base}] of {act.name} need a "
+                                           "smooth integrand")
+            return sp.diff(e, _sym.X, k), ()
+        return e * _sym.X ** k, tuple((b, b ** k * c) for b, c in masses if b != 0.0)
     phi, d1, d2 = act.expr, act.derivative(1), act.derivative(2)
     masses: tuple = ()
     if spec == "phi":
@@ -422,6 +453,15 @@ def _named(act: Activation, spec: str) -> tuple:
     elif spec == "h_phi_dphi":
         act.check_continuous("expectations of h*phi*phi'")
         e = _sym.X * phi * d1
+    elif spec == "phi_euler":
+        # xφ' − φ expanded (Piecewise folded) so that the terms growing with x cancel
+        # symbolically (GELU: x²e^{−x²/2}/√(2π)), under the symbolic budget
+        act.check_continuous("expectations of phi*(h*phi' - phi)")
+        ok, q = within(lambda: sp.piecewise_fold(sp.expand(_sym.X * d1 - phi)))
+        if not ok:
+            raise InvalidArgumentError(f"phi*(x*phi' - phi) of {act.name}: the symbolic "
+                                       "expansion did not finish within its budget")
+        e = phi * q
     else:
         raise InvalidArgumentError(
             f"unknown integrand {spec!r}; named integrands: {', '.join(NAMED)}")

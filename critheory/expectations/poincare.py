@@ -34,6 +34,7 @@ import numpy as np
 
 from critheory.activation.symbolic import Activation
 from critheory.expectations.gaussian import Expectation, check_variance, expect
+from critheory.expectations.integrands import integrand
 
 __all__ = ["poincare_gap", "taylor_coefficients"]
 
@@ -131,17 +132,15 @@ _PARTS_FAILED: set = set()
 
 @lru_cache(maxsize=64)
 def _parts_integrand(act: Activation):
-    """``φ·(xφ' − φ)`` with ``xφ' − φ`` expanded (and Piecewise folded) so that the terms
-    that grow with x cancel symbolically (GELU: ``x²e^{−x²/2}/√(2π)``), or None where the
-    symbolic work does not finish within the budget."""
-    from critheory.activation.budget import within
-    from critheory.activation.symbolic import X
+    """The named integrand ``phi_euler``, ``φ·(xφ' − φ)`` with ``xφ' − φ`` expanded so that
+    the terms that grow with x cancel symbolically (held in a zoo activation's cache), or None
+    where it is not defined or the symbolic work does not finish within its budget."""
+    from critheory.errors import CritheoryError
 
-    import sympy as sp
-
-    f = act.expr
-    ok, q = within(lambda: sp.piecewise_fold(sp.expand(X * act.derivative(1) - f)))
-    return f * q if ok else None
+    try:
+        return integrand(act, "phi_euler")
+    except CritheoryError:
+        return None
 
 
 def _by_parts(act: Activation, K: np.ndarray):

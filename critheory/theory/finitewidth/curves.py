@@ -232,9 +232,9 @@ def _nu(net: Network, sw: float, sb: float, depths, vn, arch=None, K=None) -> Nu
                  f"{_fraction(v)}")
         return Nu(v, exact, "exact: V^l/(K^l)^2 = nu (l - 1) at every depth (scale-invariant "
                             "activation, sigma_b^2 = 0)")
-    t = act.taylor
-    if plain and sb == 0.0 and t.available and mu2 < 1.0:
-        d = [float(x) for x in t.derivatives[:4]]
+    t = act.taylor_float
+    if plain and sb == 0.0 and t is not None and mu2 < 1.0:
+        d = list(t[0][:4])
         if d[0] == 0.0 and d[1] != 0.0:
             a1 = d[3] / d[1] + 0.75 * (d[2] / d[1]) ** 2
             crit = (1.0 - mu2) / d[1] ** 2
@@ -286,7 +286,7 @@ def _flow_limit(arch, net: Network, sw: float, sb: float, K: np.ndarray):
     The map of one layer is increasing in K, so the flow is monotone: from K_L it moves in the
     direction of d = sign(F(K_L) − K_L) and stops at the first root of F(K) − K in that
     direction, bracketed by steps |F(K_L) − K_L|·2^j and refined by Brent's method."""
-    from scipy.optimize import brentq
+    from critheory.theory.roots import brent
 
     KL = float(K[-1])
     if not (np.isfinite(KL) and KL > 0):
@@ -314,7 +314,7 @@ def _flow_limit(arch, net: Network, sw: float, sb: float, K: np.ndarray):
                 if not np.isfinite(gc):
                     return None
                 if gc == 0.0 or (gc > 0) != (d > 0):
-                    Kinf = cur if gc == 0.0 else brentq(g, min(prev, cur), max(prev, cur),
+                    Kinf = cur if gc == 0.0 else brent(g, min(prev, cur), max(prev, cur),
                                                           xtol=1e-15 * cur, rtol=1e-15)
                     break
                 prev = cur

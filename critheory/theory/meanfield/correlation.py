@@ -120,7 +120,7 @@ def correlation_fixed_point(arch, weight_var: float, bias_var: float,
     True
     """
     arch = check_arch(arch)
-    from scipy.optimize import brentq
+    from critheory.theory.roots import brent
 
     if q_star is None or not np.isfinite(q_star) or q_star <= 0:
         return None
@@ -148,7 +148,7 @@ def correlation_fixed_point(arch, weight_var: float, bias_var: float,
                 break
         if hi is None:
             return CorrelationFixedPoint(q, 1.0, chi1, 0.0, _xi(chi1))
-        c_star = brentq(g, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=200)
+        c_star = brent(g, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=200)
     if 1.0 - c_star <= _AT_ONE:
         return CorrelationFixedPoint(q, 1.0, chi1, 0.0, _xi(chi1))
     chi_c, err = _slope(arch, sw, sb, q, c_star)

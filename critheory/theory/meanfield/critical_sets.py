@@ -35,7 +35,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from critheory.errors import GrowthError, InvalidArgumentError
 from critheory.common.checks import check_hyper
@@ -112,6 +111,8 @@ def everywhere_apjn(arch: LayerMaps, weight_var: float, bias_var: float, depth: 
     l = np.arange(l0, depth + 1)
     K = K1 + A * (l - 1)
     x, beta, n = (K1 + A * (l0 - 1)) / A, B / A, l - l0
+    from scipy import special
+
     logJ = (special.gammaln(x + beta + n) - special.gammaln(x + n)
             - special.gammaln(x + beta) + special.gammaln(x))
     return np.exp(logJ), K

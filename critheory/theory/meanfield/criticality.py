@@ -33,18 +33,22 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import sympy as sp
 
+from critheory.activation._lazy import LazyModule
 from critheory.common.jsonable import finite_or_none
 from critheory.errors import InvalidArgumentError
 from critheory.theory.meanfield.maps import LayerMaps, check_arch
-from critheory.theory.meanfield.taylor import a1_b1, kernel_dependent, kinked_second, zero_endpoint
+from critheory.theory.meanfield.taylor import (a1_b1, a1_sign, kernel_dependent, kinked_second,
+                                               zero_endpoint)
 from critheory.theory.roots import refine_brackets
 from critheory.common import limits
 from critheory.common.reprs import short_repr
 
 __all__ = ["LinePoint", "CriticalPoint", "CriticalPointKind", "Universality", "UniversalityKind",
            "Side", "critical_line", "critical_points", "universality", "ResolutionWarning"]
+
+# sympy on first use: the exact exponents of a universality class need it, a critical line not
+sp = LazyModule("sympy")
 
 _TGRID = np.logspace(-6, 6, 241)      # critical-point search
 #: Most bias variances of one critical_line call (the scan holds ~200 floats per value).
@@ -538,10 +542,9 @@ def critical_points(arch: LayerMaps) -> list[CriticalPoint]:
     D = np.where(ok & (np.abs(D) > 1e-12), D, np.nan)
     out = []
     swz = zero_endpoint(arch)
-    ab = a1_b1(arch)
+    a1 = a1_sign(arch)
     kink = kinked_second(arch)
-    if swz is not None and ((ab is not None and not ab[0].is_positive)
-                            or (kink is not None and kink < 0)):
+    if swz is not None and ((a1 is not None and a1 <= 0) or (kink is not None and kink < 0)):
         # the K* = 0 end of the line is a critical point that attracts only for a_1 <= 0
         out.append(CriticalPoint(swz, 0.0, 0.0, CriticalPointKind.ZERO))
     _, lo, hi, flo, fhi = _brackets(D, _TGRID)

@@ -25,7 +25,7 @@ from critheory.errors import CritheoryError, InvalidArgumentError
 from critheory.common.checks import check_hyper
 from critheory.common.jsonable import finite_or_none
 from critheory.theory.meanfield.maps import LayerMaps, check_arch
-from critheory.theory.meanfield.taylor import a1_b1, kinked_second, one_sided_derivatives
+from critheory.theory.meanfield.taylor import a1_sign, kinked_second, one_sided_derivatives
 from critheory.theory.roots import refine_brackets, sign_change_brackets
 from critheory.common.reprs import short_repr
 
@@ -162,9 +162,9 @@ def fixed_point_at(arch: LayerMaps, K: float, sw: float, sb: float,
         if arch.caps.scale_invariant:
             chi_par = chi_j = _homogeneous_slope(arch, sw)
         else:
-            t = arch.activation.taylor
-            if t.available:
-                d1 = float(t.derivatives[1])
+            t = arch.activation.taylor_float
+            if t is not None:
+                d1 = t[0][1]
                 chi_par = chi_j = mu2 + sw * d1 * d1
             else:
                 # a kink at 0: as K → 0 the Gaussian sees only the two slopes φ'(0±), so the map
@@ -179,10 +179,10 @@ def fixed_point_at(arch: LayerMaps, K: float, sw: float, sb: float,
     if stability is None and K == 0.0 and abs(chi_par - 1.0) <= 1e-12:
         # K* = 0 with χ_∥ = 1: attracting (algebraically) iff the leading correction to
         # f(K) - K is negative: a_1 < 0, or Δ_2/σ_1 < 0 for a kink in φ'' [PDLT §5.3]
-        ab, kink = a1_b1(arch), kinked_second(arch)
-        if (ab is not None and ab[0].is_negative) or (kink is not None and kink < 0):
+        a1, kink = a1_sign(arch), kinked_second(arch)
+        if (a1 is not None and a1 < 0) or (kink is not None and kink < 0):
             stability = FixedPointStability.STABLE
-        elif (ab is not None and ab[0].is_positive) or (kink is not None and kink > 0):
+        elif (a1 is not None and a1 > 0) or (kink is not None and kink > 0):
             stability = FixedPointStability.UNSTABLE
     if K == 0.0:
         chi_perp = chi_j  # the one-sided limit: χ_⊥ = χ_J for every block rule at K -> 0

@@ -274,12 +274,12 @@ def _flow(act, sw, sb, q0: float, depth: int):
 
 def _k1_point(act, q0: float):
     """The K* with E_{K*}[φ²] = q0 (every root on the grid, refined), or []."""
-    from scipy.optimize import brentq
+    from critheory.theory.roots import brent
 
     f = np.asarray(expect(act, "phi2", _GRID).value, float) - q0
     roots = []
     for i in np.nonzero(np.sign(f[:-1]) * np.sign(f[1:]) < 0)[0]:
-        roots.append(brentq(lambda k: float(expect(act, "phi2", k).value) - q0, _GRID[i],
+        roots.append(brent(lambda k: float(expect(act, "phi2", k).value) - q0, _GRID[i],
                             _GRID[i + 1], xtol=1e-15, rtol=1e-15))
     return roots
 

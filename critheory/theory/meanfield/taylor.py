@@ -30,7 +30,7 @@ from critheory.theory.meanfield.maps import LayerMaps
 if TYPE_CHECKING:  # sympy is imported where it is used (importing it takes ~0.5 s)
     import sympy as sp
 
-__all__ = ["one_sided_derivatives", "exact_coefficient", "kernel_dependent", "zero_endpoint",
+__all__ = ["a1_sign", "one_sided_derivatives", "exact_coefficient", "kernel_dependent", "zero_endpoint",
            "kinked_second", "a1_b1"]
 
 
@@ -74,15 +74,13 @@ def zero_endpoint(arch: LayerMaps) -> float | None:
     continuous at 0), or None."""
     if not kernel_dependent(arch) or arch.caps.scale_invariant:
         return None
-    t = arch.activation.taylor
-    if t.available:
-        import sympy as sp
-
-        s0, s1 = t.derivatives[0], t.derivatives[1]
-        if s0 != 0 or s1 == 0:
+    t = arch.activation.taylor_float
+    if t is not None:
+        (_, s1), (z0, z1) = t[0][:2], t[1][:2]
+        if not z0 or z1:
             return None
-        return _representable(float((1 - sp.nsimplify(arch.mu2)) / exact_coefficient(s1) ** 2),
-                              arch, f"(1 - mu^2)/phi'(0)^2 with phi'(0) = {float(s1):g}")
+        return _representable((1.0 - arch.mu2) / (s1 * s1), arch,
+                              f"(1 - mu^2)/phi'(0)^2 with phi'(0) = {s1:g}")
     d = one_sided_derivatives(arch.activation, 1)
     if d[0] != (0.0, 0.0) or d[1][0] != d[1][1] or d[1][0] == 0.0:
         return None
@@ -103,11 +101,26 @@ def _representable(sw: float, arch: LayerMaps, what: str) -> float:
 def kinked_second(arch: LayerMaps) -> float | None:
     """For φ(0) = 0, φ'(0) = σ_1 continuous but φ'' jumping at 0 (ELU-type): Δ_2/σ_1 with
     Δ_2 = φ''(0+) - φ''(0-); else None."""
-    if arch.activation.taylor.available or zero_endpoint(arch) is None:
+    if arch.activation.taylor_float is not None or zero_endpoint(arch) is None:
         return None
     d = one_sided_derivatives(arch.activation, 2)
     delta2 = d[2][0] - d[2][1]
     return delta2 / d[1][0] if delta2 != 0.0 else None
+
+
+def a1_sign(arch: LayerMaps) -> int | None:
+    """The sign (−1, 0, +1) of PDLT's a_1 for φ(0) = 0, φ'(0) ≠ 0, else None: from the float
+    Taylor derivatives where |a_1| exceeds their rounding bound (no sympy), else exactly."""
+    t = arch.activation.taylor_float
+    if t is None or not t[1][0] or t[1][1]:
+        return None
+    s1, s2, s3 = t[0][1:4]
+    u, w = s3 / s1, 0.75 * (s2 / s1) ** 2
+    a1 = u + w
+    if abs(a1) > 16 * np.finfo(float).eps * (abs(u) + w):
+        return 1 if a1 > 0 else -1
+    ab = a1_b1(arch)
+    return None if ab is None else (1 if ab[0].is_positive else -1 if ab[0].is_negative else 0)
 
 
 def a1_b1(arch: LayerMaps) -> tuple[sp.Expr, sp.Expr] | None:

@@ -91,3 +91,19 @@ def test_base_example_exact_layer_one():
     c = compare("tanh", 1.0, 0.0, width=16, depth=8, seeds=4, seed=0, n_boot=0)
     assert c.dof == 3 and c.z_crit == pytest.approx(student.isf(0.01 / (2 * c.n_compared), 3))
     assert abs(c.kernel_z[0]) <= c.z_crit
+
+
+def test_quantiles_equal_scipy_stats():
+    """The Student-t/normal quantiles and tails, taken from scipy.special to spare importing
+    scipy.stats, are scipy.stats' own (bit for bit) on a grid of levels and dof."""
+    stats = pytest.importorskip("scipy.stats")
+    from critheory.validation.stats import critical_value, p_values
+
+    z = np.linspace(-12.0, 12.0, 97)
+    for dof in (None, 1.0, 2.0, 3.5, 7.0, 19.0, 1e6, float("inf")):
+        for m, alpha in ((1, 0.05), (7, 0.01), (400, 1e-3)):
+            law = stats.norm if dof is None or not np.isfinite(dof) else stats.t(dof)
+            assert critical_value(m, alpha, dof) == float(law.isf(alpha / (2 * m)))
+        ref = 2 * (stats.norm.sf(np.abs(z)) if dof is None or not np.isfinite(dof)
+                   else stats.t.sf(np.abs(z), dof))
+        assert np.array_equal(p_values(z, dof), np.minimum(ref, 1.0))

@@ -142,9 +142,10 @@ def test_moments_needs_no_sympy(tmp_path):
 
 def test_theory_commands_need_no_sympy(tmp_path):
     """Issue 32 (cold start): after the first run on this machine, the mean-field, finite-width,
-    NTK and spectrum commands on a zoo activation at its K* = 0 critical point import neither
-    sympy nor scipy (the K-derivative integrands, the Poincaré-gap integrand and the Taylor
-    coefficients as floats are in the zoo cache; a_1's sign is decided in floats)."""
+    NTK and spectrum commands on a zoo activation at its K* = 0 critical point, and ``sde`` with
+    ReLU shaping, import neither sympy nor scipy (the K-derivative integrands, the Poincaré-gap
+    integrand and the Taylor coefficients as floats are in the zoo cache; a_1's sign is decided
+    in floats; the ReLU ODE limit by Gauss–Legendre and Brent)."""
     code = """
         import io, contextlib, sys
         from critheory.cli.main import main
@@ -155,6 +156,7 @@ def test_theory_commands_need_no_sympy(tmp_path):
             assert main(["finite-width", "tanh", *point, "--depth", "5", "--json"]) == 0
             assert main(["ntk", "tanh", *point, "--depth", "5", "--json"]) == 0
             assert main(["spectrum", "tanh", *point, "--depth", "5", "--json"]) == 0
+            assert main(["sde", "relu", "--shape", "relu", "--T", "1", "--rho0", "0.3"]) == 0
         """
     env = {"CRITHEORY_CACHE_DIR": str(tmp_path)}
     _run(code, env)                     # the first run on this "machine" fills the cache

@@ -28,12 +28,13 @@ Examples
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from critheory.errors import InvalidArgumentError
+from critheory.errors import ConvergenceError, InvalidArgumentError
 from critheory.theory.shaped.sde import (drift, geo_step, geo_step2, sin_minus_theta_cos,
                                          x_drift)
 
@@ -632,32 +633,49 @@ def rho_ode(shaping, rho0, T) -> float:
     k = shaping.k
     if k == 0 or rho0 >= 1.0:
         return rho0
-    from scipy.integrate import quad
-
     th0 = math.acos(rho0)
-
-    def rate(th):  # dθ/dt = -(k/2π) g(θ), g = (sin θ − θ cos θ)/sin θ
-        return (k / (2 * math.pi)) * float(sin_minus_theta_cos(th)) / math.sin(th) \
-            if th > 0 else 0.0
-
-    def time_to(th):
-        if th >= th0:
-            return 0.0
-        return quad(lambda u: 1.0 / rate(u), th, th0, limit=200, epsabs=0, epsrel=1e-12)[0]
-
     if th0 >= math.pi:  # ρ0 = −1: dθ/dt = −k/2 at θ = π (finite), start a hair inside
         th0 = math.pi - 1e-12
-    lo, hi = 0.0, th0
-    # the time to reach θ → 0 is infinite (g ~ θ²/3): bisection on θ
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if mid == 0.0 or time_to(mid) > T:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-15:
-            break
-    return math.cos(0.5 * (lo + hi))
+    # the time to reach θ → 0 is infinite (g ~ θ²/3): solve time(θ) = T for s = log θ
+    s0 = math.log(th0)
+    lo = s0 - 1.0
+    while _relu_time(k, math.exp(lo), th0) <= T:
+        lo -= 1.0
+        if lo < -700.0:                           # pragma: no cover - T beyond float64
+            return 1.0
+    from critheory.theory.roots import brent
+
+    s = brent(lambda u: _relu_time(k, math.exp(u), th0) - T, lo, s0, xtol=1e-15, rtol=1e-15)
+    return math.cos(math.exp(s))
+
+
+@functools.lru_cache(maxsize=1)
+def _gl16() -> tuple:
+    return np.polynomial.legendre.leggauss(16)
+
+
+def _relu_time(k: float, th: float, th0: float) -> float:
+    """The time ``∫_θ^{θ₀} 2π dθ'/(k g(θ'))``, ``g = (sin θ − θ cos θ)/sin θ``, for ReLU
+    shaping to take the angle from θ₀ down to θ: composite Gauss–Legendre (16 nodes a panel) in
+    s = log θ', where the integrand θ'/(k g(θ')) ~ 6π/(kθ') near 0 is smooth; the panels are
+    halved until two successive sums agree to 1e-14 (here instead of ``scipy.integrate.quad``,
+    whose import costs a command ~0.6 s of start-up)."""
+    if th >= th0:
+        return 0.0
+    x, w = _gl16()
+    a, b = math.log(th), math.log(th0)
+    n = max(1, math.ceil((b - a) / 0.5))
+    prev = None
+    for _ in range(16):
+        edges = np.linspace(a, b, n + 1)
+        half = 0.5 * (edges[1:] - edges[:-1])
+        u = np.exp((0.5 * (edges[1:] + edges[:-1]))[:, None] + half[:, None] * x)
+        f = u * np.sin(u) / sin_minus_theta_cos(u)
+        val = 2.0 * math.pi / k * float(np.sum(f * (half[:, None] * w)))
+        if prev is not None and abs(val - prev) <= 1e-14 * abs(val):
+            return val
+        prev, n = val, 2 * n
+    raise ConvergenceError(f"the ReLU-shaping time from {th0!r} to {th!r} did not converge")
 
 
 def norm_ode(shaping, V0, T) -> float:

@@ -169,10 +169,11 @@ def test_layer_two_is_exact_at_width_four(act, sw, sb):
     assert set(c.t) == ({"P", "Q"} if act == "relu" else {"P", "Q", "R", "S", "T", "U"})
 
 
-def test_depth_three_extrapolated_in_one_over_n():
-    """tanh at criticality: n × mean at n = 32, 64 extrapolated in 1/n against P … U of
-    layers 2, 3 (12 scores, Bonferroni at 1 %)."""
-    c = compare_dntk("tanh", 1.0, 0.0, widths=(32, 64), depth=3, networks=3000, seed=5)
+@pytest.mark.parametrize("act, sw", [("tanh", 1.0), ("relu", 2.0)])
+def test_depth_three_extrapolated_in_one_over_n(act, sw):
+    """At criticality: n × mean at n = 32, 64 extrapolated in 1/n against P … U of layers
+    2, 3 (Bonferroni at 1 %)."""
+    c = compare_dntk(act, sw, 0.0, widths=(32, 64), depth=3, networks=3000, seed=5)
     assert c.decision(0.01).verdict == "consistent", c.to_dict()
 
 
@@ -285,6 +286,7 @@ def test_family_exponents_and_the_measured_ddntk():
     dd = 6 * f["R"][-1] + 2 * (f["S"][-1] + f["T"][-1] + f["U"][-1])
     pq = f["P"][-1] + 2 * f["Q"][-1]
     for s in (0.0, 1.0):
+        spread = []
         for n in (8, 32):
             m = ct.measure_dntk("tanh", 1.0, 0.0, width=n, depth=2, networks=3000, family=s,
                                 seed=n, layers=(2,))
@@ -294,6 +296,9 @@ def test_family_exponents_and_the_measured_ddntk():
             t = (m.mean("pq")[0] * n - pq) / (m.stderr("pq")[0] * n)
             assert abs(t) < 3.5, (s, n, t)
             assert m.mean("ntk")[0] == pytest.approx(f["theta"][-1], rel=0.05)
+            spread.append(m.samples["dh"][:, 0].std() * n ** (1 - s / 2))
+        # the typical dNTK is of size n^{s/2 − 1}
+        assert spread[0] == pytest.approx(spread[1], rel=0.15)
 
 
 # ------------------------------------------------------------------ rules, refusals

@@ -91,6 +91,13 @@ class DNTKMeasurement:
     weight_var, bias_var, q0 : float
     lambda_b, lambda_w : ndarray (L,)
     elapsed : float
+
+    Examples
+    --------
+    >>> import critheory as ct
+    >>> m = ct.measure_dntk("tanh", 1.0, 0.0, width=8, depth=2, networks=32, seed=1)
+    >>> isinstance(m, ct.DNTKMeasurement), m.mean("p").shape, m.stderr("ntk")[0]
+    (True, (2,), np.float64(0.0))
     """
 
     __repr__ = short_repr

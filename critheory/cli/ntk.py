@@ -106,6 +106,8 @@ def _cmd_ntk(args) -> int:
     if nlo is not None:
         print(f"width n = {out['width']}: E[Theta^l] to order 1/n and Var(Theta^l) of one neuron "
               f"(input 1); n Var/Theta^2 ~ l^{f(ex.get('ntk_variance'), '.4g')}")
+    if out.get("dntk_note"):
+        print(f"note: {out['dntk_note']}")
     head = f"{'l':>7} {'K^l':>16} {'Theta^l':>16} {'lambda_b':>12} {'lambda_w':>12}"
     if nlo is not None:
         head += f" {'E[Theta]':>14} {'Var(Theta)':>12} {'dNTK':>11} {'ddNTK':>11}"
@@ -126,8 +128,6 @@ def _cmd_ntk(args) -> int:
             meas = f"{f(sim['ntk_mean'][i], '.6g')}±{f(sim['ntk_stderr'][i], '.2g')}"
             row += f" {meas:>22} {f(sim['ntk_z'][i], '.2f'):>6}"
         print(row)
-    if out.get("dntk_note"):
-        print(f"note: {out['dntk_note']}")
     if sim is not None:
         print(f"simulation: {sim['seeds']} networks of width {sim['width']} (mean over "
               f"{sim['neurons']} neurons each); deviations of order depth/width are the "

@@ -160,13 +160,15 @@ def test_jets_match_central_differences():
 
 # ------------------------------------------------------------------ leading order vs networks
 @pytest.mark.parametrize("act, sw, sb", [("tanh", 1.0, 0.0), ("gelu", 1.7, 0.3),
-                                         ("relu", 2.0, 0.0), ("swish", 1.9, 0.2)])
+                                         ("relu", 2.0, 0.0), ("swish", 1.9, 0.2),
+                                         ("elu", 1.3, 0.2)])
 def test_layer_two_is_exact_at_width_four(act, sw, sb):
     c = compare_dntk(act, sw, sb, widths=(4,), depth=2, networks=6000, lambda_b=0.8,
                      lambda_w=1.2, seed=11)
     d = c.decision(0.01)
     assert d.verdict == "consistent", c.to_dict()
-    assert set(c.t) == ({"P", "Q"} if act == "relu" else {"P", "Q", "R", "S", "T", "U"})
+    assert set(c.t) == ({"P", "Q"} if act in ("relu", "elu")
+                        else {"P", "Q", "R", "S", "T", "U"})
 
 
 @pytest.mark.parametrize("act, sw", [("tanh", 1.0), ("relu", 2.0)])
@@ -316,6 +318,8 @@ def test_fold_rules_and_refusals():
         D.dntk_fields(network("mlp", "hardtanh"), 1.0, 0.0, np.ones(3), np.ones(3))
     relu = D.dntk_fields(network("mlp", "relu"), 2.0, 0.0, np.ones(3), np.ones(3))
     assert np.all(np.isnan(relu["R"])) and np.all(np.isfinite(relu["P"]))
+    assert "infinite" in D.ddntk_refusal(ct.Activation.get("relu"))
+    assert "point mass" in D.ddntk_refusal(ct.Activation.get("elu"))   # φ' continuous
     with pytest.raises(CritheoryError, match="beyond"):
         ct.dntk_curves("mlp", "tanh", 1.0, 0.0, 5000)
 

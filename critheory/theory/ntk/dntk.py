@@ -79,7 +79,7 @@ from critheory.theory.ntk import finite
 from critheory.theory.state import Rep, State
 
 __all__ = ["RULES", "THEORY", "apply", "start", "check_network", "check_activation",
-           "ddntk_defined", "dntk_fields", "dntk_curves", "DNTKCurves", "family_exponents",
+           "ddntk_defined", "ddntk_refusal", "dntk_fields", "dntk_curves", "DNTKCurves", "family_exponents",
            "depth_exponent", "refusal", "curves_at_rates", "DNTK_FIELDS"]
 
 _NAME = "dNTK"
@@ -106,6 +106,15 @@ def ddntk_defined(act) -> bool:
     """True where the ddNTK is finite: a smooth activation (a kink makes ``E[φ'²φ''²]``
     infinite)."""
     return bool(act.is_smooth)
+
+
+def ddntk_refusal(act) -> str:
+    """The one-line reason the ddNTK of a non-smooth activation is not given."""
+    if any(jump != 0.0 for _, _, jump in act.jumps):
+        return (f"the ddNTK of {act.name} is not defined: at its kink E[phi'^2 phi''^2] is "
+                "infinite")
+    return (f"the ddNTK is computed for smooth activations only: {act.name}'s phi'' jumps, so "
+            "its third derivative has a point mass that the per-network derivatives miss")
 
 
 def _integrand(act, name: str):
@@ -479,8 +488,7 @@ def curves_at_rates(net, weight_var: float, bias_var: float, lambda_b, lambda_w,
     f = dntk_fields(net, float(weight_var), float(bias_var), lambda_b, lambda_w, q0)
     depths = np.arange(1, np.size(lambda_b) + 1)
     defined = ddntk_defined(net.activation)
-    note = "" if defined else (f"the ddNTK of {net.activation.name} is not defined: at its "
-                               "kink E[phi'^2 phi''^2] is infinite")
+    note = "" if defined else ddntk_refusal(net.activation)
     ex = {"dntk": depth_exponent(depths[1:], f["dntk"][1:]),
           "ddntk": depth_exponent(depths[1:], f["ddntk"][1:]) if defined else None}
     if width is not None:

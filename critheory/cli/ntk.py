@@ -261,7 +261,8 @@ def register(sub) -> None:
                    help="also measure the NTK of --seeds networks of width --width")
     p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_CLI, "width"), default=None,
                    help="the network's width n: adds the NTK's 1/n mean shift and variance "
-                        "(ntk_mean_nlo, ntk_variance); also the width of --simulate")
+                        "(ntk_mean_nlo, ntk_variance) and the dNTK and ddNTK (dntk, ddntk); "
+                        "also the width of --simulate")
     p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS_CLI, "seeds"), default=200)
     p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(func=_cmd_ntk)

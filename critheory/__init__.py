@@ -19,12 +19,13 @@ numpy, sympy and scipy. The modules behind the names are internals and may move.
   :func:`data_statistics` (several inputs); Bayesian inference: :func:`bayes_posterior`,
   :class:`NearlyGaussian`, the exact posterior of finite networks :func:`output_laws`,
   :func:`exact_posterior`; NTK:
-  :func:`ntk_curves`; recipes: :func:`recipe`; transformers:
+  :func:`ntk_curves`, the dNTK and ddNTK :func:`dntk_curves`; recipes: :func:`recipe`; transformers:
   :func:`transformer_depth`, :func:`one_token_exponent`, :func:`attention_kernel`;
 * the shaped-network SDE: :func:`shape_relu`, :func:`shape_smooth`, :func:`solve_sde`,
   :func:`fokker_planck`, :func:`integrate`, :func:`rho_ode`, :func:`start_matrix`,
   :func:`stability`, :func:`drift_text`; spectra: :func:`jacobian_spectrum`;
 * the simulator: :func:`simulate`, :func:`fit_simulated_power_law`, :func:`measure_ntk`,
+  :func:`measure_dntk`,
   :func:`measure_finite_width`, :func:`simulate_shaped`, :func:`simulate_spectrum`,
   :func:`simulate_transformer`;
 * validation: :func:`compare`, :func:`compare_transformer`, :func:`validate_spectrum`;
@@ -104,6 +105,8 @@ _PUBLIC = {
     "AspectRatio": ("critheory.theory.finitewidth.aspect", "AspectRatio"),
     "ntk_curves": ("critheory.theory.ntk.depth", "ntk_curves"),
     "NTKCurves": ("critheory.theory.ntk.depth", "NTKCurves"),
+    "dntk_curves": ("critheory.theory.ntk.dntk", "dntk_curves"),
+    "DNTKCurves": ("critheory.theory.ntk.dntk", "DNTKCurves"),
     "trained_prediction": ("critheory.theory.ntk.trained", "trained_prediction"),
     "TrainedPrediction": ("critheory.theory.ntk.trained", "TrainedPrediction"),
     "train_ensemble": ("critheory.simulation.train", "train_ensemble"),
@@ -134,6 +137,8 @@ _PUBLIC = {
     "SimulationResult": ("critheory.simulation.engine", "SimulationResult"),
     "fit_simulated_power_law": ("critheory.simulation.fits", "fit_power_law"),
     "measure_ntk": ("critheory.simulation.ntk", "measure_ntk"),
+    "measure_dntk": ("critheory.simulation.dntk", "measure_dntk"),
+    "DNTKMeasurement": ("critheory.simulation.dntk", "DNTKMeasurement"),
     "measure_finite_width": ("critheory.simulation.finitewidth", "measure_finite_width"),
     "simulate_shaped": ("critheory.simulation.shaped", "simulate_shaped"),
     "simulate_spectrum": ("critheory.simulation.spectra", "simulate_spectrum"),

@@ -24,6 +24,16 @@ JSON output (absent numbers are ``null``):
                   order-1/n fields per layer (``theta1``, ``variance`` = n Var, ``cross`` =
                   n Cov(Θ̂, z²), ``A``, ``B``, ``D``, ``F``); ``exponents.ntk_variance``: the slope
                   s of n Var(Θ̂^l)/(Θ^l)² ∝ l^s
+``dntk``, ``ddntk``, ``dntk_fields``  (with ``--width N``; :mod:`critheory.theory.ntk.dntk`,
+                  ``docs/dntk.md``) the dNTK and ddNTK of one neuron of layer l at width n, as
+                  dimensionless magnitudes: ``dntk`` = E[z_i dĤ_iii]/Θ² = (P + 2Q)/(nΘ²) (minus
+                  the mean relative change of Θ̂_ii in one gradient step of size 1/Θ on ½z_i²),
+                  ``ddntk`` = K E[∂²Θ̂_ii]/Θ³ = 2K(3R + S + T + U)/(nΘ³) (the NTK's second
+                  derivative along that update, same units); ``dntk_fields``: PDLT's ``P``,
+                  ``Q``, ``R``, ``S``, ``T``, ``U`` per layer and the two coefficients n·dntk,
+                  n·ddntk; ``exponents.dntk``, ``exponents.ddntk``: the slopes s of
+                  |n·dntk| ∝ l^s; null with a ``dntk_note`` where not defined (the ddNTK of a
+                  kinked activation, a block without a dNTK rule)
 ``simulation``    (with ``--simulate``) ``ntk_mean``, ``ntk_stderr``, ``ntk_std``, ``ntk_theory``,
                   ``ntk_z``, ``kernel_mean``, ``kernel_stderr``, ``width``, ``seeds``, ``seed``
 """
@@ -65,6 +75,8 @@ def _cmd_ntk(args) -> int:
                    lambda_b=args.lambda_b, lambda_w=args.lambda_w, scaling=args.scaling,
                    mu=args.mu, q0=args.q0, q12=args.q12, q22=args.q22, width=args.width)
     out = c.to_dict()
+    if args.width is not None:
+        _dntk_keys(out, arch.network, args, c)
     out.update(activation=act.name, arch=arch.name, weight_var=args.weight_var,
                bias_var=args.bias_var, q0=args.q0)
     if args.simulate:
@@ -94,9 +106,11 @@ def _cmd_ntk(args) -> int:
     if nlo is not None:
         print(f"width n = {out['width']}: E[Theta^l] to order 1/n and Var(Theta^l) of one neuron "
               f"(input 1); n Var/Theta^2 ~ l^{f(ex.get('ntk_variance'), '.4g')}")
+    if out.get("dntk_note"):
+        print(f"note: {out['dntk_note']}")
     head = f"{'l':>7} {'K^l':>16} {'Theta^l':>16} {'lambda_b':>12} {'lambda_w':>12}"
     if nlo is not None:
-        head += f" {'E[Theta]':>14} {'Var(Theta)':>12}"
+        head += f" {'E[Theta]':>14} {'Var(Theta)':>12} {'dNTK':>11} {'ddNTK':>11}"
     if sim is not None:
         head += f" {'measured':>22} {'z':>6}"
     print(head)
@@ -107,6 +121,9 @@ def _cmd_ntk(args) -> int:
                f"{f(out['lambda_b'][i], '.6g'):>12} {f(out['lambda_w'][i], '.6g'):>12}")
         if nlo is not None:
             row += f" {f(nlo[i], '.8g'):>14} {f(out['ntk_variance'][i], '.6g'):>12}"
+            for key in ("dntk", "ddntk"):
+                v = out.get(key)
+                row += f" {f(None if v is None else v[i], '.4g'):>11}"
         if sim is not None:
             meas = f"{f(sim['ntk_mean'][i], '.6g')}±{f(sim['ntk_stderr'][i], '.2g')}"
             row += f" {meas:>22} {f(sim['ntk_z'][i], '.2f'):>6}"
@@ -116,6 +133,22 @@ def _cmd_ntk(args) -> int:
               f"{sim['neurons']} neurons each); deviations of order depth/width are the "
               "finite-width correction, not an error of the recursion")
     return 0
+
+
+def _dntk_keys(out: dict, net, args, curves) -> None:
+    """Add the dNTK and ddNTK keys of ``--width`` (module docstring) to ``out``, in place: null
+    with a ``dntk_note`` where the dNTK theory refuses the network."""
+    from critheory.theory.ntk.dntk import curves_at_rates, refusal
+
+    why = refusal(net)
+    if why is not None:
+        out.update(dntk=None, ddntk=None, dntk_fields=None, dntk_note=why)
+        out["exponents"].update(dntk=None, ddntk=None)
+        return
+    d = curves_at_rates(net, args.weight_var, args.bias_var, curves.lambda_b,
+                        curves.lambda_w, args.q0, args.width).to_dict()
+    out["exponents"].update(d.pop("exponents"))
+    out.update(d)
 
 
 # ------------------------------------------------------------------ ``simulate --ntk``
@@ -228,7 +261,8 @@ def register(sub) -> None:
                    help="also measure the NTK of --seeds networks of width --width")
     p.add_argument("--width", type=bounded_int(1, MAX_WIDTH_CLI, "width"), default=None,
                    help="the network's width n: adds the NTK's 1/n mean shift and variance "
-                        "(ntk_mean_nlo, ntk_variance); also the width of --simulate")
+                        "(ntk_mean_nlo, ntk_variance) and the dNTK and ddNTK (dntk, ddntk); "
+                        "also the width of --simulate")
     p.add_argument("--seeds", type=bounded_int(2, MAX_SEEDS_CLI, "seeds"), default=200)
     p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(func=_cmd_ntk)

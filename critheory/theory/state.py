@@ -51,6 +51,18 @@ distinct neurons i ≠ j of the representation and its NTK matrix ``Θ̂_ij``:
 ``theta_s``, ``theta_sx``  one neuron at infinite width: ``Var(Θ̂_ii)`` and ``Cov(Θ̂_ii, x_i²)``
              (0 for a Gaussian representation; ``Θ² Var(φ'²)``, ``Θ Cov(φ'², φ²)`` after φ)
 
+dNTK and ddNTK at leading order 1/n (one input; :mod:`critheory.theory.ntk.dntk`,
+``docs/dntk.md``), for a Gaussian representation (a dense block's output) with update
+directions ``g_a = λ∇z_a``, ``dĤ_{a ij} = g_a·∇Θ̂_ij``, ``ω_{iabc} = ∇³z_i[g_a, g_b, g_c]`` and
+``ν_{ijab} = g_aᵀ∇²z_i λ ∇²z_j g_b``:
+
+``dntk_p``, ``dntk_q``   ``n E[dĤ_{i0 i1 i2} z_{i3}] = δ_{i0i3}δ_{i1i2} P + (δ_{i0i1}δ_{i2i3}
+             + δ_{i0i2}δ_{i1i3}) Q`` (PDLT's P, Q)
+``ddntk_r``  ``n E[ω_{iabc}] = R (δ_ia δ_bc + δ_ib δ_ac + δ_ic δ_ab)``
+``ddntk_s``, ``ddntk_t``, ``ddntk_u``  ``n E[ν_{ijab}] = S δ_ij δ_ab + T δ_ia δ_jb + U δ_ib δ_ja``
+``dntk_sums`` after φ: the eight neuron sums ``Ξ₁…Ξ₈`` the next dense block reads (a tuple;
+             None elsewhere)
+
 Examples
 --------
 >>> from critheory.theory.state import Rep, State
@@ -111,6 +123,13 @@ class State:
     theta_f: np.ndarray | None = None
     theta_s: np.ndarray | None = None
     theta_sx: np.ndarray | None = None
+    dntk_p: np.ndarray | None = None
+    dntk_q: np.ndarray | None = None
+    ddntk_r: np.ndarray | None = None
+    ddntk_s: np.ndarray | None = None
+    ddntk_t: np.ndarray | None = None
+    ddntk_u: np.ndarray | None = None
+    dntk_sums: tuple | None = None
     rep: Rep = Rep.GAUSSIAN
     width: float = 1.0
 

@@ -66,7 +66,7 @@ from critheory.theory.meanfield.rules import E, dE
 from critheory.theory.state import Rep, State
 
 __all__ = ["RULES", "THEORY", "RESIDUAL_REFUSAL", "apply", "start", "variance", "cross",
-           "check_network", "finite_width_fields"]
+           "moments", "check_network", "check_residual", "finite_width_fields"]
 
 _NAME = "NTK (finite width)"
 
@@ -82,8 +82,9 @@ def _integrand(act, name: str):
     return cache[name]
 
 
-def _moments(act, K) -> dict:
-    """The Gaussian expectations the rules read at input kernel ``K`` (module docstring)."""
+def moments(act, K) -> dict:
+    """The Gaussian expectations the rules read at input kernel ``K`` (module docstring): a dict
+    of arrays ``g, g1, h, h1, h2, e, dphi4, phi2dphi2`` (``E[φ'⁴]``, ``E[φ²φ'²]``)."""
     K = np.asarray(K, dtype=float)
     out = {"g": E(act, "phi2", K), "g1": dE(act, K, 1), "h": E(act, "dphi2", K),
            "h1": dE(act, K, 1, "dphi2"), "h2": dE(act, K, 2, "dphi2"),
@@ -128,7 +129,7 @@ def _phi(block, s: State, ctx: Ctx) -> State:
     if s.P is not None and np.any(s.P != 0):
         raise InvalidArgumentError(f"the {_NAME} theory has no rule for an activation of a "
                                    "correlated (normalized) input")
-    m = _moments(ctx.activation, s.K)
+    m = moments(ctx.activation, s.K)
     out = FINITE_WIDTH.rule(block)(block, s, ctx)
     T, h, h1 = s.theta, m["h"], m["h1"]
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
@@ -163,7 +164,9 @@ RESIDUAL_REFUSAL = (f"the {_NAME} theory has a residual rule for a linear activa
                     "which the order-1/n closure follows only for quadratic expectations")
 
 
-def _check_residual(block, act) -> None:
+def check_residual(block, act) -> None:
+    """Refuse a residual block these rules do not follow: a branch other than (phi, dense) of
+    the network's width, or a nonlinear φ (:data:`RESIDUAL_REFUSAL`)."""
     if not _branch_is_phi_dense(block):
         raise InvalidArgumentError(f"the {_NAME} theory has a residual rule for the branch "
                                    "(phi, dense) only (h' = mu h + W phi(h) + b)")
@@ -172,12 +175,12 @@ def _check_residual(block, act) -> None:
 
 
 def _residual(block, s: State, ctx: Ctx) -> State:
-    _check_residual(block, ctx.activation)
+    check_residual(block, ctx.activation)
     sw, _ = ctx.variances(block.branch[1])
     lw = ctx.lambda_w
     b = fold_branch(block, s, ctx, THEORY)
     out = FINITE_WIDTH.rule(block)(block, s, ctx)
-    m = _moments(ctx.activation, s.K)
+    m = moments(ctx.activation, s.K)
     mu2 = block.mu ** 2
     T = s.theta
     chi, tK, tT = sw * m["g1"], lw * m["g1"] + sw * T * m["h1"], sw * m["h"]
@@ -240,7 +243,7 @@ def check_network(net) -> None:
     check_composition(net.unit, THEORY)
     for b in net.unit:
         if getattr(b, "branch", ()):
-            _check_residual(b, net.activation)
+            check_residual(b, net.activation)
         if getattr(b, "width", 1.0) != 1.0:
             raise InvalidArgumentError(f"the {_NAME} theory follows layers of the network's "
                                        f"width only (a dense block of width {b.width:g})")

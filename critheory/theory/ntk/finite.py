@@ -277,3 +277,157 @@ def finite_width_fields(net, weight_var: float, bias_var: float, lambda_b, lambd
     out["variance"] = out["A"] + 2.0 * out["B"]
     out["cross"] = out["D"] + 2.0 * out["F"]
     return out
+
+
+# ------------------------------------------------------------------ depth: verified tables
+#: the one-input fields a layer maps affinely at fixed K, Θ and λ_W (the state of the
+#: tabulated route), and their grade: the degree in the NTK's scale (λ_b, λ_W, Θ, Θ1, D, F
+#: grade 1; A, B grade 2; K1, V grade 0). Every rule is homogeneous in that grading, so the
+#: coefficient of field j in field k is a homogeneous polynomial of degree
+#: ``grade_k − grade_j`` in (Θ, λ_W), and the constant term one of degree ``grade_k``.
+TABLE_FIELDS = ("theta1", "theta_a", "theta_b", "theta_d", "theta_f", "K1", "V")
+_GRADES = (1, 2, 2, 1, 1, 0, 0)
+#: the probes (Θ, λ_W) that fix a homogeneous polynomial of degree <= 2: its values at
+#: (1, 0), (0, 1) and (1, 1) (degree 0: the first, degree 1: the first two)
+_PROBES = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+#: (output k, input j or -1 for the constant term, degree d) per coefficient, in table order
+_COEFFS = tuple((k, j, _GRADES[k] - (0 if j < 0 else _GRADES[j]))
+                for k in range(len(TABLE_FIELDS)) for j in range(-1, len(TABLE_FIELDS))
+                if _GRADES[k] - (0 if j < 0 else _GRADES[j]) >= 0)
+#: the table's rows: the coefficient's values at its d + 1 probes
+TABLE_ROWS = tuple((k, j, d, p) for k, j, d in _COEFFS for p in range(d + 1))
+#: kernels beyond which the exact rules are evaluated instead of the tables (float64 limits)
+_TABLE_RANGE = (1e-280, 1e280)
+#: a decade of K is tabulated where it holds more layers than this (else folded directly)
+_TABLE_MIN_LAYERS = 200
+#: accuracy of each table row relative to the largest coefficient of its output field on the
+#: piece (the terms of one sum: a term negligible beside the others, such as the one-neuron
+#: ``Var(φ'²) = E[φ'⁴] − E[φ'²]² ≈ 8K²`` of tanh at small K, is known to the rules themselves
+#: only to the rounding of ``E[φ'⁴] ≈ 1``, which a check relative to itself cannot pass)
+TABLE_RTOL = 1e-12
+
+
+def layer_probes(net, weight_var: float, bias_var: float, K) -> np.ndarray:
+    """One layer of ``net`` on one input at the kernels ``K`` (1-D), by one vectorized fold of
+    :data:`THEORY` on 24 probe states: the rows :data:`TABLE_ROWS` (shape ``(rows, K.size)``),
+    the coefficient of field j in field k (or the constant term) at the probe ``(Θ, λ_W)``.
+
+    The probe states are the 8 basis states (every field of :data:`TABLE_FIELDS` 0, or one of
+    them 1) at each of the 3 probes of :data:`_PROBES` (λ_b = 0: it enters Θ only); a
+    coefficient is the basis state's output minus the zero state's."""
+    K = np.asarray(K, dtype=float).reshape(-1)
+    nf = len(TABLE_FIELDS)
+    basis = np.vstack([np.zeros(nf), np.eye(nf)])                       # (8, 7)
+    nb, npr = basis.shape[0], _PROBES.shape[0]
+    col = np.tile(basis, (npr, 1))                                      # (24, 7)
+    T = np.repeat(_PROBES[:, 0], nb)[:, None]
+    lw = np.repeat(_PROBES[:, 1], nb)[:, None]
+    one = np.ones((npr * nb, K.size))
+    fields = {f: col[:, i:i + 1] * one for i, f in enumerate(TABLE_FIELDS)}
+    s = State(K=K, D=2.0 * K * K, P=np.zeros(K.size), theta=T * one, **fields)
+    r = fold(net.unit, s, Ctx(net.activation, weight_var, bias_var, lambda_b=0.0,
+                               lambda_w=lw), THEORY)
+    Y = [np.broadcast_to(getattr(r, f), one.shape).reshape(npr, nb, K.size)
+         for f in TABLE_FIELDS]
+    rows = [Y[k][p, 0] if j < 0 else Y[k][p, 1 + j] - Y[k][p, 0] for k, j, _, p in TABLE_ROWS]
+    return np.array(rows)
+
+
+def layer_table(net, weight_var: float, bias_var: float):
+    """The verified table of :func:`layer_probes` in ``x = log10 K``
+    (:class:`~critheory.theory.meanfield.tabulated.PiecewiseChebyshev`, pieces of a decade
+    halved as needed; each row within :data:`TABLE_RTOL` of the largest coefficient of its
+    output field on the piece, the exact fold elsewhere)."""
+    from critheory.errors import CritheoryError
+    from critheory.theory.meanfield.tabulated import PiecewiseChebyshev
+
+    groups = [k for k, _, _, _ in TABLE_ROWS]
+    return PiecewiseChebyshev(lambda t: layer_probes(net, weight_var, bias_var, 10.0 ** t),
+                              1.0, rtol=TABLE_RTOL, errors=(CritheoryError,), groups=groups)
+
+
+def _layer_maps(rows: np.ndarray, theta: np.ndarray, lam_w: np.ndarray):
+    """Per layer the affine map ``f' = M f + c`` of the fields :data:`TABLE_FIELDS` from the
+    table rows at its kernel and the layer's Θ and λ_W: ``M`` (layers, 7, 7), ``c`` (layers, 7)."""
+    nl, nf = theta.size, len(TABLE_FIELDS)
+    M, c = np.zeros((nl, nf, nf)), np.zeros((nl, nf))
+    T, lw = theta, lam_w
+    r = 0
+    with np.errstate(invalid="ignore", over="ignore"):
+        for k, j, d in _COEFFS:
+            v = rows[r:r + d + 1]
+            r += d + 1
+            if d == 0:
+                coef = v[0]
+            elif d == 1:
+                coef = v[0] * T + v[1] * lw
+            else:
+                coef = v[0] * T * T + v[1] * lw * lw + (v[2] - v[0] - v[1]) * T * lw
+            if j < 0:
+                c[:, k] = coef
+            else:
+                M[:, k, j] = coef
+    return M, c
+
+
+def tabulated_fields(net, weight_var: float, bias_var: float, kernel, ntk, lambda_w) -> dict:
+    """The order-1/n NTK fields per layer ``1..L`` (one input) as :func:`finite_width_fields`,
+    from verified tables of one layer (:func:`layer_table`) instead of the rules' quadratures
+    at every layer: the route of deep networks (``docs/ntk.md`` §7.6).
+
+    ``kernel`` and ``ntk`` are ``K^l`` and ``Θ^l`` per layer (the infinite-width curves of
+    :func:`critheory.theory.ntk.depth.ntk_curves`), ``lambda_w`` the weight rates per layer.
+    At fixed ``K^l``, ``Θ^l`` and ``λ_W^{l+1}`` one layer maps the fields
+    :data:`TABLE_FIELDS` affinely, with coefficients that are homogeneous polynomials of
+    degree <= 2 in (Θ, λ_W) (the grading of :data:`TABLE_FIELDS`) whose values at three probes
+    are functions of K alone: those are tabulated. The recursion itself is then a 7×7
+    matrix-vector product a layer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from critheory.blocks.registry import network
+    >>> L = 4                               # ReLU, biases only: n Var(Θ̂^L) = 5 Σ_{l<L} l²
+    >>> f = tabulated_fields(network("mlp", "relu"), 2.0, 0.0, np.full(L, 2.0),
+    ...                      np.arange(1.0, L + 1), np.zeros(L))
+    >>> np.round(f["variance"], 9).tolist()
+    [0.0, 5.0, 25.0, 70.0]
+    """
+    check_network(net)
+    K = np.asarray(kernel, dtype=float)
+    T = np.asarray(ntk, dtype=float)
+    lw = np.asarray(lambda_w, dtype=float)
+    L = K.size
+    keys = ("theta", "theta1", "A", "B", "D", "F")
+    out = {k: np.full(L, np.nan) for k in keys}
+    ok = np.isfinite(K) & (K > 0) & (K < 1e300)
+    n = L if ok.all() else int(np.argmin(ok))      # layers up to the first bad kernel
+    f_all = np.zeros((max(n, 1), len(TABLE_FIELDS)))
+    if n > 1:
+        k = K[:n - 1]
+        x = np.log10(k)
+        # a decade of K holding many layers goes through the table; the others (a kernel
+        # running through the decades, near the float64 limits) are folded directly
+        inside = (k > _TABLE_RANGE[0]) & (k < _TABLE_RANGE[1])
+        dec = np.floor(np.where(inside, x, 0.0)).astype(np.int64)
+        _, inv, cnt = np.unique(dec, return_inverse=True, return_counts=True)
+        dense = inside & (cnt[inv.reshape(-1)] > _TABLE_MIN_LAYERS)
+        rows = np.empty((len(TABLE_ROWS), n - 1))
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            if dense.any():
+                rows[:, dense] = layer_table(net, weight_var, bias_var)(x[dense])
+            for i in np.array_split(np.flatnonzero(~dense), max(1, (~dense).sum() // 2000)):
+                if i.size:
+                    rows[:, i] = layer_probes(net, weight_var, bias_var, k[i])
+            M, c = _layer_maps(rows, T[:n - 1], lw[1:n])
+            f = np.zeros(len(TABLE_FIELDS))
+            for i in range(n - 1):
+                f = M[i] @ f + c[i]
+                f_all[i + 1] = f
+    if n:
+        out["theta"][:n] = T[:n]
+        for key, name in zip(keys[1:], TABLE_FIELDS[:5]):
+            out[key][:n] = f_all[:n, TABLE_FIELDS.index(name)]
+    out["variance"] = out["A"] + 2.0 * out["B"]
+    out["cross"] = out["D"] + 2.0 * out["F"]
+    return out

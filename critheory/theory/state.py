@@ -51,6 +51,11 @@ distinct neurons i ≠ j of the representation and its NTK matrix ``Θ̂_ij``:
 ``theta_s``, ``theta_sx``  one neuron at infinite width: ``Var(Θ̂_ii)`` and ``Cov(Θ̂_ii, x_i²)``
              (0 for a Gaussian representation; ``Θ² Var(φ'²)``, ``Θ Cov(φ'², φ²)`` after φ)
 
+On m inputs (:mod:`critheory.theory.ntk.finite_data`) the same fields carry trailing input axes:
+``theta``, ``theta1`` ``(m, m)``, the others ``(m, m, m, m)`` with the index convention stated
+there (``A``, ``D`` by pair; ``B``, ``F`` by neuron), beside the several-input ``K``, ``K1``,
+``V``, ``D`` of :mod:`critheory.theory.finitewidth.data_rules`.
+
 Examples
 --------
 >>> from critheory.theory.state import Rep, State

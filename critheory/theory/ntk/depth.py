@@ -35,6 +35,8 @@ Speed: beyond 64 layers, one input goes through verified Chebyshev tables of one
 PiecewiseChebyshev`; every coefficient within 1e-12 relative of the exact rules, the exact
 rules near the float64 limits), the machinery of
 :func:`~critheory.theory.meanfield.depth.depth_curves`; two inputs are iterated layer by layer.
+With ``width``, the order-1/n statistics beyond 64 layers go through verified tables of one
+layer too (:func:`critheory.theory.ntk.finite.tabulated_fields`, ``docs/ntk.md`` §7.6).
 
 Examples
 --------

@@ -31,6 +31,11 @@ resid  ``z' = μz + W φ(z) + b`` (the branch (phi, dense), φ linear only): wit
        ``F ← μ⁴F + 2μ²σ_w² e (Θ + F/K) + F_b``
 =====  =========================================================================================
 
+Depth: beyond 64 layers :func:`critheory.theory.ntk.depth.ntk_curves` reads one layer from
+verified tables instead of folding it at every layer (:func:`tabulated_fields`,
+``docs/ntk.md`` §7.6; :func:`finite_width_fields` is the per-layer route). Several inputs:
+:mod:`critheory.theory.ntk.finite_data` (m = 1 is this module's numbers).
+
 LayerNorm, RMSNorm, attention and the MLP block (a hidden layer of another width) are refused in
 one line naming the block; so is a residual block of a nonlinear φ (:data:`RESIDUAL_REFUSAL`:
 the rule above treats the residual stream as a Gaussian scale mixture, exact where every
@@ -66,7 +71,9 @@ from critheory.theory.meanfield.rules import E, dE
 from critheory.theory.state import Rep, State
 
 __all__ = ["RULES", "THEORY", "RESIDUAL_REFUSAL", "apply", "start", "variance", "cross",
-           "moments", "check_network", "check_residual", "finite_width_fields"]
+           "moments", "check_network", "check_residual", "finite_width_fields",
+           "tabulated_fields", "layer_probes", "layer_table", "TABLE_FIELDS", "TABLE_ROWS",
+           "TABLE_RTOL"]
 
 _NAME = "NTK (finite width)"
 

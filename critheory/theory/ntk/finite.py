@@ -421,8 +421,9 @@ def tabulated_fields(net, weight_var: float, bias_var: float, kernel, ntk, lambd
         dense = inside & (cnt[inv.reshape(-1)] > _TABLE_MIN_LAYERS)
         rows = np.empty((len(TABLE_ROWS), n - 1))
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            if dense.any():
-                rows[:, dense] = layer_table(net, weight_var, bias_var)(x[dense])
+            if dense.any():       # each distinct kernel once (a fixed point: one evaluation)
+                xu, back = np.unique(x[dense], return_inverse=True)
+                rows[:, dense] = layer_table(net, weight_var, bias_var)(xu)[:, back.reshape(-1)]
             for i in np.array_split(np.flatnonzero(~dense), max(1, (~dense).sum() // 2000)):
                 if i.size:
                     rows[:, i] = layer_probes(net, weight_var, bias_var, k[i])

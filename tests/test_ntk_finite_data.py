@@ -344,19 +344,22 @@ def test_three_inputs_three_widths(act, sw):
 
 
 # ------------------------------------------------------------------ depth 10⁴: the tables
-@pytest.mark.parametrize("act,sw,sb,lb,lw", [("tanh", 1.0, 0.0, 1.0, 1.0),
-                                             ("tanh", 1.0, 0.0, 0.0, 1.0),
-                                             ("tanh", 1.5, 0.3, 1.0, 1.0),
-                                             ("swish", 1.9, 0.0, 1.0, 1.0),
-                                             ("relu", 2.0, 0.0, 1.0, 1.0)])
-def test_tabulated_route_against_per_layer_route(act, sw, sb, lb, lw):
+@pytest.mark.parametrize("arch,act,sw,sb,lb,mu", [("mlp", "tanh", 1.0, 0.0, 1.0, None),
+                                                   ("mlp", "tanh", 1.0, 0.0, 0.0, None),
+                                                   ("mlp", "tanh", 1.5, 0.3, 1.0, None),
+                                                   ("mlp", "swish", 1.9, 0.0, 1.0, None),
+                                                   ("mlp", "relu", 2.0, 0.0, 1.0, None),
+                                                   ("mlp", "relu", 2.2, 0.5, 0.5, None),
+                                                   ("residual", "linear", 0.3, 0.1, 0.5, 0.9)])
+def test_tabulated_route_against_per_layer_route(arch, act, sw, sb, lb, mu):
     """Depth 300 (swish in its ordered phase: 120): every field within 1e-10 of the largest
     value it took so far (a field that decays is compared with its scale, not with its last
-    digits)."""
-    kw = dict(lambda_b=lb, lambda_w=lw, width=32)
+    digits). ReLU at (2.2, 0.5) and the residual network at μ² + σ_w² = 1.11 run away to
+    K ~ 1e13: the probes' units (powers of K) keep the coefficients' digits there."""
+    kw = dict(lambda_b=lb, lambda_w=1.0, width=32, mu=mu)
     L = 120 if act == "swish" else 300
-    ref = ct.ntk_curves("mlp", act, sw, sb, L, tabulate=False, **kw).finite
-    tab = ct.ntk_curves("mlp", act, sw, sb, L, **kw).finite
+    ref = ct.ntk_curves(arch, act, sw, sb, L, tabulate=False, **kw).finite
+    tab = ct.ntk_curves(arch, act, sw, sb, L, **kw).finite
     for k in ("theta1", "A", "B", "D", "F"):
         scale = np.maximum.accumulate(np.abs(ref[k])) + 1e-300
         assert np.nanmax(np.abs(tab[k] - ref[k]) / scale) < 1e-10, k

@@ -294,14 +294,22 @@ def finite_width_fields(net, weight_var: float, bias_var: float, lambda_b, lambd
 #: ``grade_k − grade_j`` in (Θ, λ_W), and the constant term one of degree ``grade_k``.
 TABLE_FIELDS = ("theta1", "theta_a", "theta_b", "theta_d", "theta_f", "K1", "V")
 _GRADES = (1, 2, 2, 1, 1, 0, 0)
-#: the probes (Θ, λ_W) that fix a homogeneous polynomial of degree <= 2: its values at
-#: (1, 0), (0, 1) and (1, 1) (degree 0: the first, degree 1: the first two)
+#: the scale of each field in powers of the kernel (at Θ of order one): the basis state of
+#: field j is ``K^{p_j}`` (not 1) and the rows of field k are divided by ``K^{p_k}``, so that
+#: every probe output is of the size of its terms at any K (with a basis of ones, a kernel of
+#: 1e13 makes ``Var(φ²) ~ K²`` swamp the coefficient of A in A': the difference of the two
+#: probe outputs would lose every digit)
+_KPOWERS = (0, 0, 0, 1, 1, 1, 2)
+#: the probes ``(Θ, λ_W W(K))`` that fix a homogeneous polynomial of degree <= 2: its values
+#: at (1, 0), (0, 1) and (1, 1) (degree 0: the first, degree 1: the first two), with ``W(K)``
+#: the weight rate's coefficient in Θ' (``E[φ²]`` for the MLP), so that both probes move Θ'
+#: by terms of order one
 _PROBES = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 #: (output k, input j or -1 for the constant term, degree d) per coefficient, in table order
 _COEFFS = tuple((k, j, _GRADES[k] - (0 if j < 0 else _GRADES[j]))
                 for k in range(len(TABLE_FIELDS)) for j in range(-1, len(TABLE_FIELDS))
                 if _GRADES[k] - (0 if j < 0 else _GRADES[j]) >= 0)
-#: the table's rows: the coefficient's values at its d + 1 probes
+#: the table's rows: the coefficient's values at its d + 1 probes, then ``W(K)/K`` (row -1)
 TABLE_ROWS = tuple((k, j, d, p) for k, j, d in _COEFFS for p in range(d + 1))
 #: kernels beyond which the exact rules are evaluated instead of the tables (float64 limits)
 _TABLE_RANGE = (1e-280, 1e280)
@@ -316,28 +324,38 @@ TABLE_RTOL = 1e-12
 
 def layer_probes(net, weight_var: float, bias_var: float, K) -> np.ndarray:
     """One layer of ``net`` on one input at the kernels ``K`` (1-D), by one vectorized fold of
-    :data:`THEORY` on 24 probe states: the rows :data:`TABLE_ROWS` (shape ``(rows, K.size)``),
-    the coefficient of field j in field k (or the constant term) at the probe ``(Θ, λ_W)``.
+    :data:`THEORY` on 24 probe states: the rows :data:`TABLE_ROWS` and ``W(K)/K`` (shape
+    ``(rows + 1, K.size)``), the coefficient of field j in field k (or the constant term) at the
+    probe ``(Θ, λ_W W)`` of :data:`_PROBES`, in the units of :data:`_KPOWERS`.
 
-    The probe states are the 8 basis states (every field of :data:`TABLE_FIELDS` 0, or one of
-    them 1) at each of the 3 probes of :data:`_PROBES` (λ_b = 0: it enters Θ only); a
-    coefficient is the basis state's output minus the zero state's."""
+    A first fold (Θ = 0, λ_W = 1, every field 0) gives ``W(K)``, the coefficient of λ_W in Θ'.
+    The probe states are the 8 basis states (every field of :data:`TABLE_FIELDS` 0, or field j
+    equal to ``K^{p_j}``) at each of the 3 probes (λ_b = 0: it enters Θ only); a coefficient is
+    the basis state's output minus the zero state's, over ``K^{p_k}``."""
     K = np.asarray(K, dtype=float).reshape(-1)
     nf = len(TABLE_FIELDS)
-    basis = np.vstack([np.zeros(nf), np.eye(nf)])                       # (8, 7)
-    nb, npr = basis.shape[0], _PROBES.shape[0]
-    col = np.tile(basis, (npr, 1))                                      # (24, 7)
-    T = np.repeat(_PROBES[:, 0], nb)[:, None]
-    lw = np.repeat(_PROBES[:, 1], nb)[:, None]
-    one = np.ones((npr * nb, K.size))
-    fields = {f: col[:, i:i + 1] * one for i, f in enumerate(TABLE_FIELDS)}
-    s = State(K=K, D=2.0 * K * K, P=np.zeros(K.size), theta=T * one, **fields)
-    r = fold(net.unit, s, Ctx(net.activation, weight_var, bias_var, lambda_b=0.0,
-                               lambda_w=lw), THEORY)
-    Y = [np.broadcast_to(getattr(r, f), one.shape).reshape(npr, nb, K.size)
-         for f in TABLE_FIELDS]
-    rows = [Y[k][p, 0] if j < 0 else Y[k][p, 1 + j] - Y[k][p, 0] for k, j, _, p in TABLE_ROWS]
-    return np.array(rows)
+    zero = np.zeros(K.size)
+    ctx = Ctx(net.activation, weight_var, bias_var, lambda_b=0.0, lambda_w=1.0)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        W = fold(net.unit, State(K=K, D=2.0 * K * K, P=zero, theta=zero,
+                                 **{f: zero for f in TABLE_FIELDS}), ctx, THEORY).theta
+        W = np.broadcast_to(W, K.shape)
+        lp = np.where(np.isfinite(W) & (W > 0), 1.0 / W, 1.0)
+        scale = np.stack([K ** p for p in _KPOWERS])                    # (7, N)
+        basis = np.concatenate([np.zeros((1, nf, K.size)),
+                                np.eye(nf)[:, :, None] * scale[None]])  # (8, 7, N)
+        nb, npr = basis.shape[0], _PROBES.shape[0]
+        col = np.tile(basis, (npr, 1, 1))                               # (24, 7, N)
+        T = np.repeat(_PROBES[:, 0], nb)[:, None] * np.ones(K.size)
+        lw = np.repeat(_PROBES[:, 1], nb)[:, None] * lp
+        fields = {f: col[:, i] for i, f in enumerate(TABLE_FIELDS)}
+        s = State(K=K, D=2.0 * K * K, P=zero, theta=T, **fields)
+        r = fold(net.unit, s, ctx.with_(lambda_w=lw), THEORY)
+        Y = [np.broadcast_to(getattr(r, f), T.shape).reshape(npr, nb, K.size) / scale[k]
+             for k, f in enumerate(TABLE_FIELDS)]
+        rows = [Y[k][p, 0] if j < 0 else Y[k][p, 1 + j] - Y[k][p, 0]
+                for k, j, _, p in TABLE_ROWS]
+        return np.array(rows + [W / K])
 
 
 def layer_table(net, weight_var: float, bias_var: float):
@@ -348,32 +366,34 @@ def layer_table(net, weight_var: float, bias_var: float):
     from critheory.errors import CritheoryError
     from critheory.theory.meanfield.tabulated import PiecewiseChebyshev
 
-    groups = [k for k, _, _, _ in TABLE_ROWS]
+    groups = [k for k, _, _, _ in TABLE_ROWS] + [len(TABLE_FIELDS)]
     return PiecewiseChebyshev(lambda t: layer_probes(net, weight_var, bias_var, 10.0 ** t),
                               1.0, rtol=TABLE_RTOL, errors=(CritheoryError,), groups=groups)
 
 
-def _layer_maps(rows: np.ndarray, theta: np.ndarray, lam_w: np.ndarray):
+def _layer_maps(rows: np.ndarray, K: np.ndarray, theta: np.ndarray, lam_w: np.ndarray):
     """Per layer the affine map ``f' = M f + c`` of the fields :data:`TABLE_FIELDS` from the
-    table rows at its kernel and the layer's Θ and λ_W: ``M`` (layers, 7, 7), ``c`` (layers, 7)."""
+    rows of :func:`layer_probes` at its kernel K and the layer's Θ and λ_W: ``M`` (layers, 7,
+    7), ``c`` (layers, 7)."""
     nl, nf = theta.size, len(TABLE_FIELDS)
     M, c = np.zeros((nl, nf, nf)), np.zeros((nl, nf))
-    T, lw = theta, lam_w
-    r = 0
     with np.errstate(invalid="ignore", over="ignore"):
+        T, x = theta, lam_w * rows[-1] * K                 # the probes' (Θ, λ_W W)
+        scale = [K ** p for p in _KPOWERS]
+        r = 0
         for k, j, d in _COEFFS:
             v = rows[r:r + d + 1]
             r += d + 1
             if d == 0:
                 coef = v[0]
             elif d == 1:
-                coef = v[0] * T + v[1] * lw
+                coef = v[0] * T + v[1] * x
             else:
-                coef = v[0] * T * T + v[1] * lw * lw + (v[2] - v[0] - v[1]) * T * lw
+                coef = v[0] * T * T + v[1] * x * x + (v[2] - v[0] - v[1]) * T * x
             if j < 0:
-                c[:, k] = coef
+                c[:, k] = coef * scale[k]
             else:
-                M[:, k, j] = coef
+                M[:, k, j] = coef * scale[k] / scale[j]
     return M, c
 
 
@@ -387,7 +407,7 @@ def tabulated_fields(net, weight_var: float, bias_var: float, kernel, ntk, lambd
     At fixed ``K^l``, ``Θ^l`` and ``λ_W^{l+1}`` one layer maps the fields
     :data:`TABLE_FIELDS` affinely, with coefficients that are homogeneous polynomials of
     degree <= 2 in (Θ, λ_W) (the grading of :data:`TABLE_FIELDS`) whose values at three probes
-    are functions of K alone: those are tabulated. The recursion itself is then a 7×7
+    are functions of K alone (in the units of :data:`_KPOWERS`): those are tabulated. The recursion itself is then a 7×7
     matrix-vector product a layer.
 
     Examples
@@ -419,7 +439,7 @@ def tabulated_fields(net, weight_var: float, bias_var: float, kernel, ntk, lambd
         dec = np.floor(np.where(inside, x, 0.0)).astype(np.int64)
         _, inv, cnt = np.unique(dec, return_inverse=True, return_counts=True)
         dense = inside & (cnt[inv.reshape(-1)] > _TABLE_MIN_LAYERS)
-        rows = np.empty((len(TABLE_ROWS), n - 1))
+        rows = np.empty((len(TABLE_ROWS) + 1, n - 1))
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             if dense.any():       # each distinct kernel once (a fixed point: one evaluation)
                 xu, back = np.unique(x[dense], return_inverse=True)
@@ -427,7 +447,7 @@ def tabulated_fields(net, weight_var: float, bias_var: float, kernel, ntk, lambd
             for i in np.array_split(np.flatnonzero(~dense), max(1, (~dense).sum() // 2000)):
                 if i.size:
                     rows[:, i] = layer_probes(net, weight_var, bias_var, k[i])
-            M, c = _layer_maps(rows, T[:n - 1], lw[1:n])
+            M, c = _layer_maps(rows, k, T[:n - 1], lw[1:n])
             f = np.zeros(len(TABLE_FIELDS))
             for i in range(n - 1):
                 f = M[i] @ f + c[i]

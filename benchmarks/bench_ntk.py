@@ -14,7 +14,14 @@ their ratio (goal <= 2), the per-layer route's seconds per 10^4 layers, its rati
 ``depth_curves`` at ``--depth`` (the ratio before the tables) and to ``ntk_curves``, and the
 largest relative difference of Θ^l between the two routes.
 
-Run: ``python benchmarks/bench_ntk.py [--depth 10000] [--old-depth 2000]``.
+The NTK's order-1/n statistics (``ntk_curves(..., width=--width)``: the mean shift and
+``n Var(Θ̂)``, :func:`critheory.theory.ntk.finite.tabulated_fields`) at ``--depth`` in the same
+run: their seconds, the ratio to ``ntk_curves`` without a width (goal <= 10, issue 29), and the
+per-layer route (``tabulate=False``, the only route before the tables, refused beyond 1000
+layers) at ``--old-finite-depth`` layers scaled to ``--depth``.
+
+Run: ``python benchmarks/bench_ntk.py [--depth 10000] [--old-depth 2000] [--width 64]
+[--old-finite-depth 200]``.
 """
 from __future__ import annotations
 
@@ -49,10 +56,14 @@ def main(argv=None) -> int:
                     help="depth of the per-layer route (0: skip it)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--acts", nargs="+", default=list(ACTS))
+    ap.add_argument("--width", type=int, default=64,
+                    help="width of the order-1/n NTK statistics (0: skip them)")
+    ap.add_argument("--old-finite-depth", type=int, default=200,
+                    help="depth of their per-layer route (0: skip it)")
     a = ap.parse_args(argv)
     print(f"{'act':>6} {'sw':>7} {'sb':>7} {'depth_curves s':>14} {'ntk_curves s':>12} "
           f"{'ratio':>6} {'per-layer s/1e4':>15} {'ratio before':>12} {'speed-up':>8} "
-          f"{'max rel dΘ':>10}")
+          f"{'max rel dΘ':>10} {'width s':>8} {'width ratio':>11} {'width before':>12}")
     for act in a.acts:
         sw, sb = _point(act)
         arch = architecture("mlp", act)
@@ -68,9 +79,19 @@ def main(argv=None) -> int:
             old = (time.perf_counter() - t) * 1e4 / a.old_depth
             with np.errstate(invalid="ignore", divide="ignore"):
                 diff = float(np.nanmax(np.abs(new / ref - 1)))
+        tw = wold = float("nan")
+        if a.width > 0:
+            ntk_curves("mlp", act, sw, sb, 100, width=a.width)      # set-up of the finite rules
+            tw = best_of(lambda: ntk_curves("mlp", act, sw, sb, a.depth, width=a.width),
+                         a.repeat)
+            if a.old_finite_depth > 0:
+                t = time.perf_counter()
+                ntk_curves("mlp", act, sw, sb, a.old_finite_depth, width=a.width,
+                           tabulate=False)
+                wold = (time.perf_counter() - t) * a.depth / a.old_finite_depth
         print(f"{act:>6} {sw:7.4f} {sb:7.4f} {td:14.3f} {tn:12.3f} {tn / td:6.2f} "
               f"{old:15.2f} {old * a.depth / 1e4 / td:12.1f} {old * a.depth / 1e4 / tn:8.1f} "
-              f"{diff:10.1e}", flush=True)
+              f"{diff:10.1e} {tw:8.3f} {tw / tn:11.2f} {wold / tn:12.0f}", flush=True)
     return 0
 
 

@@ -19,7 +19,8 @@ numpy, sympy and scipy. The modules behind the names are internals and may move.
   :func:`data_statistics` (several inputs); Bayesian inference: :func:`bayes_posterior`,
   :class:`NearlyGaussian`, the exact posterior of finite networks :func:`output_laws`,
   :func:`exact_posterior`; NTK:
-  :func:`ntk_curves`, the dNTK and ddNTK :func:`dntk_curves`; recipes: :func:`recipe`; transformers:
+  :func:`ntk_curves`, :func:`ntk_data_statistics` (several inputs, order 1/n), the dNTK and
+  ddNTK :func:`dntk_curves`; recipes: :func:`recipe`; transformers:
   :func:`transformer_depth`, :func:`one_token_exponent`, :func:`attention_kernel`;
 * the shaped-network SDE: :func:`shape_relu`, :func:`shape_smooth`, :func:`solve_sde`,
   :func:`fokker_planck`, :func:`integrate`, :func:`rho_ode`, :func:`start_matrix`,
@@ -107,6 +108,8 @@ _PUBLIC = {
     "NTKCurves": ("critheory.theory.ntk.depth", "NTKCurves"),
     "dntk_curves": ("critheory.theory.ntk.dntk", "dntk_curves"),
     "DNTKCurves": ("critheory.theory.ntk.dntk", "DNTKCurves"),
+    "ntk_data_statistics": ("critheory.theory.ntk.finite_data", "ntk_data_statistics"),
+    "NTKDataStatistics": ("critheory.theory.ntk.finite_data", "NTKDataStatistics"),
     "trained_prediction": ("critheory.theory.ntk.trained", "trained_prediction"),
     "TrainedPrediction": ("critheory.theory.ntk.trained", "TrainedPrediction"),
     "train_ensemble": ("critheory.simulation.train", "train_ensemble"),

@@ -121,11 +121,11 @@ def test_budget_follows_the_route():
     # the estimate follows the angular route's speed (0.3 ms an entry, measured 0.07-0.15 ms):
     # 16 inputs (3876 entries a layer) to depth 1000 are within the budget, tanh's 4-D ones not
     from critheory.common.limits import MAX_DATA_WORK
-    from critheory.theory.finitewidth.data import _seconds_per_layer
+    from critheory.theory.finitewidth.data import seconds_per_layer
 
     relu, tanh = ct.network("mlp", "relu").activation, ct.network("mlp", "tanh").activation
-    assert 1000 * _seconds_per_layer(relu, 16) <= MAX_DATA_WORK
-    assert 100 * _seconds_per_layer(tanh, 8) > MAX_DATA_WORK
+    assert 1000 * seconds_per_layer(relu, 16) <= MAX_DATA_WORK
+    assert 100 * seconds_per_layer(tanh, 8) > MAX_DATA_WORK
 
 
 def test_layernorm_refused_in_one_line():

@@ -171,8 +171,12 @@ def test_refusals(arch, act, needle):
 
 
 def test_depth_budget_refused_before_work():
+    # the per-layer route stops at MAX_DEPTH_FINITE; the tabulated one goes on (depth 10⁴:
+    # tests/test_ntk_finite_data.py)
     with pytest.raises(CritheoryError, match="beyond"):
-        ct.ntk_curves("mlp", "tanh", 1.0, 0.0, 5000, width=32)
+        ct.ntk_curves("mlp", "tanh", 1.0, 0.0, 5000, width=32, tabulate=False)
+    with pytest.raises(CritheoryError, match="beyond"):
+        ct.ntk_curves("mlp", "tanh", 1.0, 0.0, 10 ** 6, width=32)
 
 
 def test_cli_width_keys(capsys):

@@ -55,7 +55,7 @@ from critheory.errors import InvalidVarianceError
 from critheory.expectations.closed_forms import erf_params
 from critheory.expectations.gaussian import expect2
 
-__all__ = ["PairDerivatives", "pair_derivatives"]
+__all__ = ["PairDerivatives", "pair_derivatives", "dphi_pair_derivatives"]
 
 
 @dataclass(frozen=True)
@@ -354,4 +354,79 @@ def pair_derivatives(activation, K11, K12, K22, *, rtol: float = 1e-12,
                 "at correlation |rho| = 1 (two inputs that coincide up to scale): merge equal "
                 "inputs first")
         out = _kinked(act, k11, k12, k22, rtol)
+    return PairDerivatives(*out)
+
+
+def _dphi_homogeneous(act, k11, k12, k22):
+    """``E[φ'(h_a)φ'(h_b)] = F'(ρ)`` of a scale-invariant φ (the arc-cosine kernel's derivative,
+    module docstring), a function of ``ρ`` alone: its gradient and Hessian by the chain rule
+    with ``F''(ρ) = (a₊ − a₋)²/(2π sin θ)`` and its derivative ``(a₊ − a₋)² ρ/(2π sin³ θ)``."""
+    ap, am = act.homogeneous_slopes
+    r = np.sqrt(k11 * k22)
+    rho = np.clip(k12 / r, -1.0, 1.0)
+    th = np.arccos(rho)
+    sin = np.sqrt(np.maximum(1.0 - rho * rho, 0.0))
+    tau = 2.0 * np.pi
+    val = ((ap * ap + am * am) * (np.pi - th) + 2 * ap * am * th) / tau
+    c = (ap - am) ** 2 / tau
+    with np.errstate(divide="ignore", invalid="ignore"):
+        F2 = np.where(c == 0.0, 0.0, c / sin)
+        F3 = np.where(c == 0.0, 0.0, c * rho / sin ** 3)
+    A, C = k11, k22
+    pp = np.stack([-rho / (2 * A), 1.0 / r, -rho / (2 * C)], -1)      # ∂ρ/∂p
+    ppp = np.zeros(A.shape + (3, 3))
+    ppp[..., 0, 0] = 0.75 * rho / (A * A)
+    ppp[..., 2, 2] = 0.75 * rho / (C * C)
+    ppp[..., 0, 2] = ppp[..., 2, 0] = rho / (4 * A * C)
+    ppp[..., 0, 1] = ppp[..., 1, 0] = -1.0 / (2 * A * r)
+    ppp[..., 2, 1] = ppp[..., 1, 2] = -1.0 / (2 * C * r)
+    G = F2[..., None] * pp
+    H = F3[..., None, None] * pp[..., :, None] * pp[..., None, :] + F2[..., None, None] * ppp
+    # round-off: arccos amplifies the rounding of ρ by 1/sin θ, F''' by 1/sin³ θ
+    rel = 64 * np.finfo(float).eps * (1.0 + 1.0 / np.maximum(sin, 1e-300) ** 3)
+    ve = rel * (ap * ap + am * am)
+    return val, G, H, ve, rel[..., None] * np.abs(G), rel[..., None, None] * np.abs(H)
+
+
+def dphi_pair_derivatives(activation, K11, K12, K22, *, rtol: float = 1e-12,
+                          hessian: bool = True) -> PairDerivatives:
+    """``E[φ'(h_a)φ'(h_b)]`` and its gradient and Hessian in ``(K_aa, K_ab, K_bb)``,
+    vectorized: the NTK's tangent factor on two inputs and its response to the kernel (the
+    several-input NTK at order 1/n, :mod:`critheory.theory.ntk.finite_data`).
+
+    A scale-invariant φ (ReLU, leaky ReLU, linear, |x|) has ``E[φ'φ'] = F'(ρ)``, the
+    derivative of the arc-cosine kernel of :func:`pair_derivatives`, in closed form (its
+    derivatives are singular at ``|ρ| = 1`` for a kink). Otherwise φ' must be continuous: it is
+    the activation of :func:`pair_derivatives` (its smooth route for a smooth φ, the kinked
+    one for a φ' with kinks such as ELU's); a φ' with jumps (hard tanh, ReLU6) is refused in
+    one line.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = dphi_pair_derivatives("relu", 1.0, 0.0, 1.0)     # P(h_a > 0, h_b > 0) = 1/4
+    >>> bool(np.isclose(d.value, 0.25)), bool(np.isclose(d.grad[1], 1 / (2 * np.pi)))
+    (True, True)
+    """
+    act = Activation.get(activation)
+    k11, k12, k22 = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (K11, K12, K22)))
+    if act.homogeneous_slopes is None:
+        cache = act.__dict__.setdefault("_dphi_activation", [])
+        if not cache:
+            cache.append(Activation.get(act.derivative(1)))
+        return pair_derivatives(cache[0], k11, k12, k22, rtol=rtol, hessian=hessian)
+    if not (np.all(np.isfinite(k11)) and np.all(np.isfinite(k12)) and np.all(np.isfinite(k22))):
+        raise InvalidVarianceError("the covariance entries must be finite")
+    if np.any(k11 <= 0) or np.any(k22 <= 0):
+        raise InvalidVarianceError("the variances K_aa, K_bb must be > 0")
+    hs = act.homogeneous_slopes
+    if hs[0] != hs[1] and np.any(k12 * k12 >= k11 * k22 * (1 - 1e-12)):
+        raise InvalidVarianceError(
+            f"the kernel derivatives of E[phi'(h_a) phi'(h_b)] for {act.name} (an activation "
+            "with a kink) are singular at correlation |rho| = 1 (two inputs that coincide up to "
+            "scale): merge equal inputs first")
+    out = _dphi_homogeneous(act, k11, k12, k22)
+    if not hessian:
+        nan = np.full(out[2].shape, np.nan)
+        out = out[:2] + (nan,) + out[3:5] + (nan,)
     return PairDerivatives(*out)

@@ -63,6 +63,11 @@ directions ``g_a = λ∇z_a``, ``dĤ_{a ij} = g_a·∇Θ̂_ij``, ``ω_{iabc} = �
 ``dntk_sums`` after φ: the eight neuron sums ``Ξ₁…Ξ₈`` the next dense block reads (a tuple;
              None elsewhere)
 
+On m inputs (:mod:`critheory.theory.ntk.finite_data`) the same fields carry trailing input axes:
+``theta``, ``theta1`` ``(m, m)``, the others ``(m, m, m, m)`` with the index convention stated
+there (``A``, ``D`` by pair; ``B``, ``F`` by neuron), beside the several-input ``K``, ``K1``,
+``V``, ``D`` of :mod:`critheory.theory.finitewidth.data_rules`.
+
 Examples
 --------
 >>> from critheory.theory.state import Rep, State

@@ -41,7 +41,8 @@ from critheory.theory.finitewidth.data_rules import apply, check_network, start
 from critheory.theory.fold import Ctx
 from critheory.theory.meanfield.maps import architecture
 
-__all__ = ["DataStatistics", "data_statistics", "check_inputs"]
+__all__ = ["DataStatistics", "data_statistics", "check_inputs", "seconds_per_layer",
+           "reduce_inputs"]
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def check_inputs(inputs) -> np.ndarray:
     return x
 
 
-def _reduce_inputs(x: np.ndarray, homogeneous: bool):
+def reduce_inputs(x: np.ndarray, homogeneous: bool):
     """Representative inputs, the index of each input's representative and its scale: equal
     rows always, positive multiples of a row for a positively homogeneous network."""
     if homogeneous:
@@ -156,12 +157,14 @@ def _reduce_inputs(x: np.ndarray, homogeneous: bool):
 _SECONDS_FAST, _SECONDS_4D, _SECONDS_3D = 3e-4, 2.0, 0.05
 
 
-def _seconds_per_layer(act, m: int) -> float:
-    """Estimated seconds of one layer's four-point functions over m distinct inputs."""
+def seconds_per_layer(act, m: int, conditioned: bool | None = None) -> float:
+    """Estimated seconds of one layer's four-point functions over m distinct inputs (by the
+    conditioned route where ``act`` has one, unless ``conditioned`` says otherwise: the
+    four-point functions of φ' go by the general quadratures)."""
     from critheory.expectations.multipoint import has_conditioned_route
 
     quads = m * (m + 1) * (m + 2) * (m + 3) / 24
-    if has_conditioned_route(act):
+    if has_conditioned_route(act) if conditioned is None else conditioned:
         return quads * _SECONDS_FAST
     n4 = m * (m - 1) * (m - 2) * (m - 3) / 24
     n3 = m * (m - 1) * (m - 2) / 2
@@ -220,9 +223,9 @@ def data_statistics(arch, weight_var: float, bias_var: float, inputs, depth: int
     if not 1 <= L <= MAX_DEPTH_DATA:
         raise InvalidArgumentError(f"depth must be between 1 and {MAX_DEPTH_DATA}, got {L}")
     x = check_inputs(inputs)
-    xu, where, c = _reduce_inputs(x, _homogeneous(net, sw, sb))
+    xu, where, c = reduce_inputs(x, _homogeneous(net, sw, sb))
     m = xu.shape[0]
-    est = L * _seconds_per_layer(net.activation, m)
+    est = L * seconds_per_layer(net.activation, m)
     if est > MAX_DATA_WORK:
         raise InvalidArgumentError(
             f"{m} distinct inputs to depth {L} need about {est:.3g} s of four-point "

@@ -66,7 +66,8 @@ from critheory.theory.fold import Ctx, Theory, check_composition, check_one_toke
 from critheory.theory.meanfield.rules import E, dE
 from critheory.theory.state import Rep, State
 
-__all__ = ["THEORY", "RULES", "apply", "start", "check_network", "gaussian_D", "identity_map"]
+__all__ = ["THEORY", "RULES", "apply", "start", "check_network", "gaussian_D", "identity_map",
+           "pair_entries", "pair_expectations", "from_pairs", "tensor_from_pairs"]
 
 
 def gaussian_D(K: np.ndarray) -> np.ndarray:
@@ -89,24 +90,30 @@ def start(K, *, tangents: bool = False) -> State:
                  P=np.zeros_like(K), dK=identity_map(m) if tangents else None)
 
 
-def _pairs(m: int):
+def pair_entries(m: int):
+    """The unordered pairs ``a <= b`` of m inputs (``np.triu_indices``) and, per pair, the three
+    kernel entries ``(a, a), (a, b), (b, b)`` its two-point expectations depend on (shape
+    ``(pairs, 3, 2)``)."""
     a, b = np.triu_indices(m)
     # the three entries (K_aa, K_ab, K_bb) each pair depends on
     ent = np.stack([np.stack([a, a], -1), np.stack([a, b], -1), np.stack([b, b], -1)], 1)
     return a, b, ent
 
 
-def _full(vals: np.ndarray, a, b, m: int) -> np.ndarray:
+def from_pairs(vals: np.ndarray, a, b, m: int) -> np.ndarray:
+    """The symmetric ``(m, m, ...)`` array from its values on the pairs ``a <= b``."""
     out = np.empty((m, m) + vals.shape[1:])
     out[a, b] = vals
     out[b, a] = vals
     return out
 
 
-def _derivatives(act, K: np.ndarray, hessian: bool = True):
-    """Per unordered pair (a <= b): E, gradient (3) and Hessian (3, 3) in (K_aa, K_ab, K_bb)."""
+def pair_expectations(act, K: np.ndarray, hessian: bool = True):
+    """Per unordered pair (a <= b): ``a, b, ent`` of :func:`pair_entries` and ``E[φ_a φ_b]``, its
+    gradient (3) and Hessian (3, 3) in (K_aa, K_ab, K_bb) (the diagonal through the
+    single-input route, only its first entries non-zero)."""
     m = K.shape[0]
-    a, b, ent = _pairs(m)
+    a, b, ent = pair_entries(m)
     p = a.size
     val = np.empty(p)
     grad = np.zeros((p, 3))
@@ -130,7 +137,7 @@ def _phi(block, s: State, ctx: Ctx) -> State:
     m = K.shape[-1]
     # the Hessian multiplies V: not needed (and singular at |ρ| = 1 for a kink) where V = 0
     fluctuates = bool(np.any(s.V != 0))
-    a, b, ent, val, grad, hess = _derivatives(act, K, hessian=fluctuates)
+    a, b, ent, val, grad, hess = pair_expectations(act, K, hessian=fluctuates)
     # C[P, Q, i, j] = n Cov(K_{ent[P, i]}, K_{ent[Q, j]}) = V at those entries
     C = s.V[ent[:, None, :, None, 0], ent[:, None, :, None, 1],
             ent[None, :, None, :, 0], ent[None, :, None, :, 1]]
@@ -139,15 +146,15 @@ def _phi(block, s: State, ctx: Ctx) -> State:
     if fluctuates:
         k1 = k1 + 0.5 * np.einsum("pij,pij->p", hess, Cd)
     vpq = np.einsum("pi,pqij,qj->pq", grad, C, grad)
-    Kn = _full(val, a, b, m)
+    Kn = from_pairs(val, a, b, m)
     four = _four_point(act, K)
     D = four - np.einsum("ab,cd->abcd", Kn, Kn)
     dK = None
     if s.dK is not None:
         dk = np.einsum("pi,pief->pef", grad, s.dK[ent[..., 0], ent[..., 1]])
-        dK = _full(dk, a, b, m)
-    return State(K=Kn, K1=_full(k1, a, b, m), V=_expand_V(vpq, a, b, m), D=D, P=None, dK=dK,
-                 rep=Rep.PHI, q=K, width=s.width)
+        dK = from_pairs(dk, a, b, m)
+    return State(K=Kn, K1=from_pairs(k1, a, b, m), V=tensor_from_pairs(vpq, a, b, m), D=D,
+                 P=None, dK=dK, rep=Rep.PHI, q=K, width=s.width)
 
 
 #: four-point accuracy ladder: the tightest that converges (a vertex entry enters at order 1/n:
@@ -167,7 +174,7 @@ def _four_point(act, K: np.ndarray) -> np.ndarray:
                            f"converge even at rtol {_FOUR_RTOL[-1]:g} ({last})")
 
 
-def _expand_V(vpq: np.ndarray, a, b, m: int) -> np.ndarray:
+def tensor_from_pairs(vpq: np.ndarray, a, b, m: int) -> np.ndarray:
     """The full ``(m, m, m, m)`` tensor from its values on pairs of unordered pairs."""
     half = np.empty((m, m, vpq.shape[1]))
     half[a, b] = vpq

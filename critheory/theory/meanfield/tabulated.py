@@ -74,6 +74,11 @@ class PiecewiseChebyshev:
     floor : float or array of shape (m,)
         Absolute scale below which the error is measured against ``floor`` instead of ``|f|``
         (default 1e-300: a purely relative error).
+    groups : array of int, shape (m,), optional
+        Measure each output's error against the largest ``|f|`` on the piece of the outputs
+        with the same label (floored by ``floor``) instead of point by point: for outputs that
+        are the coefficients of one map (the terms of one sum), some of which cross zero or are
+        negligible beside the others, where a pointwise relative check cannot pass.
     errors : tuple of exception classes
         Raised by ``func`` on a piece: the piece is not tabulated (its points go to ``func``,
         which raises for the point itself if it is the culprit).
@@ -82,8 +87,10 @@ class PiecewiseChebyshev:
     """
 
     def __init__(self, func: Callable, width: float, *, rtol: float = 1e-12, floor=1e-300,
-                 errors: tuple = (), lo: float = -math.inf, hi: float = math.inf):
+                 errors: tuple = (), lo: float = -math.inf, hi: float = math.inf,
+                 groups=None):
         self.func, self.width, self.rtol = func, float(width), float(rtol)
+        self.groups = None if groups is None else np.asarray(groups, dtype=np.int64)
         self.floor, self.errors, self.lo, self.hi = floor, tuple(errors), lo, hi
         self._pieces: dict[tuple[int, int], object] = {}  # (level, index) -> coeffs or None
         self._rows: dict[tuple[float, float], list] = {}  # (a, b) -> coefficients per output
@@ -107,7 +114,13 @@ class PiecewiseChebyshev:
         c[:, const] = 0.0
         c[0, const] = y[const, 0]
         ym = y[:, _N + 1:]
-        scale = np.maximum(np.abs(ym), np.reshape(self.floor, (-1, 1)))
+        if self.groups is not None:
+            top = np.max(np.abs(y), axis=1)
+            big = np.zeros(self.groups.max() + 1)
+            np.maximum.at(big, self.groups, top)
+            scale = np.maximum(big[self.groups][:, None], np.reshape(self.floor, (-1, 1)))
+        else:
+            scale = np.maximum(np.abs(ym), np.reshape(self.floor, (-1, 1)))
         err = float((np.abs(C.chebval(_XM, c) - ym) / scale).max())
         if err <= self.rtol:
             self.max_error = max(self.max_error, err)

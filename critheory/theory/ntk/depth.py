@@ -35,6 +35,8 @@ Speed: beyond 64 layers, one input goes through verified Chebyshev tables of one
 PiecewiseChebyshev`; every coefficient within 1e-12 relative of the exact rules, the exact
 rules near the float64 limits), the machinery of
 :func:`~critheory.theory.meanfield.depth.depth_curves`; two inputs are iterated layer by layer.
+With ``width``, the order-1/n statistics beyond 64 layers go through verified tables of one
+layer too (:func:`critheory.theory.ntk.finite.tabulated_fields`, ``docs/ntk.md`` §7.6).
 
 Examples
 --------
@@ -75,8 +77,10 @@ __all__ = ["NTKCurves", "ntk_curves", "learning_rates", "layer_coefficients", "S
 #: Depth budget (refused before any work): beyond 64 layers one input costs ~10-20 us a layer
 #: (verified tables, as ``depth_curves``), two inputs ~0.2–2 ms (the cross terms per layer).
 MAX_DEPTH = limits.MAX_DEPTH_NTK
-#: Depth budget of the order-1/n NTK statistics (``width=``): ~2–20 ms a layer (eight Gaussian
-#: expectations and their K-derivatives per layer, no tables yet)
+#: Depth budget of the order-1/n NTK statistics (``width=``) by the per-layer route
+#: (``tabulate=False``: eight Gaussian expectations and their K-derivatives per layer, ~2–20 ms
+#: a layer); the tabulated route (verified tables of one layer,
+#: :func:`critheory.theory.ntk.finite.tabulated_fields`) goes to :data:`MAX_DEPTH`
 MAX_DEPTH_FINITE = 1000
 SCALINGS = ("constant", "equivalence")
 
@@ -407,12 +411,14 @@ def ntk_curves(arch="mlp", activation=None, weight_var=1.0, bias_var=0.0, depth:
     width : int, optional
         The network's width n: adds the NTK's order-1/n statistics of input 1
         (``ntk_mean_nlo``, ``ntk_variance``, ``finite``; ``docs/ntk.md`` §7) and the exponent
-        ``exponents["ntk_variance"]`` of ``n Var(Θ̂^l)/(Θ^l)² ∝ l^s``; depth <=
-        :data:`MAX_DEPTH_FINITE`; a block without an order-1/n rule is refused in one line.
+        ``exponents["ntk_variance"]`` of ``n Var(Θ̂^l)/(Θ^l)² ∝ l^s``; a block without an
+        order-1/n rule is refused in one line.
     tabulate : bool
         Beyond 64 layers on one input, iterate verified Chebyshev tables of one layer
         (:func:`layer_table`, each coefficient within :data:`TABLE_RTOL` relative of the exact
-        rules) instead of evaluating the rules' quadratures at every layer.
+        rules; with ``width``, :func:`critheory.theory.ntk.finite.tabulated_fields`) instead
+        of evaluating the rules' quadratures at every layer (with ``width``, depth <=
+        :data:`MAX_DEPTH_FINITE` then).
 
     Returns
     -------
@@ -446,9 +452,10 @@ def ntk_curves(arch="mlp", activation=None, weight_var=1.0, bias_var=0.0, depth:
                                        f"q12 = {q12!r}")
     if width is not None:
         width = check_int("width", width, 1)
-        if depth > MAX_DEPTH_FINITE:
+        if depth > MAX_DEPTH_FINITE and not tabulate:
             raise InvalidArgumentError(f"depth {depth} is beyond the {MAX_DEPTH_FINITE} layers "
-                                       "of the finite-width NTK recursion (~10 ms a layer)")
+                                       "of the finite-width NTK recursion layer by layer (~10 "
+                                       "ms a layer): use the tabulated route (tabulate=True)")
     maps = _network_maps(arch, activation, mu)
     if width is not None:
         from critheory.theory.ntk.finite import check_network
@@ -475,9 +482,12 @@ def ntk_curves(arch="mlp", activation=None, weight_var=1.0, bias_var=0.0, depth:
         kw = dict(kernel12=co["K12"], kernel22=co["K22"], ntk12=run(co["B12"], co["W12"],
                   co["c12"]), ntk22=run(co["B22"], co["W22"], co["c22"]))
     if width is not None:
-        from critheory.theory.ntk.finite import finite_width_fields
+        from critheory.theory.ntk.finite import finite_width_fields, tabulated_fields
 
-        f = finite_width_fields(maps.network, sw, sb, lam_b, lam_w, q0)
+        if tabulate and depth > _TABLE_DEPTH:
+            f = tabulated_fields(maps.network, sw, sb, co["K"], T, lam_w)
+        else:
+            f = finite_width_fields(maps.network, sw, sb, lam_b, lam_w, q0)
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             rel = f["variance"] / (T * T)
         ex["ntk_variance"] = _slope(depths[1:], rel[1:]) if depth > 3 else None

@@ -352,6 +352,12 @@ def test_cli_width_adds_dntk_keys(capsys):
     assert r["dntk"] is None and "residual" in r["dntk_note"]
     assert main(base[:-1] + ["--width", "64"]) == 0
     assert "dNTK" in capsys.readouterr().out
+    # beyond the recursion's depth budget: null with the reason, the NTK statistics still there
+    assert main(["ntk", "relu", "--weight-var", "2", "--bias-var", "0", "--depth", "1500",
+                 "--width", "32", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["dntk"] is None and "depth 1500 is beyond" in r["dntk_note"]
+    assert len(r["ntk_variance"]) == 1500
 
 
 def test_extrapolate_refuses_bad_widths():

@@ -38,7 +38,7 @@ from critheory.common.reprs import short_repr
 from critheory.errors import InvalidArgumentError
 from .architectures import resolve_network
 from .bayes import StreamSampler
-from .dntk import _backward, _combine, _directions, _dot, _forward_jet, _rates, _truncate
+from .dntk import taylor_backward, combine_directions, update_directions, neuron_dot, forward_jet, layer_rates, truncate_to_layer
 from .train import STREAM, init_params, network_ops
 
 __all__ = ["DNTKDataMeasurement", "measure_dntk_data", "dntk_data_jets"]
@@ -103,18 +103,18 @@ def dntk_data_jets(ops, params, fs, xs, lambda_b, lambda_w) -> dict:
     """The outputs ``z`` (B, 2, m) and the dNTK ``dntk`` (B, 2, m, 2, m, 2, m) indexed
     ``[b, a, α, i, β, j, γ]`` = ``dĤ_{aij;αβγ}`` of one chunk of networks at the last op's two
     outputs, for inputs ``xs`` (a list of m arrays (B, n0, 1))."""
-    rates = _rates(ops, lambda_b, lambda_w)
+    rates = layer_rates(ops, lambda_b, lambda_w)
     dense = [r for r in rates if r is not None]
     m = len(xs)
     B = xs[0].shape[0]
-    z = np.stack([_forward_jet(ops, params, fs, x, [None] * len(ops), 0)[0][:, :, 0]
+    z = np.stack([forward_jet(ops, params, fs, x, [None] * len(ops), 0)[0][:, :, 0]
                   for x in xs], -1)
-    dirs = [_directions(ops, rates, _backward(ops, params, fs, x)) for x in xs]
+    dirs = [update_directions(ops, rates, taylor_backward(ops, params, fs, x)) for x in xs]
     dntk = np.zeros((B, 2, m, 2, m, 2, m))
     for al in range(m):
         for a in (0, 1):
-            u = _combine(dirs[al], 1.0 - a, float(a))
-            D = [_backward(ops, params, fs, x, u) for x in xs]
+            u = combine_directions(dirs[al], 1.0 - a, float(a))
+            D = [taylor_backward(ops, params, fs, x, u) for x in xs]
             for be in range(m):
                 for ga in range(m):
                     acc = 0.0
@@ -122,8 +122,8 @@ def dntk_data_jets(ops, params, fs, xs, lambda_b, lambda_w) -> dict:
                         xx = np.einsum("bjk,bjk->b", xb[0], xc[0])[:, None, None]
                         dx = (np.einsum("bjk,bjk->b", xb[1], xc[0])
                               + np.einsum("bjk,bjk->b", xb[0], xc[1]))[:, None, None]
-                        acc = acc + ((_dot(gb[1], gc[0]) + _dot(gb[0], gc[1])) * (lb + lw * xx)
-                                     + lw * _dot(gb[0], gc[0]) * dx)
+                        acc = acc + ((neuron_dot(gb[1], gc[0]) + neuron_dot(gb[0], gc[1])) * (lb + lw * xx)
+                                     + lw * neuron_dot(gb[0], gc[0]) * dx)
                     dntk[:, a, al, :, be, :, ga] = acc
     return {"z": z, "dntk": dntk}
 
@@ -194,7 +194,7 @@ def measure_dntk_data(activation, weight_var: float, bias_var: float, inputs, *,
             Bn = sampler.b
             lo = c0 * STREAM
             params = init_params(ops, sampler, sw, sb)
-            o, p = _truncate(ops, params, L)
+            o, p = truncate_to_layer(ops, params, L)
             xs = [np.ascontiguousarray(np.broadcast_to(xa[None, :, None], (Bn, n0, 1)))
                   for xa in x]
             j = dntk_data_jets(o, p, fs, xs, lb, lw)

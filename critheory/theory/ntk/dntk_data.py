@@ -137,8 +137,8 @@ def _data(act, K: np.ndarray) -> dict:
     """The expectations of the phi rule at the kernel ``K`` (module docstring)."""
     m = K.shape[0]
     Kd = np.diag(K)
-    mom = one._moments(act, Kd, False)
-    pair = finite_data._pair_data(act, K, False)
+    mom = one.moments(act, Kd, False)
+    pair = finite_data.pair_data(act, K, False)
     zdd = mom["zddd"] / Kd                                          # ⟨φ''² + φ'φ'''⟩
     v = np.zeros((m, m, m))
     if m > 1:

@@ -21,8 +21,7 @@ from critheory.simulation.dntk import measure_dntk
 from critheory.simulation.dntk_data import measure_dntk_data
 from critheory.theory.ntk.dntk import dntk_fields
 from critheory.theory.ntk.dntk_data import dntk_data_statistics
-from critheory.validation.dntk import extrapolate
-from critheory.validation.stats import decide
+from critheory.validation.dntk_data import compare_dntk_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -66,44 +65,19 @@ def test_estimator_at_one_input_is_the_one_input_estimator():
     assert np.allclose(a.samples["q"][:, 0, 0, 0, 0], b.samples["q"][:, 0], rtol=0, atol=1e-13)
 
 
-def _scores(th, ms, widths, depth_index=-1):
-    """Student-t scores of n × mean (one width) or its 1/n extrapolation (two widths)."""
-    from critheory.validation.stats import welch_dof
-
-    zs, dofs = [], []
-    for k, P in (("p", th.P[depth_index]), ("q", th.Q[depth_index])):
-        ys = [m.mean(k) * n for m, n in zip(ms, widths)]
-        ss = [m.stderr(k) * n for m, n in zip(ms, widths)]
-        S = ms[0].networks
-        if len(widths) == 1:
-            y, e, d = ys[0], ss[0], S - 1.0
-        else:
-            n1, n2 = widths
-            y, e = extrapolate(ys[0], ss[0], n1, ys[1], ss[1], n2)
-            d = float(np.min(welch_dof(n2 * ss[1] / (n2 - n1), n1 * ss[0] / (n2 - n1), S - 1,
-                                       S - 1)))
-        zs.append((y - P) / e)
-        dofs.append(d)
-    return zs, min(dofs)
-
-
 @pytest.mark.parametrize("act, sw, sb", [("tanh", 1.0, 0.1), ("gelu", 1.7, 0.2)])
 def test_layer_two_is_exact_at_width_four_on_two_inputs(act, sw, sb):
-    th = dntk_data_statistics("mlp", act, sw, sb, X2, depth=2, lambda_b=0.8, lambda_w=1.2)
-    m = measure_dntk_data(act, sw, sb, X2, width=4, depth=2, networks=8000, lambda_b=0.8,
-                          lambda_w=1.2, seed=21)
-    zs, dof = _scores(th, [m], (4,))
-    assert decide(zs, 0.01, dof=dof).verdict == "consistent", zs
-    assert np.max(np.abs(th.Q[-1])) > 0.05 and np.max(np.abs(th.P[-1])) > 0.05
+    c = compare_dntk_data(act, sw, sb, X2, widths=(4,), depth=2, networks=8000, lambda_b=0.8,
+                          lambda_w=1.2, seed=17)
+    assert c.decision(0.01).verdict == "consistent", c.to_dict()
+    assert min(np.max(np.abs(c.predicted[k])) for k in ("P", "Q")) > 0.05      # not trivial
 
 
 def test_depth_three_extrapolated_on_two_inputs():
     """tanh at criticality with a small bias, layer 3 at n = 16, 32 extrapolated in 1/n."""
-    th = dntk_data_statistics("mlp", "tanh", 1.0, 0.1, X2, depth=3)
-    ms = [measure_dntk_data("tanh", 1.0, 0.1, X2, width=n, depth=3, networks=3000,
-                            seed=100 + n) for n in (16, 32)]
-    zs, dof = _scores(th, ms, (16, 32))
-    assert decide(zs, 0.01, dof=dof).verdict == "consistent", zs
+    c = compare_dntk_data("tanh", 1.0, 0.1, X2, widths=(16, 32), depth=3, networks=3000,
+                          seed=100)
+    assert c.decision(0.01).verdict == "consistent", c.to_dict()
 
 
 def test_refusals():

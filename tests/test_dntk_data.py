@@ -34,9 +34,11 @@ def test_one_input_is_the_one_input_theory(act, sw, sb):
     L, lb, lw = 5, 0.7, 1.2
     s = dntk_data_statistics("mlp", act, sw, sb, [[1.3]], depth=L, lambda_b=lb, lambda_w=lw)
     f = dntk_fields(network("mlp", act), sw, sb, np.full(L, lb), np.full(L, lw), q0=1.69)
-    scale = np.max(np.abs(f["P"])) + 1.0
-    assert np.max(np.abs(s.P[:, 0, 0, 0, 0] - f["P"])) < 1e-13 * scale
-    assert np.max(np.abs(s.Q[:, 0, 0, 0, 0] - f["Q"])) < 1e-13 * scale
+    for k in ("P", "Q") + (("S", "T", "U") if act != "relu" else ()):
+        sc = np.max(np.abs(f[k])) + 1.0
+        assert np.max(np.abs(getattr(s, k)[:, 0, 0, 0, 0] - f[k])) < 1e-13 * sc, k
+    if act == "relu":
+        assert np.all(np.isnan(s.S)) and np.all(np.isnan(f["S"]))
     assert np.all(s.P[0] == 0.0) and np.all(s.Q[0] == 0.0)          # layer 1
 
 
@@ -47,7 +49,9 @@ def test_index_symmetries_and_input_permutation():
     r = dntk_data_statistics("mlp", "tanh", 1.0, 0.1, X2[::-1], depth=3, lambda_b=0.8,
                              lambda_w=1.1)
     perm = np.array([1, 0])
-    for k in ("P", "Q", "X", "Y"):
+    assert np.allclose(s.S, s.S.transpose(0, 2, 1, 4, 3), rtol=1e-12, atol=1e-14)  # i↔j, a↔b
+    assert np.allclose(s.T, s.T.transpose(0, 2, 1, 4, 3), rtol=1e-12, atol=1e-14)
+    for k in ("P", "Q", "X", "Y", "S", "T", "U"):
         a, b = getattr(s, k), getattr(r, k)
         assert np.allclose(a, b[np.ix_(np.arange(3), perm, perm, perm, perm)], rtol=1e-9,
                            atol=1e-12), k
@@ -61,8 +65,9 @@ def test_index_symmetries_and_input_permutation():
 def test_estimator_at_one_input_is_the_one_input_estimator():
     a = measure_dntk_data("tanh", 1.0, 0.0, [[1.0]], width=6, depth=3, networks=40, seed=3)
     b = measure_dntk("tanh", 1.0, 0.0, width=6, depth=3, networks=40, seed=3, layers=(3,))
-    assert np.allclose(a.samples["p"][:, 0, 0, 0, 0], b.samples["p"][:, 0], rtol=0, atol=1e-13)
-    assert np.allclose(a.samples["q"][:, 0, 0, 0, 0], b.samples["q"][:, 0], rtol=0, atol=1e-13)
+    for k in "pqstu":
+        assert np.allclose(a.samples[k][:, 0, 0, 0, 0], b.samples[k][:, 0], rtol=0,
+                           atol=1e-13), k
 
 
 @pytest.mark.parametrize("act, sw, sb", [("tanh", 1.0, 0.1), ("gelu", 1.7, 0.2)])
@@ -70,6 +75,7 @@ def test_layer_two_is_exact_at_width_four_on_two_inputs(act, sw, sb):
     c = compare_dntk_data(act, sw, sb, X2, widths=(4,), depth=2, networks=8000, lambda_b=0.8,
                           lambda_w=1.2, seed=17)
     assert c.decision(0.01).verdict == "consistent", c.to_dict()
+    assert set(c.t) == {"P", "Q", "S", "T", "U"}
     assert min(np.max(np.abs(c.predicted[k])) for k in ("P", "Q")) > 0.05      # not trivial
 
 

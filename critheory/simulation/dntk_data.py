@@ -13,7 +13,11 @@ exactly (no finite differences)
 
 Samples per network (symmetrized over the neurons 0 ↔ 1), arrays ``(S, m, m, m, m)`` indexed
 ``[δ0, δ1, δ2, δ3]``: ``p = dĤ_{100;δ0δ1δ2} z_{1;δ3}`` (mean ``P/n``) and
-``q = dĤ_{001;δ0δ1δ2} z_{1;δ3}`` (mean ``Q/n``).
+``q = dĤ_{001;δ0δ1δ2} z_{1;δ3}`` (mean ``Q/n``); for a smooth activation also the ddNTK of
+type II ``ν_{ijab;δiδjδaδb} = (∇²z_{i;δi} g_{a;δa})ᵀ λ (∇²z_{j;δj} g_{b;δb})`` (from the same
+dual-number passes: ``∇²z_{i;β} g_{a;α}`` is the directional derivative of the gradient):
+``s = ν_{0011}`` (mean ``S/n``), ``t = ν_{0101}`` (``T/n``), ``u = ν_{0110}`` (``U/n``), indexed
+``[δi, δj, δa, δb]``.
 
 Examples
 --------
@@ -99,10 +103,11 @@ class DNTKDataMeasurement:
         return jsonable(out)
 
 
-def dntk_data_jets(ops, params, fs, xs, lambda_b, lambda_w) -> dict:
+def dntk_data_jets(ops, params, fs, xs, lambda_b, lambda_w, second: bool = False) -> dict:
     """The outputs ``z`` (B, 2, m) and the dNTK ``dntk`` (B, 2, m, 2, m, 2, m) indexed
     ``[b, a, α, i, β, j, γ]`` = ``dĤ_{aij;αβγ}`` of one chunk of networks at the last op's two
-    outputs, for inputs ``xs`` (a list of m arrays (B, n0, 1))."""
+    outputs, for inputs ``xs`` (a list of m arrays (B, n0, 1)); with ``second`` also ``nu``
+    (B, 2, m, 2, m, 2, m, 2, m) indexed ``[b, i, β, j, γ, a, α, b', δ]`` = ``ν_{ijab';βγαδ}``."""
     rates = layer_rates(ops, lambda_b, lambda_w)
     dense = [r for r in rates if r is not None]
     m = len(xs)
@@ -111,21 +116,42 @@ def dntk_data_jets(ops, params, fs, xs, lambda_b, lambda_w) -> dict:
                   for x in xs], -1)
     dirs = [update_directions(ops, rates, taylor_backward(ops, params, fs, x)) for x in xs]
     dntk = np.zeros((B, 2, m, 2, m, 2, m))
-    for al in range(m):
-        for a in (0, 1):
-            u = combine_directions(dirs[al], 1.0 - a, float(a))
-            D = [taylor_backward(ops, params, fs, x, u) for x in xs]
-            for be in range(m):
-                for ga in range(m):
-                    acc = 0.0
-                    for (gb, xb), (gc, xc), (lb, lw) in zip(D[be], D[ga], dense):
-                        xx = np.einsum("bjk,bjk->b", xb[0], xc[0])[:, None, None]
-                        dx = (np.einsum("bjk,bjk->b", xb[1], xc[0])
-                              + np.einsum("bjk,bjk->b", xb[0], xc[1]))[:, None, None]
-                        acc = acc + ((neuron_dot(gb[1], gc[0]) + neuron_dot(gb[0], gc[1])) * (lb + lw * xx)
-                                     + lw * neuron_dot(gb[0], gc[0]) * dx)
-                    dntk[:, a, al, :, be, :, ga] = acc
-    return {"z": z, "dntk": dntk}
+    # D[(a, α)][β]: per dense op the cotangents at x_β and the op's inputs, in dual numbers
+    # along g_{a;α}
+    D = {(a, al): [taylor_backward(ops, params, fs, x, combine_directions(dirs[al], 1.0 - a,
+                                                                        float(a)))
+                   for x in xs] for al in range(m) for a in (0, 1)}
+    for (a, al), Da in D.items():
+        for be in range(m):
+            for ga in range(m):
+                acc = 0.0
+                for (gb, xb), (gc, xc), (lb, lw) in zip(Da[be], Da[ga], dense):
+                    xx = np.einsum("bjk,bjk->b", xb[0], xc[0])[:, None, None]
+                    dx = (np.einsum("bjk,bjk->b", xb[1], xc[0])
+                          + np.einsum("bjk,bjk->b", xb[0], xc[1]))[:, None, None]
+                    acc = acc + ((neuron_dot(gb[1], gc[0]) + neuron_dot(gb[0], gc[1]))
+                                 * (lb + lw * xx) + lw * neuron_dot(gb[0], gc[0]) * dx)
+                dntk[:, a, al, :, be, :, ga] = acc
+    out = {"z": z, "dntk": dntk}
+    if second:
+        # ν_{ijab;βγαδ} = (∇²z_{i;β} g_{a;α})ᵀ λ (∇²z_{j;γ} g_{b;δ}): per dense op the W part
+        # d1 ⊗ x0 + d0 ⊗ x1 and the bias part d1 of each Hessian-vector product
+        nu = np.zeros((B, 2, m, 2, m, 2, m, 2, m))
+        for (a, al), Da in D.items():
+            for (b, de), Db in D.items():
+                for be in range(m):
+                    for ga in range(m):
+                        acc = 0.0
+                        for (g1, x1), (g2, x2), (lb, lw) in zip(Da[be], Db[ga], dense):
+                            def dot(u, v):
+                                return np.einsum("bjk,bjk->b", u, v)[:, None, None]
+                            acc = acc + (lb + lw * dot(x1[0], x2[0])) * neuron_dot(g1[1], g2[1]) \
+                                + lw * (neuron_dot(g1[1], g2[0]) * dot(x1[0], x2[1])
+                                        + neuron_dot(g1[0], g2[1]) * dot(x1[1], x2[0])
+                                        + neuron_dot(g1[0], g2[0]) * dot(x1[1], x2[1]))
+                        nu[:, :, be, :, ga, a, al, b, de] = acc
+        out["nu"] = nu
+    return out
 
 
 def measure_dntk_data(activation, weight_var: float, bias_var: float, inputs, *, width: int,
@@ -184,7 +210,9 @@ def measure_dntk_data(activation, weight_var: float, bias_var: float, inputs, *,
     n_streams = -(-S // STREAM)
     streams = root.spawn(n_streams)
     per_chunk = max(1, (1 << 26) // (8 * 8 * n * n * STREAM))
-    out = {k: np.empty((S,) + (m,) * 4) for k in ("p", "q")}
+    second = bool(act.is_smooth)
+    names = ("p", "q", "s", "t", "u") if second else ("p", "q")
+    out = {k: np.empty((S,) + (m,) * 4) for k in names}
     with np.errstate(over="ignore", invalid="ignore"):
         for c0 in range(0, n_streams, per_chunk):
             ids = range(c0, min(n_streams, c0 + per_chunk))
@@ -197,7 +225,7 @@ def measure_dntk_data(activation, weight_var: float, bias_var: float, inputs, *,
             o, p = truncate_to_layer(ops, params, L)
             xs = [np.ascontiguousarray(np.broadcast_to(xa[None, :, None], (Bn, n0, 1)))
                   for xa in x]
-            j = dntk_data_jets(o, p, fs, xs, lb, lw)
+            j = dntk_data_jets(o, p, fs, xs, lb, lw, second)
             z, dn = j["z"], j["dntk"]
             # p = dĤ_{100} z_1 (and 0 ↔ 1), q = dĤ_{001} z_1 (and 0 ↔ 1)
             out["p"][lo:lo + Bn] = 0.5 * (
@@ -206,6 +234,12 @@ def measure_dntk_data(activation, weight_var: float, bias_var: float, inputs, *,
             out["q"][lo:lo + Bn] = 0.5 * (
                 np.einsum("bxyz,bw->bxyzw", dn[:, 0, :, 0, :, 1, :], z[:, 1])
                 + np.einsum("bxyz,bw->bxyzw", dn[:, 1, :, 1, :, 0, :], z[:, 0]))
+            if second:
+                nu = j["nu"]                  # [b, i, β, j, γ, a, α, b', δ]
+                for k, (i, jj, a, b) in {"s": (0, 0, 1, 1), "t": (0, 1, 0, 1),
+                                         "u": (0, 1, 1, 0)}.items():
+                    out[k][lo:lo + Bn] = 0.5 * (nu[:, i, :, jj, :, a, :, b, :]
+                                                + nu[:, 1 - i, :, 1 - jj, :, 1 - a, :, 1 - b, :])
     for k in out:
         out[k].flags.writeable = False
     return DNTKDataMeasurement(out, x, n, L, S, int(root.entropy), act.name, float(sw),

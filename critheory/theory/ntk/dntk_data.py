@@ -133,7 +133,7 @@ def _product(act, names: tuple, K: np.ndarray, diag) -> np.ndarray:
     return out
 
 
-def _data(act, K: np.ndarray) -> dict:
+def _data(act, K: np.ndarray, second: bool = False) -> dict:
     """The expectations of the phi rule at the kernel ``K`` (module docstring)."""
     m = K.shape[0]
     Kd = np.diag(K)
@@ -142,7 +142,7 @@ def _data(act, K: np.ndarray) -> dict:
     zdd = mom["zddd"] / Kd                                          # ⟨φ''² + φ'φ'''⟩
     v = np.zeros((m, m, m))
     if m > 1:
-        dd = _product(act, ("d2", "d2"), K, np.zeros(m))            # ⟨φ''_a φ''_b⟩
+        dd = _product(act, ("d2", "d2"), K, np.zeros(m))            # ⟨φ''_a φ''_b⟩ off-diag
         d13 = _product(act, ("d1", "d3"), K, np.zeros(m))           # ⟨φ'_a φ'''_b⟩
         for a in range(m):
             for b in range(m):
@@ -150,7 +150,13 @@ def _data(act, K: np.ndarray) -> dict:
                     v[a, b, a], v[a, b, b] = dd[a, b], d13[a, b]
     for a in range(m):
         v[a, a, a] = zdd[a]
-    return dict(H=pair["H"], u=pair["u"], v=v,
+    out = {}
+    if second:
+        m2 = one.moments(act, Kd, True)
+        out["dd"] = _product(act, ("d2", "d2"), K, m2["dd2"]) if m > 1 else m2["dd2"].reshape(1, 1)
+        out["e4d"] = _product(act, ("d1", "d1", "d2", "d2"), K, m2["d2dd2"])   # ⟨φ'_aφ'_bφ''_iφ''_j⟩
+        out["e4"] = _product(act, ("d1",) * 4, K, m2["d4"])
+    return dict(out, H=pair["H"], u=pair["u"], v=v,
                 w=_product(act, ("d2", "phi"), K, mom["ffdd"]),
                 e4a=_product(act, ("phi", "d1", "d1", "phi"), K, mom["f2d2"]),
                 e4b=_product(act, ("d1", "d2", "d1", "phi"), K, mom["fd2dd"]))
@@ -159,7 +165,11 @@ def _data(act, K: np.ndarray) -> dict:
 # ----------------------------------------------------------------------------- rules
 def _gaussian_sums(s: State) -> tuple:
     X, Y = s.dntk_sums
-    return (np.einsum("bc,ad->abcd", s.theta, s.K) + s.theta_f.transpose(1, 0, 2, 3), X, Y)
+    out = (np.einsum("bc,ad->abcd", s.theta, s.K) + s.theta_f.transpose(1, 0, 2, 3), X, Y)
+    if s.ddntk_s is None:
+        return out + (None,) * 4
+    z5 = np.einsum("ia,jb->ijab", s.theta, s.theta) + s.theta_b
+    return out + (z5, s.ddntk_s, s.ddntk_t, s.ddntk_u)
 
 
 def _phi(block, s: State, ctx: Ctx) -> State:
@@ -169,7 +179,8 @@ def _phi(block, s: State, ctx: Ctx) -> State:
     if m > 1 and not act.is_smooth:
         raise InvalidArgumentError(_KINK.format(act.name))
     out = finite_data.THEORY.rule(block)(block, s, ctx)
-    d = _data(act, s.K)
+    second = s.ddntk_s is not None and one.ddntk_defined(act)
+    d = _data(act, s.K, second)
     T, F, B = s.theta, s.theta_f, s.theta_b
     X, Y = s.dntk_sums
     H, u, v, w = d["H"], d["u"], d["v"], d["w"]
@@ -183,7 +194,24 @@ def _phi(block, s: State, ctx: Ctx) -> State:
         x3 = (TT[..., None] * d["e4b"]
               + np.einsum("acbb,ac,bd->abcd", B, H, w)
               + H[:, None, :, None] * np.einsum("abcx,bdx->abcd", Y, u))
-    return out.with_(dntk_sums=(x1, x2, x3), dntk_p=None, dntk_q=None)
+        z = (None,) * 4
+        if second:
+            # [i, j, a, b] = the inputs of (∇²z_i g_a)ᵀ λ (∇²z_j g_b)
+            c = (np.einsum("ij,ai,jb->ijab", T, T, T)
+                 * d["e4d"].transpose(2, 3, 0, 1))               # ⟨φ''_iφ''_jφ'_aφ'_b⟩
+            Hij_ab = np.einsum("ij,ab->ijab", H, H)
+            z5 = (np.einsum("ia,jb->ijab", T, T) * d["e4"].transpose(0, 2, 1, 3)
+                  + B * Hij_ab)
+            z6 = (c + np.einsum("ij,ab,ij,ijab->ijab", T, H, d["dd"], B)
+                  + Hij_ab * s.ddntk_s)
+            z7 = (c + np.einsum("ai,jb,ixjy,aix,bjy->ijab", T, T, F, v, v)
+                  + np.einsum("ai,jb,bjix,aix->ijab", T, H, X, v)
+                  + np.einsum("jb,ai,aijx,bjx->ijab", T, H, X, v)
+                  + np.einsum("ai,jb->ijab", H, H) * s.ddntk_t)
+            z8 = c + np.einsum("ib,ja->ijab", H, H) * s.ddntk_u
+            z = (z5, z6, z7, z8)
+    return out.with_(dntk_sums=(x1, x2, x3) + z, dntk_p=None, dntk_q=None, ddntk_s=None,
+                     ddntk_t=None, ddntk_u=None)
 
 
 def _dense(block, s: State, ctx: Ctx) -> State:
@@ -195,7 +223,16 @@ def _dense(block, s: State, ctx: Ctx) -> State:
         X = lw * sw * x[0] + sw * sw * x[1]
         Y = sw * sw * x[2]
     P, Q = pq_from_xy(X, Y)
-    return out.with_(dntk_p=P, dntk_q=Q, dntk_sums=(X, Y))
+    dd = dict(ddntk_s=None, ddntk_t=None, ddntk_u=None)
+    if x[3] is not None:
+        x1, x2 = x[0], x[1]
+        with np.errstate(invalid="ignore", over="ignore"):
+            dd = dict(ddntk_s=lw * sw * x[3] + sw * sw * x[4],
+                      ddntk_t=(lw * lw * x1.transpose(1, 2, 0, 3)
+                               + lw * sw * (x2.transpose(1, 2, 0, 3) + x2.transpose(2, 1, 3, 0))
+                               + sw * sw * x[5]),
+                      ddntk_u=sw * sw * x[6])
+    return out.with_(dntk_p=P, dntk_q=Q, dntk_sums=(X, Y), **dd)
 
 
 _KINK = ("the dNTK on several inputs needs a smooth activation ({}: phi'' at a kink is a point "
@@ -209,13 +246,14 @@ THEORY = Theory(_NAME, RULES, needs={"phi": frozenset({Rep.GAUSSIAN})},
 
 
 def start(gram, *, weight_var: float = 1.0, bias_var: float = 0.0, lambda_b: float = 0.0,
-          lambda_w: float = 0.0) -> State:
+          lambda_w: float = 0.0, second: bool = True) -> State:
     """Layer 1 on m fixed inputs (Gram matrix ``x_α·x_β/n0``): linear in its parameters, so
-    ``P = Q = X = Y = 0``."""
+    ``P = Q = X = Y = 0`` and ``S = T = U = 0`` (None where ``second`` is False)."""
     s = finite_data.start(gram, weight_var=weight_var, bias_var=bias_var, lambda_b=lambda_b,
                           lambda_w=lambda_w)
     z4 = np.zeros((s.K.shape[0],) * 4)
-    return s.with_(dntk_p=z4, dntk_q=z4.copy(), dntk_sums=(z4.copy(), z4.copy()))
+    dd = {k: (z4.copy() if second else None) for k in ("ddntk_s", "ddntk_t", "ddntk_u")}
+    return s.with_(dntk_p=z4, dntk_q=z4.copy(), dntk_sums=(z4.copy(), z4.copy()), **dd)
 
 
 def apply(net, s: State, ctx: Ctx) -> State:
@@ -246,6 +284,9 @@ class DNTKDataStatistics:
         ``[l, δ0, δ1, δ2, δ3]``.
     X, Y : ndarray (L, m, m, m, m)
         The τ–preactivation correlations they are built from.
+    S, T, U : ndarray (L, m, m, m, m)
+        The ddNTK of type II: ``n E[ν_{ijab;δiδjδaδb}] = δ_ijδ_ab S + δ_iaδ_jb T + δ_ibδ_ja U``,
+        indexed ``[l, δi, δj, δa, δb]`` (NaN for a non-smooth activation).
 
     Examples
     --------
@@ -269,6 +310,9 @@ class DNTKDataStatistics:
     Q: np.ndarray
     X: np.ndarray
     Y: np.ndarray
+    S: np.ndarray
+    T: np.ndarray
+    U: np.ndarray
 
     def to_dict(self) -> dict:
         """JSON-ready dict of every field."""
@@ -332,7 +376,8 @@ def dntk_data_statistics(arch="mlp", activation=None, weight_var: float = 1.0,
     G = x @ x.T / x.shape[1]
     if np.any(sb + sw * np.diag(G) <= 0):
         raise InvalidArgumentError("an input has zero kernel K¹ = σ_b² + σ_w²|x|²/n0 = 0")
-    s = start(G, weight_var=sw, bias_var=sb, lambda_b=lb[0], lambda_w=lw[0])
+    second = one.ddntk_defined(net.activation)
+    s = start(G, weight_var=sw, bias_var=sb, lambda_b=lb[0], lambda_w=lw[0], second=second)
     states = [s]
     for i in range(1, L):
         s = apply(net, s, Ctx(net.activation, sw, sb, lambda_b=lb[i], lambda_w=lw[i]))
@@ -341,7 +386,12 @@ def dntk_data_statistics(arch="mlp", activation=None, weight_var: float = 1.0,
     def stack(f):
         return np.array([f(t) for t in states])
 
+    def dd(name):
+        return np.array([np.full((m,) * 4, np.nan) if getattr(t, name) is None
+                         else getattr(t, name) for t in states])
+
     return DNTKDataStatistics(net.activation.name, sw, sb, x, np.arange(1, L + 1), lb, lw,
                               stack(lambda t: t.K), stack(lambda t: t.theta),
                               stack(lambda t: t.dntk_p), stack(lambda t: t.dntk_q),
-                              stack(lambda t: t.dntk_sums[0]), stack(lambda t: t.dntk_sums[1]))
+                              stack(lambda t: t.dntk_sums[0]), stack(lambda t: t.dntk_sums[1]),
+                              dd("ddntk_s"), dd("ddntk_t"), dd("ddntk_u"))

@@ -1,5 +1,6 @@
-"""The dNTK on several inputs at initialization, leading order in 1/n: PDLT ch. 11's
-``P_{δ0δ1δ2δ3}`` and ``Q_{δ0δ1δ2δ3}`` (derivation in ``docs/dntk.md`` §8).
+"""The dNTK and the ddNTK of type II on several inputs at initialization, leading order in
+1/n: PDLT ch. 11's ``P_{δ0δ1δ2δ3}``, ``Q_{δ0δ1δ2δ3}`` and ``S``, ``T``, ``U`` with input indices
+(derivation in ``docs/dntk.md`` §8).
 
 The one-input rules of :mod:`critheory.theory.ntk.dntk` with input indices: for a dense
 block's output ``z`` on m inputs (``α, β, … = 0..m-1``), update directions
@@ -34,8 +35,20 @@ dense  ``X ← λ_Wσ_w²Ξ₁ + σ_w⁴Ξ₂``, ``Y ← σ_w⁴Ξ₃`` (a dense
        ``Ξ₁ = Θ_βγK_αδ + F[β,α,γ,δ]``, ``Ξ₂ = X``, ``Ξ₃ = Y``)
 =====  =========================================================================================
 
-The state carries ``P``, ``Q`` in ``dntk_p``, ``dntk_q`` (``(m, m, m, m)``) and, at a
-Gaussian representation, ``(X, Y)`` in ``dntk_sums`` (after φ: ``(Ξ₁, Ξ₂, Ξ₃)``). The
+The ddNTK of type II, ``ν_{ijab;δiδjδaδb} = (∇²z_{i;δi} g_{a;δa})ᵀ λ (∇²z_{j;δj} g_{b;δb})``,
+``n E[ν] = δ_ijδ_ab S + δ_iaδ_jb T + δ_ibδ_ja U`` (every tensor indexed ``[i, j, a, b]`` by the
+inputs of those four factors; smooth activations): dense ``S ← λ_Wσ_w²Z₅ + σ_w⁴Z₆``,
+``T[i,j,a,b] ← λ_W²Ξ₁[a,i,j,b] + λ_Wσ_w²(Ξ₂[a,i,j,b] + Ξ₂[b,j,i,a]) + σ_w⁴Z₇``,
+``U ← σ_w⁴Z₈``; phi (``c = Θ_ijΘ_aiΘ_jb⟨φ''_iφ''_jφ'_aφ'_b⟩``)
+``Z₅ = Θ_iaΘ_jb⟨φ'_iφ'_aφ'_jφ'_b⟩ + B[i,j,a,b]H_ijH_ab``,
+``Z₆ = c + Θ_ijH_ab⟨φ''_iφ''_j⟩B[i,j,a,b] + H_ijH_ab S``,
+``Z₇ = c + Θ_aiΘ_jb F[i,ε,j,ε']v[a,i,ε]v[b,j,ε'] + Θ_aiH_jb X[b,j,i,ε]v[a,i,ε]
++ Θ_jbH_ai X[a,i,j,ε]v[b,j,ε] + H_aiH_jb T``, ``Z₈ = c + H_ibH_ja U`` (a dense block on a
+Gaussian input: ``Z₅ = Θ_iaΘ_jb + B``, ``Z₆₇₈ = S, T, U``). R (type I) is not built here.
+
+The state carries ``P``, ``Q`` in ``dntk_p``, ``dntk_q``, ``S``, ``T``, ``U`` in ``ddntk_s``,
+``ddntk_t``, ``ddntk_u`` (``(m, m, m, m)``; ``ddntk_r`` stays None) and, at a Gaussian
+representation, ``(X, Y)`` in ``dntk_sums`` (after φ: ``(Ξ₁, Ξ₂, Ξ₃, Z₅, Z₆, Z₇, Z₈)``). The
 all-equal entries of every expectation are the one-input moments of
 :mod:`critheory.theory.ntk.dntk`, so m = 1 gives that theory's numbers exactly.
 
@@ -43,7 +56,7 @@ Refused in one line: what the one-input room refuses (LayerNorm, RMSNorm, residu
 attention, other widths, a kink away from 0), and, on several inputs, a non-smooth activation
 (ReLU, ELU, …): ``φ''`` at one input then multiplies ``φ`` at another
 (``⟨δ(z_β)φ(z_δ)⟩ ≠ 0``), which the almost-everywhere derivatives of a network do not see.
-The ddNTK (R, S, T, U) on several inputs is not built here.
+The ddNTK of type I (R) on several inputs is not built here.
 
 Examples
 --------
@@ -322,7 +335,8 @@ class DNTKDataStatistics:
 def dntk_data_statistics(arch="mlp", activation=None, weight_var: float = 1.0,
                          bias_var: float = 0.0, inputs=((1.0,),), *, depth: int = 3,
                          lambda_b=1.0, lambda_w=1.0) -> DNTKDataStatistics:
-    """The dNTK–preactivation correlations P and Q on m inputs, layers ``1..depth``.
+    """The dNTK–preactivation correlations P, Q and the type-II ddNTK tensors S, T, U on m
+    inputs, layers ``1..depth`` (module docstring).
 
     Parameters
     ----------

@@ -34,7 +34,7 @@ def test_one_input_is_the_one_input_theory(act, sw, sb):
     L, lb, lw = 5, 0.7, 1.2
     s = dntk_data_statistics("mlp", act, sw, sb, [[1.3]], depth=L, lambda_b=lb, lambda_w=lw)
     f = dntk_fields(network("mlp", act), sw, sb, np.full(L, lb), np.full(L, lw), q0=1.69)
-    for k in ("P", "Q") + (("S", "T", "U") if act != "relu" else ()):
+    for k in ("P", "Q") + (("R", "S", "T", "U") if act != "relu" else ()):
         sc = np.max(np.abs(f[k])) + 1.0
         assert np.max(np.abs(getattr(s, k)[:, 0, 0, 0, 0] - f[k])) < 1e-13 * sc, k
     if act == "relu":
@@ -51,7 +51,8 @@ def test_index_symmetries_and_input_permutation():
     perm = np.array([1, 0])
     assert np.allclose(s.S, s.S.transpose(0, 2, 1, 4, 3), rtol=1e-12, atol=1e-14)  # i↔j, a↔b
     assert np.allclose(s.T, s.T.transpose(0, 2, 1, 4, 3), rtol=1e-12, atol=1e-14)
-    for k in ("P", "Q", "X", "Y", "S", "T", "U"):
+    assert np.allclose(s.R, s.R.transpose(0, 1, 2, 4, 3), rtol=1e-12, atol=1e-14)  # δ2 ↔ δ3
+    for k in ("P", "Q", "X", "Y", "R", "S", "T", "U"):
         a, b = getattr(s, k), getattr(r, k)
         assert np.allclose(a, b[np.ix_(np.arange(3), perm, perm, perm, perm)], rtol=1e-9,
                            atol=1e-12), k
@@ -65,7 +66,7 @@ def test_index_symmetries_and_input_permutation():
 def test_estimator_at_one_input_is_the_one_input_estimator():
     a = measure_dntk_data("tanh", 1.0, 0.0, [[1.0]], width=6, depth=3, networks=40, seed=3)
     b = measure_dntk("tanh", 1.0, 0.0, width=6, depth=3, networks=40, seed=3, layers=(3,))
-    for k in "pqstu":
+    for k in "pqrstu":
         assert np.allclose(a.samples[k][:, 0, 0, 0, 0], b.samples[k][:, 0], rtol=0,
                            atol=1e-13), k
 
@@ -75,13 +76,14 @@ def test_layer_two_is_exact_at_width_four_on_two_inputs(act, sw, sb):
     c = compare_dntk_data(act, sw, sb, X2, widths=(4,), depth=2, networks=8000, lambda_b=0.8,
                           lambda_w=1.2, seed=17)
     assert c.decision(0.01).verdict == "consistent", c.to_dict()
-    assert set(c.t) == {"P", "Q", "S", "T", "U"}
+    assert set(c.t) == {"P", "Q", "R", "S", "T", "U"}
     assert min(np.max(np.abs(c.predicted[k])) for k in ("P", "Q")) > 0.05      # not trivial
 
 
 def test_depth_three_extrapolated_on_two_inputs():
-    """tanh at criticality with a small bias, layer 3 at n = 16, 32 extrapolated in 1/n."""
-    c = compare_dntk_data("tanh", 1.0, 0.1, X2, widths=(16, 32), depth=3, networks=3000,
+    """tanh at criticality with a small bias, layer 3 at n = 16, 32 extrapolated in 1/n: P, Q
+    and R, S, T, U (whose phi rules first read the layer-2 B, F, X, Y and R … U here)."""
+    c = compare_dntk_data("tanh", 1.0, 0.1, X2, widths=(16, 32), depth=3, networks=2000,
                           seed=100)
     assert c.decision(0.01).verdict == "consistent", c.to_dict()
 

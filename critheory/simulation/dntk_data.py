@@ -16,7 +16,8 @@ Samples per network (symmetrized over the neurons 0 ↔ 1), arrays ``(S, m, m, m
 ``q = dĤ_{001;δ0δ1δ2} z_{1;δ3}`` (mean ``Q/n``); for a smooth activation also the ddNTK of
 type II ``ν_{ijab;δiδjδaδb} = (∇²z_{i;δi} g_{a;δa})ᵀ λ (∇²z_{j;δj} g_{b;δb})`` (from the same
 dual-number passes: ``∇²z_{i;β} g_{a;α}`` is the directional derivative of the gradient):
-``s = ν_{0011}`` (mean ``S/n``), ``t = ν_{0101}`` (``T/n``), ``u = ν_{0110}`` (``U/n``), indexed
+``r = ω_{0011} = ∇³z_{0;δ0}[g_{0;δ1}, g_{1;δ2}, g_{1;δ3}]`` (mean ``R/n``; third-order Taylor
+forward passes, trilinear polarization), ``s = ν_{0011}`` (mean ``S/n``), ``t = ν_{0101}`` (``T/n``), ``u = ν_{0110}`` (``U/n``), indexed
 ``[δi, δj, δa, δb]``.
 
 Examples
@@ -103,11 +104,25 @@ class DNTKDataMeasurement:
         return jsonable(out)
 
 
+def _mix(dirs, terms):
+    """The direction ``Σ c g_{a;δ}`` over ``terms`` ``(c, δ, a)`` (per op, None for φ)."""
+    out = []
+    for k, d in enumerate(dirs[0]):
+        if d is None:
+            out.append(None)
+            continue
+        out.append((sum(c * dirs[de][k][0][..., a] for c, de, a in terms),
+                    sum(c * dirs[de][k][1][..., a] for c, de, a in terms)))
+    return out
+
+
 def dntk_data_jets(ops, params, fs, xs, lambda_b, lambda_w, second: bool = False) -> dict:
     """The outputs ``z`` (B, 2, m) and the dNTK ``dntk`` (B, 2, m, 2, m, 2, m) indexed
     ``[b, a, α, i, β, j, γ]`` = ``dĤ_{aij;αβγ}`` of one chunk of networks at the last op's two
     outputs, for inputs ``xs`` (a list of m arrays (B, n0, 1)); with ``second`` also ``nu``
-    (B, 2, m, 2, m, 2, m, 2, m) indexed ``[b, i, β, j, γ, a, α, b', δ]`` = ``ν_{ijab';βγαδ}``."""
+    (B, 2, m, 2, m, 2, m, 2, m) indexed ``[b, i, β, j, γ, a, α, b', δ]`` = ``ν_{ijab';βγαδ}``
+    and ``omega`` (B, 2, m, m, m, m) indexed ``[b, i, δ0, δ1, δ2, δ3]`` =
+    ``ω_{i i b b;δ0δ1δ2δ3}`` with ``b = 1 − i``."""
     rates = layer_rates(ops, lambda_b, lambda_w)
     dense = [r for r in rates if r is not None]
     m = len(xs)
@@ -151,6 +166,21 @@ def dntk_data_jets(ops, params, fs, xs, lambda_b, lambda_w, second: bool = False
                                         + neuron_dot(g1[0], g2[0]) * dot(x1[1], x2[1]))
                         nu[:, :, be, :, ga, a, al, b, de] = acc
         out["nu"] = nu
+        # ω_{i i b b;δ0δ1δ2δ3} = ∇³z_{i;δ0}[g_{i;δ1}, g_{b;δ2}, g_{b;δ3}] (b = 1 − i) by trilinear
+        # polarization: T(u, v, w) = ¼ Σ_{e,f=±1} e f c₃(u + e v + f w), c₃ the ε³ coefficient
+        omega = np.zeros((B, 2) + (m,) * 4)
+        xall = np.concatenate(xs, axis=2)            # every input as a column: one pass
+        for i in (0, 1):
+            for d1 in range(m):
+                for d2 in range(m):
+                    for d3 in range(d2, m):
+                        for e in (1.0, -1.0):
+                            for f in (1.0, -1.0):
+                                u = _mix(dirs, [(1.0, d1, i), (e, d2, 1 - i), (f, d3, 1 - i)])
+                                c3 = forward_jet(ops, params, fs, xall, u, 3)[3][:, i, :]
+                                omega[:, i, :, d1, d2, d3] += 0.25 * e * f * c3
+                        omega[:, i, :, d1, d3, d2] = omega[:, i, :, d1, d2, d3]
+        out["omega"] = omega
     return out
 
 
@@ -196,7 +226,7 @@ def measure_dntk_data(activation, weight_var: float, bias_var: float, inputs, *,
     if x.ndim != 2 or not np.all(np.isfinite(x)):
         raise InvalidArgumentError("inputs must be a finite (m, n0) array")
     m, n0 = x.shape
-    work = float(S) * 40.0 * n * n * L * m * (2 * m + 1)
+    work = float(S) * 40.0 * n * n * L * m * (2 * m + 1) * (1 + m)
     if work > limits.MAX_TRAIN_WORK:
         raise InvalidArgumentError(f"measuring the dNTK of {S} networks of width {n}, depth {L} "
                                    f"on {m} inputs is {work:.3g} multiply-adds, beyond the "
@@ -211,7 +241,7 @@ def measure_dntk_data(activation, weight_var: float, bias_var: float, inputs, *,
     streams = root.spawn(n_streams)
     per_chunk = max(1, (1 << 26) // (8 * 8 * n * n * STREAM))
     second = bool(act.is_smooth)
-    names = ("p", "q", "s", "t", "u") if second else ("p", "q")
+    names = ("p", "q", "r", "s", "t", "u") if second else ("p", "q")
     out = {k: np.empty((S,) + (m,) * 4) for k in names}
     with np.errstate(over="ignore", invalid="ignore"):
         for c0 in range(0, n_streams, per_chunk):
@@ -235,6 +265,7 @@ def measure_dntk_data(activation, weight_var: float, bias_var: float, inputs, *,
                 np.einsum("bxyz,bw->bxyzw", dn[:, 0, :, 0, :, 1, :], z[:, 1])
                 + np.einsum("bxyz,bw->bxyzw", dn[:, 1, :, 1, :, 0, :], z[:, 0]))
             if second:
+                out["r"][lo:lo + Bn] = 0.5 * (j["omega"][:, 0] + j["omega"][:, 1])
                 nu = j["nu"]                  # [b, i, β, j, γ, a, α, b', δ]
                 for k, (i, jj, a, b) in {"s": (0, 0, 1, 1), "t": (0, 1, 0, 1),
                                          "u": (0, 1, 1, 0)}.items():

@@ -1,5 +1,5 @@
 """The dNTK and the ddNTK of type II on several inputs of finite networks against their
-leading-order recursions: Student-t scores per entry of P, Q (and S, T, U for a smooth
+leading-order recursions: Student-t scores per entry of P, Q (and R, S, T, U for a smooth
 activation) and a Bonferroni verdict.
 
 The measurement is :func:`critheory.simulation.dntk_data.measure_dntk_data` (exact derivatives of
@@ -31,13 +31,13 @@ __all__ = ["DNTKDataComparison", "compare_dntk_data"]
 
 @dataclass(frozen=True, eq=False)
 class DNTKDataComparison:
-    """Measured against predicted P, Q (S, T, U) at the last layer (:func:`compare_dntk_data`).
+    """Measured against predicted P, Q (R, S, T, U) at the last layer (:func:`compare_dntk_data`).
 
     Attributes
     ----------
     widths : tuple of int
     networks, depth : int
-    predicted, measured, stderr, t : dict of ``"P"``, ``"Q"`` (``"S"``, ``"T"``, ``"U"``) -> ndarray (m, m, m, m)
+    predicted, measured, stderr, t : dict of ``"P"``, ``"Q"`` (``"R"``, ``"S"``, ``"T"``, ``"U"``) -> ndarray (m, m, m, m)
         ``measured``: ``n × mean`` (one width) or its 1/n extrapolation (two).
     dof : float
         Degrees of freedom of the scores (the smallest).
@@ -78,7 +78,7 @@ class DNTKDataComparison:
 def compare_dntk_data(activation, weight_var: float, bias_var: float, inputs, *, widths,
                       depth: int, networks: int, lambda_b=1.0, lambda_w=1.0,
                       seed: int = 0) -> DNTKDataComparison:
-    """Measure P, Q (S, T, U for a smooth activation) at layer ``depth`` at one or two widths and score them (module docstring).
+    """Measure P, Q (R, S, T, U for a smooth activation) at layer ``depth`` at one or two widths and score them (module docstring).
 
     Parameters
     ----------
@@ -118,7 +118,7 @@ def compare_dntk_data(activation, weight_var: float, bias_var: float, inputs, *,
                             seed=seed + n) for n in widths]
     pred, meas, se, t = {}, {}, {}, {}
     dofs = []
-    names = [k for k in ("P", "Q", "S", "T", "U") if k.lower() in ms[0].samples]
+    names = [k for k in ("P", "Q", "R", "S", "T", "U") if k.lower() in ms[0].samples]
     for k in names:
         ys = [m.mean(k.lower()) * n for m, n in zip(ms, widths)]
         ss = [m.stderr(k.lower()) * n for m, n in zip(ms, widths)]

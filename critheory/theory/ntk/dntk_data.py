@@ -169,6 +169,10 @@ def _data(act, K: np.ndarray, second: bool = False) -> dict:
         out["dd"] = _product(act, ("d2", "d2"), K, m2["dd2"]) if m > 1 else m2["dd2"].reshape(1, 1)
         out["e4d"] = _product(act, ("d1", "d1", "d2", "d2"), K, m2["d2dd2"])   # ⟨φ'_aφ'_bφ''_iφ''_j⟩
         out["e4"] = _product(act, ("d1",) * 4, K, m2["d4"])
+        # E[phi3_0 phi1_1 phi1_2 phi1_3] and E[phi3_0 phi1_1] (phiN: the N-th derivative)
+        out["e4t"] = _product(act, ("d3", "d1", "d1", "d1"), K, m2["d3ddd"])
+        out["d13"] = (_product(act, ("d3", "d1"), K, m2["dddd"]) if m > 1
+                      else m2["dddd"].reshape(1, 1))
     return dict(out, H=pair["H"], u=pair["u"], v=v,
                 w=_product(act, ("d2", "phi"), K, mom["ffdd"]),
                 e4a=_product(act, ("phi", "d1", "d1", "phi"), K, mom["f2d2"]),
@@ -180,9 +184,9 @@ def _gaussian_sums(s: State) -> tuple:
     X, Y = s.dntk_sums
     out = (np.einsum("bc,ad->abcd", s.theta, s.K) + s.theta_f.transpose(1, 0, 2, 3), X, Y)
     if s.ddntk_s is None:
-        return out + (None,) * 4
+        return out + (None,) * 5
     z5 = np.einsum("ia,jb->ijab", s.theta, s.theta) + s.theta_b
-    return out + (z5, s.ddntk_s, s.ddntk_t, s.ddntk_u)
+    return out + (z5, s.ddntk_s, s.ddntk_t, s.ddntk_u, s.ddntk_r)
 
 
 def _phi(block, s: State, ctx: Ctx) -> State:
@@ -207,7 +211,7 @@ def _phi(block, s: State, ctx: Ctx) -> State:
         x3 = (TT[..., None] * d["e4b"]
               + np.einsum("acbb,ac,bd->abcd", B, H, w)
               + H[:, None, :, None] * np.einsum("abcx,bdx->abcd", Y, u))
-        z = (None,) * 4
+        z = (None,) * 5
         if second:
             # [i, j, a, b] = the inputs of (∇²z_i g_a)ᵀ λ (∇²z_j g_b)
             c = (np.einsum("ij,ai,jb->ijab", T, T, T)
@@ -222,9 +226,14 @@ def _phi(block, s: State, ctx: Ctx) -> State:
                   + np.einsum("jb,ai,aijx,bjx->ijab", T, H, X, v)
                   + np.einsum("ai,jb->ijab", H, H) * s.ddntk_t)
             z8 = c + np.einsum("ib,ja->ijab", H, H) * s.ddntk_u
-            z = (z5, z6, z7, z8)
-    return out.with_(dntk_sums=(x1, x2, x3) + z, dntk_p=None, dntk_q=None, ddntk_s=None,
-                     ddntk_t=None, ddntk_u=None)
+            # R: [δ0, δ1, δ2, δ3] = the inputs of ∇³z_{i;δ0}[g_{i;δ1}, g_{b;δ2}, g_{b;δ3}]
+            z4 = (np.einsum("pq,pr,ps->pqrs", T, T, T) * d["e4t"]
+                  + np.einsum("pq,pq,rs,pprs->pqrs", T, d["d13"], H, B)
+                  + np.einsum("pq,rs,rpsx,qpx->pqrs", T, H, Y, v)
+                  + np.einsum("pq,rs->pqrs", H, H) * s.ddntk_r)
+            z = (z5, z6, z7, z8, z4)
+    return out.with_(dntk_sums=(x1, x2, x3) + z, dntk_p=None, dntk_q=None, ddntk_r=None,
+                     ddntk_s=None, ddntk_t=None, ddntk_u=None)
 
 
 def _dense(block, s: State, ctx: Ctx) -> State:
@@ -236,7 +245,7 @@ def _dense(block, s: State, ctx: Ctx) -> State:
         X = lw * sw * x[0] + sw * sw * x[1]
         Y = sw * sw * x[2]
     P, Q = pq_from_xy(X, Y)
-    dd = dict(ddntk_s=None, ddntk_t=None, ddntk_u=None)
+    dd = dict(ddntk_r=None, ddntk_s=None, ddntk_t=None, ddntk_u=None)
     if x[3] is not None:
         x1, x2 = x[0], x[1]
         with np.errstate(invalid="ignore", over="ignore"):
@@ -244,7 +253,8 @@ def _dense(block, s: State, ctx: Ctx) -> State:
                       ddntk_t=(lw * lw * x1.transpose(1, 2, 0, 3)
                                + lw * sw * (x2.transpose(1, 2, 0, 3) + x2.transpose(2, 1, 3, 0))
                                + sw * sw * x[5]),
-                      ddntk_u=sw * sw * x[6])
+                      ddntk_u=sw * sw * x[6],
+                      ddntk_r=lw * sw * x[2].transpose(1, 3, 0, 2) + sw * sw * x[7])
     return out.with_(dntk_p=P, dntk_q=Q, dntk_sums=(X, Y), **dd)
 
 
@@ -265,7 +275,8 @@ def start(gram, *, weight_var: float = 1.0, bias_var: float = 0.0, lambda_b: flo
     s = finite_data.start(gram, weight_var=weight_var, bias_var=bias_var, lambda_b=lambda_b,
                           lambda_w=lambda_w)
     z4 = np.zeros((s.K.shape[0],) * 4)
-    dd = {k: (z4.copy() if second else None) for k in ("ddntk_s", "ddntk_t", "ddntk_u")}
+    dd = {k: (z4.copy() if second else None) for k in ("ddntk_r", "ddntk_s", "ddntk_t",
+                                                        "ddntk_u")}
     return s.with_(dntk_p=z4, dntk_q=z4.copy(), dntk_sums=(z4.copy(), z4.copy()), **dd)
 
 
@@ -326,6 +337,7 @@ class DNTKDataStatistics:
     S: np.ndarray
     T: np.ndarray
     U: np.ndarray
+    R: np.ndarray
 
     def to_dict(self) -> dict:
         """JSON-ready dict of every field."""
@@ -408,4 +420,4 @@ def dntk_data_statistics(arch="mlp", activation=None, weight_var: float = 1.0,
                               stack(lambda t: t.K), stack(lambda t: t.theta),
                               stack(lambda t: t.dntk_p), stack(lambda t: t.dntk_q),
                               stack(lambda t: t.dntk_sums[0]), stack(lambda t: t.dntk_sums[1]),
-                              dd("ddntk_s"), dd("ddntk_t"), dd("ddntk_u"))
+                              dd("ddntk_s"), dd("ddntk_t"), dd("ddntk_u"), dd("ddntk_r"))

@@ -1,5 +1,5 @@
-"""The dNTK and the ddNTK of type II on several inputs at initialization, leading order in
-1/n: PDLT ch. 11's ``P_{δ0δ1δ2δ3}``, ``Q_{δ0δ1δ2δ3}`` and ``S``, ``T``, ``U`` with input indices
+"""The dNTK and the ddNTK on several inputs at initialization, leading order in 1/n: PDLT
+ch. 11's ``P_{δ0δ1δ2δ3}``, ``Q_{δ0δ1δ2δ3}`` and ``R``, ``S``, ``T``, ``U`` with input indices
 (derivation in ``docs/dntk.md`` §8).
 
 The one-input rules of :mod:`critheory.theory.ntk.dntk` with input indices: for a dense
@@ -44,11 +44,17 @@ inputs of those four factors; smooth activations): dense ``S ← λ_Wσ_w²Z₅ 
 ``Z₆ = c + Θ_ijH_ab⟨φ''_iφ''_j⟩B[i,j,a,b] + H_ijH_ab S``,
 ``Z₇ = c + Θ_aiΘ_jb F[i,ε,j,ε']v[a,i,ε]v[b,j,ε'] + Θ_aiH_jb X[b,j,i,ε]v[a,i,ε]
 + Θ_jbH_ai X[a,i,j,ε]v[b,j,ε] + H_aiH_jb T``, ``Z₈ = c + H_ibH_ja U`` (a dense block on a
-Gaussian input: ``Z₅ = Θ_iaΘ_jb + B``, ``Z₆₇₈ = S, T, U``). R (type I) is not built here.
+Gaussian input: ``Z₅ = Θ_iaΘ_jb + B``, ``Z₆₇₈ = S, T, U``).
 
-The state carries ``P``, ``Q`` in ``dntk_p``, ``dntk_q``, ``S``, ``T``, ``U`` in ``ddntk_s``,
-``ddntk_t``, ``ddntk_u`` (``(m, m, m, m)``; ``ddntk_r`` stays None) and, at a Gaussian
-representation, ``(X, Y)`` in ``dntk_sums`` (after φ: ``(Ξ₁, Ξ₂, Ξ₃, Z₅, Z₆, Z₇, Z₈)``). The
+The ddNTK of type I, ``ω_{i0i1i2i3;δ0δ1δ2δ3} = ∇³z_{i0;δ0}[g_{i1;δ1}, g_{i2;δ2}, g_{i3;δ3}]``,
+``n E[ω_{iabc}] = δ_iaδ_bc R_{δ0δ1δ2δ3} + δ_ibδ_ac R_{δ0δ2δ1δ3} + δ_icδ_ab R_{δ0δ3δ1δ2}`` (R
+symmetric in δ2 ↔ δ3): dense ``R[0,1,2,3] ← λ_Wσ_w² Ξ₃[2,0,3,1] + σ_w⁴ Z₄``, phi
+``Z₄[0,1,2,3] = Θ_01Θ_02Θ_03⟨φ‴_0φ'_1φ'_2φ'_3⟩ + Θ_01⟨φ‴_0φ'_1⟩H_23 B[0,0,2,3]
++ Θ_01H_23 Y[2,0,3,ε]v[1,0,ε] + H_01H_23 R`` (Gaussian input: ``Z₄ = R``).
+
+The state carries ``P``, ``Q`` in ``dntk_p``, ``dntk_q``, ``R`` … ``U`` in ``ddntk_r`` …
+``ddntk_u`` (``(m, m, m, m)``) and, at a Gaussian representation, ``(X, Y)`` in ``dntk_sums``
+(after φ: ``(Ξ₁, Ξ₂, Ξ₃, Z₅, Z₆, Z₇, Z₈, Z₄)``). The
 all-equal entries of every expectation are the one-input moments of
 :mod:`critheory.theory.ntk.dntk`, so m = 1 gives that theory's numbers exactly.
 
@@ -56,7 +62,7 @@ Refused in one line: what the one-input room refuses (LayerNorm, RMSNorm, residu
 attention, other widths, a kink away from 0), and, on several inputs, a non-smooth activation
 (ReLU, ELU, …): ``φ''`` at one input then multiplies ``φ`` at another
 (``⟨δ(z_β)φ(z_δ)⟩ ≠ 0``), which the almost-everywhere derivatives of a network do not see.
-The ddNTK of type I (R) on several inputs is not built here.
+The ddNTK (R … U) needs a smooth activation (NaN otherwise, as at one input).
 
 Examples
 --------
@@ -311,6 +317,8 @@ class DNTKDataStatistics:
     S, T, U : ndarray (L, m, m, m, m)
         The ddNTK of type II: ``n E[ν_{ijab;δiδjδaδb}] = δ_ijδ_ab S + δ_iaδ_jb T + δ_ibδ_ja U``,
         indexed ``[l, δi, δj, δa, δb]`` (NaN for a non-smooth activation).
+    R : ndarray (L, m, m, m, m)
+        The ddNTK of type I (module docstring), indexed ``[l, δ0, δ1, δ2, δ3]``.
 
     Examples
     --------
@@ -347,7 +355,7 @@ class DNTKDataStatistics:
 def dntk_data_statistics(arch="mlp", activation=None, weight_var: float = 1.0,
                          bias_var: float = 0.0, inputs=((1.0,),), *, depth: int = 3,
                          lambda_b=1.0, lambda_w=1.0) -> DNTKDataStatistics:
-    """The dNTK–preactivation correlations P, Q and the type-II ddNTK tensors S, T, U on m
+    """The dNTK–preactivation correlations P, Q and the ddNTK tensors R, S, T, U on m
     inputs, layers ``1..depth`` (module docstring).
 
     Parameters

@@ -95,3 +95,14 @@ def test_refusals():
         dntk_data_statistics(network("pre-ln", "tanh"), weight_var=1.0, inputs=X2, depth=3)
     with pytest.raises(CritheoryError):
         dntk_data_statistics("mlp", "tanh", 1.0, 0.0, [[np.nan]], depth=2)
+
+
+def test_coinciding_inputs_are_one_input():
+    """Two copies of one input: every entry of every tensor is the one-input number (the
+    multipoint expectations at coinciding inputs and the Stein contractions collapse onto the
+    one-input moments)."""
+    s = dntk_data_statistics("mlp", "tanh", 1.0, 0.1, [[1.0, 0.0], [1.0, 0.0]], depth=3)
+    o = dntk_data_statistics("mlp", "tanh", 1.0, 0.1, [[1.0, 0.0]], depth=3)
+    for k in ("P", "Q", "R", "S", "T", "U"):
+        a, b = getattr(s, k)[-1], getattr(o, k)[-1][0, 0, 0, 0]
+        assert np.allclose(a, b, rtol=1e-12, atol=0), k

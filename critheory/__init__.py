@@ -20,13 +20,13 @@ numpy, sympy and scipy. The modules behind the names are internals and may move.
   :class:`NearlyGaussian`, the exact posterior of finite networks :func:`output_laws`,
   :func:`exact_posterior`; NTK:
   :func:`ntk_curves`, :func:`ntk_data_statistics` (several inputs, order 1/n), the dNTK and
-  ddNTK :func:`dntk_curves`; recipes: :func:`recipe`; transformers:
+  ddNTK :func:`dntk_curves` (several inputs: :func:`dntk_data_statistics`); recipes: :func:`recipe`; transformers:
   :func:`transformer_depth`, :func:`one_token_exponent`, :func:`attention_kernel`;
 * the shaped-network SDE: :func:`shape_relu`, :func:`shape_smooth`, :func:`solve_sde`,
   :func:`fokker_planck`, :func:`integrate`, :func:`rho_ode`, :func:`start_matrix`,
   :func:`stability`, :func:`drift_text`; spectra: :func:`jacobian_spectrum`;
 * the simulator: :func:`simulate`, :func:`fit_simulated_power_law`, :func:`measure_ntk`,
-  :func:`measure_dntk`,
+  :func:`measure_dntk`, :func:`measure_dntk_data`,
   :func:`measure_finite_width`, :func:`simulate_shaped`, :func:`simulate_spectrum`,
   :func:`simulate_transformer`;
 * validation: :func:`compare`, :func:`compare_transformer`, :func:`validate_spectrum`;
@@ -108,6 +108,8 @@ _PUBLIC = {
     "NTKCurves": ("critheory.theory.ntk.depth", "NTKCurves"),
     "dntk_curves": ("critheory.theory.ntk.dntk", "dntk_curves"),
     "DNTKCurves": ("critheory.theory.ntk.dntk", "DNTKCurves"),
+    "dntk_data_statistics": ("critheory.theory.ntk.dntk_data", "dntk_data_statistics"),
+    "DNTKDataStatistics": ("critheory.theory.ntk.dntk_data", "DNTKDataStatistics"),
     "ntk_data_statistics": ("critheory.theory.ntk.finite_data", "ntk_data_statistics"),
     "NTKDataStatistics": ("critheory.theory.ntk.finite_data", "NTKDataStatistics"),
     "trained_prediction": ("critheory.theory.ntk.trained", "trained_prediction"),
@@ -142,6 +144,8 @@ _PUBLIC = {
     "measure_ntk": ("critheory.simulation.ntk", "measure_ntk"),
     "measure_dntk": ("critheory.simulation.dntk", "measure_dntk"),
     "DNTKMeasurement": ("critheory.simulation.dntk", "DNTKMeasurement"),
+    "measure_dntk_data": ("critheory.simulation.dntk_data", "measure_dntk_data"),
+    "DNTKDataMeasurement": ("critheory.simulation.dntk_data", "DNTKDataMeasurement"),
     "measure_finite_width": ("critheory.simulation.finitewidth", "measure_finite_width"),
     "simulate_shaped": ("critheory.simulation.shaped", "simulate_shaped"),
     "simulate_spectrum": ("critheory.simulation.spectra", "simulate_spectrum"),

@@ -158,7 +158,7 @@ def _phi_jet(fs, h):
     return out
 
 
-def _forward_jet(ops, params, fs, x, direction, order: int):
+def forward_jet(ops, params, fs, x, direction, order: int):
     """The output of the network at ``θ + ε u`` as Taylor coefficients ``[c₀, …, c_order]``
     (each ``(B, n_out, 1)``); ``direction`` per op: ``(dW, db)`` or None."""
     h = [x] + [np.zeros_like(x) for _ in range(order)]
@@ -178,7 +178,7 @@ def _forward_jet(ops, params, fs, x, direction, order: int):
     return h
 
 
-def _backward(ops, params, fs, x, direction=None):
+def taylor_backward(ops, params, fs, x, direction=None):
     """One forward and one reverse pass, in first-order Taylor arithmetic along ``direction``
     (None: plain). Returns, per dense op (in order), ``(δ, xin)`` with ``δ`` the cotangent
     ``∂z_i/∂y`` (B, n_out, 2) for the two followed outputs and ``xin`` the op's input
@@ -221,12 +221,12 @@ def _backward(ops, params, fs, x, direction=None):
     return out
 
 
-def _rates(ops, lambda_b, lambda_w):
+def layer_rates(ops, lambda_b, lambda_w):
     return [(lambda_b[op[4]], lambda_w[op[4]] / op[2]) if op[0] == "dense" else None
             for op in ops]
 
 
-def _directions(ops, rates, grads):
+def update_directions(ops, rates, grads):
     """The update directions ``g_a = λ ∇z_a`` (a = 0, 1) per op: ``(dW (B, n_out, n_in, 2),
     db (B, n_out, 1, 2))`` or None."""
     out = []
@@ -243,12 +243,12 @@ def _directions(ops, rates, grads):
     return out
 
 
-def _combine(dirs, c0: float, c1: float):
+def combine_directions(dirs, c0: float, c1: float):
     return [None if d is None else (c0 * d[0][..., 0] + c1 * d[0][..., 1],
                                     c0 * d[1][..., 0] + c1 * d[1][..., 1]) for d in dirs]
 
 
-def _dot(a, b):
+def neuron_dot(a, b):
     """``Σ_j a_{bj i} b_{bj k}`` -> (B, i, k)."""
     return np.einsum("bji,bjk->bik", a, b)
 
@@ -258,22 +258,22 @@ def jets(ops, params, fs, x, lambda_b, lambda_w) -> dict:
     outputs: ``z`` (B, 2), ``ntk`` (B, 2, 2), ``dntk`` (B, 2, 2, 2) with ``dntk[:, a, i, j] =
     dĤ_{aij}``, ``nu`` (B, 2, 2, 2, 2) with ``nu[:, i, j, a, b] = ν_{ijab}``, ``omega0011`` and
     ``omega1100`` (B,), ``omega0000``, ``omega1111`` (B,)."""
-    rates = _rates(ops, lambda_b, lambda_w)
-    base = _backward(ops, params, fs, x)
-    dirs = _directions(ops, rates, base)
+    rates = layer_rates(ops, lambda_b, lambda_w)
+    base = taylor_backward(ops, params, fs, x)
+    dirs = update_directions(ops, rates, base)
     dense = [r for r in rates if r is not None]
     # plain NTK and outputs
-    z = _forward_jet(ops, params, fs, x, dirs, 0)[0][:, :, 0]
+    z = forward_jet(ops, params, fs, x, dirs, 0)[0][:, :, 0]
     ntk = 0.0
     for (g, xin), (lb, lw) in zip(base, dense):
-        gg = _dot(g[0], g[0])
+        gg = neuron_dot(g[0], g[0])
         ntk = ntk + gg * (lb + lw * np.einsum("bjk,bjk->b", xin[0], xin[0])[:, None, None])
     # first-order reverse passes along g_0, g_1
     D = []               # D[a] = per dense op (δ₀, δ₁, x₀, x₁)
     for a in (0, 1):
-        da = _combine(dirs, 1.0 - a, float(a))
+        da = combine_directions(dirs, 1.0 - a, float(a))
         D.append([(g[0], g[1], xin[0], xin[1])
-                  for g, xin in _backward(ops, params, fs, x, da)])
+                  for g, xin in taylor_backward(ops, params, fs, x, da)])
     B = x.shape[0]
     dntk = np.zeros((B, 2, 2, 2))
     nu = np.zeros((B, 2, 2, 2, 2))
@@ -281,15 +281,15 @@ def jets(ops, params, fs, x, lambda_b, lambda_w) -> dict:
         for (d0, d1, x0, x1), (lb, lw) in zip(D[a], dense):
             xx = np.einsum("bjk,bjk->b", x0, x0)[:, None, None]
             x01 = np.einsum("bjk,bjk->b", x0, x1)[:, None, None]
-            s = _dot(d1, d0)
+            s = neuron_dot(d1, d0)
             s = s + np.swapaxes(s, 1, 2)
-            dntk[:, a] += lb * s + lw * (s * xx + 2.0 * _dot(d0, d0) * x01)
+            dntk[:, a] += lb * s + lw * (s * xx + 2.0 * neuron_dot(d0, d0) * x01)
     tau = np.zeros((B, 2, 2, 2))
     for b in (0, 1):
         for (d0, d1, x0, x1), (lb, lw) in zip(D[b], dense):
             xx = np.einsum("bjk,bjk->b", x0, x0)[:, None, None]
             x01 = np.einsum("bjk,bjk->b", x0, x1)[:, None, None]
-            tau[:, :, :, b] += (lb + lw * xx) * _dot(d0, d1) + lw * _dot(d0, d0) * x01
+            tau[:, :, :, b] += (lb + lw * xx) * neuron_dot(d0, d1) + lw * neuron_dot(d0, d0) * x01
     for a in (0, 1):
         for b in (0, 1):
             for (d0, da1, x0, xa1), (_, db1, _, xb1), (lb, lw) in zip(D[a], D[b], dense):
@@ -297,15 +297,15 @@ def jets(ops, params, fs, x, lambda_b, lambda_w) -> dict:
                 x0b = np.einsum("bjk,bjk->b", x0, xb1)[:, None, None]
                 xa0 = np.einsum("bjk,bjk->b", xa1, x0)[:, None, None]
                 xab = np.einsum("bjk,bjk->b", xa1, xb1)[:, None, None]
-                m = (lb + lw * xx) * _dot(da1, db1) + lw * (_dot(da1, d0) * x0b
-                                                           + _dot(d0, db1) * xa0
-                                                           + _dot(d0, d0) * xab)
+                m = (lb + lw * xx) * neuron_dot(da1, db1) + lw * (neuron_dot(da1, d0) * x0b
+                                                           + neuron_dot(d0, db1) * xa0
+                                                           + neuron_dot(d0, d0) * xab)
                 nu[:, :, :, a, b] += m
     # third-order forward passes: cubic polarization
     c3 = {}
     for key, (c0, c1) in {"+": (1.0, 1.0), "-": (1.0, -1.0), "0": (1.0, 0.0),
                           "1": (0.0, 1.0)}.items():
-        c3[key] = _forward_jet(ops, params, fs, x, _combine(dirs, c0, c1), 3)[3][:, :, 0]
+        c3[key] = forward_jet(ops, params, fs, x, combine_directions(dirs, c0, c1), 3)[3][:, :, 0]
     om0011 = c3["+"][:, 0] + c3["-"][:, 0] - 2.0 * c3["0"][:, 0]
     om1100 = c3["+"][:, 1] - c3["-"][:, 1] - 2.0 * c3["1"][:, 1]
     return {"z": z, "ntk": ntk, "dntk": dntk, "tau": tau, "nu": nu, "omega0011": om0011,
@@ -331,7 +331,7 @@ def _samples(j) -> dict:
     }
 
 
-def _truncate(ops, params, layer: int):
+def truncate_to_layer(ops, params, layer: int):
     """The ops and parameters up to layer ``layer``'s last dense block, which keeps its first
     two output neurons."""
     last = max(i for i, op in enumerate(ops) if op[0] == "dense" and op[4] == layer - 1)
@@ -433,7 +433,7 @@ def measure_dntk(activation, weight_var: float, bias_var: float, *, width: int, 
                           else p for op, p in zip(ops, params)]
             x = np.ascontiguousarray(np.broadcast_to(x1, (Bn, 1, 1)))
             for c, layer in enumerate(layers):
-                o, p = _truncate(ops, params, layer)
+                o, p = truncate_to_layer(ops, params, layer)
                 smp = _samples(jets(o, p, fs, x, lb, lw))
                 for k in SAMPLES:
                     out[k][lo:lo + Bn, c] = smp[k]

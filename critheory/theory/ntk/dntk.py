@@ -134,7 +134,7 @@ def _integrand(act, name: str):
     return cache[name]
 
 
-def _moments(act, K, second: bool) -> dict:
+def moments(act, K, second: bool) -> dict:
     """The Gaussian expectations at ``K`` (module docstring); NaN where K is not finite > 0."""
     K = np.asarray(K, dtype=float)
     ok = np.isfinite(K) & (K > 0)
@@ -172,7 +172,7 @@ def _phi(block, s: State, ctx: Ctx) -> State:
     check_activation(act)
     out = finite.THEORY.rule(block)(block, s, ctx)
     second = s.ddntk_r is not None and ddntk_defined(act)
-    m = _moments(act, s.K, second)
+    m = moments(act, s.K, second)
     K, T, F, B = s.K, s.theta, s.theta_f, s.theta_b
     X, Y = _xy(s)
     h, e = m["h"], m["e"]

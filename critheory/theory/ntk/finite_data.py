@@ -184,7 +184,7 @@ def _perms(key):
     return permutations(key)
 
 
-def _pair_data(act, K: np.ndarray, fluctuates: bool) -> dict:
+def pair_data(act, K: np.ndarray, fluctuates: bool) -> dict:
     """Per unordered pair (a <= b) the two-point data the phi rule reads: ``E[φφ]``'s gradient,
     ``H = E[φ'φ'] `` with its gradient and Hessian, and the per-input moments of the one-input
     rules on the diagonal (the one-input numbers exactly)."""
@@ -226,7 +226,7 @@ def _phi(block, s: State, ctx: Ctx) -> State:
     K = s.K
     m = K.shape[-1]
     out = data_rules.THEORY.rule(block)(block, s, ctx)
-    d = _pair_data(act, K, bool(np.any(s.V != 0)))
+    d = pair_data(act, K, bool(np.any(s.V != 0)))
     a, b, ent, H = d["a"], d["b"], d["ent"], d["H"]
     hv, hg, hh, gg = d["hval"], d["hgrad"], d["hhess"], d["ggrad"]
     T, A, Dn, F = s.theta, s.theta_a, s.theta_d, s.theta_f

@@ -53,7 +53,6 @@ def _tiny(act="tanh", n=5, L=3, sw=1.3, sb=0.2, seed=1):
 
 def test_jets_match_torch_nested_autograd():
     torch = pytest.importorskip("torch")
-    torch.set_default_dtype(torch.float64)
     ops, params, fs, x, lb, lw = _tiny()
     j = SD.jets(ops, params, fs, x, lb, lw)
     tp, lam = [], []

@@ -157,8 +157,9 @@ MAX_TRANSFORMER_WORK = _limit(
     "the rate below)")
 MAX_TRANSFORMER_WORK_CLI = _limit(
     "MAX_TRANSFORMER_WORK_CLI", 1.5e11,
-    "the same for one command: about a minute (measured on a loaded 2-core machine, load 3: "
-    "T = 16 at 32 layers, 5.8e10, 20 s; T = 24, 1.4e11, 39 s)")
+    "the same for one command: about a minute (measured on a loaded 2-core machine, load 3-5, "
+    "32 layers: general route T = 16, 5.8e10, 20 s; T = 24, 1.4e11, 39 s; exchangeable route "
+    "T = 64, 7.4e10, 14-25 s CPU; T = 128 at 256 points, 1.0e11, 25 s CPU)")
 MAX_QMC_POINTS = _limit(
     "MAX_QMC_POINTS", 2 ** 16,
     "quasi-Monte Carlo points per randomization (the escalation stops here)")

@@ -49,7 +49,8 @@ from critheory.common.blas import small_matmul
 from critheory.common.reprs import short_repr
 
 __all__ = ["SoftmaxSampler", "sqrt_psd", "deterministic_weights", "softmax_moments",
-           "trace_pp", "attention_kernel", "AttentionKernel", "MAX_POINTS", "MAX_WORK"]
+           "trace_pp", "attention_kernel", "AttentionKernel", "MAX_POINTS", "MAX_WORK",
+           "exchangeable_parts", "EXCHANGEABLE_RTOL"]
 
 #: Most quasi-Monte Carlo points per randomization (escalation stops here).
 MAX_POINTS = limits.MAX_QMC_POINTS
@@ -149,6 +150,7 @@ class SoftmaxSampler:
             self._cache[key] = chunks
             self._kept += size
 
+
 def _softmax(Z: np.ndarray, causal: bool) -> np.ndarray:
     if causal:
         T = Z.shape[-1]
@@ -237,7 +239,7 @@ def _exchangeable_nodes(xi: np.ndarray) -> np.ndarray:
     """The row-varying parts of the logits of an exchangeable kernel, from normals ξ of shape
     ``(..., T, T)``: ``W = U Y₁ Uᵀ`` (T x T) and ``u = U y₀`` (T), ``y₀`` the first T − 1
     normals, ``Y₁`` the next (T − 1)² (U: :func:`_contrasts`), packed into one ``T x T`` array:
-    rows 1..T−1 of W (its rows and columns sum to zero, so they fix its row T), then u.
+    the first T − 1 rows of W (its columns sum to zero, so they fix its last row), then u.
 
     With ``F = g₁ I + g₂ 11ᵀ`` and ``e = 1/√T``, ``√F = q eeᵀ + p UUᵀ`` (``p = √g₁``,
     ``q = √(g₁ + T g₂)``) and ``√F P⊥ = p P⊥``, so the logits ``Z = √σ² √F ξ √F`` have, along

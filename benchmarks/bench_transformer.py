@@ -10,11 +10,13 @@ either), extracted with ``git archive`` into a temporary folder; each side runs 
 process, after a small warm-up call (imports, zoo cache, symbolic set-up) that is not timed,
 with the library's work budgets lifted (the baseline refuses T = 64 at once).
 
-The baseline first runs ``--probe-depth`` layers and one layer more; its 32-layer time is
-extrapolated as ``t(d) + (32 − d) (t(d + 1) − t(d))`` (each layer costs the same: one attention
-and one MLP block; the one-off costs, QMC nodes and tables, are in ``t(d)``), and only where
-that is below ``--full-limit`` seconds (wall and CPU) are the 32 layers run; otherwise the table
-shows the extrapolation, marked ``~``.
+The baseline first runs ``--probe-depth`` layers and two layers more; its 32-layer time is
+extrapolated as ``t(d) + (32 − d) (t(d + 2) − t(d))/2`` (each layer costs the same: one
+attention and one MLP block; the one-off costs, QMC nodes and tables, are in ``t(d)``), and only
+where that is below ``--full-limit`` seconds (wall and CPU) are the 32 layers run; otherwise
+the table shows the extrapolation, marked ``~``. Both sides run with one BLAS thread
+(``--threads``; 0 keeps the library's default): on a shared machine the baseline's threaded
+products spin on busy cores, which would inflate its CPU time and the ratio.
 
 Reported per T: wall and CPU seconds of each side (CPU: the process' own time, all its threads,
 steadier on a shared machine), the speed-up (baseline / new, CPU), and the agreement of the
@@ -66,8 +68,12 @@ print(json.dumps({"seconds": dt, "cpu": dc, "G": d.kernel_tokens.tolist(),
 """
 
 
-def _side(path: str, act: str, T: int, depth: int, timeout: float, profile=False) -> dict:
+def _side(path: str, act: str, T: int, depth: int, timeout: float, profile=False,
+          threads: int = 1) -> dict:
     env = dict(os.environ, PYTHONPATH=path)
+    if threads:
+        env.update(OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+                   MKL_NUM_THREADS=str(threads))
     t = time.perf_counter()
     try:
         p = subprocess.run([sys.executable, "-c", CHILD, act, str(T), str(depth),
@@ -84,17 +90,17 @@ def _side(path: str, act: str, T: int, depth: int, timeout: float, profile=False
 
 
 def _baseline(path: str, act: str, T: int, timeout: float, full_limit: float,
-              probe: int) -> dict:
-    """The baseline's 32 layers, measured or extrapolated from ``probe`` and ``probe + 1``."""
-    a = _side(path, act, T, probe, timeout)
+              probe: int, threads: int) -> dict:
+    """The baseline's 32 layers, measured or extrapolated from ``probe`` and ``probe + 2``."""
+    a = _side(path, act, T, probe, timeout, threads=threads)
     if "seconds" not in a:
         return a
-    b = _side(path, act, T, probe + 1, timeout)
+    b = _side(path, act, T, probe + 2, timeout, threads=threads)
     if "seconds" not in b:
         return b
-    est = {k: a[k] + (LAYERS - probe) * max(b[k] - a[k], 0.0) for k in ("seconds", "cpu")}
+    est = {k: a[k] + (LAYERS - probe) * max(b[k] - a[k], 0.0) / 2 for k in ("seconds", "cpu")}
     if max(est.values()) <= full_limit:
-        full = _side(path, act, T, LAYERS, timeout)
+        full = _side(path, act, T, LAYERS, timeout, threads=threads)
         if "seconds" in full:
             return full
     return dict(b, **est, extrapolated=True)
@@ -128,6 +134,8 @@ def main(argv=None) -> int:
                     help="run the baseline's 32 layers only if estimated below this (s)")
     ap.add_argument("--probe-depth", type=int, default=3,
                     help="layers of the baseline's probe runs where it is extrapolated")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS threads of both sides (0: the library's default)")
     ap.add_argument("--profile", action="store_true")
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,13 +143,13 @@ def main(argv=None) -> int:
                               capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=arch, check=True)
         print(f"{a.act}, {LAYERS} layers, 1024 points x 8 randomizations; baseline "
-              f"{a.baseline}; ~ = extrapolated from layers {a.probe_depth}, "
-              f"{a.probe_depth + 1}")
+              f"{a.baseline}; BLAS threads {a.threads or 'default'}; ~ = extrapolated from "
+              f"layers {a.probe_depth}, {a.probe_depth + 2}")
         print(f"{'T':>4} {'new wall':>9} {'new cpu':>8} {'base wall':>10} {'base cpu':>9} "
               f"{'speed-up':>8} {'z>3 / max z':>13}")
         for T in a.tokens:
-            new = _side(ROOT, a.act, T, LAYERS, a.timeout, a.profile)
-            old = _baseline(tmp, a.act, T, a.timeout, a.full_limit, a.probe_depth)
+            new = _side(ROOT, a.act, T, LAYERS, a.timeout, a.profile, a.threads)
+            old = _baseline(tmp, a.act, T, a.timeout, a.full_limit, a.probe_depth, a.threads)
             mark = "~" if old.get("extrapolated") else " "
 
             def col(r, k, w, m=" "):

@@ -60,10 +60,13 @@ BAD = [
     ["simulate", "tanh", "--weight-var", "1", "--bias-var", "0", "--width", "4", "--depth",
      "3", "--n-boot", "100000000000000000000"],
     ["depth", "tanh", "--weight-var", "1", "--bias-var", "0", "--depth", "10000000"],
-    ["analyze", "gelu", "--arch", "transformer", "--tokens", "64"],
-    ["analyze", "gelu", "--arch", "transformer", "--tokens", "32"],   # 4.6e11 multiply-adds (over the command budget)
-    ["depth", "gelu", "--arch", "transformer", "--tokens", "32", "--weight-var", "1",
-     "--bias-var", "0", "--depth", "64"],
+    ["analyze", "gelu", "--arch", "transformer", "--tokens", "129"],  # beyond MAX_TOKENS
+    # over the command budget: the nodes of T = 128 at 1024 points exceed the QMC cache (drawn
+    # again at every block, 2e12); a causal mask takes the T³ route (3.3e11); 256 layers (5e11)
+    ["analyze", "gelu", "--arch", "transformer", "--tokens", "128"],
+    ["analyze", "gelu", "--arch", "transformer", "--tokens", "32", "--causal"],
+    ["depth", "gelu", "--arch", "transformer", "--tokens", "64", "--weight-var", "1",
+     "--bias-var", "0", "--depth", "256"],
 ]
 
 

@@ -6,7 +6,10 @@
   point that must not drift;
 * the attention block's moments (one matrix product over all points) against the per-point
   formula with :func:`~critheory.theory.transformer.softmax.trace_pp` on the same nodes;
-* the MLP block's correlation tables against per-pair ``expect2``; the reused QMC nodes.
+* the MLP block's correlation tables against per-pair ``expect2``; the reused QMC nodes;
+* the exchangeable attention route (O(T²) per point) against the per-point formulas on the same
+  logits, its logits' law against dense matrices, and against the general route (independent
+  nodes) at random kernels, one block and whole recursions, within the combined errors.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import pytest
 
 import critheory.theory.ntk.depth as ntk_depth
 import critheory.theory.transformer.rules as rules
+import critheory.theory.transformer.softmax as softmax
 from critheory.blocks.transformer import transformer
 from critheory.theory.meanfield.tabulated import PiecewiseChebyshev
 from critheory.theory.ntk import ntk_curves
@@ -156,3 +160,195 @@ def test_transformer_one_token_exact_route_unchanged():
     d = transformer_depth(net, sw, sb, depth=80)
     a = 1.0 + sw * float(expect("tanh", "phi2", sw + sb).value) + sb
     np.testing.assert_allclose(np.diff(d.kernel), a, rtol=1e-10)
+
+
+# ------------------------------------------------------------------ exchangeable attention route
+def _helmert(T: int) -> np.ndarray:
+    """The Helmert basis of 1⊥ as a dense T x (T − 1) matrix, from its definition."""
+    U = np.zeros((T, T - 1))
+    for k in range(1, T):
+        U[:k, k - 1] = 1.0
+        U[k, k - 1] = -k
+        U[:, k - 1] /= math.sqrt(k * (k + 1))
+    return U
+
+
+def _random_exchangeable(rng, R: int, T: int, scale: float = 1.0):
+    """(d, o) per replica for ``o 11ᵀ + (d − o) I``, PSD, with o from −d/(T − 1) (the most
+    anti-correlated tokens) to d (a rank-one kernel)."""
+    d = scale * rng.uniform(0.3, 2.0, R)
+    c = rng.uniform(-1.0 / (T - 1), 1.0, R)
+    c[0] = 1.0 if R > 2 else c[0]                    # the rank-one edge
+    return d, c * d
+
+
+def _exch(d, o, T):
+    return (np.asarray(o)[..., None, None] * np.ones((T, T))
+            + np.asarray(d - o)[..., None, None] * np.eye(T))
+
+
+def _proj(X):
+    """Mean diagonal and mean off-diagonal entry of the trailing T x T axes, as a matrix."""
+    T = X.shape[-1]
+    d = np.einsum("...tt->...", X) / T
+    return _exch(d, (X.sum(axis=(-1, -2)) - T * d) / (T * (T - 1)), T)
+
+
+def test_exchangeable_nodes_are_the_logits_law():
+    """The packed nodes equal ``U Y₁ Uᵀ`` and ``U y₀`` built with a dense Helmert matrix, and the
+    logits they make, ``√σ² p [q e, p U] Y Uᵀ``, have the law of ``√σ² √F ξ √F`` along the rows:
+    ``[q e, p U]`` is a square root of F, U an orthonormal basis of 1⊥."""
+    rng = np.random.default_rng(11)
+    for T in (2, 3, 5, 9):
+        U = _helmert(T)
+        np.testing.assert_allclose(U.T @ U, np.eye(T - 1), atol=1e-14)
+        np.testing.assert_allclose(U @ U.T, np.eye(T) - 1.0 / T, atol=1e-14)
+        xi = rng.normal(size=(4, 7, T, T))
+        V = softmax._exchangeable_nodes(xi)
+        Y = xi.reshape(4, 7, T * T)[..., :T * (T - 1)].reshape(4, 7, T, T - 1)
+        W = U @ Y[..., 1:, :] @ U.T
+        bad = [(T, "W", i) for i in np.argwhere(~np.isclose(V[..., :T - 1, :], W[..., :T - 1, :],
+                                                            rtol=0, atol=1e-13))]
+        bad += [(T, "u", i) for i in np.argwhere(~np.isclose(V[..., T - 1, :], Y[..., 0, :] @ U.T,
+                                                             rtol=0, atol=1e-13))]
+        assert not bad, bad[:20]
+        for d, o in zip(*_random_exchangeable(rng, 3, T)):
+            F = _exch(d, o, T)
+            g1, q = d - o, math.sqrt(max(d - o + T * o, 0.0))
+            Lrow = np.column_stack([np.full(T, q / math.sqrt(T)), math.sqrt(g1) * U])
+            np.testing.assert_allclose(Lrow @ Lrow.T, F, atol=1e-13 * d)
+
+
+@pytest.mark.parametrize("T", [2, 3, 5, 9])
+def test_exchangeable_moments_equal_per_point_formula(T):
+    """The exchangeable route's statistics against the general per-point formulas (A F Aᵀ,
+    A Θ Aᵀ, :func:`trace_pp`) on the same logits, averaged over token pairs: rounding only.
+    Random kernels from the most anti-correlated tokens to rank one; every bad entry listed."""
+    rng = np.random.default_rng(100 + T)
+    R, K, lv = 4, 2, 1.7
+    d, o = _random_exchangeable(rng, R, T)
+    F = _exch(d, o, T)
+    td, to = (x.reshape(R, K) for x in _random_exchangeable(rng, R * K, T, scale=1.5))
+    Th = _exch(td, to, T)
+    s = SoftmaxSampler(64, R, seed=5)
+    afa, ata, logit = softmax_moments(F, Th, lv, False, s)
+    U = _helmert(T)
+    g1 = d - o
+    beta = np.sqrt(lv * g1 * np.clip(g1 + T * o, 0, None) / T)
+    ref = [np.zeros_like(F), np.zeros_like(Th), np.zeros_like(F), np.zeros_like(Th)]
+    for xi in s.draws(T):
+        n = xi.shape[1]
+        Y = xi.reshape(R, n, T * T)[..., :T * (T - 1)].reshape(R, n, T, T - 1)
+        Z = (math.sqrt(lv) * g1[:, None, None, None] * (U @ Y[..., 1:, :] @ U.T)
+             + beta[:, None, None, None] * (Y[..., :1, :] @ U.T))
+        A = _softmax(Z, False)
+        At = np.swapaxes(A, -1, -2)
+        ref[0] += (A @ F[:, None] @ At).sum(1)
+        ref[1] += (A[:, None] @ Th[:, :, None] @ At[:, None]).sum(2)
+        ref[2] += trace_pp(A, F[:, None], F[:, None]).sum(1)
+        ref[3] += trace_pp(A[:, None], Th[:, :, None], F[:, None, None]).sum(2)
+    n = s.points
+    lg = lv * (Th * (ref[2] / n)[:, None] + F[:, None] * ref[3] / n)
+    bad = []
+    for name, got, want in [("afa", afa, ref[0] / n), ("ata", ata, ref[1] / n),
+                            ("logit", logit, lg)]:
+        want = _proj(want)
+        tol = 1e-12 * np.abs(want).max()
+        bad += [(name, tuple(i), got[tuple(i)], want[tuple(i)])
+                for i in np.argwhere(np.abs(got - want) > tol)]
+    assert not bad, bad[:20]
+
+
+def _zscores(a, ea, b, eb):
+    s = np.hypot(ea, eb) + 1e-13 * np.abs(b)
+    return np.abs(a - b) / s
+
+
+def test_exchangeable_route_vs_general_route_at_random_kernels(monkeypatch):
+    """Both routes are unbiased randomized-QMC estimates of the same expectations with
+    independent errors (different nodes): at 8 random kernels (T = 2..8, logit variances
+    0.3..4, tokens from anti-correlated to rank one) every entry of E[A F Aᵀ], E[A Θ Aᵀ] and
+    the logit path must agree within their combined errors. With 16 randomizations each the
+    ratio is close to Student-t with ~30 degrees of freedom: every one below 5 (P ~ 2e-5 per
+    entry), every one above listed; and the errors are honest in size, the pooled median ratio
+    between 0.3 and 1.5 (0.68 for exact errors)."""
+    R, K = 16, 2
+    cases = []
+    for case in range(8):
+        rng = np.random.default_rng(1000 + case)
+        T = int(rng.integers(2, 9))
+        lv = float(rng.uniform(0.3, 4.0))
+        d, o = _random_exchangeable(rng, 1, T)
+        F = np.broadcast_to(_exch(d, o, T), (R, T, T)).copy()
+        td, to = _random_exchangeable(rng, K, T, scale=1.5)
+        Th = np.broadcast_to(_exch(td, to, T), (R, K, T, T)).copy()
+        cases.append((T, lv, F, Th))
+
+    def run(T, lv, F, Th, seed):
+        out = softmax_moments(F, Th, lv, False, SoftmaxSampler(512, R, seed=seed))
+        return [(x.mean(0), x.std(0, ddof=1) / math.sqrt(R)) for x in out]
+
+    fast = [run(*c, seed=1) for c in cases]
+    monkeypatch.setattr(softmax, "EXCHANGEABLE_RTOL", -1.0)     # the general route
+    general = [run(*c, seed=2) for c in cases]
+    bad, zs = [], []
+    for (T, lv, _, _), f, g in zip(cases, fast, general):
+        for name, (v, e), (w, u) in zip(("afa", "ata", "logit"), f, g):
+            z = _zscores(v, e, w, u)
+            zs.extend(z.ravel())
+            bad += [(T, lv, name, tuple(i), v[tuple(i)], w[tuple(i)], z[tuple(i)])
+                    for i in np.argwhere(z > 5.0)]
+    assert not bad, bad
+    assert 0.3 < np.median(zs) < 1.5, np.median(zs)
+
+
+@pytest.mark.parametrize("arch,act,T", [("transformer", "tanh", 2),
+                                        ("transformer", "relu", 4),
+                                        ("transformer-post-ln", "gelu", 3)])
+def test_exchangeable_recursion_vs_general_route(monkeypatch, arch, act, T):
+    """The whole recursion: token kernels, APJN and one-layer APJN of both routes within their
+    combined errors at every layer (each layer's numbers are correlated with the layers before,
+    so fewer than all entries are independent; limit 5 as above), every bad entry listed; and
+    the exchangeable route's errors no larger than the general route's beyond noise (the median
+    ratio of the errors below 1.5)."""
+    net = transformer(arch, act, tokens=T, cq=1.5)
+    kw = dict(depth=8, corr=0.3, points=512, replicas=16)
+    new = transformer_depth(net, 1.0, 0.1, seed=1, **kw)
+    monkeypatch.setattr(softmax, "EXCHANGEABLE_RTOL", -1.0)
+    old = transformer_depth(net, 1.0, 0.1, seed=2, **kw)
+    bad, ratios = [], []
+    for v, e in (("kernel_tokens", "kernel_tokens_error"), ("apjn", "apjn_error"),
+                 ("chi_jacobian", "chi_jacobian_error")):
+        a, ea, b, eb = (np.asarray(getattr(x, k)) for x in (new, old) for k in (v, e))
+        z = _zscores(a, ea, b, eb)
+        bad += [(v, tuple(i), a[tuple(i)], b[tuple(i)], z[tuple(i)])
+                for i in np.argwhere(np.nan_to_num(z) > 5.0)]
+        live = (eb > 1e-12 * np.abs(b)) & np.isfinite(eb)
+        ratios.extend((ea[live] / eb[live]).ravel())
+    assert not bad, bad
+    assert np.median(ratios) < 1.5, np.median(ratios)
+
+
+def test_kernel_error_of_equal_entries_is_their_error():
+    """Exchangeable kernels: every diagonal entry of a replica is the same number, so the error
+    of their mean is the error of one of them (not that over √T, as for independent entries)."""
+    net = transformer("transformer", "tanh", tokens=6)
+    d = transformer_depth(net, 1.0, 0.0, depth=4, points=128)
+    diag = np.einsum("ltt->lt", d.kernel_tokens_error)
+    assert np.all(diag[1:] > 0)
+    np.testing.assert_allclose(d.kernel_error, diag[:, 0], rtol=1e-9)
+
+
+def test_mlp_correlation_table_serves_variances_equal_up_to_rounding():
+    """One table for LayerNorm outputs whose variances differ by rounding (each layer and
+    replica), a new one for another variance."""
+    ctx = rules.context("relu", 1.3, 0.2)
+    T = 3
+    G = np.broadcast_to(0.4 + 0.6 * np.eye(T), (2, T, T)).copy()
+    Th = np.broadcast_to(np.eye(T), (2, 1, T, T)).copy()
+    block = transformer("transformer", "relu", tokens=T).blocks[1].branch[-1]
+    for scale in (1.0, 1.0 + 2 ** -50, 1.0 - 2 ** -51):
+        rules.apply_blocks((block,), G * scale, Th, ctx)
+    assert len(ctx.tables) == 1
+    rules.apply_blocks((block,), G * 1.5, Th, ctx)
+    assert len(ctx.tables) == 2

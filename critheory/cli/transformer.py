@@ -122,15 +122,9 @@ def _cli_budget(net, depth: int, qmc: dict) -> None:
     """Refuse at once a recursion whose attention expectations need more than
     :data:`~critheory.common.limits.MAX_TRANSFORMER_WORK_CLI` multiply-adds (about a minute;
     exact recursions, T = 1 or vanishing logits, cost nothing)."""
-    from critheory.blocks.blocks import walk
-    from critheory.common.limits import transformer_recursion_work
+    from critheory.theory.transformer.depth import recursion_work
 
-    a = net.attention
-    if net.tokens == 1 or a is None or a.logit_variance == 0.0:
-        return
-    n_att = sum(1 for b in walk(net.blocks) if b.mixes_tokens)
-    work = transformer_recursion_work(net.tokens, n_att, len(net.blocks), depth,
-                                      qmc["points"], qmc["replicas"])
+    work = recursion_work(net, depth, qmc["points"], qmc["replicas"])
     if work > MAX_TRANSFORMER_WORK_CLI:
         raise InvalidArgumentError(
             f"this transformer recursion (T = {net.tokens}, depth {depth}, {qmc['points']} "

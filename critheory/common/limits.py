@@ -141,8 +141,9 @@ MAX_N_BOOT = _limit(
 
 # ------------------------------------------------------------------ transformer
 MAX_TOKENS = _limit(
-    "MAX_TOKENS", 64,
-    "tokens T (the token theory's expectations cost ~T³ per quasi-Monte Carlo point)")
+    "MAX_TOKENS", 128,
+    "tokens T (the token theory's expectations cost ~T² per quasi-Monte Carlo point without a "
+    "causal mask, ~T³ with one; its Sobol points have T² coordinates, at most 21201 in scipy)")
 MAX_DEPTH_TRANSFORMER = _limit(
     "MAX_DEPTH_TRANSFORMER", 2000,
     "layers of the token-kernel recursion (a quasi-Monte Carlo expectation per attention "
@@ -156,11 +157,17 @@ MAX_TRANSFORMER_WORK = _limit(
     "the rate below)")
 MAX_TRANSFORMER_WORK_CLI = _limit(
     "MAX_TRANSFORMER_WORK_CLI", 1.5e11,
-    "the same for one command: about a minute (measured on a loaded 2-core machine, load 3: "
-    "T = 16 at 32 layers, 5.8e10, 20 s; T = 24, 1.4e11, 39 s)")
+    "the same for one command: about a minute (measured on a loaded 2-core machine, load 3-5, "
+    "32 layers: general route T = 16, 5.8e10, 20 s; T = 24, 1.4e11, 39 s; exchangeable route "
+    "T = 64, 7.4e10, 14-25 s CPU; T = 128 at 256 points, 1.0e11, 25 s CPU)")
 MAX_QMC_POINTS = _limit(
     "MAX_QMC_POINTS", 2 ** 16,
     "quasi-Monte Carlo points per randomization (the escalation stops here)")
+MAX_QMC_CACHE_FLOATS = _limit(
+    "MAX_QMC_CACHE_FLOATS", 1 << 25,
+    "normals a quasi-Monte Carlo sampler keeps between attention blocks (256 MiB: T = 64 at "
+    "1024 points x 8 randomizations); beyond it every block draws them again (counted by "
+    "transformer_recursion_work)")
 MAX_SOFTMAX_WORK = _limit(
     "MAX_SOFTMAX_WORK", 4e10,
     "points x replicas x T³ x tangents multiply-adds of one attention expectation")
@@ -260,20 +267,63 @@ MAX_SWEEP_DRAWS = _limit(
 
 
 # ------------------------------------------------------------------ work estimates
+#: Multiply-add equivalents per token pair and point of the exchangeable attention route
+#: (logits, softmax and the sums of its statistics: elementwise passes), beside its one
+#: ``T x T`` product per point, counted as T³/4 (one BLAS product runs ~4x the rate of the
+#: general route's batched small ones). Fitted to the general route's rate (measured on a
+#: loaded 2-core machine, CPU time per block, R = 8, three tangents: general 2.8e9 at T = 16,
+#: 4.7e9 at T = 64 units/s; exchangeable with these weights 3.4e9 and 7.8e9).
+EXCHANGEABLE_PASSES = 40
+#: Multiply-add equivalents of one normal of the quasi-Monte Carlo nodes (scrambled Sobol
+#: point, Φ⁻¹ and the exchangeable route's contrasts: ~70 ns, measured likewise) and of the
+#: scrambling of one Sobol dimension for one randomization (~33 µs: 8 randomizations of T²
+#: dimensions take 1.1 s at T = 64, 4.3 s at T = 128).
+NORMAL_COST = 300
+SCRAMBLE_COST = 1.3e5
+
+
+def attention_work(tokens: int, points: int, replicas: int, tangents: int,
+                   exchangeable: bool = False) -> float:
+    """Multiply-adds of one attention expectation (compared with :data:`MAX_SOFTMAX_WORK`):
+    ``points x replicas x`` per point ``T³ (6 + 8 tangents)`` on the general route (products
+    ``A X`` and ``(·) Aᵀ`` of every tangent), ``T³/4 + EXCHANGEABLE_PASSES T²`` on the
+    exchangeable one (non-causal weights of kernels ``a I + b 11ᵀ``: elementwise passes and one
+    product ``AᵀA``, whatever the number of tangents); at least 5e7 (numpy's per-call
+    overhead).
+
+    >>> attention_work(4, 4096, 8, 3) == 4096 * 8 * 64 * 30
+    True
+    >>> attention_work(64, 1024, 8, 3, exchangeable=True) == 1024 * 8 * (64 ** 3 / 4 + 40 * 64 ** 2)
+    True
+    """
+    T = tokens
+    per = (T ** 3 / 4 + EXCHANGEABLE_PASSES * T ** 2 if exchangeable
+           else T ** 3 * (6 + 8 * tangents))
+    return max(points * replicas * per, 5e7)
+
+
 def transformer_recursion_work(tokens: int, attention_blocks: int, blocks: int, depth: int,
-                               points: int, replicas: int) -> float:
+                               points: int, replicas: int, exchangeable: bool = False) -> float:
     """Multiply-adds of the attention expectations of one token-kernel recursion, compared with
     :data:`MAX_TRANSFORMER_WORK` (library) and :data:`MAX_TRANSFORMER_WORK_CLI` (a command):
-    ``depth x attention blocks x max(points x replicas x T³ x (6 + 8 (2 + blocks)), 5e7)`` (at
-    least 5e7 per block: numpy's per-call overhead).
+    ``depth x attention blocks x`` :func:`attention_work` (with ``2 + blocks`` tangents), plus
+    the ``points x replicas x T²`` normals at :data:`NORMAL_COST` each and the scrambling of
+    ``replicas x T²`` dimensions at :data:`SCRAMBLE_COST`, drawn once, or once a block where
+    there are more than :data:`MAX_QMC_CACHE_FLOATS` normals.
 
-    >>> transformer_recursion_work(4, 1, 4, 10, 4096, 8) == 10 * 4096 * 8 * 64 * 54
+    >>> n = 4096 * 8 * 16
+    >>> w = transformer_recursion_work(4, 1, 4, 10, 4096, 8)
+    >>> w == 10 * 4096 * 8 * 64 * 54 + 300 * n + 1.3e5 * 8 * 16
     True
     >>> transformer_recursion_work(1, 1, 4, 10, 2, 2)      # the per-call floor
-    500000000.0
+    500261200.0
     """
-    per = max(points * replicas * tokens ** 3 * (6 + 8 * (2 + blocks)), 5e7)
-    return depth * attention_blocks * per
+    per = attention_work(tokens, points, replicas, 2 + blocks, exchangeable)
+    normals = (points * NORMAL_COST + SCRAMBLE_COST) * replicas * tokens ** 2
+    if points * replicas * tokens ** 2 > MAX_QMC_CACHE_FLOATS:
+        return depth * attention_blocks * (per + normals)
+    return depth * attention_blocks * per + normals
 
 
+__all__ += ["attention_work", "EXCHANGEABLE_PASSES", "NORMAL_COST", "SCRAMBLE_COST"]
 __all__.append("transformer_recursion_work")

@@ -44,7 +44,7 @@ from critheory.common import limits
 from critheory.common.reprs import short_repr
 
 __all__ = ["TransformerCurves", "transformer_depth", "input_kernel", "MAX_DEPTH",
-           "one_token_exponent"]
+           "one_token_exponent", "recursion_work"]
 
 #: Deepest recursion (each layer costs a quasi-Monte Carlo expectation per attention block).
 MAX_DEPTH = limits.MAX_DEPTH_TRANSFORMER
@@ -182,12 +182,31 @@ def _run(net, sw, sb, depth, l0, G0, points, replicas, seed):
     return Gs, J, chi, chib, exact, runaway
 
 
-def _check_work(net, depth: int, points: int, replicas: int) -> None:
+def recursion_work(net, depth: int, points: int, replicas: int) -> float:
+    """Multiply-adds of the attention expectations of :func:`transformer_depth` on ``net``
+    (:func:`~critheory.common.limits.transformer_recursion_work`; 0 where the recursion is
+    exact). Without a causal mask the token kernels stay exchangeable (``a I + b 11ᵀ``, as the
+    input kernel is and every block keeps it): the attention blocks take the O(T²) route.
+
+    >>> import critheory as ct
+    >>> from critheory.theory.transformer.depth import recursion_work
+    >>> a = recursion_work(ct.transformer(tokens=16), 32, 1024, 8)
+    >>> b = recursion_work(ct.transformer(tokens=16, causal=True), 32, 1024, 8)
+    >>> bool(b > 20 * a)
+    True
+    """
     T, a = net.tokens, net.attention
-    if T == 1 or a.logit_variance == 0.0:
-        return
-    n_att = sum(1 for b in walk(net.blocks) if b.mixes_tokens)
-    work = limits.transformer_recursion_work(T, n_att, len(net.blocks), depth, points, replicas)
+    if T == 1 or a is None or a.logit_variance == 0.0:
+        return 0.0
+    att = [b for b in walk(net.blocks) if b.mixes_tokens]
+    exchangeable = not any(b.causal for b in att)
+    return limits.transformer_recursion_work(T, len(att), len(net.blocks), depth, points,
+                                             replicas, exchangeable)
+
+
+def _check_work(net, depth: int, points: int, replicas: int) -> None:
+    T = net.tokens
+    work = recursion_work(net, depth, points, replicas)
     if work > MAX_RECURSION_WORK:
         raise InvalidArgumentError(
             f"this recursion needs ~{work:.2g} multiply-adds in its attention expectations "
@@ -273,7 +292,9 @@ def transformer_depth(net, weight_var: float, bias_var: float, depth: int, *, l0
     T = net.tokens
     diag = np.einsum("ltt->lt", G)
     kernel = diag.mean(axis=1)
-    kernel_error = np.sqrt((np.einsum("ltt->lt", Ge) ** 2).sum(axis=1)) / T
+    # the mean diagonal's error over the randomizations themselves: the entries' errors are
+    # correlated (equal, where the kernels are exchangeable), so they do not add in quadrature
+    _, kernel_error = _stats(np.einsum("rltt->rlt", Gs).mean(axis=2), exact)
     corrm = None
     if T > 1:
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -124,13 +124,30 @@ def _error_diff(new: dict, old: dict, path: str) -> list[str]:
     """The error estimates of a record (``error``/``*_error`` beside ``value``/``*``) as bounds."""
     bad = []
     for k in old:
-        if not _is_error_key(k) or not (_num(old[k]) and _num(new.get(k))):
+        if not _is_error_key(k):
+            continue
+        vkey = "value" if k == "error" else k[: -len("_error")]
+        if isinstance(old[k], list) and isinstance(old.get(vkey), list):
+            # per-layer / per-token values with their error bars: entry by entry
+            ov, oe, nv, ne = old[vkey], old[k], new.get(vkey), new.get(k)
+            if not (isinstance(nv, list) and isinstance(ne, list)
+                    and len(nv) == len(ov) and len(ne) == len(oe) == len(ov)):
+                bad.append(f"{path}.{k}: the list of {vkey} and its errors changed shape")
+                continue
+            for i in range(len(ov)):
+                bad += _error_diff({"value": nv[i], "error": ne[i]},
+                                   {"value": ov[i], "error": oe[i]}, f"{path}.{vkey}[{i}]")
+            continue
+        if not (_num(old[k]) and _num(new.get(k))):
+            if (new.get(k) is None) != (old[k] is None) \
+                    or (new.get(vkey) is None) != (old.get(vkey) is None):   # a null appeared
+                bad.append(f"{path}.{vkey}: {new.get(vkey)!r} ± {new.get(k)!r} != "
+                           f"{old.get(vkey)!r} ± {old[k]!r}")
             continue
         e_new, e_old = abs(float(new[k])), abs(float(old[k]))
         if not (e_old / ERROR_FACTOR <= e_new <= ERROR_FACTOR * e_old or e_new == e_old):
             bad.append(f"{path}.{k}: error estimate {e_new!r} not within a factor "
                        f"{ERROR_FACTOR:g} of the frozen {e_old!r}")
-        vkey = "value" if k == "error" else k[: -len("_error")]
         if _num(old.get(vkey)) and _num(new.get(vkey)):
             dv = abs(float(new[vkey]) - float(old[vkey]))
             if not (dv <= e_new + e_old or _close(float(new[vkey]), float(old[vkey]))):
@@ -209,6 +226,13 @@ def test_diff_sees_changes():
     assert diff({"value": 1.0, "error": 1e-15, "method": "quadrature"}, old)
     assert diff({"apjn": 2.0, "apjn_error": 1e-3}, {"apjn": 2.0015, "apjn_error": 1e-3}) == []
     assert diff({"apjn": 2.0, "apjn_error": 1e-3}, {"apjn": 2.0025, "apjn_error": 1e-3})
+    # per-layer values with per-layer error bars: entry by entry, nulls kept
+    old = {"kernel": [1.0, 2.0, None], "kernel_error": [1e-3, 1e-3, None]}
+    assert diff({"kernel": [1.0015, 2.0, None], "kernel_error": [1e-3, 2e-3, None]}, old) == []
+    assert diff({"kernel": [1.0, 2.003, None], "kernel_error": [1e-3, 1e-3, None]}, old)
+    assert diff({"kernel": [1.0, 2.0, 3.0], "kernel_error": [1e-3, 1e-3, 1e-3]}, old)
+    assert diff({"kernel": [1.0, 2.0], "kernel_error": [1e-3, 1e-3]}, old)
+    assert diff({"kernel": [1.0, 2.0, None], "kernel_error": [1e-3, 1e-1, None]}, old)
     # dicts of error estimates: each within a factor, their keys and shape unchanged
     est = {"errors": {"rho_mean": 1.7e-5, "quantiles": {"0.5": 2e-5}}, "rho_errors": [1e-4]}
     assert diff({"errors": {"rho_mean": 1.7e-5 * (1 + 1e-9), "quantiles": {"0.5": 5e-5}},

@@ -54,7 +54,9 @@ def _need_extras(args) -> None:
     if _importable("dask", "dask.distributed"):
         return
     if args.scheduler is not None or (args.workers or 1) > 1:
-        raise InvalidArgumentError(_MISSING)
+        what = "--scheduler" if args.scheduler is not None else f"--workers {args.workers}"
+        raise InvalidArgumentError(f"{what} needs dask.distributed: pip install "
+                                   "'critheory[sweep]' (or --workers 1: in this process)")
     if args.workers is None:
         args.workers = 1
         print("critheory: note: dask is not installed: the sweep runs in this process "

@@ -19,7 +19,10 @@ numbers measured a few seconds apart; the best, median and worst ratio over the 
 the spread (the development VM has 2 cores shared with other work: a ratio below the ideal
 may mean the second core was busy). The *CPU ratio* — CPU seconds of everything the sweep ran
 (this process: client, scheduler and store writes; the workers' processes) over the loop's —
-measures the overhead as work, whatever else loads the cores.
+measures the overhead as work; *outside cells* — ``workers × seconds / Σ elapsed − 1``, the
+workers' time not spent inside a cell over the time inside (each cell's ``elapsed``) — measures
+it within one run, so that no difference of load between two runs enters; for the 2-worker
+run of 0.1 s cells the same numbers give the *utilization* ``Σ elapsed / (2 × seconds)``.
 BLAS runs single-threaded everywhere (the Dask nannies set it for the workers, this script for
 itself), so that the loop and each worker use one core. Every sweep's numbers are compared
 with the loop's bit for bit (``identical``: seeds derive from the cell, not the batch or the
@@ -80,6 +83,7 @@ def _sweep(spec, out, client=None, **kw) -> dict:
     ds = load(out)
     return {"seconds": wall, "client_cpu": cpu, "workers_cpu": workers_cpu,
             "batches": run.batches, "compute_seconds": run.compute_seconds,
+            "workers": run.workers, "in_cells": float(np.sum(ds["elapsed"].values)),
             "science": {v: np.asarray(ds[v].values, dtype=float) for v in SCIENCE}}
 
 
@@ -166,9 +170,13 @@ def main(argv=None) -> int:
         # CPU seconds of everything the sweep ran (this process: client, scheduler, writes;
         # the workers) over the loop's: the overhead as work, whatever else loads the cores
         cpu = [(x["client_cpu"] + x["workers_cpu"]) / lc for x, lc in zip(rows[name], cpus_t)]
+        # within the run: the workers' seconds outside cells over those inside (no second run
+        # to compare with, so no load difference between two runs enters)
+        within = [x["workers"] * x["seconds"] / x["in_cells"] - 1 for x in rows[name]]
         res["tiny"][name] = {"ratio": _stats(ratio), "overhead_ms_per_cell":
                              {k: 1e3 * v for k, v in _stats(over).items()},
-                             "cpu_ratio": _stats(cpu), "batches": rows[name][-1]["batches"]}
+                             "cpu_ratio": _stats(cpu), "outside_cells": _stats(within),
+                             "batches": rows[name][-1]["batches"]}
     res["tiny"]["2workers_batch1"] = {"ratio": per_cell["seconds"] / per_cell["loop_seconds"],
                                       "overhead_ms_per_cell": 1e3 * (
                                           per_cell["seconds"] - per_cell["loop_seconds"]) / n_tiny,
@@ -176,6 +184,8 @@ def main(argv=None) -> int:
                                       / n_tiny}
     sp = [lw / x["seconds"] for x, lw in zip(rows["mid_2workers"], loops_m)]
     res["mid"]["speedup_2workers"] = _stats(sp)
+    res["mid"]["utilization"] = _stats([x["in_cells"] / (2 * x["seconds"])
+                                        for x in rows["mid_2workers"]])
     res["mid"]["cpu_ratio"] = _stats([(x["client_cpu"] + x["workers_cpu"]) / r["client_cpu"]
                                       for x, r in zip(rows["mid_2workers"], rows["mid_loop"])])
     res["mid"]["speedups"] = sp
@@ -189,7 +199,8 @@ def main(argv=None) -> int:
     print(f"tiny cells: {tg[0]}x{tg[1]} = {n_tiny} cells of "
           f"{1e3 * res['tiny']['cell_seconds']:.1f} ms (plain loop, median)")
     print(f"  {'run':<28} {'s (each repeat)':<24} {'ratio to loop best/med/worst':<30} "
-          f"{'overhead ms/cell (med)':>22} {'batches':>8} {'CPU ratio (med)':>16}")
+          f"{'overhead ms/cell (med)':>22} {'batches':>8} {'CPU ratio (med)':>16} "
+          f"{'outside cells (med)':>20}")
     print(f"  {'plain loop':<28} {' '.join(f'{v:.2f}' for v in loops_t):<24}")
     for name, label in (("tiny_inprocess", "sweep, in this process"),
                         ("tiny_2workers", "sweep, 2 workers")):
@@ -198,7 +209,8 @@ def main(argv=None) -> int:
         rr = st["ratio"]
         print(f"  {label:<28} {secs:<24} {rr['best']:.3f} / {rr['median']:.3f} / "
               f"{rr['worst']:.3f}{'':<8} {st['overhead_ms_per_cell']['median']:>22.2f} "
-              f"{st['batches']:>8} {st['cpu_ratio']['median']:>16.3f}")
+              f"{st['batches']:>8} {st['cpu_ratio']['median']:>16.3f} "
+              f"{st['outside_cells']['median']:>20.3f}")
     pc = res["tiny"]["2workers_batch1"]
     print(f"  {'2 workers, 1 cell per task':<28} {per_cell['seconds']:<24.2f} "
           f"{pc['ratio']:.3f} (loop {per_cell['loop_seconds']:.2f} s){'':<10} "
@@ -214,8 +226,8 @@ def main(argv=None) -> int:
     s2 = res["mid"]["speedup_2workers"]
     print(f"  speed-up of 2 workers over the loop: {' '.join(f'{v:.2f}' for v in sp)} "
           f"(best {s2['best']:.2f}, median {s2['median']:.2f}, worst {s2['worst']:.2f}); CPU "
-          f"seconds of the sweep over the loop's {res['mid']['cpu_ratio']['median']:.3f} "
-          f"(median)")
+          f"seconds of the sweep over the loop's {res['mid']['cpu_ratio']['median']:.3f}, "
+          f"workers' time inside cells {res['mid']['utilization']['median']:.3f} (medians)")
     print(f"results identical to the loop's bit for bit: {identical}; load average at the end "
           f"{os.getloadavg()[0]:.1f}")
     return 0 if identical else 1

@@ -452,8 +452,9 @@ def test_batching_invariance_bit_for_bit(full, tmp_path, monkeypatch):
 
 
 def test_batch_sizes_from_cost_and_tail():
-    """Batches of ~BATCH_SECONDS at the measured cell time, a quarter of it before any
-    measurement (at the cost model's estimate), and the guided tail with several workers."""
+    """Batches of ~BATCH_SECONDS at the measured cell time, half of it before any measurement
+    (at the cost model's estimate), and the guided tail with several workers, down to a quarter
+    of the target."""
     from critheory.sweep.run import (BATCH_SECONDS, IN_FLIGHT, MAX_BATCH, BatchSizer,
                                      estimate_cell_seconds)
 
@@ -461,14 +462,20 @@ def test_batch_sizes_from_cost_and_tail():
     est = estimate_cell_seconds(spec)
     assert 0.03 < est < 1.0
     z = BatchSizer(est, workers=2)
-    assert z.size(10_000) == max(1, int(0.25 * BATCH_SECONDS / est))
-    z.observe([0.05, 0.05, np.nan])                     # a NaN time is ignored
-    assert z.size(10_000) == round(BATCH_SECONDS / 0.05)
-    assert z.size(9) == -(-9 // (IN_FLIGHT * 2)) and z.size(1) == 1
-    assert BatchSizer(est, workers=1).size(3) >= 1
+    assert z.size(10_000) == max(1, int(0.5 * BATCH_SECONDS / est))
+    z.observe([0.01, 0.01, np.nan])                     # a NaN time is ignored
+    assert z.size(10_000) == round(BATCH_SECONDS / 0.01)
+    assert z.size(120) == -(-120 // (IN_FLIGHT * 2)) == 30          # the guided tail
+    assert z.size(9) == z.size(1) == round(0.25 * BATCH_SECONDS / 0.01)   # its floor
+    one = BatchSizer(est, workers=1)
+    one.observe([0.01])
+    assert one.size(9) == one.size(10_000) == 100        # one worker: no tail to balance
     fast = BatchSizer(1e-9)
     fast.observe([1e-9])
     assert fast.size(10 ** 6) == MAX_BATCH
+    slow = BatchSizer(1e-9)
+    slow.observe([5.0])                                  # cells longer than the target: one each
+    assert slow.size(10 ** 6) == 1
     # the ntk observable costs a second simulation
     assert estimate_cell_seconds(check_spec(SweepSpec(**{**spec.__dict__,
                                                        "observable": "ntk"}))) > est

@@ -12,12 +12,13 @@ Batch size (:class:`BatchSizer`, unless ``batch_size`` is given): as many cells 
 store, ~20–50 ms measured, is a few per cent), from the measured seconds per cell of the
 batches finished so far (their workers' own clocks), or before the first one from a cheap
 estimate (:func:`estimate_cell_seconds`: the simulator's cost model plus the theory and the
-fits; the first batches aim at a quarter of the target, so that a wrong estimate costs
-little). With several workers, a batch also takes at most ``1/(2·workers)`` of the cells left
-(guided self-scheduling): the last batches shrink so that the workers finish together.
-Every worker has :data:`IN_FLIGHT` batches submitted (one running, one waiting), so the round
-trip of a finished batch never leaves it idle; the client writes each batch as it finishes
-and submits the next (progress per finished batch).
+fits; the first batches aim at half the target, so that a wrong estimate costs little). With
+several workers, a batch also takes at most ``1/(2·workers)`` of the cells left, but not less
+than a quarter of the target (guided self-scheduling): the last batches shrink so that the
+workers finish together, without a tail of one-cell tasks.
+Every worker (thread) has :data:`IN_FLIGHT` batches submitted (one running, one waiting), so
+the round trip of a finished batch never leaves it idle; the client submits the next batch,
+then writes the finished one (progress per finished batch).
 
 Where it runs:
 
@@ -176,15 +177,15 @@ def estimate_cell_seconds(spec: SweepSpec) -> float:
 
 class BatchSizer:
     """Cells per batch: ``batch_size`` if given, else as many as take :data:`BATCH_SECONDS` at
-    the measured seconds per cell (before any measurement: a quarter of the target at
-    ``estimate`` seconds per cell), and with ``workers > 1`` at most ``1/(2·workers)`` of the
-    cells left (module notes).
+    the measured seconds per cell (before any measurement: half the target at ``estimate``
+    seconds per cell); with ``workers > 1``, at most ``1/(2·workers)`` of the cells left, but
+    not under a quarter of the target (module notes).
 
     >>> z = BatchSizer(0.1, workers=2)
-    >>> z.size(1000)                          # unmeasured: a quarter of a second at 0.1 s/cell
-    2
-    >>> z.observe(np.full(10, 0.02)); z.size(1000), z.size(20)   # 1 s at 0.02 s; the tail
-    (50, 5)
+    >>> z.size(1000)                          # unmeasured: half a second at 0.1 s/cell
+    5
+    >>> z.observe(np.full(10, 0.02)); z.size(1000), z.size(60), z.size(20)  # 1 s at 0.02 s
+    (50, 15, 12)
     >>> BatchSizer(0.1, workers=2, batch_size=7).size(3)
     7
     """
@@ -208,11 +209,14 @@ class BatchSizer:
         if self.batch_size is not None:
             return int(self.batch_size)
         if self.cells:
-            n = BATCH_SECONDS / max(self.seconds / self.cells, 1e-6)
+            per = max(self.seconds / self.cells, 1e-6)
+            n = BATCH_SECONDS / per
         else:
-            n = 0.25 * BATCH_SECONDS / max(self.estimate, 1e-6)
+            per = max(self.estimate, 1e-6)
+            n = 0.5 * BATCH_SECONDS / per
         if self.workers > 1:
-            n = min(n, math.ceil(left / (IN_FLIGHT * self.workers)))
+            floor = 0.25 * BATCH_SECONDS / per
+            n = min(n, max(floor, math.ceil(left / (IN_FLIGHT * self.workers))))
         return max(1, min(int(n), MAX_BATCH))
 
 
@@ -393,22 +397,26 @@ class _Loop:
             self.sizer.observe(res["elapsed"])
             self.finished(res)
 
-    def on_dask(self, client, n_workers: int) -> None:
+    def on_dask(self, client, slots: int) -> None:
+        """Keep :data:`IN_FLIGHT` batches per worker thread (``slots``, re-read from the
+        scheduler every few seconds: workers may join an existing cluster) submitted."""
         from dask.distributed import as_completed
 
         pending: dict = {}
         done = as_completed()
+        seen = time.monotonic()
 
-        def submit():
-            cells = self.next_batch()
-            if cells:
+        def fill():
+            while len(pending) < IN_FLIGHT * max(1, slots):
+                cells = self.next_batch()
+                if not cells:
+                    return
                 fut = client.submit(run_batch, self.spec, cells, pure=False)
                 pending[fut] = cells
                 done.add(fut)
 
         try:
-            for _ in range(IN_FLIGHT * max(1, n_workers)):
-                submit()
+            fill()
             for fut in done:
                 cells = pending.pop(fut)
                 if fut.status == "error":
@@ -420,11 +428,23 @@ class _Loop:
                 res = fut.result()
                 fut.release()
                 self.sizer.observe(res["elapsed"])
-                submit()                        # the next one before the write: no idle worker
+                if time.monotonic() - seen > _RECOUNT_SECONDS:
+                    slots, seen = max(slots, _slots(client)), time.monotonic()
+                    self.sizer.workers = max(1, slots)
+                fill()                          # the next ones before the write: no idle worker
                 self.finished(res)
         finally:
             for f in pending:
                 f.cancel()
+
+
+#: Seconds between two counts of the cluster's worker threads during a run.
+_RECOUNT_SECONDS = 5.0
+
+
+def _slots(client) -> int:
+    """Worker threads of the cluster (the batches it runs at once)."""
+    return int(sum(client.nthreads().values()))
 
 
 def _run_locked(spec, out, resume, scheduler, workers, client, processes, progress, max_cells,
@@ -452,11 +472,12 @@ def _run_locked(spec, out, resume, scheduler, workers, client, processes, progre
         run_no = store.begin_run(g)
         if todo:
             if in_process:
-                n_workers, address = 1, IN_PROCESS
+                n_workers, address, slots = 1, IN_PROCESS, 1
             else:
                 n_workers = len(client.scheduler_info().get("workers", {}))
                 address = client.scheduler.address or address
-            sizer = BatchSizer(estimate_cell_seconds(spec), n_workers, batch_size)
+                slots = _slots(client)
+            sizer = BatchSizer(estimate_cell_seconds(spec), max(1, slots), batch_size)
             loop = _Loop(spec, batches_of(todo, store.tile_shape(g)), sizer,
                          store.BatchWriter(g, run_no), Progress(len(todo), progress,
                                                                 unit="cells"))
@@ -465,7 +486,7 @@ def _run_locked(spec, out, resume, scheduler, workers, client, processes, progre
                 if in_process:
                     loop.in_process()
                 else:
-                    loop.on_dask(client, n_workers)
+                    loop.on_dask(client, slots)
             finally:
                 store.consolidate(out)          # readers see this run's metadata at once
             compute_s = time.perf_counter() - t1

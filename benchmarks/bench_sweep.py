@@ -6,8 +6,9 @@ Two workloads (tanh MLP, root seed 0):
 * **tiny cells** (width 8, depth 6, 2 networks, 10 bootstrap replicates; ~20–30 ms a cell,
   most of it the theory at the cell), a 25 × 20 grid: the plain loop ``[run_cell(spec, *c)
   for c in spec.cells()]``, against ``run_sweep`` in this process (``workers=1``, no Dask) and on
-  a warm LocalCluster of 2 workers, each timed as the whole call (the store's creation, the
-  lock and the consolidation included; the cluster's start-up not). The *overhead* is
+  a warm LocalCluster of 2 workers (``critheory.sweep.run.local_cluster``, the one ``critheory
+  sweep --workers 2`` starts), each timed as the whole call (the store's creation, the lock and
+  the consolidation included; the cluster's start-up not). The *overhead* is
   ``sweep / loop − 1`` and ``(sweep − loop) / cells`` per cell; a row with one cell per task
   (``batch_size=1``) shows what batching removes.
 * **0.1 s cells** (width 64, depth 24, 16 networks, 100 bootstrap replicates), a 12 × 10 grid: the
@@ -102,9 +103,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    from dask.distributed import Client, LocalCluster
-
     from critheory.sweep.cell import run_cell
+    from critheory.sweep.run import local_cluster
 
     repeats = a.repeats or (2 if a.quick else 3)
     tg = (10, 10) if a.quick else (25, 20)
@@ -115,9 +115,7 @@ def main(argv=None) -> int:
                                width=64, depth=24, seeds=16, n_boot=100))
     load0 = os.getloadavg()[0]
     t = time.perf_counter()
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=40)
-    client = Client(cluster)
+    client, cluster = local_cluster(2)              # the cluster `critheory sweep` starts
     # warm this process and the workers (imports of the simulator and the theory, the caches)
     for s in (tiny, mid):
         run_cell(s, 0, 0, 0)

@@ -55,7 +55,7 @@ from critheory.common.reprs import short_repr
 
 __all__ = ["run_sweep", "SweepRun", "CellError", "check_scheduler", "max_workers",
            "estimate_cell_seconds", "BatchSizer", "batches_of", "BATCH_SECONDS", "MAX_BATCH",
-           "IN_FLIGHT", "IN_PROCESS"]
+           "IN_FLIGHT", "IN_PROCESS", "local_cluster", "LOCAL_CLUSTER_CONFIG"]
 
 #: Seconds of work a batch aims at (module notes).
 BATCH_SECONDS = 1.0
@@ -255,7 +255,7 @@ def _cell_name(spec: SweepSpec, cell) -> str:
 
 
 def _client(scheduler, workers, processes):
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
     if scheduler:
         try:
@@ -269,9 +269,28 @@ def _client(scheduler, workers, processes):
             raise InvalidArgumentError(
                 f"{scheduler} did not answer as a Dask scheduler ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                           dashboard_address=":0", silence_logs=40)
-    return Client(cluster), cluster
+    return local_cluster(workers, processes)
+
+
+#: Dask settings of the sweep's own LocalCluster: no statistical profiler in the workers
+#: (a stack sample every 10 ms), a slower system monitor and event-loop tick. Idle, they cut
+#: Dask's own CPU from ~4.5 % to ~2.7 % of a core in the client's process and from ~7 % to ~2 %
+#: in two workers (measured on the development VM): on a 2-core machine that is CPU the cells get.
+LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False,
+                        "distributed.admin.system-monitor.interval": "1s",
+                        "distributed.admin.tick.interval": "100ms"}
+
+
+def local_cluster(workers: int, processes: bool = True):
+    """``(client, cluster)``: the LocalCluster a sweep starts, ``workers`` single-threaded
+    workers (processes, or threads of this process) with :data:`LOCAL_CLUSTER_CONFIG`."""
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
+                               dashboard_address=":0", silence_logs=40)
+        return Client(cluster), cluster
 
 
 def _have_dask() -> bool:

@@ -386,10 +386,14 @@ def run_sweep(spec: SweepSpec, out, *, resume: bool = False, scheduler: str | No
 
 
 class _Loop:
-    """The client's side of a run: hands out batches, writes finished ones, counts."""
+    """The client's side of a run: hands out batches, writes finished ones, counts.
+    ``open_writer()`` gives the store's :class:`~critheory.sweep.store.BatchWriter` (creating a
+    new store): called once the first batches are submitted, so that the workers start while
+    the store is made."""
 
-    def __init__(self, spec, plan, sizer, writer, bar):
-        self.spec, self.plan, self.sizer, self.writer, self.bar = spec, plan, sizer, writer, bar
+    def __init__(self, spec, plan, sizer, open_writer, bar):
+        self.spec, self.plan, self.sizer, self.bar = spec, plan, sizer, bar
+        self.open_writer, self.writer = open_writer, None
         self.computed = self.batches = 0
 
     def next_batch(self) -> list:
@@ -408,6 +412,7 @@ class _Loop:
             raise CellError(f"{_cell_name(self.spec, cell)} failed: {msg}")
 
     def in_process(self) -> None:
+        self.writer = self.open_writer()
         while True:
             cells = self.next_batch()
             if not cells:
@@ -436,6 +441,7 @@ class _Loop:
 
         try:
             fill()
+            self.writer = self.open_writer()
             for fut in done:
                 cells = pending.pop(fut)
                 if fut.status == "error":
@@ -483,12 +489,21 @@ def _run_locked(spec, out, resume, scheduler, workers, client, processes, progre
     cluster = None
     if own:
         client, cluster = _client(scheduler, workers, processes)
-    loop = None
-    try:
+    loop, run_no = None, 0
+
+    def open_store():
+        nonlocal g, run_no
         if g is None:
             store.create(out, spec)
             g = store.open_store_group(out)
         run_no = store.begin_run(g)
+        return g
+
+    def open_writer():
+        opened = open_store()
+        return store.BatchWriter(opened, run_no)
+
+    try:
         if todo:
             if in_process:
                 n_workers, address, slots = 1, IN_PROCESS, 1
@@ -497,9 +512,9 @@ def _run_locked(spec, out, resume, scheduler, workers, client, processes, progre
                 address = client.scheduler.address or address
                 slots = _slots(client)
             sizer = BatchSizer(estimate_cell_seconds(spec), max(1, slots), batch_size)
-            loop = _Loop(spec, batches_of(todo, store.tile_shape(g)), sizer,
-                         store.BatchWriter(g, run_no), Progress(len(todo), progress,
-                                                                unit="cells"))
+            tile = store.tile_for(spec) if g is None else store.tile_shape(g)
+            loop = _Loop(spec, batches_of(todo, tile), sizer, open_writer,
+                         Progress(len(todo), progress, unit="cells"))
             t1 = time.perf_counter()
             try:
                 if in_process:
@@ -507,9 +522,11 @@ def _run_locked(spec, out, resume, scheduler, workers, client, processes, progre
                 else:
                     loop.on_dask(client, slots)
             finally:
-                store.consolidate(out)          # readers see this run's metadata at once
+                if g is not None:
+                    store.consolidate(out)      # readers see this run's metadata at once
             compute_s = time.perf_counter() - t1
         else:
+            open_store()
             store.consolidate(out)
     finally:
         if own:

@@ -44,7 +44,7 @@ from .cell import PHASE_FILL, VARIABLES
 from .spec import SweepSpec
 
 __all__ = ["open_store_group", "check_new", "check_out", "create", "open_for_resume",
-           "BatchWriter", "tile_shape", "tile_of", "load", "done_mask", "todo_mask",
+           "BatchWriter", "tile_for", "tile_shape", "tile_of", "load", "done_mask", "todo_mask",
            "begin_run", "lock", "StoreLock", "TILE"]
 
 _DIMS = ("activation", "weight_var", "bias_var")
@@ -113,8 +113,7 @@ def create(path, spec: SweepSpec) -> None:
     check_new(path)
     p = Path(os.path.abspath(os.fspath(path)))
     ds = _dataset(spec)
-    chunks = (1, min(TILE, spec.shape[1]), min(TILE, spec.shape[2]))
-    enc = {v: {"chunks": chunks, "compressors": None} for v in VARIABLES}
+    enc = {v: {"chunks": tile_for(spec), "compressors": None} for v in VARIABLES}
     tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.creating-", dir=p.parent))
     try:
         ds.to_zarr(os.fspath(tmp / "store"), mode="w-", encoding=enc, consolidated=False,
@@ -250,6 +249,12 @@ def todo_mask(g) -> np.ndarray:
     bad |= np.asarray(g["phase"][...]) == PHASE_FILL
     bad |= np.asarray(g["run"][...]) <= 0
     return ~done | bad
+
+
+def tile_for(spec: SweepSpec) -> tuple[int, int, int]:
+    """The tile (chunk shape) :func:`create` gives a new store of ``spec``: up to
+    :data:`TILE` × :data:`TILE` grid points of one activation."""
+    return 1, min(TILE, spec.shape[1]), min(TILE, spec.shape[2])
 
 
 def tile_shape(g) -> tuple[int, int, int]:

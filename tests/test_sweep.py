@@ -463,13 +463,14 @@ def test_batch_sizes_from_cost_and_tail():
     assert 0.03 < est < 1.0
     z = BatchSizer(est, workers=2)
     assert z.size(10_000) == max(1, int(0.5 * BATCH_SECONDS / est))
-    z.observe([0.01, 0.01, np.nan])                     # a NaN time is ignored
-    assert z.size(10_000) == round(BATCH_SECONDS / 0.01)
-    assert z.size(120) == -(-120 // (IN_FLIGHT * 2)) == 30          # the guided tail
-    assert z.size(9) == z.size(1) == round(0.25 * BATCH_SECONDS / 0.01)   # its floor
+    z.observe([0.001, 0.001, np.nan])                   # a NaN time is ignored
+    full, floor = round(BATCH_SECONDS / 0.001), round(0.25 * BATCH_SECONDS / 0.001)
+    assert z.size(10 * full * IN_FLIGHT * 2) == full
+    assert z.size(full * IN_FLIGHT) == full // 2 >= floor            # the guided tail
+    assert z.size(9) == z.size(1) == floor                           # its floor
     one = BatchSizer(est, workers=1)
-    one.observe([0.01])
-    assert one.size(9) == one.size(10_000) == 100        # one worker: no tail to balance
+    one.observe([0.001])
+    assert one.size(9) == one.size(10 ** 6) == full     # one worker: no tail to balance
     fast = BatchSizer(1e-9)
     fast.observe([1e-9])
     assert fast.size(10 ** 6) == MAX_BATCH

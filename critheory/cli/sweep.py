@@ -9,7 +9,7 @@ Registered on the parser of :mod:`critheory.cli.main`::
         [--progress | --no-progress] [--backend numpy|torch[:cuda]] [--dtype float64|float32]
 
 Every cell is one simulation (:mod:`critheory.sweep`); cells run in batches (one task each,
-~1 s of work) and each finished batch goes to the zarr store ``--out`` at once, so that
+0.5–2 s of work) and each finished batch goes to the zarr store ``--out`` at once, so that
 ``--resume`` computes only the missing cells. Needs the ``critheory[sweep]`` extra
 (dask[distributed], xarray, zarr); without xarray or zarr the command says so in one line
 (exit 2); without dask it runs in this process (``--workers 1``, the same numbers), and refuses
@@ -176,7 +176,7 @@ def register(sub) -> None:
                         "twice the cores; 1: in this process, no cluster)")
     # at most one 64 x 64 tile (critheory.sweep.run.MAX_BATCH; not imported here: cold start)
     p.add_argument("--batch-size", type=bounded_int(1, 4096, "batch-size"), default=None,
-                   metavar="N", help="cells per task (default: ~1 s of work, from the cells' "
+                   metavar="N", help="cells per task (default: ~2 s of work, from the cells' "
                                      "measured cost; the numbers do not depend on it)")
     p.add_argument("--out", required=True, metavar="PATH", help="zarr store of the results")
     p.add_argument("--resume", action="store_true",

@@ -8,14 +8,15 @@ put per variable, the ``done`` flags last). A batch is one task: one call of
 each of its cells with the cell's own seed, so the numbers do not depend on the batching.
 
 Batch size (:class:`BatchSizer`, unless ``batch_size`` is given): as many cells as take
-:data:`BATCH_SECONDS` (1 s; a task lasts ~0.5–2 s, so the per-task cost of the scheduler and the
-store, ~20–50 ms measured, is a few per cent), from the measured seconds per cell of the
-batches finished so far (their workers' own clocks), or before the first one from a cheap
-estimate (:func:`estimate_cell_seconds`: the simulator's cost model plus the theory and the
-fits; the first batches aim at half the target, so that a wrong estimate costs little). With
-several workers, a batch also takes at most ``1/(2·workers)`` of the cells left, but not less
-than a quarter of the target (guided self-scheduling): the last batches shrink so that the
-workers finish together, without a tail of one-cell tasks.
+:data:`BATCH_SECONDS` (2 s), from the measured seconds per cell of the batches finished so far
+(their workers' own clocks), or before the first one from a cheap estimate
+(:func:`estimate_cell_seconds`: the simulator's cost model plus the theory and the fits; the
+first batches aim at half the target, 1 s, so that a wrong estimate costs little). With several
+workers, a batch also takes at most ``1/(2·workers)`` of the cells left, but not less than a
+quarter of the target, 0.5 s (guided self-scheduling): the last batches shrink so that the
+workers finish together, without a tail of one-cell tasks. A task therefore lasts 0.5–2 s
+(unless one cell takes longer), and the per-task cost in the client's process — the
+scheduler's handling and the store's write, ~20–35 ms of CPU measured — is 1–5 % of it.
 Every worker (thread) has :data:`IN_FLIGHT` batches submitted (one running, one waiting), so
 the round trip of a finished batch never leaves it idle; the client submits the next batch,
 then writes the finished one (progress per finished batch).
@@ -54,11 +55,11 @@ from . import store
 from critheory.common.reprs import short_repr
 
 __all__ = ["run_sweep", "SweepRun", "CellError", "check_scheduler", "max_workers",
-           "estimate_cell_seconds", "BatchSizer", "batches_of", "BATCH_SECONDS", "MAX_BATCH",
+           "estimate_cell_seconds", "BatchSizer", "BatchPlan", "BATCH_SECONDS", "MAX_BATCH",
            "IN_FLIGHT", "IN_PROCESS", "local_cluster", "LOCAL_CLUSTER_CONFIG"]
 
 #: Seconds of work a batch aims at (module notes).
-BATCH_SECONDS = 1.0
+BATCH_SECONDS = 2.0
 #: Most cells in one batch (one tile of 64 × 64).
 MAX_BATCH = store.TILE * store.TILE
 #: Batches submitted per worker at a time (one running, one waiting).
@@ -182,10 +183,10 @@ class BatchSizer:
     not under a quarter of the target (module notes).
 
     >>> z = BatchSizer(0.1, workers=2)
-    >>> z.size(1000)                          # unmeasured: half a second at 0.1 s/cell
-    5
-    >>> z.observe(np.full(10, 0.02)); z.size(1000), z.size(60), z.size(20)  # 1 s at 0.02 s
-    (50, 15, 12)
+    >>> z.size(1000)                          # unmeasured: 1 s at 0.1 s/cell
+    10
+    >>> z.observe(np.full(10, 0.02)); z.size(1000), z.size(200), z.size(20)  # 2 s at 0.02 s
+    (100, 50, 25)
     >>> BatchSizer(0.1, workers=2, batch_size=7).size(3)
     7
     """
@@ -220,11 +221,11 @@ class BatchSizer:
         return max(1, min(int(n), MAX_BATCH))
 
 
-class batches_of:
+class BatchPlan:
     """The cells ``cells`` (C order) grouped by tile ``tile`` and handed out in batches that
     never straddle a tile (:meth:`take`).
 
-    >>> b = batches_of([(0, i, j) for i in range(3) for j in range(3)], (1, 2, 2))
+    >>> b = BatchPlan([(0, i, j) for i in range(3) for j in range(3)], (1, 2, 2))
     >>> b.take(3), b.take(3), b.left
     ([(0, 0, 0), (0, 0, 1), (0, 1, 0)], [(0, 1, 1)], 5)
     """
@@ -283,7 +284,15 @@ LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False,
 
 def local_cluster(workers: int, processes: bool = True):
     """``(client, cluster)``: the LocalCluster a sweep starts, ``workers`` single-threaded
-    workers (processes, or threads of this process) with :data:`LOCAL_CLUSTER_CONFIG`."""
+    workers (processes, or threads of this process) with :data:`LOCAL_CLUSTER_CONFIG`.
+
+    Examples
+    --------
+    >>> client, cluster = local_cluster(1, processes=False)
+    >>> list(client.nthreads().values())
+    [1]
+    >>> client.close(); cluster.close()
+    """
     import dask
     from dask.distributed import Client, LocalCluster
 
@@ -513,7 +522,7 @@ def _run_locked(spec, out, resume, scheduler, workers, client, processes, progre
                 slots = _slots(client)
             sizer = BatchSizer(estimate_cell_seconds(spec), max(1, slots), batch_size)
             tile = store.tile_for(spec) if g is None else store.tile_shape(g)
-            loop = _Loop(spec, batches_of(todo, tile), sizer, open_writer,
+            loop = _Loop(spec, BatchPlan(todo, tile), sizer, open_writer,
                          Progress(len(todo), progress, unit="cells"))
             t1 = time.perf_counter()
             try:

@@ -253,7 +253,11 @@ def todo_mask(g) -> np.ndarray:
 
 def tile_for(spec: SweepSpec) -> tuple[int, int, int]:
     """The tile (chunk shape) :func:`create` gives a new store of ``spec``: up to
-    :data:`TILE` × :data:`TILE` grid points of one activation."""
+    :data:`TILE` × :data:`TILE` grid points of one activation.
+
+    >>> tile_for(SweepSpec(("tanh", "relu"), "mlp", 1.0, (1.0, 2.0, 100), (0.0, 0.1, 9), 8, 6, 2))
+    (1, 64, 9)
+    """
     return 1, min(TILE, spec.shape[1]), min(TILE, spec.shape[2])
 
 

@@ -17,8 +17,8 @@ Two workloads (tanh MLP, root seed 0):
   processes at once (no scheduler, no store), ``loop / two loops``: what the 2 cores give
   right now (below 2 when they are shared, or when the VM's 2 vCPUs are not 2 free cores).
 
-The workloads alternate within each repeat (``--repeats``, default 3), so every ratio compares
-numbers measured a few seconds apart; the best, median and worst ratio over the repeats show
+The workloads alternate within each repeat (``--repeats``, default 4; every other repeat in
+the reverse order), so every ratio compares numbers measured a few seconds apart; the best, median and worst ratio over the repeats show
 the spread (the development VM has 2 cores shared with other work: a ratio below the ideal
 may mean the second core was busy). The *CPU ratio* — CPU seconds of everything the sweep ran
 (this process: client, scheduler and store writes; the workers' processes) over the loop's —
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     from critheory.sweep.cell import run_cell
     from critheory.sweep.run import local_cluster
 
-    repeats = a.repeats or (2 if a.quick else 3)
+    repeats = a.repeats or (2 if a.quick else 4)
     tg = (10, 10) if a.quick else (25, 20)
     mg = (5, 4) if a.quick else (12, 10)
     tiny = check_spec(SweepSpec(("tanh",), "mlp", 1.0, (0.5, 3.0, tg[0]), (0.0, 0.3, tg[1]),
@@ -158,21 +158,26 @@ def main(argv=None) -> int:
     identical = True
     try:
         _sweep(tiny, os.path.join(root, "warm.zarr"), workers=1)     # xarray/zarr imports
+        refs = {"tiny": _loop(tiny)[2], "mid": _loop(mid)[2]}       # the reference numbers
         for r in range(repeats):
-            lw, lc, ref = _loop(tiny)
-            rows["tiny_loop"].append({"seconds": lw, "client_cpu": lc})
-            for name, kw in (("tiny_inprocess", {"workers": 1}),
-                             ("tiny_2workers", {"client": client})):
-                x = _sweep(tiny, os.path.join(root, f"{name}{r}.zarr"), **kw)
-                identical &= _same(x.pop("science"), ref)
-                rows[name].append(x)
-            lw, lc, ref = _loop(mid)
-            rows["mid_loop"].append({"seconds": lw, "client_cpu": lc})
-            x = _sweep(mid, os.path.join(root, f"mid{r}.zarr"), client=client)
-            identical &= _same(x.pop("science"), ref)
-            rows["mid_2workers"].append(x)
-            w2, c2 = _two_loops(pool, mid)
-            rows["mid_2loops"].append({"seconds": w2, "cpu": c2})
+            # ABBA: every other repeat runs its steps in the reverse order, so that a drift of
+            # the machine's load within a repeat does not favour either side of a ratio
+            steps = [("tiny_loop", tiny, None), ("tiny_inprocess", tiny, {"workers": 1}),
+                     ("tiny_2workers", tiny, {"client": client}), ("mid_loop", mid, None),
+                     ("mid_2workers", mid, {"client": client}), ("mid_2loops", mid, "pool")]
+            for name, spec, kw in (steps if r % 2 == 0 else steps[::-1]):
+                ref = refs["tiny" if spec is tiny else "mid"]
+                if kw is None:
+                    lw, lc, sci = _loop(spec)
+                    identical &= _same(sci, ref)
+                    rows[name].append({"seconds": lw, "client_cpu": lc})
+                elif kw == "pool":
+                    w2, c2 = _two_loops(pool, spec)
+                    rows[name].append({"seconds": w2, "cpu": c2})
+                else:
+                    x = _sweep(spec, os.path.join(root, f"{name}{r}.zarr"), **kw)
+                    identical &= _same(x.pop("science"), ref)
+                    rows[name].append(x)
         # one cell per task (the former scheduling), once
         lw, _, ref = _loop(tiny)
         x = _sweep(tiny, os.path.join(root, "percell.zarr"), client=client, batch_size=1)
@@ -219,6 +224,10 @@ def main(argv=None) -> int:
     res["mid"]["speedup_2loops"] = _stats(ceil)
     res["mid"]["ceilings"] = ceil
     res["mid"]["of_ceiling"] = _stats([a / b for a, b in zip(sp, ceil)])
+    # CPU seconds of the two plain loops over the one loop's: what running two processes at
+    # once costs in CPU time by itself (shared caches, memory, a busy host), with no Dask
+    res["mid"]["cpu_ratio_2loops"] = _stats([x["cpu"] / r["client_cpu"] for x, r in
+                                             zip(rows["mid_2loops"], rows["mid_loop"])])
     res["mid"]["utilization"] = _stats([x["in_cells"] / (2 * x["seconds"])
                                         for x in rows["mid_2workers"]])
     res["mid"]["cpu_ratio"] = _stats([(x["client_cpu"] + x["workers_cpu"]) / r["client_cpu"]
@@ -264,7 +273,8 @@ def main(argv=None) -> int:
           f"{' '.join(f'{v:.2f}' for v in ceil)} (the ceiling of the 2 cores now)")
     print(f"  speed-up of 2 workers over the loop: {' '.join(f'{v:.2f}' for v in sp)} "
           f"(best {s2['best']:.2f}, median {s2['median']:.2f}, worst {s2['worst']:.2f}); CPU "
-          f"seconds of the sweep over the loop's {res['mid']['cpu_ratio']['median']:.3f}, "
+          f"seconds of the sweep over the loop's {res['mid']['cpu_ratio']['median']:.3f} (of "
+          f"the two plain loops {res['mid']['cpu_ratio_2loops']['median']:.3f}), "
           f"workers' time inside cells {res['mid']['utilization']['median']:.3f} (medians); "
           f"speed-up over the ceiling {res['mid']['of_ceiling']['median']:.3f} (median)")
     print(f"results identical to the loop's bit for bit: {identical}; load average at the end "

@@ -91,16 +91,19 @@ def test_grid_9x7_store_plot_and_theory(full, tmp_path):
     assert agreement(wrong)["disagree"] > 40
 
 
-def test_kill_midway_and_resume(client, full, tmp_path):
-    """Kill a running `critheory sweep` (SIGKILL to its process group) after some cells are
-    written, resume it, and compare with the uninterrupted run."""
+# the 2-worker case (~20 s: a LocalCluster started in the killed process) is slow; the same
+# BatchWriter writes the batches in both, so the in-process case covers the store's safety
+@pytest.mark.parametrize("workers", ["1", pytest.param("2", marks=pytest.mark.slow)])
+def test_kill_midway_and_resume(client, full, tmp_path, workers):
+    """Kill a running `critheory sweep` (SIGKILL to its process group) after some batches are
+    written, resume it, and compare with the uninterrupted run: in this process (1 worker) and
+    on a LocalCluster (2 workers, batches in flight on the workers)."""
     import zarr
 
     out = tmp_path / "k.zarr"
-    # one worker (slower, so that it is still running when killed; the numbers do not depend
-    # on the number of workers)
+    # the numbers do not depend on the number of workers or the batches
     code = ("import sys; from critheory.cli.main import main; "
-            f"sys.exit(main({['sweep'] + CLI_ARGS + ['--workers', '1', '--out', str(out)]!r}))")
+            f"sys.exit(main({['sweep'] + CLI_ARGS + ['--workers', workers, '--out', str(out)]!r}))")
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     n_before = 0
@@ -125,6 +128,7 @@ def test_kill_midway_and_resume(client, full, tmp_path):
 
     run = run_sweep(SPEC, out, resume=True, client=client)
     assert run.run == 2 and run.skipped == int(done1.sum()) and run.computed == 63 - run.skipped
+    assert 1 <= run.batches < run.computed
     after = load(out)
     assert bool(after["done"].all())
     # finished cells were not recomputed: same timestamp, still marked as run 1
@@ -407,3 +411,136 @@ def test_scheduler_that_sends_garbage(tmp_path, capsys):
     finally:
         srv.close()
     assert not (tmp_path / "g.zarr").exists()
+
+
+# ---------------------------------------------------------------- issue 32: batches, tiles
+def test_batching_invariance_bit_for_bit(full, tmp_path, monkeypatch):
+    """A cell's numbers do not depend on its batch: the 9x7 sweep in batches of one cell (in
+    this process) and in batches of 5 over tiles of 4 x 4 (six tiles, no batch straddling two)
+    equal the automatically batched 2-worker run bit for bit."""
+    from critheory.sweep import run as run_mod
+    from critheory.sweep import store as store_mod
+
+    ref = _science(load(full[1]))
+    assert 1 < full[0].batches < 63                   # the 2-worker run did batch
+    one = run_sweep(SPEC, tmp_path / "one.zarr", workers=1, batch_size=1)
+    assert (one.computed, one.batches, one.scheduler) == (63, 63, "in-process")
+    seen = []
+    real = run_mod.run_batch
+
+    def spy(spec, cells):
+        seen.append(list(cells))
+        return real(spec, cells)
+
+    monkeypatch.setattr(run_mod, "run_batch", spy)
+    monkeypatch.setattr(store_mod, "TILE", 4)
+    five = run_sweep(SPEC, tmp_path / "five.zarr", workers=1, batch_size=5)
+    import zarr
+
+    assert zarr.open_group(str(tmp_path / "five.zarr"), mode="r")["chi_j"].chunks == (1, 4, 4)
+    tiles = {}
+    for c in SPEC.cells():
+        tiles.setdefault((c[1] // 4, c[2] // 4), []).append(c)
+    # each tile cut into batches of 5 in C order: 16 -> 5 5 5 1, 12 -> 5 5 2, 4 -> 4, 3 -> 3
+    assert five.batches == len(seen) == sum(-(-len(t) // 5) for t in tiles.values()) == 16
+    assert all(len({(i // 4, j // 4) for _, i, j in b}) == 1 for b in seen)
+    assert sorted(c for b in seen for c in b) == list(SPEC.cells())
+    for r in (one, five):
+        got = _science(load(r.path))
+        for v in SCIENCE:
+            assert np.array_equal(got[v], ref[v], equal_nan=True), (r.batches, v)
+
+
+def test_batch_sizes_from_cost_and_tail():
+    """Batches of ~BATCH_SECONDS at the measured cell time, half of it before any measurement
+    (at the cost model's estimate), and the guided tail with several workers, down to a quarter
+    of the target."""
+    from critheory.sweep.run import (BATCH_SECONDS, IN_FLIGHT, MAX_BATCH, BatchSizer,
+                                     estimate_cell_seconds)
+
+    spec = check_spec(SPEC)
+    est = estimate_cell_seconds(spec)
+    assert 0.03 < est < 1.0
+    z = BatchSizer(est, workers=2)
+    assert z.size(10_000) == max(1, int(0.5 * BATCH_SECONDS / est))
+    z.observe([0.001, 0.001, np.nan])                   # a NaN time is ignored
+    full, floor = round(BATCH_SECONDS / 0.001), round(0.25 * BATCH_SECONDS / 0.001)
+    assert z.size(10 * full * IN_FLIGHT * 2) == full
+    assert z.size(full * IN_FLIGHT) == full // 2 >= floor            # the guided tail
+    assert z.size(9) == z.size(1) == floor                           # its floor
+    one = BatchSizer(est, workers=1)
+    one.observe([0.001])
+    assert one.size(9) == one.size(10 ** 6) == full     # one worker: no tail to balance
+    fast = BatchSizer(1e-9)
+    fast.observe([1e-9])
+    assert fast.size(10 ** 6) == MAX_BATCH
+    slow = BatchSizer(1e-9)
+    slow.observe([5.0])                                  # cells longer than the target: one each
+    assert slow.size(10 ** 6) == 1
+    # the ntk observable costs a second simulation
+    assert estimate_cell_seconds(check_spec(SweepSpec(**{**spec.__dict__,
+                                                       "observable": "ntk"}))) > est
+
+
+@pytest.mark.parametrize("bad", [0, 4097, True, 2.0, "3"])
+def test_batch_size_refused(bad, tmp_path):
+    with pytest.raises(InvalidArgumentError, match="batch_size"):
+        run_sweep(SMALL, tmp_path / "b.zarr", workers=1, batch_size=bad)
+    assert not (tmp_path / "b.zarr").exists()
+
+
+@pytest.mark.parametrize("bad, msg", [("0", ">= 1"), ("4097", "<= 4096"), ("x", "integer")])
+def test_cli_batch_size_refused(bad, msg, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(SMALL_ARGS + ["--out", str(tmp_path / "b.zarr"), "--batch-size", bad])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and msg in err, err
+    assert not (tmp_path / "b.zarr").exists()
+
+
+def test_failing_cell_keeps_its_batch_before_it(tmp_path, monkeypatch):
+    """A cell that raises stops its batch: the cells before it are written, the error names the
+    cell, and a resume computes the rest."""
+    from critheory.sweep import cell as cell_mod
+    from critheory.sweep.run import CellError
+
+    real = cell_mod.run_cell
+
+    def broken(spec, a, i, j, **kw):
+        if (i, j) == (1, 0):
+            raise FloatingPointError("overflow in the forward pass")
+        return real(spec, a, i, j, **kw)
+
+    monkeypatch.setattr(cell_mod, "run_cell", broken)
+    out = tmp_path / "f.zarr"
+    with pytest.raises(CellError, match=r"cell \(tanh, weight_var = 2, bias_var = 0\) failed: "
+                                        "FloatingPointError: overflow"):
+        run_sweep(SMALL, out, workers=1, batch_size=4)
+    done = load(out)["done"].values[0]
+    assert done.tolist() == [[True, True], [False, False]]
+    monkeypatch.setattr(cell_mod, "run_cell", real)
+    run = run_sweep(SMALL, out, resume=True, workers=1)
+    assert (run.computed, run.skipped) == (2, 2) and bool(load(out)["done"].all())
+
+
+def test_without_dask_runs_in_process(tmp_path):
+    """xarray and zarr but no dask: the sweep runs in this process (a note), and --workers 2
+    is refused in one line."""
+    out = tmp_path / "nd.zarr"
+    code = ("import sys\n"
+            "for m in ('dask', 'dask.distributed', 'distributed'):\n"
+            "    sys.modules[m] = None\n"
+            "from critheory.cli.main import main\n"
+            f"args = {SMALL_ARGS!r}\n"
+            f"rc = main(args + ['--out', {str(out)!r}])\n"
+            f"rc2 = main(args + ['--out', {str(out) + '2'!r}, '--workers', '2'])\n"
+            "sys.exit(10 * rc + rc2)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert lines[0].startswith("critheory: note: dask is not installed")
+    assert lines[1] == ("critheory: error: --workers 2 needs dask.distributed: pip install "
+                        "'critheory[sweep]' (or --workers 1: in this process)")
+    assert "computed 4 cells in 1 batches in this process" in r.stdout
+    assert bool(load(out)["done"].all()) and not os.path.exists(str(out) + "2")

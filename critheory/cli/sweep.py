@@ -5,21 +5,26 @@ Registered on the parser of :mod:`critheory.cli.main`::
     critheory sweep ACT[,ACT...] --arch A --weight-var LO:HI:N --bias-var LO:HI:N --width N
         --depth L --seeds S [--observable apjn|kernel|kurtosis|ntk] [--mu M] [--probes P]
         [--window LO:HI] [--seed SEED] [--n-boot B] [--scheduler ADDRESS | --workers K]
-        --out PATH [--resume] [--plot FILE] [--json] [--progress | --no-progress]
-        [--backend numpy|torch[:cuda]] [--dtype float64|float32]
+        [--batch-size N] --out PATH [--resume] [--plot FILE] [--json]
+        [--progress | --no-progress] [--backend numpy|torch[:cuda]] [--dtype float64|float32]
 
-Every cell is one simulation (:mod:`critheory.sweep`); the results go to the zarr store
-``--out`` cell by cell, so that ``--resume`` computes only the missing cells. Needs the
-``critheory[sweep]`` extra (dask[distributed], xarray, zarr); without it the command says so in
-one line (exit 2).
+Every cell is one simulation (:mod:`critheory.sweep`); cells run in batches (one task each,
+0.5–2 s of work) and each finished batch goes to the zarr store ``--out`` at once, so that
+``--resume`` computes only the missing cells. Needs the ``critheory[sweep]`` extra
+(dask[distributed], xarray, zarr); without xarray or zarr the command says so in one line
+(exit 2); without dask it runs in this process (``--workers 1``, the same numbers), and refuses
+``--workers K > 1`` and ``--scheduler`` in one line.
 
 JSON output (``--json``): ``run`` (``path``, ``run``, ``cells``, ``computed``, ``skipped``,
-``workers``, ``scheduler``, ``elapsed``, ``compute_seconds``, ``cells_per_second``),
+``workers``, ``scheduler``, ``elapsed``, ``compute_seconds``, ``batches``,
+``cells_per_second``),
 ``agreement`` (``compared``, ``disagree``, ``z_crit``, ``max_abs_z``, ``alpha``), ``plot``.
 """
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 
 from critheory.cli.args import (SEED, backend_arguments, bounded_int, finite, positive,
                                 progress_arguments, progress_enabled, window)
@@ -32,14 +37,30 @@ __all__ = ["register"]
 _MISSING = "the sweep command needs the sweep extra: pip install 'critheory[sweep]'"
 
 
-def _need_extras() -> None:
-    import importlib
-
+def _importable(*names) -> bool:
     try:
-        for name in ("dask", "dask.distributed", "xarray", "zarr"):
+        for name in names:
             importlib.import_module(name)
     except ImportError:
-        raise InvalidArgumentError(_MISSING) from None
+        return False
+    return True
+
+
+def _need_extras(args) -> None:
+    """The store needs xarray and zarr; workers and schedulers need dask.distributed (without
+    it, and with no --workers given, the sweep runs in this process, with a note)."""
+    if not _importable("xarray", "zarr"):
+        raise InvalidArgumentError(_MISSING)
+    if _importable("dask", "dask.distributed"):
+        return
+    if args.scheduler is not None or (args.workers or 1) > 1:
+        what = "--scheduler" if args.scheduler is not None else f"--workers {args.workers}"
+        raise InvalidArgumentError(f"{what} needs dask.distributed: pip install "
+                                   "'critheory[sweep]' (or --workers 1: in this process)")
+    if args.workers is None:
+        args.workers = 1
+        print("critheory: note: dask is not installed: the sweep runs in this process "
+              "(pip install 'critheory[sweep]' for workers)", file=sys.stderr, flush=True)
 
 
 def _spec(args):
@@ -70,7 +91,7 @@ def _cmd_sweep(args) -> int:
         from critheory.io.plots import check_path
 
         check_path(args.plot)
-    _need_extras()
+    _need_extras(args)
     from critheory.sweep.run import check_scheduler, max_workers
     from critheory.sweep.store import check_out
 
@@ -81,11 +102,12 @@ def _cmd_sweep(args) -> int:
                                    f"machine's cores), got {args.workers}")
     check_out(args.out)
     from critheory.sweep.plot import agreement, plot_sweep
-    from critheory.sweep.run import run_sweep
+    from critheory.sweep.run import IN_PROCESS, run_sweep
     from critheory.sweep.store import load
 
     run = run_sweep(spec, args.out, resume=args.resume, scheduler=args.scheduler,
-                    workers=args.workers, progress=progress_enabled(args))
+                    workers=args.workers, progress=progress_enabled(args),
+                    batch_size=args.batch_size)
     ds = load(args.out)
     agr = agreement(ds)
     plot = plot_sweep(ds, args.plot) if args.plot else None
@@ -101,8 +123,10 @@ def _cmd_sweep(args) -> int:
           f"{spec.shape[1]} weight variances x {spec.shape[2]} bias variances), {spec.arch}, "
           f"width {spec.width}, depth {spec.depth}, {spec.seeds} networks per cell, "
           f"{spec.backend} {spec.dtype}")
-    print(f"run {run.run}: computed {run.computed} cells{resumed} on {run.workers} workers "
-          f"({run.scheduler}) in {run.elapsed:.1f} s"
+    where = ("in this process" if run.scheduler == IN_PROCESS else
+             f"on {run.workers} workers ({run.scheduler})")
+    print(f"run {run.run}: computed {run.computed} cells{resumed} in {run.batches} batches "
+          f"{where} in {run.elapsed:.1f} s"
           + (f", {run.cells_per_second:.2f} cells/s" if run.computed else ""))
     print(f"chi_J vs theory: {agr['compared']} cells compared, {agr['disagree']} disagree "
           f"(|z| > {agr['z_crit']:.2f}, Bonferroni at alpha = {agr['alpha']:g}); largest |z| "
@@ -149,7 +173,11 @@ def register(sub) -> None:
                    help="address of an existing Dask scheduler (tcp://host:8786)")
     g.add_argument("--workers", type=bounded_int(1, 4096, "workers"), default=None,
                    help="workers of the local cluster (default: the machine's cores; at most "
-                        "twice the cores)")
+                        "twice the cores; 1: in this process, no cluster)")
+    # at most one 64 x 64 tile (critheory.sweep.run.MAX_BATCH; not imported here: cold start)
+    p.add_argument("--batch-size", type=bounded_int(1, 4096, "batch-size"), default=None,
+                   metavar="N", help="cells per task (default: ~2 s of work, from the cells' "
+                                     "measured cost; the numbers do not depend on it)")
     p.add_argument("--out", required=True, metavar="PATH", help="zarr store of the results")
     p.add_argument("--resume", action="store_true",
                    help="continue the sweep stored at --out (same settings)")

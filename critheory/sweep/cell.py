@@ -1,7 +1,10 @@
 """One cell of a sweep: the simulation at (activation, σ_w², σ_b²), its fits and the theory.
 
-:func:`run_cell` is the task a Dask worker runs; it returns plain numbers (the client writes
-them to the store). The measured quantities:
+:func:`run_cell` computes one cell and returns plain numbers; :func:`run_batch`, the task a Dask
+worker runs (or the in-process loop), computes a batch of cells one after another with
+:func:`run_cell` and returns their numbers as columns (the client writes them to the store in
+one region write). A cell's numbers depend on its settings and its seed only
+(:func:`~critheory.sweep.spec.cell_seed`), not on the batch it runs in. The measured quantities:
 
 ``chi_j``          ``exp(slope)`` of the exponential fit ``J^{1,l} ∝ exp(slope·l)`` of the mean
                    APJN over the fit window: the measured per-layer APJN factor
@@ -40,7 +43,7 @@ import numpy as np
 from critheory.errors import CritheoryError
 from .spec import SweepSpec, cell_seed
 
-__all__ = ["run_cell", "cell_network", "VARIABLES", "PHASES", "PHASE_FILL", "SCIENCE"]
+__all__ = ["run_cell", "run_batch", "cell_network", "VARIABLES", "PHASES", "PHASE_FILL", "SCIENCE"]
 
 #: Phase codes of the ``phase`` variable (``PHASE_FILL`` in cells not yet computed).
 PHASES = {"ordered": -1, "critical": 0, "chaotic": 1, "unknown": 2}
@@ -150,8 +153,16 @@ def _ntk_theory(spec: SweepSpec, net, sw: float, sb: float) -> float:
         return math.nan
 
 
-def run_cell(spec: SweepSpec, a: int, i: int, j: int) -> dict:
+def run_cell(spec: SweepSpec, a: int, i: int, j: int, *, net=None) -> dict:
     """Simulate and fit cell ``(a, i, j)`` of ``spec`` and compute its theory (the Dask task).
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    a, i, j : int
+        The activation's position and the grid indices.
+    net : Network, optional
+        :func:`cell_network` of ``(spec, a)`` when the caller has it (a batch resolves it once).
 
     Returns
     -------
@@ -170,7 +181,7 @@ def run_cell(spec: SweepSpec, a: int, i: int, j: int) -> dict:
     from critheory.simulation.engine import simulate
 
     t0 = time.perf_counter()
-    net = cell_network(spec, a)
+    net = cell_network(spec, a) if net is None else net
     sw, sb = float(spec.weight_vars[i]), float(spec.bias_vars[j])
     seed = cell_seed(spec.root_seed, a, i, j)
     sim = simulate(net, sw, sb, width=spec.width, depth=spec.depth, seeds=spec.seeds, l0=1,
@@ -208,3 +219,50 @@ def run_cell(spec: SweepSpec, a: int, i: int, j: int) -> dict:
         "observable_theory": obs_th, "elapsed": time.perf_counter() - t0,
         "computed_at": time.time(),
     }
+
+
+#: The variables of a cell's result, in the order of :func:`run_batch`'s columns.
+RESULT = SCIENCE + ("elapsed", "computed_at")
+
+
+def run_batch(spec: SweepSpec, cells) -> dict:
+    """Compute the cells ``cells`` (``(a, i, j)`` each) of ``spec`` one after another: the task
+    of a sweep (one per batch, not per cell).
+
+    Each cell is :func:`run_cell` with the cell's own seed, so its numbers do not depend on the
+    batch (tested bit for bit against one cell per task). A cell that raises stops the batch:
+    the cells before it are returned, and the error is named.
+
+    Returns
+    -------
+    dict
+        ``{"cells": int array (n, 3), <each name of RESULT>: float array (n,), "error": None or
+        (cell, "Type: message")}`` with ``n`` the cells computed (all, unless ``error``).
+
+    Examples
+    --------
+    >>> from critheory.sweep.spec import SweepSpec
+    >>> spec = SweepSpec(("relu",), "mlp", 1.0, (1.0, 2.0, 2), (0.0, 0.0, 1), width=16,
+    ...                  depth=6, seeds=4, window=(3, 6), n_boot=20)
+    >>> b = run_batch(spec, [(0, 0, 0), (0, 1, 0)])
+    >>> b["cells"].tolist(), b["chi_j_theory"].tolist(), b["error"]
+    ([[0, 0, 0], [0, 1, 0]], [0.5, 1.0], None)
+    >>> bool(b["chi_j"][1] == run_cell(spec, 0, 1, 0)["chi_j"])     # the same numbers alone
+    True
+    """
+    cells = [tuple(int(x) for x in c) for c in cells]
+    rows, error, nets = [], None, {}
+    for c in cells:
+        try:
+            if c[0] not in nets:
+                nets[c[0]] = cell_network(spec, c[0])
+            rows.append(run_cell(spec, *c, net=nets[c[0]]))
+        except Exception as exc:  # noqa: BLE001 - reported with its cell, the rest is kept
+            msg = str(exc).splitlines()[0] if str(exc) else ""
+            error = (c, f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__)
+            break
+    out = {"cells": np.array([r["cell"] for r in rows], dtype=np.int64).reshape(-1, 3),
+           "error": error}
+    for name in RESULT:
+        out[name] = np.array([r[name] for r in rows], dtype=np.float64)
+    return out

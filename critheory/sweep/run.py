@@ -1,31 +1,74 @@
-"""Run a sweep on Dask: one task per missing cell, results written by the client as they come.
+"""Run a sweep: batches of cells as tasks, each finished batch written to the store at once.
 
-The task graph is plain ``dask.distributed``: :func:`run_sweep` submits
-:func:`critheory.sweep.cell.run_cell` for every cell whose ``done`` flag is not set and iterates
-over ``as_completed``; each finished cell is written to the store by the client
-(:func:`critheory.sweep.store.write_cell`) before the next is taken. The cluster is
+The missing cells are grouped by the store's tiles (its chunks, :func:`store.tile_shape`) and
+handed out in *batches*: consecutive cells (C order) of one tile, never straddling two, so that
+a batch's results are one region write (:class:`~critheory.sweep.store.BatchWriter`: one chunk
+put per variable, the ``done`` flags last). A batch is one task: one call of
+:func:`critheory.sweep.cell.run_batch`, which runs :func:`~critheory.sweep.cell.run_cell` on
+each of its cells with the cell's own seed, so the numbers do not depend on the batching.
 
+Batch size (:class:`BatchSizer`, unless ``batch_size`` is given): as many cells as take
+:data:`BATCH_SECONDS` (2 s), from the measured seconds per cell of the batches finished so far
+(their workers' own clocks), or before the first one from a cheap estimate
+(:func:`estimate_cell_seconds`: the simulator's cost model plus the theory and the fits; the
+first batches aim at half the target, 1 s, so that a wrong estimate costs little). With several
+workers, a batch also takes at most ``1/(2·workers)`` of the cells left, but not less than a
+quarter of the target, 0.5 s (guided self-scheduling): the last batches shrink so that the
+workers finish together, without a tail of one-cell tasks. A task therefore lasts 0.5–2 s
+(unless one cell takes longer), and the per-task cost in the client's process — the
+scheduler's handling and the store's write, ~20–35 ms of CPU measured — is 1–5 % of it.
+Every worker (thread) has :data:`IN_FLIGHT` batches submitted (one running, one waiting), so
+the round trip of a finished batch never leaves it idle; the client submits the next batch,
+then writes the finished one (progress per finished batch).
+
+Where it runs:
+
+* in this process, batch after batch, with no Dask at all: ``workers=1`` (no cluster to
+  start, nothing to serialize), or no ``dask.distributed`` installed and no workers asked for;
 * a ``LocalCluster`` of ``workers`` single-threaded worker processes (default: the machine's
-  cores; ``processes=False`` runs the workers as threads of this process), or
+  cores; ``processes=False`` runs the workers as threads of this process);
 * an existing cluster given by its scheduler address (``tcp://host:8786``), used unchanged
-  (its workers need critheory, and the backend asked for, installed), or
+  (its workers need critheory, and the backend asked for, installed);
 * a ``Client`` passed in (tests, notebooks).
+
+Resume: a batch is written whole or not at all (one tile, flags last), so an interrupted run
+leaves finished batches done and the batches in flight missing; ``resume`` computes the
+missing cells, batched afresh (a batch found partly done, which only a lost or edited write can
+leave, has its missing cells computed; its finished cells keep their values and times).
 """
 from __future__ import annotations
 
+import math
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
+
+import numpy as np
 
 from critheory.common.jsonable import jsonable
 from critheory.common.progress import Progress
 from critheory.errors import CritheoryError, InvalidArgumentError
-from .cell import run_cell
+from .cell import run_batch
 from .spec import SweepSpec, check_spec
 from . import store
 from critheory.common.reprs import short_repr
 
-__all__ = ["run_sweep", "SweepRun", "CellError", "check_scheduler", "max_workers"]
+__all__ = ["run_sweep", "SweepRun", "CellError", "check_scheduler", "max_workers",
+           "estimate_cell_seconds", "BatchSizer", "BatchPlan", "BATCH_SECONDS", "MAX_BATCH",
+           "IN_FLIGHT", "IN_PROCESS", "local_cluster", "LOCAL_CLUSTER_CONFIG"]
+
+#: Seconds of work a batch aims at (module notes).
+BATCH_SECONDS = 2.0
+#: Most cells in one batch (one tile of 64 × 64).
+MAX_BATCH = store.TILE * store.TILE
+#: Batches submitted per worker at a time (one running, one waiting).
+IN_FLIGHT = 2
+#: The ``scheduler`` of a run computed in this process.
+IN_PROCESS = "in-process"
+#: Seconds of a cell besides its simulation: the theory at the cell (fixed point, depth curves)
+#: and the two fits; measured 20–50 ms on the development VM (tanh MLP, widths 8–64).
+CELL_FIXED_SECONDS = 0.03
 
 
 class CellError(CritheoryError):
@@ -52,6 +95,8 @@ class SweepRun:
         Wall-clock seconds of the run (cluster start-up included).
     compute_seconds : float
         Seconds from the first submitted task to the last written cell.
+    batches : int
+        Batches (tasks) computed by this run.
     """
 
     __repr__ = short_repr
@@ -65,6 +110,7 @@ class SweepRun:
     scheduler: str
     elapsed: float
     compute_seconds: float
+    batches: int = 0
 
     @property
     def cells_per_second(self) -> float:
@@ -77,7 +123,7 @@ class SweepRun:
                          "computed": self.computed, "skipped": self.skipped,
                          "workers": self.workers, "scheduler": self.scheduler,
                          "elapsed": self.elapsed, "compute_seconds": self.compute_seconds,
-                         "cells_per_second": self.cells_per_second})
+                         "batches": self.batches, "cells_per_second": self.cells_per_second})
 
 
 #: Schemes of a Dask scheduler address.
@@ -110,8 +156,107 @@ def check_scheduler(address) -> str:
     return a
 
 
+def estimate_cell_seconds(spec: SweepSpec) -> float:
+    """A cheap estimate of one cell's seconds: the simulator's cost model
+    (:func:`critheory.simulation.cost.estimate_seconds`, the APJN method the cell will use; twice
+    that with ``observable="ntk"``) plus :data:`CELL_FIXED_SECONDS` for the theory and the fits.
+    Used to size the first batches only (then the measured seconds take over).
+
+    >>> from critheory.sweep.spec import SweepSpec
+    >>> s = SweepSpec(("tanh",), "mlp", 1.0, (1.0, 2.0, 2), (0.0, 0.1, 2), 8, 6, 2)
+    >>> 0.03 < estimate_cell_seconds(s) < 0.04
+    True
+    """
+    from critheory.simulation.cost import estimate_seconds
+    from critheory.simulation.engine import default_probes
+
+    w, d, n = int(spec.width), int(spec.depth), int(spec.seeds)
+    probes = default_probes(w, d, 1, n) if spec.probes is None else int(spec.probes)
+    sim = estimate_seconds(w, d, n, probes)
+    return (2.0 if spec.observable == "ntk" else 1.0) * sim + CELL_FIXED_SECONDS
+
+
+class BatchSizer:
+    """Cells per batch: ``batch_size`` if given, else as many as take :data:`BATCH_SECONDS` at
+    the measured seconds per cell (before any measurement: half the target at ``estimate``
+    seconds per cell); with ``workers > 1``, at most ``1/(2·workers)`` of the cells left, but
+    not under a quarter of the target (module notes).
+
+    >>> z = BatchSizer(0.1, workers=2)
+    >>> z.size(1000)                          # unmeasured: 1 s at 0.1 s/cell
+    10
+    >>> z.observe(np.full(10, 0.02)); z.size(1000), z.size(200), z.size(20)  # 2 s at 0.02 s
+    (100, 50, 25)
+    >>> BatchSizer(0.1, workers=2, batch_size=7).size(3)
+    7
+    """
+
+    def __init__(self, estimate: float, workers: int = 1, batch_size: int | None = None):
+        self.estimate = float(estimate)
+        self.workers = max(1, int(workers))
+        self.batch_size = batch_size
+        self.seconds = 0.0
+        self.cells = 0
+
+    def observe(self, elapsed) -> None:
+        """Record the seconds of the cells of a finished batch (their ``elapsed``)."""
+        e = np.asarray(elapsed, dtype=float)
+        e = e[np.isfinite(e)]
+        self.seconds += float(e.sum())
+        self.cells += int(e.size)
+
+    def size(self, left: int) -> int:
+        """Cells of the next batch, with ``left`` cells not yet handed out."""
+        if self.batch_size is not None:
+            return int(self.batch_size)
+        if self.cells:
+            per = max(self.seconds / self.cells, 1e-6)
+            n = BATCH_SECONDS / per
+        else:
+            per = max(self.estimate, 1e-6)
+            n = 0.5 * BATCH_SECONDS / per
+        if self.workers > 1:
+            floor = 0.25 * BATCH_SECONDS / per
+            n = min(n, max(floor, math.ceil(left / (IN_FLIGHT * self.workers))))
+        return max(1, min(int(n), MAX_BATCH))
+
+
+class BatchPlan:
+    """The cells ``cells`` (C order) grouped by tile ``tile`` and handed out in batches that
+    never straddle a tile (:meth:`take`).
+
+    >>> b = BatchPlan([(0, i, j) for i in range(3) for j in range(3)], (1, 2, 2))
+    >>> b.take(3), b.take(3), b.left
+    ([(0, 0, 0), (0, 0, 1), (0, 1, 0)], [(0, 1, 1)], 5)
+    """
+
+    def __init__(self, cells, tile):
+        groups: dict = {}
+        for c in cells:
+            groups.setdefault(store.tile_of(c, tile), []).append(tuple(int(x) for x in c))
+        self.tiles = deque(groups[k] for k in sorted(groups))
+        self.left = sum(len(g) for g in self.tiles)
+
+    def take(self, n: int) -> list:
+        """The next batch: at most ``n`` cells, all of one tile ([] when none are left)."""
+        if not self.tiles:
+            return []
+        t = self.tiles[0]
+        out, t[:] = t[:max(1, int(n))], t[max(1, int(n)):]
+        if not t:
+            self.tiles.popleft()
+        self.left -= len(out)
+        return out
+
+
+def _cell_name(spec: SweepSpec, cell) -> str:
+    a, i, j = cell
+    return (f"cell ({spec.activations[a]}, weight_var = {spec.weight_vars[i]:g}, bias_var = "
+            f"{spec.bias_vars[j]:g})")
+
+
 def _client(scheduler, workers, processes):
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
     if scheduler:
         try:
@@ -125,16 +270,53 @@ def _client(scheduler, workers, processes):
             raise InvalidArgumentError(
                 f"{scheduler} did not answer as a Dask scheduler ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
-    n = workers if workers is not None else min(os.cpu_count() or 1, max_workers())
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                           dashboard_address=":0", silence_logs=40)
-    return Client(cluster), cluster
+    return local_cluster(workers, processes)
+
+
+#: Dask settings of the sweep's own LocalCluster: no statistical profiler in the workers
+#: (a stack sample every 10 ms), a slower system monitor and event-loop tick. Idle, they cut
+#: Dask's own CPU from ~4.5 % to ~2.7 % of a core in the client's process and from ~7 % to ~2 %
+#: in two workers (measured on the development VM): on a 2-core machine that is CPU the cells get.
+LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False,
+                        "distributed.admin.system-monitor.interval": "1s",
+                        "distributed.admin.tick.interval": "100ms"}
+
+
+def local_cluster(workers: int, processes: bool = True):
+    """``(client, cluster)``: the LocalCluster a sweep starts, ``workers`` single-threaded
+    workers (processes, or threads of this process) with :data:`LOCAL_CLUSTER_CONFIG`.
+
+    Examples
+    --------
+    >>> client, cluster = local_cluster(1, processes=False)
+    >>> list(client.nthreads().values())
+    [1]
+    >>> client.close(); cluster.close()
+    """
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
+                               dashboard_address=":0", silence_logs=40)
+        return Client(cluster), cluster
+
+
+def _have_dask() -> bool:
+    import importlib
+
+    try:
+        importlib.import_module("dask.distributed")
+    except ImportError:
+        return False
+    return True
 
 
 def run_sweep(spec: SweepSpec, out, *, resume: bool = False, scheduler: str | None = None,
               workers: int | None = None, client=None, processes: bool = True,
-              progress: bool = False, max_cells: int | None = None) -> SweepRun:
-    """Compute every missing cell of ``spec`` on Dask and write it to the zarr store ``out``.
+              progress: bool = False, max_cells: int | None = None,
+              batch_size: int | None = None) -> SweepRun:
+    """Compute every missing cell of ``spec`` in batches and write them to the zarr store ``out``.
 
     Parameters
     ----------
@@ -149,19 +331,33 @@ def run_sweep(spec: SweepSpec, out, *, resume: bool = False, scheduler: str | No
     scheduler : str, optional
         Address of an existing Dask scheduler (used unchanged).
     workers : int, optional
-        Workers of the LocalCluster (default: the machine's cores).
+        Workers of the LocalCluster (default: the machine's cores); 1 computes in this process
+        (no Dask), as does the default where ``dask.distributed`` is not installed.
     client : dask.distributed.Client, optional
         Use this client (neither ``scheduler`` nor ``workers`` then).
     processes : bool
         LocalCluster workers as processes (default) or threads.
-    progress : bool
-        Progress bar on stderr.
+    progress : bool or callable
+        Progress bar on stderr, updated per finished batch (or ``fn(done, total)``).
     max_cells : int, optional
         Stop after writing this many cells (the rest stay missing, for a later ``resume``).
+    batch_size : int, optional
+        Cells per batch (task); default: chosen from the cells' cost (module notes). The
+        numbers do not depend on it.
 
     Returns
     -------
     SweepRun
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> spec = SweepSpec(("relu",), "mlp", 1.0, (1.0, 3.0, 3), (0.0, 0.1, 2), width=8,
+    ...                  depth=6, seeds=2, n_boot=10)
+    >>> out = os.path.join(tempfile.mkdtemp(), "relu.zarr")
+    >>> r = run_sweep(spec, out, workers=1)             # in this process
+    >>> r.computed, r.scheduler, run_sweep(spec, out, resume=True, workers=1).computed
+    (6, 'in-process', 0)
     """
     t0 = time.perf_counter()
     spec = check_spec(spec)
@@ -169,9 +365,20 @@ def run_sweep(spec: SweepSpec, out, *, resume: bool = False, scheduler: str | No
                                 or not 1 <= workers <= max_workers()):
         raise InvalidArgumentError(f"workers must be an integer in [1, {max_workers()}] (twice "
                                    f"the machine's cores), got {workers!r}")
+    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(
+            batch_size, bool) or not 1 <= batch_size <= MAX_BATCH):
+        raise InvalidArgumentError(f"batch_size must be an integer in [1, {MAX_BATCH}] (cells "
+                                   f"of one tile), got {batch_size!r}")
     if scheduler is not None:
         scheduler = check_scheduler(scheduler)
-    if scheduler is None and client is None:
+    local = scheduler is None and client is None
+    if local and workers is None:
+        workers = min(os.cpu_count() or 1, max_workers()) if _have_dask() else 1
+    in_process = local and workers == 1
+    if not in_process and client is None and not _have_dask():
+        raise InvalidArgumentError("workers and schedulers need dask.distributed: pip install "
+                                   "'critheory[sweep]' (or workers=1: in this process)")
+    if local:
         # a local cluster runs on this machine: a backend it lacks (torch, CUDA) is refused now
         from critheory.simulation.backend import get_backend
 
@@ -182,13 +389,100 @@ def run_sweep(spec: SweepSpec, out, *, resume: bool = False, scheduler: str | No
     held = store.lock(out)
     try:
         return _run_locked(spec, out, resume, scheduler, workers, client, processes, progress,
-                           max_cells, t0)
+                           max_cells, batch_size, in_process, t0)
     finally:
         held.release()
 
 
+class _Loop:
+    """The client's side of a run: hands out batches, writes finished ones, counts.
+    ``open_writer()`` gives the store's :class:`~critheory.sweep.store.BatchWriter` (creating a
+    new store): called once the first batches are submitted, so that the workers start while
+    the store is made."""
+
+    def __init__(self, spec, plan, sizer, open_writer, bar):
+        self.spec, self.plan, self.sizer, self.bar = spec, plan, sizer, bar
+        self.open_writer, self.writer = open_writer, None
+        self.computed = self.batches = 0
+
+    def next_batch(self) -> list:
+        return self.plan.take(self.sizer.size(self.plan.left)) if self.plan.left else []
+
+    def finished(self, res: dict) -> None:
+        """Write a finished batch (its times already observed by the sizer); raise
+        :class:`CellError` if one of its cells failed."""
+        n = self.writer.write(res)
+        self.computed += n
+        self.batches += 1
+        if n:
+            self.bar.update(n)
+        if res["error"] is not None:
+            cell, msg = res["error"]
+            raise CellError(f"{_cell_name(self.spec, cell)} failed: {msg}")
+
+    def in_process(self) -> None:
+        self.writer = self.open_writer()
+        while True:
+            cells = self.next_batch()
+            if not cells:
+                return
+            res = run_batch(self.spec, cells)
+            self.sizer.observe(res["elapsed"])
+            self.finished(res)
+
+    def on_dask(self, client, slots: int) -> None:
+        """Keep :data:`IN_FLIGHT` batches per worker thread (``slots``, re-read from the
+        scheduler every few seconds: workers may join an existing cluster) submitted."""
+        from dask.distributed import as_completed
+
+        pending: dict = {}
+        done = as_completed()
+        seen = time.monotonic()
+
+        def fill():
+            while len(pending) < IN_FLIGHT * max(1, slots):
+                cells = self.next_batch()
+                if not cells:
+                    return
+                fut = client.submit(run_batch, self.spec, cells, pure=False)
+                pending[fut] = cells
+                done.add(fut)
+
+        try:
+            fill()
+            self.writer = self.open_writer()
+            for fut in done:
+                cells = pending.pop(fut)
+                if fut.status == "error":
+                    exc = fut.exception()
+                    where = _cell_name(self.spec, cells[0]) + (
+                        f" and {len(cells) - 1} more of its batch" if len(cells) > 1 else "")
+                    raise CellError(f"{where} failed: "
+                                    f"{str(exc).splitlines()[0] if str(exc) else type(exc)}")
+                res = fut.result()
+                fut.release()
+                self.sizer.observe(res["elapsed"])
+                if time.monotonic() - seen > _RECOUNT_SECONDS:
+                    slots, seen = max(slots, _slots(client)), time.monotonic()
+                    self.sizer.workers = max(1, slots)
+                fill()                          # the next ones before the write: no idle worker
+                self.finished(res)
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+#: Seconds between two counts of the cluster's worker threads during a run.
+_RECOUNT_SECONDS = 5.0
+
+
+def _slots(client) -> int:
+    """Worker threads of the cluster (the batches it runs at once)."""
+    return int(sum(client.nthreads().values()))
+
+
 def _run_locked(spec, out, resume, scheduler, workers, client, processes, progress, max_cells,
-                t0) -> SweepRun:
+                batch_size, in_process, t0) -> SweepRun:
     if resume:
         g = store.open_for_resume(out, spec)
         todo = [c for c, d in zip(spec.cells(), store.todo_mask(g).ravel()) if d]
@@ -199,51 +493,55 @@ def _run_locked(spec, out, resume, scheduler, workers, client, processes, progre
     n_skip = spec.n_cells - len(todo)
     if max_cells is not None:
         todo = todo[:max(0, int(max_cells))]
-    computed, compute_s, n_workers, address = 0, 0.0, 0, scheduler or ""
-    own = client is None and bool(todo)
+    compute_s, n_workers, address = 0.0, 0, scheduler or ""
+    own = client is None and bool(todo) and not in_process
     cluster = None
     if own:
         client, cluster = _client(scheduler, workers, processes)
-    try:
+    loop, run_no = None, 0
+
+    def open_store():
+        nonlocal g, run_no
         if g is None:
             store.create(out, spec)
             g = store.open_store_group(out)
         run_no = store.begin_run(g)
-        if todo:
-            from dask.distributed import as_completed
+        return g
 
-            info = client.scheduler_info()
-            n_workers = len(info.get("workers", {}))
-            address = client.scheduler.address or address
-            bar = Progress(len(todo), progress, unit="cells")
-            writer = store.CellWriter(g, run_no)
+    def open_writer():
+        opened = open_store()
+        return store.BatchWriter(opened, run_no)
+
+    try:
+        if todo:
+            if in_process:
+                n_workers, address, slots = 1, IN_PROCESS, 1
+            else:
+                n_workers = len(client.scheduler_info().get("workers", {}))
+                address = client.scheduler.address or address
+                slots = _slots(client)
+            sizer = BatchSizer(estimate_cell_seconds(spec), max(1, slots), batch_size)
+            tile = store.tile_for(spec) if g is None else store.tile_shape(g)
+            loop = _Loop(spec, BatchPlan(todo, tile), sizer, open_writer,
+                         Progress(len(todo), progress, unit="cells"))
             t1 = time.perf_counter()
-            futures = [client.submit(run_cell, spec, *c, pure=False) for c in todo]
             try:
-                for fut in as_completed(futures):
-                    if fut.status == "error":
-                        exc = fut.exception()
-                        a, i, j = todo[futures.index(fut)]
-                        raise CellError(
-                            f"cell ({spec.activations[a]}, weight_var = "
-                            f"{spec.weight_vars[i]:g}, bias_var = {spec.bias_vars[j]:g}) "
-                            f"failed: {str(exc).splitlines()[0] if str(exc) else type(exc)}")
-                    writer.write(fut.result())
-                    fut.release()
-                    computed += 1
-                    bar.update()
+                if in_process:
+                    loop.in_process()
+                else:
+                    loop.on_dask(client, slots)
             finally:
-                for f in futures:
-                    if not f.done():
-                        f.cancel()
-                store.consolidate(out)          # readers see this run's metadata at once
+                if g is not None:
+                    store.consolidate(out)      # readers see this run's metadata at once
             compute_s = time.perf_counter() - t1
         else:
+            open_store()
             store.consolidate(out)
     finally:
         if own:
             client.close()
             if cluster is not None:
                 cluster.close()
-    return SweepRun(os.fspath(out), run_no, spec.n_cells, computed, n_skip, n_workers,
-                    str(address), time.perf_counter() - t0, compute_s)
+    return SweepRun(os.fspath(out), run_no, spec.n_cells, loop.computed if loop else 0, n_skip,
+                    n_workers, str(address), time.perf_counter() - t0, compute_s,
+                    loop.batches if loop else 0)

@@ -1,4 +1,4 @@
-"""The zarr store of a sweep, written cell by cell.
+"""The zarr store of a sweep, written batch by batch in tiles.
 
 Layout: one zarr group (format 3) holding the xarray Dataset with dims ``(activation,
 weight_var, bias_var)``, coordinates the activation names and the two grids, and the variables
@@ -8,13 +8,15 @@ sweep's settings (:class:`~critheory.sweep.spec.SweepSpec` as JSON) are the grou
 ``sweep_spec``; ``runs`` counts the runs that wrote to it.
 
 :func:`create` writes the whole Dataset with fill values (NaN, ``done = False``) before any cell
-is computed; :class:`CellWriter` then writes the variables of one finished cell, the ``done``
-flag last, from the client only (one writer, so no two writes race on a tile). zarr's local
-store replaces a chunk file atomically (written to a temporary file, then renamed), so a write
-interrupted at any moment leaves every tile either as it was or with the new cell in it. A
-sweep killed at any moment therefore loses at most the cells being computed or written: a cell
-whose flag is not set is computed again on ``--resume``. (On other stores, such as object
-stores, a chunk write is a single put, likewise all or nothing.)
+is computed; :class:`BatchWriter` then writes each finished batch of cells (a batch lies in one
+tile) as one region write: the tile's chunk of every variable, then its ``done`` chunk, from the
+client only (one writer, so no two writes race on a tile; and no two batches in flight share a
+write, since each write is one whole chunk). zarr's local store replaces a chunk file atomically
+(written to a temporary file, then renamed), so a write interrupted at any moment leaves every
+tile either as it was or with the new batch in it. A sweep killed at any moment therefore loses
+at most the batches being computed or written: a cell whose flag is not set is computed again
+on ``--resume``. (On other stores, such as object stores, a chunk write is a single put,
+likewise all or nothing.)
 
 Creation is atomic: :func:`create` builds the store in a hidden temporary folder next to
 ``path`` and renames it into place when complete, so a kill during creation leaves either no
@@ -41,8 +43,9 @@ from critheory.errors import InvalidArgumentError
 from .cell import PHASE_FILL, VARIABLES
 from .spec import SweepSpec
 
-__all__ = ["open_store_group", "check_new", "check_out", "create", "open_for_resume", "write_cell", "CellWriter",
-           "load", "done_mask", "todo_mask", "begin_run", "lock", "StoreLock"]
+__all__ = ["open_store_group", "check_new", "check_out", "create", "open_for_resume",
+           "BatchWriter", "tile_for", "tile_shape", "tile_of", "load", "done_mask", "todo_mask",
+           "begin_run", "lock", "StoreLock", "TILE"]
 
 _DIMS = ("activation", "weight_var", "bias_var")
 #: Largest tile (grid points of one activation) of a chunk: a cell's write rewrites its tiles
@@ -110,8 +113,7 @@ def create(path, spec: SweepSpec) -> None:
     check_new(path)
     p = Path(os.path.abspath(os.fspath(path)))
     ds = _dataset(spec)
-    chunks = (1, min(TILE, spec.shape[1]), min(TILE, spec.shape[2]))
-    enc = {v: {"chunks": chunks, "compressors": None} for v in VARIABLES}
+    enc = {v: {"chunks": tile_for(spec), "compressors": None} for v in VARIABLES}
     tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.creating-", dir=p.parent))
     try:
         ds.to_zarr(os.fspath(tmp / "store"), mode="w-", encoding=enc, consolidated=False,
@@ -249,36 +251,79 @@ def todo_mask(g) -> np.ndarray:
     return ~done | bad
 
 
-class CellWriter:
-    """Writes finished cells into the store's chunks (the arrays opened once)."""
+def tile_for(spec: SweepSpec) -> tuple[int, int, int]:
+    """The tile (chunk shape) :func:`create` gives a new store of ``spec``: up to
+    :data:`TILE` × :data:`TILE` grid points of one activation.
+
+    >>> tile_for(SweepSpec(("tanh", "relu"), "mlp", 1.0, (1.0, 2.0, 100), (0.0, 0.1, 9), 8, 6, 2))
+    (1, 64, 9)
+    """
+    return 1, min(TILE, spec.shape[1]), min(TILE, spec.shape[2])
+
+
+def tile_shape(g) -> tuple[int, int, int]:
+    """The store's tile: the chunk shape of its arrays (``(1, ti, tj)``), read from the store
+    (so a store keeps the layout it was created with)."""
+    return tuple(int(c) for c in g["done"].chunks)
+
+
+def tile_of(cell, tile) -> tuple[int, int, int]:
+    """The tile (chunk index) holding ``cell``.
+
+    >>> tile_of((1, 70, 3), (1, 64, 64))
+    (1, 1, 0)
+    """
+    return tuple(int(c) // int(t) for c, t in zip(cell, tile))
+
+
+class BatchWriter:
+    """Writes finished batches into the store, one region write per batch (the client only).
+
+    The writer keeps the store's arrays in memory (read once; a sweep of the largest size,
+    1e5 cells, is ~12 MB) and, for a finished batch, sets its cells there and writes the whole
+    tile holding them: every variable's chunk of that tile concurrently (each a complete chunk,
+    so zarr writes it without reading it first), then the tile's ``done`` chunk. A batch lies
+    in one tile (:mod:`critheory.sweep.run` never lets one straddle two), so its write is one
+    chunk put per variable and its flags one put: all or nothing on a local store, whose puts
+    are atomic (temporary file, then rename). Cells of the tile written earlier are rewritten
+    with the values they have (one writer holds the store's lock, so memory and store agree).
+    """
 
     def __init__(self, g, run: int):
         self.run = run
         self.arrays = {name: g[name] for name in VARIABLES}
         self.names = [n for n in VARIABLES if n != "done"]
+        self.tile = tile_shape(g)
+        self.shape = tuple(int(n) for n in g["done"].shape)
+        self.memory = {n: np.asarray(a[...]) for n, a in self.arrays.items()}
 
-    def write(self, result: dict) -> None:
-        """Write one cell (``result`` from :func:`~critheory.sweep.cell.run_cell`): its
-        variables concurrently (different arrays, so different chunk files), then its ``done``
-        flag."""
+    def _region(self, t) -> tuple:
+        return tuple(slice(k * n, min((k + 1) * n, m)) for k, n, m in zip(t, self.tile,
+                                                                           self.shape))
+
+    def write(self, batch: dict) -> int:
+        """Write ``batch`` (from :func:`~critheory.sweep.cell.run_batch`); returns its number
+        of cells."""
         import asyncio
 
         from zarr.core.sync import sync
 
-        a, i, j = result["cell"]
-        values = {n: (self.run if n == "run" else result[n]) for n in self.names}
+        cells = np.asarray(batch["cells"], dtype=np.int64).reshape(-1, 3)
+        if not len(cells):
+            return 0
+        idx = tuple(cells.T)
+        for n in self.names:
+            self.memory[n][idx] = self.run if n == "run" else batch[n]
+        regions = [self._region(t) for t in sorted({tile_of(c, self.tile) for c in cells})]
 
-        async def _write():
-            await asyncio.gather(*(self.arrays[n]._async_array.setitem((a, i, j), v)
-                                   for n, v in values.items()))
+        async def _write(names):
+            await asyncio.gather(*(self.arrays[n]._async_array.setitem(r, self.memory[n][r])
+                                   for n in names for r in regions))
 
-        sync(_write())
-        self.arrays["done"][a, i, j] = True                 # last: the cell is complete
-
-
-def write_cell(g, result: dict, run: int) -> None:
-    """Write one finished cell (see :class:`CellWriter`, which keeps the arrays open)."""
-    CellWriter(g, run).write(result)
+        sync(_write(self.names))
+        self.memory["done"][idx] = True
+        sync(_write(("done",)))                             # last: the cells are complete
+        return len(cells)
 
 
 def consolidate(path) -> None:

@@ -192,7 +192,7 @@ def recursion_work(net, depth: int, points: int, replicas: int) -> float:
     >>> from critheory.theory.transformer.depth import recursion_work
     >>> a = recursion_work(ct.transformer(tokens=16), 32, 1024, 8)
     >>> b = recursion_work(ct.transformer(tokens=16, causal=True), 32, 1024, 8)
-    >>> bool(b > 20 * a)
+    >>> bool(b > 10 * a)
     True
     """
     T, a = net.tokens, net.attention

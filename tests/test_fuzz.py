@@ -353,6 +353,8 @@ def test_evaluators_fast_on_wide_nodes(formula):
     pytest.param("tanh(100*sin(x))", "phi2", 0.5, marks=pytest.mark.slow),  # steep, not located
     ("1/(1 + exp(-(2*(x - 2.5) + 0.561*(100*x)*(x))))", "phi", 30.0),  # 7 ulps (long run)
     ("(hardtanh(x))*(10*(x - -1))", "phi2", 0.001),  # closed form: 10 ulps against a bar of 8
+    # sympy's printers rewrote Heaviside(a - Max(b, c)) to a Piecewise and recursed without end
+    ("swish(Max(Max(2*(x - 2.5), 0.1*(x - 2.5)), x - 3*(0.5*(x - -1))))", "phi", 2.5),
 ])
 def test_regressions(formula, g, K):
     _check_moment(formula, g, K)

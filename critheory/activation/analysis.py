@@ -27,6 +27,7 @@ from critheory.activation import expressions as ex
 from critheory.activation._lazy import LazyModule
 from critheory.activation.budget import within
 from critheory.activation.expressions import need_sympy, sp
+from critheory.activation.numeric import mp_lambdify
 from critheory.errors import ActivationError, DomainError, GrowthError
 
 __all__ = ["switch_functions", "real_zeros", "check_domain", "growth", "DOMAIN_SECONDS"]
@@ -89,7 +90,7 @@ def real_zeros(g: "sp.Expr", name: str) -> list[float]:
     if sol is not None and sol == sp.S.EmptySet:
         return []
     # numeric fallback: sign changes on a grid, refined by bisection
-    fn = sp.lambdify(ex.X, g, modules=["mpmath"])
+    fn = mp_lambdify(g)
     grid = np.concatenate([-np.logspace(3, -3, 400), [0.0], np.logspace(-3, 3, 400)])
     out = []
     with mpmath.workdps(30):

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from critheory.activation._lazy import LazyModule
+from critheory.activation.numeric import mp_lambdify, np_lambdify
 
 sp = LazyModule("sympy")
 
@@ -140,16 +141,14 @@ def _numeric_rate(a, x, relative: bool = True) -> float:
     amount a'/a, not by a'."""
     d = sp.diff(a, x)
     try:
-        fa = sp.lambdify(x, a, modules=["numpy", "scipy"])
-        fd = sp.lambdify(x, d, modules=["numpy", "scipy"])
+        fa, fd = np_lambdify(a, x, rewrite=False), np_lambdify(d, x, rewrite=False)
         with np.errstate(all="ignore"):
             va = np.abs(np.asarray(fa(_SCAN), dtype=complex)) * np.ones_like(_SCAN)
             v = np.abs(np.asarray(fd(_SCAN), dtype=complex)) * np.ones_like(_SCAN)
     except Exception:  # noqa: BLE001 - a function numpy/scipy lack: mpmath, coarser grid
         import mpmath
 
-        fa = sp.lambdify(x, a, modules="mpmath")
-        fd = sp.lambdify(x, d, modules="mpmath")
+        fa, fd = mp_lambdify(a, x), mp_lambdify(d, x)
         pts = _SCAN[::10]
         va, v = np.full(pts.size, np.nan), np.full(pts.size, np.nan)
         for i, t in enumerate(pts):

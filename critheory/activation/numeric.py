@@ -34,7 +34,7 @@ from critheory.activation.budget import within
 from critheory.activation.expressions import need_sympy, sp
 from critheory.errors import ConvergenceError
 
-__all__ = ["np_lambdify", "mp_lambdify", "wrap_numpy", "mp_repair", "ipow", "heaviside",
+__all__ = ["np_lambdify", "mp_lambdify", "mp_heaviside", "wrap_numpy", "mp_repair", "ipow", "heaviside",
            "numpy_module", "int_pow_printer", "REPAIR_SECONDS"]
 
 mpmath = LazyModule("mpmath")
@@ -87,21 +87,41 @@ def numpy_module() -> dict:
 
 
 
-def mp_lambdify(expr: "sp.Expr") -> Callable:
-    """mpmath lambdify, with common-subexpression elimination unless the expression has a
-    Piecewise (whose branches are evaluated lazily: a hoisted subexpression could be evaluated
-    where its branch is undefined). CSE makes the references 2-4x faster for the derivative
-    integrands of mish, gelu_tanh, swish (φφ'' of mish: 400 -> 110 µs per evaluation)."""
+def mp_heaviside(x, h0=0.5):
+    """mpmath translation of sympy's Heaviside (H(0) = 1/2)."""
+    return mpmath.mpf(1) if x > 0 else (mpmath.mpf(0) if x < 0 else mpmath.mpf(h0))
+
+
+def _mp_printer():
+    """sympy's mpmath printer with ``Heaviside`` printed as a call: without it sympy rewrites
+    Heaviside to a Piecewise whose conditions it then tries to decide, which recursed without
+    end on ``Heaviside(a - Max(b, c))`` (the derivative of a nested Max, issue 31)."""
+    from sympy.printing.pycode import MpmathPrinter
+
+    return MpmathPrinter({"fully_qualified_modules": False, "inline": True,
+                          "allow_unknown_functions": True,
+                          "user_functions": {"Heaviside": "Heaviside"}})
+
+
+def mp_lambdify(expr: "sp.Expr", x=None) -> Callable:
+    """mpmath lambdify of an expression in ``x`` (default critheory's symbol), with
+    common-subexpression elimination unless the expression has a Piecewise (whose branches are
+    evaluated lazily: a hoisted subexpression could be evaluated where its branch is undefined).
+    CSE makes the references 2-4x faster for the derivative integrands of mish, gelu_tanh, swish
+    (φφ'' of mish: 400 -> 110 µs per evaluation). Every mpmath evaluator of the project is
+    printed here (one printer, one Heaviside convention)."""
     need_sympy()
+    x = ex.X if x is None else x
+    modules = [{"Heaviside": mp_heaviside}, "mpmath"]
     if not expr.has(sp.Piecewise):
         try:
-            return sp.lambdify(ex.X, expr, modules=["mpmath"], cse=True)
+            return sp.lambdify(x, expr, modules=modules, printer=_mp_printer(), cse=True)
         except Exception:  # pragma: no cover - sympy CSE failure
             pass
-    return sp.lambdify(ex.X, expr, modules=["mpmath"])
+    return sp.lambdify(x, expr, modules=modules, printer=_mp_printer())
 
 
-def np_lambdify(expr: "sp.Expr") -> Callable:
+def np_lambdify(expr: "sp.Expr", x=None, *, rewrite: bool = True) -> Callable:
     """numpy lambdify with common-subexpression elimination.
 
     Derivative integrands (φ'², φφ'', hφφ') repeat large subexpressions — φφ'' of mish or
@@ -110,12 +130,16 @@ def np_lambdify(expr: "sp.Expr") -> Callable:
 
     ``exp(u) - 1`` and ``log(1 + u)`` are rewritten to ``expm1``/``log1p`` first: float64
     ``exp(x) - 1`` has relative error eps/|x| near 0, which made E[elu(h)²] at K = 1e-30 fail to
-    converge (every node on the negative side was off by ~10%).
+    converge (every node on the negative side was off by ~10%). ``rewrite=False`` skips that
+    rewrite (a quick scan that needs no such accuracy).
     """
     need_sympy()
+    x = ex.X if x is None else x
     namespace = numpy_module()
     modules = [namespace, "numpy", "scipy"]
     try:
+        if not rewrite:
+            raise LookupError
         from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
 
         # the rewrite factors polynomials and can run for minutes on a large derivative: under
@@ -123,15 +147,15 @@ def np_lambdify(expr: "sp.Expr") -> Callable:
         done, opt = within(lambda: optimize(expr, [expm1_opt, log1p_opt]))
         if done:
             expr = opt
-    except Exception:  # pragma: no cover - rewriting failure: evaluate as written
+    except Exception:  # rewriting failure or not asked for: evaluated as written
         pass
     printer = int_pow_printer()({"fully_qualified_modules": False, "inline": True,
                                   "allow_unknown_functions": True,
                                   "user_functions": {k: k for k in namespace}})
     try:
-        return sp.lambdify(ex.X, expr, modules=modules, printer=printer, cse=True)
+        return sp.lambdify(x, expr, modules=modules, printer=printer, cse=True)
     except Exception:  # pragma: no cover - sympy CSE failure
-        return sp.lambdify(ex.X, expr, modules=modules, printer=printer)
+        return sp.lambdify(x, expr, modules=modules, printer=printer)
 
 
 _PRINTER: list = []

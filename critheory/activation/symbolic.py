@@ -485,7 +485,7 @@ class Activation:
     # ------------------------------------------------------------------ numeric
     def _lambdify(self, expr: sp.Expr) -> Callable:
         return wrap_numpy(np_lambdify(expr),
-                           lambda: sp.lambdify(ex.X, expr, modules=["mpmath"]))
+                           lambda: mp_lambdify(expr))
 
     def numpy_func(self, n: int = 0) -> Callable[[np.ndarray], np.ndarray]:
         """Vectorized float64 evaluator of φ^{(n)} (almost everywhere)."""

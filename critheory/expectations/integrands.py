@@ -172,7 +172,7 @@ class Integrand:
     @cached_property
     def growth(self) -> tuple[float, float]:
         """Exponential growth rates (α_-, α_+) of |g| at ∓∞."""
-        f = sp.lambdify(_sym.X, self.expr, modules=["mpmath"])
+        f = mp_lambdify(self.expr)
         try:
             return (growth(f, -1), growth(f, +1))
         except GrowthError:

@@ -96,3 +96,50 @@ def test_alarm_is_not_raised_inside_a_weakref_finalizer(monkeypatch):
     done, _ = budget.within(work, 0.1)
     assert not done
     assert not ignored, [repr(u.exc_value) for u in ignored]
+
+
+# ---------------------------------------------------------------- building an activation
+# issue 31: sympy's continuous_domain ran for minutes (softplus(Max(celu(2x), 0.1(x - 2.5))):
+# 134 s of set algebra); the symbolic domain now has a budget with a numeric search behind it,
+# and the whole analysis of a new formula one overall budget
+
+
+@pytest.mark.parametrize("formula,where", [("tanh(x) + 1/(x - 0.3)", "0.3"),
+                                           ("x + log((x - 0.3)**2)", "0.3"),
+                                           ("sqrt(x - 2)", None)])
+def test_domain_without_sympy_finds_poles_numerically(monkeypatch, formula, where):
+    from critheory.activation import analysis
+    from critheory.activation.symbolic import Activation
+    from critheory.errors import DomainError
+
+    monkeypatch.setattr(analysis, "DOMAIN_SYMBOLIC_SECONDS", 1e-6)
+    with pytest.raises(DomainError) as exc:
+        Activation.from_string(formula)
+    if where is not None:
+        assert f"x = {where}" in str(exc.value)
+
+
+def test_domain_without_sympy_accepts_defined_formulas(monkeypatch):
+    from critheory.activation import analysis
+    from critheory.activation.symbolic import Activation
+
+    monkeypatch.setattr(analysis, "DOMAIN_SYMBOLIC_SECONDS", 1e-6)
+    for formula in ("tanh(x) + 1/(1 + x**2)", "log(1 + exp(x - 0.3))", "sqrt(1 + x**2)"):
+        assert Activation.from_string(formula).name == formula
+
+
+def test_analysis_of_a_formula_has_an_overall_budget(monkeypatch):
+    from critheory.activation import symbolic
+    from critheory.errors import ActivationError
+
+    monkeypatch.setattr(symbolic, "VALIDATE_SECONDS", 1e-3)
+    with pytest.raises(ActivationError, match="did not finish within"):
+        symbolic.Activation.from_string("softplus(Max(celu(2*x), 0.1*(x - 2.5)))")
+
+
+def test_a_tiny_inner_budget_never_expires_the_outer_one():
+    """The alarm was armed before the try that catches it: an inner budget shorter than a few
+    bytecodes expired outside its own within() and ended the outer one instead."""
+    for _ in range(300):
+        ok, inner = budget.within(lambda: budget.within(lambda: sum(range(2000)), 1e-7), 5.0)
+        assert ok and inner[0] in (True, False)

@@ -127,12 +127,18 @@ def check_domain(act, bps: Sequence[float]) -> None:
     """
     need_sympy()
     expr = act.expr
-    # symbolic: sympy's continuous domain over the reals
+    # symbolic: sympy's continuous domain over the reals, under a budget (its set algebra ran
+    # for minutes on softplus(Max(celu(2x), 0.1(x - 2.5))), issue 31); when it runs out, the
+    # places where a formula can fail between grid points (zeros of denominators, of the
+    # arguments of logarithms and of roots) are searched numerically instead
     try:
         from sympy.calculus.util import continuous_domain
 
-        dom = continuous_domain(expr, ex.X, sp.S.Reals)
-        if dom != sp.S.Reals:
+        done, dom = within(lambda: continuous_domain(expr, ex.X, sp.S.Reals),
+                           DOMAIN_SYMBOLIC_SECONDS)
+        if not done:
+            _check_singular_points(act)
+        elif dom != sp.S.Reals:
             missing = sp.Complement(sp.S.Reals, dom)
             # discontinuities of step-like functions (Heaviside, sign, Piecewise) are allowed
             if not (expr.has(sp.Heaviside, sp.sign, sp.Piecewise) and missing.is_FiniteSet):
@@ -162,6 +168,42 @@ def check_domain(act, bps: Sequence[float]) -> None:
 
 #: seconds for evaluating an activation on the domain-check grid
 DOMAIN_SECONDS = 3.0
+#: seconds for sympy's symbolic domain of an activation (then a numeric search, below)
+DOMAIN_SYMBOLIC_SECONDS = 2.0
+
+
+def _singular_arguments(expr) -> list:
+    """The subexpressions whose real zeros are the only places where φ can be undefined or
+    infinite between the points of a grid: bases of negative powers, arguments of logarithms
+    and bases of fractional powers (a root of a negative number is complex)."""
+    out = []
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, sp.Pow) and node.exp.is_number:
+            if node.exp.is_negative or not node.exp.is_integer:
+                out.append(node.base)
+        elif isinstance(node, sp.log):
+            out.append(node.args[0])
+    return out
+
+
+def _check_singular_points(act) -> None:
+    """Where the symbolic domain ran out of time: evaluate φ at the real zeros of its
+    :func:`_singular_arguments` (found as in :func:`real_zeros`: sympy under its budget, else
+    sign changes on a grid refined by bisection); a pole or a logarithm of zero there raises
+    DomainError."""
+    f = act.mpmath_func(0)
+    for g in _singular_arguments(act.expr):
+        if not g.has(ex.X):
+            continue
+        for z in real_zeros(g, act.name):
+            with mpmath.workdps(30):
+                try:
+                    v = f(mpmath.mpf(z))
+                    bad = not mpmath.isfinite(abs(v))
+                except (ZeroDivisionError, ValueError, TypeError, OverflowError):
+                    bad = True
+            if bad:
+                raise DomainError(f"activation {act.name} is undefined at x = {z:g}")
 
 
 def _check_values(act, f, grid) -> None:

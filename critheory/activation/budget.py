@@ -83,8 +83,9 @@ def within(fn: Callable[[], Any], seconds: float = SYMBOLIC_SECONDS, *,
         # after the first alarm, one every _REPEAT seconds: Python ignores an exception raised
         # while it runs a garbage-collector callback or a finalizer ("Exception ignored in"),
         # and a single alarm landing there would leave fn() running without a limit
-        signal.setitimer(signal.ITIMER_REAL, seconds, _REPEAT)
         try:
+            # armed inside the try: a budget shorter than the next few bytecodes expires here
+            signal.setitimer(signal.ITIMER_REAL, seconds, _REPEAT)
             return True, fn()
         except _Expired:
             done[0] = True

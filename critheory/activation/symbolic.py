@@ -32,6 +32,7 @@ import numpy as np
 from critheory.activation import expressions as ex
 from critheory.activation._lazy import LazyModule
 from critheory.activation.analysis import check_domain, growth, real_zeros, switch_functions
+from critheory.activation.budget import within
 from critheory.activation.expressions import as_expr, need_sympy, sp, strip_delta
 from critheory.activation.formula import normalize, parse
 from critheory.activation.numeric import mp_lambdify, np_lambdify, wrap_numpy
@@ -82,6 +83,11 @@ class TaylorInfo:
 
 #: Activations built from formula strings, by (text, parameters): the 256 most recent.
 _FORMULA_CACHE: dict = {}
+
+#: Wall-clock seconds the analysis of a new formula may take (breakpoints, domain, growth,
+#: evaluators; each symbolic step has its own smaller budget and a numeric fallback): beyond it
+#: the formula is refused in one line instead of running for minutes (issue 31).
+VALIDATE_SECONDS = 30.0
 
 
 class Activation:
@@ -533,6 +539,13 @@ class Activation:
 
     # ------------------------------------------------------------------ validation
     def _validate(self) -> None:
+        done, _ = within(self._validate_steps, VALIDATE_SECONDS)
+        if not done:
+            raise ActivationError(
+                f"the analysis of activation {self.name} (breakpoints, domain, growth) did not"
+                f" finish within {VALIDATE_SECONDS:g} s; write it in a simpler form")
+
+    def _validate_steps(self) -> None:
         try:
             bps = self.breakpoints
         except ActivationError:

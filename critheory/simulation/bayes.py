@@ -104,7 +104,7 @@ from .sampling import gram_factor, small_matmul
 
 __all__ = ["OutputLaws", "MeasuredPosterior", "MeasuredKernel", "MeasuredVertex",
            "output_laws", "exact_posterior", "measured_kernel", "measured_vertex",
-           "bayes_work", "MIN_ESS", "STREAM", "MAX_CONDITION", "StreamSampler", "check_inputs"]
+           "bayes_work", "MIN_ESS", "STREAM", "MAX_CONDITION", "StreamSampler", "stream_chunks", "check_inputs"]
 
 #: Networks per random stream (a chunk is a whole number of streams: module docstring).
 STREAM = 64
@@ -160,6 +160,21 @@ class _StreamSampler:
 #: public names of the stream sampler and the input check (shared with
 #: :mod:`critheory.simulation.train`)
 StreamSampler = _StreamSampler
+
+
+def stream_chunks(root: np.random.SeedSequence, networks: int, per_chunk: int,
+                  stream: int = STREAM):
+    """The chunks of a run of ``networks`` networks in streams of ``stream`` (module
+    docstring): yields ``(lo, sampler)``, the index of the chunk's first network and a
+    :class:`StreamSampler` over ``per_chunk`` whole streams (fewer at the end). Spawns the
+    streams from ``root`` (once: call it once per root)."""
+    n_streams = -(-networks // stream)
+    streams = root.spawn(n_streams)
+    for c0 in range(0, n_streams, per_chunk):
+        ids = range(c0, min(n_streams, c0 + per_chunk))
+        sizes = [min(stream, networks - k * stream) for k in ids]
+        yield c0 * stream, _StreamSampler(
+            [np.random.Generator(np.random.SFC64(streams[k])) for k in ids], sizes)
 
 
 # ---------------------------------------------------------------------------- last block
@@ -470,8 +485,6 @@ def output_laws(net, weight_var: float, bias_var: float, inputs, depth: int, wid
     if seed is not None:
         seed = check_int("seed", seed, 0)
     root = np.random.SeedSequence(seed)
-    n_streams = -(-S // STREAM)
-    streams = root.spawn(n_streams)
     nmax = int(math.ceil(width * ratio))
     per_net = nmax * (m + (max(nmax, n0) if 4 * m > min(width, n0) else m))
     if chunk is None:
@@ -484,12 +497,7 @@ def output_laws(net, weight_var: float, bias_var: float, inputs, depth: int, wid
     metric = np.empty((S, m, m))
     bar = Progress(S, progress or False, unit="networks")
     with np.errstate(over="ignore", invalid="ignore"):
-        for c0 in range(0, n_streams, per_chunk):
-            ids = range(c0, min(n_streams, c0 + per_chunk))
-            sizes = [min(STREAM, S - k * STREAM) for k in ids]
-            rngs = [np.random.Generator(np.random.SFC64(streams[k])) for k in ids]
-            sampler = _StreamSampler(rngs, sizes)
-            lo = c0 * STREAM
+        for lo, sampler in stream_chunks(root, S, per_chunk):
             hi = lo + sampler.b
             xin = np.broadcast_to(x0.T, (sampler.b, n0, m))
             mu_c = 0.0

@@ -65,8 +65,9 @@ from critheory.common.checks import (check_bias_var, check_int, check_nonnegativ
 from critheory.common.jsonable import jsonable
 from critheory.common.reprs import short_repr
 from critheory.errors import InvalidArgumentError
+from ._util import PerNetworkSamples
 from .architectures import resolve_network
-from .bayes import StreamSampler
+from .bayes import stream_chunks
 from .train import STREAM, init_params, network_ops
 
 __all__ = ["DNTKMeasurement", "measure_dntk", "dntk_work", "jets", "SAMPLES"]
@@ -78,7 +79,7 @@ _CHUNK_BYTES = 1 << 26
 
 
 @dataclass(frozen=True, eq=False)
-class DNTKMeasurement:
+class DNTKMeasurement(PerNetworkSamples):
     """Per-network samples of the dNTK and ddNTK statistics (module docstring).
 
     Attributes
@@ -115,15 +116,6 @@ class DNTKMeasurement:
     lambda_b: np.ndarray
     lambda_w: np.ndarray
     elapsed: float
-
-    def mean(self, name: str) -> np.ndarray:
-        """Ensemble mean of a sample per layer."""
-        return self.samples[name].mean(axis=0)
-
-    def stderr(self, name: str) -> np.ndarray:
-        """Standard error of :meth:`mean` (``s/√S``, S − 1 degrees of freedom)."""
-        x = self.samples[name]
-        return x.std(axis=0, ddof=1) / math.sqrt(x.shape[0])
 
     def to_dict(self) -> dict:
         out = {"layers": list(self.layers), "width": self.width, "networks": self.networks,
@@ -413,19 +405,12 @@ def measure_dntk(activation, weight_var: float, bias_var: float, *, width: int, 
     fs = [act.numpy_func(k) for k in range(4)]
     seed = None if seed is None else check_int("seed", seed, 0)
     root = np.random.SeedSequence(seed)
-    n_streams = -(-S // STREAM)
-    streams = root.spawn(n_streams)
     per_chunk = max(1, _CHUNK_BYTES // (8 * 8 * n * n * STREAM))
     out = {k: np.empty((S, len(layers))) for k in SAMPLES}
     x1 = np.array([[math.sqrt(q0)]])
     with np.errstate(over="ignore", invalid="ignore"):
-        for c0 in range(0, n_streams, per_chunk):
-            ids = range(c0, min(n_streams, c0 + per_chunk))
-            sizes = [min(STREAM, S - k * STREAM) for k in ids]
-            sampler = StreamSampler([np.random.Generator(np.random.SFC64(streams[k]))
-                                     for k in ids], sizes)
+        for lo, sampler in stream_chunks(root, S, per_chunk, STREAM):
             Bn = sampler.b
-            lo = c0 * STREAM
             params = init_params(ops, sampler, sw, sb)
             if family:
                 head = float(n) ** (-family / 2.0)

@@ -29,7 +29,6 @@ Examples
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -41,8 +40,9 @@ from critheory.common.checks import (check_bias_var, check_int, check_per_layer,
 from critheory.common.jsonable import jsonable
 from critheory.common.reprs import short_repr
 from critheory.errors import InvalidArgumentError
+from ._util import PerNetworkSamples
 from .architectures import resolve_network
-from .bayes import StreamSampler
+from .bayes import stream_chunks
 from .dntk import taylor_backward, combine_directions, update_directions, neuron_dot, forward_jet, layer_rates, truncate_to_layer
 from .train import STREAM, init_params, network_ops
 
@@ -50,7 +50,7 @@ __all__ = ["DNTKDataMeasurement", "measure_dntk_data", "dntk_data_jets"]
 
 
 @dataclass(frozen=True, eq=False)
-class DNTKDataMeasurement:
+class DNTKDataMeasurement(PerNetworkSamples):
     """Per-network samples ``p``, ``q`` (module docstring) at layer ``depth``.
 
     Attributes
@@ -84,15 +84,6 @@ class DNTKDataMeasurement:
     lambda_b: np.ndarray
     lambda_w: np.ndarray
     elapsed: float
-
-    def mean(self, name: str) -> np.ndarray:
-        """Ensemble mean of a sample."""
-        return self.samples[name].mean(axis=0)
-
-    def stderr(self, name: str) -> np.ndarray:
-        """Standard error of :meth:`mean` (``s/√S``, S − 1 degrees of freedom)."""
-        x = self.samples[name]
-        return x.std(axis=0, ddof=1) / math.sqrt(x.shape[0])
 
     def to_dict(self) -> dict:
         """JSON-ready means and standard errors."""
@@ -237,20 +228,13 @@ def measure_dntk_data(activation, weight_var: float, bias_var: float, inputs, *,
     fs = [act.numpy_func(k) for k in range(4)]
     seed = None if seed is None else check_int("seed", seed, 0)
     root = np.random.SeedSequence(seed)
-    n_streams = -(-S // STREAM)
-    streams = root.spawn(n_streams)
     per_chunk = max(1, (1 << 26) // (8 * 8 * n * n * STREAM))
     second = bool(act.is_smooth)
     names = ("p", "q", "r", "s", "t", "u") if second else ("p", "q")
     out = {k: np.empty((S,) + (m,) * 4) for k in names}
     with np.errstate(over="ignore", invalid="ignore"):
-        for c0 in range(0, n_streams, per_chunk):
-            ids = range(c0, min(n_streams, c0 + per_chunk))
-            sizes = [min(STREAM, S - k * STREAM) for k in ids]
-            sampler = StreamSampler([np.random.Generator(np.random.SFC64(streams[k]))
-                                     for k in ids], sizes)
+        for lo, sampler in stream_chunks(root, S, per_chunk, STREAM):
             Bn = sampler.b
-            lo = c0 * STREAM
             params = init_params(ops, sampler, sw, sb)
             o, p = truncate_to_layer(ops, params, L)
             xs = [np.ascontiguousarray(np.broadcast_to(xa[None, :, None], (Bn, n0, 1)))

@@ -320,7 +320,9 @@ def test_fold_rules_and_refusals():
     assert "infinite" in D.ddntk_refusal(ct.Activation.get("relu"))
     assert "point mass" in D.ddntk_refusal(ct.Activation.get("elu"))   # φ' continuous
     with pytest.raises(CritheoryError, match="beyond"):
-        ct.dntk_curves("mlp", "tanh", 1.0, 0.0, 5000)
+        ct.dntk_curves("mlp", "tanh", 1.0, 0.0, 200_000)
+    with pytest.raises(CritheoryError, match="vectorized route"):      # no curves given
+        D.curves_at_rates(network("mlp", "tanh"), 1.0, 0.0, np.ones(2000), np.ones(2000))
 
 
 # ------------------------------------------------------------------ CLI
@@ -351,12 +353,43 @@ def test_cli_width_adds_dntk_keys(capsys):
     assert r["dntk"] is None and "residual" in r["dntk_note"]
     assert main(base[:-1] + ["--width", "64"]) == 0
     assert "dNTK" in capsys.readouterr().out
-    # beyond the recursion's depth budget: null with the reason, the NTK statistics still there
+    # deep (the vectorized route): ReLU at (2, 0) has K = 2, Θ^l = 2l (λ = 1, q0 = 1) and
+    # n·dntk = (P + 2Q)/Θ² with P = 2Q: the closed form 2(L − 1/L)/3 of the line above
     assert main(["ntk", "relu", "--weight-var", "2", "--bias-var", "0", "--depth", "1500",
                  "--width", "32", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["dntk"] is None and "depth 1500 is beyond" in r["dntk_note"]
-    assert len(r["ntk_variance"]) == 1500
+    L = np.arange(1, 1501)
+    assert r["dntk"] == pytest.approx((2 * (L - 1 / L) / 3 / 32).tolist(), rel=1e-12)
+    assert len(r["ntk_variance"]) == 1500 and "dntk_note" in r     # the ddNTK's note
+
+
+@pytest.mark.parametrize("act,sw,sb", [("tanh", 1.0, 0.0), ("gelu", 1.98, 0.1),
+                                       ("relu", 2.0, 0.0), ("linear", 1.0, 0.1)])
+def test_vectorized_route_equals_the_layer_by_layer_fold(act, sw, sb):
+    """One vectorized fold (complex-step probes of the affine layer map, the expectations at
+    all kernels in one call) against the fold layer by layer: the same rules, so the same
+    numbers to rounding (the kernels come from verified tables: 1e-12)."""
+    L = 120
+    c = ct.ntk_curves("mlp", act, sw, sb, L, width=10)
+    net = network("mlp", act)
+    a = D.dntk_fields(net, sw, sb, c.lambda_b, c.lambda_w)
+    b = D.vectorized_fields(net, sw, sb, c.kernel, c.ntk, c.finite["F"], c.finite["B"],
+                            c.lambda_b, c.lambda_w)
+    for k in D.DNTK_FIELDS:
+        assert np.isnan(a[k]).tolist() == np.isnan(b[k]).tolist(), k
+        ok = np.isfinite(a[k])
+        np.testing.assert_allclose(b[k][ok], a[k][ok], rtol=1e-11, atol=0, err_msg=k)
+    # the public route: deeper than VECTORIZED_DEPTH, dntk_curves takes it
+    d = ct.dntk_curves("mlp", act, sw, sb, L, width=10)
+    np.testing.assert_allclose(d.P[1:], a["P"][1:], rtol=1e-11)
+
+
+def test_vectorized_route_goes_to_depth_ten_thousand():
+    """tanh at (1, 0): n·dntk → −l/5 (docs/dntk.md §4) at depth 10⁴, in the time budget of
+    the NTK curves (benchmarks/bench_ntk.py)."""
+    c = ct.dntk_curves("mlp", "tanh", 1.0, 0.0, 10_000)
+    assert c.dntk_coefficient[-1] / 10_000 == pytest.approx(-0.2, rel=0.02)
+    assert c.exponents["dntk"] == pytest.approx(1.0, abs=0.02)
 
 
 def test_extrapolate_refuses_bad_widths():

@@ -140,19 +140,13 @@ def _dntk_keys(out: dict, net, args, curves) -> None:
     with a ``dntk_note`` where the dNTK theory refuses the network."""
     from critheory.theory.ntk.dntk import curves_at_rates, refusal
 
-    from critheory.theory.ntk.depth import MAX_DEPTH_FINITE
-
     why = refusal(net)
-    if why is None and args.depth > MAX_DEPTH_FINITE:
-        # the dNTK recursion is iterated layer by layer (~20 ms a layer): a budget, not minutes
-        why = (f"the dNTK and ddNTK are computed to depth {MAX_DEPTH_FINITE} (iterated layer "
-               f"by layer, ~20 ms a layer); depth {args.depth} is beyond it")
     if why is not None:
         out.update(dntk=None, ddntk=None, dntk_fields=None, dntk_note=why)
         out["exponents"].update(dntk=None, ddntk=None)
         return
     d = curves_at_rates(net, args.weight_var, args.bias_var, curves.lambda_b,
-                        curves.lambda_w, args.q0, args.width).to_dict()
+                        curves.lambda_w, args.q0, args.width, curves=curves).to_dict()
     out["exponents"].update(d.pop("exponents"))
     out.update(d)
 

@@ -80,7 +80,8 @@ from critheory.theory.state import Rep, State
 
 __all__ = ["RULES", "THEORY", "apply", "start", "check_network", "check_activation",
            "ddntk_defined", "ddntk_refusal", "dntk_fields", "dntk_curves", "DNTKCurves", "family_exponents",
-           "depth_exponent", "refusal", "curves_at_rates", "DNTK_FIELDS"]
+           "depth_exponent", "refusal", "curves_at_rates", "DNTK_FIELDS", "layer_maps",
+           "vectorized_fields", "VECTORIZED_DEPTH"]
 
 _NAME = "dNTK"
 #: the per-layer arrays of :func:`dntk_fields`
@@ -300,12 +301,108 @@ def dntk_fields(net, weight_var: float, bias_var: float, lambda_b, lambda_w,
             v = getattr(s, f)
             if v is not None:
                 out[k][i] = float(v)
+    _magnitudes(out)
+    return out
+
+
+#: deeper than this, :func:`dntk_curves` takes the route of :func:`vectorized_fields`
+VECTORIZED_DEPTH = 64
+#: the dNTK fields of a Gaussian representation, in the order of :func:`layer_maps`
+_FIELDS = ("dntk_p", "dntk_q", "ddntk_r", "ddntk_s", "ddntk_t", "ddntk_u")
+
+
+def layer_maps(net, weight_var: float, bias_var: float, kernel, ntk, theta_f, theta_b,
+               lambda_b, lambda_w, second: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Every layer's affine map of the dNTK fields, by ONE fold of :data:`THEORY` vectorized
+    over the layers: at a layer's fixed kernel ``K``, NTK ``Θ`` and 1/n fields ``F``, ``B``
+    (arrays over the layers, the state entering each layer) and its rates, the rules map
+    ``f = (P, Q[, R, S, T, U])`` affinely, ``f' = M f + c``.
+
+    The fold runs on the probe states ``f = i e_j`` (one per field, the imaginary unit on
+    field j): the rules are affine in ``f`` with real coefficients, so the output is
+    ``c + i M e_j`` — the real part ``c`` and the imaginary part the column ``M e_j``, each to
+    rounding (the complex-step probe: no difference of nearly equal outputs). The Gaussian
+    expectations at all the kernels are one vectorized call per integrand.
+
+    Returns
+    -------
+    M : ndarray (layers, nf, nf)
+    c : ndarray (layers, nf)
+    """
+    K = np.asarray(kernel, dtype=float)
+    nf = 6 if second else 2
+    probe = 1j * np.eye(nf)[:, :, None] * np.ones(K.size)          # (nf probes, nf, layers)
+    z = np.zeros(K.size)
+    fields = {f: probe[:, i] for i, f in enumerate(_FIELDS[:nf])}
+    if not second:
+        fields.update({f: None for f in _FIELDS[2:]})
+    s = State(K=K, K1=z, V=z, D=2.0 * K * K, P=z, theta=np.asarray(ntk, dtype=float),
+              theta1=z, theta_a=z, theta_d=z, theta_b=np.asarray(theta_b, dtype=float),
+              theta_f=np.asarray(theta_f, dtype=float), **fields)
+    ctx = Ctx(net.activation, weight_var, bias_var, lambda_b=np.asarray(lambda_b, dtype=float),
+              lambda_w=np.asarray(lambda_w, dtype=float))
+    out = fold(net.unit, s, ctx, THEORY)
+    Y = np.stack([np.broadcast_to(getattr(out, f), probe[:, 0].shape) for f in _FIELDS[:nf]],
+                 axis=1)                                             # (probes, fields, layers)
+    M = np.moveaxis(Y.imag, 2, 0).transpose(0, 2, 1)                # [layer, field, probe]
+    c = Y.real[0].T                                                  # (layers, fields)
+    return M, c
+
+
+def vectorized_fields(net, weight_var: float, bias_var: float, kernel, ntk, theta_f,
+                      theta_b, lambda_b, lambda_w) -> dict:
+    """The dNTK and ddNTK statistics per layer ``1..L`` as :func:`dntk_fields`, from the
+    infinite-width curves ``K^l``, ``Θ^l`` and the 1/n fields ``F^l``, ``B^l`` per layer
+    (:func:`critheory.theory.ntk.depth.ntk_curves` with a width) through :func:`layer_maps`:
+    the route of deep networks (one vectorized fold, then a small matrix-vector product a
+    layer; :func:`dntk_fields` folds layer by layer with a quadrature per rule).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from critheory.blocks.registry import network
+    >>> from critheory.theory.ntk.depth import ntk_curves
+    >>> c = ntk_curves("mlp", "relu", 2.0, 0.0, 3, width=1)      # K = 2, Θ^l = 2l
+    >>> f = vectorized_fields(network("mlp", "relu"), 2.0, 0.0, c.kernel, c.ntk,
+    ...                       c.finite["F"], c.finite["B"], c.lambda_b, c.lambda_w)
+    >>> np.round(f["P"], 12).tolist()          # as dntk_fields: P = (L − 1/L)Θ²/3
+    [0.0, 8.0, 32.0]
+    """
+    check_network(net)
+    K = np.asarray(kernel, dtype=float)
+    L = K.size
+    second = ddntk_defined(net.activation)
+    out = {k: np.full(L, np.nan) for k in DNTK_FIELDS}
+    ok = np.isfinite(K) & (K > 0) & (K < 1e300)
+    n = L if ok.all() else int(np.argmin(ok))          # layers up to the first bad kernel
+    nf = 6 if second else 2
+    f_all = np.zeros((max(n, 1), nf))
+    if n > 1:
+        sl = slice(0, n - 1)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            M, c = layer_maps(net, weight_var, bias_var, K[sl], np.asarray(ntk)[sl],
+                              np.asarray(theta_f)[sl], np.asarray(theta_b)[sl],
+                              np.asarray(lambda_b)[1:n], np.asarray(lambda_w)[1:n], second)
+            f = np.zeros(nf)
+            for i in range(n - 1):
+                f = M[i] @ f + c[i]
+                f_all[i + 1] = f
+    if n:
+        out["theta"][:n] = np.asarray(ntk, dtype=float)[:n]
+        out["kernel"][:n] = K[:n]
+        for j, k in enumerate(("P", "Q", "R", "S", "T", "U")[:nf]):
+            out[k][:n] = f_all[:n, j]
+    _magnitudes(out)
+    return out
+
+
+def _magnitudes(out: dict) -> None:
+    """Add ``dntk`` and ``ddntk`` (:func:`dntk_fields`) to a dict of fields."""
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         T = out["theta"]
         out["dntk"] = (out["P"] + 2.0 * out["Q"]) / (T * T)
         out["ddntk"] = 2.0 * out["kernel"] * (3.0 * out["R"] + out["S"] + out["T"]
                                               + out["U"]) / (T * T * T)
-    return out
 
 
 def family_exponents(s: float) -> dict:
@@ -440,7 +537,8 @@ def dntk_curves(arch="mlp", activation=None, weight_var=1.0, bias_var=0.0, depth
     ----------
     arch, activation, weight_var, bias_var, depth, lambda_b, lambda_w, scaling, q0, mu
         As :func:`critheory.theory.ntk.depth.ntk_curves` (whose learning-rate schedule is
-        used); depth <= :data:`critheory.theory.ntk.depth.MAX_DEPTH_FINITE`.
+        used); depth <= :data:`critheory.theory.ntk.depth.MAX_DEPTH` (deeper than
+        :data:`VECTORIZED_DEPTH`: :func:`vectorized_fields`).
     width : int, optional
         The network's width n: adds :attr:`DNTKCurves.dntk` and :attr:`DNTKCurves.ddntk`.
 
@@ -460,24 +558,33 @@ def dntk_curves(arch="mlp", activation=None, weight_var=1.0, bias_var=0.0, depth
     >>> c.exponents["dntk"] > 0.95, float(c.dntk_coefficient[-1] / 200) < -0.19  # → −l/5
     (True, True)
     """
-    from critheory.theory.ntk.depth import MAX_DEPTH_FINITE, network_maps, ntk_curves
+    from critheory.theory.ntk.depth import MAX_DEPTH, network_maps, ntk_curves
 
     d = int(depth)
-    if d > MAX_DEPTH_FINITE:
-        raise InvalidArgumentError(f"depth {d} is beyond the {MAX_DEPTH_FINITE} layers of the "
-                                   "dNTK recursion (iterated layer by layer)")
+    if d > MAX_DEPTH:
+        raise InvalidArgumentError(f"depth {d} is beyond the {MAX_DEPTH} layers of the dNTK "
+                                   "recursion")
     maps = network_maps(arch, activation, mu)
     check_network(maps.network)
+    # deep: the 1/n NTK fields F, B per layer come with the curves (verified tables), and the
+    # dNTK goes through one vectorized fold (vectorized_fields)
     c = ntk_curves(maps, None, weight_var, bias_var, depth, lambda_b=lambda_b,
-                   lambda_w=lambda_w, scaling=scaling, q0=q0)
+                   lambda_w=lambda_w, scaling=scaling, q0=q0,
+                   width=1 if d > VECTORIZED_DEPTH else None)
     return curves_at_rates(maps.network, weight_var, bias_var, c.lambda_b, c.lambda_w, q0,
-                           width)
+                           width, curves=c)
 
 
 def curves_at_rates(net, weight_var: float, bias_var: float, lambda_b, lambda_w,
-                    q0: float = 1.0, width: int | None = None) -> DNTKCurves:
+                    q0: float = 1.0, width: int | None = None, curves=None) -> DNTKCurves:
     """:class:`DNTKCurves` of ``net`` under given per-layer rates (arrays of length L, e.g.
     an :class:`~critheory.theory.ntk.depth.NTKCurves`' ``lambda_b``, ``lambda_w``).
+
+    Deeper than :data:`VECTORIZED_DEPTH` layers, ``curves`` (those
+    :class:`~critheory.theory.ntk.depth.NTKCurves` computed with a width, so that they carry
+    the 1/n fields) give the route of :func:`vectorized_fields`; otherwise the fields are folded
+    layer by layer (:func:`dntk_fields`, at most
+    :data:`critheory.theory.ntk.depth.MAX_DEPTH_FINITE` layers).
 
     >>> import numpy as np
     >>> from critheory.blocks.registry import network
@@ -485,7 +592,19 @@ def curves_at_rates(net, weight_var: float, bias_var: float, lambda_b, lambda_w,
     >>> c.P.tolist(), c.R.tolist()                # P^L = λ_W q0 θ (L³ − L)/3, R = 0
     ([0.0, 2.0, 8.0], [0.0, 0.0, 0.0])
     """
-    f = dntk_fields(net, float(weight_var), float(bias_var), lambda_b, lambda_w, q0)
+    from critheory.theory.ntk.depth import MAX_DEPTH_FINITE
+
+    L = int(np.size(lambda_b))
+    if L > VECTORIZED_DEPTH and curves is not None and curves.finite is not None:
+        f = vectorized_fields(net, float(weight_var), float(bias_var), curves.kernel,
+                              curves.ntk, curves.finite["F"], curves.finite["B"], lambda_b,
+                              lambda_w)
+    elif L > MAX_DEPTH_FINITE:
+        raise InvalidArgumentError(
+            f"depth {L} is beyond the {MAX_DEPTH_FINITE} layers of the dNTK recursion layer by "
+            "layer: give the NTK curves with a width (curves=) for the vectorized route")
+    else:
+        f = dntk_fields(net, float(weight_var), float(bias_var), lambda_b, lambda_w, q0)
     depths = np.arange(1, np.size(lambda_b) + 1)
     defined = ddntk_defined(net.activation)
     note = "" if defined else ddntk_refusal(net.activation)

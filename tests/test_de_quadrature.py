@@ -236,3 +236,54 @@ def test_pointwise_noise_callable():
                                  noise=lambda x: np.full(np.shape(x), 1e-10))
     assert ok.all()
     assert np.allclose(err, 1e-10, rtol=1e-6)
+
+
+# --------------------------------------------------------------- the uniform trapezoidal rule
+# issue 32: a formula that oscillates across a wide Gaussian (tanh(sin x) at K >= 3) failed
+# the sinh rule (its nodes spread as τ|h|) and went to the composite Gauss–Legendre rule, whose
+# cost grows with the window; the plain trapezoidal rule with shared nodes takes those entries.
+_OSC = ["tanh(sin(x))", "sin(erf(sin(x + 0.3)))", "x*tanh(cos(x))", "cos(3*x)*exp(-x**2/50)",
+        "sin(0.561*x)**3 + 0.2*x"]
+
+
+def _mp_ref(formula: str, g: str, K: float) -> float:
+    return float(expect(formula, g, K, method="mpmath", dps=30).value)
+
+
+@pytest.mark.parametrize("formula", _OSC)
+def test_uniform_rule_bounds_its_error(formula):
+    """The rule alone (every entry it accepts), against 30-digit mpmath references: the
+    reported error bounds the true one."""
+    from critheory.expectations import de_quadrature as DQ
+
+    act = Activation.get(formula)
+    sd = np.array([1.0, 1.7, 3.0, 5.5, 10.0])
+    for g in ("phi2", "dphi2", "phi"):
+        f = integrand(act, g).numpy
+        v, e, ok = DQ._uniform(f, np.zeros(sd.size), sd, 1e-13, False)
+        assert ok[sd >= 3.0].all(), (formula, g, ok)
+        for s, val, err in zip(sd[ok], v[ok], e[ok]):
+            ref = _mp_ref(formula, g, s * s)
+            assert abs(val - ref) <= err + 1e-300, (formula, g, s, val, ref, err)
+
+
+def test_uniform_rule_refuses_a_kink_it_cannot_see():
+    """A kink not declared (|x| written as sqrt(x²) is smooth to sympy but not analytic):
+    the levels disagree at every step down to the finest, so the rule does not accept — the
+    composite rule with its panels takes over."""
+    from critheory.expectations import de_quadrature as DQ
+
+    v, e, ok = DQ._uniform(lambda x: np.abs(np.sin(x)), np.zeros(2), np.array([3.0, 10.0]),
+                           1e-13, True)
+    assert not ok.any()
+
+
+def test_oscillating_composites_take_the_uniform_rule():
+    """tanh(sin x)² on a wide grid of K: every entry of the centred rules converges (no
+    composite Gauss–Legendre fallback), each within its error of mpmath at a few K."""
+    Ks = np.logspace(-4, 2, 25)
+    r = expect("tanh(sin(x))", "phi2", Ks)
+    assert set(r.methods.tolist()) == {"double_exponential"}
+    for i in (14, 20, 24):
+        ref = _mp_ref("tanh(sin(x))", "phi2", Ks[i])
+        assert abs(r.value[i] - ref) <= r.error[i]

@@ -61,6 +61,10 @@ _CONDITIONED = re.compile(
 _IGNORED = {"elapsed", "critheory_version"}
 #: how far an error estimate may move from the frozen one (either way)
 ERROR_FACTOR = 10.0
+#: error estimates below one ulp of their value (both below ROUNDING·|value|: one machine's
+#: 1.5e-17 on a χ of 0.70 where another's sum of the same terms cancels to 0.0, found on this
+#: session's machine) are the same estimate, zero to rounding: no factor applies to them
+ROUNDING = 2.0 ** -52
 #: per-layer lists of the depth command, compared at l * RTOL at layer l (1-based)
 _DEPTH_CURVES = re.compile(r"^\.(apjn|kernel|chi_jacobian|correlation|chi_parallel|chi_perp)$")
 _NUM = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
@@ -145,7 +149,11 @@ def _error_diff(new: dict, old: dict, path: str) -> list[str]:
                            f"{old.get(vkey)!r} ± {old[k]!r}")
             continue
         e_new, e_old = abs(float(new[k])), abs(float(old[k]))
-        if not (e_old / ERROR_FACTOR <= e_new <= ERROR_FACTOR * e_old or e_new == e_old):
+        scale = max(abs(float(v)) for v in (new.get(vkey), old.get(vkey)) if _num(v)) \
+            if _num(new.get(vkey)) or _num(old.get(vkey)) else 0.0
+        at_rounding = max(e_new, e_old) <= ROUNDING * scale
+        if not (e_old / ERROR_FACTOR <= e_new <= ERROR_FACTOR * e_old or e_new == e_old
+                or at_rounding):
             bad.append(f"{path}.{k}: error estimate {e_new!r} not within a factor "
                        f"{ERROR_FACTOR:g} of the frozen {e_old!r}")
         if _num(old.get(vkey)) and _num(new.get(vkey)):
@@ -233,6 +241,9 @@ def test_diff_sees_changes():
     assert diff({"kernel": [1.0, 2.0, 3.0], "kernel_error": [1e-3, 1e-3, 1e-3]}, old)
     assert diff({"kernel": [1.0, 2.0], "kernel_error": [1e-3, 1e-3]}, old)
     assert diff({"kernel": [1.0, 2.0, None], "kernel_error": [1e-3, 1e-1, None]}, old)
+    # an estimate at the rounding of its value: 0.0 and 1.5e-17 on a value of 0.7 are alike
+    assert diff({"value": 0.7, "error": 0.0}, {"value": 0.7, "error": 1.5e-17}) == []
+    assert diff({"value": 0.7, "error": 1e-12}, {"value": 0.7, "error": 1.5e-17})
     # dicts of error estimates: each within a factor, their keys and shape unchanged
     est = {"errors": {"rho_mean": 1.7e-5, "quantiles": {"0.5": 2e-5}}, "rho_errors": [1e-4]}
     assert diff({"errors": {"rho_mean": 1.7e-5 * (1 + 1e-9), "quantiles": {"0.5": 5e-5}},

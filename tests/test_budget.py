@@ -143,3 +143,17 @@ def test_a_tiny_inner_budget_never_expires_the_outer_one():
     for _ in range(300):
         ok, inner = budget.within(lambda: budget.within(lambda: sum(range(2000)), 1e-7), 5.0)
         assert ok and inner[0] in (True, False)
+
+
+def test_taylor_coefficients_stay_exact_without_simplify(monkeypatch):
+    """sympy's simplify of φ^{(4)}(0) ran for minutes on gelu_tanh(100x + 0.3)·tanh(...):
+    under a budget; an unsimplified coefficient is still exact, so the universality class and
+    its exponents are those of the simplified ones (a1 = -97/50 for tanh(x) + x³/100)."""
+    import critheory as ct
+    from critheory.activation import symbolic
+
+    monkeypatch.setattr(symbolic, "TAYLOR_SECONDS", 1e-6)
+    a = symbolic.Activation.from_string("tanh(1.0*x) + x**3/100")
+    assert a.taylor.available and a.taylor_float[1] == (True, False, True, False, True)
+    u = ct.universality(ct.architecture("mlp", a))
+    assert u.kind.value == "K*=0" and str(u.a1) == "-97/50"

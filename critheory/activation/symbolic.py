@@ -88,6 +88,9 @@ _FORMULA_CACHE: dict = {}
 #: evaluators; each symbolic step has its own smaller budget and a numeric fallback): beyond it
 #: the formula is refused in one line instead of running for minutes (issue 31).
 VALIDATE_SECONDS = 30.0
+#: Wall-clock seconds for simplifying the exact Taylor coefficients of a new formula at 0 (beyond
+#: them a coefficient is kept exact as written, unsimplified)
+TAYLOR_SECONDS = 5.0
 
 
 class Activation:
@@ -393,6 +396,14 @@ class Activation:
             return z.taylor()
         if any(abs(b) == 0.0 for b in self.breakpoints):
             return TaylorInfo(None, "phi is not smooth at x = 0 (kink)")
+        import time
+
+        deadline = time.monotonic() + TAYLOR_SECONDS
+
+        def tidy(v):
+            return sp.nsimplify(sp.simplify(v)) if v.is_number and not v.is_Rational \
+                else sp.simplify(v)
+
         try:
             vals = []
             for p in range(5):
@@ -400,8 +411,12 @@ class Activation:
                 v = d.subs(ex.X, 0)
                 if v.has(sp.nan, sp.zoo) or not v.is_finite:
                     v = sp.limit(d, ex.X, 0)
-                v = sp.nsimplify(sp.simplify(v)) if v.is_number and not v.is_Rational else sp.simplify(v)
-                vals.append(v)
+                # sympy's simplify of the fourth derivative of a nested formula can run for
+                # minutes (gelu_tanh(100x + 0.3)·tanh(gelu_tanh(100x + 0.3)): > 150 s, issue
+                # 31): under a budget, beyond which the value stays exact as written
+                left = deadline - time.monotonic()
+                done, tv = within(lambda: tidy(v), left) if left > 0 else (False, None)
+                vals.append(tv if done else v)
         except Exception as exc:  # pragma: no cover - sympy failure
             return TaylorInfo(None, f"sympy could not expand phi at 0 ({exc})")
         return TaylorInfo(tuple(vals))
@@ -424,7 +439,8 @@ class Activation:
         t = self.taylor
         if not t.available:
             return None
-        return (tuple(float(d) for d in t.derivatives), tuple(bool(d == 0) for d in t.derivatives))
+        return (tuple(float(d) for d in t.derivatives),
+                tuple(bool(d == 0 or d.is_zero is True) for d in t.derivatives))
 
     @cached_property
     def parity(self) -> str:

@@ -42,10 +42,15 @@ import numpy as np
 
 from critheory.errors import InvalidArgumentError
 
-__all__ = ["NLOShift", "mean_shift", "output_statistics", "MAX_NLO_STEPS"]
+__all__ = ["NLOShift", "mean_shift", "output_statistics", "MAX_NLO_STEPS", "MAX_NLO_WORK"]
 
 #: The most steps iterated (to ``steps`` or to convergence).
-MAX_NLO_STEPS = 200_000
+MAX_NLO_STEPS = 100_000
+#: Budget (estimated seconds) of the statistics' four-point expectations.
+MAX_NLO_WORK = 120.0
+# the dNTK/ddNTK fold's expectations per layer, in units of the several-input finite-width
+# theory's per-layer estimate (measured: tanh, 3 inputs, depth 3: ~10 s unloaded)
+_WORK_FACTOR = 30.0
 #: Convergence: the leading residual and the order-1/n state settle below this (relative).
 _TOL = 1e-13
 
@@ -142,6 +147,14 @@ def mean_shift(ntk, kernel, ntk_correction, ntk_cov, tau_z, omega, nu, targets, 
     if limit > MAX_NLO_STEPS:
         raise InvalidArgumentError(f"prediction_nlo iterates at most {MAX_NLO_STEPS} steps, "
                                    f"asked for {limit}")
+    if steps is None:
+        rho = float(np.max(np.abs(np.linalg.eigvals(ImA)))) if a else 0.0
+        need = 0 if rho == 0.0 else 2.0 * np.log(_TOL) / np.log(min(rho, 1.0 - 1e-300))
+        if not (rho < 1.0 and need <= MAX_NLO_STEPS):
+            raise InvalidArgumentError(
+                f"prediction_nlo: gradient descent at eta = {eta:g} does not converge within "
+                f"{MAX_NLO_STEPS} steps (a step far below the stable limit, or an "
+                "ill-conditioned training NTK): give the number of steps or a larger step")
     t = 0
     while t < limit:
         GKG = G @ KA @ G.T
@@ -196,9 +209,8 @@ def mean_shift(ntk, kernel, ntk_correction, ntk_cov, tau_z, omega, nu, targets, 
     else:
         if steps is None:
             raise InvalidArgumentError(
-                f"prediction_nlo: gradient descent at eta = {eta:g} does not converge within "
-                f"{MAX_NLO_STEPS} steps (a step far below the stable limit, or an "
-                "ill-conditioned training NTK): give --steps or a larger step")
+                f"prediction_nlo: the order-1/n state did not settle within {MAX_NLO_STEPS} "
+                f"steps at eta = {eta:g}: give the number of steps")
     tot = sum(m1[k] for k in names)
     return NLOShift(tot, m1, t)
 
@@ -227,6 +239,14 @@ def output_statistics(net, weight_var: float, bias_var: float, gram, depth: int,
     except InvalidArgumentError as exc:
         raise InvalidArgumentError(f"prediction_nlo: {exc}") from None
     act = net.activation
+    from critheory.theory.finitewidth.data import seconds_per_layer
+
+    est = (depth - 1) * _WORK_FACTOR * seconds_per_layer(act, m)
+    if est > MAX_NLO_WORK:
+        raise InvalidArgumentError(
+            f"prediction_nlo: {m} distinct inputs to depth {depth} need about {est:.3g} s of "
+            f"four-point expectations for {act.name}, beyond the budget {MAX_NLO_WORK:g} s: "
+            "use fewer inputs or layers")
     if not one.ddntk_defined(act):
         raise InvalidArgumentError(f"prediction_nlo needs the ddNTK, undefined for {act.name} "
                                    "(a kink)")

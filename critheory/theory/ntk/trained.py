@@ -32,7 +32,8 @@ iterated linear dynamics and trained ensembles).
 :mod:`critheory.theory.ntk.rules`) give ``K^L_ab``, ``Θ^L_ab`` for every pair of distinct
 inputs, so that any per-layer learning-rate schedule applies.
 
-Regime: infinite width (the finite-width corrections are of order L/n: PDLT ch. 11), the
+Regime: infinite width (the finite-width corrections are of order L/n: PDLT ch. 11; the
+mean's order-1/n shift, ``width=n``: :mod:`critheory.theory.ntk.trained_nlo`), the
 stable range ``η < 2/λ_max``; refused in one line: ``η`` outside it, a singular ``Θ_AA``
 (repeated or, for a positively homogeneous network, collinear training inputs).
 

@@ -96,6 +96,13 @@ class TrainedPrediction:
     weight_var, bias_var : float
     depth : int
     network : Network
+    width : int or None
+        The hidden width n of the order-1/n mean (None: infinite width only).
+    nlo_coefficient : ndarray (b,) or None
+        ``m1``: the ensemble mean at width n is ``mean + m1/n + O(1/n²)``
+        (:mod:`critheory.theory.ntk.trained_nlo`); :attr:`mean_nlo` is that sum.
+    nlo_terms : dict or None
+        ``m1`` by source: ``ntk_mean``, ``ntk_variance``, ``dntk``, ``ddntk``.
 
     Examples
     --------

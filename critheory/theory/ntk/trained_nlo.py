@@ -160,8 +160,9 @@ def mean_shift(ntk, kernel, ntk_correction, ntk_cov, tau_z, omega, nu, targets, 
         GKG = G @ KA @ G.T
         KGt = KA @ G.T
         aKG = ac @ KA @ G.T
-        # E[Q ε0_α(t)] for the two quadratic accumulators: [κ, μ, α]
-        def q_eps(Q):
+
+        def q_eps(Q, h=h, KGt=KGt):
+            """E[Q_κμ ε0_α(t)] of a quadratic accumulator, indexed [κ, μ, α]."""
             return (np.einsum("kmpq,pq->km", Q[0], KA)[..., None] * h
                     + np.einsum("kmp,pa->kma", Q[1], KGt) + Q[2][..., None] * h)
         src = {
@@ -226,7 +227,19 @@ def output_statistics(net, weight_var: float, bias_var: float, gram, depth: int,
     ------
     InvalidArgumentError
         What :func:`critheory.theory.ntk.dntk_data.check_network` refuses (a non-smooth
-        activation on several inputs, blocks without rules), an activation without ddNTK.
+        activation on several inputs, blocks without rules), an activation without ddNTK, a
+        problem beyond :data:`MAX_NLO_WORK`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from critheory.blocks.registry import network
+    >>> st = output_statistics(network("mlp", "linear"), 1.0, 0.0, np.eye(2), 2, np.ones(2),
+    ...                        np.ones(2))
+    >>> sorted(st), st["tau_z"].shape
+    (['kernel', 'ntk', 'ntk_correction', 'ntk_cov', 'nu', 'omega', 'tau_z'], (2, 2, 2, 2))
+    >>> float(st["ntk"][0, 0])          # Θ² = λ_b + λ_W K¹ + σ_w² Θ¹ = 1 + 1 + 2 (q = 1)
+    4.0
     """
     from critheory.theory.fold import Ctx
     from critheory.theory.ntk import dntk as one

@@ -171,6 +171,12 @@ def _print(out: dict, act, arch, args) -> None:
         if cmp:
             row += f" {cmp['mean_z'][i]:>7.2f} {cmp['cov_z'][i][i]:>7.2f}"
         print(row)
+    if out.get("prediction_nlo") is not None:
+        vals = ", ".join(f"{v:.8g}" for v in out["prediction_nlo"])
+        print(f"mean to order 1/n at width {args.width} (L/n = {out['depth_to_width']:.3g}): "
+              f"{vals}")
+    elif out.get("prediction_nlo_note"):
+        print(f"no order-1/n mean: {out['prediction_nlo_note']}")
     if sim:
         print(f"simulation: {sim['networks']} networks of width {args.width}, "
               f"{sim['steps_run']} steps, converged: {out['converged']} "

@@ -189,3 +189,26 @@ def test_cli_json(capsys):
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["prediction_nlo"] is None and "smooth activation" in out["prediction_nlo_note"]
+
+
+@pytest.mark.parametrize("act, L", [("linear", 3),
+                                    pytest.param("tanh", 2, marks=pytest.mark.slow)])
+def test_one_neuron_statistics_match_the_dntk_tensors(act, L):
+    """The output neuron's ``n E[dĤ_{δ0δ1δ2} z_δ3]`` built from X, Y here equals the dNTK room's
+    ``P + Q + Q`` (every Kronecker pattern with one neuron: ``P_{0123} + Q_{0123} + Q_{0213}``),
+    and its ``n E[∂²_{g g}Θ̂]`` at one input the room's ``2(3R + S + T + U)`` (tanh: ~40 s,
+    slow-marked)."""
+    from critheory.theory.ntk.dntk_data import dntk_data_statistics
+
+    x = np.array([[1.0, 0.3], [-0.4, 1.0], [0.7, 0.6]])
+    st = _stats(act, 1.0, 0.1, x, L)
+    d = dntk_data_statistics("mlp", act, 1.0, 0.1, x, depth=L)
+    Tz = st["tau_z"]
+    P, Q = d.P[-1], d.Q[-1]
+    assert np.max(np.abs(P)) > 0.1
+    np.testing.assert_allclose(Tz + Tz.transpose(0, 2, 1, 3), P + Q + Q.transpose(0, 2, 1, 3),
+                               rtol=1e-12, atol=1e-12)
+    i = (0, 0, 0, 0)
+    h2 = 2 * st["omega"][i] + 2 * st["nu"][i]
+    assert h2 == pytest.approx(2 * (3 * d.R[-1][i] + d.S[-1][i] + d.T[-1][i] + d.U[-1][i]),
+                               rel=1e-12)

@@ -24,6 +24,15 @@ JSON output:
 ``kernel``, ``ntk``         K^L and Θ^L on all inputs
 ``eta``, ``eta_max``, ``steps``  the step used, 2/λ_max(Θ_AA), the steps (null: convergence)
 ``train``, ``test``         the indices of the training and test inputs
+with ``--width N``:
+``prediction_nlo``          the ensemble mean at width N to order 1/N, ``prediction_kernel +
+                            m1/N`` (PDLT ch. ∞; :mod:`critheory.theory.ntk.trained_nlo`: the
+                            NTK's mean shift and variance, the dNTK and the ddNTK, at this η
+                            and number of steps); null with ``prediction_nlo_note`` (one line)
+                            where it is not defined: a kinked activation (ReLU), N <= L
+``prediction_nlo_coefficient``, ``prediction_nlo_terms``  ``m1``, and ``m1`` by source
+                            (``ntk_mean``, ``ntk_variance``, ``dntk``, ``ddntk``)
+``depth_to_width``          L/N (the expansion needs L/N << 1)
 with ``--simulate``:
 ``measured_prediction_mean``, ``measured_prediction_stderr``  over ``--seeds`` trained networks
 ``measured_prediction_cov``, ``measured_prediction_cov_stderr``
@@ -92,6 +101,16 @@ def _cmd_train(args) -> int:
     out["eta"] = eta
     if args.width is not None:
         out["width"] = args.width
+        try:
+            q = trained_prediction(arch, args.weight_var, args.bias_var, x, y, args.depth,
+                                   eta=eta, steps=args.steps, width=args.width, **kw)
+        except InvalidArgumentError as exc:
+            out["prediction_nlo_note"] = str(exc)
+        else:
+            d = q.to_dict()
+            for k in ("prediction_nlo", "prediction_nlo_coefficient", "prediction_nlo_terms",
+                      "depth_to_width"):
+                out[k] = d[k]
     if args.simulate:
         from critheory.simulation.train import DEFAULT_TOL, train_ensemble
         from critheory.validation.train import compare_trained
@@ -152,6 +171,12 @@ def _print(out: dict, act, arch, args) -> None:
         if cmp:
             row += f" {cmp['mean_z'][i]:>7.2f} {cmp['cov_z'][i][i]:>7.2f}"
         print(row)
+    if out.get("prediction_nlo") is not None:
+        vals = ", ".join(f"{v:.8g}" for v in out["prediction_nlo"])
+        print(f"mean to order 1/n at width {args.width} (L/n = {out['depth_to_width']:.3g}): "
+              f"{vals}")
+    elif out.get("prediction_nlo_note"):
+        print(f"no order-1/n mean: {out['prediction_nlo_note']}")
     if sim:
         print(f"simulation: {sim['networks']} networks of width {args.width}, "
               f"{sim['steps_run']} steps, converged: {out['converged']} "

@@ -32,7 +32,8 @@ iterated linear dynamics and trained ensembles).
 :mod:`critheory.theory.ntk.rules`) give ``K^L_ab``, ``Θ^L_ab`` for every pair of distinct
 inputs, so that any per-layer learning-rate schedule applies.
 
-Regime: infinite width (the finite-width corrections are of order L/n: PDLT ch. 11), the
+Regime: infinite width (the finite-width corrections are of order L/n: PDLT ch. 11; the
+mean's order-1/n shift, ``width=n``: :mod:`critheory.theory.ntk.trained_nlo`), the
 stable range ``η < 2/λ_max``; refused in one line: ``η`` outside it, a singular ``Θ_AA``
 (repeated or, for a positively homogeneous network, collinear training inputs).
 
@@ -95,6 +96,13 @@ class TrainedPrediction:
     weight_var, bias_var : float
     depth : int
     network : Network
+    width : int or None
+        The hidden width n of the order-1/n mean (None: infinite width only).
+    nlo_coefficient : ndarray (b,) or None
+        ``m1``: the ensemble mean at width n is ``mean + m1/n + O(1/n²)``
+        (:mod:`critheory.theory.ntk.trained_nlo`); :attr:`mean_nlo` is that sum.
+    nlo_terms : dict or None
+        ``m1`` by source: ``ntk_mean``, ``ntk_variance``, ``dntk``, ``ddntk``.
 
     Examples
     --------
@@ -126,6 +134,20 @@ class TrainedPrediction:
     depth: int
     #: the network (the one block description; not in ``to_dict``)
     network: object = None
+    #: the hidden width n of the order-1/n prediction (None: infinite width only)
+    width: int | None = None
+    #: ``m1`` on the test inputs: ``E[z_B] = mean + m1/n + O(1/n²)`` (None without ``width``)
+    nlo_coefficient: np.ndarray | None = None
+    #: ``m1`` split by source (``ntk_mean``, ``ntk_variance``, ``dntk``, ``ddntk``)
+    nlo_terms: dict | None = None
+
+    @property
+    def mean_nlo(self) -> np.ndarray | None:
+        """The ensemble mean at width n to order 1/n, ``mean + nlo_coefficient/width``
+        (:mod:`critheory.theory.ntk.trained_nlo`; None without ``width``)."""
+        if self.nlo_coefficient is None:
+            return None
+        return self.mean + self.nlo_coefficient / float(self.width)
 
     def __repr__(self) -> str:
         when = "convergence" if self.steps is None else f"{self.steps} steps of eta={self.eta:g}"
@@ -139,7 +161,9 @@ class TrainedPrediction:
 
     def to_dict(self) -> dict:
         """JSON-ready dict: ``prediction_kernel`` (the mean), ``prediction_variance`` (the
-        diagonal of the covariance), ``prediction_covariance`` and the kernels."""
+        diagonal of the covariance), ``prediction_covariance``, the kernels and, with a width,
+        ``prediction_nlo`` (the mean to order 1/n), ``prediction_nlo_coefficient`` (``m1``),
+        ``prediction_nlo_terms`` (``m1`` by source) and ``depth_to_width`` (L/n)."""
         return jsonable({
             "activation": self.activation, "arch": self.arch, "weight_var": self.weight_var,
             "bias_var": self.bias_var, "depth": self.depth, "inputs": self.inputs,
@@ -147,7 +171,11 @@ class TrainedPrediction:
             "lambda_b": self.lambda_b, "lambda_w": self.lambda_w, "eta": self.eta,
             "steps": self.steps, "eta_max": self.eta_max, "kernel": self.kernel,
             "ntk": self.ntk, "prediction_kernel": self.mean,
-            "prediction_variance": self.variance, "prediction_covariance": self.covariance})
+            "prediction_variance": self.variance, "prediction_covariance": self.covariance,
+            "width": self.width, "prediction_nlo": self.mean_nlo,
+            "prediction_nlo_coefficient": self.nlo_coefficient,
+            "prediction_nlo_terms": self.nlo_terms,
+            "depth_to_width": None if self.width is None else self.depth / self.width})
 
 
 def linear_response(ntk_ba, ntk_aa, eta: float | None = None, steps: int | None = None
@@ -194,7 +222,8 @@ def linear_response(ntk_ba, ntk_aa, eta: float | None = None, steps: int | None 
 
 def trained_prediction(arch, weight_var: float, bias_var: float, inputs, targets, depth: int,
                        *, lambda_b=1.0, lambda_w=1.0, eta: float | None = None,
-                       steps: int | None = None, activation=None) -> TrainedPrediction:
+                       steps: int | None = None, activation=None,
+                       width: int | None = None) -> TrainedPrediction:
     """The infinite-width ensemble of networks trained by full-batch gradient descent on MSE.
 
     Parameters
@@ -218,6 +247,10 @@ def trained_prediction(arch, weight_var: float, bias_var: float, inputs, targets
         Number of gradient-descent steps t (None: convergence, t → ∞).
     activation : str or Activation, optional
         With a registry name (default ``relu``).
+    width : int, optional
+        The hidden width n: adds the order-1/n mean ``mean_nlo``
+        (:mod:`critheory.theory.ntk.trained_nlo`; needs ``eta``, ``width > depth``, and a
+        network whose dNTK and ddNTK on several inputs have rules: a smooth activation).
 
     Returns
     -------
@@ -227,7 +260,9 @@ def trained_prediction(arch, weight_var: float, bias_var: float, inputs, targets
     ------
     InvalidArgumentError
         Bad arguments, a block without an NTK rule, a singular training NTK (repeated training
-        inputs), η outside the stable range.
+        inputs), η outside the stable range; with ``width``: no ``eta``, ``width <= depth``
+        (the 1/n expansion needs L ≪ n), a kinked activation (ReLU: the dNTK on several
+        inputs is not defined by these rules), no convergence within the step budget.
 
     Examples
     --------
@@ -251,6 +286,14 @@ def trained_prediction(arch, weight_var: float, bias_var: float, inputs, targets
     y = check_targets(targets, m)
     if steps is not None:
         steps = check_int("steps", steps, 0)
+    if width is not None:
+        width = check_int("width", width, 1)
+        if eta is None:
+            raise InvalidArgumentError("the order-1/n prediction needs the step eta (its 1/n "
+                                       "shift depends on it)")
+        if width <= L:
+            raise InvalidArgumentError(f"the order-1/n prediction needs depth << width (the "
+                                       f"expansion is in L/n), got L = {L}, n = {width}")
     lb = check_per_layer("lambda_b", lambda_b, L)
     lw = check_per_layer("lambda_w", lambda_w, L)
     # distinct inputs (equal rows give equal rows of K and Θ exactly)
@@ -300,6 +343,16 @@ def trained_prediction(arch, weight_var: float, bias_var: float, inputs, targets
     KBA = K[np.ix_(Bt, A)]
     cov = K[np.ix_(Bt, Bt)] - M @ KBA.T - KBA @ M.T + M @ K[np.ix_(A, A)] @ M.T
     cov = 0.5 * (cov + cov.T)
+    coef = terms = None
+    if width is not None:
+        from critheory.theory.ntk.trained_nlo import mean_shift, output_statistics
+
+        st = output_statistics(net, float(sw), float(sb), q, L, lb, lw)
+        st = {k: v[np.ix_(*([where] * v.ndim))] for k, v in st.items()}
+        sh = mean_shift(st["ntk"], st["kernel"], st["ntk_correction"], st["ntk_cov"],
+                        st["tau_z"], st["omega"], st["nu"], y, eta=eta, steps=steps)
+        coef = sh.coefficient[Bt]
+        terms = {k: v[Bt] for k, v in sh.terms.items()}
     return TrainedPrediction(mean, cov, K, T, M, None if eta is None else float(eta), steps,
                              eta_max, lb, lw, tuple(A), tuple(Bt), y, x, net.activation.name,
-                             maps.describe(), float(sw), float(sb), L, net)
+                             maps.describe(), float(sw), float(sb), L, net, width, coef, terms)

@@ -151,18 +151,24 @@ def every_point():
 
 # ---------------------------------------------------------------------- notebooks
 NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
+_spec = importlib.util.spec_from_file_location(
+    "refresh_notebooks", NOTEBOOKS.parent / "docs" / "refresh_notebooks.py")
+refresh_notebooks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(refresh_notebooks)
 
 
 @pytest.fixture
 def run_notebook():
-    """``run_notebook(name)``: execute the code cells of ``notebooks/<name>`` top to bottom in
-    one namespace (as a reader running all cells would) and return that namespace."""
+    """``run_notebook(name)``: execute ``notebooks/<name>`` top to bottom in a fresh Jupyter
+    kernel (nbclient + ipykernel, as a reader running all cells would) and return its global
+    names (``docs/refresh_notebooks.py``'s ``namespace``: the values that pickle, modules
+    re-imported)."""
     def run(name: str) -> dict:
-        path = NOTEBOOKS / name
-        nb = json.loads(path.read_text())
-        ns: dict = {}
-        for cell in nb["cells"]:
-            if cell["cell_type"] == "code":
-                exec(compile("".join(cell["source"]), str(path), "exec"), ns)  # noqa: S102
-        return ns
+        return refresh_notebooks.namespace(NOTEBOOKS / name)
     return run
+
+
+@pytest.fixture(scope="session")
+def notebook_tools():
+    """``docs/refresh_notebooks.py`` as a module (source hashes, the metadata key)."""
+    return refresh_notebooks

@@ -1,0 +1,134 @@
+"""Sphinx extension of critheory's docs: pages generated from the code at every build.
+
+* ``_generated/api.rst``: the API reference, one entry per name of ``critheory.__all__`` and
+  ``critheory.torch.__all__`` (autodoc reads the numpy-style docstrings), grouped by module;
+* ``_generated/cli.md``: the CLI reference, the ``--help`` of ``critheory`` and of every
+  sub-command as ``critheory.cli.main.build_parser`` prints them;
+* ``_generated/notebooks/*.ipynb``: copies of ``notebooks/`` (myst-nb renders their stored
+  outputs); links ``../notebooks/X.ipynb`` in the pages and ``../docs/X.md`` in the
+  notebooks are pointed at the rendered copies.
+
+Nothing here is committed (docs/_generated is ignored by git), so none of it can drift.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import pathlib
+import re
+
+DOCS = pathlib.Path(__file__).resolve().parents[1]
+ROOT = DOCS.parent
+OUT = DOCS / "_generated"
+CLI_COLUMNS = "100"
+
+
+def _section(title: str, char: str) -> str:
+    return f"{title}\n{char * len(title)}\n\n"
+
+
+def api_page() -> str:
+    import critheory
+    import critheory.torch
+
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for ns, names in (("critheory", critheory.__all__),
+                      ("critheory.torch", critheory.torch.__all__)):
+        mod = critheory if ns == "critheory" else critheory.torch
+        for name in names:
+            if name in ("__version__", "torch"):
+                continue
+            obj = getattr(mod, name)
+            where = getattr(obj, "__module__", None) or ns
+            where = ".".join(where.split(".")[:3]) if ns == "critheory" else ns
+            kind = "autoclass" if inspect.isclass(obj) else "autofunction"
+            groups.setdefault(where, []).append((f"{ns}.{name}", kind))
+    text = [_section("API reference", "="),
+            "Generated at each build from the docstrings of the public API: every name of "
+            "``critheory.__all__`` (``import critheory as ct``; ``ct.__version__`` is "
+            f"``{critheory.__version__}``) and of ``critheory.torch.__all__`` (needs "
+            "``critheory[torch]``), grouped by the module that defines it. Each docstring "
+            "carries a runnable example (pytest collects them as doctests).\n\n",
+            ".. autosummary::\n\n"]
+    for where in sorted(groups):
+        text += [f"   {qual}\n" for qual, _ in groups[where]]
+    text.append("\n")
+    for where in sorted(groups):
+        text.append(_section(f"``{where}``", "-"))
+        for qual, kind in groups[where]:
+            text.append(f".. {kind}:: {qual}\n")
+            if kind == "autoclass":
+                text.append("   :members:\n   :undoc-members: false\n")
+            text.append("\n")
+    return "".join(text)
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def cli_page() -> str:
+    from critheory.cli.main import build_parser
+
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = CLI_COLUMNS            # argparse wraps at the terminal's width
+    try:
+        parser = build_parser()
+        text = ["# Command-line reference\n\n",
+                "Generated at each build from the argument parser of `critheory` "
+                "(`critheory.cli.main.build_parser`): what `critheory --help` and "
+                "`critheory COMMAND --help` print. The commands and their outputs are described "
+                "in the [README](../index.md) and on the theory pages.\n\n",
+                "```text\n", parser.format_help(), "```\n\n"]
+        for name, sub in _subparsers(parser).items():
+            text += [f"## `critheory {name}`\n\n", "```text\n", sub.format_help(), "```\n\n"]
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
+    return "".join(text)
+
+
+def _write(path: pathlib.Path, text: str) -> None:
+    # rewrite only on change: Sphinx then rebuilds only what changed
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def generate(app) -> None:
+    OUT.mkdir(exist_ok=True)
+    _write(OUT / "api.rst", api_page())
+    _write(OUT / "cli.md", cli_page())
+    nbdir = OUT / "notebooks"
+    nbdir.mkdir(exist_ok=True)
+    keep = set()
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        keep.add(nb.name)
+        # links to ../docs/X.md (right on GitHub) point at the pages, two folders up
+        text = nb.read_text().replace("](../docs/", "](../../")
+        _write(nbdir / nb.name, text)
+    for old in nbdir.glob("*.ipynb"):
+        if old.name not in keep:
+            old.unlink()
+
+
+_NOTEBOOK_LINK = re.compile(r"\]\(\.\./notebooks/([\w.-]+\.ipynb)\)")
+
+
+def relink(app, docname: str, source: list[str]) -> None:
+    """Links from a page in docs/ to ``../notebooks/X.ipynb`` (right on GitHub) point at the
+    rendered copy in the site, and those to ``../benchmarks/README.md`` at its page."""
+    if "/" not in docname:
+        text = _NOTEBOOK_LINK.sub(r"](_generated/notebooks/\1)", source[0])
+        source[0] = text.replace("](../benchmarks/README.md)", "](benchmarks.md)")
+
+
+def setup(app):
+    app.connect("builder-inited", generate)
+    app.connect("source-read", relink)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,45 @@
+"""The documentation's own tools: the internal link check of the built site
+(docs/check_links.py) and the CLI reference generated from the argument parser."""
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
+
+
+def _load(name: str, path: pathlib.Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+check_links = _load("check_links", DOCS / "check_links.py")
+critheory_docs = _load("critheory_docs", DOCS / "_ext" / "critheory_docs.py")
+
+
+def test_broken_links_found(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "index.html").write_text(
+        '<a href="sub/page.html#there">ok</a> <a href="missing.html">no file</a>'
+        '<a href="sub/page.html#nowhere">no anchor</a> <a href="https://x.org/y">external</a>'
+        '<img src="img.png"> <a href="#top">self</a><h1 id="top">t</h1>')
+    (tmp_path / "sub" / "page.html").write_text('<h2 id="there">x</h2><a href="../index.html">up</a>')
+    bad = check_links.broken_links(tmp_path)
+    assert bad == ["index.html: img.png (no such file)",
+                   "index.html: missing.html (no such file)",
+                   "index.html: sub/page.html#nowhere (no anchor #nowhere)"]
+    (tmp_path / "img.png").write_bytes(b"")
+    assert len(check_links.broken_links(tmp_path)) == 2
+
+
+def test_cli_reference_lists_every_command():
+    from critheory.cli.main import build_parser
+
+    page = critheory_docs.cli_page()
+    commands = critheory_docs._subparsers(build_parser())
+    assert len(commands) >= 15
+    for name in commands:
+        assert f"## `critheory {name}`" in page
+    assert "--version" in page and "--weight-var" in page

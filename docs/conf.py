@@ -64,6 +64,8 @@ autodoc_typehints = "description"
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": False}
 autosummary_generate = False
+# critheory.torch documented without PyTorch installed (the [docs] extra does not install it)
+autodoc_mock_imports = ["torch"]
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"critheory {release}"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import os
 import pathlib
 import pickle
@@ -35,24 +36,49 @@ NOTEBOOKS = ROOT / "notebooks"
 KEY = "critheory"
 CELL_TIMEOUT = 600
 
-# Appended (to a copy) by `namespace`: the notebook's globals, pickled one by one into a file
-# (modules by name); values that do not pickle are left out.
-_DUMP = """\
-import pickle as _pickle, types as _types
-_dump = {{}}
-for _k, _v in list(globals().items()):
-    if _k.startswith("_") or _k in ("In", "Out", "get_ipython", "exit", "quit"):
-        continue
-    if isinstance(_v, _types.ModuleType):
-        _dump[_k] = ("module", _v.__name__)
-        continue
-    try:
-        _dump[_k] = ("value", _pickle.dumps(_v))
-    except Exception:
-        pass
-with open({path!r}, "wb") as _f:
-    _pickle.dump(_dump, _f)
-"""
+def kernel_dump(namespace: dict, path: str) -> None:
+    """Pickle a notebook's global names into ``path`` (run inside the kernel by ``namespace``:
+    its source is sent there, so it imports what it needs itself).
+
+    Modules go by name. A value that does not pickle (e.g. it holds an activation's compiled
+    closures) goes as a ``types.SimpleNamespace`` of its dataclass fields, recursively (three
+    levels), fields that still do not pickle left out; other such values are left out."""
+    import dataclasses
+    import pickle
+    import types
+
+    skip = object()
+
+    def portable(v, depth=0):
+        try:
+            pickle.dumps(v)
+            return v
+        except Exception:
+            pass
+        if depth < 3 and dataclasses.is_dataclass(v) and not isinstance(v, type):
+            fields = {f.name: portable(getattr(v, f.name), depth + 1)
+                      for f in dataclasses.fields(v)}
+            return types.SimpleNamespace(**{k: x for k, x in fields.items() if x is not skip})
+        if depth < 3 and isinstance(v, (list, tuple)):
+            items = [x for x in (portable(x, depth + 1) for x in v) if x is not skip]
+            return items if isinstance(v, list) else tuple(items)
+        if depth < 3 and isinstance(v, dict):
+            items = {k: portable(x, depth + 1) for k, x in v.items()}
+            return {k: x for k, x in items.items() if x is not skip}
+        return skip
+
+    out = {}
+    for k, v in list(namespace.items()):
+        if k.startswith("_") or k in ("In", "Out", "get_ipython", "exit", "quit"):
+            continue
+        if isinstance(v, types.ModuleType):
+            out[k] = ("module", v.__name__)
+            continue
+        v = portable(v)
+        if v is not skip:
+            out[k] = ("value", pickle.dumps(v))
+    with open(path, "wb") as f:
+        pickle.dump(out, f)
 
 
 def source_hash(source: str) -> str:
@@ -70,12 +96,13 @@ def execute(nb: nbformat.NotebookNode, cwd: pathlib.Path) -> nbformat.NotebookNo
 
 def namespace(path: pathlib.Path) -> dict:
     """Execute the notebook at ``path`` in a kernel and return its global names: what a reader
-    who ran all cells has (values that pickle; modules re-imported here)."""
+    who ran all cells has (as :func:`kernel_dump` carries them out; modules re-imported)."""
     nb = nbformat.read(path, as_version=4)
     fd, dump = tempfile.mkstemp(suffix=".pkl")
     os.close(fd)
     try:
-        nb.cells.append(nbformat.v4.new_code_cell(_DUMP.format(path=dump)))
+        nb.cells.append(nbformat.v4.new_code_cell(
+            inspect.getsource(kernel_dump) + f"\nkernel_dump(globals(), {dump!r})\n"))
         execute(nb, path.parent)
         raw = pickle.loads(pathlib.Path(dump).read_bytes())
     finally:

@@ -43,3 +43,27 @@ def test_cli_reference_lists_every_command():
     for name in commands:
         assert f"## `critheory {name}`" in page
     assert "--version" in page and "--weight-var" in page
+
+
+def test_kernel_dump_keeps_fields_of_values_that_do_not_pickle(tmp_path, notebook_tools):
+    import dataclasses
+    import pickle
+
+    import numpy as np
+
+    @dataclasses.dataclass(frozen=True)
+    class Holder:                     # a local class: pickles neither itself nor by reference
+        phase: str
+        apjn: np.ndarray
+        f: object
+
+    ns = {"np": np, "x": 3.5, "h": Holder("critical", np.ones(3), lambda: 0),
+          "hs": [Holder("ordered", np.zeros(2), None)], "_private": 1, "g": lambda: 1}
+    path = tmp_path / "dump.pkl"
+    notebook_tools.kernel_dump(ns, str(path))
+    raw = pickle.loads(path.read_bytes())
+    assert set(raw) == {"np", "x", "h", "hs"}
+    assert raw["np"] == ("module", "numpy") and pickle.loads(raw["x"][1]) == 3.5
+    h = pickle.loads(raw["h"][1])
+    assert h.phase == "critical" and np.all(h.apjn == 1) and not hasattr(h, "f")
+    assert pickle.loads(raw["hs"][1])[0].phase == "ordered"

@@ -67,3 +67,23 @@ def test_kernel_dump_keeps_fields_of_values_that_do_not_pickle(tmp_path, noteboo
     h = pickle.loads(raw["h"][1])
     assert h.phase == "critical" and np.all(h.apjn == 1) and not hasattr(h, "f")
     assert pickle.loads(raw["hs"][1])[0].phase == "ordered"
+
+
+def test_gallery_claims_every_figure(tmp_path):
+    script = tmp_path / "make_x_figures.py"
+    script.write_text('"""Doc."""\nsave(fig, OUT / "a_b.png")\nfor k in ks:\n'
+                      '    save(fig, OUT / f"phase_{k}_{j}.png")\nprint(OUT.glob("x_*.png"))\n')
+    pats = critheory_docs.figure_patterns(script)
+    names = ["a_b.png", "phase_mlp_tanh.png", "x_1.png", "phase.png", "za_b.png"]
+    assert [n for n in names if any(p.fullmatch(n) for p in pats)] == \
+        ["a_b.png", "phase_mlp_tanh.png"]
+    warnings = []
+
+    class Log:
+        def warning(self, msg):
+            warnings.append(msg)
+
+    page = critheory_docs.gallery_page(Log())
+    assert warnings == [], warnings                     # every committed figure has a script
+    for png in (DOCS / "figures").glob("*.png"):
+        assert f"![{png.name}](../figures/{png.name})" in page

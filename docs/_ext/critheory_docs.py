@@ -4,6 +4,8 @@
   ``critheory.torch.__all__`` (autodoc reads the numpy-style docstrings), grouped by module;
 * ``_generated/cli.md``: the CLI reference, the ``--help`` of ``critheory`` and of every
   sub-command as ``critheory.cli.main.build_parser`` prints them;
+* ``_generated/gallery.md``: every figure of docs/figures under the script that makes it, with
+  its command and code (a figure no script writes fails the build under ``-W``);
 * ``_generated/notebooks/*.ipynb``: copies of ``notebooks/`` (myst-nb renders their stored
   outputs); links ``../notebooks/X.ipynb`` in the pages and ``../docs/X.md`` in the
   notebooks are pointed at the rendered copies.
@@ -13,6 +15,7 @@ Nothing here is committed (docs/_generated is ignored by git), so none of it can
 from __future__ import annotations
 
 import argparse
+import ast
 import inspect
 import os
 import pathlib
@@ -104,6 +107,56 @@ def cli_page() -> str:
     return "".join(text)
 
 
+def figure_patterns(script: pathlib.Path) -> list[re.Pattern]:
+    """The PNG names a docs script writes: its string literals ending in ``.png`` (an f-string's
+    fields match any name part)."""
+    out = []
+    for node in ast.walk(ast.parse(script.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+            if text.endswith(".png") and "*" not in text and " " not in text:
+                out.append(re.compile(re.escape(text)))
+        elif isinstance(node, ast.JoinedStr):
+            parts = [re.escape(v.value) if isinstance(v, ast.Constant) else "[^/]+"
+                     for v in node.values]
+            if parts and isinstance(node.values[-1], ast.Constant) and \
+                    node.values[-1].value.endswith(".png"):
+                out.append(re.compile("".join(parts)))
+    return out
+
+
+def gallery_page(logger=None) -> str:
+    """Every figure of docs/figures under the script that makes it, with the command and the
+    script's code; a figure no script writes is reported (a warning: -W fails the build)."""
+    figures = sorted(p.name for p in (DOCS / "figures").glob("*.png"))
+    pages = {p.stem: p.read_text() for p in sorted(DOCS.glob("*.md"))}
+    claimed: set[str] = set()
+    text = ["# Gallery\n\n",
+            "The figures of these pages, each under the script in `docs/` that makes it (the "
+            "library calls in the script's code below). `python docs/make_X.py` regenerates "
+            "a script's figures from the repository root; the build shows the committed PNGs "
+            "(the scripts take minutes: they are not run at build time).\n\n"]
+    for script in sorted(DOCS.glob("make_*figures.py")):
+        pats = figure_patterns(script)
+        mine = [f for f in figures if any(p.fullmatch(f) for p in pats)]
+        claimed.update(mine)
+        doc = (ast.get_docstring(ast.parse(script.read_text())) or "").split("\n\n")[0]
+        text += [f"## `{script.name}`\n\n", doc.replace("\n", " ") + "\n\n",
+                 f"```bash\npython docs/{script.name}\n```\n\n"]
+        for f in mine:
+            used = [f"[{name}](../{name}.md)" for name, src in pages.items()
+                    if re.search(r"(?<![\w.-])" + re.escape(f), src)]
+            where = f" (on {', '.join(used)})" if used else ""
+            text += [f"### {f}\n\n", f"![{f}](../figures/{f})\n\n",
+                     f"`docs/figures/{f}`{where}\n\n"]
+        text += [f"### The code of `{script.name}`\n\n",
+                 f"```{{literalinclude}} ../{script.name}\n:language: python\n```\n\n"]
+    orphans = [f for f in figures if f not in claimed]
+    if orphans and logger is not None:
+        logger.warning(f"docs/figures: no docs/make_*figures.py writes {', '.join(orphans)}")
+    return "".join(text)
+
+
 def _write(path: pathlib.Path, text: str) -> None:
     # rewrite only on change: Sphinx then rebuilds only what changed
     if not path.exists() or path.read_text() != text:
@@ -114,6 +167,9 @@ def generate(app) -> None:
     OUT.mkdir(exist_ok=True)
     _write(OUT / "api.rst", api_page())
     _write(OUT / "cli.md", cli_page())
+    from sphinx.util import logging
+
+    _write(OUT / "gallery.md", gallery_page(logging.getLogger(__name__)))
     nbdir = OUT / "notebooks"
     nbdir.mkdir(exist_ok=True)
     keep = set()

@@ -94,8 +94,8 @@ def cli_page() -> str:
         text = ["# Command-line reference\n\n",
                 "Generated at each build from the argument parser of `critheory` "
                 "(`critheory.cli.main.build_parser`): what `critheory --help` and "
-                "`critheory COMMAND --help` print. The commands and their outputs are described "
-                "in the [README](../index.md) and on the theory pages.\n\n",
+                "`critheory COMMAND --help` print. What the commands compute is described on the "
+                "theory pages ([MLP](../mlp.md) first); their JSON keys in the README.\n\n",
                 "```text\n", parser.format_help(), "```\n\n"]
         for name, sub in _subparsers(parser).items():
             text += [f"## `critheory {name}`\n\n", "```text\n", sub.format_help(), "```\n\n"]

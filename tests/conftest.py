@@ -3,6 +3,7 @@ per-point failure reports and hypothesis settings."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -151,24 +152,30 @@ def every_point():
 
 # ---------------------------------------------------------------------- notebooks
 NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
-_spec = importlib.util.spec_from_file_location(
-    "refresh_notebooks", NOTEBOOKS.parent / "docs" / "refresh_notebooks.py")
-refresh_notebooks = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(refresh_notebooks)
+
+
+@functools.lru_cache(maxsize=None)
+def _refresh_notebooks():
+    """``docs/refresh_notebooks.py`` as a module (loaded on first use: it needs nbclient)."""
+    spec = importlib.util.spec_from_file_location(
+        "refresh_notebooks", NOTEBOOKS.parent / "docs" / "refresh_notebooks.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture
 def run_notebook():
     """``run_notebook(name)``: execute ``notebooks/<name>`` top to bottom in a fresh Jupyter
     kernel (nbclient + ipykernel, as a reader running all cells would) and return its global
-    names (``docs/refresh_notebooks.py``'s ``namespace``: the values that pickle, modules
-    re-imported)."""
+    names (``docs/refresh_notebooks.py``'s ``namespace``: values pickled in the kernel, a
+    dataclass that does not pickle as its fields, modules re-imported)."""
     def run(name: str) -> dict:
-        return refresh_notebooks.namespace(NOTEBOOKS / name)
+        return _refresh_notebooks().namespace(NOTEBOOKS / name)
     return run
 
 
 @pytest.fixture(scope="session")
 def notebook_tools():
     """``docs/refresh_notebooks.py`` as a module (source hashes, the metadata key)."""
-    return refresh_notebooks
+    return _refresh_notebooks()

@@ -3,6 +3,7 @@ per-point failure reports and hypothesis settings."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -153,16 +154,28 @@ def every_point():
 NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
 
 
+@functools.lru_cache(maxsize=None)
+def _refresh_notebooks():
+    """``docs/refresh_notebooks.py`` as a module (loaded on first use: it needs nbclient)."""
+    spec = importlib.util.spec_from_file_location(
+        "refresh_notebooks", NOTEBOOKS.parent / "docs" / "refresh_notebooks.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.fixture
 def run_notebook():
-    """``run_notebook(name)``: execute the code cells of ``notebooks/<name>`` top to bottom in
-    one namespace (as a reader running all cells would) and return that namespace."""
+    """``run_notebook(name)``: execute ``notebooks/<name>`` top to bottom in a fresh Jupyter
+    kernel (nbclient + ipykernel, as a reader running all cells would) and return its global
+    names (``docs/refresh_notebooks.py``'s ``namespace``: values pickled in the kernel, a
+    dataclass that does not pickle as its fields, modules re-imported)."""
     def run(name: str) -> dict:
-        path = NOTEBOOKS / name
-        nb = json.loads(path.read_text())
-        ns: dict = {}
-        for cell in nb["cells"]:
-            if cell["cell_type"] == "code":
-                exec(compile("".join(cell["source"]), str(path), "exec"), ns)  # noqa: S102
-        return ns
+        return _refresh_notebooks().namespace(NOTEBOOKS / name)
     return run
+
+
+@pytest.fixture(scope="session")
+def notebook_tools():
+    """``docs/refresh_notebooks.py`` as a module (source hashes, the metadata key)."""
+    return _refresh_notebooks()

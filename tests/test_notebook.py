@@ -1,4 +1,4 @@
-"""The tour notebook runs top to bottom (its code cells executed in one namespace)."""
+"""The tour notebook runs top to bottom in a Jupyter kernel."""
 
 
 def test_notebook_runs(run_notebook):

@@ -1,4 +1,4 @@
-"""The learning-rates notebook runs top to bottom (its code cells executed in one namespace) and
+"""The learning-rates notebook runs top to bottom in a Jupyter kernel and
 shows what its text says."""
 
 import math

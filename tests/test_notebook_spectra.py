@@ -1,4 +1,4 @@
-"""The Jacobian-spectra notebook runs top to bottom (its code cells executed in one namespace)
+"""The Jacobian-spectra notebook runs top to bottom in a Jupyter kernel
 and shows what its text says: orthogonal tanh is the only critical MLP that stays isometric at
 small depth, and small-c ResNets are isometric for tanh and ReLU alike."""
 import time

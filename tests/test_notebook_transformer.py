@@ -1,4 +1,4 @@
-"""The transformer notebook runs top to bottom (its code cells executed in one namespace) and
+"""The transformer notebook runs top to bottom in a Jupyter kernel and
 shows what its text says."""
 
 import numpy as np

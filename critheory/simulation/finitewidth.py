@@ -216,7 +216,7 @@ def measure_finite_width(activation, weight_var: float, bias_var: float, *, widt
         A one-token network or a registry name (default ``mlp``) with ``mu`` its residual
         strength (:func:`critheory.blocks.registry.as_network`).
     q0 : float
-        Input norm |x|²/n (the input is any fixed vector of that norm: layer 1 is exact).
+        Input norm ``|x|²/n`` (the input is any fixed vector of that norm: layer 1 is exact).
     seed : int or None
         Root seed (None: fresh entropy, recorded in the result).
     apjn : bool

@@ -77,8 +77,8 @@ class FDRResult:
     z : float
         ``(ratio − 1)/ratio_stderr``.
     verdict : str
-        ``"stationary"`` (|z| <= :data:`Z_STATIONARY` and a relative error <=
-        :data:`MAX_REL_ERROR`), ``"not stationary"`` (|z| larger) or ``"undetermined"``.
+        ``"stationary"`` (``|z|`` <= :data:`Z_STATIONARY` and a relative error <=
+        :data:`MAX_REL_ERROR`), ``"not stationary"`` (``|z|`` larger) or ``"undetermined"``.
     blocks : int
     """
 

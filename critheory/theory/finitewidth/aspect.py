@@ -71,9 +71,8 @@ class AspectRatio:
     ``meaning``    what the number means
     ``reason``     why ``value`` is None (else None)
     ``width``      the width given (or None); then ``depth_estimate`` = r* n and
-                   ``depth_reached`` = the first computed depth where the actual V^l/(n (K^l)²)
-                   reaches ε* (None when not within the computed depths, or where
-                   ``value`` is None)
+    ``depth_reached`` = the first computed depth where the actual V^l/(n (K^l)²) reaches ε*
+    (None when not within the computed depths, or where ``value`` is None)
 
     Examples
     --------

@@ -373,7 +373,7 @@ def finite_width_curves(arch, weight_var: float, bias_var: float, depth: int, *,
     width : int, optional
         Width n >= 1 for ``kurtosis`` and ``kernel_finite``.
     q0 : float
-        Input norm |x|²/N_0 > 0.
+        Input norm ``|x|²/N_0`` > 0.
     nu : bool
         Compute ν (False: ``nu`` is a placeholder, for timing the curves alone).
 

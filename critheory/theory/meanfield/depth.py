@@ -102,7 +102,7 @@ def depth_curves(arch: LayerMaps, weight_var: float, bias_var: float, depth: int
     l0 : int
         Reference layer of the APJN, 1 <= l0 <= L.
     q0 : float
-        Input norm |x|²/N_0 > 0.
+        Input norm ``|x|²/N_0`` > 0.
     input_correlation : float or None
         Correlation of the two inputs in [-1, 1]; None skips the two-input curve.
     progress : bool

@@ -1276,10 +1276,13 @@ def _ray_panels(normals: np.ndarray, widths: np.ndarray | None = None
         steps = 0 if not wmin < _GRADE_MAX else min(_GRADE_STEPS, 1 + int(np.ceil(
             np.log(_GRADE_MAX / wmin) / np.log(4.0))))
         off = w2[:, :, None] * 4.0 ** np.arange(steps)                # (n, 2J, steps)
-        ok = live2[:, :, None] & (off < _GRADE_MAX) & (off > 0)
+        ok = (live2[:, :, None] & (off < _GRADE_MAX) & (off > 0)).reshape(n, -1)
+        # only the (line, step) columns some kernel uses (the others are zero-width panels)
+        use = np.flatnonzero(ok.any(axis=0))
+        ok, off = ok[:, use], off.reshape(n, -1)[:, use]
+        ray = np.repeat(rays, steps, axis=1)[:, use]
         for sgn in (1.0, -1.0):
-            cols.append(np.where(ok, (rays[:, :, None] + sgn * off) % (2 * np.pi),
-                                 0.0).reshape(n, -1))
+            cols.append(np.where(ok, (ray + sgn * off) % (2 * np.pi), 0.0))
     edges = np.sort(np.concatenate(cols + [np.zeros((n, 1)), np.full((n, 1), 2 * np.pi)], 1), 1)
     return edges[:, :-1], edges[:, 1:]
 
@@ -1316,16 +1319,16 @@ def _angular(L: tuple, g: np.ndarray, s: np.ndarray, rcd: np.ndarray, normals: n
     if not elig.any():
         return value, error
     th0, th1 = _ray_panels(normals, np.where(np.isfinite(widths), widths, 0.0))
-    mid = 0.5 * (th0 + th1)
-    za = L11[:, None] * np.cos(mid)
-    zb = L21[:, None] * np.cos(mid) + L22[:, None] * np.sin(mid)
-    act_p = (th1 > th0) & elig[:, None]
-    if zero_neg:
-        act_p &= (za > 0) & (zb > 0)
-    if zero_pos:
-        act_p &= (za < 0) & (zb < 0)
-    pt, pp = np.nonzero(act_p)
+    pt, pp = np.nonzero((th1 > th0) & elig[:, None])
     p0, p1 = th0[pt, pp], th1[pt, pp]
+    if zero_neg or zero_pos:
+        # panels where outer(A, B) vanishes (φ = 0 on one side: no kink inside a panel)
+        mid = 0.5 * (p0 + p1)
+        c, sn = np.cos(mid), np.sin(mid)
+        za = L11[pt] * c
+        zb = L21[pt] * c + L22[pt] * sn
+        keep = ((za > 0) & (zb > 0)) if zero_neg else ((za < 0) & (zb < 0))
+        pt, p0, p1 = pt[keep], p0[keep], p1[keep]
     # entries where outer(A, B) vanishes on every panel: exactly 0
     none = elig & (np.bincount(pt, minlength=n) == 0)
     value[none], error[none] = 0.0, 0.0

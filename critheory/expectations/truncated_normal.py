@@ -244,14 +244,21 @@ def erf_pair_moment(c: float, a: float, mu1, mu2, s1, s2, r) -> np.ndarray:
 
 def _even_phi_cdf(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """U_n(x, y) = ∫₀^∞ rⁿ e^{-r²/2} ϕ(xr) Φ(yr) dr for n = 0, 2, 4 (p = 1 + x²)."""
+    return _even_phi_cdf_q(x, y)[:3]
+
+
+def _even_phi_cdf_q(x: np.ndarray, y: np.ndarray):
+    """:func:`_even_phi_cdf` and Q = 1 + x² + y² (one division per node for 1/p, 1/Q)."""
     p = 1.0 + x * x
     sp = np.sqrt(p)
-    c = np.arctan2(1.0, -y / sp) / (2.0 * np.pi)
+    ip = 1.0 / p
     Q = p + y * y
-    u0 = c / sp
-    u2 = u0 / p + y / (2.0 * np.pi * p * Q)
-    u4 = 3.0 * u0 / (p * p) + y / (np.pi * p * p * Q) * (1.0 + (3.0 * p + y * y) / (2.0 * Q))
-    return u0, u2, u4
+    iQ = 1.0 / Q
+    u0 = np.arctan2(1.0, -y / sp) / (2.0 * np.pi * sp)
+    t = y * ip * iQ / (2.0 * np.pi)
+    u2 = u0 * ip + t
+    u4 = ip * (3.0 * u0 * ip + 2.0 * t * (1.0 + 0.5 * (3.0 * p + y * y) * iQ))
+    return u0, u2, u4, Q
 
 
 def _odd_cdf(h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -265,18 +272,32 @@ def _odd_cdf(h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return s1, s3, s5
 
 
+def _odd35(h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """S₃(h), S₅(h) of :func:`_odd_cdf` and T₄(h) = ∫₀^∞ r⁴ e^{-r²/2} ϕ(hr) dr =
+    1.5 (1 + h²)^{-5/2}, sharing 1/√(1 + h²)."""
+    Q = 1.0 + h * h
+    sq = np.sqrt(Q)
+    isq = 1.0 / sq
+    iQ = isq * isq
+    e = np.where(h >= 0, h + sq, 1.0 / (sq - h))         # h + √Q without cancellation
+    ei = e * isq
+    hq = h * iQ * isq
+    return ei + 0.5 * hq, 4.0 * ei + 0.5 * hq * (4.0 * Q + 3.0) * iQ, 1.5 * iQ * iQ * isq
+
+
 def _bvn_radial(h: np.ndarray, k: np.ndarray, r: np.ndarray, sig: np.ndarray):
-    """F_n = ∫₀^∞ rⁿ e^{-r²/2} Φ₂(hr, kr; ρ) dr for n = 1, 3, 5 (|ρ| < 1, σ = √(1 − ρ²)),
-    h' = (h − ρk)/σ, k' = (k − ρh)/σ, and U₄(h, k'), U₄(k, h') (:func:`_even_phi_cdf`)."""
-    hp = (h - r * k) / sig
-    kp = (k - r * h) / sig
-    a0, a2, a4 = _even_phi_cdf(h, kp)
-    b0, b2, b4 = _even_phi_cdf(k, hp)
+    """F_n = ∫₀^∞ rⁿ e^{-r²/2} Φ₂(hr, kr; ρ) dr for n = 3, 5 (|ρ| < 1, σ = √(1 − ρ²)),
+    U₄(h, k'), U₄(k, h') (:func:`_even_phi_cdf`) and 1 + h² + k'², h' = (h − ρk)/σ,
+    k' = (k − ρh)/σ. ρ and σ may have a shape of their own (one per kernel, broadcast)."""
+    isig = 1.0 / sig
+    hp = (h - r * k) * isig
+    kp = (k - r * h) * isig
+    a0, a2, a4, qh = _even_phi_cdf_q(h, kp)
+    b0, b2, b4, _ = _even_phi_cdf_q(k, hp)
     f0 = 0.25 + np.arcsin(r) / (2.0 * np.pi)
-    f1 = f0 + h * a0 + k * b0
     f3 = 2.0 * f0 + h * (a2 + 2.0 * a0) + k * (b2 + 2.0 * b0)
     f5 = 8.0 * f0 + h * (a4 + 4.0 * a2 + 8.0 * a0) + k * (b4 + 4.0 * b2 + 8.0 * b0)
-    return f1, f3, f5, hp, kp, a4, b4
+    return f3, f5, a4, b4, qh
 
 
 def radial_pair_moment(ap: float, am: float, pc, pd, s1, s2, r) -> tuple[np.ndarray, np.ndarray]:
@@ -295,31 +316,30 @@ def radial_pair_moment(ap: float, am: float, pc, pd, s1, s2, r) -> tuple[np.ndar
     >>> bool(abs(radial_pair_moment(1.0, 0.0, 0.3, -0.5, 0.8, 1.1, 0.4)[0] - ref) < 1e-13)
     True
     """
-    pc, pd, s1, s2, r = np.broadcast_arrays(
-        *(np.asarray(x, dtype=float) for x in (pc, pd, s1, s2, r)))
+    # per-kernel quantities (s₁, s₂, r: often one per row of nodes) keep their own shape
+    pc, pd, s1, s2, r = (np.asarray(x, dtype=float) for x in (pc, pd, s1, s2, r))
+    shape = np.broadcast_shapes(pc.shape, pd.shape, s1.shape, s2.shape, r.shape)
     d = ap - am
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         sig = np.sqrt((1.0 - r) * (1.0 + r))
         ok = (s1 > 0) & (s2 > 0) & (sig > 0)
-        h = pc / s1
-        k = pd / s2
+        h = pc * (1.0 / s1)
+        k = pd * (1.0 / s2)
         C = r * s1 * s2
-        out = am * am * (8.0 * pc * pd + 2.0 * C)
+        pcd = pc * pd
+        out = am * am * (8.0 * pcd + 2.0 * C)
         if d != 0.0 and am != 0.0:
-            _, h3, h5 = _odd_cdf(h)
-            _, k3, k5 = _odd_cdf(k)
-            t4h = 1.5 * (1.0 + h * h) ** -2.5
-            t4k = 1.5 * (1.0 + k * k) ** -2.5
-            out = out + d * am * (pc * pd * (h5 + k5) + C * (h3 + k3) + pd * s1 * t4h
+            h3, h5, t4h = _odd35(h)
+            k3, k5, t4k = _odd35(k)
+            out = out + d * am * (pcd * (h5 + k5) + C * (h3 + k3) + pd * s1 * t4h
                                   + pc * s2 * t4k)
         if d != 0.0:
-            _, f3, f5, hp, kp, u4h, u4k = _bvn_radial(h, k, r, sig)
-            w3 = 1.0 / (np.pi * (1.0 + h * h + kp * kp) ** 2)
-            out = out + d * d * (pc * pd * f5 + C * f3 + pc * s2 * u4k + pd * s1 * u4h
-                                 + s1 * s2 * sig * w3)
-        scale = (abs(am) + abs(d)) ** 2 * (8.0 * np.abs(pc * pd) + 2.0 * s1 * s2
-                                           + 1.5 * (np.abs(pc) * s2 + np.abs(pd) * s1)
-                                           + s1 * s2 / np.pi)
+            f3, f5, u4h, u4k, qh = _bvn_radial(h, k, r, sig)
+            w3 = (s1 * s2 * sig / np.pi) / (qh * qh)
+            out = out + d * d * (pcd * f5 + C * f3 + pc * s2 * u4k + pd * s1 * u4h + w3)
+        a2 = (abs(am) + abs(d)) ** 2
+        scale = a2 * (8.0 * np.abs(pcd) + 1.5 * (np.abs(pc) * s2 + np.abs(pd) * s1)
+                      + (2.0 + 1.0 / np.pi) * (s1 * s2))
         out = np.where(ok, out, np.nan)
         # a spread 0: one factor is φ(μ) itself, the other its Gaussian mean
         z1, z2 = s1 == 0, s2 == 0
@@ -328,7 +348,7 @@ def radial_pair_moment(ap: float, am: float, pc, pd, s1, s2, r) -> tuple[np.ndar
             m1, _ = radial_mean_phi(ap, am, pc, s1)
             deg = np.where(z1, _homogeneous(ap, am, pc) * m2, _homogeneous(ap, am, pd) * m1)
             out = np.where(z1 | z2, deg, out)
-    return out, scale
+    return np.broadcast_to(out, shape), np.broadcast_to(scale, shape)
 
 
 def radial_sign_moment(pc, pd, s1, s2, r) -> np.ndarray:
@@ -342,23 +362,26 @@ def radial_sign_moment(pc, pd, s1, s2, r) -> np.ndarray:
     >>> float(radial_sign_moment(0.0, 0.0, 1.0, 1.0, 0.0))
     0.0
     """
-    pc, pd, s1, s2, r = np.broadcast_arrays(
-        *(np.asarray(x, dtype=float) for x in (pc, pd, s1, s2, r)))
+    # per-kernel quantities (s₁, s₂, r: often one per row of nodes) keep their own shape
+    pc, pd, s1, s2, r = (np.asarray(x, dtype=float) for x in (pc, pd, s1, s2, r))
+    shape = np.broadcast_shapes(pc.shape, pd.shape, s1.shape, s2.shape, r.shape)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         sig = np.sqrt((1.0 - r) * (1.0 + r))
         ok = (s1 > 0) & (s2 > 0) & (sig > 0)
-        h = pc / s1
-        k = pd / s2
+        isig = 1.0 / sig
+        h = pc * (1.0 / s1)
+        k = pd * (1.0 / s2)
         # F₁ = F(0) + h U₀(h, k') + k U₀(k, h'), U₀(x, y) = atan2(1, −y/√p)/(2π√p), p = 1 + x²
-        hp = (h - r * k) / sig
-        kp = (k - r * h) / sig
-        ph, pk = np.sqrt(1.0 + h * h), np.sqrt(1.0 + k * k)
-        f1 = (0.25 + np.arcsin(r) / (2.0 * np.pi)
-              + (h / ph * np.arctan2(1.0, -kp / ph) + k / pk * np.arctan2(1.0, -hp / pk))
-              / (2.0 * np.pi))
+        hp = (h - r * k) * isig
+        kp = (k - r * h) * isig
+        iph, ipk = 1.0 / np.sqrt(1.0 + h * h), 1.0 / np.sqrt(1.0 + k * k)
+        hh, kk = h * iph, k * ipk
+        # 4F₁ − 1 (the ¼ of F(0) cancels the 1)
+        f4 = (2.0 / np.pi) * (np.arcsin(r) + hh * np.arctan2(1.0, -kp * iph)
+                              + kk * np.arctan2(1.0, -hp * ipk))
         # S₁(h) = (h + √(1 + h²))/(2√(1 + h²)): 2S₁(h) = 1 + h/√(1 + h²)
-        out = 4.0 * f1 - h / ph - k / pk - 1.0
-    return np.where(ok, out, np.nan)
+        out = f4 - hh - kk
+    return np.broadcast_to(np.where(ok, out, np.nan), shape)
 
 
 def radial_mean_phi(ap: float, am: float, pc, s) -> tuple[np.ndarray, np.ndarray]:
@@ -375,12 +398,14 @@ def radial_mean_phi(ap: float, am: float, pc, s) -> tuple[np.ndarray, np.ndarray
     >>> bool(abs(radial_mean_phi(1.0, 0.2, -0.4, 0.7)[0] - ref) < 1e-13)
     True
     """
-    pc, s = np.broadcast_arrays(np.asarray(pc, dtype=float), np.asarray(s, dtype=float))
+    pc, s = np.asarray(pc, dtype=float), np.asarray(s, dtype=float)
     d = ap - am
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        h = pc / np.where(s > 0, s, 1.0)
-        s5 = _odd_cdf(h)[2]
-        gen = d * (pc * s5 + 1.5 * s * (1.0 + h * h) ** -2.5) + 8.0 * am * pc
-    lim = 8.0 * np.where(pc > 0, ap * pc, am * pc)
+        h = pc * (1.0 / np.where(s > 0, s, 1.0))
+        _, s5, t4 = _odd35(h)
+        gen = d * (pc * s5 + s * t4) + 8.0 * am * pc
     bound = 8.0 * (abs(d) + abs(am)) * np.abs(pc) + 1.5 * abs(d) * s
+    if np.all(s > 0):
+        return gen, bound
+    lim = 8.0 * np.where(pc > 0, ap * pc, am * pc)
     return np.where(s > 0, gen, lim), bound

@@ -957,22 +957,31 @@ def four_point(activation, K, *, rtol: float = 1e-10, batch_single: bool = False
     return _four_point(act, Karr, rtol, conditioned=True, batch_single=bool(batch_single))
 
 
+@functools.lru_cache(maxsize=64)
+def _multisets(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted index multisets a <= b <= c <= d of m inputs (C(m + 3, 4), 4) and their
+    pattern code (4·[a=b] + 2·[b=c] + [c=d]: 7 aaaa; 6 (a=b=c<d) and 3 (a<b=c=d) three + one;
+    5 aabb; 4, 2, 1 one pair; 0 distinct), read-only."""
+    combos = np.array(list(itertools.combinations_with_replacement(range(m), 4)))
+    a, b, c, d = combos.T
+    code = np.stack([a == b, b == c, c == d], axis=1) @ np.array([4, 2, 1])
+    combos.flags.writeable = False
+    code.flags.writeable = False
+    return combos, code
+
+
 def _four_point(act: Activation, Karr: np.ndarray, rtol: float, conditioned: bool,
                 batch_single: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """:func:`four_point` on a checked kernel; ``conditioned=False`` skips the conditioned
     route of positively homogeneous φ (the general routes only: the benchmark's and the
     tests' reference)."""
     m = Karr.shape[0]
-    combos = np.array(list(itertools.combinations_with_replacement(range(m), 4)))
+    combos, code = _multisets(m)
     a, b, c, d = combos.T
     vals = np.empty(len(combos))
     errs = np.empty(len(combos))
-    # pattern of each sorted multiset a <= b <= c <= d
-    eq = np.stack([a == b, b == c, c == d], axis=1)
-    code = eq @ np.array([4, 2, 1])
-    # 7: aaaa; 6 (a=b=c<d) and 3 (a<b=c=d): three + one; 5: aabb; 4, 2, 1: one pair; 0: distinct
     # one input: one scalar expect call each, so that the numbers are bit for bit those of the
-    # single-input theory (a vectorized call can differ in the last bit)
+    # single-input theory (a vectorized call can differ in the last bit), unless batch_single
     single = np.flatnonzero(code == 7)
     if batch_single:
         r = expect(act, "phi4", Karr[a[single], a[single]], rtol=rtol)
@@ -1164,29 +1173,33 @@ def _cond_geometry(Ks: np.ndarray):
     """For each 4×4 kernel the conditioning pair (a, b) and the other two (c, d), chosen to
     maximize min(s_c²/K_cc, s_d²/K_dd, 1 − r²) (the sharpest feature of G in the outer
     variables) among the pairs with 1 − ρ_ab² >= _COND_MIN_SIN2; returns order (T, 4) and
-    a mask of the kernels where no pair qualifies."""
+    a mask of the kernels where no pair qualifies (the six pairs at once; ties go to the
+    first pair in the order of itertools.combinations)."""
     T = Ks.shape[0]
-    best = np.full(T, -np.inf)
-    order = np.tile(np.arange(4), (T, 1))
-    for a, b in itertools.combinations(range(4), 2):
-        c, d = [i for i in range(4) if i not in (a, b)]
-        Kaa, Kab, Kbb = Ks[:, a, a], Ks[:, a, b], Ks[:, b, b]
-        det = Kaa * Kbb - Kab * Kab
-        sin2 = det / (Kaa * Kbb)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv = np.stack([np.stack([Kbb, -Kab], -1), np.stack([-Kab, Kaa], -1)], -2) \
-                / det[:, None, None]
-            Kr = Ks[:, [c, d]][:, :, [a, b]]                       # (T, 2, 2)
-            S = Ks[:, [c, d]][:, :, [c, d]] - Kr @ inv @ np.swapaxes(Kr, 1, 2)
-            sc2 = np.maximum(S[:, 0, 0], 0.0) / Ks[:, c, c]
-            sd2 = np.maximum(S[:, 1, 1], 0.0) / Ks[:, d, d]
-            r2 = S[:, 0, 1] ** 2 / (np.maximum(S[:, 0, 0], 0) * np.maximum(S[:, 1, 1], 0))
-            score = np.minimum(np.minimum(sc2, sd2), np.nan_to_num(1.0 - r2, nan=0.0))
-        score = np.where(sin2 >= _COND_MIN_SIN2, np.nan_to_num(score, nan=0.0), -np.inf)
-        better = score > best
-        best = np.where(better, score, best)
-        order[better] = (a, b, c, d)
-    return order, ~np.isfinite(best)
+    a, b, c, d = _PAIR_ORDERS.T                                      # (6,) each
+    Kaa, Kab, Kbb = Ks[:, a, a], Ks[:, a, b], Ks[:, b, b]            # (T, 6)
+    Kcc, Kdd, Kcd = Ks[:, c, c], Ks[:, d, d], Ks[:, c, d]
+    Kca, Kcb, Kda, Kdb = Ks[:, c, a], Ks[:, c, b], Ks[:, d, a], Ks[:, d, b]
+    det = Kaa * Kbb - Kab * Kab
+    sin2 = det / (Kaa * Kbb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # S = K_rest − K_r,ab K_ab⁻¹ K_ab,r
+        Scc = Kcc - (Kca * (Kbb * Kca - Kab * Kcb) + Kcb * (Kaa * Kcb - Kab * Kca)) / det
+        Sdd = Kdd - (Kda * (Kbb * Kda - Kab * Kdb) + Kdb * (Kaa * Kdb - Kab * Kda)) / det
+        Scd = Kcd - (Kca * (Kbb * Kda - Kab * Kdb) + Kcb * (Kaa * Kdb - Kab * Kda)) / det
+        sc2 = np.maximum(Scc, 0.0) / Kcc
+        sd2 = np.maximum(Sdd, 0.0) / Kdd
+        r2 = Scd ** 2 / (np.maximum(Scc, 0) * np.maximum(Sdd, 0))
+        score = np.minimum(np.minimum(sc2, sd2), np.nan_to_num(1.0 - r2, nan=0.0))
+    score = np.where(sin2 >= _COND_MIN_SIN2, np.nan_to_num(score, nan=0.0), -np.inf)
+    best = np.argmax(score, axis=1)
+    order = _PAIR_ORDERS[best]
+    return order, ~np.isfinite(score[np.arange(T), best])
+
+
+#: the six (a, b, c, d) of a 4×4 kernel: conditioning pair first (itertools.combinations order)
+_PAIR_ORDERS = np.array([(a, b) + tuple(i for i in range(4) if i not in (a, b))
+                         for a, b in itertools.combinations(range(4), 2)])
 
 
 def _four_conditioned(ap: float, am: float, Ks: np.ndarray, rtol: float
@@ -1346,6 +1359,9 @@ def _angular(L: tuple, g: np.ndarray, s: np.ndarray, rcd: np.ndarray, normals: n
     prev = np.full(n, np.nan)
     last = np.full(n, np.nan)
     J = g.shape[1]
+    # per entry, the rows (x, y) of z_a, z_b and the p_j as functions of (cos θ, sin θ)
+    coef = np.concatenate([np.stack([np.stack([L11, np.zeros(n)], -1),
+                                     np.stack([L21, L22], -1)], 1), g], 1)     # (n, 2 + J, 2)
     for nt in _ANG_LADDER:
         if not todo.size:
             break
@@ -1357,11 +1373,11 @@ def _angular(L: tuple, g: np.ndarray, s: np.ndarray, rcd: np.ndarray, normals: n
         half = 0.5 * (p1[sel] - p0[sel])
         th = (0.5 * (p0[sel] + p1[sel]))[:, None] + half[:, None] * tq          # (b, nt)
         c, sn = np.cos(th), np.sin(th)
-        A = L11[t, None] * c
-        B = L21[t, None] * c + L22[t, None] * sn
-        pj = [g[t, j, 0, None] * c + g[t, j, 1, None] * sn for j in range(J)]
+        # z_a/r, z_b/r and the conditional means' slopes p_j along every node's ray at once
+        X = coef[t, :, 0, None] * c[:, None, :] + coef[t, :, 1, None] * sn[:, None, :]
+        A, B = X[:, 0], X[:, 1]
         with np.errstate(all="ignore"):
-            R, bound = radial(pj, [s[t, j, None] for j in range(J)],
+            R, bound = radial([X[:, 2 + j] for j in range(J)], [s[t, j, None] for j in range(J)],
                               None if rcd is None else rcd[t, None])
             w = outer(A, B) * (half[:, None] * tw) / (2.0 * np.pi)
             q = np.bincount(t, weights=(w * R).sum(axis=1), minlength=n)

@@ -245,3 +245,136 @@ def test_error_estimates_are_tight_enough():
             over = (E > 1e-10 * np.abs(T) + 1e-12 * np.abs(T).max()) & ~one
             bad += [(act, label, i, T[i], E[i]) for i in zip(*np.nonzero(over))]
     assert not bad, _report(bad[:20])
+
+
+# ------------------------------------------ the angle rule's error estimates against references
+# (issue 28's speed work must not buy time with a too-low order: every entry of a batch is
+# checked against a reference that shares none of the angle rule — panels, orders, tails)
+def _quad_pts(f, pts, lo, hi, scale):
+    """∫_lo^hi f by adaptive quad on the pieces between the sorted cut points (value, error)."""
+    edges = sorted({lo, hi, *(p for p in pts if lo < p < hi)})
+    v = e = 0.0
+    for a, b in zip(edges[:-1], edges[1:]):
+        if b > a:
+            r = integrate.quad(f, a, b, epsabs=1e-17 * scale, epsrel=1e-13, limit=2000)
+            v, e = v + r[0], e + r[1]
+    return v, e
+
+
+def _three_reference(kind, K):
+    """E[φ(z_1)² φ(z_2) φ(z_3)] by conditioning on z_1 alone: one outer variable t (z_1 =
+    √K₁₁ t), the pair (z_2, z_3) | z_1 in closed form (pair_moment / erf_pair_moment, Owen's
+    T; checked against mpmath in test_truncated_normal), adaptive quad in t cut at 0 and at
+    the conditional features ±(s_j/|g_j|)·4^i. Returns (value, quad error, scale)."""
+    sa = math.sqrt(K[0, 0])
+    g = K[0, 1:] / sa
+    s2 = np.maximum(np.diag(K)[1:] - g * g, 0.0)
+    s = np.sqrt(s2)
+    r = (K[1, 2] - g[0] * g[1]) / (s[0] * s[1]) if s.min() > 0 else 0.0
+    r = min(max(r, -1.0), 1.0)
+    if kind == "erf":
+        c, a = 1.0, 1.0
+        phi = lambda x: c * math.erf(a * x)                              # noqa: E731
+        G = lambda t: float(tn.erf_pair_moment(c, a, g[0] * t, g[1] * t, s[0], s[1], r))  # noqa: E731
+        scale = 1.0
+    else:
+        ap, am = ACTS[kind]
+        phi = lambda x: ap * x if x > 0 else am * x                      # noqa: E731
+        G = lambda t: float(pair_moment(ap, am, g[0] * t, g[1] * t, s[0], s[1], r))  # noqa: E731
+        scale = max(abs(ap), abs(am)) ** 4 * K[0, 0] * math.sqrt(K[1, 1] * K[2, 2])
+    w = [sj / abs(gj) for sj, gj in zip(s, g) if gj != 0 and sj > 0]
+    pts = [0.0] + [sgn * x * 4.0 ** i for x in w for i in range(-2, 12) for sgn in (1, -1)]
+    f = lambda t: math.exp(-0.5 * t * t) / math.sqrt(2 * math.pi) * phi(sa * t) ** 2 * G(t)  # noqa: E731
+    v, e = _quad_pts(f, pts, -14.0, 14.0, scale)
+    return v, e, scale
+
+
+def _four_reference(fam, P):
+    """E[φ_a φ_b φ_c φ_d] for a kernel P ordered (a, b, c, d) as the route orders it: the same
+    radial closed form (checked against mpmath above), the angle by adaptive quad cut at the
+    frame's lines and graded by the features' widths. (value, quad error)."""
+    fr = mpt._pair_frame(P[None])
+    L11, L21, L22 = fr.L11[0], fr.L21[0], fr.L22[0]
+    g, s, rcd = fr.g[0], fr.s_raw[0], fr.rcd_raw[0]
+
+    def f(th):
+        c, sn = math.cos(th), math.sin(th)
+        A, B = L11 * c, L21 * c + L22 * sn
+        o = float(fam.phi(np.array(A)) * fam.phi(np.array(B)))
+        if o == 0.0:
+            return 0.0
+        R, _ = fam.radial(g[0] @ (c, sn), g[1] @ (c, sn), s[0], s[1], rcd)
+        return o * float(R) / (2 * math.pi)
+
+    nrm = fr.normals[0]
+    base = [math.atan2(n[1], n[0]) + sgn * math.pi / 2 for n in nrm if np.hypot(*n) > 0
+            for sgn in (1, -1)]
+    ng = np.linalg.norm(g, axis=1)
+    w = [sj / nj for sj, nj in zip(s, ng) if nj > 0 and sj > 0]
+    sig = math.sqrt(max((1 - rcd) * (1 + rcd), 0.0))
+    if np.hypot(*nrm[4]) > 0:
+        w.append(sig / np.hypot(*nrm[4]))
+    pts = {b % (2 * math.pi) for b in base}
+    pts |= {(b + sgn * x * 4.0 ** i) % (2 * math.pi) for b in base for x in w if x < 0.5
+            for i in range(0, 27) if x * 4.0 ** i < 0.5 for sgn in (1, -1)}
+    scale = math.sqrt(np.prod(np.diag(P))) * 16.0
+    return (*_quad_pts(f, pts, 0.0, 2 * math.pi, scale), scale)
+
+
+def _angle_rule_violations(kinds, n_kernels, seed):
+    """Entries of the batched routes at rtol 1e-10 whose |value − reference| exceeds their
+    error estimate + the reference's quad error + 1e-14 of the entry's scale."""
+    rng = np.random.default_rng(seed)
+    bad, checked = [], 0
+    for kind in kinds:
+        for k in (3, 4):
+            ks = _kernels(rng, k, n_kernels)
+            Ks = np.stack([K for _, K in ks])
+            if kind == "erf":
+                if k == 3:
+                    i4 = np.array([0, 0, 1, 2])
+                    v, e = mpt._sign_cond(1.0, 1.0, Ks[:, i4[:, None], i4[None, :]], 1e-10)
+                else:
+                    continue            # four distinct inputs: the sign route has its own test
+            else:
+                fam = mpt._homogeneous_family(*ACTS[kind])
+                if k == 3:
+                    v, e = mpt._cond3(fam, Ks, 1e-10)
+                else:
+                    order, nopair = mpt._cond_geometry(Ks)
+                    P = np.take_along_axis(np.take_along_axis(Ks, order[:, :, None], 1),
+                                           order[:, None, :], 2)
+                    v, e = mpt._angular4(mpt._pair_frame(P), lambda A, B: fam.phi(A) * fam.phi(B),
+                                         fam.radial, fam.zero_neg, fam.zero_pos, 1e-10)
+            for i, (label, K) in enumerate(ks):
+                if not (np.isfinite(v[i]) and np.isfinite(e[i])):
+                    continue            # not taken by the angle rule (a fallback route's case)
+                if k == 3:
+                    ref, qe, scale = _three_reference(kind, K)
+                else:
+                    if nopair[i]:
+                        continue
+                    ref, qe, scale = _four_reference(fam, P[i])
+                checked += 1
+                if not abs(v[i] - ref) <= e[i] + qe + 1e-14 * scale:
+                    bad.append((kind, k, label, i, v[i], ref, e[i], qe))
+    return bad, checked
+
+
+def test_angle_rule_errors_bound_the_true_errors():
+    """ReLU, leaky ReLU, |x| (φ²φφ and φφφφ) and erf (φ²φφ by the sign route) on random kernels of
+    all seven kinds at rtol 1e-10: every entry the angle rule returns is within its error of
+    an adaptive-quad reference (φ²φφ: conditioning on one input, a different decomposition;
+    φφφφ: the same radial closed form, the angle by adaptive quad)."""
+    bad, checked = _angle_rule_violations(["relu", "0.1*x + 0.9*relu(x)", "abs(x)", "erf"], 7, 61)
+    assert not bad, _report(bad)
+    assert checked >= 40
+
+
+def test_the_reference_check_catches_a_too_low_order(monkeypatch):
+    """The check above is not vacuous: with the angle rule stopped at 3 nodes per panel and its
+    tail estimate set to 0, it reports entries."""
+    monkeypatch.setattr(mpt, "_ANG_LADDER", (2, 3))
+    monkeypatch.setattr(mpt, "_tails", lambda diff, last: 0.0 * diff)
+    bad, checked = _angle_rule_violations(["relu", "erf"], 7, 61)
+    assert checked >= 10 and len(bad) >= 5, (checked, len(bad))

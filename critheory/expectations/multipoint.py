@@ -1100,6 +1100,9 @@ class _Family:
     #: ∫₀^∞ r⁴ e^{-r²/2} E[φ(r p_c + s_c ξ)] dr in closed form (p_c, s_c) -> (value, bound), or
     #: None: the angular route of φ_a² φ_b φ_c (:func:`_three_angular`)
     radial1: Callable | None = None
+    #: (a₊, a₋) of a positively homogeneous φ: φ_a² φ_b φ_c in closed form first
+    #: (:func:`~critheory.expectations.truncated_normal.homogeneous_moment4`), or None
+    slopes: tuple | None = None
 
 
 def _homogeneous_family(ap: float, am: float) -> _Family:
@@ -1125,7 +1128,7 @@ def _homogeneous_family(ap: float, am: float) -> _Family:
                    am == 0.0, ap == 0.0, tail4, tail3,
                    lambda m1, m2, s1, s2: a2 * (np.abs(m1) + s1) * (np.abs(m2) + s2),
                    lambda pc, pd, s1, s2, r: radial_pair_moment(ap, am, pc, pd, s1, s2, r),
-                   radial1=lambda pc, sc: radial_mean_phi(ap, am, pc, sc))
+                   radial1=lambda pc, sc: radial_mean_phi(ap, am, pc, sc), slopes=(ap, am))
 
 
 def _erf_family(c: float, a: float) -> _Family:
@@ -1619,6 +1622,21 @@ def _cond3(fam: _Family, K3: np.ndarray, rtol: float) -> tuple[np.ndarray, np.nd
     """E[φ_1² φ_2 φ_3] by the closed-form routes: the sign route on the kernel of (1, 1, 2, 3)
     for c·erf(a x), :func:`_three_angular` for positively homogeneous φ, then
     :func:`_three_cond` (NaN where neither converges)."""
+    if fam.slopes is not None:
+        # the orthant closed form where its rounding allowance meets rtol (or 1e-14 of the
+        # entry's scale); pairs with correlations near ±1 go on to the angular route
+        from critheory.expectations.truncated_normal import homogeneous_moment4
+
+        ap, am = fam.slopes
+        v, e = homogeneous_moment4(ap, am, K3)
+        d = np.diagonal(K3, axis1=1, axis2=2)
+        floor = 1e-14 * max(abs(ap), abs(am)) ** 4 * d[:, 0] * np.sqrt(d[:, 1] * d[:, 2])
+        ok = np.isfinite(v) & np.isfinite(e) & (e <= np.maximum(rtol * np.abs(v), floor))
+        if not ok.all():
+            miss = np.flatnonzero(~ok)
+            v[miss], e[miss] = _cond3(_Family(**{**fam.__dict__, "slopes": None}), K3[miss],
+                                      rtol)
+        return v, e
     if fam.sign is not None:
         i4 = np.array([0, 0, 1, 2])
         v, e = _sign_cond(*fam.sign, K3[:, i4[:, None], i4[None, :]], rtol)

@@ -76,11 +76,17 @@ r, so the radial integral ∫₀^∞ r³ e^{-r²/2} G dr is a closed form
 Φ₂ along a ray, by parts; s_c = 0 included, G = φ(μ_c) E[φ(μ_d + ξ_d)]). One angle is left: it
 is integrated by composite Gauss–Legendre on panels cut at the lines above and graded towards
 μ_c = 0, μ_d = 0 (feature width s_c/|g_c| in angle) and μ_c/s_c = ±μ_d/s_d (width σ/|n|), with
-the orders 8, 12, 16, 24, ... 96 per panel until the tail estimate (:func:`_tail`) is below rtol
+the orders 8, 12, 16, 24, ... 96 per panel until, after at least two differences (three
+orders: with one, G8 and G12 agreeing by chance passed errors 31× their estimate on a ReLU
+recursion's layer-40 kernels), the tail estimate (:func:`_tail`) is below rtol
 or 1e-14 of ∫|φ_aφ_b| × (the bound of the radial terms), plus 64 ulps of that. The entries
 of a layer go in one batch (all their panels' nodes in one vectorized evaluation; only the
 entries not yet converged are evaluated at the next order). Panels where φ(z_a)φ(z_b)
 vanishes (ReLU) are dropped; the window is the whole line (no truncation). φ_a² φ_b φ_c
+is first taken in closed form (orthant moments by Stein's identity,
+:func:`~critheory.expectations.truncated_normal.homogeneous_moment4`; φ²φ² and φ³φ too) where
+its rounding allowance, which grows as 1/(1 − ρ²) for a pair of correlation ρ, meets rtol;
+otherwise the angle rule
 conditions on (z_a, z_b) or (z_a, z_c), whichever leaves the third input the larger relative
 conditional variance, with E[φ(z_c) | z_a, z_b] = mean_phi(μ_c, s_c) and its radial integral
 :func:`~critheory.expectations.truncated_normal.radial_mean_phi` (:func:`_three_angular`).
@@ -107,9 +113,11 @@ form (:func:`~critheory.expectations.truncated_normal.radial_sign_moment`); the 
 cut where sgn(w_a) sgn(w_b) jumps. (The 2-D rule stays as its fallback, with
 G = c²(4Φ₂ − 2Φ(h) − 2Φ(k) + 1), :func:`~critheory.expectations.truncated_normal.erf_pair_moment`.)
 
-Measured (2-core shared VM, m = 8, rtol 1e-10): inside the several-input recursion ReLU ~10 ms
-for the 70 φφφφ entries of a layer (2-D rule: 0.2–0.3 s, nested rule: 30–159 s), the layer's
-whole four-point tensor 15–30 ms, leaky ReLU 30–45 ms, erf ~25 ms (2-D rule: 1–2 s); at unit
+Measured (2-core shared VM, m = 8, rtol 1e-10): inside the several-input recursion (CPU time
+over a depth-100 run, benchmarks/README.md) the layer's whole four-point tensor ReLU ~5 ms
+(the 70 φφφφ entries by the angle rule; 2-D rule: 0.2–0.3 s, nested rule: 30–159 s), leaky ReLU
+~14 ms, erf ~11 ms (2-D rule: 1–2 s); earlier (one-difference acceptance, φ²φφ by the angle
+rule) 15–30, 30–45 and ~25 ms; at unit
 variances ReLU 0.03 s, leaky ReLU 0.09 s, erf 0.12–0.15 s. Every entry within its error estimate of Wick's theorem (linear φ), the
 sign-product orthant reference (erf) and the nested rule (ReLU-type), over random kernels of
 seven kinds including rank 2, rank 3, nearly collinear pairs and correlations near 1

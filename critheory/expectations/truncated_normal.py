@@ -460,9 +460,10 @@ def _orthant_211(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     return n011 + a * n101 + b * n110
 
 
-#: rounding allowance of the orthant closed forms, in ulps of their scale per unit of
-#: (1 + Σ 1/s) (the divisions by s = √(1 − ρ²)), plus the correlations' own rounding times the
-#: sensitivity Σ 1/s² of the geometry near |ρ| = 1
+#: rounding allowance of the orthant closed forms, in ulps of Σ|terms| per unit of (1 + Σ 1/s)
+#: (the divisions by s = √(1 − ρ²)); measured against mpmath (50 digits) from the same float
+#: kernels, 1500 kernels with conditional spreads down to 1e-7 and nearly collinear pairs, five
+#: (a₊, a₋): the true error is at most 0.003 of it
 _ORTHANT_ULPS = 64
 
 
@@ -514,9 +515,9 @@ def homogeneous_moment4(ap: float, am: float, K) -> tuple[np.ndarray, np.ndarray
             val2, mag2 = val2 + c31 * m31, mag2 + abs(c31) * (np.abs(m31) + 1.0)
             val3, mag3 = val3 + c22 * m22, mag3 + abs(c22) * (np.abs(m22) + 1.0)
         s = [np.sqrt((1.0 - x) * (1.0 + x)) for x in (a, b, c)]
-        cond3 = 1.0 + sum(1.0 / x for x in s) + sum(1.0 / (x * x) for x in s)
-        cond_b = 1.0 + 1.0 / s[1] + 1.0 / (s[1] * s[1])
-        cond_a = 1.0 + 1.0 / s[0] + 1.0 / (s[0] * s[0])
+        cond3 = 1.0 + sum(1.0 / x for x in s)
+        cond_b = 1.0 + 1.0 / s[1]
+        cond_a = 1.0 + 1.0 / s[0]
     scale = K[..., 0, 0] * d[..., 1] * d[..., 2]
     eps = _ORTHANT_ULPS * np.finfo(float).eps
     value = np.where(same12, val2, np.where(same23, val3, val)) * scale

@@ -136,6 +136,7 @@ True
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from dataclasses import dataclass
@@ -1634,8 +1635,8 @@ def _cond4(fam: _Family, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, np.nd
 
 def _cond3(fam: _Family, K3: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
     """E[φ_1² φ_2 φ_3] by the closed-form routes: the sign route on the kernel of (1, 1, 2, 3)
-    for c·erf(a x), :func:`_three_angular` for positively homogeneous φ, then
-    :func:`_three_cond` (NaN where neither converges)."""
+    for c·erf(a x); for positively homogeneous φ the orthant closed form, then
+    :func:`_three_angular`; then :func:`_three_cond` (NaN where none converges)."""
     if fam.slopes is not None:
         # the orthant closed form where its rounding allowance meets rtol (or 1e-14 of the
         # entry's scale); pairs with correlations near ±1 go on to the angular route
@@ -1648,8 +1649,7 @@ def _cond3(fam: _Family, K3: np.ndarray, rtol: float) -> tuple[np.ndarray, np.nd
         ok = np.isfinite(v) & np.isfinite(e) & (e <= np.maximum(rtol * np.abs(v), floor))
         if not ok.all():
             miss = np.flatnonzero(~ok)
-            v[miss], e[miss] = _cond3(_Family(**{**fam.__dict__, "slopes": None}), K3[miss],
-                                      rtol)
+            v[miss], e[miss] = _cond3(dataclasses.replace(fam, slopes=None), K3[miss], rtol)
         return v, e
     if fam.sign is not None:
         i4 = np.array([0, 0, 1, 2])

@@ -577,3 +577,29 @@ def test_orthant_closed_form_rounding_against_mpmath():
                     bad.append((t, ap, am, rows, float(val), float(ref), float(err)))
     assert not bad, _report(bad)
     assert n >= 400
+
+
+@pytest.mark.parametrize("act", ["0.1*x + 0.9*relu(x)", "abs(x)"])
+def test_linear_split_against_the_direct_angle_rule(act):
+    """φφφφ of φ = δx⁺ + a₋x as δ⁴ × ReLU's entry + the terms with a linear factor in closed form
+    (``_cond4``, ``linear_part_moment4``) against the angle rule on φ itself (``_four_cond``:
+    twice the panels, another radial closed form) over 21 random kernels of all seven kinds:
+    within both errors; and the closed part alone against Wick for φ = x written as
+    x⁺ − (−x)⁺ (a₊ = a₋: the part is all of it)."""
+    ap, am = ACTS[act]
+    fam = mpt._homogeneous_family(ap, am)
+    rng = np.random.default_rng(73)
+    ks = _kernels(rng, 4, 21)
+    Ks = np.stack([K for _, K in ks])
+    v1, e1 = mpt._cond4(fam, Ks, 1e-10)
+    v2, e2 = mpt._four_cond(fam, Ks, 1e-10)
+    bad = [(i, kind, v1[i], v2[i], e1[i], e2[i]) for i, (kind, _) in enumerate(ks)
+           if np.isfinite(v1[i]) and np.isfinite(v2[i])
+           and not abs(v1[i] - v2[i]) <= e1[i] + e2[i]]
+    assert not bad, _report(bad)
+    assert np.isfinite(v1).sum() >= 15
+    vl, el = tn.linear_part_moment4(1.5, 1.5, Ks)
+    w = 1.5 ** 4 * (Ks[:, 0, 1] * Ks[:, 2, 3] + Ks[:, 0, 2] * Ks[:, 1, 3]
+                    + Ks[:, 0, 3] * Ks[:, 1, 2])
+    ok = np.isfinite(vl)
+    assert ok.sum() >= 15 and np.all(np.abs(vl - w)[ok] <= el[ok])

@@ -1623,7 +1623,22 @@ def _sign_cond(c: float, a: float, Ks: np.ndarray, rtol: float) -> tuple[np.ndar
 
 def _cond4(fam: _Family, Ks: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
     """E[φ_1 φ_2 φ_3 φ_4] by the closed-form routes: the sign route for c·erf(a x), then
-    :func:`_four_cond` for what is left (NaN where neither converges)."""
+    :func:`_four_cond` for what is left (NaN where neither converges). A positively
+    homogeneous φ = δx⁺ + a₋x with both parts (leaky ReLU, |x|) goes as δ⁴ × ReLU's entry (the
+    angle rule on ReLU's half of the panels) plus the terms with a linear factor in closed
+    form (:func:`~critheory.expectations.truncated_normal.linear_part_moment4`)."""
+    if fam.slopes is not None and fam.slopes[1] != 0.0 and fam.slopes[0] != fam.slopes[1]:
+        from critheory.expectations.truncated_normal import linear_part_moment4
+
+        ap, am = fam.slopes
+        vl, el = linear_part_moment4(ap, am, Ks)
+        vr, er = _four_cond(_homogeneous_family(1.0, 0.0), Ks, rtol)
+        dl4 = (ap - am) ** 4
+        v, e = dl4 * vr + vl, dl4 * er + el
+        miss = ~(np.isfinite(v) & np.isfinite(e))
+        if miss.any():
+            v[miss], e[miss] = _four_cond(fam, Ks[miss], rtol)
+        return v, e
     if fam.sign is None:
         return _four_cond(fam, Ks, rtol)
     v, e = _sign_cond(*fam.sign, Ks, rtol)

@@ -116,8 +116,9 @@ G = c²(4Φ₂ − 2Φ(h) − 2Φ(k) + 1), :func:`~critheory.expectations.trunca
 Measured (2-core shared VM, m = 8, rtol 1e-10): inside the several-input recursion (CPU time
 over a depth-100 run, benchmarks/README.md) the layer's whole four-point tensor ReLU ~5 ms
 (the 70 φφφφ entries by the angle rule; 2-D rule: 0.2–0.3 s, nested rule: 30–159 s), leaky ReLU
-~14 ms, erf ~11 ms (2-D rule: 1–2 s); earlier (one-difference acceptance, φ²φφ by the angle
-rule) 15–30, 30–45 and ~25 ms; at unit
+~7 ms (φφφφ as δ⁴ × ReLU's entry + the linear terms in closed form, :func:`_cond4`), erf ~11 ms
+(2-D rule: 1–2 s); earlier (one-difference acceptance, φ²φφ by the angle rule) 15–30, 30–45
+and ~25 ms; at unit
 variances ReLU 0.03 s, leaky ReLU 0.09 s, erf 0.12–0.15 s. Every entry within its error estimate of Wick's theorem (linear φ), the
 sign-product orthant reference (erf) and the nested rule (ReLU-type), over random kernels of
 seven kinds including rank 2, rank 3, nearly collinear pairs and correlations near 1

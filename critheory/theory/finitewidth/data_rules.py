@@ -167,7 +167,7 @@ def _four_point(act, K: np.ndarray) -> np.ndarray:
 
     for rtol in _FOUR_RTOL:
         try:
-            return four_point(act, K, rtol=rtol)[0]
+            return four_point(act, K, rtol=rtol, batch_single=True)[0]
         except ConvergenceError as exc:
             last = exc
     raise ConvergenceError(f"the four-point functions of {act.name} on these inputs did not "

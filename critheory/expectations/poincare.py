@@ -57,6 +57,16 @@ def _cauchy(f, r, n: int):
 
 @lru_cache(maxsize=64)
 def _taylor(act: Activation) -> tuple | None:
+    """The Taylor coefficients of φ at 0 (floats, by Cauchy integrals at 40 digits), or None;
+    a zoo activation reads them from its cache entry (no mpmath)."""
+    zoo = act.__dict__.get("_zoo")
+    if zoo is not None and "poincare_taylor" in zoo.data:
+        v = zoo.data["poincare_taylor"]
+        return None if v is None else tuple(v)
+    return _taylor_live(act)
+
+
+def _taylor_live(act: Activation) -> tuple | None:
     import mpmath
 
     if any(abs(b) < 1.0 for b in act.breakpoints):

@@ -45,7 +45,7 @@ class ExactRational:
     Examples
     --------
     >>> a = ExactRational(Fraction(-197, 100))
-    >>> a, str(-a), a.is_negative, float(a), a == Fraction(-197, 100), a < 0
+    >>> a, -a, a.is_negative, float(a), a == Fraction(-197, 100), a < 0
     (-197/100, 197/100, True, -1.97, True, True)
     >>> exact_ratio(ExactRational(-2), ExactRational(-2)) == 1
     True

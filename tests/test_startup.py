@@ -199,11 +199,16 @@ def test_exact_exponents_from_the_cache_equal_sympys(tmp_path):
     the text sympy gives on the live path, for every K*=0, kinked, half-stable and
     scale-invariant zoo activation tried; the exact numbers compare equal to sympy's."""
     names = ["tanh", "sin", "erf", "gelu", "relu", "elu", "softsign", "swish"]
+    _fill(tmp_path, *names)
     code = f"""
-        import json
-        from critheory.activation import Activation
+        import json, sys
+        from critheory.activation import Activation, cache
         from critheory.theory.meanfield.maps import architecture
         from critheory.theory.meanfield.criticality import universality
+        zoo = cache.enabled()
+        assert all(("_zoo" in Activation.get(n).__dict__) == zoo for n in {names!r})
+        u = universality(architecture("mlp", "tanh"))
+        assert zoo == ("sympy" not in sys.modules)     # the cached path needs no sympy
         out = {{}}
         for name in {names!r}:
             for mu in (0.0, 0.5):
@@ -229,6 +234,15 @@ def test_exact_exponents_from_the_cache_equal_sympys(tmp_path):
         u = universality(architecture("mlp", "tanh"))
         assert u.a1 == sp.Integer(-2) and sp.Integer(-2) == u.a1.sympy()
         assert u.apjn_exact * sp.pi == sp.pi and (u.a1 / 4).is_Rational
+        # the Poincaré-gap Taylor coefficients read from the cache equal a live derivation
+        import numpy as np
+        from critheory.activation import Activation
+        from critheory.expectations.poincare import taylor_by_cauchy, taylor_coefficients
+        for name in ("tanh", "sin", "erf", "gelu", "swish", "relu"):
+            act = Activation.get(name)
+            assert "_zoo" in act.__dict__
+            cached, live = taylor_coefficients(act), taylor_by_cauchy(act)
+            assert (cached is None and live is None) or cached.tolist() == list(live), name
         print("ok")
         """, {"CRITHEORY_CACHE_DIR": str(tmp_path)})
     assert out.strip() == "ok"

@@ -199,7 +199,7 @@ def derive(name: str) -> dict:
             "erf_params": closed_forms.erf_params(act),
         },
         "taylor": taylor, "taylor_float": act.taylor_float,
-        "poincare_taylor": poincare._taylor_live(act),
+        "poincare_taylor": poincare.taylor_by_cauchy(act),
         "functions": functions, "integrands": integrands,
         "sources": srcs.by_id,
     }

@@ -22,6 +22,12 @@ what a new user sees once (it derives and stores the zoo entry, ~1 s); it is rep
 Commands run as ``critheory ...`` when the console script sits next to the interpreter (a
 virtual environment), else as ``python -m critheory ...`` (``--entry`` chooses).
 
+Before and after in one run: ``--baseline-tree DIR`` (a checkout of another commit, e.g.
+``git archive <commit> | tar -x -C DIR``) runs every command also as ``python -m critheory``
+with ``PYTHONPATH=DIR`` (and this checkout with ``PYTHONPATH`` set to it), the two
+interleaved command by command, each with a zoo cache folder and bytecode folder of its own
+(warmed by the untimed first run), and prints both CPU times and their ratio.
+
 Bytecode: an installed package runs from ``.pyc`` files, but a development checkout may run with
 ``PYTHONDONTWRITEBYTECODE=1`` (then every module of critheory is compiled from source at every
 start, ~0.1 s). By default the child processes therefore write and read their bytecode under a
@@ -94,20 +100,24 @@ def _bytecode_env(mode: str) -> str:
 _FIRST: dict = {}
 
 
-def wall(cmd: list[str], repeat: int, warmup: bool = True) -> tuple[float, int, float]:
+def wall(cmd: list[str], repeat: int, warmup: bool = True, env: dict | None = None,
+         cwd: str | None = None) -> tuple[float, int, float]:
     """Best wall time of ``repeat`` cold runs of cmd (seconds), the exit status and the best CPU
     time of the child (user + system, the figure issue 32 states: less disturbed by a shared
     machine than the wall time); the untimed warm-up run's time is kept in ``_FIRST``."""
     best = best_cpu = float("inf")
     rc = 0
+    env = _ENV if env is None else env
     if warmup:
         t0 = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_ENV)
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                       cwd=cwd)
         _FIRST[tuple(cmd)] = time.perf_counter() - t0
     for _ in range(repeat):
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_ENV)
+        p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                           cwd=cwd)
         best = min(best, time.perf_counter() - t0)
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         best_cpu = min(best_cpu, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
@@ -151,8 +161,14 @@ def main(argv=None) -> int:
                     help="bytecode of the child processes (see the module docstring)")
     ap.add_argument("--cache-dir", default=None,
                     help="zoo cache folder of the child processes (default: a new empty one)")
+    ap.add_argument("--baseline-tree", default=None, metavar="DIR",
+                    help="another checkout: every command also runs from it (before/after)")
+    ap.add_argument("--only", nargs="+", default=None, metavar="LABEL",
+                    help="run only the commands whose label starts with one of these")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.baseline_tree:
+        return _before_after(args)
     _ENV["CRITHEORY_CACHE_DIR"] = args.cache_dir or tempfile.mkdtemp(prefix="critheory-bench-")
     entry = _entry(args.entry)
     env_note = os.environ.get("PYTHONPATH", "")
@@ -192,6 +208,52 @@ def main(argv=None) -> int:
         print(f"{r['what']:34} {r['wall_s'] * 1e3:6.0f} ms {r['wall_s'] / base:6.1f}x "
               f"{r['cpu_s'] * 1e3:5.0f} ms {it:>14}"
               f"{bad}{mods}")
+    return 0
+
+
+def _tree_env(tree: str, tag: str) -> dict:
+    """The environment of the child processes running critheory from ``tree``: its own zoo
+    cache and bytecode folders (in the temporary directory)."""
+    env = dict(_ENV)
+    env["PYTHONPATH"] = os.path.abspath(tree)
+    env["CRITHEORY_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"critheory-bench-{tag}-")
+    env["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(),
+                                              f"critheory-bench-startup-pycache-{tag}")
+    return env
+
+
+def _before_after(args) -> int:
+    """Every command from ``--baseline-tree`` (before) and from this checkout (after),
+    interleaved, best CPU of ``--repeat`` each."""
+    _bytecode_env(args.bytecode)
+    _ENV.pop("PYTHONDONTWRITEBYTECODE", None)
+    here = str(pathlib.Path(__file__).resolve().parent.parent)
+    envs = {"before": _tree_env(args.baseline_tree, "before"), "after": _tree_env(here, "after")}
+    cmds = [(label, a) for label, a in COMMANDS
+            if not args.only or any(label.startswith(o) for o in args.only)]
+    rows = []
+    for label, cargs in cmds:
+        row = {"what": f"critheory {label}"}
+        for tag, env in envs.items():
+            # from a neutral folder: `python -m` puts the working folder first on sys.path
+            _, rc, cpu = wall([sys.executable, "-m", "critheory", *cargs], args.repeat, env=env,
+                              cwd=tempfile.gettempdir())
+            row[f"{tag}_cpu_s"], row[f"{tag}_rc"] = cpu, rc
+        rows.append(row)
+    load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    if args.json:
+        print(json.dumps({"python": sys.version.split()[0], "repeat": args.repeat,
+                          "baseline_tree": args.baseline_tree, "load": load, "rows": rows},
+                         indent=2))
+        return 0
+    print(f"CPU seconds (user + system) of a fresh process, best of {args.repeat}; before: "
+          f"{args.baseline_tree}, after: {here}; load {load}")
+    print(f"{'':34} {'before':>8} {'after':>8} {'after/before':>13}")
+    for r in rows:
+        bad = "" if r["before_rc"] == 0 and r["after_rc"] == 0 else \
+            f"   exit {r['before_rc']}/{r['after_rc']}"
+        print(f"{r['what']:34} {r['before_cpu_s']:8.3f} {r['after_cpu_s']:8.3f} "
+              f"{r['after_cpu_s'] / r['before_cpu_s']:13.2f}{bad}")
     return 0
 
 

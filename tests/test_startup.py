@@ -167,6 +167,87 @@ def test_theory_commands_need_no_sympy(tmp_path):
     assert out.strip().splitlines()[-1] == "loaded:"
 
 
+def test_exponent_commands_need_no_sympy(tmp_path):
+    """Issue 32 (cold start): after the first run on this machine, ``analyze``, ``depth``,
+    ``recipe`` and ``simulate`` on tanh import neither sympy nor mpmath: the exact exponents of
+    the K*=0 class come from the Taylor derivatives the zoo cache holds as text (rational:
+    exact fractions, no sympy), the Poincaré-gap Taylor coefficients from the cache too.
+    ``simulate`` still imports scipy.special (the Student-t quantile of its verdict)."""
+    code = """
+        import io, contextlib, sys
+        from critheory.cli.main import main
+        point = ["--weight-var", "1", "--bias-var", "0"]
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(["analyze", "tanh"]) == 0
+            assert main(["analyze", "sin", "--json"]) == 0
+            assert main(["depth", "tanh", *point, "--depth", "10"]) == 0
+            assert main(["recipe", "tanh", "--width", "64", "--depth", "10"]) == 0
+            assert main(["simulate", "tanh", *point, "--width", "16", "--depth", "8",
+                         "--seeds", "2", "--n-boot", "50", "--no-progress"]) == 0
+        """
+    env = {"CRITHEORY_CACHE_DIR": str(tmp_path)}
+    _run(code, env)                     # the first run on this "machine" fills the cache
+    out = _run(textwrap.dedent(code) + textwrap.dedent("""
+        import sys
+        print("loaded:" + ",".join(m for m in ("sympy", "mpmath") if m in sys.modules))
+        """), env)
+    assert out.strip().splitlines()[-1] == "loaded:"
+
+
+def test_exact_exponents_from_the_cache_equal_sympys(tmp_path):
+    """The exponents and laws of ``analyze`` (exact fractions from the cached Taylor text) are
+    the text sympy gives on the live path, for every K*=0, kinked, half-stable and
+    scale-invariant zoo activation tried; the exact numbers compare equal to sympy's."""
+    names = ["tanh", "sin", "erf", "gelu", "relu", "elu", "softsign", "swish"]
+    _fill(tmp_path, *names)
+    code = f"""
+        import json, sys
+        from critheory.activation import Activation, cache
+        from critheory.theory.meanfield.maps import architecture
+        from critheory.theory.meanfield.criticality import universality
+        zoo = cache.enabled()
+        assert all(("_zoo" in Activation.get(n).__dict__) == zoo for n in {names!r})
+        u = universality(architecture("mlp", "tanh"))
+        assert zoo == ("sympy" not in sys.modules)     # the cached path needs no sympy
+        out = {{}}
+        for name in {names!r}:
+            for mu in (0.0, 0.5):
+                u = universality(architecture("mlp" if mu == 0 else "residual", name, mu))
+                d = u.to_dict()
+                d["taylor_rational"] = [str(q) for q in
+                                        Activation.get(name).taylor_rational or []]
+                d["types"] = [type(v).__name__ for v in (u.a1, u.b1, u.apjn_exact)]
+                out[f"{{name}} {{mu}}"] = d
+        print(json.dumps(out, sort_keys=True))
+        """
+    cached = json.loads(_run(code, {"CRITHEORY_CACHE_DIR": str(tmp_path)}))
+    live = json.loads(_run(code, {"CRITHEORY_NO_ZOO_CACHE": "1"}))
+    assert cached["tanh 0.0"]["types"] == ["ExactRational"] * 3
+    for k in cached:
+        c, v = dict(cached[k]), dict(live[k])
+        c.pop("types"), v.pop("types")
+        assert c == v, k
+    out = _run("""
+        import sympy as sp
+        from critheory.theory.meanfield.maps import architecture
+        from critheory.theory.meanfield.criticality import universality
+        u = universality(architecture("mlp", "tanh"))
+        assert u.a1 == sp.Integer(-2) and sp.Integer(-2) == u.a1.sympy()
+        assert u.apjn_exact * sp.pi == sp.pi and (u.a1 / 4).is_Rational
+        # the Poincaré-gap Taylor coefficients read from the cache equal a live derivation
+        import numpy as np
+        from critheory.activation import Activation
+        from critheory.expectations.poincare import taylor_by_cauchy, taylor_coefficients
+        for name in ("tanh", "sin", "erf", "gelu", "swish", "relu"):
+            act = Activation.get(name)
+            assert "_zoo" in act.__dict__
+            cached, live = taylor_coefficients(act), taylor_by_cauchy(act)
+            assert (cached is None and live is None) or cached.tolist() == list(live), name
+        print("ok")
+        """, {"CRITHEORY_CACHE_DIR": str(tmp_path)})
+    assert out.strip() == "ok"
+
+
 def test_damaged_cache_files_are_ignored_and_rewritten(tmp_path):
     """A truncated, edited or foreign file changes nothing: it is not used, and the next
     command writes it anew."""

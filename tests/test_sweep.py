@@ -544,3 +544,42 @@ def test_without_dask_runs_in_process(tmp_path):
                         "'critheory[sweep]' (or --workers 1: in this process)")
     assert "computed 4 cells in 1 batches in this process" in r.stdout
     assert bool(load(out)["done"].all()) and not os.path.exists(str(out) + "2")
+
+
+def test_resume_with_another_batch_size(client, full, tmp_path):
+    """A sweep stopped after some cells (batches of 3) and resumed with batches of 7 on the
+    2-worker cluster equals the uninterrupted run bit for bit."""
+    out = tmp_path / "r.zarr"
+    first = run_sweep(SPEC, out, client=client, batch_size=3, max_cells=20)
+    assert first.computed == 20
+    run = run_sweep(SPEC, out, resume=True, client=client, batch_size=7)
+    assert (run.run, run.skipped, run.computed) == (2, 20, 43)
+    a, b = _science(load(out)), _science(load(full[1]))
+    for v in SCIENCE:
+        assert np.array_equal(a[v], b[v], equal_nan=True), v
+
+
+def test_sweep_on_a_client_that_is_not_dasks_default(client, tmp_path, monkeypatch):
+    """The sweep follows its futures on its own client's event loop. Dask's as_completed()
+    without a loop takes the *default* client's (the newest one not closed): where that loop
+    does not run (another client of the process, one that failed to connect), no batch was
+    ever reported done and the sweep waited forever (a 12-minute hang under pytest -n 2)."""
+    import threading
+
+    import distributed.client as dclient
+    from tornado.ioloop import IOLoop
+
+    class Stale:                         # a default client whose loop never runs
+        loop = IOLoop(make_current=False)
+
+    monkeypatch.setattr(dclient, "default_client", lambda c=None: Stale())
+    spec = SweepSpec(("tanh",), "mlp", 1.0, (0.5, 1.5, 3), (0.0, 0.1, 2), width=16, depth=6,
+                     seeds=4, n_boot=20)
+    got = {}
+    t = threading.Thread(target=lambda: got.setdefault(
+        "run", run_sweep(spec, tmp_path / "d.zarr", client=client, batch_size=2)), daemon=True)
+    t.start()
+    t.join(120)
+    assert not t.is_alive(), "the sweep waits on the default client's loop"
+    assert got["run"].computed == 6 and bool(load(tmp_path / "d.zarr")["done"].all())
+

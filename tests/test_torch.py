@@ -60,7 +60,7 @@ def test_apjn_of_critical_torch_models_matches_simulator_and_theory(kind, act, n
         x = torch.randn(batch, width, generator=torch.Generator().manual_seed(s), dtype=D)
         layers = list(read_model(model).layers)
         r = apjn(model, x, source=layers[0], targets=layers, probes=probes, seed=s)
-        assert r.method == "jvp" and _all_hooks(model) == 0
+        assert r.method == "vmap" and _all_hooks(model) == 0
         vals.append(r.mean)
     vals = np.array(vals)
     mean, se = vals.mean(0), vals.std(0, ddof=1) / math.sqrt(nets)

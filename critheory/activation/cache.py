@@ -63,6 +63,7 @@ HASHED_SOURCES = (
     "expectations/build_zoo_cache.py",
     "expectations/integrands.py",
     "expectations/closed_forms.py",
+    "expectations/poincare.py",
 )
 
 #: Set to turn the cache off in this process (the environment variable does it for a process).

@@ -23,6 +23,7 @@ Examples
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable, Mapping
@@ -44,6 +45,9 @@ from critheory.errors import (
     GrowthError,
     InvalidArgumentError,
 )
+
+#: sympy's srepr of an integer or a rational number (``Integer(-2)``, ``Rational(1, 2)``)
+_RATIONAL_SREPR = re.compile(r"(?:Integer\((-?\d+)\)|Rational\((-?\d+), (\d+)\))")
 
 __all__ = ["Activation", "X", "TaylorInfo"]
 
@@ -441,6 +445,41 @@ class Activation:
             return None
         return (tuple(float(d) for d in t.derivatives),
                 tuple(bool(d == 0 or d.is_zero is True) for d in t.derivatives))
+
+    @cached_property
+    def taylor_rational(self) -> tuple | None:
+        """The Taylor derivatives σ_p = φ^{(p)}(0), p = 0..4, as exact
+        :class:`fractions.Fraction` where every one is rational, else None (no Taylor data, or
+        an irrational derivative such as GELU's φ''(0) = √(2/π)). A zoo activation reads them
+        from the text of its cache entry (no sympy); the exact exponents of the theory are
+        then plain fractions.
+
+        Examples
+        --------
+        >>> [str(q) for q in Activation.get("tanh").taylor_rational]
+        ['0', '1', '0', '-2', '0']
+        >>> Activation.get("gelu").taylor_rational is None
+        True
+        """
+        from fractions import Fraction
+
+        z = self.__dict__.get("_zoo")
+        if z is not None and "taylor" not in self.__dict__:
+            derivs = z.data["taylor"][0]
+            if derivs is None:
+                return None
+            out = []
+            for text in derivs:
+                m = _RATIONAL_SREPR.fullmatch(text)
+                if m is None:
+                    return None
+                num, den = (m.group(1), "1") if m.group(1) is not None else m.group(2, 3)
+                out.append(Fraction(int(num), int(den)))
+            return tuple(out)
+        t = self.taylor
+        if not t.available or not all(getattr(d, "is_Rational", False) for d in t.derivatives):
+            return None
+        return tuple(Fraction(int(d.p), int(d.q)) for d in t.derivatives)
 
     @cached_property
     def parity(self) -> str:

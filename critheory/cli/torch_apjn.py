@@ -377,10 +377,11 @@ def register(sub) -> None:
     p.add_argument("--seed", type=bounded_int(0, 2 ** 63 - 1, "--seed"), default=0,
                    help="seed of the input batch and the probes, independent streams "
                         "(default 0)")
-    p.add_argument("--method", choices=("auto", "jvp", "forward", "vjp", "exact"),
+    p.add_argument("--method", choices=("auto", "vmap", "jvp", "forward", "vjp", "exact"),
                    default="auto",
-                   help="forward-mode probes, reverse-mode probes or the exact APJN "
-                        "(default auto: forward mode where the model supports it)")
+                   help="probes J v batched by torch.func (vmap), by reverse over reverse "
+                        "(jvp) or one at a time by forward AD (forward), reverse-mode probes "
+                        "(vjp), or the exact APJN (default auto: vmap, else jvp, else vjp)")
     p.add_argument("--source", default=None, metavar="NAME",
                    help="submodule whose output is h^l0 ('' for the input; default the first "
                         "layer)")

@@ -246,6 +246,10 @@ MAX_TORCH_EXACT_COORDINATES = _limit(
 MAX_TORCH_PROBES = _limit(
     "MAX_TORCH_PROBES", 1 << 16,
     "Hutchinson probes of one APJN call on a PyTorch model")
+MAX_TORCH_VMAP_BYTES = _limit(
+    "MAX_TORCH_VMAP_BYTES", 1 << 29,
+    "tangent bytes of one batch of probes that apjn(method='vmap') pushes through a PyTorch "
+    "model together (more probes run in several batches)")
 MAX_TORCH_EXACT_OUTPUTS = _limit(
     "MAX_TORCH_EXACT_OUTPUTS", 1 << 14,
     "output entries of the exact Jacobian norm of the regularizer (one backward pass each)")

@@ -146,7 +146,7 @@ def derive(name: str) -> dict:
     from critheory.activation import zoo
     from critheory.activation.serialize import from_srepr, to_srepr
     from critheory.errors import CritheoryError
-    from critheory.expectations import closed_forms
+    from critheory.expectations import closed_forms, poincare
     from critheory.expectations.integrands import NAMED, integrand
 
     if not cache.DISABLED:
@@ -199,6 +199,7 @@ def derive(name: str) -> dict:
             "erf_params": closed_forms.erf_params(act),
         },
         "taylor": taylor, "taylor_float": act.taylor_float,
+        "poincare_taylor": poincare.taylor_by_cauchy(act),
         "functions": functions, "integrands": integrands,
         "sources": srcs.by_id,
     }

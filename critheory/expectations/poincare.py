@@ -36,7 +36,7 @@ from critheory.activation.symbolic import Activation
 from critheory.expectations.gaussian import Expectation, check_variance, expect
 from critheory.expectations.integrands import integrand
 
-__all__ = ["poincare_gap", "taylor_coefficients"]
+__all__ = ["poincare_gap", "taylor_coefficients", "taylor_by_cauchy"]
 
 _EPS = np.finfo(float).eps
 _NCOEF = 26          # a_0 .. a_25: the series to K^12
@@ -57,6 +57,19 @@ def _cauchy(f, r, n: int):
 
 @lru_cache(maxsize=64)
 def _taylor(act: Activation) -> tuple | None:
+    """The Taylor coefficients of φ at 0 (floats, by Cauchy integrals at 40 digits), or None;
+    a zoo activation reads them from its cache entry (no mpmath)."""
+    zoo = act.__dict__.get("_zoo")
+    if zoo is not None and "poincare_taylor" in zoo.data:
+        v = zoo.data["poincare_taylor"]
+        return None if v is None else tuple(v)
+    return taylor_by_cauchy(act)
+
+
+def taylor_by_cauchy(act: Activation) -> tuple | None:
+    """a_0 .. a_25 of φ at 0 as floats by Cauchy integrals on two circles at 40 digits
+    (mpmath), or None where φ is not analytic on a disc about 0: what the zoo cache stores
+    for :func:`taylor_coefficients`."""
     import mpmath
 
     if any(abs(b) < 1.0 for b in act.breakpoints):

@@ -158,7 +158,7 @@ def analyze(activation, arch: str = "mlp", mu: float = 1.0, params=None, *,
     cset = critical_set(a)
     out = {
         "activation": act.name,
-        "expr": str(act.expr),
+        "expr": act.expr_text,
         "arch": a.name,
         "mu": a.mu,
         "universality_class": univ.name,

@@ -436,7 +436,12 @@ class _Loop:
         from dask.distributed import as_completed
 
         pending: dict = {}
-        done = as_completed()
+        # the sweep's own client's event loop: as_completed() without futures and without a
+        # loop tracks them on the loop of dask's *default* client, which is whichever client
+        # was created last and not closed (another test's, a notebook's, one that failed to
+        # connect): where that loop does not run, no future is ever reported done and the
+        # loop below waits forever
+        done = as_completed(loop=client.loop)
         seen = time.monotonic()
 
         def fill():

@@ -28,7 +28,7 @@ from torch import nn
 
 from critheory.errors import InvalidArgumentError
 
-__all__ = ["as_tuple", "first_tensor", "replace_first", "split_call", "call_label",
+__all__ = ["as_tuple", "first_tensor", "kept", "replace_first", "split_call", "call_label",
            "resolve_module", "forward_hooks", "run_forward", "is_forward_ad_gap", "leaf_graph",
            "source_graph"]
 
@@ -75,8 +75,10 @@ def call_label(base: str, call: int) -> str:
     return base if call == 1 else f"{base}@{call}"
 
 
-def resolve_module(model: nn.Module, name: str) -> nn.Module:
-    mods = _modules(model)
+def resolve_module(model: nn.Module, name: str, mods: dict | None = None) -> nn.Module:
+    """The submodule ``name`` designates (``NAME@k``: the module ``NAME``); ``mods``:
+    ``dict(model.named_modules())`` where the caller has it."""
+    mods = _modules(model) if mods is None else mods
     base, _ = split_call(name)
     if not isinstance(name, str) or base not in mods:
         some = ", ".join(repr(n) for n in list(mods)[1:8])
@@ -100,9 +102,10 @@ def forward_hooks(model: nn.Module, hooks: Sequence[tuple[str, Callable]]):
     """Forward hooks ``(name, fn)`` for the duration of the block (``fn`` runs on the call of
     the module that ``name`` designates, see :func:`split_call`); always removed."""
     handles = []
+    mods = _modules(model)
     try:
         for name, fn in hooks:
-            handles.append(resolve_module(model, name).register_forward_hook(
+            handles.append(resolve_module(model, name, mods).register_forward_hook(
                 _nth_call(fn, split_call(name)[1])))
         yield
     finally:
@@ -130,6 +133,13 @@ def run_forward(model: nn.Module, inputs: tuple):
         raise InvalidArgumentError(f"the model fails on inputs of shape {shapes}: {msg}"
                                    ) from None
 
+
+
+def kept(h):
+    """``h`` as it is now: a copy (differentiable, and carrying forward-mode tangents) that
+    later in-place operations of the model (``nn.ReLU(inplace=True)`` after a recorded layer)
+    do not change; None stays None."""
+    return None if h is None else h.clone()
 
 
 def leaf_graph(model: nn.Module, inputs: tuple, source: str | None, targets: Sequence[str], *,
@@ -161,7 +171,12 @@ def leaf_graph(model: nn.Module, inputs: tuple, source: str | None, targets: Seq
     leaf: dict = {}
 
     def leaf_of(h):
-        return h if keep_upstream and h.requires_grad else h.detach().requires_grad_(True)
+        """``h^{l0}`` and the tensor that flows on: a copy of a new leaf, so that in-place
+        operations of the model (``nn.ReLU(inplace=True)``) act on the copy, not on the leaf."""
+        if keep_upstream and h.requires_grad:
+            return h, h
+        new = h.detach().requires_grad_(True)
+        return new, new.clone()
 
     def src_hook(mod, args, out):
         if "h" in leaf:
@@ -169,13 +184,13 @@ def leaf_graph(model: nn.Module, inputs: tuple, source: str | None, targets: Seq
         h = first_tensor(out)
         if h is None:
             raise InvalidArgumentError(f"submodule {source!r} does not return a tensor")
-        leaf["h"] = leaf_of(h)
-        return None if leaf["h"] is h else replace_first(out, leaf["h"])
+        leaf["h"], flow = leaf_of(h)
+        return None if flow is h else replace_first(out, flow)
 
     def tgt_hook(name):
         def hook(mod, args, out):
             if name not in outs:
-                outs[name] = first_tensor(out)
+                outs[name] = kept(first_tensor(out))
             return None
         return hook
 
@@ -185,8 +200,8 @@ def leaf_graph(model: nn.Module, inputs: tuple, source: str | None, targets: Seq
     with forward_hooks(model, hooks), torch.enable_grad():
         ins = inputs
         if at_input:
-            leaf["h"] = leaf_of(inputs[0])
-            ins = (leaf["h"],) + tuple(inputs[1:])
+            leaf["h"], flow = leaf_of(inputs[0])
+            ins = (flow,) + tuple(inputs[1:])
         y = run_forward(model, ins)
     return leaf.get("h"), {k: v for k, v in outs.items() if v is not None}, y
 

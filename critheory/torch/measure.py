@@ -14,17 +14,27 @@ transformer) — the paper's APJN averaged over the batch.
 
 Estimators [Hoffman, Roberts, Yaida, arXiv:1908.02729, §2]:
 
-* ``jvp``: ``v ~ N(0, I)`` in the shape of ``h^{l0}``, ``E‖J v‖² = ‖J‖_F²``; every later layer
-  at once. The products ``J v`` come from one forward pass, one backward pass that keeps its
-  graph, and one double-backward pass per probe (``J v = ∂(v·Jᵀu)/∂u``, "reverse over
-  reverse"): on CPU builds of PyTorch several times faster than forward-mode AD for dense
-  layers. ``forward`` computes the same products by ``torch.autograd.forward_ad`` (one pass
-  per probe, no graph kept: the least memory);
+* ``vmap`` (the default where the model allows it): ``v ~ N(0, I)`` in the shape of ``h^{l0}``,
+  ``E‖J v‖² = ‖J‖_F²``; every later layer at once. The products ``J v`` of all probes come
+  from one forward pass of ``torch.func.jvp`` batched over the probes by ``torch.func.vmap``
+  (in batches of at most :data:`MAX_VMAP_BYTES` of tangents), after one plain forward pass
+  that finds ``h^{l0}``;
+* ``jvp``: the same products from one forward pass, one backward pass that keeps its graph,
+  and one double-backward pass per probe (``J v = ∂(v·Jᵀu)/∂u``, "reverse over reverse"):
+  on CPU builds of PyTorch several times faster than unbatched forward-mode AD for dense
+  layers. ``forward`` computes them by ``torch.autograd.forward_ad`` (one pass per probe, no
+  graph kept: the least memory);
 * ``vjp``: ``u ~ N(0, I)`` in the shape of ``h^l``, ``E‖uᵀJ‖² = ‖J‖_F²``, one backward pass
   per probe and layer (for operations without a double-backward formula, such as the fused
   attention kernels of ``nn.TransformerEncoderLayer``);
 * ``exact``: ``J e_j`` for every coordinate of ``h^{l0}`` (``numel(h^{l0})`` products,
   limited to :data:`MAX_EXACT`).
+
+With the same generator the three routes draw the same probes, so they give the same
+estimates to rounding; ``auto`` takes ``vmap``, the fastest where it runs (benchmarks/
+bench_torch_apjn.py), and falls back to ``jvp`` where ``torch.func`` refuses the model
+(in-place updates of captured tensors: BatchNorm or Dropout in training mode, buffers written
+in the forward pass; operations without a forward-mode formula), then to ``vjp``.
 
 Each probe gives an unbiased estimate; the result holds their mean and standard error over
 probes (the Monte Carlo error of the estimate for this model and batch; the spread between
@@ -51,6 +61,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import warnings
 from dataclasses import dataclass
@@ -63,7 +74,7 @@ import torch.autograd.forward_ad as fwAD
 
 from critheory.common.jsonable import jsonable
 from critheory.errors import InvalidArgumentError
-from critheory.torch.graph import (as_tuple, call_label, first_tensor, forward_hooks,
+from critheory.torch.graph import (as_tuple, call_label, first_tensor, forward_hooks, kept,
                                    is_forward_ad_gap, replace_first, resolve_module, run_forward,
                                    source_graph, split_call)
 from critheory.common import limits
@@ -79,7 +90,9 @@ LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 MAX_EXACT = limits.MAX_TORCH_EXACT_COORDINATES
 #: at most this many probes in one call
 MAX_PROBES = limits.MAX_TORCH_PROBES
-_METHODS = ("auto", "jvp", "forward", "vjp", "exact")
+#: method="vmap" pushes at most this many bytes of tangents through the model at once
+MAX_VMAP_BYTES = limits.MAX_TORCH_VMAP_BYTES
+_METHODS = ("auto", "vmap", "jvp", "forward", "vjp", "exact")
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,8 +113,8 @@ class APJNResult:
     probes : int or None
         Number of probes P (None: exact).
     method : str
-        ``"jvp"``, ``"forward"``, ``"vjp"`` or ``"exact"`` (what ran; ``auto`` resolves to
-        ``jvp`` or ``vjp``).
+        ``"vmap"``, ``"jvp"``, ``"forward"``, ``"vjp"`` or ``"exact"`` (what ran; ``auto``
+        resolves to ``vmap``, ``jvp`` or ``vjp``).
     numel : tuple of int
         Number of entries of each target's output tensor (the normalization).
     sources : tuple of str
@@ -187,10 +200,37 @@ def execution_order(model: nn.Module, inputs, names: Iterable[str] | None = None
     """
     inputs = as_tuple(inputs)
     wanted = list(dict(model.named_modules())) if names is None else list(names)
+    with measuring(model, "train"):                       # mode kept, buffers restored
+        return _scout(model, inputs, wanted).order
+
+
+@dataclass(frozen=True)
+class _Scout:
+    """What one forward pass without gradients saw: the calls of the wanted submodules in the
+    order they returned, the size of each call's output (entries, bytes) and ``h^{l0}``."""
+
+    order: list
+    numel: dict
+    nbytes: dict
+    h0: Any
+
+
+def _scout(model: nn.Module, inputs: tuple, wanted: Sequence[str],
+           source: str | None = None, first_of: Iterable[str] = ()) -> _Scout:
+    """One forward pass without gradients recording the calls of ``wanted`` (see
+    :func:`execution_order`) and ``h^{l0}``: the output of ``source`` (the first input for
+    ``""``), or where ``source`` is None the output of the first call of a module named in
+    ``first_of`` to return (the default source). The model's mode and buffers are the
+    caller's to keep."""
+    first_of = set(first_of)
+    wanted = list(wanted) + ([source] if source else [])
     exact = set(wanted)
     plain = {n for n in wanted if split_call(n)[1] == 1 and "@" not in n}
     bases = list(dict.fromkeys(split_call(n)[0] for n in wanted))
     order: list[str] = []
+    numel: dict = {}
+    nbytes: dict = {}
+    seen: dict = {"h0": inputs[0] if source == "" else None}
 
     def rec(base):
         count = [0]
@@ -200,18 +240,26 @@ def execution_order(model: nn.Module, inputs, names: Iterable[str] | None = None
             label = call_label(base, count[0])
             if label not in order and (label in exact or base in plain):
                 order.append(label)
+                h = first_tensor(out)
+                if h is not None:
+                    numel[label] = h.numel()
+                    nbytes[label] = h.numel() * h.element_size()
+                    if label == source or (source is None and seen["h0"] is None
+                                           and base in first_of):
+                        seen["h0"] = h.detach().clone()     # later in-place ops change h
         return hook
 
     handles = []
+    mods = dict(model.named_modules())
     try:
         for b in bases:
-            handles.append(resolve_module(model, b).register_forward_hook(rec(b)))
-        with torch.no_grad(), measuring(model, "train"):     # mode kept, buffers restored
+            handles.append(resolve_module(model, b, mods).register_forward_hook(rec(b)))
+        with torch.no_grad():
             run_forward(model, inputs)
     finally:
         for h in handles:
             h.remove()
-    return order
+    return _Scout(order, numel, nbytes, seen["h0"])
 
 
 def is_type(module: nn.Module, types) -> bool:
@@ -231,12 +279,16 @@ def _check_types(types) -> tuple:
     return types
 
 
+def _names_of_type(model: nn.Module, types) -> list[str]:
+    types = _check_types(types)
+    return [n for n, m in model.named_modules() if is_type(m, types)]
+
+
 def layers_of_type(model: nn.Module, inputs, types=LAYER_TYPES) -> list[str]:
     """Names of the submodules of the given types (classes or class names, see
     :func:`is_type`), in execution order on ``inputs``; a module that runs several times is
     listed once per call (``NAME@k``, see :func:`execution_order`)."""
-    types = _check_types(types)
-    names = [n for n, m in model.named_modules() if is_type(m, types)]
+    names = _names_of_type(model, types)
     return execution_order(model, inputs, names) if names else []
 
 
@@ -324,7 +376,7 @@ def _jvp_pass(model, inputs, source, targets, tangent_for) -> tuple[dict, dict]:
             # torch.jit.script, which torch itself deprecates: not the caller's to act on
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated",
                                     category=DeprecationWarning)
-            dual = fwAD.make_dual(h, tangent_for(h))
+            dual = fwAD.make_dual(h.clone(), tangent_for(h))   # in-place ops act on a copy
         return replace_first(out, dual)
 
     def tgt_hook(name):
@@ -401,6 +453,94 @@ def _jvp_rr(model, inputs, source, targets, tangents) -> tuple[np.ndarray, dict]
     return np.array(rows), numel
 
 
+class _VmapRefused(Exception):
+    """``torch.func`` cannot run the model (the first line of its reason is the message)."""
+
+
+def _jvp_vmap(model, inputs, source, targets, tangents, scout: _Scout | None = None
+              ) -> tuple[np.ndarray, dict]:
+    """``J v`` for every target at once by ``torch.func.jvp`` of the map ``h^{l0} -> (h^l)_l``,
+    batched over the tangents by ``torch.func.vmap``: the primal pass runs once, the tangents
+    of a batch of probes run through each layer together (one batched product where the
+    other routes run one per probe). ``tangents`` is an iterable of functions of ``h^{l0}``
+    (as for :func:`_jvp_rr`), consumed in batches of at most :data:`MAX_VMAP_BYTES` of
+    tangents at the targets.
+
+    One plain forward pass without gradients (``scout``, where the caller has made it) first
+    finds ``h^{l0}`` and checks that the source and the targets run; an error of the model
+    there is the model's (one line, as everywhere). An error inside the transforms raises
+    :class:`_VmapRefused`.
+
+    >>> m = nn.Sequential(nn.Linear(3, 3), nn.Tanh(), nn.Linear(3, 2)).double()
+    >>> x = torch.randn(4, 3, dtype=torch.float64)
+    >>> basis = [lambda h, j=j: torch.eye(12, dtype=h.dtype)[j].view(h.shape) for j in range(12)]
+    >>> a, _ = _jvp_vmap(m, (x,), "0", ["2"], basis)
+    >>> b, _ = _jvp_rr(m, (x,), "0", ["2"], basis)
+    >>> bool(np.allclose(a, b, rtol=1e-12, atol=0))
+    True
+    """
+    if scout is None:
+        scout = _scout(model, inputs, targets, source)
+    h0 = scout.h0
+    if h0 is None:
+        raise InvalidArgumentError(f"submodule {source!r} did not run on these inputs or "
+                                   "returns no tensor")
+    for name in targets:
+        if name not in scout.numel:
+            raise InvalidArgumentError(f"submodule {name!r} did not run on these inputs or "
+                                       "returns no tensor")
+    numel = {t: scout.numel[t] for t in targets}
+    at_input = source == ""
+    h0 = h0.detach()
+    # tangents held at once per probe: every target's, and about as much again while the
+    # layers run
+    per_probe = 2 * (sum(scout.nbytes[t] for t in dict.fromkeys(targets))
+                     + h0.numel() * h0.element_size())
+    chunk = max(1, int(MAX_VMAP_BYTES // per_probe))
+
+    def f(h):
+        outs: dict = {}
+
+        def replace(mod, args, out):
+            return replace_first(out, h)
+
+        def record(name):
+            def hook(mod, args, out):
+                if name not in outs:
+                    outs[name] = kept(first_tensor(out))
+            return hook
+
+        hooks = [] if at_input else [(source, replace)]
+        hooks += [(t, record(t)) for t in dict.fromkeys(targets)]
+        with forward_hooks(model, hooks):
+            model(*(((h,) + tuple(inputs[1:])) if at_input else inputs))
+        return tuple(outs[t] for t in targets)
+
+    def squares(v):
+        _, jvs = torch.func.jvp(f, (h0,), (v,))
+        return torch.stack([torch.sum(jv.to(torch.float64) ** 2) for jv in jvs])
+
+    batched = torch.func.vmap(squares)
+    rows = []
+    tangents = iter(tangents)
+    while True:
+        vs = [make(h0) for make in itertools.islice(tangents, chunk)]
+        if not vs:
+            break
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated",
+                                        category=DeprecationWarning)
+                rows.append(batched(torch.stack(vs)).cpu().numpy())
+        except (RuntimeError, NotImplementedError, TypeError, ValueError, KeyError,
+                IndexError, InvalidArgumentError) as exc:
+            text = str(exc).strip().splitlines()
+            raise _VmapRefused(text[0] if text else type(exc).__name__) from exc
+    if not rows:
+        return np.zeros((0, len(targets))), numel
+    return np.concatenate(rows, axis=0), numel
+
+
 def apjn(model: nn.Module, inputs, *, source: str | None = None,
          targets: Sequence[str] | None = None, layer_type=LAYER_TYPES, probes: int = 8,
          method: str = "auto", seed: int | None = None,
@@ -427,14 +567,18 @@ def apjn(model: nn.Module, inputs, *, source: str | None = None,
         matches by name (:func:`is_type`).
     probes : int
         Random probes per estimate (ignored by ``method="exact"``).
-    method : {"auto", "jvp", "forward", "vjp", "exact"}
-        ``jvp``: products ``J v`` for every target from one forward pass, by differentiating
-        the vector–Jacobian product (reverse over reverse; see :func:`_jvp_rr`); ``forward``:
-        the same products by forward-mode AD (``torch.autograd.forward_ad``, one pass per probe,
-        no graph kept: the least memory, slower on CPU); ``vjp``: ``uᵀ J``, one backward pass
-        per probe and target; ``exact``: every column of the Jacobian. ``auto``: ``jvp``,
-        falling back to ``vjp`` where an operation has no double-backward formula (the fused
-        attention of ``nn.TransformerEncoderLayer``).
+    method : {"auto", "vmap", "jvp", "forward", "vjp", "exact"}
+        ``vmap``: products ``J v`` for every target, ``torch.func.jvp`` batched over the
+        probes by ``torch.func.vmap`` (see :func:`_jvp_vmap`); ``jvp``: the same products by
+        differentiating the vector–Jacobian product (reverse over reverse; see
+        :func:`_jvp_rr`); ``forward``: by forward-mode AD one probe at a time
+        (``torch.autograd.forward_ad``, no graph kept: the least memory, slower on CPU); the
+        three give the same estimates to rounding. ``vjp``: ``uᵀ J``, one backward pass per
+        probe and target; ``exact``: every column of the Jacobian (batched like ``vmap`` where
+        the model allows). ``auto``: ``vmap``, the fastest; ``jvp`` where ``torch.func``
+        refuses the model (BatchNorm or Dropout in training mode, buffers written during the
+        forward pass); ``vjp`` where an operation has no double-backward formula either (the
+        fused attention of ``nn.TransformerEncoderLayer``).
     seed : int or None
         Seed of the probes: the ``"probes"`` stream of :func:`seed_generator`, independent of
         the weights ``init_critical_(..., seed=seed)`` draws. None (default): ``generator``, or
@@ -461,7 +605,13 @@ def apjn(model: nn.Module, inputs, *, source: str | None = None,
     >>> m = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 16)).double()
     >>> r = apjn(m, torch.randn(8, 16, dtype=torch.float64), probes=4)
     >>> r.layers, r.method, r.samples.shape
-    (('0', '2'), 'jvp', (4, 2))
+    (('0', '2'), 'vmap', (4, 2))
+    >>> rr = apjn(m, torch.randn(8, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0)),
+    ...           probes=4, seed=3, method="jvp")
+    >>> rv = apjn(m, torch.randn(8, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0)),
+    ...           probes=4, seed=3)                   # the same probes: the same estimates
+    >>> bool(np.allclose(rr.samples, rv.samples, rtol=1e-12, atol=0))
+    True
     """
     _check(model, probes, method)
     inputs = as_tuple(inputs)
@@ -489,33 +639,35 @@ def _ticker(progress, total: int):
 
 def _apjn(model, inputs, source, targets, layer_type, probes, method, gen,
           progress=None) -> APJNResult:
-    if source is None or targets is None:
-        default = layers_of_type(model, inputs, layer_type)
-        if source is None:
-            if not default:
-                raise InvalidArgumentError("the model has no layer of the chosen type(s) to start "
-                                           "from; name a source submodule")
-            source = default[0]
-        if targets is None:
-            order = execution_order(model, inputs, [source] + default)
-            if source not in order:
-                raise InvalidArgumentError(f"submodule {source!r} did not run on these inputs")
-            start = order.index(source)
-            targets = [n for n in order[start:] if n in default]
-            if not targets:
-                raise InvalidArgumentError(f"no layer of the chosen type(s) runs after {source!r}")
-    else:
-        execution_order(model, inputs, [])      # a dry run: bad inputs fail here, one line
-    if source != "":
-        resolve_module(model, source)
+    type_names = _names_of_type(model, layer_type) if source is None or targets is None else []
+    if source is None and not type_names:
+        raise InvalidArgumentError("the model has no layer of the chosen type(s) to start "
+                                   "from; name a source submodule")
+    # one forward pass: the order of the calls, h^{l0} and the size of every target
+    scout = _scout(model, inputs, type_names + list(targets or ()), source, type_names)
+    of_type = set(type_names)
+    default = [n for n in scout.order if split_call(n)[0] in of_type]
+    if source is None:
+        if not default:
+            raise InvalidArgumentError("no layer of the chosen type(s) runs on these inputs; "
+                                       "name a source submodule")
+        source = default[0]
+    if targets is None:
+        if source == "":
+            start = 0
+        elif source not in scout.order:
+            raise InvalidArgumentError(f"submodule {source!r} did not run on these inputs")
+        else:
+            start = scout.order.index(source)
+        targets = [n for n in scout.order[start:] if n in default]
+        if not targets:
+            raise InvalidArgumentError(f"no layer of the chosen type(s) runs after {source!r}")
     targets = list(targets)
     if not targets:
         raise InvalidArgumentError("no target layers")
-    for t in targets:
-        resolve_module(model, t)
 
     if method == "exact":
-        samples, numel = _exact(model, inputs, source, targets, progress)
+        samples, numel = _exact(model, inputs, source, targets, progress, scout)
         probes_out = None
     else:
         per_probe = len(targets) if method == "vjp" else 1
@@ -528,7 +680,19 @@ def _apjn(model, inputs, source, targets, layer_type, probes, method, gen,
                 yield lambda h: _gaussian(h, gen)
 
         used = method
-        if method in ("auto", "jvp"):
+        state = gen.get_state()               # each fallback starts from the same probes
+        if method in ("auto", "vmap"):
+            try:
+                samples, numel = _jvp_vmap(model, inputs, source, targets, gaussians(), scout)
+                used = "vmap"
+            except _VmapRefused as exc:
+                if method == "vmap":
+                    raise InvalidArgumentError(f"torch.func.vmap/jvp cannot run this model ({exc}"
+                                               "); use method='jvp' or 'vjp'") from None
+                gen.set_state(state)
+                tick = _ticker(progress, probes)
+                used = "jvp"
+        if used in ("auto", "jvp"):
             try:
                 samples, numel = _jvp_rr(model, inputs, source, targets, gaussians())
                 used = "jvp"
@@ -539,6 +703,7 @@ def _apjn(model, inputs, source, targets, layer_type, probes, method, gen,
                     raise InvalidArgumentError("an operation of this model has no double-backward "
                                                f"formula ({str(exc).splitlines()[0]}); use "
                                                "method='vjp'") from None
+                gen.set_state(state)
                 used = "vjp"
         elif method == "forward":
             rows, numel = [], {}
@@ -553,7 +718,7 @@ def _apjn(model, inputs, source, targets, layer_type, probes, method, gen,
                                            f"of this model ({str(exc).splitlines()[0]}); use "
                                            "method='vjp'") from None
             samples = np.array(rows)
-        if used in ("jvp", "forward"):
+        if used in ("vmap", "jvp", "forward"):
             samples = samples / np.array([numel[t] for t in targets], dtype=float)
         else:
             if used != method:                # auto fell back: count the vjp passes
@@ -580,23 +745,15 @@ def _apjn(model, inputs, source, targets, layer_type, probes, method, gen,
                       numel=tuple(int(numel[t]) for t in targets))
 
 
-def _exact(model, inputs, source, targets, progress=None) -> tuple[np.ndarray, dict]:
+def _exact(model, inputs, source, targets, progress=None, scout: _Scout | None = None
+           ) -> tuple[np.ndarray, dict]:
     """Exact APJN: ``J e_j`` for every coordinate j of h^{l0} (the columns of the Jacobian),
-    by :func:`_jvp_rr`."""
-    shape: dict[str, Any] = {}
-
-    def grab(mod, args, out):
-        h = first_tensor(out)
-        if h is not None and "h" not in shape:
-            shape["h"] = h
-    if source == "":
-        n0 = inputs[0].numel()
-    else:
-        with forward_hooks(model, [(source, grab)]), torch.no_grad():
-            run_forward(model, inputs)
-        if "h" not in shape:
-            raise InvalidArgumentError(f"submodule {source!r} did not run on these inputs")
-        n0 = shape["h"].numel()
+    by :func:`_jvp_vmap`, or :func:`_jvp_rr` where ``torch.func`` refuses the model."""
+    if scout is None:
+        scout = _scout(model, inputs, targets, source)
+    if scout.h0 is None:
+        raise InvalidArgumentError(f"submodule {source!r} did not run on these inputs")
+    n0 = scout.h0.numel()
     if n0 > MAX_EXACT:
         raise InvalidArgumentError(f"the exact APJN needs {n0} forward passes (one per entry of "
                                    f"h^l0); at most {MAX_EXACT}: use probes")
@@ -612,7 +769,11 @@ def _exact(model, inputs, source, targets, progress=None) -> tuple[np.ndarray, d
                 return e.view(h.shape)
             yield e_j
 
-    rows, numel = _jvp_rr(model, inputs, source, targets, basis())
+    try:
+        rows, numel = _jvp_vmap(model, inputs, source, targets, basis(), scout)
+    except _VmapRefused:
+        tick = _ticker(progress, n0)
+        rows, numel = _jvp_rr(model, inputs, source, targets, basis())
     total = rows.sum(axis=0, keepdims=True)
     return total / np.array([numel[t] for t in targets], dtype=float), numel
 

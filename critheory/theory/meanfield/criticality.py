@@ -38,8 +38,9 @@ from critheory.activation._lazy import LazyModule
 from critheory.common.jsonable import finite_or_none
 from critheory.errors import InvalidArgumentError
 from critheory.theory.meanfield.maps import LayerMaps, check_arch
-from critheory.theory.meanfield.taylor import (a1_b1, a1_sign, kernel_dependent, kinked_second,
-                                               zero_endpoint)
+from critheory.theory.meanfield.taylor import (ExactRational, a1_b1, a1_sign, as_sympy,
+                                               exact_ratio, exact_text, kernel_dependent,
+                                               kinked_second, zero_endpoint)
 from critheory.theory.roots import refine_brackets
 from critheory.common import limits
 from critheory.common.reprs import short_repr
@@ -605,7 +606,10 @@ class Universality:
     exactly, else None. ``attracting_side`` is the side of K* from which the kernel flows to
     it (:attr:`Side.ABOVE` for the K* = 0 classes; for the half-stable class the side opposite
     to the sign of χ_∥'(K*), since ``K^l - K* ≈ -2/(χ_∥' l)``; None where no side attracts or
-    it is unknown). ``name`` is the display text of ``kind``.
+    it is unknown). ``name`` is the display text of ``kind``. The exact numbers are
+    :class:`~critheory.theory.meanfield.taylor.ExactRational` where they are rational and known
+    without sympy (they print, compare and convert like the sympy number, which ``.sympy()``
+    gives), else sympy expressions.
 
     Examples
     --------
@@ -690,8 +694,8 @@ def universality(arch: LayerMaps) -> Universality:
                                  f"{arch.describe()} is analysed through its critical set")
     cps = critical_points(arch)
     if arch.caps.scale_invariant:
-        return Universality(UniversalityKind.SCALE_INVARIANT, cps[0], 0.0, 0.0, sp.S.Zero,
-                            sp.S.Zero,
+        return Universality(UniversalityKind.SCALE_INVARIANT, cps[0], 0.0, 0.0, ExactRational(0),
+                            ExactRational(0),
                             laws={"kernel": "K^l = K^1", "apjn": "J^{l0,l} = 1"},
                             note="chi_parallel = chi_perp for every K")
     kink = kinked_second(arch)
@@ -704,8 +708,8 @@ def universality(arch: LayerMaps) -> Universality:
         if c > 0:
             cn = sp.nsimplify(-kink) * sp.sqrt(2 / sp.pi)
             return Universality(
-                UniversalityKind.ZERO_KINKED, zero[0] if zero else None, 2.0, 2.0, sp.Integer(2),
-                sp.Integer(2),
+                UniversalityKind.ZERO_KINKED, zero[0] if zero else None, 2.0, 2.0,
+                ExactRational(2), ExactRational(2),
                 laws={"kernel": f"K^l ~ 4/(c^2 l^2), c = {sp.sstr(cn)} = {c:.12g}",
                       "chi_parallel": "1 - 3/l", "chi_perp": "1 - 2/l",
                       "apjn": "J^(l0,l) ~ (l0/l)^2"},
@@ -716,15 +720,16 @@ def universality(arch: LayerMaps) -> Universality:
     if ab is not None:
         a1, b1 = ab
         if a1.is_negative:
-            p = sp.nsimplify(sp.simplify(b1 / a1))
+            p = exact_ratio(b1, a1)
             cp = next(c for c in cps if c.kind is CriticalPointKind.ZERO)
             # residual branch: K' = K + (1 - μ²) a_1 K² + ..., so the amplitude carries 1 - μ²
-            amp = -a1 * (1 - sp.nsimplify(arch.mu2))
+            amp = (-a1 if arch.mu2 == 0 and isinstance(a1, ExactRational)
+                   else -as_sympy(a1) * (1 - sp.nsimplify(arch.mu2)))
             return Universality(
-                UniversalityKind.ZERO, cp, 1.0, float(p), sp.S.One, p, a1, b1,
-                laws={"kernel": f"K^l ~ 1/({sp.sstr(amp)} l)",
-                      "chi_parallel": "1 - 2/l", "chi_perp": f"1 - {sp.sstr(p)}/l",
-                      "apjn": f"J^(l0,l) ~ (l0/l)^({sp.sstr(p)})"},
+                UniversalityKind.ZERO, cp, 1.0, float(p), ExactRational(1), p, a1, b1,
+                laws={"kernel": f"K^l ~ 1/({exact_text(amp)} l)",
+                      "chi_parallel": "1 - 2/l", "chi_perp": f"1 - {exact_text(p)}/l",
+                      "apjn": f"J^(l0,l) ~ (l0/l)^({exact_text(p)})"},
                 attracting_side=Side.ABOVE)
         half = [c for c in cps if c.half_stable]
         if a1.is_positive and half:
@@ -761,7 +766,7 @@ def _half_stable(arch, half, a1, b1) -> Universality:
     side = (None if not np.isfinite(dchi_par) or dchi_par == 0.0
             else Side.ABOVE if dchi_par < 0 else Side.BELOW)
     return Universality(
-        UniversalityKind.HALF_STABLE, cp, 1.0, float(p), sp.S.One, None, a1, b1,
+        UniversalityKind.HALF_STABLE, cp, 1.0, float(p), ExactRational(1), None, a1, b1,
         laws={"kernel": f"K^l - K* ~ {-2.0 / dchi_par:.6g}/l (from the attracting side)",
               "apjn": f"J^(l0,l) ~ (l0/l)^({p:.6g})",
               "dchi_parallel_dK": dchi_par, "dchi_perp_dK": dchi_perp},

@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,7 +32,142 @@ if TYPE_CHECKING:  # sympy is imported where it is used (importing it takes ~0.5
     import sympy as sp
 
 __all__ = ["a1_sign", "one_sided_derivatives", "exact_coefficient", "kernel_dependent", "zero_endpoint",
-           "kinked_second", "a1_b1"]
+           "kinked_second", "a1_b1", "ExactRational", "exact_ratio", "exact_text", "as_sympy"]
+
+
+class ExactRational:
+    """An exact rational number standing for the sympy ``Rational`` it equals, without importing
+    sympy for what the theory asks of it: its text (sympy's: ``-2``, ``196/197``), its sign,
+    its float value, equality and order with numbers, negation and exact division. Anything
+    else (``.evalf()``, arithmetic with sympy expressions, ...) is passed to the sympy number
+    (:meth:`sympy`, which imports sympy).
+
+    Examples
+    --------
+    >>> a = ExactRational(Fraction(-197, 100))
+    >>> a, -a, a.is_negative, float(a), a == Fraction(-197, 100), a < 0
+    (-197/100, 197/100, True, -1.97, True, True)
+    >>> exact_ratio(ExactRational(-2), ExactRational(-2)) == 1
+    True
+    """
+
+    __slots__ = ("value", "_sym")
+
+    def __init__(self, value):
+        object.__setattr__(self, "value", Fraction(value))
+        object.__setattr__(self, "_sym", None)
+
+    def sympy(self):
+        """The sympy ``Rational`` (imports sympy)."""
+        if self._sym is None:
+            import sympy as sp
+
+            object.__setattr__(self, "_sym", sp.Rational(self.value.numerator,
+                                                         self.value.denominator))
+        return self._sym
+
+    def __setattr__(self, name, value):
+        raise AttributeError("ExactRational is immutable")
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.sympy(), name)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    __repr__ = __str__
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __eq__(self, other):
+        if isinstance(other, ExactRational):
+            return self.value == other.value
+        if isinstance(other, (int, Fraction)):
+            return self.value == other
+        return self.sympy() == other
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __lt__(self, other):
+        return self.value < _fraction(other) if _fraction(other) is not None \
+            else self.sympy() < other
+
+    def __gt__(self, other):
+        return self.value > _fraction(other) if _fraction(other) is not None \
+            else self.sympy() > other
+
+    def __neg__(self):
+        return ExactRational(-self.value)
+
+    @property
+    def is_negative(self) -> bool:
+        return self.value < 0
+
+    @property
+    def is_positive(self) -> bool:
+        return self.value > 0
+
+    @property
+    def is_zero(self) -> bool:
+        return self.value == 0
+
+    is_Rational = is_rational = is_number = is_real = is_finite = True
+
+    @property
+    def is_integer(self) -> bool:
+        return self.value.denominator == 1
+
+    def _sym_op(name):  # noqa: N805 - a factory of methods
+        def op(self, *args):
+            return getattr(self.sympy(), name)(*(as_sympy(a) for a in args))
+        op.__name__ = name
+        return op
+
+    for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+                  "__truediv__", "__rtruediv__", "__pow__", "__rpow__", "__abs__", "__le__",
+                  "__ge__"):
+        locals()[_name] = _sym_op(_name)
+    del _name, _sym_op
+
+
+def _fraction(v):
+    if isinstance(v, ExactRational):
+        return v.value
+    if isinstance(v, (int, Fraction)):
+        return Fraction(v)
+    return None
+
+
+def as_sympy(v):
+    """``v`` as sympy sees it: an :class:`ExactRational` as its sympy number, anything else as
+    it is."""
+    return v.sympy() if isinstance(v, ExactRational) else v
+
+
+def exact_ratio(b, a):
+    """``nsimplify(simplify(b/a))`` (the exact ratio of two exact numbers): a fraction where
+    both are :class:`ExactRational` (no sympy), else by sympy."""
+    if isinstance(a, ExactRational) and isinstance(b, ExactRational):
+        return ExactRational(b.value / a.value)
+    import sympy as sp
+
+    return sp.nsimplify(sp.simplify(as_sympy(b) / as_sympy(a)))
+
+
+def exact_text(v) -> str:
+    """sympy's text of an exact number (``sstr``), without sympy for an :class:`ExactRational`."""
+    if isinstance(v, ExactRational):
+        return str(v)
+    import sympy as sp
+
+    return sp.sstr(v)
 
 
 def one_sided_derivatives(act, n: int = 3) -> tuple[tuple[float, float], ...]:
@@ -124,7 +260,15 @@ def a1_sign(arch: LayerMaps) -> int | None:
 
 
 def a1_b1(arch: LayerMaps) -> tuple[sp.Expr, sp.Expr] | None:
-    """PDLT's a_1, b_1 (exact, sympy) for φ(0) = 0, φ'(0) ≠ 0, else None."""
+    """PDLT's a_1, b_1 (exact) for φ(0) = 0, φ'(0) ≠ 0, else None: :class:`ExactRational`
+    where the Taylor derivatives are rational (read without sympy from a zoo activation's
+    cache: tanh, sin), else sympy expressions."""
+    q = arch.activation.taylor_rational
+    if q is not None:
+        if q[0] != 0 or q[1] == 0:
+            return None
+        u, w = q[3] / q[1], (q[2] / q[1]) ** 2
+        return ExactRational(u + Fraction(3, 4) * w), ExactRational(u + w)
     t = arch.activation.taylor
     if not t.available or t.derivatives[0] != 0 or t.derivatives[1] == 0:
         return None

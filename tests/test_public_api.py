@@ -33,9 +33,21 @@ def test_all_is_listed_once_and_in_dir():
         assert name in ct.__all__, name
 
 
-@pytest.mark.parametrize("name", PUBLIC)
+def _torch_public() -> list[str]:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return []
+    import critheory.torch as ctt
+
+    return list(ctt.__all__)
+
+
+@pytest.mark.parametrize("name", PUBLIC + [f"torch.{n}" for n in _torch_public()])
 def test_public_name_resolves_and_is_documented(name):
-    value = getattr(ct, name)
+    owner, _, short = name.rpartition(".")
+    value = getattr(ct.torch if owner == "torch" else ct, short)
+    name = short
     assert value is not None
     if inspect.ismodule(value):           # ct.torch: a package with its own __all__
         assert value.__name__ == f"critheory.{name}" and value.__all__

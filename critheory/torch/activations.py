@@ -32,6 +32,8 @@ def torch_function(spec, params=None) -> Callable[[torch.Tensor], torch.Tensor]:
     """φ of a critheory activation (zoo name, formula or :class:`Activation`) as a function of
     tensors (differentiable, forward-mode capable).
 
+    Examples
+    --------
     >>> import math
     >>> f = torch_function("x*erf(x)")
     >>> round(float(f(torch.tensor(1.0, dtype=torch.float64))), 12) == round(math.erf(1.0), 12)
@@ -54,6 +56,13 @@ class TorchActivation(nn.Module):
         Zoo name or formula in ``x``.
     params : mapping, optional
         Values of the formula's parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> f = TorchActivation("tanh(x) + 0.1*x")
+    >>> f(torch.tensor([0.0, 1.0], dtype=torch.float64))
+    tensor([0.0000, 0.8616], dtype=torch.float64)
     """
 
     def __init__(self, spec, params=None):
@@ -106,6 +115,12 @@ def activation_of(module: nn.Module) -> Activation | None:
 
     The softplus threshold of ``nn.Softplus`` (linear above 20/β) is ignored: the difference is
     below 1e-8 there.
+
+    Examples
+    --------
+    >>> import torch
+    >>> activation_of(torch.nn.Tanh()).name, activation_of(torch.nn.Linear(2, 2))
+    ('tanh', None)
     """
     reader = _READERS.get(type(module))
     return None if reader is None else reader(module)

@@ -80,6 +80,12 @@ class FDRResult:
         ``"stationary"`` (``|z|`` <= :data:`Z_STATIONARY` and a relative error <=
         :data:`MAX_REL_ERROR`), ``"not stationary"`` (``|z|`` larger) or ``"undetermined"``.
     blocks : int
+
+    Examples
+    --------
+    >>> r = regression_example(steps=300, burn_in=100)
+    >>> isinstance(r, FDRResult), r.steps, r.blocks
+    (True, 300, 20)
     """
 
     __repr__ = short_repr
@@ -109,6 +115,25 @@ class FDRMonitor:
     blocks : int
         Blocks for the batch-means error (each block should be longer than the correlation
         time of the iterates).
+
+    Examples
+    --------
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> model = torch.nn.Linear(4, 1)
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, dampening=0.5)
+    >>> mon = FDRMonitor(opt, burn_in=50, blocks=10)
+    >>> X = torch.randn(256, 4, generator=g)
+    >>> y = X.sum(1, keepdim=True) + 0.3 * torch.randn(256, 1, generator=g)
+    >>> for _ in range(450):
+    ...     idx = torch.randint(0, 256, (8,), generator=g)
+    ...     opt.zero_grad()
+    ...     torch.nn.functional.mse_loss(model(X[idx]), y[idx]).backward()
+    ...     mon.record()                               # before the step
+    ...     opt.step()
+    >>> res = mon.result()
+    >>> res.steps, res.verdict
+    (400, 'stationary')
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, *, burn_in: int = 0, blocks: int = 20):
@@ -203,6 +228,12 @@ def regression_example(steps: int = 2000, *, burn_in: int = 500, seed: int = 0,
     trained by minibatch SGD with momentum, dampening and weight decay at a constant learning
     rate; the iterates settle into a stationary distribution around the minimum, where the
     FDR holds (a few seconds on a CPU).
+
+    Examples
+    --------
+    >>> r = regression_example(steps=600, burn_in=200)
+    >>> r.verdict, abs(r.z) < 3
+    ('stationary', True)
     """
     g = torch.Generator().manual_seed(seed)
     n, d = 512, 16

@@ -254,6 +254,15 @@ class TensorAction:
         The standard deviation drawn with.
     fan_in : int or None
     note : str
+
+    Examples
+    --------
+    >>> import torch
+    >>> r = init_critical_(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(),
+    ...                                        torch.nn.Linear(8, 1)), seed=0)
+    >>> t = r.tensors[0]
+    >>> isinstance(t, TensorAction), t.name, t.action, t.std     # std = sqrt(1/4)
+    (True, '0.weight', 'drawn', 0.5)
     """
 
     __repr__ = short_repr
@@ -286,6 +295,14 @@ class InitReport:
         σ_w² the input layer (the model's first weight tensor, unless an embedding) was drawn
         with where it differs from ``weight_var`` (the point for inputs, rule
         ``"input layer"``); None otherwise.
+
+    Examples
+    --------
+    >>> import torch
+    >>> r = init_critical_(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(),
+    ...                                        torch.nn.Linear(8, 1)), seed=0)
+    >>> isinstance(r, InitReport), r.kept
+    (True, ())
     """
 
     weight_var: float
@@ -380,6 +397,17 @@ def init_critical_(model: nn.Module, activation=None, point=None, *,
     The structure is read (:func:`~critheory.torch.read.read_model`) to choose the critical
     point; a model critheory cannot read as a stack gets the critical point of an MLP with its
     one activation (or ``activation=``), with a note.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.Tanh(),
+    ...                             torch.nn.Linear(64, 1))
+    >>> report = init_critical_(model, seed=0)          # tanh's critical point (1, 0)
+    >>> report.weight_var, report.bias_var, report.drawn
+    (1.0, 0.0, ('0.weight', '0.bias', '2.weight', '2.bias'))
+    >>> report.tensors[0].std                           # sqrt(1/16)
+    0.25
     """
     if not isinstance(model, nn.Module):
         raise InvalidArgumentError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -466,6 +494,16 @@ class TuneReport:
     tol : float
     probes : int
     notes : tuple of str
+
+    Examples
+    --------
+    >>> import torch
+    >>> m = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64),
+    ...                         torch.nn.Tanh(), torch.nn.Linear(64, 1))
+    >>> x = torch.randn(32, 16, generator=torch.Generator().manual_seed(0))
+    >>> r = tune_critical_(m, x, seed=0)
+    >>> isinstance(r, TuneReport), r.layers, all(r.converged)
+    (True, ('2', '4'), True)
     """
 
     __repr__ = short_repr

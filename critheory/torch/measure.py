@@ -122,6 +122,16 @@ class APJNResult:
     mode : str
         ``"eval"`` or ``"train"``: the mode the model was measured in (``train`` only where
         some module was in training mode).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from critheory.torch import apjn
+    >>> model = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.Tanh(),
+    ...                             torch.nn.Linear(64, 1))
+    >>> r = apjn(model, torch.randn(8, 16, generator=torch.Generator().manual_seed(0)), seed=0)
+    >>> isinstance(r, APJNResult), r.layers, r.method, float(r.mean[0])   # J^(0,0) = 1
+    (True, ('0', '2'), 'vmap', 1.0)
     """
 
     __repr__ = short_repr
@@ -155,6 +165,8 @@ def measuring(model: nn.Module, mode: str = "eval"):
     every buffer (BatchNorm running statistics, ``num_batches_tracked``) is put back bit for
     bit.
 
+    Examples
+    --------
     >>> from torch import nn
     >>> m = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3)).train()
     >>> before = m[1].running_mean.clone()
@@ -186,6 +198,8 @@ def execution_order(model: nn.Module, inputs, names: Iterable[str] | None = None
     """Names of the submodules (all, or ``names``) in the order their forward first returns on
     ``inputs`` (one forward pass without gradients; submodules that do not run are left out).
 
+    Examples
+    --------
     >>> from torch import nn
     >>> m = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
     >>> execution_order(m, torch.zeros(1, 3))
@@ -287,7 +301,16 @@ def _names_of_type(model: nn.Module, types) -> list[str]:
 def layers_of_type(model: nn.Module, inputs, types=LAYER_TYPES) -> list[str]:
     """Names of the submodules of the given types (classes or class names, see
     :func:`is_type`), in execution order on ``inputs``; a module that runs several times is
-    listed once per call (``NAME@k``, see :func:`execution_order`)."""
+    listed once per call (``NAME@k``, see :func:`execution_order`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.Tanh(),
+    ...                             torch.nn.Linear(64, 1))
+    >>> layers_of_type(model, torch.zeros(2, 16))
+    ['0', '2']
+    """
     names = _names_of_type(model, types)
     return execution_order(model, inputs, names) if names else []
 
@@ -306,6 +329,8 @@ def seed_generator(seed: int, stream: str, device: str | torch.device = "cpu"
     are independent (the same fresh generator for both would make the probes equal to the
     first weights).
 
+    Examples
+    --------
     >>> a = torch.randn(3, generator=seed_generator(0, "weights"), dtype=torch.float64)
     >>> b = torch.randn(3, generator=seed_generator(0, "probes"), dtype=torch.float64)
     >>> bool(torch.equal(a, b)), bool(torch.equal(a, torch.randn(

@@ -73,6 +73,8 @@ CRITICAL_Z = 3.0
 class Residual(nn.Module):
     """A declared residual block ``x -> mu * x + branch(x)`` (read by :func:`read_model`).
 
+    Examples
+    --------
     >>> from torch import nn
     >>> blk = Residual(nn.Sequential(nn.Tanh(), nn.Linear(3, 3)), mu=0.5)
     >>> blk
@@ -145,6 +147,12 @@ class WeightTensor:
         ``nn.MultiheadAttention``; its ``out_proj`` is a ``linear``) or ``embedding``.
     fan_in : int
         Inputs of one output unit (1 for an embedding: its entries are the inputs).
+
+    Examples
+    --------
+    >>> import torch
+    >>> weight_tensors(torch.nn.Sequential(torch.nn.Linear(16, 4), torch.nn.Tanh()))[0]
+    WeightTensor(module='0', weight='weight', bias='bias', kind='linear', fan_in=16)
     """
 
     module: str
@@ -176,6 +184,8 @@ def weight_tensors(model: nn.Module) -> list[WeightTensor]:
     parameters, class tokens, positional embeddings held as bare parameters, transposed
     convolutions, ``bias_k``/``bias_v``) are not among them.
 
+    Examples
+    --------
     >>> from torch import nn
     >>> [(t.module, t.weight, t.kind, t.fan_in) for t in weight_tensors(
     ...     nn.MultiheadAttention(8, 2))]
@@ -324,6 +334,14 @@ class ModelReading:
         theory for it (:func:`predict` refuses), and ``notes[0]`` says why.
     kinds : tuple of str
         Per layer, the :attr:`WeightTensor.kind` of its weight (unstructured readings).
+
+    Examples
+    --------
+    >>> import torch
+    >>> r = read_model(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(),
+    ...                                    torch.nn.Linear(8, 1)))
+    >>> isinstance(r, ModelReading), r.structured, r.activations[0].name
+    (True, True, 'relu')
     """
 
     __repr__ = short_repr
@@ -405,6 +423,14 @@ def read_model(model: nn.Module, *, layers=None) -> ModelReading:
     ------
     InvalidArgumentError
         ``model`` is not a module, or it has no weight tensor critheory reads.
+
+    Examples
+    --------
+    >>> import torch
+    >>> r = read_model(torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.Tanh(),
+    ...                                    torch.nn.Linear(64, 1)))
+    >>> r.structured, r.activations[0].name, r.network.describe()
+    (True, 'tanh', ...)
     """
     if not isinstance(model, nn.Module):
         raise InvalidArgumentError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -575,6 +601,14 @@ class Prediction:
     point : tuple of float or None
         That shared (σ_w², σ_b²).
     reading : ModelReading
+
+    Examples
+    --------
+    >>> import torch
+    >>> p = predict(torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh(),
+    ...                                 torch.nn.Linear(8, 1)), q0=1.0)
+    >>> isinstance(p, Prediction), len(p.kernel) == len(p.apjn)
+    (True, True)
     """
 
     __repr__ = short_repr

@@ -90,6 +90,16 @@ def jacobian_penalty(model: nn.Module, inputs, *, n_proj: int = 1, source: str |
     -------
     Tensor
         A scalar.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(),
+    ...                             torch.nn.Linear(32, 4))
+    >>> x = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    >>> p = jacobian_penalty(model, x, n_proj=4, seed=0)
+    >>> p.ndim, p.requires_grad                         # add it to the loss
+    (0, True)
     """
     if isinstance(n_proj, bool) or not isinstance(n_proj, int) or n_proj < 1:
         raise InvalidArgumentError(f"n_proj must be an integer >= 1, got {n_proj!r}")
@@ -122,7 +132,17 @@ def jacobian_norm_exact(model: nn.Module, inputs, *, source: str | None = None,
                         target: str | None = None, reduction: str = "mean") -> float:
     """Exact ``‖J‖_F²`` (per sample, averaged or summed over the batch): one backward pass per
     entry of the output, at most :data:`MAX_EXACT_OUTPUTS`. :func:`jacobian_penalty`
-    estimates half of it."""
+    estimates half of it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> lin = torch.nn.Linear(3, 2, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = lin.weight.copy_(torch.tensor([[1.0, 2.0, 0.0], [0.0, 1.0, 1.0]]))
+    >>> jacobian_norm_exact(lin, torch.ones(5, 3))      # ‖W‖_F² for a linear map
+    7.0
+    """
     if reduction not in ("mean", "sum"):
         raise InvalidArgumentError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     h0, h = _penalty_graph(model, inputs, source, target)

@@ -82,7 +82,13 @@ _GRID = np.logspace(-3, 3.5, 131)
 
 
 class CriticalityWarning(UserWarning):
-    """A critical initialization that the inputs will not see as critical."""
+    """A critical initialization that the inputs will not see as critical.
+
+    Examples
+    --------
+    >>> issubclass(CriticalityWarning, UserWarning)
+    True
+    """
 
 
 @dataclass(frozen=True)

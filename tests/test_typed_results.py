@@ -251,3 +251,16 @@ def test_warnings_for_gelu_agrees_with_the_reach_route():
     assert kinds[InputWarningKind.CRITICAL_NOT_REACHED].depth_lost == lost
     assert reach_warning("gelu", 1.0, depth=64).depth_lost == lost
     assert reach_warning("tanh", 1.0, depth=64) is None
+
+
+def test_results_pickle_and_copy():
+    """Results cross process boundaries (Jupyter kernels, Dask workers): a Universality with
+    exact exponents (ExactRational, no sympy) did not unpickle."""
+    import copy
+    import pickle
+
+    import critheory as ct
+
+    u = ct.universality(ct.architecture("mlp", "tanh"))
+    for v in (pickle.loads(pickle.dumps(u)), copy.deepcopy(u)):
+        assert v.a1 == u.a1 and str(v.a1) == str(u.a1) and v.apjn == u.apjn

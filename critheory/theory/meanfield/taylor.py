@@ -49,6 +49,9 @@ class ExactRational:
     (-197/100, 197/100, True, -1.97, True, True)
     >>> exact_ratio(ExactRational(-2), ExactRational(-2)) == 1
     True
+    >>> import pickle, copy
+    >>> pickle.loads(pickle.dumps(a)) == a, copy.deepcopy(a) == a
+    (True, True)
     """
 
     __slots__ = ("value", "_sym")
@@ -68,6 +71,11 @@ class ExactRational:
 
     def __setattr__(self, name, value):
         raise AttributeError("ExactRational is immutable")
+
+    def __reduce__(self):
+        # pickling and copying rebuild it from its value (the default protocol sets the slots
+        # one by one, which __setattr__ refuses: a Universality did not unpickle)
+        return (ExactRational, (self.value,))
 
     def __getattr__(self, name):
         if name.startswith("__"):

@@ -1,4 +1,4 @@
-"""Regenerate the figures of docs/shaped.md and docs/torch.md.
+"""Regenerate the figures of docs/shaped.md, docs/torch.md and docs/recipes.md.
 
 Run from the repository root: ``python docs/make_more_figures.py`` (about a minute; the torch
 figure needs ``critheory[torch]``). The SDE figure is the one ``critheory sde ... --plot``
@@ -64,6 +64,37 @@ def torch_apjn():
     save(fig, OUT / "torch_apjn.png")
 
 
+
+
+def ntk_fluctuations():
+    """The relative variance of one neuron's NTK, Var Θ̂_ii / Θ², against depth at two widths:
+    the order-1/n theory (``ntk_curves(..., width=n).ntk_variance``) and finite tanh networks
+    at criticality (``measure_ntk``, all tracked neurons of every network; ± the standard error
+    of a variance from the networks alone, conservative). The recipe's interaction strength
+    r = L/n is this quantity's scale."""
+    import critheory as ct
+
+    L, S = 16, 256
+    with style():
+        fig, ax = figure(figsize=(5.2, 3.8))
+        for i, n in enumerate((32, 128)):
+            c = ct.ntk_curves("mlp", "tanh", 1.0, 0.0, L, width=n)
+            ax.plot(c.depths / n, c.ntk_variance / c.ntk ** 2, "-", color=f"C{i}",
+                    label=f"theory, n = {n}")
+            m = ct.measure_ntk("tanh", 1.0, 0.0, width=n, depth=L, seeds=S, seed=i)
+            t = m.ntk_per_neuron                                    # (S, L, neurons)
+            v = t.reshape(S, L, -1).transpose(1, 0, 2).reshape(L, -1).var(axis=1, ddof=1)
+            rel = v / m.ntk_mean ** 2
+            ax.errorbar(m.depths / n, rel, yerr=rel * np.sqrt(2.0 / (S - 1)), fmt="o", ms=3,
+                        color=f"C{i}", label=f"{S} networks, n = {n}")
+        ax.set_xlabel(r"depth / width $\ell/n$")
+        ax.set_ylabel(r"$\mathrm{Var}\,\hat\Theta_{ii} / \Theta^2$")
+        ax.set_title("NTK fluctuations grow like L/n (tanh at criticality)")
+        ax.legend(frameon=False, fontsize=8)
+    save(fig, OUT / "recipes_ntk_fluctuations.png")
+
+
 if __name__ == "__main__":
     shaped_relu()
     torch_apjn()
+    ntk_fluctuations()

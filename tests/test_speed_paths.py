@@ -84,6 +84,16 @@ def test_ntk_tables_keep_a_fixed_point_and_the_float64_edges(monkeypatch):
             np.testing.assert_allclose(a[ok], b[ok], rtol=args[-1] * 1e-12)
 
 
+def _accumulate(ref: list, A, F, Th) -> None:
+    """Add one batch of softmax matrices A's per-point sums to ``ref`` (A F Aᵀ, A Θ Aᵀ and the
+    two traces of the logit term), as the reference of the batched attention moments."""
+    At = np.swapaxes(A, -1, -2)
+    ref[0] += (A @ F[:, None] @ At).sum(1)
+    ref[1] += (A[:, None] @ Th[:, :, None] @ At[:, None]).sum(2)
+    ref[2] += trace_pp(A, F[:, None], F[:, None]).sum(1)
+    ref[3] += trace_pp(A[:, None], Th[:, :, None], F[:, None, None]).sum(2)
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_attention_moments_equal_per_point_formula(causal):
     """The batched products against the per-point route on the same nodes (deterministic:
@@ -100,11 +110,7 @@ def test_attention_moments_equal_per_point_formula(causal):
     ref = [np.zeros_like(F), np.zeros_like(Th), np.zeros_like(F), np.zeros_like(Th)]
     for xi in s.draws(T):
         A = _softmax(Lf[:, None] @ xi @ np.swapaxes(Lf, -1, -2)[:, None], causal)
-        At = np.swapaxes(A, -1, -2)
-        ref[0] += (A @ F[:, None] @ At).sum(1)
-        ref[1] += (A[:, None] @ Th[:, :, None] @ At[:, None]).sum(2)
-        ref[2] += trace_pp(A, F[:, None], F[:, None]).sum(1)
-        ref[3] += trace_pp(A[:, None], Th[:, :, None], F[:, None, None]).sum(2)
+        _accumulate(ref, A, F, Th)
     n = s.points
     lg = lv * (Th * (ref[2] / n)[:, None] + F[:, None] * ref[3] / n)
     for got, want in [(afa, ref[0] / n), (ata, ref[1] / n), (logit, lg)]:
@@ -242,11 +248,7 @@ def test_exchangeable_moments_equal_per_point_formula(T):
         Z = (math.sqrt(lv) * g1[:, None, None, None] * (U @ Y[..., 1:, :] @ U.T)
              + beta[:, None, None, None] * (Y[..., :1, :] @ U.T))
         A = _softmax(Z, False)
-        At = np.swapaxes(A, -1, -2)
-        ref[0] += (A @ F[:, None] @ At).sum(1)
-        ref[1] += (A[:, None] @ Th[:, :, None] @ At[:, None]).sum(2)
-        ref[2] += trace_pp(A, F[:, None], F[:, None]).sum(1)
-        ref[3] += trace_pp(A[:, None], Th[:, :, None], F[:, None, None]).sum(2)
+        _accumulate(ref, A, F, Th)
     n = s.points
     lg = lv * (Th * (ref[2] / n)[:, None] + F[:, None] * ref[3] / n)
     bad = []

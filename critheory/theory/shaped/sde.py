@@ -44,6 +44,22 @@ __all__ = ["nu", "drift", "drift_pair", "geo_step2", "geo_step", "rho_drift", "r
 _TWO_PI = 2.0 * np.pi
 
 
+def _smtc_series(theta):
+    """``θ³/3 − θ⁵/30 + θ⁷/840 − θ⁹/45360``: ``sin θ − θ cos θ`` below θ = 0.05."""
+    t2 = theta * theta
+    return theta * t2 * (1 / 3 - t2 * (1 / 30 - t2 * (1 / 840 - t2 / 45360)))
+
+
+def _small_by_series(v, theta):
+    """``v`` with the entries where θ < 0.05 replaced by :func:`_smtc_series` (in place)."""
+    small = theta < 0.05
+    if small.ndim == 0:
+        return _smtc_series(theta) if small else v
+    if small.any():
+        v[small] = _smtc_series(theta[small])
+    return v
+
+
 def sin_minus_theta_cos(theta):
     """``sin θ − θ cos θ`` without cancellation near θ = 0 (series below 0.05).
 
@@ -52,38 +68,79 @@ def sin_minus_theta_cos(theta):
     True
     """
     theta = np.asarray(theta, dtype=float)
-    t2 = theta * theta
-    series = theta * t2 * (1 / 3 - t2 * (1 / 30 - t2 * (1 / 840 - t2 / 45360)))
-    return np.where(theta < 0.05, series, np.sin(theta) - theta * np.cos(theta))
+    v = np.sin(theta) - theta * np.cos(theta)
+    return _small_by_series(v, theta)
+
+
+def _scratch(shape, k: int) -> list:
+    """``k`` float64 arrays of ``shape`` to compute into."""
+    return [np.empty(shape) for _ in range(k)]
+
+
+def _nu_into(k: float, rho, v, w1, w2):
+    """``ν(ρ)`` into ``v`` (ρ clipped to [−1, 1] in place; w1, w2 scratch): see :func:`nu`."""
+    np.clip(rho, -1.0, 1.0, out=rho)
+    theta = np.arccos(rho, out=w1)
+    np.subtract(1.0, rho, out=v)
+    v *= np.add(1.0, rho, out=w2)
+    np.sqrt(v, out=v)
+    v -= np.multiply(rho, theta, out=w2)
+    small = theta < 0.05
+    if small.any():
+        v[small] = _smtc_series(theta[small])
+    np.multiply(k, v, out=v)
+    v /= _TWO_PI
+    return v
 
 
 def nu(shaping, rho):
     """ReLU correlation drift ``ν(ρ) = (c₊ − c₋)²(√(1 − ρ²) − ρ arccos ρ)/(2π)`` (vectorized).
 
+    With θ = arccos ρ the bracket is ``sin θ − θ cos θ`` (:func:`sin_minus_theta_cos`), here
+    evaluated as written, ``√((1 − ρ)(1 + ρ)) − ρθ``, without the sine and cosine (each ~8×
+    the cost of ``arccos`` in numpy, and this is the integrator's innermost function); below
+    θ = 0.05, where the difference cancels, by the same series. Either way the absolute error
+    is about one ulp of ν (checked against mpmath in the tests).
+
     >>> from critheory.theory.shaped.shaping import shape_relu
     >>> float(nu(shape_relu(1, -1), -1.0)) == 4 * np.pi / (2 * np.pi)
     True
     """
-    rho = np.clip(np.asarray(rho, dtype=float), -1.0, 1.0)
-    return shaping.k * sin_minus_theta_cos(np.arccos(rho)) / _TWO_PI
+    rho = np.array(rho, dtype=float)            # a copy: clipped in place
+    v = _nu_into(shaping.k, rho, *_scratch(rho.shape, 3))
+    return v[()] if v.ndim == 0 else v
+
+
+def _relu_drift_into(shaping, Vaa, Vbb, Vab, v, w1, w2, w3, w4):
+    """ReLU-shaping ``b_ab = ν(ρ_ab)√(V_aa V_bb)`` into ``v`` (w1–w4 scratch of its shape)."""
+    r = np.maximum(Vaa, 0.0, out=w1)
+    r *= np.maximum(Vbb, 0.0, out=w2)
+    np.sqrt(r, out=r)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.divide(Vab, r, out=w2)
+    pos = r > 0
+    if not pos.all():
+        rho[~pos] = 1.0
+    _nu_into(shaping.k, rho, v, w3, w4)
+    v *= r
+    return v
 
 
 def drift_pair(shaping, Vaa, Vbb, Vab):
     """Entry ``b_ab`` of the drift from ``V_aa, V_bb, V_ab`` (vectorized, broadcast)."""
-    Vaa = np.maximum(np.asarray(Vaa, dtype=float), 0.0)
-    Vbb = np.maximum(np.asarray(Vbb, dtype=float), 0.0)
+    Vaa = np.asarray(Vaa, dtype=float)
+    Vbb = np.asarray(Vbb, dtype=float)
     Vab = np.asarray(Vab, dtype=float)
-    P = Vaa * Vbb
     if shaping.homogeneous:
-        r = np.sqrt(P)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rho = np.where(r > 0, Vab / np.where(r > 0, r, 1.0), 1.0)
-        return nu(shaping, rho) * r
+        shape = np.broadcast_shapes(Vaa.shape, Vbb.shape, Vab.shape)
+        v = _relu_drift_into(shaping, Vaa, Vbb, Vab, *_scratch(shape, 5))
+        return v[()] if v.ndim == 0 else v
+    Vaa = np.maximum(Vaa, 0.0)
+    Vbb = np.maximum(Vbb, 0.0)
+    P = Vaa * Vbb
     a2 = shaping.a ** 2
     return (shaping.sigma2 ** 2 / (4 * a2)) * (P + Vab * (2 * Vab - 3)) \
         + (shaping.sigma3 / (2 * a2)) * Vab * (Vaa + Vbb - 2)
-
-
 def drift(shaping, V):
     """Drift ``b(V)`` for a stack of covariance matrices ``V`` (shape ``(..., m, m)``).
 
@@ -97,14 +154,33 @@ def drift(shaping, V):
     return drift_pair(shaping, d[..., :, None], d[..., None, :], V)
 
 
-def _sqrt2(a, b, c):
-    """Closed-form square root S of 2×2 PSD matrices (a, b; b, c): ``(V + √det I)/√(tr V + 2√det)``."""
-    sd = np.sqrt(np.maximum(a * c - b * b, 0.0))
-    t = np.sqrt(np.maximum(a + c + 2 * sd, 1e-300))
-    return (a + sd) / t, b / t, (c + sd) / t
+def _sqrt2(a, b, c, w=None):
+    """Closed-form square root S of 2×2 PSD matrices (a, b; b, c): ``(V + √det I)/√(tr V + 2√det)``.
+
+    Returns ``(s11, s12, s22)``, computed into ``w[0], w[1], w[2]`` (``w[3]`` scratch) when
+    given."""
+    s11, s12, s22, t = _scratch(np.shape(a), 4) if w is None else w[:4]
+    sd = np.multiply(a, c, out=s22)
+    sd -= np.multiply(b, b, out=t)
+    np.maximum(sd, 0.0, out=sd)
+    np.sqrt(sd, out=sd)
+    np.add(a, c, out=t)
+    t += np.multiply(2, sd, out=s11)
+    np.maximum(t, 1e-300, out=t)
+    np.sqrt(t, out=t)
+    np.add(a, sd, out=s11)
+    s11 /= t
+    np.divide(b, t, out=s12)
+    sd += c                                     # s22 = (c + sd)/t
+    sd /= t
+    return s11, s12, s22
 
 
-def geo_step2(shaping, a, b, c, g, dt):
+#: scratch arrays :func:`geo_step2` computes in
+GEO2_SCRATCH = 13
+
+
+def geo_step2(shaping, a, b, c, g, dt, out=None, work=None):
     """One geometric (multiplicative) step for 2×2 covariances ``(a, b, c)``.
 
     ``V' = S exp(√dt M − (m+1)/2 dt I) S + b(V) dt`` with ``S = V^{1/2}``,
@@ -114,37 +190,89 @@ def geo_step2(shaping, a, b, c, g, dt):
     the ``−(m+1)/2`` term is the Itô correction), so the scheme has weak order 1 like
     Euler–Maruyama but no multiplicative step can turn a norm negative. The drift is added
     explicitly.
+
+    ``out`` (three arrays, not ``a``, ``b``, ``c`` themselves) and ``work``
+    (:data:`GEO2_SCRATCH` arrays of the paths' shape) let a loop over steps compute without
+    allocating: :func:`~critheory.theory.shaped.solve.integrate` steps 10⁴–10⁵ paths, where
+    allocating and paging in each intermediate array cost more than the arithmetic.
+
+    >>> from critheory.theory.shaped.shaping import shape_relu
+    >>> one = np.ones(3)
+    >>> na, nb, nc = geo_step2(shape_relu(0, -1), one, 0.5 * one, one, np.zeros((4, 3)), 0.01)
+    >>> bool(np.all(na == nc)), bool(np.all(nb < na))
+    (True, True)
     """
-    s11, s12, s22 = _sqrt2(a, b, c)
+    shape = np.shape(a)
+    w = _scratch(shape, GEO2_SCRATCH) if work is None else work
+    oa, ob, oc = _scratch(shape, 3) if out is None else out
+    s11, s12, s22 = _sqrt2(a, b, c, w)
+    t = w[3]
+    p_, r_, o_, h, d, eh, ch, sh, m00 = w[4:13]
     g11, g12, g21, g22 = g
     q = np.sqrt(dt)
     r2 = np.sqrt(2.0)
-    p_ = r2 * g11 * q - 1.5 * dt
-    r_ = r2 * g22 * q - 1.5 * dt
-    o_ = (g12 + g21) / r2 * q
+    np.multiply(r2, g11, out=p_)
+    p_ *= q
+    p_ -= 1.5 * dt
+    np.multiply(r2, g22, out=r_)
+    r_ *= q
+    r_ -= 1.5 * dt
+    np.add(g12, g21, out=o_)
+    o_ /= r2
+    o_ *= q
     # exp of the symmetric (p o; o r): e^h [cosh d I + sinh(d)/d (A − h I)]
-    h = 0.5 * (p_ + r_)
-    d = np.sqrt(0.25 * (p_ - r_) ** 2 + o_ * o_)
-    eh = np.exp(h)
-    ch = eh * np.cosh(d)
+    np.add(p_, r_, out=h)
+    h *= 0.5
+    np.subtract(p_, r_, out=d)
+    np.square(d, out=d)
+    d *= 0.25
+    d += np.multiply(o_, o_, out=t)
+    np.sqrt(d, out=d)
+    np.exp(h, out=eh)
+    np.cosh(d, out=ch)
+    ch *= eh
     with np.errstate(invalid="ignore", divide="ignore"):
-        sh = eh * np.where(d > 1e-8, np.sinh(d) / np.where(d > 1e-8, d, 1.0), 1.0 + d * d / 6)
-    e11 = ch + sh * (p_ - h)
-    e22 = ch + sh * (r_ - h)
-    e12 = sh * o_
-    # S E S
-    m00 = s11 * e11 + s12 * e12
-    m01 = s11 * e12 + s12 * e22
-    m10 = s12 * e11 + s22 * e12
-    m11 = s12 * e12 + s22 * e22
-    na = m00 * s11 + m01 * s12
-    nb = m00 * s12 + m01 * s22
-    nc = m10 * s12 + m11 * s22
-    nb = nb + drift_pair(shaping, a, c, b) * dt
-    if not shaping.homogeneous:  # ν(1) = 0: no drift of the norms under ReLU shaping
-        na = na + drift_pair(shaping, a, a, a) * dt
-        nc = nc + drift_pair(shaping, c, c, c) * dt
-    return na, nb, nc
+        np.sinh(d, out=sh)
+        sh /= d
+    small = ~(d > 1e-8)
+    if small.any():
+        ds = d[small]
+        sh[small] = 1.0 + ds * ds / 6
+    sh *= eh
+    e11, e22, e12 = p_, r_, o_       # e11 = ch + sh (p − h), e22 = ch + sh (r − h), e12 = sh o
+    e11 -= h
+    e11 *= sh
+    e11 += ch
+    e22 -= h
+    e22 *= sh
+    e22 += ch
+    e12 *= sh
+    # S E S: m00 = s11 e11 + s12 e12, m01 = s11 e12 + s12 e22,
+    #        m10 = s12 e11 + s22 e12, m11 = s12 e12 + s22 e22
+    m01, m10, m11 = h, d, eh
+    np.multiply(s11, e11, out=m00)
+    m00 += np.multiply(s12, e12, out=t)
+    np.multiply(s11, e12, out=m01)
+    m01 += np.multiply(s12, e22, out=t)
+    np.multiply(s12, e11, out=m10)
+    m10 += np.multiply(s22, e12, out=t)
+    np.multiply(s12, e12, out=m11)
+    m11 += np.multiply(s22, e22, out=t)
+    np.multiply(m00, s11, out=oa)
+    oa += np.multiply(m01, s12, out=t)
+    np.multiply(m00, s12, out=ob)
+    ob += np.multiply(m01, s22, out=t)
+    np.multiply(m10, s12, out=oc)
+    oc += np.multiply(m11, s22, out=t)
+    if shaping.homogeneous:  # ν(1) = 0: no drift of the norms under ReLU shaping
+        bd = _relu_drift_into(shaping, a, c, b, *w[:5])
+        bd *= dt
+        ob += bd
+    else:
+        ob += drift_pair(shaping, a, c, b) * dt
+        oa += drift_pair(shaping, a, a, a) * dt
+        oc += drift_pair(shaping, c, c, c) * dt
+    return oa, ob, oc
 
 
 def geo_step(shaping, V, G, dt):

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from critheory.errors import ConvergenceError, InvalidArgumentError
-from critheory.theory.shaped.sde import (drift, geo_step, geo_step2, sin_minus_theta_cos,
-                                         x_drift)
+from critheory.theory.shaped.sde import (GEO2_SCRATCH, drift, geo_step, geo_step2,
+                                         sin_minus_theta_cos, x_drift)
 
 __all__ = ["check_T", "check_rho0", "start_matrix", "Paths", "integrate", "step_rate",
            "initial_steps", "quantile_errors", "RhoLaw",
@@ -338,10 +338,18 @@ def _integrate(shaping, T, V0, m, paths, steps, seed, keep, saves):
     projected = projected_coarse = 0
     relu = shaping.homogeneous
     if m == 2:
-        fine = [np.full(paths, V0[0, 0]), np.full(paths, V0[0, 1]), np.full(paths, V0[1, 1])]
-        coarse = [v.copy() for v in fine]
+        fine = (np.full(paths, V0[0, 0]), np.full(paths, V0[0, 1]), np.full(paths, V0[1, 1]))
+        coarse = tuple(v.copy() for v in fine)
         lf = np.zeros(paths)   # log of the scale divided out (ReLU shaping: 1-homogeneous SDE)
         lc = np.zeros(paths)
+        # every array of the loop allocated once: the next state of each run is computed into
+        # its spare triple (then the two swap), the steps in one set of scratch arrays
+        spare_f, spare_c = (tuple(np.empty(paths) for _ in range(3)) for _ in range(2))
+        work = [np.empty(paths) for _ in range(GEO2_SCRATCH)]
+        # the increments of two successive fine steps, drawn into two buffers in turn (the
+        # same draws as a fresh array each step), and their scaled sum for the coarse step
+        gbuf = np.empty((2, 4, paths))
+        gsum = np.empty((4, paths))
         gc = None
         for i in range(steps + 1):
             if i in save_at and keep:
@@ -350,19 +358,22 @@ def _integrate(shaping, T, V0, m, paths, steps, seed, keep, saves):
                 rp.append(np.clip(b / np.sqrt(np.maximum(a * c, 1e-300)), -1, 1))
             if i == steps:
                 break
-            g = rng.standard_normal((4, paths))
-            fine, nb = _project2(*geo_step2(shaping, *fine, g, dt))
-            projected += nb
+            g = rng.standard_normal(out=gbuf[i % 2])
+            nxt = geo_step2(shaping, *fine, g, dt, out=spare_f, work=work)
+            fine, spare_f = nxt, fine
+            projected += _project2(*fine, inplace=True)[1]
             if relu:
-                fine, lf = _rescale2(fine, lf)
+                _rescale2(fine, lf, work)
             if gc is None:
                 gc = g
             else:
-                coarse, nb = _project2(*geo_step2(shaping, *coarse, (gc + g) / math.sqrt(2),
-                                                  2 * dt))
-                projected_coarse += nb
+                np.add(gc, g, out=gsum)
+                gsum /= math.sqrt(2)
+                nxt = geo_step2(shaping, *coarse, gsum, 2 * dt, out=spare_c, work=work)
+                coarse, spare_c = nxt, coarse
+                projected_coarse += _project2(*coarse, inplace=True)[1]
                 if relu:
-                    coarse, lc = _rescale2(coarse, lc)
+                    _rescale2(coarse, lc, work)
                 gc = None
         Vf = _stack2(*fine) * np.exp(lf)[:, None, None]
         Vc = _stack2(*coarse) * np.exp(lc)[:, None, None]
@@ -401,13 +412,20 @@ def _integrate(shaping, T, V0, m, paths, steps, seed, keep, saves):
                  projected_coarse=projected_coarse, steps=steps, paths=paths)
 
 
-def _rescale2(v, logs):
-    """Divide 2×2 covariances by their mean norm (the ReLU-shaped SDE is 1-homogeneous)."""
+def _rescale2(v, logs, work):
+    """Divide 2×2 covariances by their mean norm (the ReLU-shaped SDE is 1-homogeneous), in
+    place, and add the log of the factor to ``logs`` (in place; ``work[0]`` scratch)."""
     a, b, c = v
-    s = 0.5 * (a + c)
-    ok = np.isfinite(s) & (s > 0)
-    s = np.where(ok, s, 1.0)
-    return (a / s, b / s, c / s), logs + np.log(s)
+    s = np.add(a, c, out=work[0])
+    s *= 0.5
+    ok = np.isfinite(s)
+    ok &= s > 0
+    if not ok.all():
+        s[~ok] = 1.0
+    a /= s
+    b /= s
+    c /= s
+    logs += np.log(s, out=s)
 
 
 def _rescale(V, logs):
@@ -423,19 +441,31 @@ def _stack2(a, b, c):
     return V
 
 
-def _project2(a, b, c):
-    """PSD projection of 2×2 matrices (a, b; b, c): ``λ₊(V − λ₋I)/(λ₊ − λ₋)`` where λ₋ < 0."""
-    half = 0.5 * (a + c)
-    r = np.sqrt(0.25 * (a - c) ** 2 + b * b)
-    lm, lp = half - r, half + r
+def _project2(a, b, c, inplace: bool = False):
+    """PSD projection of 2×2 matrices (a, b; b, c): ``λ₊(V − λ₋I)/(λ₊ − λ₋)`` where λ₋ < 0.
+
+    Returns ``((a, b, c), count)``, the count of projections beyond round-off; with
+    ``inplace`` the projected entries are written into ``a``, ``b``, ``c`` themselves."""
+    half = a + c
+    half *= 0.5
+    r = a - c
+    np.square(r, out=r)
+    r *= 0.25
+    r += b * b
+    np.sqrt(r, out=r)
+    lm = half - r
+    lp = np.add(half, r, out=half)
     bad = lm < 0
     # counted: projections beyond round-off (a nearly singular V at rho ~ 1 dips below the
     # cone by ~1e-16 of its scale without any error of the scheme)
-    nbad = int(np.count_nonzero(lm < -_ROUNDOFF * np.abs(lp)))
-    if np.any(bad):
+    np.abs(lp, out=r)
+    r *= -_ROUNDOFF
+    nbad = int(np.count_nonzero(lm < r))
+    if bad.any():
         lmb, lpb = lm[bad], lp[bad]
         f = np.where(lpb > 0, np.maximum(lpb, 0.0) / np.maximum(lpb - lmb, 1e-300), 0.0)
-        a, b, c = a.copy(), b.copy(), c.copy()
+        if not inplace:
+            a, b, c = a.copy(), b.copy(), c.copy()
         a[bad] = (a[bad] - lmb) * f
         c[bad] = (c[bad] - lmb) * f
         b[bad] = b[bad] * f

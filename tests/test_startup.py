@@ -167,6 +167,32 @@ def test_theory_commands_need_no_sympy(tmp_path):
     assert out.strip().splitlines()[-1] == "loaded:"
 
 
+def test_sde_default_path_is_light(tmp_path):
+    """Issue 32 (cold start of ``critheory sde``): the default Monte Carlo path with ReLU
+    shaping (two and three inputs, text and JSON) imports none of sympy, scipy (its quadrature
+    and banded solver: the ODE limit is by Gauss–Legendre and the own Brent solver), mpmath
+    or matplotlib after the first run on this machine; the Fokker–Planck option
+    (``--method pde``) alone imports ``scipy.linalg``, for its banded solver."""
+    heavy = ("sympy", "scipy", "mpmath", "matplotlib")
+    base = ["sde", "relu", "--shape", "relu", "--T", "1", "--rho0", "0.3"]
+    code = f"""
+        import io, contextlib, sys
+        from critheory.cli.main import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main({base!r}) == 0
+            assert main({base!r} + ["--json", "--paths", "2000"]) == 0
+            assert main({base!r} + ["--inputs", "3", "--paths", "500"]) == 0
+        print("loaded:" + ",".join(m for m in {heavy!r} if m in sys.modules))
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main({base!r} + ["--method", "pde"]) == 0
+        print("pde:" + ",".join(m for m in ("scipy.linalg",) if m in sys.modules))
+        """
+    env = {"CRITHEORY_CACHE_DIR": str(tmp_path)}
+    _run(code, env)                     # the first run on this "machine" fills the cache
+    lines = _run(code, env).strip().splitlines()
+    assert lines[-2] == "loaded:" and lines[-1] == "pde:scipy.linalg", lines[-2:]
+
+
 def test_exponent_commands_need_no_sympy(tmp_path):
     """Issue 32 (cold start): after the first run on this machine, ``analyze``, ``depth``,
     ``recipe`` and ``simulate`` on tanh import neither sympy nor mpmath: the exact exponents of

@@ -39,7 +39,7 @@ import numpy as np
 
 __all__ = ["nu", "drift", "drift_pair", "geo_step2", "geo_step", "rho_drift", "rho_diffusion",
            "x_drift", "drift_symbolic", "drift_text", "Stability", "stability",
-           "sin_minus_theta_cos"]
+           "sin_minus_theta_cos", "GEO2_SCRATCH"]
 
 _TWO_PI = 2.0 * np.pi
 

@@ -4,13 +4,17 @@
   ``critheory.torch.__all__`` (autodoc reads the numpy-style docstrings), grouped by module;
 * ``_generated/cli.md``: the CLI reference, the ``--help`` of ``critheory`` and of every
   sub-command as ``critheory.cli.main.build_parser`` prints them;
+* the figures: every ``docs/make_*figures.py`` runs before the pages are read
+  (``figure_runner``; ``CRITHEORY_DOCS_FIGURES=committed`` skips them for a quick preview);
 * ``_generated/gallery.md``: every figure of docs/figures under the script that makes it, with
-  its command and code (a figure no script writes fails the build under ``-W``);
+  its command and code and whether this build made it (a figure no script writes, or a script
+  that fails, fails the build under ``-W``);
 * ``_generated/notebooks/*.ipynb``: copies of ``notebooks/`` (myst-nb renders their stored
   outputs); links ``../notebooks/X.ipynb`` in the pages and ``../docs/X.md`` in the
   notebooks are pointed at the rendered copies.
 
-Nothing here is committed (docs/_generated is ignored by git), so none of it can drift.
+The generated pages are not committed (docs/_generated is ignored by git), so none of them can
+drift; the figures are (the markdown pages show them on GitHub), and each build remakes them.
 """
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ CLI_COLUMNS = "100"
 # critheory.torch's modules import torch; where it is not installed autodoc reads them with
 # torch mocked (their signatures and docstrings do not need it)
 TORCH_MOCKED = ["torch"]
+# "build" (default): the build runs the figure scripts; "committed": it shows the committed PNGs
+FIGURES_ENV = "CRITHEORY_DOCS_FIGURES"
 
 
 def _section(title: str, char: str) -> str:
@@ -125,17 +131,40 @@ def figure_patterns(script: pathlib.Path) -> list[re.Pattern]:
     return out
 
 
-def gallery_page(logger=None) -> str:
-    """Every figure of docs/figures under the script that makes it, with the command and the
-    script's code; a figure no script writes is reported (a warning: -W fails the build)."""
+def _build_note(runs: dict | None) -> str:
+    if runs is None:
+        return ("This build did not run them (`CRITHEORY_DOCS_FIGURES=committed`): the figures "
+                "below are the committed PNGs.")
+    total = sum(r.seconds for r in runs.values())
+    return (f"This build ran {len(runs)} scripts ({total:.0f} s of script time, in "
+            "parallel); a figure a script could not make here (an extra not installed) is "
+            "the committed PNG and says so.")
+
+
+def _figure_note(script: str, figure: str, runs: dict | None) -> str:
+    if runs is None or script not in runs:
+        return "the committed PNG"
+    run = runs[script]
+    if figure in run.kept:
+        return f"the committed PNG, not regenerated in this build: {run.kept[figure]}"
+    return f"made by this build ({run.seconds:.0f} s for the script)"
+
+
+def gallery_page(logger=None, runs: dict | None = None) -> str:
+    """Every figure of docs/figures under the script that makes it, with the command, the
+    script's code and whether this build made it (``runs``: script name → its
+    :class:`figure_runner.ScriptRun`; None where the scripts did not run); a figure no script
+    writes is reported (a warning: -W fails the build)."""
     figures = sorted(p.name for p in (DOCS / "figures").glob("*.png"))
     pages = {p.stem: p.read_text() for p in sorted(DOCS.glob("*.md"))}
     claimed: set[str] = set()
     text = ["# Gallery\n\n",
             "The figures of these pages, each under the script in `docs/` that makes it (the "
-            "library calls in the script's code below). `python docs/make_X.py` regenerates "
-            "a script's figures from the repository root; the build shows the committed PNGs "
-            "(the scripts take minutes: they are not run at build time).\n\n"]
+            "library calls in the script's code below). The site build runs every script "
+            "before it renders the pages, so the figures here are made by the code of this "
+            "build; `python docs/refresh_figures.py` does the same for the committed PNGs "
+            "(what the pages show on GitHub), `python docs/make_X.py` for one script. "
+            f"{_build_note(runs)}\n\n"]
     for script in sorted(DOCS.glob("make_*figures.py")):
         pats = figure_patterns(script)
         mine = [f for f in figures if any(p.fullmatch(f) for p in pats)]
@@ -148,13 +177,38 @@ def gallery_page(logger=None) -> str:
                     if re.search(r"(?<![\w.-])" + re.escape(f), src)]
             where = f" (on {', '.join(used)})" if used else ""
             text += [f"### {f}\n\n", f"![{f}](../figures/{f})\n\n",
-                     f"`docs/figures/{f}`{where}\n\n"]
+                     f"`docs/figures/{f}`{where}: {_figure_note(script.name, f, runs)}\n\n"]
         text += [f"### The code of `{script.name}`\n\n",
                  f"```{{literalinclude}} ../{script.name}\n:language: python\n```\n\n"]
     orphans = [f for f in figures if f not in claimed]
     if orphans and logger is not None:
         logger.warning(f"docs/figures: no docs/make_*figures.py writes {', '.join(orphans)}")
     return "".join(text)
+
+
+def run_figures(logger) -> dict | None:
+    """Run every figure script (``figure_runner``) unless ``CRITHEORY_DOCS_FIGURES=committed``;
+    a script that fails is a warning (``-W`` fails the build)."""
+    mode = os.environ.get(FIGURES_ENV, "build")
+    if mode == "committed":
+        logger.info(f"{FIGURES_ENV}=committed: the figure scripts are not run")
+        return None
+    if mode != "build":
+        logger.warning(f"{FIGURES_ENV} must be 'build' or 'committed', not {mode!r}")
+        return None
+    import figure_runner
+
+    def report(run):
+        kept = "".join(f"; kept {k} ({v})" for k, v in run.kept.items())
+        logger.info(f"figures: {run.script} {'ok' if run.ok else 'FAILED'} in "
+                    f"{run.seconds:.1f} s{kept}")
+
+    runs = figure_runner.run_all(progress=report)
+    for run in runs:
+        if not run.ok:
+            logger.warning(f"docs/{run.script} failed (exit {run.returncode}):\n"
+                           f"{run.output_tail}")
+    return {r.script: r for r in runs}
 
 
 def _write(path: pathlib.Path, text: str) -> None:
@@ -169,7 +223,8 @@ def generate(app) -> None:
     _write(OUT / "cli.md", cli_page())
     from sphinx.util import logging
 
-    _write(OUT / "gallery.md", gallery_page(logging.getLogger(__name__)))
+    logger = logging.getLogger(__name__)
+    _write(OUT / "gallery.md", gallery_page(logger, run_figures(logger)))
     nbdir = OUT / "notebooks"
     nbdir.mkdir(exist_ok=True)
     keep = set()

@@ -128,3 +128,21 @@ def test_gallery_says_which_figures_the_build_made():
     assert "not regenerated in this build: needs critheory[torch]" in page
     assert "shaped_relu.png` (on [shaped](../shaped.md)): made by this build (12 s" in page
     assert "the committed PNGs" in critheory_docs.gallery_page(None, None)
+
+
+def test_cross_reference_lookup():
+    """What the site's cross-reference handler resolves against: a dotted path names an object
+    (or nothing: the nitpicky -W build then fails), a short name defined in one module of
+    critheory names that one."""
+    import critheory as ct
+    from critheory.theory.meanfield.maps import LayerMaps
+
+    assert critheory_docs._lookup("critheory.theory.ntk.depth.ntk_curves") is ct.ntk_curves
+    assert critheory_docs._lookup("critheory.theory.ntk.depth.no_such_name") is None
+    assert critheory_docs._lookup("critheory.no_such_module.x") is None
+    defined = critheory_docs._defined_names()
+    assert defined["LayerMaps"] == ["critheory.theory.meanfield.maps.LayerMaps"]
+    assert critheory_docs._lookup(defined["LayerMaps"][0]) is LayerMaps
+    assert "no_such_name" not in defined
+    public = critheory_docs._public_names()
+    assert public[id(ct.ntk_curves)] == "critheory.ntk_curves"

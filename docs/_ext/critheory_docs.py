@@ -249,7 +249,176 @@ def relink(app, docname: str, source: list[str]) -> None:
         source[0] = text.replace("](../benchmarks/README.md)", "](benchmarks.md)")
 
 
+def _lookup(dotted: str):
+    """The object a dotted path names (a module, or attributes of one), else None."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except Exception:
+            continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return None
+        return obj
+    return None
+
+
+def _public_names() -> dict:
+    """``id(object) → documented name`` for every public object (``critheory.X``,
+    ``critheory.torch.X`` and their methods, the result types)."""
+    import contextlib
+
+    import critheory
+    import critheory.torch
+
+    try:                    # as the API page: critheory.torch read with torch mocked
+        from sphinx.ext.autodoc.mock import mock
+        context = mock(TORCH_MOCKED)
+    except ImportError:     # (the tests without the [docs] extra: critheory's names only)
+        context = contextlib.nullcontext()
+    names = {}
+    with context:
+        for ns, mod in (("critheory", critheory), ("critheory.torch", critheory.torch)):
+            for name in mod.__all__:
+                if name in ("__version__", "torch"):
+                    continue
+                try:
+                    obj = getattr(mod, name)
+                except ImportError:
+                    continue
+                names.setdefault(id(obj), f"{ns}.{name}")
+    return names
+
+
+def _documented_objects(node) -> list:
+    """The objects whose entries (autodoc's ``desc`` nodes) enclose ``node``, innermost first."""
+    from sphinx import addnodes
+
+    out = []
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, addnodes.desc):
+            for sig in parent.children:
+                if isinstance(sig, addnodes.desc_signature) and sig.get("ids"):
+                    obj = _lookup(sig["ids"][0])
+                    if obj is not None:
+                        out.append(obj)
+                    break
+        parent = parent.parent
+    return out
+
+
+def _row_objects(node) -> list:
+    """In an autosummary table, the object of the row that holds ``node``."""
+    from docutils import nodes
+
+    parent = node.parent
+    while parent is not None and not isinstance(parent, nodes.row):
+        parent = parent.parent
+    if parent is None or not parent.children:
+        return []
+    name = parent.children[0].astext().split("(")[0].strip()
+    obj = _lookup(name) if name.startswith("critheory") else None
+    return [] if obj is None else [obj]
+
+
+_DEFINED: dict | None = None
+
+
+def _defined_names() -> dict:
+    """``name → [dotted paths]`` of the classes, functions and constants defined (not
+    imported) in the modules of critheory."""
+    global _DEFINED
+    if _DEFINED is None:
+        import importlib
+        import pkgutil
+        import sys
+
+        import critheory
+
+        index: dict[str, list[str]] = {}
+        for info in pkgutil.walk_packages(critheory.__path__, "critheory."):
+            if info.name.endswith("__main__") or (
+                    ".torch" in info.name and "torch" not in sys.modules):
+                continue
+            try:
+                mod = importlib.import_module(info.name)
+            except Exception:
+                continue
+            for name, obj in vars(mod).items():
+                if name.startswith("__"):
+                    continue
+                home = getattr(obj, "__module__", None)
+                if home == info.name or (home is None and name.isupper()):
+                    index.setdefault(name, []).append(f"{info.name}.{name}")
+        _DEFINED = index
+    return _DEFINED
+
+
+def resolve_reference(app, env, node, contnode):
+    """Cross-references into critheory's code that Sphinx cannot resolve by name: a dotted path
+    to the defining module of a public object (``critheory.theory.ntk.depth.ntk_curves``)
+    links to its entry (``critheory.ntk_curves``); a path to an object that exists but is not
+    in the reference (an internal module, constant or result field) is shown as code without a
+    link. A path that names nothing stays unresolved (a warning: the -W build fails), so a
+    renamed or misspelt reference in a docstring is caught."""
+    if node.get("refdomain") != "py" or node.get("reftype") not in (
+            "func", "class", "meth", "data", "mod", "attr", "obj", "exc", "const"):
+        return None
+    target = node["reftarget"].lstrip("~.")
+    mod, cls = node.get("py:module"), node.get("py:class")
+    candidates = [target]
+    if cls:
+        candidates.append(f"{mod}.{cls}.{target}" if mod else f"{cls}.{target}")
+    if mod:
+        candidates.append(f"{mod}.{target}")
+    candidates.append(f"critheory.{target}")
+    # a short name in a docstring is looked up where the documented object is defined
+    for documented in _documented_objects(node):
+        home = getattr(documented, "__module__", None)
+        if home:
+            owner = getattr(documented, "__qualname__", "").rpartition(".")[0]
+            candidates += [f"{home}.{owner}.{target}" if owner else None, f"{home}.{target}"]
+            if isinstance(documented, type):
+                candidates.append(f"{home}.{documented.__qualname__}.{target}")
+    for documented in _row_objects(node):
+        home = getattr(documented, "__module__", None)
+        if home:
+            candidates.append(f"{home}.{target}")
+    # last, a name defined in exactly one module of critheory
+    defined = _defined_names().get(target.partition(".")[0], [])
+    if len(defined) == 1:
+        rest = target.partition(".")[2]
+        candidates.append(f"{defined[0]}.{rest}" if rest else defined[0])
+    public = app.env.critheory_public if hasattr(app.env, "critheory_public") else None
+    if public is None:
+        public = app.env.critheory_public = _public_names()
+    domain = env.get_domain("py")
+    for path in candidates:
+        if not path or not path.startswith("critheory"):
+            continue
+        obj = _lookup(path)
+        if obj is None:
+            continue
+        name = public.get(id(obj))
+        if name is not None and name != path:
+            ref = node.deepcopy()
+            ref["reftarget"] = name
+            found = domain.resolve_xref(env, node["refdoc"], app.builder, "obj", name, ref,
+                                        contnode)
+            if found is not None:
+                return found
+        return contnode                 # exists, not in the reference: code, no link
+    return None
+
+
 def setup(app):
     app.connect("builder-inited", generate)
     app.connect("source-read", relink)
+    app.connect("missing-reference", resolve_reference)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

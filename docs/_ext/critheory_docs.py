@@ -24,6 +24,10 @@ import inspect
 import os
 import pathlib
 import re
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import figure_runner  # noqa: E402
 
 DOCS = pathlib.Path(__file__).resolve().parents[1]
 ROOT = DOCS.parent
@@ -131,6 +135,16 @@ def figure_patterns(script: pathlib.Path) -> list[re.Pattern]:
     return out
 
 
+def _commands(script: pathlib.Path) -> str:
+    """The command that makes a script's figures (and what the site build runs, where the
+    script declares ``BUILD_ARGS``)."""
+    args = figure_runner.build_args(script)
+    if not args:
+        return f"```bash\npython docs/{script.name}\n```\n\n"
+    return (f"```bash\npython docs/{script.name}                 # the full run\n"
+            f"python docs/{script.name} {' '.join(args)}    # what the site build runs\n```\n\n")
+
+
 def _build_note(runs: dict | None) -> str:
     if runs is None:
         return ("This build did not run them (`CRITHEORY_DOCS_FIGURES=committed`): the figures "
@@ -171,7 +185,7 @@ def gallery_page(logger=None, runs: dict | None = None) -> str:
         claimed.update(mine)
         doc = (ast.get_docstring(ast.parse(script.read_text())) or "").split("\n\n")[0]
         text += [f"## `{script.name}`\n\n", doc.replace("\n", " ") + "\n\n",
-                 f"```bash\npython docs/{script.name}\n```\n\n"]
+                 _commands(script)]
         for f in mine:
             used = [f"[{name}](../{name}.md)" for name, src in pages.items()
                     if re.search(r"(?<![\w.-])" + re.escape(f), src)]
@@ -196,8 +210,6 @@ def run_figures(logger) -> dict | None:
     if mode != "build":
         logger.warning(f"{FIGURES_ENV} must be 'build' or 'committed', not {mode!r}")
         return None
-    import figure_runner
-
     def report(run):
         kept = "".join(f"; kept {k} ({v})" for k, v in run.kept.items())
         logger.info(f"figures: {run.script} {'ok' if run.ok else 'FAILED'} in "

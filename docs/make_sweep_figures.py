@@ -29,6 +29,9 @@ SWEEPS = {
     "pre-ln": dict(weight_var=(0.25, 8.0, 13), bias_var=(0.0, 0.5, 9)),
 }
 SETTINGS = dict(width=64, depth=24, seeds=16, n_boot=200, root_seed=0)
+# the site build runs the figure scripts side by side, one per core: this one in its own
+# process (the cells' numbers do not depend on the workers: their seeds derive from the cell)
+BUILD_ARGS = ["--workers", "1"]
 
 
 def main(argv=None) -> int:

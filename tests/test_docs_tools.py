@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+import sys
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
 
@@ -11,12 +12,14 @@ DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
 def _load(name: str, path: pathlib.Path):
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod                 # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 
 
 check_links = _load("check_links", DOCS / "check_links.py")
 critheory_docs = _load("critheory_docs", DOCS / "_ext" / "critheory_docs.py")
+figure_runner = _load("figure_runner", DOCS / "_ext" / "figure_runner.py")
 
 
 def test_broken_links_found(tmp_path):
@@ -87,3 +90,59 @@ def test_gallery_claims_every_figure(tmp_path):
     assert warnings == [], warnings                     # every committed figure has a script
     for png in (DOCS / "figures").glob("*.png"):
         assert f"![{png.name}](../figures/{png.name})" in page
+
+
+def test_figure_runner_reports_each_script(tmp_path):
+    """The runner the site build uses: a script's exit status, its kept figures and its
+    BUILD_ARGS; a failing or hanging script is a failure with its output's tail."""
+    ok = tmp_path / "make_ok_figures.py"
+    ok.write_text('import sys\nBUILD_ARGS = ["--quick"]\nassert sys.argv[1:] == ["--quick"]\n'
+                  'print("critheory-docs: kept t.png (needs critheory[torch])")\n')
+    bad = tmp_path / "make_bad_figures.py"
+    bad.write_text('raise SystemExit("no data")\n')
+    assert figure_runner.build_args(ok) == ["--quick"] and figure_runner.build_args(bad) == []
+    runs = {r.script: r for r in figure_runner.run_all([ok, bad], workers=2)}
+    assert runs["make_ok_figures.py"].ok
+    assert runs["make_ok_figures.py"].kept == {"t.png": "needs critheory[torch]"}
+    assert not runs["make_bad_figures.py"].ok and "no data" in runs["make_bad_figures.py"].output_tail
+    # --full ignores BUILD_ARGS: the assertion in the script then fails
+    assert not figure_runner.run_all([ok], full=True)[0].ok
+    slow = tmp_path / "make_slow_figures.py"
+    slow.write_text("import time\ntime.sleep(30)\n")
+    run = figure_runner.run_script(slow, [], time_limit=0.5)
+    assert not run.ok and "limit" in run.output_tail
+
+
+def test_figure_scripts_declare_valid_build_args():
+    for script in figure_runner.scripts():
+        args = figure_runner.build_args(script)     # raises on a malformed literal
+        assert not args or args[0].startswith("--"), script.name
+    assert figure_runner.build_args(DOCS / "make_train_nlo_figures.py") == ["--plot-only"]
+
+
+def test_gallery_says_which_figures_the_build_made():
+    run = figure_runner.ScriptRun("make_more_figures.py", 0, 12.0,
+                                  {"torch_apjn.png": "needs critheory[torch]"}, "")
+    page = critheory_docs.gallery_page(None, {"make_more_figures.py": run})
+    assert "torch_apjn.png`" in page
+    assert "not regenerated in this build: needs critheory[torch]" in page
+    assert "shaped_relu.png` (on [shaped](../shaped.md)): made by this build (12 s" in page
+    assert "the committed PNGs" in critheory_docs.gallery_page(None, None)
+
+
+def test_cross_reference_lookup():
+    """What the site's cross-reference handler resolves against: a dotted path names an object
+    (or nothing: the nitpicky -W build then fails), a short name defined in one module of
+    critheory names that one."""
+    import critheory as ct
+    from critheory.theory.meanfield.maps import LayerMaps
+
+    assert critheory_docs._lookup("critheory.theory.ntk.depth.ntk_curves") is ct.ntk_curves
+    assert critheory_docs._lookup("critheory.theory.ntk.depth.no_such_name") is None
+    assert critheory_docs._lookup("critheory.no_such_module.x") is None
+    defined = critheory_docs._defined_names()
+    assert defined["LayerMaps"] == ["critheory.theory.meanfield.maps.LayerMaps"]
+    assert critheory_docs._lookup(defined["LayerMaps"][0]) is LayerMaps
+    assert "no_such_name" not in defined
+    public = critheory_docs._public_names()
+    assert public[id(ct.ntk_curves)] == "critheory.ntk_curves"

@@ -113,7 +113,7 @@ class Activation:
     Notes
     -----
     Derivatives are taken almost everywhere: ``DiracDelta`` terms that sympy produces at kinks
-    are dropped, and the jumps of φ' at each breakpoint are kept in :attr:`derivative_jumps`, so
+    are dropped, and the jumps of φ' at each breakpoint are kept in ``derivative_jumps``, so
     that distributional expectations (``E[φ φ'']``) can add the point masses back.
 
     Examples

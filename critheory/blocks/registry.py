@@ -123,7 +123,7 @@ def names(tokens: bool | None = False, theory: str | None = None) -> tuple:
     """The canonical architecture names: those on one token (default), the token
     architectures (``tokens=True``) or all (``tokens=None``); by default those every theory
     covers, with ``theory`` (``"spectra"``) also those that theory alone covers
-    (:attr:`ArchitectureSpec.theories`).
+    (``ArchitectureSpec.theories``).
 
     Examples
     --------

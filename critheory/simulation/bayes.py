@@ -575,7 +575,8 @@ def exact_posterior(laws: OutputLaws, train: Sequence[int], test: Sequence[int],
     laws : OutputLaws
     train, test : sequences of int
         Indices of the training and test inputs among the laws' inputs.
-    targets : array (len(train),)
+    targets : array_like
+        One per training input.
     noise : float
         Observation noise **variance** σ_ε² >= 0 (0: exact interpolation; needs a nonsingular
         Ĝ_AA in every network).

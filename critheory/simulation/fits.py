@@ -258,8 +258,9 @@ def fit_power_law(result_or_depths, values=None, *, window=None, n_boot: int = 1
     values : array_like, optional
         Samples of shape (S, D) (networks × depths) or a single curve (D,), when depths are
         given (e.g. ``result.layers, result.kernel`` to fit the kernel).
-    window : (lmin, lmax), optional
-        Inclusive depth window (either end None: unbounded). Default: every depth.
+    window : tuple of float, optional
+        ``(lmin, lmax)``, the inclusive depth window (either end None: unbounded). Default:
+        every depth.
     n_boot : int
         Bootstrap replicates (resampling networks). 0 disables the bootstrap.
     seed : int

@@ -364,7 +364,7 @@ def init_critical_(model: nn.Module, activation=None, point=None, *,
     activation : str, sympy expression or Activation, optional
         The activation to take the critical point of (a zoo name or a formula), where the
         model's own cannot be read or should be overridden.
-    point : (float, float) or CriticalPoint/LinePoint, optional
+    point : tuple of float, CriticalPoint or LinePoint, optional
         Use this (σ_w², σ_b²) as it is (the model is not read).
     bias_var : float, optional
         The point of the critical line (χ_J(K*) = 1) at this σ_b² (the first branch, smallest

@@ -587,7 +587,7 @@ def apjn(model: nn.Module, inputs, *, source: str | None = None,
     targets : sequence of str, optional
         Submodules whose outputs are the ``h^l``. Default: every call of a submodule of
         ``layer_type`` from the source on, in execution order.
-    layer_type : type, class name or tuple of them
+    layer_type : type, str or tuple
         The layer types of the defaults (Linear and Conv); a class name such as ``"Conv1D"``
         matches by name (:func:`is_type`).
     probes : int

@@ -386,7 +386,7 @@ class Comparison:
     finite_width_z_crit, finite_width_n_compared, finite_width_verdict
         Bonferroni threshold (level ``alpha``) over the compared (kurtosis, kernel) pairs of the
         meaningful layers, and the verdict: ``consistent``, ``inconsistent``,
-        ``undetermined`` or ``not meaningful``. Separate from :attr:`verdict`.
+        ``undetermined`` or ``not meaningful``. Separate from ``verdict``.
     kurtosis_regime : str
         Plain-words statement of where the finite-width comparison is meaningful.
 

@@ -4,13 +4,17 @@
   ``critheory.torch.__all__`` (autodoc reads the numpy-style docstrings), grouped by module;
 * ``_generated/cli.md``: the CLI reference, the ``--help`` of ``critheory`` and of every
   sub-command as ``critheory.cli.main.build_parser`` prints them;
+* the figures: every ``docs/make_*figures.py`` runs before the pages are read
+  (``figure_runner``; ``CRITHEORY_DOCS_FIGURES=committed`` skips them for a quick preview);
 * ``_generated/gallery.md``: every figure of docs/figures under the script that makes it, with
-  its command and code (a figure no script writes fails the build under ``-W``);
+  its command and code and whether this build made it (a figure no script writes, or a script
+  that fails, fails the build under ``-W``);
 * ``_generated/notebooks/*.ipynb``: copies of ``notebooks/`` (myst-nb renders their stored
   outputs); links ``../notebooks/X.ipynb`` in the pages and ``../docs/X.md`` in the
   notebooks are pointed at the rendered copies.
 
-Nothing here is committed (docs/_generated is ignored by git), so none of it can drift.
+The generated pages are not committed (docs/_generated is ignored by git), so none of them can
+drift; the figures are (the markdown pages show them on GitHub), and each build remakes them.
 """
 from __future__ import annotations
 
@@ -20,6 +24,10 @@ import inspect
 import os
 import pathlib
 import re
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import figure_runner  # noqa: E402
 
 DOCS = pathlib.Path(__file__).resolve().parents[1]
 ROOT = DOCS.parent
@@ -28,6 +36,8 @@ CLI_COLUMNS = "100"
 # critheory.torch's modules import torch; where it is not installed autodoc reads them with
 # torch mocked (their signatures and docstrings do not need it)
 TORCH_MOCKED = ["torch"]
+# "build" (default): the build runs the figure scripts; "committed": it shows the committed PNGs
+FIGURES_ENV = "CRITHEORY_DOCS_FIGURES"
 
 
 def _section(title: str, char: str) -> str:
@@ -125,36 +135,92 @@ def figure_patterns(script: pathlib.Path) -> list[re.Pattern]:
     return out
 
 
-def gallery_page(logger=None) -> str:
-    """Every figure of docs/figures under the script that makes it, with the command and the
-    script's code; a figure no script writes is reported (a warning: -W fails the build)."""
+def _commands(script: pathlib.Path) -> str:
+    """The command that makes a script's figures (and what the site build runs, where the
+    script declares ``BUILD_ARGS``)."""
+    args = figure_runner.build_args(script)
+    if not args:
+        return f"```bash\npython docs/{script.name}\n```\n\n"
+    return (f"```bash\npython docs/{script.name}                 # the full run\n"
+            f"python docs/{script.name} {' '.join(args)}    # what the site build runs\n```\n\n")
+
+
+def _build_note(runs: dict | None) -> str:
+    if runs is None:
+        return ("This build did not run them (`CRITHEORY_DOCS_FIGURES=committed`): the figures "
+                "below are the committed PNGs.")
+    total = sum(r.seconds for r in runs.values())
+    return (f"This build ran {len(runs)} scripts ({total:.0f} s of script time, in "
+            "parallel); a figure a script could not make here (an extra not installed) is "
+            "the committed PNG and says so.")
+
+
+def _figure_note(script: str, figure: str, runs: dict | None) -> str:
+    if runs is None or script not in runs:
+        return "the committed PNG"
+    run = runs[script]
+    if figure in run.kept:
+        return f"the committed PNG, not regenerated in this build: {run.kept[figure]}"
+    return f"made by this build ({run.seconds:.0f} s for the script)"
+
+
+def gallery_page(logger=None, runs: dict | None = None) -> str:
+    """Every figure of docs/figures under the script that makes it, with the command, the
+    script's code and whether this build made it (``runs``: script name → its
+    :class:`figure_runner.ScriptRun`; None where the scripts did not run); a figure no script
+    writes is reported (a warning: -W fails the build)."""
     figures = sorted(p.name for p in (DOCS / "figures").glob("*.png"))
     pages = {p.stem: p.read_text() for p in sorted(DOCS.glob("*.md"))}
     claimed: set[str] = set()
     text = ["# Gallery\n\n",
             "The figures of these pages, each under the script in `docs/` that makes it (the "
-            "library calls in the script's code below). `python docs/make_X.py` regenerates "
-            "a script's figures from the repository root; the build shows the committed PNGs "
-            "(the scripts take minutes: they are not run at build time).\n\n"]
+            "library calls in the script's code below). The site build runs every script "
+            "before it renders the pages, so the figures here are made by the code of this "
+            "build; `python docs/refresh_figures.py` does the same for the committed PNGs "
+            "(what the pages show on GitHub), `python docs/make_X.py` for one script. "
+            f"{_build_note(runs)}\n\n"]
     for script in sorted(DOCS.glob("make_*figures.py")):
         pats = figure_patterns(script)
         mine = [f for f in figures if any(p.fullmatch(f) for p in pats)]
         claimed.update(mine)
         doc = (ast.get_docstring(ast.parse(script.read_text())) or "").split("\n\n")[0]
         text += [f"## `{script.name}`\n\n", doc.replace("\n", " ") + "\n\n",
-                 f"```bash\npython docs/{script.name}\n```\n\n"]
+                 _commands(script)]
         for f in mine:
             used = [f"[{name}](../{name}.md)" for name, src in pages.items()
                     if re.search(r"(?<![\w.-])" + re.escape(f), src)]
             where = f" (on {', '.join(used)})" if used else ""
             text += [f"### {f}\n\n", f"![{f}](../figures/{f})\n\n",
-                     f"`docs/figures/{f}`{where}\n\n"]
+                     f"`docs/figures/{f}`{where}: {_figure_note(script.name, f, runs)}\n\n"]
         text += [f"### The code of `{script.name}`\n\n",
                  f"```{{literalinclude}} ../{script.name}\n:language: python\n```\n\n"]
     orphans = [f for f in figures if f not in claimed]
     if orphans and logger is not None:
         logger.warning(f"docs/figures: no docs/make_*figures.py writes {', '.join(orphans)}")
     return "".join(text)
+
+
+def run_figures(logger) -> dict | None:
+    """Run every figure script (``figure_runner``) unless ``CRITHEORY_DOCS_FIGURES=committed``;
+    a script that fails is a warning (``-W`` fails the build)."""
+    mode = os.environ.get(FIGURES_ENV, "build")
+    if mode == "committed":
+        logger.info(f"{FIGURES_ENV}=committed: the figure scripts are not run")
+        return None
+    if mode != "build":
+        logger.warning(f"{FIGURES_ENV} must be 'build' or 'committed', not {mode!r}")
+        return None
+    def report(run):
+        kept = "".join(f"; kept {k} ({v})" for k, v in run.kept.items())
+        logger.info(f"figures: {run.script} {'ok' if run.ok else 'FAILED'} in "
+                    f"{run.seconds:.1f} s{kept}")
+
+    runs = figure_runner.run_all(progress=report)
+    for run in runs:
+        if not run.ok:
+            logger.warning(f"docs/{run.script} failed (exit {run.returncode}):\n"
+                           f"{run.output_tail}")
+    return {r.script: r for r in runs}
 
 
 def _write(path: pathlib.Path, text: str) -> None:
@@ -169,7 +235,8 @@ def generate(app) -> None:
     _write(OUT / "cli.md", cli_page())
     from sphinx.util import logging
 
-    _write(OUT / "gallery.md", gallery_page(logging.getLogger(__name__)))
+    logger = logging.getLogger(__name__)
+    _write(OUT / "gallery.md", gallery_page(logger, run_figures(logger)))
     nbdir = OUT / "notebooks"
     nbdir.mkdir(exist_ok=True)
     keep = set()
@@ -194,7 +261,176 @@ def relink(app, docname: str, source: list[str]) -> None:
         source[0] = text.replace("](../benchmarks/README.md)", "](benchmarks.md)")
 
 
+def _lookup(dotted: str):
+    """The object a dotted path names (a module, or attributes of one), else None."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except Exception:
+            continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return None
+        return obj
+    return None
+
+
+def _public_names() -> dict:
+    """``id(object) → documented name`` for every public object (``critheory.X``,
+    ``critheory.torch.X`` and their methods, the result types)."""
+    import contextlib
+
+    import critheory
+    import critheory.torch
+
+    try:                    # as the API page: critheory.torch read with torch mocked
+        from sphinx.ext.autodoc.mock import mock
+        context = mock(TORCH_MOCKED)
+    except ImportError:     # (the tests without the [docs] extra: critheory's names only)
+        context = contextlib.nullcontext()
+    names = {}
+    with context:
+        for ns, mod in (("critheory", critheory), ("critheory.torch", critheory.torch)):
+            for name in mod.__all__:
+                if name in ("__version__", "torch"):
+                    continue
+                try:
+                    obj = getattr(mod, name)
+                except ImportError:
+                    continue
+                names.setdefault(id(obj), f"{ns}.{name}")
+    return names
+
+
+def _documented_objects(node) -> list:
+    """The objects whose entries (autodoc's ``desc`` nodes) enclose ``node``, innermost first."""
+    from sphinx import addnodes
+
+    out = []
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, addnodes.desc):
+            for sig in parent.children:
+                if isinstance(sig, addnodes.desc_signature) and sig.get("ids"):
+                    obj = _lookup(sig["ids"][0])
+                    if obj is not None:
+                        out.append(obj)
+                    break
+        parent = parent.parent
+    return out
+
+
+def _row_objects(node) -> list:
+    """In an autosummary table, the object of the row that holds ``node``."""
+    from docutils import nodes
+
+    parent = node.parent
+    while parent is not None and not isinstance(parent, nodes.row):
+        parent = parent.parent
+    if parent is None or not parent.children:
+        return []
+    name = parent.children[0].astext().split("(")[0].strip()
+    obj = _lookup(name) if name.startswith("critheory") else None
+    return [] if obj is None else [obj]
+
+
+_DEFINED: dict | None = None
+
+
+def _defined_names() -> dict:
+    """``name → [dotted paths]`` of the classes, functions and constants defined (not
+    imported) in the modules of critheory."""
+    global _DEFINED
+    if _DEFINED is None:
+        import importlib
+        import pkgutil
+        import sys
+
+        import critheory
+
+        index: dict[str, list[str]] = {}
+        for info in pkgutil.walk_packages(critheory.__path__, "critheory."):
+            if info.name.endswith("__main__") or (
+                    ".torch" in info.name and "torch" not in sys.modules):
+                continue
+            try:
+                mod = importlib.import_module(info.name)
+            except Exception:
+                continue
+            for name, obj in vars(mod).items():
+                if name.startswith("__"):
+                    continue
+                home = getattr(obj, "__module__", None)
+                if home == info.name or (home is None and name.isupper()):
+                    index.setdefault(name, []).append(f"{info.name}.{name}")
+        _DEFINED = index
+    return _DEFINED
+
+
+def resolve_reference(app, env, node, contnode):
+    """Cross-references into critheory's code that Sphinx cannot resolve by name: a dotted path
+    to the defining module of a public object (``critheory.theory.ntk.depth.ntk_curves``)
+    links to its entry (``critheory.ntk_curves``); a path to an object that exists but is not
+    in the reference (an internal module, constant or result field) is shown as code without a
+    link. A path that names nothing stays unresolved (a warning: the -W build fails), so a
+    renamed or misspelt reference in a docstring is caught."""
+    if node.get("refdomain") != "py" or node.get("reftype") not in (
+            "func", "class", "meth", "data", "mod", "attr", "obj", "exc", "const"):
+        return None
+    target = node["reftarget"].lstrip("~.")
+    mod, cls = node.get("py:module"), node.get("py:class")
+    candidates = [target]
+    if cls:
+        candidates.append(f"{mod}.{cls}.{target}" if mod else f"{cls}.{target}")
+    if mod:
+        candidates.append(f"{mod}.{target}")
+    candidates.append(f"critheory.{target}")
+    # a short name in a docstring is looked up where the documented object is defined
+    for documented in _documented_objects(node):
+        home = getattr(documented, "__module__", None)
+        if home:
+            owner = getattr(documented, "__qualname__", "").rpartition(".")[0]
+            candidates += [f"{home}.{owner}.{target}" if owner else None, f"{home}.{target}"]
+            if isinstance(documented, type):
+                candidates.append(f"{home}.{documented.__qualname__}.{target}")
+    for documented in _row_objects(node):
+        home = getattr(documented, "__module__", None)
+        if home:
+            candidates.append(f"{home}.{target}")
+    # last, a name defined in exactly one module of critheory
+    defined = _defined_names().get(target.partition(".")[0], [])
+    if len(defined) == 1:
+        rest = target.partition(".")[2]
+        candidates.append(f"{defined[0]}.{rest}" if rest else defined[0])
+    public = app.env.critheory_public if hasattr(app.env, "critheory_public") else None
+    if public is None:
+        public = app.env.critheory_public = _public_names()
+    domain = env.get_domain("py")
+    for path in candidates:
+        if not path or not path.startswith("critheory"):
+            continue
+        obj = _lookup(path)
+        if obj is None:
+            continue
+        name = public.get(id(obj))
+        if name is not None and name != path:
+            ref = node.deepcopy()
+            ref["reftarget"] = name
+            found = domain.resolve_xref(env, node["refdoc"], app.builder, "obj", name, ref,
+                                        contnode)
+            if found is not None:
+                return found
+        return contnode                 # exists, not in the reference: code, no link
+    return None
+
+
 def setup(app):
     app.connect("builder-inited", generate)
     app.connect("source-read", relink)
+    app.connect("missing-reference", resolve_reference)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -133,8 +133,8 @@ def bayes_posterior(arch, weight_var: float, bias_var: float, inputs, targets, d
     inputs : array_like, shape (m, n0)
         All inputs; the first ``len(targets)`` are the training set, the others the test set
         (at least one of each).
-    targets : array_like, shape (len(train),)
-        Training targets (one output neuron).
+    targets : array_like
+        Training targets (one output neuron), one per training input.
     depth : int
         L weight layers.
     width : int

@@ -583,3 +583,64 @@ def test_sweep_on_a_client_that_is_not_dasks_default(client, tmp_path, monkeypat
     assert not t.is_alive(), "the sweep waits on the default client's loop"
     assert got["run"].computed == 6 and bool(load(tmp_path / "d.zarr")["done"].all())
 
+
+
+def test_writes_coalesced_on_workers(client, full, tmp_path, monkeypatch):
+    """On workers, batches finishing within WRITE_SECONDS of the last write wait and are
+    written together (one region write per tile they lie in, flags last): with the interval
+    made endless, the first batch is written at once and every other one in one write at the
+    end, across several tiles; the store equals the automatically written run bit for bit."""
+    from critheory.sweep import run as run_mod
+    from critheory.sweep import store as store_mod
+
+    writes = []
+    real = store_mod.BatchWriter.write
+
+    def spy(self, batch):
+        writes.append(np.asarray(batch["cells"]).reshape(-1, 3).tolist())
+        return real(self, batch)
+
+    monkeypatch.setattr(store_mod.BatchWriter, "write", spy)
+    monkeypatch.setattr(run_mod, "WRITE_SECONDS", 1e9)
+    monkeypatch.setattr(store_mod, "TILE", 4)
+    run = run_sweep(SPEC, tmp_path / "c.zarr", client=client, batch_size=4)
+    assert (run.computed, run.batches) == (63, 16)   # tiles of 16, 12, 16, 12, 4, 3 cells in 4s
+    assert len(writes) == 2 and len(writes[0]) <= 4 and len(writes[0]) + len(writes[1]) == 63
+    assert len({(i // 4, j // 4) for _, i, j in writes[1]}) == 6
+    ds = load(tmp_path / "c.zarr")
+    assert bool(ds["done"].all())
+    ref = _science(load(full[1]))
+    got = _science(ds)
+    for v in SCIENCE:
+        assert np.array_equal(got[v], ref[v], equal_nan=True), v
+
+
+def test_failed_cell_flushes_the_waiting_batches():
+    """A batch with a failed cell is written at once, with the batches waiting before it, and
+    then the error is raised."""
+    from critheory.common.progress import Progress
+    from critheory.sweep.run import BatchPlan, BatchSizer, CellError, _Loop
+
+    got = []
+
+    class Writer:
+        def write(self, batch):
+            got.append((batch["cells"].tolist(), batch["chi_j"].tolist(), batch["error"]))
+            return len(batch["cells"])
+
+    spec = check_spec(SPEC)
+    loop = _Loop(spec, BatchPlan([], (1, 4, 4)), BatchSizer(0.1), lambda: None,
+                 Progress(4, False), write_every=1e9)
+    loop.writer = Writer()
+
+    def res(cells, err=None):
+        return {"cells": np.array(cells, dtype=np.int64).reshape(-1, 3),
+                "chi_j": np.arange(len(cells), dtype=float), "error": err}
+
+    loop.finished(res([(0, 0, 0)]))                       # the first: written at once
+    loop.finished(res([(0, 0, 1), (0, 0, 2)]))            # waits
+    assert len(got) == 1 and loop.computed == 1 and loop.pending
+    with pytest.raises(CellError, match="failed: ValueError: x"):
+        loop.finished(res([(0, 1, 0)], ((0, 1, 1), "ValueError: x")))
+    assert got[1] == ([[0, 0, 1], [0, 0, 2], [0, 1, 0]], [0.0, 1.0, 0.0], None)
+    assert (loop.computed, loop.batches, loop.pending) == (4, 3, [])

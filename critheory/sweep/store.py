@@ -14,8 +14,9 @@ client only (one writer, so no two writes race on a tile; and no two batches in 
 write, since each write is one whole chunk). zarr's local store replaces a chunk file atomically
 (written to a temporary file, then renamed), so a write interrupted at any moment leaves every
 tile either as it was or with the new batch in it. A sweep killed at any moment therefore loses
-at most the batches being computed or written: a cell whose flag is not set is computed again
-on ``--resume``. (On other stores, such as object stores, a chunk write is a single put,
+at most the batches being computed or written (and, on workers, those finished within the last
+second, which :mod:`critheory.sweep.run` writes together with the next): a cell whose flag is
+not set is computed again on ``--resume``. (On other stores, such as object stores, a chunk write is a single put,
 likewise all or nothing.)
 
 Creation is atomic: :func:`create` builds the store in a hidden temporary folder next to

@@ -67,7 +67,6 @@ WINDOW_L = 11.0
 STEPS = (0.2, 0.1, 0.05, 0.025)
 _INV_SQRT2PI = 1.0 / np.sqrt(2.0 * np.pi)
 _LOG_WINDOW = -0.5 * WINDOW_L ** 2
-_WINDOW_WEIGHT = float(np.exp(_LOG_WINDOW))
 _EPS = np.finfo(float).eps
 _HALF_PI = 0.5 * np.pi
 # lower end of the exp-exp map: at u = -3.8, t = exp(-3.8 - e^3.8) ≈ 9e-22 and t' ≈ 4e-20 (the
@@ -211,10 +210,16 @@ def _nodes_h(pc: _Piece, st: np.ndarray) -> np.ndarray:
 def _eval(g, H: np.ndarray, both: bool, even: bool) -> tuple[np.ndarray, np.ndarray, float]:
     """g at the nodes, |g| and a factor for both: with ``both`` the values at the mirror nodes
     -H (origin 0) are added, or for even g counted by the factor 2."""
-    G = np.asarray(g(H), dtype=float)
     if not both or even:
+        G = np.asarray(g(H), dtype=float)
         return G, np.abs(G), 2.0 if both else 1.0
-    Gm = np.asarray(g(-H), dtype=float)
+    if isinstance(g, _BatchPiece):
+        G, Gm = np.asarray(g(H), dtype=float), np.asarray(g(-H), dtype=float)
+    else:
+        # h and -h in one call of g
+        n = np.shape(H)[-1]
+        Gb = np.asarray(g(np.concatenate((H, -H), axis=-1)), dtype=float)
+        G, Gm = Gb[..., :n], Gb[..., n:]
     return G + Gm, np.abs(G) + np.abs(Gm), 1.0
 
 
@@ -229,23 +234,44 @@ def _piece_h(pc: _Piece, m: int, p: int) -> np.ndarray:
 
 
 class _Batch:
-    """g at the nodes of every piece of one pass in a single call, handed out piece by piece
-    in the order :func:`_eval` asks for them (h, then -h): a lambdified formula costs ~7-10 µs
-    per call on top of its per-node cost, most of a pass on small node sets."""
+    """g at the nodes of every piece of one pass in a single call (a lambdified formula costs
+    ~7-10 µs per call on top of its per-node cost, most of a pass on small node sets);
+    ``piece(i)`` hands piece i's values out in the order :func:`_eval` asks for them (h, then
+    -h where the piece has both)."""
 
     __slots__ = ("vals",)
 
     def __init__(self, g, arrays: list):
-        flat = np.concatenate([a.ravel() for a in arrays])
+        """``arrays``: per piece, the tuple of node arrays it will ask for."""
+        flat = np.concatenate([a.ravel() for group in arrays for a in group])
         Y = np.asarray(g(flat), dtype=float)
         if Y.shape != flat.shape:
             Y = np.broadcast_to(Y, flat.shape)
-        cuts = np.cumsum([a.size for a in arrays])[:-1]
-        self.vals = [y.reshape(a.shape) for y, a in zip(np.split(Y, cuts), arrays)][::-1]
+        self.vals = []
+        k = 0
+        for group in arrays:
+            out = []
+            for a in group:
+                out.append(Y[k:k + a.size].reshape(a.shape))
+                k += a.size
+            self.vals.append(out[::-1])
+
+    def piece(self, i: int) -> "_BatchPiece":
+        return _BatchPiece(self.vals[i])
+
+
+class _BatchPiece:
+    """One piece's values from a :class:`_Batch`, handed out call by call."""
+
+    __slots__ = ("vals",)
+
+    def __init__(self, vals: list):
+        self.vals = vals
 
     def __call__(self, H):
         G = self.vals.pop()
-        assert G.shape == np.shape(H)
+        if G.shape != np.shape(H):
+            raise RuntimeError("batched nodes out of order")    # a bug, never data
         return G
 
 
@@ -271,13 +297,14 @@ def _piece_pass(g, pc: _Piece, sd: np.ndarray, p: int, even: bool, H=None):
             if p == 0:
                 V[e0::2, 2] = 2.0 * V[e0::2, 0]
             A = np.multiply.outer(-0.5 / (sd * sd), H * H)          # (m, n)
-            # one dense exp (numpy's masked ``where=`` loop is ~5x slower than its vector
-            # loop): nodes beyond an entry's window (|h| >= Lσ) keep their weights < e^{-L²/2}
-            E = np.exp(A)
+            # exp only inside each entry's window (|h| < Lσ): beyond, the weight is < e^{-L²/2}
+            # (on these few hundred nodes the masked exp is the fastest form: a dense one takes
+            # numpy's slow scalar path on the arguments that underflow, far out on the sinh grid)
+            E = np.exp(A, out=np.zeros(A.shape), where=A > _LOG_WINDOW)
             bad = ~np.isfinite(V[:, 0])
             if bad.any():
-                # g may be inf/nan where every Gaussian weight is negligible: those nodes add 0
-                lost = (A[:, bad] > _LOG_WINDOW).any(axis=1)
+                # g may be inf/nan where every Gaussian weight underflows: those nodes add 0
+                lost = (E[:, bad] > 0).any(axis=1)
                 V[bad] = 0.0
             R = E @ V
             R *= ((f * _INV_SQRT2PI * pc.scale) / sd)[:, None]
@@ -305,6 +332,72 @@ def _piece_pass(g, pc: _Piece, sd: np.ndarray, p: int, even: bool, H=None):
         qa = f * np.where(W > 0, Ga * W, 0.0).sum(axis=1)
         q0 = 2.0 * f * F[:, e0::2].sum(axis=1) if p == 0 else None
         return q, qa, q0
+
+
+def _shared_pass(gs: list, pcs: list, Hs: list, sd: np.ndarray, p: int, even: bool):
+    """:func:`_piece_pass` for several pieces whose nodes all entries share (scalar scales):
+    their rows stacked, so that the Gaussian weights are one exp of one matrix and the sums one
+    product (a pass over the four pieces of three breakpoints was four of each)."""
+    Vs = []
+    for g, pc, H in zip(gs, pcs, Hs):
+        t, dt, wz, e0 = _map(pc.kind, pc.umin, pc.umax, p)
+        with np.errstate(all="ignore"):
+            G, Ga, f = _eval(g, H, pc.both, even)
+            w = dt * (f * pc.scale)
+            V = np.empty((t.size, 3))
+            np.multiply(G, w, out=V[:, 0])
+            np.multiply(Ga, w, out=V[:, 1])
+        V[:, 2] = 0.0
+        if p == 0:
+            V[e0::2, 2] = 2.0 * V[e0::2, 0]
+        Vs.append(V)
+    V = np.concatenate(Vs) if len(Vs) > 1 else Vs[0]
+    H = np.concatenate(Hs) if len(Hs) > 1 else Hs[0]
+    with np.errstate(all="ignore"):
+        A = np.multiply.outer(-0.5 / (sd * sd), H * H)          # (m, n)
+        # exp only inside each entry's window (|h| < Lσ): beyond, the weight is < e^{-L²/2}.
+        # (On these few hundred nodes the masked exp is the fastest form: a dense one takes
+        # numpy's slow scalar path on the arguments that underflow, far out on the sinh grid,
+        # and the window prefixes of _window_sums cost more numpy calls than they save.)
+        E = np.exp(A, out=np.zeros(A.shape), where=A > _LOG_WINDOW)
+        bad = ~np.isfinite(V[:, 0])
+        if bad.any():
+            # g may be inf/nan where every Gaussian weight underflows: those nodes add 0
+            lost = (E[:, bad] > 0).any(axis=1)
+            V[bad] = 0.0
+        R = E @ V
+        R *= (_INV_SQRT2PI / sd)[:, None]
+    q = R[:, 0]
+    if bad.any():
+        q[lost] = np.nan
+    return q, R[:, 1], (R[:, 2] if p == 0 else 0.0)
+
+
+def _window_sums(H2: np.ndarray, V: np.ndarray, s_o: np.ndarray):
+    """``R[i] = Σ_j exp(-H2_j/(2σ_i²)) V[j]`` over the nodes inside entry i's window
+    (``H2_j < (Lσ_i)²``; beyond it the weight is < e^{-L²/2} and left out, as a zero), and
+    ``lost[i]``: a non-finite row of V inside entry i's window (non-finite rows are zeroed);
+    H2 ascending and σ (``s_o``) descending.
+
+    Each entry's window is a prefix of the columns: the weights are plain exps of row blocks
+    (:func:`_weight_blocks`), each as wide as its widest window, with arguments > -545 (exps
+    that underflow take numpy's slow scalar path, ~15x the vector one; a masked ``where=`` exp
+    cost ~3-5x the plain one per value on the uniform rule's thousands of nodes)."""
+    bad = ~np.isfinite(V[:, 0])
+    first_bad = int(np.argmax(bad)) if bad.any() else H2.size
+    if first_bad < H2.size:
+        V = V.copy()
+        V[bad] = 0.0
+    ncol = np.searchsorted(H2, (WINDOW_L * s_o) ** 2, side="left")
+    R = np.zeros((s_o.size, V.shape[1]))
+    with np.errstate(all="ignore"):
+        for i0, i1, c in _weight_blocks(ncol):
+            if c == 0:
+                continue
+            Ex = np.multiply.outer(-0.5 / (s_o[i0:i1] ** 2), H2[:c])
+            np.exp(Ex, out=Ex)
+            R[i0:i1] = Ex @ V[:c]
+    return R, ncol > first_bad
 
 
 @lru_cache(maxsize=512)
@@ -335,19 +428,11 @@ def _group(g, qn: np.ndarray, sd: np.ndarray, bps: tuple[float, ...], rtol: floa
     T = A = None
     for p in range(len(STEPS) - 1):
         q = qa = q0 = 0.0
-        pcs = [pc.rows(act) if act.size < m else pc for pc in pieces]
-        Hs = [_piece_h(pc, act.size, p) for pc in pcs]
-        if len(pcs) > 1 or (pcs[0].both and not even):
-            # one call of g for the pass (h and -h of every piece)
-            gb = _Batch(g, [a for pc, H in zip(pcs, Hs)
-                            for a in ((H, -H) if pc.both and not even else (H,))])
+        if len(pieces) == 1:
+            pc = pieces[0]
+            q, qa, q0 = _piece_pass(g, pc.rows(act) if act.size < m else pc, sd[act], p, even)
         else:
-            gb = g
-        for pc, H in zip(pcs, Hs):
-            a, b, d = _piece_pass(gb, pc, sd[act], p, even, H)
-            q, qa = q + a, qa + b
-            if p == 0:
-                q0 = q0 + d
+            q, qa, q0 = _pieces_pass(g, pieces, act, m, sd[act], p, even)
         if p:
             # the previous level's nodes carry half the weight at the new step
             q, qa = q + 0.5 * T, qa + 0.5 * A
@@ -365,6 +450,30 @@ def _group(g, qn: np.ndarray, sd: np.ndarray, bps: tuple[float, ...], rtol: floa
             break
         T, A = q[keep], qa[keep]
     return value, error, ok
+
+
+def _pieces_pass(g, pieces: list, act: np.ndarray, m: int, sd: np.ndarray, p: int, even: bool):
+    """Pass p over several pieces: g at all their nodes in one call (:class:`_Batch`), the
+    pieces with shared nodes in one weight matrix (:func:`_shared_pass`), the others one by one
+    (:func:`_piece_pass`); the sums Σf, Σ|f| and, on pass 0, the level-0 sum, per entry."""
+    q = qa = q0 = 0.0
+    pcs = [pc.rows(act) if act.size < m else pc for pc in pieces]
+    Hs = [_piece_h(pc, act.size, p) for pc in pcs]
+    gb = _Batch(g, [(H, -H) if pc.both and not even else (H,) for pc, H in zip(pcs, Hs)])
+    gs = [gb.piece(i) for i in range(len(pcs))]
+    shared = [i for i, pc in enumerate(pcs) if pc.shared_h]
+    if len(shared) > 1:
+        # the pieces with nodes shared by all entries: one weight matrix and one product
+        q, qa, q0 = _shared_pass([gs[i] for i in shared], [pcs[i] for i in shared],
+                                 [Hs[i] for i in shared], sd, p, even)
+    for i, (pc, H) in enumerate(zip(pcs, Hs)):
+        if len(shared) > 1 and pc.shared_h:
+            continue
+        a, b, d = _piece_pass(gs[i], pc, sd, p, even, H)
+        q, qa = q + a, qa + b
+        if p == 0:
+            q0 = q0 + d
+    return q, qa, q0
 
 
 def _accept(q, qa, qn, prev, rtol):
@@ -519,11 +628,13 @@ def _weight_blocks(ncol: np.ndarray) -> list:
     out: list = []
     i0 = 0
     while i0 < m:
-        c = max(int(nc[i0]), 1)
-        i1 = i0 + 1
+        c = int(nc[i0])
+        i1 = i0 + 1 if c else m          # (rows with an empty window: one block, skipped)
         while i1 < m and 2 * nc[i1] > c:
             i1 += 1
-        if out and (i1 - i0) * (out[-1][2] - c) < _BLOCK_COST:
+        # merged rows see columns up to the block's width, at most 3x their own window (the
+        # exps' arguments stay above -9L²/2 = -545: no underflow)
+        if out and (i1 - i0) * (out[-1][2] - c) < _BLOCK_COST and out[-1][2] <= 3 * nc[i1 - 1]:
             out[-1][1] = i1
         else:
             out.append([i0, i1, c])
@@ -577,18 +688,7 @@ def _uniform(g, qn: np.ndarray, sd: np.ndarray, rtol: float, even: bool):
                 V[0, :2] *= 0.5
                 V[:, 2] = 0.0
                 V[0::2, 2] = 2.0 * V[0::2, 0]           # the level-τ_0 rule: every second node
-            bad = ~np.isfinite(V[:, 0])
-            if bad.any():
-                V[bad] = 0.0
-            S = np.empty((act.size, nc))
-            lost = np.zeros(act.size, dtype=bool)
-            for i0, i1, c in _weight_blocks(np.searchsorted(H, reach, side="right")):
-                Ex = np.multiply.outer(-0.5 / (s_act[i0:i1] ** 2), H[:c] ** 2)
-                np.exp(Ex, out=Ex)
-                S[i0:i1] = Ex @ V[:c]
-                if bad[:c].any():
-                    # g inf/nan at a node inside an entry's window: that entry is lost
-                    lost[i0:i1] = (Ex[:, bad[:c]] > _WINDOW_WEIGHT).any(axis=1)
+            S, lost = _window_sums(H * H, V, s_act)
             S *= (tau * _INV_SQRT2PI / s_act)[:, None]
             q, qa = S[:, 0], S[:, 1]
             q[lost] = np.nan

@@ -20,6 +20,10 @@ function (tanh, exp, erf, sin, a non-integer power, ...) changes by O(1) over a 
 * arguments of periodic functions (sin, cos, ...) other than ``c x + b`` always take that last
   rule: ``cos(10⁴x²)`` oscillates at ``2·10⁴|x|`` everywhere, not only near its vertex.
 
+A periodic function whose argument sweeps more than one period (an unbounded polynomial, or a
+range above 2π on |x| <= 8) makes the formula *oscillate*: it keeps bending far from 0, which
+routes wide Gaussians to the uniform trapezoidal rule (``Features.oscillates``).
+
 The result is a conservative *upper* estimate of the steepness (``exp(-1000*(x - 0.3)**2)`` has
 rate √1000 at 0.3); quadrature uses it to refuse its fixed-node shortcuts and to place panels.
 
@@ -32,6 +36,8 @@ Examples
 >>> features(Activation.get("tanh(100*sin(x))").expr).located
 False
 >>> features(Activation.get("gelu").expr).rate <= 1
+True
+>>> features(Activation.get("tanh(sin(x))").expr).oscillates
 True
 """
 from __future__ import annotations

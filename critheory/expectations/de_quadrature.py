@@ -19,7 +19,11 @@ Node sets symmetric about 0 (the sinh and z rules, the two exp-exp half-lines at
 are summed as pairs ±h: the Gaussian weight of a pair is computed once (with s = 1 the weights
 are an exp per entry and node, the dominant cost), and for g declared even (``even=True``, e.g.
 proven by sympy) g is evaluated at +h only. With s = 1, weights of nodes outside an entry's
-window (|h| >= Lσ, weight < e^{-L²/2}) are set to 0 without computing an exp.
+window (|h| >= Lσ, weight < e^{-L²/2}) are set to 0 without computing an exp. The pieces of one
+pass go to g in one call (:class:`_Batch`), and those with shared nodes share one weight matrix.
+Oscillating integrands (``oscillating=True``, :attr:`Features.oscillates
+<critheory.activation.features.Features.oscillates>`) send their entries σ >= 1/4 to the uniform
+rule :func:`_uniform` first.
 The mapped integrand g(h(u)) p_σ(h(u)) h'(u) decays double-exponentially in |u| (the
 Gaussian density of a sinh, or the map's clustering at a breakpoint), so the rule may be cut at
 |u| ≈ 3-8, and for g analytic on each piece the error of the trapezoidal rule decays like

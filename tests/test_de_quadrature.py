@@ -421,3 +421,19 @@ def test_one_call_of_g_per_pass_across_pieces():
     for K, val, err in zip(Ks, r.value, r.error):
         ref = _mp_ref(formula, "phi2", K)
         assert abs(val - ref) <= err + 1e-300, (K, val, ref, err)
+
+
+def test_uniform_rule_under_its_node_budget():
+    """σ = 548 … 1000 (K = 3e5 … 1e6): the finest level of the uniform rule's first pass
+    (step 0.1) would exceed its node budget, so that pass takes the coarser levels only, which
+    converge there (the Gaussian averages the oscillation out). A 2π-periodic g has
+    E_K[g] = its mean over a period up to Fourier terms ~e^{-K/2}: 30-digit mpmath on one
+    period is the reference."""
+    mpmath.mp.dps = 30
+    mean = mpmath.quad(lambda t: mpmath.tanh(mpmath.sin(t)) ** 2, [0, mpmath.pi / 2, mpmath.pi,
+                                                                  3 * mpmath.pi / 2, 2 * mpmath.pi])
+    ref = float(mean / (2 * mpmath.pi))
+    r = expect("tanh(sin(x))", "phi2", [3e5, 5e5, 1e6])
+    assert set(r.methods.tolist()) == {"double_exponential"}
+    assert np.all(np.abs(r.value - ref) <= r.error)
+    assert np.all(r.error < 1e-13 * ref)

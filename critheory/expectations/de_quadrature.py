@@ -608,7 +608,7 @@ def expect_centered(g: Callable[[np.ndarray], np.ndarray], std, *,
 
 
 #: the uniform rule's steps in h (nested: each adds the odd multiples of the new step)
-UNIFORM_STEPS = (0.2, 0.1, 0.05, 0.025)
+UNIFORM_STEPS = (0.4, 0.2, 0.1, 0.05, 0.025)
 #: entries of the uniform rule: σ from here up (below, the Gaussian is narrower than the
 #: coarse steps; the sinh rule and the composite rule take those)
 _UNIFORM_MIN_SD = 1.0
@@ -655,9 +655,11 @@ def _uniform(g, qn: np.ndarray, sd: np.ndarray, rtol: float, even: bool):
     (Trefethen & Weideman 2014, §5: the trapezoidal rule on the real line), with no growth
     from the width of the window: the rule of an integrand that oscillates across a wide
     Gaussian. Acceptance and error estimate as the other rules (:func:`_accept`: the difference
-    of the last two levels). The first pass takes the two coarsest levels at once (all
-    multiples of the second step; the coarsest sum from every second node); the weight matrix
-    is formed in row blocks (:func:`_weight_blocks`), each only as wide as its widest window.
+    of the last two levels, accepted at the first pair of levels that agree). The first pass
+    takes the three coarsest levels at once (all multiples of the third step, the coarser sums
+    from every second and fourth node; fewer where the node budget :data:`_UNIFORM_MAX_NODES`
+    allows only the coarser ones: σ ≳ 300); the weight matrix is formed in row blocks
+    (:func:`_weight_blocks`), each only as wide as its widest window.
     Returns ``value, error, ok`` per entry (ok False: not converged by the finest step, or too
     many nodes)."""
     m = sd.size
@@ -665,20 +667,34 @@ def _uniform(g, qn: np.ndarray, sd: np.ndarray, rtol: float, even: bool):
     ok = np.zeros(m, dtype=bool)
     act = np.argsort(-sd, kind="stable")               # widest first
     T = A = None
-    for p in range(len(UNIFORM_STEPS) - 1):
-        tau = UNIFORM_STEPS[p + 1]
+    level = 0                                           # finest level summed so far
+    while True:
         s_act = sd[act]
         reach = WINDOW_L * s_act
+        if T is None:
+            # first pass: levels 0..top in one node set (top <= 2, as the node budget allows)
+            top = 2
+            while top and int(reach[0] / UNIFORM_STEPS[top]) + 1 > _UNIFORM_MAX_NODES:
+                top -= 1
+            if not top:
+                break
+        else:
+            top = level + 1
+            if top >= len(UNIFORM_STEPS):
+                break
+        tau = UNIFORM_STEPS[top]
         n = int(reach[0] / tau) + 1                     # act is sorted: reach[0] the widest
         if n > _UNIFORM_MAX_NODES:
             break
-        # the pass-p nodes (h >= 0; the node 0 once, the others as pairs ±h): all multiples
-        # of τ on pass 0 (levels τ_0 = 2τ and τ_1 = τ at once), the odd ones afterwards
-        k = np.arange(0, n) if p == 0 else np.arange(1, n, 2)
+        # the nodes (h >= 0; the node 0 once, the others as pairs ±h): all multiples of τ on
+        # the first pass, the odd ones afterwards
+        first = T is None
+        k = np.arange(0, n) if first else np.arange(1, n, 2)
         H = k * tau
         with np.errstate(all="ignore"):
-            nc = 3 if p == 0 else 2
-            V = np.empty((H.size, nc))
+            # columns: Σf, Σ|f| at level `top`, then (first pass) Σf, Σ|f| of each coarser level
+            nc = 2 + (2 * top if first else 0)
+            V = np.zeros((H.size, nc))
             if even:
                 Gp = np.asarray(g(H), dtype=float) * np.ones(H.size)
                 np.multiply(Gp, 2.0, out=V[:, 0])
@@ -688,30 +704,47 @@ def _uniform(g, qn: np.ndarray, sd: np.ndarray, rtol: float, even: bool):
                 Gp, Gm = Gb[:H.size], Gb[H.size:]
                 np.add(Gp, Gm, out=V[:, 0])
                 np.add(np.abs(Gp), np.abs(Gm), out=V[:, 1])
-            if p == 0:                                  # h = 0 counts once
-                V[0, :2] *= 0.5
-                V[:, 2] = 0.0
-                V[0::2, 2] = 2.0 * V[0::2, 0]           # the level-τ_0 rule: every second node
+            if first:
+                V[0, :2] *= 0.5                         # h = 0 counts once
+                for j in range(top):                    # level j: every 2^(top-j)-th node
+                    st = 2 ** (top - j)
+                    V[0::st, 2 + 2 * j:4 + 2 * j] = st * V[0::st, :2]
             S, lost = _window_sums(H * H, V, s_act)
             S *= (tau * _INV_SQRT2PI / s_act)[:, None]
-            q, qa = S[:, 0], S[:, 1]
-            q[lost] = np.nan
-            if p:
-                q, qa = q + 0.5 * T, qa + 0.5 * A
-                prev = T
+            S[lost, 0::2] = np.nan
+            if first:
+                # the level sums, coarsest first: (Σf, Σ|f|) of levels 0 .. top
+                sums = [(S[:, 2 + 2 * j], S[:, 3 + 2 * j]) for j in range(top)]
+                sums.append((S[:, 0], S[:, 1]))
+                todo = np.ones(act.size, dtype=bool)
+                for j in range(1, top + 1):
+                    (qp, _), (q, qa) = sums[j - 1], sums[j]
+                    good, err = _accept(q, qa, qn[act], qp, rtol)
+                    good &= todo
+                    _uniform_take(value, error, ok, act, good, q, qa, err, reach,
+                                  UNIFORM_STEPS[j])
+                    todo &= ~good & np.isfinite(q)
+                keep = todo
+                q, qa = sums[top]
             else:
-                prev = S[:, 2]
-            good, err = _accept(q, qa, qn[act], prev, rtol)
-            # rounding of the sums: up to 2Lσ/τ terms in one dot product (6600 at σ = 30),
-            # whose float64 error grows like √n ulps of Σ|f| (4 ulps, the floor of _accept, is
-            # for the few hundred nodes of the other rules; measured: E_900[tanh(sin x)'²] by
-            # one row of 3300 nodes off by 2 ulps of the value)
-            err = np.maximum(err, np.sqrt(2.0 * reach / tau + 1.0) * _EPS * qa)
-            idx = act[good]
-            value[idx], error[idx], ok[idx] = q[good], err[good], True
-            keep = ~good & np.isfinite(q)
+                q, qa = S[:, 0] + 0.5 * T, S[:, 1] + 0.5 * A
+                good, err = _accept(q, qa, qn[act], T, rtol)
+                _uniform_take(value, error, ok, act, good, q, qa, err, reach, tau)
+                keep = ~good & np.isfinite(q)
+        level = top
         act = act[keep]
         if not act.size:
             break
         T, A = q[keep], qa[keep]
     return value, error, ok
+
+
+def _uniform_take(value, error, ok, act, good, q, qa, err, reach, tau):
+    """Store the entries of the uniform rule accepted at step τ, with a rounding floor on
+    their errors: up to 2Lσ/τ terms in one dot product (6600 at σ = 30), whose float64 error
+    grows like √n ulps of Σ|f| (4 ulps, the floor of :func:`_accept`, is for the few hundred
+    nodes of the other rules; measured: E_900[tanh(sin x)'²] by one row of 3300 nodes off by 2
+    ulps of the value)."""
+    e = np.maximum(err[good], np.sqrt(2.0 * reach[good] / tau + 1.0) * _EPS * qa[good])
+    idx = act[good]
+    value[idx], error[idx], ok[idx] = q[good], e, True

@@ -655,10 +655,10 @@ def _uniform(g, qn: np.ndarray, sd: np.ndarray, rtol: float, even: bool):
     (Trefethen & Weideman 2014, §5: the trapezoidal rule on the real line), with no growth
     from the width of the window: the rule of an integrand that oscillates across a wide
     Gaussian. Acceptance and error estimate as the other rules (:func:`_accept`: the difference
-    of the last two levels, accepted at the first pair of levels that agree). The first pass
-    takes the three coarsest levels at once (all multiples of the third step, the coarser sums
-    from every second and fourth node; fewer where the node budget :data:`_UNIFORM_MAX_NODES`
-    allows only the coarser ones: σ ≳ 300); the weight matrix is formed in row blocks
+    of the last two levels). The first pass takes two levels at once, steps 0.2 and 0.1 (all
+    multiples of 0.1, the coarser sum from every second node), or 0.4 and 0.2 where the node
+    budget :data:`_UNIFORM_MAX_NODES` allows only those (σ ≳ 600: there the Gaussian averages
+    the oscillation out, and the coarse levels agree); the weight matrix is formed in row blocks
     (:func:`_weight_blocks`), each only as wide as its widest window.
     Returns ``value, error, ok`` per entry (ok False: not converged by the finest step, or too
     many nodes)."""
@@ -672,7 +672,8 @@ def _uniform(g, qn: np.ndarray, sd: np.ndarray, rtol: float, even: bool):
         s_act = sd[act]
         reach = WINDOW_L * s_act
         if T is None:
-            # first pass: levels 0..top in one node set (top <= 2, as the node budget allows)
+            # first pass: levels top - 1 and top in one node set (top = 2, or 1 where the
+            # node budget allows only the coarser levels)
             top = 2
             while top and int(reach[0] / UNIFORM_STEPS[top]) + 1 > _UNIFORM_MAX_NODES:
                 top -= 1
@@ -692,8 +693,8 @@ def _uniform(g, qn: np.ndarray, sd: np.ndarray, rtol: float, even: bool):
         k = np.arange(0, n) if first else np.arange(1, n, 2)
         H = k * tau
         with np.errstate(all="ignore"):
-            # columns: Σf, Σ|f| at level `top`, then (first pass) Σf, Σ|f| of each coarser level
-            nc = 2 + (2 * top if first else 0)
+            # columns: Σf, Σ|f| at level `top`, then (first pass) Σf at level top - 1
+            nc = 3 if first else 2
             V = np.zeros((H.size, nc))
             if even:
                 Gp = np.asarray(g(H), dtype=float) * np.ones(H.size)
@@ -706,31 +707,17 @@ def _uniform(g, qn: np.ndarray, sd: np.ndarray, rtol: float, even: bool):
                 np.add(np.abs(Gp), np.abs(Gm), out=V[:, 1])
             if first:
                 V[0, :2] *= 0.5                         # h = 0 counts once
-                for j in range(top):                    # level j: every 2^(top-j)-th node
-                    st = 2 ** (top - j)
-                    V[0::st, 2 + 2 * j:4 + 2 * j] = st * V[0::st, :2]
+                V[0::2, 2] = 2.0 * V[0::2, 0]           # level top - 1: every second node
             S, lost = _window_sums(H * H, V, s_act)
             S *= (tau * _INV_SQRT2PI / s_act)[:, None]
             S[lost, 0::2] = np.nan
             if first:
-                # the level sums, coarsest first: (Σf, Σ|f|) of levels 0 .. top
-                sums = [(S[:, 2 + 2 * j], S[:, 3 + 2 * j]) for j in range(top)]
-                sums.append((S[:, 0], S[:, 1]))
-                todo = np.ones(act.size, dtype=bool)
-                for j in range(1, top + 1):
-                    (qp, _), (q, qa) = sums[j - 1], sums[j]
-                    good, err = _accept(q, qa, qn[act], qp, rtol)
-                    good &= todo
-                    _uniform_take(value, error, ok, act, good, q, qa, err, reach,
-                                  UNIFORM_STEPS[j])
-                    todo &= ~good & np.isfinite(q)
-                keep = todo
-                q, qa = sums[top]
+                q, qa, prev = S[:, 0], S[:, 1], S[:, 2]
             else:
-                q, qa = S[:, 0] + 0.5 * T, S[:, 1] + 0.5 * A
-                good, err = _accept(q, qa, qn[act], T, rtol)
-                _uniform_take(value, error, ok, act, good, q, qa, err, reach, tau)
-                keep = ~good & np.isfinite(q)
+                q, qa, prev = S[:, 0] + 0.5 * T, S[:, 1] + 0.5 * A, T
+            good, err = _accept(q, qa, qn[act], prev, rtol)
+            _uniform_take(value, error, ok, act, good, q, qa, err, reach, tau)
+            keep = ~good & np.isfinite(q)
         level = top
         act = act[keep]
         if not act.size:

@@ -429,10 +429,10 @@ def test_uniform_rule_under_its_node_budget():
     converge there (the Gaussian averages the oscillation out). A 2π-periodic g has
     E_K[g] = its mean over a period up to Fourier terms ~e^{-K/2}: 30-digit mpmath on one
     period is the reference."""
-    mpmath.mp.dps = 30
-    mean = mpmath.quad(lambda t: mpmath.tanh(mpmath.sin(t)) ** 2, [0, mpmath.pi / 2, mpmath.pi,
-                                                                  3 * mpmath.pi / 2, 2 * mpmath.pi])
-    ref = float(mean / (2 * mpmath.pi))
+    with mpmath.workdps(30):
+        mean = mpmath.quad(lambda t: mpmath.tanh(mpmath.sin(t)) ** 2,
+                           [0, mpmath.pi / 2, mpmath.pi, 3 * mpmath.pi / 2, 2 * mpmath.pi])
+        ref = float(mean / (2 * mpmath.pi))
     r = expect("tanh(sin(x))", "phi2", [3e5, 5e5, 1e6])
     assert set(r.methods.tolist()) == {"double_exponential"}
     assert np.all(np.abs(r.value - ref) <= r.error)

@@ -90,6 +90,9 @@ _TRAP_Z = 9.5
 # from this σ on, all entries share the nodes h = sinh(u) (s = 1): the Gaussian has >= 2.5
 # nodes per σ at τ = 0.1 near h = 0, where its trapezoid error is ~e^{-2π²(σ/τ)²} < 1e-50
 _UNIT_SD = 0.25
+# entries σ < 1/4 with breakpoints off 0 share the scale s = σ_min of a group whose σ lie
+# within this factor (s <= σ: the nodes are as fine or finer relative to each Gaussian)
+_SHARED_SPAN = 4.0
 # u-range of the tanh-sinh map: at u = ±3.5, 1 - |t| ≈ 2e-23 and t' ≈ 4e-22
 _TANHSINH_U = 3.5
 
@@ -171,9 +174,10 @@ def _expexp_umax(far: float) -> float:
 
 
 def _pieces(bps: tuple[float, ...], sd: np.ndarray, s: np.ndarray, unit: bool) -> list:
-    """The pieces for entries with active breakpoints ``bps``; ``unit``: s = 1 for all."""
+    """The pieces for entries with active breakpoints ``bps``; ``unit``: one scale s (s[0],
+    1 for σ >= 1/4) for all, nodes shared."""
     reach = WINDOW_L * sd
-    scol = 1.0 if unit else s[:, None]
+    scol = float(s[0]) if unit else s[:, None]
     if not bps:
         if not unit:
             return [_Piece("trap", 0.0, scol, 1.0, 0.0, _TRAP_Z, False, True, True)]
@@ -417,13 +421,15 @@ def _level_weights(kind: str, umin: float, umax: float, p: int) -> np.ndarray:
     return WW
 
 
-def _group(g, qn: np.ndarray, sd: np.ndarray, bps: tuple[float, ...], rtol: float, even: bool):
+def _group(g, qn: np.ndarray, sd: np.ndarray, bps: tuple[float, ...], rtol: float, even: bool,
+           scale: float | None = None):
     m = sd.size
     # s = 1 (shared nodes) for σ >= 1/4, except with a single kink at 0: there the exp-exp
     # nodes ±σ·t(u) cluster at the kink for every σ, and with s = 1 entries σ ~ 1/4 - 1/2 needed
-    # a second pass
-    unit = bool(np.all(sd >= _UNIT_SD)) and bps != (0.0,)
-    s = np.ones(m) if unit else sd.copy()
+    # a second pass; ``scale``: one s <= σ shared by the entries (σ < 1/4 within a factor
+    # _SHARED_SPAN, breakpoints off 0: nodes shared instead of σ-scaled per entry)
+    unit = scale is not None or (bool(np.all(sd >= _UNIT_SD)) and bps != (0.0,))
+    s = np.full(m, 1.0 if scale is None else scale) if unit else sd.copy()
     value = np.full(m, np.nan)
     error = np.full(m, np.nan)
     ok = np.zeros(m, dtype=bool)
@@ -589,14 +595,27 @@ def expect_centered(g: Callable[[np.ndarray], np.ndarray], std, *,
     for bps, idx in groups:
         if bps == (0.0,):
             # one kink at 0: s = σ for all entries (see _group)
-            parts = (idx,)
+            parts = ((idx, None),)
         else:
-            # entries with σ < 1/4 (s = σ) and σ >= 1/4 (s = 1, nodes shared) are refined apart
+            # entries with σ >= 1/4 (s = 1, nodes shared) apart from those with σ < 1/4, which
+            # share s = their smallest σ within a factor _SHARED_SPAN (at a kink off 0 the
+            # per-entry nodes σ·t(u) of each piece cost g evaluations and exps per entry)
             small = sd[idx] < _UNIT_SD
-            parts = (idx[small], idx[~small])
-        for part in parts:
+            parts = []
+            if small.any() and not bps:
+                parts.append((idx[small], None))        # the plain rule in z
+            elif small.any():
+                sm = idx[small][np.argsort(sd[idx[small]], kind="stable")]
+                lo = 0
+                while lo < sm.size:
+                    s0 = sd[sm[lo]]
+                    hi = lo + int(np.searchsorted(sd[sm[lo:]], _SHARED_SPAN * s0, side="right"))
+                    parts.append((sm[lo:hi], s0))
+                    lo = hi
+            parts.append((idx[~small], None))
+        for part, s0 in parts:
             if part.size:
-                v, e, o = _group(g, qn[part], sd[part], bps, rtol, even)
+                v, e, o = _group(g, qn[part], sd[part], bps, rtol, even, s0)
                 value[part], error[part], ok[part] = v, e, o
     # wide Gaussians over an oscillating g (tanh(sin x) at K >= 3: the sinh nodes spread as
     # τ|h| and miss the oscillation far out): the uniform trapezoidal rule with shared nodes

@@ -137,6 +137,24 @@ def test_breakpoints_of_formulas():
     assert Activation.get("Piecewise((x, x > 0.5), (0.5, True))").breakpoints == (0.5,)
 
 
+def test_no_breakpoint_where_a_switch_only_rounds_to_zero():
+    """Max(x, log(eˣ + 1)) is softplus: its switch x − log(eˣ + 1) = −log(1 + e⁻ˣ) is below
+    30 digits of x from x ≈ 69 on, which made a breakpoint at 69.5 (the fuzz suite's
+    ``Max(celu(log(1 + exp(x))), x)``) and then a 'closed form' of the branch x on both sides:
+    E[φ] = 0, E[φ'²] = 0 with zero error bars. The switch is now 0 only if it is 0 at 1000
+    digits too; a switch that vanishes exactly on an interval keeps its ends."""
+    import critheory as ct
+
+    act = Activation.get("Max(celu(log(1 + exp(x))), x)")
+    assert act.breakpoints == ()
+    for g in ("phi", "dphi2"):
+        r = ct.expect(act, g, 0.01)
+        ref = float(ct.expect(act, g, 0.01, method="mpmath", dps=30).value)
+        assert r.method != "closed_form"
+        assert abs(float(r.value) - ref) <= float(r.error), (g, r, ref)
+    assert Activation.get("Abs(x) - x + tanh(x)").breakpoints == (0.0,)
+
+
 @pytest.mark.parametrize("name, jumps", [
     ("relu", ((0.0, 0.0, 1.0),)),
     ("leaky_relu", ((0.0, 0.0, 0.99),)),

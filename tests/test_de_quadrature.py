@@ -102,7 +102,8 @@ def test_shared_nodes_cost(even):
     """σ >= 1/4 share one set of nodes (g evaluated once for all of them); σ < 1/4 take the
     47-node plain trapezoid in z (step 0.4, |z| <= 9.5). Both node sets are symmetric: they are
     evaluated as the 24 (sinh: n) nodes z >= 0 (u >= 0) and their mirror images, which are
-    skipped when g is declared even. Count g's evaluations for tanh² on 20 variances."""
+    skipped when g is declared even (else h and -h go to g in one call per pass). Count g's
+    evaluations for tanh² on 20 variances."""
     n_eval = []
 
     def g(x):
@@ -123,8 +124,7 @@ def test_shared_nodes_cost(even):
     # difference of the first two levels is its error estimate, see _accept)
     trap = [24 * small, 24 * small]
     sinh = [shared, odd]
-    per_side = (trap + sinh) if even else [n for n in trap for _ in (0, 1)] + \
-        [n for n in sinh for _ in (0, 1)]
+    per_side = (trap + sinh) if even else [2 * n for n in trap + sinh]
     assert n_eval == per_side
     assert sum(n_eval) / sd.size < (30 if even else 60)     # evaluations of g per variance
     want = expect_centered(lambda x: np.tanh(x) ** 2, sd, even=not even)[0]
@@ -287,3 +287,181 @@ def test_oscillating_composites_take_the_uniform_rule():
     for i in (14, 20, 24):
         ref = _mp_ref("tanh(sin(x))", "phi2", Ks[i])
         assert abs(r.value[i] - ref) <= r.error[i]
+
+
+# ------------------------------------------- issue 32: oscillating formulas routed to the uniform rule
+@pytest.mark.parametrize("formula,osc", [
+    ("tanh(sin(x))", True), ("sin(erf(sin(x + 0.3)))", True), ("x*tanh(cos(x))", True),
+    ("sin(0.1*x)", True),            # one period over |x| <= 63, but a wide Gaussian sweeps it
+    ("sin(erf(x))", False), ("cos(1/(1 + x**2))", False), ("tanh", False), ("gelu", False),
+    ("Max(0.5*x, tanh(2*x - 1))", False),
+])
+def test_features_say_which_formulas_oscillate(formula, osc):
+    """Features.oscillates: a periodic function of an argument that sweeps more than a period
+    (an unbounded polynomial, or a range > 2π on |x| <= 8); bounded arguments do not count.
+    It survives the zoo cache's round trip (to_data)."""
+    from critheory.activation.features import Features, features
+
+    f = features(Activation.get(formula).expr)
+    assert f.oscillates is osc
+    assert Features(*f.to_data()) == f
+    assert Features(*f.to_data()[:3]).oscillates is False      # an older cache entry
+
+
+_OSC_SD = np.array([0.25, 0.3, 0.45, 0.7, 0.99, 1.4, 4.0, 10.0])
+
+
+@pytest.mark.parametrize("formula", ["tanh(sin(x))", "sin(erf(sin(x + 0.3)))",
+                                     "x*tanh(cos(x))", "sin(0.561*x)**3 + 0.2*x"])
+def test_oscillating_route_bounds_its_error(formula, monkeypatch):
+    """With ``oscillating=True`` every σ >= 1/4 goes to the uniform rule first — down to
+    σ = 1/4, where the Gaussian itself is resolved only from τ = 0.1 on (its trapezoid error
+    ~e^{-2π²(σ/τ)²} is 4e-14 at τ = 0.2). Each reported error must bound the distance to
+    30-digit mpmath, and the sinh rule must not have been tried for those entries."""
+    from critheory.expectations import de_quadrature as DQ
+
+    itg_act = Activation.get(formula)
+    seen = []
+    orig = DQ._group
+    monkeypatch.setattr(DQ, "_group", lambda g, qn, sd, *a: seen.append(sd.copy())
+                        or orig(g, qn, sd, *a))
+    for g in ("phi2", "dphi2", "phi"):
+        itg = integrand(itg_act, g)
+        if itg.parity == "odd":
+            continue
+        seen.clear()
+        v, e, ok = expect_centered(itg.numpy, _OSC_SD, breakpoints=itg.breakpoints,
+                                   noise=itg.float64_noise, even=itg.even, oscillating=True)
+        assert ok.all(), (formula, g)
+        assert not seen, (formula, g, seen)           # no sinh pass for these σ
+        for s, val, err in zip(_OSC_SD, v, e):
+            ref = _mp_ref(formula, g, s * s)
+            assert abs(val - ref) <= err + 1e-300, (formula, g, s, val, ref, err)
+            assert err <= 1e-12 * max(abs(ref), 1e-300) + 1e-14
+
+
+def test_expect_routes_by_the_feature():
+    """expect() passes the activation's Features.oscillates to the centred rules: tanh(sin x)
+    at σ in [1/4, 1) takes the uniform rule (as many g evaluations as its nodes, shared by the
+    entries), tanh does not."""
+    from critheory.expectations import de_quadrature as DQ
+
+    calls = []
+    orig = DQ._uniform
+
+    def spy(*a):
+        calls.append(a[2].size)
+        return orig(*a)
+
+    DQ._uniform, saved = spy, DQ._uniform
+    try:
+        Ks = np.array([0.09, 0.25, 0.6])
+        expect("tanh(sin(x))", "phi2", Ks)
+        assert calls == [3]
+        calls.clear()
+        expect("tanh", "phi2", Ks)
+        assert calls == []
+    finally:
+        DQ._uniform = saved
+
+
+def test_uniform_weight_blocks_cover_every_window():
+    """The uniform rule's weight matrix in row blocks: the blocks partition the rows, each as
+    wide as the widest window of its rows (no node inside a window is left out), and a spread
+    of σ over two decades gives several blocks (so the test below exercises them)."""
+    from critheory.expectations import de_quadrature as DQ
+
+    sd = np.sort(np.geomspace(0.25, 30.0, 40))[::-1]
+    H = np.arange(0, int(11 * sd[0] / 0.1) + 1) * 0.1
+    ncol = np.searchsorted(H, 11 * sd, side="right")
+    blocks = DQ._weight_blocks(ncol)
+    assert len(blocks) >= 3
+    assert blocks[0][0] == 0 and blocks[-1][1] == sd.size
+    for (a0, a1, c), (b0, _, _) in zip(blocks, blocks[1:] + [[sd.size, 0, 0]]):
+        assert a1 == b0 and c >= ncol[a0:a1].max()
+
+
+def test_uniform_rule_with_blocks_against_mpmath():
+    """Entries σ = 1/4 … 30 (several weight blocks, the small σ far below the widest window)
+    against 30-digit mpmath: the columns a block leaves out (beyond its rows' windows) must
+    not bias any entry beyond its reported error."""
+    from critheory.expectations import de_quadrature as DQ
+
+    formula = "tanh(sin(x))"
+    sd = np.array([0.25, 0.6, 1.5, 4.0, 11.0, 30.0])
+    f = integrand(Activation.get(formula), "dphi2").numpy
+    v, e, ok = DQ._uniform(f, np.zeros(sd.size), sd, 1e-13, True)
+    assert ok.all()
+    for s, val, err in zip(sd, v, e):
+        ref = _mp_ref(formula, "dphi2", s * s)
+        assert abs(val - ref) <= err + 1e-300, (s, val, ref, err)
+
+
+def test_one_call_of_g_per_pass_across_pieces():
+    """Three breakpoints (Max(0.5x, tanh(2x - 1)): kinks where the branches cross, found
+    numerically): the four pieces of a pass go to g in one call, and every entry — small σ
+    with some breakpoints out of its window, wide σ with all — stays within its error of
+    30-digit mpmath."""
+    formula = "Max(0.5*x, tanh(2*x - 1))"
+    itg = integrand(Activation.get(formula), "phi2")
+    assert len(itg.breakpoints) == 3
+    calls = []
+
+    def g(x):
+        calls.append(np.shape(x))
+        return itg.numpy(x)
+
+    sd = np.array([0.3, 1.0, 3.0])
+    v, e, ok = expect_centered(g, sd, breakpoints=itg.breakpoints, noise=itg.float64_noise)
+    assert ok.all()
+    assert all(len(c) == 1 for c in calls) and len(calls) <= 3      # one per pass
+    Ks = np.array([0.002, 0.03, 0.09, 0.5, 2.0, 30.0])
+    r = expect(formula, "phi2", Ks)
+    assert set(r.methods.tolist()) == {"double_exponential"}
+    for K, val, err in zip(Ks, r.value, r.error):
+        ref = _mp_ref(formula, "phi2", K)
+        assert abs(val - ref) <= err + 1e-300, (K, val, ref, err)
+
+
+def test_uniform_rule_under_its_node_budget():
+    """σ = 548 … 1000 (K = 3e5 … 1e6): the finest level of the uniform rule's first pass
+    (step 0.1) would exceed its node budget, so that pass takes the coarser levels only, which
+    converge there (the Gaussian averages the oscillation out). A 2π-periodic g has
+    E_K[g] = its mean over a period up to Fourier terms ~e^{-K/2}: 30-digit mpmath on one
+    period is the reference."""
+    with mpmath.workdps(30):
+        mean = mpmath.quad(lambda t: mpmath.tanh(mpmath.sin(t)) ** 2,
+                           [0, mpmath.pi / 2, mpmath.pi, 3 * mpmath.pi / 2, 2 * mpmath.pi])
+        ref = float(mean / (2 * mpmath.pi))
+    r = expect("tanh(sin(x))", "phi2", [3e5, 5e5, 1e6])
+    assert set(r.methods.tolist()) == {"double_exponential"}
+    assert np.all(np.abs(r.value - ref) <= r.error)
+    assert np.all(r.error < 1e-13 * ref)
+
+
+@pytest.mark.parametrize("formula", ["Min(1, Max(-1, 3*x - 0.2))", "Max(0.5*x, tanh(2*x - 1))",
+                                     "Abs(x - 0.05)*tanh(x)"])
+def test_small_sigma_kinks_off_zero_share_a_scale(formula, monkeypatch):
+    """σ < 1/4 with breakpoints off 0 in the window: the entries share the scale s = their
+    smallest σ within a factor 4 (nodes shared, g evaluated once per pass for the group)
+    instead of per-entry nodes σ·t(u). s <= σ keeps the nodes as fine relative to each
+    Gaussian; every entry (σ = 0.012 … 0.24, several shared-scale groups) stays within its
+    reported error of 30-digit mpmath."""
+    from critheory.expectations import de_quadrature as DQ
+
+    scales = []
+    orig = DQ._group
+    monkeypatch.setattr(DQ, "_group", lambda g, qn, sd, bps, rtol, even, scale=None:
+                        scales.append((sd.min(), sd.max(), scale))
+                        or orig(g, qn, sd, bps, rtol, even, scale))
+    Ks = np.geomspace(1.5e-4, 0.058, 9)
+    for g in ("phi2", "dphi2"):
+        scales.clear()
+        r = expect(formula, g, Ks, method="quadrature")     # (no closed form taken)
+        assert set(r.methods.tolist()) == {"double_exponential"}, (formula, g, r.methods)
+        shared = [(lo, hi, s) for lo, hi, s in scales if s is not None]
+        assert all(s == lo and hi <= 4 * lo for lo, hi, s in shared)
+        for K, val, err in zip(Ks, r.value, r.error):
+            ref = _mp_ref(formula, g, K)
+            assert abs(val - ref) <= err + 1e-300, (formula, g, K, val, ref, err)
+    assert shared, "no shared-scale group was formed"

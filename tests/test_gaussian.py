@@ -389,3 +389,21 @@ def test_erf_closed_form_error_bars_bound_mpmath():
         if not abs(e.value - truth) <= e.error:
             bad.append((r["c"], r["a"], r["K"], r["integrand"], e.value, truth, e.error))
     assert not bad, f"{len(bad)} uncovered: {bad[:8]}"
+
+
+def test_no_closed_form_with_an_underflowing_coefficient():
+    """celu(10304.4x − 750): sympy writes its exponential branch as 1.9e-326·exp(10304.4x),
+    a coefficient below float64's range. The closed form dropped that term (E[φ] at K = 30
+    off by 7.1e-6 with an error bar of 4e-11, the long fuzz profile's case); now there is no
+    closed form, and the route taken bounds its error (against 30-digit mpmath)."""
+    from critheory.activation.symbolic import Activation
+    from critheory.expectations.closed_forms import piecewise_terms
+    from critheory.expectations.integrands import integrand
+
+    f = "celu(x + 100*100*(x - 0) + 2*1.7*x + 3*100*(x - 2.5))"
+    assert piecewise_terms(integrand(Activation.get(f), "phi")) is None
+    for K in (30.0, 1.0):
+        r = expect(f, "phi", K)
+        ref = float(expect(f, "phi", K, method="mpmath", dps=30).value)
+        assert r.method != "closed_form"
+        assert abs(float(r.value) - ref) <= float(r.error), (K, r, ref)

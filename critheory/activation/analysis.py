@@ -52,6 +52,28 @@ def switch_functions(atom) -> list:
     return []
 
 
+# precisions at which a switch function that is 0 at 30 digits on the grid is evaluated again
+# before that point counts as a zero: x − log(eˣ + 1) = −log(1 + e⁻ˣ) is ~−e⁻ˣ, below 30 digits
+# of x from x ≈ 69 on, and 0 there would make a breakpoint (and a wrong closed form) of a formula
+# that has none; 1000 digits resolve e⁻ˣ to the grid's end (x = 1000: e⁻¹⁰⁰⁰ ≈ 5e-435).
+ZERO_CHECK_DPS = (80, 250, 1000)
+
+
+def _sign_at(fn, t: float) -> float:
+    """The sign of ``fn(t)`` (1.0, −1.0, 0.0; nan where it fails), at 30 digits and, where that
+    gives 0, at :data:`ZERO_CHECK_DPS` digits: 0 only if it is 0 at every precision."""
+    try:
+        v = mpmath.re(fn(mpmath.mpf(t)))
+        for dps in ZERO_CHECK_DPS:
+            if v != 0:
+                break
+            with mpmath.workdps(dps):
+                v = mpmath.re(fn(mpmath.mpf(t)))
+        return float(mpmath.sign(v))
+    except Exception:
+        return float("nan")
+
+
 def real_zeros(g: "sp.Expr", name: str) -> list[float]:
     """The real zeros of ``g(x)``: sympy's ``solveset`` under the symbolic budget, else sign
     changes on a grid of ±[1e-3, 1e3] refined by bisection in mpmath.
@@ -94,12 +116,7 @@ def real_zeros(g: "sp.Expr", name: str) -> list[float]:
     grid = np.concatenate([-np.logspace(3, -3, 400), [0.0], np.logspace(-3, 3, 400)])
     out = []
     with mpmath.workdps(30):
-        vals = []
-        for t in grid:
-            try:
-                vals.append(float(mpmath.re(fn(mpmath.mpf(t)))))
-            except Exception:
-                vals.append(float("nan"))
+        vals = [_sign_at(fn, t) for t in grid]
         for i in range(len(grid) - 1):
             a, b = vals[i], vals[i + 1]
             if a == 0.0:
@@ -108,7 +125,7 @@ def real_zeros(g: "sp.Expr", name: str) -> list[float]:
                 left = vals[i - 1] if i else float("nan")
                 if not (left == 0.0 and b == 0.0):
                     out.append(float(grid[i]))
-            elif a * b < 0:
+            elif a * b < 0:             # (signs: ±1, 0 or nan)
                 try:
                     r = mpmath.findroot(lambda t: fn(t), (grid[i], grid[i + 1]), solver="bisect")
                     out.append(float(r))

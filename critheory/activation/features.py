@@ -20,6 +20,10 @@ function (tanh, exp, erf, sin, a non-integer power, ...) changes by O(1) over a 
 * arguments of periodic functions (sin, cos, ...) other than ``c x + b`` always take that last
   rule: ``cos(10⁴x²)`` oscillates at ``2·10⁴|x|`` everywhere, not only near its vertex.
 
+A periodic function whose argument sweeps more than one period (an unbounded polynomial, or a
+range above 2π on |x| <= 8) makes the formula *oscillate*: it keeps bending far from 0, which
+routes wide Gaussians to the uniform trapezoidal rule (``Features.oscillates``).
+
 The result is a conservative *upper* estimate of the steepness (``exp(-1000*(x - 0.3)**2)`` has
 rate √1000 at 0.3); quadrature uses it to refuse its fixed-node shortcuts and to place panels.
 
@@ -32,6 +36,8 @@ Examples
 >>> features(Activation.get("tanh(100*sin(x))").expr).located
 False
 >>> features(Activation.get("gelu").expr).rate <= 1
+True
+>>> features(Activation.get("tanh(sin(x))").expr).oscillates
 True
 """
 from __future__ import annotations
@@ -68,11 +74,19 @@ class Features:
         known.
     located : bool
         Every argument with rate above :data:`STEEP_RATE` has a known centre.
+    oscillates : bool
+        A periodic function (sin, cos, ...) of an argument that sweeps more than one period
+        on |x| <= 8 (``sin(x)``, ``tanh(sin(x))``; not ``sin(erf(x))``): the formula goes on
+        bending far from 0, where the nodes of the sinh rule spread out, and the expectations
+        route wide Gaussians to the uniform trapezoidal rule first
+        (:func:`critheory.expectations.de_quadrature.expect_centered`). Only a routing hint:
+        every rule's error estimate stands on its own.
     """
 
     rate: float
     centres: tuple
     located: bool
+    oscillates: bool = False
 
     @property
     def steep(self) -> bool:
@@ -80,7 +94,7 @@ class Features:
         return self.rate > STEEP_RATE
 
     def to_data(self) -> tuple:
-        return (self.rate, self.centres, self.located)
+        return (self.rate, self.centres, self.located, self.oscillates)
 
 
 def _singular_at_zero(node) -> bool:
@@ -133,6 +147,22 @@ def _periodic(node) -> bool:
     """sin, cos, tan, ...: they oscillate at the rate |a'| wherever their argument a goes, not
     only near a centre (cos(10⁴x²) is fast everywhere but at 0)."""
     return isinstance(node, sp.functions.elementary.trigonometric.TrigonometricFunction)
+
+
+def _sweeps_period(a, x) -> bool:
+    """The argument ``a`` of a periodic function spans more than one period (2π) on |x| <= 8
+    (sampled on the scan grid; an argument numpy cannot evaluate counts as not sweeping), or
+    is a non-constant polynomial (unbounded: ``sin(0.1*x)`` sweeps periods on wide Gaussians)."""
+    if a.is_polynomial(x) and sp.degree(a, x) >= 1:
+        return True
+    try:
+        fa = np_lambdify(a, x, rewrite=False)
+        with np.errstate(all="ignore"):
+            v = np.asarray(fa(_SCAN), dtype=complex) * np.ones_like(_SCAN)
+    except Exception:  # noqa: BLE001 - a function numpy/scipy lack: no routing hint
+        return False
+    v = v.real[np.isfinite(v) & (v.imag == 0)]
+    return bool(v.size) and float(v.max() - v.min()) > 2.0 * math.pi
 
 
 def _numeric_rate(a, x, relative: bool = True) -> float:
@@ -209,12 +239,15 @@ def features(expr, x=None) -> Features:
             for a in args:
                 if not a.has(x):
                     continue
+                if per and not osc[0]:
+                    osc[0] = _sweeps_period(a, x)
                 r, c, loc = arg_scale(a, sing, per)
                 rate = max(rate, r)
                 centres.extend(c)
                 located = located and (loc or r <= STEEP_RATE)
         return rate, centres, located
 
+    osc = [False]
     rate, centres, located = walk(sp.sympify(expr))
     cs = sorted({float(c) + 0.0 for c in centres if math.isfinite(c)}, key=abs)[:64]
-    return Features(float(rate), tuple(sorted(cs)), bool(located))
+    return Features(float(rate), tuple(sorted(cs)), bool(located), osc[0])

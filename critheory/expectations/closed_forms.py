@@ -54,6 +54,7 @@ on_import("sympy", _on_sympy)
 on_import("scipy.special", _on_special)
 
 _EPS = np.finfo(float).eps
+_TINY = float(np.finfo(float).tiny)       # the smallest normal float64
 
 
 # ---------------------------------------------------------------------- structure
@@ -149,11 +150,17 @@ def _exp_poly_terms(e: sp.Expr):
             else:
                 return None
         try:
-            c = complex(sp.N(coef, 30))
+            c30 = sp.N(coef, 30)
+            c = complex(c30)
             a = complex(sp.N(alpha, 30))
         except (TypeError, ValueError):
             return None
         if not (np.isfinite(c) and np.isfinite(a)):
+            return None
+        if c30 != 0 and abs(c) < _TINY:
+            # below float64's normal range: exp(10304.4x − 750) is written 1.9e-326·exp(10304.4x),
+            # whose coefficient rounds to 0 (the term would be dropped: E = 7e-6 of celu(...) at
+            # K = 30 went missing) or to a few bits: no closed form
             return None
         if c != 0:
             terms.append((c, p, a))

@@ -358,7 +358,8 @@ def expect_1d(g: Callable[[np.ndarray], np.ndarray], mean, std, *,
         # centred Gaussians: the double-exponential trapezoidal rules; the entries they do not
         # converge for (singularities near the real axis, undeclared kinks) come back here
         v, e, ok = expect_centered(g, sd, breakpoints=breakpoints, rtol=rtol, noise=noise,
-                                   even=even)
+                                   even=even, oscillating=bool(getattr(features, "oscillates",
+                                                                       False)))
         if ok.all():
             meth = np.full(sd.size, "double_exponential", dtype=object)
             return QuadResult(v.reshape(shape), e.reshape(shape), meth.reshape(shape))

@@ -304,20 +304,10 @@ def _piece_pass(g, pc: _Piece, sd: np.ndarray, p: int, even: bool, H=None):
             V[:, 2] = 0.0
             if p == 0:
                 V[e0::2, 2] = 2.0 * V[e0::2, 0]
-            A = np.multiply.outer(-0.5 / (sd * sd), H * H)          # (m, n)
-            # exp only inside each entry's window (|h| < Lσ): beyond, the weight is < e^{-L²/2}
-            # (on these few hundred nodes the masked exp is the fastest form: a dense one takes
-            # numpy's slow scalar path on the arguments that underflow, far out on the sinh grid)
-            E = np.exp(A, out=np.zeros(A.shape), where=A > _LOG_WINDOW)
-            bad = ~np.isfinite(V[:, 0])
-            if bad.any():
-                # g may be inf/nan where every Gaussian weight underflows: those nodes add 0
-                lost = (E[:, bad] > 0).any(axis=1)
-                V[bad] = 0.0
-            R = E @ V
+            R, lost = _masked_sums(sd, H, V)
             R *= ((f * _INV_SQRT2PI * pc.scale) / sd)[:, None]
             q, qa, q0 = R[:, 0], R[:, 1], (R[:, 2] if p == 0 else None)
-            if bad.any():
+            if lost is not None:
                 q[lost] = np.nan
             return q, qa, q0
         G, Ga, f = _eval(g, H, pc.both, even)
@@ -362,23 +352,32 @@ def _shared_pass(gs: list, pcs: list, Hs: list, sd: np.ndarray, p: int, even: bo
     V = np.concatenate(Vs) if len(Vs) > 1 else Vs[0]
     H = np.concatenate(Hs) if len(Hs) > 1 else Hs[0]
     with np.errstate(all="ignore"):
-        A = np.multiply.outer(-0.5 / (sd * sd), H * H)          # (m, n)
-        # exp only inside each entry's window (|h| < Lσ): beyond, the weight is < e^{-L²/2}.
-        # (On these few hundred nodes the masked exp is the fastest form: a dense one takes
-        # numpy's slow scalar path on the arguments that underflow, far out on the sinh grid,
-        # and the window prefixes of _window_sums cost more numpy calls than they save.)
-        E = np.exp(A, out=np.zeros(A.shape), where=A > _LOG_WINDOW)
-        bad = ~np.isfinite(V[:, 0])
-        if bad.any():
-            # g may be inf/nan where every Gaussian weight underflows: those nodes add 0
-            lost = (E[:, bad] > 0).any(axis=1)
-            V[bad] = 0.0
-        R = E @ V
+        R, lost = _masked_sums(sd, H, V)
         R *= (_INV_SQRT2PI / sd)[:, None]
     q = R[:, 0]
-    if bad.any():
+    if lost is not None:
         q[lost] = np.nan
     return q, R[:, 1], (R[:, 2] if p == 0 else 0.0)
+
+
+def _masked_sums(sd: np.ndarray, H: np.ndarray, V: np.ndarray):
+    """``R = E @ V`` with ``E[i, j] = exp(-H_j²/(2σ_i²))`` computed only inside entry i's window
+    (|h| < Lσ: beyond, the weight is < e^{-L²/2} and left a zero), and ``lost`` (None, or per
+    entry: a non-finite row of V inside its window; non-finite rows are zeroed: g may be
+    inf/nan where every Gaussian weight underflows, and those nodes add 0).
+
+    On these few hundred nodes the masked exp is the fastest form: a dense one takes numpy's
+    slow scalar path on the arguments that underflow, far out on the sinh grid, and the window
+    prefixes of :func:`_window_sums` cost more numpy calls than they save.
+    """
+    A = np.multiply.outer(-0.5 / (sd * sd), H * H)          # (m, n)
+    E = np.exp(A, out=np.zeros(A.shape), where=A > _LOG_WINDOW)
+    bad = ~np.isfinite(V[:, 0])
+    lost = None
+    if bad.any():
+        lost = (E[:, bad] > 0).any(axis=1)
+        V[bad] = 0.0
+    return E @ V, lost
 
 
 def _window_sums(H2: np.ndarray, V: np.ndarray, s_o: np.ndarray):

@@ -298,13 +298,7 @@ def _piece_pass(g, pc: _Piece, sd: np.ndarray, p: int, even: bool, H=None):
     with np.errstate(all="ignore"):
         if pc.shared_h:
             G, Ga, f = _eval(g, H, pc.both, even)
-            V = np.empty((t.size, 3))
-            np.multiply(G, dt, out=V[:, 0])
-            np.multiply(Ga, dt, out=V[:, 1])
-            V[:, 2] = 0.0
-            if p == 0:
-                V[e0::2, 2] = 2.0 * V[e0::2, 0]
-            R, lost = _masked_sums(sd, H, V)
+            R, lost = _masked_sums(sd, H, _node_columns(G, Ga, dt, p, e0))
             R *= ((f * _INV_SQRT2PI * pc.scale) / sd)[:, None]
             q, qa, q0 = R[:, 0], R[:, 1], (R[:, 2] if p == 0 else None)
             if lost is not None:
@@ -341,14 +335,7 @@ def _shared_pass(gs: list, pcs: list, Hs: list, sd: np.ndarray, p: int, even: bo
         t, dt, wz, e0 = _map(pc.kind, pc.umin, pc.umax, p)
         with np.errstate(all="ignore"):
             G, Ga, f = _eval(g, H, pc.both, even)
-            w = dt * (f * pc.scale)
-            V = np.empty((t.size, 3))
-            np.multiply(G, w, out=V[:, 0])
-            np.multiply(Ga, w, out=V[:, 1])
-        V[:, 2] = 0.0
-        if p == 0:
-            V[e0::2, 2] = 2.0 * V[e0::2, 0]
-        Vs.append(V)
+            Vs.append(_node_columns(G, Ga, dt * (f * pc.scale), p, e0))
     V = np.concatenate(Vs) if len(Vs) > 1 else Vs[0]
     H = np.concatenate(Hs) if len(Hs) > 1 else Hs[0]
     with np.errstate(all="ignore"):
@@ -358,6 +345,19 @@ def _shared_pass(gs: list, pcs: list, Hs: list, sd: np.ndarray, p: int, even: bo
     if lost is not None:
         q[lost] = np.nan
     return q, R[:, 1], (R[:, 2] if p == 0 else 0.0)
+
+
+def _node_columns(G: np.ndarray, Ga: np.ndarray, w, p: int, e0: int) -> np.ndarray:
+    """The columns the Gaussian weights multiply: ``g·w``, ``|g|·w`` and, on the first level
+    (``p == 0``), twice the first column on the nodes of the coarser level (every second one
+    from ``e0``), zero elsewhere."""
+    V = np.empty((G.size, 3))
+    np.multiply(G, w, out=V[:, 0])
+    np.multiply(Ga, w, out=V[:, 1])
+    V[:, 2] = 0.0
+    if p == 0:
+        V[e0::2, 2] = 2.0 * V[e0::2, 0]
+    return V
 
 
 def _masked_sums(sd: np.ndarray, H: np.ndarray, V: np.ndarray):

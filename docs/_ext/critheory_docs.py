@@ -280,9 +280,16 @@ def _lookup(dotted: str):
     return None
 
 
+_PUBLIC: dict | None = None
+
+
 def _public_names() -> dict:
-    """``id(object) → documented name`` for every public object (``critheory.X``,
-    ``critheory.torch.X`` and their methods, the result types)."""
+    """``id(object) → documented name`` for every name of ``critheory.__all__`` and
+    ``critheory.torch.__all__``, built once per process (ids are not kept in Sphinx's pickled
+    environment: they mean nothing in the next build's process)."""
+    global _PUBLIC
+    if _PUBLIC is not None:
+        return _PUBLIC
     import contextlib
 
     import critheory
@@ -304,6 +311,7 @@ def _public_names() -> dict:
                 except ImportError:
                     continue
                 names.setdefault(id(obj), f"{ns}.{name}")
+    _PUBLIC = names
     return names
 
 
@@ -407,9 +415,7 @@ def resolve_reference(app, env, node, contnode):
     if len(defined) == 1:
         rest = target.partition(".")[2]
         candidates.append(f"{defined[0]}.{rest}" if rest else defined[0])
-    public = app.env.critheory_public if hasattr(app.env, "critheory_public") else None
-    if public is None:
-        public = app.env.critheory_public = _public_names()
+    public = _public_names()
     domain = env.get_domain("py")
     for path in candidates:
         if not path or not path.startswith("critheory"):
